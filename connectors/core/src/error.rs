@@ -1,0 +1,96 @@
+//! Connector errors, already classified so the jobs layer can decide what happens next
+//! without knowing anything about HTTP (retry decisions stay apart from the transport).
+
+use std::time::Duration;
+
+/// What went wrong at a processor, and what to do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectorError {
+    /// Temporary: try again later, no sooner than `after` when the vendor said so
+    /// (for example a 429 with `Retry-After`).
+    #[error("{processor} is temporarily unavailable ({code}): {message}")]
+    RetryLater {
+        processor: &'static str,
+        code: String,
+        message: String,
+        after: Option<Duration>,
+    },
+    /// Credentials were refused even after a fresh token: an operator must fix them.
+    #[error("{processor} refused our credentials ({code}): {message}")]
+    Reauthenticate {
+        processor: &'static str,
+        code: String,
+        message: String,
+    },
+    /// Retrying will not help (bad request, missing permission, vendor said no).
+    #[error("{processor} failed permanently ({code}): {message}")]
+    Permanent {
+        processor: &'static str,
+        code: String,
+        message: String,
+    },
+    /// The processor offers no way to serve this right.
+    #[error("{processor} cannot do this: {reason}")]
+    NotSupported {
+        processor: &'static str,
+        reason: String,
+    },
+    /// The records found could not be stored on our side (disk full, permissions).
+    #[error(transparent)]
+    Sink(#[from] crate::SinkError),
+}
+
+impl ConnectorError {
+    /// A short code without personal data, safe to store in the queue backend.
+    pub fn code(&self) -> String {
+        match self {
+            ConnectorError::RetryLater { code, .. } => format!("retry_later:{code}"),
+            ConnectorError::Reauthenticate { code, .. } => format!("reauthenticate:{code}"),
+            ConnectorError::Permanent { code, .. } => format!("permanent:{code}"),
+            ConnectorError::NotSupported { .. } => "not_supported".to_string(),
+            ConnectorError::Sink(_) => "sink".to_string(),
+        }
+    }
+
+    /// Whether a later attempt may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            ConnectorError::RetryLater { .. }
+                | ConnectorError::Reauthenticate { .. }
+                | ConnectorError::Sink(_)
+        )
+    }
+
+    /// The wait the vendor asked for, if any.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            ConnectorError::RetryLater { after, .. } => *after,
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_carry_no_message_text() {
+        let err = ConnectorError::Permanent {
+            processor: "wix",
+            code: "400".into(),
+            message: "kari@example.no is not valid".into(),
+        };
+        assert_eq!(err.code(), "permanent:400");
+        assert!(!err.is_retryable());
+        let err = ConnectorError::RetryLater {
+            processor: "google",
+            code: "429".into(),
+            message: String::new(),
+            after: Some(Duration::from_millis(2128)),
+        };
+        assert!(err.is_retryable());
+        assert_eq!(err.retry_after(), Some(Duration::from_millis(2128)));
+    }
+}

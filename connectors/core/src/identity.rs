@@ -1,0 +1,234 @@
+//! The identities a subject is known by: e-mail addresses, phone numbers, names and
+//! vendor ids. A name alone never matches anything; it only labels or narrows.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum IdentityError {
+    #[error("`{0}` is not a valid e-mail address (RFC 5322 addr-spec such as kari@example.no)")]
+    Email(String),
+    #[error(
+        "`{value}` is not a valid phone number for region {region} (use E.164, e.g. +4791234567)"
+    )]
+    Phone { value: String, region: String },
+    #[error("unknown phone region `{0}`: use an ISO 3166 code such as NO")]
+    Region(String),
+    #[error("a {0} may not be empty")]
+    Empty(&'static str),
+}
+
+/// An e-mail address, validated and compared case-insensitively (held lowercased).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(raw: &str) -> Result<Self, IdentityError> {
+        let trimmed = raw.trim();
+        // Display text ("Kari <kari@x>") is refused: an identity is a bare address.
+        let options = email_address::Options {
+            allow_display_text: false,
+            minimum_sub_domains: 2,
+            ..Default::default()
+        };
+        email_address::EmailAddress::parse_with_options(trimmed, options)
+            .map_err(|_| IdentityError::Email(raw.to_string()))?;
+        Ok(Email(trimmed.to_lowercase()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// True when `other` is this address, ignoring case.
+    pub fn matches(&self, other: &str) -> bool {
+        self.0.eq_ignore_ascii_case(other.trim()) || self.0 == other.trim().to_lowercase()
+    }
+}
+
+impl TryFrom<String> for Email {
+    type Error = IdentityError;
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Email::parse(&value)
+    }
+}
+
+impl From<Email> for String {
+    fn from(value: Email) -> Self {
+        value.0
+    }
+}
+
+/// Identities are personal data: Debug never shows them.
+impl fmt::Debug for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Email(<redacted>)")
+    }
+}
+
+/// A phone number in E.164 form (`+4791234567`).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Phone(String);
+
+impl Phone {
+    /// Parses a number written nationally (for `region`) or internationally.
+    pub fn parse(raw: &str, region: &str) -> Result<Self, IdentityError> {
+        let id: phonenumber::country::Id = region
+            .trim()
+            .to_uppercase()
+            .parse()
+            .map_err(|_| IdentityError::Region(region.to_string()))?;
+        let invalid = || IdentityError::Phone {
+            value: raw.to_string(),
+            region: region.to_string(),
+        };
+        let number = phonenumber::parse(Some(id), raw.trim()).map_err(|_| invalid())?;
+        if !phonenumber::is_valid(&number) {
+            return Err(invalid());
+        }
+        Ok(Phone(
+            number.format().mode(phonenumber::Mode::E164).to_string(),
+        ))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Phone {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Phone(<redacted>)")
+    }
+}
+
+/// Everything the subject is known by, as given in the request.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identities {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub emails: Vec<Email>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub phones: Vec<Phone>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub names: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ga_client_ids: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ga_user_ids: Vec<String>,
+}
+
+impl Identities {
+    /// True when at least one identity can match records (a name cannot).
+    pub fn has_matchable(&self) -> bool {
+        !(self.emails.is_empty()
+            && self.phones.is_empty()
+            && self.ga_client_ids.is_empty()
+            && self.ga_user_ids.is_empty())
+    }
+
+    /// Adds an e-mail unless an equal one is present (e-mails compare case-insensitively).
+    pub fn add_email(&mut self, email: Email) {
+        if !self.emails.contains(&email) {
+            self.emails.push(email);
+        }
+    }
+
+    pub fn add_phone(&mut self, phone: Phone) {
+        if !self.phones.contains(&phone) {
+            self.phones.push(phone);
+        }
+    }
+
+    /// Every identity value as a string, for keyed hashing and for scanning stored
+    /// text for leaks of personal data.
+    pub fn values(&self) -> Vec<&str> {
+        self.emails
+            .iter()
+            .map(Email::as_str)
+            .chain(self.phones.iter().map(Phone::as_str))
+            .chain(self.names.iter().map(String::as_str))
+            .chain(self.ga_client_ids.iter().map(String::as_str))
+            .chain(self.ga_user_ids.iter().map(String::as_str))
+            .collect()
+    }
+}
+
+impl fmt::Debug for Identities {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Identities")
+            .field("emails", &self.emails.len())
+            .field("phones", &self.phones.len())
+            .field("names", &self.names.len())
+            .field("ga_client_ids", &self.ga_client_ids.len())
+            .field("ga_user_ids", &self.ga_user_ids.len())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_parse_rfc5322_and_compare_case_insensitively() {
+        let a = Email::parse("Kari.Nordmann@Example.NO").unwrap();
+        let b = Email::parse("kari.nordmann@example.no").unwrap();
+        assert_eq!(a, b);
+        assert!(a.matches("KARI.nordmann@example.no"));
+        assert!(
+            Email::parse("o'brien@example.ie").is_ok(),
+            "' is legal in a local part"
+        );
+        for bad in [
+            "",
+            "kari",
+            "kari@",
+            "@example.no",
+            "kari@@example.no",
+            "Kari <kari@example.no>",
+            "kari@localhost",
+        ] {
+            assert!(Email::parse(bad).is_err(), "{bad} should be refused");
+        }
+    }
+
+    #[test]
+    fn phones_normalise_to_e164_with_a_default_region() {
+        assert_eq!(
+            Phone::parse("912 34 567", "NO").unwrap().as_str(),
+            "+4791234567"
+        );
+        assert_eq!(
+            Phone::parse("+47 912 34 567", "SE").unwrap().as_str(),
+            "+4791234567"
+        );
+        assert_eq!(
+            Phone::parse("0047 91234567", "NO").unwrap().as_str(),
+            "+4791234567"
+        );
+        assert!(Phone::parse("12", "NO").is_err());
+        assert!(Phone::parse("hello", "NO").is_err());
+        assert!(matches!(
+            Phone::parse("91234567", "XX"),
+            Err(IdentityError::Region(_))
+        ));
+    }
+
+    #[test]
+    fn a_name_alone_is_not_matchable_and_debug_hides_values() {
+        let mut ids = Identities {
+            names: vec!["Kari Nordmann".into()],
+            ..Default::default()
+        };
+        assert!(!ids.has_matchable());
+        ids.add_email(Email::parse("kari@example.no").unwrap());
+        ids.add_email(Email::parse("KARI@example.no").unwrap());
+        assert_eq!(ids.emails.len(), 1);
+        assert!(ids.has_matchable());
+        let debug = format!("{ids:?}");
+        assert!(!debug.contains("kari"), "{debug}");
+    }
+}

@@ -1,0 +1,19 @@
+//! The connector API: what every processor connector implements and what the jobs
+//! layer relies on. Connectors depend on this crate only; they never know each other.
+
+pub mod connector;
+pub mod error;
+pub mod identity;
+pub mod processor;
+pub mod record;
+pub mod secret;
+
+pub use connector::{
+    AccessSummary, Capabilities, ChangeReport, CheckReport, Connector, Evidence, FieldChange,
+    RectifyField, Retained, Right, Support, TaskContext,
+};
+pub use error::ConnectorError;
+pub use identity::{Email, Identities, IdentityError, Phone};
+pub use processor::{Processor, UnknownProcessor};
+pub use record::{Record, RecordSink, SinkError};
+pub use secret::{SecretError, SecretRef};

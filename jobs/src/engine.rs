@@ -1,0 +1,222 @@
+//! Everything a worker, the CLI and the sweeps share: the ledger, the queue, the configured
+//! connectors and the settings.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use dsr_connector::{Connector, Identities, Processor};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::ledger::{Ledger, LedgerError};
+use crate::model::NewRequest;
+use crate::queue::{Job, Queue, QueueError, QueueSettings};
+
+/// The connectors configured for this deployment, one per processor.
+#[derive(Clone, Default)]
+pub struct Connectors(BTreeMap<Processor, Arc<dyn Connector>>);
+
+impl Connectors {
+    pub fn insert(&mut self, connector: Arc<dyn Connector>) {
+        self.0.insert(connector.processor(), connector);
+    }
+
+    pub fn get(&self, processor: Processor) -> Option<&Arc<dyn Connector>> {
+        self.0.get(&processor)
+    }
+
+    pub fn processors(&self) -> Vec<Processor> {
+        self.0.keys().copied().collect()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// Tunables, from the binary's config.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The controller's time zone: deadlines are counted in it.
+    pub zone: Tz,
+    /// Where spools, bundles and confirmations are written.
+    pub export_dir: PathBuf,
+    /// How long a worker holds a task before another may take it over.
+    pub task_lease: Duration,
+    /// Attempts per task before it fails for good.
+    pub max_attempts: u32,
+    pub backoff_base: Duration,
+    pub backoff_max: Duration,
+    /// How often the recovery sweep and the deadline watch run.
+    pub sweep_every: Duration,
+    /// How long a pending task or received request may sit before the sweep re-enqueues it.
+    pub recover_after: Duration,
+    /// Warn about requests due within this many days.
+    pub deadline_warning_days: i64,
+    /// Key for the hashes that stand in for subjects in logs.
+    pub log_key: Vec<u8>,
+    pub queue: QueueSettings,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    #[error("cannot write under {path}: {source}")]
+    Storage {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl EngineError {
+    /// A code without personal data, for the queue backend and logs.
+    pub fn code(&self) -> String {
+        match self {
+            EngineError::Ledger(_) => "ledger".into(),
+            EngineError::Queue(_) => "queue".into(),
+            EngineError::Storage { source, .. } => format!("storage:{:?}", source.kind()),
+            EngineError::Invalid(_) => "invalid".into(),
+        }
+    }
+
+    /// True when the failure is in our infrastructure (exit code 3 for the CLI).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            EngineError::Ledger(
+                LedgerError::Unreachable { .. } | LedgerError::Query(_) | LedgerError::Migrate(_)
+            ) | EngineError::Queue(_)
+                | EngineError::Storage { .. }
+        )
+    }
+}
+
+struct Inner {
+    ledger: Ledger,
+    queue: Queue,
+    connectors: Connectors,
+    settings: Settings,
+    worker_name: String,
+}
+
+/// The shared runtime. Cheap to clone.
+#[derive(Clone)]
+pub struct Engine(Arc<Inner>);
+
+impl Engine {
+    pub fn new(ledger: Ledger, queue: Queue, connectors: Connectors, settings: Settings) -> Self {
+        Engine(Arc::new(Inner {
+            ledger,
+            queue,
+            connectors,
+            settings,
+            worker_name: unique_worker_name(),
+        }))
+    }
+
+    pub fn ledger(&self) -> &Ledger {
+        &self.0.ledger
+    }
+
+    pub fn queue(&self) -> &Queue {
+        &self.0.queue
+    }
+
+    pub fn connectors(&self) -> &Connectors {
+        &self.0.connectors
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.0.settings
+    }
+
+    /// Unique per process (host, pid and a random part), as apalis needs.
+    pub fn worker_name(&self) -> &str {
+        &self.0.worker_name
+    }
+
+    /// A keyed hash that stands in for the subject in logs.
+    pub fn subject_tag(&self, identities: &Identities) -> String {
+        subject_tag(&self.0.settings.log_key, identities)
+    }
+
+    /// Stores a request and queues its fan-out. If the push fails the request is still in
+    /// the ledger, and the recovery sweep queues it later.
+    pub async fn enqueue(&self, new: NewRequest) -> Result<String, EngineError> {
+        let id = uuid::Uuid::new_v4().to_string();
+        let due = crate::deadline::due_at(new.received_at, 1, self.0.settings.zone);
+        self.ledger().create_request(&id, &new, due).await?;
+        tracing::info!(request = %id, kind = %new.kind, subject = %self.subject_tag(&new.identities), "request received");
+        self.queue()
+            .push(Job::FanOut {
+                request_id: id.clone(),
+            })
+            .await?;
+        Ok(id)
+    }
+
+    /// Runs a queue worker in this process until `shutdown` resolves.
+    pub async fn run_worker(
+        &self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Result<(), EngineError> {
+        let settings = self.0.settings.queue.clone();
+        self.queue()
+            .run_worker(self.worker_name(), self.clone(), &settings, shutdown)
+            .await?;
+        Ok(())
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+fn unique_worker_name() -> String {
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!("dsr-{host}-{}-{}", std::process::id(), &random[..8])
+}
+
+/// HMAC-SHA256 over the subject's identities, shortened: stable for one key, useless
+/// without it.
+pub fn subject_tag(key: &[u8], identities: &Identities) -> String {
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else {
+        return "subject:?".into();
+    };
+    let mut values = identities.values();
+    values.sort_unstable();
+    for v in values {
+        mac.update(v.as_bytes());
+        mac.update(&[0]);
+    }
+    let digest = mac.finalize().into_bytes();
+    format!("subject:{}", hex::encode(&digest[..8]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dsr_connector::Email;
+
+    #[test]
+    fn subject_tags_are_keyed_and_hide_the_address() {
+        let ids = Identities {
+            emails: vec![Email::parse("kari@example.no").unwrap()],
+            ..Default::default()
+        };
+        let a = subject_tag(b"key-one", &ids);
+        assert_eq!(a, subject_tag(b"key-one", &ids));
+        assert_ne!(a, subject_tag(b"key-two", &ids));
+        assert!(!a.contains("kari"));
+    }
+}

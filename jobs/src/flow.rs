@@ -1,0 +1,346 @@
+//! The request's path through the queue: `fan_out` → one `processor_task` per processor →
+//! `finalize`. Each step asks the ledger what is left to do, so any step may run twice.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use dsr_connector::{ChangeReport, ConnectorError, Processor, Support, TaskContext};
+use serde_json::json;
+
+use crate::engine::{Engine, EngineError};
+use crate::ledger::{Claim, TaskResult};
+use crate::model::{Outcome, RequestKind, RequestStatus, TaskStatus};
+use crate::queue::Job;
+use crate::spool::{SpoolWriter, spool_path};
+
+/// Moves the request to in_progress and queues a task for every processor still due.
+pub async fn fan_out(engine: &Engine, request_id: &str) -> Result<(), EngineError> {
+    let ledger = engine.ledger();
+    let request = ledger.get_request(request_id).await?;
+    if request.status.is_terminal() {
+        return Ok(());
+    }
+    ledger.start_request(request_id).await?;
+    let tasks = ledger.tasks(request_id).await?;
+    if tasks.iter().all(|t| t.status.is_terminal()) {
+        return engine
+            .queue()
+            .push(Job::Finalize {
+                request_id: request_id.to_string(),
+            })
+            .await
+            .map_err(Into::into);
+    }
+    for task in tasks
+        .iter()
+        .filter(|t| matches!(t.status, TaskStatus::Pending | TaskStatus::Retrying))
+    {
+        engine
+            .queue()
+            .push(Job::ProcessorTask {
+                request_id: request_id.to_string(),
+                processor: task.processor,
+            })
+            .await?;
+    }
+    Ok(())
+}
+
+/// Runs one request at one processor, once per claim, and records the result.
+pub async fn processor_task(
+    engine: &Engine,
+    request_id: &str,
+    processor: Processor,
+) -> Result<(), EngineError> {
+    let ledger = engine.ledger();
+    let request = ledger.get_request(request_id).await?;
+    if request.status != RequestStatus::InProgress {
+        return Ok(());
+    }
+    let Some(connector) = engine.connectors().get(processor).cloned() else {
+        let error = format!(
+            "processor {processor} is not configured in this deployment: enable [processors.{processor}] and run `dsr retry {request_id}`"
+        );
+        ledger
+            .settle_unstarted(request_id, processor, &TaskResult::Failed { error })
+            .await?;
+        return maybe_finalize(engine, request_id).await;
+    };
+    if let Support::NotApplicable(reason) = connector.capabilities().for_right(request.kind.right())
+    {
+        let result = TaskResult::NotApplicable {
+            reason: reason.clone(),
+        };
+        ledger
+            .settle_unstarted(request_id, processor, &result)
+            .await?;
+        return maybe_finalize(engine, request_id).await;
+    }
+
+    let settings = engine.settings();
+    let owner = engine.worker_name().to_string();
+    let Some(claim) = ledger
+        .claim_task(request_id, processor, &owner, settings.task_lease)
+        .await?
+    else {
+        return Ok(()); // done already, or a live worker holds it
+    };
+    tracing::info!(request = %request_id, %processor, attempt = claim.attempt, "task started");
+
+    let keep_lease = tokio::spawn(renew_lease_until_done(
+        engine.clone(),
+        request_id.to_string(),
+        processor,
+        claim,
+    ));
+    let ctx = TaskContext {
+        request_id: request_id.to_string(),
+        attempt: claim.attempt,
+        dry_run: request.dry_run,
+    };
+    let ids = &request.identities;
+    let result = match request.kind {
+        RequestKind::Access | RequestKind::Portability => {
+            let path = spool_path(&settings.export_dir, request_id, processor, claim.attempt);
+            let mut spool =
+                SpoolWriter::create(path.clone())
+                    .await
+                    .map_err(|source| EngineError::Storage {
+                        path: path.clone(),
+                        source,
+                    })?;
+            match connector.access(&ctx, ids, &mut spool).await {
+                Ok(summary) => {
+                    let found = if request.kind == RequestKind::Portability {
+                        spool.provided_by_subject()
+                    } else {
+                        spool.count().max(summary.found)
+                    };
+                    match spool.commit().await {
+                        Ok(path) => Ok(TaskResult::Succeeded {
+                            outcome: if found == 0 {
+                                Outcome::NothingFound
+                            } else {
+                                Outcome::Done
+                            },
+                            found,
+                            changed: 0,
+                            reason: None,
+                            evidence: json!({"notes": summary.notes}),
+                            spool: Some(path.to_string_lossy().into_owned()),
+                        }),
+                        Err(source) => Err(EngineError::Storage { path, source }),
+                    }
+                }
+                Err(e) => {
+                    spool.discard().await;
+                    Ok(classify_failure(engine, claim, e))
+                }
+            }
+        }
+        RequestKind::Erasure => Ok(change_result(
+            engine,
+            claim,
+            connector.erase(&ctx, ids).await,
+        )),
+        RequestKind::Rectification => Ok(change_result(
+            engine,
+            claim,
+            connector.rectify(&ctx, ids, &request.changes).await,
+        )),
+        RequestKind::Objection => Ok(change_result(
+            engine,
+            claim,
+            connector.withdraw_consent(&ctx, ids).await,
+        )),
+    };
+    keep_lease.abort();
+    let result = match result {
+        Ok(result) => result,
+        Err(storage) => {
+            // Our disk, not the vendor: keep the task for a later attempt and say why.
+            tracing::error!(request = %request_id, %processor, error = %storage, "could not store records");
+            retry_or_fail(engine, claim, storage.to_string(), None)
+        }
+    };
+    let recorded = ledger
+        .finish_task(request_id, processor, &owner, claim, &result)
+        .await?;
+    if !recorded {
+        tracing::warn!(request = %request_id, %processor, attempt = claim.attempt, "another worker took this task over; result discarded");
+        return Ok(());
+    }
+    tracing::info!(request = %request_id, %processor, attempt = claim.attempt, status = ?status_name(&result), "task ended");
+    maybe_finalize(engine, request_id).await
+}
+
+fn status_name(result: &TaskResult) -> &'static str {
+    match result {
+        TaskResult::Succeeded { .. } => "succeeded",
+        TaskResult::Retrying { .. } => "retrying",
+        TaskResult::Failed { .. } => "failed",
+        TaskResult::NotApplicable { .. } => "not_applicable",
+    }
+}
+
+async fn renew_lease_until_done(
+    engine: Engine,
+    request_id: String,
+    processor: Processor,
+    claim: Claim,
+) {
+    let lease = engine.settings().task_lease;
+    let every = (lease / 3).max(Duration::from_millis(200));
+    loop {
+        tokio::time::sleep(every).await;
+        match engine
+            .ledger()
+            .renew_lease(&request_id, processor, engine.worker_name(), claim, lease)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => tracing::warn!(error = %e, "could not renew a task lease"),
+        }
+    }
+}
+
+fn change_result(
+    engine: &Engine,
+    claim: Claim,
+    report: Result<ChangeReport, ConnectorError>,
+) -> TaskResult {
+    match report {
+        Ok(report) => TaskResult::Succeeded {
+            outcome: if !report.retained.is_empty() {
+                Outcome::PartlyRetained
+            } else if report.found == 0 {
+                Outcome::NothingFound
+            } else {
+                Outcome::Done
+            },
+            found: report.found,
+            changed: report.changed,
+            reason: None,
+            evidence: json!({
+                "evidence": report.evidence,
+                "retained": report.retained,
+                "notes": report.notes,
+            }),
+            spool: None,
+        },
+        Err(e) => classify_failure(engine, claim, e),
+    }
+}
+
+fn classify_failure(engine: &Engine, claim: Claim, error: ConnectorError) -> TaskResult {
+    match &error {
+        ConnectorError::NotSupported { reason, .. } => TaskResult::NotApplicable {
+            reason: reason.clone(),
+        },
+        ConnectorError::Permanent { .. } => TaskResult::Failed {
+            error: error.to_string(),
+        },
+        ConnectorError::RetryLater { .. }
+        | ConnectorError::Reauthenticate { .. }
+        | ConnectorError::Sink(_) => {
+            retry_or_fail(engine, claim, error.to_string(), error.retry_after())
+        }
+    }
+}
+
+fn retry_or_fail(
+    engine: &Engine,
+    claim: Claim,
+    error: String,
+    after: Option<Duration>,
+) -> TaskResult {
+    let settings = engine.settings();
+    if claim.attempt >= settings.max_attempts {
+        return TaskResult::Failed {
+            error: format!(
+                "gave up after {} attempts; last error: {error}",
+                claim.attempt
+            ),
+        };
+    }
+    let wait = crate::backoff::delay(
+        claim.attempt,
+        settings.backoff_base,
+        settings.backoff_max,
+        after,
+    );
+    TaskResult::Retrying {
+        error,
+        next_retry_at: Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default(),
+    }
+}
+
+/// Queues `finalize` once every task has ended.
+pub async fn maybe_finalize(engine: &Engine, request_id: &str) -> Result<(), EngineError> {
+    let tasks = engine.ledger().tasks(request_id).await?;
+    if tasks.iter().all(|t| t.status.is_terminal()) {
+        engine
+            .queue()
+            .push(Job::Finalize {
+                request_id: request_id.to_string(),
+            })
+            .await?;
+    }
+    Ok(())
+}
+
+/// Ends the request: writes the bundle (access, portability) or the confirmation (the
+/// rest) and records the final status. Does nothing while a task is still open.
+pub async fn finalize(engine: &Engine, request_id: &str) -> Result<(), EngineError> {
+    let ledger = engine.ledger();
+    let request = ledger.get_request(request_id).await?;
+    if request.status != RequestStatus::InProgress {
+        return Ok(());
+    }
+    let tasks = ledger.tasks(request_id).await?;
+    if !tasks.iter().all(|t| t.status.is_terminal()) {
+        return Ok(());
+    }
+    let status = final_status(&tasks);
+    let dir = &engine.settings().export_dir;
+    let (bundle, confirmation) = if request.kind.exports() {
+        let path = crate::export::write_bundle(dir, &request, &tasks).await?;
+        (Some(path), None)
+    } else {
+        let path = crate::export::write_confirmation(dir, &request, &tasks, status).await?;
+        (None, Some(path))
+    };
+    let as_text =
+        |p: &Option<std::path::PathBuf>| p.as_ref().map(|p| p.to_string_lossy().into_owned());
+    if ledger
+        .complete_request(
+            request_id,
+            status,
+            as_text(&bundle).as_deref(),
+            as_text(&confirmation).as_deref(),
+        )
+        .await?
+    {
+        tracing::info!(request = %request_id, %status, "request finished");
+    }
+    Ok(())
+}
+
+/// completed when every task succeeded or could not apply; failed when none succeeded
+/// and some failed; partially_completed otherwise.
+pub fn final_status(tasks: &[crate::model::Task]) -> RequestStatus {
+    let failed = tasks
+        .iter()
+        .filter(|t| t.status == TaskStatus::Failed)
+        .count();
+    let succeeded = tasks
+        .iter()
+        .filter(|t| t.status == TaskStatus::Succeeded)
+        .count();
+    match (failed, succeeded) {
+        (0, _) => RequestStatus::Completed,
+        (_, 0) => RequestStatus::Failed,
+        _ => RequestStatus::PartiallyCompleted,
+    }
+}

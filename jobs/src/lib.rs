@@ -1,0 +1,23 @@
+//! Everything that happens to a request after it is enqueued: the ledger, the queue, one
+//! task per processor, the scheduled sweeps, and the bundle or confirmation at the end.
+//!
+//! Read top-down: [`engine`] (what is shared) → [`queue`] (jobs) → [`flow`] (fan out, run
+//! one task, finalize) → [`export`] (what the subject and the operator receive), with
+//! [`ledger`] underneath as the source of truth and [`sweep`] putting lost work back.
+
+pub mod backoff;
+pub mod deadline;
+pub mod engine;
+pub mod export;
+pub mod flow;
+pub mod ledger;
+pub mod model;
+pub mod queue;
+pub mod spool;
+pub mod sweep;
+#[cfg(feature = "test-connector")]
+pub mod test_connector;
+
+pub use engine::{Connectors, Engine, EngineError, Settings};
+pub use ledger::{Ledger, LedgerError, ListFilter};
+pub use queue::{Job, Queue, QueueError, QueueSettings};

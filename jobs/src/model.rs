@@ -1,0 +1,280 @@
+//! The request model: what the subject asked, and the life cycle of a request and of each
+//! of its tasks (one request at one processor).
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use dsr_connector::{FieldChange, Identities, Processor, Right};
+use serde::{Deserialize, Serialize};
+
+/// Generates `as_str`, `Display` and `FromStr` for a plain enum of snake_case names.
+macro_rules! named_enum {
+    ($ty:ident, $what:literal, { $($variant:ident => $name:literal),+ $(,)? }) => {
+        impl $ty {
+            pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
+            pub fn as_str(self) -> &'static str {
+                match self { $($ty::$variant => $name),+ }
+            }
+        }
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl FromStr for $ty {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                $ty::ALL.iter().copied().find(|v| v.as_str() == s).ok_or_else(|| {
+                    let names: Vec<_> = $ty::ALL.iter().map(|v| v.as_str()).collect();
+                    format!(concat!("unknown ", $what, " `{}`: expected one of {}"), s, names.join(", "))
+                })
+            }
+        }
+    };
+}
+
+/// What the subject asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestKind {
+    /// Art. 15: a copy of their data.
+    Access,
+    /// Art. 17.
+    Erasure,
+    /// Art. 16.
+    Rectification,
+    /// Art. 7(3) and 21: withdraw consent, stop direct marketing.
+    Objection,
+    /// Art. 20: the data they provided, machine-readable.
+    Portability,
+}
+named_enum!(RequestKind, "request kind", {
+    Access => "access", Erasure => "erasure", Rectification => "rectification",
+    Objection => "objection", Portability => "portability",
+});
+
+impl RequestKind {
+    /// The connector right that serves this kind (portability is access, filtered).
+    pub fn right(self) -> Right {
+        match self {
+            RequestKind::Access | RequestKind::Portability => Right::Access,
+            RequestKind::Erasure => Right::Erasure,
+            RequestKind::Rectification => Right::Rectification,
+            RequestKind::Objection => Right::Objection,
+        }
+    }
+
+    /// Whether the request ends in a bundle (else in a confirmation).
+    pub fn exports(self) -> bool {
+        matches!(self, RequestKind::Access | RequestKind::Portability)
+    }
+
+    /// Whether the request changes data at the processors (so `--dry-run` applies).
+    pub fn changes_data(self) -> bool {
+        !self.exports()
+    }
+}
+
+/// Language of subject-facing texts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Lang {
+    Nb,
+    En,
+}
+named_enum!(Lang, "language", { Nb => "nb", En => "en" });
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestStatus {
+    Received,
+    InProgress,
+    Completed,
+    PartiallyCompleted,
+    Failed,
+    Cancelled,
+}
+named_enum!(RequestStatus, "request status", {
+    Received => "received", InProgress => "in_progress", Completed => "completed",
+    PartiallyCompleted => "partially_completed", Failed => "failed", Cancelled => "cancelled",
+});
+
+impl RequestStatus {
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            RequestStatus::Completed
+                | RequestStatus::PartiallyCompleted
+                | RequestStatus::Failed
+                | RequestStatus::Cancelled
+        )
+    }
+
+    /// The life cycle: received → in_progress → completed | partially_completed | failed,
+    /// and cancelled from any state that is not yet terminal.
+    pub fn can_become(self, next: RequestStatus) -> bool {
+        use RequestStatus::*;
+        match (self, next) {
+            (Received, InProgress) => true,
+            (InProgress, Completed | PartiallyCompleted | Failed) => true,
+            (Received | InProgress, Cancelled) => true,
+            _ => false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskStatus {
+    Pending,
+    Running,
+    Retrying,
+    Succeeded,
+    Failed,
+    NotApplicable,
+    Cancelled,
+}
+named_enum!(TaskStatus, "task status", {
+    Pending => "pending", Running => "running", Retrying => "retrying",
+    Succeeded => "succeeded", Failed => "failed", NotApplicable => "not_applicable",
+    Cancelled => "cancelled",
+});
+
+impl TaskStatus {
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            TaskStatus::Succeeded
+                | TaskStatus::Failed
+                | TaskStatus::NotApplicable
+                | TaskStatus::Cancelled
+        )
+    }
+
+    /// pending → running → succeeded | failed | not_applicable | retrying;
+    /// retrying → running (or failed when attempts run out); a task whose worker died while
+    /// running is taken again (running → running); anything not terminal may be cancelled;
+    /// `dsr retry` sends a failed task back to pending.
+    pub fn can_become(self, next: TaskStatus) -> bool {
+        use TaskStatus::*;
+        match (self, next) {
+            (Pending | Retrying | Running, Running) => true,
+            (Running, Succeeded | Failed | NotApplicable | Retrying) => true,
+            (Pending | Retrying, Failed | NotApplicable) => true,
+            (Failed, Pending) => true,
+            (s, Cancelled) => !s.is_terminal(),
+            _ => false,
+        }
+    }
+}
+
+/// How a succeeded task ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Done,
+    NothingFound,
+    PartlyRetained,
+}
+named_enum!(Outcome, "outcome", {
+    Done => "done", NothingFound => "nothing_found", PartlyRetained => "partly_retained",
+});
+
+/// A request as the operator submitted it, before it is stored.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NewRequest {
+    pub kind: RequestKind,
+    pub identities: Identities,
+    pub changes: Vec<FieldChange>,
+    pub lang: Lang,
+    pub dry_run: bool,
+    /// The processors to reach; the configured ones unless narrowed.
+    pub processors: Vec<Processor>,
+    pub received_at: DateTime<Utc>,
+}
+
+/// A stored request.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub id: String,
+    pub kind: RequestKind,
+    pub status: RequestStatus,
+    pub identities: Identities,
+    pub changes: Vec<FieldChange>,
+    pub lang: Lang,
+    pub dry_run: bool,
+    pub received_at: DateTime<Utc>,
+    pub due_at: DateTime<Utc>,
+    pub extended_months: u32,
+    pub extension_reason: Option<String>,
+    pub bundle: Option<String>,
+    pub confirmation: Option<String>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// One request at one processor, as the ledger holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Task {
+    pub request_id: String,
+    pub processor: Processor,
+    pub status: TaskStatus,
+    pub attempts: u32,
+    pub outcome: Option<Outcome>,
+    pub found: u64,
+    pub changed: u64,
+    pub reason: Option<String>,
+    pub error: Option<String>,
+    pub evidence: serde_json::Value,
+    pub spool: Option<String>,
+    pub next_retry_at: Option<DateTime<Utc>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_life_cycle_allows_only_forward_moves() {
+        use RequestStatus::*;
+        assert!(Received.can_become(InProgress));
+        assert!(InProgress.can_become(PartiallyCompleted));
+        assert!(Received.can_become(Cancelled));
+        assert!(
+            !Received.can_become(Completed),
+            "must pass through in_progress"
+        );
+        assert!(!Completed.can_become(InProgress));
+        assert!(!Cancelled.can_become(InProgress));
+        assert!(!Failed.can_become(Cancelled));
+        for s in RequestStatus::ALL {
+            assert_eq!(s.as_str().parse::<RequestStatus>(), Ok(*s));
+        }
+    }
+
+    #[test]
+    fn task_life_cycle_allows_only_forward_moves() {
+        use TaskStatus::*;
+        assert!(Pending.can_become(Running));
+        assert!(Running.can_become(Retrying));
+        assert!(Retrying.can_become(Running));
+        assert!(Failed.can_become(Pending), "dsr retry");
+        assert!(
+            !Succeeded.can_become(Running),
+            "a re-delivered task must not run again"
+        );
+        assert!(!Succeeded.can_become(Cancelled));
+        assert!(!NotApplicable.can_become(Pending));
+        assert!(Running.can_become(Cancelled));
+    }
+
+    #[test]
+    fn unknown_names_are_refused_with_the_choices() {
+        let err = "deletion".parse::<RequestKind>().unwrap_err();
+        assert!(err.contains("deletion") && err.contains("erasure"), "{err}");
+        assert_eq!(
+            "portability".parse::<RequestKind>().unwrap().right(),
+            Right::Access
+        );
+    }
+}

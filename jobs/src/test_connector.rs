@@ -1,0 +1,214 @@
+//! A scripted connector for the test suite, behind the `test-connector` feature that release
+//! builds never enable. It stands in for any processor with behaviour read from config:
+//! records to find, failures to raise on the first attempts, a delay (to kill a worker
+//! mid-task), and a log of every side effect, so tests can prove nothing happens twice.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use dsr_connector::{
+    AccessSummary, Capabilities, ChangeReport, CheckReport, Connector, ConnectorError, Evidence,
+    FieldChange, Identities, Processor, Record, RecordSink, Support, TaskContext,
+};
+use serde::Deserialize;
+
+/// How the scripted connector behaves for one processor.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Script {
+    /// Records found per e-mail address of the subject.
+    #[serde(default = "one")]
+    pub records_per_email: u64,
+    /// Attempts that fail before one succeeds.
+    #[serde(default)]
+    pub fail_attempts: u32,
+    /// How the failing attempts fail: "retry" (default), "reauth", "permanent".
+    #[serde(default)]
+    pub failure: Option<String>,
+    /// Retry-After the failing attempts ask for, in milliseconds.
+    #[serde(default)]
+    pub retry_after_ms: Option<u64>,
+    /// Time each call takes, in milliseconds.
+    #[serde(default)]
+    pub delay_ms: u64,
+    /// Rights this processor cannot serve (access, erasure, rectification, objection).
+    #[serde(default)]
+    pub not_applicable: Vec<String>,
+    /// A file that gets one line per side effect (`erase request-id processor`).
+    #[serde(default)]
+    pub effects_log: Option<PathBuf>,
+}
+
+fn one() -> u64 {
+    1
+}
+
+pub struct ScriptedConnector {
+    processor: Processor,
+    script: Script,
+}
+
+impl ScriptedConnector {
+    pub fn new(processor: Processor, script: Script) -> Self {
+        ScriptedConnector { processor, script }
+    }
+
+    async fn perform(&self, ctx: &TaskContext) -> Result<(), ConnectorError> {
+        if self.script.delay_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(self.script.delay_ms)).await;
+        }
+        if ctx.attempt <= self.script.fail_attempts {
+            let processor = self.processor.as_str();
+            let code = "scripted".to_string();
+            let message = format!("scripted failure on attempt {}", ctx.attempt);
+            return Err(match self.script.failure.as_deref() {
+                Some("permanent") => ConnectorError::Permanent {
+                    processor,
+                    code,
+                    message,
+                },
+                Some("reauth") => ConnectorError::Reauthenticate {
+                    processor,
+                    code,
+                    message,
+                },
+                _ => ConnectorError::RetryLater {
+                    processor,
+                    code,
+                    message,
+                    after: self.script.retry_after_ms.map(Duration::from_millis),
+                },
+            });
+        }
+        Ok(())
+    }
+
+    fn log_effect(&self, action: &str, ctx: &TaskContext) -> Result<(), ConnectorError> {
+        let Some(path) = &self.script.effects_log else {
+            return Ok(());
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| ConnectorError::Permanent {
+                processor: self.processor.as_str(),
+                code: "effects_log".into(),
+                message: e.to_string(),
+            })?;
+        writeln!(file, "{action} {} {}", ctx.request_id, self.processor).map_err(|e| {
+            ConnectorError::Permanent {
+                processor: self.processor.as_str(),
+                code: "effects_log".into(),
+                message: e.to_string(),
+            }
+        })
+    }
+
+    fn change(
+        &self,
+        action: &str,
+        ctx: &TaskContext,
+        subject: &Identities,
+    ) -> Result<ChangeReport, ConnectorError> {
+        let found = self.script.records_per_email * subject.emails.len() as u64;
+        if !ctx.dry_run && found > 0 {
+            self.log_effect(action, ctx)?;
+        }
+        Ok(ChangeReport {
+            found,
+            changed: if ctx.dry_run { 0 } else { found },
+            evidence: vec![Evidence {
+                kind: format!("scripted_{action}"),
+                detail: serde_json::json!({"attempt": ctx.attempt}),
+            }],
+            ..Default::default()
+        })
+    }
+
+    fn support(&self, right: &str) -> Support {
+        if self.script.not_applicable.iter().any(|r| r == right) {
+            Support::NotApplicable(format!("{} has no {right} in this script", self.processor))
+        } else {
+            Support::Supported
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Connector for ScriptedConnector {
+    fn processor(&self) -> Processor {
+        self.processor
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            access: self.support("access"),
+            erasure: self.support("erasure"),
+            rectification: self.support("rectification"),
+            objection: self.support("objection"),
+        }
+    }
+
+    async fn check(&self) -> Result<CheckReport, ConnectorError> {
+        Ok(CheckReport {
+            ok: true,
+            details: vec!["scripted connector: nothing to check".into()],
+        })
+    }
+
+    async fn access(
+        &self,
+        ctx: &TaskContext,
+        subject: &Identities,
+        sink: &mut dyn RecordSink,
+    ) -> Result<AccessSummary, ConnectorError> {
+        self.perform(ctx).await?;
+        let mut found = 0;
+        for email in &subject.emails {
+            for i in 0..self.script.records_per_email {
+                sink.accept(Record {
+                    category: "contacts".into(),
+                    id: Some(format!("{}-{i}", self.processor)),
+                    provided_by_subject: i % 2 == 0,
+                    data: serde_json::json!({"email": email.as_str(), "n": i}),
+                })
+                .await?;
+                found += 1;
+            }
+        }
+        Ok(AccessSummary {
+            found,
+            notes: vec![],
+        })
+    }
+
+    async fn erase(
+        &self,
+        ctx: &TaskContext,
+        subject: &Identities,
+    ) -> Result<ChangeReport, ConnectorError> {
+        self.perform(ctx).await?;
+        self.change("erase", ctx, subject)
+    }
+
+    async fn rectify(
+        &self,
+        ctx: &TaskContext,
+        subject: &Identities,
+        _changes: &[FieldChange],
+    ) -> Result<ChangeReport, ConnectorError> {
+        self.perform(ctx).await?;
+        self.change("rectify", ctx, subject)
+    }
+
+    async fn withdraw_consent(
+        &self,
+        ctx: &TaskContext,
+        subject: &Identities,
+    ) -> Result<ChangeReport, ConnectorError> {
+        self.perform(ctx).await?;
+        self.change("withdraw", ctx, subject)
+    }
+}

@@ -1,0 +1,121 @@
+//! The command line: what an operator can ask of dsr.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "dsr",
+    version,
+    about = "Automates GDPR data-subject requests against the processors that hold the data"
+)]
+pub struct Cli {
+    /// Config file (default: $DSR_CONFIG, else ./dsr.toml when present, else built-in defaults).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Print one JSON object instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run an access and an erasure request against the built-in fake vendors, under ./dsr-demo/.
+    Demo,
+    /// Process queued requests until interrupted (Ctrl-C or SIGTERM).
+    Worker(WorkerArgs),
+    /// Enqueue a request and process it in this process until it ends or --timeout passes.
+    Run(RequestArgs),
+    /// Enqueue a request for the workers; with --wait, wait for it to end.
+    Enqueue(EnqueueArgs),
+    /// Show one request and its tasks.
+    Status { id: String },
+    /// List requests.
+    List(ListArgs),
+    /// Send a request's failed tasks back to the queue.
+    Retry {
+        id: String,
+        /// Only this processor's task.
+        #[arg(long)]
+        processor: Option<String>,
+    },
+    /// Cancel a request that has not ended.
+    Cancel { id: String },
+    /// Extend a request's deadline by up to two further months (Art. 12(3)), with a reason.
+    Extend {
+        id: String,
+        #[arg(long)]
+        months: u32,
+        #[arg(long)]
+        reason: String,
+    },
+    /// Check config, ledger, queue, export storage and every processor's credentials.
+    Doctor,
+}
+
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Do not run the scheduled sweeps in this process.
+    #[arg(long)]
+    pub no_sweeps: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct RequestArgs {
+    /// access, erasure, rectification, objection or portability.
+    pub kind: String,
+    /// The subject's e-mail address (repeatable).
+    #[arg(long)]
+    pub email: Vec<String>,
+    /// The subject's phone number, national or E.164 (repeatable).
+    #[arg(long)]
+    pub phone: Vec<String>,
+    /// The subject's name: labels the request, never matches on its own (repeatable).
+    #[arg(long)]
+    pub name: Vec<String>,
+    /// A Google Analytics client id (repeatable).
+    #[arg(long = "ga-client-id")]
+    pub ga_client_id: Vec<String>,
+    /// A Google Analytics user id (repeatable).
+    #[arg(long = "ga-user-id")]
+    pub ga_user_id: Vec<String>,
+    /// For rectification: field=value (given_name, family_name, display_name, email, phone,
+    /// company, job_title, address; repeatable).
+    #[arg(long = "set", value_name = "FIELD=VALUE")]
+    pub set: Vec<String>,
+    /// Only these processors (default: every configured one; repeatable).
+    #[arg(long)]
+    pub processor: Vec<String>,
+    /// Language of the subject's texts: nb or en (default from config).
+    #[arg(long)]
+    pub lang: Option<String>,
+    /// Find and report what would change; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Give up waiting after this long (e.g. 90s, 10m).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "10m")]
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct EnqueueArgs {
+    #[command(flatten)]
+    pub request: RequestArgs,
+    /// Wait until the request ends (or --timeout passes).
+    #[arg(long)]
+    pub wait: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only requests with this status.
+    #[arg(long)]
+    pub status: Option<String>,
+    /// Only requests past their deadline that have not ended.
+    #[arg(long)]
+    pub overdue: bool,
+}

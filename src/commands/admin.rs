@@ -1,0 +1,63 @@
+//! `dsr retry`, `dsr cancel`, `dsr extend`: an operator steering a request by hand.
+
+use std::process::ExitCode;
+
+use chrono::Utc;
+use dsr_connector::Processor;
+use dsr_jobs::Job;
+
+use crate::config::Config;
+use crate::error::{CliError, bad_input};
+use crate::output::print_status;
+
+pub async fn retry(
+    config: &Config,
+    id: &str,
+    processor: Option<&str>,
+    as_json: bool,
+) -> Result<ExitCode, CliError> {
+    let processor = processor
+        .map(|p| p.parse::<Processor>().map_err(|e| bad_input(e.to_string())))
+        .transpose()?;
+    let engine = crate::wiring::engine(config).await?;
+    let reset = engine.ledger().retry(id, processor).await?;
+    for p in &reset {
+        engine
+            .queue()
+            .push(Job::ProcessorTask {
+                request_id: id.to_string(),
+                processor: *p,
+            })
+            .await?;
+    }
+    if !as_json {
+        let names: Vec<_> = reset.iter().map(|p| p.as_str()).collect();
+        eprintln!(
+            "queued again: {}; a running worker picks them up",
+            names.join(", ")
+        );
+    }
+    print_status(engine.ledger(), id, as_json).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn cancel(config: &Config, id: &str, as_json: bool) -> Result<ExitCode, CliError> {
+    let ledger = crate::wiring::ledger(config).await?;
+    ledger.cancel(id).await?;
+    print_status(&ledger, id, as_json).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn extend(
+    config: &Config,
+    id: &str,
+    months: u32,
+    reason: &str,
+    as_json: bool,
+) -> Result<ExitCode, CliError> {
+    let zone = config.zone().map_err(|e| bad_input(e.to_string()))?;
+    let ledger = crate::wiring::ledger(config).await?;
+    ledger.extend(id, months, reason, zone, Utc::now()).await?;
+    print_status(&ledger, id, as_json).await?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,156 @@
+//! `dsr doctor`: is everything in place? Config, ledger, queue, export storage, and every
+//! processor's credentials and permissions, each with what to fix.
+
+use std::process::ExitCode;
+
+use dsr_connector::Processor;
+use serde_json::json;
+
+use crate::config::Config;
+use crate::error::CliError;
+
+struct Check {
+    name: String,
+    ok: bool,
+    detail: String,
+}
+
+fn check(name: impl Into<String>, ok: bool, detail: impl Into<String>) -> Check {
+    Check {
+        name: name.into(),
+        ok,
+        detail: detail.into(),
+    }
+}
+
+pub async fn doctor(config: &Config, as_json: bool) -> Result<ExitCode, CliError> {
+    let mut checks = vec![check(
+        "config",
+        true,
+        format!(
+            "parsed; controller {} in {}",
+            config.controller.name, config.controller.time_zone
+        ),
+    )];
+    if config.privacy.log_key.is_none() {
+        checks.push(check(
+            "privacy.log_key",
+            true,
+            "not set: subject hashes in logs will not correlate across processes (set privacy.log_key = \"env:NAME\")",
+        ));
+    }
+    match dsr_jobs::Ledger::open(&config.store.url).await {
+        Ok(ledger) => {
+            checks.push(check(
+                "ledger",
+                true,
+                format!(
+                    "{} reachable, schema up to date",
+                    kind_of(&config.store.url)
+                ),
+            ));
+            ledger.close().await;
+        }
+        Err(e) => checks.push(check(
+            "ledger",
+            false,
+            format!("{e}: check [store] url and that the server runs"),
+        )),
+    }
+    match dsr_jobs::Queue::connect(&config.queue_settings()).await {
+        Ok(_) => checks.push(check(
+            "queue",
+            true,
+            format!("{} reachable", kind_of(&config.queue.url)),
+        )),
+        Err(e) => checks.push(check(
+            "queue",
+            false,
+            format!("{e}: check [queue] url and that the server runs"),
+        )),
+    }
+    checks.push(export_check(config));
+    let (connectors, missing) = crate::wiring::connectors(config);
+    for p in Processor::ALL {
+        let name = format!("processor {p}");
+        if missing.contains(&p) {
+            checks.push(check(name, false, "enabled, but this build has no connector for it yet: disable the section or upgrade dsr"));
+        } else if let Some(connector) = connectors.get(p) {
+            match connector.check().await {
+                Ok(report) if report.ok => {
+                    checks.push(check(name, true, report.details.join("; ")))
+                }
+                Ok(report) => checks.push(check(name, false, report.details.join("; "))),
+                Err(e) => checks.push(check(name, false, e.to_string())),
+            }
+        } else {
+            checks.push(check(
+                name,
+                true,
+                format!("not enabled (add [processors.{p}] enabled = true to use it)"),
+            ));
+        }
+    }
+    if connectors.is_empty() {
+        checks.push(check(
+            "processors",
+            false,
+            "no processor is configured: requests have nowhere to go",
+        ));
+    }
+    let ok = checks.iter().all(|c| c.ok);
+    if as_json {
+        let items: Vec<_> = checks
+            .iter()
+            .map(|c| json!({"check": c.name, "ok": c.ok, "detail": c.detail}))
+            .collect();
+        println!("{}", json!({"ok": ok, "checks": items}));
+    } else {
+        for c in &checks {
+            println!(
+                "{} {:<24} {}",
+                if c.ok { "ok  " } else { "FAIL" },
+                c.name,
+                c.detail
+            );
+        }
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn kind_of(url: &str) -> &'static str {
+    if url.starts_with("postgres") {
+        "postgres"
+    } else if url.starts_with("redis") {
+        "redis"
+    } else {
+        "sqlite"
+    }
+}
+
+fn export_check(config: &Config) -> Check {
+    let dir = &config.export.dir;
+    let probe = dir.join(".dsr-doctor-probe");
+    let result = std::fs::create_dir_all(dir)
+        .and_then(|_| std::fs::write(&probe, b"probe"))
+        .and_then(|_| std::fs::remove_file(&probe));
+    match result {
+        Ok(()) => check(
+            "export storage",
+            true,
+            format!("{} is writable", dir.display()),
+        ),
+        Err(e) => check(
+            "export storage",
+            false,
+            format!(
+                "cannot write to {}: {e}; fix [export] dir or its permissions",
+                dir.display()
+            ),
+        ),
+    }
+}

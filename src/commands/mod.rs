@@ -1,0 +1,30 @@
+//! One module per group of commands.
+
+pub mod admin;
+pub mod demo;
+pub mod doctor;
+pub mod requests;
+pub mod worker;
+
+use tokio::sync::watch;
+
+/// A shutdown switch shared by the worker and the scheduler running in this process.
+#[derive(Clone)]
+pub struct Shutdown(watch::Sender<bool>);
+
+impl Shutdown {
+    pub fn new() -> Self {
+        Shutdown(watch::channel(false).0)
+    }
+
+    pub fn trigger(&self) {
+        let _ = self.0.send(true);
+    }
+
+    pub fn signal(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.0.subscribe();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    }
+}

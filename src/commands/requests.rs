@@ -1,0 +1,149 @@
+//! `dsr run`, `dsr enqueue`, `dsr status`, `dsr list`: submitting requests and watching them.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use dsr_jobs::model::RequestStatus;
+use dsr_jobs::{Engine, Ledger, ListFilter};
+
+use super::Shutdown;
+use crate::cli::{EnqueueArgs, ListArgs, RequestArgs};
+use crate::config::Config;
+use crate::error::{CliError, bad_input};
+use crate::output::{Progress, print_status, status_json};
+
+fn validate(config: &Config, args: &RequestArgs) -> Result<dsr_jobs::model::NewRequest, CliError> {
+    let (connectors, missing) = crate::wiring::connectors(config);
+    for p in &missing {
+        eprintln!(
+            "warning: processor {p} is enabled but this build has no connector for it; it is skipped"
+        );
+    }
+    crate::request::build_request(args, config, &connectors.processors())
+}
+
+/// Waits until the request ends or `timeout` passes, showing progress unless `quiet`.
+async fn wait_for(
+    ledger: &Ledger,
+    id: &str,
+    timeout: Duration,
+    quiet: bool,
+) -> Result<RequestStatus, CliError> {
+    let started = Instant::now();
+    let mut progress = Progress::default();
+    loop {
+        let request = ledger.get_request(id).await?;
+        if !quiet {
+            let tasks = ledger.tasks(id).await?;
+            progress.show(&request, &tasks);
+        }
+        if request.status.is_terminal() || started.elapsed() >= timeout {
+            return Ok(request.status);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn exit_for(status: RequestStatus) -> ExitCode {
+    if status == RequestStatus::Completed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+pub async fn run(config: &Config, args: &RequestArgs, as_json: bool) -> Result<ExitCode, CliError> {
+    let new = validate(config, args)?;
+    let engine = crate::wiring::engine(config).await?;
+    let id = engine.enqueue(new).await?;
+    if !as_json {
+        eprintln!("enqueued {id}; processing in this process");
+    }
+    let shutdown = Shutdown::new();
+    let worker = {
+        let engine: Engine = engine.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move { super::worker::run_in_process(&engine, true, &shutdown).await })
+    };
+    let waited = wait_for(engine.ledger(), &id, args.timeout, as_json).await;
+    shutdown.trigger();
+    let _ = tokio::time::timeout(Duration::from_secs(30), worker).await;
+    let status = waited?;
+    print_status(engine.ledger(), &id, as_json).await?;
+    Ok(exit_for(status))
+}
+
+pub async fn enqueue(
+    config: &Config,
+    args: &EnqueueArgs,
+    as_json: bool,
+) -> Result<ExitCode, CliError> {
+    let new = validate(config, &args.request)?;
+    let engine = crate::wiring::engine(config).await?;
+    let id = engine.enqueue(new).await?;
+    if !args.wait {
+        if as_json {
+            let request = engine.ledger().get_request(&id).await?;
+            let tasks = engine.ledger().tasks(&id).await?;
+            println!("{}", status_json(&request, &tasks));
+        } else {
+            println!("{id}");
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let status = wait_for(engine.ledger(), &id, args.request.timeout, as_json).await?;
+    print_status(engine.ledger(), &id, as_json).await?;
+    Ok(exit_for(status))
+}
+
+pub async fn status(config: &Config, id: &str, as_json: bool) -> Result<ExitCode, CliError> {
+    let ledger = crate::wiring::ledger(config).await?;
+    print_status(&ledger, id, as_json).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn list(config: &Config, args: &ListArgs, as_json: bool) -> Result<ExitCode, CliError> {
+    let status = args
+        .status
+        .as_deref()
+        .map(str::parse::<RequestStatus>)
+        .transpose()
+        .map_err(bad_input)?;
+    let ledger = crate::wiring::ledger(config).await?;
+    let filter = ListFilter {
+        status,
+        overdue_at: args.overdue.then(Utc::now),
+    };
+    let requests = ledger.list(&filter).await?;
+    if as_json {
+        let mut items = Vec::new();
+        for r in &requests {
+            items.push(status_json(r, &ledger.tasks(&r.id).await?));
+        }
+        println!("{}", serde_json::json!({ "requests": items }));
+    } else if requests.is_empty() {
+        println!("no requests");
+    } else {
+        println!(
+            "{:<36}  {:<13}  {:<19}  {:<20}  due",
+            "id", "kind", "status", "received"
+        );
+        for r in &requests {
+            let overdue = if !r.status.is_terminal() && r.due_at < Utc::now() {
+                "  OVERDUE"
+            } else {
+                ""
+            };
+            println!(
+                "{:<36}  {:<13}  {:<19}  {:<20}  {}{overdue}",
+                r.id,
+                r.kind.as_str(),
+                r.status.as_str(),
+                r.received_at.format("%Y-%m-%d %H:%M"),
+                r.due_at.format("%Y-%m-%d"),
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

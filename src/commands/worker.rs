@@ -1,0 +1,84 @@
+//! `dsr worker`: process queued requests, and run the scheduled sweeps, until told to stop.
+
+use std::process::ExitCode;
+
+use dsr_jobs::Engine;
+
+use super::Shutdown;
+use crate::cli::WorkerArgs;
+use crate::config::Config;
+use crate::error::CliError;
+
+/// Runs the queue worker (and, unless `sweeps` is false, the scheduler) until `shutdown`.
+pub async fn run_in_process(
+    engine: &Engine,
+    sweeps: bool,
+    shutdown: &Shutdown,
+) -> Result<(), CliError> {
+    let scheduler = sweeps.then(|| {
+        let engine = engine.clone();
+        let signal = shutdown.signal();
+        tokio::spawn(async move { dsr_jobs::sweep::run_scheduler(engine, signal).await })
+    });
+    let result = engine.run_worker(shutdown.signal()).await;
+    if let Some(handle) = scheduler {
+        if let Ok(Err(e)) = handle.await {
+            tracing::warn!(error = %e, "scheduler ended with an error");
+        }
+    }
+    result.map_err(Into::into)
+}
+
+pub async fn worker(config: &Config, args: &WorkerArgs) -> Result<ExitCode, CliError> {
+    let engine = crate::wiring::engine(config).await?;
+    let (_, missing) = crate::wiring::connectors(config);
+    for p in missing {
+        eprintln!(
+            "warning: processor {p} is enabled but this build has no connector for it; its tasks will fail"
+        );
+    }
+    eprintln!(
+        "dsr worker {} processing {} (ledger {}, queue {}); Ctrl-C to stop",
+        engine.worker_name(),
+        engine
+            .connectors()
+            .processors()
+            .iter()
+            .map(|p| p.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        if engine.ledger().is_postgres() {
+            "postgres"
+        } else {
+            "sqlite"
+        },
+        match engine.queue() {
+            dsr_jobs::Queue::Sqlite(_) => "sqlite",
+            dsr_jobs::Queue::Redis(_) => "redis",
+        }
+    );
+    let shutdown = Shutdown::new();
+    let trigger = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        eprintln!("stopping: letting running tasks finish");
+        trigger.trigger();
+    });
+    run_in_process(&engine, !args.no_sweeps, &shutdown).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

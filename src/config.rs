@@ -1,0 +1,428 @@
+//! `dsr.toml`, strictly typed: an unknown key is an error that names it. `DSR_…` variables
+//! override keys (`DSR_QUEUE__URL=redis://…`; lists as TOML arrays). Secrets are
+//! references (`env:NAME`, `file:PATH`) resolved on load and never printed.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use dsr_connector::SecretRef;
+use figment::Figment;
+use figment::providers::{Env, Format, Toml};
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub store: StoreConfig,
+    #[serde(default)]
+    pub queue: QueueConfig,
+    #[serde(default)]
+    pub worker: WorkerConfig,
+    #[serde(default)]
+    pub export: ExportConfig,
+    #[serde(default)]
+    pub controller: ControllerConfig,
+    #[serde(default)]
+    pub privacy: PrivacyConfig,
+    #[serde(default)]
+    pub processors: ProcessorsConfig,
+    /// Scripted stand-ins for processors, only in test builds.
+    #[cfg(feature = "test-connector")]
+    #[serde(default)]
+    pub test_connector: std::collections::BTreeMap<String, dsr_jobs::test_connector::Script>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite://PATH` (default) or `postgres://…` for several machines.
+    #[serde(default = "default_store_url")]
+    pub url: String,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            url: default_store_url(),
+        }
+    }
+}
+
+fn default_store_url() -> String {
+    "sqlite://dsr-data/ledger.db".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueConfig {
+    /// `sqlite://PATH` (default, embedded) or `redis://HOST:PORT`.
+    #[serde(default = "default_queue_url")]
+    pub url: String,
+    /// Queue name and Redis key prefix.
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+    #[serde(default = "default_poll_ms")]
+    pub poll_ms: u64,
+    #[serde(default = "default_heartbeat_secs")]
+    pub heartbeat_secs: u64,
+    #[serde(default = "default_missed_heartbeats")]
+    pub missed_heartbeats: usize,
+    #[serde(default = "default_response_timeout_ms")]
+    pub response_timeout_ms: u64,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            url: default_queue_url(),
+            prefix: default_prefix(),
+            poll_ms: default_poll_ms(),
+            heartbeat_secs: default_heartbeat_secs(),
+            missed_heartbeats: default_missed_heartbeats(),
+            response_timeout_ms: default_response_timeout_ms(),
+        }
+    }
+}
+
+fn default_queue_url() -> String {
+    "sqlite://dsr-data/queue.db".into()
+}
+fn default_prefix() -> String {
+    "dsr".into()
+}
+fn default_poll_ms() -> u64 {
+    500
+}
+fn default_heartbeat_secs() -> u64 {
+    10
+}
+fn default_missed_heartbeats() -> usize {
+    3
+}
+fn default_response_timeout_ms() -> u64 {
+    5000
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerConfig {
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    #[serde(default = "default_task_lease_secs")]
+    pub task_lease_secs: u64,
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    #[serde(default = "default_backoff_base_ms")]
+    pub backoff_base_ms: u64,
+    #[serde(default = "default_backoff_max_secs")]
+    pub backoff_max_secs: u64,
+    #[serde(default = "default_sweep_every_secs")]
+    pub sweep_every_secs: u64,
+    #[serde(default = "default_recover_after_secs")]
+    pub recover_after_secs: u64,
+    #[serde(default = "default_deadline_warning_days")]
+    pub deadline_warning_days: i64,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            concurrency: default_concurrency(),
+            task_lease_secs: default_task_lease_secs(),
+            max_attempts: default_max_attempts(),
+            backoff_base_ms: default_backoff_base_ms(),
+            backoff_max_secs: default_backoff_max_secs(),
+            sweep_every_secs: default_sweep_every_secs(),
+            recover_after_secs: default_recover_after_secs(),
+            deadline_warning_days: default_deadline_warning_days(),
+        }
+    }
+}
+
+fn default_concurrency() -> usize {
+    8
+}
+fn default_task_lease_secs() -> u64 {
+    120
+}
+fn default_max_attempts() -> u32 {
+    8
+}
+fn default_backoff_base_ms() -> u64 {
+    5000
+}
+fn default_backoff_max_secs() -> u64 {
+    3600
+}
+fn default_sweep_every_secs() -> u64 {
+    30
+}
+fn default_recover_after_secs() -> u64 {
+    60
+}
+fn default_deadline_warning_days() -> i64 {
+    7
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportConfig {
+    /// Where spools, bundles and confirmations go.
+    #[serde(default = "default_export_dir")]
+    pub dir: PathBuf,
+}
+
+impl Default for ExportConfig {
+    fn default() -> Self {
+        ExportConfig {
+            dir: default_export_dir(),
+        }
+    }
+}
+
+fn default_export_dir() -> PathBuf {
+    PathBuf::from("dsr-data/export")
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControllerConfig {
+    #[serde(default = "default_controller_name")]
+    pub name: String,
+    #[serde(default = "default_time_zone")]
+    pub time_zone: String,
+    #[serde(default = "default_language")]
+    pub default_language: String,
+    #[serde(default = "default_phone_region")]
+    pub default_phone_region: String,
+}
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        ControllerConfig {
+            name: default_controller_name(),
+            time_zone: default_time_zone(),
+            default_language: default_language(),
+            default_phone_region: default_phone_region(),
+        }
+    }
+}
+
+fn default_controller_name() -> String {
+    "Racom AS".into()
+}
+fn default_time_zone() -> String {
+    "Europe/Oslo".into()
+}
+fn default_language() -> String {
+    "nb".into()
+}
+fn default_phone_region() -> String {
+    "NO".into()
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacyConfig {
+    /// Key for the hashes that stand in for subjects in logs. A random one per process
+    /// when unset (the hashes then do not correlate across processes).
+    pub log_key: Option<SecretRef>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessorsConfig {
+    pub google: Option<ProcessorSection>,
+    pub microsoft365: Option<ProcessorSection>,
+    pub superoffice: Option<ProcessorSection>,
+    pub wix: Option<ProcessorSection>,
+}
+
+/// The keys every processor section has; each connector adds its own.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessorSection {
+    #[serde(default)]
+    pub enabled: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config file {0} does not exist")]
+    Missing(PathBuf),
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Loads `path` (or `DSR_CONFIG`, or `./dsr.toml` when present), then `DSR_…` overrides.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut figment = Figment::new();
+        let explicit = path
+            .map(Path::to_path_buf)
+            .or_else(|| std::env::var_os("DSR_CONFIG").map(PathBuf::from));
+        match explicit {
+            Some(p) if !p.exists() => return Err(ConfigError::Missing(p)),
+            Some(p) => figment = figment.merge(Toml::file_exact(p)),
+            None if Path::new("dsr.toml").exists() => {
+                figment = figment.merge(Toml::file_exact("dsr.toml"))
+            }
+            None => {}
+        }
+        figment = figment.merge(Env::prefixed("DSR_").split("__").ignore(&["config", "log"]));
+        let config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError::Invalid(describe(e)))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.zone()?;
+        if !["nb", "en"].contains(&self.controller.default_language.as_str()) {
+            return Err(ConfigError::Invalid(format!(
+                "controller.default_language `{}`: use nb or en",
+                self.controller.default_language
+            )));
+        }
+        dsr_connector::Phone::parse("+4791234567", &self.controller.default_phone_region)
+            .map_err(|e| ConfigError::Invalid(format!("controller.default_phone_region: {e}")))?;
+        if self.worker.max_attempts == 0 {
+            return Err(ConfigError::Invalid(
+                "worker.max_attempts must be at least 1".into(),
+            ));
+        }
+        #[cfg(feature = "test-connector")]
+        for name in self.test_connector.keys() {
+            name.parse::<dsr_connector::Processor>()
+                .map_err(|e| ConfigError::Invalid(format!("test_connector.{name}: {e}")))?;
+        }
+        Ok(())
+    }
+
+    pub fn zone(&self) -> Result<chrono_tz::Tz, ConfigError> {
+        self.controller.time_zone.parse().map_err(|_| {
+            ConfigError::Invalid(format!(
+                "controller.time_zone `{}` is not an IANA time zone such as Europe/Oslo",
+                self.controller.time_zone
+            ))
+        })
+    }
+
+    pub fn queue_settings(&self) -> dsr_jobs::QueueSettings {
+        dsr_jobs::QueueSettings {
+            url: self.queue.url.clone(),
+            prefix: self.queue.prefix.clone(),
+            poll_interval: Duration::from_millis(self.queue.poll_ms.max(10)),
+            heartbeat: Duration::from_secs(self.queue.heartbeat_secs.max(1)),
+            missed_heartbeats: self.queue.missed_heartbeats.max(1),
+            response_timeout: Duration::from_millis(self.queue.response_timeout_ms.max(100)),
+            concurrency: self.worker.concurrency.max(1),
+        }
+    }
+
+    /// The processors with `enabled = true`.
+    pub fn enabled_processors(&self) -> Vec<dsr_connector::Processor> {
+        use dsr_connector::Processor::*;
+        let p = &self.processors;
+        [
+            (Google, &p.google),
+            (Microsoft365, &p.microsoft365),
+            (Superoffice, &p.superoffice),
+            (Wix, &p.wix),
+        ]
+        .into_iter()
+        .filter(|(_, s)| s.as_ref().is_some_and(|s| s.enabled))
+        .map(|(p, _)| p)
+        .collect()
+    }
+}
+
+/// Figment's errors name the key; say which file or variable it came from too.
+fn describe(error: figment::Error) -> String {
+    error
+        .into_iter()
+        .map(|e| {
+            let key = if e.path.is_empty() {
+                String::new()
+            } else {
+                format!(" at `{}`", e.path.join("."))
+            };
+            let source = e
+                .metadata
+                .as_ref()
+                .map(|m| format!(" (from {})", m.name))
+                .unwrap_or_default();
+            format!("{}{key}{source}", e.kind)
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load_str(text: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile_dir();
+        let path = dir.join("dsr.toml");
+        std::fs::write(&path, text).unwrap();
+        let result = Config::load(Some(&path));
+        std::fs::remove_dir_all(dir).unwrap();
+        result
+    }
+
+    fn tempfile_dir() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "dsr-config-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn defaults_are_embedded_and_oslo() {
+        let config = load_str("").unwrap();
+        assert!(config.store.url.starts_with("sqlite://"));
+        assert!(config.queue.url.starts_with("sqlite://"));
+        assert_eq!(config.zone().unwrap(), chrono_tz::Europe::Oslo);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = load_str("[queue]\nurll = \"redis://x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("urll"), "{err}");
+        let err = load_str("[processors.dropbox]\nenabled = true\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("dropbox"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let err = load_str("[controller]\ntime_zone = \"Mars/Olympus\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("Mars/Olympus"), "{err}");
+        let err = load_str("[privacy]\nlog_key = \"plaintext\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("env:NAME"), "{err}");
+    }
+
+    #[test]
+    fn processors_are_enabled_by_section() {
+        let config =
+            load_str("[processors.wix]\nenabled = true\n[processors.google]\nenabled = false\n")
+                .unwrap();
+        assert_eq!(
+            config.enabled_processors(),
+            vec![dsr_connector::Processor::Wix]
+        );
+    }
+}

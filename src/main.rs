@@ -1,0 +1,65 @@
+//! `dsr`: the command line over the jobs library. Parses, loads config, dispatches.
+
+mod cli;
+mod commands;
+mod config;
+mod error;
+mod output;
+mod request;
+mod wiring;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+use crate::commands::{admin, demo, doctor, requests, worker};
+use crate::error::CliError;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("DSR_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(dispatch(&cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("{}", e.message());
+            e.exit_code()
+        }
+    }
+}
+
+async fn dispatch(cli: &Cli) -> Result<ExitCode, CliError> {
+    let config = config::Config::load(cli.config.as_deref())
+        .map_err(|e| CliError::BadInput(e.to_string()))?;
+    let json = cli.json;
+    match &cli.command {
+        Command::Demo => demo::demo(&config, json).await,
+        Command::Worker(args) => worker::worker(&config, args).await,
+        Command::Run(args) => requests::run(&config, args, json).await,
+        Command::Enqueue(args) => requests::enqueue(&config, args, json).await,
+        Command::Status { id } => requests::status(&config, id, json).await,
+        Command::List(args) => requests::list(&config, args, json).await,
+        Command::Retry { id, processor } => {
+            admin::retry(&config, id, processor.as_deref(), json).await
+        }
+        Command::Cancel { id } => admin::cancel(&config, id, json).await,
+        Command::Extend { id, months, reason } => {
+            admin::extend(&config, id, *months, reason, json).await
+        }
+        Command::Doctor => doctor::doctor(&config, json).await,
+    }
+}

@@ -1,0 +1,122 @@
+//! What commands print: one JSON object with `--json`, readable text otherwise.
+
+use chrono::{DateTime, Utc};
+use dsr_jobs::Ledger;
+use dsr_jobs::model::{Request, Task};
+use serde_json::{Value, json};
+
+use crate::error::CliError;
+
+fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// The status document: one request and its tasks.
+pub fn status_json(request: &Request, tasks: &[Task]) -> Value {
+    json!({
+        "id": request.id,
+        "kind": request.kind.as_str(),
+        "status": request.status.as_str(),
+        "received_at": rfc3339(request.received_at),
+        "due_at": rfc3339(request.due_at),
+        "processors": tasks.iter().map(|t| json!({
+            "processor": t.processor.as_str(),
+            "status": t.status.as_str(),
+            "outcome": t.outcome.map(|o| o.as_str()),
+            "attempts": t.attempts,
+            "records": {"found": t.found, "changed": t.changed},
+            "reason": t.reason,
+            "error": t.error,
+            "next_retry_at": t.next_retry_at.map(rfc3339),
+        })).collect::<Vec<_>>(),
+        "bundle": request.bundle,
+        "confirmation": request.confirmation,
+    })
+}
+
+pub fn status_text(request: &Request, tasks: &[Task]) -> String {
+    let mut out = format!(
+        "request {}\n  kind      {}\n  status    {}\n  received  {}\n  due       {}{}\n",
+        request.id,
+        request.kind,
+        request.status,
+        rfc3339(request.received_at),
+        rfc3339(request.due_at),
+        request
+            .extension_reason
+            .as_ref()
+            .map(|r| format!(" (extended {} month(s): {r})", request.extended_months))
+            .unwrap_or_default(),
+    );
+    out.push_str(&format!(
+        "  {:<13} {:<15} {:<16} {:>8} {:>6} {:>8}  note\n",
+        "processor", "status", "outcome", "attempts", "found", "changed"
+    ));
+    for t in tasks {
+        let note = t
+            .error
+            .as_deref()
+            .or(t.reason.as_deref())
+            .unwrap_or("")
+            .to_string();
+        let retry = t
+            .next_retry_at
+            .map(|at| format!(" (next try {})", rfc3339(at)))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "  {:<13} {:<15} {:<16} {:>8} {:>6} {:>8}  {note}{retry}\n",
+            t.processor.as_str(),
+            t.status.as_str(),
+            t.outcome.map(|o| o.as_str()).unwrap_or("-"),
+            t.attempts,
+            t.found,
+            t.changed,
+        ));
+    }
+    if let Some(b) = &request.bundle {
+        out.push_str(&format!("  bundle        {b}\n"));
+    }
+    if let Some(c) = &request.confirmation {
+        out.push_str(&format!("  confirmation  {c}\n"));
+    }
+    out
+}
+
+pub async fn print_status(ledger: &Ledger, id: &str, as_json: bool) -> Result<Request, CliError> {
+    let request = ledger.get_request(id).await?;
+    let tasks = ledger.tasks(id).await?;
+    if as_json {
+        println!("{}", status_json(&request, &tasks));
+    } else {
+        print!("{}", status_text(&request, &tasks));
+    }
+    Ok(request)
+}
+
+/// One line per change of a task's state, on stderr, while an operator waits.
+#[derive(Default)]
+pub struct Progress {
+    last: Vec<String>,
+}
+
+impl Progress {
+    pub fn show(&mut self, request: &Request, tasks: &[Task]) {
+        let now: Vec<String> =
+            std::iter::once(format!("request {}: {}", request.id, request.status))
+                .chain(tasks.iter().map(|t| {
+                    let attempt = if t.attempts > 0 {
+                        format!(" (attempt {})", t.attempts)
+                    } else {
+                        String::new()
+                    };
+                    format!("  {}: {}{attempt}", t.processor, t.status)
+                }))
+                .collect();
+        for line in &now {
+            if !self.last.contains(line) {
+                eprintln!("{line}");
+            }
+        }
+        self.last = now;
+    }
+}

@@ -1,0 +1,148 @@
+//! Turns command-line flags into a validated request, before anything is written.
+
+use chrono::Utc;
+use dsr_connector::{Email, FieldChange, Identities, Phone, Processor, RectifyField};
+use dsr_jobs::model::{Lang, NewRequest, RequestKind};
+
+use crate::cli::RequestArgs;
+use crate::config::Config;
+use crate::error::{CliError, bad_input};
+
+pub fn build_request(
+    args: &RequestArgs,
+    config: &Config,
+    configured: &[Processor],
+) -> Result<NewRequest, CliError> {
+    let kind: RequestKind = args.kind.parse().map_err(bad_input)?;
+    let region = &config.controller.default_phone_region;
+    let mut identities = Identities::default();
+    for raw in &args.email {
+        identities.add_email(Email::parse(raw).map_err(|e| bad_input(e.to_string()))?);
+    }
+    for raw in &args.phone {
+        identities.add_phone(Phone::parse(raw, region).map_err(|e| bad_input(e.to_string()))?);
+    }
+    for (flag, values, target) in [
+        ("--name", &args.name, &mut identities.names),
+        (
+            "--ga-client-id",
+            &args.ga_client_id,
+            &mut identities.ga_client_ids,
+        ),
+        (
+            "--ga-user-id",
+            &args.ga_user_id,
+            &mut identities.ga_user_ids,
+        ),
+    ] {
+        for v in values {
+            let v = v.trim();
+            if v.is_empty() {
+                return Err(bad_input(format!("{flag} may not be empty")));
+            }
+            if !target.iter().any(|t| t == v) {
+                target.push(v.to_string());
+            }
+        }
+    }
+    if !identities.has_matchable() {
+        return Err(bad_input(
+            "no identity to search for: give --email, --phone, --ga-client-id or --ga-user-id (a --name alone matches nothing)",
+        ));
+    }
+
+    let changes = parse_changes(&args.set, region)?;
+    match (kind, changes.is_empty()) {
+        (RequestKind::Rectification, true) => {
+            return Err(bad_input(
+                "a rectification needs at least one --set field=value",
+            ));
+        }
+        (k, false) if k != RequestKind::Rectification => {
+            return Err(bad_input(format!(
+                "--set applies only to rectification, not {k}"
+            )));
+        }
+        _ => {}
+    }
+    if changes.iter().any(|c| c.field == RectifyField::Email) && identities.emails.is_empty() {
+        return Err(bad_input(
+            "--set email=… replaces the address given with --email: give the old one with --email",
+        ));
+    }
+    if args.dry_run && !kind.changes_data() {
+        return Err(bad_input(format!(
+            "--dry-run applies to requests that change data, not {kind}"
+        )));
+    }
+
+    let lang: Lang = args
+        .lang
+        .as_deref()
+        .unwrap_or(&config.controller.default_language)
+        .parse()
+        .map_err(bad_input)?;
+
+    let mut processors = Vec::new();
+    for name in &args.processor {
+        let p: Processor = name
+            .parse()
+            .map_err(|e: dsr_connector::UnknownProcessor| bad_input(e.to_string()))?;
+        if !configured.contains(&p) {
+            return Err(bad_input(format!(
+                "processor {p} is not configured: enable [processors.{p}] in the config"
+            )));
+        }
+        if !processors.contains(&p) {
+            processors.push(p);
+        }
+    }
+    if processors.is_empty() {
+        processors = configured.to_vec();
+    }
+    if processors.is_empty() {
+        return Err(bad_input(
+            "no processor is configured: enable at least one [processors.NAME] section (google, microsoft365, superoffice, wix)",
+        ));
+    }
+
+    Ok(NewRequest {
+        kind,
+        identities,
+        changes,
+        lang,
+        dry_run: args.dry_run,
+        processors,
+        received_at: Utc::now(),
+    })
+}
+
+fn parse_changes(sets: &[String], region: &str) -> Result<Vec<FieldChange>, CliError> {
+    let mut changes: Vec<FieldChange> = Vec::new();
+    for raw in sets {
+        let (field, value) = raw
+            .split_once('=')
+            .ok_or_else(|| bad_input(format!("--set `{raw}` must be field=value")))?;
+        let field: RectifyField = field.trim().parse().map_err(bad_input)?;
+        let value = value.trim();
+        if value.is_empty() {
+            return Err(bad_input(format!("--set {field}= needs a value")));
+        }
+        let value = match field {
+            RectifyField::Email => Email::parse(value)
+                .map_err(|e| bad_input(e.to_string()))?
+                .as_str()
+                .to_string(),
+            RectifyField::Phone => Phone::parse(value, region)
+                .map_err(|e| bad_input(e.to_string()))?
+                .as_str()
+                .to_string(),
+            _ => value.to_string(),
+        };
+        if changes.iter().any(|c| c.field == field) {
+            return Err(bad_input(format!("--set {field} is given twice")));
+        }
+        changes.push(FieldChange { field, value });
+    }
+    Ok(changes)
+}

@@ -1,0 +1,71 @@
+//! Builds the runtime from config: the ledger, the queue, and one connector per configured
+//! processor. A connector added to the project is registered here and nowhere else.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dsr_connector::Processor;
+use dsr_jobs::{Connectors, Engine, Ledger, Queue, Settings};
+use secrecy::ExposeSecret;
+
+use crate::config::Config;
+use crate::error::{CliError, bad_input};
+
+/// The connectors this build can run for the processors the config enables, and the
+/// enabled processors it has no connector for yet.
+pub fn connectors(config: &Config) -> (Connectors, Vec<Processor>) {
+    let mut connectors = Connectors::default();
+    #[cfg(feature = "test-connector")]
+    for (name, script) in &config.test_connector {
+        if let Ok(p) = name.parse::<Processor>() {
+            connectors.insert(Arc::new(dsr_jobs::test_connector::ScriptedConnector::new(
+                p,
+                script.clone(),
+            )));
+        }
+    }
+    let missing = config
+        .enabled_processors()
+        .into_iter()
+        .filter(|p| connectors.get(*p).is_none())
+        .collect();
+    (connectors, missing)
+}
+
+pub fn settings(config: &Config) -> Result<Settings, CliError> {
+    let log_key = match &config.privacy.log_key {
+        Some(secret) => secret
+            .resolve()
+            .map_err(|e| bad_input(format!("privacy.log_key: {e}")))?
+            .expose_secret()
+            .as_bytes()
+            .to_vec(),
+        None => rand::random::<[u8; 32]>().to_vec(),
+    };
+    let w = &config.worker;
+    Ok(Settings {
+        zone: config.zone().map_err(|e| bad_input(e.to_string()))?,
+        export_dir: config.export.dir.clone(),
+        task_lease: Duration::from_secs(w.task_lease_secs.max(1)),
+        max_attempts: w.max_attempts,
+        backoff_base: Duration::from_millis(w.backoff_base_ms),
+        backoff_max: Duration::from_secs(w.backoff_max_secs),
+        sweep_every: Duration::from_secs(w.sweep_every_secs.max(1)),
+        recover_after: Duration::from_secs(w.recover_after_secs),
+        deadline_warning_days: w.deadline_warning_days,
+        log_key,
+        queue: config.queue_settings(),
+    })
+}
+
+pub async fn ledger(config: &Config) -> Result<Ledger, CliError> {
+    Ok(Ledger::open(&config.store.url).await?)
+}
+
+pub async fn engine(config: &Config) -> Result<Engine, CliError> {
+    let settings = settings(config)?;
+    let ledger = ledger(config).await?;
+    let queue = Queue::connect(&settings.queue).await?;
+    let (connectors, _) = connectors(config);
+    Ok(Engine::new(ledger, queue, connectors, settings))
+}
