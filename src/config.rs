@@ -352,7 +352,10 @@ fn describe(error: figment::Error) -> String {
             let source = e
                 .metadata
                 .as_ref()
-                .map(|m| format!(" (from {})", m.name))
+                .map(|m| match &m.source {
+                    Some(figment::Source::File(path)) => format!(" (from {})", path.display()),
+                    _ => format!(" (from {})", m.name),
+                })
                 .unwrap_or_default();
             format!("{}{key}{source}", e.kind)
         })

@@ -1,0 +1,501 @@
+//! The ledger's guarantees, run against SQLite and PostgreSQL alike.
+
+mod util;
+
+use std::future::Future;
+use std::time::Duration;
+
+use chrono::{Duration as ChronoDuration, Utc};
+use dsr_connector::{Email, Identities, Processor};
+use dsr_jobs::ledger::{Claim, TaskResult};
+use dsr_jobs::model::{Lang, NewRequest, Outcome, RequestKind, RequestStatus, TaskStatus};
+use dsr_jobs::{Ledger, LedgerError, ListFilter};
+use serde_json::json;
+
+/// Runs `body` once on a fresh SQLite ledger and once on a fresh PostgreSQL database.
+async fn on_both<F, Fut>(body: F)
+where
+    F: Fn(String) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let dir = tempfile::tempdir().unwrap();
+    body(format!("sqlite://{}/ledger.db", dir.path().display())).await;
+    let db = util::pg_database().await;
+    body(db.url.clone()).await;
+    db.drop_db().await;
+}
+
+fn new_request(processors: &[Processor]) -> NewRequest {
+    NewRequest {
+        kind: RequestKind::Erasure,
+        identities: Identities {
+            emails: vec![Email::parse(util::SEEDED_EMAIL).unwrap()],
+            ..Default::default()
+        },
+        changes: vec![],
+        lang: Lang::Nb,
+        dry_run: false,
+        processors: processors.to_vec(),
+        received_at: Utc::now(),
+    }
+}
+
+async fn create(ledger: &Ledger, id: &str, processors: &[Processor]) {
+    let new = new_request(processors);
+    let due = dsr_jobs::deadline::due_at(new.received_at, 1, chrono_tz::Europe::Oslo);
+    ledger.create_request(id, &new, due).await.unwrap();
+}
+
+fn done(found: u64) -> TaskResult {
+    TaskResult::Succeeded {
+        outcome: Outcome::Done,
+        found,
+        changed: found,
+        reason: None,
+        evidence: json!({"ids": ["a"]}),
+        spool: None,
+    }
+}
+
+const LEASE: Duration = Duration::from_secs(60);
+
+#[tokio::test]
+async fn a_request_moves_through_its_life_cycle_and_nowhere_else() {
+    on_both(|url| async move {
+        let ledger = Ledger::open(&url).await.unwrap();
+        create(&ledger, "r1", &[Processor::Google, Processor::Wix]).await;
+        let r = ledger.get_request("r1").await.unwrap();
+        assert_eq!(r.status, RequestStatus::Received);
+        assert_eq!(r.identities.emails[0].as_str(), util::SEEDED_EMAIL);
+        assert!(r.due_at > r.received_at + ChronoDuration::days(27));
+
+        assert!(
+            !ledger
+                .complete_request("r1", RequestStatus::Completed, None, None)
+                .await
+                .unwrap(),
+            "a received request cannot complete before it is in progress"
+        );
+        assert!(ledger.start_request("r1").await.unwrap());
+        assert!(
+            !ledger.start_request("r1").await.unwrap(),
+            "fan-out happens once"
+        );
+
+        let claim = ledger
+            .claim_task("r1", Processor::Google, "w1", LEASE)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(claim, Claim { attempt: 1 });
+        assert!(
+            ledger
+                .finish_task("r1", Processor::Google, "w1", claim, &done(3))
+                .await
+                .unwrap()
+        );
+        ledger
+            .settle_unstarted(
+                "r1",
+                Processor::Wix,
+                &TaskResult::NotApplicable {
+                    reason: "no API".into(),
+                },
+            )
+            .await
+            .unwrap();
+        let tasks = ledger.tasks("r1").await.unwrap();
+        assert_eq!(
+            tasks.iter().map(|t| t.status).collect::<Vec<_>>(),
+            [TaskStatus::Succeeded, TaskStatus::NotApplicable]
+        );
+        assert_eq!(tasks[0].found, 3);
+        assert_eq!(tasks[0].evidence, json!({"ids": ["a"]}));
+        assert_eq!(tasks[1].reason.as_deref(), Some("no API"));
+
+        assert!(
+            ledger
+                .complete_request("r1", RequestStatus::Completed, None, Some("/x/c.json"))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !ledger
+                .complete_request("r1", RequestStatus::Failed, None, None)
+                .await
+                .unwrap(),
+            "finalize records once"
+        );
+        let r = ledger.get_request("r1").await.unwrap();
+        assert_eq!(r.status, RequestStatus::Completed);
+        assert_eq!(r.confirmation.as_deref(), Some("/x/c.json"));
+        assert!(
+            matches!(ledger.cancel("r1").await, Err(LedgerError::Refused(_))),
+            "an ended request cannot be cancelled"
+        );
+
+        let events: Vec<String> = ledger
+            .audit_events("r1")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.event)
+            .collect();
+        assert_eq!(
+            events,
+            [
+                "request.received",
+                "request.in_progress",
+                "task.started",
+                "task.succeeded",
+                "task.not_applicable",
+                "request.completed"
+            ]
+        );
+        ledger.close().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_redelivered_task_neither_runs_again_nor_records_twice() {
+    on_both(|url| async move {
+        let ledger = Ledger::open(&url).await.unwrap();
+        create(&ledger, "r2", &[Processor::Google]).await;
+        ledger.start_request("r2").await.unwrap();
+        let claim = ledger
+            .claim_task("r2", Processor::Google, "w1", LEASE)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            ledger
+                .claim_task("r2", Processor::Google, "w2", LEASE)
+                .await
+                .unwrap()
+                .is_none(),
+            "a task held by a live worker is not taken by a second delivery"
+        );
+        assert!(
+            ledger
+                .finish_task("r2", Processor::Google, "w1", claim, &done(1))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !ledger
+                .finish_task("r2", Processor::Google, "w1", claim, &done(1))
+                .await
+                .unwrap(),
+            "the same result is recorded once"
+        );
+        assert!(
+            ledger
+                .claim_task("r2", Processor::Google, "w2", LEASE)
+                .await
+                .unwrap()
+                .is_none(),
+            "a succeeded task is never claimed again"
+        );
+        let events = ledger.audit_events("r2").await.unwrap();
+        assert_eq!(
+            events
+                .iter()
+                .filter(|e| e.event == "task.succeeded")
+                .count(),
+            1
+        );
+        assert_eq!(
+            events.iter().filter(|e| e.event == "task.started").count(),
+            1
+        );
+        assert_eq!(
+            ledger
+                .task("r2", Processor::Google)
+                .await
+                .unwrap()
+                .unwrap()
+                .attempts,
+            1
+        );
+        ledger.close().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_dead_workers_task_is_taken_over_and_its_late_result_discarded() {
+    on_both(|url| async move {
+        let ledger = Ledger::open(&url).await.unwrap();
+        create(&ledger, "r3", &[Processor::Wix]).await;
+        ledger.start_request("r3").await.unwrap();
+        let first = ledger
+            .claim_task("r3", Processor::Wix, "dead", Duration::from_millis(1))
+            .await
+            .unwrap()
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let recoverable = ledger
+            .recoverable(Utc::now(), Duration::from_secs(3600))
+            .await
+            .unwrap();
+        assert_eq!(
+            recoverable.tasks,
+            [("r3".to_string(), Processor::Wix)],
+            "an expired lease is recoverable"
+        );
+        let second = ledger
+            .claim_task("r3", Processor::Wix, "alive", LEASE)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(second.attempt, 2);
+        assert!(
+            !ledger
+                .finish_task("r3", Processor::Wix, "dead", first, &done(9))
+                .await
+                .unwrap(),
+            "the dead worker's late result is discarded"
+        );
+        assert!(
+            !ledger
+                .renew_lease("r3", Processor::Wix, "dead", first, LEASE)
+                .await
+                .unwrap()
+        );
+        assert!(
+            ledger
+                .finish_task("r3", Processor::Wix, "alive", second, &done(2))
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            ledger
+                .task("r3", Processor::Wix)
+                .await
+                .unwrap()
+                .unwrap()
+                .found,
+            2
+        );
+        ledger.close().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn retrying_tasks_wait_for_their_backoff_and_failed_ones_can_be_retried() {
+    on_both(|url| async move {
+        let ledger = Ledger::open(&url).await.unwrap();
+        create(&ledger, "r4", &[Processor::Google, Processor::Superoffice]).await;
+        ledger.start_request("r4").await.unwrap();
+        let claim = ledger
+            .claim_task("r4", Processor::Google, "w", LEASE)
+            .await
+            .unwrap()
+            .unwrap();
+        let later = Utc::now() + ChronoDuration::hours(1);
+        ledger
+            .finish_task(
+                "r4",
+                Processor::Google,
+                "w",
+                claim,
+                &TaskResult::Retrying {
+                    error: "429".into(),
+                    next_retry_at: later,
+                },
+            )
+            .await
+            .unwrap();
+        assert!(
+            ledger
+                .claim_task("r4", Processor::Google, "w", LEASE)
+                .await
+                .unwrap()
+                .is_none(),
+            "backoff not elapsed"
+        );
+        let due_now = ledger
+            .recoverable(Utc::now(), Duration::from_secs(3600))
+            .await
+            .unwrap();
+        assert!(!due_now.tasks.iter().any(|(_, p)| *p == Processor::Google));
+        let due_later = ledger
+            .recoverable(
+                later + ChronoDuration::seconds(1),
+                Duration::from_secs(3600),
+            )
+            .await
+            .unwrap();
+        assert!(
+            due_later
+                .tasks
+                .contains(&("r4".to_string(), Processor::Google))
+        );
+
+        let claim = ledger
+            .claim_task("r4", Processor::Superoffice, "w", LEASE)
+            .await
+            .unwrap()
+            .unwrap();
+        ledger
+            .finish_task(
+                "r4",
+                Processor::Superoffice,
+                "w",
+                claim,
+                &TaskResult::Failed {
+                    error: "403".into(),
+                },
+            )
+            .await
+            .unwrap();
+        assert!(matches!(
+            ledger.retry("r4", Some(Processor::Google)).await,
+            Err(LedgerError::Refused(_))
+        ));
+        assert_eq!(
+            ledger.retry("r4", None).await.unwrap(),
+            [Processor::Superoffice]
+        );
+        let task = ledger
+            .task("r4", Processor::Superoffice)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (task.status, task.attempts, task.error),
+            (TaskStatus::Pending, 0, None)
+        );
+        ledger.close().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn cancel_extend_and_overdue_follow_the_rules() {
+    on_both(|url| async move {
+        let ledger = Ledger::open(&url).await.unwrap();
+        let zone = chrono_tz::Europe::Oslo;
+        create(&ledger, "r5", &[Processor::Google]).await;
+        let before = ledger.get_request("r5").await.unwrap().due_at;
+        assert!(
+            matches!(
+                ledger.extend("r5", 1, " ", zone, Utc::now()).await,
+                Err(LedgerError::Refused(_))
+            ),
+            "a reason is required"
+        );
+        assert!(
+            matches!(
+                ledger.extend("r5", 3, "complex", zone, Utc::now()).await,
+                Err(LedgerError::Refused(_))
+            ),
+            "two months at most"
+        );
+        let after = ledger
+            .extend("r5", 2, "many requests from this subject", zone, Utc::now())
+            .await
+            .unwrap();
+        assert!(
+            after > before + ChronoDuration::days(55),
+            "{before} → {after}"
+        );
+        assert!(
+            matches!(
+                ledger.extend("r5", 1, "again", zone, Utc::now()).await,
+                Err(LedgerError::Refused(_))
+            ),
+            "no more than two in all"
+        );
+        let late = after + ChronoDuration::days(1);
+        create(&ledger, "r6", &[Processor::Google]).await;
+        assert!(
+            matches!(
+                ledger.extend("r6", 1, "late", zone, late).await,
+                Err(LedgerError::Refused(_))
+            ),
+            "only before the deadline"
+        );
+
+        let overdue = ledger
+            .list(&ListFilter {
+                status: None,
+                overdue_at: Some(late),
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            overdue.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
+            ["r5", "r6"]
+        );
+        ledger.cancel("r6").await.unwrap();
+        assert_eq!(
+            ledger.get_request("r6").await.unwrap().status,
+            RequestStatus::Cancelled
+        );
+        assert_eq!(
+            ledger
+                .task("r6", Processor::Google)
+                .await
+                .unwrap()
+                .unwrap()
+                .status,
+            TaskStatus::Cancelled
+        );
+        let overdue = ledger
+            .list(&ListFilter {
+                status: None,
+                overdue_at: Some(late),
+            })
+            .await
+            .unwrap();
+        assert_eq!(overdue.len(), 1, "a cancelled request is not overdue");
+        let received = ledger
+            .list(&ListFilter {
+                status: Some(RequestStatus::Received),
+                overdue_at: None,
+            })
+            .await
+            .unwrap();
+        assert_eq!(received.len(), 1);
+
+        let warned = ledger.deadline_warnings(late).await.unwrap();
+        assert_eq!(warned.len(), 1);
+        ledger
+            .mark_warned("r5", "deadline.overdue", json!({}))
+            .await
+            .unwrap();
+        assert!(
+            ledger.deadline_warnings(late).await.unwrap().is_empty(),
+            "warned once per deadline"
+        );
+        ledger.close().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn the_ledger_survives_a_restart_and_ticks_run_once() {
+    on_both(|url| async move {
+        let ledger = Ledger::open(&url).await.unwrap();
+        create(&ledger, "r7", &[Processor::Wix]).await;
+        assert!(ledger.claim_tick("sweep@t1", "a").await.unwrap());
+        assert!(
+            !ledger.claim_tick("sweep@t1", "b").await.unwrap(),
+            "one tick runs in one process"
+        );
+        ledger.close().await;
+        drop(ledger);
+
+        let reopened = Ledger::open(&url).await.unwrap();
+        let r = reopened.get_request("r7").await.unwrap();
+        assert_eq!(r.identities.emails[0].as_str(), util::SEEDED_EMAIL);
+        assert_eq!(reopened.tasks("r7").await.unwrap().len(), 1);
+        assert!(!reopened.claim_tick("sweep@t1", "c").await.unwrap());
+        assert_eq!(reopened.audit_events("r7").await.unwrap().len(), 1);
+        reopened.close().await;
+    })
+    .await;
+}

@@ -1,0 +1,270 @@
+//! Helpers shared by the end-to-end tests: a scratch deployment with its own config, the
+//! real `dsr` binary, and private PostgreSQL databases and Redis key prefixes.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+pub const SEEDED_EMAIL: &str = "kari.nordmann@example.no";
+
+pub fn dsr_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_dsr")
+}
+
+pub fn redis_url() -> String {
+    std::env::var("DSR_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+pub fn postgres_server() -> String {
+    std::env::var("DSR_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432".into())
+}
+
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}{}", uuid_like())
+}
+
+fn uuid_like() -> String {
+    format!("{:016x}{:08x}", rand_u64(), std::process::id())
+}
+
+fn rand_u64() -> u64 {
+    use std::collections::hash_map::RandomState;
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.finish()
+}
+
+/// A scratch deployment: a folder with `dsr.toml`, its ledger, queue and export storage.
+pub struct Deployment {
+    pub dir: tempfile::TempDir,
+    pub config: PathBuf,
+}
+
+impl Deployment {
+    /// Embedded SQLite ledger and queue, fast sweeps, and `extra` TOML appended.
+    pub fn sqlite(extra: &str) -> Deployment {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().display().to_string();
+        let text = format!(
+            "[store]\nurl = \"sqlite://{root}/data/ledger.db\"\n\
+             [queue]\nurl = \"sqlite://{root}/data/queue.db\"\npoll_ms = 50\n\
+             [export]\ndir = \"{root}/data/export\"\n\
+             [worker]\nsweep_every_secs = 1\nrecover_after_secs = 2\nbackoff_base_ms = 100\nbackoff_max_secs = 1\ntask_lease_secs = 3\n\
+             {extra}\n"
+        );
+        Self::with_text(dir, &text)
+    }
+
+    /// A shared deployment: the given ledger and queue urls.
+    pub fn shared(store_url: &str, queue_url: &str, prefix: &str, extra: &str) -> Deployment {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = dir.path().display().to_string();
+        let text = format!(
+            "[store]\nurl = \"{store_url}\"\n\
+             [queue]\nurl = \"{queue_url}\"\nprefix = \"{prefix}\"\npoll_ms = 50\nheartbeat_secs = 1\nmissed_heartbeats = 2\n\
+             [export]\ndir = \"{root}/data/export\"\n\
+             [worker]\nsweep_every_secs = 1\nrecover_after_secs = 2\nbackoff_base_ms = 100\nbackoff_max_secs = 1\ntask_lease_secs = 3\n\
+             {extra}\n"
+        );
+        Self::with_text(dir, &text)
+    }
+
+    fn with_text(dir: tempfile::TempDir, text: &str) -> Deployment {
+        let config = dir.path().join("dsr.toml");
+        std::fs::write(&config, text).expect("write config");
+        Deployment { dir, config }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new(dsr_bin());
+        cmd.current_dir(self.path())
+            .arg("--config")
+            .arg(&self.config);
+        cmd.env_remove("DSR_CONFIG");
+        cmd
+    }
+
+    pub fn dsr(&self, args: &[&str]) -> Output {
+        self.command().args(args).output().expect("run dsr")
+    }
+
+    /// Runs dsr with --json and parses stdout.
+    pub fn dsr_json(&self, args: &[&str]) -> (i32, Value) {
+        let out = self
+            .command()
+            .arg("--json")
+            .args(args)
+            .output()
+            .expect("run dsr");
+        let code = out.status.code().unwrap_or(-1);
+        let value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "dsr {args:?} printed no JSON ({e}); exit {code}\nstdout: {}\nstderr: {}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (code, value)
+    }
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The task entry for `processor` in a status document.
+pub fn task<'a>(status: &'a Value, processor: &str) -> &'a Value {
+    status["processors"]
+        .as_array()
+        .and_then(|a| a.iter().find(|p| p["processor"] == processor))
+        .unwrap_or_else(|| panic!("no task for {processor} in {status}"))
+}
+
+/// A private PostgreSQL database, dropped by `drop_db`.
+pub struct PgDatabase {
+    pub name: String,
+    pub url: String,
+}
+
+pub async fn pg_database() -> PgDatabase {
+    let name = unique("dsr_test_");
+    let admin = format!("{}/postgres", postgres_server());
+    let pool = sqlx::PgPool::connect(&admin).await.unwrap_or_else(|e| {
+        panic!("PostgreSQL at {admin} is not reachable ({e}): run the suite with scripts/test, which starts it")
+    });
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+        .execute(&pool)
+        .await
+        .expect("create test database");
+    pool.close().await;
+    PgDatabase {
+        url: format!("{}/{name}", postgres_server()),
+        name,
+    }
+}
+
+impl PgDatabase {
+    pub async fn drop_db(self) {
+        let admin = format!("{}/postgres", postgres_server());
+        if let Ok(pool) = sqlx::PgPool::connect(&admin).await {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+                self.name
+            )))
+            .execute(&pool)
+            .await;
+            pool.close().await;
+        }
+    }
+}
+
+/// Every Redis key under `prefix`, with the values of the string and hash keys, for leak
+/// checks; and removal of them all.
+pub struct RedisKeys {
+    pub client: redis::Client,
+    pub prefix: String,
+}
+
+impl RedisKeys {
+    pub fn new(prefix: &str) -> RedisKeys {
+        let client = redis::Client::open(redis_url()).expect("redis url");
+        RedisKeys {
+            client,
+            prefix: prefix.to_string(),
+        }
+    }
+
+    pub async fn conn(&self) -> redis::aio::MultiplexedConnection {
+        self.client.get_multiplexed_async_connection().await.unwrap_or_else(|e| {
+            panic!("Redis at {} is not reachable ({e}): run the suite with scripts/test, which starts it", redis_url())
+        })
+    }
+
+    pub async fn keys(&self) -> Vec<String> {
+        let mut conn = self.conn().await;
+        redis::cmd("KEYS")
+            .arg(format!("{}*", self.prefix))
+            .query_async(&mut conn)
+            .await
+            .unwrap_or_default()
+    }
+
+    /// Every byte stored under every key of this prefix, as text.
+    pub async fn dump(&self) -> String {
+        let mut conn = self.conn().await;
+        let mut text = String::new();
+        for key in self.keys().await {
+            let kind: String = redis::cmd("TYPE")
+                .arg(&key)
+                .query_async(&mut conn)
+                .await
+                .unwrap_or_default();
+            let values: Vec<Vec<u8>> = match kind.as_str() {
+                "string" => redis::cmd("GET")
+                    .arg(&key)
+                    .query_async::<Vec<u8>>(&mut conn)
+                    .await
+                    .map(|v| vec![v])
+                    .unwrap_or_default(),
+                "hash" => redis::cmd("HGETALL")
+                    .arg(&key)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap_or_default(),
+                "list" => redis::cmd("LRANGE")
+                    .arg(&key)
+                    .arg(0)
+                    .arg(-1)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap_or_default(),
+                "set" => redis::cmd("SMEMBERS")
+                    .arg(&key)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap_or_default(),
+                "zset" => redis::cmd("ZRANGE")
+                    .arg(&key)
+                    .arg(0)
+                    .arg(-1)
+                    .query_async(&mut conn)
+                    .await
+                    .unwrap_or_default(),
+                _ => vec![],
+            };
+            text.push_str(&key);
+            text.push('\n');
+            for v in values {
+                text.push_str(&String::from_utf8_lossy(&v));
+                text.push('\n');
+            }
+        }
+        text
+    }
+
+    pub async fn delete_all(&self) {
+        let keys = self.keys().await;
+        if keys.is_empty() {
+            return;
+        }
+        let mut conn = self.conn().await;
+        let _: Result<(), _> = redis::cmd("DEL").arg(keys).query_async(&mut conn).await;
+    }
+}
