@@ -87,7 +87,13 @@ async fn a_request_moves_through_its_life_cycle_and_nowhere_else() {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(claim, Claim { attempt: 1 });
+        assert_eq!(
+            claim,
+            Claim {
+                attempt: 1,
+                budget_used: 1
+            }
+        );
         assert!(
             ledger
                 .finish_task("r1", Processor::Google, "w1", claim, &done(3))
@@ -366,7 +372,20 @@ async fn retrying_tasks_wait_for_their_backoff_and_failed_ones_can_be_retried() 
             .unwrap();
         assert_eq!(
             (task.status, task.attempts, task.error),
-            (TaskStatus::Pending, 0, None)
+            (TaskStatus::Pending, 1, None)
+        );
+        let again = ledger
+            .claim_task("r4", Processor::Superoffice, "w", LEASE)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            again,
+            Claim {
+                attempt: 2,
+                budget_used: 1
+            },
+            "a manual retry gets a fresh budget; numbering goes on"
         );
         ledger.close().await;
     })

@@ -92,7 +92,10 @@ impl TaskResult {
 /// A claimed task: the attempt number this worker now owns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Claim {
+    /// Numbers attempts over the task's whole life (spool files and audit events use it).
     pub attempt: u32,
+    /// Attempts since the last manual retry: what the retry budget counts.
+    pub budget_used: u32,
 }
 
 /// One audit event.
@@ -346,7 +349,7 @@ impl Ledger {
                 status = 'pending' \
                 OR (status = 'retrying' AND (next_retry_at IS NULL OR next_retry_at <= $5)) \
                 OR (status = 'running' AND lease_until < $5)) \
-             RETURNING attempts",
+             RETURNING attempts, attempt_base",
         )
         .bind(id)
         .bind(processor.as_str())
@@ -359,6 +362,7 @@ impl Ledger {
             return Ok(None);
         };
         let attempt = row.try_get::<i64, _>(0)? as u32;
+        let budget_used = attempt.saturating_sub(row.try_get::<i64, _>(1)? as u32);
         insert_audit(
             &mut tx,
             Some(id),
@@ -369,7 +373,10 @@ impl Ledger {
         )
         .await?;
         tx.commit().await?;
-        Ok(Some(Claim { attempt }))
+        Ok(Some(Claim {
+            attempt,
+            budget_used,
+        }))
     }
 
     /// Extends this worker's lease on a running task; false when it lost the task.
@@ -659,7 +666,7 @@ impl Ledger {
         let mut tx = self.pool.begin().await?;
         for p in &failed {
             sqlx::query(
-                "UPDATE tasks SET status = 'pending', attempts = 0, error = NULL, next_retry_at = NULL, \
+                "UPDATE tasks SET status = 'pending', attempt_base = attempts, error = NULL, next_retry_at = NULL, \
                  updated_at = $3 WHERE request_id = $1 AND processor = $2 AND status = 'failed'",
             )
             .bind(id)

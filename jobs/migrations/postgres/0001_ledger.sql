@@ -26,6 +26,8 @@ CREATE TABLE tasks (
     processor TEXT NOT NULL,
     status TEXT NOT NULL,
     attempts BIGINT NOT NULL DEFAULT 0,
+    -- attempts made before the last `dsr retry`: the retry budget counts from here
+    attempt_base BIGINT NOT NULL DEFAULT 0,
     outcome TEXT,
     found BIGINT NOT NULL DEFAULT 0,
     changed BIGINT NOT NULL DEFAULT 0,

@@ -1,0 +1,458 @@
+//! The real binary on the embedded default (SQLite ledger and queue) with scripted
+//! connectors: requests run end to end, fail, retry, and end in a bundle or confirmation.
+
+mod util;
+
+use std::io::Read;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use util::{Deployment, SEEDED_EMAIL, stderr, task};
+
+fn effects(d: &Deployment) -> Vec<String> {
+    std::fs::read_to_string(d.path().join("effects.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn connectors(d_path: &str, extra_wix: &str) -> String {
+    format!(
+        "[test_connector.google]\nrecords_per_email = 2\neffects_log = \"{d_path}/effects.log\"\n\
+         [test_connector.wix]\neffects_log = \"{d_path}/effects.log\"\n{extra_wix}\n\
+         [test_connector.superoffice]\nnot_applicable = [\"access\"]\neffects_log = \"{d_path}/effects.log\"\n"
+    )
+}
+
+/// A deployment whose scripted connectors log side effects into its own folder.
+fn deployment(extra_wix: &str, more: &str) -> Deployment {
+    let d = Deployment::sqlite("");
+    let text = std::fs::read_to_string(&d.config).unwrap();
+    let body = connectors(&d.path().display().to_string(), extra_wix);
+    std::fs::write(&d.config, format!("{text}{body}{more}")).unwrap();
+    d
+}
+
+fn spawn_worker(d: &Deployment) -> Child {
+    d.command()
+        .arg("worker")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start worker")
+}
+
+fn wait_status(d: &Deployment, id: &str, want: &str, within: Duration) -> Value {
+    let started = Instant::now();
+    loop {
+        let (_, status) = d.dsr_json(&["status", id]);
+        if status["status"] == want {
+            return status;
+        }
+        assert!(
+            started.elapsed() < within,
+            "request {id} did not become {want}: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn an_access_request_runs_to_a_bundle_and_reports_the_documented_status() {
+    let d = deployment("", "");
+    let (code, status) = d.dsr_json(&[
+        "run",
+        "access",
+        "--email",
+        "Kari.Nordmann@Example.no",
+        "--timeout",
+        "60s",
+    ]);
+    assert_eq!(code, 0, "{status}");
+    for key in [
+        "id",
+        "kind",
+        "status",
+        "received_at",
+        "due_at",
+        "processors",
+        "bundle",
+        "confirmation",
+    ] {
+        assert!(status.get(key).is_some(), "status lacks {key}: {status}");
+    }
+    assert_eq!(status["kind"], "access");
+    assert_eq!(status["status"], "completed");
+    assert!(status["received_at"].as_str().unwrap().ends_with('Z'));
+    assert!(status["confirmation"].is_null());
+    let google = task(&status, "google");
+    assert_eq!(google["status"], "succeeded");
+    assert_eq!(google["outcome"], "done");
+    assert_eq!(google["attempts"], 1);
+    assert_eq!(google["records"]["found"], 2);
+    for key in ["reason", "error", "next_retry_at"] {
+        assert!(google.get(key).is_some(), "task lacks {key}");
+    }
+    let superoffice = task(&status, "superoffice");
+    assert_eq!(superoffice["status"], "not_applicable");
+    assert!(
+        superoffice["reason"]
+            .as_str()
+            .unwrap()
+            .contains("no access")
+    );
+
+    let bundle = status["bundle"].as_str().unwrap();
+    assert!(std::path::Path::new(bundle).is_absolute());
+    let mut zip = zip::ZipArchive::new(std::fs::File::open(bundle).unwrap()).unwrap();
+    let mut manifest = String::new();
+    zip.by_name("manifest.json")
+        .unwrap()
+        .read_to_string(&mut manifest)
+        .unwrap();
+    let manifest: Value = serde_json::from_str(&manifest).unwrap();
+    assert_eq!(manifest["request_id"], status["id"]);
+    let mut google_records = String::new();
+    zip.by_name("google/contacts.json")
+        .unwrap()
+        .read_to_string(&mut google_records)
+        .unwrap();
+    let records: Value = serde_json::from_str(&google_records).unwrap();
+    assert_eq!(records.as_array().unwrap().len(), 2);
+    assert_eq!(
+        records[0]["email"], SEEDED_EMAIL,
+        "e-mails are compared and kept lowercased"
+    );
+    assert!(effects(&d).is_empty(), "an access request changes nothing");
+}
+
+#[test]
+fn retryable_failures_back_off_and_then_succeed() {
+    let d = deployment("fail_attempts = 2\nretry_after_ms = 300\n", "");
+    let (code, status) = d.dsr_json(&[
+        "run",
+        "erasure",
+        "--email",
+        SEEDED_EMAIL,
+        "--timeout",
+        "60s",
+    ]);
+    assert_eq!(code, 0, "{status}");
+    let wix = task(&status, "wix");
+    assert_eq!(wix["status"], "succeeded");
+    assert_eq!(wix["attempts"], 3);
+    let confirmation = status["confirmation"].as_str().unwrap();
+    let document: Value =
+        serde_json::from_str(&std::fs::read_to_string(confirmation).unwrap()).unwrap();
+    assert_eq!(document["status"], "completed");
+    assert_eq!(document["preview"], false);
+    assert!(
+        std::path::Path::new(confirmation)
+            .with_extension("html")
+            .exists()
+    );
+    let mut lines = effects(&d);
+    lines.sort();
+    assert_eq!(
+        lines.len(),
+        3,
+        "each processor erased exactly once: {lines:?}"
+    );
+}
+
+#[test]
+fn a_permanent_failure_ends_partially_and_dsr_retry_sends_it_back() {
+    let d = deployment("fail_attempts = 1\nfailure = \"permanent\"\n", "");
+    let (code, status) = d.dsr_json(&[
+        "run",
+        "erasure",
+        "--email",
+        SEEDED_EMAIL,
+        "--timeout",
+        "60s",
+    ]);
+    assert_eq!(code, 1, "a request that did not complete exits 1: {status}");
+    assert_eq!(status["status"], "partially_completed");
+    let wix = task(&status, "wix");
+    assert_eq!(wix["status"], "failed");
+    assert!(
+        wix["error"].as_str().unwrap().contains("scripted failure"),
+        "{wix}"
+    );
+    let id = status["id"].as_str().unwrap().to_string();
+
+    let out = d.dsr(&["retry", &id, "--processor", "wix"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let mut worker = spawn_worker(&d);
+    let status = wait_status(&d, &id, "completed", Duration::from_secs(30));
+    worker.kill().ok();
+    worker.wait().ok();
+    assert_eq!(task(&status, "wix")["status"], "succeeded");
+    assert_eq!(
+        task(&status, "wix")["attempts"],
+        2,
+        "attempt 1 failed, the retried attempt is the second"
+    );
+    assert!(status["confirmation"].as_str().is_some());
+}
+
+#[test]
+fn attempts_run_out_and_the_task_fails_with_the_last_error() {
+    let d = deployment("fail_attempts = 100\n", "");
+    let text = std::fs::read_to_string(&d.config).unwrap().replace(
+        "task_lease_secs = 3",
+        "task_lease_secs = 3\nmax_attempts = 2",
+    );
+    std::fs::write(&d.config, text).unwrap();
+    let (code, status) = d.dsr_json(&[
+        "run",
+        "objection",
+        "--email",
+        SEEDED_EMAIL,
+        "--timeout",
+        "60s",
+    ]);
+    assert_eq!(code, 1);
+    let wix = task(&status, "wix");
+    assert_eq!(wix["status"], "failed");
+    assert_eq!(wix["attempts"], 2);
+    assert!(
+        wix["error"]
+            .as_str()
+            .unwrap()
+            .contains("gave up after 2 attempts"),
+        "{wix}"
+    );
+}
+
+#[test]
+fn a_dry_run_changes_nothing_and_says_so() {
+    let d = deployment("", "");
+    let (code, status) = d.dsr_json(&[
+        "run",
+        "erasure",
+        "--dry-run",
+        "--email",
+        SEEDED_EMAIL,
+        "--timeout",
+        "60s",
+    ]);
+    assert_eq!(code, 0, "{status}");
+    assert!(
+        effects(&d).is_empty(),
+        "a dry run erased something: {:?}",
+        effects(&d)
+    );
+    assert_eq!(task(&status, "google")["records"]["found"], 2);
+    assert_eq!(task(&status, "google")["records"]["changed"], 0);
+    let document: Value = serde_json::from_str(
+        &std::fs::read_to_string(status["confirmation"].as_str().unwrap()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(document["preview"], true);
+}
+
+#[test]
+fn a_redelivered_job_repeats_no_side_effect_and_records_nothing_twice() {
+    let d = deployment("", "");
+    let (code, status) = d.dsr_json(&[
+        "run",
+        "erasure",
+        "--email",
+        SEEDED_EMAIL,
+        "--timeout",
+        "60s",
+    ]);
+    assert_eq!(code, 0, "{status}");
+    let id = status["id"].as_str().unwrap().to_string();
+    assert_eq!(effects(&d).len(), 3);
+
+    // Deliver every job of this request again, as an at-least-once queue may.
+    let queue_url = format!("sqlite://{}/data/queue.db", d.path().display());
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let settings = dsr_jobs::QueueSettings {
+            url: queue_url,
+            prefix: "dsr".into(),
+            poll_interval: Duration::from_millis(50),
+            heartbeat: Duration::from_secs(1),
+            missed_heartbeats: 2,
+            response_timeout: Duration::from_secs(5),
+            concurrency: 4,
+        };
+        let queue = dsr_jobs::Queue::connect(&settings).await.unwrap();
+        queue
+            .push(dsr_jobs::Job::FanOut {
+                request_id: id.clone(),
+            })
+            .await
+            .unwrap();
+        for p in dsr_connector::Processor::ALL {
+            queue
+                .push(dsr_jobs::Job::ProcessorTask {
+                    request_id: id.clone(),
+                    processor: p,
+                })
+                .await
+                .unwrap();
+        }
+        queue
+            .push(dsr_jobs::Job::Finalize {
+                request_id: id.clone(),
+            })
+            .await
+            .unwrap();
+    });
+    let mut worker = spawn_worker(&d);
+    std::thread::sleep(Duration::from_secs(3));
+    worker.kill().ok();
+    worker.wait().ok();
+
+    assert_eq!(
+        effects(&d).len(),
+        3,
+        "a re-delivered task erased again: {:?}",
+        effects(&d)
+    );
+    let (_, after) = d.dsr_json(&["status", &id]);
+    for p in ["google", "wix", "superoffice"] {
+        assert_eq!(task(&after, p)["attempts"], 1, "{p} ran again");
+    }
+    let ledger_url = format!("sqlite://{}/data/ledger.db", d.path().display());
+    let events = runtime.block_on(async {
+        let ledger = dsr_jobs::Ledger::open(&ledger_url).await.unwrap();
+        ledger.audit_events(&id).await.unwrap()
+    });
+    for p in ["google", "wix", "superoffice"] {
+        let n = events
+            .iter()
+            .filter(|e| e.event == "task.succeeded" && e.processor.as_deref() == Some(p))
+            .count();
+        assert_eq!(n, 1, "{p} recorded {n} results");
+    }
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.event == "request.completed")
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn a_request_whose_jobs_vanished_is_recovered_by_the_sweep() {
+    let d = deployment("", "");
+    let out = d.dsr(&["enqueue", "access", "--email", SEEDED_EMAIL]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    // Lose the queue entirely, as if its store were wiped between enqueue and processing.
+    std::fs::remove_file(d.data().join("queue.db")).unwrap();
+    for suffix in ["queue.db-wal", "queue.db-shm"] {
+        let _ = std::fs::remove_file(d.data().join(suffix));
+    }
+    let mut worker = spawn_worker(&d);
+    let status = wait_status(&d, &id, "completed", Duration::from_secs(30));
+    worker.kill().ok();
+    worker.wait().ok();
+    assert!(status["bundle"].as_str().is_some());
+}
+
+#[test]
+fn timeouts_cancel_extend_and_overdue_from_the_command_line() {
+    let d = deployment("delay_ms = 4000\n", "");
+    let started = Instant::now();
+    let (code, status) = d.dsr_json(&["run", "access", "--email", SEEDED_EMAIL, "--timeout", "1s"]);
+    assert_eq!(code, 1, "still running at --timeout exits 1: {status}");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert_eq!(status["status"], "in_progress");
+    let id = status["id"].as_str().unwrap().to_string();
+
+    let (code, extended) = d.dsr_json(&[
+        "extend",
+        &id,
+        "--months",
+        "2",
+        "--reason",
+        "complex request",
+    ]);
+    assert_eq!(code, 0, "{extended}");
+    assert!(extended["due_at"].as_str().unwrap() > status["due_at"].as_str().unwrap());
+    let out = d.dsr(&["extend", &id, "--months", "1", "--reason", "again"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("two further months"),
+        "{}",
+        stderr(&out)
+    );
+
+    let (code, overdue) = d.dsr_json(&["list", "--overdue"]);
+    assert_eq!(code, 0);
+    assert!(
+        overdue["requests"].as_array().unwrap().is_empty(),
+        "nothing is overdue yet: {overdue}"
+    );
+
+    let (code, cancelled) = d.dsr_json(&["cancel", &id]);
+    assert_eq!(code, 0, "{cancelled}");
+    assert_eq!(cancelled["status"], "cancelled");
+    let (_, listed) = d.dsr_json(&["list", "--status", "cancelled"]);
+    assert_eq!(listed["requests"][0]["id"], id.as_str());
+    let out = d.dsr(&["status", "no-such-request"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("no-such-request"));
+}
+
+#[test]
+fn progress_goes_to_stderr_and_text_to_stdout() {
+    let d = deployment("", "");
+    let out = d.dsr(&["run", "access", "--email", SEEDED_EMAIL, "--timeout", "60s"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("google: succeeded"),
+        "progress should show each task: {err}"
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("status    completed") && text.contains("bundle"),
+        "{text}"
+    );
+}
+
+#[test]
+fn doctor_reports_each_part_and_the_demo_speaks_plainly() {
+    let d = deployment("", "");
+    let (code, report) = d.dsr_json(&["doctor"]);
+    assert_eq!(code, 0, "{report}");
+    let names: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["check"].as_str().unwrap())
+        .collect();
+    for want in [
+        "config",
+        "ledger",
+        "queue",
+        "export storage",
+        "processor google",
+        "processor microsoft365",
+    ] {
+        assert!(names.contains(&want), "doctor lacks {want}: {names:?}");
+    }
+    let d = Deployment::sqlite("[processors.wix]\nenabled = true\n");
+    let (code, report) = d.dsr_json(&["doctor"]);
+    assert_eq!(
+        code, 1,
+        "a processor enabled without a connector is a problem: {report}"
+    );
+    let wix = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "processor wix")
+        .unwrap();
+    assert_eq!(wix["ok"], false);
+}
