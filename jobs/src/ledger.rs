@@ -142,16 +142,15 @@ impl Ledger {
         sqlx::any::install_default_drivers();
         let postgres = url.starts_with("postgres://") || url.starts_with("postgresql://");
         let connect_url = if let Some(path) = url.strip_prefix("sqlite://") {
-            if path != ":memory:" {
-                if let Some(dir) = Path::new(path)
+            if path != ":memory:"
+                && let Some(dir) = Path::new(path)
                     .parent()
                     .filter(|d| !d.as_os_str().is_empty())
-                {
-                    std::fs::create_dir_all(dir).map_err(|e| LedgerError::Unreachable {
-                        url: url.to_string(),
-                        source: sqlx::Error::Io(e),
-                    })?;
-                }
+            {
+                std::fs::create_dir_all(dir).map_err(|e| LedgerError::Unreachable {
+                    url: url.to_string(),
+                    source: sqlx::Error::Io(e),
+                })?;
             }
             format!("{url}?mode=rwc")
         } else if postgres {

@@ -115,12 +115,12 @@ impl RequestStatus {
     /// and cancelled from any state that is not yet terminal.
     pub fn can_become(self, next: RequestStatus) -> bool {
         use RequestStatus::*;
-        match (self, next) {
-            (Received, InProgress) => true,
-            (InProgress, Completed | PartiallyCompleted | Failed) => true,
-            (Received | InProgress, Cancelled) => true,
-            _ => false,
-        }
+        matches!(
+            (self, next),
+            (Received, InProgress)
+                | (InProgress, Completed | PartiallyCompleted | Failed)
+                | (Received | InProgress, Cancelled)
+        )
     }
 }
 

@@ -97,13 +97,26 @@ impl ScriptedConnector {
                 code: "effects_log".into(),
                 message: e.to_string(),
             })?;
-        writeln!(file, "{action} {} {}", ctx.request_id, self.processor).map_err(|e| {
-            ConnectorError::Permanent {
+        // One write per line: several worker processes append to the same file.
+        let line = format!("{action} {} {}\n", ctx.request_id, self.processor);
+        file.write_all(line.as_bytes())
+            .map_err(|e| ConnectorError::Permanent {
                 processor: self.processor.as_str(),
                 code: "effects_log".into(),
                 message: e.to_string(),
-            }
-        })
+            })
+    }
+
+    /// Like a vendor, remembers what was already changed: a repeated erasure (a worker died
+    /// after the vendor acted but before the ledger recorded it) finds nothing left.
+    fn already_done(&self, action: &str, ctx: &TaskContext) -> bool {
+        let Some(path) = &self.script.effects_log else {
+            return false;
+        };
+        let line = format!("{action} {} {}", ctx.request_id, self.processor);
+        std::fs::read_to_string(path)
+            .map(|text| text.lines().any(|l| l == line))
+            .unwrap_or(false)
     }
 
     fn change(
@@ -112,7 +125,11 @@ impl ScriptedConnector {
         ctx: &TaskContext,
         subject: &Identities,
     ) -> Result<ChangeReport, ConnectorError> {
-        let found = self.script.records_per_email * subject.emails.len() as u64;
+        let found = if self.already_done(action, ctx) {
+            0
+        } else {
+            self.script.records_per_email * subject.emails.len() as u64
+        };
         if !ctx.dry_run && found > 0 {
             self.log_effect(action, ctx)?;
         }

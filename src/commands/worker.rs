@@ -21,10 +21,10 @@ pub async fn run_in_process(
         tokio::spawn(async move { dsr_jobs::sweep::run_scheduler(engine, signal).await })
     });
     let result = engine.run_worker(shutdown.signal()).await;
-    if let Some(handle) = scheduler {
-        if let Ok(Err(e)) = handle.await {
-            tracing::warn!(error = %e, "scheduler ended with an error");
-        }
+    if let Some(handle) = scheduler
+        && let Ok(Err(e)) = handle.await
+    {
+        tracing::warn!(error = %e, "scheduler ended with an error");
     }
     result.map_err(Into::into)
 }

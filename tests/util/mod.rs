@@ -14,11 +14,11 @@ pub fn dsr_bin() -> &'static str {
 }
 
 pub fn redis_url() -> String {
-    std::env::var("DSR_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+    std::env::var("DSRTEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
 pub fn postgres_server() -> String {
-    std::env::var("DSR_TEST_POSTGRES_URL")
+    std::env::var("DSRTEST_POSTGRES_URL")
         .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432".into())
 }
 
