@@ -3,6 +3,7 @@
 
 pub mod connector;
 pub mod error;
+pub mod http;
 pub mod identity;
 pub mod processor;
 pub mod record;

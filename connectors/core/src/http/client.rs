@@ -1,0 +1,353 @@
+//! One vendor's HTTP client: signs requests with the current token, refreshes it once on a
+//! 401, waits out short throttling (Retry-After) in the call, and turns everything else into
+//! a classified `ConnectorError` for the jobs layer to schedule.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use reqwest::StatusCode;
+use reqwest::header::{AUTHORIZATION, RETRY_AFTER};
+use secrecy::ExposeSecret;
+use serde::de::DeserializeOwned;
+
+use super::ratelimit::RateLimiter;
+use super::retry::{classify, parse_retry_after};
+use super::token::TokenCache;
+use crate::ConnectorError;
+
+/// What a vendor's error body said.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VendorError {
+    pub code: String,
+    pub message: String,
+}
+
+/// Reads one vendor's error body shape (Graph's `error.code`, Wix's `details`…).
+pub type DescribeError = fn(StatusCode, &[u8]) -> VendorError;
+
+/// How long one call may keep trying before it hands the decision to the ledger.
+#[derive(Debug, Clone, Copy)]
+pub struct CallPolicy {
+    /// Retries inside one call for throttling, 5xx and transport errors.
+    pub in_call_retries: u32,
+    /// A longer wait than this is not slept in the call: the task is rescheduled instead.
+    pub max_wait: Duration,
+}
+
+impl Default for CallPolicy {
+    fn default() -> Self {
+        CallPolicy {
+            in_call_retries: 3,
+            max_wait: Duration::from_secs(30),
+        }
+    }
+}
+
+pub struct VendorClient {
+    processor: &'static str,
+    http: reqwest::Client,
+    tokens: Option<Arc<TokenCache>>,
+    limiter: Option<Arc<RateLimiter>>,
+    describe: DescribeError,
+    policy: CallPolicy,
+}
+
+/// Error bodies are often long HTML pages: keep what a person can read.
+const MAX_ERROR_BODY: usize = 2048;
+
+impl VendorClient {
+    pub fn new(
+        processor: &'static str,
+        http: reqwest::Client,
+        describe: DescribeError,
+    ) -> VendorClient {
+        VendorClient {
+            processor,
+            http,
+            tokens: None,
+            limiter: None,
+            describe,
+            policy: CallPolicy::default(),
+        }
+    }
+
+    pub fn with_tokens(mut self, tokens: Arc<TokenCache>) -> Self {
+        self.tokens = Some(tokens);
+        self
+    }
+
+    pub fn with_limiter(mut self, limiter: Arc<RateLimiter>) -> Self {
+        self.limiter = Some(limiter);
+        self
+    }
+
+    pub fn with_policy(mut self, policy: CallPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    pub fn processor(&self) -> &'static str {
+        self.processor
+    }
+
+    /// Sends the request `build` makes (again on each try), rate-limited under `key`.
+    pub async fn send(
+        &self,
+        key: &str,
+        build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ConnectorError> {
+        let mut refreshed = false;
+        let mut retries = 0u32;
+        loop {
+            let _permit = match &self.limiter {
+                Some(limiter) => Some(limiter.acquire(key).await),
+                None => None,
+            };
+            let mut request = build(&self.http);
+            let token = match &self.tokens {
+                Some(cache) => {
+                    let token = cache.token().await?;
+                    request = request.header(AUTHORIZATION, token.authorization.expose_secret());
+                    Some(token)
+                }
+                None => None,
+            };
+            let error = match request.send().await {
+                Ok(response) if response.status().is_success() => return Ok(response),
+                Ok(response) => {
+                    let status = response.status();
+                    let retry_after = response
+                        .headers()
+                        .get(RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| parse_retry_after(v, SystemTime::now()));
+                    let body = response.bytes().await.unwrap_or_default();
+                    let body = &body[..body.len().min(MAX_ERROR_BODY)];
+                    if status == StatusCode::UNAUTHORIZED
+                        && !refreshed
+                        && let (Some(cache), Some(token)) = (&self.tokens, &token)
+                    {
+                        // Expired or revoked mid-run: one fresh token, one more try.
+                        cache.invalidate(token).await;
+                        refreshed = true;
+                        continue;
+                    }
+                    let VendorError { code, message } = (self.describe)(status, body);
+                    classify(self.processor, status, retry_after, code, message)
+                }
+                Err(e) => ConnectorError::RetryLater {
+                    processor: self.processor,
+                    code: if e.is_timeout() {
+                        "timeout".into()
+                    } else {
+                        "transport".into()
+                    },
+                    message: format!("could not reach {}: {}", self.processor, e.without_url()),
+                    after: None,
+                },
+            };
+            let retryable_here = matches!(error, ConnectorError::RetryLater { .. });
+            let wait = error
+                .retry_after()
+                .unwrap_or_else(|| Duration::from_millis(200 * 2u64.pow(retries.min(6))));
+            if retryable_here
+                && retries < self.policy.in_call_retries
+                && wait <= self.policy.max_wait
+            {
+                retries += 1;
+                tracing::debug!(processor = self.processor, code = %error.code(), ?wait, "retrying in the call");
+                tokio::time::sleep(wait).await;
+                continue;
+            }
+            return Err(error);
+        }
+    }
+
+    /// Sends and parses a JSON body. A body that is not what we expect is a vendor fault
+    /// that may pass (a proxy's error page), so it is retried later, not trusted.
+    pub async fn json<T: DeserializeOwned>(
+        &self,
+        key: &str,
+        build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<T, ConnectorError> {
+        let response = self.send(key, build).await?;
+        let status = response.status();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| ConnectorError::RetryLater {
+                processor: self.processor,
+                code: "transport".into(),
+                message: format!(
+                    "the answer from {} broke off: {}",
+                    self.processor,
+                    e.without_url()
+                ),
+                after: None,
+            })?;
+        serde_json::from_slice(&bytes).map_err(|e| ConnectorError::RetryLater {
+            processor: self.processor,
+            code: "invalid_response".into(),
+            message: format!(
+                "{} answered {status} with a body that is not the JSON expected: {e}",
+                self.processor
+            ),
+            after: None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::token::{AccessToken, TokenSource};
+    use axum::Router;
+    use axum::http::HeaderMap;
+    use axum::response::IntoResponse;
+    use axum::routing::get;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    struct Numbered(Arc<AtomicU32>);
+
+    #[async_trait::async_trait]
+    impl TokenSource for Numbered {
+        async fn fetch(&self) -> Result<AccessToken, ConnectorError> {
+            let n = self.0.fetch_add(1, Ordering::SeqCst) + 1;
+            Ok(AccessToken::bearer(
+                &format!("t{n}"),
+                Duration::from_secs(3600),
+            ))
+        }
+    }
+
+    fn describe(_: StatusCode, body: &[u8]) -> VendorError {
+        let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+        VendorError {
+            code: v["error"]["code"].as_str().unwrap_or_default().to_string(),
+            message: v["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+        }
+    }
+
+    async fn server() -> (String, Arc<AtomicU32>) {
+        let throttled = Arc::new(AtomicU32::new(0));
+        let hits = throttled.clone();
+        let app = Router::new()
+            .route(
+                "/me",
+                get(|headers: HeaderMap| async move {
+                    match headers.get("authorization").and_then(|v| v.to_str().ok()) {
+                        Some("Bearer t2") => (StatusCode::OK, r#"{"ok":true}"#).into_response(),
+                        _ => (
+                            StatusCode::UNAUTHORIZED,
+                            [("www-authenticate", "Bearer")],
+                            r#"{"error":{"code":"InvalidAuthenticationToken","message":"expired"}}"#,
+                        )
+                            .into_response(),
+                    }
+                }),
+            )
+            .route(
+                "/throttled",
+                get(move || {
+                    let hits = hits.clone();
+                    async move {
+                        if hits.fetch_add(1, Ordering::SeqCst) == 0 {
+                            (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "0.05")], "{}").into_response()
+                        } else {
+                            (StatusCode::OK, r#"{"ok":true}"#).into_response()
+                        }
+                    }
+                }),
+            )
+            .route("/slow-down", get(|| async { (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "120")], "{}") }))
+            .route("/garbage", get(|| async { (StatusCode::OK, "<html>proxy error</html>") }))
+            .route(
+                "/forbidden",
+                get(|| async { (StatusCode::FORBIDDEN, r#"{"error":{"code":"Forbidden","message":"no Mail.Read"}}"#) }),
+            );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (base, throttled)
+    }
+
+    fn client(fetches: Arc<AtomicU32>) -> VendorClient {
+        let tokens = Arc::new(TokenCache::new(Numbered(fetches), Duration::from_secs(60)));
+        VendorClient::new(
+            "test",
+            crate::http::http_client(Duration::from_secs(5)).unwrap(),
+            describe,
+        )
+        .with_tokens(tokens)
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    struct Ok {
+        ok: bool,
+    }
+
+    #[tokio::test]
+    async fn an_expired_token_is_refreshed_once_and_the_call_retried() {
+        let (base, _) = server().await;
+        let fetches = Arc::new(AtomicU32::new(0));
+        let client = client(fetches.clone());
+        let body: Ok = client
+            .json("k", |http| http.get(format!("{base}/me")))
+            .await
+            .unwrap();
+        assert!(body.ok);
+        assert_eq!(
+            fetches.load(Ordering::SeqCst),
+            2,
+            "one token, then one refresh"
+        );
+    }
+
+    #[tokio::test]
+    async fn throttling_is_waited_out_when_short_and_handed_back_when_long() {
+        let (base, hits) = server().await;
+        let client = client(Arc::new(AtomicU32::new(1)));
+        let body: Ok = client
+            .json("k", |http| http.get(format!("{base}/throttled")))
+            .await
+            .unwrap();
+        assert!(body.ok);
+        assert_eq!(hits.load(Ordering::SeqCst), 2);
+        let err = client
+            .send("k", |http| http.get(format!("{base}/slow-down")))
+            .await
+            .unwrap_err();
+        assert_eq!(err.retry_after(), Some(Duration::from_secs(120)), "{err}");
+        assert!(err.is_retryable());
+    }
+
+    #[tokio::test]
+    async fn vendor_errors_and_garbage_are_classified_with_their_words() {
+        let (base, _) = server().await;
+        let client = client(Arc::new(AtomicU32::new(1)));
+        let err = client
+            .send("k", |http| http.get(format!("{base}/forbidden")))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, ConnectorError::Permanent { .. }), "{err}");
+        assert_eq!(err.code(), "permanent:403:Forbidden");
+        assert!(err.to_string().contains("no Mail.Read"), "{err}");
+        let err = client
+            .json::<Ok>("k", |http| http.get(format!("{base}/garbage")))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "retry_later:invalid_response", "{err}");
+        let err = client
+            .with_policy(CallPolicy {
+                in_call_retries: 0,
+                max_wait: Duration::ZERO,
+            })
+            .send("k", |http| http.get("http://127.0.0.1:1/nothing-listens"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "retry_later:transport", "{err}");
+    }
+}

@@ -1,0 +1,29 @@
+//! HTTP plumbing every connector needs, written once: tokens cached and refreshed one at a
+//! time, errors classified (with Retry-After), rate limits, and the guard that keeps paging
+//! on the vendor's own origin.
+
+pub mod client;
+pub mod oauth;
+pub mod origin;
+pub mod paging;
+pub mod ratelimit;
+pub mod retry;
+pub mod token;
+
+pub use client::{CallPolicy, VendorClient, VendorError};
+pub use oauth::ClientCredentials;
+pub use origin::OriginGuard;
+pub use paging::{ODataPage, for_each_odata_page};
+pub use ratelimit::{Limits, RateLimiter};
+pub use retry::{classify, parse_retry_after};
+pub use token::{AccessToken, TokenCache, TokenSource};
+
+/// A reqwest client with rustls on the ring provider (the one crypto provider in the build).
+pub fn http_client(timeout: std::time::Duration) -> reqwest::Result<reqwest::Client> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .user_agent(concat!("dsr/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
