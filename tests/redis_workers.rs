@@ -148,6 +148,11 @@ impl Cluster {
             child.wait().ok();
         }
         self.engine.ledger().close().await;
+        let stored = self.redis.dump().await;
+        assert!(
+            !stored.contains("@example.no"),
+            "personal data reached Redis:\n{stored}"
+        );
         self.redis.delete_all().await;
         assert!(
             self.redis.keys().await.is_empty(),

@@ -456,3 +456,48 @@ fn doctor_reports_each_part_and_the_demo_speaks_plainly() {
         .unwrap();
     assert_eq!(wix["ok"], false);
 }
+
+#[test]
+fn the_demo_runs_an_access_and_an_erasure_under_dsr_demo() {
+    let d = deployment("", "");
+    let (code, report) = d.dsr_json(&["demo"]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["ran"], true);
+    let requests = report["requests"].as_array().unwrap();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(requests[0]["kind"], "access");
+    assert_eq!(requests[1]["kind"], "erasure");
+    let bundle = requests[0]["bundle"].as_str().unwrap();
+    assert!(
+        bundle.starts_with(&d.path().join("dsr-demo").display().to_string()),
+        "{bundle}"
+    );
+    assert!(std::path::Path::new(bundle).exists());
+    assert!(std::path::Path::new(requests[1]["confirmation"].as_str().unwrap()).exists());
+}
+
+#[test]
+fn json_may_come_after_the_subcommand_and_enqueue_can_wait() {
+    let d = deployment("", "");
+    let mut worker = spawn_worker(&d);
+    let out = d
+        .command()
+        .args([
+            "enqueue",
+            "access",
+            "--email",
+            SEEDED_EMAIL,
+            "--wait",
+            "--timeout",
+            "60s",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    worker.kill().ok();
+    worker.wait().ok();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status["status"], "completed");
+    assert!(status["bundle"].as_str().is_some());
+}

@@ -106,6 +106,7 @@ struct Inner {
     connectors: Connectors,
     settings: Settings,
     worker_name: String,
+    runs: std::sync::atomic::AtomicU32,
 }
 
 /// The shared runtime. Cheap to clone.
@@ -120,6 +121,7 @@ impl Engine {
             connectors,
             settings,
             worker_name: unique_worker_name(),
+            runs: std::sync::atomic::AtomicU32::new(0),
         }))
     }
 
@@ -164,14 +166,25 @@ impl Engine {
         Ok(id)
     }
 
+    /// A name for one apalis worker run: the backend keeps a registry of worker names, and a
+    /// second run in this process must not collide with the first.
+    pub fn run_name(&self, role: &str) -> String {
+        let n = self
+            .0
+            .runs
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("{}-{role}-{n}", self.worker_name())
+    }
+
     /// Runs a queue worker in this process until `shutdown` resolves.
     pub async fn run_worker(
         &self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), EngineError> {
         let settings = self.0.settings.queue.clone();
+        let name = self.run_name("jobs");
         self.queue()
-            .run_worker(self.worker_name(), self.clone(), &settings, shutdown)
+            .run_worker(&name, self.clone(), &settings, shutdown)
             .await?;
         Ok(())
     }

@@ -131,7 +131,7 @@ pub async fn run_scheduler(
     let expression = schedule_for(engine.settings().sweep_every);
     let schedule = cron::Schedule::from_str(&expression)
         .map_err(|e| EngineError::Invalid(format!("sweep schedule `{expression}`: {e}")))?;
-    let name = format!("{}-sweeps", engine.worker_name());
+    let name = engine.run_name("sweeps");
     let signal = async move {
         shutdown.await;
         Ok::<(), std::io::Error>(())

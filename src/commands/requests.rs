@@ -53,23 +53,41 @@ fn exit_for(status: RequestStatus) -> ExitCode {
     }
 }
 
-pub async fn run(config: &Config, args: &RequestArgs, as_json: bool) -> Result<ExitCode, CliError> {
-    let new = validate(config, args)?;
-    let engine = crate::wiring::engine(config).await?;
+/// Enqueues `new` and processes it with a worker in this process until it ends or
+/// `timeout` passes. Returns the request id and where it got to.
+pub async fn process_here(
+    engine: &Engine,
+    new: dsr_jobs::model::NewRequest,
+    timeout: Duration,
+    quiet: bool,
+) -> Result<(String, RequestStatus), CliError> {
     let id = engine.enqueue(new).await?;
-    if !as_json {
+    if !quiet {
         eprintln!("enqueued {id}; processing in this process");
     }
     let shutdown = Shutdown::new();
     let worker = {
-        let engine: Engine = engine.clone();
+        let engine = engine.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move { super::worker::run_in_process(&engine, true, &shutdown).await })
     };
-    let waited = wait_for(engine.ledger(), &id, args.timeout, as_json).await;
+    let waited = wait_for(engine.ledger(), &id, timeout, quiet).await;
     shutdown.trigger();
-    let _ = tokio::time::timeout(Duration::from_secs(30), worker).await;
-    let status = waited?;
+    match tokio::time::timeout(Duration::from_secs(30), worker).await {
+        Ok(Ok(Err(e))) => eprintln!(
+            "warning: the worker in this process stopped: {}",
+            e.message()
+        ),
+        Err(_) => eprintln!("warning: running tasks did not finish within 30 s of stopping"),
+        _ => {}
+    }
+    Ok((id, waited?))
+}
+
+pub async fn run(config: &Config, args: &RequestArgs, as_json: bool) -> Result<ExitCode, CliError> {
+    let new = validate(config, args)?;
+    let engine = crate::wiring::engine(config).await?;
+    let (id, status) = process_here(&engine, new, args.timeout, as_json).await?;
     print_status(engine.ledger(), &id, as_json).await?;
     Ok(exit_for(status))
 }
