@@ -51,85 +51,31 @@ fn bad_requests_exit_2_naming_the_problem_and_write_nothing() {
     );
     assert_refused(
         &d,
-        &[
-            "enqueue",
-            "access",
-            "--email",
-            SEEDED_EMAIL,
-            "--processor",
-            "dropbox",
-        ],
-        "dropbox",
-    );
-    assert_refused(
-        &d,
-        &[
-            "enqueue",
-            "access",
-            "--email",
-            SEEDED_EMAIL,
-            "--processor",
-            "superoffice",
-        ],
-        "superoffice",
-    );
-    assert_refused(
-        &d,
-        &[
-            "enqueue",
-            "rectification",
-            "--email",
-            SEEDED_EMAIL,
-            "--set",
-            "shoe_size=44",
-        ],
-        "shoe_size",
-    );
-    assert_refused(
-        &d,
-        &["enqueue", "rectification", "--email", SEEDED_EMAIL],
-        "--set",
-    );
-    assert_refused(
-        &d,
-        &[
-            "enqueue",
-            "access",
-            "--email",
-            SEEDED_EMAIL,
-            "--set",
-            "company=Racom",
-        ],
-        "rectification",
-    );
-    assert_refused(
-        &d,
-        &["enqueue", "access", "--email", SEEDED_EMAIL, "--dry-run"],
-        "--dry-run",
-    );
-    assert_refused(
-        &d,
-        &[
-            "enqueue",
-            "access",
-            "--email",
-            SEEDED_EMAIL,
-            "--phone",
-            "12",
-        ],
-        "12",
-    );
-    assert_refused(
-        &d,
-        &["enqueue", "access", "--email", SEEDED_EMAIL, "--lang", "de"],
-        "de",
-    );
-    assert_refused(
-        &d,
         &["retry", "some-id", "--processor", "dropbox"],
         "dropbox",
     );
     assert_refused(&d, &["list", "--status", "done"], "done");
+    // Each with a valid subject, so only the named part is wrong.
+    let cases: &[(&str, &[&str], &str)] = &[
+        ("access", &["--processor", "dropbox"], "dropbox"),
+        ("access", &["--processor", "superoffice"], "superoffice"),
+        ("rectification", &["--set", "shoe_size=44"], "shoe_size"),
+        ("rectification", &[], "--set"),
+        (
+            "rectification",
+            &["--set", "email=not-an-address"],
+            "not-an-address",
+        ),
+        ("access", &["--set", "company=Racom"], "rectification"),
+        ("access", &["--dry-run"], "--dry-run"),
+        ("access", &["--phone", "12"], "12"),
+        ("access", &["--lang", "de"], "de"),
+    ];
+    for (kind, extra, names) in cases {
+        let mut args = vec!["enqueue", kind, "--email", SEEDED_EMAIL];
+        args.extend_from_slice(extra);
+        assert_refused(&d, &args, names);
+    }
 }
 
 #[test]

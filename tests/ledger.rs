@@ -6,9 +6,9 @@ use std::future::Future;
 use std::time::Duration;
 
 use chrono::{Duration as ChronoDuration, Utc};
-use dsr_connector::{Email, Identities, Processor};
+use dsr_connector::Processor;
 use dsr_jobs::ledger::{Claim, TaskResult};
-use dsr_jobs::model::{Lang, NewRequest, Outcome, RequestKind, RequestStatus, TaskStatus};
+use dsr_jobs::model::{Outcome, RequestKind, RequestStatus, TaskStatus};
 use dsr_jobs::{Ledger, LedgerError, ListFilter};
 use serde_json::json;
 
@@ -25,23 +25,13 @@ where
     db.drop_db().await;
 }
 
-fn new_request(processors: &[Processor]) -> NewRequest {
-    NewRequest {
-        kind: RequestKind::Erasure,
-        identities: Identities {
-            emails: vec![Email::parse(util::SEEDED_EMAIL).unwrap()],
-            ..Default::default()
-        },
-        changes: vec![],
-        lang: Lang::Nb,
-        dry_run: false,
-        processors: processors.to_vec(),
-        received_at: Utc::now(),
-    }
-}
-
 async fn create(ledger: &Ledger, id: &str, processors: &[Processor]) {
-    let new = new_request(processors);
+    let new = util::request_for(
+        util::SEEDED_EMAIL,
+        RequestKind::Erasure,
+        processors,
+        Utc::now(),
+    );
     let due = dsr_jobs::deadline::due_at(new.received_at, 1, chrono_tz::Europe::Oslo);
     ledger.create_request(id, &new, due).await.unwrap();
 }
@@ -55,6 +45,10 @@ fn done(found: u64) -> TaskResult {
         evidence: json!({"ids": ["a"]}),
         spool: None,
     }
+}
+
+async fn task_of(ledger: &Ledger, id: &str, processor: Processor) -> dsr_jobs::model::Task {
+    ledger.task(id, processor).await.unwrap().unwrap()
 }
 
 const LEASE: Duration = Duration::from_secs(60);
@@ -215,15 +209,7 @@ async fn a_redelivered_task_neither_runs_again_nor_records_twice() {
             events.iter().filter(|e| e.event == "task.started").count(),
             1
         );
-        assert_eq!(
-            ledger
-                .task("r2", Processor::Google)
-                .await
-                .unwrap()
-                .unwrap()
-                .attempts,
-            1
-        );
+        assert_eq!(task_of(&ledger, "r2", Processor::Google).await.attempts, 1);
         ledger.close().await;
     })
     .await;
@@ -275,15 +261,7 @@ async fn a_dead_workers_task_is_taken_over_and_its_late_result_discarded() {
                 .await
                 .unwrap()
         );
-        assert_eq!(
-            ledger
-                .task("r3", Processor::Wix)
-                .await
-                .unwrap()
-                .unwrap()
-                .found,
-            2
-        );
+        assert_eq!(task_of(&ledger, "r3", Processor::Wix).await.found, 2);
         ledger.close().await;
     })
     .await;
@@ -365,11 +343,7 @@ async fn retrying_tasks_wait_for_their_backoff_and_failed_ones_can_be_retried() 
             ledger.retry("r4", None).await.unwrap(),
             [Processor::Superoffice]
         );
-        let task = ledger
-            .task("r4", Processor::Superoffice)
-            .await
-            .unwrap()
-            .unwrap();
+        let task = task_of(&ledger, "r4", Processor::Superoffice).await;
         assert_eq!(
             (task.status, task.attempts, task.error),
             (TaskStatus::Pending, 1, None)
@@ -455,12 +429,7 @@ async fn cancel_extend_and_overdue_follow_the_rules() {
             RequestStatus::Cancelled
         );
         assert_eq!(
-            ledger
-                .task("r6", Processor::Google)
-                .await
-                .unwrap()
-                .unwrap()
-                .status,
+            task_of(&ledger, "r6", Processor::Google).await.status,
             TaskStatus::Cancelled
         );
         let overdue = ledger

@@ -9,9 +9,9 @@ use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use dsr_connector::{Email, Identities, Processor};
-use dsr_jobs::model::{Lang, NewRequest, RequestKind, RequestStatus, TaskStatus};
-use dsr_jobs::{Connectors, Engine, Ledger, ListFilter, Queue, QueueSettings, Settings};
+use dsr_connector::Processor;
+use dsr_jobs::model::{RequestKind, RequestStatus, TaskStatus};
+use dsr_jobs::{Engine, Ledger, ListFilter};
 use util::{Deployment, PgDatabase, RedisKeys, SEEDED_EMAIL};
 
 struct Cluster {
@@ -33,33 +33,12 @@ impl Cluster {
         let scripts = scripts.replace("{root}", &root);
         std::fs::write(&deployment.config, format!("{text}{scripts}")).unwrap();
 
-        let queue_settings = QueueSettings {
-            url: util::redis_url(),
-            prefix: prefix.clone(),
-            poll_interval: Duration::from_millis(50),
-            heartbeat: Duration::from_secs(1),
-            missed_heartbeats: 2,
-            response_timeout: Duration::from_secs(5),
-            concurrency: 1,
-        };
-        let settings = Settings {
-            zone: chrono_tz::Europe::Oslo,
-            export_dir: deployment.data().join("export"),
-            task_lease: Duration::from_secs(3),
-            max_attempts: 8,
-            backoff_base: Duration::from_millis(100),
-            backoff_max: Duration::from_secs(1),
-            sweep_every: Duration::from_secs(1),
-            recover_after: Duration::from_secs(2),
-            deadline_warning_days: 7,
-            log_key: b"test".to_vec(),
-            queue: queue_settings.clone(),
-        };
-        let ledger = Ledger::open(&db.url).await.unwrap();
-        let queue = Queue::connect(&queue_settings)
-            .await
-            .unwrap_or_else(|e| panic!("{e}: run the suite with scripts/test, which starts Redis"));
-        let engine = Engine::new(ledger, queue, Connectors::default(), settings);
+        let settings = util::fast_settings(
+            &util::redis_url(),
+            &prefix,
+            &deployment.data().join("export"),
+        );
+        let engine = util::engine(&db.url, settings).await;
         Cluster {
             db,
             redis,
@@ -91,18 +70,12 @@ impl Cluster {
 
     async fn enqueue(&self, email: &str) -> String {
         self.engine
-            .enqueue(NewRequest {
-                kind: RequestKind::Erasure,
-                identities: Identities {
-                    emails: vec![Email::parse(email).unwrap()],
-                    ..Default::default()
-                },
-                changes: vec![],
-                lang: Lang::En,
-                dry_run: false,
-                processors: vec![Processor::Google, Processor::Wix],
-                received_at: Utc::now(),
-            })
+            .enqueue(util::request_for(
+                email,
+                RequestKind::Erasure,
+                &[Processor::Google, Processor::Wix],
+                Utc::now(),
+            ))
             .await
             .unwrap()
     }

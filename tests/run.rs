@@ -35,6 +35,13 @@ fn deployment(extra_wix: &str, more: &str) -> Deployment {
     d
 }
 
+/// `dsr --json run KIND --email SEEDED_EMAIL EXTRA…`, waiting up to a minute.
+fn run_request(d: &Deployment, kind: &str, extra: &[&str]) -> (i32, Value) {
+    let mut args = vec!["run", kind, "--email", SEEDED_EMAIL, "--timeout", "60s"];
+    args.extend_from_slice(extra);
+    d.dsr_json(&args)
+}
+
 fn spawn_worker(d: &Deployment) -> Child {
     d.command()
         .arg("worker")
@@ -131,14 +138,7 @@ fn an_access_request_runs_to_a_bundle_and_reports_the_documented_status() {
 #[test]
 fn retryable_failures_back_off_and_then_succeed() {
     let d = deployment("fail_attempts = 2\nretry_after_ms = 300\n", "");
-    let (code, status) = d.dsr_json(&[
-        "run",
-        "erasure",
-        "--email",
-        SEEDED_EMAIL,
-        "--timeout",
-        "60s",
-    ]);
+    let (code, status) = run_request(&d, "erasure", &[]);
     assert_eq!(code, 0, "{status}");
     let wix = task(&status, "wix");
     assert_eq!(wix["status"], "succeeded");
@@ -165,14 +165,7 @@ fn retryable_failures_back_off_and_then_succeed() {
 #[test]
 fn a_permanent_failure_ends_partially_and_dsr_retry_sends_it_back() {
     let d = deployment("fail_attempts = 1\nfailure = \"permanent\"\n", "");
-    let (code, status) = d.dsr_json(&[
-        "run",
-        "erasure",
-        "--email",
-        SEEDED_EMAIL,
-        "--timeout",
-        "60s",
-    ]);
+    let (code, status) = run_request(&d, "erasure", &[]);
     assert_eq!(code, 1, "a request that did not complete exits 1: {status}");
     assert_eq!(status["status"], "partially_completed");
     let wix = task(&status, "wix");
@@ -206,14 +199,7 @@ fn attempts_run_out_and_the_task_fails_with_the_last_error() {
         "task_lease_secs = 3\nmax_attempts = 2",
     );
     std::fs::write(&d.config, text).unwrap();
-    let (code, status) = d.dsr_json(&[
-        "run",
-        "objection",
-        "--email",
-        SEEDED_EMAIL,
-        "--timeout",
-        "60s",
-    ]);
+    let (code, status) = run_request(&d, "objection", &[]);
     assert_eq!(code, 1);
     let wix = task(&status, "wix");
     assert_eq!(wix["status"], "failed");
@@ -230,15 +216,7 @@ fn attempts_run_out_and_the_task_fails_with_the_last_error() {
 #[test]
 fn a_dry_run_changes_nothing_and_says_so() {
     let d = deployment("", "");
-    let (code, status) = d.dsr_json(&[
-        "run",
-        "erasure",
-        "--dry-run",
-        "--email",
-        SEEDED_EMAIL,
-        "--timeout",
-        "60s",
-    ]);
+    let (code, status) = run_request(&d, "erasure", &["--dry-run"]);
     assert_eq!(code, 0, "{status}");
     assert!(
         effects(&d).is_empty(),
@@ -257,14 +235,7 @@ fn a_dry_run_changes_nothing_and_says_so() {
 #[test]
 fn a_redelivered_job_repeats_no_side_effect_and_records_nothing_twice() {
     let d = deployment("", "");
-    let (code, status) = d.dsr_json(&[
-        "run",
-        "erasure",
-        "--email",
-        SEEDED_EMAIL,
-        "--timeout",
-        "60s",
-    ]);
+    let (code, status) = run_request(&d, "erasure", &[]);
     assert_eq!(code, 0, "{status}");
     let id = status["id"].as_str().unwrap().to_string();
     assert_eq!(effects(&d).len(), 3);

@@ -6,57 +6,28 @@ mod util;
 use std::time::Duration;
 
 use chrono::{Duration as ChronoDuration, Utc};
-use dsr_connector::{Email, Identities, Processor};
-use dsr_jobs::model::{Lang, NewRequest, RequestKind};
-use dsr_jobs::{Connectors, Engine, Ledger, ListFilter, Queue, QueueSettings, Settings, sweep};
+use dsr_connector::Processor;
+use dsr_jobs::model::{NewRequest, RequestKind};
+use dsr_jobs::{Engine, ListFilter, sweep};
 
 async fn engine(dir: &std::path::Path) -> Engine {
-    let queue = QueueSettings {
-        url: format!("sqlite://{}/queue.db", dir.display()),
-        prefix: "dsr".into(),
-        poll_interval: Duration::from_millis(50),
-        heartbeat: Duration::from_secs(1),
-        missed_heartbeats: 2,
-        response_timeout: Duration::from_secs(5),
-        concurrency: 2,
-    };
-    let settings = Settings {
-        zone: chrono_tz::Europe::Oslo,
-        export_dir: dir.join("export"),
-        task_lease: Duration::from_secs(3),
-        max_attempts: 3,
-        backoff_base: Duration::from_millis(100),
-        backoff_max: Duration::from_secs(1),
-        sweep_every: Duration::from_secs(1),
-        recover_after: Duration::from_secs(3600),
-        deadline_warning_days: 7,
-        log_key: b"k".to_vec(),
-        queue: queue.clone(),
-    };
-    let ledger = Ledger::open(&format!("sqlite://{}/ledger.db", dir.display()))
-        .await
-        .unwrap();
-    Engine::new(
-        ledger,
-        Queue::connect(&queue).await.unwrap(),
-        Connectors::default(),
-        settings,
-    )
+    let mut settings = util::fast_settings(
+        &format!("sqlite://{}/queue.db", dir.display()),
+        "dsr",
+        &dir.join("export"),
+    );
+    settings.recover_after = Duration::from_secs(3600);
+    util::engine(&format!("sqlite://{}/ledger.db", dir.display()), settings).await
 }
 
 fn received(days_ago: i64) -> NewRequest {
-    NewRequest {
-        kind: RequestKind::Access,
-        identities: Identities {
-            emails: vec![Email::parse(util::SEEDED_EMAIL).unwrap()],
-            ..Default::default()
-        },
-        changes: vec![],
-        lang: Lang::Nb,
-        dry_run: false,
-        processors: vec![Processor::Google],
-        received_at: Utc::now() - ChronoDuration::days(days_ago),
-    }
+    let at = Utc::now() - ChronoDuration::days(days_ago);
+    util::request_for(
+        util::SEEDED_EMAIL,
+        RequestKind::Access,
+        &[Processor::Google],
+        at,
+    )
 }
 
 #[tokio::test]

@@ -268,3 +268,62 @@ impl RedisKeys {
         let _: Result<(), _> = redis::cmd("DEL").arg(keys).query_async(&mut conn).await;
     }
 }
+
+/// A request for `email` as the library receives it.
+pub fn request_for(
+    email: &str,
+    kind: dsr_jobs::model::RequestKind,
+    processors: &[dsr_connector::Processor],
+    received_at: chrono::DateTime<chrono::Utc>,
+) -> dsr_jobs::model::NewRequest {
+    dsr_jobs::model::NewRequest {
+        kind,
+        identities: dsr_connector::Identities {
+            emails: vec![dsr_connector::Email::parse(email).expect("valid e-mail")],
+            ..Default::default()
+        },
+        changes: vec![],
+        lang: dsr_jobs::model::Lang::Nb,
+        dry_run: false,
+        processors: processors.to_vec(),
+        received_at,
+    }
+}
+
+/// Fast-moving settings for tests: short leases, backoff and sweeps.
+pub fn fast_settings(queue_url: &str, prefix: &str, export_dir: &Path) -> dsr_jobs::Settings {
+    use std::time::Duration;
+    dsr_jobs::Settings {
+        zone: chrono_tz::Europe::Oslo,
+        export_dir: export_dir.to_path_buf(),
+        task_lease: Duration::from_secs(3),
+        max_attempts: 8,
+        backoff_base: Duration::from_millis(100),
+        backoff_max: Duration::from_secs(1),
+        sweep_every: Duration::from_secs(1),
+        recover_after: Duration::from_secs(2),
+        deadline_warning_days: 7,
+        log_key: b"test".to_vec(),
+        queue: dsr_jobs::QueueSettings {
+            url: queue_url.to_string(),
+            prefix: prefix.to_string(),
+            poll_interval: Duration::from_millis(50),
+            heartbeat: Duration::from_secs(1),
+            missed_heartbeats: 2,
+            response_timeout: Duration::from_secs(5),
+            concurrency: 2,
+        },
+    }
+}
+
+/// An engine over `ledger_url` and the queue in `settings`, with no connectors (for
+/// enqueueing and sweeping from a test).
+pub async fn engine(ledger_url: &str, settings: dsr_jobs::Settings) -> dsr_jobs::Engine {
+    let ledger = dsr_jobs::Ledger::open(ledger_url)
+        .await
+        .expect("open ledger");
+    let queue = dsr_jobs::Queue::connect(&settings.queue)
+        .await
+        .unwrap_or_else(|e| panic!("{e}: run the suite with scripts/test, which starts Redis"));
+    dsr_jobs::Engine::new(ledger, queue, dsr_jobs::Connectors::default(), settings)
+}
