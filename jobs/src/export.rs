@@ -14,7 +14,8 @@ use sha2::{Digest, Sha256};
 use crate::engine::EngineError;
 use crate::ledger::ts;
 use crate::model::{Request, RequestKind, RequestStatus, Task};
-use crate::spool::read_spool;
+use crate::spool::{SpoolEntry, files_dir, read_spool};
+use dsr_connector::StoredFile;
 
 pub const MANIFEST_SCHEMA: u32 = 1;
 
@@ -34,21 +35,36 @@ pub async fn write_bundle(
 ) -> Result<PathBuf, EngineError> {
     tokio::fs::create_dir_all(dir).await.map_err(storage(dir))?;
     let final_path = dir.join(format!("dsr-{}.zip", request.id));
-    // Group each processor's records by category, in memory per processor only.
+    // Group each processor's records by category, in memory per processor only; files
+    // (attachments) are copied from the spool into the ZIP as streams.
     let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut attachments: Vec<(String, PathBuf, StoredFile)> = Vec::new();
     let mut processors = Vec::new();
     for task in tasks {
         let mut by_category: BTreeMap<String, Vec<Value>> = BTreeMap::new();
         if let Some(spool) = &task.spool {
             let spool_path = PathBuf::from(spool);
-            read_spool(&spool_path, |record| {
-                if request.kind == RequestKind::Portability && !record.provided_by_subject {
-                    return Ok(());
+            let portability = request.kind == RequestKind::Portability;
+            read_spool(&spool_path, |entry| {
+                match entry {
+                    SpoolEntry::Record(record) if portability && !record.provided_by_subject => {}
+                    SpoolEntry::Record(record) => by_category
+                        .entry(record.category)
+                        .or_default()
+                        .push(record.data),
+                    // Attachments are what others sent the subject, not what the subject
+                    // provided: a portability bundle leaves them out.
+                    SpoolEntry::File(_) if portability => {}
+                    SpoolEntry::File(file) => {
+                        let name = file.path.trim_start_matches("attachments/");
+                        let source = files_dir(&spool_path).join(name);
+                        attachments.push((
+                            format!("{}/{}", task.processor, file.path),
+                            source,
+                            file,
+                        ));
+                    }
                 }
-                by_category
-                    .entry(record.category)
-                    .or_default()
-                    .push(record.data);
                 Ok(())
             })
             .await
@@ -76,6 +92,9 @@ pub async fn write_bundle(
             json!({"path": path, "bytes": bytes.len(), "media_type": "application/json",
                    "sha256": hex::encode(Sha256::digest(bytes))})
         })
+        .chain(attachments.iter().map(|(path, _, f)| {
+            json!({"path": path, "bytes": f.bytes, "media_type": f.media_type, "sha256": f.sha256})
+        }))
         .collect();
     let manifest = json!({
         "schema_version": MANIFEST_SCHEMA,

@@ -5,8 +5,26 @@
 
 use std::path::{Path, PathBuf};
 
-use dsr_connector::{Processor, Record, RecordSink, SinkError};
+use dsr_connector::{
+    ByteStream, FileMeta, Processor, Record, RecordSink, SinkError, StoredFile, safe_file_name,
+};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
+
+/// One line of a spool: a record, or a file stored beside the spool.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "entry", rename_all = "snake_case")]
+pub enum SpoolEntry {
+    Record(Record),
+    File(StoredFile),
+}
+
+/// The folder beside a spool that holds its files.
+pub fn files_dir(spool: &Path) -> PathBuf {
+    spool.with_extension("files")
+}
 
 /// Writes one attempt's records; only `commit` makes them visible.
 pub struct SpoolWriter {
@@ -15,6 +33,7 @@ pub struct SpoolWriter {
     out: BufWriter<tokio::fs::File>,
     count: u64,
     provided: u64,
+    files: u64,
 }
 
 pub fn spool_path(
@@ -43,6 +62,7 @@ impl SpoolWriter {
             out: BufWriter::new(file),
             count: 0,
             provided: 0,
+            files: 0,
         })
     }
 
@@ -64,37 +84,77 @@ impl SpoolWriter {
 
     pub async fn discard(self) {
         let _ = tokio::fs::remove_file(&self.tmp).await;
+        let _ = tokio::fs::remove_dir_all(files_dir(&self.path)).await;
+    }
+
+    async fn write_line(&mut self, entry: &SpoolEntry) -> Result<(), SinkError> {
+        let mut line = serde_json::to_vec(entry).map_err(|e| SinkError(e.to_string()))?;
+        line.push(b'\n');
+        self.out
+            .write_all(&line)
+            .await
+            .map_err(|e| SinkError(format!("writing {}: {e}", self.tmp.display())))
     }
 }
 
 #[async_trait::async_trait]
 impl RecordSink for SpoolWriter {
     async fn accept(&mut self, record: Record) -> Result<(), SinkError> {
-        let mut line = serde_json::to_vec(&record).map_err(|e| SinkError(e.to_string()))?;
-        line.push(b'\n');
-        self.out
-            .write_all(&line)
-            .await
-            .map_err(|e| SinkError(format!("writing {}: {e}", self.tmp.display())))?;
+        let provided = record.provided_by_subject;
+        self.write_line(&SpoolEntry::Record(record)).await?;
         self.count += 1;
-        if record.provided_by_subject {
+        if provided {
             self.provided += 1;
         }
         Ok(())
     }
+
+    async fn attach(
+        &mut self,
+        file: FileMeta,
+        mut body: ByteStream<'_>,
+    ) -> Result<StoredFile, SinkError> {
+        self.files += 1;
+        let name = format!("{:04}-{}", self.files, safe_file_name(&file.name));
+        let dir = files_dir(&self.path);
+        let fail =
+            |e: std::io::Error| SinkError(format!("storing {name} under {}: {e}", dir.display()));
+        tokio::fs::create_dir_all(&dir).await.map_err(fail)?;
+        let mut out = tokio::fs::File::create(dir.join(&name))
+            .await
+            .map_err(fail)?;
+        let mut hasher = Sha256::new();
+        let mut bytes = 0u64;
+        while let Some(chunk) = body.next().await {
+            let chunk =
+                chunk.map_err(|e| SinkError(format!("the vendor's file broke off: {e}")))?;
+            hasher.update(&chunk);
+            bytes += chunk.len() as u64;
+            out.write_all(&chunk).await.map_err(fail)?;
+        }
+        out.sync_all().await.map_err(fail)?;
+        let stored = StoredFile {
+            path: format!("attachments/{name}"),
+            media_type: file.media_type,
+            bytes,
+            sha256: hex::encode(hasher.finalize()),
+        };
+        self.write_line(&SpoolEntry::File(stored.clone())).await?;
+        Ok(stored)
+    }
 }
 
-/// Reads a committed spool back, one record at a time.
+/// Reads a committed spool back, one entry at a time.
 pub async fn read_spool(
     path: &Path,
-    mut each: impl FnMut(Record) -> std::io::Result<()>,
+    mut each: impl FnMut(SpoolEntry) -> std::io::Result<()>,
 ) -> std::io::Result<()> {
     let file = tokio::fs::File::open(path).await?;
     let mut lines = BufReader::new(file).lines();
     while let Some(line) = lines.next_line().await? {
-        let record: Record = serde_json::from_str(&line)
+        let entry: SpoolEntry = serde_json::from_str(&line)
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
-        each(record)?;
+        each(entry)?;
     }
     Ok(())
 }
@@ -121,14 +181,33 @@ mod tests {
         }
         assert!(!path.exists(), "nothing is visible before commit");
         assert_eq!(writer.provided_by_subject(), 1);
+        let body = futures::stream::iter(vec![
+            Ok(bytes::Bytes::from_static(b"%PDF-")),
+            Ok(bytes::Bytes::from_static(b"1.4")),
+        ])
+        .boxed();
+        let meta = FileMeta {
+            name: "../offer.pdf".into(),
+            media_type: "application/pdf".into(),
+        };
+        let stored = writer.attach(meta, body).await.unwrap();
+        assert_eq!(stored.path, "attachments/0001-offer.pdf");
+        assert_eq!(stored.bytes, 8);
         let committed = writer.commit().await.unwrap();
+        assert_eq!(
+            std::fs::read(files_dir(&committed).join("0001-offer.pdf")).unwrap(),
+            b"%PDF-1.4"
+        );
         let mut seen = Vec::new();
-        read_spool(&committed, |r| {
-            seen.push(r.id.unwrap());
+        read_spool(&committed, |entry| {
+            seen.push(match entry {
+                SpoolEntry::Record(r) => r.id.unwrap(),
+                SpoolEntry::File(f) => f.path,
+            });
             Ok(())
         })
         .await
         .unwrap();
-        assert_eq!(seen, ["0", "1", "2"]);
+        assert_eq!(seen, ["0", "1", "2", "attachments/0001-offer.pdf"]);
     }
 }

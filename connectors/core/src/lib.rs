@@ -16,5 +16,7 @@ pub use connector::{
 pub use error::ConnectorError;
 pub use identity::{Email, Identities, IdentityError, Phone};
 pub use processor::{Processor, UnknownProcessor};
-pub use record::{Record, RecordSink, SinkError};
+pub use record::{
+    ByteStream, FileMeta, MemorySink, Record, RecordSink, SinkError, StoredFile, safe_file_name,
+};
 pub use secret::{SecretError, SecretRef};

@@ -19,18 +19,119 @@ pub struct Record {
 #[error("could not store a record: {0}")]
 pub struct SinkError(pub String);
 
+/// A file that belongs to a record (a mail attachment), as the vendor names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileMeta {
+    pub name: String,
+    pub media_type: String,
+}
+
+/// Where a stored file ended up: a path relative to the processor's folder in the bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredFile {
+    pub path: String,
+    pub media_type: String,
+    pub bytes: u64,
+    pub sha256: String,
+}
+
+/// A body streamed from a vendor, never held whole in memory.
+pub type ByteStream<'a> = futures::stream::BoxStream<'a, Result<bytes::Bytes, std::io::Error>>;
+
 /// Where a connector puts the records it finds, one at a time, so no connector has to hold
 /// a subject's whole history in memory.
 #[async_trait::async_trait]
 pub trait RecordSink: Send {
     async fn accept(&mut self, record: Record) -> Result<(), SinkError>;
+
+    /// Stores a file byte for byte; the record that owns it should name the returned path.
+    async fn attach(
+        &mut self,
+        file: FileMeta,
+        body: ByteStream<'_>,
+    ) -> Result<StoredFile, SinkError>;
 }
 
-/// A sink that keeps records in memory: for tests and small callers.
+/// A sink that keeps records in memory and files' sizes and hashes only: for tests and
+/// small callers.
+#[derive(Debug, Default)]
+pub struct MemorySink {
+    pub records: Vec<Record>,
+    pub files: Vec<(FileMeta, StoredFile)>,
+}
+
 #[async_trait::async_trait]
-impl RecordSink for Vec<Record> {
+impl RecordSink for MemorySink {
     async fn accept(&mut self, record: Record) -> Result<(), SinkError> {
-        self.push(record);
+        self.records.push(record);
         Ok(())
+    }
+
+    async fn attach(
+        &mut self,
+        file: FileMeta,
+        mut body: ByteStream<'_>,
+    ) -> Result<StoredFile, SinkError> {
+        use futures::StreamExt;
+        use sha2::Digest;
+        let mut hasher = sha2::Sha256::new();
+        let mut bytes = 0u64;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| SinkError(e.to_string()))?;
+            bytes += chunk.len() as u64;
+            hasher.update(&chunk);
+        }
+        let stored = StoredFile {
+            path: format!(
+                "attachments/{:04}-{}",
+                self.files.len() + 1,
+                safe_file_name(&file.name)
+            ),
+            media_type: file.media_type.clone(),
+            bytes,
+            sha256: hex::encode(hasher.finalize()),
+        };
+        self.files.push((file, stored.clone()));
+        Ok(stored)
+    }
+}
+
+/// A vendor's file name made safe for a path inside a ZIP on any system: no directories,
+/// no control or reserved characters, not empty, not too long.
+pub fn safe_file_name(name: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or(name);
+    let cleaned: String = base
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || matches!(c, '.' | '-' | '_' | ' ') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let trimmed = cleaned.trim_matches(|c: char| c == '.' || c == ' ');
+    let mut out: String = trimmed.chars().take(100).collect();
+    if out.is_empty() {
+        out = "file".into();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_cannot_escape_their_folder() {
+        assert_eq!(safe_file_name("../../etc/passwd"), "passwd");
+        assert_eq!(safe_file_name("..\\tilbud 2026.xlsx"), "tilbud 2026.xlsx");
+        assert_eq!(
+            safe_file_name("kravspesifikasjon.pdf"),
+            "kravspesifikasjon.pdf"
+        );
+        assert_eq!(safe_file_name("a<b>:c?.txt"), "a_b__c_.txt");
+        assert_eq!(safe_file_name(".."), "file");
+        assert_eq!(safe_file_name("Søknad æøå.docx"), "Søknad æøå.docx");
     }
 }
