@@ -158,31 +158,37 @@ impl Ledger {
         } else {
             return Err(LedgerError::Url(url.to_string()));
         };
-        let pool = AnyPoolOptions::new()
-            .max_connections(if postgres { 8 } else { 4 })
-            .acquire_timeout(Duration::from_secs(10))
-            .connect(&connect_url)
-            .await
-            .map_err(|source| LedgerError::Unreachable {
-                url: redact_url(url),
-                source,
-            })?;
-        if !postgres {
-            // WAL lets readers (dsr status) run beside the worker; wait rather than fail
-            // when another process holds the write lock.
-            sqlx::query("PRAGMA journal_mode = WAL")
-                .execute(&pool)
-                .await?;
-            sqlx::query("PRAGMA busy_timeout = 10000")
-                .execute(&pool)
-                .await?;
-            sqlx::query("PRAGMA foreign_keys = ON")
-                .execute(&pool)
-                .await?;
-            sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-        } else {
-            sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        }
+        let setup = async {
+            let pool = AnyPoolOptions::new()
+                .max_connections(if postgres { 8 } else { 4 })
+                .acquire_timeout(Duration::from_secs(10))
+                .connect(&connect_url)
+                .await
+                .map_err(|source| LedgerError::Unreachable {
+                    url: redact_url(url),
+                    source,
+                })?;
+            if !postgres {
+                // WAL lets readers (dsr status) run beside the worker.
+                sqlx::query("PRAGMA journal_mode = WAL")
+                    .execute(&pool)
+                    .await?;
+                sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+            } else {
+                // sqlx holds a PostgreSQL advisory lock while it migrates.
+                sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+            }
+            Ok::<_, LedgerError>(pool)
+        };
+        let pool = match url.strip_prefix("sqlite://").filter(|p| *p != ":memory:") {
+            Some(path) => crate::sqlite_lock::while_locked(Path::new(path), setup)
+                .await
+                .map_err(|e| LedgerError::Unreachable {
+                    url: url.to_string(),
+                    source: sqlx::Error::Io(e),
+                })??,
+            None => setup.await?,
+        };
         Ok(Ledger { pool, postgres })
     }
 

@@ -14,6 +14,7 @@ pub mod ledger;
 pub mod model;
 pub mod queue;
 pub mod spool;
+mod sqlite_lock;
 pub mod sweep;
 #[cfg(feature = "test-connector")]
 pub mod test_connector;

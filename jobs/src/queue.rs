@@ -96,9 +96,13 @@ impl Queue {
                 .execute(&pool)
                 .await
                 .map_err(|e| unreachable(e.to_string()))?;
-            SqliteStorage::setup(&pool)
-                .await
-                .map_err(|e| unreachable(e.to_string()))?;
+            crate::sqlite_lock::while_locked(
+                std::path::Path::new(path),
+                SqliteStorage::setup(&pool),
+            )
+            .await
+            .map_err(|e| unreachable(e.to_string()))?
+            .map_err(|e| unreachable(e.to_string()))?;
             let config = apalis_sqlite::Config::default()
                 .queue(&queue_name)
                 .heartbeat_interval(settings.heartbeat)
