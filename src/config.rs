@@ -234,7 +234,7 @@ pub struct PrivacyConfig {
 #[serde(deny_unknown_fields)]
 pub struct ProcessorsConfig {
     pub google: Option<ProcessorSection>,
-    pub microsoft365: Option<ProcessorSection>,
+    pub microsoft365: Option<dsr_microsoft365::Microsoft365Config>,
     pub superoffice: Option<ProcessorSection>,
     pub wix: Option<ProcessorSection>,
 }
@@ -326,14 +326,18 @@ impl Config {
     pub fn enabled_processors(&self) -> Vec<dsr_connector::Processor> {
         use dsr_connector::Processor::*;
         let p = &self.processors;
+        let enabled = |s: &Option<ProcessorSection>| s.as_ref().is_some_and(|s| s.enabled);
         [
-            (Google, &p.google),
-            (Microsoft365, &p.microsoft365),
-            (Superoffice, &p.superoffice),
-            (Wix, &p.wix),
+            (Google, enabled(&p.google)),
+            (
+                Microsoft365,
+                p.microsoft365.as_ref().is_some_and(|m| m.enabled),
+            ),
+            (Superoffice, enabled(&p.superoffice)),
+            (Wix, enabled(&p.wix)),
         ]
         .into_iter()
-        .filter(|(_, s)| s.as_ref().is_some_and(|s| s.enabled))
+        .filter(|(_, on)| *on)
         .map(|(p, _)| p)
         .collect()
     }

@@ -11,10 +11,21 @@ use secrecy::ExposeSecret;
 use crate::config::Config;
 use crate::error::{CliError, bad_input};
 
-/// The connectors this build can run for the processors the config enables, and the
-/// enabled processors it has no connector for yet.
-pub fn connectors(config: &Config) -> (Connectors, Vec<Processor>) {
+/// The connectors for the processors the config enables, and the enabled processors this
+/// build has no connector for yet. A connector that cannot be built (a secret missing) is
+/// bad config.
+pub fn connectors(config: &Config) -> Result<(Connectors, Vec<Processor>), CliError> {
     let mut connectors = Connectors::default();
+    if let Some(m365) = config
+        .processors
+        .microsoft365
+        .as_ref()
+        .filter(|m| m.enabled)
+    {
+        let connector = dsr_microsoft365::Microsoft365::new(m365.clone())
+            .map_err(|e| bad_input(e.to_string()))?;
+        connectors.insert(Arc::new(connector));
+    }
     #[cfg(feature = "test-connector")]
     for (name, script) in &config.test_connector {
         if let Ok(p) = name.parse::<Processor>() {
@@ -29,7 +40,7 @@ pub fn connectors(config: &Config) -> (Connectors, Vec<Processor>) {
         .into_iter()
         .filter(|p| connectors.get(*p).is_none())
         .collect();
-    (connectors, missing)
+    Ok((connectors, missing))
 }
 
 pub fn settings(config: &Config) -> Result<Settings, CliError> {
@@ -66,6 +77,6 @@ pub async fn engine(config: &Config) -> Result<Engine, CliError> {
     let settings = settings(config)?;
     let ledger = ledger(config).await?;
     let queue = Queue::connect(&settings.queue).await?;
-    let (connectors, _) = connectors(config);
+    let (connectors, _) = connectors(config)?;
     Ok(Engine::new(ledger, queue, connectors, settings))
 }

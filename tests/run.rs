@@ -436,6 +436,13 @@ fn the_demo_runs_an_access_and_an_erasure_under_dsr_demo() {
     assert_eq!(report["ran"], true);
     let requests = report["requests"].as_array().unwrap();
     assert_eq!(requests.len(), 2);
+    let m365 = task(&requests[0], "microsoft365");
+    assert_eq!(
+        m365["status"], "succeeded",
+        "the demo runs Microsoft 365 against its fake"
+    );
+    assert_eq!(m365["records"]["found"], 31);
+    assert_eq!(task(&requests[1], "microsoft365")["records"]["changed"], 31);
     assert_eq!(requests[0]["kind"], "access");
     assert_eq!(requests[1]["kind"], "erasure");
     let bundle = requests[0]["bundle"].as_str().unwrap();

@@ -126,6 +126,11 @@ pub async fn write_bundle(
                 .map_err(std::io::Error::other)?;
             zip.write_all(&bytes)?;
         }
+        for (path, source, _) in attachments {
+            zip.start_file(path, options)
+                .map_err(std::io::Error::other)?;
+            std::io::copy(&mut std::fs::File::open(&source)?, &mut zip)?;
+        }
         let file = zip.finish().map_err(std::io::Error::other)?;
         file.sync_all()
     })

@@ -70,7 +70,13 @@ pub async fn doctor(config: &Config, as_json: bool) -> Result<ExitCode, CliError
         )),
     }
     checks.push(export_check(config));
-    let (connectors, missing) = crate::wiring::connectors(config);
+    let (connectors, missing) = match crate::wiring::connectors(config) {
+        Ok(found) => found,
+        Err(e) => {
+            checks.push(check("processors", false, e.message()));
+            Default::default()
+        }
+    };
     for p in Processor::ALL {
         let name = format!("processor {p}");
         if missing.contains(&p) {

@@ -14,7 +14,7 @@ use crate::error::{CliError, bad_input};
 use crate::output::{Progress, print_status, status_json};
 
 fn validate(config: &Config, args: &RequestArgs) -> Result<dsr_jobs::model::NewRequest, CliError> {
-    let (connectors, missing) = crate::wiring::connectors(config);
+    let (connectors, missing) = crate::wiring::connectors(config)?;
     for p in &missing {
         eprintln!(
             "warning: processor {p} is enabled but this build has no connector for it; it is skipped"

@@ -31,7 +31,7 @@ pub async fn run_in_process(
 
 pub async fn worker(config: &Config, args: &WorkerArgs) -> Result<ExitCode, CliError> {
     let engine = crate::wiring::engine(config).await?;
-    let (_, missing) = crate::wiring::connectors(config);
+    let (_, missing) = crate::wiring::connectors(config)?;
     for p in missing {
         eprintln!(
             "warning: processor {p} is enabled but this build has no connector for it; its tasks will fail"

@@ -232,3 +232,13 @@ mod tests {
         assert!(!debug.contains("kari"), "{debug}");
     }
 }
+
+#[cfg(test)]
+mod quoted_tests {
+    use super::*;
+
+    #[test]
+    fn quoted_local_parts_with_a_double_quote_are_addresses() {
+        assert!(Email::parse(r#""kari\"n"@example.no"#).is_ok());
+    }
+}

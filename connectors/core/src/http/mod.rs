@@ -13,7 +13,7 @@ pub mod token;
 pub use client::{CallPolicy, VendorClient, VendorError};
 pub use oauth::ClientCredentials;
 pub use origin::OriginGuard;
-pub use paging::{ODataPage, for_each_odata_page};
+pub use paging::{ODataPage, ODataPager};
 pub use ratelimit::{Limits, RateLimiter};
 pub use retry::{classify, parse_retry_after};
 pub use token::{AccessToken, TokenCache, TokenSource};

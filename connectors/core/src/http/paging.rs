@@ -17,40 +17,83 @@ pub struct ODataPage<T> {
     pub next_link: Option<String>,
 }
 
-/// Fetches `first` and every page after it, handing each page's items to `each`. Returns
-/// how many items there were. Stops at `max_pages` as a guard against a link loop.
-pub async fn for_each_odata_page<T: DeserializeOwned>(
-    client: &VendorClient,
-    key: &str,
-    guard: &OriginGuard,
-    first: url::Url,
+/// Walks an OData collection page by page (a loop the caller drives, so no closure has to
+/// borrow across an await): `while let Some(items) = pager.next_page().await? { … }`.
+pub struct ODataPager<'a> {
+    client: &'a VendorClient,
+    key: String,
+    guard: &'a OriginGuard,
+    next: Option<url::Url>,
+    pages: usize,
     max_pages: usize,
-    mut each: impl AsyncFnMut(Vec<T>) -> Result<(), ConnectorError>,
-) -> Result<u64, ConnectorError> {
-    let mut next = Some(first);
-    let mut pages = 0usize;
-    let mut items = 0u64;
-    while let Some(url) = next.take() {
-        pages += 1;
-        if pages > max_pages {
+    items: u64,
+    refused: Option<ConnectorError>,
+}
+
+impl<'a> ODataPager<'a> {
+    /// Starts at `first`; stops with an error after `max_pages`, a guard against a link loop.
+    pub fn new(
+        client: &'a VendorClient,
+        key: &str,
+        guard: &'a OriginGuard,
+        first: url::Url,
+        max_pages: usize,
+    ) -> Self {
+        ODataPager {
+            client,
+            key: key.to_string(),
+            guard,
+            next: Some(first),
+            pages: 0,
+            max_pages,
+            items: 0,
+            refused: None,
+        }
+    }
+
+    /// The next page's items, or `None` after the last page.
+    pub async fn next_page<T: DeserializeOwned>(
+        &mut self,
+    ) -> Result<Option<Vec<T>>, ConnectorError> {
+        if let Some(refused) = self.refused.take() {
+            return Err(refused);
+        }
+        let Some(url) = self.next.take() else {
+            return Ok(None);
+        };
+        self.pages += 1;
+        if self.pages > self.max_pages {
             return Err(ConnectorError::Permanent {
-                processor: client.processor(),
+                processor: self.client.processor(),
                 code: "too_many_pages".into(),
                 message: format!(
-                    "stopped after {max_pages} pages: the vendor's next links do not end"
+                    "stopped after {} pages: the vendor's next links do not end",
+                    self.max_pages
                 ),
             });
         }
-        let page: ODataPage<T> = client.json(key, |http| http.get(url.clone())).await?;
-        items += page.value.len() as u64;
-        each(page.value).await?;
-        next = page
+        let page: ODataPage<T> = self
+            .client
+            .json(&self.key, |http| http.get(url.clone()))
+            .await?;
+        // A refused next link fails the call after this page's items are handed over.
+        match page
             .next_link
             .as_deref()
-            .map(|link| guard.check(link))
-            .transpose()?;
+            .map(|link| self.guard.check(link))
+            .transpose()
+        {
+            Ok(next) => self.next = next,
+            Err(refused) => self.refused = Some(refused),
+        }
+        self.items += page.value.len() as u64;
+        Ok(Some(page.value))
     }
-    Ok(items)
+
+    /// Items returned so far.
+    pub fn items(&self) -> u64 {
+        self.items
+    }
 }
 
 #[cfg(test)]
@@ -105,25 +148,22 @@ mod tests {
         let base = serve(app).await;
         base_cell.set(base.clone()).unwrap();
         let guard = OriginGuard::new("test", &url::Url::parse(&base).unwrap());
+        let client = client();
+        let first = url::Url::parse(&format!("{base}/users")).unwrap();
+        let mut pager = ODataPager::new(&client, "k", &guard, first, 10);
         let mut seen = Vec::new();
-        let result = for_each_odata_page::<serde_json::Value>(
-            &client(),
-            "k",
-            &guard,
-            url::Url::parse(&format!("{base}/users")).unwrap(),
-            10,
-            async |items| {
-                seen.extend(items);
-                Ok(())
-            },
-        )
-        .await;
+        let err = loop {
+            match pager.next_page::<serde_json::Value>().await {
+                Ok(Some(items)) => seen.extend(items),
+                Ok(None) => panic!("the foreign link was followed to the end"),
+                Err(e) => break e,
+            }
+        };
         assert_eq!(
             seen.len(),
             3,
             "three pages on the vendor's origin were read"
         );
-        let err = result.unwrap_err();
         assert_eq!(err.code(), "permanent:foreign_next_link", "{err}");
     }
 

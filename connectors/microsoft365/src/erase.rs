@@ -1,0 +1,200 @@
+//! Erasing the subject's mail and contacts (Art. 17), and proving it by searching again.
+
+use std::collections::HashMap;
+
+use dsr_connector::{ChangeReport, ConnectorError, Evidence, Identities, TaskContext};
+use serde_json::{Value, json};
+
+use crate::Microsoft365;
+use crate::access::Mailbox;
+use crate::client::needs_permission;
+use crate::config::DeleteMode;
+
+/// What one delete call did.
+enum Deleted {
+    Now,
+    /// 404: already gone (an earlier attempt, or someone else): erased all the same.
+    Already,
+}
+
+impl Microsoft365 {
+    async fn delete_item(
+        &self,
+        mailbox: &Mailbox,
+        collection: &str,
+        id: &str,
+    ) -> Result<Deleted, ConnectorError> {
+        let hard = self.config.delete_mode == DeleteMode::Hard;
+        let result = if hard {
+            let url = self.graph.url(
+                &["users", &mailbox.key, collection, id, "permanentDelete"],
+                &[],
+            );
+            self.graph
+                .client
+                .send(&mailbox.key, |http| http.post(url.clone()))
+                .await
+        } else {
+            let url = self
+                .graph
+                .url(&["users", &mailbox.key, collection, id], &[]);
+            self.graph
+                .client
+                .send(&mailbox.key, |http| http.delete(url.clone()))
+                .await
+        };
+        match result {
+            Ok(_) => Ok(Deleted::Now),
+            Err(ConnectorError::Permanent { code, .. }) if code.starts_with("404") => {
+                Ok(Deleted::Already)
+            }
+            Err(e) => {
+                let permission = if collection == "messages" {
+                    "Mail.ReadWrite"
+                } else {
+                    "Contacts.ReadWrite"
+                };
+                Err(needs_permission(
+                    e,
+                    permission,
+                    &format!("delete {collection}"),
+                ))
+            }
+        }
+    }
+
+    /// The id of the mailbox's Deleted Items folder (well-known name `deleteditems`).
+    async fn deleted_items_folder(&self, mailbox: &Mailbox) -> Result<String, ConnectorError> {
+        let url = self.graph.url(
+            &["users", &mailbox.key, "mailFolders", "deleteditems"],
+            &[("$select", "id")],
+        );
+        let folder: Value = self.graph.get(&mailbox.key, url).await?;
+        Ok(folder["id"].as_str().unwrap_or_default().to_string())
+    }
+
+    pub async fn erase_subject(
+        &self,
+        ctx: &TaskContext,
+        subject: &Identities,
+    ) -> Result<ChangeReport, ConnectorError> {
+        let mut notes = Vec::new();
+        let mut found = 0u64;
+        let mut changed = 0u64;
+        let mut erased: Vec<Value> = Vec::new();
+        let mailboxes = self.mailboxes().await?;
+        for mailbox in &mailboxes {
+            let messages = self.find_messages(mailbox, subject, &mut notes).await?;
+            let contacts = self.find_contacts(mailbox, subject).await?;
+            found += (messages.len() + contacts.len()) as u64;
+            if ctx.dry_run {
+                continue;
+            }
+            for (collection, ids) in [
+                (
+                    "messages",
+                    messages
+                        .iter()
+                        .map(|m| m.id().to_string())
+                        .collect::<Vec<_>>(),
+                ),
+                (
+                    "contacts",
+                    contacts.iter().map(|c| c.id().to_string()).collect(),
+                ),
+            ] {
+                for id in ids {
+                    let outcome = self.delete_item(mailbox, collection, &id).await?;
+                    changed += 1;
+                    erased.push(json!({
+                        "mailbox": mailbox.address, "collection": collection, "id": id,
+                        "result": match outcome { Deleted::Now => "deleted", Deleted::Already => "already_gone" },
+                    }));
+                }
+            }
+        }
+        let mut evidence = vec![Evidence {
+            kind: "graph_deletions".into(),
+            detail: json!({"mode": self.mode_name(), "items": erased}),
+        }];
+        if !ctx.dry_run {
+            let verification = self.verify_erasure(&mailboxes, subject).await?;
+            let outside = verification["remaining_outside_deleted_items"]
+                .as_u64()
+                .unwrap_or(0);
+            evidence.push(Evidence {
+                kind: "verification_search".into(),
+                detail: verification.clone(),
+            });
+            if outside > 0 {
+                return Err(ConnectorError::RetryLater {
+                    processor: crate::client::PROCESSOR,
+                    code: "verification".into(),
+                    message: format!("{outside} items still found after erasure; erasing again"),
+                    after: None,
+                });
+            }
+            notes.push(match self.config.delete_mode {
+                DeleteMode::Hard => "Deleted with permanentDelete: the items left every mailbox view and sit in Recoverable Items until the tenant's deleted-item retention (14 days unless the tenant sets otherwise) ends, or longer under a litigation hold.".to_string(),
+                DeleteMode::Soft => format!(
+                    "Deleted to Deleted Items: {} item(s) remain there until the tenant's retention policy purges them.",
+                    verification["in_deleted_items"].as_u64().unwrap_or(0)
+                ),
+            });
+        }
+        Ok(ChangeReport {
+            found,
+            changed,
+            retained: vec![],
+            evidence,
+            notes,
+        })
+    }
+
+    fn mode_name(&self) -> &'static str {
+        match self.config.delete_mode {
+            DeleteMode::Hard => "hard",
+            DeleteMode::Soft => "soft",
+        }
+    }
+
+    /// Searches again after the deletes and counts what remains, in and outside Deleted Items.
+    async fn verify_erasure(
+        &self,
+        mailboxes: &[Mailbox],
+        subject: &Identities,
+    ) -> Result<Value, ConnectorError> {
+        let mut in_deleted = 0u64;
+        let mut outside = 0u64;
+        let mut contacts = 0u64;
+        let mut per_mailbox = HashMap::new();
+        let mut notes = Vec::new();
+        for mailbox in mailboxes {
+            let messages = self.find_messages(mailbox, subject, &mut notes).await?;
+            let remaining_contacts = self.find_contacts(mailbox, subject).await?.len() as u64;
+            let deleted_folder = if messages.is_empty() {
+                String::new()
+            } else {
+                self.deleted_items_folder(mailbox).await?
+            };
+            let here_deleted = messages
+                .iter()
+                .filter(|m| m.json["parentFolderId"].as_str() == Some(deleted_folder.as_str()))
+                .count() as u64;
+            in_deleted += here_deleted;
+            outside += messages.len() as u64 - here_deleted + remaining_contacts;
+            contacts += remaining_contacts;
+            per_mailbox.insert(
+                mailbox.address.clone(),
+                messages.len() as u64 + remaining_contacts,
+            );
+        }
+        Ok(json!({
+            "searched_at": crate::access::graph_time(chrono::Utc::now()),
+            "remaining_outside_deleted_items": outside,
+            "in_deleted_items": in_deleted,
+            "contacts_remaining": contacts,
+            "per_mailbox": per_mailbox,
+        }))
+    }
+}

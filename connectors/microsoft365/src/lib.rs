@@ -1,0 +1,133 @@
+//! The Microsoft 365 connector: the subject's mail and contacts in the company's Exchange
+//! Online mailboxes, through Microsoft Graph with an app-only token (client credentials).
+//! Graph's Subject Rights Request API needs delegated permissions and Priva licences, so a
+//! background worker goes mailbox by mailbox through the ordinary endpoints instead.
+//!
+//! Read in order: `config` → `client` (Graph plumbing) → `access` → `erase` → `rectify`.
+
+pub mod access;
+pub mod client;
+pub mod config;
+pub mod erase;
+pub mod rectify;
+
+use dsr_connector::{
+    AccessSummary, Capabilities, ChangeReport, CheckReport, Connector, ConnectorError, FieldChange,
+    Identities, Processor, RecordSink, Support, TaskContext,
+};
+use serde_json::Value;
+
+pub use config::{DeleteMode, Microsoft365Config};
+
+use crate::client::{Graph, PROCESSOR, needs_permission};
+
+const NO_CONSENT: &str = "Microsoft 365 holds the company's mail and contacts, not consents or marketing subscriptions: there is nothing there to withdraw (newsletter consent lives in SuperOffice and Wix).";
+
+pub struct Microsoft365 {
+    config: Microsoft365Config,
+    graph: Graph,
+}
+
+impl Microsoft365 {
+    /// Builds the connector; resolves the client secret now so a missing one is reported
+    /// at start-up, not mid-request.
+    pub fn new(config: Microsoft365Config) -> Result<Microsoft365, ConnectorError> {
+        let secret = config
+            .client_secret
+            .resolve()
+            .map_err(|e| ConnectorError::Permanent {
+                processor: PROCESSOR,
+                code: "config".into(),
+                message: format!("processors.microsoft365.client_secret: {e}"),
+            })?;
+        let graph = Graph::new(&config, secret)?;
+        Ok(Microsoft365 { config, graph })
+    }
+}
+
+#[async_trait::async_trait]
+impl Connector for Microsoft365 {
+    fn processor(&self) -> Processor {
+        Processor::Microsoft365
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            access: Support::Supported,
+            erasure: Support::Supported,
+            rectification: Support::Supported,
+            objection: Support::NotApplicable(NO_CONSENT.into()),
+        }
+    }
+
+    async fn check(&self) -> Result<CheckReport, ConnectorError> {
+        let mut details = Vec::new();
+        let mailboxes = self.mailboxes().await?;
+        details.push(format!(
+            "token issued; {} mailbox(es) to search",
+            mailboxes.len()
+        ));
+        if let Some(first) = mailboxes.first() {
+            let url = self.graph.url(
+                &["users", &first.key, "mailFolders", "inbox"],
+                &[("$select", "id")],
+            );
+            self.graph
+                .get::<Value>(&first.key, url)
+                .await
+                .map_err(|e| needs_permission(e, "Mail.ReadWrite", "read mail"))?;
+            let url = self
+                .graph
+                .url(&["users", &first.key, "contacts"], &[("$top", "1")]);
+            self.graph
+                .get::<Value>(&first.key, url)
+                .await
+                .map_err(|e| needs_permission(e, "Contacts.ReadWrite", "read contacts"))?;
+            details.push(format!("mail and contacts of {} readable", first.address));
+        }
+        Ok(CheckReport { ok: true, details })
+    }
+
+    async fn access(
+        &self,
+        _ctx: &TaskContext,
+        subject: &Identities,
+        sink: &mut dyn RecordSink,
+    ) -> Result<AccessSummary, ConnectorError> {
+        let mut notes = Vec::new();
+        if subject.emails.is_empty() {
+            notes.push("Mail and contacts are found by e-mail address, and none was given.".into());
+            return Ok(AccessSummary { found: 0, notes });
+        }
+        let found = self.export(subject, sink, &mut notes).await?;
+        Ok(AccessSummary { found, notes })
+    }
+
+    async fn erase(
+        &self,
+        ctx: &TaskContext,
+        subject: &Identities,
+    ) -> Result<ChangeReport, ConnectorError> {
+        self.erase_subject(ctx, subject).await
+    }
+
+    async fn rectify(
+        &self,
+        ctx: &TaskContext,
+        subject: &Identities,
+        changes: &[FieldChange],
+    ) -> Result<ChangeReport, ConnectorError> {
+        self.rectify_subject(ctx, subject, changes).await
+    }
+
+    async fn withdraw_consent(
+        &self,
+        _ctx: &TaskContext,
+        _subject: &Identities,
+    ) -> Result<ChangeReport, ConnectorError> {
+        Err(ConnectorError::NotSupported {
+            processor: PROCESSOR,
+            reason: NO_CONSENT.into(),
+        })
+    }
+}

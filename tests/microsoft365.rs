@@ -1,0 +1,502 @@
+//! The Microsoft 365 connector against the fake Graph in `fixtures/`: what it finds, what it
+//! erases and corrects, and how it behaves when Graph throttles, fails or expires tokens.
+
+mod util;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use dsr_connector::{
+    Connector, ConnectorError, Email, FieldChange, Identities, MemorySink, RectifyField,
+    TaskContext,
+};
+use dsr_fixtures::graph::GraphFake;
+use dsr_microsoft365::{Microsoft365, Microsoft365Config};
+use sha2::Digest;
+
+const KARI: &str = "kari.nordmann@example.no";
+const LOOK_ALIKE: &str = "annkari.nordmann@example.no";
+
+struct Setup {
+    fake: GraphFake,
+    _dir: tempfile::TempDir,
+    connector: Microsoft365,
+}
+
+fn config_text(fake: &GraphFake, dir: &std::path::Path, extra: &str) -> String {
+    let secret = dir.join("graph-secret");
+    std::fs::write(&secret, fake.client_secret()).unwrap();
+    format!(
+        "enabled = true\ntenant_id = \"{}\"\nclient_id = \"{}\"\nclient_secret = \"file:{}\"\ngraph_url = \"{}\"\nlogin_url = \"{}\"\npage_size = 4\n{extra}",
+        fake.tenant_id(),
+        fake.client_id(),
+        secret.display(),
+        fake.graph_url(),
+        fake.login_url()
+    )
+}
+
+async fn setup(extra: &str) -> Setup {
+    let fake = GraphFake::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config: Microsoft365Config =
+        toml::from_str(&config_text(&fake, dir.path(), extra)).unwrap();
+    let connector = Microsoft365::new(config).unwrap();
+    Setup {
+        fake,
+        _dir: dir,
+        connector,
+    }
+}
+
+fn subject(email: &str) -> Identities {
+    Identities {
+        emails: vec![Email::parse(email).unwrap()],
+        ..Default::default()
+    }
+}
+
+fn ctx(dry_run: bool) -> TaskContext {
+    TaskContext {
+        request_id: "test".into(),
+        attempt: 1,
+        dry_run,
+    }
+}
+
+fn ids(sink: &MemorySink, category: &str) -> BTreeSet<String> {
+    sink.records
+        .iter()
+        .filter(|r| r.category == category)
+        .filter_map(|r| r.id.clone())
+        .collect()
+}
+
+fn kari_messages() -> BTreeSet<String> {
+    let mut expected: BTreeSet<String> = [
+        "m-ola-1", "m-ola-2", "m-ola-4", "m-post-1", "m-post-2", "m-salg-1",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    expected.extend((0..23).map(|i| format!("m-bulk-{i}")));
+    expected
+}
+
+#[tokio::test]
+async fn access_finds_exactly_the_subjects_mail_contacts_and_attachments() {
+    let s = setup("").await;
+    let mut sink = MemorySink::default();
+    let summary = s
+        .connector
+        .access(&ctx(false), &subject(KARI), &mut sink)
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&sink, "mail"),
+        kari_messages(),
+        "across three mailboxes and many pages"
+    );
+    assert_eq!(
+        ids(&sink, "contacts"),
+        BTreeSet::from(["c-ola-1".to_string(), "c-salg-1".to_string()])
+    );
+    assert_eq!(summary.found, 31);
+    let everything = serde_json::to_string(&sink.records).unwrap();
+    assert!(
+        !everything.contains(LOOK_ALIKE),
+        "the look-alike's data was exported"
+    );
+    assert!(
+        s.fake.calls().iter().any(|c| c.contains("/messages")),
+        "mail was searched"
+    );
+
+    // Attachments byte for byte, each once, named safely.
+    let files: Vec<(String, String)> = sink
+        .files
+        .iter()
+        .map(|(m, f)| (m.name.clone(), f.sha256.clone()))
+        .collect();
+    let expect = |text: &str| hex_digest(text.as_bytes());
+    assert_eq!(files.len(), 2, "{files:?}");
+    assert!(files.contains(&(
+        "kravspesifikasjon.pdf".into(),
+        expect("%PDF-1.4 kravspesifikasjon for Kari Nordmann")
+    )));
+    assert!(files.contains(&("../tilbud 2026.xlsx".into(), expect("PK tilbud-regneark"))));
+    let offer = sink
+        .records
+        .iter()
+        .find(|r| r.id.as_deref() == Some("m-ola-2"))
+        .unwrap();
+    assert!(
+        offer.data["attachments"][0]["file"]
+            .as_str()
+            .unwrap()
+            .starts_with("attachments/")
+    );
+    assert!(
+        offer.data["attachments"][0].get("contentBytes").is_none(),
+        "no message is exported twice in two forms"
+    );
+    let sent = sink
+        .records
+        .iter()
+        .find(|r| r.id.as_deref() == Some("m-post-1"))
+        .unwrap();
+    assert!(
+        sent.provided_by_subject,
+        "mail Kari wrote is data she provided"
+    );
+    assert!(!offer.provided_by_subject);
+}
+
+fn hex_digest(bytes: &[u8]) -> String {
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_search_at_graphs_result_cap_is_split_by_date_until_complete() {
+    let s = setup("search_cap = 10\n").await;
+    s.fake.with(|state| state.search_cap = 10);
+    let mut sink = MemorySink::default();
+    s.connector
+        .access(&ctx(false), &subject(KARI), &mut sink)
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&sink, "mail"),
+        kari_messages(),
+        "a capped search would have lost mail"
+    );
+    let dated = s.fake.with(|st| {
+        st.searches
+            .iter()
+            .filter(|q| q.contains("received>="))
+            .count()
+    });
+    assert!(dated >= 2, "the capped search was split into date ranges");
+}
+
+#[tokio::test]
+async fn quotes_in_addresses_are_escaped_in_filter_and_search() {
+    let s = setup("").await;
+    let mut sink = MemorySink::default();
+    s.connector
+        .access(&ctx(false), &subject("o'hara@example.ie"), &mut sink)
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&sink, "contacts"),
+        BTreeSet::from(["c-post-1".to_string()]),
+        "the ' was doubled in $filter"
+    );
+    assert_eq!(ids(&sink, "mail"), BTreeSet::from(["m-post-4".to_string()]));
+    // A '"' in a quoted local part must not break the $search expression.
+    let mut sink = MemorySink::default();
+    s.connector
+        .access(&ctx(false), &subject(r#""kari\"n"@example.no"#), &mut sink)
+        .await
+        .unwrap();
+    assert!(sink.records.is_empty());
+}
+
+#[tokio::test]
+async fn erasure_leaves_nothing_verifies_it_and_a_rerun_is_a_no_op() {
+    let s = setup("").await;
+    assert_eq!(s.fake.holdings_of(KARI), (29, 2));
+    let report = s
+        .connector
+        .erase(&ctx(false), &subject(KARI))
+        .await
+        .unwrap();
+    assert_eq!((report.found, report.changed), (31, 31));
+    assert_eq!(
+        s.fake.holdings_of(KARI),
+        (0, 0),
+        "the fake still holds Kari's data"
+    );
+    assert_eq!(
+        s.fake.holdings_of(LOOK_ALIKE),
+        (1, 1),
+        "the look-alike was touched"
+    );
+    let verification = report
+        .evidence
+        .iter()
+        .find(|e| e.kind == "verification_search")
+        .unwrap();
+    assert_eq!(verification.detail["remaining_outside_deleted_items"], 0);
+    assert_eq!(verification.detail["in_deleted_items"], 0);
+    assert!(
+        s.fake
+            .calls()
+            .iter()
+            .any(|c| c.ends_with("/permanentDelete")),
+        "hard mode purges"
+    );
+
+    let again = s
+        .connector
+        .erase(&ctx(false), &subject(KARI))
+        .await
+        .unwrap();
+    assert_eq!((again.found, again.changed), (0, 0));
+}
+
+#[tokio::test]
+async fn soft_erasure_moves_mail_to_deleted_items_and_says_retention_purges_it() {
+    let s = setup("delete_mode = \"soft\"\n").await;
+    let report = s
+        .connector
+        .erase(&ctx(false), &subject(KARI))
+        .await
+        .unwrap();
+    assert_eq!(s.fake.live_messages_of(KARI), 0);
+    let (left_in_deleted_items, contacts) = s.fake.holdings_of(KARI);
+    assert!(left_in_deleted_items > 0);
+    assert_eq!(contacts, 0);
+    let verification = report
+        .evidence
+        .iter()
+        .find(|e| e.kind == "verification_search")
+        .unwrap();
+    assert_eq!(verification.detail["remaining_outside_deleted_items"], 0);
+    assert!(
+        report.notes.iter().any(|n| n.contains("retention policy")),
+        "{:?}",
+        report.notes
+    );
+}
+
+#[tokio::test]
+async fn a_dry_run_erases_nothing() {
+    let s = setup("").await;
+    let report = s.connector.erase(&ctx(true), &subject(KARI)).await.unwrap();
+    assert_eq!((report.found, report.changed), (31, 0));
+    assert_eq!(s.fake.holdings_of(KARI), (29, 2));
+}
+
+#[tokio::test]
+async fn rectification_changes_only_the_named_fields() {
+    let s = setup("").await;
+    let changes = vec![
+        FieldChange {
+            field: RectifyField::FamilyName,
+            value: "Hansen".into(),
+        },
+        FieldChange {
+            field: RectifyField::JobTitle,
+            value: "Styreleder".into(),
+        },
+    ];
+    let report = s
+        .connector
+        .rectify(&ctx(false), &subject(KARI), &changes)
+        .await
+        .unwrap();
+    assert_eq!((report.found, report.changed), (2, 2));
+    let contacts = s.fake.with(|st| st.contacts.clone());
+    let ola = contacts.iter().find(|c| c.json["id"] == "c-ola-1").unwrap();
+    assert_eq!(ola.json["surname"], "Hansen");
+    assert_eq!(ola.json["jobTitle"], "Styreleder");
+    assert_eq!(ola.json["givenName"], "Kari");
+    assert_eq!(ola.json["companyName"], "Nordmann Consulting");
+    let other = contacts.iter().find(|c| c.json["id"] == "c-ola-2").unwrap();
+    assert_eq!(
+        other.json["surname"], "Nordmann",
+        "the look-alike was corrected"
+    );
+    let change = report
+        .evidence
+        .iter()
+        .find(|e| e.detail["id"] == "c-ola-1")
+        .unwrap();
+    let surname = change.detail["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["field"] == "surname")
+        .unwrap();
+    assert_eq!(
+        (surname["before"].as_str(), surname["after"].as_str()),
+        (Some("Nordmann"), Some("Hansen"))
+    );
+}
+
+#[tokio::test]
+async fn expired_tokens_throttling_and_outages_are_ridden_out() {
+    let s = setup("").await;
+    let mut sink = MemorySink::default();
+    s.connector
+        .access(&ctx(false), &subject(KARI), &mut sink)
+        .await
+        .unwrap();
+    s.fake.expire_tokens();
+    s.fake.throttle_next(2, "0.2");
+    let mut sink = MemorySink::default();
+    s.connector
+        .access(&ctx(false), &subject(KARI), &mut sink)
+        .await
+        .unwrap();
+    assert_eq!(ids(&sink, "mail"), kari_messages());
+    s.fake.fail_next(2);
+    let mut sink = MemorySink::default();
+    s.connector
+        .access(&ctx(false), &subject(KARI), &mut sink)
+        .await
+        .unwrap();
+    assert_eq!(ids(&sink, "mail"), kari_messages());
+    assert_eq!(
+        s.fake.with(|st| st.issued),
+        2,
+        "one refresh after the expiry, not one per call"
+    );
+}
+
+#[tokio::test]
+async fn long_throttling_is_handed_back_with_graphs_retry_after() {
+    let s = setup("").await;
+    s.fake.throttle_next(10, "120");
+    let mut sink = MemorySink::default();
+    let err = s
+        .connector
+        .access(&ctx(false), &subject(KARI), &mut sink)
+        .await
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    assert_eq!(err.retry_after(), Some(Duration::from_secs(120)));
+}
+
+#[tokio::test]
+async fn a_foreign_next_page_host_is_refused() {
+    let s = setup("").await;
+    s.fake
+        .with(|st| st.faults.foreign_next_link = Some("http://127.0.0.2:9".into()));
+    let mut sink = MemorySink::default();
+    let err = s
+        .connector
+        .access(&ctx(false), &subject(KARI), &mut sink)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "permanent:foreign_next_link", "{err}");
+}
+
+#[tokio::test]
+async fn a_missing_permission_is_named() {
+    let s = setup("").await;
+    s.fake.revoke("Mail.Read");
+    let mut sink = MemorySink::default();
+    let err = s
+        .connector
+        .access(&ctx(false), &subject(KARI), &mut sink)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ConnectorError::Permanent { .. }), "{err}");
+    assert!(err.to_string().contains("Mail.ReadWrite"), "{err}");
+}
+
+#[tokio::test]
+async fn wrong_credentials_ask_for_new_ones() {
+    let fake = GraphFake::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let text = config_text(&fake, dir.path(), "");
+    std::fs::write(dir.path().join("graph-secret"), "wrong").unwrap();
+    let connector = Microsoft365::new(toml::from_str(&text).unwrap()).unwrap();
+    let err = connector.check().await.unwrap_err();
+    assert!(
+        matches!(err, ConnectorError::Reauthenticate { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("AADSTS7000215"), "{err}");
+}
+
+#[tokio::test]
+async fn objection_is_not_applicable_with_the_reason() {
+    let s = setup("").await;
+    let caps = s.connector.capabilities();
+    assert!(
+        matches!(caps.objection, dsr_connector::Support::NotApplicable(ref r) if r.contains("SuperOffice"))
+    );
+}
+
+/// The real binary, a request through the queue against the fake, with Graph misbehaving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_erasure_request_completes_through_token_expiry_429s_and_a_503() {
+    let fake = GraphFake::start().await.unwrap();
+    let deployment = util::Deployment::sqlite("");
+    let section = config_text(&fake, deployment.path(), "");
+    let text = std::fs::read_to_string(&deployment.config).unwrap();
+    std::fs::write(
+        &deployment.config,
+        format!("{text}[processors.microsoft365]\n{section}"),
+    )
+    .unwrap();
+
+    // Warm a token, then expire it and queue throttling and an outage for the real run.
+    let (code, first) = run(
+        &deployment,
+        &["run", "access", "--email", KARI, "--timeout", "60s"],
+    )
+    .await;
+    assert_eq!(code, 0, "{first}");
+    assert_eq!(util::task(&first, "microsoft365")["records"]["found"], 31);
+    fake.expire_tokens();
+    fake.throttle_next(3, "0.1");
+    fake.fail_next(1);
+    let (code, status) = run(
+        &deployment,
+        &["run", "erasure", "--email", KARI, "--timeout", "60s"],
+    )
+    .await;
+    assert_eq!(code, 0, "{status}");
+    assert_eq!(status["status"], "completed");
+    assert_eq!(
+        util::task(&status, "microsoft365")["records"]["changed"],
+        31
+    );
+    assert_eq!(fake.holdings_of(KARI), (0, 0));
+    let confirmation: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(status["confirmation"].as_str().unwrap()).unwrap(),
+    )
+    .unwrap();
+    let evidence = &confirmation["processors"][0]["evidence"]["evidence"];
+    assert!(
+        evidence
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "verification_search"),
+        "{confirmation}"
+    );
+
+    let (code, objection) = run(
+        &deployment,
+        &["run", "objection", "--email", KARI, "--timeout", "60s"],
+    )
+    .await;
+    assert_eq!(code, 0, "{objection}");
+    assert_eq!(
+        util::task(&objection, "microsoft365")["status"],
+        "not_applicable"
+    );
+}
+
+async fn run(deployment: &util::Deployment, args: &[&str]) -> (i32, serde_json::Value) {
+    let out = tokio::process::Command::new(util::dsr_bin())
+        .current_dir(deployment.path())
+        .arg("--config")
+        .arg(&deployment.config)
+        .arg("--json")
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    let value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    (out.status.code().unwrap_or(-1), value)
+}
