@@ -64,6 +64,14 @@ fn ctx(dry_run: bool) -> TaskContext {
     }
 }
 
+async fn access_of(s: &Setup, email: &str) -> Result<MemorySink, ConnectorError> {
+    let mut sink = MemorySink::default();
+    s.connector
+        .access(&ctx(false), &subject(email), &mut sink)
+        .await
+        .map(|_| sink)
+}
+
 fn ids(sink: &MemorySink, category: &str) -> BTreeSet<String> {
     sink.records
         .iter()
@@ -362,12 +370,7 @@ async fn expired_tokens_throttling_and_outages_are_ridden_out() {
 async fn long_throttling_is_handed_back_with_graphs_retry_after() {
     let s = setup("").await;
     s.fake.throttle_next(10, "120");
-    let mut sink = MemorySink::default();
-    let err = s
-        .connector
-        .access(&ctx(false), &subject(KARI), &mut sink)
-        .await
-        .unwrap_err();
+    let err = access_of(&s, KARI).await.unwrap_err();
     assert!(err.is_retryable(), "{err}");
     assert_eq!(err.retry_after(), Some(Duration::from_secs(120)));
 }
@@ -377,12 +380,7 @@ async fn a_foreign_next_page_host_is_refused() {
     let s = setup("").await;
     s.fake
         .with(|st| st.faults.foreign_next_link = Some("http://127.0.0.2:9".into()));
-    let mut sink = MemorySink::default();
-    let err = s
-        .connector
-        .access(&ctx(false), &subject(KARI), &mut sink)
-        .await
-        .unwrap_err();
+    let err = access_of(&s, KARI).await.unwrap_err();
     assert_eq!(err.code(), "permanent:foreign_next_link", "{err}");
 }
 
@@ -390,12 +388,7 @@ async fn a_foreign_next_page_host_is_refused() {
 async fn a_missing_permission_is_named() {
     let s = setup("").await;
     s.fake.revoke("Mail.Read");
-    let mut sink = MemorySink::default();
-    let err = s
-        .connector
-        .access(&ctx(false), &subject(KARI), &mut sink)
-        .await
-        .unwrap_err();
+    let err = access_of(&s, KARI).await.unwrap_err();
     assert!(matches!(err, ConnectorError::Permanent { .. }), "{err}");
     assert!(err.to_string().contains("Mail.ReadWrite"), "{err}");
 }
@@ -473,6 +466,16 @@ async fn an_erasure_request_completes_through_token_expiry_429s_and_a_503() {
             .any(|e| e["kind"] == "verification_search"),
         "{confirmation}"
     );
+
+    let (code, doctor) = run(&deployment, &["doctor"]).await;
+    let m365 = doctor["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "processor microsoft365")
+        .unwrap();
+    assert_eq!(m365["ok"], true, "{doctor}");
+    assert_eq!(code, 0, "doctor finds everything in order: {doctor}");
 
     let (code, objection) = run(
         &deployment,
