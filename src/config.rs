@@ -233,7 +233,7 @@ pub struct PrivacyConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProcessorsConfig {
-    pub google: Option<ProcessorSection>,
+    pub google: Option<dsr_google::GoogleConfig>,
     pub microsoft365: Option<dsr_microsoft365::Microsoft365Config>,
     pub superoffice: Option<ProcessorSection>,
     pub wix: Option<ProcessorSection>,
@@ -265,15 +265,11 @@ impl Config {
         match explicit {
             Some(p) if !p.exists() => return Err(ConfigError::Missing(p)),
             Some(p) => figment = figment.merge(Toml::file_exact(p)),
-            None if Path::new("dsr.toml").exists() => {
-                figment = figment.merge(Toml::file_exact("dsr.toml"))
-            }
+            None if Path::new("dsr.toml").exists() => figment = figment.merge(Toml::file_exact("dsr.toml")),
             None => {}
         }
         figment = figment.merge(Env::prefixed("DSR_").split("__").ignore(&["config", "log"]));
-        let config: Config = figment
-            .extract()
-            .map_err(|e| ConfigError::Invalid(describe(e)))?;
+        let config: Config = figment.extract().map_err(|e| ConfigError::Invalid(describe(e)))?;
         config.validate()?;
         Ok(config)
     }
@@ -289,9 +285,7 @@ impl Config {
         dsr_connector::Phone::parse("+4791234567", &self.controller.default_phone_region)
             .map_err(|e| ConfigError::Invalid(format!("controller.default_phone_region: {e}")))?;
         if self.worker.max_attempts == 0 {
-            return Err(ConfigError::Invalid(
-                "worker.max_attempts must be at least 1".into(),
-            ));
+            return Err(ConfigError::Invalid("worker.max_attempts must be at least 1".into()));
         }
         #[cfg(feature = "test-connector")]
         for name in self.test_connector.keys() {
@@ -328,11 +322,8 @@ impl Config {
         let p = &self.processors;
         let enabled = |s: &Option<ProcessorSection>| s.as_ref().is_some_and(|s| s.enabled);
         [
-            (Google, enabled(&p.google)),
-            (
-                Microsoft365,
-                p.microsoft365.as_ref().is_some_and(|m| m.enabled),
-            ),
+            (Google, p.google.as_ref().is_some_and(|g| g.enabled)),
+            (Microsoft365, p.microsoft365.as_ref().is_some_and(|m| m.enabled)),
             (Superoffice, enabled(&p.superoffice)),
             (Wix, enabled(&p.wix)),
         ]
@@ -381,11 +372,7 @@ mod tests {
     }
 
     fn tempfile_dir() -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "dsr-config-{}-{}",
-            std::process::id(),
-            rand::random::<u32>()
-        ));
+        let dir = std::env::temp_dir().join(format!("dsr-config-{}-{}", std::process::id(), rand::random::<u32>()));
         std::fs::create_dir_all(&dir).unwrap();
         dir
     }
@@ -400,9 +387,7 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_named() {
-        let err = load_str("[queue]\nurll = \"redis://x\"\n")
-            .unwrap_err()
-            .to_string();
+        let err = load_str("[queue]\nurll = \"redis://x\"\n").unwrap_err().to_string();
         assert!(err.contains("urll"), "{err}");
         let err = load_str("[processors.dropbox]\nenabled = true\n")
             .unwrap_err()
@@ -424,12 +409,7 @@ mod tests {
 
     #[test]
     fn processors_are_enabled_by_section() {
-        let config =
-            load_str("[processors.wix]\nenabled = true\n[processors.google]\nenabled = false\n")
-                .unwrap();
-        assert_eq!(
-            config.enabled_processors(),
-            vec![dsr_connector::Processor::Wix]
-        );
+        let config = load_str("[processors.wix]\nenabled = true\n[processors.superoffice]\nenabled = false\n").unwrap();
+        assert_eq!(config.enabled_processors(), vec![dsr_connector::Processor::Wix]);
     }
 }

@@ -43,8 +43,7 @@ fn main() -> ExitCode {
 }
 
 async fn dispatch(cli: &Cli) -> Result<ExitCode, CliError> {
-    let config = config::Config::load(cli.config.as_deref())
-        .map_err(|e| CliError::BadInput(e.to_string()))?;
+    let config = config::Config::load(cli.config.as_deref()).map_err(|e| CliError::BadInput(e.to_string()))?;
     let json = cli.json;
     match &cli.command {
         Command::Demo => demo::demo(&config, json).await,
@@ -53,13 +52,9 @@ async fn dispatch(cli: &Cli) -> Result<ExitCode, CliError> {
         Command::Enqueue(args) => requests::enqueue(&config, args, json).await,
         Command::Status { id } => requests::status(&config, id, json).await,
         Command::List(args) => requests::list(&config, args, json).await,
-        Command::Retry { id, processor } => {
-            admin::retry(&config, id, processor.as_deref(), json).await
-        }
+        Command::Retry { id, processor } => admin::retry(&config, id, processor.as_deref(), json).await,
         Command::Cancel { id } => admin::cancel(&config, id, json).await,
-        Command::Extend { id, months, reason } => {
-            admin::extend(&config, id, *months, reason, json).await
-        }
+        Command::Extend { id, months, reason } => admin::extend(&config, id, *months, reason, json).await,
         Command::Doctor => doctor::doctor(&config, json).await,
     }
 }

@@ -53,12 +53,7 @@ pub fn status_text(request: &Request, tasks: &[Task]) -> String {
         "processor", "status", "outcome", "attempts", "found", "changed"
     ));
     for t in tasks {
-        let note = t
-            .error
-            .as_deref()
-            .or(t.reason.as_deref())
-            .unwrap_or("")
-            .to_string();
+        let note = t.error.as_deref().or(t.reason.as_deref()).unwrap_or("").to_string();
         let retry = t
             .next_retry_at
             .map(|at| format!(" (next try {})", rfc3339(at)))
@@ -101,17 +96,16 @@ pub struct Progress {
 
 impl Progress {
     pub fn show(&mut self, request: &Request, tasks: &[Task]) {
-        let now: Vec<String> =
-            std::iter::once(format!("request {}: {}", request.id, request.status))
-                .chain(tasks.iter().map(|t| {
-                    let attempt = if t.attempts > 0 {
-                        format!(" (attempt {})", t.attempts)
-                    } else {
-                        String::new()
-                    };
-                    format!("  {}: {}{attempt}", t.processor, t.status)
-                }))
-                .collect();
+        let now: Vec<String> = std::iter::once(format!("request {}: {}", request.id, request.status))
+            .chain(tasks.iter().map(|t| {
+                let attempt = if t.attempts > 0 {
+                    format!(" (attempt {})", t.attempts)
+                } else {
+                    String::new()
+                };
+                format!("  {}: {}{attempt}", t.processor, t.status)
+            }))
+            .collect();
         for line in &now {
             if !self.last.contains(line) {
                 eprintln!("{line}");

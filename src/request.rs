@@ -8,11 +8,7 @@ use crate::cli::RequestArgs;
 use crate::config::Config;
 use crate::error::{CliError, bad_input};
 
-pub fn build_request(
-    args: &RequestArgs,
-    config: &Config,
-    configured: &[Processor],
-) -> Result<NewRequest, CliError> {
+pub fn build_request(args: &RequestArgs, config: &Config, configured: &[Processor]) -> Result<NewRequest, CliError> {
     let kind: RequestKind = args.kind.parse().map_err(bad_input)?;
     let region = &config.controller.default_phone_region;
     let mut identities = Identities::default();
@@ -24,16 +20,8 @@ pub fn build_request(
     }
     for (flag, values, target) in [
         ("--name", &args.name, &mut identities.names),
-        (
-            "--ga-client-id",
-            &args.ga_client_id,
-            &mut identities.ga_client_ids,
-        ),
-        (
-            "--ga-user-id",
-            &args.ga_user_id,
-            &mut identities.ga_user_ids,
-        ),
+        ("--ga-client-id", &args.ga_client_id, &mut identities.ga_client_ids),
+        ("--ga-user-id", &args.ga_user_id, &mut identities.ga_user_ids),
     ] {
         for v in values {
             let v = v.trim();
@@ -54,14 +42,10 @@ pub fn build_request(
     let changes = parse_changes(&args.set, region)?;
     match (kind, changes.is_empty()) {
         (RequestKind::Rectification, true) => {
-            return Err(bad_input(
-                "a rectification needs at least one --set field=value",
-            ));
+            return Err(bad_input("a rectification needs at least one --set field=value"));
         }
         (k, false) if k != RequestKind::Rectification => {
-            return Err(bad_input(format!(
-                "--set applies only to rectification, not {k}"
-            )));
+            return Err(bad_input(format!("--set applies only to rectification, not {k}")));
         }
         _ => {}
     }

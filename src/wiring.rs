@@ -16,14 +16,12 @@ use crate::error::{CliError, bad_input};
 /// bad config.
 pub fn connectors(config: &Config) -> Result<(Connectors, Vec<Processor>), CliError> {
     let mut connectors = Connectors::default();
-    if let Some(m365) = config
-        .processors
-        .microsoft365
-        .as_ref()
-        .filter(|m| m.enabled)
-    {
-        let connector = dsr_microsoft365::Microsoft365::new(m365.clone())
-            .map_err(|e| bad_input(e.to_string()))?;
+    if let Some(google) = config.processors.google.as_ref().filter(|g| g.enabled) {
+        let connector = dsr_google::Google::new(google.clone()).map_err(|e| bad_input(e.to_string()))?;
+        connectors.insert(Arc::new(connector));
+    }
+    if let Some(m365) = config.processors.microsoft365.as_ref().filter(|m| m.enabled) {
+        let connector = dsr_microsoft365::Microsoft365::new(m365.clone()).map_err(|e| bad_input(e.to_string()))?;
         connectors.insert(Arc::new(connector));
     }
     #[cfg(feature = "test-connector")]

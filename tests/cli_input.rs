@@ -9,11 +9,7 @@ const CONNECTORS: &str = "[test_connector.google]\n[test_connector.wix]\n";
 fn assert_refused(deployment: &Deployment, args: &[&str], names: &str) {
     let out = deployment.dsr(args);
     let err = stderr(&out);
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "dsr {args:?} should exit 2; stderr: {err}"
-    );
+    assert_eq!(out.status.code(), Some(2), "dsr {args:?} should exit 2; stderr: {err}");
     assert!(
         err.contains(names),
         "dsr {args:?}: the message should name `{names}`: {err}"
@@ -28,11 +24,7 @@ fn assert_refused(deployment: &Deployment, args: &[&str], names: &str) {
 #[test]
 fn bad_requests_exit_2_naming_the_problem_and_write_nothing() {
     let d = Deployment::sqlite(CONNECTORS);
-    assert_refused(
-        &d,
-        &["enqueue", "access", "--name", "Kari Nordmann"],
-        "--email",
-    );
+    assert_refused(&d, &["enqueue", "access", "--name", "Kari Nordmann"], "--email");
     assert_refused(&d, &["enqueue", "access"], "no identity");
     assert_refused(
         &d,
@@ -44,16 +36,8 @@ fn bad_requests_exit_2_naming_the_problem_and_write_nothing() {
         &["enqueue", "access", "--email", "Kari <kari@example.no>"],
         "not a valid e-mail",
     );
-    assert_refused(
-        &d,
-        &["enqueue", "deletion", "--email", SEEDED_EMAIL],
-        "deletion",
-    );
-    assert_refused(
-        &d,
-        &["retry", "some-id", "--processor", "dropbox"],
-        "dropbox",
-    );
+    assert_refused(&d, &["enqueue", "deletion", "--email", SEEDED_EMAIL], "deletion");
+    assert_refused(&d, &["retry", "some-id", "--processor", "dropbox"], "dropbox");
     assert_refused(&d, &["list", "--status", "done"], "done");
     // Each with a valid subject, so only the named part is wrong.
     let cases: &[(&str, &[&str], &str)] = &[
@@ -61,11 +45,7 @@ fn bad_requests_exit_2_naming_the_problem_and_write_nothing() {
         ("access", &["--processor", "superoffice"], "superoffice"),
         ("rectification", &["--set", "shoe_size=44"], "shoe_size"),
         ("rectification", &[], "--set"),
-        (
-            "rectification",
-            &["--set", "email=not-an-address"],
-            "not-an-address",
-        ),
+        ("rectification", &["--set", "email=not-an-address"], "not-an-address"),
         ("access", &["--set", "company=Racom"], "rectification"),
         ("access", &["--dry-run"], "--dry-run"),
         ("access", &["--phone", "12"], "12"),
@@ -81,11 +61,7 @@ fn bad_requests_exit_2_naming_the_problem_and_write_nothing() {
 #[test]
 fn a_config_with_an_unknown_key_exits_2_naming_the_key() {
     let d = Deployment::sqlite("[controller]\ntimezone = \"Europe/Oslo\"\n");
-    assert_refused(
-        &d,
-        &["enqueue", "access", "--email", SEEDED_EMAIL],
-        "timezone",
-    );
+    assert_refused(&d, &["enqueue", "access", "--email", SEEDED_EMAIL], "timezone");
     assert_refused(&d, &["status", "x"], "timezone");
     let d = Deployment::sqlite("[processors.dropbox]\nenabled = true\n");
     assert_refused(&d, &["doctor"], "dropbox");
@@ -115,11 +91,7 @@ fn unknown_commands_and_missing_config_exit_2() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("/nonexistent/dsr.toml"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("/nonexistent/dsr.toml"), "{}", stderr(&out));
 }
 
 #[test]

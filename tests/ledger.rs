@@ -26,12 +26,7 @@ where
 }
 
 async fn create(ledger: &Ledger, id: &str, processors: &[Processor]) {
-    let new = util::request_for(
-        util::SEEDED_EMAIL,
-        RequestKind::Erasure,
-        processors,
-        Utc::now(),
-    );
+    let new = util::request_for(util::SEEDED_EMAIL, RequestKind::Erasure, processors, Utc::now());
     let due = dsr_jobs::deadline::due_at(new.received_at, 1, chrono_tz::Europe::Oslo);
     ledger.create_request(id, &new, due).await.unwrap();
 }
@@ -71,10 +66,7 @@ async fn a_request_moves_through_its_life_cycle_and_nowhere_else() {
             "a received request cannot complete before it is in progress"
         );
         assert!(ledger.start_request("r1").await.unwrap());
-        assert!(
-            !ledger.start_request("r1").await.unwrap(),
-            "fan-out happens once"
-        );
+        assert!(!ledger.start_request("r1").await.unwrap(), "fan-out happens once");
 
         let claim = ledger
             .claim_task("r1", Processor::Google, "w1", LEASE)
@@ -198,17 +190,8 @@ async fn a_redelivered_task_neither_runs_again_nor_records_twice() {
             "a succeeded task is never claimed again"
         );
         let events = ledger.audit_events("r2").await.unwrap();
-        assert_eq!(
-            events
-                .iter()
-                .filter(|e| e.event == "task.succeeded")
-                .count(),
-            1
-        );
-        assert_eq!(
-            events.iter().filter(|e| e.event == "task.started").count(),
-            1
-        );
+        assert_eq!(events.iter().filter(|e| e.event == "task.succeeded").count(), 1);
+        assert_eq!(events.iter().filter(|e| e.event == "task.started").count(), 1);
         assert_eq!(task_of(&ledger, "r2", Processor::Google).await.attempts, 1);
         ledger.close().await;
     })
@@ -227,10 +210,7 @@ async fn a_dead_workers_task_is_taken_over_and_its_late_result_discarded() {
             .unwrap()
             .unwrap();
         tokio::time::sleep(Duration::from_millis(20)).await;
-        let recoverable = ledger
-            .recoverable(Utc::now(), Duration::from_secs(3600))
-            .await
-            .unwrap();
+        let recoverable = ledger.recoverable(Utc::now(), Duration::from_secs(3600)).await.unwrap();
         assert_eq!(
             recoverable.tasks,
             [("r3".to_string(), Processor::Wix)],
@@ -300,23 +280,13 @@ async fn retrying_tasks_wait_for_their_backoff_and_failed_ones_can_be_retried() 
                 .is_none(),
             "backoff not elapsed"
         );
-        let due_now = ledger
-            .recoverable(Utc::now(), Duration::from_secs(3600))
-            .await
-            .unwrap();
+        let due_now = ledger.recoverable(Utc::now(), Duration::from_secs(3600)).await.unwrap();
         assert!(!due_now.tasks.iter().any(|(_, p)| *p == Processor::Google));
         let due_later = ledger
-            .recoverable(
-                later + ChronoDuration::seconds(1),
-                Duration::from_secs(3600),
-            )
+            .recoverable(later + ChronoDuration::seconds(1), Duration::from_secs(3600))
             .await
             .unwrap();
-        assert!(
-            due_later
-                .tasks
-                .contains(&("r4".to_string(), Processor::Google))
-        );
+        assert!(due_later.tasks.contains(&("r4".to_string(), Processor::Google)));
 
         let claim = ledger
             .claim_task("r4", Processor::Superoffice, "w", LEASE)
@@ -329,9 +299,7 @@ async fn retrying_tasks_wait_for_their_backoff_and_failed_ones_can_be_retried() 
                 Processor::Superoffice,
                 "w",
                 claim,
-                &TaskResult::Failed {
-                    error: "403".into(),
-                },
+                &TaskResult::Failed { error: "403".into() },
             )
             .await
             .unwrap();
@@ -339,15 +307,9 @@ async fn retrying_tasks_wait_for_their_backoff_and_failed_ones_can_be_retried() 
             ledger.retry("r4", Some(Processor::Google)).await,
             Err(LedgerError::Refused(_))
         ));
-        assert_eq!(
-            ledger.retry("r4", None).await.unwrap(),
-            [Processor::Superoffice]
-        );
+        assert_eq!(ledger.retry("r4", None).await.unwrap(), [Processor::Superoffice]);
         let task = task_of(&ledger, "r4", Processor::Superoffice).await;
-        assert_eq!(
-            (task.status, task.attempts, task.error),
-            (TaskStatus::Pending, 1, None)
-        );
+        assert_eq!((task.status, task.attempts, task.error), (TaskStatus::Pending, 1, None));
         let again = ledger
             .claim_task("r4", Processor::Superoffice, "w", LEASE)
             .await
@@ -391,10 +353,7 @@ async fn cancel_extend_and_overdue_follow_the_rules() {
             .extend("r5", 2, "many requests from this subject", zone, Utc::now())
             .await
             .unwrap();
-        assert!(
-            after > before + ChronoDuration::days(55),
-            "{before} → {after}"
-        );
+        assert!(after > before + ChronoDuration::days(55), "{before} → {after}");
         assert!(
             matches!(
                 ledger.extend("r5", 1, "again", zone, Utc::now()).await,
@@ -419,15 +378,9 @@ async fn cancel_extend_and_overdue_follow_the_rules() {
             })
             .await
             .unwrap();
-        assert_eq!(
-            overdue.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(),
-            ["r5", "r6"]
-        );
+        assert_eq!(overdue.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["r5", "r6"]);
         ledger.cancel("r6").await.unwrap();
-        assert_eq!(
-            ledger.get_request("r6").await.unwrap().status,
-            RequestStatus::Cancelled
-        );
+        assert_eq!(ledger.get_request("r6").await.unwrap().status, RequestStatus::Cancelled);
         assert_eq!(
             task_of(&ledger, "r6", Processor::Google).await.status,
             TaskStatus::Cancelled
@@ -451,10 +404,7 @@ async fn cancel_extend_and_overdue_follow_the_rules() {
 
         let warned = ledger.deadline_warnings(late).await.unwrap();
         assert_eq!(warned.len(), 1);
-        ledger
-            .mark_warned("r5", "deadline.overdue", json!({}))
-            .await
-            .unwrap();
+        ledger.mark_warned("r5", "deadline.overdue", json!({})).await.unwrap();
         assert!(
             ledger.deadline_warnings(late).await.unwrap().is_empty(),
             "warned once per deadline"

@@ -6,10 +6,7 @@ mod util;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use dsr_connector::{
-    Connector, ConnectorError, Email, FieldChange, Identities, MemorySink, RectifyField,
-    TaskContext,
-};
+use dsr_connector::{Connector, ConnectorError, Email, FieldChange, Identities, MemorySink, RectifyField, TaskContext};
 use dsr_fixtures::graph::GraphFake;
 use dsr_microsoft365::{Microsoft365, Microsoft365Config};
 use sha2::Digest;
@@ -39,8 +36,7 @@ fn config_text(fake: &GraphFake, dir: &std::path::Path, extra: &str) -> String {
 async fn setup(extra: &str) -> Setup {
     let fake = GraphFake::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let config: Microsoft365Config =
-        toml::from_str(&config_text(&fake, dir.path(), extra)).unwrap();
+    let config: Microsoft365Config = toml::from_str(&config_text(&fake, dir.path(), extra)).unwrap();
     let connector = Microsoft365::new(config).unwrap();
     Setup {
         fake,
@@ -81,12 +77,10 @@ fn ids(sink: &MemorySink, category: &str) -> BTreeSet<String> {
 }
 
 fn kari_messages() -> BTreeSet<String> {
-    let mut expected: BTreeSet<String> = [
-        "m-ola-1", "m-ola-2", "m-ola-4", "m-post-1", "m-post-2", "m-salg-1",
-    ]
-    .into_iter()
-    .map(String::from)
-    .collect();
+    let mut expected: BTreeSet<String> = ["m-ola-1", "m-ola-2", "m-ola-4", "m-post-1", "m-post-2", "m-salg-1"]
+        .into_iter()
+        .map(String::from)
+        .collect();
     expected.extend((0..23).map(|i| format!("m-bulk-{i}")));
     expected
 }
@@ -111,10 +105,7 @@ async fn access_finds_exactly_the_subjects_mail_contacts_and_attachments() {
     );
     assert_eq!(summary.found, 31);
     let everything = serde_json::to_string(&sink.records).unwrap();
-    assert!(
-        !everything.contains(LOOK_ALIKE),
-        "the look-alike's data was exported"
-    );
+    assert!(!everything.contains(LOOK_ALIKE), "the look-alike's data was exported");
     assert!(
         s.fake.calls().iter().any(|c| c.contains("/messages")),
         "mail was searched"
@@ -153,18 +144,12 @@ async fn access_finds_exactly_the_subjects_mail_contacts_and_attachments() {
         .iter()
         .find(|r| r.id.as_deref() == Some("m-post-1"))
         .unwrap();
-    assert!(
-        sent.provided_by_subject,
-        "mail Kari wrote is data she provided"
-    );
+    assert!(sent.provided_by_subject, "mail Kari wrote is data she provided");
     assert!(!offer.provided_by_subject);
 }
 
 fn hex_digest(bytes: &[u8]) -> String {
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[tokio::test]
@@ -181,12 +166,9 @@ async fn a_search_at_graphs_result_cap_is_split_by_date_until_complete() {
         kari_messages(),
         "a capped search would have lost mail"
     );
-    let dated = s.fake.with(|st| {
-        st.searches
-            .iter()
-            .filter(|q| q.contains("received>="))
-            .count()
-    });
+    let dated = s
+        .fake
+        .with(|st| st.searches.iter().filter(|q| q.contains("received>=")).count());
     assert!(dated >= 2, "the capped search was split into date ranges");
 }
 
@@ -217,22 +199,10 @@ async fn quotes_in_addresses_are_escaped_in_filter_and_search() {
 async fn erasure_leaves_nothing_verifies_it_and_a_rerun_is_a_no_op() {
     let s = setup("").await;
     assert_eq!(s.fake.holdings_of(KARI), (29, 2));
-    let report = s
-        .connector
-        .erase(&ctx(false), &subject(KARI))
-        .await
-        .unwrap();
+    let report = s.connector.erase(&ctx(false), &subject(KARI)).await.unwrap();
     assert_eq!((report.found, report.changed), (31, 31));
-    assert_eq!(
-        s.fake.holdings_of(KARI),
-        (0, 0),
-        "the fake still holds Kari's data"
-    );
-    assert_eq!(
-        s.fake.holdings_of(LOOK_ALIKE),
-        (1, 1),
-        "the look-alike was touched"
-    );
+    assert_eq!(s.fake.holdings_of(KARI), (0, 0), "the fake still holds Kari's data");
+    assert_eq!(s.fake.holdings_of(LOOK_ALIKE), (1, 1), "the look-alike was touched");
     let verification = report
         .evidence
         .iter()
@@ -241,29 +211,18 @@ async fn erasure_leaves_nothing_verifies_it_and_a_rerun_is_a_no_op() {
     assert_eq!(verification.detail["remaining_outside_deleted_items"], 0);
     assert_eq!(verification.detail["in_deleted_items"], 0);
     assert!(
-        s.fake
-            .calls()
-            .iter()
-            .any(|c| c.ends_with("/permanentDelete")),
+        s.fake.calls().iter().any(|c| c.ends_with("/permanentDelete")),
         "hard mode purges"
     );
 
-    let again = s
-        .connector
-        .erase(&ctx(false), &subject(KARI))
-        .await
-        .unwrap();
+    let again = s.connector.erase(&ctx(false), &subject(KARI)).await.unwrap();
     assert_eq!((again.found, again.changed), (0, 0));
 }
 
 #[tokio::test]
 async fn soft_erasure_moves_mail_to_deleted_items_and_says_retention_purges_it() {
     let s = setup("delete_mode = \"soft\"\n").await;
-    let report = s
-        .connector
-        .erase(&ctx(false), &subject(KARI))
-        .await
-        .unwrap();
+    let report = s.connector.erase(&ctx(false), &subject(KARI)).await.unwrap();
     assert_eq!(s.fake.live_messages_of(KARI), 0);
     let (left_in_deleted_items, contacts) = s.fake.holdings_of(KARI);
     assert!(left_in_deleted_items > 0);
@@ -315,15 +274,8 @@ async fn rectification_changes_only_the_named_fields() {
     assert_eq!(ola.json["givenName"], "Kari");
     assert_eq!(ola.json["companyName"], "Nordmann Consulting");
     let other = contacts.iter().find(|c| c.json["id"] == "c-ola-2").unwrap();
-    assert_eq!(
-        other.json["surname"], "Nordmann",
-        "the look-alike was corrected"
-    );
-    let change = report
-        .evidence
-        .iter()
-        .find(|e| e.detail["id"] == "c-ola-1")
-        .unwrap();
+    assert_eq!(other.json["surname"], "Nordmann", "the look-alike was corrected");
+    let change = report.evidence.iter().find(|e| e.detail["id"] == "c-ola-1").unwrap();
     let surname = change.detail["fields"]
         .as_array()
         .unwrap()
@@ -401,10 +353,7 @@ async fn wrong_credentials_ask_for_new_ones() {
     std::fs::write(dir.path().join("graph-secret"), "wrong").unwrap();
     let connector = Microsoft365::new(toml::from_str(&text).unwrap()).unwrap();
     let err = connector.check().await.unwrap_err();
-    assert!(
-        matches!(err, ConnectorError::Reauthenticate { .. }),
-        "{err}"
-    );
+    assert!(matches!(err, ConnectorError::Reauthenticate { .. }), "{err}");
     assert!(err.to_string().contains("AADSTS7000215"), "{err}");
 }
 
@@ -412,9 +361,7 @@ async fn wrong_credentials_ask_for_new_ones() {
 async fn objection_is_not_applicable_with_the_reason() {
     let s = setup("").await;
     let caps = s.connector.capabilities();
-    assert!(
-        matches!(caps.objection, dsr_connector::Support::NotApplicable(ref r) if r.contains("SuperOffice"))
-    );
+    assert!(matches!(caps.objection, dsr_connector::Support::NotApplicable(ref r) if r.contains("SuperOffice")));
 }
 
 /// The real binary, a request through the queue against the fake, with Graph misbehaving.
@@ -431,32 +378,19 @@ async fn an_erasure_request_completes_through_token_expiry_429s_and_a_503() {
     .unwrap();
 
     // Warm a token, then expire it and queue throttling and an outage for the real run.
-    let (code, first) = run(
-        &deployment,
-        &["run", "access", "--email", KARI, "--timeout", "60s"],
-    )
-    .await;
+    let (code, first) = run(&deployment, &["run", "access", "--email", KARI, "--timeout", "60s"]).await;
     assert_eq!(code, 0, "{first}");
     assert_eq!(util::task(&first, "microsoft365")["records"]["found"], 31);
     fake.expire_tokens();
     fake.throttle_next(3, "0.1");
     fake.fail_next(1);
-    let (code, status) = run(
-        &deployment,
-        &["run", "erasure", "--email", KARI, "--timeout", "60s"],
-    )
-    .await;
+    let (code, status) = run(&deployment, &["run", "erasure", "--email", KARI, "--timeout", "60s"]).await;
     assert_eq!(code, 0, "{status}");
     assert_eq!(status["status"], "completed");
-    assert_eq!(
-        util::task(&status, "microsoft365")["records"]["changed"],
-        31
-    );
+    assert_eq!(util::task(&status, "microsoft365")["records"]["changed"], 31);
     assert_eq!(fake.holdings_of(KARI), (0, 0));
-    let confirmation: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(status["confirmation"].as_str().unwrap()).unwrap(),
-    )
-    .unwrap();
+    let confirmation: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(status["confirmation"].as_str().unwrap()).unwrap()).unwrap();
     let evidence = &confirmation["processors"][0]["evidence"]["evidence"];
     assert!(
         evidence
@@ -477,16 +411,9 @@ async fn an_erasure_request_completes_through_token_expiry_429s_and_a_503() {
     assert_eq!(m365["ok"], true, "{doctor}");
     assert_eq!(code, 0, "doctor finds everything in order: {doctor}");
 
-    let (code, objection) = run(
-        &deployment,
-        &["run", "objection", "--email", KARI, "--timeout", "60s"],
-    )
-    .await;
+    let (code, objection) = run(&deployment, &["run", "objection", "--email", KARI, "--timeout", "60s"]).await;
     assert_eq!(code, 0, "{objection}");
-    assert_eq!(
-        util::task(&objection, "microsoft365")["status"],
-        "not_applicable"
-    );
+    assert_eq!(util::task(&objection, "microsoft365")["status"], "not_applicable");
 }
 
 async fn run(deployment: &util::Deployment, args: &[&str]) -> (i32, serde_json::Value) {
@@ -499,7 +426,7 @@ async fn run(deployment: &util::Deployment, args: &[&str]) -> (i32, serde_json::
         .output()
         .await
         .unwrap();
-    let value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
     (out.status.code().unwrap_or(-1), value)
 }

@@ -33,11 +33,7 @@ impl Cluster {
         let scripts = scripts.replace("{root}", &root);
         std::fs::write(&deployment.config, format!("{text}{scripts}")).unwrap();
 
-        let settings = util::fast_settings(
-            &util::redis_url(),
-            &prefix,
-            &deployment.data().join("export"),
-        );
+        let settings = util::fast_settings(&util::redis_url(), &prefix, &deployment.data().join("export"));
         let engine = util::engine(&db.url, settings).await;
         Cluster {
             db,
@@ -127,11 +123,18 @@ impl Cluster {
             "personal data reached Redis:\n{stored}"
         );
         self.redis.delete_all().await;
-        assert!(
-            self.redis.keys().await.is_empty(),
-            "test keys left in Redis"
-        );
+        assert!(self.redis.keys().await.is_empty(), "test keys left in Redis");
         self.db.drop_db().await;
+    }
+}
+
+/// A failed assertion must not leave worker processes running.
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for child in &mut self.workers {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
 
@@ -143,17 +146,11 @@ async fn two_workers_drain_200_requests_recording_every_task_exactly_once() {
     let mut cluster = Cluster::start(SCRIPTS).await;
     let mut ids = Vec::new();
     for i in 0..200 {
-        ids.push(
-            cluster
-                .enqueue(&format!("kari.nordmann+{i}@example.no"))
-                .await,
-        );
+        ids.push(cluster.enqueue(&format!("kari.nordmann+{i}@example.no")).await);
     }
     cluster.spawn_worker();
     cluster.spawn_worker();
-    cluster
-        .wait_until_all_ended(&ids, Duration::from_secs(240))
-        .await;
+    cluster.wait_until_all_ended(&ids, Duration::from_secs(240)).await;
 
     let effects = cluster.effects();
     let unique: BTreeSet<&String> = effects.iter().collect();
@@ -183,32 +180,16 @@ async fn two_workers_drain_200_requests_recording_every_task_exactly_once() {
                 .count();
             assert_eq!(recorded, 1, "request {id} at {p} recorded {recorded} times");
         }
-        assert_eq!(
-            events
-                .iter()
-                .filter(|e| e.event == "request.completed")
-                .count(),
-            1
-        );
+        assert_eq!(events.iter().filter(|e| e.event == "request.completed").count(), 1);
         for e in events.iter().filter(|e| e.event == "task.started") {
             workers_seen.insert(e.detail["worker"].as_str().unwrap_or_default().to_string());
         }
     }
-    assert_eq!(
-        workers_seen.len(),
-        2,
-        "both workers took tasks: {workers_seen:?}"
-    );
+    assert_eq!(workers_seen.len(), 2, "both workers took tasks: {workers_seen:?}");
 
     let everything = cluster.redis.dump().await;
-    assert!(
-        !everything.is_empty(),
-        "the queue used Redis under its prefix"
-    );
-    assert!(
-        !everything.contains("@example.no"),
-        "personal data reached Redis"
-    );
+    assert!(!everything.is_empty(), "the queue used Redis under its prefix");
+    assert!(!everything.contains("@example.no"), "personal data reached Redis");
     cluster.stop().await;
 }
 
@@ -221,18 +202,8 @@ async fn a_worker_killed_mid_request_is_finished_by_another() {
     let id = cluster.enqueue(SEEDED_EMAIL).await;
     let started = Instant::now();
     loop {
-        let wix = cluster
-            .ledger()
-            .task(&id, Processor::Wix)
-            .await
-            .unwrap()
-            .unwrap();
-        let google = cluster
-            .ledger()
-            .task(&id, Processor::Google)
-            .await
-            .unwrap()
-            .unwrap();
+        let wix = cluster.ledger().task(&id, Processor::Wix).await.unwrap().unwrap();
+        let google = cluster.ledger().task(&id, Processor::Google).await.unwrap().unwrap();
         if wix.status == TaskStatus::Running && google.status == TaskStatus::Succeeded {
             break;
         }
@@ -250,23 +221,12 @@ async fn a_worker_killed_mid_request_is_finished_by_another() {
 
     let request = cluster.ledger().get_request(&id).await.unwrap();
     assert_eq!(request.status, RequestStatus::Completed);
-    let wix = cluster
-        .ledger()
-        .task(&id, Processor::Wix)
-        .await
-        .unwrap()
-        .unwrap();
+    let wix = cluster.ledger().task(&id, Processor::Wix).await.unwrap().unwrap();
     assert_eq!(wix.status, TaskStatus::Succeeded);
-    assert_eq!(
-        wix.attempts, 2,
-        "the killed attempt counts, the second finished it"
-    );
+    assert_eq!(wix.attempts, 2, "the killed attempt counts, the second finished it");
     let mut effects = cluster.effects();
     effects.sort();
-    assert_eq!(
-        effects,
-        [format!("erase {id} google"), format!("erase {id} wix")]
-    );
+    assert_eq!(effects, [format!("erase {id} google"), format!("erase {id} wix")]);
     cluster.stop().await;
 }
 
@@ -274,10 +234,7 @@ async fn a_worker_killed_mid_request_is_finished_by_another() {
 async fn work_lost_from_redis_is_recovered_by_the_sweep() {
     let mut cluster = Cluster::start(SCRIPTS).await;
     let id = cluster.enqueue(SEEDED_EMAIL).await;
-    assert!(
-        !cluster.redis.keys().await.is_empty(),
-        "enqueue wrote the job to Redis"
-    );
+    assert!(!cluster.redis.keys().await.is_empty(), "enqueue wrote the job to Redis");
     // Redis loses everything (a flush, a failover without persistence) before any worker ran.
     cluster.redis.delete_all().await;
     cluster.spawn_worker();

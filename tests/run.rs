@@ -104,12 +104,7 @@ fn an_access_request_runs_to_a_bundle_and_reports_the_documented_status() {
     }
     let superoffice = task(&status, "superoffice");
     assert_eq!(superoffice["status"], "not_applicable");
-    assert!(
-        superoffice["reason"]
-            .as_str()
-            .unwrap()
-            .contains("no access")
-    );
+    assert!(superoffice["reason"].as_str().unwrap().contains("no access"));
 
     let bundle = status["bundle"].as_str().unwrap();
     assert!(std::path::Path::new(bundle).is_absolute());
@@ -144,22 +139,13 @@ fn retryable_failures_back_off_and_then_succeed() {
     assert_eq!(wix["status"], "succeeded");
     assert_eq!(wix["attempts"], 3);
     let confirmation = status["confirmation"].as_str().unwrap();
-    let document: Value =
-        serde_json::from_str(&std::fs::read_to_string(confirmation).unwrap()).unwrap();
+    let document: Value = serde_json::from_str(&std::fs::read_to_string(confirmation).unwrap()).unwrap();
     assert_eq!(document["status"], "completed");
     assert_eq!(document["preview"], false);
-    assert!(
-        std::path::Path::new(confirmation)
-            .with_extension("html")
-            .exists()
-    );
+    assert!(std::path::Path::new(confirmation).with_extension("html").exists());
     let mut lines = effects(&d);
     lines.sort();
-    assert_eq!(
-        lines.len(),
-        3,
-        "each processor erased exactly once: {lines:?}"
-    );
+    assert_eq!(lines.len(), 3, "each processor erased exactly once: {lines:?}");
 }
 
 #[test]
@@ -170,10 +156,7 @@ fn a_permanent_failure_ends_partially_and_dsr_retry_sends_it_back() {
     assert_eq!(status["status"], "partially_completed");
     let wix = task(&status, "wix");
     assert_eq!(wix["status"], "failed");
-    assert!(
-        wix["error"].as_str().unwrap().contains("scripted failure"),
-        "{wix}"
-    );
+    assert!(wix["error"].as_str().unwrap().contains("scripted failure"), "{wix}");
     let id = status["id"].as_str().unwrap().to_string();
 
     let out = d.dsr(&["retry", &id, "--processor", "wix"]);
@@ -194,10 +177,9 @@ fn a_permanent_failure_ends_partially_and_dsr_retry_sends_it_back() {
 #[test]
 fn attempts_run_out_and_the_task_fails_with_the_last_error() {
     let d = deployment("fail_attempts = 100\n", "");
-    let text = std::fs::read_to_string(&d.config).unwrap().replace(
-        "task_lease_secs = 3",
-        "task_lease_secs = 3\nmax_attempts = 2",
-    );
+    let text = std::fs::read_to_string(&d.config)
+        .unwrap()
+        .replace("task_lease_secs = 3", "task_lease_secs = 3\nmax_attempts = 2");
     std::fs::write(&d.config, text).unwrap();
     let (code, status) = run_request(&d, "objection", &[]);
     assert_eq!(code, 1);
@@ -205,10 +187,7 @@ fn attempts_run_out_and_the_task_fails_with_the_last_error() {
     assert_eq!(wix["status"], "failed");
     assert_eq!(wix["attempts"], 2);
     assert!(
-        wix["error"]
-            .as_str()
-            .unwrap()
-            .contains("gave up after 2 attempts"),
+        wix["error"].as_str().unwrap().contains("gave up after 2 attempts"),
         "{wix}"
     );
 }
@@ -218,17 +197,11 @@ fn a_dry_run_changes_nothing_and_says_so() {
     let d = deployment("", "");
     let (code, status) = run_request(&d, "erasure", &["--dry-run"]);
     assert_eq!(code, 0, "{status}");
-    assert!(
-        effects(&d).is_empty(),
-        "a dry run erased something: {:?}",
-        effects(&d)
-    );
+    assert!(effects(&d).is_empty(), "a dry run erased something: {:?}", effects(&d));
     assert_eq!(task(&status, "google")["records"]["found"], 2);
     assert_eq!(task(&status, "google")["records"]["changed"], 0);
-    let document: Value = serde_json::from_str(
-        &std::fs::read_to_string(status["confirmation"].as_str().unwrap()).unwrap(),
-    )
-    .unwrap();
+    let document: Value =
+        serde_json::from_str(&std::fs::read_to_string(status["confirmation"].as_str().unwrap()).unwrap()).unwrap();
     assert_eq!(document["preview"], true);
 }
 
@@ -255,9 +228,7 @@ fn a_redelivered_job_repeats_no_side_effect_and_records_nothing_twice() {
         };
         let queue = dsr_jobs::Queue::connect(&settings).await.unwrap();
         queue
-            .push(dsr_jobs::Job::FanOut {
-                request_id: id.clone(),
-            })
+            .push(dsr_jobs::Job::FanOut { request_id: id.clone() })
             .await
             .unwrap();
         for p in dsr_connector::Processor::ALL {
@@ -270,9 +241,7 @@ fn a_redelivered_job_repeats_no_side_effect_and_records_nothing_twice() {
                 .unwrap();
         }
         queue
-            .push(dsr_jobs::Job::Finalize {
-                request_id: id.clone(),
-            })
+            .push(dsr_jobs::Job::Finalize { request_id: id.clone() })
             .await
             .unwrap();
     });
@@ -303,13 +272,7 @@ fn a_redelivered_job_repeats_no_side_effect_and_records_nothing_twice() {
             .count();
         assert_eq!(n, 1, "{p} recorded {n} results");
     }
-    assert_eq!(
-        events
-            .iter()
-            .filter(|e| e.event == "request.completed")
-            .count(),
-        1
-    );
+    assert_eq!(events.iter().filter(|e| e.event == "request.completed").count(), 1);
 }
 
 #[test]
@@ -340,23 +303,12 @@ fn timeouts_cancel_extend_and_overdue_from_the_command_line() {
     assert_eq!(status["status"], "in_progress");
     let id = status["id"].as_str().unwrap().to_string();
 
-    let (code, extended) = d.dsr_json(&[
-        "extend",
-        &id,
-        "--months",
-        "2",
-        "--reason",
-        "complex request",
-    ]);
+    let (code, extended) = d.dsr_json(&["extend", &id, "--months", "2", "--reason", "complex request"]);
     assert_eq!(code, 0, "{extended}");
     assert!(extended["due_at"].as_str().unwrap() > status["due_at"].as_str().unwrap());
     let out = d.dsr(&["extend", &id, "--months", "1", "--reason", "again"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("two further months"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("two further months"), "{}", stderr(&out));
 
     let (code, overdue) = d.dsr_json(&["list", "--overdue"]);
     assert_eq!(code, 0);

@@ -22,12 +22,7 @@ async fn engine(dir: &std::path::Path) -> Engine {
 
 fn received(days_ago: i64) -> NewRequest {
     let at = Utc::now() - ChronoDuration::days(days_ago);
-    util::request_for(
-        util::SEEDED_EMAIL,
-        RequestKind::Access,
-        &[Processor::Google],
-        at,
-    )
+    util::request_for(util::SEEDED_EMAIL, RequestKind::Access, &[Processor::Google], at)
 }
 
 #[tokio::test]
@@ -38,10 +33,7 @@ async fn the_deadline_watch_flags_due_and_overdue_requests_once() {
     let soon = engine.enqueue(received(27)).await.unwrap();
     let fresh = engine.enqueue(received(0)).await.unwrap();
 
-    assert_eq!(
-        sweep::watch_deadlines(&engine, Utc::now()).await.unwrap(),
-        2
-    );
+    assert_eq!(sweep::watch_deadlines(&engine, Utc::now()).await.unwrap(), 2);
     assert_eq!(
         sweep::watch_deadlines(&engine, Utc::now()).await.unwrap(),
         0,
@@ -59,22 +51,9 @@ async fn the_deadline_watch_flags_due_and_overdue_requests_once() {
                 .collect::<Vec<_>>()
         }
     };
-    assert!(
-        events(overdue.clone())
-            .await
-            .contains(&"deadline.overdue".to_string())
-    );
-    assert!(
-        events(soon.clone())
-            .await
-            .contains(&"deadline.approaching".to_string())
-    );
-    assert!(
-        !events(fresh.clone())
-            .await
-            .iter()
-            .any(|e| e.starts_with("deadline."))
-    );
+    assert!(events(overdue.clone()).await.contains(&"deadline.overdue".to_string()));
+    assert!(events(soon.clone()).await.contains(&"deadline.approaching".to_string()));
+    assert!(!events(fresh.clone()).await.iter().any(|e| e.starts_with("deadline.")));
 
     let listed = engine
         .ledger()
@@ -110,13 +89,6 @@ async fn a_tick_runs_in_one_process_however_many_fire_it() {
     let second = engine(dir.path()).await;
     let at = Utc::now();
     assert!(sweep::run_tick(&first, at).await.unwrap());
-    assert!(
-        !sweep::run_tick(&second, at).await.unwrap(),
-        "the same tick ran twice"
-    );
-    assert!(
-        sweep::run_tick(&second, at + ChronoDuration::seconds(1))
-            .await
-            .unwrap()
-    );
+    assert!(!sweep::run_tick(&second, at).await.unwrap(), "the same tick ran twice");
+    assert!(sweep::run_tick(&second, at + ChronoDuration::seconds(1)).await.unwrap());
 }

@@ -6,12 +6,7 @@ use rand::Rng;
 
 /// The wait before attempt `attempt + 1`: a random point in [base·2^(attempt-1)/2,
 /// base·2^(attempt-1)], capped at `max`, and at least `retry_after` when the vendor gave one.
-pub fn delay(
-    attempt: u32,
-    base: Duration,
-    max: Duration,
-    retry_after: Option<Duration>,
-) -> Duration {
+pub fn delay(attempt: u32, base: Duration, max: Duration, retry_after: Option<Duration>) -> Duration {
     let exp = base.saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1).min(20)));
     let ceiling = exp.min(max);
     let half = ceiling / 2;

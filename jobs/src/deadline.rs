@@ -3,9 +3,7 @@
 //! a weekend or a Norwegian public holiday moves to the next working day (EDPB Guidelines
 //! 01/2022 on the right of access, §§ 157–159). Extendable by two further months.
 
-use chrono::{
-    DateTime, Datelike, Days, Duration, Months, NaiveDate, NaiveTime, TimeZone, Utc, Weekday,
-};
+use chrono::{DateTime, Datelike, Days, Duration, Months, NaiveDate, NaiveTime, TimeZone, Utc, Weekday};
 use chrono_tz::Tz;
 
 /// Easter Sunday in the Gregorian calendar (anonymous Gregorian algorithm, Meeus/Jones/Butcher).
@@ -49,9 +47,7 @@ pub fn is_working_day(date: NaiveDate) -> bool {
 pub fn due_at(received: DateTime<Utc>, months: u32, zone: Tz) -> DateTime<Utc> {
     let local_day = received.with_timezone(&zone).date_naive();
     // chrono clamps to the month's last day: 31 January + 1 month = 28/29 February.
-    let mut day = local_day
-        .checked_add_months(Months::new(months))
-        .unwrap_or(local_day);
+    let mut day = local_day.checked_add_months(Months::new(months)).unwrap_or(local_day);
     while !is_working_day(day) {
         day = day.checked_add_days(Days::new(1)).unwrap_or(day);
     }
@@ -80,18 +76,9 @@ mod tests {
 
     #[test]
     fn easter_dates_are_right() {
-        assert_eq!(
-            easter_sunday(2024),
-            NaiveDate::from_ymd_opt(2024, 3, 31).unwrap()
-        );
-        assert_eq!(
-            easter_sunday(2026),
-            NaiveDate::from_ymd_opt(2026, 4, 5).unwrap()
-        );
-        assert_eq!(
-            easter_sunday(2027),
-            NaiveDate::from_ymd_opt(2027, 3, 28).unwrap()
-        );
+        assert_eq!(easter_sunday(2024), NaiveDate::from_ymd_opt(2024, 3, 31).unwrap());
+        assert_eq!(easter_sunday(2026), NaiveDate::from_ymd_opt(2026, 4, 5).unwrap());
+        assert_eq!(easter_sunday(2027), NaiveDate::from_ymd_opt(2027, 3, 28).unwrap());
     }
 
     #[test]

@@ -69,10 +69,7 @@ pub enum EngineError {
     #[error(transparent)]
     Queue(#[from] QueueError),
     #[error("cannot write under {path}: {source}")]
-    Storage {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Storage { path: PathBuf, source: std::io::Error },
     #[error("{0}")]
     Invalid(String),
 }
@@ -92,9 +89,8 @@ impl EngineError {
     pub fn is_unreachable(&self) -> bool {
         matches!(
             self,
-            EngineError::Ledger(
-                LedgerError::Unreachable { .. } | LedgerError::Query(_) | LedgerError::Migrate(_)
-            ) | EngineError::Queue(_)
+            EngineError::Ledger(LedgerError::Unreachable { .. } | LedgerError::Query(_) | LedgerError::Migrate(_))
+                | EngineError::Queue(_)
                 | EngineError::Storage { .. }
         )
     }
@@ -158,21 +154,14 @@ impl Engine {
         let due = crate::deadline::due_at(new.received_at, 1, self.0.settings.zone);
         self.ledger().create_request(&id, &new, due).await?;
         tracing::info!(request = %id, kind = %new.kind, subject = %self.subject_tag(&new.identities), "request received");
-        self.queue()
-            .push(Job::FanOut {
-                request_id: id.clone(),
-            })
-            .await?;
+        self.queue().push(Job::FanOut { request_id: id.clone() }).await?;
         Ok(id)
     }
 
     /// A name for one apalis worker run: the backend keeps a registry of worker names, and a
     /// second run in this process must not collide with the first.
     pub fn run_name(&self, role: &str) -> String {
-        let n = self
-            .0
-            .runs
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let n = self.0.runs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         format!("{}-{role}-{n}", self.worker_name())
     }
 

@@ -28,11 +28,7 @@ fn storage(path: &Path) -> impl FnOnce(std::io::Error) -> EngineError + '_ {
 
 /// Writes `dsr-<id>.zip`: per processor and category a JSON file of records, and a
 /// manifest with counts and a SHA-256 per file.
-pub async fn write_bundle(
-    dir: &Path,
-    request: &Request,
-    tasks: &[Task],
-) -> Result<PathBuf, EngineError> {
+pub async fn write_bundle(dir: &Path, request: &Request, tasks: &[Task]) -> Result<PathBuf, EngineError> {
     tokio::fs::create_dir_all(dir).await.map_err(storage(dir))?;
     let final_path = dir.join(format!("dsr-{}.zip", request.id));
     // Group each processor's records by category, in memory per processor only; files
@@ -48,21 +44,14 @@ pub async fn write_bundle(
             read_spool(&spool_path, |entry| {
                 match entry {
                     SpoolEntry::Record(record) if portability && !record.provided_by_subject => {}
-                    SpoolEntry::Record(record) => by_category
-                        .entry(record.category)
-                        .or_default()
-                        .push(record.data),
+                    SpoolEntry::Record(record) => by_category.entry(record.category).or_default().push(record.data),
                     // Attachments are what others sent the subject, not what the subject
                     // provided: a portability bundle leaves them out.
                     SpoolEntry::File(_) if portability => {}
                     SpoolEntry::File(file) => {
                         let name = file.path.trim_start_matches("attachments/");
                         let source = files_dir(&spool_path).join(name);
-                        attachments.push((
-                            format!("{}/{}", task.processor, file.path),
-                            source,
-                            file,
-                        ));
+                        attachments.push((format!("{}/{}", task.processor, file.path), source, file));
                     }
                 }
                 Ok(())
@@ -92,9 +81,9 @@ pub async fn write_bundle(
             json!({"path": path, "bytes": bytes.len(), "media_type": "application/json",
                    "sha256": hex::encode(Sha256::digest(bytes))})
         })
-        .chain(attachments.iter().map(|(path, _, f)| {
-            json!({"path": path, "bytes": f.bytes, "media_type": f.media_type, "sha256": f.sha256})
-        }))
+        .chain(attachments.iter().map(
+            |(path, _, f)| json!({"path": path, "bytes": f.bytes, "media_type": f.media_type, "sha256": f.sha256}),
+        ))
         .collect();
     let manifest = json!({
         "schema_version": MANIFEST_SCHEMA,
@@ -119,16 +108,13 @@ pub async fn write_bundle(
     tokio::task::spawn_blocking(move || -> std::io::Result<()> {
         let file = std::fs::File::create(&tmp_for_blocking)?;
         let mut zip = zip::ZipWriter::new(file);
-        let options = zip::write::SimpleFileOptions::default()
-            .compression_method(zip::CompressionMethod::Deflated);
+        let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
         for (path, bytes) in files {
-            zip.start_file(path, options)
-                .map_err(std::io::Error::other)?;
+            zip.start_file(path, options).map_err(std::io::Error::other)?;
             zip.write_all(&bytes)?;
         }
         for (path, source, _) in attachments {
-            zip.start_file(path, options)
-                .map_err(std::io::Error::other)?;
+            zip.start_file(path, options).map_err(std::io::Error::other)?;
             std::io::copy(&mut std::fs::File::open(&source)?, &mut zip)?;
         }
         let file = zip.finish().map_err(std::io::Error::other)?;
@@ -216,11 +202,7 @@ pub async fn write_confirmation(
     let json_path = dir.join(format!("dsr-{}-confirmation.json", request.id));
     let html_path = json_path.with_extension("html");
     write_atomically(&html_path, html.as_bytes()).await?;
-    write_atomically(
-        &json_path,
-        &serde_json::to_vec_pretty(&document).unwrap_or_default(),
-    )
-    .await?;
+    write_atomically(&json_path, &serde_json::to_vec_pretty(&document).unwrap_or_default()).await?;
     Ok(std::path::absolute(&json_path).unwrap_or(json_path))
 }
 

@@ -47,11 +47,7 @@ pub async fn fan_out(engine: &Engine, request_id: &str) -> Result<(), EngineErro
 }
 
 /// Runs one request at one processor, once per claim, and records the result.
-pub async fn processor_task(
-    engine: &Engine,
-    request_id: &str,
-    processor: Processor,
-) -> Result<(), EngineError> {
+pub async fn processor_task(engine: &Engine, request_id: &str, processor: Processor) -> Result<(), EngineError> {
     let ledger = engine.ledger();
     let request = ledger.get_request(request_id).await?;
     if request.status != RequestStatus::InProgress {
@@ -66,14 +62,9 @@ pub async fn processor_task(
             .await?;
         return maybe_finalize(engine, request_id).await;
     };
-    if let Support::NotApplicable(reason) = connector.capabilities().for_right(request.kind.right())
-    {
-        let result = TaskResult::NotApplicable {
-            reason: reason.clone(),
-        };
-        ledger
-            .settle_unstarted(request_id, processor, &result)
-            .await?;
+    if let Support::NotApplicable(reason) = connector.capabilities().for_right(request.kind.right()) {
+        let result = TaskResult::NotApplicable { reason: reason.clone() };
+        ledger.settle_unstarted(request_id, processor, &result).await?;
         return maybe_finalize(engine, request_id).await;
     }
 
@@ -102,13 +93,12 @@ pub async fn processor_task(
     let result = match request.kind {
         RequestKind::Access | RequestKind::Portability => {
             let path = spool_path(&settings.export_dir, request_id, processor, claim.attempt);
-            let mut spool =
-                SpoolWriter::create(path.clone())
-                    .await
-                    .map_err(|source| EngineError::Storage {
-                        path: path.clone(),
-                        source,
-                    })?;
+            let mut spool = SpoolWriter::create(path.clone())
+                .await
+                .map_err(|source| EngineError::Storage {
+                    path: path.clone(),
+                    source,
+                })?;
             match connector.access(&ctx, ids, &mut spool).await {
                 Ok(summary) => {
                     let found = if request.kind == RequestKind::Portability {
@@ -138,11 +128,7 @@ pub async fn processor_task(
                 }
             }
         }
-        RequestKind::Erasure => Ok(change_result(
-            engine,
-            claim,
-            connector.erase(&ctx, ids).await,
-        )),
+        RequestKind::Erasure => Ok(change_result(engine, claim, connector.erase(&ctx, ids).await)),
         RequestKind::Rectification => Ok(change_result(
             engine,
             claim,
@@ -183,12 +169,7 @@ fn status_name(result: &TaskResult) -> &'static str {
     }
 }
 
-async fn renew_lease_until_done(
-    engine: Engine,
-    request_id: String,
-    processor: Processor,
-    claim: Claim,
-) {
+async fn renew_lease_until_done(engine: Engine, request_id: String, processor: Processor, claim: Claim) {
     let lease = engine.settings().task_lease;
     let every = (lease / 3).max(Duration::from_millis(200));
     loop {
@@ -205,11 +186,7 @@ async fn renew_lease_until_done(
     }
 }
 
-fn change_result(
-    engine: &Engine,
-    claim: Claim,
-    report: Result<ChangeReport, ConnectorError>,
-) -> TaskResult {
+fn change_result(engine: &Engine, claim: Claim, report: Result<ChangeReport, ConnectorError>) -> TaskResult {
     match report {
         Ok(report) => TaskResult::Succeeded {
             outcome: if !report.retained.is_empty() {
@@ -235,41 +212,29 @@ fn change_result(
 
 fn classify_failure(engine: &Engine, claim: Claim, error: ConnectorError) -> TaskResult {
     match &error {
-        ConnectorError::NotSupported { reason, .. } => TaskResult::NotApplicable {
-            reason: reason.clone(),
-        },
+        ConnectorError::NotSupported { reason, .. } => TaskResult::NotApplicable { reason: reason.clone() },
         ConnectorError::Permanent { .. } => TaskResult::Failed {
             error: error.to_string(),
         },
-        ConnectorError::RetryLater { .. }
-        | ConnectorError::Reauthenticate { .. }
-        | ConnectorError::Sink(_) => {
+        // Refused even with a fresh token: retrying cannot help until an operator fixes the
+        // credentials or permissions; then `dsr retry` sends the task back.
+        ConnectorError::Reauthenticate { .. } => TaskResult::Failed {
+            error: format!("{error}; fix the credentials in the config, then run `dsr retry`"),
+        },
+        ConnectorError::RetryLater { .. } | ConnectorError::Sink(_) => {
             retry_or_fail(engine, claim, error.to_string(), error.retry_after())
         }
     }
 }
 
-fn retry_or_fail(
-    engine: &Engine,
-    claim: Claim,
-    error: String,
-    after: Option<Duration>,
-) -> TaskResult {
+fn retry_or_fail(engine: &Engine, claim: Claim, error: String, after: Option<Duration>) -> TaskResult {
     let settings = engine.settings();
     if claim.attempt >= settings.max_attempts {
         return TaskResult::Failed {
-            error: format!(
-                "gave up after {} attempts; last error: {error}",
-                claim.attempt
-            ),
+            error: format!("gave up after {} attempts; last error: {error}", claim.attempt),
         };
     }
-    let wait = crate::backoff::delay(
-        claim.attempt,
-        settings.backoff_base,
-        settings.backoff_max,
-        after,
-    );
+    let wait = crate::backoff::delay(claim.attempt, settings.backoff_base, settings.backoff_max, after);
     TaskResult::Retrying {
         error,
         next_retry_at: Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default(),
@@ -311,8 +276,7 @@ pub async fn finalize(engine: &Engine, request_id: &str) -> Result<(), EngineErr
         let path = crate::export::write_confirmation(dir, &request, &tasks, status).await?;
         (None, Some(path))
     };
-    let as_text =
-        |p: &Option<std::path::PathBuf>| p.as_ref().map(|p| p.to_string_lossy().into_owned());
+    let as_text = |p: &Option<std::path::PathBuf>| p.as_ref().map(|p| p.to_string_lossy().into_owned());
     if ledger
         .complete_request(
             request_id,
@@ -330,14 +294,8 @@ pub async fn finalize(engine: &Engine, request_id: &str) -> Result<(), EngineErr
 /// completed when every task succeeded or could not apply; failed when none succeeded
 /// and some failed; partially_completed otherwise.
 pub fn final_status(tasks: &[crate::model::Task]) -> RequestStatus {
-    let failed = tasks
-        .iter()
-        .filter(|t| t.status == TaskStatus::Failed)
-        .count();
-    let succeeded = tasks
-        .iter()
-        .filter(|t| t.status == TaskStatus::Succeeded)
-        .count();
+    let failed = tasks.iter().filter(|t| t.status == TaskStatus::Failed).count();
+    let succeeded = tasks.iter().filter(|t| t.status == TaskStatus::Succeeded).count();
     match (failed, succeeded) {
         (0, _) => RequestStatus::Completed,
         (_, 0) => RequestStatus::Failed,

@@ -12,9 +12,7 @@ use serde_json::{Value, json};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, AssertSqlSafe, Row};
 
-use crate::model::{
-    Lang, NewRequest, Outcome, Request, RequestKind, RequestStatus, Task, TaskStatus,
-};
+use crate::model::{Lang, NewRequest, Outcome, Request, RequestKind, RequestStatus, Task, TaskStatus};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
@@ -143,9 +141,7 @@ impl Ledger {
         let postgres = url.starts_with("postgres://") || url.starts_with("postgresql://");
         let connect_url = if let Some(path) = url.strip_prefix("sqlite://") {
             if path != ":memory:"
-                && let Some(dir) = Path::new(path)
-                    .parent()
-                    .filter(|d| !d.as_os_str().is_empty())
+                && let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty())
             {
                 std::fs::create_dir_all(dir).map_err(|e| LedgerError::Unreachable {
                     url: url.to_string(),
@@ -170,9 +166,7 @@ impl Ledger {
                 })?;
             if !postgres {
                 // WAL lets readers (dsr status) run beside the worker.
-                sqlx::query("PRAGMA journal_mode = WAL")
-                    .execute(&pool)
-                    .await?;
+                sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
                 sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
             } else {
                 // sqlx holds a PostgreSQL advisory lock while it migrates.
@@ -197,12 +191,7 @@ impl Ledger {
     }
 
     /// Stores a new request with one pending task per processor, and its audit event.
-    pub async fn create_request(
-        &self,
-        id: &str,
-        new: &NewRequest,
-        due_at: DateTime<Utc>,
-    ) -> Result<()> {
+    pub async fn create_request(&self, id: &str, new: &NewRequest, due_at: DateTime<Utc>) -> Result<()> {
         let now = ts(Utc::now());
         let mut tx = self.pool.begin().await?;
         sqlx::query(
@@ -222,15 +211,13 @@ impl Ledger {
         .execute(&mut *tx)
         .await?;
         for p in &new.processors {
-            sqlx::query(
-                "INSERT INTO tasks (request_id, processor, status, updated_at) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(id)
-            .bind(p.as_str())
-            .bind(TaskStatus::Pending.as_str())
-            .bind(&now)
-            .execute(&mut *tx)
-            .await?;
+            sqlx::query("INSERT INTO tasks (request_id, processor, status, updated_at) VALUES ($1, $2, $3, $4)")
+                .bind(id)
+                .bind(p.as_str())
+                .bind(TaskStatus::Pending.as_str())
+                .bind(&now)
+                .execute(&mut *tx)
+                .await?;
         }
         let processors: Vec<_> = new.processors.iter().map(|p| p.as_str()).collect();
         insert_audit(
@@ -320,15 +307,7 @@ impl Ledger {
         .rows_affected()
             == 1;
         if moved {
-            insert_audit(
-                &mut tx,
-                Some(id),
-                None,
-                "request.in_progress",
-                json!({}),
-                None,
-            )
-            .await?;
+            insert_audit(&mut tx, Some(id), None, "request.in_progress", json!({}), None).await?;
         }
         tx.commit().await?;
         Ok(moved)
@@ -378,10 +357,7 @@ impl Ledger {
         )
         .await?;
         tx.commit().await?;
-        Ok(Some(Claim {
-            attempt,
-            budget_used,
-        }))
+        Ok(Some(Claim { attempt, budget_used }))
     }
 
     /// Extends this worker's lease on a running task; false when it lost the task.
@@ -393,8 +369,7 @@ impl Ledger {
         claim: Claim,
         lease: Duration,
     ) -> Result<bool> {
-        let until =
-            Utc::now() + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(5));
+        let until = Utc::now() + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(5));
         Ok(sqlx::query(
             "UPDATE tasks SET lease_until = $5 WHERE request_id = $1 AND processor = $2 \
              AND status = 'running' AND lease_owner = $3 AND attempts = $4",
@@ -440,10 +415,7 @@ impl Ledger {
                 spool.clone(),
                 None,
             ),
-            TaskResult::Retrying {
-                error,
-                next_retry_at,
-            } => (
+            TaskResult::Retrying { error, next_retry_at } => (
                 None,
                 0,
                 0,
@@ -453,26 +425,8 @@ impl Ledger {
                 None,
                 Some(ts(*next_retry_at)),
             ),
-            TaskResult::Failed { error } => (
-                None,
-                0,
-                0,
-                None,
-                Some(error.clone()),
-                "null".into(),
-                None,
-                None,
-            ),
-            TaskResult::NotApplicable { reason } => (
-                None,
-                0,
-                0,
-                Some(reason.clone()),
-                None,
-                "null".into(),
-                None,
-                None,
-            ),
+            TaskResult::Failed { error } => (None, 0, 0, None, Some(error.clone()), "null".into(), None, None),
+            TaskResult::NotApplicable { reason } => (None, 0, 0, Some(reason.clone()), None, "null".into(), None, None),
         };
         let status = result.status();
         let mut tx = self.pool.begin().await?;
@@ -519,12 +473,7 @@ impl Ledger {
     }
 
     /// Settles a task that never ran (e.g. the connector cannot serve the right).
-    pub async fn settle_unstarted(
-        &self,
-        id: &str,
-        processor: Processor,
-        result: &TaskResult,
-    ) -> Result<bool> {
+    pub async fn settle_unstarted(&self, id: &str, processor: Processor, result: &TaskResult) -> Result<bool> {
         let (reason, error) = match result {
             TaskResult::NotApplicable { reason } => (Some(reason.clone()), None),
             TaskResult::Failed { error } => (None, Some(error.clone())),
@@ -631,15 +580,7 @@ impl Ledger {
         .bind(&now)
         .execute(&mut *tx)
         .await?;
-        insert_audit(
-            &mut tx,
-            Some(id),
-            None,
-            "request.cancelled",
-            json!({}),
-            None,
-        )
-        .await?;
+        insert_audit(&mut tx, Some(id), None, "request.cancelled", json!({}), None).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -767,13 +708,14 @@ impl Ledger {
     pub async fn recoverable(&self, now: DateTime<Utc>, idle: Duration) -> Result<Recoverable> {
         let idle_since = ts(now - chrono::Duration::from_std(idle).unwrap_or_default());
         let now = ts(now);
-        let fan_outs = sqlx::query("SELECT id FROM requests WHERE status = 'received' AND updated_at <= $1 ORDER BY received_at")
-            .bind(&idle_since)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|r| r.try_get::<String, _>(0))
-            .collect::<Result<_, _>>()?;
+        let fan_outs =
+            sqlx::query("SELECT id FROM requests WHERE status = 'received' AND updated_at <= $1 ORDER BY received_at")
+                .bind(&idle_since)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|r| r.try_get::<String, _>(0))
+                .collect::<Result<_, _>>()?;
         let task_rows = sqlx::query(
             "SELECT t.request_id, t.processor FROM tasks t JOIN requests r ON r.id = t.request_id \
              WHERE r.status = 'in_progress' AND ( \
@@ -788,10 +730,7 @@ impl Ledger {
         .await?;
         let mut tasks = Vec::new();
         for r in &task_rows {
-            tasks.push((
-                r.try_get::<String, _>(0)?,
-                parse(&r.try_get::<String, _>(1)?)?,
-            ));
+            tasks.push((r.try_get::<String, _>(0)?, parse(&r.try_get::<String, _>(1)?)?));
         }
         let finalizes = sqlx::query(
             "SELECT r.id FROM requests r WHERE r.status = 'in_progress' AND r.updated_at <= $1 \
@@ -838,16 +777,16 @@ impl Ledger {
 
     /// Claims one scheduled tick for this process; false when another process ran it.
     pub async fn claim_tick(&self, name: &str, owner: &str) -> Result<bool> {
-        Ok(sqlx::query(
-            "INSERT INTO ticks (name, owner, at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING",
+        Ok(
+            sqlx::query("INSERT INTO ticks (name, owner, at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING")
+                .bind(name)
+                .bind(owner)
+                .bind(ts(Utc::now()))
+                .execute(&self.pool)
+                .await?
+                .rows_affected()
+                == 1,
         )
-        .bind(name)
-        .bind(owner)
-        .bind(ts(Utc::now()))
-        .execute(&self.pool)
-        .await?
-        .rows_affected()
-            == 1)
     }
 
     /// Forgets tick claims older than `before` (they only guard against a double run).
@@ -898,12 +837,10 @@ impl Ledger {
         let mut tx = self.pool.begin().await?;
         for id in ids {
             for table in ["audit_log", "tasks"] {
-                sqlx::query(AssertSqlSafe(format!(
-                    "DELETE FROM {table} WHERE request_id = $1"
-                )))
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+                sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE request_id = $1")))
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
             }
             sqlx::query("DELETE FROM requests WHERE id = $1")
                 .bind(id)
@@ -963,8 +900,7 @@ fn request_from_row(r: &AnyRow) -> Result<Request> {
         id: r.try_get("id")?,
         kind: parse::<RequestKind>(&r.try_get::<String, _>("kind")?)?,
         status: parse::<RequestStatus>(&r.try_get::<String, _>("status")?)?,
-        identities: serde_json::from_str(&identities)
-            .map_err(|e| LedgerError::Corrupt(e.to_string()))?,
+        identities: serde_json::from_str(&identities).map_err(|e| LedgerError::Corrupt(e.to_string()))?,
         changes: serde_json::from_str(&changes).map_err(|e| LedgerError::Corrupt(e.to_string()))?,
         lang: parse::<Lang>(&r.try_get::<String, _>("lang")?)?,
         dry_run: r.try_get::<i64, _>("dry_run")? != 0,
@@ -991,8 +927,7 @@ fn task_from_row(r: &AnyRow) -> Result<Task> {
         changed: r.try_get::<i64, _>("changed")? as u64,
         reason: r.try_get("reason")?,
         error: r.try_get("error")?,
-        evidence: serde_json::from_str(&evidence)
-            .map_err(|e| LedgerError::Corrupt(e.to_string()))?,
+        evidence: serde_json::from_str(&evidence).map_err(|e| LedgerError::Corrupt(e.to_string()))?,
         spool: r.try_get("spool")?,
         next_retry_at: parse_opt_ts(r.try_get("next_retry_at")?)?,
     })

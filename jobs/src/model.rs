@@ -145,10 +145,7 @@ impl TaskStatus {
     pub fn is_terminal(self) -> bool {
         matches!(
             self,
-            TaskStatus::Succeeded
-                | TaskStatus::Failed
-                | TaskStatus::NotApplicable
-                | TaskStatus::Cancelled
+            TaskStatus::Succeeded | TaskStatus::Failed | TaskStatus::NotApplicable | TaskStatus::Cancelled
         )
     }
 
@@ -240,10 +237,7 @@ mod tests {
         assert!(Received.can_become(InProgress));
         assert!(InProgress.can_become(PartiallyCompleted));
         assert!(Received.can_become(Cancelled));
-        assert!(
-            !Received.can_become(Completed),
-            "must pass through in_progress"
-        );
+        assert!(!Received.can_become(Completed), "must pass through in_progress");
         assert!(!Completed.can_become(InProgress));
         assert!(!Cancelled.can_become(InProgress));
         assert!(!Failed.can_become(Cancelled));
@@ -259,10 +253,7 @@ mod tests {
         assert!(Running.can_become(Retrying));
         assert!(Retrying.can_become(Running));
         assert!(Failed.can_become(Pending), "dsr retry");
-        assert!(
-            !Succeeded.can_become(Running),
-            "a re-delivered task must not run again"
-        );
+        assert!(!Succeeded.can_become(Running), "a re-delivered task must not run again");
         assert!(!Succeeded.can_become(Cancelled));
         assert!(!NotApplicable.can_become(Pending));
         assert!(Running.can_become(Cancelled));
@@ -272,9 +263,6 @@ mod tests {
     fn unknown_names_are_refused_with_the_choices() {
         let err = "deletion".parse::<RequestKind>().unwrap_err();
         assert!(err.contains("deletion") && err.contains("erasure"), "{err}");
-        assert_eq!(
-            "portability".parse::<RequestKind>().unwrap().right(),
-            Right::Access
-        );
+        assert_eq!("portability".parse::<RequestKind>().unwrap().right(), Right::Access);
     }
 }

@@ -18,16 +18,9 @@ use crate::engine::Engine;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "job", rename_all = "snake_case")]
 pub enum Job {
-    FanOut {
-        request_id: String,
-    },
-    ProcessorTask {
-        request_id: String,
-        processor: Processor,
-    },
-    Finalize {
-        request_id: String,
-    },
+    FanOut { request_id: String },
+    ProcessorTask { request_id: String, processor: Processor },
+    Finalize { request_id: String },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -96,21 +89,17 @@ impl Queue {
                 .execute(&pool)
                 .await
                 .map_err(|e| unreachable(e.to_string()))?;
-            crate::sqlite_lock::while_locked(
-                std::path::Path::new(path),
-                SqliteStorage::setup(&pool),
-            )
-            .await
-            .map_err(|e| unreachable(e.to_string()))?
-            .map_err(|e| unreachable(e.to_string()))?;
+            crate::sqlite_lock::while_locked(std::path::Path::new(path), SqliteStorage::setup(&pool))
+                .await
+                .map_err(|e| unreachable(e.to_string()))?
+                .map_err(|e| unreachable(e.to_string()))?;
             let config = apalis_sqlite::Config::default()
                 .queue(&queue_name)
                 .heartbeat_interval(settings.heartbeat)
                 .missed_heartbeats(settings.missed_heartbeats);
             Ok(Queue::Sqlite(SqliteStorage::new(&pool).with_config(config)))
         } else if url.starts_with("redis://") || url.starts_with("rediss://") {
-            let client =
-                apalis_redis::Client::open(url.as_str()).map_err(|e| unreachable(e.to_string()))?;
+            let client = apalis_redis::Client::open(url.as_str()).map_err(|e| unreachable(e.to_string()))?;
             let manager_config = redis::aio::ConnectionManagerConfig::new()
                 .set_response_timeout(Some(settings.response_timeout))
                 .set_connection_timeout(Some(Duration::from_secs(5)))
@@ -183,10 +172,9 @@ impl Queue {
 async fn handle_job(job: Job, engine: Data<Engine>) -> Result<(), BoxDynError> {
     let result = match &job {
         Job::FanOut { request_id } => crate::flow::fan_out(&engine, request_id).await,
-        Job::ProcessorTask {
-            request_id,
-            processor,
-        } => crate::flow::processor_task(&engine, request_id, *processor).await,
+        Job::ProcessorTask { request_id, processor } => {
+            crate::flow::processor_task(&engine, request_id, *processor).await
+        }
         Job::Finalize { request_id } => crate::flow::finalize(&engine, request_id).await,
     };
     result.map_err(|e| {

@@ -5,9 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use dsr_connector::{
-    ByteStream, FileMeta, Processor, Record, RecordSink, SinkError, StoredFile, safe_file_name,
-};
+use dsr_connector::{ByteStream, FileMeta, Processor, Record, RecordSink, SinkError, StoredFile, safe_file_name};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -36,12 +34,7 @@ pub struct SpoolWriter {
     files: u64,
 }
 
-pub fn spool_path(
-    export_dir: &Path,
-    request_id: &str,
-    processor: Processor,
-    attempt: u32,
-) -> PathBuf {
+pub fn spool_path(export_dir: &Path, request_id: &str, processor: Processor, attempt: u32) -> PathBuf {
     export_dir
         .join("spool")
         .join(request_id)
@@ -109,25 +102,17 @@ impl RecordSink for SpoolWriter {
         Ok(())
     }
 
-    async fn attach(
-        &mut self,
-        file: FileMeta,
-        mut body: ByteStream<'_>,
-    ) -> Result<StoredFile, SinkError> {
+    async fn attach(&mut self, file: FileMeta, mut body: ByteStream<'_>) -> Result<StoredFile, SinkError> {
         self.files += 1;
         let name = format!("{:04}-{}", self.files, safe_file_name(&file.name));
         let dir = files_dir(&self.path);
-        let fail =
-            |e: std::io::Error| SinkError(format!("storing {name} under {}: {e}", dir.display()));
+        let fail = |e: std::io::Error| SinkError(format!("storing {name} under {}: {e}", dir.display()));
         tokio::fs::create_dir_all(&dir).await.map_err(fail)?;
-        let mut out = tokio::fs::File::create(dir.join(&name))
-            .await
-            .map_err(fail)?;
+        let mut out = tokio::fs::File::create(dir.join(&name)).await.map_err(fail)?;
         let mut hasher = Sha256::new();
         let mut bytes = 0u64;
         while let Some(chunk) = body.next().await {
-            let chunk =
-                chunk.map_err(|e| SinkError(format!("the vendor's file broke off: {e}")))?;
+            let chunk = chunk.map_err(|e| SinkError(format!("the vendor's file broke off: {e}")))?;
             hasher.update(&chunk);
             bytes += chunk.len() as u64;
             out.write_all(&chunk).await.map_err(fail)?;
@@ -145,15 +130,12 @@ impl RecordSink for SpoolWriter {
 }
 
 /// Reads a committed spool back, one entry at a time.
-pub async fn read_spool(
-    path: &Path,
-    mut each: impl FnMut(SpoolEntry) -> std::io::Result<()>,
-) -> std::io::Result<()> {
+pub async fn read_spool(path: &Path, mut each: impl FnMut(SpoolEntry) -> std::io::Result<()>) -> std::io::Result<()> {
     let file = tokio::fs::File::open(path).await?;
     let mut lines = BufReader::new(file).lines();
     while let Some(line) = lines.next_line().await? {
-        let entry: SpoolEntry = serde_json::from_str(&line)
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+        let entry: SpoolEntry =
+            serde_json::from_str(&line).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
         each(entry)?;
     }
     Ok(())

@@ -31,11 +31,7 @@ pub async fn recover(engine: &Engine, now: DateTime<Utc>) -> Result<SweepReport,
         .await?;
     let queue = engine.queue();
     for id in &due.fan_outs {
-        queue
-            .push(Job::FanOut {
-                request_id: id.clone(),
-            })
-            .await?;
+        queue.push(Job::FanOut { request_id: id.clone() }).await?;
     }
     for (id, processor) in &due.tasks {
         queue
@@ -46,11 +42,7 @@ pub async fn recover(engine: &Engine, now: DateTime<Utc>) -> Result<SweepReport,
             .await?;
     }
     for id in &due.finalizes {
-        queue
-            .push(Job::Finalize {
-                request_id: id.clone(),
-            })
-            .await?;
+        queue.push(Job::Finalize { request_id: id.clone() }).await?;
     }
     let report = SweepReport {
         fan_outs: due.fan_outs.len(),
@@ -86,26 +78,18 @@ pub async fn watch_deadlines(engine: &Engine, now: DateTime<Utc>) -> Result<usiz
 /// One scheduled tick: runs the sweeps if no other process has claimed this tick.
 pub async fn run_tick(engine: &Engine, tick_at: DateTime<Utc>) -> Result<bool, EngineError> {
     let name = format!("sweep@{}", ts(tick_at));
-    if !engine
-        .ledger()
-        .claim_tick(&name, engine.worker_name())
-        .await?
-    {
+    if !engine.ledger().claim_tick(&name, engine.worker_name()).await? {
         return Ok(false);
     }
     let now = Utc::now();
     recover(engine, now).await?;
     watch_deadlines(engine, now).await?;
-    engine
-        .ledger()
-        .prune_ticks(now - chrono::Duration::days(1))
-        .await?;
+    engine.ledger().prune_ticks(now - chrono::Duration::days(1)).await?;
     Ok(true)
 }
 
 async fn on_tick(tick: Tick, engine: Data<Engine>) -> Result<(), BoxDynError> {
-    let at =
-        DateTime::<Utc>::from_timestamp(tick.get_timestamp() as i64, 0).unwrap_or_else(Utc::now);
+    let at = DateTime::<Utc>::from_timestamp(tick.get_timestamp() as i64, 0).unwrap_or_else(Utc::now);
     run_tick(&engine, at).await.map(|_| ()).map_err(|e| {
         tracing::warn!(code = e.code(), error = %e, "scheduled sweep failed; the next tick tries again");
         Box::new(AbortError::new(e.code())) as BoxDynError

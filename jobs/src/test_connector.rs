@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use dsr_connector::{
-    AccessSummary, Capabilities, ChangeReport, CheckReport, Connector, ConnectorError, Evidence,
-    FieldChange, Identities, Processor, Record, RecordSink, Support, TaskContext,
+    AccessSummary, Capabilities, ChangeReport, CheckReport, Connector, ConnectorError, Evidence, FieldChange,
+    Identities, Processor, Record, RecordSink, Support, TaskContext,
 };
 use serde::Deserialize;
 
@@ -99,12 +99,11 @@ impl ScriptedConnector {
             })?;
         // One write per line: several worker processes append to the same file.
         let line = format!("{action} {} {}\n", ctx.request_id, self.processor);
-        file.write_all(line.as_bytes())
-            .map_err(|e| ConnectorError::Permanent {
-                processor: self.processor.as_str(),
-                code: "effects_log".into(),
-                message: e.to_string(),
-            })
+        file.write_all(line.as_bytes()).map_err(|e| ConnectorError::Permanent {
+            processor: self.processor.as_str(),
+            code: "effects_log".into(),
+            message: e.to_string(),
+        })
     }
 
     /// Like a vendor, remembers what was already changed: a repeated erasure (a worker died
@@ -119,12 +118,7 @@ impl ScriptedConnector {
             .unwrap_or(false)
     }
 
-    fn change(
-        &self,
-        action: &str,
-        ctx: &TaskContext,
-        subject: &Identities,
-    ) -> Result<ChangeReport, ConnectorError> {
+    fn change(&self, action: &str, ctx: &TaskContext, subject: &Identities) -> Result<ChangeReport, ConnectorError> {
         let found = if self.already_done(action, ctx) {
             0
         } else {
@@ -195,17 +189,10 @@ impl Connector for ScriptedConnector {
                 found += 1;
             }
         }
-        Ok(AccessSummary {
-            found,
-            notes: vec![],
-        })
+        Ok(AccessSummary { found, notes: vec![] })
     }
 
-    async fn erase(
-        &self,
-        ctx: &TaskContext,
-        subject: &Identities,
-    ) -> Result<ChangeReport, ConnectorError> {
+    async fn erase(&self, ctx: &TaskContext, subject: &Identities) -> Result<ChangeReport, ConnectorError> {
         self.perform(ctx).await?;
         self.change("erase", ctx, subject)
     }
@@ -220,11 +207,7 @@ impl Connector for ScriptedConnector {
         self.change("rectify", ctx, subject)
     }
 
-    async fn withdraw_consent(
-        &self,
-        ctx: &TaskContext,
-        subject: &Identities,
-    ) -> Result<ChangeReport, ConnectorError> {
+    async fn withdraw_consent(&self, ctx: &TaskContext, subject: &Identities) -> Result<ChangeReport, ConnectorError> {
         self.perform(ctx).await?;
         self.change("withdraw", ctx, subject)
     }

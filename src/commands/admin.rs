@@ -10,12 +10,7 @@ use crate::config::Config;
 use crate::error::{CliError, bad_input};
 use crate::output::print_status;
 
-pub async fn retry(
-    config: &Config,
-    id: &str,
-    processor: Option<&str>,
-    as_json: bool,
-) -> Result<ExitCode, CliError> {
+pub async fn retry(config: &Config, id: &str, processor: Option<&str>, as_json: bool) -> Result<ExitCode, CliError> {
     let processor = processor
         .map(|p| p.parse::<Processor>().map_err(|e| bad_input(e.to_string())))
         .transpose()?;
@@ -32,10 +27,7 @@ pub async fn retry(
     }
     if !as_json {
         let names: Vec<_> = reset.iter().map(|p| p.as_str()).collect();
-        eprintln!(
-            "queued again: {}; a running worker picks them up",
-            names.join(", ")
-        );
+        eprintln!("queued again: {}; a running worker picks them up", names.join(", "));
     }
     print_status(engine.ledger(), id, as_json).await?;
     Ok(ExitCode::SUCCESS)
@@ -48,13 +40,7 @@ pub async fn cancel(config: &Config, id: &str, as_json: bool) -> Result<ExitCode
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn extend(
-    config: &Config,
-    id: &str,
-    months: u32,
-    reason: &str,
-    as_json: bool,
-) -> Result<ExitCode, CliError> {
+pub async fn extend(config: &Config, id: &str, months: u32, reason: &str, as_json: bool) -> Result<ExitCode, CliError> {
     let zone = config.zone().map_err(|e| bad_input(e.to_string()))?;
     let ledger = crate::wiring::ledger(config).await?;
     ledger.extend(id, months, reason, zone, Utc::now()).await?;

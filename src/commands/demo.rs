@@ -25,6 +25,10 @@ pub async fn demo(config: &Config, as_json: bool) -> Result<ExitCode, CliError> 
     config.queue.url = format!("sqlite://{}/queue.db", root.display());
     config.export.dir = root.join("export");
     let mut fakes = Vec::new();
+    if config.processors.google.is_none() {
+        config.processors.google = Some(start_google_fake(&root).await?);
+        fakes.push("Google Analytics and BigQuery");
+    }
     if config.processors.microsoft365.is_none() {
         config.processors.microsoft365 = Some(start_graph_fake(&root).await?);
         fakes.push("Microsoft Graph");
@@ -40,14 +44,13 @@ pub async fn demo(config: &Config, as_json: bool) -> Result<ExitCode, CliError> 
         .map(|p| p.display_name())
         .collect();
     if !as_json && !without.is_empty() {
-        eprintln!(
-            "no connector yet for {}: the demo leaves them out",
-            without.join(", ")
-        );
+        eprintln!("no connector yet for {}: the demo leaves them out", without.join(", "));
     }
     let subject = Identities {
         emails: vec![Email::parse(DEMO_SUBJECT).map_err(|e| bad_input(e.to_string()))?],
         names: vec!["Kari Nordmann".into()],
+        ga_client_ids: vec![dsr_fixtures::google::GoogleState::seed_value(&["subject", "client_id"])],
+        ga_user_ids: vec![dsr_fixtures::google::GoogleState::seed_value(&["subject", "user_id"])],
         ..Default::default()
     };
     let mut documents = Vec::new();
@@ -62,8 +65,7 @@ pub async fn demo(config: &Config, as_json: bool) -> Result<ExitCode, CliError> 
             processors: connectors.processors(),
             received_at: Utc::now(),
         };
-        let (id, status) =
-            super::requests::process_here(&engine, new, Duration::from_secs(120), as_json).await?;
+        let (id, status) = super::requests::process_here(&engine, new, Duration::from_secs(120), as_json).await?;
         all_completed &= status == dsr_jobs::model::RequestStatus::Completed;
         let request = engine.ledger().get_request(&id).await?;
         let tasks = engine.ledger().tasks(&id).await?;
@@ -103,18 +105,15 @@ pub async fn demo(config: &Config, as_json: bool) -> Result<ExitCode, CliError> 
 }
 
 /// Starts the fake Graph with its seed data and configures the connector for it.
-async fn start_graph_fake(
-    root: &std::path::Path,
-) -> Result<dsr_microsoft365::Microsoft365Config, CliError> {
-    let fake = dsr_fixtures::graph::GraphFake::start().await.map_err(|e| {
-        CliError::Unreachable(format!("cannot start the fake Graph on loopback: {e}"))
-    })?;
+async fn start_graph_fake(root: &std::path::Path) -> Result<dsr_microsoft365::Microsoft365Config, CliError> {
+    let fake = dsr_fixtures::graph::GraphFake::start()
+        .await
+        .map_err(|e| CliError::Unreachable(format!("cannot start the fake Graph on loopback: {e}")))?;
     std::fs::create_dir_all(root)
         .map_err(|e| CliError::Unreachable(format!("cannot create {}: {e}", root.display())))?;
     let secret_file = root.join("graph-client-secret");
-    std::fs::write(&secret_file, fake.client_secret()).map_err(|e| {
-        CliError::Unreachable(format!("cannot write {}: {e}", secret_file.display()))
-    })?;
+    std::fs::write(&secret_file, fake.client_secret())
+        .map_err(|e| CliError::Unreachable(format!("cannot write {}: {e}", secret_file.display())))?;
     let text = format!(
         "enabled = true\ntenant_id = \"{}\"\nclient_id = \"{}\"\nclient_secret = \"file:{}\"\ngraph_url = \"{}\"\nlogin_url = \"{}\"\npage_size = 5\n",
         fake.tenant_id(),
@@ -126,7 +125,33 @@ async fn start_graph_fake(
     toml_config(&text)
 }
 
-fn toml_config(text: &str) -> Result<dsr_microsoft365::Microsoft365Config, CliError> {
+/// Starts the fake Google APIs and configures the connector for them, with the fake's test
+/// service-account key.
+async fn start_google_fake(root: &std::path::Path) -> Result<dsr_google::GoogleConfig, CliError> {
+    use dsr_fixtures::google::{GoogleFake, TEST_PRIVATE_KEY};
+    let fake = GoogleFake::start()
+        .await
+        .map_err(|e| CliError::Unreachable(format!("cannot start the fake Google APIs on loopback: {e}")))?;
+    std::fs::create_dir_all(root)
+        .map_err(|e| CliError::Unreachable(format!("cannot create {}: {e}", root.display())))?;
+    let key_file = root.join("google-service-account.json");
+    std::fs::write(&key_file, fake.service_account_json(TEST_PRIVATE_KEY))
+        .map_err(|e| CliError::Unreachable(format!("cannot write {}: {e}", key_file.display())))?;
+    let properties: Vec<String> = fake.property_ids().iter().map(|p| format!("\"{p}\"")).collect();
+    let text = format!(
+        "enabled = true\nservice_account_key = \"file:{}\"\ntoken_url = \"{}\"\nanalytics_url = \"{}\"\nanalytics_admin_url = \"{}\"\nga4_property_ids = [{}]\nbigquery_url = \"{}\"\nbigquery_dataset = \"{}\"\n",
+        key_file.display(),
+        fake.token_url(),
+        fake.analytics_url(),
+        fake.analytics_admin_url(),
+        properties.join(", "),
+        fake.bigquery_url(),
+        fake.bigquery_dataset(),
+    );
+    toml_config(&text)
+}
+
+fn toml_config<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, CliError> {
     use figment::providers::Format;
     figment::Figment::from(figment::providers::Toml::string(text))
         .extract()

@@ -44,10 +44,7 @@ pub async fn doctor(config: &Config, as_json: bool) -> Result<ExitCode, CliError
             checks.push(check(
                 "ledger",
                 true,
-                format!(
-                    "{} reachable, schema up to date",
-                    kind_of(&config.store.url)
-                ),
+                format!("{} reachable, schema up to date", kind_of(&config.store.url)),
             ));
             ledger.close().await;
         }
@@ -80,12 +77,14 @@ pub async fn doctor(config: &Config, as_json: bool) -> Result<ExitCode, CliError
     for p in Processor::ALL {
         let name = format!("processor {p}");
         if missing.contains(&p) {
-            checks.push(check(name, false, "enabled, but this build has no connector for it yet: disable the section or upgrade dsr"));
+            checks.push(check(
+                name,
+                false,
+                "enabled, but this build has no connector for it yet: disable the section or upgrade dsr",
+            ));
         } else if let Some(connector) = connectors.get(p) {
             match connector.check().await {
-                Ok(report) if report.ok => {
-                    checks.push(check(name, true, report.details.join("; ")))
-                }
+                Ok(report) if report.ok => checks.push(check(name, true, report.details.join("; "))),
                 Ok(report) => checks.push(check(name, false, report.details.join("; "))),
                 Err(e) => checks.push(check(name, false, e.to_string())),
             }
@@ -113,19 +112,10 @@ pub async fn doctor(config: &Config, as_json: bool) -> Result<ExitCode, CliError
         println!("{}", json!({"ok": ok, "checks": items}));
     } else {
         for c in &checks {
-            println!(
-                "{} {:<24} {}",
-                if c.ok { "ok  " } else { "FAIL" },
-                c.name,
-                c.detail
-            );
+            println!("{} {:<24} {}", if c.ok { "ok  " } else { "FAIL" }, c.name, c.detail);
         }
     }
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
 fn kind_of(url: &str) -> &'static str {
@@ -145,11 +135,7 @@ fn export_check(config: &Config) -> Check {
         .and_then(|_| std::fs::write(&probe, b"probe"))
         .and_then(|_| std::fs::remove_file(&probe));
     match result {
-        Ok(()) => check(
-            "export storage",
-            true,
-            format!("{} is writable", dir.display()),
-        ),
+        Ok(()) => check("export storage", true, format!("{} is writable", dir.display())),
         Err(e) => check(
             "export storage",
             false,

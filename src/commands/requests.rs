@@ -16,20 +16,13 @@ use crate::output::{Progress, print_status, status_json};
 fn validate(config: &Config, args: &RequestArgs) -> Result<dsr_jobs::model::NewRequest, CliError> {
     let (connectors, missing) = crate::wiring::connectors(config)?;
     for p in &missing {
-        eprintln!(
-            "warning: processor {p} is enabled but this build has no connector for it; it is skipped"
-        );
+        eprintln!("warning: processor {p} is enabled but this build has no connector for it; it is skipped");
     }
     crate::request::build_request(args, config, &connectors.processors())
 }
 
 /// Waits until the request ends or `timeout` passes, showing progress unless `quiet`.
-async fn wait_for(
-    ledger: &Ledger,
-    id: &str,
-    timeout: Duration,
-    quiet: bool,
-) -> Result<RequestStatus, CliError> {
+async fn wait_for(ledger: &Ledger, id: &str, timeout: Duration, quiet: bool) -> Result<RequestStatus, CliError> {
     let started = Instant::now();
     let mut progress = Progress::default();
     loop {
@@ -74,10 +67,7 @@ pub async fn process_here(
     let waited = wait_for(engine.ledger(), &id, timeout, quiet).await;
     shutdown.trigger();
     match tokio::time::timeout(Duration::from_secs(30), worker).await {
-        Ok(Ok(Err(e))) => eprintln!(
-            "warning: the worker in this process stopped: {}",
-            e.message()
-        ),
+        Ok(Ok(Err(e))) => eprintln!("warning: the worker in this process stopped: {}", e.message()),
         Err(_) => eprintln!("warning: running tasks did not finish within 30 s of stopping"),
         _ => {}
     }
@@ -92,11 +82,7 @@ pub async fn run(config: &Config, args: &RequestArgs, as_json: bool) -> Result<E
     Ok(exit_for(status))
 }
 
-pub async fn enqueue(
-    config: &Config,
-    args: &EnqueueArgs,
-    as_json: bool,
-) -> Result<ExitCode, CliError> {
+pub async fn enqueue(config: &Config, args: &EnqueueArgs, as_json: bool) -> Result<ExitCode, CliError> {
     let new = validate(config, &args.request)?;
     let engine = crate::wiring::engine(config).await?;
     let id = engine.enqueue(new).await?;

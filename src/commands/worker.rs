@@ -10,11 +10,7 @@ use crate::config::Config;
 use crate::error::CliError;
 
 /// Runs the queue worker (and, unless `sweeps` is false, the scheduler) until `shutdown`.
-pub async fn run_in_process(
-    engine: &Engine,
-    sweeps: bool,
-    shutdown: &Shutdown,
-) -> Result<(), CliError> {
+pub async fn run_in_process(engine: &Engine, sweeps: bool, shutdown: &Shutdown) -> Result<(), CliError> {
     let scheduler = sweeps.then(|| {
         let engine = engine.clone();
         let signal = shutdown.signal();
@@ -33,9 +29,7 @@ pub async fn worker(config: &Config, args: &WorkerArgs) -> Result<ExitCode, CliE
     let engine = crate::wiring::engine(config).await?;
     let (_, missing) = crate::wiring::connectors(config)?;
     for p in missing {
-        eprintln!(
-            "warning: processor {p} is enabled but this build has no connector for it; its tasks will fail"
-        );
+        eprintln!("warning: processor {p} is enabled but this build has no connector for it; its tasks will fail");
     }
     eprintln!(
         "dsr worker {} processing {} (ledger {}, queue {}); Ctrl-C to stop",

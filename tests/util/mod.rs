@@ -18,8 +18,7 @@ pub fn redis_url() -> String {
 }
 
 pub fn postgres_server() -> String {
-    std::env::var("DSRTEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432".into())
+    std::env::var("DSRTEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432".into())
 }
 
 pub fn unique(prefix: &str) -> String {
@@ -94,9 +93,7 @@ impl Deployment {
 
     pub fn command(&self) -> Command {
         let mut cmd = Command::new(dsr_bin());
-        cmd.current_dir(self.path())
-            .arg("--config")
-            .arg(&self.config);
+        cmd.current_dir(self.path()).arg("--config").arg(&self.config);
         cmd.env_remove("DSR_CONFIG");
         cmd
     }
@@ -107,12 +104,7 @@ impl Deployment {
 
     /// Runs dsr with --json and parses stdout.
     pub fn dsr_json(&self, args: &[&str]) -> (i32, Value) {
-        let out = self
-            .command()
-            .arg("--json")
-            .args(args)
-            .output()
-            .expect("run dsr");
+        let out = self.command().arg("--json").args(args).output().expect("run dsr");
         let code = out.status.code().unwrap_or(-1);
         let value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
             panic!(
@@ -161,7 +153,7 @@ pub async fn pg_database() -> PgDatabase {
 }
 
 impl PgDatabase {
-    pub async fn drop_db(self) {
+    pub async fn drop_db(&self) {
         let admin = format!("{}/postgres", postgres_server());
         if let Ok(pool) = sqlx::PgPool::connect(&admin).await {
             let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -192,9 +184,15 @@ impl RedisKeys {
     }
 
     pub async fn conn(&self) -> redis::aio::MultiplexedConnection {
-        self.client.get_multiplexed_async_connection().await.unwrap_or_else(|e| {
-            panic!("Redis at {} is not reachable ({e}): run the suite with scripts/test, which starts it", redis_url())
-        })
+        self.client
+            .get_multiplexed_async_connection()
+            .await
+            .unwrap_or_else(|e| {
+                panic!(
+                    "Redis at {} is not reachable ({e}): run the suite with scripts/test, which starts it",
+                    redis_url()
+                )
+            })
     }
 
     pub async fn keys(&self) -> Vec<String> {
@@ -319,9 +317,7 @@ pub fn fast_settings(queue_url: &str, prefix: &str, export_dir: &Path) -> dsr_jo
 /// An engine over `ledger_url` and the queue in `settings`, with no connectors (for
 /// enqueueing and sweeping from a test).
 pub async fn engine(ledger_url: &str, settings: dsr_jobs::Settings) -> dsr_jobs::Engine {
-    let ledger = dsr_jobs::Ledger::open(ledger_url)
-        .await
-        .expect("open ledger");
+    let ledger = dsr_jobs::Ledger::open(ledger_url).await.expect("open ledger");
     let queue = dsr_jobs::Queue::connect(&settings.queue)
         .await
         .unwrap_or_else(|e| panic!("{e}: run the suite with scripts/test, which starts Redis"));

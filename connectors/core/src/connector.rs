@@ -105,16 +105,10 @@ impl fmt::Display for RectifyField {
 impl FromStr for RectifyField {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        RectifyField::ALL
-            .into_iter()
-            .find(|f| f.as_str() == s)
-            .ok_or_else(|| {
-                let known: Vec<_> = RectifyField::ALL.iter().map(|f| f.as_str()).collect();
-                format!(
-                    "unknown --set field `{s}`: expected one of {}",
-                    known.join(", ")
-                )
-            })
+        RectifyField::ALL.into_iter().find(|f| f.as_str() == s).ok_or_else(|| {
+            let known: Vec<_> = RectifyField::ALL.iter().map(|f| f.as_str()).collect();
+            format!("unknown --set field `{s}`: expected one of {}", known.join(", "))
+        })
     }
 }
 
@@ -179,10 +173,7 @@ pub struct CheckReport {
 fn not_supported(processor: Processor, right: &str) -> ConnectorError {
     ConnectorError::NotSupported {
         processor: processor.as_str(),
-        reason: format!(
-            "{} offers no {right} through its API",
-            processor.display_name()
-        ),
+        reason: format!("{} offers no {right} through its API", processor.display_name()),
     }
 }
 
@@ -204,11 +195,7 @@ pub trait Connector: Send + Sync {
         sink: &mut dyn RecordSink,
     ) -> Result<AccessSummary, ConnectorError>;
 
-    async fn erase(
-        &self,
-        ctx: &TaskContext,
-        subject: &Identities,
-    ) -> Result<ChangeReport, ConnectorError> {
+    async fn erase(&self, ctx: &TaskContext, subject: &Identities) -> Result<ChangeReport, ConnectorError> {
         let _ = (ctx, subject);
         Err(not_supported(self.processor(), "erasure"))
     }
@@ -224,11 +211,7 @@ pub trait Connector: Send + Sync {
     }
 
     /// Withdraws consent and stops direct marketing (Art. 7(3), Art. 21(2)).
-    async fn withdraw_consent(
-        &self,
-        ctx: &TaskContext,
-        subject: &Identities,
-    ) -> Result<ChangeReport, ConnectorError> {
+    async fn withdraw_consent(&self, ctx: &TaskContext, subject: &Identities) -> Result<ChangeReport, ConnectorError> {
         let _ = (ctx, subject);
         Err(not_supported(self.processor(), "consent withdrawal"))
     }
@@ -240,10 +223,7 @@ mod tests {
 
     #[test]
     fn set_fields_parse_and_unknown_ones_are_named() {
-        assert_eq!(
-            "job_title".parse::<RectifyField>(),
-            Ok(RectifyField::JobTitle)
-        );
+        assert_eq!("job_title".parse::<RectifyField>(), Ok(RectifyField::JobTitle));
         let err = "shoe_size".parse::<RectifyField>().unwrap_err();
         assert!(err.contains("shoe_size") && err.contains("given_name"));
     }

@@ -31,10 +31,7 @@ pub enum ConnectorError {
     },
     /// The processor offers no way to serve this right.
     #[error("{processor} cannot do this: {reason}")]
-    NotSupported {
-        processor: &'static str,
-        reason: String,
-    },
+    NotSupported { processor: &'static str, reason: String },
     /// The records found could not be stored on our side (disk full, permissions).
     #[error(transparent)]
     Sink(#[from] crate::SinkError),
@@ -56,9 +53,7 @@ impl ConnectorError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            ConnectorError::RetryLater { .. }
-                | ConnectorError::Reauthenticate { .. }
-                | ConnectorError::Sink(_)
+            ConnectorError::RetryLater { .. } | ConnectorError::Reauthenticate { .. } | ConnectorError::Sink(_)
         )
     }
 

@@ -9,9 +9,7 @@ use serde::{Deserialize, Serialize};
 pub enum IdentityError {
     #[error("`{0}` is not a valid e-mail address (RFC 5322 addr-spec such as kari@example.no)")]
     Email(String),
-    #[error(
-        "`{value}` is not a valid phone number for region {region} (use E.164, e.g. +4791234567)"
-    )]
+    #[error("`{value}` is not a valid phone number for region {region} (use E.164, e.g. +4791234567)")]
     Phone { value: String, region: String },
     #[error("unknown phone region `{0}`: use an ISO 3166 code such as NO")]
     Region(String),
@@ -89,9 +87,7 @@ impl Phone {
         if !phonenumber::is_valid(&number) {
             return Err(invalid());
         }
-        Ok(Phone(
-            number.format().mode(phonenumber::Mode::E164).to_string(),
-        ))
+        Ok(Phone(number.format().mode(phonenumber::Mode::E164).to_string()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -178,10 +174,7 @@ mod tests {
         let b = Email::parse("kari.nordmann@example.no").unwrap();
         assert_eq!(a, b);
         assert!(a.matches("KARI.nordmann@example.no"));
-        assert!(
-            Email::parse("o'brien@example.ie").is_ok(),
-            "' is legal in a local part"
-        );
+        assert!(Email::parse("o'brien@example.ie").is_ok(), "' is legal in a local part");
         for bad in [
             "",
             "kari",
@@ -197,24 +190,12 @@ mod tests {
 
     #[test]
     fn phones_normalise_to_e164_with_a_default_region() {
-        assert_eq!(
-            Phone::parse("912 34 567", "NO").unwrap().as_str(),
-            "+4791234567"
-        );
-        assert_eq!(
-            Phone::parse("+47 912 34 567", "SE").unwrap().as_str(),
-            "+4791234567"
-        );
-        assert_eq!(
-            Phone::parse("0047 91234567", "NO").unwrap().as_str(),
-            "+4791234567"
-        );
+        assert_eq!(Phone::parse("912 34 567", "NO").unwrap().as_str(), "+4791234567");
+        assert_eq!(Phone::parse("+47 912 34 567", "SE").unwrap().as_str(), "+4791234567");
+        assert_eq!(Phone::parse("0047 91234567", "NO").unwrap().as_str(), "+4791234567");
         assert!(Phone::parse("12", "NO").is_err());
         assert!(Phone::parse("hello", "NO").is_err());
-        assert!(matches!(
-            Phone::parse("91234567", "XX"),
-            Err(IdentityError::Region(_))
-        ));
+        assert!(matches!(Phone::parse("91234567", "XX"), Err(IdentityError::Region(_))));
     }
 
     #[test]

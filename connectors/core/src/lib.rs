@@ -10,13 +10,11 @@ pub mod record;
 pub mod secret;
 
 pub use connector::{
-    AccessSummary, Capabilities, ChangeReport, CheckReport, Connector, Evidence, FieldChange,
-    RectifyField, Retained, Right, Support, TaskContext,
+    AccessSummary, Capabilities, ChangeReport, CheckReport, Connector, Evidence, FieldChange, RectifyField, Retained,
+    Right, Support, TaskContext,
 };
 pub use error::ConnectorError;
 pub use identity::{Email, Identities, IdentityError, Phone};
 pub use processor::{Processor, UnknownProcessor};
-pub use record::{
-    ByteStream, FileMeta, MemorySink, Record, RecordSink, SinkError, StoredFile, safe_file_name,
-};
+pub use record::{ByteStream, FileMeta, MemorySink, Record, RecordSink, SinkError, StoredFile, safe_file_name};
 pub use secret::{SecretError, SecretRef};

@@ -45,11 +45,7 @@ pub trait RecordSink: Send {
     async fn accept(&mut self, record: Record) -> Result<(), SinkError>;
 
     /// Stores a file byte for byte; the record that owns it should name the returned path.
-    async fn attach(
-        &mut self,
-        file: FileMeta,
-        body: ByteStream<'_>,
-    ) -> Result<StoredFile, SinkError>;
+    async fn attach(&mut self, file: FileMeta, body: ByteStream<'_>) -> Result<StoredFile, SinkError>;
 }
 
 /// A sink that keeps records in memory and files' sizes and hashes only: for tests and
@@ -67,11 +63,7 @@ impl RecordSink for MemorySink {
         Ok(())
     }
 
-    async fn attach(
-        &mut self,
-        file: FileMeta,
-        mut body: ByteStream<'_>,
-    ) -> Result<StoredFile, SinkError> {
+    async fn attach(&mut self, file: FileMeta, mut body: ByteStream<'_>) -> Result<StoredFile, SinkError> {
         use futures::StreamExt;
         use sha2::Digest;
         let mut hasher = sha2::Sha256::new();
@@ -82,11 +74,7 @@ impl RecordSink for MemorySink {
             hasher.update(&chunk);
         }
         let stored = StoredFile {
-            path: format!(
-                "attachments/{:04}-{}",
-                self.files.len() + 1,
-                safe_file_name(&file.name)
-            ),
+            path: format!("attachments/{:04}-{}", self.files.len() + 1, safe_file_name(&file.name)),
             media_type: file.media_type.clone(),
             bytes,
             sha256: hex::encode(hasher.finalize()),
@@ -126,10 +114,7 @@ mod tests {
     fn file_names_cannot_escape_their_folder() {
         assert_eq!(safe_file_name("../../etc/passwd"), "passwd");
         assert_eq!(safe_file_name("..\\tilbud 2026.xlsx"), "tilbud 2026.xlsx");
-        assert_eq!(
-            safe_file_name("kravspesifikasjon.pdf"),
-            "kravspesifikasjon.pdf"
-        );
+        assert_eq!(safe_file_name("kravspesifikasjon.pdf"), "kravspesifikasjon.pdf");
         assert_eq!(safe_file_name("a<b>:c?.txt"), "a_b__c_.txt");
         assert_eq!(safe_file_name(".."), "file");
         assert_eq!(safe_file_name("Søknad æøå.docx"), "Søknad æøå.docx");

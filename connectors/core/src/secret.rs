@@ -22,10 +22,7 @@ pub enum SecretError {
     #[error("environment variable {0} (named by a secret in config) is not set")]
     MissingEnv(String),
     #[error("cannot read secret file {path}: {source}")]
-    File {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    File { path: PathBuf, source: std::io::Error },
 }
 
 impl TryFrom<String> for SecretRef {

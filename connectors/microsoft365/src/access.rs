@@ -88,10 +88,9 @@ impl Microsoft365 {
                 .collect());
         }
         let top = self.graph.page_size.to_string();
-        let url = self.graph.url(
-            &["users"],
-            &[("$select", "id,mail,userPrincipalName"), ("$top", &top)],
-        );
+        let url = self
+            .graph
+            .url(&["users"], &[("$select", "id,mail,userPrincipalName"), ("$top", &top)]);
         let users: Vec<Value> = self
             .graph
             .all("users", url)
@@ -121,11 +120,7 @@ impl Microsoft365 {
     ) -> Result<(Vec<Value>, bool), ConnectorError> {
         let mut kql = format!("participants:{}", kql_value(email.as_str()));
         if let Some((from, to)) = range {
-            kql.push_str(&format!(
-                " AND received>={} AND received<{}",
-                day(from),
-                day(to)
-            ));
+            kql.push_str(&format!(" AND received>={} AND received<{}", day(from), day(to)));
         }
         let search = format!("\"{kql}\"");
         let top = self.graph.page_size.to_string();
@@ -217,10 +212,7 @@ impl Microsoft365 {
         let mut found = Vec::new();
         let top = self.graph.page_size.to_string();
         for email in &subject.emails {
-            let filter = format!(
-                "emailAddresses/any(a:a/address eq {})",
-                odata_literal(email.as_str())
-            );
+            let filter = format!("emailAddresses/any(a:a/address eq {})", odata_literal(email.as_str()));
             let url = self.graph.url(
                 &["users", &mailbox.key, "contacts"],
                 &[("$filter", &filter), ("$top", &top)],
@@ -259,10 +251,7 @@ impl Microsoft365 {
         let mut described = Vec::new();
         for attachment in listed {
             let kind = attachment["@odata.type"].as_str().unwrap_or_default();
-            let name = attachment["name"]
-                .as_str()
-                .unwrap_or("attachment")
-                .to_string();
+            let name = attachment["name"].as_str().unwrap_or("attachment").to_string();
             let media_type = attachment["contentType"]
                 .as_str()
                 .unwrap_or("application/octet-stream")
@@ -273,9 +262,7 @@ impl Microsoft365 {
             if kind != "#microsoft.graph.fileAttachment" {
                 // An attached Outlook item or a link to a cloud file: its metadata is what
                 // this mailbox holds.
-                described.push(
-                    json!({"name": name, "type": kind, "note": "not a file: listed, not exported"}),
-                );
+                described.push(json!({"name": name, "type": kind, "note": "not a file: listed, not exported"}));
                 continue;
             }
             let value_url = self.graph.url(
@@ -295,10 +282,7 @@ impl Microsoft365 {
                 .client
                 .send(&mailbox.key, |http| http.get(value_url.clone()))
                 .await?;
-            let body = response
-                .bytes_stream()
-                .map_err(std::io::Error::other)
-                .boxed();
+            let body = response.bytes_stream().map_err(std::io::Error::other).boxed();
             let stored = sink
                 .attach(
                     FileMeta {
@@ -387,14 +371,8 @@ mod tests {
             &message("ola@racom.no", &["annkari.nordmann@example.no"]),
             &kari
         ));
-        assert!(!names_subject(
-            &message("kari.nordmann@example.no.evil", &[]),
-            &kari
-        ));
-        assert!(sent_by_subject(
-            &message("kari.nordmann@example.no", &[]),
-            &kari
-        ));
+        assert!(!names_subject(&message("kari.nordmann@example.no.evil", &[]), &kari));
+        assert!(sent_by_subject(&message("kari.nordmann@example.no", &[]), &kari));
         assert!(!sent_by_subject(
             &message("ola@racom.no", &["kari.nordmann@example.no"]),
             &kari

@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use dsr_connector::ConnectorError;
 use dsr_connector::http::{
-    ClientCredentials, Limits, ODataPager, OriginGuard, RateLimiter, TokenCache, VendorClient,
-    VendorError,
+    ClientCredentials, Limits, ODataPager, OriginGuard, RateLimiter, TokenCache, VendorClient, VendorError,
 };
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
@@ -24,14 +23,12 @@ const MAX_PAGES: usize = 1000;
 pub fn describe_error(_status: StatusCode, body: &[u8]) -> VendorError {
     let parsed: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
     VendorError {
-        code: parsed["error"]["code"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string(),
+        code: parsed["error"]["code"].as_str().unwrap_or_default().to_string(),
         message: parsed["error"]["message"]
             .as_str()
             .map(String::from)
             .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(200).collect()),
+        ..Default::default()
     }
 }
 
@@ -53,23 +50,19 @@ pub struct Graph {
 }
 
 impl Graph {
-    pub fn new(
-        config: &Microsoft365Config,
-        secret: secrecy::SecretString,
-    ) -> Result<Graph, ConnectorError> {
+    pub fn new(config: &Microsoft365Config, secret: secrecy::SecretString) -> Result<Graph, ConnectorError> {
         let bad_config = |what: &str, e: String| ConnectorError::Permanent {
             processor: PROCESSOR,
             code: "config".into(),
             message: format!("processors.microsoft365.{what}: {e}"),
         };
-        let mut base =
-            Url::parse(&config.graph_url).map_err(|e| bad_config("graph_url", e.to_string()))?;
+        let mut base = Url::parse(&config.graph_url).map_err(|e| bad_config("graph_url", e.to_string()))?;
         if !base.path().ends_with('/') {
             base.set_path(&format!("{}/", base.path()));
         }
         Url::parse(&config.token_url()).map_err(|e| bad_config("login_url", e.to_string()))?;
-        let http = dsr_connector::http::http_client(Duration::from_secs(60))
-            .map_err(|e| bad_config("http", e.to_string()))?;
+        let http =
+            dsr_connector::http::http_client(Duration::from_secs(60)).map_err(|e| bad_config("http", e.to_string()))?;
         let source = ClientCredentials::new(
             PROCESSOR,
             http.clone(),
@@ -115,11 +108,7 @@ impl Graph {
     }
 
     /// Every item of a paged collection.
-    pub async fn all<T: DeserializeOwned>(
-        &self,
-        key: &str,
-        first: Url,
-    ) -> Result<Vec<T>, ConnectorError> {
+    pub async fn all<T: DeserializeOwned>(&self, key: &str, first: Url) -> Result<Vec<T>, ConnectorError> {
         let mut pager = self.pages(key, first);
         let mut items = Vec::new();
         while let Some(page) = pager.next_page().await? {
@@ -165,7 +154,8 @@ mod tests {
 
     #[test]
     fn graph_error_bodies_are_read() {
-        let body = br#"{"error":{"code":"ErrorAccessDenied","message":"Access is denied.","innerError":{"request-id":"1"}}}"#;
+        let body =
+            br#"{"error":{"code":"ErrorAccessDenied","message":"Access is denied.","innerError":{"request-id":"1"}}}"#;
         let e = describe_error(StatusCode::FORBIDDEN, body);
         assert_eq!(e.code, "ErrorAccessDenied");
         assert_eq!(e.message, "Access is denied.");

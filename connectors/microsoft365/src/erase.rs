@@ -18,26 +18,18 @@ enum Deleted {
 }
 
 impl Microsoft365 {
-    async fn delete_item(
-        &self,
-        mailbox: &Mailbox,
-        collection: &str,
-        id: &str,
-    ) -> Result<Deleted, ConnectorError> {
+    async fn delete_item(&self, mailbox: &Mailbox, collection: &str, id: &str) -> Result<Deleted, ConnectorError> {
         let hard = self.config.delete_mode == DeleteMode::Hard;
         let result = if hard {
-            let url = self.graph.url(
-                &["users", &mailbox.key, collection, id, "permanentDelete"],
-                &[],
-            );
+            let url = self
+                .graph
+                .url(&["users", &mailbox.key, collection, id, "permanentDelete"], &[]);
             self.graph
                 .client
                 .send(&mailbox.key, |http| http.post(url.clone()))
                 .await
         } else {
-            let url = self
-                .graph
-                .url(&["users", &mailbox.key, collection, id], &[]);
+            let url = self.graph.url(&["users", &mailbox.key, collection, id], &[]);
             self.graph
                 .client
                 .send(&mailbox.key, |http| http.delete(url.clone()))
@@ -45,20 +37,14 @@ impl Microsoft365 {
         };
         match result {
             Ok(_) => Ok(Deleted::Now),
-            Err(ConnectorError::Permanent { code, .. }) if code.starts_with("404") => {
-                Ok(Deleted::Already)
-            }
+            Err(ConnectorError::Permanent { code, .. }) if code.starts_with("404") => Ok(Deleted::Already),
             Err(e) => {
                 let permission = if collection == "messages" {
                     "Mail.ReadWrite"
                 } else {
                     "Contacts.ReadWrite"
                 };
-                Err(needs_permission(
-                    e,
-                    permission,
-                    &format!("delete {collection}"),
-                ))
+                Err(needs_permission(e, permission, &format!("delete {collection}")))
             }
         }
     }
@@ -73,11 +59,7 @@ impl Microsoft365 {
         Ok(folder["id"].as_str().unwrap_or_default().to_string())
     }
 
-    pub async fn erase_subject(
-        &self,
-        ctx: &TaskContext,
-        subject: &Identities,
-    ) -> Result<ChangeReport, ConnectorError> {
+    pub async fn erase_subject(&self, ctx: &TaskContext, subject: &Identities) -> Result<ChangeReport, ConnectorError> {
         let mut notes = Vec::new();
         let mut found = 0u64;
         let mut changed = 0u64;
@@ -93,15 +75,9 @@ impl Microsoft365 {
             for (collection, ids) in [
                 (
                     "messages",
-                    messages
-                        .iter()
-                        .map(|m| m.id().to_string())
-                        .collect::<Vec<_>>(),
+                    messages.iter().map(|m| m.id().to_string()).collect::<Vec<_>>(),
                 ),
-                (
-                    "contacts",
-                    contacts.iter().map(|c| c.id().to_string()).collect(),
-                ),
+                ("contacts", contacts.iter().map(|c| c.id().to_string()).collect()),
             ] {
                 for id in ids {
                     let outcome = self.delete_item(mailbox, collection, &id).await?;
@@ -119,9 +95,7 @@ impl Microsoft365 {
         }];
         if !ctx.dry_run {
             let verification = self.verify_erasure(&mailboxes, subject).await?;
-            let outside = verification["remaining_outside_deleted_items"]
-                .as_u64()
-                .unwrap_or(0);
+            let outside = verification["remaining_outside_deleted_items"].as_u64().unwrap_or(0);
             evidence.push(Evidence {
                 kind: "verification_search".into(),
                 detail: verification.clone(),
@@ -159,11 +133,7 @@ impl Microsoft365 {
     }
 
     /// Searches again after the deletes and counts what remains, in and outside Deleted Items.
-    async fn verify_erasure(
-        &self,
-        mailboxes: &[Mailbox],
-        subject: &Identities,
-    ) -> Result<Value, ConnectorError> {
+    async fn verify_erasure(&self, mailboxes: &[Mailbox], subject: &Identities) -> Result<Value, ConnectorError> {
         let mut in_deleted = 0u64;
         let mut outside = 0u64;
         let mut contacts = 0u64;
@@ -184,10 +154,7 @@ impl Microsoft365 {
             in_deleted += here_deleted;
             outside += messages.len() as u64 - here_deleted + remaining_contacts;
             contacts += remaining_contacts;
-            per_mailbox.insert(
-                mailbox.address.clone(),
-                messages.len() as u64 + remaining_contacts,
-            );
+            per_mailbox.insert(mailbox.address.clone(), messages.len() as u64 + remaining_contacts);
         }
         Ok(json!({
             "searched_at": crate::access::graph_time(chrono::Utc::now()),

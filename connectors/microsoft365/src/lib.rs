@@ -12,8 +12,8 @@ pub mod erase;
 pub mod rectify;
 
 use dsr_connector::{
-    AccessSummary, Capabilities, ChangeReport, CheckReport, Connector, ConnectorError, FieldChange,
-    Identities, Processor, RecordSink, Support, TaskContext,
+    AccessSummary, Capabilities, ChangeReport, CheckReport, Connector, ConnectorError, FieldChange, Identities,
+    Processor, RecordSink, Support, TaskContext,
 };
 use serde_json::Value;
 
@@ -32,14 +32,11 @@ impl Microsoft365 {
     /// Builds the connector; resolves the client secret now so a missing one is reported
     /// at start-up, not mid-request.
     pub fn new(config: Microsoft365Config) -> Result<Microsoft365, ConnectorError> {
-        let secret = config
-            .client_secret
-            .resolve()
-            .map_err(|e| ConnectorError::Permanent {
-                processor: PROCESSOR,
-                code: "config".into(),
-                message: format!("processors.microsoft365.client_secret: {e}"),
-            })?;
+        let secret = config.client_secret.resolve().map_err(|e| ConnectorError::Permanent {
+            processor: PROCESSOR,
+            code: "config".into(),
+            message: format!("processors.microsoft365.client_secret: {e}"),
+        })?;
         let graph = Graph::new(&config, secret)?;
         Ok(Microsoft365 { config, graph })
     }
@@ -63,22 +60,16 @@ impl Connector for Microsoft365 {
     async fn check(&self) -> Result<CheckReport, ConnectorError> {
         let mut details = Vec::new();
         let mailboxes = self.mailboxes().await?;
-        details.push(format!(
-            "token issued; {} mailbox(es) to search",
-            mailboxes.len()
-        ));
+        details.push(format!("token issued; {} mailbox(es) to search", mailboxes.len()));
         if let Some(first) = mailboxes.first() {
-            let url = self.graph.url(
-                &["users", &first.key, "mailFolders", "inbox"],
-                &[("$select", "id")],
-            );
+            let url = self
+                .graph
+                .url(&["users", &first.key, "mailFolders", "inbox"], &[("$select", "id")]);
             self.graph
                 .get::<Value>(&first.key, url)
                 .await
                 .map_err(|e| needs_permission(e, "Mail.ReadWrite", "read mail"))?;
-            let url = self
-                .graph
-                .url(&["users", &first.key, "contacts"], &[("$top", "1")]);
+            let url = self.graph.url(&["users", &first.key, "contacts"], &[("$top", "1")]);
             self.graph
                 .get::<Value>(&first.key, url)
                 .await
@@ -103,11 +94,7 @@ impl Connector for Microsoft365 {
         Ok(AccessSummary { found, notes })
     }
 
-    async fn erase(
-        &self,
-        ctx: &TaskContext,
-        subject: &Identities,
-    ) -> Result<ChangeReport, ConnectorError> {
+    async fn erase(&self, ctx: &TaskContext, subject: &Identities) -> Result<ChangeReport, ConnectorError> {
         self.erase_subject(ctx, subject).await
     }
 

@@ -1,8 +1,6 @@
 //! Correcting the subject's contact entries (Art. 16), with before and after per field.
 
-use dsr_connector::{
-    ChangeReport, ConnectorError, Evidence, FieldChange, Identities, RectifyField, TaskContext,
-};
+use dsr_connector::{ChangeReport, ConnectorError, Evidence, FieldChange, Identities, RectifyField, TaskContext};
 use serde_json::{Map, Value, json};
 
 use crate::Microsoft365;
@@ -61,7 +59,10 @@ impl Microsoft365 {
         let mut found = 0;
         let mut changed = 0;
         let mut evidence = Vec::new();
-        let mut notes = vec!["Mail is a record of what was written and is not rewritten; only contact entries are corrected.".to_string()];
+        let mut notes = vec![
+            "Mail is a record of what was written and is not rewritten; only contact entries are corrected."
+                .to_string(),
+        ];
         for mailbox in self.mailboxes().await? {
             let contacts: Vec<FoundContact> = self.find_contacts(&mailbox, subject).await?;
             for contact in contacts {
@@ -74,9 +75,7 @@ impl Microsoft365 {
                 }
                 let fields: Vec<Value> = body
                     .iter()
-                    .map(
-                        |(k, after)| json!({"field": k, "before": contact.json[k], "after": after}),
-                    )
+                    .map(|(k, after)| json!({"field": k, "before": contact.json[k], "after": after}))
                     .collect();
                 if body.is_empty() || ctx.dry_run {
                     evidence.push(Evidence {
@@ -85,9 +84,7 @@ impl Microsoft365 {
                     });
                     continue;
                 }
-                let url = self
-                    .graph
-                    .url(&["users", &mailbox.key, "contacts", contact.id()], &[]);
+                let url = self.graph.url(&["users", &mailbox.key, "contacts", contact.id()], &[]);
                 let payload = Value::Object(body);
                 let updated: Value = self
                     .graph
@@ -144,10 +141,7 @@ mod tests {
         let (body, skipped) = patch_for(&contact, &changes, &old);
         assert_eq!(body.len(), 2, "{body:?}");
         assert_eq!(body["surname"], "Hansen");
-        assert_eq!(
-            body["emailAddresses"][0]["address"],
-            "kari.hansen@example.no"
-        );
+        assert_eq!(body["emailAddresses"][0]["address"], "kari.hansen@example.no");
         assert_eq!(body["emailAddresses"][1]["address"], "kari@jobb.no");
         assert!(!body.contains_key("givenName"));
         assert_eq!(skipped.len(), 1);

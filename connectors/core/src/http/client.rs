@@ -20,6 +20,18 @@ use crate::ConnectorError;
 pub struct VendorError {
     pub code: String,
     pub message: String,
+    /// Whether the body says to try again, whatever the status (Google answers 403 for a
+    /// rate limit).
+    pub retry: RetryHint,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RetryHint {
+    /// Decide by the HTTP status.
+    #[default]
+    ByStatus,
+    /// Temporary: after this long if known (a daily quota's reset), else with backoff.
+    Later(Option<Duration>),
 }
 
 /// Reads one vendor's error body shape (Graph's `error.code`, Wix's `details`…).
@@ -56,11 +68,7 @@ pub struct VendorClient {
 const MAX_ERROR_BODY: usize = 2048;
 
 impl VendorClient {
-    pub fn new(
-        processor: &'static str,
-        http: reqwest::Client,
-        describe: DescribeError,
-    ) -> VendorClient {
+    pub fn new(processor: &'static str, http: reqwest::Client, describe: DescribeError) -> VendorClient {
         VendorClient {
             processor,
             http,
@@ -132,8 +140,16 @@ impl VendorClient {
                         refreshed = true;
                         continue;
                     }
-                    let VendorError { code, message } = (self.describe)(status, body);
-                    classify(self.processor, status, retry_after, code, message)
+                    let VendorError { code, message, retry } = (self.describe)(status, body);
+                    match retry {
+                        RetryHint::ByStatus => classify(self.processor, status, retry_after, code, message),
+                        RetryHint::Later(after) => ConnectorError::RetryLater {
+                            processor: self.processor,
+                            code: format!("{}:{code}", status.as_u16()),
+                            message,
+                            after: after.or(retry_after),
+                        },
+                    }
                 }
                 Err(e) => ConnectorError::RetryLater {
                     processor: self.processor,
@@ -150,10 +166,7 @@ impl VendorClient {
             let wait = error
                 .retry_after()
                 .unwrap_or_else(|| Duration::from_millis(200 * 2u64.pow(retries.min(6))));
-            if retryable_here
-                && retries < self.policy.in_call_retries
-                && wait <= self.policy.max_wait
-            {
+            if retryable_here && retries < self.policy.in_call_retries && wait <= self.policy.max_wait {
                 retries += 1;
                 tracing::debug!(processor = self.processor, code = %error.code(), ?wait, "retrying in the call");
                 tokio::time::sleep(wait).await;
@@ -172,19 +185,12 @@ impl VendorClient {
     ) -> Result<T, ConnectorError> {
         let response = self.send(key, build).await?;
         let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| ConnectorError::RetryLater {
-                processor: self.processor,
-                code: "transport".into(),
-                message: format!(
-                    "the answer from {} broke off: {}",
-                    self.processor,
-                    e.without_url()
-                ),
-                after: None,
-            })?;
+        let bytes = response.bytes().await.map_err(|e| ConnectorError::RetryLater {
+            processor: self.processor,
+            code: "transport".into(),
+            message: format!("the answer from {} broke off: {}", self.processor, e.without_url()),
+            after: None,
+        })?;
         serde_json::from_slice(&bytes).map_err(|e| ConnectorError::RetryLater {
             processor: self.processor,
             code: "invalid_response".into(),
@@ -213,10 +219,7 @@ mod tests {
     impl TokenSource for Numbered {
         async fn fetch(&self) -> Result<AccessToken, ConnectorError> {
             let n = self.0.fetch_add(1, Ordering::SeqCst) + 1;
-            Ok(AccessToken::bearer(
-                &format!("t{n}"),
-                Duration::from_secs(3600),
-            ))
+            Ok(AccessToken::bearer(&format!("t{n}"), Duration::from_secs(3600)))
         }
     }
 
@@ -224,10 +227,8 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
         VendorError {
             code: v["error"]["code"].as_str().unwrap_or_default().to_string(),
-            message: v["error"]["message"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
+            message: v["error"]["message"].as_str().unwrap_or_default().to_string(),
+            ..Default::default()
         }
     }
 
@@ -262,11 +263,22 @@ mod tests {
                     }
                 }),
             )
-            .route("/slow-down", get(|| async { (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "120")], "{}") }))
-            .route("/garbage", get(|| async { (StatusCode::OK, "<html>proxy error</html>") }))
+            .route(
+                "/slow-down",
+                get(|| async { (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "120")], "{}") }),
+            )
+            .route(
+                "/garbage",
+                get(|| async { (StatusCode::OK, "<html>proxy error</html>") }),
+            )
             .route(
                 "/forbidden",
-                get(|| async { (StatusCode::FORBIDDEN, r#"{"error":{"code":"Forbidden","message":"no Mail.Read"}}"#) }),
+                get(|| async {
+                    (
+                        StatusCode::FORBIDDEN,
+                        r#"{"error":{"code":"Forbidden","message":"no Mail.Read"}}"#,
+                    )
+                }),
             );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
@@ -294,16 +306,9 @@ mod tests {
         let (base, _) = server().await;
         let fetches = Arc::new(AtomicU32::new(0));
         let client = client(fetches.clone());
-        let body: Ok = client
-            .json("k", |http| http.get(format!("{base}/me")))
-            .await
-            .unwrap();
+        let body: Ok = client.json("k", |http| http.get(format!("{base}/me"))).await.unwrap();
         assert!(body.ok);
-        assert_eq!(
-            fetches.load(Ordering::SeqCst),
-            2,
-            "one token, then one refresh"
-        );
+        assert_eq!(fetches.load(Ordering::SeqCst), 2, "one token, then one refresh");
     }
 
     #[tokio::test]

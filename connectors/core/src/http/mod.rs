@@ -10,7 +10,7 @@ pub mod ratelimit;
 pub mod retry;
 pub mod token;
 
-pub use client::{CallPolicy, VendorClient, VendorError};
+pub use client::{CallPolicy, RetryHint, VendorClient, VendorError};
 pub use oauth::ClientCredentials;
 pub use origin::OriginGuard;
 pub use paging::{ODataPage, ODataPager};

@@ -43,10 +43,7 @@ impl ClientCredentials {
 #[error("{0}")]
 pub struct TransportError(String);
 
-async fn send(
-    http: reqwest::Client,
-    request: oauth2::HttpRequest,
-) -> Result<oauth2::HttpResponse, TransportError> {
+async fn send(http: reqwest::Client, request: oauth2::HttpRequest) -> Result<oauth2::HttpResponse, TransportError> {
     let (parts, body) = request.into_parts();
     let response = http
         .request(parts.method, parts.uri.to_string())
@@ -59,29 +56,21 @@ async fn send(
     for (name, value) in response.headers() {
         builder = builder.header(name, value);
     }
-    let body = response
-        .bytes()
-        .await
-        .map_err(|e| TransportError(e.to_string()))?;
-    builder
-        .body(body.to_vec())
-        .map_err(|e| TransportError(e.to_string()))
+    let body = response.bytes().await.map_err(|e| TransportError(e.to_string()))?;
+    builder.body(body.to_vec()).map_err(|e| TransportError(e.to_string()))
 }
 
 #[async_trait::async_trait]
 impl TokenSource for ClientCredentials {
     async fn fetch(&self) -> Result<AccessToken, ConnectorError> {
         let processor = self.processor;
-        let token_url =
-            TokenUrl::new(self.token_url.clone()).map_err(|e| ConnectorError::Permanent {
-                processor,
-                code: "token_url".into(),
-                message: format!("token URL {} is not valid: {e}", self.token_url),
-            })?;
+        let token_url = TokenUrl::new(self.token_url.clone()).map_err(|e| ConnectorError::Permanent {
+            processor,
+            code: "token_url".into(),
+            message: format!("token URL {} is not valid: {e}", self.token_url),
+        })?;
         let client = BasicClient::new(ClientId::new(self.client_id.clone()))
-            .set_client_secret(ClientSecret::new(
-                self.client_secret.expose_secret().to_string(),
-            ))
+            .set_client_secret(ClientSecret::new(self.client_secret.expose_secret().to_string()))
             .set_token_uri(token_url)
             // Microsoft's and most vendors' docs put the credentials in the form body.
             .set_auth_type(AuthType::RequestBody);
@@ -101,9 +90,7 @@ impl TokenSource for ClientCredentials {
                     | BasicErrorResponseType::InvalidGrant => ConnectorError::Reauthenticate {
                         processor,
                         code,
-                        message: format!(
-                            "the token endpoint refused the client credentials: {description}"
-                        ),
+                        message: format!("the token endpoint refused the client credentials: {description}"),
                     },
                     _ => ConnectorError::Permanent {
                         processor,
@@ -132,10 +119,7 @@ impl TokenSource for ClientCredentials {
             },
         })?;
         let lifetime = response.expires_in().unwrap_or(Duration::from_secs(3600));
-        Ok(AccessToken::bearer(
-            response.access_token().secret(),
-            lifetime,
-        ))
+        Ok(AccessToken::bearer(response.access_token().secret(), lifetime))
     }
 }
 
@@ -167,7 +151,12 @@ mod tests {
             )
                 .into_response()
         } else {
-            (StatusCode::UNAUTHORIZED, [("content-type", "application/json")], r#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided."}"#).into_response()
+            (
+                StatusCode::UNAUTHORIZED,
+                [("content-type", "application/json")],
+                r#"{"error":"invalid_client","error_description":"AADSTS7000215: Invalid client secret provided."}"#,
+            )
+                .into_response()
         }
     }
 
@@ -175,10 +164,7 @@ mod tests {
     async fn client_credentials_are_exchanged_and_refusals_classified() {
         let app = Router::new().route("/tenant/oauth2/v2.0/token", post(token_endpoint));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!(
-            "http://{}/tenant/oauth2/v2.0/token",
-            listener.local_addr().unwrap()
-        );
+        let url = format!("http://{}/tenant/oauth2/v2.0/token", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
         let http = crate::http::http_client(Duration::from_secs(5)).unwrap();
         let scopes = ["https://graph.microsoft.com/.default"];
@@ -195,19 +181,9 @@ mod tests {
         assert_eq!(token.authorization.expose_secret(), "Bearer abc");
         assert!(token.expires_at > std::time::Instant::now() + Duration::from_secs(3500));
 
-        let bad = ClientCredentials::new(
-            "microsoft365",
-            http,
-            &url,
-            "app",
-            SecretString::from("wrong"),
-            &scopes,
-        );
+        let bad = ClientCredentials::new("microsoft365", http, &url, "app", SecretString::from("wrong"), &scopes);
         let err = bad.fetch().await.unwrap_err();
-        assert!(
-            matches!(err, ConnectorError::Reauthenticate { .. }),
-            "{err}"
-        );
+        assert!(matches!(err, ConnectorError::Reauthenticate { .. }), "{err}");
         assert!(err.to_string().contains("AADSTS7000215"), "{err}");
         assert!(
             !err.to_string().contains("wrong"),

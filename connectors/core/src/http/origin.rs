@@ -74,9 +74,7 @@ mod tests {
                 .is_ok()
         );
         assert!(
-            guard
-                .check("https://GRAPH.microsoft.com:443/v1.0/users")
-                .is_ok(),
+            guard.check("https://GRAPH.microsoft.com:443/v1.0/users").is_ok(),
             "default port and case normalised"
         );
         for foreign in [

@@ -32,13 +32,7 @@ pub struct ODataPager<'a> {
 
 impl<'a> ODataPager<'a> {
     /// Starts at `first`; stops with an error after `max_pages`, a guard against a link loop.
-    pub fn new(
-        client: &'a VendorClient,
-        key: &str,
-        guard: &'a OriginGuard,
-        first: url::Url,
-        max_pages: usize,
-    ) -> Self {
+    pub fn new(client: &'a VendorClient, key: &str, guard: &'a OriginGuard, first: url::Url, max_pages: usize) -> Self {
         ODataPager {
             client,
             key: key.to_string(),
@@ -52,9 +46,7 @@ impl<'a> ODataPager<'a> {
     }
 
     /// The next page's items, or `None` after the last page.
-    pub async fn next_page<T: DeserializeOwned>(
-        &mut self,
-    ) -> Result<Option<Vec<T>>, ConnectorError> {
+    pub async fn next_page<T: DeserializeOwned>(&mut self) -> Result<Option<Vec<T>>, ConnectorError> {
         if let Some(refused) = self.refused.take() {
             return Err(refused);
         }
@@ -72,17 +64,9 @@ impl<'a> ODataPager<'a> {
                 ),
             });
         }
-        let page: ODataPage<T> = self
-            .client
-            .json(&self.key, |http| http.get(url.clone()))
-            .await?;
+        let page: ODataPage<T> = self.client.json(&self.key, |http| http.get(url.clone())).await?;
         // A refused next link fails the call after this page's items are handed over.
-        match page
-            .next_link
-            .as_deref()
-            .map(|link| self.guard.check(link))
-            .transpose()
-        {
+        match page.next_link.as_deref().map(|link| self.guard.check(link)).transpose() {
             Ok(next) => self.next = next,
             Err(refused) => self.refused = Some(refused),
         }
@@ -130,18 +114,13 @@ mod tests {
             get(move |Query(q): Query<HashMap<String, String>>| {
                 let base = cell.get().cloned().unwrap_or_default();
                 async move {
-                    let page: u32 = q
-                        .get("$skiptoken")
-                        .and_then(|s| s.parse().ok())
-                        .unwrap_or(0);
+                    let page: u32 = q.get("$skiptoken").and_then(|s| s.parse().ok()).unwrap_or(0);
                     let next = match page {
                         0 | 1 => serde_json::json!(format!("{base}/users?$skiptoken={}", page + 1)),
                         2 => serde_json::json!("https://evil.example/users?$skiptoken=3"),
                         _ => serde_json::Value::Null,
                     };
-                    axum::Json(
-                        serde_json::json!({"value": [{"id": page}], "@odata.nextLink": next}),
-                    )
+                    axum::Json(serde_json::json!({"value": [{"id": page}], "@odata.nextLink": next}))
                 }
             }),
         );
@@ -159,20 +138,14 @@ mod tests {
                 Err(e) => break e,
             }
         };
-        assert_eq!(
-            seen.len(),
-            3,
-            "three pages on the vendor's origin were read"
-        );
+        assert_eq!(seen.len(), 3, "three pages on the vendor's origin were read");
         assert_eq!(err.code(), "permanent:foreign_next_link", "{err}");
     }
 
     #[test]
     fn both_odata_spellings_of_the_next_link_parse() {
-        let graph: ODataPage<u8> =
-            serde_json::from_str(r#"{"value":[1],"@odata.nextLink":"https://x/2"}"#).unwrap();
-        let superoffice: ODataPage<u8> =
-            serde_json::from_str(r#"{"value":[1],"odata.nextLink":null}"#).unwrap();
+        let graph: ODataPage<u8> = serde_json::from_str(r#"{"value":[1],"@odata.nextLink":"https://x/2"}"#).unwrap();
+        let superoffice: ODataPage<u8> = serde_json::from_str(r#"{"value":[1],"odata.nextLink":null}"#).unwrap();
         assert_eq!(graph.next_link.as_deref(), Some("https://x/2"));
         assert_eq!(superoffice.next_link, None);
     }

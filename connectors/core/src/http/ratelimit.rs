@@ -43,10 +43,7 @@ impl RateLimiter {
     }
 
     fn semaphore(&self, key: &str) -> Arc<Semaphore> {
-        let mut map = self
-            .in_flight
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut map = self.in_flight.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         map.entry(key.to_string())
             .or_insert_with(|| Arc::new(Semaphore::new(self.concurrent)))
             .clone()
@@ -108,9 +105,6 @@ mod tests {
         let _b = limiter.try_acquire("m").unwrap();
         assert!(limiter.try_acquire("m").is_none(), "two in flight at most");
         drop(a);
-        assert!(
-            limiter.try_acquire("m").is_some(),
-            "a finished request frees its place"
-        );
+        assert!(limiter.try_acquire("m").is_some(), "a finished request frees its place");
     }
 }

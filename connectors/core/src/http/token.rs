@@ -75,9 +75,10 @@ impl TokenCache {
     /// at once cause one refresh, not many.
     pub async fn invalidate(&self, refused: &AccessToken) {
         let mut current = self.current.lock().await;
-        if current.as_ref().is_some_and(|t| {
-            t.authorization.expose_secret() == refused.authorization.expose_secret()
-        }) {
+        if current
+            .as_ref()
+            .is_some_and(|t| t.authorization.expose_secret() == refused.authorization.expose_secret())
+        {
             *current = None;
         }
     }
@@ -118,24 +119,14 @@ mod tests {
             tokens.push(h.await.unwrap());
         }
         assert_eq!(fetches.load(Ordering::SeqCst), 1);
-        assert!(
-            tokens
-                .iter()
-                .all(|t| t.authorization.expose_secret() == "Bearer t1")
-        );
+        assert!(tokens.iter().all(|t| t.authorization.expose_secret() == "Bearer t1"));
 
         for t in &tokens {
             cache.invalidate(t).await;
         }
-        assert_eq!(
-            cache.token().await.unwrap().authorization.expose_secret(),
-            "Bearer t2"
-        );
+        assert_eq!(cache.token().await.unwrap().authorization.expose_secret(), "Bearer t2");
         cache.invalidate(&tokens[0]).await; // stale: already replaced
-        assert_eq!(
-            cache.token().await.unwrap().authorization.expose_secret(),
-            "Bearer t2"
-        );
+        assert_eq!(cache.token().await.unwrap().authorization.expose_secret(), "Bearer t2");
         assert_eq!(fetches.load(Ordering::SeqCst), 2);
     }
 

@@ -1,0 +1,44 @@
+//! `[processors.google]` in `dsr.toml`.
+
+use dsr_connector::SecretRef;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GoogleConfig {
+    #[serde(default)]
+    pub enabled: bool,
+    /// The service-account JSON key file Google issues (`file:PATH`).
+    pub service_account_key: SecretRef,
+    #[serde(default = "default_token_url")]
+    pub token_url: String,
+    #[serde(default = "default_analytics_url")]
+    pub analytics_url: String,
+    #[serde(default = "default_admin_url")]
+    pub analytics_admin_url: String,
+    /// GA4 property ids, numeric, as strings.
+    #[serde(default)]
+    pub ga4_property_ids: Vec<String>,
+    /// Also delete by the subject's e-mail and phone through the Admin API's
+    /// `userProvidedData` (only where the property collects user-provided data).
+    #[serde(default)]
+    pub use_user_provided_data: bool,
+    #[serde(default = "default_bigquery_url")]
+    pub bigquery_url: String,
+    /// `project.dataset` of the GA4 BigQuery export, when there is one.
+    #[serde(default)]
+    pub bigquery_dataset: Option<String>,
+}
+
+fn default_token_url() -> String {
+    "https://oauth2.googleapis.com/token".into()
+}
+fn default_analytics_url() -> String {
+    "https://www.googleapis.com/analytics/v3".into()
+}
+fn default_admin_url() -> String {
+    "https://analyticsadmin.googleapis.com/v1alpha".into()
+}
+fn default_bigquery_url() -> String {
+    "https://bigquery.googleapis.com/bigquery/v2".into()
+}

@@ -1,0 +1,185 @@
+//! The Google connector, part 1: Google Analytics (the website statistics the privacy notice
+//! describes). Deletion through the Analytics user deletion APIs; access through the GA4
+//! BigQuery export when the company has one, since Analytics itself exports nothing per user.
+//! A service account signs its own token requests (JWT bearer).
+//!
+//! Read in order: `config` → `auth` → `client` → `analytics` (erasure) → `bigquery` (access).
+
+pub mod analytics;
+pub mod auth;
+pub mod bigquery;
+pub mod client;
+pub mod config;
+
+use std::time::Duration;
+
+use dsr_connector::http::{Limits, RateLimiter, VendorClient};
+use dsr_connector::{
+    AccessSummary, Capabilities, ChangeReport, CheckReport, Connector, ConnectorError, Identities, Processor,
+    RecordSink, Support, TaskContext,
+};
+use secrecy::ExposeSecret;
+use std::sync::Arc;
+
+pub use config::GoogleConfig;
+
+use crate::auth::{ServiceAccount, Tokens};
+use crate::client::{PROCESSOR, describe_error, needs_role};
+
+const SCOPE_DELETION: &str = "https://www.googleapis.com/auth/analytics.user.deletion";
+const SCOPE_EDIT: &str = "https://www.googleapis.com/auth/analytics.edit";
+const SCOPE_BIGQUERY: &str = "https://www.googleapis.com/auth/bigquery";
+
+const NO_RECTIFICATION: &str = "Google Analytics holds a record of visits keyed by pseudonymous ids; it offers no way to correct it (erasure is available).";
+
+pub struct Google {
+    config: GoogleConfig,
+    tokens: Tokens,
+    /// v3 user deletion (scope analytics.user.deletion).
+    deletion: VendorClient,
+    /// Admin API (scope analytics.edit).
+    admin: VendorClient,
+    bigquery: VendorClient,
+}
+
+impl Google {
+    pub fn new(config: GoogleConfig) -> Result<Google, ConnectorError> {
+        let config_error = |message: String| ConnectorError::Permanent {
+            processor: PROCESSOR,
+            code: "config".into(),
+            message,
+        };
+        let key = config
+            .service_account_key
+            .resolve()
+            .map_err(|e| config_error(format!("processors.google.service_account_key: {e}")))?;
+        let account = ServiceAccount::from_json(key.expose_secret())?;
+        if let Some(dataset) = &config.bigquery_dataset {
+            bigquery::parse_dataset(dataset)?;
+        }
+        if let Some(bad) = config
+            .ga4_property_ids
+            .iter()
+            .find(|p| p.is_empty() || !p.chars().all(|c| c.is_ascii_digit()))
+        {
+            return Err(config_error(format!(
+                "processors.google.ga4_property_ids: `{bad}` is not a numeric GA4 property id"
+            )));
+        }
+        let http =
+            dsr_connector::http::http_client(Duration::from_secs(60)).map_err(|e| config_error(e.to_string()))?;
+        let tokens = Tokens::new(account, &config.token_url, http.clone());
+        // Deletion quota: 1.5 requests per second per property.
+        let pace = Arc::new(RateLimiter::new(Limits {
+            requests: 3,
+            per: Duration::from_secs(2),
+            concurrent: 1,
+        }));
+        let client = |scope: &str| {
+            VendorClient::new(PROCESSOR, http.clone(), describe_error).with_tokens(tokens.cache(&[scope], None))
+        };
+        let deletion = client(SCOPE_DELETION).with_limiter(pace.clone());
+        let admin = client(SCOPE_EDIT).with_limiter(pace);
+        let bigquery = client(SCOPE_BIGQUERY);
+        Ok(Google {
+            config,
+            tokens,
+            deletion,
+            admin,
+            bigquery,
+        })
+    }
+
+    fn searched(subject: &Identities) -> String {
+        let mut parts = Vec::new();
+        if !subject.ga_client_ids.is_empty() {
+            parts.push(format!("client ids {}", subject.ga_client_ids.join(", ")));
+        }
+        if !subject.ga_user_ids.is_empty() {
+            parts.push(format!("user ids {}", subject.ga_user_ids.join(", ")));
+        }
+        if parts.is_empty() {
+            "no Analytics identifier was given".into()
+        } else {
+            parts.join("; ")
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Connector for Google {
+    fn processor(&self) -> Processor {
+        Processor::Google
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            access: Support::Supported,
+            erasure: Support::Supported,
+            rectification: Support::NotApplicable(NO_RECTIFICATION.into()),
+            objection: Support::Supported,
+        }
+    }
+
+    async fn check(&self) -> Result<CheckReport, ConnectorError> {
+        let mut details = vec![format!("service account {}", self.tokens.account().email)];
+        for property in &self.config.ga4_property_ids {
+            let url = format!(
+                "{}/properties/{property}",
+                self.config.analytics_admin_url.trim_end_matches('/')
+            );
+            let role = format!(
+                "grant {} the Editor role on GA4 property {property} (Admin > Property access management)",
+                self.tokens.account().email
+            );
+            self.admin
+                .json::<serde_json::Value>(property, |http| http.get(&url))
+                .await
+                .map_err(|e| needs_role(e, &role))?;
+            details.push(format!("property {property} reachable"));
+        }
+        if self.config.ga4_property_ids.is_empty() {
+            return Ok(CheckReport {
+                ok: false,
+                details: vec!["no GA4 property configured (ga4_property_ids)".into()],
+            });
+        }
+        Ok(CheckReport { ok: true, details })
+    }
+
+    async fn access(
+        &self,
+        _ctx: &TaskContext,
+        subject: &Identities,
+        sink: &mut dyn RecordSink,
+    ) -> Result<AccessSummary, ConnectorError> {
+        let searched = Self::searched(subject);
+        match self.export_events(subject, sink).await? {
+            Some(found) => Ok(AccessSummary {
+                found,
+                notes: vec![format!(
+                    "Google Analytics events from the BigQuery export ({searched})."
+                )],
+            }),
+            None => Ok(AccessSummary {
+                found: 0,
+                notes: vec![format!(
+                    "Google Analytics offers no export of one visitor's data, and no BigQuery export is configured: nothing could be retrieved ({searched})."
+                )],
+            }),
+        }
+    }
+
+    async fn erase(&self, ctx: &TaskContext, subject: &Identities) -> Result<ChangeReport, ConnectorError> {
+        self.delete_user_data(ctx, subject).await
+    }
+
+    async fn withdraw_consent(&self, ctx: &TaskContext, subject: &Identities) -> Result<ChangeReport, ConnectorError> {
+        let mut report = self.delete_user_data(ctx, subject).await?;
+        report.notes.insert(
+            0,
+            "Analytics has no consent to withdraw or opt-out to set for a past visitor: the only objection it offers is deleting the data kept under the visitor's identifiers, which was done.".into(),
+        );
+        Ok(report)
+    }
+}
