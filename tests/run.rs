@@ -382,7 +382,8 @@ fn doctor_reports_each_part_and_the_demo_speaks_plainly() {
 
 #[test]
 fn the_demo_runs_an_access_and_an_erasure_under_dsr_demo() {
-    let d = deployment("", "");
+    // No scripted processors: the demo runs the real connectors against the fakes.
+    let d = Deployment::sqlite("");
     let (code, report) = d.dsr_json(&["demo"]);
     assert_eq!(code, 0, "{report}");
     assert_eq!(report["ran"], true);
@@ -395,6 +396,16 @@ fn the_demo_runs_an_access_and_an_erasure_under_dsr_demo() {
     );
     assert_eq!(m365["records"]["found"], 31);
     assert_eq!(task(&requests[1], "microsoft365")["records"]["changed"], 31);
+    let google = task(&requests[0], "google");
+    assert_eq!(
+        google["records"]["found"], 4,
+        "the demo reads Analytics events from the fake BigQuery export"
+    );
+    assert_eq!(
+        task(&requests[1], "google")["records"]["changed"],
+        4,
+        "two ids × two GA4 properties"
+    );
     assert_eq!(requests[0]["kind"], "access");
     assert_eq!(requests[1]["kind"], "erasure");
     let bundle = requests[0]["bundle"].as_str().unwrap();
