@@ -8,7 +8,6 @@ use std::time::Duration;
 use dsr_connector::{Connector, ConnectorError, Email, Identities, MemorySink, TaskContext};
 use dsr_fixtures::google::{GoogleFake, GoogleState, TEST_PRIVATE_KEY, UNKNOWN_PRIVATE_KEY};
 use dsr_google::{Google, GoogleConfig};
-use serde_json::Value;
 
 fn seeded(path: &[&str]) -> String {
     GoogleState::seed_value(path)
@@ -16,19 +15,8 @@ fn seeded(path: &[&str]) -> String {
 
 /// The `[processors.google]` keys for the fake, with the key file written under `dir`.
 fn section(fake: &GoogleFake, dir: &std::path::Path, private_key: &str, extra: &str) -> String {
-    let key_file = dir.join("google-sa.json");
-    std::fs::write(&key_file, fake.service_account_json(private_key)).unwrap();
-    let properties: Vec<String> = fake.property_ids().iter().map(|p| format!("\"{p}\"")).collect();
-    format!(
-        "enabled = true\nservice_account_key = \"file:{}\"\ntoken_url = \"{}\"\nanalytics_url = \"{}\"\nanalytics_admin_url = \"{}\"\nga4_property_ids = [{}]\nbigquery_url = \"{}\"\nbigquery_dataset = \"{}\"\n{extra}",
-        key_file.display(),
-        fake.token_url(),
-        fake.analytics_url(),
-        fake.analytics_admin_url(),
-        properties.join(", "),
-        fake.bigquery_url(),
-        fake.bigquery_dataset()
-    )
+    let text = fake.connector_toml(&dir.join("google-sa.json"), private_key).unwrap();
+    format!("{text}{extra}")
 }
 
 async fn connector(fake: &GoogleFake, dir: &std::path::Path, extra: &str) -> Google {
@@ -207,21 +195,6 @@ async fn deployed(private_key: &str) -> Deployed {
     Deployed { fake, deployment }
 }
 
-async fn dsr(d: &util::Deployment, args: &[&str]) -> (i32, Value) {
-    let out = tokio::process::Command::new(util::dsr_bin())
-        .current_dir(d.path())
-        .arg("--config")
-        .arg(&d.config)
-        .arg("--json")
-        .args(args)
-        .output()
-        .await
-        .unwrap();
-    let value =
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
-    (out.status.code().unwrap_or(-1), value)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quota_burst_delays_but_completes_and_redelivery_submits_nothing_twice() {
     let d = deployed(TEST_PRIVATE_KEY).await;
@@ -237,7 +210,7 @@ async fn a_quota_burst_delays_but_completes_and_redelivery_submits_nothing_twice
         "--timeout",
         "90s",
     ];
-    let (code, status) = dsr(&d.deployment, &args).await;
+    let (code, status) = util::dsr_json_async(&d.deployment, &args).await;
     assert_eq!(code, 0, "{status}");
     let google = util::task(&status, "google");
     assert_eq!(google["status"], "succeeded");
@@ -281,7 +254,7 @@ async fn a_quota_burst_delays_but_completes_and_redelivery_submits_nothing_twice
 async fn an_unknown_key_fails_the_task_naming_the_credential_without_endless_retries() {
     let d = deployed(UNKNOWN_PRIVATE_KEY).await;
     let client_id = seeded(&["subject", "client_id"]);
-    let (code, status) = dsr(
+    let (code, status) = util::dsr_json_async(
         &d.deployment,
         &["run", "erasure", "--ga-client-id", &client_id, "--timeout", "60s"],
     )
@@ -302,10 +275,10 @@ async fn an_unknown_key_fails_the_task_naming_the_credential_without_endless_ret
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn doctor_reports_a_missing_property_permission() {
     let d = deployed(TEST_PRIVATE_KEY).await;
-    let (code, report) = dsr(&d.deployment, &["doctor"]).await;
+    let (code, report) = util::dsr_json_async(&d.deployment, &["doctor"]).await;
     assert_eq!(code, 0, "{report}");
     d.fake.deny_property("351234567");
-    let (code, report) = dsr(&d.deployment, &["doctor"]).await;
+    let (code, report) = util::dsr_json_async(&d.deployment, &["doctor"]).await;
     assert_eq!(code, 1, "{report}");
     let google = report["checks"]
         .as_array()

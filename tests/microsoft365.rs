@@ -21,16 +21,8 @@ struct Setup {
 }
 
 fn config_text(fake: &GraphFake, dir: &std::path::Path, extra: &str) -> String {
-    let secret = dir.join("graph-secret");
-    std::fs::write(&secret, fake.client_secret()).unwrap();
-    format!(
-        "enabled = true\ntenant_id = \"{}\"\nclient_id = \"{}\"\nclient_secret = \"file:{}\"\ngraph_url = \"{}\"\nlogin_url = \"{}\"\npage_size = 4\n{extra}",
-        fake.tenant_id(),
-        fake.client_id(),
-        secret.display(),
-        fake.graph_url(),
-        fake.login_url()
-    )
+    let text = fake.connector_toml(&dir.join("graph-secret")).unwrap();
+    format!("{text}page_size = 4\n{extra}")
 }
 
 async fn setup(extra: &str) -> Setup {
@@ -378,13 +370,15 @@ async fn an_erasure_request_completes_through_token_expiry_429s_and_a_503() {
     .unwrap();
 
     // Warm a token, then expire it and queue throttling and an outage for the real run.
-    let (code, first) = run(&deployment, &["run", "access", "--email", KARI, "--timeout", "60s"]).await;
+    let (code, first) =
+        util::dsr_json_async(&deployment, &["run", "access", "--email", KARI, "--timeout", "60s"]).await;
     assert_eq!(code, 0, "{first}");
     assert_eq!(util::task(&first, "microsoft365")["records"]["found"], 31);
     fake.expire_tokens();
     fake.throttle_next(3, "0.1");
     fake.fail_next(1);
-    let (code, status) = run(&deployment, &["run", "erasure", "--email", KARI, "--timeout", "60s"]).await;
+    let (code, status) =
+        util::dsr_json_async(&deployment, &["run", "erasure", "--email", KARI, "--timeout", "60s"]).await;
     assert_eq!(code, 0, "{status}");
     assert_eq!(status["status"], "completed");
     assert_eq!(util::task(&status, "microsoft365")["records"]["changed"], 31);
@@ -401,7 +395,7 @@ async fn an_erasure_request_completes_through_token_expiry_429s_and_a_503() {
         "{confirmation}"
     );
 
-    let (code, doctor) = run(&deployment, &["doctor"]).await;
+    let (code, doctor) = util::dsr_json_async(&deployment, &["doctor"]).await;
     let m365 = doctor["checks"]
         .as_array()
         .unwrap()
@@ -411,22 +405,8 @@ async fn an_erasure_request_completes_through_token_expiry_429s_and_a_503() {
     assert_eq!(m365["ok"], true, "{doctor}");
     assert_eq!(code, 0, "doctor finds everything in order: {doctor}");
 
-    let (code, objection) = run(&deployment, &["run", "objection", "--email", KARI, "--timeout", "60s"]).await;
+    let (code, objection) =
+        util::dsr_json_async(&deployment, &["run", "objection", "--email", KARI, "--timeout", "60s"]).await;
     assert_eq!(code, 0, "{objection}");
     assert_eq!(util::task(&objection, "microsoft365")["status"], "not_applicable");
-}
-
-async fn run(deployment: &util::Deployment, args: &[&str]) -> (i32, serde_json::Value) {
-    let out = tokio::process::Command::new(util::dsr_bin())
-        .current_dir(deployment.path())
-        .arg("--config")
-        .arg(&deployment.config)
-        .arg("--json")
-        .args(args)
-        .output()
-        .await
-        .unwrap();
-    let value =
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
-    (out.status.code().unwrap_or(-1), value)
 }

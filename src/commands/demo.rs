@@ -24,6 +24,8 @@ pub async fn demo(config: &Config, as_json: bool) -> Result<ExitCode, CliError> 
     config.store.url = format!("sqlite://{}/ledger.db", root.display());
     config.queue.url = format!("sqlite://{}/queue.db", root.display());
     config.export.dir = root.join("export");
+    std::fs::create_dir_all(&root)
+        .map_err(|e| CliError::Unreachable(format!("cannot create {}: {e}", root.display())))?;
     let mut fakes = Vec::new();
     if config.processors.google.is_none() {
         config.processors.google = Some(start_google_fake(&root).await?);
@@ -109,20 +111,10 @@ async fn start_graph_fake(root: &std::path::Path) -> Result<dsr_microsoft365::Mi
     let fake = dsr_fixtures::graph::GraphFake::start()
         .await
         .map_err(|e| CliError::Unreachable(format!("cannot start the fake Graph on loopback: {e}")))?;
-    std::fs::create_dir_all(root)
-        .map_err(|e| CliError::Unreachable(format!("cannot create {}: {e}", root.display())))?;
-    let secret_file = root.join("graph-client-secret");
-    std::fs::write(&secret_file, fake.client_secret())
-        .map_err(|e| CliError::Unreachable(format!("cannot write {}: {e}", secret_file.display())))?;
-    let text = format!(
-        "enabled = true\ntenant_id = \"{}\"\nclient_id = \"{}\"\nclient_secret = \"file:{}\"\ngraph_url = \"{}\"\nlogin_url = \"{}\"\npage_size = 5\n",
-        fake.tenant_id(),
-        fake.client_id(),
-        secret_file.display(),
-        fake.graph_url(),
-        fake.login_url(),
-    );
-    toml_config(&text)
+    let text = fake
+        .connector_toml(&root.join("graph-client-secret"))
+        .map_err(|e| CliError::Unreachable(format!("cannot write under {}: {e}", root.display())))?;
+    toml_config(&format!("{text}page_size = 5\n"))
 }
 
 /// Starts the fake Google APIs and configures the connector for them, with the fake's test
@@ -132,22 +124,9 @@ async fn start_google_fake(root: &std::path::Path) -> Result<dsr_google::GoogleC
     let fake = GoogleFake::start()
         .await
         .map_err(|e| CliError::Unreachable(format!("cannot start the fake Google APIs on loopback: {e}")))?;
-    std::fs::create_dir_all(root)
-        .map_err(|e| CliError::Unreachable(format!("cannot create {}: {e}", root.display())))?;
-    let key_file = root.join("google-service-account.json");
-    std::fs::write(&key_file, fake.service_account_json(TEST_PRIVATE_KEY))
-        .map_err(|e| CliError::Unreachable(format!("cannot write {}: {e}", key_file.display())))?;
-    let properties: Vec<String> = fake.property_ids().iter().map(|p| format!("\"{p}\"")).collect();
-    let text = format!(
-        "enabled = true\nservice_account_key = \"file:{}\"\ntoken_url = \"{}\"\nanalytics_url = \"{}\"\nanalytics_admin_url = \"{}\"\nga4_property_ids = [{}]\nbigquery_url = \"{}\"\nbigquery_dataset = \"{}\"\n",
-        key_file.display(),
-        fake.token_url(),
-        fake.analytics_url(),
-        fake.analytics_admin_url(),
-        properties.join(", "),
-        fake.bigquery_url(),
-        fake.bigquery_dataset(),
-    );
+    let text = fake
+        .connector_toml(&root.join("google-service-account.json"), TEST_PRIVATE_KEY)
+        .map_err(|e| CliError::Unreachable(format!("cannot write under {}: {e}", root.display())))?;
     toml_config(&text)
 }
 

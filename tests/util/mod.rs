@@ -323,3 +323,23 @@ pub async fn engine(ledger_url: &str, settings: dsr_jobs::Settings) -> dsr_jobs:
         .unwrap_or_else(|e| panic!("{e}: run the suite with scripts/test, which starts Redis"));
     dsr_jobs::Engine::new(ledger, queue, dsr_jobs::Connectors::default(), settings)
 }
+
+/// `dsr --json ARGS` against `deployment`, from async tests (a fake runs on this runtime).
+pub async fn dsr_json_async(deployment: &Deployment, args: &[&str]) -> (i32, Value) {
+    let out = tokio::process::Command::new(dsr_bin())
+        .current_dir(deployment.path())
+        .arg("--config")
+        .arg(&deployment.config)
+        .arg("--json")
+        .args(args)
+        .output()
+        .await
+        .expect("run dsr");
+    let value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "dsr {args:?} printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap_or(-1), value)
+}

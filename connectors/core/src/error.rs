@@ -57,6 +57,22 @@ impl ConnectorError {
         )
     }
 
+    /// Adds what to do about a 403 (the permission or role to grant) to its message.
+    pub fn explain_forbidden(self, what_to_grant: &str) -> ConnectorError {
+        match self {
+            ConnectorError::Permanent {
+                processor,
+                code,
+                message,
+            } if code.starts_with("403") => ConnectorError::Permanent {
+                processor,
+                code,
+                message: format!("{message}: {what_to_grant}"),
+            },
+            other => other,
+        }
+    }
+
     /// The wait the vendor asked for, if any.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {

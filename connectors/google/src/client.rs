@@ -48,18 +48,7 @@ pub fn describe_error(_status: StatusCode, body: &[u8]) -> VendorError {
 
 /// A 403 names the role or scope that is missing.
 pub fn needs_role(error: ConnectorError, role: &str) -> ConnectorError {
-    match error {
-        ConnectorError::Permanent {
-            processor,
-            code,
-            message,
-        } if code.starts_with("403") => ConnectorError::Permanent {
-            processor,
-            code,
-            message: format!("Google refused ({message}): {role}"),
-        },
-        other => other,
-    }
+    error.explain_forbidden(role)
 }
 
 #[cfg(test)]

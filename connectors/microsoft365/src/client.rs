@@ -124,20 +124,9 @@ impl Graph {
 
 /// A 403 says which permission is missing, in words an administrator can act on.
 pub fn needs_permission(error: ConnectorError, permission: &str, what: &str) -> ConnectorError {
-    match error {
-        ConnectorError::Permanent {
-            processor,
-            code,
-            message,
-        } if code.starts_with("403") => ConnectorError::Permanent {
-            processor,
-            code,
-            message: format!(
-                "Graph refused to {what} ({message}): grant the app registration the application permission {permission} and an administrator's consent"
-            ),
-        },
-        other => other,
-    }
+    error.explain_forbidden(&format!(
+        "Graph refused to {what}; grant the app registration the application permission {permission} and an administrator's consent"
+    ))
 }
 
 #[cfg(test)]
