@@ -49,8 +49,7 @@ pub async fn write_bundle(dir: &Path, request: &Request, tasks: &[Task]) -> Resu
                     // provided: a portability bundle leaves them out.
                     SpoolEntry::File(_) if portability => {}
                     SpoolEntry::File(file) => {
-                        let name = file.path.trim_start_matches("attachments/");
-                        let source = files_dir(&spool_path).join(name);
+                        let source = files_dir(&spool_path).join(&file.path);
                         attachments.push((format!("{}/{}", task.processor, file.path), source, file));
                     }
                 }

@@ -104,11 +104,18 @@ impl RecordSink for SpoolWriter {
 
     async fn attach(&mut self, file: FileMeta, mut body: ByteStream<'_>) -> Result<StoredFile, SinkError> {
         self.files += 1;
-        let name = format!("{:04}-{}", self.files, safe_file_name(&file.name));
-        let dir = files_dir(&self.path);
-        let fail = |e: std::io::Error| SinkError(format!("storing {name} under {}: {e}", dir.display()));
-        tokio::fs::create_dir_all(&dir).await.map_err(fail)?;
-        let mut out = tokio::fs::File::create(dir.join(&name)).await.map_err(fail)?;
+        let relative = format!(
+            "{}/{:04}-{}",
+            safe_file_name(&file.folder),
+            self.files,
+            safe_file_name(&file.name)
+        );
+        let target = files_dir(&self.path).join(&relative);
+        let fail = |e: std::io::Error| SinkError(format!("storing {}: {e}", target.display()));
+        if let Some(dir) = target.parent() {
+            tokio::fs::create_dir_all(dir).await.map_err(fail)?;
+        }
+        let mut out = tokio::fs::File::create(&target).await.map_err(fail)?;
         let mut hasher = Sha256::new();
         let mut bytes = 0u64;
         while let Some(chunk) = body.next().await {
@@ -119,7 +126,7 @@ impl RecordSink for SpoolWriter {
         }
         out.sync_all().await.map_err(fail)?;
         let stored = StoredFile {
-            path: format!("attachments/{name}"),
+            path: relative,
             media_type: file.media_type,
             bytes,
             sha256: hex::encode(hasher.finalize()),
@@ -169,6 +176,7 @@ mod tests {
         ])
         .boxed();
         let meta = FileMeta {
+            folder: "attachments".into(),
             name: "../offer.pdf".into(),
             media_type: "application/pdf".into(),
         };
@@ -177,7 +185,7 @@ mod tests {
         assert_eq!(stored.bytes, 8);
         let committed = writer.commit().await.unwrap();
         assert_eq!(
-            std::fs::read(files_dir(&committed).join("0001-offer.pdf")).unwrap(),
+            std::fs::read(files_dir(&committed).join("attachments/0001-offer.pdf")).unwrap(),
             b"%PDF-1.4"
         );
         let mut seen = Vec::new();

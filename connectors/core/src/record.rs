@@ -22,6 +22,8 @@ pub struct SinkError(pub String);
 /// A file that belongs to a record (a mail attachment), as the vendor names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileMeta {
+    /// The folder in the processor's part of the bundle (`attachments`, `mail`).
+    pub folder: String,
     pub name: String,
     pub media_type: String,
 }
@@ -74,7 +76,12 @@ impl RecordSink for MemorySink {
             hasher.update(&chunk);
         }
         let stored = StoredFile {
-            path: format!("attachments/{:04}-{}", self.files.len() + 1, safe_file_name(&file.name)),
+            path: format!(
+                "{}/{:04}-{}",
+                safe_file_name(&file.folder),
+                self.files.len() + 1,
+                safe_file_name(&file.name)
+            ),
             media_type: file.media_type.clone(),
             bytes,
             sha256: hex::encode(hasher.finalize()),

@@ -286,6 +286,7 @@ impl Microsoft365 {
             let stored = sink
                 .attach(
                     FileMeta {
+                        folder: "attachments".into(),
                         name: name.clone(),
                         media_type: media_type.clone(),
                     },
