@@ -295,3 +295,186 @@ async fn doctor_reports_a_missing_property_permission() {
         "{google}"
     );
 }
+
+const KARI: &str = "kari.nordmann@example.no";
+const KARI_PHONE: &str = "+4791234567";
+
+/// Kari as known to Workspace: her address and her mobile number.
+fn kari_in_workspace() -> Identities {
+    Identities {
+        emails: vec![Email::parse(KARI).unwrap()],
+        phones: vec![dsr_connector::Phone::parse("912 34 567", "NO").unwrap()],
+        ..Default::default()
+    }
+}
+
+async fn workspace_connector(fake: &GoogleFake, dir: &std::path::Path, mode: &str) -> Google {
+    let users: Vec<String> = fake.workspace_users().iter().map(|u| format!("\"{u}\"")).collect();
+    let extra = format!(
+        "workspace = {{ mailboxes = [{}], delete_mode = \"{mode}\" }}\n",
+        users.join(", ")
+    );
+    connector(fake, dir, &extra).await
+}
+
+#[tokio::test]
+async fn workspace_mail_is_exported_as_eml_that_parses_and_contacts_match_exactly() {
+    let fake = GoogleFake::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let google = workspace_connector(&fake, dir.path(), "hard").await;
+    let mut sink = MemorySink::default();
+    google.access(&ctx(), &kari_in_workspace(), &mut sink).await.unwrap();
+    let mail: BTreeSet<String> = sink
+        .records
+        .iter()
+        .filter(|r| r.category == "mail")
+        .filter_map(|r| r.id.clone())
+        .collect();
+    assert_eq!(
+        mail,
+        BTreeSet::from(["g-ola-1".to_string(), "g-ola-2".to_string(), "g-post-1".to_string()])
+    );
+    let contacts: BTreeSet<String> = sink
+        .records
+        .iter()
+        .filter(|r| r.category == "contacts")
+        .filter_map(|r| r.id.clone())
+        .collect();
+    assert_eq!(
+        contacts,
+        BTreeSet::from(["people/c1".to_string(), "people/c3".to_string()]),
+        "by address and by phone"
+    );
+    assert!(
+        !serde_json::to_string(&sink.records).unwrap().contains("annkari"),
+        "the look-alike was exported"
+    );
+    assert_eq!(sink.files.len(), 3, "one .eml per message");
+    assert!(
+        sink.files
+            .iter()
+            .all(|(meta, file)| meta.media_type == "message/rfc822" && file.path.starts_with("mail/"))
+    );
+}
+
+#[tokio::test]
+async fn exported_eml_bytes_parse_with_a_mime_parser_and_keep_their_attachments() {
+    let fake = GoogleFake::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let google = workspace_connector(&fake, dir.path(), "hard").await;
+    // Through the real spool, so the bytes on disk are the ones checked.
+    let spool_path = dir.path().join("spool/attempt-1.jsonl");
+    let mut spool = dsr_jobs::spool::SpoolWriter::create(spool_path.clone()).await.unwrap();
+    google.access(&ctx(), &kari_in_workspace(), &mut spool).await.unwrap();
+    let committed = spool.commit().await.unwrap();
+    let files = dsr_jobs::spool::files_dir(&committed).join("mail");
+    let mut parsed = 0;
+    for entry in std::fs::read_dir(&files).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        let message = mail_parser::MessageParser::default()
+            .parse(&bytes)
+            .expect("a valid MIME message");
+        assert!(message.subject().is_some());
+        if message.subject() == Some("Spørsmål om sensorer") {
+            assert_eq!(message.attachment_count(), 1, "attachments stay inside the .eml");
+            assert_eq!(message.attachment(0).unwrap().contents(), b"%PDF-1.4 tegning");
+        }
+        parsed += 1;
+    }
+    assert_eq!(parsed, 3);
+}
+
+#[tokio::test]
+async fn hard_erasure_leaves_no_mail_or_contacts_and_a_rerun_finds_nothing() {
+    let fake = GoogleFake::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let google = workspace_connector(&fake, dir.path(), "hard").await;
+    assert_eq!(fake.workspace_holdings_of(KARI, KARI_PHONE), (3, 0, 2));
+    let report = google.erase(&ctx(), &kari_in_workspace()).await.unwrap();
+    assert_eq!(fake.workspace_holdings_of(KARI, KARI_PHONE), (0, 0, 0));
+    assert_eq!(
+        fake.workspace_holdings_of("annkari.nordmann@example.no", ""),
+        (1, 0, 1),
+        "the look-alike is untouched"
+    );
+    let verification = report
+        .evidence
+        .iter()
+        .find(|e| e.kind == "verification_search")
+        .unwrap();
+    assert_eq!(verification.detail["mail_outside_trash"], 0);
+    assert_eq!(verification.detail["mail_in_trash"], 0);
+    assert_eq!(
+        fake.with(|s| s.overlapping_mutations),
+        0,
+        "contact mutations went one at a time"
+    );
+    let again = google.erase(&ctx(), &kari_in_workspace()).await.unwrap();
+    assert_eq!((again.found, again.changed), (0, 0));
+}
+
+#[tokio::test]
+async fn soft_erasure_counts_what_sits_in_the_trash() {
+    let fake = GoogleFake::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let google = workspace_connector(&fake, dir.path(), "soft").await;
+    let report = google.erase(&ctx(), &kari_in_workspace()).await.unwrap();
+    assert_eq!(fake.workspace_holdings_of(KARI, KARI_PHONE), (0, 3, 0));
+    let verification = report
+        .evidence
+        .iter()
+        .find(|e| e.kind == "verification_search")
+        .unwrap();
+    assert_eq!(verification.detail["mail_in_trash"], 3);
+    assert!(report.notes.iter().any(|n| n.contains("30 days")), "{:?}", report.notes);
+}
+
+#[tokio::test]
+async fn rectification_survives_a_stale_etag_once() {
+    let fake = GoogleFake::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let google = workspace_connector(&fake, dir.path(), "hard").await;
+    fake.with(|s| s.stale_etag_next = 1);
+    let changes = vec![dsr_connector::FieldChange {
+        field: dsr_connector::RectifyField::FamilyName,
+        value: "Hansen".into(),
+    }];
+    let report = google.rectify(&ctx(), &kari_in_workspace(), &changes).await.unwrap();
+    assert_eq!((report.found, report.changed), (2, 2));
+    let people = fake.with(|s| s.people.clone());
+    let c1 = people.iter().find(|p| p.json["resourceName"] == "people/c1").unwrap();
+    assert_eq!(c1.json["names"][0]["familyName"], "Hansen");
+    assert_eq!(c1.json["names"][0]["givenName"], "Kari", "only the named field changed");
+    let c2 = people.iter().find(|p| p.json["resourceName"] == "people/c2").unwrap();
+    assert_eq!(
+        c2.json["names"][0]["familyName"], "Nordmann",
+        "the look-alike was corrected"
+    );
+    let patches = fake.calls().iter().filter(|c| c.contains(":updateContact")).count();
+    assert_eq!(
+        patches, 3,
+        "one stale attempt, then a re-read and a retry, then the second contact"
+    );
+}
+
+#[tokio::test]
+async fn a_token_for_one_user_cannot_read_anothers_mailbox() {
+    let fake = GoogleFake::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let text = section(
+        &fake,
+        dir.path(),
+        TEST_PRIVATE_KEY,
+        "workspace = { mailboxes = [\"stranger@elsewhere.example\"] }\n",
+    );
+    let google = Google::new(toml::from_str(&text).unwrap()).unwrap();
+    let mut sink = MemorySink::default();
+    let err = google
+        .access(&ctx(), &kari_in_workspace(), &mut sink)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, ConnectorError::Reauthenticate { .. }),
+        "a user outside the domain cannot be impersonated: {err}"
+    );
+}

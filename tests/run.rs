@@ -398,13 +398,13 @@ fn the_demo_runs_an_access_and_an_erasure_under_dsr_demo() {
     assert_eq!(task(&requests[1], "microsoft365")["records"]["changed"], 31);
     let google = task(&requests[0], "google");
     assert_eq!(
-        google["records"]["found"], 4,
-        "the demo reads Analytics events from the fake BigQuery export"
+        google["records"]["found"], 9,
+        "4 Analytics events from the fake BigQuery export, 3 Gmail messages, 2 contacts"
     );
     assert_eq!(
         task(&requests[1], "google")["records"]["changed"],
-        4,
-        "two ids × two GA4 properties"
+        9,
+        "two ids × two GA4 properties, 3 messages, 2 contacts"
     );
     assert_eq!(requests[0]["kind"], "access");
     assert_eq!(requests[1]["kind"], "erasure");

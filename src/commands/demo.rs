@@ -29,7 +29,7 @@ pub async fn demo(config: &Config, as_json: bool) -> Result<ExitCode, CliError> 
     let mut fakes = Vec::new();
     if config.processors.google.is_none() {
         config.processors.google = Some(start_google_fake(&root).await?);
-        fakes.push("Google Analytics and BigQuery");
+        fakes.push("Google Analytics, BigQuery, Gmail and People");
     }
     if config.processors.microsoft365.is_none() {
         config.processors.microsoft365 = Some(start_graph_fake(&root).await?);
@@ -53,7 +53,7 @@ pub async fn demo(config: &Config, as_json: bool) -> Result<ExitCode, CliError> 
         names: vec!["Kari Nordmann".into()],
         ga_client_ids: vec![dsr_fixtures::google::GoogleState::seed_value(&["subject", "client_id"])],
         ga_user_ids: vec![dsr_fixtures::google::GoogleState::seed_value(&["subject", "user_id"])],
-        ..Default::default()
+        phones: vec![dsr_connector::Phone::parse("+47 912 34 567", "NO").map_err(|e| bad_input(e.to_string()))?],
     };
     let mut documents = Vec::new();
     let mut all_completed = true;
@@ -127,7 +127,8 @@ async fn start_google_fake(root: &std::path::Path) -> Result<dsr_google::GoogleC
     let text = fake
         .connector_toml(&root.join("google-service-account.json"), TEST_PRIVATE_KEY)
         .map_err(|e| CliError::Unreachable(format!("cannot write under {}: {e}", root.display())))?;
-    toml_config(&text)
+    let users: Vec<String> = fake.workspace_users().iter().map(|u| format!("\"{u}\"")).collect();
+    toml_config(&format!("{text}workspace = {{ mailboxes = [{}] }}\n", users.join(", ")))
 }
 
 fn toml_config<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, CliError> {

@@ -28,6 +28,32 @@ pub struct GoogleConfig {
     /// `project.dataset` of the GA4 BigQuery export, when there is one.
     #[serde(default)]
     pub bigquery_dataset: Option<String>,
+    #[serde(default = "default_gmail_url")]
+    pub gmail_url: String,
+    #[serde(default = "default_people_url")]
+    pub people_url: String,
+    /// Google Workspace mail and contacts, through domain-wide delegation.
+    #[serde(default)]
+    pub workspace: Option<WorkspaceConfig>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeleteMode {
+    /// `batchDelete`: gone at once (needs the https://mail.google.com/ scope).
+    #[default]
+    Hard,
+    /// `trash`: Gmail empties the Trash after 30 days.
+    Soft,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkspaceConfig {
+    /// The Workspace users whose mail and contacts are searched.
+    pub mailboxes: Vec<String>,
+    #[serde(default)]
+    pub delete_mode: DeleteMode,
 }
 
 fn default_token_url() -> String {
@@ -41,4 +67,10 @@ fn default_admin_url() -> String {
 }
 fn default_bigquery_url() -> String {
     "https://bigquery.googleapis.com/bigquery/v2".into()
+}
+fn default_gmail_url() -> String {
+    "https://gmail.googleapis.com/gmail/v1".into()
+}
+fn default_people_url() -> String {
+    "https://people.googleapis.com/v1".into()
 }

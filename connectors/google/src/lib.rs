@@ -10,12 +10,14 @@ pub mod auth;
 pub mod bigquery;
 pub mod client;
 pub mod config;
+pub mod gmail;
+pub mod people;
 
 use std::time::Duration;
 
 use dsr_connector::http::{Limits, RateLimiter, VendorClient};
 use dsr_connector::{
-    AccessSummary, Capabilities, ChangeReport, CheckReport, Connector, ConnectorError, Identities, Processor,
+    AccessSummary, Capabilities, ChangeReport, CheckReport, Connector, ConnectorError, Evidence, Identities, Processor,
     RecordSink, Support, TaskContext,
 };
 use secrecy::ExposeSecret;
@@ -35,6 +37,7 @@ const NO_RECTIFICATION: &str = "Google Analytics holds a record of visits keyed 
 pub struct Google {
     config: GoogleConfig,
     tokens: Tokens,
+    http: reqwest::Client,
     /// v3 user deletion (scope analytics.user.deletion).
     deletion: VendorClient,
     /// Admin API (scope analytics.edit).
@@ -84,10 +87,17 @@ impl Google {
         Ok(Google {
             config,
             tokens,
+            http,
             deletion,
             admin,
             bigquery,
         })
+    }
+
+    /// A client with a token for `scopes`, acting as `subject_user` when given.
+    fn client_for(&self, scopes: &[&str], subject_user: Option<&str>) -> VendorClient {
+        VendorClient::new(PROCESSOR, self.http.clone(), describe_error)
+            .with_tokens(self.tokens.cache(scopes, subject_user))
     }
 
     fn searched(subject: &Identities) -> String {
@@ -116,7 +126,11 @@ impl Connector for Google {
         Capabilities {
             access: Support::Supported,
             erasure: Support::Supported,
-            rectification: Support::NotApplicable(NO_RECTIFICATION.into()),
+            rectification: if self.config.workspace.is_some() {
+                Support::Supported
+            } else {
+                Support::NotApplicable(NO_RECTIFICATION.into())
+            },
             objection: Support::Supported,
         }
     }
@@ -154,24 +168,94 @@ impl Connector for Google {
         sink: &mut dyn RecordSink,
     ) -> Result<AccessSummary, ConnectorError> {
         let searched = Self::searched(subject);
-        match self.export_events(subject, sink).await? {
-            Some(found) => Ok(AccessSummary {
-                found,
-                notes: vec![format!(
+        let mut notes = Vec::new();
+        let events = match self.export_events(subject, sink).await? {
+            Some(found) => {
+                notes.push(format!(
                     "Google Analytics events from the BigQuery export ({searched})."
-                )],
-            }),
-            None => Ok(AccessSummary {
-                found: 0,
-                notes: vec![format!(
+                ));
+                found
+            }
+            None => {
+                notes.push(format!(
                     "Google Analytics offers no export of one visitor's data, and no BigQuery export is configured: nothing could be retrieved ({searched})."
-                )],
-            }),
+                ));
+                0
+            }
+        };
+        let mail = self.export_mail(subject, sink).await?;
+        let contacts = self.export_contacts(subject, sink).await?;
+        if self.config.workspace.is_some() {
+            notes.push(
+                "Workspace mail is exported as .eml files, exactly as Gmail stores it, with attachments inside.".into(),
+            );
         }
+        Ok(AccessSummary {
+            found: events + mail + contacts,
+            notes,
+        })
     }
 
     async fn erase(&self, ctx: &TaskContext, subject: &Identities) -> Result<ChangeReport, ConnectorError> {
-        self.delete_user_data(ctx, subject).await
+        let mut report = self.delete_user_data(ctx, subject).await?;
+        if self.config.workspace.is_none() {
+            return Ok(report);
+        }
+        let (mail_found, mail_changed, mail_evidence) = self.erase_mail(subject, ctx.dry_run).await?;
+        let (people_found, people_changed, people_evidence) = self.erase_contacts(subject, ctx.dry_run).await?;
+        report.found += mail_found + people_found;
+        report.changed += mail_changed + people_changed;
+        report.evidence.push(Evidence {
+            kind: "workspace_deletions".into(),
+            detail: serde_json::json!({"mail": mail_evidence, "contacts": people_evidence}),
+        });
+        if !ctx.dry_run {
+            let (live, trashed) = self.verify_mail(subject).await?;
+            let mut contacts_left = 0;
+            for mailbox in self.config.workspace.iter().flat_map(|w| &w.mailboxes) {
+                contacts_left += self.find_contacts(mailbox, subject).await?.len() as u64;
+            }
+            report.evidence.push(Evidence {
+                kind: "verification_search".into(),
+                detail: serde_json::json!({"mail_outside_trash": live, "mail_in_trash": trashed, "contacts_remaining": contacts_left}),
+            });
+            if live > 0 || contacts_left > 0 {
+                return Err(ConnectorError::RetryLater {
+                    processor: PROCESSOR,
+                    code: "verification".into(),
+                    message: format!(
+                        "{live} message(s) and {contacts_left} contact(s) still found after erasure; erasing again"
+                    ),
+                    after: None,
+                });
+            }
+            if trashed > 0 {
+                report.notes.push(format!(
+                    "{trashed} message(s) moved to the Trash, which Gmail empties after 30 days."
+                ));
+            }
+        }
+        Ok(report)
+    }
+
+    async fn rectify(
+        &self,
+        ctx: &TaskContext,
+        subject: &Identities,
+        changes: &[dsr_connector::FieldChange],
+    ) -> Result<ChangeReport, ConnectorError> {
+        let (found, changed, evidence, mut notes) = self.rectify_contacts(subject, changes, ctx.dry_run).await?;
+        notes.push(NO_RECTIFICATION.into());
+        Ok(ChangeReport {
+            found,
+            changed,
+            retained: vec![],
+            evidence: vec![Evidence {
+                kind: "contacts_changed".into(),
+                detail: serde_json::json!(evidence),
+            }],
+            notes,
+        })
     }
 
     async fn withdraw_consent(&self, ctx: &TaskContext, subject: &Identities) -> Result<ChangeReport, ConnectorError> {
