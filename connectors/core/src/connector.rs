@@ -54,6 +54,17 @@ impl Capabilities {
     }
 }
 
+/// How a connector deletes where the vendor offers a choice.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeleteMode {
+    /// Gone from every view at once (Graph `permanentDelete`, Gmail `batchDelete`).
+    #[default]
+    Hard,
+    /// To the vendor's trash, purged later by its retention (Deleted Items, Gmail's Trash).
+    Soft,
+}
+
 /// A field a rectification request may set (`--set field=value`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -57,6 +57,11 @@ impl ConnectorError {
         )
     }
 
+    /// True for a 404: the item is not (or no longer) there.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, ConnectorError::Permanent { code, .. } if code.starts_with("404"))
+    }
+
     /// Adds what to do about a 403 (the permission or role to grant) to its message.
     pub fn explain_forbidden(self, what_to_grant: &str) -> ConnectorError {
         match self {

@@ -10,8 +10,8 @@ pub mod record;
 pub mod secret;
 
 pub use connector::{
-    AccessSummary, Capabilities, ChangeReport, CheckReport, Connector, Evidence, FieldChange, RectifyField, Retained,
-    Right, Support, TaskContext,
+    AccessSummary, Capabilities, ChangeReport, CheckReport, Connector, DeleteMode, Evidence, FieldChange, RectifyField,
+    Retained, Right, Support, TaskContext,
 };
 pub use error::ConnectorError;
 pub use identity::{Email, Identities, IdentityError, Phone};

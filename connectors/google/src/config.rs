@@ -37,15 +37,7 @@ pub struct GoogleConfig {
     pub workspace: Option<WorkspaceConfig>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeleteMode {
-    /// `batchDelete`: gone at once (needs the https://mail.google.com/ scope).
-    #[default]
-    Hard,
-    /// `trash`: Gmail empties the Trash after 30 days.
-    Soft,
-}
+pub use dsr_connector::DeleteMode;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -128,7 +128,7 @@ impl Google {
                 .await
             {
                 Ok(m) => m,
-                Err(ConnectorError::Permanent { code, .. }) if code.starts_with("404") => continue,
+                Err(e) if e.is_not_found() => continue,
                 Err(e) => return Err(e),
             };
             let raw = base64::engine::general_purpose::URL_SAFE
@@ -232,11 +232,7 @@ impl Google {
                 DeleteMode::Soft => {
                     for id in &ids {
                         let url = format!("{}/messages/{}/trash", self.gmail_base(mailbox), urlencode(id));
-                        match client.send(mailbox, |http| http.post(&url)).await {
-                            Ok(_) => {}
-                            Err(ConnectorError::Permanent { code, .. }) if code.starts_with("404") => {}
-                            Err(e) => return Err(e),
-                        }
+                        client.remove(mailbox, |http| http.post(&url)).await?;
                     }
                 }
             }

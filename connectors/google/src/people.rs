@@ -165,11 +165,7 @@ impl Google {
             for person in people {
                 let resource = person["resourceName"].as_str().unwrap_or_default();
                 let url = self.people_url(&format!("{resource}:deleteContact"));
-                match client.send(mailbox, |http| http.delete(&url)).await {
-                    Ok(_) => {}
-                    Err(ConnectorError::Permanent { code, .. }) if code.starts_with("404") => {}
-                    Err(e) => return Err(e),
-                }
+                client.remove(mailbox, |http| http.delete(&url)).await?;
                 changed += 1;
                 evidence.push(json!({"mailbox": mailbox, "contact": resource}));
             }

@@ -3,15 +3,7 @@
 use dsr_connector::SecretRef;
 use serde::Deserialize;
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeleteMode {
-    /// `permanentDelete`: to Recoverable Items, out of every mail client's reach.
-    #[default]
-    Hard,
-    /// `DELETE`: to Deleted Items, purged by the tenant's retention policy.
-    Soft,
-}
+pub use dsr_connector::DeleteMode;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -26,18 +26,18 @@ impl Microsoft365 {
                 .url(&["users", &mailbox.key, collection, id, "permanentDelete"], &[]);
             self.graph
                 .client
-                .send(&mailbox.key, |http| http.post(url.clone()))
+                .remove(&mailbox.key, |http| http.post(url.clone()))
                 .await
         } else {
             let url = self.graph.url(&["users", &mailbox.key, collection, id], &[]);
             self.graph
                 .client
-                .send(&mailbox.key, |http| http.delete(url.clone()))
+                .remove(&mailbox.key, |http| http.delete(url.clone()))
                 .await
         };
         match result {
-            Ok(_) => Ok(Deleted::Now),
-            Err(ConnectorError::Permanent { code, .. }) if code.starts_with("404") => Ok(Deleted::Already),
+            Ok(true) => Ok(Deleted::Now),
+            Ok(false) => Ok(Deleted::Already),
             Err(e) => {
                 let permission = if collection == "messages" {
                     "Mail.ReadWrite"

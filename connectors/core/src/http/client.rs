@@ -176,6 +176,20 @@ impl VendorClient {
         }
     }
 
+    /// Sends a request that removes something. A 404 means it is gone already, which is
+    /// what was wanted (a re-delivered task, or someone was quicker): `Ok(false)`.
+    pub async fn remove(
+        &self,
+        key: &str,
+        build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<bool, ConnectorError> {
+        match self.send(key, build).await {
+            Ok(_) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Sends and parses a JSON body. A body that is not what we expect is a vendor fault
     /// that may pass (a proxy's error page), so it is retried later, not trusted.
     pub async fn json<T: DeserializeOwned>(
