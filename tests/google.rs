@@ -458,6 +458,20 @@ async fn rectification_survives_a_stale_etag_once() {
 }
 
 #[tokio::test]
+async fn check_reads_each_workspace_mailbox() {
+    let fake = GoogleFake::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let google = workspace_connector(&fake, dir.path(), "hard").await;
+    let report = google.check().await.unwrap();
+    assert!(report.ok);
+    assert!(
+        report.details.iter().any(|d| d.contains("post@racom.no readable")),
+        "{:?}",
+        report.details
+    );
+}
+
+#[tokio::test]
 async fn a_token_for_one_user_cannot_read_anothers_mailbox() {
     let fake = GoogleFake::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();

@@ -76,6 +76,16 @@ impl Google {
         )
     }
 
+    /// One cheap read of `mailbox`: proves the delegation and scopes work.
+    pub(crate) async fn probe_mailbox(&self, mailbox: &str) -> Result<(), ConnectorError> {
+        let url = format!("{}/messages", self.gmail_base(mailbox));
+        self.gmail(mailbox)
+            .json::<Value>(mailbox, |http| http.get(&url).query(&[("maxResults", "1")]))
+            .await
+            .map_err(|e| delegation_hint(e, &self.tokens.account().email))?;
+        Ok(())
+    }
+
     /// Ids of messages matching `q` in `mailbox`, all pages.
     async fn list_ids(&self, mailbox: &str, q: &str, include_trash: bool) -> Result<Vec<String>, ConnectorError> {
         let client = self.gmail(mailbox);

@@ -158,6 +158,13 @@ impl Connector for Google {
                 details: vec!["no GA4 property configured (ga4_property_ids)".into()],
             });
         }
+        // Domain-wide delegation: one cheap read of each mailbox's mail and contacts.
+        let nobody = Identities::default();
+        for mailbox in self.config.workspace.iter().flat_map(|w| &w.mailboxes) {
+            self.probe_mailbox(mailbox).await?;
+            self.find_contacts(mailbox, &nobody).await?;
+            details.push(format!("mail and contacts of {mailbox} readable"));
+        }
         Ok(CheckReport { ok: true, details })
     }
 
@@ -260,6 +267,12 @@ impl Connector for Google {
 
     async fn withdraw_consent(&self, ctx: &TaskContext, subject: &Identities) -> Result<ChangeReport, ConnectorError> {
         let mut report = self.delete_user_data(ctx, subject).await?;
+        if self.config.workspace.is_some() {
+            report.notes.push(
+                "Workspace mail and contacts hold no consent or marketing subscription: nothing to withdraw there."
+                    .into(),
+            );
+        }
         report.notes.insert(
             0,
             "Analytics has no consent to withdraw or opt-out to set for a past visitor: the only objection it offers is deleting the data kept under the visitor's identifiers, which was done.".into(),
