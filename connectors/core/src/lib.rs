@@ -5,6 +5,7 @@ pub mod connector;
 pub mod error;
 pub mod http;
 pub mod identity;
+pub mod keys;
 pub mod processor;
 pub mod record;
 pub mod secret;

@@ -38,12 +38,6 @@ fn bad_key(message: String) -> ConnectorError {
     }
 }
 
-/// The DER bytes inside a PEM block.
-fn pem_body(pem: &str) -> Option<Vec<u8>> {
-    let body: String = pem.lines().filter(|l| !l.starts_with("-----")).map(str::trim).collect();
-    base64::engine::general_purpose::STANDARD.decode(body).ok()
-}
-
 impl ServiceAccount {
     /// Reads Google's JSON key file.
     pub fn from_json(text: &str) -> Result<ServiceAccount, ConnectorError> {
@@ -52,10 +46,8 @@ impl ServiceAccount {
                 "processors.google.service_account_key is not a service-account JSON key file: {e}"
             ))
         })?;
-        let der = pem_body(&file.private_key)
-            .ok_or_else(|| bad_key("the key file's private_key is not a PEM block".into()))?;
-        let key = RsaKeyPair::from_pkcs8(&der)
-            .map_err(|e| bad_key(format!("the key file's private_key is not a PKCS#8 RSA key: {e}")))?;
+        let key = dsr_connector::keys::rsa_private_key(&file.private_key)
+            .map_err(|e| bad_key(format!("the key file's private_key cannot be used: {e}")))?;
         Ok(ServiceAccount {
             email: file.client_email,
             key_id: file.private_key_id,
@@ -86,15 +78,11 @@ impl ServiceAccount {
             b64(header.to_string().as_bytes()),
             b64(claims.to_string().as_bytes())
         );
-        let mut signature = vec![0; self.key.public().modulus_len()];
-        self.key
-            .sign(
-                &ring::signature::RSA_PKCS1_SHA256,
-                &ring::rand::SystemRandom::new(),
-                signed.as_bytes(),
-                &mut signature,
-            )
-            .map_err(|_| bad_key("could not sign the token request with the service-account key".into()))?;
+        let signature = dsr_connector::keys::sign_rs256(&self.key, signed.as_bytes()).map_err(|e| {
+            bad_key(format!(
+                "could not sign the token request with the service-account key: {e}"
+            ))
+        })?;
         Ok(format!("{signed}.{}", b64(&signature)))
     }
 }
