@@ -235,7 +235,7 @@ pub struct PrivacyConfig {
 pub struct ProcessorsConfig {
     pub google: Option<dsr_google::GoogleConfig>,
     pub microsoft365: Option<dsr_microsoft365::Microsoft365Config>,
-    pub superoffice: Option<ProcessorSection>,
+    pub superoffice: Option<dsr_superoffice::SuperOfficeConfig>,
     pub wix: Option<ProcessorSection>,
 }
 
@@ -324,7 +324,7 @@ impl Config {
         [
             (Google, p.google.as_ref().is_some_and(|g| g.enabled)),
             (Microsoft365, p.microsoft365.as_ref().is_some_and(|m| m.enabled)),
-            (Superoffice, enabled(&p.superoffice)),
+            (Superoffice, p.superoffice.as_ref().is_some_and(|s| s.enabled)),
             (Wix, enabled(&p.wix)),
         ]
         .into_iter()
@@ -409,7 +409,7 @@ mod tests {
 
     #[test]
     fn processors_are_enabled_by_section() {
-        let config = load_str("[processors.wix]\nenabled = true\n[processors.superoffice]\nenabled = false\n").unwrap();
+        let config = load_str("[processors.wix]\nenabled = true\n").unwrap();
         assert_eq!(config.enabled_processors(), vec![dsr_connector::Processor::Wix]);
     }
 }

@@ -406,6 +406,12 @@ fn the_demo_runs_an_access_and_an_erasure_under_dsr_demo() {
         9,
         "two ids × two GA4 properties, 3 messages, 2 contacts"
     );
+    assert_eq!(task(&requests[0], "superoffice")["records"]["found"], 9);
+    assert_eq!(
+        task(&requests[1], "superoffice")["outcome"],
+        "partly_retained",
+        "sales are kept by rule"
+    );
     assert_eq!(requests[0]["kind"], "access");
     assert_eq!(requests[1]["kind"], "erasure");
     let bundle = requests[0]["bundle"].as_str().unwrap();

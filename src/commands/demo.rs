@@ -31,6 +31,10 @@ pub async fn demo(config: &Config, as_json: bool) -> Result<ExitCode, CliError> 
         config.processors.google = Some(start_google_fake(&root).await?);
         fakes.push("Google Analytics, BigQuery, Gmail and People");
     }
+    if config.processors.superoffice.is_none() {
+        config.processors.superoffice = Some(start_superoffice_fake(&root).await?);
+        fakes.push("SuperOffice");
+    }
     if config.processors.microsoft365.is_none() {
         config.processors.microsoft365 = Some(start_graph_fake(&root).await?);
         fakes.push("Microsoft Graph");
@@ -129,6 +133,21 @@ async fn start_google_fake(root: &std::path::Path) -> Result<dsr_google::GoogleC
         .map_err(|e| CliError::Unreachable(format!("cannot write under {}: {e}", root.display())))?;
     let users: Vec<String> = fake.workspace_users().iter().map(|u| format!("\"{u}\"")).collect();
     toml_config(&format!("{text}workspace = {{ mailboxes = [{}] }}\n", users.join(", ")))
+}
+
+/// Starts the fake SuperOffice and configures the system-user flow for it, keeping sales
+/// for the Bookkeeping Act as the company would.
+async fn start_superoffice_fake(root: &std::path::Path) -> Result<dsr_superoffice::SuperOfficeConfig, CliError> {
+    use dsr_fixtures::superoffice::{SYSTEM_USER_KEY_PEM, SuperOfficeFake};
+    let fake = SuperOfficeFake::start()
+        .await
+        .map_err(|e| CliError::Unreachable(format!("cannot start the fake SuperOffice on loopback: {e}")))?;
+    let text = fake
+        .connector_toml(&root.join("superoffice-system-user.pem"), SYSTEM_USER_KEY_PEM)
+        .map_err(|e| CliError::Unreachable(format!("cannot write under {}: {e}", root.display())))?;
+    toml_config(&format!(
+        "{text}[[retain]]\ncategory = \"Sales\"\nreason = \"Sales are accounting records\"\nlegal_basis = \"Bokføringsloven § 13: kept five years\"\n"
+    ))
 }
 
 fn toml_config<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, CliError> {

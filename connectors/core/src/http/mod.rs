@@ -11,7 +11,7 @@ pub mod retry;
 pub mod token;
 
 pub use client::{CallPolicy, RetryHint, VendorClient, VendorError};
-pub use oauth::ClientCredentials;
+pub use oauth::{ClientCredentials, RefreshToken};
 pub use origin::OriginGuard;
 pub use paging::{ODataPage, ODataPager};
 pub use ratelimit::{Limits, RateLimiter};
@@ -20,10 +20,19 @@ pub use token::{AccessToken, TokenCache, TokenSource};
 
 /// A reqwest client with rustls on the ring provider (the one crypto provider in the build).
 pub fn http_client(timeout: std::time::Duration) -> reqwest::Result<reqwest::Client> {
+    http_client_with_headers(timeout, reqwest::header::HeaderMap::new())
+}
+
+/// The same, sending `headers` on every request (SuperOffice's `SO-AppToken`).
+pub fn http_client_with_headers(
+    timeout: std::time::Duration,
+    headers: reqwest::header::HeaderMap,
+) -> reqwest::Result<reqwest::Client> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(std::time::Duration::from_secs(10))
         .user_agent(concat!("dsr/", env!("CARGO_PKG_VERSION")))
+        .default_headers(headers)
         .build()
 }

@@ -123,6 +123,58 @@ impl TokenSource for ClientCredentials {
     }
 }
 
+/// The OAuth 2.0 refresh-token grant (RFC 6749 §6), for vendors whose server-to-server access
+/// starts from a refresh token an administrator obtained once (SuperOffice).
+pub struct RefreshToken {
+    pub processor: &'static str,
+    pub token_url: String,
+    pub client_id: String,
+    pub client_secret: SecretString,
+    pub refresh_token: SecretString,
+    pub http: reqwest::Client,
+}
+
+#[async_trait::async_trait]
+impl TokenSource for RefreshToken {
+    async fn fetch(&self) -> Result<AccessToken, ConnectorError> {
+        let processor = self.processor;
+        let token_url = TokenUrl::new(self.token_url.clone()).map_err(|e| ConnectorError::Permanent {
+            processor,
+            code: "token_url".into(),
+            message: format!("token URL {} is not valid: {e}", self.token_url),
+        })?;
+        let client = BasicClient::new(ClientId::new(self.client_id.clone()))
+            .set_client_secret(ClientSecret::new(self.client_secret.expose_secret().to_string()))
+            .set_token_uri(token_url)
+            .set_auth_type(AuthType::RequestBody);
+        let refresh = oauth2::RefreshToken::new(self.refresh_token.expose_secret().to_string());
+        let http = self.http.clone();
+        let call = move |req| send(http.clone(), req);
+        let response = client
+            .exchange_refresh_token(&refresh)
+            .request_async(&call)
+            .await
+            .map_err(|e| match e {
+                RequestTokenError::ServerResponse(body) => ConnectorError::Reauthenticate {
+                    processor,
+                    code: body.error().as_ref().to_string(),
+                    message: format!(
+                        "the token endpoint refused the refresh token: {}",
+                        body.error_description().cloned().unwrap_or_default()
+                    ),
+                },
+                other => ConnectorError::RetryLater {
+                    processor,
+                    code: "token_transport".into(),
+                    message: format!("could not refresh the access token: {other}"),
+                    after: None,
+                },
+            })?;
+        let lifetime = response.expires_in().unwrap_or(Duration::from_secs(3600));
+        Ok(AccessToken::bearer(response.access_token().secret(), lifetime))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
