@@ -343,3 +343,20 @@ pub async fn dsr_json_async(deployment: &Deployment, args: &[&str]) -> (i32, Val
     });
     (out.status.code().unwrap_or(-1), value)
 }
+
+/// The context of a first, real (not dry-run) attempt, for calling connectors directly.
+pub fn first_attempt() -> dsr_connector::TaskContext {
+    dsr_connector::TaskContext {
+        request_id: "test".into(),
+        attempt: 1,
+        dry_run: false,
+    }
+}
+
+/// A subject known by one e-mail address.
+pub fn subject(email: &str) -> dsr_connector::Identities {
+    dsr_connector::Identities {
+        emails: vec![dsr_connector::Email::parse(email).expect("valid e-mail")],
+        ..Default::default()
+    }
+}

@@ -60,20 +60,38 @@ async fn send(http: reqwest::Client, request: oauth2::HttpRequest) -> Result<oau
     builder.body(body.to_vec()).map_err(|e| TransportError(e.to_string()))
 }
 
+type OAuthClient = BasicClient<
+    oauth2::EndpointNotSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointNotSet,
+    oauth2::EndpointSet,
+>;
+
+/// An OAuth client for a token endpoint, credentials in the form body (as Microsoft's and
+/// most vendors' docs show them).
+fn oauth_client(
+    processor: &'static str,
+    token_url: &str,
+    client_id: &str,
+    client_secret: &SecretString,
+) -> Result<OAuthClient, ConnectorError> {
+    let url = TokenUrl::new(token_url.to_string()).map_err(|e| ConnectorError::Permanent {
+        processor,
+        code: "token_url".into(),
+        message: format!("token URL {token_url} is not valid: {e}"),
+    })?;
+    Ok(BasicClient::new(ClientId::new(client_id.to_string()))
+        .set_client_secret(ClientSecret::new(client_secret.expose_secret().to_string()))
+        .set_token_uri(url)
+        .set_auth_type(AuthType::RequestBody))
+}
+
 #[async_trait::async_trait]
 impl TokenSource for ClientCredentials {
     async fn fetch(&self) -> Result<AccessToken, ConnectorError> {
         let processor = self.processor;
-        let token_url = TokenUrl::new(self.token_url.clone()).map_err(|e| ConnectorError::Permanent {
-            processor,
-            code: "token_url".into(),
-            message: format!("token URL {} is not valid: {e}", self.token_url),
-        })?;
-        let client = BasicClient::new(ClientId::new(self.client_id.clone()))
-            .set_client_secret(ClientSecret::new(self.client_secret.expose_secret().to_string()))
-            .set_token_uri(token_url)
-            // Microsoft's and most vendors' docs put the credentials in the form body.
-            .set_auth_type(AuthType::RequestBody);
+        let client = oauth_client(processor, &self.token_url, &self.client_id, &self.client_secret)?;
         let mut request = client.exchange_client_credentials();
         for scope in &self.scopes {
             request = request.add_scope(Scope::new(scope.clone()));
@@ -138,15 +156,7 @@ pub struct RefreshToken {
 impl TokenSource for RefreshToken {
     async fn fetch(&self) -> Result<AccessToken, ConnectorError> {
         let processor = self.processor;
-        let token_url = TokenUrl::new(self.token_url.clone()).map_err(|e| ConnectorError::Permanent {
-            processor,
-            code: "token_url".into(),
-            message: format!("token URL {} is not valid: {e}", self.token_url),
-        })?;
-        let client = BasicClient::new(ClientId::new(self.client_id.clone()))
-            .set_client_secret(ClientSecret::new(self.client_secret.expose_secret().to_string()))
-            .set_token_uri(token_url)
-            .set_auth_type(AuthType::RequestBody);
+        let client = oauth_client(processor, &self.token_url, &self.client_id, &self.client_secret)?;
         let refresh = oauth2::RefreshToken::new(self.refresh_token.expose_secret().to_string());
         let http = self.http.clone();
         let call = move |req| send(http.clone(), req);
