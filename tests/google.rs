@@ -34,11 +34,7 @@ fn kari() -> Identities {
 }
 
 fn ctx() -> TaskContext {
-    TaskContext {
-        request_id: "t".into(),
-        attempt: 1,
-        dry_run: false,
-    }
+    util::first_attempt()
 }
 
 #[tokio::test]

@@ -31,11 +31,7 @@ fn kari() -> Identities {
 }
 
 fn ctx() -> TaskContext {
-    TaskContext {
-        request_id: "t".into(),
-        attempt: 1,
-        dry_run: false,
-    }
+    util::first_attempt()
 }
 
 fn person(fake: &SuperOfficeFake, id: i64) -> Option<dsr_fixtures::superoffice::SoPerson> {
