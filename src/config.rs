@@ -236,15 +236,7 @@ pub struct ProcessorsConfig {
     pub google: Option<dsr_google::GoogleConfig>,
     pub microsoft365: Option<dsr_microsoft365::Microsoft365Config>,
     pub superoffice: Option<dsr_superoffice::SuperOfficeConfig>,
-    pub wix: Option<ProcessorSection>,
-}
-
-/// The keys every processor section has; each connector adds its own.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ProcessorSection {
-    #[serde(default)]
-    pub enabled: bool,
+    pub wix: Option<dsr_wix::WixConfig>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -320,12 +312,11 @@ impl Config {
     pub fn enabled_processors(&self) -> Vec<dsr_connector::Processor> {
         use dsr_connector::Processor::*;
         let p = &self.processors;
-        let enabled = |s: &Option<ProcessorSection>| s.as_ref().is_some_and(|s| s.enabled);
         [
             (Google, p.google.as_ref().is_some_and(|g| g.enabled)),
             (Microsoft365, p.microsoft365.as_ref().is_some_and(|m| m.enabled)),
             (Superoffice, p.superoffice.as_ref().is_some_and(|s| s.enabled)),
-            (Wix, enabled(&p.wix)),
+            (Wix, p.wix.as_ref().is_some_and(|w| w.enabled)),
         ]
         .into_iter()
         .filter(|(_, on)| *on)
@@ -409,7 +400,15 @@ mod tests {
 
     #[test]
     fn processors_are_enabled_by_section() {
-        let config = load_str("[processors.wix]\nenabled = true\n").unwrap();
+        let wix = "[processors.wix]\nenabled = true\nsite_id = \"s\"\napi_key = \"env:WIX_KEY\"\n";
+        let config = load_str(wix).unwrap();
         assert_eq!(config.enabled_processors(), vec![dsr_connector::Processor::Wix]);
+        let off = load_str(&wix.replace("enabled = true", "enabled = false")).unwrap();
+        assert!(off.enabled_processors().is_empty());
+        let err = load_str("[processors.wix]\nenabled = true\nsite_id = \"s\"\napi_key = \"literal\"\n").unwrap_err();
+        assert!(
+            err.to_string().contains("env:NAME"),
+            "a secret written in the clear is refused: {err}"
+        );
     }
 }

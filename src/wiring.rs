@@ -16,6 +16,10 @@ use crate::error::{CliError, bad_input};
 /// bad config.
 pub fn connectors(config: &Config) -> Result<(Connectors, Vec<Processor>), CliError> {
     let mut connectors = Connectors::default();
+    if let Some(wix) = config.processors.wix.as_ref().filter(|w| w.enabled) {
+        let connector = dsr_wix::Wix::new(wix.clone()).map_err(|e| bad_input(e.to_string()))?;
+        connectors.insert(Arc::new(connector));
+    }
     if let Some(superoffice) = config.processors.superoffice.as_ref().filter(|s| s.enabled) {
         let connector = dsr_superoffice::SuperOffice::new(superoffice.clone()).map_err(|e| bad_input(e.to_string()))?;
         connectors.insert(Arc::new(connector));

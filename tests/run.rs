@@ -365,12 +365,15 @@ fn doctor_reports_each_part_and_the_demo_speaks_plainly() {
     ] {
         assert!(names.contains(&want), "doctor lacks {want}: {names:?}");
     }
-    let d = Deployment::sqlite("[processors.wix]\nenabled = true\n");
+    // A processor whose vendor cannot be reached is a problem doctor names.
+    let key = d.path().join("wix-key");
+    std::fs::write(&key, "some-key").unwrap();
+    let d = Deployment::sqlite(&format!(
+        "[processors.wix]\nenabled = true\napi_url = \"http://127.0.0.1:1\"\nsite_id = \"s\"\napi_key = \"file:{}\"\n",
+        key.display()
+    ));
     let (code, report) = d.dsr_json(&["doctor"]);
-    assert_eq!(
-        code, 1,
-        "a processor enabled without a connector is a problem: {report}"
-    );
+    assert_eq!(code, 1, "an unreachable vendor is a problem: {report}");
     let wix = report["checks"]
         .as_array()
         .unwrap()
@@ -412,6 +415,12 @@ fn the_demo_runs_an_access_and_an_erasure_under_dsr_demo() {
         "partly_retained",
         "sales are kept by rule"
     );
+    assert_eq!(
+        task(&requests[0], "wix")["status"],
+        "succeeded",
+        "the demo includes Wix"
+    );
+    assert_eq!(task(&requests[1], "wix")["records"]["changed"], 5);
     assert_eq!(requests[0]["kind"], "access");
     assert_eq!(requests[1]["kind"], "erasure");
     let bundle = requests[0]["bundle"].as_str().unwrap();

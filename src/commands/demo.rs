@@ -35,6 +35,10 @@ pub async fn demo(config: &Config, as_json: bool) -> Result<ExitCode, CliError> 
         config.processors.superoffice = Some(start_superoffice_fake(&root).await?);
         fakes.push("SuperOffice");
     }
+    if config.processors.wix.is_none() {
+        config.processors.wix = Some(start_wix_fake(&root).await?);
+        fakes.push("Wix");
+    }
     if config.processors.microsoft365.is_none() {
         config.processors.microsoft365 = Some(start_graph_fake(&root).await?);
         fakes.push("Microsoft Graph");
@@ -148,6 +152,17 @@ async fn start_superoffice_fake(root: &std::path::Path) -> Result<dsr_superoffic
     toml_config(&format!(
         "{text}[[retain]]\ncategory = \"Sales\"\nreason = \"Sales are accounting records\"\nlegal_basis = \"Bokføringsloven § 13: kept five years\"\n"
     ))
+}
+
+/// Starts the fake Wix site and configures API-key access to it.
+async fn start_wix_fake(root: &std::path::Path) -> Result<dsr_wix::WixConfig, CliError> {
+    let fake = dsr_fixtures::wix::WixFake::start()
+        .await
+        .map_err(|e| CliError::Unreachable(format!("cannot start the fake Wix on loopback: {e}")))?;
+    let text = fake
+        .connector_toml(&root.join("wix-api-key"))
+        .map_err(|e| CliError::Unreachable(format!("cannot write under {}: {e}", root.display())))?;
+    toml_config(&text)
 }
 
 fn toml_config<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, CliError> {

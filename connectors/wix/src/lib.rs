@@ -1,0 +1,161 @@
+//! The Wix connector: the company's website (racom.no) — contacts from its forms, the member
+//! area, form submissions, blog comments and the e-mail marketing list.
+//!
+//! Read in order: `config` → `auth` → `client` → `access` → `erase` → `rectify` → `consent`.
+
+pub mod access;
+pub mod auth;
+pub mod client;
+pub mod config;
+pub mod consent;
+pub mod erase;
+pub mod rectify;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use dsr_connector::http::{TokenCache, VendorClient};
+use dsr_connector::{
+    AccessSummary, Capabilities, ChangeReport, CheckReport, Connector, ConnectorError, FieldChange, Identities,
+    Processor, RecordSink, TaskContext,
+};
+
+pub use config::WixConfig;
+
+use crate::client::{PROCESSOR, describe_error};
+
+const GUEST_COMMENTS: &str = "Comments posted as a guest (without a member account) are stored under a name and e-mail that Wix's API does not let anyone search: they cannot be found for this request.";
+
+pub struct Wix {
+    config: WixConfig,
+    api: client::Wix,
+}
+
+fn config_error(message: String) -> ConnectorError {
+    ConnectorError::Permanent {
+        processor: PROCESSOR,
+        code: "config".into(),
+        message: format!("processors.wix: {message}"),
+    }
+}
+
+impl Wix {
+    pub fn new(config: WixConfig) -> Result<Wix, ConnectorError> {
+        config.validate().map_err(config_error)?;
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            "wix-site-id",
+            reqwest::header::HeaderValue::from_str(&config.site_id)
+                .map_err(|_| config_error("site_id is not a valid header value".into()))?,
+        );
+        let http = dsr_connector::http::http_client_with_headers(Duration::from_secs(60), headers)
+            .map_err(|e| config_error(e.to_string()))?;
+        let tokens = match (
+            &config.api_key,
+            &config.client_id,
+            &config.client_secret,
+            &config.instance_id,
+        ) {
+            (Some(key), _, _, _) => TokenCache::new(
+                auth::ApiKey(key.resolve().map_err(|e| config_error(format!("api_key: {e}")))?),
+                Duration::from_secs(60),
+            ),
+            (None, Some(id), Some(secret), Some(instance)) => TokenCache::new(
+                auth::AppOAuth {
+                    token_url: format!("{}/oauth2/token", config.api()),
+                    client_id: id.clone(),
+                    client_secret: secret
+                        .resolve()
+                        .map_err(|e| config_error(format!("client_secret: {e}")))?,
+                    instance_id: instance.clone(),
+                    http: http.clone(),
+                },
+                Duration::from_secs(300),
+            ),
+            _ => return Err(config_error("no credentials".into())),
+        };
+        let client = VendorClient::new(PROCESSOR, http, describe_error).with_tokens(Arc::new(tokens));
+        let api = client::Wix {
+            client,
+            api: config.api().to_string(),
+        };
+        Ok(Wix { config, api })
+    }
+
+    async fn post(&self, path: &str, body: &serde_json::Value) -> Result<serde_json::Value, ConnectorError> {
+        self.api.post(path, body).await
+    }
+
+    async fn get(&self, path: &str) -> Result<serde_json::Value, ConnectorError> {
+        self.api.get(path).await
+    }
+
+    async fn patch(&self, path: &str, body: &serde_json::Value) -> Result<serde_json::Value, ConnectorError> {
+        self.api.patch(path, body).await
+    }
+
+    async fn remove(&self, path: &str) -> Result<bool, ConnectorError> {
+        self.api.remove(path).await
+    }
+}
+
+#[async_trait::async_trait]
+impl Connector for Wix {
+    fn processor(&self) -> Processor {
+        Processor::Wix
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::all()
+    }
+
+    async fn check(&self) -> Result<CheckReport, ConnectorError> {
+        let nobody = Identities {
+            emails: vec![
+                dsr_connector::Email::parse("dsr-doctor@invalid.example").map_err(|e| config_error(e.to_string()))?,
+            ],
+            ..Default::default()
+        };
+        self.find_contacts(&nobody).await?;
+        self.find_submissions(&nobody).await?;
+        Ok(CheckReport {
+            ok: true,
+            details: vec![format!(
+                "site {} answers; contacts and forms can be searched",
+                self.config.site_id
+            )],
+        })
+    }
+
+    async fn access(
+        &self,
+        _ctx: &TaskContext,
+        subject: &Identities,
+        sink: &mut dyn RecordSink,
+    ) -> Result<AccessSummary, ConnectorError> {
+        let found = self.export(subject, sink).await?;
+        Ok(AccessSummary {
+            found,
+            notes: vec![GUEST_COMMENTS.into()],
+        })
+    }
+
+    async fn erase(&self, ctx: &TaskContext, subject: &Identities) -> Result<ChangeReport, ConnectorError> {
+        let mut report = self.erase_subject(ctx, subject).await?;
+        report.notes.push(GUEST_COMMENTS.into());
+        Ok(report)
+    }
+
+    async fn rectify(
+        &self,
+        ctx: &TaskContext,
+        subject: &Identities,
+        changes: &[FieldChange],
+    ) -> Result<ChangeReport, ConnectorError> {
+        self.rectify_subject(ctx, subject, changes).await
+    }
+
+    async fn withdraw_consent(&self, ctx: &TaskContext, subject: &Identities) -> Result<ChangeReport, ConnectorError> {
+        self.unsubscribe(ctx, subject).await
+    }
+}

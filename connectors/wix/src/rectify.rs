@@ -1,0 +1,121 @@
+//! Correcting the subject's site contacts (Art. 16): PATCH with the contact's current
+//! `revision`; when someone else changed it meanwhile (409), read it again and retry once.
+
+use dsr_connector::{ChangeReport, ConnectorError, Evidence, FieldChange, Identities, RectifyField, TaskContext};
+use serde_json::{Map, Value, json};
+
+use crate::Wix;
+
+/// The `info` fields to send for one contact.
+pub fn info_for(contact: &Value, changes: &[FieldChange], subject: &Identities) -> Map<String, Value> {
+    let info = &contact["info"];
+    let mut out = Map::new();
+    let mut name = info["name"].clone();
+    for change in changes {
+        let value = json!(change.value);
+        match change.field {
+            RectifyField::GivenName => name["first"] = value,
+            RectifyField::FamilyName => name["last"] = value,
+            RectifyField::Company => {
+                out.insert("company".into(), value);
+            }
+            RectifyField::JobTitle => {
+                out.insert("jobTitle".into(), value);
+            }
+            RectifyField::Email => {
+                let items: Vec<Value> = info["emails"]["items"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|e| {
+                        let old = e["email"].as_str().unwrap_or_default();
+                        if subject.emails.iter().any(|s| s.matches(old)) {
+                            json!({"email": change.value, "tag": e["tag"]})
+                        } else {
+                            e.clone()
+                        }
+                    })
+                    .collect();
+                out.insert("emails".into(), json!({"items": items}));
+            }
+            RectifyField::Phone => {
+                let mut items: Vec<Value> = info["phones"]["items"].as_array().cloned().unwrap_or_default();
+                let mobile = json!({"phone": change.value, "e164Phone": change.value, "tag": "MOBILE"});
+                match items.iter_mut().find(|p| p["tag"] == "MOBILE") {
+                    Some(existing) => *existing = mobile,
+                    None => items.insert(0, mobile),
+                }
+                out.insert("phones".into(), json!({"items": items}));
+            }
+            RectifyField::Address => {
+                out.insert(
+                    "addresses".into(),
+                    json!({"items": [{"tag": "HOME", "address": {"addressLine": change.value}}]}),
+                );
+            }
+            RectifyField::DisplayName => {}
+        }
+    }
+    if name != info["name"] {
+        out.insert("name".into(), name);
+    }
+    out
+}
+
+impl Wix {
+    async fn update(&self, contact: &Value, info: &Map<String, Value>) -> Result<Value, ConnectorError> {
+        let id = contact["id"].as_str().unwrap_or_default();
+        let body = json!({"revision": contact["revision"], "info": info});
+        self.patch(&format!("/contacts/v4/contacts/{id}"), &body).await
+    }
+
+    pub async fn rectify_subject(
+        &self,
+        ctx: &TaskContext,
+        subject: &Identities,
+        changes: &[FieldChange],
+    ) -> Result<ChangeReport, ConnectorError> {
+        let mut report = ChangeReport::default();
+        if changes.iter().any(|c| c.field == RectifyField::DisplayName) {
+            report.notes.push(
+                "display_name: Wix shows a contact by first and last name; set given_name and family_name".into(),
+            );
+        }
+        if changes.iter().any(|c| c.field == RectifyField::Email) && !self.find_members(subject).await?.is_empty() {
+            report.notes.push(
+                "The site member's login e-mail was not changed: Wix lets only the member change it (or the site owner in the dashboard).".into(),
+            );
+        }
+        for contact in self.find_contacts(subject).await? {
+            report.found += 1;
+            let info = info_for(&contact, changes, subject);
+            if info.is_empty() || ctx.dry_run {
+                report.evidence.push(Evidence {
+                    kind: "contact_would_change".into(),
+                    detail: json!({"contact": contact["id"], "info": info}),
+                });
+                continue;
+            }
+            let updated = match self.update(&contact, &info).await {
+                // Changed meanwhile: read the current revision and apply the change once more.
+                Err(ConnectorError::Permanent { code, .. }) if code.starts_with("409") => {
+                    let id = contact["id"].as_str().unwrap_or_default();
+                    let fresh = self.get(&format!("/contacts/v4/contacts/{id}")).await?["contact"].clone();
+                    self.update(&fresh, &info_for(&fresh, changes, subject)).await?
+                }
+                other => other?,
+            };
+            let after = &updated["contact"]["info"];
+            let fields: Vec<Value> = info
+                .keys()
+                .map(|k| json!({"field": k, "before": contact["info"][k], "after": after[k]}))
+                .collect();
+            report.changed += 1;
+            report.evidence.push(Evidence {
+                kind: "contact_changed".into(),
+                detail: json!({"contact": contact["id"], "fields": fields}),
+            });
+        }
+        Ok(report)
+    }
+}

@@ -1,0 +1,179 @@
+//! The Wix connector against the fake Wix in `fixtures/`.
+
+mod util;
+
+use std::collections::BTreeSet;
+
+use dsr_connector::{Connector, FieldChange, Identities, MemorySink, RectifyField, TaskContext};
+use dsr_fixtures::wix::WixFake;
+use dsr_wix::{Wix, WixConfig};
+use serde_json::json;
+
+const KARI: &str = "kari.nordmann@example.no";
+const LOOK_ALIKE: &str = "annkari.nordmann@example.no";
+
+async fn connector(extra: &str) -> (WixFake, tempfile::TempDir, Wix) {
+    let fake = WixFake::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let text = fake.connector_toml(&dir.path().join("wix-key")).unwrap();
+    let config: WixConfig = toml::from_str(&format!("{text}{extra}")).unwrap();
+    (fake, dir, Wix::new(config).unwrap())
+}
+
+fn kari() -> Identities {
+    Identities {
+        phones: vec![dsr_connector::Phone::parse("912 34 567", "NO").unwrap()],
+        ..util::subject(KARI)
+    }
+}
+
+fn ctx() -> TaskContext {
+    util::first_attempt()
+}
+
+fn ids(sink: &MemorySink, category: &str) -> BTreeSet<String> {
+    sink.records
+        .iter()
+        .filter(|r| r.category == category)
+        .filter_map(|r| r.id.clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn access_finds_contact_member_submissions_and_comments_and_nothing_of_the_look_alike() {
+    let (_fake, _dir, wix) = connector("").await;
+    let mut sink = MemorySink::default();
+    let summary = wix.access(&ctx(), &kari(), &mut sink).await.unwrap();
+    assert_eq!(ids(&sink, "contacts"), BTreeSet::from(["ct-kari".to_string()]));
+    assert_eq!(ids(&sink, "members"), BTreeSet::from(["mb-kari".to_string()]));
+    assert_eq!(
+        ids(&sink, "form_submissions"),
+        BTreeSet::from(["sub-1".to_string(), "sub-2".to_string()]),
+        "her own submission, and Per's that names her address as a whole value"
+    );
+    assert_eq!(ids(&sink, "comments"), BTreeSet::from(["cm-1".to_string()]));
+    let own = sink.records.iter().find(|r| r.id.as_deref() == Some("sub-1")).unwrap();
+    let pers = sink.records.iter().find(|r| r.id.as_deref() == Some("sub-2")).unwrap();
+    assert!(own.provided_by_subject && !pers.provided_by_subject);
+    let text = serde_json::to_string(&sink.records).unwrap();
+    assert!(!text.contains(LOOK_ALIKE), "the look-alike's data was exported");
+    assert!(summary.notes[0].contains("guest"), "{:?}", summary.notes);
+    let status = sink
+        .records
+        .iter()
+        .find(|r| r.category == "email_subscriptions")
+        .unwrap();
+    assert_eq!(status.data["subscriptionStatus"], "SUBSCRIBED");
+}
+
+#[tokio::test]
+async fn erasure_deletes_the_member_before_the_contact_and_leaves_only_the_trash_entry() {
+    let (fake, _dir, wix) = connector("").await;
+    let report = wix.erase(&ctx(), &kari()).await.unwrap();
+    assert_eq!(fake.holdings_of(KARI), (0, 0, 0, 0));
+    assert_eq!(
+        fake.holdings_of(LOOK_ALIKE),
+        (1, 1, 1, 1),
+        "the look-alike is untouched"
+    );
+    let calls = fake.calls();
+    let member = calls.iter().position(|c| c == "DELETE members/mb-kari").unwrap();
+    let contact = calls.iter().position(|c| c == "DELETE contacts/ct-kari").unwrap();
+    assert!(member < contact, "Wix refuses to delete a member's contact: {calls:?}");
+    let trash = fake.with(|s| (s.trashed_contacts.len(), s.trashed_submissions.len()));
+    assert_eq!(
+        trash,
+        (1, 0),
+        "the contact waits in the trash; submissions were deleted permanently"
+    );
+    assert!(report.notes.iter().any(|n| n.contains("90 days")), "{:?}", report.notes);
+    let again = wix.erase(&ctx(), &kari()).await.unwrap();
+    assert_eq!((again.found, again.changed), (0, 0), "a re-run is a no-op");
+}
+
+#[tokio::test]
+async fn rectification_survives_a_concurrent_edit_once() {
+    let (fake, _dir, wix) = connector("").await;
+    fake.with(|s| s.concurrent_edit_next = 1);
+    let changes = vec![
+        FieldChange {
+            field: RectifyField::FamilyName,
+            value: "Hansen".into(),
+        },
+        FieldChange {
+            field: RectifyField::Email,
+            value: "kari.hansen@example.no".into(),
+        },
+    ];
+    let report = wix.rectify(&ctx(), &kari(), &changes).await.unwrap();
+    assert_eq!((report.found, report.changed), (1, 1));
+    let contact = fake.with(|s| s.contacts.iter().find(|c| c["id"] == "ct-kari").cloned().unwrap());
+    assert_eq!(contact["info"]["name"], json!({"first": "Kari", "last": "Hansen"}));
+    assert_eq!(contact["info"]["emails"]["items"][0]["email"], "kari.hansen@example.no");
+    assert_eq!(
+        contact["info"]["company"], "Nordmann Consulting",
+        "only the named fields changed"
+    );
+    assert!(
+        report.notes.iter().any(|n| n.contains("login e-mail")),
+        "a member's login cannot be changed: {:?}",
+        report.notes
+    );
+    let patches = fake
+        .calls()
+        .iter()
+        .filter(|c| c.starts_with("PATCH contacts/ct-kari"))
+        .count();
+    assert_eq!(patches, 2, "a 409, a re-read, and one retry");
+}
+
+#[tokio::test]
+async fn objection_unsubscribes_every_address() {
+    let (fake, _dir, wix) = connector("").await;
+    let subject = Identities {
+        emails: vec![
+            dsr_connector::Email::parse(KARI).unwrap(),
+            dsr_connector::Email::parse("kari@privat.example").unwrap(),
+        ],
+        ..Default::default()
+    };
+    let report = wix.withdraw_consent(&ctx(), &subject).await.unwrap();
+    assert_eq!(report.changed, 2);
+    let subscriptions = fake.with(|s| s.subscriptions.clone());
+    for email in [KARI, "kari@privat.example"] {
+        let entry = subscriptions.iter().find(|s| s["email"] == email).unwrap();
+        assert_eq!(entry["subscriptionStatus"], "UNSUBSCRIBED", "{email}");
+    }
+    let other = subscriptions.iter().find(|s| s["email"] == LOOK_ALIKE).unwrap();
+    assert_eq!(other["subscriptionStatus"], "SUBSCRIBED");
+}
+
+#[tokio::test]
+async fn app_oauth_credentials_work_and_an_outage_is_retried() {
+    let fake = WixFake::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (site, id, secret, instance) = fake.with(|s| {
+        (
+            s.site_id.clone(),
+            s.client_id.clone(),
+            s.client_secret.clone(),
+            s.instance_id.clone(),
+        )
+    });
+    let secret_file = dir.path().join("secret");
+    std::fs::write(&secret_file, secret).unwrap();
+    let text = format!(
+        "enabled = true\napi_url = \"{}\"\nsite_id = \"{site}\"\nclient_id = \"{id}\"\nclient_secret = \"file:{}\"\ninstance_id = \"{instance}\"\n",
+        fake.api_url(),
+        secret_file.display()
+    );
+    let wix = Wix::new(toml::from_str(&text).unwrap()).unwrap();
+    fake.with(|s| s.faults.unavailable_next = 2);
+    let mut sink = MemorySink::default();
+    wix.access(&ctx(), &kari(), &mut sink).await.unwrap();
+    assert!(!sink.records.is_empty());
+    fake.expire_tokens();
+    let mut sink = MemorySink::default();
+    wix.access(&ctx(), &kari(), &mut sink).await.unwrap();
+    assert_eq!(fake.with(|s| s.issued), 2, "the expired token was replaced once");
+}
