@@ -138,6 +138,41 @@ impl Identities {
         }
     }
 
+    /// A subject no vendor holds (an address in the reserved `.invalid` domain), for checks
+    /// that prove a search works without touching anyone's data.
+    pub fn probe() -> Identities {
+        Identities {
+            emails: vec![Email("dsr-doctor@invalid.example".into())],
+            ..Default::default()
+        }
+    }
+
+    /// In a vendor's list of address entries (`[{"address": …, "name": …}, …]`), replaces
+    /// each of the subject's addresses under `field` with `new_address`, keeping the entry's
+    /// other fields and every other entry: such lists are replaced whole.
+    pub fn replace_address(
+        &self,
+        entries: &serde_json::Value,
+        field: &str,
+        new_address: &str,
+    ) -> Vec<serde_json::Value> {
+        entries
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|entry| {
+                let mut entry = entry.clone();
+                if entry[field]
+                    .as_str()
+                    .is_some_and(|a| self.emails.iter().any(|e| e.matches(a)))
+                {
+                    entry[field] = serde_json::Value::String(new_address.to_string());
+                }
+                entry
+            })
+            .collect()
+    }
+
     /// Every identity value as a string, for keyed hashing and for scanning stored
     /// text for leaks of personal data.
     pub fn values(&self) -> Vec<&str> {

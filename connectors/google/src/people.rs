@@ -44,15 +44,7 @@ pub fn changes_for(person: &Value, changes: &[FieldChange], subject: &Identities
             RectifyField::Company => organization["name"] = value,
             RectifyField::JobTitle => organization["title"] = value,
             RectifyField::Email => {
-                let list: Vec<Value> = person["emailAddresses"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|e| {
-                        let old = e["value"].as_str().unwrap_or_default();
-                        if subject.emails.iter().any(|s| s.matches(old)) { json!({"value": change.value, "type": e["type"]}) } else { e.clone() }
-                    })
-                    .collect();
+                let list = subject.replace_address(&person["emailAddresses"], "value", &change.value);
                 body.insert("emailAddresses".into(), Value::Array(list));
             }
             RectifyField::Phone => {

@@ -8,11 +8,7 @@ use crate::access::FoundContact;
 use crate::client::needs_permission;
 
 /// The PATCH body for one contact, and the fields it leaves alone with why.
-fn patch_for(
-    contact: &Value,
-    changes: &[FieldChange],
-    old_emails: &[dsr_connector::Email],
-) -> (Map<String, Value>, Vec<String>) {
+fn patch_for(contact: &Value, changes: &[FieldChange], subject: &Identities) -> (Map<String, Value>, Vec<String>) {
     let mut body = Map::new();
     let mut skipped = Vec::new();
     for change in changes {
@@ -26,19 +22,7 @@ fn patch_for(
             RectifyField::Phone => { body.insert("mobilePhone".into(), value); }
             RectifyField::Email => {
                 // emailAddresses is replaced whole: swap the old address, keep the others.
-                let entries: Vec<Value> = contact["emailAddresses"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|e| {
-                        let address = e["address"].as_str().unwrap_or_default();
-                        if old_emails.iter().any(|o| o.matches(address)) {
-                            json!({"name": e["name"], "address": change.value})
-                        } else {
-                            e.clone()
-                        }
-                    })
-                    .collect();
+                let entries = subject.replace_address(&contact["emailAddresses"], "address", &change.value);
                 body.insert("emailAddresses".into(), Value::Array(entries));
             }
             RectifyField::Address => skipped.push(
@@ -67,7 +51,7 @@ impl Microsoft365 {
             let contacts: Vec<FoundContact> = self.find_contacts(&mailbox, subject).await?;
             for contact in contacts {
                 found += 1;
-                let (body, skipped) = patch_for(&contact.json, changes, &subject.emails);
+                let (body, skipped) = patch_for(&contact.json, changes, subject);
                 for s in skipped {
                     if !notes.contains(&s) {
                         notes.push(s);
@@ -123,7 +107,10 @@ mod tests {
     fn only_named_fields_are_patched_and_other_addresses_kept() {
         let contact = json!({"givenName": "Kari", "emailAddresses": [
             {"name": "Kari", "address": "KARI@example.no"}, {"name": "Jobb", "address": "kari@jobb.no"}]});
-        let old = vec![dsr_connector::Email::parse("kari@example.no").unwrap()];
+        let old = Identities {
+            emails: vec![dsr_connector::Email::parse("kari@example.no").unwrap()],
+            ..Default::default()
+        };
         let changes = vec![
             FieldChange {
                 field: RectifyField::FamilyName,

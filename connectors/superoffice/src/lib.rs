@@ -106,12 +106,7 @@ impl Connector for SuperOffice {
     }
 
     async fn check(&self) -> Result<CheckReport, ConnectorError> {
-        let nobody = Identities {
-            emails: vec![
-                dsr_connector::Email::parse("dsr-doctor@invalid.example").map_err(|e| config_error(e.to_string()))?,
-            ],
-            ..Default::default()
-        };
+        let nobody = Identities::probe();
         self.find_persons(&nobody).await?;
         Ok(CheckReport {
             ok: true,

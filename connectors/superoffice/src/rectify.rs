@@ -17,19 +17,7 @@ pub fn patch_for(person: &Value, changes: &[FieldChange], subject: &Identities) 
             RectifyField::JobTitle => ops.push(replace("/Title", json!(change.value))),
             RectifyField::Email => {
                 // Emails replaces the whole array: keep every address not being corrected.
-                let emails: Vec<Value> = person["Emails"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|e| {
-                        let value = e["Value"].as_str().unwrap_or_default();
-                        if subject.emails.iter().any(|s| s.matches(value)) {
-                            json!({"Value": change.value, "Description": e["Description"]})
-                        } else {
-                            e.clone()
-                        }
-                    })
-                    .collect();
+                let emails = subject.replace_address(&person["Emails"], "Value", &change.value);
                 ops.push(replace("/Emails", Value::Array(emails)));
             }
             RectifyField::Phone => {

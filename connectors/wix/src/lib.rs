@@ -110,12 +110,7 @@ impl Connector for Wix {
     }
 
     async fn check(&self) -> Result<CheckReport, ConnectorError> {
-        let nobody = Identities {
-            emails: vec![
-                dsr_connector::Email::parse("dsr-doctor@invalid.example").map_err(|e| config_error(e.to_string()))?,
-            ],
-            ..Default::default()
-        };
+        let nobody = Identities::probe();
         self.find_contacts(&nobody).await?;
         self.find_submissions(&nobody).await?;
         Ok(CheckReport {

@@ -23,19 +23,7 @@ pub fn info_for(contact: &Value, changes: &[FieldChange], subject: &Identities) 
                 out.insert("jobTitle".into(), value);
             }
             RectifyField::Email => {
-                let items: Vec<Value> = info["emails"]["items"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|e| {
-                        let old = e["email"].as_str().unwrap_or_default();
-                        if subject.emails.iter().any(|s| s.matches(old)) {
-                            json!({"email": change.value, "tag": e["tag"]})
-                        } else {
-                            e.clone()
-                        }
-                    })
-                    .collect();
+                let items = subject.replace_address(&info["emails"]["items"], "email", &change.value);
                 out.insert("emails".into(), json!({"items": items}));
             }
             RectifyField::Phone => {
