@@ -55,6 +55,8 @@ pub enum Command {
     },
     /// Check config, ledger, queue, export storage and every processor's credentials.
     Doctor,
+    /// Check a bundle: every file against its manifest, the manifest against the ledger.
+    Verify { bundle: PathBuf },
 }
 
 #[derive(Debug, Args)]

@@ -171,12 +171,17 @@ pub struct ExportConfig {
     /// Where spools, bundles and confirmations go.
     #[serde(default = "default_export_dir")]
     pub dir: PathBuf,
+    /// The Art. 15(1) texts for bundles (TOML, `[nb]` and `[en]`); the example written from
+    /// the privacy notice when unset (docs/processing-info.toml).
+    #[serde(default)]
+    pub processing_info: Option<PathBuf>,
 }
 
 impl Default for ExportConfig {
     fn default() -> Self {
         ExportConfig {
             dir: default_export_dir(),
+            processing_info: None,
         }
     }
 }

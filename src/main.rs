@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::cli::{Cli, Command};
-use crate::commands::{admin, demo, doctor, requests, worker};
+use crate::commands::{admin, demo, doctor, requests, verify, worker};
 use crate::error::CliError;
 
 fn main() -> ExitCode {
@@ -56,5 +56,6 @@ async fn dispatch(cli: &Cli) -> Result<ExitCode, CliError> {
         Command::Cancel { id } => admin::cancel(&config, id, json).await,
         Command::Extend { id, months, reason } => admin::extend(&config, id, *months, reason, json).await,
         Command::Doctor => doctor::doctor(&config, json).await,
+        Command::Verify { bundle } => verify::verify(&config, bundle, json).await,
     }
 }

@@ -72,6 +72,7 @@ pub fn settings(config: &Config) -> Result<Settings, CliError> {
         deadline_warning_days: w.deadline_warning_days,
         log_key,
         queue: config.queue_settings(),
+        processing_info: processing_info(config)?,
     })
 }
 
@@ -85,4 +86,17 @@ pub async fn engine(config: &Config) -> Result<Engine, CliError> {
     let queue = Queue::connect(&settings.queue).await?;
     let (connectors, _) = connectors(config)?;
     Ok(Engine::new(ledger, queue, connectors, settings))
+}
+
+/// The Art. 15(1) texts: the configured file, else the shipped example.
+pub fn processing_info(config: &Config) -> Result<dsr_jobs::bundle::ProcessingInfo, CliError> {
+    match &config.export.processing_info {
+        None => Ok(dsr_jobs::bundle::ProcessingInfo::example()),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| bad_input(format!("export.processing_info: cannot read {}: {e}", path.display())))?;
+            dsr_jobs::bundle::ProcessingInfo::parse(&text)
+                .map_err(|e| bad_input(format!("export.processing_info: {} is not valid: {e}", path.display())))
+        }
+    }
 }

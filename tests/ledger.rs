@@ -60,7 +60,7 @@ async fn a_request_moves_through_its_life_cycle_and_nowhere_else() {
 
         assert!(
             !ledger
-                .complete_request("r1", RequestStatus::Completed, None, None)
+                .complete_request("r1", RequestStatus::Completed, None, None, None)
                 .await
                 .unwrap(),
             "a received request cannot complete before it is in progress"
@@ -107,13 +107,13 @@ async fn a_request_moves_through_its_life_cycle_and_nowhere_else() {
 
         assert!(
             ledger
-                .complete_request("r1", RequestStatus::Completed, None, Some("/x/c.json"))
+                .complete_request("r1", RequestStatus::Completed, None, Some("/x/c.json"), None)
                 .await
                 .unwrap()
         );
         assert!(
             !ledger
-                .complete_request("r1", RequestStatus::Failed, None, None)
+                .complete_request("r1", RequestStatus::Failed, None, None, None)
                 .await
                 .unwrap(),
             "finalize records once"

@@ -60,6 +60,8 @@ pub struct Settings {
     /// Key for the hashes that stand in for subjects in logs.
     pub log_key: Vec<u8>,
     pub queue: QueueSettings,
+    /// The Art. 15(1) texts every bundle carries.
+    pub processing_info: crate::bundle::ProcessingInfo,
 }
 
 #[derive(Debug, thiserror::Error)]

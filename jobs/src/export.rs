@@ -1,131 +1,21 @@
-//! What a finished request leaves behind on the export storage: the bundle for access and
-//! portability (assembled from the accepted spools), the confirmation for the rest. Files
-//! are written beside their final name and renamed into place, so a re-run of `finalize`
-//! replaces rather than duplicates and a reader never sees half a file.
+//! The confirmation a finished erasure, rectification or objection leaves behind (the bundle
+//! for access and portability is in `bundle`). Written beside the final name and renamed into
+//! place, so a re-run of `finalize` replaces rather than duplicates.
 
-use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use chrono::Utc;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use crate::engine::EngineError;
 use crate::ledger::ts;
-use crate::model::{Request, RequestKind, RequestStatus, Task};
-use crate::spool::{SpoolEntry, files_dir, read_spool};
-use dsr_connector::StoredFile;
-
-pub const MANIFEST_SCHEMA: u32 = 1;
+use crate::model::{Request, RequestStatus, Task};
 
 fn storage(path: &Path) -> impl FnOnce(std::io::Error) -> EngineError + '_ {
     move |source| EngineError::Storage {
         path: path.to_path_buf(),
         source,
     }
-}
-
-/// Writes `dsr-<id>.zip`: per processor and category a JSON file of records, and a
-/// manifest with counts and a SHA-256 per file.
-pub async fn write_bundle(dir: &Path, request: &Request, tasks: &[Task]) -> Result<PathBuf, EngineError> {
-    tokio::fs::create_dir_all(dir).await.map_err(storage(dir))?;
-    let final_path = dir.join(format!("dsr-{}.zip", request.id));
-    // Group each processor's records by category, in memory per processor only; files
-    // (attachments) are copied from the spool into the ZIP as streams.
-    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
-    let mut attachments: Vec<(String, PathBuf, StoredFile)> = Vec::new();
-    let mut processors = Vec::new();
-    for task in tasks {
-        let mut by_category: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-        if let Some(spool) = &task.spool {
-            let spool_path = PathBuf::from(spool);
-            let portability = request.kind == RequestKind::Portability;
-            read_spool(&spool_path, |entry| {
-                match entry {
-                    SpoolEntry::Record(record) if portability && !record.provided_by_subject => {}
-                    SpoolEntry::Record(record) => by_category.entry(record.category).or_default().push(record.data),
-                    // Attachments are what others sent the subject, not what the subject
-                    // provided: a portability bundle leaves them out.
-                    SpoolEntry::File(_) if portability => {}
-                    SpoolEntry::File(file) => {
-                        let source = files_dir(&spool_path).join(&file.path);
-                        attachments.push((format!("{}/{}", task.processor, file.path), source, file));
-                    }
-                }
-                Ok(())
-            })
-            .await
-            .map_err(storage(&spool_path))?;
-        }
-        let mut categories = serde_json::Map::new();
-        for (category, records) in by_category {
-            categories.insert(category.clone(), json!({"records": records.len()}));
-            let bytes = serde_json::to_vec_pretty(&records).unwrap_or_default();
-            files.push((format!("{}/{category}.json", task.processor), bytes));
-        }
-        processors.push(json!({
-            "processor": task.processor,
-            "status": task.status.as_str(),
-            "outcome": task.outcome.map(|o| o.as_str()),
-            "reason": task.reason,
-            "error": task.error,
-            "categories": categories,
-            "notes": task.evidence.get("notes").cloned().unwrap_or(json!([])),
-        }));
-    }
-    let file_entries: Vec<Value> = files
-        .iter()
-        .map(|(path, bytes)| {
-            json!({"path": path, "bytes": bytes.len(), "media_type": "application/json",
-                   "sha256": hex::encode(Sha256::digest(bytes))})
-        })
-        .chain(attachments.iter().map(
-            |(path, _, f)| json!({"path": path, "bytes": f.bytes, "media_type": f.media_type, "sha256": f.sha256}),
-        ))
-        .collect();
-    let manifest = json!({
-        "schema_version": MANIFEST_SCHEMA,
-        "request_id": request.id,
-        "kind": request.kind,
-        "identities_searched": request.identities,
-        "received_at": ts(request.received_at),
-        "generated_at": ts(Utc::now()),
-        "processors": processors,
-        "files": file_entries,
-    });
-    files.insert(
-        0,
-        (
-            "manifest.json".into(),
-            serde_json::to_vec_pretty(&manifest).unwrap_or_default(),
-        ),
-    );
-
-    let tmp = final_path.with_extension("zip.partial");
-    let tmp_for_blocking = tmp.clone();
-    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-        let file = std::fs::File::create(&tmp_for_blocking)?;
-        let mut zip = zip::ZipWriter::new(file);
-        let options = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
-        for (path, bytes) in files {
-            zip.start_file(path, options).map_err(std::io::Error::other)?;
-            zip.write_all(&bytes)?;
-        }
-        for (path, source, _) in attachments {
-            zip.start_file(path, options).map_err(std::io::Error::other)?;
-            std::io::copy(&mut std::fs::File::open(&source)?, &mut zip)?;
-        }
-        let file = zip.finish().map_err(std::io::Error::other)?;
-        file.sync_all()
-    })
-    .await
-    .map_err(|e| EngineError::Invalid(e.to_string()))?
-    .map_err(storage(&tmp))?;
-    tokio::fs::rename(&tmp, &final_path)
-        .await
-        .map_err(storage(&final_path))?;
-    Ok(std::path::absolute(&final_path).unwrap_or(final_path))
 }
 
 const CONFIRMATION_HTML: &str = r#"<!doctype html>

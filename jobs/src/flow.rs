@@ -269,12 +269,13 @@ pub async fn finalize(engine: &Engine, request_id: &str) -> Result<(), EngineErr
     }
     let status = final_status(&tasks);
     let dir = &engine.settings().export_dir;
-    let (bundle, confirmation) = if request.kind.exports() {
-        let path = crate::export::write_bundle(dir, &request, &tasks).await?;
-        (Some(path), None)
+    let (bundle, confirmation, manifest_sha256) = if request.kind.exports() {
+        let info = &engine.settings().processing_info;
+        let written = crate::bundle::write_bundle(dir, &request, &tasks, info).await?;
+        (Some(written.path), None, Some(written.manifest_sha256))
     } else {
         let path = crate::export::write_confirmation(dir, &request, &tasks, status).await?;
-        (None, Some(path))
+        (None, Some(path), None)
     };
     let as_text = |p: &Option<std::path::PathBuf>| p.as_ref().map(|p| p.to_string_lossy().into_owned());
     if ledger
@@ -283,10 +284,18 @@ pub async fn finalize(engine: &Engine, request_id: &str) -> Result<(), EngineErr
             status,
             as_text(&bundle).as_deref(),
             as_text(&confirmation).as_deref(),
+            manifest_sha256.as_deref(),
         )
         .await?
     {
         tracing::info!(request = %request_id, %status, "request finished");
+    }
+    // The bundle holds everything now: the spool is a second copy of personal data.
+    let spool = dir.join("spool").join(request_id);
+    if let Err(e) = tokio::fs::remove_dir_all(&spool).await
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(error = %e, "could not remove a finished request's spool");
     }
     Ok(())
 }

@@ -130,7 +130,7 @@ pub struct Ledger {
 }
 
 const REQUEST_COLUMNS: &str = "id, kind, status, identities, changes, lang, dry_run, received_at, \
-     due_at, extended_months, extension_reason, bundle, confirmation, finished_at";
+     due_at, extended_months, extension_reason, bundle, confirmation, finished_at, bundle_sha256";
 const TASK_COLUMNS: &str = "request_id, processor, status, attempts, outcome, found, changed, \
      reason, error, evidence, spool, next_retry_at";
 
@@ -522,18 +522,20 @@ impl Ledger {
         status: RequestStatus,
         bundle: Option<&str>,
         confirmation: Option<&str>,
+        bundle_sha256: Option<&str>,
     ) -> Result<bool> {
         let now = ts(Utc::now());
         let mut tx = self.pool.begin().await?;
         let updated = sqlx::query(
             "UPDATE requests SET status = $2, bundle = $3, confirmation = $4, finished_at = $5, \
-             updated_at = $5 WHERE id = $1 AND status = 'in_progress'",
+             updated_at = $5, bundle_sha256 = $6 WHERE id = $1 AND status = 'in_progress'",
         )
         .bind(id)
         .bind(status.as_str())
         .bind(bundle)
         .bind(confirmation)
         .bind(&now)
+        .bind(bundle_sha256)
         .execute(&mut *tx)
         .await?
         .rows_affected()
@@ -911,6 +913,7 @@ fn request_from_row(r: &AnyRow) -> Result<Request> {
         bundle: r.try_get("bundle")?,
         confirmation: r.try_get("confirmation")?,
         finished_at: parse_opt_ts(r.try_get("finished_at")?)?,
+        bundle_sha256: r.try_get("bundle_sha256")?,
     })
 }
 

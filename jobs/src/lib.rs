@@ -6,6 +6,7 @@
 //! [`ledger`] underneath as the source of truth and [`sweep`] putting lost work back.
 
 pub mod backoff;
+pub mod bundle;
 pub mod deadline;
 pub mod engine;
 pub mod export;

@@ -208,6 +208,8 @@ pub struct Request {
     pub bundle: Option<String>,
     pub confirmation: Option<String>,
     pub finished_at: Option<DateTime<Utc>>,
+    /// SHA-256 of the bundle's manifest, to tell the bundle from a forgery.
+    pub bundle_sha256: Option<String>,
 }
 
 /// One request at one processor, as the ledger holds it.

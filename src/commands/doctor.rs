@@ -67,6 +67,25 @@ pub async fn doctor(config: &Config, as_json: bool) -> Result<ExitCode, CliError
         )),
     }
     checks.push(export_check(config));
+    match crate::wiring::processing_info(config) {
+        Ok(info) => {
+            let missing = info.missing();
+            let source = match &config.export.processing_info {
+                Some(p) => p.display().to_string(),
+                None => "the shipped example (written from Racom's privacy notice; review it)".into(),
+            };
+            let detail = if missing.is_empty() {
+                format!("every Art. 15(1) item filled in, from {source}")
+            } else {
+                format!(
+                    "warning: Art. 15(1) items left empty in {source}: {}",
+                    missing.join(", ")
+                )
+            };
+            checks.push(check("processing info", true, detail));
+        }
+        Err(e) => checks.push(check("processing info", false, e.message())),
+    }
     let (connectors, missing) = match crate::wiring::connectors(config) {
         Ok(found) => found,
         Err(e) => {

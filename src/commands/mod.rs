@@ -4,6 +4,7 @@ pub mod admin;
 pub mod demo;
 pub mod doctor;
 pub mod requests;
+pub mod verify;
 pub mod worker;
 
 use tokio::sync::watch;

@@ -311,6 +311,7 @@ pub fn fast_settings(queue_url: &str, prefix: &str, export_dir: &Path) -> dsr_jo
             response_timeout: Duration::from_secs(5),
             concurrency: 2,
         },
+        processing_info: dsr_jobs::bundle::ProcessingInfo::example(),
     }
 }
 

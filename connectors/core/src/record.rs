@@ -110,6 +110,15 @@ pub fn safe_file_name(name: &str) -> String {
     if out.is_empty() {
         out = "file".into();
     }
+    // Names Windows reserves for devices, with or without an extension.
+    let stem = out.split('.').next().unwrap_or_default().to_ascii_uppercase();
+    let reserved = ["CON", "PRN", "AUX", "NUL"].contains(&stem.as_str())
+        || ((stem.starts_with("COM") || stem.starts_with("LPT"))
+            && stem.len() == 4
+            && stem.as_bytes()[3].is_ascii_digit());
+    if reserved {
+        out.insert(0, '_');
+    }
     out
 }
 
@@ -124,6 +133,11 @@ mod tests {
         assert_eq!(safe_file_name("kravspesifikasjon.pdf"), "kravspesifikasjon.pdf");
         assert_eq!(safe_file_name("a<b>:c?.txt"), "a_b__c_.txt");
         assert_eq!(safe_file_name(".."), "file");
+        assert_eq!(safe_file_name("/etc/passwd"), "passwd");
+        assert_eq!(safe_file_name("CON.txt"), "_CON.txt");
+        assert_eq!(safe_file_name("lpt1"), "_lpt1");
+        assert_eq!(safe_file_name("a\u{0}b\nc"), "a_b_c");
+        assert_eq!(safe_file_name(&"x".repeat(500)).len(), 100);
         assert_eq!(safe_file_name("Søknad æøå.docx"), "Søknad æøå.docx");
     }
 }
