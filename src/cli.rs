@@ -57,6 +57,12 @@ pub enum Command {
     Doctor,
     /// Check a bundle: every file against its manifest, the manifest against the ledger.
     Verify { bundle: PathBuf },
+    /// Benchmarks: `dsr bench export` writes a large synthetic bundle and prints throughput,
+    /// peak memory and the ratio to `zip -1`.
+    Bench {
+        #[command(subcommand)]
+        what: BenchCommand,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -120,4 +126,33 @@ pub struct ListArgs {
     /// Only requests past their deadline that have not ended.
     #[arg(long)]
     pub overdue: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Write a synthetic export through the bundle writer.
+    Export {
+        /// How much data (e.g. 2GiB, 200MiB).
+        #[arg(long, default_value = "2GiB", value_parser = parse_size)]
+        size: u64,
+        /// Where to write the scratch files (default: the system temp folder).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size such as 2GiB"))?;
+    let factor = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kib" | "k" => 1 << 10,
+        "mib" | "m" => 1 << 20,
+        "gib" | "g" => 1 << 30,
+        other => return Err(format!("unknown size unit `{other}`: use KiB, MiB or GiB")),
+    };
+    Ok(n * factor)
 }

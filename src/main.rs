@@ -12,8 +12,8 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::{Cli, Command};
-use crate::commands::{admin, demo, doctor, requests, verify, worker};
+use crate::cli::{BenchCommand, Cli, Command};
+use crate::commands::{admin, bench, demo, doctor, requests, verify, worker};
 use crate::error::CliError;
 
 fn main() -> ExitCode {
@@ -57,5 +57,8 @@ async fn dispatch(cli: &Cli) -> Result<ExitCode, CliError> {
         Command::Extend { id, months, reason } => admin::extend(&config, id, *months, reason, json).await,
         Command::Doctor => doctor::doctor(&config, json).await,
         Command::Verify { bundle } => verify::verify(&config, bundle, json).await,
+        Command::Bench {
+            what: BenchCommand::Export { size, dir },
+        } => bench::export(*size, dir.as_deref()).await,
     }
 }

@@ -285,3 +285,25 @@ fn a_redelivered_task_adds_no_records_to_the_bundle() {
     assert_eq!(records.as_array().unwrap().len(), 3);
     assert_eq!(read(&bundle, "manifest.json"), before, "the bundle was not rewritten");
 }
+
+#[test]
+fn the_export_benchmark_runs_and_reports_memory_and_throughput() {
+    let d = Deployment::sqlite("");
+    let out = d.dsr(&["bench", "export", "--size", "8MiB", "--dir"]);
+    assert_eq!(out.status.code(), Some(2), "--dir needs a value");
+    let dir = d.path().display().to_string();
+    let out = d.dsr(&["bench", "export", "--size", "8MiB", "--dir", &dir]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for line in ["export size", "dsr bundle writer", "peak RSS", "zip -1"] {
+        assert!(text.contains(line), "the benchmark prints {line}: {text}");
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(d.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("dsr-bench-"))
+        .collect();
+    assert!(leftovers.is_empty(), "the benchmark cleans up after itself");
+    let out = d.dsr(&["bench", "export", "--size", "8TB"]);
+    assert_eq!(out.status.code(), Some(2), "a bad size is bad input: {}", stderr(&out));
+}

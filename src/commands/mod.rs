@@ -1,6 +1,7 @@
 //! One module per group of commands.
 
 pub mod admin;
+pub mod bench;
 pub mod demo;
 pub mod doctor;
 pub mod requests;

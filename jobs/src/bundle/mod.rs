@@ -116,6 +116,19 @@ fn each_entry(spool: &Path, mut each: impl FnMut(SpoolEntry) -> std::io::Result<
 
 type Zip = zip::ZipWriter<BufWriter<File>>;
 
+/// Media types whose content is compressed already.
+fn already_compressed(media_type: &str) -> bool {
+    let t = media_type.to_ascii_lowercase();
+    (t.starts_with("image/") && t != "image/svg+xml" && t != "image/bmp")
+        || t.starts_with("video/")
+        || t.starts_with("audio/")
+        || t == "application/pdf"
+        || t == "application/zip"
+        || t == "application/gzip"
+        || t == "application/octet-stream"
+        || t.starts_with("application/vnd.openxmlformats")
+}
+
 fn options(large: bool) -> zip::write::SimpleFileOptions {
     zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated)
@@ -249,8 +262,15 @@ fn write_sync(final_path: &Path, request: &Request, tasks: &[Task], info: &Proce
             for file in files {
                 let source = files_dir(spool).join(&file.path);
                 let path = format!("{}/{}", summary.processor, file.path);
-                zip.start_file(&path, options(file.bytes > (4u64 << 30) - 1))
-                    .map_err(std::io::Error::other)?;
+                let mut opts = options(file.bytes > (4u64 << 30) - 1);
+                if already_compressed(&file.media_type) {
+                    // Deflating a PDF, an image or an Office file again costs time and gains
+                    // nothing.
+                    opts = opts
+                        .compression_method(zip::CompressionMethod::Stored)
+                        .compression_level(None);
+                }
+                zip.start_file(&path, opts).map_err(std::io::Error::other)?;
                 let mut out = Hashing::new(&mut zip);
                 std::io::copy(&mut File::open(&source)?, &mut out)?;
                 let entry = out.entry(path, &file.media_type);

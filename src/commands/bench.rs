@@ -1,0 +1,194 @@
+//! `dsr bench export`: writes a large synthetic export through the real bundle writer and
+//! reports throughput, peak memory, and the ratio to `zip -1` on the same files. Performance
+//! goals are checked here, by a person reading the numbers, never by a timed test.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use chrono::Utc;
+use dsr_connector::{Email, Identities, Processor, Record, StoredFile};
+use dsr_jobs::model::{Lang, Outcome, Request, RequestKind, RequestStatus, Task, TaskStatus};
+use dsr_jobs::spool::{SpoolEntry, files_dir};
+use serde_json::json;
+
+use crate::error::{CliError, bad_input};
+
+/// Peak resident memory of this process so far, in KiB (Linux `VmHWM`).
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Bytes that compress about as badly as real attachments (xorshift noise).
+fn noise(seed: &mut u64, buf: &mut [u8]) {
+    for chunk in buf.chunks_mut(8) {
+        *seed ^= *seed << 13;
+        *seed ^= *seed >> 7;
+        *seed ^= *seed << 17;
+        let bytes = seed.to_le_bytes();
+        chunk.copy_from_slice(&bytes[..chunk.len()]);
+    }
+}
+
+fn io_err(what: &str) -> impl Fn(std::io::Error) -> CliError + '_ {
+    move |e| CliError::Unreachable(format!("benchmark: cannot {what}: {e}"))
+}
+
+/// A spool of about `size` bytes: JSON records (a fifth) and attachment files (the rest).
+fn write_spool(dir: &Path, size: u64) -> Result<std::path::PathBuf, CliError> {
+    let spool = dir.join("attempt-1.jsonl");
+    let files = files_dir(&spool).join("attachments");
+    std::fs::create_dir_all(&files).map_err(io_err("create the spool"))?;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&spool).map_err(io_err("create the spool"))?);
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    let mut written = 0u64;
+    let mut n = 0u64;
+    let mut chunk = vec![0u8; 1 << 20];
+    while written < size {
+        n += 1;
+        let record = Record {
+            category: if n.is_multiple_of(3) {
+                "contacts".into()
+            } else {
+                "mail".into()
+            },
+            id: Some(format!("m-{n}")),
+            provided_by_subject: n.is_multiple_of(2),
+            data: json!({"id": format!("m-{n}"), "subject": format!("Melding {n} om sensorer og tunneler"),
+                "from": {"emailAddress": {"name": "Kari Nordmann", "address": "kari.nordmann@example.no"}},
+                "body": {"contentType": "text", "content": "Hei! Dette er en syntetisk melding med æøå. ".repeat(40)}}),
+        };
+        let line = serde_json::to_vec(&SpoolEntry::Record(record)).map_err(|e| bad_input(e.to_string()))?;
+        out.write_all(&line)
+            .and_then(|_| out.write_all(b"\n"))
+            .map_err(io_err("write the spool"))?;
+        written += line.len() as u64;
+        if n.is_multiple_of(4) {
+            // A 4 MiB attachment, streamed to disk.
+            let name = format!("{n:06}-vedlegg.bin");
+            let mut file = std::io::BufWriter::new(
+                std::fs::File::create(files.join(&name)).map_err(io_err("write an attachment"))?,
+            );
+            for _ in 0..4 {
+                noise(&mut seed, &mut chunk);
+                file.write_all(&chunk).map_err(io_err("write an attachment"))?;
+            }
+            file.flush().map_err(io_err("write an attachment"))?;
+            let stored = StoredFile {
+                path: format!("attachments/{name}"),
+                // A type the writer deflates, so both sides of the comparison do the same work.
+                media_type: "application/x-dsr-synthetic".into(),
+                bytes: 4 << 20,
+                sha256: String::new(),
+            };
+            let line = serde_json::to_vec(&SpoolEntry::File(stored)).map_err(|e| bad_input(e.to_string()))?;
+            out.write_all(&line)
+                .and_then(|_| out.write_all(b"\n"))
+                .map_err(io_err("write the spool"))?;
+            written += 4 << 20;
+        }
+    }
+    out.flush().map_err(io_err("write the spool"))?;
+    Ok(spool)
+}
+
+pub async fn export(size: u64, dir: Option<&Path>) -> Result<ExitCode, CliError> {
+    let base = match dir {
+        Some(d) => d.to_path_buf(),
+        None => std::env::temp_dir(),
+    };
+    let work = base.join(format!("dsr-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&work).map_err(io_err("create the work folder"))?;
+    eprintln!("writing a {} MiB synthetic spool under {}", size >> 20, work.display());
+    let spool = write_spool(&work.join("spool"), size)?;
+    let before = peak_rss_kib();
+
+    let request = Request {
+        id: "bench".into(),
+        kind: RequestKind::Access,
+        status: RequestStatus::InProgress,
+        identities: Identities {
+            emails: vec![Email::parse("kari.nordmann@example.no").map_err(|e| bad_input(e.to_string()))?],
+            ..Default::default()
+        },
+        changes: vec![],
+        lang: Lang::Nb,
+        dry_run: false,
+        received_at: Utc::now(),
+        due_at: Utc::now(),
+        extended_months: 0,
+        extension_reason: None,
+        bundle: None,
+        confirmation: None,
+        finished_at: None,
+        bundle_sha256: None,
+    };
+    let task = Task {
+        request_id: "bench".into(),
+        processor: Processor::Microsoft365,
+        status: TaskStatus::Succeeded,
+        attempts: 1,
+        outcome: Some(Outcome::Done),
+        found: 0,
+        changed: 0,
+        reason: None,
+        error: None,
+        evidence: json!({"notes": []}),
+        spool: Some(spool.to_string_lossy().into_owned()),
+        next_retry_at: None,
+    };
+    let started = Instant::now();
+    let written = dsr_jobs::bundle::write_bundle(
+        &work.join("out"),
+        &request,
+        &[task],
+        &dsr_jobs::bundle::ProcessingInfo::example(),
+    )
+    .await
+    .map_err(CliError::from)?;
+    let ours = started.elapsed();
+    let peak = peak_rss_kib();
+    let bundle_size = std::fs::metadata(&written.path).map(|m| m.len()).unwrap_or(0);
+
+    let mib = size as f64 / (1u64 << 20) as f64;
+    println!(
+        "export size        {mib:.0} MiB (bundle {:.0} MiB)",
+        bundle_size as f64 / (1u64 << 20) as f64
+    );
+    println!(
+        "dsr bundle writer  {:.1} s, {:.0} MiB/s",
+        ours.as_secs_f64(),
+        mib / ours.as_secs_f64()
+    );
+    match (before, peak) {
+        (Some(b), Some(p)) => println!(
+            "peak RSS           {} MiB (before writing: {} MiB; target < 100 MiB)",
+            p / 1024,
+            b / 1024
+        ),
+        _ => println!("peak RSS           unavailable (needs Linux /proc)"),
+    }
+    let zip_started = Instant::now();
+    let zip = std::process::Command::new("zip")
+        .current_dir(work.join("spool"))
+        .args(["-1", "-q", "-r", "../zip-1.zip", "."])
+        .status();
+    match zip {
+        Ok(status) if status.success() => {
+            let theirs = zip_started.elapsed();
+            let ratio = theirs.as_secs_f64() / ours.as_secs_f64();
+            println!(
+                "zip -1             {:.1} s, {:.0} MiB/s",
+                theirs.as_secs_f64(),
+                mib / theirs.as_secs_f64()
+            );
+            println!("throughput ratio   {ratio:.2} × zip -1 (target ≥ 0.80)");
+        }
+        _ => println!("zip -1             not run: install zip (apt-get install zip) for the ratio"),
+    }
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(ExitCode::SUCCESS)
+}
