@@ -39,7 +39,7 @@ table{border-collapse:collapse;width:100%;margin:.5rem 0}td,th{border:1px solid 
 {% if p.status == "succeeded" %}
   {% if p.categories %}
   <table><tr><th>{{ t.category }}</th><th>{{ t.records }}</th><th>{{ t.files }}</th></tr>
-  {% for c in p.categories %}<tr><td>{{ c.name }}</td><td>{{ c.records }}</td><td><a href="{{ c.json_href }}">JSON</a> · <a href="{{ c.csv_href }}">CSV</a></td></tr>{% endfor %}
+  {% for c in p.categories %}<tr><td>{{ c.label }}</td><td>{{ c.records }}</td><td><a href="{{ c.json_href }}">JSON</a> · <a href="{{ c.csv_href }}">CSV</a></td></tr>{% endfor %}
   </table>
   {% else %}<p>{{ t.nothing }}</p>{% endif %}
   {% if p.attachments %}<p>{{ t.attachments }}:</p><ul>{% for a in p.attachments %}<li><a href="{{ a.href }}">{{ a.path }}</a> ({{ a.bytes }} bytes)</li>{% endfor %}</ul>{% endif %}
@@ -72,7 +72,7 @@ fn labels(lang: Lang) -> minijinja::Value {
         Lang::Nb => context! {
             title => "Dine personopplysninger", intro => "Dette er en kopi av personopplysningene vi har om deg hos våre databehandlere, med det personvernforordningen artikkel 15 gir deg rett til å vite om behandlingen.",
             request => "Forespørsel", received => "Mottatt", generated => "Laget", searched => "Søkt etter",
-            found => "Hva vi fant", category => "Kategori", records => "Oppføringer", files => "Filer", attachments => "Vedlegg",
+            found => "Hva vi fant", category => "Kategori", records => "Oppføringer", files => "Filer", attachments => "Filer (vedlegg og e-post)",
             nothing => "Ingen opplysninger funnet.", failed => "Kunne ikke hentes ennå",
             about => "Om behandlingen (artikkel 15)", controller => "Behandlingsansvarlig", purposes => "Formål", categories => "Kategorier av opplysninger",
             recipients => "Mottakere", transfers => "Overføring utenfor EU/EØS", retention => "Lagringstid", source => "Kilde",
@@ -82,7 +82,7 @@ fn labels(lang: Lang) -> minijinja::Value {
         Lang::En => context! {
             title => "Your personal data", intro => "This is a copy of the personal data our processors hold about you, with the information Article 15 of the GDPR entitles you to.",
             request => "Request", received => "Received", generated => "Generated", searched => "Searched for",
-            found => "What we found", category => "Category", records => "Records", files => "Files", attachments => "Attachments",
+            found => "What we found", category => "Category", records => "Records", files => "Files", attachments => "Files (attachments and e-mail)",
             nothing => "Nothing found.", failed => "Could not be retrieved yet",
             about => "About the processing (Article 15)", controller => "Controller", purposes => "Purposes", categories => "Categories of data",
             recipients => "Recipients", transfers => "Transfers outside the EU/EEA", retention => "Retention", source => "Source",
@@ -109,11 +109,43 @@ pub fn href(path: &str) -> String {
         .join("/")
 }
 
+/// A category as a person reads it.
+fn category_label(id: &str, lang: Lang) -> String {
+    let (nb, en) = match id {
+        "mail" => ("E-post", "E-mail"),
+        "contacts" => ("Kontakter", "Contacts"),
+        "analytics_events" => (
+            "Besøk på nettsiden (Google Analytics)",
+            "Website visits (Google Analytics)",
+        ),
+        "persons" => (
+            "Kontaktperson i kunderegisteret",
+            "Contact person in the customer register",
+        ),
+        "consents" => ("Samtykker", "Consents"),
+        "newsletter_subscriptions" => ("Nyhetsbrev", "Newsletters"),
+        "appointments" => ("Avtaler og møter", "Appointments"),
+        "documents" => ("Dokumenter", "Documents"),
+        "sales" => ("Salg", "Sales"),
+        "tickets" => ("Henvendelser", "Support tickets"),
+        "members" => ("Medlemskonto på nettstedet", "Website member account"),
+        "form_submissions" => ("Innsendte skjema", "Form submissions"),
+        "comments" => ("Kommentarer", "Comments"),
+        "email_subscriptions" => ("E-postmarkedsføring", "E-mail marketing"),
+        other => return other.replace('_', " "),
+    };
+    match lang {
+        Lang::Nb => nb.into(),
+        Lang::En => en.into(),
+    }
+}
+
 /// The processors with link targets added for the template.
-fn with_links(processors: &[ProcessorSummary]) -> serde_json::Value {
+fn with_links(processors: &[ProcessorSummary], lang: Lang) -> serde_json::Value {
     let mut value = serde_json::to_value(processors).unwrap_or_default();
     for p in value.as_array_mut().into_iter().flatten() {
         for c in p["categories"].as_array_mut().into_iter().flatten() {
+            c["label"] = category_label(c["name"].as_str().unwrap_or_default(), lang).into();
             c["json_href"] = href(c["json"].as_str().unwrap_or_default()).into();
             c["csv_href"] = href(c["csv"].as_str().unwrap_or_default()).into();
         }
@@ -156,7 +188,7 @@ pub fn render(
         received => when(request.received_at),
         generated => when(generated),
         searched => searched,
-        processors => with_links(processors),
+        processors => with_links(processors, request.lang),
         info => info.texts(request.lang),
     })
 }
