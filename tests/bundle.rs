@@ -130,7 +130,10 @@ fn the_index_page_is_offline_escaped_and_links_only_inside_the_bundle() {
         );
     }
     assert!(html.contains("Datatilsynet"), "the Art. 15 information is there");
-    assert!(html.contains("Website visits (Google Analytics)"), "categories are named for people, not by id");
+    assert!(
+        html.contains("Website visits (Google Analytics)"),
+        "categories are named for people, not by id"
+    );
     assert!(html.contains("kari.nordmann@example.no"), "it says whom it is about");
 }
 

@@ -25,7 +25,7 @@ pub struct RateLimiter {
 
 /// Holds a place in flight for one request; dropping it frees the place.
 pub struct Permit {
-    _permit: OwnedSemaphorePermit,
+    _permit: Option<OwnedSemaphorePermit>,
 }
 
 impl RateLimiter {
@@ -52,14 +52,8 @@ impl RateLimiter {
     /// Waits until `key` may send another request.
     pub async fn acquire(&self, key: &str) -> Permit {
         let semaphore = self.semaphore(key);
-        let permit = match semaphore.acquire_owned().await {
-            Ok(p) => p,
-            // The semaphore is never closed; should it be, fall back to a fresh one.
-            Err(_) => Arc::new(Semaphore::new(1))
-                .acquire_owned()
-                .await
-                .expect("fresh semaphore"),
-        };
+        // The semaphores are never closed, so acquiring only waits.
+        let permit = semaphore.acquire_owned().await.ok();
         self.rate.until_key_ready(&key.to_string()).await;
         Permit { _permit: permit }
     }
@@ -68,7 +62,7 @@ impl RateLimiter {
     pub fn try_acquire(&self, key: &str) -> Option<Permit> {
         let permit = self.semaphore(key).try_acquire_owned().ok()?;
         self.rate.check_key(&key.to_string()).ok()?;
-        Some(Permit { _permit: permit })
+        Some(Permit { _permit: Some(permit) })
     }
 }
 
