@@ -119,59 +119,84 @@ impl Google {
     }
 
     /// The subject's messages in `mailbox`, with their raw bytes, each once, exact addresses only.
+    /// Ids of the messages in `mailbox` that Gmail's search returns for any of the subject's
+    /// addresses (loosely: each still needs the exact-address check in `fetch_mail`).
+    async fn candidate_ids(
+        &self,
+        mailbox: &str,
+        subject: &Identities,
+        include_trash: bool,
+    ) -> Result<BTreeSet<String>, ConnectorError> {
+        let mut ids = BTreeSet::new();
+        for email in &subject.emails {
+            ids.extend(self.list_ids(mailbox, &search_for(email), include_trash).await?);
+        }
+        Ok(ids)
+    }
+
+    /// One message with its raw bytes, if it names one of the subject's addresses exactly.
+    async fn fetch_mail(
+        &self,
+        client: &VendorClient,
+        mailbox: &str,
+        id: &str,
+        subject: &Identities,
+    ) -> Result<Option<FoundMail>, ConnectorError> {
+        let url = format!("{}/messages/{}", self.gmail_base(mailbox), urlencode(id));
+        let message: Value = match client
+            .json(mailbox, |http| http.get(&url).query(&[("format", "raw")]))
+            .await
+        {
+            Ok(m) => m,
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let encoded = message["raw"].as_str().unwrap_or_default().trim_end_matches('=');
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(encoded)
+            .map_err(|e| ConnectorError::RetryLater {
+                processor: PROCESSOR,
+                code: "invalid_response".into(),
+                message: format!("Gmail returned a raw message that is not base64url: {e}"),
+                after: None,
+            })?;
+        // Gmail's search matches loosely: keep only the subject's exact addresses.
+        if !header_addresses(&raw)
+            .iter()
+            .any(|a| subject.emails.iter().any(|e| e.matches(a)))
+        {
+            return Ok(None);
+        }
+        let from = mail_parser::MessageParser::default()
+            .parse_headers(&raw[..])
+            .and_then(|m| {
+                m.from()
+                    .and_then(|f| f.first())
+                    .and_then(|a| a.address())
+                    .map(str::to_lowercase)
+            });
+        Ok(Some(FoundMail {
+            from_subject: from.is_some_and(|f| subject.emails.iter().any(|e| e.matches(&f))),
+            meta: json!({"id": message["id"], "threadId": message["threadId"], "labelIds": message["labelIds"], "snippet": message["snippet"]}),
+            id: id.to_string(),
+            raw,
+        }))
+    }
+
+    /// Ids of the subject's messages in `mailbox` (exact addresses only). Messages are read
+    /// one at a time and not kept.
     pub async fn find_mail(
         &self,
         mailbox: &str,
         subject: &Identities,
         include_trash: bool,
-    ) -> Result<Vec<FoundMail>, ConnectorError> {
-        let mut ids = BTreeSet::new();
-        for email in &subject.emails {
-            ids.extend(self.list_ids(mailbox, &search_for(email), include_trash).await?);
-        }
+    ) -> Result<Vec<String>, ConnectorError> {
         let client = self.gmail(mailbox);
         let mut found = Vec::new();
-        for id in ids {
-            let url = format!("{}/messages/{}", self.gmail_base(mailbox), urlencode(&id));
-            let message: Value = match client
-                .json(mailbox, |http| http.get(&url).query(&[("format", "raw")]))
-                .await
-            {
-                Ok(m) => m,
-                Err(e) if e.is_not_found() => continue,
-                Err(e) => return Err(e),
-            };
-            let raw = base64::engine::general_purpose::URL_SAFE
-                .decode(message["raw"].as_str().unwrap_or_default().trim_end_matches('='))
-                .or_else(|_| {
-                    base64::engine::general_purpose::URL_SAFE_NO_PAD
-                        .decode(message["raw"].as_str().unwrap_or_default().trim_end_matches('='))
-                })
-                .map_err(|e| ConnectorError::RetryLater {
-                    processor: PROCESSOR,
-                    code: "invalid_response".into(),
-                    message: format!("Gmail returned a raw message that is not base64url: {e}"),
-                    after: None,
-                })?;
-            let addresses = header_addresses(&raw);
-            // Gmail's search matches loosely: keep only the subject's exact addresses.
-            if !addresses.iter().any(|a| subject.emails.iter().any(|e| e.matches(a))) {
-                continue;
+        for id in self.candidate_ids(mailbox, subject, include_trash).await? {
+            if self.fetch_mail(&client, mailbox, &id, subject).await?.is_some() {
+                found.push(id);
             }
-            let from = mail_parser::MessageParser::default()
-                .parse_headers(&raw[..])
-                .and_then(|m| {
-                    m.from()
-                        .and_then(|f| f.first())
-                        .and_then(|a| a.address())
-                        .map(str::to_lowercase)
-                });
-            found.push(FoundMail {
-                from_subject: from.is_some_and(|f| subject.emails.iter().any(|e| e.matches(&f))),
-                meta: json!({"id": message["id"], "threadId": message["threadId"], "labelIds": message["labelIds"], "snippet": message["snippet"]}),
-                id,
-                raw,
-            });
         }
         Ok(found)
     }
@@ -183,7 +208,12 @@ impl Google {
         };
         let mut count = 0;
         for mailbox in &workspace.mailboxes {
-            for mail in self.find_mail(mailbox, subject, false).await? {
+            // One message in memory at a time: fetched, stored, let go.
+            let client = self.gmail(mailbox);
+            for id in self.candidate_ids(mailbox, subject, false).await? {
+                let Some(mail) = self.fetch_mail(&client, mailbox, &id, subject).await? else {
+                    continue;
+                };
                 let body = futures::stream::once(async move { Ok(bytes::Bytes::from(mail.raw)) });
                 let meta = FileMeta {
                     folder: "mail".into(),
@@ -220,12 +250,7 @@ impl Google {
         let (mut found, mut changed) = (0u64, 0u64);
         let mut evidence = Vec::new();
         for mailbox in &workspace.mailboxes {
-            let ids: Vec<String> = self
-                .find_mail(mailbox, subject, false)
-                .await?
-                .into_iter()
-                .map(|m| m.id)
-                .collect();
+            let ids = self.find_mail(mailbox, subject, false).await?;
             found += ids.len() as u64;
             if dry_run || ids.is_empty() {
                 continue;
