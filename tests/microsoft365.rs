@@ -96,6 +96,13 @@ async fn access_finds_exactly_the_subjects_mail_contacts_and_attachments() {
         BTreeSet::from(["c-ola-1".to_string(), "c-salg-1".to_string()])
     );
     assert_eq!(summary.found, 31);
+    assert!(
+        sink.records
+            .iter()
+            .filter(|r| r.category == "mail")
+            .all(|r| r.data["body"]["content"].is_string()),
+        "whole messages are exported, not the search's headers"
+    );
     let everything = serde_json::to_string(&sink.records).unwrap();
     assert!(!everything.contains(LOOK_ALIKE), "the look-alike's data was exported");
     assert!(

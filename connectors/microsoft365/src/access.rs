@@ -10,6 +10,10 @@ use serde_json::{Value, json};
 use crate::Microsoft365;
 use crate::client::{kql_value, needs_permission, odata_literal};
 
+/// What a search returns per message: enough to check the addresses and find the folder.
+const SEARCH_FIELDS: &str =
+    "id,from,sender,toRecipients,ccRecipients,bccRecipients,hasAttachments,parentFolderId,receivedDateTime";
+
 /// A mailbox to search: the key used in URLs (id or address) and its address.
 #[derive(Debug, Clone)]
 pub struct Mailbox {
@@ -126,7 +130,7 @@ impl Microsoft365 {
         let top = self.graph.page_size.to_string();
         let url = self.graph.url(
             &["users", &mailbox.key, "messages"],
-            &[("$search", &search), ("$top", &top)],
+            &[("$search", &search), ("$top", &top), ("$select", SEARCH_FIELDS)],
         );
         let messages: Vec<Value> = self
             .graph
@@ -310,7 +314,19 @@ impl Microsoft365 {
     ) -> Result<u64, ConnectorError> {
         let mut count = 0;
         for mailbox in self.mailboxes().await? {
-            for message in self.find_messages(&mailbox, subject, notes).await? {
+            for found in self.find_messages(&mailbox, subject, notes).await? {
+                // The search returned headers only; each message is read whole, exported,
+                // and let go, so a heavy correspondent's mail is never held at once.
+                let url = self.graph.url(&["users", &mailbox.key, "messages", found.id()], &[]);
+                let full: Value = match self.graph.get(&mailbox.key, url).await {
+                    Ok(m) => m,
+                    Err(e) if e.is_not_found() => continue,
+                    Err(e) => return Err(needs_permission(e, "Mail.ReadWrite", "read mail")),
+                };
+                let message = FoundMessage {
+                    mailbox: found.mailbox.clone(),
+                    json: full,
+                };
                 let attachments = if message.json["hasAttachments"].as_bool() == Some(true) {
                     self.export_attachments(&message, sink).await?
                 } else {
