@@ -55,8 +55,9 @@ pub enum Command {
     },
     /// Check config, ledger, queue, export storage and every processor's credentials.
     Doctor,
-    /// Check a bundle: every file against its manifest, the manifest against the ledger.
-    Verify { bundle: PathBuf },
+    /// Check a bundle (a file, or its s3://, gs:// or az:// location in the export store):
+    /// every file against its manifest, the manifest against the ledger.
+    Verify { bundle: String },
     /// Benchmarks: `dsr bench export` writes a large synthetic bundle and prints throughput,
     /// peak memory and the ratio to `zip -1`.
     Bench {

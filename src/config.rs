@@ -8,6 +8,7 @@ use std::time::Duration;
 use dsr_connector::SecretRef;
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
+use secrecy::ExposeSecret;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -168,9 +169,20 @@ fn default_deadline_warning_days() -> i64 {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExportConfig {
-    /// Where spools, bundles and confirmations go.
+    /// Where spools, bundles and confirmations go when `store` is unset.
     #[serde(default = "default_export_dir")]
     pub dir: PathBuf,
+    /// A shared store instead of `dir`, for several machines: `s3://bucket/prefix`
+    /// (S3-compatible), `gs://bucket/prefix`, `az://container/prefix`.
+    #[serde(default)]
+    pub store: Option<String>,
+    /// The store's options by their object_store names (`aws_region`, `aws_endpoint`,
+    /// `aws_access_key_id`, `google_service_account`, `azure_storage_account_name`…);
+    /// credentials (any name with secret, token, password or access_key in it) must be
+    /// `env:NAME` or `file:/path` references like every other secret; the rest may be
+    /// literal.
+    #[serde(default)]
+    pub store_options: std::collections::BTreeMap<String, String>,
     /// The Art. 15(1) texts for bundles (TOML, `[nb]` and `[en]`); the example written from
     /// the privacy notice when unset (docs/processing-info.toml).
     #[serde(default)]
@@ -181,9 +193,47 @@ impl Default for ExportConfig {
     fn default() -> Self {
         ExportConfig {
             dir: default_export_dir(),
+            store: None,
+            store_options: Default::default(),
             processing_info: None,
         }
     }
+}
+
+impl ExportConfig {
+    /// The store options with references resolved; a literal credential is refused.
+    pub fn resolved_store_options(&self) -> Result<std::collections::BTreeMap<String, String>, String> {
+        let mut resolved = std::collections::BTreeMap::new();
+        for (name, value) in &self.store_options {
+            let is_reference = value.starts_with("env:") || value.starts_with("file:");
+            let value = if is_reference || looks_secret(name) {
+                SecretRef::try_from(value.clone())
+                    .and_then(|r| r.resolve())
+                    .map_err(|e| format!("export.store_options.{name}: {e}"))?
+                    .expose_secret()
+                    .to_string()
+            } else {
+                value.clone()
+            };
+            resolved.insert(name.clone(), value);
+        }
+        Ok(resolved)
+    }
+}
+
+fn looks_secret(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    [
+        "secret",
+        "token",
+        "password",
+        "access_key",
+        "sas_key",
+        "service_account_key",
+    ]
+    .iter()
+    .any(|s| name.contains(s))
+        && !name.ends_with("_id")
 }
 
 fn default_export_dir() -> PathBuf {
@@ -379,6 +429,23 @@ mod tests {
         assert!(config.store.url.starts_with("sqlite://"));
         assert!(config.queue.url.starts_with("sqlite://"));
         assert_eq!(config.zone().unwrap(), chrono_tz::Europe::Oslo);
+    }
+
+    #[test]
+    fn store_credentials_must_be_references_and_the_rest_may_be_literal() {
+        let text = "[export]\nstore = \"s3://bucket/dsr\"\n[export.store_options]\naws_region = \"eu-north-1\"\naws_access_key_id = \"AKIA\"\naws_secret_access_key = \"plain\"\n";
+        let config = load_str(text).unwrap();
+        let err = config.export.resolved_store_options().unwrap_err();
+        assert!(err.contains("aws_secret_access_key"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("s3-secret");
+        std::fs::write(&secret, "s3cret\n").unwrap();
+        let text = text.replace("\"plain\"", &format!("\"file:{}\"", secret.display()));
+        let config = load_str(&text).unwrap();
+        let options = config.export.resolved_store_options().unwrap();
+        assert_eq!(options["aws_secret_access_key"], "s3cret");
+        assert_eq!(options["aws_region"], "eu-north-1");
+        assert_eq!(options["aws_access_key_id"], "AKIA");
     }
 
     #[test]

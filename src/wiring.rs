@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dsr_connector::Processor;
+use dsr_jobs::storage::ExportStore;
 use dsr_jobs::{Connectors, Engine, Ledger, Queue, Settings};
 use secrecy::ExposeSecret;
 
@@ -62,7 +63,7 @@ pub fn settings(config: &Config) -> Result<Settings, CliError> {
     let w = &config.worker;
     Ok(Settings {
         zone: config.zone().map_err(|e| bad_input(e.to_string()))?,
-        export_dir: config.export.dir.clone(),
+        export: export_store(config)?,
         task_lease: Duration::from_secs(w.task_lease_secs.max(1)),
         max_attempts: w.max_attempts,
         backoff_base: Duration::from_millis(w.backoff_base_ms),
@@ -74,6 +75,21 @@ pub fn settings(config: &Config) -> Result<Settings, CliError> {
         queue: config.queue_settings(),
         processing_info: processing_info(config)?,
     })
+}
+
+/// The export storage: `[export] store` when set (a shared store), else `[export] dir`.
+pub fn export_store(config: &Config) -> Result<ExportStore, CliError> {
+    match &config.export.store {
+        None => ExportStore::local(&config.export.dir).map_err(|e| {
+            CliError::Unreachable(format!(
+                "{e}; check that export.dir exists or can be created and is writable by this user"
+            ))
+        }),
+        Some(url) => {
+            let options = config.export.resolved_store_options().map_err(bad_input)?;
+            ExportStore::from_url(url, &options).map_err(bad_input)
+        }
+    }
 }
 
 pub async fn ledger(config: &Config) -> Result<Ledger, CliError> {

@@ -358,15 +358,25 @@ async fn exported_eml_bytes_parse_with_a_mime_parser_and_keep_their_attachments(
     let fake = GoogleFake::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let google = workspace_connector(&fake, dir.path(), "hard").await;
-    // Through the real spool, so the bytes on disk are the ones checked.
-    let spool_path = dir.path().join("spool/attempt-1.jsonl");
-    let mut spool = dsr_jobs::spool::SpoolWriter::create(spool_path.clone()).await.unwrap();
+    // Through the real spool on the export storage, so the stored bytes are the ones checked.
+    let store = dsr_jobs::storage::ExportStore::local(dir.path().join("export")).unwrap();
+    let key = dsr_jobs::spool::spool_key("r1", dsr_connector::Processor::Google, 1);
+    let mut spool = dsr_jobs::spool::SpoolWriter::create(&store, key);
     google.access(&ctx(), &kari_in_workspace(), &mut spool).await.unwrap();
     let committed = spool.commit().await.unwrap();
-    let files = dsr_jobs::spool::files_dir(&committed).join("mail");
+    let mut mail = Vec::new();
+    dsr_jobs::spool::read_spool(&store, &committed, |entry| {
+        if let dsr_jobs::spool::SpoolEntry::File(file) = entry {
+            mail.push(file.path);
+        }
+        Ok(())
+    })
+    .await
+    .unwrap();
     let mut parsed = 0;
-    for entry in std::fs::read_dir(&files).unwrap() {
-        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+    for path in mail {
+        assert!(path.starts_with("mail/"), "{path}");
+        let bytes = store.get(&dsr_jobs::spool::file_key(&committed, &path)).await.unwrap();
         let message = mail_parser::MessageParser::default()
             .parse(&bytes)
             .expect("a valid MIME message");

@@ -2,7 +2,6 @@
 //! connectors and the settings.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,7 +43,7 @@ pub struct Settings {
     /// The controller's time zone: deadlines are counted in it.
     pub zone: Tz,
     /// Where spools, bundles and confirmations are written.
-    pub export_dir: PathBuf,
+    pub export: crate::storage::ExportStore,
     /// How long a worker holds a task before another may take it over.
     pub task_lease: Duration,
     /// Attempts per task before it fails for good.
@@ -70,8 +69,8 @@ pub enum EngineError {
     Ledger(#[from] LedgerError),
     #[error(transparent)]
     Queue(#[from] QueueError),
-    #[error("cannot write under {path}: {source}")]
-    Storage { path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Storage(#[from] crate::storage::StorageError),
     #[error("{0}")]
     Invalid(String),
 }
@@ -82,7 +81,7 @@ impl EngineError {
         match self {
             EngineError::Ledger(_) => "ledger".into(),
             EngineError::Queue(_) => "queue".into(),
-            EngineError::Storage { source, .. } => format!("storage:{:?}", source.kind()),
+            EngineError::Storage(e) => format!("storage:{:?}", e.kind()),
             EngineError::Invalid(_) => "invalid".into(),
         }
     }
@@ -93,7 +92,7 @@ impl EngineError {
             self,
             EngineError::Ledger(LedgerError::Unreachable { .. } | LedgerError::Query(_) | LedgerError::Migrate(_))
                 | EngineError::Queue(_)
-                | EngineError::Storage { .. }
+                | EngineError::Storage(_)
         )
     }
 }

@@ -2,21 +2,13 @@
 //! for access and portability is in `bundle`). Written beside the final name and renamed into
 //! place, so a re-run of `finalize` replaces rather than duplicates.
 
-use std::path::{Path, PathBuf};
-
 use chrono::Utc;
 use serde_json::{Value, json};
 
 use crate::engine::EngineError;
 use crate::ledger::ts;
 use crate::model::{Request, RequestStatus, Task};
-
-fn storage(path: &Path) -> impl FnOnce(std::io::Error) -> EngineError + '_ {
-    move |source| EngineError::Storage {
-        path: path.to_path_buf(),
-        source,
-    }
-}
+use crate::storage::{ExportStore, key};
 
 const CONFIRMATION_HTML: &str = r#"<!doctype html>
 <html lang="{{ lang }}"><head><meta charset="utf-8"><title>{{ title }}</title>
@@ -31,14 +23,14 @@ table{border-collapse:collapse;width:100%}td,th{border:1px solid #ccc;padding:.4
 {% endfor %}</table></body></html>
 "#;
 
-/// Writes `dsr-<id>-confirmation.json` and `.html` beside it; returns the `.json` path.
+/// Writes `dsr-<id>-confirmation.json` and `.html` beside it to the export storage; returns
+/// where the `.json` is.
 pub async fn write_confirmation(
-    dir: &Path,
+    store: &ExportStore,
     request: &Request,
     tasks: &[Task],
     status: RequestStatus,
-) -> Result<PathBuf, EngineError> {
-    tokio::fs::create_dir_all(dir).await.map_err(storage(dir))?;
+) -> Result<String, EngineError> {
     let processors: Vec<Value> = tasks
         .iter()
         .map(|t| {
@@ -88,15 +80,11 @@ pub async fn write_confirmation(
             },
         )
         .map_err(|e| EngineError::Invalid(format!("confirmation template: {e}")))?;
-    let json_path = dir.join(format!("dsr-{}-confirmation.json", request.id));
-    let html_path = json_path.with_extension("html");
-    write_atomically(&html_path, html.as_bytes()).await?;
-    write_atomically(&json_path, &serde_json::to_vec_pretty(&document).unwrap_or_default()).await?;
-    Ok(std::path::absolute(&json_path).unwrap_or(json_path))
-}
-
-async fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), EngineError> {
-    let tmp = path.with_extension("partial");
-    tokio::fs::write(&tmp, bytes).await.map_err(storage(&tmp))?;
-    tokio::fs::rename(&tmp, path).await.map_err(storage(path))
+    let json_key = key(&format!("dsr-{}-confirmation.json", request.id));
+    let html_key = key(&format!("dsr-{}-confirmation.html", request.id));
+    store.put(&html_key, html.into_bytes()).await?;
+    store
+        .put(&json_key, serde_json::to_vec_pretty(&document).unwrap_or_default())
+        .await?;
+    Ok(store.locate(&json_key))
 }

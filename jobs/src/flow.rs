@@ -11,7 +11,7 @@ use crate::engine::{Engine, EngineError};
 use crate::ledger::{Claim, TaskResult};
 use crate::model::{Outcome, RequestKind, RequestStatus, TaskStatus};
 use crate::queue::Job;
-use crate::spool::{SpoolWriter, spool_path};
+use crate::spool::{SpoolWriter, request_prefix, spool_key};
 
 /// Moves the request to in_progress and queues a task for every processor still due.
 pub async fn fan_out(engine: &Engine, request_id: &str) -> Result<(), EngineError> {
@@ -92,13 +92,7 @@ pub async fn processor_task(engine: &Engine, request_id: &str, processor: Proces
     let ids = &request.identities;
     let result = match request.kind {
         RequestKind::Access | RequestKind::Portability => {
-            let path = spool_path(&settings.export_dir, request_id, processor, claim.attempt);
-            let mut spool = SpoolWriter::create(path.clone())
-                .await
-                .map_err(|source| EngineError::Storage {
-                    path: path.clone(),
-                    source,
-                })?;
+            let mut spool = SpoolWriter::create(&settings.export, spool_key(request_id, processor, claim.attempt));
             match connector.access(&ctx, ids, &mut spool).await {
                 Ok(summary) => {
                     let found = if request.kind == RequestKind::Portability {
@@ -107,7 +101,7 @@ pub async fn processor_task(engine: &Engine, request_id: &str, processor: Proces
                         spool.count().max(summary.found)
                     };
                     match spool.commit().await {
-                        Ok(path) => Ok(TaskResult::Succeeded {
+                        Ok(spool) => Ok(TaskResult::Succeeded {
                             outcome: if found == 0 {
                                 Outcome::NothingFound
                             } else {
@@ -117,9 +111,9 @@ pub async fn processor_task(engine: &Engine, request_id: &str, processor: Proces
                             changed: 0,
                             reason: None,
                             evidence: json!({"notes": summary.notes}),
-                            spool: Some(path.to_string_lossy().into_owned()),
+                            spool: Some(spool.to_string()),
                         }),
-                        Err(source) => Err(EngineError::Storage { path, source }),
+                        Err(e) => Err(EngineError::Storage(e)),
                     }
                 }
                 Err(e) => {
@@ -268,22 +262,21 @@ pub async fn finalize(engine: &Engine, request_id: &str) -> Result<(), EngineErr
         return Ok(());
     }
     let status = final_status(&tasks);
-    let dir = &engine.settings().export_dir;
+    let store = &engine.settings().export;
     let (bundle, confirmation, manifest_sha256) = if request.kind.exports() {
         let info = &engine.settings().processing_info;
-        let written = crate::bundle::write_bundle(dir, &request, &tasks, info).await?;
-        (Some(written.path), None, Some(written.manifest_sha256))
+        let written = crate::bundle::write_bundle(store, &request, &tasks, info).await?;
+        (Some(written.location), None, Some(written.manifest_sha256))
     } else {
-        let path = crate::export::write_confirmation(dir, &request, &tasks, status).await?;
-        (None, Some(path), None)
+        let location = crate::export::write_confirmation(store, &request, &tasks, status).await?;
+        (None, Some(location), None)
     };
-    let as_text = |p: &Option<std::path::PathBuf>| p.as_ref().map(|p| p.to_string_lossy().into_owned());
     if ledger
         .complete_request(
             request_id,
             status,
-            as_text(&bundle).as_deref(),
-            as_text(&confirmation).as_deref(),
+            bundle.as_deref(),
+            confirmation.as_deref(),
             manifest_sha256.as_deref(),
         )
         .await?
@@ -291,11 +284,8 @@ pub async fn finalize(engine: &Engine, request_id: &str) -> Result<(), EngineErr
         tracing::info!(request = %request_id, %status, "request finished");
     }
     // The bundle holds everything now: the spool is a second copy of personal data.
-    let spool = dir.join("spool").join(request_id);
-    if let Err(e) = tokio::fs::remove_dir_all(&spool).await
-        && e.kind() != std::io::ErrorKind::NotFound
-    {
-        tracing::warn!(error = %e, "could not remove a finished request's spool");
+    if let Err(e) = store.delete_prefix(&request_prefix(request_id)).await {
+        tracing::warn!(error = %e.kind(), "could not remove a finished request's spool");
     }
     Ok(())
 }

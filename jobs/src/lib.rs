@@ -16,6 +16,7 @@ pub mod model;
 pub mod queue;
 pub mod spool;
 mod sqlite_lock;
+pub mod storage;
 pub mod sweep;
 #[cfg(feature = "test-connector")]
 pub mod test_connector;

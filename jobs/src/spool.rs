@@ -1,15 +1,16 @@
-//! The spool: one file per task and attempt, on the export storage, holding the records a
+//! The spool: one object per task and attempt, in the export storage, holding the records a
 //! task found, one JSON object a line. `finalize` assembles the bundle from the spools the
 //! ledger accepted, so it never matters which machine ran which task, and a re-delivered
 //! task writes a new attempt file rather than adding to an old one.
 
-use std::path::{Path, PathBuf};
-
 use dsr_connector::{ByteStream, FileMeta, Processor, Record, RecordSink, SinkError, StoredFile, safe_file_name};
 use futures::StreamExt;
+use object_store::path::Path as Key;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::storage::{ExportStore, ObjectWriter, StorageError, key};
 
 /// One line of a spool: a record, or a file stored beside the spool.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -19,44 +20,44 @@ pub enum SpoolEntry {
     File(StoredFile),
 }
 
-/// The folder beside a spool that holds its files.
-pub fn files_dir(spool: &Path) -> PathBuf {
-    spool.with_extension("files")
+/// The key of a request's spools, all of which go once its bundle is written.
+pub fn request_prefix(request_id: &str) -> Key {
+    key(&format!("spool/{request_id}"))
 }
 
-/// Writes one attempt's records; only `commit` makes them visible.
+/// The key of one task attempt's spool.
+pub fn spool_key(request_id: &str, processor: Processor, attempt: u32) -> Key {
+    key(&format!(
+        "spool/{request_id}/{}/attempt-{attempt}.jsonl",
+        processor.as_str()
+    ))
+}
+
+/// The key of a file a spool lists (`relative` as in [`StoredFile::path`]).
+pub fn file_key(spool: &Key, relative: &str) -> Key {
+    key(&format!("{spool}.files/{relative}"))
+}
+
+/// Writes one attempt's records as they stream in; only `commit` makes them visible.
 pub struct SpoolWriter {
-    tmp: PathBuf,
-    path: PathBuf,
-    out: BufWriter<tokio::fs::File>,
+    store: ExportStore,
+    out: ObjectWriter,
+    stored: Vec<Key>,
     count: u64,
     provided: u64,
     files: u64,
 }
 
-pub fn spool_path(export_dir: &Path, request_id: &str, processor: Processor, attempt: u32) -> PathBuf {
-    export_dir
-        .join("spool")
-        .join(request_id)
-        .join(processor.as_str())
-        .join(format!("attempt-{attempt}.jsonl"))
-}
-
 impl SpoolWriter {
-    pub async fn create(path: PathBuf) -> std::io::Result<Self> {
-        if let Some(dir) = path.parent() {
-            tokio::fs::create_dir_all(dir).await?;
-        }
-        let tmp = path.with_extension("jsonl.partial");
-        let file = tokio::fs::File::create(&tmp).await?;
-        Ok(SpoolWriter {
-            tmp,
-            path,
-            out: BufWriter::new(file),
+    pub fn create(store: &ExportStore, spool: Key) -> Self {
+        SpoolWriter {
+            store: store.clone(),
+            out: store.writer(spool),
+            stored: Vec::new(),
             count: 0,
             provided: 0,
             files: 0,
-        })
+        }
     }
 
     pub fn count(&self) -> u64 {
@@ -67,26 +68,32 @@ impl SpoolWriter {
         self.provided
     }
 
-    /// Flushes to disk and moves the file into place.
-    pub async fn commit(mut self) -> std::io::Result<PathBuf> {
-        self.out.flush().await?;
-        self.out.get_mut().sync_all().await?;
-        tokio::fs::rename(&self.tmp, &self.path).await?;
-        Ok(self.path)
+    /// Completes the spool; returns its key.
+    pub async fn commit(self) -> Result<Key, StorageError> {
+        let (store, stored) = (self.store, self.stored);
+        match self.out.commit().await {
+            Ok(k) => Ok(k),
+            Err(e) => {
+                for file in &stored {
+                    let _ = store.delete(file).await;
+                }
+                Err(e)
+            }
+        }
     }
 
+    /// Gives the attempt up, with the files it stored.
     pub async fn discard(self) {
-        let _ = tokio::fs::remove_file(&self.tmp).await;
-        let _ = tokio::fs::remove_dir_all(files_dir(&self.path)).await;
+        self.out.abort().await;
+        for file in &self.stored {
+            let _ = self.store.delete(file).await;
+        }
     }
 
     async fn write_line(&mut self, entry: &SpoolEntry) -> Result<(), SinkError> {
         let mut line = serde_json::to_vec(entry).map_err(|e| SinkError(e.to_string()))?;
         line.push(b'\n');
-        self.out
-            .write_all(&line)
-            .await
-            .map_err(|e| SinkError(format!("writing {}: {e}", self.tmp.display())))
+        self.out.write(&line).await.map_err(|e| SinkError(e.to_string()))
     }
 }
 
@@ -110,21 +117,26 @@ impl RecordSink for SpoolWriter {
             self.files,
             safe_file_name(&file.name)
         );
-        let target = files_dir(&self.path).join(&relative);
-        let fail = |e: std::io::Error| SinkError(format!("storing {}: {e}", target.display()));
-        if let Some(dir) = target.parent() {
-            tokio::fs::create_dir_all(dir).await.map_err(fail)?;
-        }
-        let mut out = tokio::fs::File::create(&target).await.map_err(fail)?;
+        let mut out = self.store.writer(file_key(self.out.key(), &relative));
         let mut hasher = Sha256::new();
         let mut bytes = 0u64;
         while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| SinkError(format!("the vendor's file broke off: {e}")))?;
+            let chunk = match chunk {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    out.abort().await;
+                    return Err(SinkError(format!("the vendor's file broke off: {e}")));
+                }
+            };
             hasher.update(&chunk);
             bytes += chunk.len() as u64;
-            out.write_all(&chunk).await.map_err(fail)?;
+            if let Err(e) = out.write(&chunk).await {
+                out.abort().await;
+                return Err(SinkError(e.to_string()));
+            }
         }
-        out.sync_all().await.map_err(fail)?;
+        let stored_key = out.commit().await.map_err(|e| SinkError(e.to_string()))?;
+        self.stored.push(stored_key);
         let stored = StoredFile {
             path: relative,
             media_type: file.media_type,
@@ -137,13 +149,20 @@ impl RecordSink for SpoolWriter {
 }
 
 /// Reads a committed spool back, one entry at a time.
-pub async fn read_spool(path: &Path, mut each: impl FnMut(SpoolEntry) -> std::io::Result<()>) -> std::io::Result<()> {
-    let file = tokio::fs::File::open(path).await?;
-    let mut lines = BufReader::new(file).lines();
-    while let Some(line) = lines.next_line().await? {
+pub async fn read_spool(
+    store: &ExportStore,
+    spool: &Key,
+    mut each: impl FnMut(SpoolEntry) -> std::io::Result<()>,
+) -> Result<(), StorageError> {
+    let fail = |source: std::io::Error| StorageError {
+        location: store.locate(spool),
+        source,
+    };
+    let mut lines = BufReader::new(store.reader(spool).await?).lines();
+    while let Some(line) = lines.next_line().await.map_err(fail)? {
         let entry: SpoolEntry =
-            serde_json::from_str(&line).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
-        each(entry)?;
+            serde_json::from_str(&line).map_err(|e| fail(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
+        each(entry).map_err(fail)?;
     }
     Ok(())
 }
@@ -155,8 +174,9 @@ mod tests {
     #[tokio::test]
     async fn only_committed_spools_are_visible_and_read_back_whole() {
         let dir = tempfile::tempdir().unwrap();
-        let path = spool_path(dir.path(), "r1", Processor::Wix, 1);
-        let mut writer = SpoolWriter::create(path.clone()).await.unwrap();
+        let store = ExportStore::local(dir.path()).unwrap();
+        let spool = spool_key("r1", Processor::Wix, 1);
+        let mut writer = SpoolWriter::create(&store, spool.clone());
         for i in 0..3 {
             writer
                 .accept(Record {
@@ -168,7 +188,7 @@ mod tests {
                 .await
                 .unwrap();
         }
-        assert!(!path.exists(), "nothing is visible before commit");
+        assert!(store.size(&spool).await.is_err(), "nothing is visible before commit");
         assert_eq!(writer.provided_by_subject(), 1);
         let body = futures::stream::iter(vec![
             Ok(bytes::Bytes::from_static(b"%PDF-")),
@@ -184,12 +204,13 @@ mod tests {
         assert_eq!(stored.path, "attachments/0001-offer.pdf");
         assert_eq!(stored.bytes, 8);
         let committed = writer.commit().await.unwrap();
-        assert_eq!(
-            std::fs::read(files_dir(&committed).join("attachments/0001-offer.pdf")).unwrap(),
-            b"%PDF-1.4"
-        );
+        let file = store
+            .get(&file_key(&committed, "attachments/0001-offer.pdf"))
+            .await
+            .unwrap();
+        assert_eq!(&file[..], b"%PDF-1.4");
         let mut seen = Vec::new();
-        read_spool(&committed, |entry| {
+        read_spool(&store, &committed, |entry| {
             seen.push(match entry {
                 SpoolEntry::Record(r) => r.id.unwrap(),
                 SpoolEntry::File(f) => f.path,
@@ -199,5 +220,20 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(seen, ["0", "1", "2", "attachments/0001-offer.pdf"]);
+    }
+
+    #[tokio::test]
+    async fn a_discarded_attempt_leaves_no_files() {
+        let store = ExportStore::in_memory();
+        let mut writer = SpoolWriter::create(&store, spool_key("r2", Processor::Microsoft365, 1));
+        let body = futures::stream::iter(vec![Ok(bytes::Bytes::from_static(b"x"))]).boxed();
+        let meta = FileMeta {
+            folder: "attachments".into(),
+            name: "a.txt".into(),
+            media_type: "text/plain".into(),
+        };
+        writer.attach(meta, body).await.unwrap();
+        writer.discard().await;
+        assert!(store.list(None).await.unwrap().is_empty());
     }
 }

@@ -10,7 +10,8 @@ use std::time::Instant;
 use chrono::Utc;
 use dsr_connector::{Email, Identities, Processor, Record, StoredFile};
 use dsr_jobs::model::{Lang, Outcome, Request, RequestKind, RequestStatus, Task, TaskStatus};
-use dsr_jobs::spool::{SpoolEntry, files_dir};
+use dsr_jobs::spool::{SpoolEntry, spool_key};
+use dsr_jobs::storage::ExportStore;
 use serde_json::json;
 
 use crate::error::{CliError, bad_input};
@@ -37,10 +38,12 @@ fn io_err(what: &str) -> impl Fn(std::io::Error) -> CliError + '_ {
     move |e| CliError::Unreachable(format!("benchmark: cannot {what}: {e}"))
 }
 
-/// A spool of about `size` bytes: JSON records (a fifth) and attachment files (the rest).
-fn write_spool(dir: &Path, size: u64) -> Result<std::path::PathBuf, CliError> {
-    let spool = dir.join("attempt-1.jsonl");
-    let files = files_dir(&spool).join("attachments");
+/// A spool of about `size` bytes in a local export store at `root`: JSON records (a fifth)
+/// and attachment files (the rest). Written straight to the files behind the store's keys.
+fn write_spool(root: &Path, size: u64) -> Result<String, CliError> {
+    let key = spool_key("bench", Processor::Microsoft365, 1);
+    let spool = root.join(key.as_ref());
+    let files = root.join(format!("{key}.files")).join("attachments");
     std::fs::create_dir_all(&files).map_err(io_err("create the spool"))?;
     let mut out = std::io::BufWriter::new(std::fs::File::create(&spool).map_err(io_err("create the spool"))?);
     let mut seed = 0x9E37_79B9_7F4A_7C15u64;
@@ -92,7 +95,7 @@ fn write_spool(dir: &Path, size: u64) -> Result<std::path::PathBuf, CliError> {
         }
     }
     out.flush().map_err(io_err("write the spool"))?;
-    Ok(spool)
+    Ok(key.to_string())
 }
 
 pub async fn export(size: u64, dir: Option<&Path>) -> Result<ExitCode, CliError> {
@@ -103,7 +106,8 @@ pub async fn export(size: u64, dir: Option<&Path>) -> Result<ExitCode, CliError>
     let work = base.join(format!("dsr-bench-{}", std::process::id()));
     std::fs::create_dir_all(&work).map_err(io_err("create the work folder"))?;
     eprintln!("writing a {} MiB synthetic spool under {}", size >> 20, work.display());
-    let spool = write_spool(&work.join("spool"), size)?;
+    let spool = write_spool(&work, size)?;
+    let store = ExportStore::local(&work).map_err(|e| CliError::Unreachable(format!("benchmark: {e}")))?;
     let before = peak_rss_kib();
 
     let request = Request {
@@ -137,21 +141,17 @@ pub async fn export(size: u64, dir: Option<&Path>) -> Result<ExitCode, CliError>
         reason: None,
         error: None,
         evidence: json!({"notes": []}),
-        spool: Some(spool.to_string_lossy().into_owned()),
+        spool: Some(spool),
         next_retry_at: None,
     };
     let started = Instant::now();
-    let written = dsr_jobs::bundle::write_bundle(
-        &work.join("out"),
-        &request,
-        &[task],
-        &dsr_jobs::bundle::ProcessingInfo::example(),
-    )
-    .await
-    .map_err(CliError::from)?;
+    let written =
+        dsr_jobs::bundle::write_bundle(&store, &request, &[task], &dsr_jobs::bundle::ProcessingInfo::example())
+            .await
+            .map_err(CliError::from)?;
     let ours = started.elapsed();
     let peak = peak_rss_kib();
-    let bundle_size = std::fs::metadata(&written.path).map(|m| m.len()).unwrap_or(0);
+    let bundle_size = std::fs::metadata(&written.location).map(|m| m.len()).unwrap_or(0);
 
     let mib = size as f64 / (1u64 << 20) as f64;
     println!(

@@ -66,7 +66,7 @@ pub async fn doctor(config: &Config, as_json: bool) -> Result<ExitCode, CliError
             format!("{e}: check [queue] url and that the server runs"),
         )),
     }
-    checks.push(export_check(config));
+    checks.push(export_check(config).await);
     match crate::wiring::processing_info(config) {
         Ok(info) => {
             let missing = info.missing();
@@ -147,21 +147,32 @@ fn kind_of(url: &str) -> &'static str {
     }
 }
 
-fn export_check(config: &Config) -> Check {
-    let dir = &config.export.dir;
-    let probe = dir.join(".dsr-doctor-probe");
-    let result = std::fs::create_dir_all(dir)
-        .and_then(|_| std::fs::write(&probe, b"probe"))
-        .and_then(|_| std::fs::remove_file(&probe));
+/// Writes, reads back and deletes a probe object in the export storage.
+async fn export_check(config: &Config) -> Check {
+    let store = match crate::wiring::export_store(config) {
+        Ok(store) => store,
+        Err(e) => return check("export storage", false, e.message()),
+    };
+    let probe = dsr_jobs::storage::key(".dsr-doctor-probe");
+    let result = async {
+        store.put(&probe, b"probe".to_vec()).await?;
+        let back = store.get(&probe).await?;
+        store.delete(&probe).await?;
+        Ok::<_, dsr_jobs::storage::StorageError>(back)
+    }
+    .await;
+    let place = store.locate(&dsr_jobs::storage::key(""));
     match result {
-        Ok(()) => check("export storage", true, format!("{} is writable", dir.display())),
+        Ok(back) if &back[..] == b"probe" => check("export storage", true, format!("{place} is writable")),
+        Ok(_) => check(
+            "export storage",
+            false,
+            format!("{place} returned other bytes than were written"),
+        ),
         Err(e) => check(
             "export storage",
             false,
-            format!(
-                "cannot write to {}: {e}; fix [export] dir or its permissions",
-                dir.display()
-            ),
+            format!("{e}; fix [export] dir or store (and store_options) or their permissions"),
         ),
     }
 }

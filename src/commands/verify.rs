@@ -1,6 +1,8 @@
-//! `dsr verify <bundle.zip>`: is this bundle the one dsr made, unaltered?
+//! `dsr verify <bundle.zip>`: is this bundle the one dsr made, unaltered? The bundle is a
+//! local file, or its location in a shared export store (`s3://…/dsr-<id>.zip`, as `dsr
+//! status` shows it), fetched to a private temporary file first.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use serde_json::json;
@@ -8,8 +10,47 @@ use serde_json::json;
 use crate::config::Config;
 use crate::error::CliError;
 
-pub async fn verify(config: &Config, bundle: &Path, as_json: bool) -> Result<ExitCode, CliError> {
-    let path = bundle.to_path_buf();
+/// A bundle in the export store, copied to a temporary file readable by its owner only and
+/// removed when dropped.
+struct Fetched(PathBuf);
+
+impl Drop for Fetched {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+async fn fetch(config: &Config, location: &str) -> Result<Option<Fetched>, CliError> {
+    if Path::new(location).exists() || !location.contains("://") {
+        return Ok(None);
+    }
+    let store = crate::wiring::export_store(config)?;
+    let Some(key) = store.key_of(location) else {
+        return Err(crate::error::bad_input(format!(
+            "{location} is neither a file nor in the configured export store ({}); download it and pass the file",
+            store.locate(&dsr_jobs::storage::key(""))
+        )));
+    };
+    let target = Fetched(std::env::temp_dir().join(format!("dsr-verify-{}.zip", std::process::id())));
+    let unreachable = |e: String| CliError::Unreachable(format!("cannot fetch {location}: {e}"));
+    let mut reader = store.reader(&key).await.map_err(|e| unreachable(e.to_string()))?;
+    let mut open = tokio::fs::OpenOptions::new();
+    open.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    open.mode(0o600);
+    let mut file = open.open(&target.0).await.map_err(|e| unreachable(e.to_string()))?;
+    tokio::io::copy(&mut reader, &mut file)
+        .await
+        .map_err(|e| unreachable(e.to_string()))?;
+    Ok(Some(target))
+}
+
+pub async fn verify(config: &Config, bundle: &str, as_json: bool) -> Result<ExitCode, CliError> {
+    let fetched = fetch(config, bundle).await?;
+    let path = fetched
+        .as_ref()
+        .map(|f| f.0.clone())
+        .unwrap_or_else(|| PathBuf::from(bundle));
     let mut verdict = tokio::task::spawn_blocking(move || dsr_jobs::bundle::verify::check(&path))
         .await
         .map_err(|e| CliError::Failed(anyhow::anyhow!("the check stopped: {e}")))?;

@@ -293,7 +293,7 @@ pub fn fast_settings(queue_url: &str, prefix: &str, export_dir: &Path) -> dsr_jo
     use std::time::Duration;
     dsr_jobs::Settings {
         zone: chrono_tz::Europe::Oslo,
-        export_dir: export_dir.to_path_buf(),
+        export: dsr_jobs::storage::ExportStore::local(export_dir).expect("a local export directory"),
         task_lease: Duration::from_secs(3),
         max_attempts: 8,
         backoff_base: Duration::from_millis(100),

@@ -11,9 +11,7 @@ pub mod info;
 pub mod verify;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
-use std::path::{Path, PathBuf};
 
 use chrono::Utc;
 use serde::Serialize;
@@ -23,7 +21,10 @@ use sha2::{Digest, Sha256};
 use crate::engine::EngineError;
 use crate::ledger::ts;
 use crate::model::{Request, RequestKind, Task};
-use crate::spool::{SpoolEntry, files_dir};
+use crate::spool::{SpoolEntry, file_key};
+use crate::storage::{ExportStore, StorageError, SyncObjectWriter, key};
+use object_store::path::Path as Key;
+use tokio::runtime::Handle;
 
 pub use info::ProcessingInfo;
 
@@ -62,8 +63,14 @@ pub struct ProcessorSummary {
 /// The bundle that was written, and the hash of its manifest (kept in the ledger).
 #[derive(Debug, Clone)]
 pub struct Written {
-    pub path: PathBuf,
+    /// Where an operator finds it: a file path, or a URL for a remote store.
+    pub location: String,
     pub manifest_sha256: String,
+}
+
+/// The key of a request's bundle in the export storage.
+pub fn bundle_key(request_id: &str) -> Key {
+    key(&format!("dsr-{request_id}.zip"))
 }
 
 /// Writes bytes into the current ZIP entry and keeps their count and hash.
@@ -104,17 +111,37 @@ impl<W: Write> Write for Hashing<'_, W> {
     }
 }
 
-/// Calls `each` for every spool entry, streaming the file.
-fn each_entry(spool: &Path, mut each: impl FnMut(SpoolEntry) -> std::io::Result<()>) -> std::io::Result<()> {
-    for line in BufReader::new(File::open(spool)?).lines() {
-        let entry: SpoolEntry =
-            serde_json::from_str(&line?).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
-        each(entry)?;
-    }
-    Ok(())
+/// Reads spools and files from the export storage on a blocking thread.
+struct Source {
+    store: ExportStore,
+    handle: Handle,
 }
 
-type Zip = zip::ZipWriter<BufWriter<File>>;
+impl Source {
+    fn open(&self, object: &Key) -> std::io::Result<impl std::io::Read + use<>> {
+        let reader = self.handle.block_on(self.store.reader(object)).map_err(into_io)?;
+        Ok(tokio_util::io::SyncIoBridge::new_with_handle(
+            reader,
+            self.handle.clone(),
+        ))
+    }
+
+    /// Calls `each` for every spool entry, streaming the object.
+    fn each_entry(&self, spool: &Key, mut each: impl FnMut(SpoolEntry) -> std::io::Result<()>) -> std::io::Result<()> {
+        for line in BufReader::with_capacity(256 * 1024, self.open(spool)?).lines() {
+            let entry: SpoolEntry =
+                serde_json::from_str(&line?).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+            each(entry)?;
+        }
+        Ok(())
+    }
+}
+
+fn into_io(e: StorageError) -> std::io::Error {
+    std::io::Error::new(e.kind(), e.to_string())
+}
+
+type Zip = zip::ZipWriter<zip::write::StreamWriter<BufWriter<SyncObjectWriter>>>;
 
 /// Media types whose content is compressed already.
 fn already_compressed(media_type: &str) -> bool {
@@ -136,16 +163,30 @@ fn options(large: bool) -> zip::write::SimpleFileOptions {
         .large_file(large)
 }
 
+/// One spool's part in the bundle.
+struct SpoolPart<'a> {
+    spool: &'a Key,
+    processor: &'a str,
+    /// Only records the subject provided (a portability request).
+    portability: bool,
+    /// Entries carry ZIP64 sizes.
+    large: bool,
+}
+
 /// Streams one category of a spool into `<processor>/<category>.json` and `.csv`.
 fn write_category(
     zip: &mut Zip,
-    spool: &Path,
-    processor: &str,
+    source: &Source,
+    part: &SpoolPart<'_>,
     category: &str,
     columns: &BTreeSet<String>,
-    portability: bool,
-    large: bool,
 ) -> std::io::Result<(FileEntry, FileEntry)> {
+    let SpoolPart {
+        spool,
+        processor,
+        portability,
+        large,
+    } = *part;
     let wanted =
         |record: &dsr_connector::Record| record.category == category && (!portability || record.provided_by_subject);
     let json_path = format!("{processor}/{category}.json");
@@ -154,7 +195,7 @@ fn write_category(
     let mut out = Hashing::new(zip);
     out.write_all(b"[\n")?;
     let mut first = true;
-    each_entry(spool, |entry| {
+    source.each_entry(spool, |entry| {
         if let SpoolEntry::Record(record) = entry
             && wanted(&record)
         {
@@ -177,7 +218,7 @@ fn write_category(
     {
         let mut csv = csv::Writer::from_writer(&mut out);
         csv.write_record(columns).map_err(std::io::Error::other)?;
-        each_entry(spool, |entry| {
+        source.each_entry(spool, |entry| {
             if let SpoolEntry::Record(record) = entry
                 && wanted(&record)
             {
@@ -192,17 +233,31 @@ fn write_category(
     Ok((json_entry, out.entry(csv_path, "text/csv; charset=utf-8")))
 }
 
-fn write_sync(final_path: &Path, request: &Request, tasks: &[Task], info: &ProcessingInfo) -> std::io::Result<Written> {
-    let portability = request.kind == RequestKind::Portability;
-    let tmp = final_path.with_extension("zip.partial");
-    let file = {
-        let mut open = std::fs::OpenOptions::new();
-        open.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
-        open.open(&tmp)?
+/// A JSON or CSV entry is written before its size is known, so ZIP64 is decided up front:
+/// pretty-printed JSON can take several times the bytes of the one-line spool records it
+/// comes from, so from this spool size on the entries carry ZIP64 sizes. (Attachments have
+/// known sizes and get ZIP64 exactly when they need it.)
+const ZIP64_FROM_SPOOL_BYTES: u64 = 512 << 20;
+
+/// Whether an entry must carry ZIP64 sizes.
+fn needs_zip64(spool_bytes: u64) -> bool {
+    spool_bytes >= ZIP64_FROM_SPOOL_BYTES
+}
+
+fn write_sync(
+    out: SyncObjectWriter,
+    source: &Source,
+    request: &Request,
+    tasks: &[Task],
+    info: &ProcessingInfo,
+) -> Result<Written, StorageError> {
+    let location = out.location().to_string();
+    let fail = |source: std::io::Error| StorageError {
+        location: location.clone(),
+        source,
     };
-    let mut zip = zip::ZipWriter::new(BufWriter::with_capacity(256 * 1024, file));
+    let portability = request.kind == RequestKind::Portability;
+    let mut zip = zip::ZipWriter::new_stream(BufWriter::with_capacity(256 * 1024, out));
     let mut entries: Vec<FileEntry> = Vec::new();
     let mut processors: Vec<ProcessorSummary> = Vec::new();
     for task in tasks {
@@ -222,35 +277,37 @@ fn write_sync(final_path: &Path, request: &Request, tasks: &[Task], info: &Proce
             categories: Vec::new(),
             attachments: Vec::new(),
         };
-        if let Some(spool) = task.spool.as_deref().map(Path::new) {
+        if let Some(spool) = task.spool.as_deref() {
+            let spool = Key::parse(spool).map_err(|e| fail(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
             // First pass: which categories, how many records, which CSV columns.
             let mut categories: BTreeMap<String, (u64, BTreeSet<String>)> = BTreeMap::new();
             let mut files = Vec::new();
-            each_entry(spool, |entry| {
-                match entry {
-                    SpoolEntry::Record(r) if portability && !r.provided_by_subject => {}
-                    SpoolEntry::Record(r) => {
-                        let slot = categories.entry(r.category.clone()).or_default();
-                        slot.0 += 1;
-                        slot.1.extend(flatten::flatten(&r.data).into_keys());
+            source
+                .each_entry(&spool, |entry| {
+                    match entry {
+                        SpoolEntry::Record(r) if portability && !r.provided_by_subject => {}
+                        SpoolEntry::Record(r) => {
+                            let slot = categories.entry(r.category.clone()).or_default();
+                            slot.0 += 1;
+                            slot.1.extend(flatten::flatten(&r.data).into_keys());
+                        }
+                        // Attachments are what others sent the subject: not part of portability.
+                        SpoolEntry::File(_) if portability => {}
+                        SpoolEntry::File(f) => files.push(f),
                     }
-                    // Attachments are what others sent the subject: not part of portability.
-                    SpoolEntry::File(_) if portability => {}
-                    SpoolEntry::File(f) => files.push(f),
-                }
-                Ok(())
-            })?;
-            let large = std::fs::metadata(spool)?.len() > (2u64 << 30);
+                    Ok(())
+                })
+                .map_err(&fail)?;
+            let spool_bytes = source.handle.block_on(source.store.size(&spool))?;
             for (category, (records, columns)) in &categories {
-                let (json_entry, csv_entry) = write_category(
-                    &mut zip,
-                    spool,
-                    &summary.processor,
-                    category,
-                    columns,
+                let part = SpoolPart {
+                    spool: &spool,
+                    processor: &summary.processor,
                     portability,
-                    large,
-                )?;
+                    large: needs_zip64(spool_bytes),
+                };
+                let (json_entry, csv_entry) =
+                    write_category(&mut zip, source, &part, category, columns).map_err(&fail)?;
                 summary.categories.push(CategorySummary {
                     name: category.clone(),
                     records: *records,
@@ -260,9 +317,9 @@ fn write_sync(final_path: &Path, request: &Request, tasks: &[Task], info: &Proce
                 entries.extend([json_entry, csv_entry]);
             }
             for file in files {
-                let source = files_dir(spool).join(&file.path);
+                let object = file_key(&spool, &file.path);
                 let path = format!("{}/{}", summary.processor, file.path);
-                let mut opts = options(file.bytes > (4u64 << 30) - 1);
+                let mut opts = options(file.bytes > u64::from(u32::MAX) - 1024);
                 if already_compressed(&file.media_type) {
                     // Deflating a PDF, an image or an Office file again costs time and gains
                     // nothing.
@@ -270,9 +327,10 @@ fn write_sync(final_path: &Path, request: &Request, tasks: &[Task], info: &Proce
                         .compression_method(zip::CompressionMethod::Stored)
                         .compression_level(None);
                 }
-                zip.start_file(&path, opts).map_err(std::io::Error::other)?;
+                zip.start_file(&path, opts)
+                    .map_err(|e| fail(std::io::Error::other(e)))?;
                 let mut out = Hashing::new(&mut zip);
-                std::io::copy(&mut File::open(&source)?, &mut out)?;
+                std::io::copy(&mut source.open(&object).map_err(&fail)?, &mut out).map_err(&fail)?;
                 let entry = out.entry(path, &file.media_type);
                 summary.attachments.push(entry.clone());
                 entries.push(entry);
@@ -282,12 +340,18 @@ fn write_sync(final_path: &Path, request: &Request, tasks: &[Task], info: &Proce
     }
 
     let generated_at = Utc::now();
-    let html = index::render(request, &processors, info, generated_at).map_err(std::io::Error::other)?;
-    zip.start_file("index.html", options(false))
-        .map_err(std::io::Error::other)?;
-    let mut out = Hashing::new(&mut zip);
-    out.write_all(html.as_bytes())?;
-    entries.push(out.entry("index.html".into(), "text/html; charset=utf-8"));
+    let html = index::render(request, &processors, info, generated_at).map_err(|e| fail(std::io::Error::other(e)))?;
+    let add = |zip: &mut Zip, path: &str, bytes: &[u8]| -> std::io::Result<()> {
+        zip.start_file(path, options(false)).map_err(std::io::Error::other)?;
+        zip.write_all(bytes)
+    };
+    add(&mut zip, "index.html", html.as_bytes()).map_err(&fail)?;
+    entries.push(FileEntry {
+        path: "index.html".into(),
+        bytes: html.len() as u64,
+        media_type: "text/html; charset=utf-8".into(),
+        sha256: hex::encode(Sha256::digest(html.as_bytes())),
+    });
 
     let manifest = json!({
         "schema_version": MANIFEST_SCHEMA,
@@ -303,46 +367,47 @@ fn write_sync(final_path: &Path, request: &Request, tasks: &[Task], info: &Proce
         })).collect::<Vec<_>>(),
         "files": entries,
     });
-    let manifest_bytes = serde_json::to_vec_pretty(&manifest).map_err(std::io::Error::other)?;
-    zip.start_file("manifest.json", options(false))
-        .map_err(std::io::Error::other)?;
-    zip.write_all(&manifest_bytes)?;
-    let mut writer = zip.finish().map_err(std::io::Error::other)?;
-    writer.flush()?;
-    writer.get_ref().sync_all()?;
-    drop(writer);
-    std::fs::rename(&tmp, final_path)?;
+    let manifest_bytes = serde_json::to_vec_pretty(&manifest).map_err(|e| fail(std::io::Error::other(e)))?;
+    add(&mut zip, "manifest.json", &manifest_bytes).map_err(&fail)?;
+    let buffered = zip.finish().map_err(|e| fail(std::io::Error::other(e)))?.into_inner();
+    let out = buffered.into_inner().map_err(|e| fail(e.into_error()))?;
+    out.commit()?;
     Ok(Written {
-        path: final_path.to_path_buf(),
+        location,
         manifest_sha256: hex::encode(Sha256::digest(&manifest_bytes)),
     })
 }
 
-/// Writes `dsr-<id>.zip` in `dir` from the tasks' accepted spools.
+/// Writes `dsr-<id>.zip` to the export storage from the tasks' accepted spools. Nothing is
+/// visible under that name until the whole ZIP is stored.
 pub async fn write_bundle(
-    dir: &Path,
+    store: &ExportStore,
     request: &Request,
     tasks: &[Task],
     info: &ProcessingInfo,
 ) -> Result<Written, EngineError> {
-    tokio::fs::create_dir_all(dir)
-        .await
-        .map_err(|source| EngineError::Storage {
-            path: dir.to_path_buf(),
-            source,
-        })?;
-    let final_path = std::path::absolute(dir.join(format!("dsr-{}.zip", request.id)))
-        .unwrap_or_else(|_| dir.join(format!("dsr-{}.zip", request.id)));
+    let handle = Handle::current();
+    let out = store.writer(bundle_key(&request.id)).into_sync(handle.clone());
+    let source = Source {
+        store: store.clone(),
+        handle,
+    };
     let (request, tasks, info) = (request.clone(), tasks.to_vec(), info.clone());
-    let target = final_path.clone();
-    tokio::task::spawn_blocking(move || write_sync(&target, &request, &tasks, &info))
+    tokio::task::spawn_blocking(move || write_sync(out, &source, &request, &tasks, &info))
         .await
         .map_err(|e| EngineError::Invalid(format!("the bundle writer stopped: {e}")))?
-        .map_err(|source| {
-            let _ = std::fs::remove_file(final_path.with_extension("zip.partial"));
-            EngineError::Storage {
-                path: final_path.clone(),
-                source,
-            }
-        })
+        .map_err(EngineError::Storage)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zip64_is_switched_on_before_an_entry_could_pass_4_gib() {
+        assert!(!needs_zip64(10 << 20));
+        assert!(needs_zip64(512 << 20));
+        // Pretty printing at most multiplies a spool by eight below the threshold.
+        assert!((ZIP64_FROM_SPOOL_BYTES - 1) * 8 < u64::from(u32::MAX));
+    }
 }

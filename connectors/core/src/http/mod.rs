@@ -18,6 +18,12 @@ pub use ratelimit::{Limits, RateLimiter};
 pub use retry::{classify, parse_retry_after};
 pub use token::{AccessToken, TokenCache, TokenSource};
 
+/// Makes ring rustls's process-wide crypto provider (the one provider in the build); every
+/// TLS client, ours or a library's, needs it installed first. Idempotent.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// A reqwest client with rustls on the ring provider (the one crypto provider in the build).
 pub fn http_client(timeout: std::time::Duration) -> reqwest::Result<reqwest::Client> {
     http_client_with_headers(timeout, reqwest::header::HeaderMap::new())
@@ -28,7 +34,7 @@ pub fn http_client_with_headers(
     timeout: std::time::Duration,
     headers: reqwest::header::HeaderMap,
 ) -> reqwest::Result<reqwest::Client> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    install_crypto_provider();
     reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(std::time::Duration::from_secs(10))
