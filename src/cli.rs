@@ -55,9 +55,15 @@ pub enum Command {
     },
     /// Check config, ledger, queue, export storage and every processor's credentials.
     Doctor,
-    /// Check a bundle (a file, or its s3://, gs:// or az:// location in the export store):
-    /// every file against its manifest, the manifest against the ledger.
+    /// Check a bundle or a confirmation (a file, or its s3://, gs:// or az:// location in the
+    /// export store): every file against its manifest, the manifest or confirmation against
+    /// the ledger, the Ed25519 signature against [export] signing_key, and the audit chain.
     Verify { bundle: String },
+    /// The audit log: `dsr audit verify` walks its hash chain.
+    Audit {
+        #[command(subcommand)]
+        what: AuditCommand,
+    },
     /// Benchmarks: `dsr bench export` writes a large synthetic bundle and prints throughput,
     /// peak memory and the ratio to `zip -1`.
     Bench {
@@ -127,6 +133,12 @@ pub struct ListArgs {
     /// Only requests past their deadline that have not ended.
     #[arg(long)]
     pub overdue: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk the whole chain and name the first event that was altered or removed (exit 1).
+    Verify,
 }
 
 #[derive(Debug, Subcommand)]

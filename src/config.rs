@@ -187,6 +187,13 @@ pub struct ExportConfig {
     /// the privacy notice when unset (docs/processing-info.toml).
     #[serde(default)]
     pub processing_info: Option<PathBuf>,
+    /// Ed25519 key (PKCS#8 PEM) that signs bundle manifests and confirmations:
+    /// `file:/path/key.pem` or `env:NAME`. Unsigned when unset.
+    #[serde(default)]
+    pub signing_key: Option<SecretRef>,
+    /// Days a finished request's bundle and confirmation stay in the export storage.
+    #[serde(default = "default_retention_days")]
+    pub retention_days: u32,
 }
 
 impl Default for ExportConfig {
@@ -196,6 +203,8 @@ impl Default for ExportConfig {
             store: None,
             store_options: Default::default(),
             processing_info: None,
+            signing_key: None,
+            retention_days: default_retention_days(),
         }
     }
 }
@@ -234,6 +243,14 @@ fn looks_secret(name: &str) -> bool {
     .iter()
     .any(|s| name.contains(s))
         && !name.ends_with("_id")
+}
+
+fn default_retention_days() -> u32 {
+    30
+}
+
+fn default_pseudonymise_after_days() -> u32 {
+    90
 }
 
 fn default_export_dir() -> PathBuf {
@@ -277,12 +294,29 @@ fn default_phone_region() -> String {
     "NO".into()
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PrivacyConfig {
     /// Key for the hashes that stand in for subjects in logs. A random one per process
     /// when unset (the hashes then do not correlate across processes).
     pub log_key: Option<SecretRef>,
+    /// Days after a request finished when its identities in the ledger are replaced by
+    /// keyed hashes.
+    #[serde(default = "default_pseudonymise_after_days")]
+    pub pseudonymise_after_days: u32,
+    /// Key for those hashes (the same subject gets the same hash, so a later request can be
+    /// matched to what was done). Falls back to `log_key`; random when both are unset.
+    pub pseudonym_key: Option<SecretRef>,
+}
+
+impl Default for PrivacyConfig {
+    fn default() -> Self {
+        PrivacyConfig {
+            log_key: None,
+            pseudonymise_after_days: default_pseudonymise_after_days(),
+            pseudonym_key: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

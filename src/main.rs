@@ -12,7 +12,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use crate::cli::{BenchCommand, Cli, Command};
+use crate::cli::{AuditCommand, BenchCommand, Cli, Command};
 use crate::commands::{admin, bench, demo, doctor, requests, verify, worker};
 use crate::error::CliError;
 
@@ -57,6 +57,9 @@ async fn dispatch(cli: &Cli) -> Result<ExitCode, CliError> {
         Command::Extend { id, months, reason } => admin::extend(&config, id, *months, reason, json).await,
         Command::Doctor => doctor::doctor(&config, json).await,
         Command::Verify { bundle } => verify::verify(&config, bundle, json).await,
+        Command::Audit {
+            what: AuditCommand::Verify,
+        } => verify::audit_verify(&config, json).await,
         Command::Bench {
             what: BenchCommand::Export { size, dir },
         } => bench::export(*size, dir.as_deref()).await,

@@ -29,8 +29,11 @@ pub fn status_json(request: &Request, tasks: &[Task]) -> Value {
             "error": t.error,
             "next_retry_at": t.next_retry_at.map(rfc3339),
         })).collect::<Vec<_>>(),
+        "dry_run": request.dry_run,
         "bundle": request.bundle,
         "confirmation": request.confirmation,
+        "exports_expired_at": request.exports_expired_at.map(rfc3339),
+        "pseudonymised_at": request.pseudonymised_at.map(rfc3339),
     })
 }
 
@@ -73,6 +76,18 @@ pub fn status_text(request: &Request, tasks: &[Task]) -> String {
     }
     if let Some(c) = &request.confirmation {
         out.push_str(&format!("  confirmation  {c}\n"));
+    }
+    if let Some(at) = request.exports_expired_at {
+        out.push_str(&format!(
+            "  expired       {} (bundle and confirmation deleted)\n",
+            rfc3339(at)
+        ));
+    }
+    if let Some(at) = request.pseudonymised_at {
+        out.push_str(&format!(
+            "  pseudonymised {} (identities replaced by keyed hashes)\n",
+            rfc3339(at)
+        ));
     }
     out
 }

@@ -60,6 +60,27 @@ pub fn settings(config: &Config) -> Result<Settings, CliError> {
             .to_vec(),
         None => rand::random::<[u8; 32]>().to_vec(),
     };
+    let pseudonym_key = match &config.privacy.pseudonym_key {
+        Some(secret) => secret
+            .resolve()
+            .map_err(|e| bad_input(format!("privacy.pseudonym_key: {e}")))?
+            .expose_secret()
+            .as_bytes()
+            .to_vec(),
+        None => log_key.clone(),
+    };
+    let signer = match &config.export.signing_key {
+        None => None,
+        Some(secret) => {
+            let pem = secret
+                .resolve()
+                .map_err(|e| bad_input(format!("export.signing_key: {e}")))?;
+            Some(
+                dsr_jobs::signing::Signer::from_pem(pem.expose_secret())
+                    .map_err(|e| bad_input(format!("export.signing_key: {e}")))?,
+            )
+        }
+    };
     let w = &config.worker;
     Ok(Settings {
         zone: config.zone().map_err(|e| bad_input(e.to_string()))?,
@@ -74,6 +95,10 @@ pub fn settings(config: &Config) -> Result<Settings, CliError> {
         log_key,
         queue: config.queue_settings(),
         processing_info: processing_info(config)?,
+        signer,
+        retention: chrono::Duration::days(i64::from(config.export.retention_days)),
+        pseudonymise_after: chrono::Duration::days(i64::from(config.privacy.pseudonymise_after_days)),
+        pseudonym_key,
     })
 }
 

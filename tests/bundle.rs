@@ -66,6 +66,10 @@ fn every_file_matches_the_manifest_and_verify_agrees() {
         .collect();
     let mut present: BTreeSet<String> = entries(&bundle).into_iter().collect();
     present.remove("manifest.json");
+    assert!(
+        present.remove("manifest.json.sig"),
+        "the demo signs: the manifest's signature sits beside it"
+    );
     assert_eq!(listed, present, "the manifest lists exactly the files in the bundle");
     assert_eq!(verdict["files_checked"].as_u64().unwrap() as usize, listed.len());
     #[cfg(unix)]

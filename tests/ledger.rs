@@ -48,6 +48,13 @@ async fn task_of(ledger: &Ledger, id: &str, processor: Processor) -> dsr_jobs::m
 
 const LEASE: Duration = Duration::from_secs(60);
 
+fn confirmation(location: &str) -> dsr_jobs::ledger::Written {
+    dsr_jobs::ledger::Written::Confirmation {
+        location: location.into(),
+        sha256: "0".repeat(64),
+    }
+}
+
 #[tokio::test]
 async fn a_request_moves_through_its_life_cycle_and_nowhere_else() {
     on_both(|url| async move {
@@ -60,7 +67,7 @@ async fn a_request_moves_through_its_life_cycle_and_nowhere_else() {
 
         assert!(
             !ledger
-                .complete_request("r1", RequestStatus::Completed, None, None, None)
+                .complete_request("r1", RequestStatus::Completed, &confirmation("/x/c.json"), false)
                 .await
                 .unwrap(),
             "a received request cannot complete before it is in progress"
@@ -107,13 +114,13 @@ async fn a_request_moves_through_its_life_cycle_and_nowhere_else() {
 
         assert!(
             ledger
-                .complete_request("r1", RequestStatus::Completed, None, Some("/x/c.json"), None)
+                .complete_request("r1", RequestStatus::Completed, &confirmation("/x/c.json"), false)
                 .await
                 .unwrap()
         );
         assert!(
             !ledger
-                .complete_request("r1", RequestStatus::Failed, None, None, None)
+                .complete_request("r1", RequestStatus::Failed, &confirmation("/x/other.json"), false)
                 .await
                 .unwrap(),
             "finalize records once"
@@ -434,6 +441,83 @@ async fn the_ledger_survives_a_restart_and_ticks_run_once() {
         assert!(!reopened.claim_tick("sweep@t1", "c").await.unwrap());
         assert_eq!(reopened.audit_events("r7").await.unwrap().len(), 1);
         reopened.close().await;
+    })
+    .await;
+}
+
+async fn raw(url: &str) -> sqlx::AnyPool {
+    sqlx::any::install_default_drivers();
+    sqlx::AnyPool::connect(url).await.unwrap()
+}
+
+async fn seq_of(pool: &sqlx::AnyPool, event: &str) -> i64 {
+    use sqlx::Row;
+    sqlx::query("SELECT seq FROM audit_log WHERE event = $1")
+        .bind(event)
+        .fetch_one(pool)
+        .await
+        .unwrap()
+        .get(0)
+}
+
+async fn exec(pool: &sqlx::AnyPool, sql: &str, seq: i64) {
+    sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+        .bind(seq)
+        .execute(pool)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_audit_chain_names_the_first_event_altered_or_removed() {
+    on_both(|url| async move {
+        let ledger = Ledger::open(&url).await.unwrap();
+        create(&ledger, "c1", &[Processor::Google]).await;
+        ledger.start_request("c1").await.unwrap();
+        for (event, n) in [("note.one", 1), ("note.two", 2), ("note.three", 3)] {
+            ledger.audit(Some("c1"), None, event, json!({ "n": n })).await.unwrap();
+        }
+        let whole = ledger.verify_audit_chain().await.unwrap();
+        assert_eq!(whole.problem, None);
+        assert_eq!(whole.events, 5, "received, in_progress and three notes");
+        assert_eq!(whole.head.seq, seq_of(&raw(&url).await, "note.three").await);
+
+        let pool = raw(&url).await;
+        let two = seq_of(&pool, "note.two").await;
+        let three = seq_of(&pool, "note.three").await;
+        // One edited row: named, as altered.
+        exec(&pool, r#"UPDATE audit_log SET detail = '{"n":20}' WHERE seq = $1"#, two).await;
+        let problem = ledger.verify_audit_chain().await.unwrap().problem.unwrap();
+        assert!(
+            problem.contains(&format!("event #{two} (note.two, request c1) was altered")),
+            "{problem}"
+        );
+        exec(&pool, r#"UPDATE audit_log SET detail = '{"n":2}' WHERE seq = $1"#, two).await;
+        assert_eq!(ledger.verify_audit_chain().await.unwrap().problem, None, "restored");
+
+        // The last event removed: the head still remembers it.
+        exec(&pool, "DELETE FROM audit_log WHERE seq = $1", three).await;
+        let problem = ledger.verify_audit_chain().await.unwrap().problem.unwrap();
+        assert!(problem.contains("the last events were removed"), "{problem}");
+
+        // A middle event removed: the next one no longer links.
+        ledger
+            .audit(Some("c1"), None, "note.four", json!({"n": 4}))
+            .await
+            .unwrap();
+        let four = seq_of(&pool, "note.four").await;
+        exec(&pool, "DELETE FROM audit_log WHERE seq = $1", two).await;
+        let problem = ledger.verify_audit_chain().await.unwrap().problem.unwrap();
+        let one = seq_of(&pool, "note.one").await;
+        assert!(
+            problem.contains(&format!(
+                "event #{four} (note.four, request c1) does not follow event #{one}"
+            )),
+            "{problem}"
+        );
+        assert!(!problem.contains(&format!("#{three}")), "{problem}");
+        pool.close().await;
+        ledger.close().await;
     })
     .await;
 }

@@ -392,7 +392,7 @@ async fn an_erasure_request_completes_through_token_expiry_429s_and_a_503() {
     assert_eq!(fake.holdings_of(KARI), (0, 0));
     let confirmation: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(status["confirmation"].as_str().unwrap()).unwrap()).unwrap();
-    let evidence = &confirmation["processors"][0]["evidence"]["evidence"];
+    let evidence = &confirmation["processors"][0]["evidence"];
     assert!(
         evidence
             .as_array()

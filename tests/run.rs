@@ -384,14 +384,29 @@ fn doctor_reports_each_part_and_the_demo_speaks_plainly() {
 }
 
 #[test]
-fn the_demo_runs_an_access_and_an_erasure_under_dsr_demo() {
+fn the_demo_runs_every_right_under_dsr_demo() {
     // No scripted processors: the demo runs the real connectors against the fakes.
     let d = Deployment::sqlite("");
     let (code, report) = d.dsr_json(&["demo"]);
     assert_eq!(code, 0, "{report}");
     assert_eq!(report["ran"], true);
-    let requests = report["requests"].as_array().unwrap();
-    assert_eq!(requests.len(), 2);
+    let all = report["requests"].as_array().unwrap();
+    let kinds: Vec<(&str, bool)> = all
+        .iter()
+        .map(|r| (r["kind"].as_str().unwrap(), r["dry_run"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("access", false),
+            ("objection", false),
+            ("rectification", false),
+            ("erasure", true),
+            ("erasure", false)
+        ]
+    );
+    // The access request and the real erasure.
+    let requests = [all[0].clone(), all[4].clone()];
     let m365 = task(&requests[0], "microsoft365");
     assert_eq!(
         m365["status"], "succeeded",

@@ -61,6 +61,14 @@ pub struct Settings {
     pub queue: QueueSettings,
     /// The Art. 15(1) texts every bundle carries.
     pub processing_info: crate::bundle::ProcessingInfo,
+    /// Signs bundle manifests and confirmations when set.
+    pub signer: Option<crate::signing::Signer>,
+    /// How long a finished request's bundle and confirmation are kept.
+    pub retention: chrono::Duration,
+    /// How long after a request finished its identities are replaced by keyed hashes.
+    pub pseudonymise_after: chrono::Duration,
+    /// Key for those hashes.
+    pub pseudonym_key: Vec<u8>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -1,52 +1,113 @@
 //! The confirmation a finished erasure, rectification or objection leaves behind (the bundle
-//! for access and portability is in `bundle`). Written beside the final name and renamed into
-//! place, so a re-run of `finalize` replaces rather than duplicates.
+//! for access and portability is in `bundle`): per processor what was done, with the vendor's
+//! evidence, the verification search after an erasure, what was kept and why, before/after
+//! for each rectified field, the consents withdrawn, and the recipients the change reached
+//! (Art. 19). The JSON pins the audit chain's head when it was written and is signed when a
+//! key is configured (`.sig` beside it). Each object is stored whole in one write, so a
+//! re-run of `finalize` replaces rather than duplicates.
 
 use chrono::Utc;
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
 use crate::engine::EngineError;
-use crate::ledger::ts;
-use crate::model::{Request, RequestStatus, Task};
+use crate::ledger::{Head, ts};
+use crate::model::{Request, RequestStatus, Task, TaskStatus};
+use crate::signing::Signer;
 use crate::storage::{ExportStore, key};
 
 const CONFIRMATION_HTML: &str = r#"<!doctype html>
-<html lang="{{ lang }}"><head><meta charset="utf-8"><title>{{ title }}</title>
-<style>body{font-family:system-ui,sans-serif;max-width:48rem;margin:2rem auto;padding:0 1rem}
-table{border-collapse:collapse;width:100%}td,th{border:1px solid #ccc;padding:.4rem;text-align:left}
-.preview{background:#fff3cd;padding:.5rem}</style></head><body>
-<h1>{{ title }}</h1>
-{% if dry_run %}<p class="preview">{{ preview }}</p>{% endif %}
-<p>{{ request_label }}: {{ request_id }} · {{ kind }} · {{ status }}</p>
-<table><tr><th>{{ processor_label }}</th><th>{{ status_label }}</th><th>{{ found_label }}</th><th>{{ changed_label }}</th><th>{{ note_label }}</th></tr>
-{% for p in processors %}<tr><td>{{ p.processor }}</td><td>{{ p.status }}{% if p.outcome %} ({{ p.outcome }}){% endif %}</td><td>{{ p.found }}</td><td>{{ p.changed }}</td><td>{{ p.reason or p.error or "" }}</td></tr>
-{% endfor %}</table></body></html>
+<html lang="{{ lang }}"><head><meta charset="utf-8"><title>{{ t.title }}</title>
+<style>body{font-family:system-ui,sans-serif;max-width:52rem;margin:2rem auto;padding:0 1rem;line-height:1.45}
+table{border-collapse:collapse;width:100%;margin:.5rem 0}td,th{border:1px solid #ccc;padding:.35rem;text-align:left;vertical-align:top}
+.preview{background:#fff3cd;padding:.5rem}section{border-top:1px solid #ddd;margin-top:1.2rem}
+pre{background:#f6f6f6;padding:.5rem;overflow-x:auto;font-size:.85rem}small{color:#555}</style></head><body>
+<h1>{{ t.title }}</h1>
+{% if preview %}<p class="preview">{{ t.preview }}</p>{% endif %}
+<p>{{ t.request }}: <code>{{ request_id }}</code> · {{ kind }} · {{ t.status }}: {{ status }}<br>
+{{ t.received }}: {{ received_at }} · {{ t.generated }}: {{ generated_at }}</p>
+<table><tr><th>{{ t.processor }}</th><th>{{ t.status }}</th><th>{{ t.found }}</th><th>{{ t.changed }}</th><th>{{ t.verification }}</th></tr>
+{% for p in processors %}<tr><td>{{ p.name }}</td><td>{{ p.status }}{% if p.outcome %} ({{ p.outcome }}){% endif %}</td><td>{{ p.found }}</td><td>{{ p.changed }}</td><td>{% if p.verification %}{% for k, v in p.verification|items %}{{ k }}: {{ v }}<br>{% endfor %}{% else %}–{% endif %}</td></tr>
+{% endfor %}</table>
+{% if kind != "access" %}<p><strong>{{ t.recipients }}</strong>: {% if recipients %}{{ recipients|join(", ") }}{% else %}{{ t.none }}{% endif %}</p>{% endif %}
+{% for p in processors %}<section><h2>{{ p.name }}</h2>
+{% if p.reason %}<p>{{ t.reason }}: {{ p.reason }}</p>{% endif %}
+{% if p.error %}<p>{{ t.error }}: {{ p.error }}</p>{% endif %}
+{% for n in p.notes %}<p>{{ n }}</p>{% endfor %}
+{% if p.retained %}<h3>{{ t.retained }}</h3><table><tr><th>{{ t.category }}</th><th>{{ t.count }}</th><th>{{ t.reason }}</th><th>{{ t.legal_basis }}</th></tr>
+{% for r in p.retained %}<tr><td>{{ r.category }}</td><td>{{ r.count }}</td><td>{{ r.reason }}</td><td>{{ r.legal_basis }}</td></tr>{% endfor %}</table>{% endif %}
+{% for e in p.evidence %}<h3>{{ e.kind }}</h3><pre>{{ e.detail|tojson(indent=2) }}</pre>{% endfor %}
+</section>{% endfor %}
+<p><small>{{ t.integrity }}: {{ t.chain }} #{{ audit_chain.seq }} <code>{{ audit_chain.hash }}</code>{% if public_key %} · Ed25519 <code>{{ public_key }}</code>{% endif %}</small></p>
+</body></html>
 "#;
 
-/// Writes `dsr-<id>-confirmation.json` and `.html` beside it to the export storage; returns
-/// where the `.json` is.
-pub async fn write_confirmation(
-    store: &ExportStore,
+fn labels(nb: bool) -> Value {
+    let pick = |nb_text: &str, en_text: &str| if nb { nb_text.to_string() } else { en_text.to_string() };
+    json!({
+        "title": pick("Bekreftelse på behandlet forespørsel", "Confirmation of your request"),
+        "preview": pick("Forhåndsvisning: ingenting er endret. Slik ville forespørselen blitt utført.", "Preview: nothing was changed. This is what the request would do."),
+        "request": pick("Forespørsel", "Request"),
+        "status": "Status",
+        "received": pick("Mottatt", "Received"),
+        "generated": pick("Laget", "Generated"),
+        "processor": pick("Databehandler", "Processor"),
+        "found": pick("Funnet", "Found"),
+        "changed": pick("Endret", "Changed"),
+        "verification": pick("Kontrollsøk etterpå", "Verification search"),
+        "recipients": pick("Endringen er formidlet til (art. 19)", "The change was passed on to (Art. 19)"),
+        "none": pick("ingen", "none"),
+        "reason": pick("Begrunnelse", "Reason"),
+        "error": pick("Feil", "Error"),
+        "retained": pick("Beholdt", "Retained"),
+        "category": pick("Kategori", "Category"),
+        "count": pick("Antall", "Count"),
+        "legal_basis": pick("Rettslig grunnlag", "Legal basis"),
+        "integrity": pick("Integritet", "Integrity"),
+        "chain": pick("revisjonslogg", "audit chain"),
+    })
+}
+
+/// The confirmation as JSON: what the operator keeps and the subject receives.
+pub fn document(
     request: &Request,
     tasks: &[Task],
     status: RequestStatus,
-) -> Result<String, EngineError> {
+    head: &Head,
+    signer: Option<&Signer>,
+) -> Value {
     let processors: Vec<Value> = tasks
         .iter()
         .map(|t| {
+            let evidence = t.evidence["evidence"].as_array().cloned().unwrap_or_default();
+            let verification = evidence
+                .iter()
+                .find(|e| e["kind"] == "verification_search")
+                .map(|e| e["detail"].clone());
             json!({
                 "processor": t.processor,
+                "name": t.processor.display_name(),
                 "status": t.status.as_str(),
                 "outcome": t.outcome.map(|o| o.as_str()),
                 "found": t.found,
                 "changed": t.changed,
                 "reason": t.reason,
                 "error": t.error,
-                "evidence": t.evidence,
+                "verification": verification,
+                "retained": t.evidence["retained"].as_array().cloned().unwrap_or_default(),
+                "notes": t.evidence["notes"].as_array().cloned().unwrap_or_default(),
+                "evidence": evidence,
             })
         })
         .collect();
-    let document = json!({
+    // Art. 19: every processor the change reached (for a preview: would reach).
+    let recipients: Vec<&str> = tasks
+        .iter()
+        .filter(|t| t.status == TaskStatus::Succeeded && t.found > 0)
+        .map(|t| t.processor.display_name())
+        .collect();
+    json!({
+        "schema_version": 1,
         "request_id": request.id,
         "kind": request.kind,
         "status": status,
@@ -54,37 +115,64 @@ pub async fn write_confirmation(
         "received_at": ts(request.received_at),
         "generated_at": ts(Utc::now()),
         "processors": processors,
-    });
-    let nb = request.lang == crate::model::Lang::Nb;
-    let pick = |nb_text: &'static str, en_text: &'static str| if nb { nb_text } else { en_text };
+        "recipients": recipients,
+        "audit_chain": head,
+        "public_key": signer.map(|s| s.public_key()),
+    })
+}
+
+/// Where a confirmation went, and the SHA-256 of its JSON (kept in the ledger).
+#[derive(Debug, Clone)]
+pub struct Confirmation {
+    pub location: String,
+    pub sha256: String,
+}
+
+/// Writes `dsr-<id>-confirmation.json`, `.html` beside it and, when a key is configured,
+/// `.json.sig` to the export storage.
+pub async fn write_confirmation(
+    store: &ExportStore,
+    request: &Request,
+    tasks: &[Task],
+    status: RequestStatus,
+    head: &Head,
+    signer: Option<&Signer>,
+) -> Result<Confirmation, EngineError> {
+    let document = document(request, tasks, status, head, signer);
     let mut env = minijinja::Environment::new();
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
+    let mut context = document.clone();
+    context["lang"] = json!(request.lang.as_str());
+    context["t"] = labels(request.lang == crate::model::Lang::Nb);
     let html = env
-        .render_str(
-            CONFIRMATION_HTML,
-            minijinja::context! {
-                lang => request.lang.as_str(),
-                title => pick("Bekreftelse på behandlet forespørsel", "Confirmation of your request"),
-                preview => pick("Forhåndsvisning: ingenting er endret.", "Preview: nothing was changed."),
-                request_label => pick("Forespørsel", "Request"),
-                processor_label => pick("Databehandler", "Processor"),
-                status_label => "Status",
-                found_label => pick("Funnet", "Found"),
-                changed_label => pick("Endret", "Changed"),
-                note_label => pick("Merknad", "Note"),
-                request_id => &request.id,
-                kind => request.kind.as_str(),
-                status => status.as_str(),
-                dry_run => request.dry_run,
-                processors => &processors,
-            },
-        )
+        .render_str(CONFIRMATION_HTML, &context)
         .map_err(|e| EngineError::Invalid(format!("confirmation template: {e}")))?;
-    let json_key = key(&format!("dsr-{}-confirmation.json", request.id));
-    let html_key = key(&format!("dsr-{}-confirmation.html", request.id));
-    store.put(&html_key, html.into_bytes()).await?;
-    store
-        .put(&json_key, serde_json::to_vec_pretty(&document).unwrap_or_default())
-        .await?;
-    Ok(store.locate(&json_key))
+    let bytes = serde_json::to_vec_pretty(&document).map_err(|e| EngineError::Invalid(e.to_string()))?;
+    let names = confirmation_keys(&request.id);
+    store.put(&names.html, html.into_bytes()).await?;
+    if let Some(signer) = signer {
+        let sig = serde_json::to_vec_pretty(&signer.sign(&bytes)).map_err(|e| EngineError::Invalid(e.to_string()))?;
+        store.put(&names.sig, sig).await?;
+    }
+    let sha256 = hex::encode(Sha256::digest(&bytes));
+    store.put(&names.json, bytes).await?;
+    Ok(Confirmation {
+        location: store.locate(&names.json),
+        sha256,
+    })
+}
+
+/// The keys of a request's confirmation objects.
+pub struct ConfirmationKeys {
+    pub json: object_store::path::Path,
+    pub html: object_store::path::Path,
+    pub sig: object_store::path::Path,
+}
+
+pub fn confirmation_keys(request_id: &str) -> ConfirmationKeys {
+    ConfirmationKeys {
+        json: key(&format!("dsr-{request_id}-confirmation.json")),
+        html: key(&format!("dsr-{request_id}-confirmation.html")),
+        sig: key(&format!("dsr-{request_id}-confirmation.json.sig")),
+    }
 }

@@ -8,7 +8,7 @@ use dsr_connector::{ChangeReport, ConnectorError, Processor, Support, TaskContex
 use serde_json::json;
 
 use crate::engine::{Engine, EngineError};
-use crate::ledger::{Claim, TaskResult};
+use crate::ledger::{Claim, TaskResult, Written};
 use crate::model::{Outcome, RequestKind, RequestStatus, TaskStatus};
 use crate::queue::Job;
 use crate::spool::{SpoolWriter, request_prefix, spool_key};
@@ -262,23 +262,26 @@ pub async fn finalize(engine: &Engine, request_id: &str) -> Result<(), EngineErr
         return Ok(());
     }
     let status = final_status(&tasks);
-    let store = &engine.settings().export;
-    let (bundle, confirmation, manifest_sha256) = if request.kind.exports() {
-        let info = &engine.settings().processing_info;
-        let written = crate::bundle::write_bundle(store, &request, &tasks, info).await?;
-        (Some(written.location), None, Some(written.manifest_sha256))
+    let settings = engine.settings();
+    let store = &settings.export;
+    let signer = settings.signer.as_ref();
+    let written = if request.kind.exports() {
+        let bundle =
+            crate::bundle::write_bundle(store, &request, &tasks, &settings.processing_info, signer.cloned()).await?;
+        Written::Bundle {
+            location: bundle.location,
+            sha256: bundle.manifest_sha256,
+        }
     } else {
-        let location = crate::export::write_confirmation(store, &request, &tasks, status).await?;
-        (None, Some(location), None)
+        let head = ledger.audit_head().await?;
+        let confirmation = crate::export::write_confirmation(store, &request, &tasks, status, &head, signer).await?;
+        Written::Confirmation {
+            location: confirmation.location,
+            sha256: confirmation.sha256,
+        }
     };
     if ledger
-        .complete_request(
-            request_id,
-            status,
-            bundle.as_deref(),
-            confirmation.as_deref(),
-            manifest_sha256.as_deref(),
-        )
+        .complete_request(request_id, status, &written, signer.is_some())
         .await?
     {
         tracing::info!(request = %request_id, %status, "request finished");

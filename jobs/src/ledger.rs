@@ -2,6 +2,10 @@
 //! audit log. SQLite by default, PostgreSQL when several machines share the work; the same
 //! SQL serves both through sqlx's `Any` driver.
 
+mod chain;
+mod retention;
+pub use chain::{ChainVerdict, Head};
+pub use retention::TaskText;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -96,6 +100,14 @@ pub struct Claim {
     pub budget_used: u32,
 }
 
+/// What `finalize` wrote: where, and the SHA-256 that proves it (of the bundle's manifest,
+/// or of the confirmation's JSON).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Written {
+    Bundle { location: String, sha256: String },
+    Confirmation { location: String, sha256: String },
+}
+
 /// One audit event.
 #[derive(Debug, Clone)]
 pub struct AuditEvent {
@@ -130,7 +142,8 @@ pub struct Ledger {
 }
 
 const REQUEST_COLUMNS: &str = "id, kind, status, identities, changes, lang, dry_run, received_at, \
-     due_at, extended_months, extension_reason, bundle, confirmation, finished_at, bundle_sha256";
+     due_at, extended_months, extension_reason, bundle, confirmation, finished_at, bundle_sha256, \
+     confirmation_sha256, exports_expired_at, pseudonymised_at";
 const TASK_COLUMNS: &str = "request_id, processor, status, attempts, outcome, found, changed, \
      reason, error, evidence, spool, next_retry_at";
 
@@ -172,6 +185,7 @@ impl Ledger {
                 // sqlx holds a PostgreSQL advisory lock while it migrates.
                 sqlx::migrate!("./migrations/postgres").run(&pool).await?;
             }
+            chain::seal_unchained(&pool).await?;
             Ok::<_, LedgerError>(pool)
         };
         let pool = match url.strip_prefix("sqlite://").filter(|p| *p != ":memory:") {
@@ -515,20 +529,24 @@ impl Ledger {
     }
 
     /// Ends an in-progress request whose tasks are all terminal, once; records where its
-    /// bundle or confirmation is. Returns false when the request was already ended.
+    /// bundle or confirmation is and its hash, which the audit chain then covers. Returns
+    /// false when the request was already ended.
     pub async fn complete_request(
         &self,
         id: &str,
         status: RequestStatus,
-        bundle: Option<&str>,
-        confirmation: Option<&str>,
-        bundle_sha256: Option<&str>,
+        written: &Written,
+        signed: bool,
     ) -> Result<bool> {
         let now = ts(Utc::now());
+        let (bundle, bundle_sha256, confirmation, confirmation_sha256) = match written {
+            Written::Bundle { location, sha256 } => (Some(location), Some(sha256), None, None),
+            Written::Confirmation { location, sha256 } => (None, None, Some(location), Some(sha256)),
+        };
         let mut tx = self.pool.begin().await?;
         let updated = sqlx::query(
             "UPDATE requests SET status = $2, bundle = $3, confirmation = $4, finished_at = $5, \
-             updated_at = $5, bundle_sha256 = $6 WHERE id = $1 AND status = 'in_progress'",
+             updated_at = $5, bundle_sha256 = $6, confirmation_sha256 = $7 WHERE id = $1 AND status = 'in_progress'",
         )
         .bind(id)
         .bind(status.as_str())
@@ -536,6 +554,7 @@ impl Ledger {
         .bind(confirmation)
         .bind(&now)
         .bind(bundle_sha256)
+        .bind(confirmation_sha256)
         .execute(&mut *tx)
         .await?
         .rows_affected()
@@ -546,7 +565,8 @@ impl Ledger {
                 Some(id),
                 None,
                 &format!("request.{status}"),
-                json!({"bundle": bundle, "confirmation": confirmation}),
+                json!({"bundle": bundle, "manifest_sha256": bundle_sha256, "confirmation": confirmation,
+                       "confirmation_sha256": confirmation_sha256, "signed": signed}),
                 Some(&format!("finished:{id}")),
             )
             .await?;
@@ -807,8 +827,32 @@ impl Ledger {
         event: &str,
         detail: Value,
     ) -> Result<()> {
-        let mut conn = self.pool.acquire().await?;
-        insert_audit(&mut conn, request_id, processor, event, detail, None).await
+        let mut tx = self.pool.begin().await?;
+        insert_audit(&mut tx, request_id, processor, event, detail, None).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The audit chain's last link.
+    pub async fn audit_head(&self) -> Result<Head> {
+        chain::head(&self.pool).await
+    }
+
+    /// The hash recorded for event `seq`, if that event exists.
+    pub async fn audit_hash_at(&self, seq: i64) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT hash FROM audit_log WHERE seq = $1")
+            .bind(seq)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => r.try_get(0)?,
+            None => None,
+        })
+    }
+
+    /// Walks the whole audit chain and names the first event altered or removed.
+    pub async fn verify_audit_chain(&self) -> Result<ChainVerdict> {
+        chain::verify(&self.pool).await
     }
 
     pub async fn audit_events(&self, request_id: &str) -> Result<Vec<AuditEvent>> {
@@ -866,18 +910,7 @@ async fn insert_audit(
     detail: Value,
     dedup_key: Option<&str>,
 ) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO audit_log (at, request_id, processor, event, detail, dedup_key) \
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (dedup_key) DO NOTHING",
-    )
-    .bind(ts(Utc::now()))
-    .bind(request_id)
-    .bind(processor.map(|p| p.as_str()))
-    .bind(event)
-    .bind(detail.to_string())
-    .bind(dedup_key)
-    .execute(conn)
-    .await?;
+    chain::append(conn, request_id, processor, event, &detail, dedup_key).await?;
     Ok(())
 }
 
@@ -902,7 +935,13 @@ fn request_from_row(r: &AnyRow) -> Result<Request> {
         id: r.try_get("id")?,
         kind: parse::<RequestKind>(&r.try_get::<String, _>("kind")?)?,
         status: parse::<RequestStatus>(&r.try_get::<String, _>("status")?)?,
-        identities: serde_json::from_str(&identities).map_err(|e| LedgerError::Corrupt(e.to_string()))?,
+        // Pseudonymised identities are keyed hashes, not addresses: the request then names
+        // nobody.
+        identities: if r.try_get::<Option<String>, _>("pseudonymised_at")?.is_some() {
+            Default::default()
+        } else {
+            serde_json::from_str(&identities).map_err(|e| LedgerError::Corrupt(e.to_string()))?
+        },
         changes: serde_json::from_str(&changes).map_err(|e| LedgerError::Corrupt(e.to_string()))?,
         lang: parse::<Lang>(&r.try_get::<String, _>("lang")?)?,
         dry_run: r.try_get::<i64, _>("dry_run")? != 0,
@@ -914,6 +953,9 @@ fn request_from_row(r: &AnyRow) -> Result<Request> {
         confirmation: r.try_get("confirmation")?,
         finished_at: parse_opt_ts(r.try_get("finished_at")?)?,
         bundle_sha256: r.try_get("bundle_sha256")?,
+        confirmation_sha256: r.try_get("confirmation_sha256")?,
+        exports_expired_at: parse_opt_ts(r.try_get("exports_expired_at")?)?,
+        pseudonymised_at: parse_opt_ts(r.try_get("pseudonymised_at")?)?,
     })
 }
 

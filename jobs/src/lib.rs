@@ -14,6 +14,8 @@ pub mod flow;
 pub mod ledger;
 pub mod model;
 pub mod queue;
+pub mod retention;
+pub mod signing;
 pub mod spool;
 mod sqlite_lock;
 pub mod storage;

@@ -210,6 +210,12 @@ pub struct Request {
     pub finished_at: Option<DateTime<Utc>>,
     /// SHA-256 of the bundle's manifest, to tell the bundle from a forgery.
     pub bundle_sha256: Option<String>,
+    /// SHA-256 of the confirmation's JSON, as written.
+    pub confirmation_sha256: Option<String>,
+    /// When the retention job deleted the bundle or confirmation.
+    pub exports_expired_at: Option<DateTime<Utc>>,
+    /// When the identities and changes were replaced by keyed hashes.
+    pub pseudonymised_at: Option<DateTime<Utc>>,
 }
 
 /// One request at one processor, as the ledger holds it.

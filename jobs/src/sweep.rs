@@ -84,6 +84,7 @@ pub async fn run_tick(engine: &Engine, tick_at: DateTime<Utc>) -> Result<bool, E
     let now = Utc::now();
     recover(engine, now).await?;
     watch_deadlines(engine, now).await?;
+    crate::retention::run(engine, now).await?;
     engine.ledger().prune_ticks(now - chrono::Duration::days(1)).await?;
     Ok(true)
 }

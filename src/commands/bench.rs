@@ -129,6 +129,9 @@ pub async fn export(size: u64, dir: Option<&Path>) -> Result<ExitCode, CliError>
         confirmation: None,
         finished_at: None,
         bundle_sha256: None,
+        confirmation_sha256: None,
+        exports_expired_at: None,
+        pseudonymised_at: None,
     };
     let task = Task {
         request_id: "bench".into(),
@@ -145,10 +148,15 @@ pub async fn export(size: u64, dir: Option<&Path>) -> Result<ExitCode, CliError>
         next_retry_at: None,
     };
     let started = Instant::now();
-    let written =
-        dsr_jobs::bundle::write_bundle(&store, &request, &[task], &dsr_jobs::bundle::ProcessingInfo::example())
-            .await
-            .map_err(CliError::from)?;
+    let written = dsr_jobs::bundle::write_bundle(
+        &store,
+        &request,
+        &[task],
+        &dsr_jobs::bundle::ProcessingInfo::example(),
+        None,
+    )
+    .await
+    .map_err(CliError::from)?;
     let ours = started.elapsed();
     let peak = peak_rss_kib();
     let bundle_size = std::fs::metadata(&written.location).map(|m| m.len()).unwrap_or(0);

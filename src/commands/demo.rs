@@ -1,13 +1,14 @@
-//! `dsr demo`: the whole path on this machine, with no config and no server — an access and
-//! an erasure request for a seeded subject through the real queue and connectors, written
-//! under `./dsr-demo/`.
+//! `dsr demo`: the whole path on this machine, with no config and no server — access,
+//! objection, rectification, an erasure preview (dry run) and the erasure itself for a seeded
+//! subject, through the real queue and connectors, written under `./dsr-demo/` and signed
+//! with a throwaway Ed25519 key (`./dsr-demo/signing-key.pem`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use chrono::Utc;
-use dsr_connector::{Email, Identities};
+use dsr_connector::{Email, FieldChange, Identities, RectifyField, SecretRef};
 use dsr_jobs::model::{Lang, NewRequest, RequestKind};
 use serde_json::json;
 
@@ -24,8 +25,12 @@ pub async fn demo(config: &Config, as_json: bool) -> Result<ExitCode, CliError> 
     config.store.url = format!("sqlite://{}/ledger.db", root.display());
     config.queue.url = format!("sqlite://{}/queue.db", root.display());
     config.export.dir = root.join("export");
+    config.export.store = None;
     std::fs::create_dir_all(&root)
         .map_err(|e| CliError::Unreachable(format!("cannot create {}: {e}", root.display())))?;
+    if config.export.signing_key.is_none() {
+        config.export.signing_key = Some(throwaway_signing_key(&root)?);
+    }
     let mut fakes = Vec::new();
     if config.processors.google.is_none() {
         config.processors.google = Some(start_google_fake(&root).await?);
@@ -65,13 +70,24 @@ pub async fn demo(config: &Config, as_json: bool) -> Result<ExitCode, CliError> 
     };
     let mut documents = Vec::new();
     let mut all_completed = true;
-    for kind in [RequestKind::Access, RequestKind::Erasure] {
+    let rename = vec![FieldChange {
+        field: RectifyField::FamilyName,
+        value: "Nordmann-Lie".into(),
+    }];
+    let steps = [
+        (RequestKind::Access, vec![], false),
+        (RequestKind::Objection, vec![], false),
+        (RequestKind::Rectification, rename, false),
+        (RequestKind::Erasure, vec![], true),
+        (RequestKind::Erasure, vec![], false),
+    ];
+    for (kind, changes, dry_run) in steps {
         let new = NewRequest {
             kind,
             identities: subject.clone(),
-            changes: vec![],
+            changes,
             lang: Lang::En,
-            dry_run: false,
+            dry_run,
             processors: connectors.processors(),
             received_at: Utc::now(),
         };
@@ -80,7 +96,8 @@ pub async fn demo(config: &Config, as_json: bool) -> Result<ExitCode, CliError> 
         let request = engine.ledger().get_request(&id).await?;
         let tasks = engine.ledger().tasks(&id).await?;
         if !as_json {
-            println!("{} request {id}: {}", kind, request.status);
+            let preview = if dry_run { " (preview, nothing changed)" } else { "" };
+            println!("{kind} request {id}{preview}: {}", request.status);
             println!(
                 "  {:<13} {:<15} {:<15} {:>6} {:>8}",
                 "processor", "status", "outcome", "found", "changed"
@@ -112,6 +129,20 @@ pub async fn demo(config: &Config, as_json: bool) -> Result<ExitCode, CliError> 
     } else {
         ExitCode::from(1)
     })
+}
+
+/// A fresh Ed25519 key for this demo only, so its bundle and confirmations are signed.
+fn throwaway_signing_key(root: &std::path::Path) -> Result<SecretRef, CliError> {
+    let (_, pem) = dsr_jobs::signing::Signer::generate().map_err(|e| CliError::Failed(anyhow::anyhow!(e)))?;
+    let path = root.join("signing-key.pem");
+    let mut open = std::fs::OpenOptions::new();
+    open.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
+    open.open(&path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, pem.as_bytes()))
+        .map_err(|e| CliError::Unreachable(format!("cannot write {}: {e}", path.display())))?;
+    SecretRef::try_from(format!("file:{}", path.display())).map_err(|e| bad_input(e.to_string()))
 }
 
 /// Starts the fake Graph with its seed data and configures the connector for it.

@@ -39,6 +39,14 @@ pub async fn doctor(config: &Config, as_json: bool) -> Result<ExitCode, CliError
             "not set: subject hashes in logs will not correlate across processes (set privacy.log_key = \"env:NAME\")",
         ));
     }
+    if config.privacy.pseudonym_key.is_none() {
+        checks.push(check(
+            "privacy.pseudonym_key",
+            true,
+            "not set: pseudonyms are keyed with privacy.log_key (random per process when that is unset too, so a later request cannot be matched to an earlier one)",
+        ));
+    }
+    checks.push(signing_check(config));
     match dsr_jobs::Ledger::open(&config.store.url).await {
         Ok(ledger) => {
             checks.push(check(
@@ -46,6 +54,22 @@ pub async fn doctor(config: &Config, as_json: bool) -> Result<ExitCode, CliError
                 true,
                 format!("{} reachable, schema up to date", kind_of(&config.store.url)),
             ));
+            match ledger.verify_audit_chain().await {
+                Ok(v) if v.problem.is_none() => checks.push(check(
+                    "audit chain",
+                    true,
+                    format!("{} events, each linked to the one before", v.events),
+                )),
+                Ok(v) => checks.push(check(
+                    "audit chain",
+                    false,
+                    format!(
+                        "{}; run `dsr audit verify` for the details",
+                        v.problem.unwrap_or_default()
+                    ),
+                )),
+                Err(e) => checks.push(check("audit chain", false, e.to_string())),
+            }
             ledger.close().await;
         }
         Err(e) => checks.push(check(
@@ -144,6 +168,28 @@ fn kind_of(url: &str) -> &'static str {
         "redis"
     } else {
         "sqlite"
+    }
+}
+
+/// The signing key: readable and an Ed25519 key, or a warning that nothing is signed.
+fn signing_check(config: &Config) -> Check {
+    match &config.export.signing_key {
+        None => check(
+            "export.signing_key",
+            true,
+            "not set: bundles and confirmations are hashed into the audit chain but not signed (set export.signing_key = \"file:…\" to an Ed25519 PEM from `openssl genpkey -algorithm ed25519`)",
+        ),
+        Some(_) => match crate::wiring::settings(config) {
+            Ok(settings) => check(
+                "export.signing_key",
+                true,
+                format!(
+                    "Ed25519, public key {}",
+                    settings.signer.map(|s| s.public_key()).unwrap_or_default()
+                ),
+            ),
+            Err(e) => check("export.signing_key", false, e.message()),
+        },
     }
 }
 

@@ -1,11 +1,14 @@
-//! `dsr verify <bundle.zip>`: is this bundle the one dsr made, unaltered? The bundle is a
+//! `dsr verify <bundle.zip | …-confirmation.json>` and `dsr audit verify`: is this what dsr
+//! made, unaltered, and is the audit log whole? The bundle is a
 //! local file, or its location in a shared export store (`s3://…/dsr-<id>.zip`, as `dsr
 //! status` shows it), fetched to a private temporary file first.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use dsr_jobs::signing::Signature;
 use serde_json::json;
+use sha2::{Digest, Sha256};
 
 use crate::config::Config;
 use crate::error::CliError;
@@ -45,7 +48,47 @@ async fn fetch(config: &Config, location: &str) -> Result<Option<Fetched>, CliEr
     Ok(Some(target))
 }
 
-pub async fn verify(config: &Config, bundle: &str, as_json: bool) -> Result<ExitCode, CliError> {
+/// The signing key this deployment trusts, as base64, when one is configured.
+fn trusted_key(config: &Config) -> Result<Option<String>, CliError> {
+    Ok(crate::wiring::settings(config)?.signer.map(|s| s.public_key()))
+}
+
+/// Checks a signature against the trusted key; names `what` in the problem.
+fn check_signature(
+    what: &str,
+    signature: Option<Result<Signature, String>>,
+    signed: &[u8],
+    trusted: Option<&str>,
+    problems: &mut Vec<String>,
+) -> &'static str {
+    match (signature, trusted) {
+        (None, None) => "unsigned",
+        (None, Some(_)) => {
+            problems.push(format!(
+                "{what}: not signed, but this deployment signs everything it writes"
+            ));
+            "missing"
+        }
+        (Some(Err(e)), _) => {
+            problems.push(format!("{what}.sig: unreadable ({e})"));
+            "unreadable"
+        }
+        (Some(Ok(_)), None) => "signed, not checked (no [export] signing_key configured here)",
+        (Some(Ok(sig)), Some(key)) => match dsr_jobs::signing::check(&sig, signed, key) {
+            Ok(()) => "valid",
+            Err(e) => {
+                problems.push(format!("{what}: signature check failed: {e}"));
+                "invalid"
+            }
+        },
+    }
+}
+
+pub async fn verify(config: &Config, target: &str, as_json: bool) -> Result<ExitCode, CliError> {
+    if target.ends_with("-confirmation.json") {
+        return verify_confirmation(config, target, as_json).await;
+    }
+    let bundle = target;
     let fetched = fetch(config, bundle).await?;
     let path = fetched
         .as_ref()
@@ -72,15 +115,28 @@ pub async fn verify(config: &Config, bundle: &str, as_json: bool) -> Result<Exit
             },
         }
     }
+    let trusted = trusted_key(config)?;
+    let signature = if verdict.request_id.is_some() {
+        check_signature(
+            "manifest.json",
+            verdict.signature.take(),
+            &verdict.manifest,
+            trusted.as_deref(),
+            &mut verdict.problems,
+        )
+    } else {
+        "not checked"
+    };
     let ok = verdict.problems.is_empty();
     if as_json {
         println!(
             "{}",
-            json!({"ok": ok, "bundle": bundle, "request_id": verdict.request_id, "files_checked": verdict.files_checked, "problems": verdict.problems})
+            json!({"ok": ok, "bundle": bundle, "request_id": verdict.request_id, "files_checked": verdict.files_checked,
+                   "signature": signature, "problems": verdict.problems})
         );
     } else if ok {
         println!(
-            "ok: {} files match the manifest, and the manifest matches the ledger",
+            "ok: {} files match the manifest, and the manifest matches the ledger (signature: {signature})",
             verdict.files_checked
         );
     } else {
@@ -89,4 +145,124 @@ pub async fn verify(config: &Config, bundle: &str, as_json: bool) -> Result<Exit
         }
     }
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Reads a small object: a local file, or an object in the export store.
+async fn read_small(config: &Config, location: &str) -> Result<Option<Vec<u8>>, CliError> {
+    if Path::new(location).exists() || !location.contains("://") {
+        return match std::fs::read(location) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(CliError::Unreachable(format!("cannot read {location}: {e}"))),
+        };
+    }
+    let store = crate::wiring::export_store(config)?;
+    let Some(key) = store.key_of(location) else {
+        return Err(crate::error::bad_input(format!(
+            "{location} is neither a file nor in the configured export store"
+        )));
+    };
+    match store.get(&key).await {
+        Ok(bytes) => Ok(Some(bytes.to_vec())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(CliError::Unreachable(e.to_string())),
+    }
+}
+
+/// A confirmation: its hash against the ledger, its signature against the trusted key, and
+/// the audit chain it pins (whole, and holding the event it names).
+async fn verify_confirmation(config: &Config, location: &str, as_json: bool) -> Result<ExitCode, CliError> {
+    let name = Path::new(location)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| location.to_string());
+    let Some(bytes) = read_small(config, location).await? else {
+        return Err(crate::error::bad_input(format!("{location}: no such confirmation")));
+    };
+    let mut problems = Vec::new();
+    let document: serde_json::Value = match serde_json::from_slice(&bytes) {
+        Ok(d) => d,
+        Err(e) => {
+            problems.push(format!("{name}: not valid JSON ({e}): altered"));
+            serde_json::Value::Null
+        }
+    };
+    let request_id = document["request_id"].as_str().map(String::from);
+    let sha = hex::encode(Sha256::digest(&bytes));
+    let ledger = crate::wiring::ledger(config).await?;
+    if let Some(id) = &request_id {
+        match ledger.request(id).await? {
+            None => problems.push(format!(
+                "request {id} is not in this ledger: the confirmation cannot be vouched for"
+            )),
+            Some(r) => match r.confirmation_sha256 {
+                Some(recorded) if recorded == sha => {}
+                Some(_) => problems.push(format!(
+                    "{name}: differs from the confirmation recorded in the ledger (altered)"
+                )),
+                None => problems.push(format!("request {id} has no confirmation recorded in the ledger")),
+            },
+        }
+    } else if problems.is_empty() {
+        problems.push(format!("{name}: names no request (altered, or not a dsr confirmation)"));
+    }
+    let signature = read_small(config, &format!("{location}.sig"))
+        .await?
+        .map(|b| serde_json::from_slice::<Signature>(&b).map_err(|e| e.to_string()));
+    let trusted = trusted_key(config)?;
+    let signature = check_signature(&name, signature, &bytes, trusted.as_deref(), &mut problems);
+    let chain = ledger.verify_audit_chain().await?;
+    if let Some(problem) = &chain.problem {
+        problems.push(format!("audit chain: {problem}"));
+    }
+    let pinned_seq = document["audit_chain"]["seq"].as_i64().unwrap_or(0);
+    let pinned_hash = document["audit_chain"]["hash"].as_str().unwrap_or("");
+    if pinned_seq > 0 && ledger.audit_hash_at(pinned_seq).await?.as_deref() != Some(pinned_hash) {
+        problems.push(format!(
+            "audit chain: event #{pinned_seq}, which {name} pins, is not in the chain as it was (altered or removed)"
+        ));
+    }
+    let ok = problems.is_empty();
+    if as_json {
+        println!(
+            "{}",
+            json!({"ok": ok, "confirmation": location, "request_id": request_id, "sha256": sha, "signature": signature,
+                   "audit_events": chain.events, "problems": problems})
+        );
+    } else if ok {
+        println!(
+            "ok: {name} matches the ledger, signature: {signature}, audit chain whole ({} events)",
+            chain.events
+        );
+    } else {
+        for problem in &problems {
+            println!("FAIL {problem}");
+        }
+    }
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// `dsr audit verify`: walks the whole chain and names the first event altered or removed.
+pub async fn audit_verify(config: &Config, as_json: bool) -> Result<ExitCode, CliError> {
+    let ledger = crate::wiring::ledger(config).await?;
+    let verdict = ledger.verify_audit_chain().await?;
+    if as_json {
+        println!(
+            "{}",
+            json!({"ok": verdict.problem.is_none(), "events": verdict.events, "head": verdict.head, "problem": verdict.problem})
+        );
+    } else {
+        match &verdict.problem {
+            None => println!(
+                "ok: {} audit events, each linked to the one before; head #{} {}",
+                verdict.events, verdict.head.seq, verdict.head.hash
+            ),
+            Some(problem) => println!("FAIL {problem}"),
+        }
+    }
+    Ok(if verdict.problem.is_none() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

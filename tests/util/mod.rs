@@ -312,6 +312,10 @@ pub fn fast_settings(queue_url: &str, prefix: &str, export_dir: &Path) -> dsr_jo
             concurrency: 2,
         },
         processing_info: dsr_jobs::bundle::ProcessingInfo::example(),
+        signer: None,
+        retention: chrono::Duration::days(30),
+        pseudonymise_after: chrono::Duration::days(90),
+        pseudonym_key: b"test-pseudonyms".to_vec(),
     }
 }
 

@@ -30,6 +30,9 @@ pub use info::ProcessingInfo;
 
 pub const MANIFEST_SCHEMA: u32 = 1;
 
+/// The entry holding the manifest's Ed25519 signature, when a key is configured.
+pub const MANIFEST_SIGNATURE: &str = "manifest.json.sig";
+
 /// One file in the bundle, as the manifest lists it.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
 pub struct FileEntry {
@@ -250,6 +253,7 @@ fn write_sync(
     request: &Request,
     tasks: &[Task],
     info: &ProcessingInfo,
+    signer: Option<&crate::signing::Signer>,
 ) -> Result<Written, StorageError> {
     let location = out.location().to_string();
     let fail = |source: std::io::Error| StorageError {
@@ -369,6 +373,12 @@ fn write_sync(
     });
     let manifest_bytes = serde_json::to_vec_pretty(&manifest).map_err(|e| fail(std::io::Error::other(e)))?;
     add(&mut zip, "manifest.json", &manifest_bytes).map_err(&fail)?;
+    if let Some(signer) = signer {
+        // Not in the manifest (it signs the manifest): `dsr verify` checks it on its own.
+        let sig =
+            serde_json::to_vec_pretty(&signer.sign(&manifest_bytes)).map_err(|e| fail(std::io::Error::other(e)))?;
+        add(&mut zip, MANIFEST_SIGNATURE, &sig).map_err(&fail)?;
+    }
     let buffered = zip.finish().map_err(|e| fail(std::io::Error::other(e)))?.into_inner();
     let out = buffered.into_inner().map_err(|e| fail(e.into_error()))?;
     out.commit()?;
@@ -385,6 +395,7 @@ pub async fn write_bundle(
     request: &Request,
     tasks: &[Task],
     info: &ProcessingInfo,
+    signer: Option<crate::signing::Signer>,
 ) -> Result<Written, EngineError> {
     let handle = Handle::current();
     let out = store.writer(bundle_key(&request.id)).into_sync(handle.clone());
@@ -393,7 +404,7 @@ pub async fn write_bundle(
         handle,
     };
     let (request, tasks, info) = (request.clone(), tasks.to_vec(), info.clone());
-    tokio::task::spawn_blocking(move || write_sync(out, &source, &request, &tasks, &info))
+    tokio::task::spawn_blocking(move || write_sync(out, &source, &request, &tasks, &info, signer.as_ref()))
         .await
         .map_err(|e| EngineError::Invalid(format!("the bundle writer stopped: {e}")))?
         .map_err(EngineError::Storage)

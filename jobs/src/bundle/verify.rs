@@ -16,6 +16,10 @@ pub struct Verdict {
     pub manifest_sha256: Option<String>,
     pub files_checked: usize,
     pub problems: Vec<String>,
+    /// The manifest as stored, and its signature when the bundle carries one; the caller
+    /// checks it against the key it trusts.
+    pub manifest: Vec<u8>,
+    pub signature: Option<Result<crate::signing::Signature, String>>,
 }
 
 /// Checks the ZIP against its own manifest. The caller compares `manifest_sha256` with the
@@ -52,6 +56,14 @@ pub fn check(bundle: &Path) -> Verdict {
         }
     }
     verdict.manifest_sha256 = Some(hex::encode(Sha256::digest(&manifest_bytes)));
+    if let Ok(mut sig) = zip.by_name(super::MANIFEST_SIGNATURE) {
+        let mut bytes = Vec::new();
+        verdict.signature = Some(
+            sig.read_to_end(&mut bytes)
+                .map_err(|e| e.to_string())
+                .and_then(|_| serde_json::from_slice(&bytes).map_err(|e| e.to_string())),
+        );
+    }
     let manifest: serde_json::Value = match serde_json::from_slice(&manifest_bytes) {
         Ok(m) => m,
         Err(e) => {
@@ -100,11 +112,12 @@ pub fn check(bundle: &Path) -> Verdict {
         .filter_map(|n| n.ok().map(|n| n.into_owned()))
         .collect();
     for name in names {
-        if name != "manifest.json" && !listed.contains(name.as_str()) {
+        if name != "manifest.json" && name != super::MANIFEST_SIGNATURE && !listed.contains(name.as_str()) {
             verdict
                 .problems
                 .push(format!("{name}: in the bundle but not in the manifest (added)"));
         }
     }
+    verdict.manifest = manifest_bytes;
     verdict
 }

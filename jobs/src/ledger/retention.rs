@@ -1,0 +1,138 @@
+//! What the retention job asks of the ledger: finished requests whose exports are due to
+//! expire or whose identities are due to be pseudonymised, and recording that it happened.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use sqlx::{AssertSqlSafe, Row};
+
+use super::{Ledger, REQUEST_COLUMNS, Result, insert_audit, request_from_row, ts};
+use crate::model::Request;
+
+/// A task's free-text columns, for pseudonymisation.
+#[derive(Debug, Clone)]
+pub struct TaskText {
+    pub processor: String,
+    pub evidence: Value,
+    pub reason: Option<String>,
+    pub error: Option<String>,
+}
+
+impl Ledger {
+    /// Finished requests whose bundle or confirmation is still held and finished before `cutoff`.
+    pub async fn exports_due(&self, cutoff: DateTime<Utc>) -> Result<Vec<Request>> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {REQUEST_COLUMNS} FROM requests WHERE finished_at IS NOT NULL AND finished_at < $1 \
+             AND exports_expired_at IS NULL AND (bundle IS NOT NULL OR confirmation IS NOT NULL) ORDER BY finished_at"
+        )))
+        .bind(ts(cutoff))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(request_from_row).collect()
+    }
+
+    /// Records that a request's exports were deleted; once.
+    pub async fn mark_exports_expired(&self, id: &str, objects_deleted: u64) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let updated =
+            sqlx::query("UPDATE requests SET exports_expired_at = $2 WHERE id = $1 AND exports_expired_at IS NULL")
+                .bind(id)
+                .bind(ts(Utc::now()))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                == 1;
+        if updated {
+            insert_audit(
+                &mut tx,
+                Some(id),
+                None,
+                "exports.expired",
+                json!({"objects_deleted": objects_deleted}),
+                Some(&format!("expired:{id}")),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(updated)
+    }
+
+    /// Ids of finished requests, finished before `cutoff`, whose identities are still clear.
+    pub async fn pseudonymisation_due(&self, cutoff: DateTime<Utc>) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT id FROM requests WHERE finished_at IS NOT NULL AND finished_at < $1 \
+             AND pseudonymised_at IS NULL ORDER BY finished_at",
+        )
+        .bind(ts(cutoff))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+
+    /// The tasks' evidence, reasons and errors, as stored.
+    pub async fn task_texts(&self, id: &str) -> Result<Vec<TaskText>> {
+        let rows = sqlx::query("SELECT processor, evidence, reason, error FROM tasks WHERE request_id = $1")
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(TaskText {
+                    processor: r.try_get(0)?,
+                    evidence: serde_json::from_str(&r.try_get::<String, _>(1)?)
+                        .map_err(|e| super::LedgerError::Corrupt(e.to_string()))?,
+                    reason: r.try_get(2)?,
+                    error: r.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Replaces a finished request's identities, changes and task texts in one transaction,
+    /// and records it in the audit chain (which never held them).
+    pub async fn pseudonymise(
+        &self,
+        id: &str,
+        identities: &Value,
+        changes: &Value,
+        tasks: &[TaskText],
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE requests SET identities = $2, changes = $3, pseudonymised_at = $4 \
+             WHERE id = $1 AND pseudonymised_at IS NULL AND finished_at IS NOT NULL",
+        )
+        .bind(id)
+        .bind(identities.to_string())
+        .bind(changes.to_string())
+        .bind(ts(Utc::now()))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if updated {
+            for task in tasks {
+                sqlx::query(
+                    "UPDATE tasks SET evidence = $3, reason = $4, error = $5 WHERE request_id = $1 AND processor = $2",
+                )
+                .bind(id)
+                .bind(&task.processor)
+                .bind(task.evidence.to_string())
+                .bind(task.reason.as_deref())
+                .bind(task.error.as_deref())
+                .execute(&mut *tx)
+                .await?;
+            }
+            insert_audit(
+                &mut tx,
+                Some(id),
+                None,
+                "request.pseudonymised",
+                json!({"tasks": tasks.len()}),
+                Some(&format!("pseudonymised:{id}")),
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(updated)
+    }
+}

@@ -1,0 +1,176 @@
+//! Retention of what dsr holds, run with every sweep tick: a finished request's bundle and
+//! confirmation leave the export storage after `[export] retention_days`, and its identities,
+//! requested changes and the vendor texts that name the subject are replaced in the ledger by
+//! keyed hashes after `[privacy] pseudonymise_after_days`. The audit chain never held them,
+//! so it stays whole; the same subject always gets the same hash, so a later request can
+//! still be matched to what was done.
+
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+use crate::engine::{Engine, EngineError};
+use crate::export::confirmation_keys;
+
+/// What one retention pass did.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct RetentionReport {
+    pub exports_expired: usize,
+    pub pseudonymised: usize,
+}
+
+pub async fn run(engine: &Engine, now: DateTime<Utc>) -> Result<RetentionReport, EngineError> {
+    Ok(RetentionReport {
+        exports_expired: expire_exports(engine, now).await?,
+        pseudonymised: pseudonymise(engine, now).await?,
+    })
+}
+
+/// Deletes bundles and confirmations older than the retention period and records it.
+pub async fn expire_exports(engine: &Engine, now: DateTime<Utc>) -> Result<usize, EngineError> {
+    let settings = engine.settings();
+    let store = &settings.export;
+    let due = engine.ledger().exports_due(now - settings.retention).await?;
+    for request in &due {
+        let names = confirmation_keys(&request.id);
+        let mut deleted = 0;
+        for key in [
+            crate::bundle::bundle_key(&request.id),
+            names.json,
+            names.html,
+            names.sig,
+        ] {
+            if store.size(&key).await.is_ok() {
+                store.delete(&key).await?;
+                deleted += 1;
+            }
+        }
+        if engine.ledger().mark_exports_expired(&request.id, deleted).await? {
+            tracing::info!(request = %request.id, objects = deleted, "bundle and confirmation expired");
+        }
+    }
+    Ok(due.len())
+}
+
+/// The keyed hash that stands in for one identity or value.
+pub fn pseudonym(key: &[u8], value: &str) -> String {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| {
+        // HMAC takes keys of any length; this branch cannot be reached.
+        <Hmac<Sha256> as Mac>::new_from_slice(b"dsr").expect("a constant key")
+    });
+    mac.update(value.trim().to_lowercase().as_bytes());
+    format!("pseudonym:{}", &hex::encode(mac.finalize().into_bytes())[..32])
+}
+
+/// Replaces every string that contains one of `needles` (case-insensitively) by its pseudonym.
+fn scrub(value: &mut Value, needles: &[String], key: &[u8]) {
+    match value {
+        Value::String(s) => {
+            let lower = s.to_lowercase();
+            if needles.iter().any(|n| lower.contains(n.as_str())) {
+                *s = pseudonym(key, s);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| scrub(v, needles, key)),
+        Value::Object(map) => map.values_mut().for_each(|v| scrub(v, needles, key)),
+        _ => {}
+    }
+}
+
+fn scrub_text(text: &mut Option<String>, needles: &[String], key: &[u8]) {
+    if let Some(t) = text {
+        let mut v = Value::String(std::mem::take(t));
+        scrub(&mut v, needles, key);
+        *t = v.as_str().unwrap_or_default().to_string();
+    }
+}
+
+/// Pseudonymises finished requests past `[privacy] pseudonymise_after_days`.
+pub async fn pseudonymise(engine: &Engine, now: DateTime<Utc>) -> Result<usize, EngineError> {
+    let settings = engine.settings();
+    let key = &settings.pseudonym_key;
+    let ledger = engine.ledger();
+    let due = ledger.pseudonymisation_due(now - settings.pseudonymise_after).await?;
+    for id in &due {
+        let request = ledger.get_request(id).await?;
+        let ids = &request.identities;
+        let mut needles: Vec<String> = ids
+            .emails
+            .iter()
+            .map(|e| e.as_str().to_string())
+            .chain(ids.phones.iter().flat_map(|p| {
+                // The E.164 form and its national digits, as vendors write either.
+                let e164 = p.as_str().to_string();
+                let national = e164.get(3..).unwrap_or_default().to_string();
+                [e164, national]
+            }))
+            .chain(ids.names.iter().cloned())
+            .chain(ids.ga_client_ids.iter().cloned())
+            .chain(ids.ga_user_ids.iter().cloned())
+            .chain(request.changes.iter().map(|c| c.value.clone()))
+            .map(|n| n.trim().to_lowercase())
+            .filter(|n| n.len() >= 4)
+            .collect();
+        needles.sort();
+        needles.dedup();
+        let identities = json!({
+            "pseudonyms": ids.emails.iter().map(|e| e.as_str().to_string())
+                .chain(ids.phones.iter().map(|p| p.as_str().to_string()))
+                .chain(ids.names.iter().cloned())
+                .chain(ids.ga_client_ids.iter().cloned())
+                .chain(ids.ga_user_ids.iter().cloned())
+                .map(|v| pseudonym(key, &v))
+                .collect::<Vec<_>>(),
+        });
+        let mut changes = serde_json::to_value(&request.changes).unwrap_or(Value::Array(vec![]));
+        if let Value::Array(items) = &mut changes {
+            for change in items {
+                if let Some(value) = change.get_mut("value")
+                    && let Some(text) = value.as_str()
+                {
+                    *value = Value::String(pseudonym(key, text));
+                }
+            }
+        }
+        let mut tasks = ledger.task_texts(id).await?;
+        for task in &mut tasks {
+            scrub(&mut task.evidence, &needles, key);
+            scrub_text(&mut task.reason, &needles, key);
+            scrub_text(&mut task.error, &needles, key);
+        }
+        if ledger.pseudonymise(id, &identities, &changes, &tasks).await? {
+            tracing::info!(request = %id, "identities replaced by keyed hashes");
+        }
+    }
+    Ok(due.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pseudonyms_are_keyed_stable_and_case_blind() {
+        let a = pseudonym(b"k1", "Kari.Nordmann@example.no");
+        assert_eq!(a, pseudonym(b"k1", "kari.nordmann@example.no "));
+        assert_ne!(a, pseudonym(b"k2", "kari.nordmann@example.no"));
+        assert!(a.starts_with("pseudonym:") && !a.contains("kari"));
+    }
+
+    #[test]
+    fn scrubbing_replaces_every_string_naming_the_subject_and_keeps_the_rest() {
+        let mut evidence = json!({"evidence": [{"kind": "contact_changed", "detail": {
+            "field": "familyName", "before": "Nordmann", "after": "Nordmann-Lie",
+            "address": "KARI.NORDMANN@example.no", "count": 2}}], "notes": ["Wix keeps deleted contacts for 90 days."]});
+        let needles = vec![
+            "kari.nordmann@example.no".to_string(),
+            "nordmann-lie".to_string(),
+            "nordmann".to_string(),
+        ];
+        scrub(&mut evidence, &needles, b"k");
+        let text = evidence.to_string().to_lowercase();
+        assert!(!text.contains("nordmann"), "{text}");
+        assert!(text.contains("familyname") && text.contains("90 days") && text.contains("\"count\":2"));
+    }
+}
