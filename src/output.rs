@@ -34,6 +34,7 @@ pub fn status_json(request: &Request, tasks: &[Task]) -> Value {
         "confirmation": request.confirmation,
         "exports_expired_at": request.exports_expired_at.map(rfc3339),
         "pseudonymised_at": request.pseudonymised_at.map(rfc3339),
+        "finalize_error": request.finalize_error,
     })
 }
 
@@ -76,6 +77,11 @@ pub fn status_text(request: &Request, tasks: &[Task]) -> String {
     }
     if let Some(c) = &request.confirmation {
         out.push_str(&format!("  confirmation  {c}\n"));
+    }
+    if let Some(e) = &request.finalize_error {
+        out.push_str(&format!(
+            "  not ended     every task is done, but {e}; fix the storage and it is retried every sweep\n"
+        ));
     }
     if let Some(at) = request.exports_expired_at {
         out.push_str(&format!(

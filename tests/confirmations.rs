@@ -329,3 +329,43 @@ fn ledger_text(db: &Path) -> String {
         text.to_lowercase()
     })
 }
+
+#[test]
+fn a_cancelled_requests_spools_go_with_retention() {
+    let d = Deployment::sqlite("[test_connector.google]\n[test_connector.wix]\ndelay_ms = 4000\n");
+    let text = std::fs::read_to_string(&d.config).unwrap();
+    std::fs::write(&d.config, text.replace("[export]\n", "[export]\nretention_days = 0\n")).unwrap();
+    let (code, enqueued) = d.dsr_json(&["enqueue", "access", "--email", util::SEEDED_EMAIL]);
+    assert_eq!(code, 0, "{enqueued}");
+    let id = enqueued["id"].as_str().unwrap().to_string();
+    let mut worker = d
+        .command()
+        .arg("worker")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let spools = d.data().join("export/spool").join(&id);
+    let started = Instant::now();
+    while !spools.exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "Google's spool never appeared"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let out = d.dsr(&["cancel", &id]);
+    assert_eq!(out.status.code(), Some(0), "{}", util::stderr(&out));
+    let started = Instant::now();
+    while spools.exists() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "a cancelled request's spool outlived the retention period"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    worker.kill().ok();
+    worker.wait().ok();
+    let expired = audit_details(&d.data().join("ledger.db"), &id, "exports.expired");
+    assert_eq!(expired.len(), 1, "{expired:?}");
+    assert!(expired[0]["objects_deleted"].as_u64().unwrap() >= 1, "{expired:?}");
+}

@@ -67,7 +67,7 @@ async fn a_request_moves_through_its_life_cycle_and_nowhere_else() {
 
         assert!(
             !ledger
-                .complete_request("r1", RequestStatus::Completed, &confirmation("/x/c.json"), false)
+                .complete_request("r1", RequestStatus::Completed, &confirmation("/x/c.json"), false, "w1")
                 .await
                 .unwrap(),
             "a received request cannot complete before it is in progress"
@@ -112,15 +112,24 @@ async fn a_request_moves_through_its_life_cycle_and_nowhere_else() {
         assert_eq!(tasks[0].evidence, json!({"ids": ["a"]}));
         assert_eq!(tasks[1].reason.as_deref(), Some("no API"));
 
+        // One writer at a time: w2 can neither take the finalize w1 holds nor end the request.
+        assert!(ledger.claim_finalize("r1", "w1", LEASE).await.unwrap());
+        assert!(!ledger.claim_finalize("r1", "w2", LEASE).await.unwrap());
+        assert!(
+            !ledger
+                .complete_request("r1", RequestStatus::Completed, &confirmation("/x/w2.json"), false, "w2")
+                .await
+                .unwrap()
+        );
         assert!(
             ledger
-                .complete_request("r1", RequestStatus::Completed, &confirmation("/x/c.json"), false)
+                .complete_request("r1", RequestStatus::Completed, &confirmation("/x/c.json"), false, "w1")
                 .await
                 .unwrap()
         );
         assert!(
             !ledger
-                .complete_request("r1", RequestStatus::Failed, &confirmation("/x/other.json"), false)
+                .complete_request("r1", RequestStatus::Failed, &confirmation("/x/other.json"), false, "w1")
                 .await
                 .unwrap(),
             "finalize records once"
@@ -517,6 +526,55 @@ async fn the_audit_chain_names_the_first_event_altered_or_removed() {
         );
         assert!(!problem.contains(&format!("#{three}")), "{problem}");
         pool.close().await;
+        ledger.close().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_pseudonymised_request_names_nobody_and_cannot_be_retried() {
+    on_both(|url| async move {
+        let ledger = Ledger::open(&url).await.unwrap();
+        create(&ledger, "p1", &[Processor::Wix]).await;
+        ledger.start_request("p1").await.unwrap();
+        let failed = TaskResult::Failed {
+            error: "vendor refused".into(),
+        };
+        ledger.settle_unstarted("p1", Processor::Wix, &failed).await.unwrap();
+        assert!(
+            ledger
+                .claim_finalize("p1", "w1", Duration::from_secs(60))
+                .await
+                .unwrap()
+        );
+        assert!(
+            ledger
+                .complete_request("p1", RequestStatus::Failed, &confirmation("/x/p1.json"), false, "w1")
+                .await
+                .unwrap()
+        );
+        let tasks = ledger.task_texts("p1").await.unwrap();
+        let pseudonyms = json!({"pseudonyms": ["pseudonym:0123"]});
+        assert!(
+            ledger
+                .pseudonymise("p1", &pseudonyms, &json!([]), &tasks)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !ledger
+                .pseudonymise("p1", &pseudonyms, &json!([]), &tasks)
+                .await
+                .unwrap(),
+            "once"
+        );
+        let request = ledger.get_request("p1").await.unwrap();
+        assert!(request.identities.emails.is_empty() && request.pseudonymised_at.is_some());
+        match ledger.retry("p1", None).await {
+            Err(LedgerError::Refused(message)) => assert!(message.contains("pseudonymised"), "{message}"),
+            other => panic!("a retry would run with no identities: {other:?}"),
+        }
+        assert_eq!(ledger.verify_audit_chain().await.unwrap().problem, None);
         ledger.close().await;
     })
     .await;

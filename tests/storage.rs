@@ -231,6 +231,53 @@ fn a_spool_that_cannot_be_written_fails_the_task_clearly_and_leaves_no_partial_f
     assert_eq!(names, [bundle, "spool".to_string()], "no staging files: {names:?}");
 }
 
+#[test]
+fn a_bundle_that_cannot_be_stored_is_named_in_status_and_written_once_it_can() {
+    let d = Deployment::sqlite("[test_connector.google]\n");
+    let (code, enqueued) = d.dsr_json(&["enqueue", "access", "--email", util::SEEDED_EMAIL]);
+    assert_eq!(code, 0, "{enqueued}");
+    let id = enqueued["id"].as_str().unwrap().to_string();
+    // A folder where the bundle should go: every attempt to store it fails, as on a full disk.
+    let blocker = d.data().join("export").join(format!("dsr-{id}.zip"));
+    std::fs::create_dir_all(blocker.join("in-the-way")).unwrap();
+    let mut worker = d.command().arg("worker").stderr(Stdio::null()).spawn().unwrap();
+    let started = Instant::now();
+    let status = loop {
+        let (_, status) = d.dsr_json(&["status", &id]);
+        if status["finalize_error"].is_string() {
+            break status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "{status}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(status["status"], "in_progress");
+    let error = status["finalize_error"].as_str().unwrap();
+    assert!(error.contains(&format!("dsr-{id}.zip")), "names the object: {error}");
+    let text = String::from_utf8(d.dsr(&["status", &id]).stdout).unwrap();
+    assert!(
+        text.contains("not ended") && text.contains("retried every sweep"),
+        "{text}"
+    );
+
+    std::fs::remove_dir_all(&blocker).unwrap();
+    let started = Instant::now();
+    let status = loop {
+        let (_, status) = d.dsr_json(&["status", &id]);
+        if status["status"] == "completed" {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the sweep did not finish it: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    worker.kill().ok();
+    worker.wait().ok();
+    assert!(status["finalize_error"].is_null(), "{status}");
+    assert!(blocker.is_file(), "the bundle was written once the way was clear");
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

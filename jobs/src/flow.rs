@@ -261,36 +261,90 @@ pub async fn finalize(engine: &Engine, request_id: &str) -> Result<(), EngineErr
     if !tasks.iter().all(|t| t.status.is_terminal()) {
         return Ok(());
     }
+    // One writer per request: two workers finalizing at once would store two different
+    // bundles under one name, and the ledger could record the hash of the one overwritten.
+    let owner = engine.worker_name().to_string();
+    let lease = engine.settings().task_lease;
+    if !ledger.claim_finalize(request_id, &owner, lease).await? {
+        return Ok(());
+    }
+    let keep_lease = tokio::spawn(renew_finalize_until_done(engine.clone(), request_id.to_string()));
     let status = final_status(&tasks);
+    let written = write_result(engine, &request, &tasks, status).await;
+    keep_lease.abort();
+    let written = match written {
+        Ok(written) => written,
+        Err(e @ EngineError::Storage(_)) => {
+            // Our storage, not the request: say why in the ledger; the sweep tries again.
+            ledger.note_finalize_failure(request_id, &e.to_string()).await?;
+            return Err(e);
+        }
+        Err(e) => return Err(e),
+    };
+    let signer = engine.settings().signer.as_ref();
+    if ledger
+        .complete_request(request_id, status, &written, signer.is_some(), &owner)
+        .await?
+    {
+        tracing::info!(request = %request_id, %status, "request finished");
+    } else {
+        tracing::warn!(request = %request_id, "lost the finalize lease while writing; another worker finishes the request");
+        return Ok(());
+    }
+    // The bundle holds everything now: the spool is a second copy of personal data.
+    if let Err(e) = engine
+        .settings()
+        .export
+        .delete_prefix(&request_prefix(request_id))
+        .await
+    {
+        tracing::warn!(error = %e.kind(), "could not remove a finished request's spool");
+    }
+    Ok(())
+}
+
+async fn renew_finalize_until_done(engine: Engine, request_id: String) {
+    let lease = engine.settings().task_lease;
+    let every = (lease / 3).max(Duration::from_millis(200));
+    loop {
+        tokio::time::sleep(every).await;
+        match engine
+            .ledger()
+            .renew_finalize(&request_id, engine.worker_name(), lease)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => tracing::warn!(error = %e, "could not renew a finalize lease"),
+        }
+    }
+}
+
+/// Writes the bundle (access, portability) or the confirmation (the rest).
+async fn write_result(
+    engine: &Engine,
+    request: &crate::model::Request,
+    tasks: &[crate::model::Task],
+    status: RequestStatus,
+) -> Result<Written, EngineError> {
     let settings = engine.settings();
     let store = &settings.export;
     let signer = settings.signer.as_ref();
-    let written = if request.kind.exports() {
+    Ok(if request.kind.exports() {
         let bundle =
-            crate::bundle::write_bundle(store, &request, &tasks, &settings.processing_info, signer.cloned()).await?;
+            crate::bundle::write_bundle(store, request, tasks, &settings.processing_info, signer.cloned()).await?;
         Written::Bundle {
             location: bundle.location,
             sha256: bundle.manifest_sha256,
         }
     } else {
-        let head = ledger.audit_head().await?;
-        let confirmation = crate::export::write_confirmation(store, &request, &tasks, status, &head, signer).await?;
+        let head = engine.ledger().audit_head().await?;
+        let confirmation = crate::export::write_confirmation(store, request, tasks, status, &head, signer).await?;
         Written::Confirmation {
             location: confirmation.location,
             sha256: confirmation.sha256,
         }
-    };
-    if ledger
-        .complete_request(request_id, status, &written, signer.is_some())
-        .await?
-    {
-        tracing::info!(request = %request_id, %status, "request finished");
-    }
-    // The bundle holds everything now: the spool is a second copy of personal data.
-    if let Err(e) = store.delete_prefix(&request_prefix(request_id)).await {
-        tracing::warn!(error = %e.kind(), "could not remove a finished request's spool");
-    }
-    Ok(())
+    })
 }
 
 /// completed when every task succeeded or could not apply; failed when none succeeded

@@ -143,7 +143,7 @@ pub struct Ledger {
 
 const REQUEST_COLUMNS: &str = "id, kind, status, identities, changes, lang, dry_run, received_at, \
      due_at, extended_months, extension_reason, bundle, confirmation, finished_at, bundle_sha256, \
-     confirmation_sha256, exports_expired_at, pseudonymised_at";
+     confirmation_sha256, exports_expired_at, pseudonymised_at, finalize_error";
 const TASK_COLUMNS: &str = "request_id, processor, status, attempts, outcome, found, changed, \
      reason, error, evidence, spool, next_retry_at";
 
@@ -530,13 +530,14 @@ impl Ledger {
 
     /// Ends an in-progress request whose tasks are all terminal, once; records where its
     /// bundle or confirmation is and its hash, which the audit chain then covers. Returns
-    /// false when the request was already ended.
+    /// false when the request was already ended or `owner` does not hold the finalize lease.
     pub async fn complete_request(
         &self,
         id: &str,
         status: RequestStatus,
         written: &Written,
         signed: bool,
+        owner: &str,
     ) -> Result<bool> {
         let now = ts(Utc::now());
         let (bundle, bundle_sha256, confirmation, confirmation_sha256) = match written {
@@ -546,7 +547,9 @@ impl Ledger {
         let mut tx = self.pool.begin().await?;
         let updated = sqlx::query(
             "UPDATE requests SET status = $2, bundle = $3, confirmation = $4, finished_at = $5, \
-             updated_at = $5, bundle_sha256 = $6, confirmation_sha256 = $7 WHERE id = $1 AND status = 'in_progress'",
+             updated_at = $5, bundle_sha256 = $6, confirmation_sha256 = $7, finalize_error = NULL, \
+             finalize_owner = NULL, finalize_until = NULL \
+             WHERE id = $1 AND status = 'in_progress' AND finalize_owner = $8",
         )
         .bind(id)
         .bind(status.as_str())
@@ -555,6 +558,7 @@ impl Ledger {
         .bind(&now)
         .bind(bundle_sha256)
         .bind(confirmation_sha256)
+        .bind(owner)
         .execute(&mut *tx)
         .await?
         .rows_affected()
@@ -573,6 +577,75 @@ impl Ledger {
         }
         tx.commit().await?;
         Ok(updated)
+    }
+
+    /// Takes the right to write a request's bundle or confirmation, for `lease`; false when
+    /// the request has ended or a live worker holds it.
+    pub async fn claim_finalize(&self, id: &str, owner: &str, lease: Duration) -> Result<bool> {
+        let now = Utc::now();
+        let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(5));
+        Ok(sqlx::query(
+            "UPDATE requests SET finalize_owner = $2, finalize_until = $3 WHERE id = $1 AND status = 'in_progress' \
+             AND (finalize_until IS NULL OR finalize_until < $4 OR finalize_owner = $2)",
+        )
+        .bind(id)
+        .bind(owner)
+        .bind(ts(until))
+        .bind(ts(now))
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            == 1)
+    }
+
+    /// Extends this worker's finalize lease; false when it lost it.
+    pub async fn renew_finalize(&self, id: &str, owner: &str, lease: Duration) -> Result<bool> {
+        let until = Utc::now() + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::minutes(5));
+        Ok(sqlx::query(
+            "UPDATE requests SET finalize_until = $3 WHERE id = $1 AND status = 'in_progress' AND finalize_owner = $2",
+        )
+        .bind(id)
+        .bind(owner)
+        .bind(ts(until))
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            == 1)
+    }
+
+    /// Records why writing the bundle or confirmation failed; an audit event only when the
+    /// reason changes, so a failure retried every sweep does not flood the log.
+    pub async fn note_finalize_failure(&self, id: &str, error: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let changed = sqlx::query(
+            "UPDATE requests SET finalize_error = $2, updated_at = $3 WHERE id = $1 AND status = 'in_progress' \
+             AND (finalize_error IS NULL OR finalize_error <> $2)",
+        )
+        .bind(id)
+        .bind(error)
+        .bind(ts(Utc::now()))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        // Let the next sweep try at once rather than after the lease.
+        sqlx::query("UPDATE requests SET finalize_owner = NULL, finalize_until = NULL WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        if changed {
+            insert_audit(
+                &mut tx,
+                Some(id),
+                None,
+                "finalize.failed",
+                json!({"error": error}),
+                None,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Cancels a request and every task that has not ended.
@@ -614,6 +687,12 @@ impl Ledger {
         if request.status == RequestStatus::Cancelled {
             return Err(LedgerError::Refused(format!(
                 "request {id} was cancelled; enqueue a new one"
+            )));
+        }
+        if let Some(at) = request.pseudonymised_at {
+            return Err(LedgerError::Refused(format!(
+                "request {id} no longer names its subject (pseudonymised at {}); enqueue a new request",
+                ts(at)
             )));
         }
         let failed: Vec<Processor> = self
@@ -956,6 +1035,7 @@ fn request_from_row(r: &AnyRow) -> Result<Request> {
         confirmation_sha256: r.try_get("confirmation_sha256")?,
         exports_expired_at: parse_opt_ts(r.try_get("exports_expired_at")?)?,
         pseudonymised_at: parse_opt_ts(r.try_get("pseudonymised_at")?)?,
+        finalize_error: r.try_get("finalize_error")?,
     })
 }
 

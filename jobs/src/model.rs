@@ -216,6 +216,8 @@ pub struct Request {
     pub exports_expired_at: Option<DateTime<Utc>>,
     /// When the identities and changes were replaced by keyed hashes.
     pub pseudonymised_at: Option<DateTime<Utc>>,
+    /// Why the bundle or confirmation could not be written yet (retried every sweep).
+    pub finalize_error: Option<String>,
 }
 
 /// One request at one processor, as the ledger holds it.

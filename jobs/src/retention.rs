@@ -27,14 +27,15 @@ pub async fn run(engine: &Engine, now: DateTime<Utc>) -> Result<RetentionReport,
     })
 }
 
-/// Deletes bundles and confirmations older than the retention period and records it.
+/// Deletes bundles and confirmations older than the retention period, and the spools a
+/// cancelled request left behind, and records it.
 pub async fn expire_exports(engine: &Engine, now: DateTime<Utc>) -> Result<usize, EngineError> {
     let settings = engine.settings();
     let store = &settings.export;
     let due = engine.ledger().exports_due(now - settings.retention).await?;
     for request in &due {
         let names = confirmation_keys(&request.id);
-        let mut deleted = 0;
+        let mut deleted = store.delete_prefix(&crate::spool::request_prefix(&request.id)).await?;
         for key in [
             crate::bundle::bundle_key(&request.id),
             names.json,

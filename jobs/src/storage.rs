@@ -391,6 +391,7 @@ mod tests {
         w.abort().await;
         assert!(store.size(&other).await.is_err());
         assert_eq!(store.delete_prefix(&key("spool/r1")).await.unwrap(), 1);
+        assert_eq!(store.delete_prefix(&key("spool/never-written")).await.unwrap(), 0);
         assert!(store.list(None).await.unwrap().is_empty());
     }
 

@@ -132,6 +132,7 @@ pub async fn export(size: u64, dir: Option<&Path>) -> Result<ExitCode, CliError>
         confirmation_sha256: None,
         exports_expired_at: None,
         pseudonymised_at: None,
+        finalize_error: None,
     };
     let task = Task {
         request_id: "bench".into(),

@@ -18,11 +18,12 @@ pub struct TaskText {
 }
 
 impl Ledger {
-    /// Finished requests whose bundle or confirmation is still held and finished before `cutoff`.
+    /// Requests that ended (completed, failed or cancelled) before `cutoff` and whose
+    /// exports, or a cancelled request's leftover spools, were not expired yet.
     pub async fn exports_due(&self, cutoff: DateTime<Utc>) -> Result<Vec<Request>> {
         let rows = sqlx::query(AssertSqlSafe(format!(
             "SELECT {REQUEST_COLUMNS} FROM requests WHERE finished_at IS NOT NULL AND finished_at < $1 \
-             AND exports_expired_at IS NULL AND (bundle IS NOT NULL OR confirmation IS NOT NULL) ORDER BY finished_at"
+             AND exports_expired_at IS NULL ORDER BY finished_at"
         )))
         .bind(ts(cutoff))
         .fetch_all(&self.pool)
