@@ -14,7 +14,7 @@ use crate::engine::EngineError;
 use crate::ledger::{Head, ts};
 use crate::model::{Request, RequestStatus, Task, TaskStatus};
 use crate::signing::Signer;
-use crate::storage::{ExportStore, key};
+use crate::storage::{ExportStore, Key, key};
 
 const CONFIRMATION_HTML: &str = r#"<!doctype html>
 <html lang="{{ lang }}"><head><meta charset="utf-8"><title>{{ t.title }}</title>
@@ -164,9 +164,9 @@ pub async fn write_confirmation(
 
 /// The keys of a request's confirmation objects.
 pub struct ConfirmationKeys {
-    pub json: object_store::path::Path,
-    pub html: object_store::path::Path,
-    pub sig: object_store::path::Path,
+    pub json: Key,
+    pub html: Key,
+    pub sig: Key,
 }
 
 pub fn confirmation_keys(request_id: &str) -> ConfirmationKeys {

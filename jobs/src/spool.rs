@@ -5,12 +5,11 @@
 
 use dsr_connector::{ByteStream, FileMeta, Processor, Record, RecordSink, SinkError, StoredFile, safe_file_name};
 use futures::StreamExt;
-use object_store::path::Path as Key;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::storage::{ExportStore, ObjectWriter, StorageError, key};
+use crate::storage::{ExportStore, Key, ObjectWriter, StorageError, key};
 
 /// One line of a spool: a record, or a file stored beside the spool.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -15,7 +15,9 @@ use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use object_store::buffered::BufWriter;
 use object_store::local::LocalFileSystem;
-use object_store::path::{Path as Key, PathPart};
+/// An object's key in the export storage.
+pub use object_store::path::Path as Key;
+use object_store::path::PathPart;
 use object_store::prefix::PrefixStore;
 use object_store::{ObjectStore, ObjectStoreExt, ObjectStoreScheme, PutPayload};
 use tokio::io::AsyncWriteExt;

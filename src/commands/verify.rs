@@ -23,16 +23,27 @@ impl Drop for Fetched {
     }
 }
 
-async fn fetch(config: &Config, location: &str) -> Result<Option<Fetched>, CliError> {
+/// The export store and key behind `location`, or None when it names a local file.
+fn in_store(
+    config: &Config,
+    location: &str,
+) -> Result<Option<(dsr_jobs::storage::ExportStore, dsr_jobs::storage::Key)>, CliError> {
     if Path::new(location).exists() || !location.contains("://") {
         return Ok(None);
     }
     let store = crate::wiring::export_store(config)?;
-    let Some(key) = store.key_of(location) else {
-        return Err(crate::error::bad_input(format!(
+    match store.key_of(location) {
+        Some(key) => Ok(Some((store, key))),
+        None => Err(crate::error::bad_input(format!(
             "{location} is neither a file nor in the configured export store ({}); download it and pass the file",
             store.locate(&dsr_jobs::storage::key(""))
-        )));
+        ))),
+    }
+}
+
+async fn fetch(config: &Config, location: &str) -> Result<Option<Fetched>, CliError> {
+    let Some((store, key)) = in_store(config, location)? else {
+        return Ok(None);
     };
     let target = Fetched(std::env::temp_dir().join(format!("dsr-verify-{}.zip", std::process::id())));
     let unreachable = |e: String| CliError::Unreachable(format!("cannot fetch {location}: {e}"));
@@ -149,18 +160,12 @@ pub async fn verify(config: &Config, target: &str, as_json: bool) -> Result<Exit
 
 /// Reads a small object: a local file, or an object in the export store.
 async fn read_small(config: &Config, location: &str) -> Result<Option<Vec<u8>>, CliError> {
-    if Path::new(location).exists() || !location.contains("://") {
+    let Some((store, key)) = in_store(config, location)? else {
         return match std::fs::read(location) {
             Ok(bytes) => Ok(Some(bytes)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(CliError::Unreachable(format!("cannot read {location}: {e}"))),
         };
-    }
-    let store = crate::wiring::export_store(config)?;
-    let Some(key) = store.key_of(location) else {
-        return Err(crate::error::bad_input(format!(
-            "{location} is neither a file nor in the configured export store"
-        )));
     };
     match store.get(&key).await {
         Ok(bytes) => Ok(Some(bytes.to_vec())),

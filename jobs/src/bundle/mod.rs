@@ -22,8 +22,7 @@ use crate::engine::EngineError;
 use crate::ledger::ts;
 use crate::model::{Request, RequestKind, Task};
 use crate::spool::{SpoolEntry, file_key};
-use crate::storage::{ExportStore, StorageError, SyncObjectWriter, key};
-use object_store::path::Path as Key;
+use crate::storage::{ExportStore, Key, StorageError, SyncObjectWriter, key};
 use tokio::runtime::Handle;
 
 pub use info::ProcessingInfo;
