@@ -78,12 +78,18 @@ pub async fn processor_task(engine: &Engine, request_id: &str, processor: Proces
     };
     tracing::info!(request = %request_id, %processor, attempt = claim.attempt, "task started");
 
-    let keep_lease = tokio::spawn(renew_lease_until_done(
-        engine.clone(),
-        request_id.to_string(),
-        processor,
-        claim,
-    ));
+    let keep_lease = {
+        let (engine, id) = (engine.clone(), request_id.to_string());
+        let lease = engine.settings().task_lease;
+        tokio::spawn(async move {
+            keep_renewing(lease, "task", || {
+                engine
+                    .ledger()
+                    .renew_lease(&id, processor, engine.worker_name(), claim, lease)
+            })
+            .await
+        })
+    };
     let ctx = TaskContext {
         request_id: request_id.to_string(),
         attempt: claim.attempt,
@@ -163,19 +169,20 @@ fn status_name(result: &TaskResult) -> &'static str {
     }
 }
 
-async fn renew_lease_until_done(engine: Engine, request_id: String, processor: Processor, claim: Claim) {
-    let lease = engine.settings().task_lease;
+/// Renews a lease every third of its length until `renew` reports it lost (or the caller
+/// aborts this when the work is done).
+async fn keep_renewing<F, Fut>(lease: Duration, what: &'static str, renew: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<bool, crate::LedgerError>>,
+{
     let every = (lease / 3).max(Duration::from_millis(200));
     loop {
         tokio::time::sleep(every).await;
-        match engine
-            .ledger()
-            .renew_lease(&request_id, processor, engine.worker_name(), claim, lease)
-            .await
-        {
+        match renew().await {
             Ok(true) => {}
             Ok(false) => return,
-            Err(e) => tracing::warn!(error = %e, "could not renew a task lease"),
+            Err(e) => tracing::warn!(error = %e, "could not renew a {what} lease"),
         }
     }
 }
@@ -268,7 +275,15 @@ pub async fn finalize(engine: &Engine, request_id: &str) -> Result<(), EngineErr
     if !ledger.claim_finalize(request_id, &owner, lease).await? {
         return Ok(());
     }
-    let keep_lease = tokio::spawn(renew_finalize_until_done(engine.clone(), request_id.to_string()));
+    let keep_lease = {
+        let (engine, id) = (engine.clone(), request_id.to_string());
+        tokio::spawn(async move {
+            keep_renewing(lease, "finalize", || {
+                engine.ledger().renew_finalize(&id, engine.worker_name(), lease)
+            })
+            .await
+        })
+    };
     let status = final_status(&tasks);
     let written = write_result(engine, &request, &tasks, status).await;
     keep_lease.abort();
@@ -301,23 +316,6 @@ pub async fn finalize(engine: &Engine, request_id: &str) -> Result<(), EngineErr
         tracing::warn!(error = %e.kind(), "could not remove a finished request's spool");
     }
     Ok(())
-}
-
-async fn renew_finalize_until_done(engine: Engine, request_id: String) {
-    let lease = engine.settings().task_lease;
-    let every = (lease / 3).max(Duration::from_millis(200));
-    loop {
-        tokio::time::sleep(every).await;
-        match engine
-            .ledger()
-            .renew_finalize(&request_id, engine.worker_name(), lease)
-            .await
-        {
-            Ok(true) => {}
-            Ok(false) => return,
-            Err(e) => tracing::warn!(error = %e, "could not renew a finalize lease"),
-        }
-    }
 }
 
 /// Writes the bundle (access, portability) or the confirmation (the rest).

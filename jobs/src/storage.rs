@@ -219,6 +219,30 @@ impl ExportStore {
         ))
     }
 
+    /// Reads an object from a blocking thread. A local store's file is read directly (the
+    /// object_store stream hands out 8 KiB chunks, each a trip through the runtime); a
+    /// remote object streams through `handle`.
+    pub fn open_sync(
+        &self,
+        key: &Key,
+        handle: &tokio::runtime::Handle,
+    ) -> Result<Box<dyn std::io::Read + Send>, StorageError> {
+        if let Root::Local(dir) = &self.root {
+            let path = dir.join(key.as_ref());
+            return std::fs::File::open(&path)
+                .map(|f| Box::new(f) as Box<dyn std::io::Read + Send>)
+                .map_err(|source| StorageError {
+                    location: path.display().to_string(),
+                    source,
+                });
+        }
+        let reader = handle.block_on(self.reader(key))?;
+        Ok(Box::new(tokio_util::io::SyncIoBridge::new_with_handle(
+            reader,
+            handle.clone(),
+        )))
+    }
+
     /// Deletes one object; a missing one counts as deleted.
     pub async fn delete(&self, key: &Key) -> Result<(), StorageError> {
         match self.store.delete(key).await {

@@ -120,17 +120,13 @@ struct Source {
 }
 
 impl Source {
-    fn open(&self, object: &Key) -> std::io::Result<impl std::io::Read + use<>> {
-        let reader = self.handle.block_on(self.store.reader(object)).map_err(into_io)?;
-        Ok(tokio_util::io::SyncIoBridge::new_with_handle(
-            reader,
-            self.handle.clone(),
-        ))
+    fn open(&self, object: &Key) -> std::io::Result<Box<dyn std::io::Read + Send>> {
+        self.store.open_sync(object, &self.handle).map_err(into_io)
     }
 
     /// Calls `each` for every spool entry, streaming the object.
     fn each_entry(&self, spool: &Key, mut each: impl FnMut(SpoolEntry) -> std::io::Result<()>) -> std::io::Result<()> {
-        for line in BufReader::with_capacity(256 * 1024, self.open(spool)?).lines() {
+        for line in BufReader::with_capacity(1 << 20, self.open(spool)?).lines() {
             let entry: SpoolEntry =
                 serde_json::from_str(&line?).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
             each(entry)?;
@@ -260,7 +256,7 @@ fn write_sync(
         source,
     };
     let portability = request.kind == RequestKind::Portability;
-    let mut zip = zip::ZipWriter::new_stream(BufWriter::with_capacity(256 * 1024, out));
+    let mut zip = zip::ZipWriter::new_stream(BufWriter::with_capacity(1 << 20, out));
     let mut entries: Vec<FileEntry> = Vec::new();
     let mut processors: Vec<ProcessorSummary> = Vec::new();
     for task in tasks {
