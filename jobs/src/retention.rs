@@ -56,12 +56,16 @@ pub async fn expire_exports(engine: &Engine, now: DateTime<Utc>) -> Result<usize
 
 /// The keyed hash that stands in for one identity or value.
 pub fn pseudonym(key: &[u8], value: &str) -> String {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).unwrap_or_else(|_| {
-        // HMAC takes keys of any length; this branch cannot be reached.
-        <Hmac<Sha256> as Mac>::new_from_slice(b"dsr").expect("a constant key")
-    });
-    mac.update(value.trim().to_lowercase().as_bytes());
-    format!("pseudonym:{}", &hex::encode(mac.finalize().into_bytes())[..32])
+    let value = value.trim().to_lowercase();
+    let digest = match <Hmac<Sha256> as Mac>::new_from_slice(key) {
+        Ok(mut mac) => {
+            mac.update(value.as_bytes());
+            mac.finalize().into_bytes().to_vec()
+        }
+        // HMAC takes keys of any length, so this does not happen; still no panic.
+        Err(_) => <Sha256 as sha2::Digest>::digest([key, value.as_bytes()].concat()).to_vec(),
+    };
+    format!("pseudonym:{}", &hex::encode(digest)[..32])
 }
 
 /// Replaces every string that contains one of `needles` (case-insensitively) by its pseudonym.
