@@ -24,8 +24,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run an access and an erasure request against the built-in fake vendors, under ./dsr-demo/.
+    /// Run every right against the built-in fake vendors, under ./dsr-demo/ (never against
+    /// the processors in your config).
     Demo,
+    /// Write a commented dsr.toml (at --config, else ./dsr.toml) for the processors named,
+    /// and print what to set and grant next.
+    Init(InitArgs),
     /// Process queued requests until interrupted (Ctrl-C or SIGTERM).
     Worker(WorkerArgs),
     /// Enqueue a request and process it in this process until it ends or --timeout passes.
@@ -70,6 +74,17 @@ pub enum Command {
         #[command(subcommand)]
         what: BenchCommand,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The processors to configure, comma-separated: google, microsoft365, superoffice, wix
+    /// (default: all four).
+    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    pub processors: Vec<String>,
+    /// Replace an existing file.
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]

@@ -1,6 +1,8 @@
-//! `dsr.toml`, strictly typed: an unknown key is an error that names it. `DSR_…` variables
-//! override keys (`DSR_QUEUE__URL=redis://…`; lists as TOML arrays). Secrets are
-//! references (`env:NAME`, `file:PATH`) resolved on load and never printed.
+//! `dsr.toml`, strictly typed: an unknown key is an error that names it. `DSR_SECTION__KEY`
+//! variables (a `DSR_` name with `__` in it) override keys (`DSR_QUEUE__URL=redis://…`; lists
+//! as TOML arrays); other `DSR_` names are left alone, so secrets can live in variables such
+//! as `DSR_GRAPH_SECRET`. Secrets are references (`env:NAME`, `file:PATH`), resolved when
+//! used and never printed.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -11,7 +13,7 @@ use figment::providers::{Env, Format, Toml};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     #[serde(default)]
@@ -32,6 +34,20 @@ pub struct Config {
     #[cfg(feature = "test-connector")]
     #[serde(default)]
     pub test_connector: std::collections::BTreeMap<String, dsr_jobs::test_connector::Script>,
+    /// The `DSR_…__…` variables that overrode keys, by name (never their values).
+    #[serde(skip)]
+    pub overrides: Vec<String>,
+    /// Keys still holding a `dsr init` placeholder, by dotted path.
+    #[serde(skip)]
+    pub placeholders: Vec<String>,
+}
+
+/// How `dsr init` marks a value the operator must fill in.
+pub const PLACEHOLDER: &str = "<fill in";
+
+/// The `DSR_` variables that are overrides: only names with `__` in them.
+fn is_override(name: &str) -> bool {
+    name.strip_prefix("DSR_").is_some_and(|rest| rest.contains("__"))
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -349,10 +365,66 @@ impl Config {
             None if Path::new("dsr.toml").exists() => figment = figment.merge(Toml::file_exact("dsr.toml")),
             None => {}
         }
-        figment = figment.merge(Env::prefixed("DSR_").split("__").ignore(&["config", "log"]));
-        let config: Config = figment.extract().map_err(|e| ConfigError::Invalid(describe(e)))?;
+        figment = figment.merge(Env::prefixed("DSR_").filter(|k| k.as_str().contains("__")).split("__"));
+        let mut config: Config = figment.extract().map_err(|e| ConfigError::Invalid(describe(e)))?;
+        config.overrides = std::env::vars_os()
+            .filter_map(|(name, _)| name.into_string().ok())
+            .filter(|name| is_override(name))
+            .collect();
+        config.overrides.sort();
+        if let Ok(tree) = figment.find_value("processors") {
+            placeholders(&tree, "processors", &mut config.placeholders);
+        }
         config.validate()?;
         Ok(config)
+    }
+
+    /// Every secret the config names, by its dotted key: privacy keys, the signing key,
+    /// export store credentials and each enabled processor's secrets.
+    pub fn secrets(&self) -> Vec<(String, SecretRef)> {
+        let mut named: Vec<(String, SecretRef)> = Vec::new();
+        let mut add = |key: String, secret: &SecretRef| named.push((key, secret.clone()));
+        if let Some(s) = &self.privacy.log_key {
+            add("privacy.log_key".into(), s);
+        }
+        if let Some(s) = &self.privacy.pseudonym_key {
+            add("privacy.pseudonym_key".into(), s);
+        }
+        if let Some(s) = &self.export.signing_key {
+            add("export.signing_key".into(), s);
+        }
+        for (name, value) in &self.export.store_options {
+            if let Ok(s) = SecretRef::try_from(value.clone()) {
+                add(format!("export.store_options.{name}"), &s);
+            }
+        }
+        for (processor, secrets) in self.processor_secrets() {
+            for (key, s) in secrets {
+                add(format!("processors.{processor}.{key}"), &s);
+            }
+        }
+        named
+    }
+
+    /// Each enabled processor's secrets, by key.
+    pub fn processor_secrets(&self) -> Vec<(dsr_connector::Processor, Vec<(&'static str, SecretRef)>)> {
+        use dsr_connector::Processor::*;
+        let owned = |v: Vec<(&'static str, &SecretRef)>| v.into_iter().map(|(k, s)| (k, s.clone())).collect();
+        let p = &self.processors;
+        let mut all = Vec::new();
+        if let Some(c) = p.google.as_ref().filter(|c| c.enabled) {
+            all.push((Google, owned(c.secrets())));
+        }
+        if let Some(c) = p.microsoft365.as_ref().filter(|c| c.enabled) {
+            all.push((Microsoft365, owned(c.secrets())));
+        }
+        if let Some(c) = p.superoffice.as_ref().filter(|c| c.enabled) {
+            all.push((Superoffice, owned(c.secrets())));
+        }
+        if let Some(c) = p.wix.as_ref().filter(|c| c.enabled) {
+            all.push((Wix, owned(c.secrets())));
+        }
+        all
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -411,6 +483,25 @@ impl Config {
         .filter(|(_, on)| *on)
         .map(|(p, _)| p)
         .collect()
+    }
+}
+
+/// Collects the dotted keys under `path` whose value is still a `dsr init` placeholder.
+fn placeholders(value: &figment::value::Value, path: &str, out: &mut Vec<String>) {
+    use figment::value::Value;
+    match value {
+        Value::String(_, text) if text.starts_with(PLACEHOLDER) => out.push(path.to_string()),
+        Value::Dict(_, dict) => {
+            for (key, v) in dict {
+                placeholders(v, &format!("{path}.{key}"), out);
+            }
+        }
+        Value::Array(_, items) => {
+            for (i, v) in items.iter().enumerate() {
+                placeholders(v, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -509,6 +600,12 @@ mod tests {
         let wix = "[processors.wix]\nenabled = true\nsite_id = \"s\"\napi_key = \"env:WIX_KEY\"\n";
         let config = load_str(wix).unwrap();
         assert_eq!(config.enabled_processors(), vec![dsr_connector::Processor::Wix]);
+        let implied = load_str(&wix.replace("enabled = true\n", "")).unwrap();
+        assert_eq!(
+            implied.enabled_processors(),
+            vec![dsr_connector::Processor::Wix],
+            "a section without `enabled` is enabled"
+        );
         let off = load_str(&wix.replace("enabled = true", "enabled = false")).unwrap();
         assert!(off.enabled_processors().is_empty());
         let err = load_str("[processors.wix]\nenabled = true\nsite_id = \"s\"\napi_key = \"literal\"\n").unwrap_err();
@@ -516,5 +613,25 @@ mod tests {
             err.to_string().contains("env:NAME"),
             "a secret written in the clear is refused: {err}"
         );
+    }
+
+    #[test]
+    fn only_names_with_a_double_underscore_are_overrides() {
+        assert!(is_override("DSR_QUEUE__URL"));
+        assert!(is_override("DSR_PROCESSORS__WIX__API_KEY"));
+        assert!(!is_override("DSR_GRAPH_SECRET"));
+        assert!(!is_override("DSR_CONFIG"));
+        assert!(!is_override("OTHER_QUEUE__URL"));
+    }
+
+    #[test]
+    fn placeholders_and_secrets_are_named_by_key() {
+        let text = format!(
+            "[privacy]\nlog_key = \"env:DSR_LOG_KEY\"\n[processors.wix]\nsite_id = \"{PLACEHOLDER}: the site id>\"\napi_key = \"env:DSR_WIX_API_KEY\"\n"
+        );
+        let config = load_str(&text).unwrap();
+        assert_eq!(config.placeholders, vec!["processors.wix.site_id"]);
+        let keys: Vec<String> = config.secrets().into_iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, vec!["privacy.log_key", "processors.wix.api_key"]);
     }
 }

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::cli::{AuditCommand, BenchCommand, Cli, Command};
-use crate::commands::{admin, bench, demo, doctor, requests, verify, worker};
+use crate::commands::{admin, bench, demo, doctor, init, requests, verify, worker};
 use crate::error::CliError;
 
 fn main() -> ExitCode {
@@ -43,10 +43,20 @@ fn main() -> ExitCode {
 }
 
 async fn dispatch(cli: &Cli) -> Result<ExitCode, CliError> {
+    // `init` writes the config, so it runs before there is one to load.
+    if let Command::Init(args) = &cli.command {
+        let path = cli
+            .config
+            .clone()
+            .or_else(|| std::env::var_os("DSR_CONFIG").map(std::path::PathBuf::from))
+            .unwrap_or_else(|| "dsr.toml".into());
+        return init::init(&path, &args.processors, args.force, cli.json);
+    }
     let config = config::Config::load(cli.config.as_deref()).map_err(|e| CliError::BadInput(e.to_string()))?;
     let json = cli.json;
     match &cli.command {
         Command::Demo => demo::demo(&config, json).await,
+        Command::Init(_) => Err(CliError::BadInput("init runs before the config is loaded".into())),
         Command::Worker(args) => worker::worker(&config, args).await,
         Command::Run(args) => requests::run(&config, args, json).await,
         Command::Enqueue(args) => requests::enqueue(&config, args, json).await,

@@ -10,23 +10,16 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use util::{Deployment, task};
 
-/// The demo's five requests, and a config that points at the demo's ledger and key.
+/// The demo's five requests, and the config it wrote for its ledger and key.
 fn demo() -> (Deployment, Vec<Value>, PathBuf) {
     let d = Deployment::sqlite("");
     let (code, report) = d.dsr_json(&["demo"]);
     assert_eq!(code, 0, "{report}");
     let requests = report["requests"].as_array().unwrap().clone();
     let root = d.path().join("dsr-demo");
-    let config = d.path().join("verify.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[store]\nurl = \"sqlite://{root}/ledger.db\"\n[queue]\nurl = \"sqlite://{root}/queue.db\"\n\
-             [export]\ndir = \"{root}/export\"\nsigning_key = \"file:{root}/signing-key.pem\"\n",
-            root = root.display()
-        ),
-    )
-    .unwrap();
+    // The config the demo writes for reading its output after its fakes are gone.
+    let config = root.join("dsr.toml");
+    assert!(config.exists(), "the demo writes {}", config.display());
     (d, requests, config)
 }
 

@@ -385,11 +385,50 @@ fn doctor_reports_each_part_and_the_demo_speaks_plainly() {
 
 #[test]
 fn the_demo_runs_every_right_under_dsr_demo() {
-    // No scripted processors: the demo runs the real connectors against the fakes.
-    let d = Deployment::sqlite("");
+    // A real processor section in the operator's config (here an address nothing answers
+    // at) is ignored: the demo runs the real connectors against its own fakes only.
+    let key = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(key.path(), "the-companys-real-key").unwrap();
+    let d = Deployment::sqlite(&format!(
+        "[processors.wix]\napi_url = \"http://127.0.0.1:1\"\nsite_id = \"real-site\"\napi_key = \"file:{}\"\n",
+        key.path().display()
+    ));
     let (code, report) = d.dsr_json(&["demo"]);
     assert_eq!(code, 0, "{report}");
     assert_eq!(report["ran"], true);
+    assert_eq!(report["ignored_processors"], serde_json::json!(["wix"]), "{report}");
+    // The commands the demo prints work on its output, exactly as printed.
+    let next: Vec<&str> = report["next"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    assert_eq!(
+        next.len(),
+        4,
+        "status, verify bundle, verify confirmation, audit verify: {next:?}"
+    );
+    let bin_dir = std::path::Path::new(util::dsr_bin()).parent().unwrap();
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    for command in &next {
+        assert!(command.starts_with("dsr --config dsr-demo/dsr.toml "), "{command}");
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(command)
+            .current_dir(d.path())
+            .env("PATH", &path)
+            .env_remove("DSR_CONFIG")
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "`{command}` failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            stderr(&out)
+        );
+    }
     let all = report["requests"].as_array().unwrap();
     let kinds: Vec<(&str, bool)> = all
         .iter()

@@ -19,37 +19,28 @@ use crate::output::status_json;
 /// The subject the fake vendors are seeded with.
 pub const DEMO_SUBJECT: &str = "kari.nordmann@example.no";
 
-pub async fn demo(config: &Config, as_json: bool) -> Result<ExitCode, CliError> {
-    let root = std::path::absolute("dsr-demo").unwrap_or_else(|_| PathBuf::from("dsr-demo"));
-    let mut config = config.clone();
-    config.store.url = format!("sqlite://{}/ledger.db", root.display());
-    config.queue.url = format!("sqlite://{}/queue.db", root.display());
-    config.export.dir = root.join("export");
-    config.export.store = None;
+pub async fn demo(loaded: &Config, as_json: bool) -> Result<ExitCode, CliError> {
+    let root = std::path::absolute(DEMO_DIR).unwrap_or_else(|_| PathBuf::from(DEMO_DIR));
     std::fs::create_dir_all(&root)
         .map_err(|e| CliError::Unreachable(format!("cannot create {}: {e}", root.display())))?;
-    if config.export.signing_key.is_none() {
-        config.export.signing_key = Some(throwaway_signing_key(&root)?);
+    let config = demo_config(loaded, &root)?;
+    let written = write_demo_config(&config, &root)?;
+    let ignored: Vec<&str> = loaded.enabled_processors().iter().map(|p| p.as_str()).collect();
+    if !as_json && !ignored.is_empty() {
+        eprintln!(
+            "ignoring [processors.{}] from your config and environment: the demo talks only to its own fakes",
+            ignored.join("], [processors.")
+        );
     }
-    let mut fakes = Vec::new();
-    if config.processors.google.is_none() {
-        config.processors.google = Some(start_google_fake(&root).await?);
-        fakes.push("Google Analytics, BigQuery, Gmail and People");
-    }
-    if config.processors.superoffice.is_none() {
-        config.processors.superoffice = Some(start_superoffice_fake(&root).await?);
-        fakes.push("SuperOffice");
-    }
-    if config.processors.wix.is_none() {
-        config.processors.wix = Some(start_wix_fake(&root).await?);
-        fakes.push("Wix");
-    }
-    if config.processors.microsoft365.is_none() {
-        config.processors.microsoft365 = Some(start_graph_fake(&root).await?);
-        fakes.push("Microsoft Graph");
-    }
-    if !as_json && !fakes.is_empty() {
-        eprintln!("started fake vendors on loopback: {}", fakes.join(", "));
+    let mut config = config;
+    config.processors.google = Some(start_google_fake(&root).await?);
+    config.processors.superoffice = Some(start_superoffice_fake(&root).await?);
+    config.processors.wix = Some(start_wix_fake(&root).await?);
+    config.processors.microsoft365 = Some(start_graph_fake(&root).await?);
+    if !as_json {
+        eprintln!(
+            "started fake vendors on loopback: Google Analytics, BigQuery, Gmail and People; SuperOffice; Wix; Microsoft Graph"
+        );
     }
     let (connectors, _) = crate::wiring::connectors(&config)?;
     let engine = crate::wiring::engine(&config).await?;
@@ -121,8 +112,20 @@ pub async fn demo(config: &Config, as_json: bool) -> Result<ExitCode, CliError> 
         }
         documents.push(status_json(&request, &tasks));
     }
+    let next = follow_ups(&written, &documents);
     if as_json {
-        println!("{}", json!({"ran": true, "requests": documents}));
+        println!(
+            "{}",
+            json!({"ran": true, "config": written.display().to_string(), "ignored_processors": ignored, "requests": documents, "next": next})
+        );
+    } else {
+        println!(
+            "\nThe demo's ledger, queue, exports and signing key are described by {}:",
+            written.display()
+        );
+        for command in &next {
+            println!("  {command}");
+        }
     }
     Ok(if all_completed {
         ExitCode::SUCCESS
@@ -131,10 +134,111 @@ pub async fn demo(config: &Config, as_json: bool) -> Result<ExitCode, CliError> 
     })
 }
 
-/// A fresh Ed25519 key for this demo only, so its bundle and confirmations are signed.
+/// Where the demo writes everything, relative to the working directory.
+const DEMO_DIR: &str = "dsr-demo";
+
+/// The demo's own deployment: the embedded ledger and queue, local exports and a throwaway
+/// signing key under `root`, worker pacing and controller from the loaded config, and no
+/// processor sections (the fakes are added later) and no keys of the operator's.
+fn demo_config(loaded: &Config, root: &std::path::Path) -> Result<Config, CliError> {
+    let mut config = Config {
+        worker: loaded.worker.clone(),
+        controller: loaded.controller.clone(),
+        ..Config::default()
+    };
+    config.queue.poll_ms = loaded.queue.poll_ms;
+    config.store.url = format!("sqlite://{}/ledger.db", root.display());
+    config.queue.url = format!("sqlite://{}/queue.db", root.display());
+    config.export.dir = root.join("export");
+    config.export.signing_key = Some(throwaway_signing_key(root)?);
+    Ok(config)
+}
+
+/// Writes `dsr-demo/dsr.toml`: what `status`, `verify` and `audit verify` need to read the
+/// demo's output after its fakes are gone.
+fn write_demo_config(config: &Config, root: &std::path::Path) -> Result<PathBuf, CliError> {
+    let key = match &config.export.signing_key {
+        Some(SecretRef::File(path)) => format!("signing_key = {}\n", toml_string(&format!("file:{}", path.display()))),
+        _ => String::new(),
+    };
+    let text = format!(
+        "# Written by `dsr demo`: the demo's ledger, queue, exports and signing key.\n\
+         # Use it with `dsr --config {DEMO_DIR}/dsr.toml status|verify|audit verify`.\n\
+         [store]\nurl = {}\n\n[queue]\nurl = {}\n\n[export]\ndir = {}\n{key}",
+        toml_string(&config.store.url),
+        toml_string(&config.queue.url),
+        toml_string(&config.export.dir.display().to_string()),
+    );
+    let path = root.join("dsr.toml");
+    std::fs::write(&path, text).map_err(|e| CliError::Unreachable(format!("cannot write {}: {e}", path.display())))?;
+    Ok(path)
+}
+
+/// A TOML basic string.
+fn toml_string(text: &str) -> String {
+    let mut out = String::from("\"");
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Commands that work on what the demo wrote, in the order an operator would try them.
+fn follow_ups(config: &std::path::Path, documents: &[serde_json::Value]) -> Vec<String> {
+    let config = std::env::current_dir()
+        .ok()
+        .and_then(|cwd| config.strip_prefix(cwd).ok().map(PathBuf::from))
+        .unwrap_or_else(|| config.to_path_buf());
+    let dsr = format!("dsr --config {}", shell_word(&config.display().to_string()));
+    let mut next = Vec::new();
+    if let Some(access) = documents.iter().find(|d| d["kind"] == "access") {
+        if let Some(id) = access["id"].as_str() {
+            next.push(format!("{dsr} status {}", shell_word(id)));
+        }
+        if let Some(bundle) = access["bundle"].as_str() {
+            next.push(format!("{dsr} verify {}", shell_word(bundle)));
+        }
+    }
+    if let Some(erasure) = documents
+        .iter()
+        .rev()
+        .find(|d| d["kind"] == "erasure" && d["dry_run"] == false)
+        && let Some(confirmation) = erasure["confirmation"].as_str()
+    {
+        next.push(format!("{dsr} verify {}", shell_word(confirmation)));
+    }
+    next.push(format!("{dsr} audit verify"));
+    next
+}
+
+/// A word a POSIX shell reads back unchanged.
+fn shell_word(text: &str) -> String {
+    if !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./:@=+,".contains(c))
+    {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', "'\\''"))
+    }
+}
+
+/// The demo's Ed25519 key, so its bundle and confirmations are signed: made on the first run
+/// and kept, so bundles from earlier runs still verify.
 fn throwaway_signing_key(root: &std::path::Path) -> Result<SecretRef, CliError> {
-    let (_, pem) = dsr_jobs::signing::Signer::generate().map_err(|e| CliError::Failed(anyhow::anyhow!(e)))?;
     let path = root.join("signing-key.pem");
+    let existing = std::fs::read_to_string(&path).ok();
+    if existing.is_some_and(|pem| dsr_jobs::signing::Signer::from_pem(&pem).is_ok()) {
+        return SecretRef::try_from(format!("file:{}", path.display())).map_err(|e| bad_input(e.to_string()));
+    }
+    let (_, pem) = dsr_jobs::signing::Signer::generate().map_err(|e| CliError::Failed(anyhow::anyhow!(e)))?;
     let mut open = std::fs::OpenOptions::new();
     open.write(true).create(true).truncate(true);
     #[cfg(unix)]

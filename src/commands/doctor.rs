@@ -3,7 +3,7 @@
 
 use std::process::ExitCode;
 
-use dsr_connector::Processor;
+use dsr_connector::{Processor, SecretError, SecretRef};
 use serde_json::json;
 
 use crate::config::Config;
@@ -32,6 +32,28 @@ pub async fn doctor(config: &Config, as_json: bool) -> Result<ExitCode, CliError
             config.controller.name, config.controller.time_zone
         ),
     )];
+    if !config.overrides.is_empty() {
+        checks.push(check(
+            "overrides",
+            true,
+            format!("applied from the environment: {}", config.overrides.join(", ")),
+        ));
+    }
+    let mut unusable: Vec<String> = Vec::new();
+    for (key, secret) in config.secrets() {
+        if let Err(e) = secret.check() {
+            checks.push(check(key.clone(), false, secret_advice(&secret, &e)));
+            unusable.push(key);
+        }
+    }
+    for key in &config.placeholders {
+        checks.push(check(
+            key.clone(),
+            false,
+            "still the placeholder `dsr init` wrote: fill in the real value",
+        ));
+        unusable.push(key.clone());
+    }
     if config.privacy.log_key.is_none() {
         checks.push(check(
             "privacy.log_key",
@@ -46,7 +68,7 @@ pub async fn doctor(config: &Config, as_json: bool) -> Result<ExitCode, CliError
             "not set: pseudonyms are keyed with privacy.log_key (random per process when that is unset too, so a later request cannot be matched to an earlier one)",
         ));
     }
-    checks.push(signing_check(config));
+    checks.extend(signing_check(config));
     match dsr_jobs::Ledger::open(&config.store.url).await {
         Ok(ledger) => {
             checks.push(check(
@@ -110,8 +132,10 @@ pub async fn doctor(config: &Config, as_json: bool) -> Result<ExitCode, CliError
         }
         Err(e) => checks.push(check("processing info", false, e.message())),
     }
+    // Connectors whose secrets or values are missing cannot be built; those were named above.
     let (connectors, missing) = match crate::wiring::connectors(config) {
         Ok(found) => found,
+        Err(_) if !unusable.is_empty() => Default::default(),
         Err(e) => {
             checks.push(check("processors", false, e.message()));
             Default::default()
@@ -125,6 +149,16 @@ pub async fn doctor(config: &Config, as_json: bool) -> Result<ExitCode, CliError
                 false,
                 "enabled, but this build has no connector for it yet: disable the section or upgrade dsr",
             ));
+        } else if let Some(blocking) = blocked(&unusable, p) {
+            checks.push(check(
+                name,
+                false,
+                format!(
+                    "not checked until {} above {} fixed",
+                    blocking.join(", "),
+                    if blocking.len() == 1 { "is" } else { "are" }
+                ),
+            ));
         } else if let Some(connector) = connectors.get(p) {
             match connector.check().await {
                 Ok(report) if report.ok => checks.push(check(name, true, report.details.join("; "))),
@@ -135,11 +169,11 @@ pub async fn doctor(config: &Config, as_json: bool) -> Result<ExitCode, CliError
             checks.push(check(
                 name,
                 true,
-                format!("not enabled (add [processors.{p}] enabled = true to use it)"),
+                format!("not configured (add a [processors.{p}] section to use it)"),
             ));
         }
     }
-    if connectors.is_empty() {
+    if connectors.is_empty() && config.enabled_processors().is_empty() {
         checks.push(check(
             "processors",
             false,
@@ -154,8 +188,9 @@ pub async fn doctor(config: &Config, as_json: bool) -> Result<ExitCode, CliError
             .collect();
         println!("{}", json!({"ok": ok, "checks": items}));
     } else {
+        let width = checks.iter().map(|c| c.name.chars().count()).max().unwrap_or(0);
         for c in &checks {
-            println!("{} {:<24} {}", if c.ok { "ok  " } else { "FAIL" }, c.name, c.detail);
+            println!("{} {:<width$} {}", if c.ok { "ok  " } else { "FAIL" }, c.name, c.detail);
         }
     }
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
@@ -171,26 +206,45 @@ fn kind_of(url: &str) -> &'static str {
     }
 }
 
-/// The signing key: readable and an Ed25519 key, or a warning that nothing is signed.
-fn signing_check(config: &Config) -> Check {
-    match &config.export.signing_key {
-        None => check(
+/// The signing key: readable and an Ed25519 key, or a warning that nothing is signed. An
+/// unreadable one was named with the other secrets.
+fn signing_check(config: &Config) -> Option<Check> {
+    let Some(secret) = &config.export.signing_key else {
+        return Some(check(
             "export.signing_key",
             true,
             "not set: bundles and confirmations are hashed into the audit chain but not signed (set export.signing_key = \"file:…\" to an Ed25519 PEM from `openssl genpkey -algorithm ed25519`)",
-        ),
-        Some(_) => match crate::wiring::settings(config) {
-            Ok(settings) => check(
+        ));
+    };
+    let pem = secret.resolve().ok()?;
+    Some(
+        match dsr_jobs::signing::Signer::from_pem(secrecy::ExposeSecret::expose_secret(&pem)) {
+            Ok(signer) => check(
                 "export.signing_key",
                 true,
-                format!(
-                    "Ed25519, public key {}",
-                    settings.signer.map(|s| s.public_key()).unwrap_or_default()
-                ),
+                format!("Ed25519, public key {}", signer.public_key()),
             ),
-            Err(e) => check("export.signing_key", false, e.message()),
+            Err(e) => check("export.signing_key", false, format!("export.signing_key: {e}")),
         },
+    )
+}
+
+/// What to do about a secret that cannot be read.
+fn secret_advice(secret: &SecretRef, error: &SecretError) -> String {
+    match secret {
+        SecretRef::Env(name) => format!("{error}: set {name} in the environment dsr runs in (or write file:PATH)"),
+        SecretRef::File(path) => format!(
+            "{error}: create {} readable by this user only (chmod 600)",
+            path.display()
+        ),
     }
+}
+
+/// The missing secrets or placeholder values that keep processor `p` from being checked.
+fn blocked(unusable: &[String], p: Processor) -> Option<Vec<String>> {
+    let prefix = format!("processors.{p}.");
+    let keys: Vec<String> = unusable.iter().filter(|k| k.starts_with(&prefix)).cloned().collect();
+    (!keys.is_empty()).then_some(keys)
 }
 
 /// Writes, reads back and deletes a probe object in the export storage.

@@ -4,6 +4,7 @@ pub mod admin;
 pub mod bench;
 pub mod demo;
 pub mod doctor;
+pub mod init;
 pub mod requests;
 pub mod verify;
 pub mod worker;

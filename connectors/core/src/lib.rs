@@ -18,4 +18,4 @@ pub use error::ConnectorError;
 pub use identity::{Email, Identities, IdentityError, Phone};
 pub use processor::{Processor, UnknownProcessor};
 pub use record::{ByteStream, FileMeta, MemorySink, Record, RecordSink, SinkError, StoredFile, safe_file_name};
-pub use secret::{SecretError, SecretRef};
+pub use secret::{SecretError, SecretRef, section_enabled};

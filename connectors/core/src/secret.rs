@@ -38,7 +38,17 @@ impl TryFrom<String> for SecretRef {
     }
 }
 
+/// A `[processors.*]` section present in config is enabled unless it says `enabled = false`.
+pub fn section_enabled() -> bool {
+    true
+}
+
 impl SecretRef {
+    /// Whether the secret can be read now; the error names the variable or file when not.
+    pub fn check(&self) -> Result<(), SecretError> {
+        self.resolve().map(|_| ())
+    }
+
     pub fn resolve(&self) -> Result<SecretString, SecretError> {
         match self {
             SecretRef::Env(name) => std::env::var(name)

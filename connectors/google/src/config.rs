@@ -6,7 +6,8 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GoogleConfig {
-    #[serde(default)]
+    /// A section present is enabled unless it says `enabled = false`.
+    #[serde(default = "dsr_connector::section_enabled")]
     pub enabled: bool,
     /// The service-account JSON key file Google issues (`file:PATH`).
     pub service_account_key: SecretRef,
@@ -38,6 +39,13 @@ pub struct GoogleConfig {
 }
 
 pub use dsr_connector::DeleteMode;
+
+impl GoogleConfig {
+    /// The secrets this section names, by key.
+    pub fn secrets(&self) -> Vec<(&'static str, &SecretRef)> {
+        vec![("service_account_key", &self.service_account_key)]
+    }
+}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

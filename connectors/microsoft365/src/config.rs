@@ -8,7 +8,8 @@ pub use dsr_connector::DeleteMode;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Microsoft365Config {
-    #[serde(default)]
+    /// A section present is enabled unless it says `enabled = false`.
+    #[serde(default = "dsr_connector::section_enabled")]
     pub enabled: bool,
     /// The directory (tenant) id or a verified domain.
     pub tenant_id: String,
@@ -50,6 +51,11 @@ fn default_search_cap() -> usize {
 }
 
 impl Microsoft365Config {
+    /// The secrets this section names, by key.
+    pub fn secrets(&self) -> Vec<(&'static str, &SecretRef)> {
+        vec![("client_secret", &self.client_secret)]
+    }
+
     pub fn token_url(&self) -> String {
         format!(
             "{}/{}/oauth2/v2.0/token",

@@ -16,7 +16,8 @@ pub struct RetainRule {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SuperOfficeConfig {
-    #[serde(default)]
+    /// A section present is enabled unless it says `enabled = false`.
+    #[serde(default = "dsr_connector::section_enabled")]
     pub enabled: bool,
     /// `https://{sod|stage|online}.superoffice.com`.
     #[serde(default = "default_environment")]
@@ -49,6 +50,14 @@ fn default_page_size() -> u32 {
 pub const RELATED: [&str; 4] = ["Appointments", "Documents", "Sales", "Tickets"];
 
 impl SuperOfficeConfig {
+    /// The secrets this section names, by key.
+    pub fn secrets(&self) -> Vec<(&'static str, &SecretRef)> {
+        let mut named = vec![("client_secret", &self.client_secret)];
+        named.extend(self.private_key.as_ref().map(|s| ("private_key", s)));
+        named.extend(self.refresh_token.as_ref().map(|s| ("refresh_token", s)));
+        named
+    }
+
     pub fn environment(&self) -> &str {
         self.environment_url.trim_end_matches('/')
     }

@@ -6,7 +6,8 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WixConfig {
-    #[serde(default)]
+    /// A section present is enabled unless it says `enabled = false`.
+    #[serde(default = "dsr_connector::section_enabled")]
     pub enabled: bool,
     #[serde(default = "default_api_url")]
     pub api_url: String,
@@ -33,6 +34,13 @@ fn default_namespaces() -> Vec<String> {
 }
 
 impl WixConfig {
+    /// The secrets this section names, by key.
+    pub fn secrets(&self) -> Vec<(&'static str, &SecretRef)> {
+        let mut named: Vec<(&'static str, &SecretRef)> = self.api_key.iter().map(|s| ("api_key", s)).collect();
+        named.extend(self.client_secret.as_ref().map(|s| ("client_secret", s)));
+        named
+    }
+
     pub fn api(&self) -> &str {
         self.api_url.trim_end_matches('/')
     }
