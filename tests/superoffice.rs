@@ -55,7 +55,11 @@ async fn access_exports_the_person_consents_subscriptions_and_related_records_on
     ] {
         assert!(categories.contains(&want), "no {want} in {categories:?}");
     }
-    assert_eq!(summary.found, 9);
+    // Person, three consents (one withdrawn earlier), two subscriptions, three appointments
+    // (over two archive pages), one document, two sales (one only as stakeholder), one ticket.
+    assert_eq!(summary.found, 13);
+    let appointments = sink.records.iter().filter(|r| r.category == "appointments").count();
+    assert_eq!(appointments, 3, "every archive page is read (odata.nextLink)");
     let text = serde_json::to_string(&sink.records).unwrap();
     assert!(
         !text.contains("annkari") && !text.contains("\"PersonId\":102"),
@@ -64,11 +68,15 @@ async fn access_exports_the_person_consents_subscriptions_and_related_records_on
     let consent = sink
         .records
         .iter()
-        .find(|r| r.category == "consents" && r.data["consent"]["ConsentPurpose"]["Key"] == "EMARKETING")
-        .unwrap();
+        .find(|r| r.category == "consents" && r.data["consent"]["ConsentPurposeKey"] == "EMARKETING")
+        .expect("consents keep SuperOffice's flat ConsentInfo fields");
     assert_eq!(
-        consent.data["consent"]["LegalBase"]["Key"], "61A",
+        consent.data["consent"]["LegalBaseKey"], "61A",
         "consents carry their legal basis"
+    );
+    assert_eq!(
+        consent.data["consent"]["ConsentSourceKey"], "WEBFORM",
+        "and their source"
     );
 }
 
@@ -107,13 +115,17 @@ async fn a_token_signed_by_a_key_superoffice_does_not_publish_is_refused() {
 #[tokio::test]
 async fn objection_withdraws_marketing_and_leaves_the_person() {
     let (fake, _dir, so) = connector("").await;
+    assert!(fake.with(|s| s.consent_in_force(101, "EMARKETING")));
     let report = so.withdraw_consent(&ctx(), &kari()).await.unwrap();
-    let kari = person(&fake, 101).expect("the person is still there");
-    assert!(!kari.consents.iter().any(|c| c["purpose"] == "EMARKETING"));
     assert!(
-        kari.consents.iter().any(|c| c["purpose"] == "STORE"),
+        !fake.with(|s| s.consent_in_force(101, "EMARKETING")),
+        "EMARKETING is withdrawn"
+    );
+    assert!(
+        fake.with(|s| s.consent_in_force(101, "STORE")),
         "other consents are kept"
     );
+    let kari = person(&fake, 101).expect("the person is still there");
     assert!(
         kari.entity["ShipmentTypes"]
             .as_array()
@@ -122,16 +134,49 @@ async fn objection_withdraws_marketing_and_leaves_the_person() {
             .all(|s| s["Selected"] == json!(false))
     );
     assert_eq!(kari.entity["Lastname"], "Nordmann");
-    let look_alike = person(&fake, 102).unwrap();
     assert!(
-        look_alike.consents.iter().any(|c| c["purpose"] == "EMARKETING"),
+        fake.with(|s| s.consent_in_force(102, "EMARKETING")),
         "the look-alike was touched"
     );
-    let withdrawn = &report.evidence[0].detail["withdrawn"];
+    let detail = &report.evidence[0].detail;
+    let withdrawn = detail["withdrawn"].as_array().unwrap();
+    assert_eq!(withdrawn.len(), 3, "EMARKETING and two subscriptions: {detail}");
+    // The evidence is what SuperOffice holds afterwards, read back.
+    let after = detail["consents_afterwards"].as_array().unwrap();
+    let marketing = after.iter().find(|c| c["purpose"] == "EMARKETING").unwrap();
     assert_eq!(
-        withdrawn.as_array().unwrap().len(),
-        3,
-        "EMARKETING and two subscriptions: {withdrawn}"
+        (marketing["legal_base"].as_str(), marketing["in_force"].as_bool()),
+        (Some("WITHDRAWN"), Some(false))
+    );
+}
+
+#[tokio::test]
+async fn an_objection_never_reports_a_withdrawal_superoffice_does_not_show() {
+    let (fake, _dir, so) = connector("").await;
+    fake.with(|s| s.ignore_consent_removal = true);
+    let err = so.withdraw_consent(&ctx(), &kari()).await.unwrap_err();
+    assert!(err.to_string().contains("EMARKETING"), "{err}");
+    assert!(fake.with(|s| s.consent_in_force(101, "EMARKETING")));
+    // An already-withdrawn consent is not withdrawn again, nor counted.
+    fake.with(|s| s.ignore_consent_removal = false);
+    so.withdraw_consent(&ctx(), &kari()).await.unwrap();
+    let again = so.withdraw_consent(&ctx(), &kari()).await.unwrap();
+    assert_eq!(again.changed, 0, "nothing left to withdraw: {:?}", again.evidence);
+}
+
+#[tokio::test]
+async fn a_consent_list_in_another_shape_fails_at_once_naming_the_field() {
+    let (fake, _dir, so) = connector("").await;
+    fake.with(|s| s.nested_consents = true);
+    let err = so.withdraw_consent(&ctx(), &kari()).await.unwrap_err();
+    assert!(
+        !err.is_retryable(),
+        "a shape dsr does not understand is not an outage: {err}"
+    );
+    assert_eq!(err.code(), "permanent:unexpected_response");
+    assert!(
+        err.to_string().contains("ConsentPurposeKey") && err.to_string().contains("Consent"),
+        "{err}"
     );
 }
 
@@ -142,20 +187,50 @@ async fn erasure_removes_the_person_and_reports_what_is_retained_honestly() {
     assert!(person(&fake, 101).is_none(), "the person is gone");
     assert!(person(&fake, 102).is_some(), "the look-alike is untouched");
     let retained: Vec<(&str, u64)> = report.retained.iter().map(|r| (r.category.as_str(), r.count)).collect();
-    assert_eq!(retained, [("sales", 1), ("tickets", 1)]);
+    assert_eq!(
+        retained,
+        [("sales", 1), ("tickets", 1), ("sales (as stakeholder)", 1)],
+        "her own sale kept by rule, the ticket refused by SuperOffice, another person's sale not hers"
+    );
     let sales = &report.retained[0];
     assert_eq!(sales.legal_basis, "Bokføringsloven § 13");
     assert!(
         report.retained[1].reason.contains("refused"),
         "a vendor refusal is not called erasure"
     );
-    assert_eq!(report.changed, 3, "appointment, document and person");
+    assert_eq!(report.changed, 5, "three appointments, a document and the person");
+    assert!(
+        fake.with(|s| s.has_record("Sales", 702)),
+        "another person's sale is never deleted"
+    );
     let verification = report
         .evidence
         .iter()
         .find(|e| e.kind == "verification_search")
         .unwrap();
     assert_eq!(verification.detail["persons_remaining"], 0);
+}
+
+#[tokio::test]
+async fn only_the_subjects_own_sales_are_deleted() {
+    let (fake, _dir, so) = connector("").await;
+    let report = so.erase(&ctx(), &kari()).await.unwrap();
+    assert!(
+        !fake.with(|s| s.has_record("Sales", 701)),
+        "her own sale goes when no rule keeps it"
+    );
+    assert!(
+        fake.with(|s| s.has_record("Sales", 702)),
+        "the sale she is only a stakeholder in stays"
+    );
+    let stakeholder = report
+        .retained
+        .iter()
+        .find(|r| r.category == "sales (as stakeholder)")
+        .expect("reported");
+    assert!(stakeholder.reason.contains("stakeholder"), "{}", stakeholder.reason);
+    let deletes: Vec<String> = fake.calls().into_iter().filter(|c| c.starts_with("DELETE")).collect();
+    assert!(!deletes.iter().any(|c| c.contains("Sale/702")), "{deletes:?}");
 }
 
 #[tokio::test]
@@ -204,9 +279,46 @@ async fn a_moved_tenant_and_an_expired_ticket_do_not_fail_the_request() {
     fake.expire_credentials();
     let mut sink = MemorySink::default();
     let summary = so.access(&ctx(), &kari(), &mut sink).await.unwrap();
-    assert_eq!(summary.found, 9);
+    assert_eq!(summary.found, 13);
     let logins = fake.calls().iter().filter(|c| c.contains("Authenticate")).count();
     assert_eq!(logins, 2, "one new ticket after the expiry");
+}
+
+#[tokio::test]
+async fn the_tenant_address_is_asked_first_and_again_when_it_expires() {
+    let (fake, _dir, so) = connector("").await;
+    // Every answer from /api/state is valid for no time at all: each call asks again, and a
+    // tenant moved between calls is followed without a 421.
+    fake.with(|s| s.state_valid_for = std::time::Duration::ZERO);
+    let mut sink = MemorySink::default();
+    so.access(&ctx(), &kari(), &mut sink).await.unwrap();
+    let calls = fake.calls();
+    let first_state = calls
+        .iter()
+        .position(|c| c.starts_with("GET api/state"))
+        .expect("asked");
+    let first_api = calls.iter().position(|c| c.contains("Cust12345/Person")).unwrap();
+    assert!(first_state < first_api, "resolved before the first call: {calls:?}");
+    let before = calls.iter().filter(|c| c.starts_with("GET api/state")).count();
+    fake.move_tenant();
+    let mut sink = MemorySink::default();
+    assert_eq!(so.access(&ctx(), &kari(), &mut sink).await.unwrap().found, 13);
+    let after = fake.calls().iter().filter(|c| c.starts_with("GET api/state")).count();
+    assert!(
+        after > before + 1,
+        "asked again each time ValidUntil passed ({before} → {after})"
+    );
+}
+
+#[tokio::test]
+async fn the_refresh_token_flow_resolves_the_tenant_too() {
+    let fake = SuperOfficeFake::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let so = SuperOffice::new(refresh_config(&fake, dir.path())).unwrap();
+    fake.set_api_host(7);
+    let mut sink = MemorySink::default();
+    assert_eq!(so.access(&ctx(), &kari(), &mut sink).await.unwrap().found, 13);
+    assert!(fake.calls().iter().any(|c| c.starts_with("GET api/state")));
 }
 
 #[tokio::test]
@@ -241,7 +353,7 @@ async fn a_quote_in_an_address_is_escaped_and_an_unescaped_filter_is_refused() {
         .json()
         .await
         .unwrap();
-    let url = format!("{}/Cust12345/api/v1/Person", fake.environment_url());
+    let url = format!("{}/v1/Person", fake.api_url());
     let injected = http
         .get(&url)
         .bearer_auth(token["access_token"].as_str().unwrap())
@@ -256,23 +368,23 @@ async fn a_quote_in_an_address_is_escaped_and_an_unescaped_filter_is_refused() {
     );
 }
 
-#[tokio::test]
-async fn the_refresh_token_flow_works_too() {
-    let fake = SuperOfficeFake::start().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let refresh = dir.path().join("refresh");
+fn refresh_config(fake: &SuperOfficeFake, dir: &std::path::Path) -> SuperOfficeConfig {
+    let refresh = dir.join("refresh");
     std::fs::write(&refresh, fake.with(|s| s.refresh_token.clone())).unwrap();
-    let text = fake
-        .connector_toml(&dir.path().join("so-key"), SYSTEM_USER_KEY_PEM)
-        .unwrap();
+    let text = fake.connector_toml(&dir.join("so-key"), SYSTEM_USER_KEY_PEM).unwrap();
     let text: String = text
         .lines()
         .filter(|l| !l.starts_with("system_user_token") && !l.starts_with("private_key"))
         .collect::<Vec<_>>()
         .join("\n");
-    let config: SuperOfficeConfig =
-        toml::from_str(&format!("{text}\nrefresh_token = \"file:{}\"\n", refresh.display())).unwrap();
-    let so = SuperOffice::new(config).unwrap();
+    toml::from_str(&format!("{text}\nrefresh_token = \"file:{}\"\n", refresh.display())).unwrap()
+}
+
+#[tokio::test]
+async fn the_refresh_token_flow_works_too() {
+    let fake = SuperOfficeFake::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let so = SuperOffice::new(refresh_config(&fake, dir.path())).unwrap();
     let mut sink = MemorySink::default();
-    assert_eq!(so.access(&ctx(), &kari(), &mut sink).await.unwrap().found, 9);
+    assert_eq!(so.access(&ctx(), &kari(), &mut sink).await.unwrap().found, 13);
 }

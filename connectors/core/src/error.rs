@@ -37,6 +37,29 @@ pub enum ConnectorError {
     Sink(#[from] crate::SinkError),
 }
 
+/// Where and why a vendor's JSON did not fit the type dsr reads it into.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError {
+    /// The field's path, `value[3].saleId`, or `.` for the whole body.
+    pub path: String,
+    pub reason: String,
+}
+
+/// Reads `value` as a `T`, naming the field that does not fit.
+pub fn decode<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, DecodeError> {
+    serde_path_to_error::deserialize(value).map_err(|e| DecodeError {
+        path: e.path().to_string(),
+        reason: e.inner().to_string(),
+    })
+}
+
+/// Reads a JSON body as a `T`. `Ok(Err(_))` is JSON of another shape (a vendor's change);
+/// `Err(_)` is no JSON at all (a proxy's error page, a cut-off answer), which may pass.
+pub fn decode_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<Result<T, DecodeError>, serde_json::Error> {
+    let value: serde_json::Value = serde_json::from_slice(bytes)?;
+    Ok(decode(value))
+}
+
 impl ConnectorError {
     /// A short code without personal data, safe to store in the queue backend.
     pub fn code(&self) -> String {
@@ -46,6 +69,21 @@ impl ConnectorError {
             ConnectorError::Permanent { code, .. } => format!("permanent:{code}"),
             ConnectorError::NotSupported { .. } => "not_supported".to_string(),
             ConnectorError::Sink(_) => "sink".to_string(),
+        }
+    }
+
+    /// A vendor answer in a shape dsr does not understand: valid JSON whose fields are not
+    /// where (or what) the vendor documents. Retrying will not change it, so the task fails
+    /// at once, naming the endpoint and the field.
+    pub fn unexpected_shape(processor: &'static str, endpoint: &str, error: &DecodeError) -> ConnectorError {
+        ConnectorError::Permanent {
+            processor,
+            code: "unexpected_response".into(),
+            message: format!(
+                "{processor} answered {endpoint} in a shape dsr does not understand (at `{}`: {}); \
+                 the vendor's API changed or dsr misreads it: report it with this message",
+                error.path, error.reason
+            ),
         }
     }
 

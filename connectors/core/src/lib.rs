@@ -14,7 +14,7 @@ pub use connector::{
     AccessSummary, Capabilities, ChangeReport, CheckReport, Connector, DeleteMode, Evidence, FieldChange, RectifyField,
     Retained, Right, Support, TaskContext,
 };
-pub use error::ConnectorError;
+pub use error::{ConnectorError, DecodeError, decode, decode_body};
 pub use identity::{Email, Identities, IdentityError, Phone};
 pub use processor::{Processor, UnknownProcessor};
 pub use record::{ByteStream, FileMeta, MemorySink, Record, RecordSink, SinkError, StoredFile, safe_file_name};

@@ -5,10 +5,12 @@ use std::collections::HashSet;
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use dsr_connector::{ConnectorError, Email, FileMeta, Identities, Record, RecordSink};
 use futures::{StreamExt, TryStreamExt};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::Microsoft365;
 use crate::client::{kql_value, needs_permission, odata_literal};
+use crate::wire::{Attachment, Contact, Message, User};
 
 /// What a search returns per message: enough to check the addresses and find the folder.
 const SEARCH_FIELDS: &str =
@@ -25,52 +27,55 @@ pub struct Mailbox {
 #[derive(Debug, Clone)]
 pub struct FoundMessage {
     pub mailbox: Mailbox,
-    pub json: Value,
-}
-
-impl FoundMessage {
-    pub fn id(&self) -> &str {
-        self.json["id"].as_str().unwrap_or_default()
-    }
+    pub message: Message,
 }
 
 /// A contact found for the subject.
 #[derive(Debug, Clone)]
 pub struct FoundContact {
     pub mailbox: Mailbox,
-    pub json: Value,
+    pub contact: Contact,
 }
 
-impl FoundContact {
-    pub fn id(&self) -> &str {
-        self.json["id"].as_str().unwrap_or_default()
-    }
+/// A message as exported: Graph's whole message, the mailbox it is in and its attachments.
+#[derive(Serialize)]
+struct MailRecord<'a> {
+    #[serde(flatten)]
+    message: &'a Message,
+    mailbox: &'a str,
+    attachments: Vec<Value>,
 }
 
-/// Every address on a message: sender, from and every recipient.
-fn addresses(message: &Value) -> impl Iterator<Item = &str> {
-    ["from", "sender"]
-        .into_iter()
-        .map(move |k| &message[k])
-        .chain(
-            ["toRecipients", "ccRecipients", "bccRecipients"]
-                .into_iter()
-                .flat_map(move |k| message[k].as_array().into_iter().flatten()),
-        )
-        .filter_map(|r| r["emailAddress"]["address"].as_str())
+/// A contact as exported: Graph's whole contact and the mailbox it is in.
+#[derive(Serialize)]
+struct ContactRecord<'a> {
+    #[serde(flatten)]
+    contact: &'a Contact,
+    mailbox: &'a str,
 }
 
 /// `participants:` also matches display names and parts of addresses: keep only messages
 /// on which one of the subject's addresses appears exactly.
-pub fn names_subject(message: &Value, emails: &[Email]) -> bool {
-    addresses(message).any(|a| emails.iter().any(|e| e.matches(a)))
+pub fn names_subject(message: &Message, emails: &[Email]) -> bool {
+    message.addresses().any(|a| emails.iter().any(|e| e.matches(a)))
 }
 
 /// Whether the subject wrote the message (what they provided, for portability).
-pub fn sent_by_subject(message: &Value, emails: &[Email]) -> bool {
-    message["from"]["emailAddress"]["address"]
-        .as_str()
+pub fn sent_by_subject(message: &Message, emails: &[Email]) -> bool {
+    message
+        .from
+        .as_ref()
+        .and_then(|from| from.email_address.address.as_deref())
         .is_some_and(|a| emails.iter().any(|e| e.matches(a)))
+}
+
+/// A record for the bundle, under Graph's property names.
+fn record_data(record: &impl Serialize) -> Result<Value, ConnectorError> {
+    serde_json::to_value(record).map_err(|e| ConnectorError::Permanent {
+        processor: crate::client::PROCESSOR,
+        code: "export".into(),
+        message: format!("could not write a Graph item as JSON: {e}"),
+    })
 }
 
 fn day(d: NaiveDate) -> String {
@@ -95,22 +100,16 @@ impl Microsoft365 {
         let url = self
             .graph
             .url(&["users"], &[("$select", "id,mail,userPrincipalName"), ("$top", &top)]);
-        let users: Vec<Value> = self
+        let users: Vec<User> = self
             .graph
             .all("users", url)
             .await
             .map_err(|e| needs_permission(e, "User.Read.All", "list the tenant's users"))?;
         Ok(users
-            .iter()
-            .filter_map(|u| {
-                let address = u["mail"]
-                    .as_str()
-                    .or(u["userPrincipalName"].as_str())
-                    .unwrap_or_default();
-                u["id"].as_str().map(|id| Mailbox {
-                    key: id.to_string(),
-                    address: address.to_string(),
-                })
+            .into_iter()
+            .map(|u| Mailbox {
+                address: u.mail.or(u.user_principal_name).unwrap_or_default(),
+                key: u.id,
             })
             .collect())
     }
@@ -121,7 +120,7 @@ impl Microsoft365 {
         mailbox: &Mailbox,
         email: &Email,
         range: Option<(NaiveDate, NaiveDate)>,
-    ) -> Result<(Vec<Value>, bool), ConnectorError> {
+    ) -> Result<(Vec<Message>, bool), ConnectorError> {
         let mut kql = format!("participants:{}", kql_value(email.as_str()));
         if let Some((from, to)) = range {
             kql.push_str(&format!(" AND received>={} AND received<{}", day(from), day(to)));
@@ -132,7 +131,7 @@ impl Microsoft365 {
             &["users", &mailbox.key, "messages"],
             &[("$search", &search), ("$top", &top), ("$select", SEARCH_FIELDS)],
         );
-        let messages: Vec<Value> = self
+        let messages: Vec<Message> = self
             .graph
             .all(&mailbox.key, url)
             .await
@@ -148,7 +147,7 @@ impl Microsoft365 {
         mailbox: &Mailbox,
         email: &Email,
         notes: &mut Vec<String>,
-    ) -> Result<Vec<Value>, ConnectorError> {
+    ) -> Result<Vec<Message>, ConnectorError> {
         let (messages, capped) = self.search_once(mailbox, email, None).await?;
         if !capped {
             return Ok(messages);
@@ -194,11 +193,10 @@ impl Microsoft365 {
         let mut found = Vec::new();
         for email in &subject.emails {
             for message in self.search_messages(mailbox, email, notes).await? {
-                let id = message["id"].as_str().unwrap_or_default().to_string();
-                if names_subject(&message, &subject.emails) && seen.insert(id) {
+                if names_subject(&message, &subject.emails) && seen.insert(message.id.clone()) {
                     found.push(FoundMessage {
                         mailbox: mailbox.clone(),
-                        json: message,
+                        message,
                     });
                 }
             }
@@ -221,17 +219,16 @@ impl Microsoft365 {
                 &["users", &mailbox.key, "contacts"],
                 &[("$filter", &filter), ("$top", &top)],
             );
-            let contacts: Vec<Value> = self
+            let contacts: Vec<Contact> = self
                 .graph
                 .all(&mailbox.key, url)
                 .await
                 .map_err(|e| needs_permission(e, "Contacts.ReadWrite", "read contacts"))?;
             for contact in contacts {
-                let id = contact["id"].as_str().unwrap_or_default().to_string();
-                if seen.insert(id) {
+                if seen.insert(contact.id.clone()) {
                     found.push(FoundContact {
                         mailbox: mailbox.clone(),
-                        json: contact,
+                        contact,
                     });
                 }
             }
@@ -246,27 +243,25 @@ impl Microsoft365 {
         sink: &mut dyn RecordSink,
     ) -> Result<Vec<Value>, ConnectorError> {
         let mailbox = &message.mailbox;
-        let id = message.id();
+        let id = message.message.id.as_str();
         let url = self.graph.url(
             &["users", &mailbox.key, "messages", id, "attachments"],
             &[("$select", "id,name,contentType,size,isInline")],
         );
-        let listed: Vec<Value> = self.graph.all(&mailbox.key, url).await?;
+        let listed: Vec<Attachment> = self.graph.all(&mailbox.key, url).await?;
         let mut described = Vec::new();
         for attachment in listed {
-            let kind = attachment["@odata.type"].as_str().unwrap_or_default();
-            let name = attachment["name"].as_str().unwrap_or("attachment").to_string();
-            let media_type = attachment["contentType"]
-                .as_str()
-                .unwrap_or("application/octet-stream")
-                .to_string();
-            let Some(attachment_id) = attachment["id"].as_str() else {
-                continue;
-            };
-            if kind != "#microsoft.graph.fileAttachment" {
+            let name = attachment.name.clone().unwrap_or_else(|| "attachment".into());
+            let media_type = attachment
+                .content_type
+                .clone()
+                .unwrap_or_else(|| "application/octet-stream".into());
+            if !attachment.is_file() {
                 // An attached Outlook item or a link to a cloud file: its metadata is what
                 // this mailbox holds.
-                described.push(json!({"name": name, "type": kind, "note": "not a file: listed, not exported"}));
+                described.push(
+                    json!({"name": name, "type": attachment.odata_type, "note": "not a file: listed, not exported"}),
+                );
                 continue;
             }
             let value_url = self.graph.url(
@@ -276,7 +271,7 @@ impl Microsoft365 {
                     "messages",
                     id,
                     "attachments",
-                    attachment_id,
+                    &attachment.id,
                     "$value",
                 ],
                 &[],
@@ -298,8 +293,8 @@ impl Microsoft365 {
                 )
                 .await?;
             described.push(json!({
-                "name": name, "contentType": media_type, "size": attachment["size"],
-                "isInline": attachment["isInline"], "file": stored.path, "bytes": stored.bytes, "sha256": stored.sha256,
+                "name": name, "contentType": media_type, "size": attachment.size,
+                "isInline": attachment.is_inline, "file": stored.path, "bytes": stored.bytes, "sha256": stored.sha256,
             }));
         }
         Ok(described)
@@ -317,39 +312,45 @@ impl Microsoft365 {
             for found in self.find_messages(&mailbox, subject, notes).await? {
                 // The search returned headers only; each message is read whole, exported,
                 // and let go, so a heavy correspondent's mail is never held at once.
-                let url = self.graph.url(&["users", &mailbox.key, "messages", found.id()], &[]);
-                let full: Value = match self.graph.get(&mailbox.key, url).await {
+                let url = self
+                    .graph
+                    .url(&["users", &mailbox.key, "messages", &found.message.id], &[]);
+                let full: Message = match self.graph.get(&mailbox.key, url).await {
                     Ok(m) => m,
                     Err(e) if e.is_not_found() => continue,
                     Err(e) => return Err(needs_permission(e, "Mail.ReadWrite", "read mail")),
                 };
-                let message = FoundMessage {
-                    mailbox: found.mailbox.clone(),
-                    json: full,
+                let found = FoundMessage {
+                    mailbox: found.mailbox,
+                    message: full,
                 };
-                let attachments = if message.json["hasAttachments"].as_bool() == Some(true) {
-                    self.export_attachments(&message, sink).await?
+                let attachments = if found.message.has_attachments == Some(true) {
+                    self.export_attachments(&found, sink).await?
                 } else {
                     Vec::new()
                 };
-                let mut data = message.json.clone();
-                data["mailbox"] = json!(mailbox.address);
-                data["attachments"] = json!(attachments);
+                let data = record_data(&MailRecord {
+                    message: &found.message,
+                    mailbox: &mailbox.address,
+                    attachments,
+                })?;
                 sink.accept(Record {
                     category: "mail".into(),
-                    id: Some(message.id().to_string()),
-                    provided_by_subject: sent_by_subject(&message.json, &subject.emails),
+                    id: Some(found.message.id.clone()),
+                    provided_by_subject: sent_by_subject(&found.message, &subject.emails),
                     data,
                 })
                 .await?;
                 count += 1;
             }
-            for contact in self.find_contacts(&mailbox, subject).await? {
-                let mut data = contact.json.clone();
-                data["mailbox"] = json!(mailbox.address);
+            for found in self.find_contacts(&mailbox, subject).await? {
+                let data = record_data(&ContactRecord {
+                    contact: &found.contact,
+                    mailbox: &mailbox.address,
+                })?;
                 sink.accept(Record {
                     category: "contacts".into(),
-                    id: Some(contact.id().to_string()),
+                    id: Some(found.contact.id),
                     provided_by_subject: false,
                     data,
                 })
@@ -369,12 +370,32 @@ pub fn graph_time(t: DateTime<Utc>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::wire::{EmailAddress, Recipient};
 
-    fn message(from: &str, to: &[&str]) -> Value {
-        json!({
-            "from": {"emailAddress": {"name": "X", "address": from}},
-            "toRecipients": to.iter().map(|a| json!({"emailAddress": {"name": "Kari Nordmann", "address": a}})).collect::<Vec<_>>(),
-        })
+    fn recipient(address: &str) -> Recipient {
+        Recipient {
+            email_address: EmailAddress {
+                name: Some("Kari Nordmann".into()),
+                address: Some(address.into()),
+                ..Default::default()
+            },
+            rest: Default::default(),
+        }
+    }
+
+    fn message(from: &str, to: &[&str]) -> Message {
+        Message {
+            id: "m".into(),
+            from: Some(recipient(from)),
+            sender: None,
+            to_recipients: to.iter().map(|a| recipient(a)).collect(),
+            cc_recipients: vec![],
+            bcc_recipients: vec![],
+            received_date_time: None,
+            has_attachments: None,
+            parent_folder_id: "inbox".into(),
+            rest: Default::default(),
+        }
     }
 
     #[test]
@@ -394,5 +415,21 @@ mod tests {
             &message("ola@racom.no", &["kari.nordmann@example.no"]),
             &kari
         ));
+    }
+
+    #[test]
+    fn an_exported_message_is_graphs_whole_message_and_the_mailbox() {
+        let message = message("ola@racom.no", &["kari.nordmann@example.no"]);
+        let data = record_data(&MailRecord {
+            message: &message,
+            mailbox: "post@racom.no",
+            attachments: vec![],
+        })
+        .unwrap();
+        let mut expected = serde_json::to_value(&message).unwrap();
+        let fields = expected.as_object_mut().unwrap();
+        fields.insert("mailbox".into(), json!("post@racom.no"));
+        fields.insert("attachments".into(), json!([]));
+        assert_eq!(data, expected);
     }
 }

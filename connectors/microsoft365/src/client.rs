@@ -13,21 +13,20 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 use crate::config::Microsoft365Config;
+use crate::wire::ErrorBody;
 
 pub const PROCESSOR: &str = "microsoft365";
 const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
 /// A guard against a next-link loop: 1,000 pages of up to 1,000 items.
 const MAX_PAGES: usize = 1000;
 
-/// Graph's error body: `{"error":{"code","message","innerError":{…}}}`.
+/// Graph's error body (`wire::ErrorBody`); anything else (a gateway's HTML page) is quoted.
 pub fn describe_error(_status: StatusCode, body: &[u8]) -> VendorError {
-    let parsed: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let error = serde_json::from_slice::<ErrorBody>(body).ok().map(|b| b.error);
+    let (code, message) = error.map(|e| (e.code, e.message)).unwrap_or_default();
     VendorError {
-        code: parsed["error"]["code"].as_str().unwrap_or_default().to_string(),
-        message: parsed["error"]["message"]
-            .as_str()
-            .map(String::from)
-            .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(200).collect()),
+        code: code.unwrap_or_default(),
+        message: message.unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(200).collect()),
         ..Default::default()
     }
 }

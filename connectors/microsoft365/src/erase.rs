@@ -3,12 +3,24 @@
 use std::collections::HashMap;
 
 use dsr_connector::{ChangeReport, ConnectorError, Evidence, Identities, TaskContext};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::Microsoft365;
 use crate::access::Mailbox;
 use crate::client::needs_permission;
 use crate::config::DeleteMode;
+use crate::wire::MailFolder;
+
+/// What the search after the deletes still found: the evidence of the erasure.
+#[derive(Debug, Serialize)]
+struct Verification {
+    searched_at: String,
+    remaining_outside_deleted_items: u64,
+    in_deleted_items: u64,
+    contacts_remaining: u64,
+    per_mailbox: HashMap<String, u64>,
+}
 
 /// What one delete call did.
 enum Deleted {
@@ -55,8 +67,8 @@ impl Microsoft365 {
             &["users", &mailbox.key, "mailFolders", "deleteditems"],
             &[("$select", "id")],
         );
-        let folder: Value = self.graph.get(&mailbox.key, url).await?;
-        Ok(folder["id"].as_str().unwrap_or_default().to_string())
+        let folder: MailFolder = self.graph.get(&mailbox.key, url).await?;
+        Ok(folder.id)
     }
 
     pub async fn erase_subject(&self, ctx: &TaskContext, subject: &Identities) -> Result<ChangeReport, ConnectorError> {
@@ -75,9 +87,9 @@ impl Microsoft365 {
             for (collection, ids) in [
                 (
                     "messages",
-                    messages.iter().map(|m| m.id().to_string()).collect::<Vec<_>>(),
+                    messages.into_iter().map(|m| m.message.id).collect::<Vec<_>>(),
                 ),
-                ("contacts", contacts.iter().map(|c| c.id().to_string()).collect()),
+                ("contacts", contacts.into_iter().map(|c| c.contact.id).collect()),
             ] {
                 for id in ids {
                     let outcome = self.delete_item(mailbox, collection, &id).await?;
@@ -95,10 +107,10 @@ impl Microsoft365 {
         }];
         if !ctx.dry_run {
             let verification = self.verify_erasure(&mailboxes, subject).await?;
-            let outside = verification["remaining_outside_deleted_items"].as_u64().unwrap_or(0);
+            let outside = verification.remaining_outside_deleted_items;
             evidence.push(Evidence {
                 kind: "verification_search".into(),
-                detail: verification.clone(),
+                detail: json!(verification),
             });
             if outside > 0 {
                 return Err(ConnectorError::RetryLater {
@@ -112,7 +124,7 @@ impl Microsoft365 {
                 DeleteMode::Hard => "Deleted with permanentDelete: the items left every mailbox view and sit in Recoverable Items until the tenant's deleted-item retention (14 days unless the tenant sets otherwise) ends, or longer under a litigation hold.".to_string(),
                 DeleteMode::Soft => format!(
                     "Deleted to Deleted Items: {} item(s) remain there until the tenant's retention policy purges them.",
-                    verification["in_deleted_items"].as_u64().unwrap_or(0)
+                    verification.in_deleted_items
                 ),
             });
         }
@@ -133,7 +145,11 @@ impl Microsoft365 {
     }
 
     /// Searches again after the deletes and counts what remains, in and outside Deleted Items.
-    async fn verify_erasure(&self, mailboxes: &[Mailbox], subject: &Identities) -> Result<Value, ConnectorError> {
+    async fn verify_erasure(
+        &self,
+        mailboxes: &[Mailbox],
+        subject: &Identities,
+    ) -> Result<Verification, ConnectorError> {
         let mut in_deleted = 0u64;
         let mut outside = 0u64;
         let mut contacts = 0u64;
@@ -149,19 +165,19 @@ impl Microsoft365 {
             };
             let here_deleted = messages
                 .iter()
-                .filter(|m| m.json["parentFolderId"].as_str() == Some(deleted_folder.as_str()))
+                .filter(|m| m.message.parent_folder_id == deleted_folder)
                 .count() as u64;
             in_deleted += here_deleted;
             outside += messages.len() as u64 - here_deleted + remaining_contacts;
             contacts += remaining_contacts;
             per_mailbox.insert(mailbox.address.clone(), messages.len() as u64 + remaining_contacts);
         }
-        Ok(json!({
-            "searched_at": crate::access::graph_time(chrono::Utc::now()),
-            "remaining_outside_deleted_items": outside,
-            "in_deleted_items": in_deleted,
-            "contacts_remaining": contacts,
-            "per_mailbox": per_mailbox,
-        }))
+        Ok(Verification {
+            searched_at: crate::access::graph_time(chrono::Utc::now()),
+            remaining_outside_deleted_items: outside,
+            in_deleted_items: in_deleted,
+            contacts_remaining: contacts,
+            per_mailbox,
+        })
     }
 }

@@ -3,23 +3,25 @@
 //! Graph's Subject Rights Request API needs delegated permissions and Priva licences, so a
 //! background worker goes mailbox by mailbox through the ordinary endpoints instead.
 //!
-//! Read in order: `config` → `client` (Graph plumbing) → `access` → `erase` → `rectify`.
+//! Read in order: `config` → `client` (Graph plumbing) → `wire` (Graph's JSON) → `access` →
+//! `erase` → `rectify`.
 
 pub mod access;
 pub mod client;
 pub mod config;
 pub mod erase;
 pub mod rectify;
+pub mod wire;
 
 use dsr_connector::{
     AccessSummary, Capabilities, ChangeReport, CheckReport, Connector, ConnectorError, FieldChange, Identities,
     Processor, RecordSink, Support, TaskContext,
 };
-use serde_json::Value;
 
 pub use config::{DeleteMode, Microsoft365Config};
 
 use crate::client::{Graph, PROCESSOR, needs_permission};
+use crate::wire::{Contact, MailFolder, ODataPage};
 
 const NO_CONSENT: &str = "Microsoft 365 holds the company's mail and contacts, not consents or marketing subscriptions: there is nothing there to withdraw (newsletter consent lives in SuperOffice and Wix).";
 
@@ -66,12 +68,13 @@ impl Connector for Microsoft365 {
                 .graph
                 .url(&["users", &first.key, "mailFolders", "inbox"], &[("$select", "id")]);
             self.graph
-                .get::<Value>(&first.key, url)
+                .get::<MailFolder>(&first.key, url)
                 .await
                 .map_err(|e| needs_permission(e, "Mail.ReadWrite", "read mail"))?;
             let url = self.graph.url(&["users", &first.key, "contacts"], &[("$top", "1")]);
+            // Read as dsr reads contacts, so a contact of another shape shows here first.
             self.graph
-                .get::<Value>(&first.key, url)
+                .get::<ODataPage<Contact>>(&first.key, url)
                 .await
                 .map_err(|e| needs_permission(e, "Contacts.ReadWrite", "read contacts"))?;
             details.push(format!("mail and contacts of {} readable", first.address));

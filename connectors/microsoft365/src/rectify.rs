@@ -1,36 +1,55 @@
 //! Correcting the subject's contact entries (Art. 16), with before and after per field.
 
 use dsr_connector::{ChangeReport, ConnectorError, Evidence, FieldChange, Identities, RectifyField, TaskContext};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::Microsoft365;
 use crate::access::FoundContact;
 use crate::client::needs_permission;
+use crate::wire::{Change, Contact, ContactPatch, EmailAddress};
 
 /// The PATCH body for one contact, and the fields it leaves alone with why.
-fn patch_for(contact: &Value, changes: &[FieldChange], subject: &Identities) -> (Map<String, Value>, Vec<String>) {
-    let mut body = Map::new();
+fn patch_for(contact: &Contact, changes: &[FieldChange], subject: &Identities) -> (ContactPatch, Vec<String>) {
+    let mut patch = ContactPatch::default();
     let mut skipped = Vec::new();
     for change in changes {
-        let value = json!(change.value);
+        let value = Some(change.value.clone());
         match change.field {
-            RectifyField::GivenName => { body.insert("givenName".into(), value); }
-            RectifyField::FamilyName => { body.insert("surname".into(), value); }
-            RectifyField::DisplayName => { body.insert("displayName".into(), value); }
-            RectifyField::Company => { body.insert("companyName".into(), value); }
-            RectifyField::JobTitle => { body.insert("jobTitle".into(), value); }
-            RectifyField::Phone => { body.insert("mobilePhone".into(), value); }
+            RectifyField::GivenName => patch.given_name = value,
+            RectifyField::FamilyName => patch.surname = value,
+            RectifyField::DisplayName => patch.display_name = value,
+            RectifyField::Company => patch.company_name = value,
+            RectifyField::JobTitle => patch.job_title = value,
+            RectifyField::Phone => patch.mobile_phone = value,
             RectifyField::Email => {
                 // emailAddresses is replaced whole: swap the old address, keep the others.
-                let entries = subject.replace_address(&contact["emailAddresses"], "address", &change.value);
-                body.insert("emailAddresses".into(), Value::Array(entries));
+                let entries = contact
+                    .email_addresses
+                    .iter()
+                    .map(|entry| EmailAddress {
+                        address: match &entry.address {
+                            Some(a) if subject.emails.iter().any(|e| e.matches(a)) => Some(change.value.clone()),
+                            other => other.clone(),
+                        },
+                        ..entry.clone()
+                    })
+                    .collect();
+                patch.email_addresses = Some(entries);
             }
             RectifyField::Address => skipped.push(
                 "address: Graph keeps contact addresses as structured fields (street, city, postal code); correct them in Outlook".into(),
             ),
         }
     }
-    (body, skipped)
+    (patch, skipped)
+}
+
+/// Before and after per property the patch sets.
+fn field_changes(changes: Vec<Change>) -> Vec<Value> {
+    changes
+        .into_iter()
+        .map(|(field, before, after)| json!({"field": field, "before": before, "after": after}))
+        .collect()
 }
 
 impl Microsoft365 {
@@ -49,43 +68,34 @@ impl Microsoft365 {
         ];
         for mailbox in self.mailboxes().await? {
             let contacts: Vec<FoundContact> = self.find_contacts(&mailbox, subject).await?;
-            for contact in contacts {
+            for FoundContact { contact, .. } in contacts {
                 found += 1;
-                let (body, skipped) = patch_for(&contact.json, changes, subject);
+                let (patch, skipped) = patch_for(&contact, changes, subject);
                 for s in skipped {
                     if !notes.contains(&s) {
                         notes.push(s);
                     }
                 }
-                let fields: Vec<Value> = body
-                    .iter()
-                    .map(|(k, after)| json!({"field": k, "before": contact.json[k], "after": after}))
-                    .collect();
-                if body.is_empty() || ctx.dry_run {
+                let planned = patch.planned(&contact);
+                if planned.is_empty() || ctx.dry_run {
                     evidence.push(Evidence {
                         kind: "contact_would_change".into(),
-                        detail: json!({"mailbox": mailbox.address, "id": contact.id(), "fields": fields}),
+                        detail: json!({"mailbox": mailbox.address, "id": contact.id, "fields": field_changes(planned)}),
                     });
                     continue;
                 }
-                let url = self.graph.url(&["users", &mailbox.key, "contacts", contact.id()], &[]);
-                let payload = Value::Object(body);
-                let updated: Value = self
+                let url = self.graph.url(&["users", &mailbox.key, "contacts", &contact.id], &[]);
+                let updated: Contact = self
                     .graph
                     .client
-                    .json(&mailbox.key, |http| http.patch(url.clone()).json(&payload))
+                    .json(&mailbox.key, |http| http.patch(url.clone()).json(&patch))
                     .await
                     .map_err(|e| needs_permission(e, "Contacts.ReadWrite", "update contacts"))?;
-                let fields: Vec<Value> = payload
-                    .as_object()
-                    .into_iter()
-                    .flatten()
-                    .map(|(k, _)| json!({"field": k, "before": contact.json[k], "after": updated[k]}))
-                    .collect();
+                let fields = field_changes(patch.applied(&contact, &updated));
                 changed += 1;
                 evidence.push(Evidence {
                     kind: "contact_changed".into(),
-                    detail: json!({"mailbox": mailbox.address, "id": contact.id(), "fields": fields}),
+                    detail: json!({"mailbox": mailbox.address, "id": contact.id, "fields": fields}),
                 });
             }
         }
@@ -105,8 +115,9 @@ mod tests {
 
     #[test]
     fn only_named_fields_are_patched_and_other_addresses_kept() {
-        let contact = json!({"givenName": "Kari", "emailAddresses": [
-            {"name": "Kari", "address": "KARI@example.no"}, {"name": "Jobb", "address": "kari@jobb.no"}]});
+        let contact: Contact = dsr_connector::decode(json!({"id": "c", "givenName": "Kari", "surname": "Nordmann",
+            "emailAddresses": [{"name": "Kari", "address": "KARI@example.no"}, {"name": "Jobb", "address": "kari@jobb.no"}]}))
+        .unwrap();
         let old = Identities {
             emails: vec![dsr_connector::Email::parse("kari@example.no").unwrap()],
             ..Default::default()
@@ -125,12 +136,15 @@ mod tests {
                 value: "Storgata 1".into(),
             },
         ];
-        let (body, skipped) = patch_for(&contact, &changes, &old);
-        assert_eq!(body.len(), 2, "{body:?}");
-        assert_eq!(body["surname"], "Hansen");
-        assert_eq!(body["emailAddresses"][0]["address"], "kari.hansen@example.no");
-        assert_eq!(body["emailAddresses"][1]["address"], "kari@jobb.no");
-        assert!(!body.contains_key("givenName"));
+        let (patch, skipped) = patch_for(&contact, &changes, &old);
+        assert_eq!(
+            serde_json::to_value(&patch).unwrap(),
+            json!({"surname": "Hansen", "emailAddresses": [
+                {"name": "Kari", "address": "kari.hansen@example.no"}, {"name": "Jobb", "address": "kari@jobb.no"}]})
+        );
         assert_eq!(skipped.len(), 1);
+        let fields = field_changes(patch.planned(&contact));
+        assert_eq!(fields.len(), 2);
+        assert!(fields.contains(&json!({"field": "surname", "before": "Nordmann", "after": "Hansen"})));
     }
 }

@@ -7,11 +7,30 @@ use dsr_connector::{ConnectorError, Identities, Record, RecordSink};
 use serde_json::{Value, json};
 
 use crate::SuperOffice;
-use crate::client::odata_literal;
-use crate::config::RELATED;
+use crate::client::{PROCESSOR, odata_literal};
+use crate::config::{RELATED, SALE_COLUMNS};
+use crate::wire::{ArchiveRow, ConsentInfo, PersonEntity};
+
+/// Reads `value` as a `T`, or fails naming the endpoint and the field.
+pub fn typed<T: serde::de::DeserializeOwned>(value: &Value, endpoint: &str) -> Result<T, ConnectorError> {
+    dsr_connector::decode(value.clone()).map_err(|e| ConnectorError::unexpected_shape(PROCESSOR, endpoint, &e))
+}
+
+/// A person as SuperOffice holds it (kept whole for the bundle) and the fields dsr reads.
+pub struct Person {
+    pub raw: Value,
+    pub entity: PersonEntity,
+}
+
+/// A consent as SuperOffice holds it and the fields dsr reads.
+pub struct Consent {
+    pub raw: Value,
+    pub info: ConsentInfo,
+}
 
 impl SuperOffice {
-    /// Ids of persons with one of the subject's e-mail addresses.
+    /// Ids of persons with one of the subject's e-mail addresses (the Person archive lists a
+    /// person once per matching address).
     pub async fn find_persons(&self, subject: &Identities) -> Result<Vec<i64>, ConnectorError> {
         let mut ids = BTreeSet::new();
         let top = self.tenant.page_size.to_string();
@@ -19,29 +38,42 @@ impl SuperOffice {
             let filter = format!("email/emailAddress eq {}", odata_literal(email.as_str()));
             let rows = self
                 .tenant
-                .all(
+                .archive(
                     "Person",
                     &[("$filter", &filter), ("$select", "personId"), ("$top", &top)],
                 )
                 .await?;
-            ids.extend(
-                rows.iter()
-                    .filter_map(|r| r["personId"].as_i64().or(r["PrimaryKey"].as_i64())),
-            );
+            ids.extend(rows.iter().filter_map(|r| r.number("personId").or(r.id())));
         }
         Ok(ids.into_iter().collect())
     }
 
-    pub async fn person(&self, id: i64) -> Result<Value, ConnectorError> {
-        self.tenant.get(&format!("Person/{id}")).await
+    pub async fn person(&self, id: i64) -> Result<Person, ConnectorError> {
+        let raw: Value = self.tenant.get(&format!("Person/{id}")).await?;
+        let entity = typed(&raw, "Person/{id}")?;
+        Ok(Person { raw, entity })
     }
 
-    pub async fn consents(&self, id: i64) -> Result<Vec<Value>, ConnectorError> {
-        self.tenant.get(&format!("Person/{id}/Consent")).await
+    /// Every consent SuperOffice lists for the person, withdrawn ones included.
+    pub async fn consents(&self, id: i64) -> Result<Vec<Consent>, ConnectorError> {
+        let list: Vec<Value> = self.tenant.get(&format!("Person/{id}/Consent")).await?;
+        list.into_iter()
+            .map(|raw| {
+                let info = typed(&raw, "Person/{id}/Consent")?;
+                Ok(Consent { raw, info })
+            })
+            .collect()
     }
 
-    pub async fn related(&self, id: i64, kind: &str) -> Result<Vec<Value>, ConnectorError> {
-        self.tenant.get(&format!("Person/{id}/{kind}")).await
+    /// The rows of one related archive (`Appointments`, `Documents`, `Sales`, `Tickets`).
+    pub async fn related(&self, id: i64, kind: &str) -> Result<Vec<ArchiveRow>, ConnectorError> {
+        // Sales: the columns that tell the sale's own person from a stakeholder.
+        let query: &[(&str, &str)] = if kind == "Sales" {
+            &[("$select", SALE_COLUMNS)]
+        } else {
+            &[]
+        };
+        self.tenant.archive(&format!("Person/{id}/{kind}"), query).await
     }
 
     pub async fn export(&self, subject: &Identities, sink: &mut dyn RecordSink) -> Result<u64, ConnectorError> {
@@ -50,7 +82,7 @@ impl SuperOffice {
             let person = self.person(id).await?;
             let key = Some(id.to_string());
             for consent in self.consents(id).await? {
-                let data = json!({"PersonId": id, "consent": consent});
+                let data = json!({"PersonId": id, "consent": consent.raw});
                 sink.accept(Record {
                     category: "consents".into(),
                     id: key.clone(),
@@ -60,7 +92,7 @@ impl SuperOffice {
                 .await?;
                 count += 1;
             }
-            for shipment in person["ShipmentTypes"].as_array().into_iter().flatten() {
+            for shipment in person.raw["ShipmentTypes"].as_array().into_iter().flatten() {
                 let data = json!({"PersonId": id, "subscription": shipment});
                 sink.accept(Record {
                     category: "newsletter_subscriptions".into(),
@@ -72,11 +104,10 @@ impl SuperOffice {
                 count += 1;
             }
             for kind in RELATED {
-                for item in self.related(id, kind).await? {
-                    let data = json!({"PersonId": id, "record": item});
-                    let category = kind.to_lowercase();
+                for row in self.related(id, kind).await? {
+                    let data = json!({"PersonId": id, "record": row});
                     sink.accept(Record {
-                        category,
+                        category: kind.to_lowercase(),
                         id: key.clone(),
                         provided_by_subject: false,
                         data,
@@ -90,7 +121,7 @@ impl SuperOffice {
                 category: "persons".into(),
                 id: key,
                 provided_by_subject: true,
-                data: person,
+                data: person.raw,
             })
             .await?;
             count += 1;

@@ -2,7 +2,6 @@
 //! signed with the application's RSA key, exchanged for a JWT that carries a ticket, checked
 //! against the environment's JWKS), or an OAuth refresh token.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -13,9 +12,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
 
 use crate::client::PROCESSOR;
+use crate::wire::AuthenticateAnswer;
 
 const TICKET_CLAIM: &str = "http://schemes.superoffice.net/identity/ticket";
-const WEBAPI_CLAIM: &str = "http://schemes.superoffice.net/identity/webapi_url";
 
 pub struct SystemUser {
     pub environment: String,
@@ -24,8 +23,6 @@ pub struct SystemUser {
     pub key: RsaKeyPair,
     pub application_token: SecretString,
     pub http: reqwest::Client,
-    /// The web API address the login named, for the client to use.
-    pub webapi_url: Arc<Mutex<Option<String>>>,
 }
 
 /// `"{token}.{yyyyMMddHHmm}.{base64 signature}"`, the signature over `"{token}.{yyyyMMddHHmm}"`.
@@ -73,7 +70,7 @@ impl TokenSource for SystemUser {
             "ContextIdentifier": self.tenant,
             "ReturnTokenType": "JWT",
         });
-        let url = format!("{}/login/api/PartnerSystemUser/Authenticate", self.environment);
+        let url = format!("{}/Login/api/PartnerSystemUser/Authenticate", self.environment);
         let response = self
             .http
             .post(&url)
@@ -82,19 +79,35 @@ impl TokenSource for SystemUser {
             .await
             .map_err(|e| transport(format!("cannot reach SuperOffice's login: {}", e.without_url())))?;
         let status = response.status();
-        let answer: Value = response.json().await.map_err(|e| {
-            transport(format!(
-                "SuperOffice's login answered {status} with something that is not JSON: {e}"
-            ))
-        })?;
-        if answer["IsSuccessful"] != json!(true) {
-            return Err(refused(format!(
-                "SuperOffice refused the system user of tenant {}: {}",
-                self.tenant,
-                answer["ErrorMessage"].as_str().unwrap_or("no reason given")
-            )));
-        }
-        let token = answer["Token"].as_str().unwrap_or_default();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| transport(format!("SuperOffice's login answer broke off: {}", e.without_url())))?;
+        let answer: AuthenticateAnswer = match dsr_connector::decode_body(&bytes) {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(shape)) => {
+                return Err(ConnectorError::unexpected_shape(
+                    PROCESSOR,
+                    "/Login/api/PartnerSystemUser/Authenticate",
+                    &shape,
+                ));
+            }
+            Err(e) => {
+                return Err(transport(format!(
+                    "SuperOffice's login answered {status} with something that is not JSON: {e}"
+                )));
+            }
+        };
+        let token = match (answer.is_successful, answer.token) {
+            (true, Some(token)) => token,
+            _ => {
+                return Err(refused(format!(
+                    "SuperOffice refused the system user of tenant {}: {}",
+                    self.tenant,
+                    answer.error_message.as_deref().unwrap_or("no reason given")
+                )));
+            }
+        };
         let jwks_url = format!("{}/login/.well-known/jwks", self.environment);
         let jwks: Value = self
             .http
@@ -106,14 +119,11 @@ impl TokenSource for SystemUser {
             .await
             .map_err(|e| transport(format!("SuperOffice's signing keys are not JSON: {e}")))?;
         // The token is trusted only if SuperOffice's published keys signed it.
-        let claims = dsr_connector::keys::verify_jwt(token, &jwks)
+        let claims = dsr_connector::keys::verify_jwt(&token, &jwks)
             .map_err(|e| refused(format!("the login token failed verification: {e}")))?;
         let ticket = claims[TICKET_CLAIM]
             .as_str()
             .ok_or_else(|| refused("the login token carries no ticket".into()))?;
-        if let Some(url) = claims[WEBAPI_CLAIM].as_str() {
-            *self.webapi_url.lock().unwrap_or_else(|p| p.into_inner()) = Some(url.to_string());
-        }
         // Tickets slide for six hours; renew well before.
         Ok(AccessToken {
             authorization: SecretString::from(format!("SOTicket {ticket}")),

@@ -49,6 +49,11 @@ fn default_page_size() -> u32 {
 
 pub const RELATED: [&str; 4] = ["Appointments", "Documents", "Sales", "Tickets"];
 
+/// The `SaleFilteredWithStakeholder` columns read for a person's sales: the sale, its own
+/// person and whether the row is there only because the person is a stakeholder.
+/// https://docs.superoffice.com/en/api/archive-providers/reference/salefilteredwithstakeholder.html
+pub const SALE_COLUMNS: &str = "saleId,heading,amount,saleStatus,personId,isStakeholderSale,saleStakeholderId";
+
 impl SuperOfficeConfig {
     /// The secrets this section names, by key.
     pub fn secrets(&self) -> Vec<(&'static str, &SecretRef)> {

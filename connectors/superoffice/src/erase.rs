@@ -6,17 +6,25 @@ use serde_json::{Value, json};
 
 use crate::SuperOffice;
 use crate::config::RELATED;
+use crate::wire::ArchiveRow;
 
-/// The id field and delete path of each related kind.
-fn item_path(kind: &str, item: &Value) -> Option<String> {
-    let (singular, key) = match kind {
-        "Appointments" => ("Appointment", "AppointmentId"),
-        "Documents" => ("Document", "DocumentId"),
-        "Sales" => ("Sale", "SaleId"),
-        "Tickets" => ("Ticket", "TicketId"),
+/// The delete path of a related record: its archive's primary key under the entity.
+fn item_path(kind: &str, row: &ArchiveRow) -> Option<String> {
+    let singular = match kind {
+        "Appointments" => "Appointment",
+        "Documents" => "Document",
+        "Sales" => "Sale",
+        "Tickets" => "Ticket",
         _ => return None,
     };
-    item[key].as_i64().map(|id| format!("{singular}/{id}"))
+    row.id().map(|id| format!("{singular}/{id}"))
+}
+
+/// Whether a row of `Person/{person}/Sales` is the person's own sale, not one she is only
+/// a stakeholder in (SaleFilteredWithStakeholder: `isStakeholderSale`, and `personId` is the
+/// sale's own person).
+pub fn owned_sale(row: &ArchiveRow, person: i64) -> bool {
+    !row.flag("isStakeholderSale").unwrap_or(false) && row.number("personId").is_none_or(|owner| owner == person)
 }
 
 impl SuperOffice {
@@ -24,10 +32,16 @@ impl SuperOffice {
         let persons = self.find_persons(subject).await?;
         let mut report = ChangeReport::default();
         let mut deleted: Vec<Value> = Vec::new();
+        let mut stakeholder_in = 0u64;
         for id in &persons {
             report.found += 1;
             for kind in RELATED {
-                let items = self.related(*id, kind).await?;
+                let mut items = self.related(*id, kind).await?;
+                if kind == "Sales" {
+                    let before = items.len();
+                    items.retain(|row| owned_sale(row, *id));
+                    stakeholder_in += (before - items.len()) as u64;
+                }
                 if items.is_empty() {
                     continue;
                 }
@@ -87,6 +101,16 @@ impl SuperOffice {
                 Err(e) if e.is_not_found() => {}
                 Err(e) => return Err(e),
             }
+        }
+        if stakeholder_in > 0 {
+            report.retained.push(Retained {
+                category: "sales (as stakeholder)".into(),
+                count: stakeholder_in,
+                reason: "The subject is a stakeholder in these sales, which belong to other persons: they are not \
+                         hers to delete. Remove her as a stakeholder in SuperOffice (the sale's Stakeholders tab)."
+                    .into(),
+                legal_basis: "other persons' records: only the link to the subject is hers".into(),
+            });
         }
         report.evidence.push(Evidence {
             kind: "superoffice_deletions".into(),

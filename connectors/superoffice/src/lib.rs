@@ -12,8 +12,9 @@ pub mod config;
 pub mod consent;
 pub mod erase;
 pub mod rectify;
+pub mod wire;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use dsr_connector::http::{RefreshToken, TokenCache, VendorClient};
@@ -55,7 +56,6 @@ impl SuperOffice {
         let http = dsr_connector::http::http_client_with_headers(Duration::from_secs(60), headers)
             .map_err(|e| config_error(e.to_string()))?;
         let environment = config.environment().to_string();
-        let login_api = Arc::new(Mutex::new(None));
         let tokens = match (&config.system_user_token, &config.private_key, &config.refresh_token) {
             (Some(token), Some(key), _) => {
                 let key_text = key.resolve().map_err(|e| config_error(format!("private_key: {e}")))?;
@@ -69,7 +69,6 @@ impl SuperOffice {
                         key,
                         application_token: secret.clone(),
                         http: http.clone(),
-                        webapi_url: login_api.clone(),
                     },
                     Duration::from_secs(600),
                 )
@@ -90,7 +89,7 @@ impl SuperOffice {
             _ => return Err(config_error("no credentials".into())),
         };
         let client = VendorClient::new(PROCESSOR, http.clone(), describe_error).with_tokens(Arc::new(tokens));
-        let tenant = Tenant::new(client, http, login_api, &environment, &config.tenant, config.page_size)?;
+        let tenant = Tenant::new(client, http, &environment, &config.tenant, config.page_size)?;
         Ok(SuperOffice { config, tenant })
     }
 }

@@ -50,7 +50,7 @@ impl SuperOffice {
         let mut report = ChangeReport::default();
         for id in self.find_persons(subject).await? {
             report.found += 1;
-            let person = self.person(id).await?;
+            let person = self.person(id).await?.raw;
             let (ops, notes) = patch_for(&person, changes, subject);
             for n in notes {
                 if !report.notes.contains(&n) {

@@ -190,8 +190,9 @@ impl VendorClient {
         }
     }
 
-    /// Sends and parses a JSON body. A body that is not what we expect is a vendor fault
-    /// that may pass (a proxy's error page), so it is retried later, not trusted.
+    /// Sends and parses a JSON body into `T`. A body that is no JSON at all is a vendor fault
+    /// that may pass (a proxy's error page), so it is retried later; JSON in another shape
+    /// than `T` will not change by waiting, so it fails at once naming the endpoint and field.
     pub async fn json<T: DeserializeOwned>(
         &self,
         key: &str,
@@ -199,21 +200,26 @@ impl VendorClient {
     ) -> Result<T, ConnectorError> {
         let response = self.send(key, build).await?;
         let status = response.status();
+        let endpoint = response.url().path().to_string();
         let bytes = response.bytes().await.map_err(|e| ConnectorError::RetryLater {
             processor: self.processor,
             code: "transport".into(),
             message: format!("the answer from {} broke off: {}", self.processor, e.without_url()),
             after: None,
         })?;
-        serde_json::from_slice(&bytes).map_err(|e| ConnectorError::RetryLater {
-            processor: self.processor,
-            code: "invalid_response".into(),
-            message: format!(
-                "{} answered {status} with a body that is not the JSON expected: {e}",
-                self.processor
-            ),
-            after: None,
-        })
+        match crate::error::decode_body(&bytes) {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(shape)) => Err(ConnectorError::unexpected_shape(self.processor, &endpoint, &shape)),
+            Err(e) => Err(ConnectorError::RetryLater {
+                processor: self.processor,
+                code: "invalid_response".into(),
+                message: format!(
+                    "{} answered {status} on {endpoint} with a body that is not JSON: {e}",
+                    self.processor
+                ),
+                after: None,
+            }),
+        }
     }
 }
 
@@ -285,6 +291,7 @@ mod tests {
                 "/garbage",
                 get(|| async { (StatusCode::OK, "<html>proxy error</html>") }),
             )
+            .route("/renamed", get(|| async { (StatusCode::OK, r#"{"okay":true}"#) }))
             .route(
                 "/forbidden",
                 get(|| async {
@@ -359,6 +366,20 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(err.code(), "retry_later:invalid_response", "{err}");
+        let err = client
+            .json::<Ok>("k", |http| http.get(format!("{base}/renamed")))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.code(),
+            "permanent:unexpected_response",
+            "JSON of another shape fails at once: {err}"
+        );
+        assert!(!err.is_retryable());
+        assert!(
+            err.to_string().contains("/renamed") && err.to_string().contains("missing field `ok`"),
+            "{err}"
+        );
         let err = client
             .with_policy(CallPolicy {
                 in_call_retries: 0,

@@ -1,0 +1,418 @@
+//! Graph's JSON as dsr reads it, under Graph's own property names
+//! (https://learn.microsoft.com/en-us/graph/api/resources/message,
+//! …/resources/contact, …/resources/user, …/resources/fileattachment). A property dsr decides
+//! by (an id, an address, the folder a message sits in) that is missing or of another type is
+//! a decode error naming it; the properties dsr does not read stay in `rest`, so a record
+//! written back out is the whole item under Graph's names.
+//!
+//! Graph sends every property of an item, `null` where unset, so unset optional properties
+//! are written back as `null` too.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// One page of a collection: `value` and `@odata.nextLink` (paged by the connector API).
+pub use dsr_connector::http::ODataPage;
+
+/// A user of the tenant, as `GET /users?$select=id,mail,userPrincipalName` lists it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    pub id: String,
+    /// The SMTP address; `null` for a user without a mailbox.
+    #[serde(default)]
+    pub mail: Option<String>,
+    #[serde(default)]
+    pub user_principal_name: Option<String>,
+}
+
+/// `emailAddress`: a display name and an SMTP address, on recipients and on contacts.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+pub struct EmailAddress {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub address: Option<String>,
+    #[serde(flatten)]
+    pub rest: Map<String, Value>,
+}
+
+/// `recipient`: the sender, the author or one addressee of a message.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Recipient {
+    pub email_address: EmailAddress,
+    #[serde(flatten)]
+    pub rest: Map<String, Value>,
+}
+
+/// A `message`, as a search selects it or as read whole for the export.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Message {
+    pub id: String,
+    /// The mailbox owner the message is from (`null` on a draft).
+    #[serde(default)]
+    pub from: Option<Recipient>,
+    /// Who actually sent it (a delegate, or the same as `from`).
+    #[serde(default)]
+    pub sender: Option<Recipient>,
+    #[serde(default)]
+    pub to_recipients: Vec<Recipient>,
+    #[serde(default)]
+    pub cc_recipients: Vec<Recipient>,
+    #[serde(default)]
+    pub bcc_recipients: Vec<Recipient>,
+    #[serde(default)]
+    pub received_date_time: Option<String>,
+    #[serde(default)]
+    pub has_attachments: Option<bool>,
+    /// The folder the message is in: how the verification tells Deleted Items from the rest.
+    pub parent_folder_id: String,
+    #[serde(flatten)]
+    pub rest: Map<String, Value>,
+}
+
+impl Message {
+    /// Every address on the message: from, sender and every recipient.
+    pub fn addresses(&self) -> impl Iterator<Item = &str> {
+        self.from
+            .iter()
+            .chain(&self.sender)
+            .chain(&self.to_recipients)
+            .chain(&self.cc_recipients)
+            .chain(&self.bcc_recipients)
+            .filter_map(|r| r.email_address.address.as_deref())
+    }
+}
+
+/// The annotation Graph puts on a file attachment in a message's attachment list.
+pub const FILE_ATTACHMENT: &str = "#microsoft.graph.fileAttachment";
+
+/// One item of `GET …/messages/{id}/attachments?$select=id,name,contentType,size,isInline`:
+/// a file, an attached Outlook item or a link to a cloud file, told apart by `@odata.type`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Attachment {
+    #[serde(rename = "@odata.type")]
+    pub odata_type: String,
+    pub id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub content_type: Option<String>,
+    #[serde(default)]
+    pub size: Option<u64>,
+    #[serde(default)]
+    pub is_inline: Option<bool>,
+}
+
+impl Attachment {
+    /// A `fileAttachment`, whose bytes `$value` returns. The list example on
+    /// message-list-attachments writes the type without its leading `#`; both are read.
+    pub fn is_file(&self) -> bool {
+        self.odata_type.trim_start_matches('#') == FILE_ATTACHMENT.trim_start_matches('#')
+    }
+}
+
+/// A `contact` in a mailbox's default contacts folder.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Contact {
+    pub id: String,
+    #[serde(default)]
+    pub email_addresses: Vec<EmailAddress>,
+    #[serde(default)]
+    pub business_phones: Vec<String>,
+    #[serde(default)]
+    pub home_phones: Vec<String>,
+    #[serde(default)]
+    pub mobile_phone: Option<String>,
+    #[serde(default)]
+    pub given_name: Option<String>,
+    #[serde(default)]
+    pub surname: Option<String>,
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub company_name: Option<String>,
+    #[serde(default)]
+    pub job_title: Option<String>,
+    #[serde(flatten)]
+    pub rest: Map<String, Value>,
+}
+
+/// The body of `PATCH …/contacts/{id}`: only the properties to change ("Existing properties
+/// that are not included in the request body will maintain their previous values").
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContactPatch {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub given_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub surname: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub company_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job_title: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mobile_phone: Option<String>,
+    /// Replaced whole: every address the contact keeps, with the subject's swapped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email_addresses: Option<Vec<EmailAddress>>,
+}
+
+/// One property a patch sets: its name, its value before and after.
+pub type Change = (String, Value, Value);
+
+impl ContactPatch {
+    /// Per property this patch sets: its value on `contact` and the value the patch gives it.
+    pub fn planned(&self, contact: &Contact) -> Vec<Change> {
+        let before = properties(contact);
+        properties(self)
+            .into_iter()
+            .map(|(name, after)| {
+                let was = before.get(&name).cloned().unwrap_or(Value::Null);
+                (name, was, after)
+            })
+            .collect()
+    }
+
+    /// Per property this patch sets: its value on `before` and on `after` (as Graph answered).
+    pub fn applied(&self, before: &Contact, after: &Contact) -> Vec<Change> {
+        let after = properties(after);
+        self.planned(before)
+            .into_iter()
+            .map(|(name, was, _)| {
+                let now = after.get(&name).cloned().unwrap_or(Value::Null);
+                (name, was, now)
+            })
+            .collect()
+    }
+}
+
+/// A mail folder; dsr reads only its id (`GET …/mailFolders/deleteditems?$select=id`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct MailFolder {
+    pub id: String,
+}
+
+/// Graph's error body: `{"error":{"code","message","innerError":{…}}}`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ErrorDetail {
+    #[serde(default)]
+    pub code: Option<String>,
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+/// A record's properties under Graph's names, as they would be sent.
+pub fn properties(record: &impl Serialize) -> Map<String, Value> {
+    match serde_json::to_value(record) {
+        Ok(Value::Object(map)) => map,
+        _ => Map::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dsr_connector::decode;
+    use serde_json::json;
+
+    /// message-get, Example 1 (https://learn.microsoft.com/en-us/graph/api/message-get?view=graph-rest-1.0).
+    fn documented_message() -> Value {
+        json!({
+            "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users('7f180cbb')/messages/$entity",
+            "@odata.etag": "W/\"CQAAABYAAAC4ofQHEIqCSbQPot83AFcbAAAnjjuZ\"",
+            "id": "AAMkADhMGAAA=",
+            "receivedDateTime": "2018-09-09T03:15:08Z",
+            "hasAttachments": false,
+            "subject": "9/9/2018: concert",
+            "parentFolderId": "AAMkADcbAAAAAAEJAAA=",
+            "body": {"contentType": "html", "content": "<html><body>The group represents Nevada.</body></html>"},
+            "sender": {"emailAddress": {"name": "Adele Vance", "address": "adelev@contoso.OnMicrosoft.com"}},
+            "from": {"emailAddress": {"name": "Adele Vance", "address": "adelev@contoso.OnMicrosoft.com"}},
+            "toRecipients": [{"emailAddress": {"name": "Alex Wilber", "address": "AlexW@contoso.OnMicrosoft.com"}}],
+            "ccRecipients": [],
+            "bccRecipients": [],
+            "replyTo": [],
+            "flag": {"flagStatus": "notFlagged"}
+        })
+    }
+
+    #[test]
+    fn a_documented_message_decodes_and_writes_back_whole() {
+        let body = documented_message();
+        let message: Message = decode(body.clone()).unwrap();
+        assert_eq!(message.id, "AAMkADhMGAAA=");
+        assert_eq!(message.parent_folder_id, "AAMkADcbAAAAAAEJAAA=");
+        assert_eq!(message.has_attachments, Some(false));
+        assert_eq!(
+            message.addresses().collect::<Vec<_>>(),
+            [
+                "adelev@contoso.OnMicrosoft.com",
+                "adelev@contoso.OnMicrosoft.com",
+                "AlexW@contoso.OnMicrosoft.com"
+            ]
+        );
+        assert_eq!(
+            serde_json::to_value(&message).unwrap(),
+            body,
+            "every property, under Graph's names"
+        );
+    }
+
+    #[test]
+    fn a_missing_or_misplaced_property_is_named() {
+        let mut body = documented_message();
+        body.as_object_mut().unwrap().remove("id");
+        let err = decode::<Message>(body).unwrap_err();
+        assert_eq!(err.path, ".");
+        assert!(err.reason.contains("missing field `id`"), "{err:?}");
+
+        let mut body = documented_message();
+        body["toRecipients"] = json!([{"address": "AlexW@contoso.OnMicrosoft.com"}]);
+        let err = decode::<Message>(body).unwrap_err();
+        assert_eq!(err.path, "toRecipients[0]");
+        assert!(err.reason.contains("missing field `emailAddress`"), "{err:?}");
+
+        let page = json!({"value": [{"id": "a", "parentFolderId": "f"}, {"parentFolderId": "f"}]});
+        let err = decode::<ODataPage<Message>>(page).unwrap_err();
+        assert_eq!(err.path, "value[1]");
+        assert!(err.reason.contains("missing field `id`"), "{err:?}");
+    }
+
+    #[test]
+    fn a_documented_user_page_decodes() {
+        // user-list, Example 1 (https://learn.microsoft.com/en-us/graph/api/user-list?view=graph-rest-1.0).
+        let page: ODataPage<User> = decode(json!({
+            "@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users",
+            "value": [
+                {"businessPhones": [], "displayName": "Conf Room Adams", "mail": "Adams@contoso.com",
+                 "userPrincipalName": "Adams@contoso.com", "id": "6ea91a8d-e32e-41a1-b7bd-d2d185eed0e0"},
+                {"businessPhones": ["425-555-0100"], "displayName": "MOD Administrator", "mail": null,
+                 "userPrincipalName": "admin@contoso.com", "id": "4562bcc8-c436-4f95-b7c0-4f8ce89dca5e"}
+            ],
+            "@odata.nextLink": "https://graph.microsoft.com/v1.0/users?$skiptoken=X"
+        }))
+        .unwrap();
+        assert_eq!(page.value.len(), 2);
+        assert_eq!(page.value[1].mail, None);
+        assert_eq!(page.value[1].user_principal_name.as_deref(), Some("admin@contoso.com"));
+        assert!(page.next_link.is_some());
+        let err = decode::<ODataPage<User>>(json!({"value": [{"mail": "a@contoso.com"}]})).unwrap_err();
+        assert_eq!(
+            (err.path.as_str(), err.reason.contains("`id`")),
+            ("value[0]", true),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn documented_attachments_decode_and_only_files_are_files() {
+        // attachment-get, Example 1, as a list element (…/graph/api/attachment-get?view=graph-rest-1.0).
+        let file: Attachment = decode(json!({
+            "@odata.type": "#microsoft.graph.fileAttachment",
+            "id": "AAMkAGUzY5QKjAAABEgAQAMkpJI_X-LBFgvrv1PlZYd8=",
+            "lastModifiedDateTime": "2019-04-02T03:41:29Z",
+            "name": "Draft sales invoice template.docx",
+            "contentType": "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+            "size": 13068,
+            "isInline": false,
+            "contentId": null,
+            "contentLocation": null
+        }))
+        .unwrap();
+        assert!(file.is_file());
+        assert_eq!((file.size, file.is_inline), (Some(13068), Some(false)));
+        // message-list-attachments writes the type without the '#'.
+        let listed: Attachment =
+            decode(json!({"@odata.type": "microsoft.graph.fileAttachment", "id": "id-value", "size": 99})).unwrap();
+        assert!(listed.is_file());
+        let item: Attachment =
+            decode(json!({"@odata.type": "#microsoft.graph.itemAttachment", "id": "i", "name": "Meeting"})).unwrap();
+        assert!(!item.is_file());
+        let err = decode::<Attachment>(json!({"id": "x", "name": "a.pdf"})).unwrap_err();
+        assert!(err.reason.contains("`@odata.type`"), "{err:?}");
+    }
+
+    /// contact-update's response (https://learn.microsoft.com/en-us/graph/api/contact-update?view=graph-rest-1.0).
+    fn documented_contact() -> Value {
+        json!({
+            "id": "AAMkAGI2THk0AAA=",
+            "parentFolderId": "AAMkAGI2AAEOAAA=",
+            "birthday": "1974-07-22",
+            "fileAs": "Fort, Garth",
+            "displayName": "Garth Fort",
+            "givenName": "Garth",
+            "middleName": null,
+            "surname": "Fort",
+            "emailAddresses": [{"name": "Garth", "address": "garth@a830edad9050849NDA1.onmicrosoft.com"}],
+            "jobTitle": "Web Marketing Manager",
+            "companyName": "Contoso, Inc.",
+            "homePhones": [],
+            "mobilePhone": null,
+            "businessPhones": ["+1 918 555 0101"],
+            "homeAddress": {"street": "123 Some street", "city": "Seattle", "state": "WA", "postalCode": "98121"},
+            "otherAddress": {},
+            "children": []
+        })
+    }
+
+    #[test]
+    fn a_documented_contact_decodes_and_writes_back_whole() {
+        let body = documented_contact();
+        let contact: Contact = decode(body.clone()).unwrap();
+        assert_eq!(contact.id, "AAMkAGI2THk0AAA=");
+        assert_eq!(contact.surname.as_deref(), Some("Fort"));
+        assert_eq!(contact.business_phones, ["+1 918 555 0101"]);
+        assert_eq!(
+            contact.email_addresses[0].address.as_deref(),
+            Some("garth@a830edad9050849NDA1.onmicrosoft.com")
+        );
+        assert_eq!(serde_json::to_value(&contact).unwrap(), body);
+        let mut renamed = documented_contact();
+        renamed["emailAddresses"] = json!([{"name": "Garth", "address": 7}]);
+        let err = decode::<Contact>(renamed).unwrap_err();
+        assert_eq!(err.path, "emailAddresses[0].address");
+    }
+
+    #[test]
+    fn a_patch_names_only_what_it_changes() {
+        let contact: Contact = decode(documented_contact()).unwrap();
+        let patch = ContactPatch {
+            surname: Some("Hansen".into()),
+            ..Default::default()
+        };
+        assert_eq!(serde_json::to_value(&patch).unwrap(), json!({"surname": "Hansen"}));
+        assert_eq!(
+            patch.planned(&contact),
+            [("surname".to_string(), json!("Fort"), json!("Hansen"))]
+        );
+        let updated = Contact {
+            surname: Some("Hansen".into()),
+            ..contact.clone()
+        };
+        assert_eq!(
+            patch.applied(&contact, &updated),
+            [("surname".to_string(), json!("Fort"), json!("Hansen"))]
+        );
+    }
+
+    #[test]
+    fn graph_error_bodies_decode() {
+        let body: ErrorBody = serde_json::from_str(
+            r#"{"error":{"code":"ErrorAccessDenied","message":"Access is denied.","innerError":{"request-id":"1"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(body.error.code.as_deref(), Some("ErrorAccessDenied"));
+    }
+}
