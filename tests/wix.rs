@@ -48,10 +48,22 @@ async fn access_finds_contact_member_submissions_and_comments_and_nothing_of_the
     assert_eq!(ids(&sink, "members"), BTreeSet::from(["mb-kari".to_string()]));
     assert_eq!(
         ids(&sink, "form_submissions"),
-        BTreeSet::from(["sub-1".to_string(), "sub-2".to_string()]),
-        "her own submission, and Per's that names her address as a whole value"
+        BTreeSet::from(["sub-1", "sub-2", "sub-5", "sub-6"].map(String::from)),
+        "her own submissions in two namespaces (Forms, Bookings), and Per's in Forms and Pricing Plans \
+         that name her address as a whole value"
     );
-    assert_eq!(ids(&sink, "comments"), BTreeSet::from(["cm-1".to_string()]));
+    assert_eq!(
+        ids(&sink, "comments"),
+        BTreeSet::from(["cm-1".to_string(), "cm-3".to_string()]),
+        "her comments in the Blog and the Forum"
+    );
+    // Comments are queried per commenting app: every call names one.
+    let comment_queries: Vec<String> = _fake
+        .calls()
+        .into_iter()
+        .filter(|c| c.contains("comments/query"))
+        .collect();
+    assert!(!comment_queries.is_empty());
     let own = sink.records.iter().find(|r| r.id.as_deref() == Some("sub-1")).unwrap();
     let pers = sink.records.iter().find(|r| r.id.as_deref() == Some("sub-2")).unwrap();
     assert!(own.provided_by_subject && !pers.provided_by_subject);
@@ -67,7 +79,7 @@ async fn access_finds_contact_member_submissions_and_comments_and_nothing_of_the
 }
 
 #[tokio::test]
-async fn erasure_deletes_the_member_before_the_contact_and_leaves_only_the_trash_entry() {
+async fn erasure_deletes_comments_then_the_member_then_the_contact_permanently() {
     let (fake, _dir, wix) = connector("").await;
     let report = wix.erase(&ctx(), &kari()).await.unwrap();
     assert_eq!(fake.holdings_of(KARI), (0, 0, 0, 0));
@@ -77,18 +89,98 @@ async fn erasure_deletes_the_member_before_the_contact_and_leaves_only_the_trash
         "the look-alike is untouched"
     );
     let calls = fake.calls();
-    let member = calls.iter().position(|c| c == "DELETE members/mb-kari").unwrap();
-    let contact = calls.iter().position(|c| c == "DELETE contacts/ct-kari").unwrap();
-    assert!(member < contact, "Wix refuses to delete a member's contact: {calls:?}");
-    let trash = fake.with(|s| (s.trashed_contacts.len(), s.trashed_submissions.len()));
-    assert_eq!(
-        trash,
-        (1, 0),
-        "the contact waits in the trash; submissions were deleted permanently"
+    let at = |call: &str| {
+        calls
+            .iter()
+            .position(|c| c == call)
+            .unwrap_or_else(|| panic!("no {call}: {calls:?}"))
+    };
+    let comment = at("DELETE comments/cm-1");
+    let member = at("DELETE members/mb-kari");
+    let contact = at("DELETE contacts/ct-kari");
+    assert!(
+        comment < member && member < contact,
+        "comments before the member (whose content Wix hands to the owner), the member before its contact"
     );
-    assert!(report.notes.iter().any(|n| n.contains("90 days")), "{:?}", report.notes);
+    assert!(
+        fake.with(|s| s.moved_comments.is_empty()),
+        "nothing of hers was handed to the site owner"
+    );
+    assert!(
+        fake.with(|s| s.trashed_contacts.is_empty()),
+        "Contacts v4 deletes permanently"
+    );
+    assert!(
+        !report.notes.iter().any(|n| n.contains("90 days")),
+        "{:?}",
+        report.notes
+    );
+    assert!(
+        report.notes.iter().any(|n| n.contains("permanently")),
+        "{:?}",
+        report.notes
+    );
     let again = wix.erase(&ctx(), &kari()).await.unwrap();
-    assert_eq!((again.found, again.changed), (0, 0), "a re-run is a no-op");
+    assert_eq!(
+        (again.found, again.changed),
+        (0, 0),
+        "a re-run is a no-op (deleted comments stay listed as DELETED)"
+    );
+}
+
+#[tokio::test]
+async fn a_contact_wix_will_not_delete_is_retained_with_its_reason_after_the_member_is_erased() {
+    let (fake, _dir, wix) = connector("").await;
+    fake.with(|s| s.billing_subscription_contact_ids.push("ct-kari".into()));
+    let report = wix
+        .erase(&ctx(), &kari())
+        .await
+        .expect("not a failure: the member is gone already");
+    assert_eq!(fake.holdings_of(KARI).1, 0, "the member is erased");
+    let retained: Vec<(&str, u64)> = report.retained.iter().map(|r| (r.category.as_str(), r.count)).collect();
+    assert_eq!(retained, [("contacts", 1)]);
+    assert!(
+        report.retained[0]
+            .reason
+            .contains("CANNOT_DELETE_CONTACT_WITH_BILLING_SUBSCRIPTION"),
+        "{}",
+        report.retained[0].reason
+    );
+    let deleted = &report
+        .evidence
+        .iter()
+        .find(|e| e.kind == "wix_deletions")
+        .unwrap()
+        .detail;
+    assert!(
+        deleted["deleted"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["id"] == "mb-kari"),
+        "{deleted}"
+    );
+}
+
+#[tokio::test]
+async fn comments_cannot_be_queried_without_an_app_id() {
+    let (fake, _dir, _wix) = connector("").await;
+    let http = reqwest::Client::new();
+    let key = fake.with(|s| s.api_key.clone());
+    let site = fake.with(|s| s.site_id.clone());
+    let answer = http
+        .post(format!("{}/comments/v1/comments/query-cursor", fake.api_url()))
+        .header("authorization", key)
+        .header("wix-site-id", site)
+        .json(&json!({"query": {"filter": {"author.memberId": {"$eq": "mb-kari"}}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        answer.status().as_u16(),
+        400,
+        "the fake holds the connector to Wix's rule"
+    );
 }
 
 #[tokio::test]

@@ -2,10 +2,11 @@
 //! request per identifier per GA4 property, with Google's `deletionRequestTime` as evidence.
 
 use dsr_connector::{ChangeReport, ConnectorError, Evidence, Identities, TaskContext};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::Google;
 use crate::client::needs_role;
+use crate::wire::{SubmitUserDeletionResponse, UserDeletionRequest};
 
 /// An e-mail as the Admin API's `userProvidedData` wants it: lowercase, no spaces, and for
 /// gmail.com / googlemail.com no dots before the `@`.
@@ -65,13 +66,14 @@ pub fn plan(subject: &Identities, properties: &[String], user_provided: bool) ->
 }
 
 impl Google {
+    /// Submits one deletion; returns Google's `deletionRequestTime`.
     async fn submit(&self, planned: &Planned) -> Result<String, ConnectorError> {
         let role = format!(
             "grant {} the Editor role on GA4 property {} (Admin > Property access management)",
             self.tokens.account().email,
             planned.property
         );
-        let answer: Value = if planned.id_type == "userProvidedData" {
+        let time = if planned.id_type == "userProvidedData" {
             let url = format!(
                 "{}/properties/{}:submitUserDeletion",
                 self.config.analytics_admin_url.trim_end_matches('/'),
@@ -79,8 +81,9 @@ impl Google {
             );
             let body = json!({"userProvidedData": planned.value});
             self.admin
-                .json(&planned.property, |http| http.post(&url).json(&body))
+                .json::<SubmitUserDeletionResponse>(&planned.property, |http| http.post(&url).json(&body))
                 .await
+                .map(|answer| answer.deletion_request_time)
         } else {
             let url = format!(
                 "{}/userDeletion/userDeletionRequests:upsert",
@@ -92,19 +95,11 @@ impl Google {
                 "propertyId": planned.property,
             });
             self.deletion
-                .json(&planned.property, |http| http.post(&url).json(&body))
+                .json::<UserDeletionRequest>(&planned.property, |http| http.post(&url).json(&body))
                 .await
-        }
-        .map_err(|e| needs_role(e, &role))?;
-        answer["deletionRequestTime"]
-            .as_str()
-            .map(String::from)
-            .ok_or_else(|| ConnectorError::RetryLater {
-                processor: crate::client::PROCESSOR,
-                code: "invalid_response".into(),
-                message: "Google accepted a deletion but did not say when (no deletionRequestTime)".into(),
-                after: None,
-            })
+                .map(|answer| answer.deletion_request_time)
+        };
+        time.map_err(|e| needs_role(e, &role))
     }
 
     pub async fn delete_user_data(

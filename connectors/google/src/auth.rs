@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::client::PROCESSOR;
+use crate::wire::{TokenError, TokenResponse};
 
 #[derive(Deserialize)]
 struct KeyFile {
@@ -96,13 +97,6 @@ struct JwtBearer {
     http: reqwest::Client,
 }
 
-#[derive(Deserialize)]
-struct TokenAnswer {
-    access_token: String,
-    #[serde(default)]
-    expires_in: Option<u64>,
-}
-
 #[async_trait::async_trait]
 impl TokenSource for JwtBearer {
     async fn fetch(&self) -> Result<AccessToken, ConnectorError> {
@@ -129,19 +123,25 @@ impl TokenSource for JwtBearer {
         let status = response.status();
         let body = response.bytes().await.map_err(|e| transport(e.to_string()))?;
         if status.is_success() {
-            let answer: TokenAnswer = serde_json::from_slice(&body).map_err(|e| {
-                transport(format!(
-                    "Google's token endpoint answered something that is not a token: {e}"
-                ))
-            })?;
+            let answer: TokenResponse = match dsr_connector::decode_body(&body) {
+                Ok(Ok(answer)) => answer,
+                Ok(Err(shape)) => {
+                    return Err(ConnectorError::unexpected_shape(PROCESSOR, &self.token_url, &shape));
+                }
+                Err(e) => {
+                    return Err(transport(format!(
+                        "Google's token endpoint answered something that is not a token: {e}"
+                    )));
+                }
+            };
             return Ok(AccessToken::bearer(
                 &answer.access_token,
                 Duration::from_secs(answer.expires_in.unwrap_or(3600)),
             ));
         }
-        let parsed: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-        let error = parsed["error"].as_str().unwrap_or_default().to_string();
-        let description = parsed["error_description"].as_str().unwrap_or_default();
+        let refused: TokenError = serde_json::from_slice(&body).unwrap_or_default();
+        let error = refused.error.unwrap_or_default();
+        let description = refused.error_description.unwrap_or_default();
         if status.is_server_error() || status.as_u16() == 429 {
             return Err(transport(format!(
                 "Google's token endpoint answered {status}: {description}"

@@ -3,11 +3,12 @@
 
 use std::time::Duration;
 
-use dsr_connector::{ConnectorError, Identities, Record, RecordSink};
+use dsr_connector::{ConnectorError, DecodeError, Identities, Record, RecordSink, decode};
 use serde_json::{Map, Value, json};
 
 use crate::Google;
 use crate::client::{PROCESSOR, needs_role};
+use crate::wire::{QueryResponse, TableCell, TableFieldSchema, TableRow};
 
 /// Checks `project.dataset` so it can be placed in SQL: only the characters Google allows
 /// in project ids and dataset names, nothing that could end the quoted table name.
@@ -42,44 +43,54 @@ fn string_array(name: &str, values: &[String]) -> Value {
     })
 }
 
-/// A BigQuery cell (`{"v": …}`) as plain JSON, following the schema field.
-fn decode(value: &Value, field: &Value) -> Value {
-    if field["mode"] == "REPEATED" {
-        return Value::Array(
-            value
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(|item| decode_scalar(&item["v"], field))
-                .collect(),
-        );
+/// A row (`{"f": [cells]}`) as a JSON object with the schema's field names, nested RECORD
+/// cells and REPEATED lists decoded by their schema field. `path` names the row in errors.
+pub fn decode_row(row: TableRow, fields: &[TableFieldSchema], path: &str) -> Result<Map<String, Value>, DecodeError> {
+    if row.f.len() != fields.len() {
+        return Err(DecodeError {
+            path: format!("{path}.f"),
+            reason: format!("{} cells for {} schema fields", row.f.len(), fields.len()),
+        });
     }
-    decode_scalar(value, field)
-}
-
-fn decode_scalar(value: &Value, field: &Value) -> Value {
-    if value.is_null() {
-        return Value::Null;
-    }
-    if field["type"] == "RECORD" || field["type"] == "STRUCT" {
-        return decode_row(value, &field["fields"]);
-    }
-    value.clone()
-}
-
-/// A row (`{"f": [cells]}`) as a JSON object with the schema's field names.
-pub fn decode_row(row: &Value, fields: &Value) -> Value {
     let mut object = Map::new();
-    for (cell, field) in row["f"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .zip(fields.as_array().into_iter().flatten())
-    {
-        let name = field["name"].as_str().unwrap_or_default().to_string();
-        object.insert(name, decode(&cell["v"], field));
+    for (i, (cell, field)) in row.f.into_iter().zip(fields).enumerate() {
+        let value = decode_cell(cell.v, field, &format!("{path}.f[{i}].v"))?;
+        object.insert(field.name.clone(), value);
     }
-    Value::Object(object)
+    Ok(object)
+}
+
+/// A cell's `v` as plain JSON, following its schema field.
+fn decode_cell(value: Value, field: &TableFieldSchema, path: &str) -> Result<Value, DecodeError> {
+    if field.is_repeated() {
+        let items: Vec<TableCell> = within(path, decode(value))?;
+        return items
+            .into_iter()
+            .enumerate()
+            .map(|(i, item)| decode_scalar(item.v, field, &format!("{path}[{i}].v")))
+            .collect();
+    }
+    decode_scalar(value, field, path)
+}
+
+fn decode_scalar(value: Value, field: &TableFieldSchema, path: &str) -> Result<Value, DecodeError> {
+    if value.is_null() || !field.is_record() {
+        return Ok(value);
+    }
+    let row: TableRow = within(path, decode(value))?;
+    decode_row(row, &field.fields, path).map(Value::Object)
+}
+
+/// A decode error inside a cell, with the cell's path before the part that did not fit.
+fn within<T>(path: &str, result: Result<T, DecodeError>) -> Result<T, DecodeError> {
+    result.map_err(|e| DecodeError {
+        path: if e.path == "." {
+            path.to_string()
+        } else {
+            format!("{path}.{}", e.path)
+        },
+        reason: e.reason,
+    })
 }
 
 impl Google {
@@ -116,36 +127,36 @@ impl Google {
             "maxResults": 500,
         });
         let url = format!("{base}/projects/{project}/queries");
-        let mut answer: Value = self
+        let mut answer: QueryResponse = self
             .bigquery
             .json(&project, |http| http.post(&url).json(&body))
             .await
             .map_err(|e| needs_role(e, &role))?;
-        let job = answer["jobReference"]["jobId"].as_str().unwrap_or_default().to_string();
-        let location = answer["jobReference"]["location"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
+        let job = answer.job_reference.job_id.clone();
+        let location = answer.job_reference.location.clone().unwrap_or_default();
+        // Which call answered the rows being read, for errors.
+        let mut endpoint = "jobs.query";
         let mut page_token: Option<String> = None;
         let mut count = 0u64;
         let mut polls = 0u32;
         loop {
-            if answer["jobComplete"] == json!(true) {
-                let fields = answer["schema"]["fields"].clone();
-                for row in answer["rows"].as_array().into_iter().flatten() {
-                    let event = decode_row(row, &fields);
+            if answer.job_complete {
+                let fields = answer.schema.take().unwrap_or_default().fields;
+                for (i, row) in std::mem::take(&mut answer.rows).into_iter().enumerate() {
+                    let event = decode_row(row, &fields, &format!("rows[{i}]"))
+                        .map_err(|e| ConnectorError::unexpected_shape(PROCESSOR, endpoint, &e))?;
                     sink.accept(Record {
                         category: "analytics_events".into(),
                         id: None,
                         // Observed activity counts as data the subject provided for portability
                         // (WP29 guidelines on data portability, WP 242 rev.01, 2.2).
                         provided_by_subject: true,
-                        data: event,
+                        data: Value::Object(event),
                     })
                     .await?;
                     count += 1;
                 }
-                page_token = answer["pageToken"].as_str().map(String::from);
+                page_token = answer.page_token.take();
                 if page_token.is_none() {
                     return Ok(Some(count));
                 }
@@ -170,6 +181,7 @@ impl Google {
                 query.push(("pageToken", token.clone()));
             }
             let url = format!("{base}/projects/{project}/queries/{job}");
+            endpoint = "jobs.getQueryResults";
             answer = self
                 .bigquery
                 .json(&project, |http| http.get(&url).query(&query))
@@ -194,19 +206,46 @@ mod tests {
         }
     }
 
+    fn schema(fields: Value) -> Vec<TableFieldSchema> {
+        decode(fields).unwrap()
+    }
+
     #[test]
     fn nested_and_repeated_cells_decode_by_schema() {
-        let fields = json!([
+        let fields = schema(json!([
             {"name": "event_name", "type": "STRING", "mode": "NULLABLE"},
             {"name": "event_params", "type": "RECORD", "mode": "REPEATED", "fields": [
                 {"name": "key", "type": "STRING", "mode": "NULLABLE"}]},
             {"name": "geo", "type": "RECORD", "mode": "NULLABLE", "fields": [
                 {"name": "city", "type": "STRING", "mode": "NULLABLE"}]},
-        ]);
-        let row = json!({"f": [{"v": "page_view"}, {"v": [{"v": {"f": [{"v": "page_location"}]}}]}, {"v": {"f": [{"v": "Oslo"}]}}]});
+            {"name": "user_id", "type": "STRING"},
+        ]));
+        let row: TableRow = decode(
+            json!({"f": [{"v": "page_view"}, {"v": [{"v": {"f": [{"v": "page_location"}]}}]},
+            {"v": {"f": [{"v": "Oslo"}]}}, {"v": null}]}),
+        )
+        .unwrap();
         assert_eq!(
-            decode_row(&row, &fields),
-            json!({"event_name": "page_view", "event_params": [{"key": "page_location"}], "geo": {"city": "Oslo"}})
+            Value::Object(decode_row(row, &fields, "rows[0]").unwrap()),
+            json!({"event_name": "page_view", "event_params": [{"key": "page_location"}], "geo": {"city": "Oslo"}, "user_id": null})
+        );
+    }
+
+    #[test]
+    fn a_cell_that_does_not_fit_its_schema_is_named() {
+        let fields = schema(json!([
+            {"name": "event_name", "type": "STRING"},
+            {"name": "geo", "type": "RECORD", "fields": [{"name": "city", "type": "STRING"}]},
+        ]));
+        let row: TableRow = decode(json!({"f": [{"v": "page_view"}, {"v": {"cells": [{"v": "Oslo"}]}}]})).unwrap();
+        let err = decode_row(row, &fields, "rows[3]").unwrap_err();
+        assert_eq!(err.path, "rows[3].f[1].v");
+        assert!(err.reason.contains("missing field `f`"), "{err:?}");
+        let row: TableRow = decode(json!({"f": [{"v": "page_view"}]})).unwrap();
+        let err = decode_row(row, &fields, "rows[0]").unwrap_err();
+        assert_eq!(
+            (err.path.as_str(), err.reason.as_str()),
+            ("rows[0].f", "1 cells for 2 schema fields")
         );
     }
 }

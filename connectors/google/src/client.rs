@@ -7,6 +7,8 @@ use dsr_connector::ConnectorError;
 use dsr_connector::http::{RetryHint, VendorError};
 use reqwest::StatusCode;
 
+use crate::wire::ErrorBody;
+
 pub const PROCESSOR: &str = "google";
 
 /// Until Google's daily quotas reset: midnight Pacific Time.
@@ -25,16 +27,18 @@ pub fn until_quota_reset(now: chrono::DateTime<Utc>) -> Duration {
 /// Both of Google's error shapes: the classic `errors[].reason` of the v3 APIs and the newer
 /// `status` of the Google Cloud APIs. Rate limits come as 403 or 429 with no Retry-After.
 pub fn describe_error(_status: StatusCode, body: &[u8]) -> VendorError {
-    let parsed: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
-    let error = &parsed["error"];
-    let code = error["errors"][0]["reason"]
-        .as_str()
-        .or(error["status"].as_str())
-        .unwrap_or_default()
-        .to_string();
-    let message = error["message"]
-        .as_str()
-        .map(String::from)
+    let error = serde_json::from_slice::<ErrorBody>(body).ok().map(|b| b.error);
+    let code = error
+        .as_ref()
+        .and_then(|e| {
+            e.errors
+                .first()
+                .and_then(|r| r.reason.clone())
+                .or_else(|| e.status.clone())
+        })
+        .unwrap_or_default();
+    let message = error
+        .and_then(|e| e.message)
         .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(200).collect());
     let retry = match code.as_str() {
         "rateLimitExceeded" | "userRateLimitExceeded" | "RESOURCE_EXHAUSTED" | "quotaExceeded" | "backendError" => {
@@ -44,6 +48,14 @@ pub fn describe_error(_status: StatusCode, body: &[u8]) -> VendorError {
         _ => RetryHint::ByStatus,
     };
     VendorError { code, message, retry }
+}
+
+/// Whether Google refused a change because the item changed since it was read: a 400 with
+/// reason `failedPrecondition` (the People API's words) or, where no classic reason is
+/// sent, the status `FAILED_PRECONDITION`.
+pub fn is_stale(error: &ConnectorError) -> bool {
+    matches!(error, ConnectorError::Permanent { code, .. }
+        if code.ends_with(":failedPrecondition") || code.ends_with(":FAILED_PRECONDITION"))
 }
 
 /// A 403 names the role or scope that is missing.
@@ -71,6 +83,22 @@ mod tests {
             describe_error(StatusCode::FORBIDDEN, daily).retry,
             RetryHint::Later(Some(_))
         ));
+        let e = describe_error(StatusCode::BAD_GATEWAY, b"<html>bad gateway</html>");
+        assert_eq!((e.code.as_str(), e.message.as_str()), ("", "<html>bad gateway</html>"));
+    }
+
+    #[test]
+    fn a_stale_etag_is_known_by_its_reason_or_its_status() {
+        let stale = |body: &[u8]| {
+            let e = describe_error(StatusCode::BAD_REQUEST, body);
+            dsr_connector::http::classify(PROCESSOR, StatusCode::BAD_REQUEST, None, e.code, e.message)
+        };
+        let both = br#"{"error":{"code":400,"message":"stale","errors":[{"reason":"failedPrecondition"}],"status":"FAILED_PRECONDITION"}}"#;
+        assert!(is_stale(&stale(both)));
+        let status_only = br#"{"error":{"code":400,"message":"stale","status":"FAILED_PRECONDITION"}}"#;
+        assert!(is_stale(&stale(status_only)));
+        let other = br#"{"error":{"code":400,"message":"bad","status":"INVALID_ARGUMENT"}}"#;
+        assert!(!is_stale(&stale(other)));
     }
 
     #[test]

@@ -7,11 +7,13 @@ use std::collections::BTreeSet;
 use base64::Engine as _;
 use dsr_connector::http::VendorClient;
 use dsr_connector::{ConnectorError, Email, FileMeta, Identities, Record, RecordSink};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::Google;
 use crate::client::PROCESSOR;
 use crate::config::DeleteMode;
+use crate::wire::{MessageList, RawMessage};
 
 pub const SCOPE_FULL: &str = "https://mail.google.com/";
 pub const SCOPE_MODIFY: &str = "https://www.googleapis.com/auth/gmail.modify";
@@ -46,9 +48,29 @@ pub fn search_for(email: &Email) -> String {
 /// A message found for the subject in one mailbox.
 pub struct FoundMail {
     pub id: String,
-    pub meta: Value,
+    pub meta: MailMeta,
     pub raw: Vec<u8>,
     pub from_subject: bool,
+}
+
+/// What the mail record says beside the `.eml`, under Gmail's field names.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MailMeta {
+    pub id: String,
+    pub thread_id: String,
+    pub label_ids: Vec<String>,
+    pub snippet: Option<String>,
+}
+
+/// The mail record: Gmail's metadata, the mailbox and the stored `.eml`.
+#[derive(Serialize)]
+struct MailRecord<'a> {
+    #[serde(flatten)]
+    meta: &'a MailMeta,
+    mailbox: &'a str,
+    file: &'a str,
+    sha256: &'a str,
 }
 
 impl Google {
@@ -80,7 +102,7 @@ impl Google {
     pub(crate) async fn probe_mailbox(&self, mailbox: &str) -> Result<(), ConnectorError> {
         let url = format!("{}/messages", self.gmail_base(mailbox));
         self.gmail(mailbox)
-            .json::<Value>(mailbox, |http| http.get(&url).query(&[("maxResults", "1")]))
+            .json::<MessageList>(mailbox, |http| http.get(&url).query(&[("maxResults", "1")]))
             .await
             .map_err(|e| delegation_hint(e, &self.tokens.account().email))?;
         Ok(())
@@ -100,18 +122,12 @@ impl Google {
             if let Some(t) = &token {
                 query.push(("pageToken", t.clone()));
             }
-            let page: Value = client
+            let page: MessageList = client
                 .json(mailbox, |http| http.get(&url).query(&query))
                 .await
                 .map_err(|e| delegation_hint(e, &self.tokens.account().email))?;
-            ids.extend(
-                page["messages"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|m| m["id"].as_str().map(String::from)),
-            );
-            token = page["nextPageToken"].as_str().map(String::from);
+            ids.extend(page.messages.into_iter().map(|m| m.id));
+            token = page.next_page_token;
             if token.is_none() {
                 return Ok(ids);
             }
@@ -143,7 +159,7 @@ impl Google {
         subject: &Identities,
     ) -> Result<Option<FoundMail>, ConnectorError> {
         let url = format!("{}/messages/{}", self.gmail_base(mailbox), urlencode(id));
-        let message: Value = match client
+        let message: RawMessage = match client
             .json(mailbox, |http| http.get(&url).query(&[("format", "raw")]))
             .await
         {
@@ -151,7 +167,7 @@ impl Google {
             Err(e) if e.is_not_found() => return Ok(None),
             Err(e) => return Err(e),
         };
-        let encoded = message["raw"].as_str().unwrap_or_default().trim_end_matches('=');
+        let encoded = message.raw.trim_end_matches('=');
         let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(encoded)
             .map_err(|e| ConnectorError::RetryLater {
@@ -177,7 +193,12 @@ impl Google {
             });
         Ok(Some(FoundMail {
             from_subject: from.is_some_and(|f| subject.emails.iter().any(|e| e.matches(&f))),
-            meta: json!({"id": message["id"], "threadId": message["threadId"], "labelIds": message["labelIds"], "snippet": message["snippet"]}),
+            meta: MailMeta {
+                id: message.id,
+                thread_id: message.thread_id,
+                label_ids: message.label_ids,
+                snippet: message.snippet,
+            },
             id: id.to_string(),
             raw,
         }))
@@ -221,10 +242,12 @@ impl Google {
                     media_type: "message/rfc822".into(),
                 };
                 let stored = sink.attach(meta, Box::pin(body)).await?;
-                let mut data = mail.meta;
-                data["mailbox"] = json!(mailbox);
-                data["file"] = json!(stored.path);
-                data["sha256"] = json!(stored.sha256);
+                let data = json!(MailRecord {
+                    meta: &mail.meta,
+                    mailbox,
+                    file: &stored.path,
+                    sha256: &stored.sha256,
+                });
                 sink.accept(Record {
                     category: "mail".into(),
                     id: Some(mail.id),

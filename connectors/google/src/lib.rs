@@ -3,7 +3,8 @@
 //! BigQuery export when the company has one, since Analytics itself exports nothing per user.
 //! A service account signs its own token requests (JWT bearer).
 //!
-//! Read in order: `config` → `auth` → `client` → `analytics` (erasure) → `bigquery` (access).
+//! Read in order: `config` → `auth` → `client` → `wire` (Google's JSON) → `analytics` (erasure)
+//! → `bigquery` (access) → `gmail` and `people` (Workspace).
 
 pub mod analytics;
 pub mod auth;
@@ -12,6 +13,7 @@ pub mod client;
 pub mod config;
 pub mod gmail;
 pub mod people;
+pub mod wire;
 
 use std::time::Duration;
 
@@ -147,7 +149,7 @@ impl Connector for Google {
                 self.tokens.account().email
             );
             self.admin
-                .json::<serde_json::Value>(property, |http| http.get(&url))
+                .json::<wire::Property>(property, |http| http.get(&url))
                 .await
                 .map_err(|e| needs_role(e, &role))?;
             details.push(format!("property {property} reachable"));

@@ -5,71 +5,112 @@
 
 use dsr_connector::http::VendorClient;
 use dsr_connector::{ConnectorError, FieldChange, Identities, Record, RecordSink, RectifyField};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::{Value, json};
 
 use crate::Google;
+use crate::client::is_stale;
+use crate::wire::{Address, ConnectionList, Person, PersonUpdate, PhoneNumber};
 
 pub const SCOPE_CONTACTS: &str = "https://www.googleapis.com/auth/contacts";
 const PERSON_FIELDS: &str = "names,emailAddresses,phoneNumbers,organizations,addresses,metadata";
 
-/// Whether a contact holds one of the subject's addresses or phone numbers exactly.
-pub fn names_subject(person: &Value, subject: &Identities) -> bool {
-    let emails = person["emailAddresses"].as_array().into_iter().flatten();
-    let phones = person["phoneNumbers"].as_array().into_iter().flatten();
-    emails.clone().any(|e| {
-        e["value"]
-            .as_str()
-            .is_some_and(|v| subject.emails.iter().any(|s| s.matches(v)))
-    }) || phones.clone().any(|p| {
-        p["canonicalForm"]
-            .as_str()
-            .is_some_and(|c| subject.phones.iter().any(|s| s.as_str() == c))
-    })
+/// A contact as exported: the person as People returns it, and the mailbox it is in.
+#[derive(Serialize)]
+struct ContactRecord<'a> {
+    #[serde(flatten)]
+    person: &'a Person,
+    mailbox: &'a str,
 }
 
-/// The fields to change on one person and the mask naming them; unsupported fields noted.
-pub fn changes_for(person: &Value, changes: &[FieldChange], subject: &Identities) -> (Map<String, Value>, Vec<String>) {
-    let mut body = Map::new();
+/// Whether a contact holds one of the subject's addresses or phone numbers exactly.
+pub fn names_subject(person: &Person, subject: &Identities) -> bool {
+    person
+        .email_addresses
+        .iter()
+        .filter_map(|e| e.value.as_deref())
+        .any(|v| subject.emails.iter().any(|s| s.matches(v)))
+        || person
+            .phone_numbers
+            .iter()
+            .filter_map(|p| p.canonical_form.as_deref())
+            .any(|c| subject.phones.iter().any(|s| s.as_str() == c))
+}
+
+/// The fields to change on one person (each replaced whole, as `updatePersonFields` does);
+/// unsupported fields noted.
+pub fn changes_for(person: &Person, changes: &[FieldChange], subject: &Identities) -> (PersonUpdate, Vec<String>) {
+    let mut update = PersonUpdate::default();
     let mut notes = Vec::new();
-    let mut name = person["names"][0].clone();
-    let mut organization = person["organizations"][0].clone();
+    // Names and organizations: the first entry is corrected, its other fields kept.
+    let mut name = person.names.first().cloned();
+    let mut organization = person.organizations.first().cloned();
     for change in changes {
-        let value = json!(change.value);
+        let value = Some(change.value.clone());
         match change.field {
-            RectifyField::GivenName => name["givenName"] = value,
-            RectifyField::FamilyName => name["familyName"] = value,
+            RectifyField::GivenName => name.get_or_insert_with(Default::default).given_name = value,
+            RectifyField::FamilyName => name.get_or_insert_with(Default::default).family_name = value,
             RectifyField::DisplayName => notes.push(
                 "display_name: Google builds a contact's display name from its name fields; set given_name and family_name".into(),
             ),
-            RectifyField::Company => organization["name"] = value,
-            RectifyField::JobTitle => organization["title"] = value,
+            RectifyField::Company => organization.get_or_insert_with(Default::default).name = value,
+            RectifyField::JobTitle => organization.get_or_insert_with(Default::default).title = value,
             RectifyField::Email => {
-                let list = subject.replace_address(&person["emailAddresses"], "value", &change.value);
-                body.insert("emailAddresses".into(), Value::Array(list));
+                let list = person
+                    .email_addresses
+                    .iter()
+                    .map(|entry| {
+                        let mut entry = entry.clone();
+                        if entry.value.as_deref().is_some_and(|v| subject.emails.iter().any(|e| e.matches(v))) {
+                            entry.value = value.clone();
+                        }
+                        entry
+                    })
+                    .collect();
+                update.email_addresses = Some(list);
             }
             RectifyField::Phone => {
-                let mut list: Vec<Value> = person["phoneNumbers"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter(|p| p["type"] != "mobile")
+                let mut list: Vec<PhoneNumber> = person
+                    .phone_numbers
+                    .iter()
+                    .filter(|p| p.kind.as_deref() != Some("mobile"))
                     .cloned()
                     .collect();
-                list.insert(0, json!({"value": change.value, "type": "mobile"}));
-                body.insert("phoneNumbers".into(), Value::Array(list));
+                list.insert(
+                    0,
+                    PhoneNumber {
+                        value,
+                        kind: Some("mobile".into()),
+                        ..Default::default()
+                    },
+                );
+                update.phone_numbers = Some(list);
             }
             RectifyField::Address => {
-                body.insert("addresses".into(), json!([{"formattedValue": change.value, "type": "home"}]));
+                update.addresses = Some(vec![Address {
+                    formatted_value: value,
+                    kind: Some("home".into()),
+                    ..Default::default()
+                }]);
             }
         }
     }
-    if name != person["names"][0] {
-        body.insert("names".into(), json!([name]));
+    if name.as_ref() != person.names.first() {
+        update.names = name.map(|n| vec![n]);
     }
-    if organization != person["organizations"][0] {
-        body.insert("organizations".into(), json!([organization]));
+    if organization.as_ref() != person.organizations.first() {
+        update.organizations = organization.map(|o| vec![o]);
     }
-    (body, notes)
+    (update, notes)
+}
+
+/// Before and after per field an update replaces.
+fn field_changes(update: &PersonUpdate, before: &impl Serialize, after: &impl Serialize) -> Vec<Value> {
+    update
+        .changes(before, after)
+        .into_iter()
+        .map(|(field, before, after)| json!({"field": field, "before": before, "after": after}))
+        .collect()
 }
 
 impl Google {
@@ -82,7 +123,7 @@ impl Google {
     }
 
     /// The subject's contacts in `mailbox`'s address book.
-    pub async fn find_contacts(&self, mailbox: &str, subject: &Identities) -> Result<Vec<Value>, ConnectorError> {
+    pub async fn find_contacts(&self, mailbox: &str, subject: &Identities) -> Result<Vec<Person>, ConnectorError> {
         let client = self.people(mailbox);
         let url = self.people_url("people/me/connections");
         let mut found = Vec::new();
@@ -95,16 +136,9 @@ impl Google {
             if let Some(t) = &token {
                 query.push(("pageToken", t.clone()));
             }
-            let page: Value = client.json(mailbox, |http| http.get(&url).query(&query)).await?;
-            found.extend(
-                page["connections"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .filter(|p| names_subject(p, subject))
-                    .cloned(),
-            );
-            token = page["nextPageToken"].as_str().map(String::from);
+            let page: ConnectionList = client.json(mailbox, |http| http.get(&url).query(&query)).await?;
+            found.extend(page.connections.into_iter().filter(|p| names_subject(p, subject)));
+            token = page.next_page_token;
             if token.is_none() {
                 return Ok(found);
             }
@@ -121,14 +155,16 @@ impl Google {
         };
         let mut count = 0;
         for mailbox in &workspace.mailboxes {
-            for mut person in self.find_contacts(mailbox, subject).await? {
-                person["mailbox"] = json!(mailbox);
-                let id = person["resourceName"].as_str().map(String::from);
+            for person in self.find_contacts(mailbox, subject).await? {
+                let data = json!(ContactRecord {
+                    person: &person,
+                    mailbox,
+                });
                 sink.accept(Record {
                     category: "contacts".into(),
-                    id,
+                    id: Some(person.resource_name),
                     provided_by_subject: false,
-                    data: person,
+                    data,
                 })
                 .await?;
                 count += 1;
@@ -155,7 +191,7 @@ impl Google {
             }
             let client = self.people(mailbox);
             for person in people {
-                let resource = person["resourceName"].as_str().unwrap_or_default();
+                let resource = person.resource_name;
                 let url = self.people_url(&format!("{resource}:deleteContact"));
                 client.remove(mailbox, |http| http.delete(&url)).await?;
                 changed += 1;
@@ -165,18 +201,17 @@ impl Google {
         Ok((found, changed, evidence))
     }
 
+    /// Sends `update` for `person`, with the etag and sources it was read with.
     async fn update_contact(
         &self,
         client: &VendorClient,
         mailbox: &str,
-        person: &Value,
-        body: &Map<String, Value>,
-    ) -> Result<Value, ConnectorError> {
-        let resource = person["resourceName"].as_str().unwrap_or_default();
-        let mask: Vec<&str> = body.keys().map(String::as_str).collect();
-        let url = self.people_url(&format!("{resource}:updateContact"));
-        let mut payload = Value::Object(body.clone());
-        payload["etag"] = person["etag"].clone();
+        person: &Person,
+        update: &PersonUpdate,
+    ) -> Result<Person, ConnectorError> {
+        let mask = update.mask();
+        let url = self.people_url(&format!("{}:updateContact", person.resource_name));
+        let payload = update.for_person(person);
         client
             .json(mailbox, |http| {
                 http.patch(&url)
@@ -202,31 +237,27 @@ impl Google {
             let client = self.people(mailbox);
             for person in self.find_contacts(mailbox, subject).await? {
                 found += 1;
-                let (body, skipped) = changes_for(&person, changes, subject);
+                let (update, skipped) = changes_for(&person, changes, subject);
                 notes.extend(skipped.into_iter().filter(|n| !notes.contains(n)).collect::<Vec<_>>());
-                if body.is_empty() || dry_run {
-                    evidence.push(json!({"mailbox": mailbox, "contact": person["resourceName"], "would_change": body}));
+                if update.mask().is_empty() || dry_run {
+                    evidence.push(json!({"mailbox": mailbox, "contact": person.resource_name, "would_change": update}));
                     continue;
                 }
-                let updated = match self.update_contact(&client, mailbox, &person, &body).await {
+                let (updated, update) = match self.update_contact(&client, mailbox, &person, &update).await {
                     // Changed since we read it: read it again and try once more.
-                    Err(ConnectorError::Permanent { code, .. }) if code.contains("FAILED_PRECONDITION") => {
-                        let resource = person["resourceName"].as_str().unwrap_or_default();
-                        let url = self.people_url(resource);
-                        let fresh: Value = client
+                    Err(e) if is_stale(&e) => {
+                        let url = self.people_url(&person.resource_name);
+                        let fresh: Person = client
                             .json(mailbox, |http| http.get(&url).query(&[("personFields", PERSON_FIELDS)]))
                             .await?;
-                        let (body, _) = changes_for(&fresh, changes, subject);
-                        self.update_contact(&client, mailbox, &fresh, &body).await?
+                        let (update, _) = changes_for(&fresh, changes, subject);
+                        (self.update_contact(&client, mailbox, &fresh, &update).await?, update)
                     }
-                    other => other?,
+                    other => (other?, update),
                 };
-                let fields: Vec<Value> = body
-                    .keys()
-                    .map(|k| json!({"field": k, "before": person[k.as_str()], "after": updated[k.as_str()]}))
-                    .collect();
                 changed += 1;
-                evidence.push(json!({"mailbox": mailbox, "contact": person["resourceName"], "fields": fields}));
+                evidence.push(json!({"mailbox": mailbox, "contact": person.resource_name,
+                    "fields": field_changes(&update, &person, &updated)}));
             }
         }
         Ok((found, changed, evidence, notes))
@@ -236,7 +267,15 @@ impl Google {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dsr_connector::{Email, Phone};
+    use dsr_connector::{Email, Phone, decode};
+
+    fn person(fields: Value) -> Person {
+        let mut body = json!({"resourceName": "people/c1", "etag": "%E1"});
+        body.as_object_mut()
+            .unwrap()
+            .extend(fields.as_object().unwrap().clone());
+        decode(body).unwrap()
+    }
 
     #[test]
     fn contacts_match_by_exact_address_or_canonical_phone() {
@@ -246,28 +285,65 @@ mod tests {
             ..Default::default()
         };
         assert!(names_subject(
-            &json!({"emailAddresses": [{"value": "KARI.NORDMANN@example.no"}]}),
+            &person(json!({"emailAddresses": [{"value": "KARI.NORDMANN@example.no"}]})),
             &subject
         ));
         assert!(!names_subject(
-            &json!({"emailAddresses": [{"value": "annkari.nordmann@example.no"}]}),
+            &person(json!({"emailAddresses": [{"value": "annkari.nordmann@example.no"}]})),
             &subject
         ));
         assert!(names_subject(
-            &json!({"phoneNumbers": [{"value": "912 34 567", "canonicalForm": "+4791234567"}]}),
+            &person(json!({"phoneNumbers": [{"value": "912 34 567", "canonicalForm": "+4791234567"}]})),
+            &subject
+        ));
+        assert!(!names_subject(
+            &person(json!({"phoneNumbers": [{"value": "+4791234567"}]})),
             &subject
         ));
     }
 
     #[test]
     fn only_the_named_fields_change() {
-        let person = json!({"names": [{"givenName": "Kari", "familyName": "Nordmann"}], "organizations": [{"name": "A", "title": "B"}]});
+        let person = person(json!({"names": [{"givenName": "Kari", "familyName": "Nordmann"}],
+            "organizations": [{"name": "A", "title": "B"}]}));
         let changes = vec![FieldChange {
             field: RectifyField::FamilyName,
             value: "Hansen".into(),
         }];
-        let (body, _) = changes_for(&person, &changes, &Identities::default());
-        assert_eq!(body.len(), 1);
-        assert_eq!(body["names"][0], json!({"givenName": "Kari", "familyName": "Hansen"}));
+        let (update, _) = changes_for(&person, &changes, &Identities::default());
+        assert_eq!(update.mask(), ["names"]);
+        assert_eq!(
+            serde_json::to_value(&update).unwrap(),
+            json!({"names": [{"givenName": "Kari", "familyName": "Hansen"}]})
+        );
+    }
+
+    #[test]
+    fn addresses_and_phones_are_replaced_keeping_the_other_entries() {
+        let person = person(json!({
+            "emailAddresses": [{"value": "kari@example.no", "type": "home"}, {"value": "kari@jobb.no", "type": "work"}],
+            "phoneNumbers": [{"value": "22 33 44 55", "type": "work"}, {"value": "912 34 567", "type": "mobile"}]}));
+        let subject = Identities {
+            emails: vec![Email::parse("kari@example.no").unwrap()],
+            ..Default::default()
+        };
+        let changes = [
+            FieldChange {
+                field: RectifyField::Email,
+                value: "kari.hansen@example.no".into(),
+            },
+            FieldChange {
+                field: RectifyField::Phone,
+                value: "+47 987 65 432".into(),
+            },
+        ];
+        let (update, _) = changes_for(&person, &changes, &subject);
+        assert_eq!(update.mask(), ["emailAddresses", "phoneNumbers"]);
+        assert_eq!(
+            serde_json::to_value(&update).unwrap(),
+            json!({
+                "emailAddresses": [{"value": "kari.hansen@example.no", "type": "home"}, {"value": "kari@jobb.no", "type": "work"}],
+                "phoneNumbers": [{"value": "+47 987 65 432", "type": "mobile"}, {"value": "22 33 44 55", "type": "work"}]})
+        );
     }
 }

@@ -407,6 +407,39 @@ mod tests {
         );
     }
 
+    /// The documented bodies kept beside the fake (`fixtures/samples/graph`), read as dsr reads them.
+    #[test]
+    fn the_stored_documented_samples_decode() {
+        fn body<T: serde::de::DeserializeOwned>(name: &str) -> T {
+            let sample = dsr_fixtures::samples::load("graph", name).unwrap();
+            decode(sample.body).unwrap_or_else(|e| panic!("{name}: at `{}`: {}", e.path, e.reason))
+        }
+        let users: ODataPage<User> = body("users_list");
+        assert!(users.value.iter().all(|u| !u.id.is_empty()));
+        let found: ODataPage<Message> = body("messages_search");
+        assert!(found.value[0].addresses().count() >= 2);
+        let message: Message = body("message_get");
+        assert!(!message.parent_folder_id.is_empty());
+        let attachments: ODataPage<Attachment> = body("attachments_list");
+        assert!(attachments.value[0].is_file(), "written without the '#' on that page");
+        let attachment: Attachment = body("attachment_get");
+        assert!(attachment.is_file());
+        let contact: Contact = body("contact_update");
+        assert!(!contact.email_addresses.is_empty());
+        let folder: MailFolder = body("mail_folder_get");
+        assert!(!folder.id.is_empty());
+        for error in [
+            "error_access_denied_policy",
+            "error_format",
+            "error_mailbox_not_enabled",
+            "error_resource_not_found",
+            "error_throttled_429",
+        ] {
+            let error: ErrorBody = body(error);
+            assert!(error.error.code.is_some());
+        }
+    }
+
     #[test]
     fn graph_error_bodies_decode() {
         let body: ErrorBody = serde_json::from_str(

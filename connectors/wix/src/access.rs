@@ -5,9 +5,13 @@
 use std::collections::BTreeSet;
 
 use dsr_connector::{ConnectorError, Identities, Record, RecordSink};
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::Wix;
+use crate::client::PROCESSOR;
+use crate::wire::{
+    Comment, CommentsPage, Contact, ContactsPage, Member, MembersPage, Submission, SubmissionsPage, SubscriptionsPage,
+};
 
 const PAGE: u64 = 100;
 
@@ -20,23 +24,43 @@ pub fn is_subjects(value: &str, subject: &Identities) -> bool {
 }
 
 /// Whether the subject submitted the form herself: every address in it is hers.
-fn submitted_by_subject(fields: &Value, subject: &Identities) -> bool {
+fn submitted_by_subject(fields: &Map<String, Value>, subject: &Identities) -> bool {
     let addresses: Vec<&str> = fields
-        .as_object()
-        .into_iter()
-        .flatten()
-        .filter_map(|(_, v)| v.as_str())
+        .values()
+        .filter_map(|v| v.as_str())
         .filter(|v| v.contains('@') && !v.contains(' '))
         .collect();
     !addresses.is_empty() && addresses.iter().all(|a| is_subjects(a, subject))
 }
 
+/// A record as Wix holds it (kept whole for the bundle) and the fields dsr reads from it.
+#[derive(Debug, Clone)]
+pub struct Found<T> {
+    pub raw: Value,
+    pub view: T,
+}
+
+fn found<T: serde::de::DeserializeOwned>(raw: Value, endpoint: &str) -> Result<Found<T>, ConnectorError> {
+    let view =
+        dsr_connector::decode(raw.clone()).map_err(|e| ConnectorError::unexpected_shape(PROCESSOR, endpoint, &e))?;
+    Ok(Found { raw, view })
+}
+
+/// What the website holds about the subject, found once and used by access and erasure.
+pub struct Holdings {
+    pub contacts: Vec<Found<Contact>>,
+    pub members: Vec<Found<Member>>,
+    pub submissions: Vec<Found<Submission>>,
+    pub comments: Vec<Found<Comment>>,
+}
+
 impl Wix {
     /// Contacts with one of the subject's addresses or phones, each once; offset paging up to
     /// the reported total (a short page is not the end).
-    pub async fn find_contacts(&self, subject: &Identities) -> Result<Vec<Value>, ConnectorError> {
+    pub async fn find_contacts(&self, subject: &Identities) -> Result<Vec<Found<Contact>>, ConnectorError> {
+        const ENDPOINT: &str = "/contacts/v4/contacts/query";
         let mut seen = BTreeSet::new();
-        let mut found = Vec::new();
+        let mut out = Vec::new();
         let filters = subject
             .emails
             .iter()
@@ -51,81 +75,124 @@ impl Wix {
             let mut offset = 0;
             loop {
                 let body = json!({"query": {"filter": filter, "paging": {"limit": PAGE, "offset": offset}}});
-                let page = self.post("/contacts/v4/contacts/query", &body).await?;
-                let contacts = page["contacts"].as_array().cloned().unwrap_or_default();
-                offset += contacts.len() as u64;
-                for c in contacts {
-                    if seen.insert(c["id"].as_str().unwrap_or_default().to_string()) {
-                        found.push(c);
+                let page: ContactsPage = self.post(ENDPOINT, &body).await?;
+                let count = page.contacts.len() as u64;
+                offset += count;
+                for raw in page.contacts {
+                    let contact: Found<Contact> = found(raw, ENDPOINT)?;
+                    if seen.insert(contact.view.id.clone()) {
+                        out.push(contact);
                     }
                 }
-                let total = page["pagingMetadata"]["total"].as_u64().unwrap_or(0);
-                if offset >= total || page["pagingMetadata"]["count"].as_u64() == Some(0) {
+                let total = page.paging_metadata.total.unwrap_or(0);
+                if count == 0 || offset >= total {
                     break;
                 }
             }
         }
-        Ok(found)
+        Ok(out)
     }
 
-    pub async fn find_members(&self, subject: &Identities) -> Result<Vec<Value>, ConnectorError> {
-        let mut found = Vec::new();
+    /// Members whose login e-mail is one of the subject's (the FULL fieldset: the default
+    /// PUBLIC one carries neither the e-mail nor the contact id).
+    pub async fn find_members(&self, subject: &Identities) -> Result<Vec<Found<Member>>, ConnectorError> {
+        const ENDPOINT: &str = "/members/v1/members/query";
+        let mut out: Vec<Found<Member>> = Vec::new();
         for email in &subject.emails {
             let body = json!({"fieldsets": ["FULL"], "query": {"filter": {"loginEmail": {"$eq": email.as_str()}}}});
-            found.extend(
-                self.post("/members/v1/members/query", &body).await?["members"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default(),
-            );
+            let page: MembersPage = self.post(ENDPOINT, &body).await?;
+            for raw in page.members {
+                let member: Found<Member> = found(raw, ENDPOINT)?;
+                if !out.iter().any(|m| m.view.id == member.view.id) {
+                    out.push(member);
+                }
+            }
         }
-        Ok(found)
+        Ok(out)
     }
 
-    /// Submissions in every configured namespace with a field that is the subject's.
-    pub async fn find_submissions(&self, subject: &Identities) -> Result<Vec<Value>, ConnectorError> {
-        let mut found = Vec::new();
+    /// Every page of one submissions query (cursor paging: later pages send only the cursor).
+    async fn query_submissions(&self, filter: Value) -> Result<Vec<Found<Submission>>, ConnectorError> {
+        const ENDPOINT: &str = "/form-submission-service/v4/submissions/namespace/query";
+        let mut out = Vec::new();
+        let mut body = json!({"query": {"filter": filter, "cursorPaging": {"limit": PAGE}}});
+        loop {
+            let page: SubmissionsPage = self.post(ENDPOINT, &body).await?;
+            for raw in page.submissions {
+                out.push(found(raw, ENDPOINT)?);
+            }
+            match page.metadata.next() {
+                Some(cursor) => body = json!({"query": {"cursorPaging": {"limit": PAGE, "cursor": cursor}}}),
+                None => return Ok(out),
+            }
+        }
+    }
+
+    /// Submissions in every configured namespace that the subject's contact or member sent
+    /// (filtered by Wix), or that hold her address or phone as a whole field value (field
+    /// values cannot be filtered, so each namespace is read and matched here).
+    pub async fn find_submissions(
+        &self,
+        subject: &Identities,
+        contact_ids: &[String],
+        member_ids: &[String],
+    ) -> Result<Vec<Found<Submission>>, ConnectorError> {
+        let mut seen = BTreeSet::new();
+        let mut out = Vec::new();
         for namespace in &self.config.form_namespaces {
-            let mut cursor: Option<String> = None;
-            loop {
-                let body = json!({"query": {"filter": {"namespace": namespace}, "cursorPaging": {"limit": PAGE, "cursor": cursor}}});
-                let page = self
-                    .post("/form-submission-service/v4/submissions/namespace/query", &body)
-                    .await?;
-                for submission in page["submissions"].as_array().into_iter().flatten() {
-                    let fields = submission["submissions"].as_object();
-                    if fields
-                        .into_iter()
-                        .flatten()
-                        .any(|(_, v)| v.as_str().is_some_and(|v| is_subjects(v, subject)))
-                    {
-                        found.push(submission.clone());
+            let ns = json!({"$eq": namespace});
+            let mut queries = vec![(json!({"namespace": ns}), true)];
+            if !contact_ids.is_empty() {
+                queries.push((json!({"namespace": ns, "contactId": {"$in": contact_ids}}), false));
+            }
+            if !member_ids.is_empty() {
+                queries.push((
+                    json!({"namespace": ns, "submitter.memberId": {"$in": member_ids}}),
+                    false,
+                ));
+            }
+            for (filter, match_values) in queries {
+                for submission in self.query_submissions(filter).await? {
+                    let names_her = submission
+                        .view
+                        .submissions
+                        .values()
+                        .any(|v| v.as_str().is_some_and(|v| is_subjects(v, subject)));
+                    if (!match_values || names_her) && seen.insert(submission.view.id.clone()) {
+                        out.push(submission);
                     }
                 }
-                cursor = page["metadata"]["cursors"]["next"].as_str().map(String::from);
-                if cursor.is_none() {
-                    break;
-                }
             }
         }
-        Ok(found)
+        Ok(out)
     }
 
-    pub async fn find_comments(&self, member_ids: &[String]) -> Result<Vec<Value>, ConnectorError> {
-        let mut found = Vec::new();
-        for member in member_ids {
-            let mut cursor: Option<String> = None;
-            loop {
-                let body = json!({"query": {"filter": {"author.memberId": {"$eq": member}}, "cursorPaging": {"limit": PAGE, "cursor": cursor}}});
-                let page = self.post("/comments/v1/comments/query-cursor", &body).await?;
-                found.extend(page["comments"].as_array().cloned().unwrap_or_default());
-                cursor = page["pagingMetadata"]["cursors"]["next"].as_str().map(String::from);
-                if cursor.is_none() {
-                    break;
+    /// The comments the subject's members wrote, in every configured commenting app; comments
+    /// already deleted (status `DELETED`, content gone) are left out.
+    pub async fn find_comments(&self, member_ids: &[String]) -> Result<Vec<Found<Comment>>, ConnectorError> {
+        const ENDPOINT: &str = "/comments/v1/comments/query-cursor";
+        let mut out = Vec::new();
+        for app in &self.config.comment_app_ids {
+            for member in member_ids {
+                let mut body = json!({"appId": app, "query": {"filter": {"author.memberId": {"$eq": member}}, "cursorPaging": {"limit": PAGE}}});
+                loop {
+                    let page: CommentsPage = self.post(ENDPOINT, &body).await?;
+                    for raw in page.comments {
+                        let comment: Found<Comment> = found(raw, ENDPOINT)?;
+                        if !comment.view.deleted() {
+                            out.push(comment);
+                        }
+                    }
+                    match page.paging_metadata.next() {
+                        Some(cursor) => {
+                            body = json!({"appId": app, "query": {"cursorPaging": {"limit": PAGE, "cursor": cursor}}})
+                        }
+                        None => break,
+                    }
                 }
             }
         }
-        Ok(found)
+        Ok(out)
     }
 
     pub async fn subscriptions(&self, subject: &Identities) -> Result<Vec<Value>, ConnectorError> {
@@ -134,12 +201,47 @@ impl Wix {
         }
         let emails: Vec<&str> = subject.emails.iter().map(|e| e.as_str()).collect();
         let body = json!({"filter": {"email": {"$in": emails}}});
-        Ok(self
+        let page: SubscriptionsPage = self
             .post("/email-marketing/v1/email-subscriptions/query", &body)
-            .await?["subscriptions"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default())
+            .await?;
+        Ok(page.subscriptions)
+    }
+
+    /// One small query at each API access and erasure use, for `dsr doctor`.
+    pub async fn probe(&self) -> Result<(), ConnectorError> {
+        self.find_contacts(&Identities::probe()).await?;
+        for namespace in &self.config.form_namespaces {
+            let body = json!({"query": {"filter": {"namespace": {"$eq": namespace}}, "cursorPaging": {"limit": 1}}});
+            let _: SubmissionsPage = self
+                .post("/form-submission-service/v4/submissions/namespace/query", &body)
+                .await?;
+        }
+        for app in &self.config.comment_app_ids {
+            let body = json!({"appId": app, "query": {"filter": {"author.memberId": {"$eq": "dsr-probe"}}, "cursorPaging": {"limit": 1}}});
+            let _: CommentsPage = self.post("/comments/v1/comments/query-cursor", &body).await?;
+        }
+        Ok(())
+    }
+
+    /// Contacts, members, submissions and comments, in the order each depends on the last.
+    pub async fn holdings(&self, subject: &Identities) -> Result<Holdings, ConnectorError> {
+        let contacts = self.find_contacts(subject).await?;
+        let members = self.find_members(subject).await?;
+        let member_ids: Vec<String> = members.iter().map(|m| m.view.id.clone()).collect();
+        let mut contact_ids: Vec<String> = contacts.iter().map(|c| c.view.id.clone()).collect();
+        for m in &members {
+            if let Some(id) = m.view.contact_id.clone().filter(|id| !contact_ids.contains(id)) {
+                contact_ids.push(id);
+            }
+        }
+        let submissions = self.find_submissions(subject, &contact_ids, &member_ids).await?;
+        let comments = self.find_comments(&member_ids).await?;
+        Ok(Holdings {
+            contacts,
+            members,
+            submissions,
+            comments,
+        })
     }
 
     pub async fn export(&self, subject: &Identities, sink: &mut dyn RecordSink) -> Result<u64, ConnectorError> {
@@ -155,32 +257,22 @@ impl Wix {
                 .await?;
                 Ok(())
             };
-        for contact in self.find_contacts(subject).await? {
-            put("contacts", contact["id"].as_str().map(String::from), true, contact).await?;
+        let held = self.holdings(subject).await?;
+        for c in held.contacts {
+            put("contacts", Some(c.view.id), true, c.raw).await?;
             count += 1;
         }
-        let members = self.find_members(subject).await?;
-        let member_ids: Vec<String> = members
-            .iter()
-            .filter_map(|m| m["id"].as_str().map(String::from))
-            .collect();
-        for member in members {
-            put("members", member["id"].as_str().map(String::from), true, member).await?;
+        for m in held.members {
+            put("members", Some(m.view.id), true, m.raw).await?;
             count += 1;
         }
-        for submission in self.find_submissions(subject).await? {
-            let own = submitted_by_subject(&submission["submissions"], subject);
-            put(
-                "form_submissions",
-                submission["id"].as_str().map(String::from),
-                own,
-                submission,
-            )
-            .await?;
+        for s in held.submissions {
+            let own = submitted_by_subject(&s.view.submissions, subject);
+            put("form_submissions", Some(s.view.id), own, s.raw).await?;
             count += 1;
         }
-        for comment in self.find_comments(&member_ids).await? {
-            put("comments", comment["id"].as_str().map(String::from), true, comment).await?;
+        for c in held.comments {
+            put("comments", Some(c.view.id), true, c.raw).await?;
             count += 1;
         }
         for subscription in self.subscriptions(subject).await? {
@@ -207,12 +299,13 @@ mod tests {
         assert!(is_subjects("+47 91234567", &subject));
         assert!(!is_subjects("annkari.nordmann@example.no", &subject));
         assert!(!is_subjects("skriv til kari.nordmann@example.no", &subject));
+        let fields = |v: Value| v.as_object().cloned().unwrap();
         assert!(submitted_by_subject(
-            &json!({"epost": "kari.nordmann@example.no", "navn": "Kari"}),
+            &fields(json!({"epost": "kari.nordmann@example.no", "navn": "Kari"})),
             &subject
         ));
         assert!(!submitted_by_subject(
-            &json!({"epost": "per@x.no", "kopi": "kari.nordmann@example.no"}),
+            &fields(json!({"epost": "per@x.no", "kopi": "kari.nordmann@example.no"})),
             &subject
         ));
     }

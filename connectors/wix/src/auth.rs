@@ -6,9 +6,10 @@ use std::time::{Duration, Instant};
 use dsr_connector::ConnectorError;
 use dsr_connector::http::{AccessToken, TokenSource};
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::client::PROCESSOR;
+use crate::wire::TokenAnswer;
 
 /// An API key never expires by itself; a refused one fails the task.
 pub struct ApiKey(pub SecretString);
@@ -54,25 +55,31 @@ impl TokenSource for AppOAuth {
             .await
             .map_err(|e| transport(format!("cannot reach Wix's token endpoint: {}", e.without_url())))?;
         let status = response.status();
-        let answer: Value = response.json().await.unwrap_or_default();
+        let bytes = response.bytes().await.unwrap_or_default();
         if status.is_success() {
-            let token = answer["access_token"].as_str().unwrap_or_default();
-            let lifetime = answer["expires_in"].as_u64().unwrap_or(14400);
-            return Ok(AccessToken::bearer(token, Duration::from_secs(lifetime)));
+            return match dsr_connector::decode_body::<TokenAnswer>(&bytes) {
+                Ok(Ok(answer)) => Ok(AccessToken::bearer(
+                    &answer.access_token,
+                    Duration::from_secs(answer.expires_in.unwrap_or(14400)),
+                )),
+                Ok(Err(shape)) => Err(ConnectorError::unexpected_shape(PROCESSOR, "/oauth2/token", &shape)),
+                Err(e) => Err(transport(format!("Wix's token endpoint answered with no JSON: {e}"))),
+            };
         }
         if status.is_server_error() || status.as_u16() == 429 {
             return Err(transport(format!("Wix's token endpoint answered {status}")));
         }
+        let said = crate::client::describe_error(status, &bytes);
         Err(ConnectorError::Reauthenticate {
             processor: PROCESSOR,
-            code: answer["details"]["applicationError"]["code"]
-                .as_str()
-                .unwrap_or("token")
-                .to_string(),
+            code: if said.code.is_empty() {
+                "token".into()
+            } else {
+                said.code
+            },
             message: format!(
                 "Wix refused the app credentials for instance {}: {}",
-                self.instance_id,
-                answer["message"].as_str().unwrap_or_default()
+                self.instance_id, said.message
             ),
         })
     }

@@ -3,30 +3,45 @@
 use dsr_connector::ConnectorError;
 use dsr_connector::http::{VendorClient, VendorError};
 use reqwest::StatusCode;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
+
+use crate::wire::ErrorBody;
 
 pub const PROCESSOR: &str = "wix";
 
 /// `{"message","details":{"applicationError":{"code","description"}}}` or
 /// `{"message","details":{"validationError":{"fieldViolations":[…]}}}`; 5xx often empty.
 pub fn describe_error(status: StatusCode, body: &[u8]) -> VendorError {
-    let parsed: Value = serde_json::from_slice(body).unwrap_or_default();
-    let details = &parsed["details"];
-    let code = details["applicationError"]["code"]
-        .as_str()
-        .map(String::from)
-        .or_else(|| details.get("validationError").map(|_| "VALIDATION".to_string()))
+    let parsed: ErrorBody = serde_json::from_slice(body).unwrap_or_default();
+    let application = parsed.details.application_error.unwrap_or_default();
+    let code = application
+        .code
+        .or_else(|| {
+            parsed
+                .details
+                .validation_error
+                .as_ref()
+                .map(|_| "VALIDATION".to_string())
+        })
+        .or(parsed.error.clone())
         .unwrap_or_default();
-    let mut message = parsed["message"].as_str().unwrap_or_default().to_string();
-    for violation in details["validationError"]["fieldViolations"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let mut message = parsed
+        .message
+        .filter(|m| !m.is_empty())
+        .or(application.description)
+        .or(parsed.error_description)
+        .unwrap_or_default();
+    for violation in parsed
+        .details
+        .validation_error
+        .map(|v| v.field_violations)
+        .unwrap_or_default()
     {
         message.push_str(&format!(
             " ({}: {})",
-            violation["field"].as_str().unwrap_or("?"),
-            violation["description"].as_str().unwrap_or("")
+            violation.field.as_deref().unwrap_or("?"),
+            violation.description.as_deref().unwrap_or("")
         ));
     }
     if message.is_empty() {
@@ -45,17 +60,17 @@ pub struct Wix {
 }
 
 impl Wix {
-    pub async fn post(&self, path: &str, body: &Value) -> Result<Value, ConnectorError> {
+    pub async fn post<T: DeserializeOwned>(&self, path: &str, body: &Value) -> Result<T, ConnectorError> {
         let url = format!("{}{path}", self.api);
         self.client.json("site", |http| http.post(&url).json(body)).await
     }
 
-    pub async fn get(&self, path: &str) -> Result<Value, ConnectorError> {
+    pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ConnectorError> {
         let url = format!("{}{path}", self.api);
         self.client.json("site", |http| http.get(&url)).await
     }
 
-    pub async fn patch(&self, path: &str, body: &Value) -> Result<Value, ConnectorError> {
+    pub async fn patch<T: DeserializeOwned>(&self, path: &str, body: &Value) -> Result<T, ConnectorError> {
         let url = format!("{}{path}", self.api);
         self.client.json("site", |http| http.patch(&url).json(body)).await
     }

@@ -22,15 +22,43 @@ pub struct WixConfig {
     pub client_secret: Option<SecretRef>,
     #[serde(default)]
     pub instance_id: Option<String>,
+    /// The form-submission namespaces to search (each Wix app that collects forms has one).
     #[serde(default = "default_namespaces")]
     pub form_namespaces: Vec<String>,
+    /// The commenting apps whose comments are searched (comments are queried per app).
+    #[serde(default = "default_comment_apps")]
+    pub comment_app_ids: Vec<String>,
 }
 
 fn default_api_url() -> String {
     "https://www.wixapis.com".into()
 }
+/// The namespaces of Wix's own apps that collect submissions
+/// (https://dev.wix.com/docs/api-reference/crm/forms/form-schema-templates/introduction).
 fn default_namespaces() -> Vec<String> {
-    vec!["wix.form_app.form".into()]
+    [
+        "wix.form_app.form",
+        "wix.pricing_plans.v1.custom_form",
+        "wix.ecom.v1.checkout",
+        "wix.achievements.quizzes.v1.quiz",
+        "wix.bookings.v2.bookings",
+        "wix.contacts.v4.contact",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// Wix's own commenting apps: Blog, the Comments widget, Forum and Groups
+/// (https://dev.wix.com/docs/rest/crm/community/comments/comments/query-comments, Integrations).
+pub const WIX_BLOG: &str = "14bcded7-0066-7c35-14d7-466cb3f09103";
+pub const WIX_COMMENTS: &str = "91c9d6a7-6667-41fb-b0b4-7d3b3ff0b02e";
+pub const WIX_FORUM: &str = "14724f35-6794-cd1a-0244-25fd138f9242";
+pub const WIX_GROUPS: &str = "148c2287-c669-d849-d153-463c7486a694";
+
+fn default_comment_apps() -> Vec<String> {
+    [WIX_BLOG, WIX_COMMENTS, WIX_FORUM, WIX_GROUPS]
+        .map(String::from)
+        .to_vec()
 }
 
 impl WixConfig {

@@ -5,6 +5,7 @@ use dsr_connector::{ChangeReport, ConnectorError, Evidence, Identities, TaskCont
 use serde_json::json;
 
 use crate::Wix;
+use crate::wire::SubscriptionAnswer;
 
 impl Wix {
     pub async fn unsubscribe(&self, ctx: &TaskContext, subject: &Identities) -> Result<ChangeReport, ConnectorError> {
@@ -18,8 +19,8 @@ impl Wix {
                 continue;
             }
             let body = json!({"subscription": {"email": email.as_str(), "subscriptionStatus": "UNSUBSCRIBED"}});
-            let answer = self.post("/email-marketing/v1/email-subscriptions", &body).await?;
-            done.push(answer["subscription"].clone());
+            let answer: SubscriptionAnswer = self.post("/email-marketing/v1/email-subscriptions", &body).await?;
+            done.push(answer.subscription);
             report.changed += 1;
         }
         report.evidence.push(Evidence {

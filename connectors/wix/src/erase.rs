@@ -1,25 +1,42 @@
 //! Erasing the subject's traces on the website (Art. 17), in the order Wix requires:
-//! submissions and comments, then the member, then the contact (Wix refuses, 428, to delete a
-//! contact that is still a member). Deleted contacts sit in Wix's trash for 90 days.
+//! submissions, then comments (deleting a member hands its content to the site owner), then
+//! the member, then the contact (Wix refuses, 428, to delete a contact that is still a
+//! member). Contacts v4 deletes permanently: there is no trash to wait for (the 90-day trash
+//! belongs to Contacts v5, a developer preview dsr does not use).
+//!
+//! What Wix refuses to delete (a contact with a billing subscription, the site owner or a
+//! contributor) is reported per item as retained with Wix's reason, never as failed after the
+//! rest was already deleted.
+//! - https://dev.wix.com/docs/rest/crm/members-contacts/contacts/contacts/contact-v4/delete-contact
+//! - https://dev.wix.com/docs/api-reference/crm/members-contacts/members/member-management/members/delete-member
 
-use dsr_connector::{ChangeReport, ConnectorError, Evidence, Identities, TaskContext};
+use dsr_connector::{ChangeReport, ConnectorError, Evidence, Identities, Retained, TaskContext};
 use serde_json::{Value, json};
 
 use crate::Wix;
+use crate::access::Found;
 
-fn ids(items: &[Value]) -> Vec<String> {
-    items
-        .iter()
-        .filter_map(|i| i["id"].as_str().map(String::from))
-        .collect()
+fn ids<T>(items: &[Found<T>], id: impl Fn(&T) -> &str) -> Vec<String> {
+    items.iter().map(|i| id(&i.view).to_string()).collect()
+}
+
+/// Wix's refusal of one item: its code and words.
+fn refusal(error: &ConnectorError) -> Option<String> {
+    match error {
+        ConnectorError::Permanent { code, message, .. } if code.starts_with("428") || code.starts_with("400") => {
+            Some(format!("{message} ({code})"))
+        }
+        _ => None,
+    }
 }
 
 impl Wix {
     pub async fn erase_subject(&self, ctx: &TaskContext, subject: &Identities) -> Result<ChangeReport, ConnectorError> {
-        let submissions = ids(&self.find_submissions(subject).await?);
-        let members = ids(&self.find_members(subject).await?);
-        let comments = ids(&self.find_comments(&members).await?);
-        let contacts = ids(&self.find_contacts(subject).await?);
+        let held = self.holdings(subject).await?;
+        let submissions = ids(&held.submissions, |s| &s.id);
+        let comments = ids(&held.comments, |c| &c.id);
+        let members = ids(&held.members, |m| &m.id);
+        let contacts = ids(&held.contacts, |c| &c.id);
         let mut report = ChangeReport {
             found: (submissions.len() + members.len() + comments.len() + contacts.len()) as u64,
             ..Default::default()
@@ -31,30 +48,52 @@ impl Wix {
             });
             return Ok(report);
         }
-        for id in &submissions {
-            self.remove(&format!("/form-submission-service/v4/submissions/{id}?permanent=true"))
-                .await?;
+        let mut deleted: Vec<Value> = Vec::new();
+        let mut kept: Vec<(&str, String, String)> = Vec::new();
+        let steps: [(&str, &Vec<String>, fn(&str) -> String); 4] = [
+            ("form_submissions", &submissions, |id| {
+                format!("/form-submission-service/v4/submissions/{id}?permanent=true")
+            }),
+            ("comments", &comments, |id| format!("/comments/v1/comments/{id}")),
+            ("members", &members, |id| format!("/members/v1/members/{id}")),
+            ("contacts", &contacts, |id| format!("/contacts/v4/contacts/{id}")),
+        ];
+        for (category, items, path) in steps {
+            for id in items {
+                let path = path(&urlencoding::encode(id));
+                match self.remove(&path).await {
+                    Ok(_) => {
+                        report.changed += 1;
+                        deleted.push(json!({"category": category, "id": id}));
+                    }
+                    Err(e) => match refusal(&e) {
+                        Some(why) => kept.push((category, id.clone(), why)),
+                        None => return Err(e),
+                    },
+                }
+            }
         }
-        for id in &comments {
-            self.remove(&format!("/comments/v1/comments/{id}")).await?;
+        for (category, id, why) in &kept {
+            report.retained.push(Retained {
+                category: (*category).into(),
+                count: 1,
+                reason: format!("Wix refused to delete {category} {id}: {why}"),
+                legal_basis: "kept by Wix until its condition is met (cancel the subscription, or remove the role, then erase again)".into(),
+            });
         }
-        for id in &members {
-            self.remove(&format!("/members/v1/members/{id}")).await?;
-        }
-        for id in &contacts {
-            self.remove(&format!("/contacts/v4/contacts/{id}")).await?;
-        }
-        report.changed = report.found;
         report.evidence.push(Evidence {
             kind: "wix_deletions".into(),
-            detail: json!({"form_submissions": submissions, "comments": comments, "members": members, "contacts": contacts}),
+            detail: json!({"deleted": deleted, "refused": kept.iter().map(|(c, id, why)| json!({"category": c, "id": id, "reason": why})).collect::<Vec<_>>()}),
         });
-        let left = self.find_submissions(subject).await?.len()
-            + self.find_members(subject).await?.len()
-            + self.find_contacts(subject).await?.len();
+        let again = self.holdings(subject).await?;
+        let refused = |id: &str| kept.iter().any(|(_, k, _)| k == id);
+        let left = again.submissions.iter().filter(|s| !refused(&s.view.id)).count()
+            + again.comments.iter().filter(|c| !refused(&c.view.id)).count()
+            + again.members.iter().filter(|m| !refused(&m.view.id)).count()
+            + again.contacts.iter().filter(|c| !refused(&c.view.id)).count();
         report.evidence.push(Evidence {
             kind: "verification_search".into(),
-            detail: json!({"remaining": left}),
+            detail: json!({"remaining": left, "retained": kept.len()}),
         });
         if left > 0 {
             return Err(ConnectorError::RetryLater {
@@ -65,12 +104,9 @@ impl Wix {
             });
         }
         if !contacts.is_empty() {
-            let purge = chrono::Utc::now() + chrono::Duration::days(90);
-            report.notes.push(format!(
-                "Wix keeps deleted contacts in its trash for 90 days: {} contact(s) will be purged on {}.",
-                contacts.len(),
-                purge.format("%Y-%m-%d")
-            ));
+            report
+                .notes
+                .push("Wix deletes contacts permanently (Contacts API v4): nothing waits in a trash.".into());
         }
         Ok(report)
     }

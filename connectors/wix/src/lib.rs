@@ -10,6 +10,7 @@ pub mod config;
 pub mod consent;
 pub mod erase;
 pub mod rectify;
+pub mod wire;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -82,15 +83,23 @@ impl Wix {
         Ok(Wix { config, api })
     }
 
-    async fn post(&self, path: &str, body: &serde_json::Value) -> Result<serde_json::Value, ConnectorError> {
+    async fn post<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<T, ConnectorError> {
         self.api.post(path, body).await
     }
 
-    async fn get(&self, path: &str) -> Result<serde_json::Value, ConnectorError> {
+    async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, ConnectorError> {
         self.api.get(path).await
     }
 
-    async fn patch(&self, path: &str, body: &serde_json::Value) -> Result<serde_json::Value, ConnectorError> {
+    async fn patch<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<T, ConnectorError> {
         self.api.patch(path, body).await
     }
 
@@ -110,14 +119,14 @@ impl Connector for Wix {
     }
 
     async fn check(&self) -> Result<CheckReport, ConnectorError> {
-        let nobody = Identities::probe();
-        self.find_contacts(&nobody).await?;
-        self.find_submissions(&nobody).await?;
+        self.probe().await?;
         Ok(CheckReport {
             ok: true,
             details: vec![format!(
-                "site {} answers; contacts and forms can be searched",
-                self.config.site_id
+                "site {} answers; contacts, {} form namespace(s) and {} commenting app(s) can be searched",
+                self.config.site_id,
+                self.config.form_namespaces.len(),
+                self.config.comment_app_ids.len()
             )],
         })
     }

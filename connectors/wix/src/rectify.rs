@@ -5,6 +5,9 @@ use dsr_connector::{ChangeReport, ConnectorError, Evidence, FieldChange, Identit
 use serde_json::{Map, Value, json};
 
 use crate::Wix;
+use crate::access::Found;
+use crate::client::PROCESSOR;
+use crate::wire::{Contact, ContactAnswer};
 
 /// The `info` fields to send for one contact.
 pub fn info_for(contact: &Value, changes: &[FieldChange], subject: &Identities) -> Map<String, Value> {
@@ -51,10 +54,11 @@ pub fn info_for(contact: &Value, changes: &[FieldChange], subject: &Identities) 
 }
 
 impl Wix {
-    async fn update(&self, contact: &Value, info: &Map<String, Value>) -> Result<Value, ConnectorError> {
-        let id = contact["id"].as_str().unwrap_or_default();
-        let body = json!({"revision": contact["revision"], "info": info});
-        self.patch(&format!("/contacts/v4/contacts/{id}"), &body).await
+    async fn update(&self, contact: &Found<Contact>, info: &Map<String, Value>) -> Result<Value, ConnectorError> {
+        let id = urlencoding::encode(&contact.view.id);
+        let body = json!({"revision": contact.view.revision, "info": info});
+        let answer: ContactAnswer = self.patch(&format!("/contacts/v4/contacts/{id}"), &body).await?;
+        Ok(answer.contact)
     }
 
     pub async fn rectify_subject(
@@ -76,32 +80,39 @@ impl Wix {
         }
         for contact in self.find_contacts(subject).await? {
             report.found += 1;
-            let info = info_for(&contact, changes, subject);
+            let info = info_for(&contact.raw, changes, subject);
             if info.is_empty() || ctx.dry_run {
                 report.evidence.push(Evidence {
                     kind: "contact_would_change".into(),
-                    detail: json!({"contact": contact["id"], "info": info}),
+                    detail: json!({"contact": contact.view.id, "info": info}),
                 });
                 continue;
             }
             let updated = match self.update(&contact, &info).await {
                 // Changed meanwhile: read the current revision and apply the change once more.
                 Err(ConnectorError::Permanent { code, .. }) if code.starts_with("409") => {
-                    let id = contact["id"].as_str().unwrap_or_default();
-                    let fresh = self.get(&format!("/contacts/v4/contacts/{id}")).await?["contact"].clone();
-                    self.update(&fresh, &info_for(&fresh, changes, subject)).await?
+                    const ENDPOINT: &str = "/contacts/v4/contacts/{id}";
+                    let id = urlencoding::encode(&contact.view.id);
+                    let fresh: ContactAnswer = self.get(&format!("/contacts/v4/contacts/{id}")).await?;
+                    let view = dsr_connector::decode(fresh.contact.clone())
+                        .map_err(|e| ConnectorError::unexpected_shape(PROCESSOR, ENDPOINT, &e))?;
+                    let fresh = Found {
+                        raw: fresh.contact,
+                        view,
+                    };
+                    self.update(&fresh, &info_for(&fresh.raw, changes, subject)).await?
                 }
                 other => other?,
             };
-            let after = &updated["contact"]["info"];
+            let after = &updated["info"];
             let fields: Vec<Value> = info
                 .keys()
-                .map(|k| json!({"field": k, "before": contact["info"][k], "after": after[k]}))
+                .map(|k| json!({"field": k, "before": contact.raw["info"][k], "after": after[k]}))
                 .collect();
             report.changed += 1;
             report.evidence.push(Evidence {
                 kind: "contact_changed".into(),
-                detail: json!({"contact": contact["id"], "fields": fields}),
+                detail: json!({"contact": contact.view.id, "fields": fields}),
             });
         }
         Ok(report)
