@@ -89,9 +89,10 @@ fn confirmations_carry_each_processors_evidence_and_a_dry_run_changes_nothing() 
         4,
         "Art. 19: every processor it reached"
     );
+    let wix_notes = processor(&erasure, "wix")["notes"].to_string();
     assert!(
-        processor(&erasure, "wix")["notes"].to_string().contains("purged on"),
-        "the trash purge date is stated"
+        wix_notes.contains("permanently") && !wix_notes.contains("90 days"),
+        "Wix's v4 deletion is stated as permanent (no trash date is promised): {wix_notes}"
     );
 
     // Rectification: before and after, per processor and record.

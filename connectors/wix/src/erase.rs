@@ -16,6 +16,9 @@ use serde_json::{Value, json};
 use crate::Wix;
 use crate::access::Found;
 
+/// One kind of item to delete: its category, its ids and its delete path.
+type Step<'a> = (&'static str, &'a Vec<String>, fn(&str) -> String);
+
 fn ids<T>(items: &[Found<T>], id: impl Fn(&T) -> &str) -> Vec<String> {
     items.iter().map(|i| id(&i.view).to_string()).collect()
 }
@@ -50,7 +53,7 @@ impl Wix {
         }
         let mut deleted: Vec<Value> = Vec::new();
         let mut kept: Vec<(&str, String, String)> = Vec::new();
-        let steps: [(&str, &Vec<String>, fn(&str) -> String); 4] = [
+        let steps: [Step; 4] = [
             ("form_submissions", &submissions, |id| {
                 format!("/form-submission-service/v4/submissions/{id}?permanent=true")
             }),
