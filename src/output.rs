@@ -28,6 +28,7 @@ pub fn status_json(request: &Request, tasks: &[Task]) -> Value {
             "reason": t.reason,
             "error": t.error,
             "next_retry_at": t.next_retry_at.map(rfc3339),
+            "operator_notes": operator_notes(t),
         })).collect::<Vec<_>>(),
         "dry_run": request.dry_run,
         "bundle": request.bundle,
@@ -36,6 +37,16 @@ pub fn status_json(request: &Request, tasks: &[Task]) -> Value {
         "pseudonymised_at": request.pseudonymised_at.map(rfc3339),
         "finalize_error": request.finalize_error,
     })
+}
+
+/// What a connector told the operator only (never the subject): skipped mailboxes and the like.
+fn operator_notes(task: &Task) -> Vec<String> {
+    task.evidence["operator_notes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|n| n.as_str().map(String::from))
+        .collect()
 }
 
 pub fn status_text(request: &Request, tasks: &[Task]) -> String {
@@ -71,6 +82,11 @@ pub fn status_text(request: &Request, tasks: &[Task]) -> String {
             t.found,
             t.changed,
         ));
+    }
+    for t in tasks {
+        for note in operator_notes(t) {
+            out.push_str(&format!("  {:<13} note: {note}\n", t.processor.as_str()));
+        }
     }
     if let Some(b) = &request.bundle {
         out.push_str(&format!("  bundle        {b}\n"));

@@ -337,8 +337,15 @@ fn google_reads_every_documented_answer() {
             "people_delete_contact",
             Reads::Nothing("an empty body: dsr reads the status"),
         ),
-        ("other_contacts_list", Reads::Body(|b| decode::<Value>(b).map(drop))),
-        ("other_contacts_search", Reads::Body(|b| decode::<Value>(b).map(drop))),
+        (
+            "other_contacts_list",
+            Reads::Body(|b| decode::<OtherContactList>(b).map(drop)),
+        ),
+        (
+            "other_contacts_search",
+            Reads::Nothing("not called: otherContacts.list is paged and complete, search is capped at 30"),
+        ),
+        ("other_contacts_insufficient_scope", Reads::Error(describe_error)),
         ("error_400", Reads::Error(describe_error)),
         ("error_401", Reads::Error(describe_error)),
         ("error_403_permission_denied", Reads::Error(describe_error)),

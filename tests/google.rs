@@ -46,7 +46,12 @@ async fn access_exports_the_subjects_bigquery_rows_and_nothing_of_a_look_alike()
     let summary = google.access(&ctx(), &kari(), &mut sink).await.unwrap();
     assert_eq!(
         summary.found, 4,
-        "three events under the client id, one under the user id"
+        "three events under the client id, one under the user id; the event also in the day's \
+         intraday table is counted once"
+    );
+    assert!(
+        fake.bigquery_dataset().starts_with("example.com:"),
+        "a domain-scoped project id"
     );
     let client_ids: BTreeSet<&str> = sink
         .records
@@ -328,7 +333,31 @@ async fn workspace_mail_is_exported_as_eml_that_parses_and_contacts_match_exactl
         .collect();
     assert_eq!(
         mail,
-        BTreeSet::from(["g-ola-1".to_string(), "g-ola-2".to_string(), "g-post-1".to_string()])
+        BTreeSet::from(["g-ola-1", "g-ola-2", "g-ola-4", "g-post-1", "g-post-3"].map(String::from)),
+        "in Spam (g-post-3) and the Trash (g-ola-4) too: Gmail still holds them"
+    );
+    let other: BTreeSet<String> = sink
+        .records
+        .iter()
+        .filter(|r| r.category == "other_contacts")
+        .filter_map(|r| r.id.clone())
+        .collect();
+    assert_eq!(
+        other,
+        BTreeSet::from(["otherContacts/oc1".to_string()]),
+        "the address Gmail saved from mail, not the look-alike's"
+    );
+    // Addresses are matched on the headers (format=metadata); the raw message is fetched
+    // once, and only for the subject's messages.
+    let raw_fetches: Vec<String> = fake.calls().into_iter().filter(|c| c.contains("format=raw")).collect();
+    assert_eq!(
+        raw_fetches.len(),
+        5,
+        "one raw fetch per message of hers: {raw_fetches:?}"
+    );
+    assert!(
+        fake.calls().iter().any(|c| c.contains("format=metadata")),
+        "candidates are checked on their headers first"
     );
     let contacts: BTreeSet<String> = sink
         .records
@@ -345,7 +374,7 @@ async fn workspace_mail_is_exported_as_eml_that_parses_and_contacts_match_exactl
         !serde_json::to_string(&sink.records).unwrap().contains("annkari"),
         "the look-alike was exported"
     );
-    assert_eq!(sink.files.len(), 3, "one .eml per message");
+    assert_eq!(sink.files.len(), 5, "one .eml per message");
     assert!(
         sink.files
             .iter()
@@ -387,7 +416,7 @@ async fn exported_eml_bytes_parse_with_a_mime_parser_and_keep_their_attachments(
         }
         parsed += 1;
     }
-    assert_eq!(parsed, 3);
+    assert_eq!(parsed, 5);
 }
 
 #[tokio::test]
@@ -395,9 +424,30 @@ async fn hard_erasure_leaves_no_mail_or_contacts_and_a_rerun_finds_nothing() {
     let fake = GoogleFake::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let google = workspace_connector(&fake, dir.path(), "hard").await;
-    assert_eq!(fake.workspace_holdings_of(KARI, KARI_PHONE), (3, 0, 2));
+    assert_eq!(fake.workspace_holdings_of(KARI, KARI_PHONE), (4, 1, 2));
     let report = google.erase(&ctx(), &kari_in_workspace()).await.unwrap();
-    assert_eq!(fake.workspace_holdings_of(KARI, KARI_PHONE), (0, 0, 0));
+    assert_eq!(
+        fake.workspace_holdings_of(KARI, KARI_PHONE),
+        (0, 0, 0),
+        "mail in Spam and the Trash is deleted too"
+    );
+    // Other contacts cannot be deleted through the API: reported as retained, with the step.
+    let other = report
+        .retained
+        .iter()
+        .find(|r| r.category == "other_contacts")
+        .expect("reported as retained");
+    assert_eq!(other.count, 1);
+    assert!(
+        other.reason.contains("Google Contacts") && other.reason.contains("post@racom.no"),
+        "{}",
+        other.reason
+    );
+    assert!(
+        fake.unknown_method_calls().is_empty(),
+        "no call to a method Google does not have: {:?}",
+        fake.unknown_method_calls()
+    );
     assert_eq!(
         fake.workspace_holdings_of("annkari.nordmann@example.no", ""),
         (1, 0, 1),
@@ -416,7 +466,11 @@ async fn hard_erasure_leaves_no_mail_or_contacts_and_a_rerun_finds_nothing() {
         "contact mutations went one at a time"
     );
     let again = google.erase(&ctx(), &kari_in_workspace()).await.unwrap();
-    assert_eq!((again.found, again.changed), (0, 0));
+    assert_eq!(
+        (again.found, again.changed),
+        (1, 0),
+        "only the other contact, still retained"
+    );
 }
 
 #[tokio::test]
@@ -425,13 +479,16 @@ async fn soft_erasure_counts_what_sits_in_the_trash() {
     let dir = tempfile::tempdir().unwrap();
     let google = workspace_connector(&fake, dir.path(), "soft").await;
     let report = google.erase(&ctx(), &kari_in_workspace()).await.unwrap();
-    assert_eq!(fake.workspace_holdings_of(KARI, KARI_PHONE), (0, 3, 0));
+    assert_eq!(fake.workspace_holdings_of(KARI, KARI_PHONE), (0, 5, 0));
     let verification = report
         .evidence
         .iter()
         .find(|e| e.kind == "verification_search")
         .unwrap();
-    assert_eq!(verification.detail["mail_in_trash"], 3);
+    assert_eq!(
+        verification.detail["mail_in_trash"], 5,
+        "what was in Spam went to the Trash too"
+    );
     assert!(report.notes.iter().any(|n| n.contains("30 days")), "{:?}", report.notes);
 }
 
@@ -496,5 +553,33 @@ async fn a_token_for_one_user_cannot_read_anothers_mailbox() {
     assert!(
         matches!(err, ConnectorError::Reauthenticate { .. }),
         "a user outside the domain cannot be impersonated: {err}"
+    );
+}
+
+#[tokio::test]
+async fn rectification_replaces_the_subjects_phone_and_keeps_the_contacts_other_number() {
+    let fake = GoogleFake::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let google = workspace_connector(&fake, dir.path(), "hard").await;
+    let changes = vec![dsr_connector::FieldChange {
+        field: dsr_connector::RectifyField::Phone,
+        value: "+47 987 65 432".into(),
+    }];
+    google.rectify(&ctx(), &kari_in_workspace(), &changes).await.unwrap();
+    let c3 = fake.contact("post@racom.no", "people/c3").expect("people/c3");
+    let phones: Vec<&str> = c3["phoneNumbers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["canonicalForm"].as_str())
+        .collect();
+    assert!(phones.contains(&"+4798765432"), "the new number: {phones:?}");
+    assert!(
+        !phones.contains(&"+4791234567"),
+        "her old number is gone, not kept beside the new: {phones:?}"
+    );
+    assert!(
+        phones.contains(&"+4722000000"),
+        "the switchboard number is not hers and stays: {phones:?}"
     );
 }

@@ -93,9 +93,15 @@ async fn access_finds_exactly_the_subjects_mail_contacts_and_attachments() {
     );
     assert_eq!(
         ids(&sink, "contacts"),
-        BTreeSet::from(["c-ola-1".to_string(), "c-salg-1".to_string()])
+        BTreeSet::from(["c-ola-1", "c-ola-3", "c-ola-4", "c-salg-1"].map(String::from)),
+        "the default Contacts folder, a folder (Kunder) and its child folder (Kunder/2025)"
     );
-    assert_eq!(summary.found, 31);
+    assert_eq!(summary.found, 33);
+    assert!(
+        summary.notes.iter().any(|n| n.contains("online archive")),
+        "the bundle says what Graph cannot reach: {:?}",
+        summary.notes
+    );
     assert!(
         sink.records
             .iter()
@@ -197,11 +203,11 @@ async fn quotes_in_addresses_are_escaped_in_filter_and_search() {
 #[tokio::test]
 async fn erasure_leaves_nothing_verifies_it_and_a_rerun_is_a_no_op() {
     let s = setup("").await;
-    assert_eq!(s.fake.holdings_of(KARI), (29, 2));
+    assert_eq!(s.fake.holdings_of(KARI), (29, 4));
     let report = s.connector.erase(&ctx(false), &subject(KARI)).await.unwrap();
-    assert_eq!((report.found, report.changed), (31, 31));
+    assert_eq!((report.found, report.changed), (33, 33));
     assert_eq!(s.fake.holdings_of(KARI), (0, 0), "the fake still holds Kari's data");
-    assert_eq!(s.fake.holdings_of(LOOK_ALIKE), (1, 1), "the look-alike was touched");
+    assert_eq!(s.fake.holdings_of(LOOK_ALIKE), (1, 2), "the look-alike was touched");
     let verification = report
         .evidence
         .iter()
@@ -243,8 +249,8 @@ async fn soft_erasure_moves_mail_to_deleted_items_and_says_retention_purges_it()
 async fn a_dry_run_erases_nothing() {
     let s = setup("").await;
     let report = s.connector.erase(&ctx(true), &subject(KARI)).await.unwrap();
-    assert_eq!((report.found, report.changed), (31, 0));
-    assert_eq!(s.fake.holdings_of(KARI), (29, 2));
+    assert_eq!((report.found, report.changed), (33, 0));
+    assert_eq!(s.fake.holdings_of(KARI), (29, 4));
 }
 
 #[tokio::test]
@@ -265,7 +271,7 @@ async fn rectification_changes_only_the_named_fields() {
         .rectify(&ctx(false), &subject(KARI), &changes)
         .await
         .unwrap();
-    assert_eq!((report.found, report.changed), (2, 2));
+    assert_eq!((report.found, report.changed), (4, 4), "in every contact folder");
     let contacts = s.fake.with(|st| st.contacts.clone());
     let ola = contacts.iter().find(|c| c.json["id"] == "c-ola-1").unwrap();
     assert_eq!(ola.json["surname"], "Hansen");
@@ -380,7 +386,31 @@ async fn an_erasure_request_completes_through_token_expiry_429s_and_a_503() {
     let (code, first) =
         util::dsr_json_async(&deployment, &["run", "access", "--email", KARI, "--timeout", "60s"]).await;
     assert_eq!(code, 0, "{first}");
-    assert_eq!(util::task(&first, "microsoft365")["records"]["found"], 31);
+    assert_eq!(util::task(&first, "microsoft365")["records"]["found"], 33);
+    // `dsr status` names the mailboxes that could not be searched, to the operator.
+    let notes = util::task(&first, "microsoft365")["operator_notes"].to_string();
+    assert!(
+        notes.contains("eva.lund@racom.no") && notes.contains("hr@racom.no"),
+        "{notes}"
+    );
+    let bundle = std::fs::read(first["bundle"].as_str().unwrap()).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&bundle).contains("eva.lund") && !bundle.windows(10).any(|w| w == b"hr@racom.n"),
+        "the subject's bundle names no colleague's account"
+    );
+    // So does `dsr doctor`.
+    let (_, doctor) = util::dsr_json_async(&deployment, &["doctor"]).await;
+    let check = doctor["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "processor microsoft365")
+        .unwrap();
+    assert_eq!(check["ok"], true, "{check}");
+    assert!(
+        check["detail"].as_str().unwrap().contains("lars.berg@partner.example"),
+        "{check}"
+    );
     fake.expire_tokens();
     fake.throttle_next(3, "0.1");
     fake.fail_next(1);
@@ -388,7 +418,7 @@ async fn an_erasure_request_completes_through_token_expiry_429s_and_a_503() {
         util::dsr_json_async(&deployment, &["run", "erasure", "--email", KARI, "--timeout", "60s"]).await;
     assert_eq!(code, 0, "{status}");
     assert_eq!(status["status"], "completed");
-    assert_eq!(util::task(&status, "microsoft365")["records"]["changed"], 31);
+    assert_eq!(util::task(&status, "microsoft365")["records"]["changed"], 33);
     assert_eq!(fake.holdings_of(KARI), (0, 0));
     let confirmation: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(status["confirmation"].as_str().unwrap()).unwrap()).unwrap();
@@ -416,4 +446,68 @@ async fn an_erasure_request_completes_through_token_expiry_429s_and_a_503() {
         util::dsr_json_async(&deployment, &["run", "objection", "--email", KARI, "--timeout", "60s"]).await;
     assert_eq!(code, 0, "{objection}");
     assert_eq!(util::task(&objection, "microsoft365")["status"], "not_applicable");
+}
+
+#[tokio::test]
+async fn users_without_a_mailbox_and_fenced_mailboxes_are_skipped_and_named_to_the_operator_only() {
+    let s = setup("").await;
+    let mut sink = MemorySink::default();
+    let summary = s
+        .connector
+        .access(&ctx(false), &subject(KARI), &mut sink)
+        .await
+        .expect("one mailbox-less user does not fail the request");
+    assert_eq!(ids(&sink, "mail"), kari_messages());
+    let operator = summary.operator_notes.join("\n");
+    for user in ["lars.berg@partner.example", "eva.lund@racom.no", "hr@racom.no"] {
+        assert!(operator.contains(user), "the operator is told about {user}: {operator}");
+    }
+    let bundle = serde_json::to_string(&(&sink.records, &summary.notes)).unwrap();
+    for user in ["lars.berg", "eva.lund", "hr@racom.no"] {
+        assert!(
+            !bundle.contains(user),
+            "other people's accounts are not the subject's to see: {user}"
+        );
+    }
+    assert!(
+        summary.notes.iter().any(|n| n.contains("could not be")),
+        "the subject learns that a mailbox could not be searched, not whose: {:?}",
+        summary.notes
+    );
+    // Erasure and rectification skip them the same way.
+    let report = s.connector.erase(&ctx(false), &subject(KARI)).await.unwrap();
+    assert_eq!(report.operator_notes.len(), 2, "{:?}", report.operator_notes);
+    assert_eq!(s.fake.holdings_of(KARI), (0, 0));
+}
+
+#[tokio::test]
+async fn a_refusal_on_every_mailbox_is_a_missing_permission_not_a_completed_search() {
+    let s = setup("").await;
+    s.fake.forbid_mail_for_all(true);
+    let err = access_of(&s, KARI).await.unwrap_err();
+    assert!(!err.is_retryable(), "{err}");
+    assert!(
+        err.to_string().contains("Mail.ReadWrite"),
+        "names the permission to grant: {err}"
+    );
+    let err = s.connector.erase(&ctx(false), &subject(KARI)).await.unwrap_err();
+    assert!(err.to_string().contains("Mail.ReadWrite"), "{err}");
+    assert_eq!(s.fake.holdings_of(KARI), (29, 4), "nothing was touched");
+}
+
+#[tokio::test]
+async fn the_user_list_is_never_asked_for_more_than_graph_allows() {
+    // Graph refuses `$top` above 999 on /users (the fake answers 400): a larger configured
+    // page size is capped there, so the listing still works.
+    let fake = GraphFake::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let text = fake.connector_toml(&dir.path().join("graph-secret")).unwrap();
+    let config: Microsoft365Config = toml::from_str(&format!("{text}page_size = 1000\n")).unwrap();
+    let connector = Microsoft365::new(config).unwrap();
+    let mut sink = MemorySink::default();
+    connector
+        .access(&ctx(false), &subject(KARI), &mut sink)
+        .await
+        .expect("no 400 from /users");
+    assert_eq!(ids(&sink, "mail"), kari_messages());
 }

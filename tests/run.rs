@@ -451,17 +451,21 @@ fn the_demo_runs_every_right_under_dsr_demo() {
         m365["status"], "succeeded",
         "the demo runs Microsoft 365 against its fake"
     );
-    assert_eq!(m365["records"]["found"], 31);
-    assert_eq!(task(&requests[1], "microsoft365")["records"]["changed"], 31);
+    assert_eq!(
+        m365["records"]["found"], 33,
+        "mail, and contacts in every contact folder"
+    );
+    assert_eq!(task(&requests[1], "microsoft365")["records"]["changed"], 33);
     let google = task(&requests[0], "google");
     assert_eq!(
-        google["records"]["found"], 9,
-        "4 Analytics events from the fake BigQuery export, 3 Gmail messages, 2 contacts"
+        google["records"]["found"], 12,
+        "4 Analytics events from the fake BigQuery export, 5 Gmail messages (Spam and Trash \
+         included), 2 contacts, 1 other contact"
     );
     assert_eq!(
         task(&requests[1], "google")["records"]["changed"],
-        9,
-        "two ids × two GA4 properties, 3 messages, 2 contacts"
+        11,
+        "two ids × two GA4 properties, 5 messages, 2 contacts (the other contact is retained)"
     );
     assert_eq!(task(&requests[0], "superoffice")["records"]["found"], 13);
     assert_eq!(

@@ -388,3 +388,35 @@ async fn the_refresh_token_flow_works_too() {
     let mut sink = MemorySink::default();
     assert_eq!(so.access(&ctx(), &kari(), &mut sink).await.unwrap().found, 13);
 }
+
+#[tokio::test]
+async fn rectification_replaces_her_number_and_keeps_the_persons_other_numbers() {
+    let (fake, _dir, so) = connector("").await;
+    fake.with(|s| {
+        let person = s.person_mut(101).unwrap();
+        person.entity["MobilePhones"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"Value": "+47 22 00 00 00", "Description": "Sentralbord"}));
+    });
+    let subject = Identities {
+        phones: vec![dsr_connector::Phone::parse("912 34 567", "NO").unwrap()],
+        ..kari()
+    };
+    let changes = vec![FieldChange {
+        field: RectifyField::Phone,
+        value: "+47 987 65 432".into(),
+    }];
+    so.rectify(&ctx(), &subject, &changes).await.unwrap();
+    let phones: Vec<String> = person(&fake, 101).unwrap().entity["MobilePhones"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["Value"].as_str().map(String::from))
+        .collect();
+    assert_eq!(
+        phones,
+        ["+47 987 65 432", "+47 22 00 00 00"],
+        "hers replaced, the switchboard kept"
+    );
+}

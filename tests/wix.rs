@@ -269,3 +269,32 @@ async fn app_oauth_credentials_work_and_an_outage_is_retried() {
     wix.access(&ctx(), &kari(), &mut sink).await.unwrap();
     assert_eq!(fake.with(|s| s.issued), 2, "the expired token was replaced once");
 }
+
+#[tokio::test]
+async fn rectification_replaces_her_number_and_keeps_the_contacts_other_numbers() {
+    let (fake, _dir, wix) = connector("").await;
+    fake.with(|s| {
+        let contact = s.contacts.iter_mut().find(|c| c["id"] == "ct-kari").unwrap();
+        contact["info"]["phones"]["items"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"id": "ph-kari-2", "tag": "WORK", "phone": "22 00 00 00", "e164Phone": "+4722000000"}));
+    });
+    let changes = vec![FieldChange {
+        field: RectifyField::Phone,
+        value: "+47 987 65 432".into(),
+    }];
+    wix.rectify(&ctx(), &kari(), &changes).await.unwrap();
+    let contact = fake.with(|s| s.contacts.iter().find(|c| c["id"] == "ct-kari").cloned().unwrap());
+    let phones: Vec<&str> = contact["info"]["phones"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["phone"].as_str())
+        .collect();
+    assert_eq!(
+        phones,
+        ["+47 987 65 432", "22 00 00 00"],
+        "hers replaced, the office number kept"
+    );
+}

@@ -189,7 +189,10 @@ impl Connector for ScriptedConnector {
                 found += 1;
             }
         }
-        Ok(AccessSummary { found, notes: vec![] })
+        Ok(AccessSummary {
+            found,
+            ..Default::default()
+        })
     }
 
     async fn erase(&self, ctx: &TaskContext, subject: &Identities) -> Result<ChangeReport, ConnectorError> {

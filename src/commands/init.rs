@@ -61,7 +61,8 @@ fn section(p: Processor) -> Section {
             )],
             grant: "Google: give the service account the Editor role on each GA4 property; for the BigQuery export \
                     BigQuery Job User on the project and Data Viewer on the dataset; for Workspace, domain-wide \
-                    delegation of https://mail.google.com/ and https://www.googleapis.com/auth/contacts",
+                    delegation of https://mail.google.com/, https://www.googleapis.com/auth/contacts and \
+                    https://www.googleapis.com/auth/contacts.other.readonly",
         },
         Processor::Superoffice => Section {
             toml: format!(

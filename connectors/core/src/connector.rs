@@ -162,6 +162,10 @@ pub struct AccessSummary {
     pub found: u64,
     /// Plain notes for the subject (e.g. "Analytics offers no per-user export").
     pub notes: Vec<String>,
+    /// For the operator only (status, log, doctor), never the subject's bundle: what was
+    /// skipped that concerns other people (a colleague's mailbox that could not be searched).
+    #[serde(default)]
+    pub operator_notes: Vec<String>,
 }
 
 /// What an erasure, rectification or objection found and changed.
@@ -172,6 +176,9 @@ pub struct ChangeReport {
     pub retained: Vec<Retained>,
     pub evidence: Vec<Evidence>,
     pub notes: Vec<String>,
+    /// For the operator only, as in `AccessSummary`.
+    #[serde(default)]
+    pub operator_notes: Vec<String>,
 }
 
 /// The result of `check`: whether credentials and permissions work.

@@ -93,6 +93,41 @@ impl Phone {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// Whether `other`, as a vendor writes it (E.164, spaced, or national for this number's
+    /// own country), is this number.
+    pub fn matches(&self, other: &str) -> bool {
+        let region = phonenumber::parse(None, &self.0).ok().and_then(|n| n.country().id());
+        phonenumber::parse(region, other.trim())
+            .map(|n| n.format().mode(phonenumber::Mode::E164).to_string() == self.0)
+            .unwrap_or(false)
+    }
+}
+
+/// Rectification's one rule for a record's list of values (addresses, phone numbers): each
+/// entry holding one of the subject's values is corrected, the first in its place and any
+/// further old ones dropped; entries that are not hers stay as they are. When none was hers,
+/// the corrected value is added first: the record is hers, so its value for this field is too.
+pub fn correct_values<T: Clone>(
+    entries: &[T],
+    is_hers: impl Fn(&T) -> bool,
+    correct: impl Fn(&T) -> T,
+    add: impl FnOnce() -> T,
+) -> Vec<T> {
+    let mut out = Vec::with_capacity(entries.len() + 1);
+    let mut corrected = false;
+    for entry in entries {
+        if !is_hers(entry) {
+            out.push(entry.clone());
+        } else if !corrected {
+            out.push(correct(entry));
+            corrected = true;
+        }
+    }
+    if !corrected {
+        out.insert(0, add());
+    }
+    out
 }
 
 impl fmt::Debug for Phone {
@@ -147,30 +182,14 @@ impl Identities {
         }
     }
 
-    /// In a vendor's list of address entries (`[{"address": …, "name": …}, …]`), replaces
-    /// each of the subject's addresses under `field` with `new_address`, keeping the entry's
-    /// other fields and every other entry: such lists are replaced whole.
-    pub fn replace_address(
-        &self,
-        entries: &serde_json::Value,
-        field: &str,
-        new_address: &str,
-    ) -> Vec<serde_json::Value> {
-        entries
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|entry| {
-                let mut entry = entry.clone();
-                if entry[field]
-                    .as_str()
-                    .is_some_and(|a| self.emails.iter().any(|e| e.matches(a)))
-                {
-                    entry[field] = serde_json::Value::String(new_address.to_string());
-                }
-                entry
-            })
-            .collect()
+    /// Whether `value` is one of the subject's e-mail addresses.
+    pub fn owns_email(&self, value: &str) -> bool {
+        self.emails.iter().any(|e| e.matches(value))
+    }
+
+    /// Whether `value` is one of the subject's phone numbers, however the vendor writes it.
+    pub fn owns_phone(&self, value: &str) -> bool {
+        self.phones.iter().any(|p| p.matches(value))
     }
 
     /// Every identity value as a string, for keyed hashing and for scanning stored
@@ -256,5 +275,29 @@ mod quoted_tests {
     #[test]
     fn quoted_local_parts_with_a_double_quote_are_addresses() {
         assert!(Email::parse(r#""kari\"n"@example.no"#).is_ok());
+    }
+
+    #[test]
+    fn the_subjects_values_are_corrected_and_the_others_kept() {
+        let kari = Identities {
+            phones: vec![Phone::parse("912 34 567", "NO").unwrap()],
+            ..Default::default()
+        };
+        assert!(kari.owns_phone("+47 912 34 567") && kari.owns_phone("91234567") && kari.owns_phone("+4791234567"));
+        assert!(!kari.owns_phone("+47 22 00 00 00") && !kari.owns_phone("912345678"));
+        let phones = ["+47 22 00 00 00", "912 34 567", "+4791234567"];
+        let corrected = correct_values(
+            &phones,
+            |p| kari.owns_phone(p),
+            |_| "+47 987 65 432",
+            || "+47 987 65 432",
+        );
+        assert_eq!(
+            corrected,
+            ["+47 22 00 00 00", "+47 987 65 432"],
+            "hers replaced once, the switchboard kept"
+        );
+        let none = correct_values(&["+47 22 00 00 00"], |p| kari.owns_phone(p), |_| "new", || "new");
+        assert_eq!(none, ["new", "+47 22 00 00 00"]);
     }
 }

@@ -15,7 +15,7 @@ pub use connector::{
     Retained, Right, Support, TaskContext,
 };
 pub use error::{ConnectorError, DecodeError, decode, decode_body};
-pub use identity::{Email, Identities, IdentityError, Phone};
+pub use identity::{Email, Identities, IdentityError, Phone, correct_values};
 pub use processor::{Processor, UnknownProcessor};
 pub use record::{ByteStream, FileMeta, MemorySink, Record, RecordSink, SinkError, StoredFile, safe_file_name};
 pub use secret::{SecretError, SecretRef, section_enabled};

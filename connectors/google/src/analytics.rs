@@ -143,6 +143,7 @@ impl Google {
                 detail: json!({"requests": submitted}),
             }],
             notes,
+            ..Default::default()
         })
     }
 }

@@ -10,29 +10,66 @@ use crate::Google;
 use crate::client::{PROCESSOR, needs_role};
 use crate::wire::{QueryResponse, TableCell, TableFieldSchema, TableRow};
 
-/// Checks `project.dataset` so it can be placed in SQL: only the characters Google allows
-/// in project ids and dataset names, nothing that could end the quoted table name.
+/// Checks `project.dataset` so it can be placed in SQL and a URL path: only the characters
+/// Google allows in project ids (a domain-scoped one, `example.com:project`, included) and
+/// dataset names, nothing that could end the quoted table name.
+/// https://cloud.google.com/resource-manager/docs/creating-managing-projects (project ids)
 pub fn parse_dataset(value: &str) -> Result<(String, String), ConnectorError> {
     let bad = || ConnectorError::Permanent {
         processor: PROCESSOR,
         code: "config".into(),
         message: format!(
-            "processors.google.bigquery_dataset `{value}` must be `project.dataset` (letters, digits, - in the project, _ in the dataset)"
+            "processors.google.bigquery_dataset `{value}` must be `project.dataset` or `domain:project.dataset` \
+             (letters, digits, - in the project, _ in the dataset)"
         ),
     };
-    let (project, dataset) = value.split_once('.').ok_or_else(bad)?;
-    let project_ok = !project.is_empty()
-        && project.len() <= 30
-        && project
+    // Dataset names hold no dot; a domain-scoped project id does.
+    let (project, dataset) = value.rsplit_once('.').ok_or_else(bad)?;
+    let (domain, name) = match project.split_once(':') {
+        Some((domain, name)) => (Some(domain), name),
+        None => (None, project),
+    };
+    let domain_ok = domain.is_none_or(|d| {
+        !d.is_empty()
+            && d.contains('.')
+            && d.split('.').all(|label| {
+                !label.is_empty()
+                    && label
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            })
+    });
+    let name_ok = !name.is_empty()
+        && name.len() <= 30
+        && name
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
     let dataset_ok =
         !dataset.is_empty() && dataset.len() <= 1024 && dataset.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if project_ok && dataset_ok {
+    if domain_ok && name_ok && dataset_ok {
         Ok((project.to_string(), dataset.to_string()))
     } else {
         Err(bad())
     }
+}
+
+/// The subject's events over the export's daily tables, and its intraday tables only for
+/// days that have no daily table yet: while both exist for a day they hold the same events,
+/// and `events_*` matches both (`events_intraday_YYYYMMDD` is filled through the day and
+/// dropped once `events_YYYYMMDD` is complete:
+/// https://support.google.com/analytics/answer/9358801). Written over `events_*` alone, so a
+/// property without the streaming (intraday) export needs no table that does not exist.
+/// Identifiers travel as parameters, never in the SQL text.
+pub fn events_query(project: &str, dataset: &str) -> String {
+    format!(
+        "WITH matched AS (\
+           SELECT *, STARTS_WITH(_TABLE_SUFFIX, 'intraday_') AS dsr_intraday \
+           FROM `{project}.{dataset}.events_*` \
+           WHERE user_pseudo_id IN UNNEST(@client_ids) OR user_id IN UNNEST(@user_ids)) \
+         SELECT * EXCEPT (dsr_intraday) FROM matched \
+         WHERE NOT dsr_intraday OR event_date NOT IN (SELECT event_date FROM matched WHERE NOT dsr_intraday) \
+         ORDER BY event_timestamp"
+    )
 }
 
 fn string_array(name: &str, values: &[String]) -> Value {
@@ -112,12 +149,7 @@ impl Google {
             "grant {} the BigQuery Job User role on project {project} and Data Viewer on dataset {dataset}",
             self.tokens.account().email
         );
-        // Identifiers travel as parameters, never in the SQL text.
-        let query = format!(
-            "SELECT * FROM `{project}.{dataset}.events_*` \
-             WHERE user_pseudo_id IN UNNEST(@client_ids) OR user_id IN UNNEST(@user_ids) \
-             ORDER BY event_timestamp"
-        );
+        let query = events_query(&project, &dataset);
         let body = json!({
             "query": query,
             "useLegacySql": false,
@@ -201,7 +233,26 @@ mod tests {
             parse_dataset("racom-analytics.analytics_351234567").unwrap().1,
             "analytics_351234567"
         );
-        for bad in ["nodot", "p.d`; DROP TABLE x; --", "P.d", "p.", ".d", "p.d.e"] {
+        assert_eq!(
+            parse_dataset("example.com:racom-analytics.analytics_351234567").unwrap(),
+            (
+                "example.com:racom-analytics".to_string(),
+                "analytics_351234567".to_string()
+            ),
+            "a domain-scoped project id"
+        );
+        for bad in [
+            "nodot",
+            "p.d`; DROP TABLE x; --",
+            "P.d",
+            "p.",
+            ".d",
+            "p.d.e",
+            ":p.d",
+            "example:p.d",
+            "ex`ample.com:p.d",
+            "example.com:.d",
+        ] {
             assert!(parse_dataset(bad).is_err(), "{bad}");
         }
     }

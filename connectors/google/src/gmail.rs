@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use crate::Google;
 use crate::client::PROCESSOR;
 use crate::config::DeleteMode;
-use crate::wire::{MessageList, RawMessage};
+use crate::wire::{Message, MessageList, RawMessage};
 
 pub const SCOPE_FULL: &str = "https://mail.google.com/";
 pub const SCOPE_MODIFY: &str = "https://www.googleapis.com/auth/gmail.modify";
@@ -45,12 +45,20 @@ pub fn search_for(email: &Email) -> String {
     format!("from:{quoted} OR to:{quoted} OR cc:{quoted} OR bcc:{quoted}")
 }
 
+/// The headers a message's addresses are in, asked with `format=metadata`.
+const ADDRESS_HEADERS: [&str; 6] = ["From", "Sender", "To", "Cc", "Bcc", "Reply-To"];
+
 /// A message found for the subject in one mailbox.
 pub struct FoundMail {
     pub id: String,
     pub meta: MailMeta,
-    pub raw: Vec<u8>,
     pub from_subject: bool,
+}
+
+impl FoundMail {
+    pub fn in_trash(&self) -> bool {
+        self.meta.label_ids.iter().any(|l| l == "TRASH")
+    }
 }
 
 /// What the mail record says beside the `.eml`, under Gmail's field names.
@@ -108,17 +116,19 @@ impl Google {
         Ok(())
     }
 
-    /// Ids of messages matching `q` in `mailbox`, all pages.
-    async fn list_ids(&self, mailbox: &str, q: &str, include_trash: bool) -> Result<Vec<String>, ConnectorError> {
-        let client = self.gmail(mailbox);
+    /// Ids of messages matching `q` in `mailbox`, all pages, Spam and Trash included: mail
+    /// there is still held (`includeSpamTrash` is false by default,
+    /// https://developers.google.com/gmail/api/reference/rest/v1/users.messages/list).
+    async fn list_ids(&self, client: &VendorClient, mailbox: &str, q: &str) -> Result<Vec<String>, ConnectorError> {
         let url = format!("{}/messages", self.gmail_base(mailbox));
         let mut ids = Vec::new();
         let mut token: Option<String> = None;
         loop {
-            let mut query = vec![("q", q.to_string()), ("maxResults", "500".to_string())];
-            if include_trash {
-                query.push(("includeSpamTrash", "true".into()));
-            }
+            let mut query = vec![
+                ("q", q.to_string()),
+                ("maxResults", "500".to_string()),
+                ("includeSpamTrash", "true".to_string()),
+            ];
             if let Some(t) = &token {
                 query.push(("pageToken", t.clone()));
             }
@@ -134,30 +144,78 @@ impl Google {
         }
     }
 
-    /// The subject's messages in `mailbox`, with their raw bytes, each once, exact addresses only.
     /// Ids of the messages in `mailbox` that Gmail's search returns for any of the subject's
-    /// addresses (loosely: each still needs the exact-address check in `fetch_mail`).
+    /// addresses (loosely: each still needs the exact-address check in `match_mail`).
     async fn candidate_ids(
         &self,
+        client: &VendorClient,
         mailbox: &str,
         subject: &Identities,
-        include_trash: bool,
     ) -> Result<BTreeSet<String>, ConnectorError> {
         let mut ids = BTreeSet::new();
         for email in &subject.emails {
-            ids.extend(self.list_ids(mailbox, &search_for(email), include_trash).await?);
+            ids.extend(self.list_ids(client, mailbox, &search_for(email)).await?);
         }
         Ok(ids)
     }
 
-    /// One message with its raw bytes, if it names one of the subject's addresses exactly.
-    async fn fetch_mail(
+    /// One message's address headers and labels (`format=metadata`), if it names one of the
+    /// subject's addresses exactly: the raw message is fetched only for those that do.
+    async fn match_mail(
         &self,
         client: &VendorClient,
         mailbox: &str,
         id: &str,
         subject: &Identities,
     ) -> Result<Option<FoundMail>, ConnectorError> {
+        let url = format!("{}/messages/{}", self.gmail_base(mailbox), urlencode(id));
+        let mut query = vec![("format", "metadata")];
+        query.extend(ADDRESS_HEADERS.iter().map(|h| ("metadataHeaders", *h)));
+        let message: Message = match client.json(mailbox, |http| http.get(&url).query(&query)).await {
+            Ok(m) => m,
+            Err(e) if e.is_not_found() => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        // The headers as a header block, so addresses are read as an e-mail parser reads them.
+        let block: String = message
+            .payload
+            .headers
+            .iter()
+            .filter(|h| ADDRESS_HEADERS.iter().any(|a| a.eq_ignore_ascii_case(&h.name)))
+            .map(|h| format!("{}: {}\r\n", h.name, h.value.replace(['\r', '\n'], " ")))
+            .collect::<String>()
+            + "\r\n";
+        // Gmail's search matches loosely: keep only the subject's exact addresses.
+        if !header_addresses(block.as_bytes()).iter().any(|a| subject.owns_email(a)) {
+            return Ok(None);
+        }
+        let from = mail_parser::MessageParser::default()
+            .parse_headers(block.as_bytes())
+            .and_then(|m| {
+                m.from()
+                    .and_then(|f| f.first())
+                    .and_then(|a| a.address())
+                    .map(str::to_lowercase)
+            });
+        Ok(Some(FoundMail {
+            from_subject: from.is_some_and(|f| subject.owns_email(&f)),
+            meta: MailMeta {
+                id: message.id,
+                thread_id: message.thread_id.unwrap_or_default(),
+                label_ids: message.label_ids,
+                snippet: message.snippet,
+            },
+            id: id.to_string(),
+        }))
+    }
+
+    /// The message exactly as Gmail stores it (`format=raw`), once, for the bundle.
+    async fn raw_mail(
+        &self,
+        client: &VendorClient,
+        mailbox: &str,
+        id: &str,
+    ) -> Result<Option<Vec<u8>>, ConnectorError> {
         let url = format!("{}/messages/{}", self.gmail_base(mailbox), urlencode(id));
         let message: RawMessage = match client
             .json(mailbox, |http| http.get(&url).query(&[("format", "raw")]))
@@ -168,55 +226,25 @@ impl Google {
             Err(e) => return Err(e),
         };
         let encoded = message.raw.trim_end_matches('=');
-        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(encoded)
+            .map(Some)
             .map_err(|e| ConnectorError::RetryLater {
                 processor: PROCESSOR,
                 code: "invalid_response".into(),
                 message: format!("Gmail returned a raw message that is not base64url: {e}"),
                 after: None,
-            })?;
-        // Gmail's search matches loosely: keep only the subject's exact addresses.
-        if !header_addresses(&raw)
-            .iter()
-            .any(|a| subject.emails.iter().any(|e| e.matches(a)))
-        {
-            return Ok(None);
-        }
-        let from = mail_parser::MessageParser::default()
-            .parse_headers(&raw[..])
-            .and_then(|m| {
-                m.from()
-                    .and_then(|f| f.first())
-                    .and_then(|a| a.address())
-                    .map(str::to_lowercase)
-            });
-        Ok(Some(FoundMail {
-            from_subject: from.is_some_and(|f| subject.emails.iter().any(|e| e.matches(&f))),
-            meta: MailMeta {
-                id: message.id,
-                thread_id: message.thread_id,
-                label_ids: message.label_ids,
-                snippet: message.snippet,
-            },
-            id: id.to_string(),
-            raw,
-        }))
+            })
     }
 
-    /// Ids of the subject's messages in `mailbox` (exact addresses only). Messages are read
-    /// one at a time and not kept.
-    pub async fn find_mail(
-        &self,
-        mailbox: &str,
-        subject: &Identities,
-        include_trash: bool,
-    ) -> Result<Vec<String>, ConnectorError> {
+    /// The subject's messages in `mailbox` (exact addresses only), Spam and Trash included,
+    /// with their labels.
+    pub async fn find_mail(&self, mailbox: &str, subject: &Identities) -> Result<Vec<FoundMail>, ConnectorError> {
         let client = self.gmail(mailbox);
         let mut found = Vec::new();
-        for id in self.candidate_ids(mailbox, subject, include_trash).await? {
-            if self.fetch_mail(&client, mailbox, &id, subject).await?.is_some() {
-                found.push(id);
+        for id in self.candidate_ids(&client, mailbox, subject).await? {
+            if let Some(mail) = self.match_mail(&client, mailbox, &id, subject).await? {
+                found.push(mail);
             }
         }
         Ok(found)
@@ -229,13 +257,13 @@ impl Google {
         };
         let mut count = 0;
         for mailbox in &workspace.mailboxes {
-            // One message in memory at a time: fetched, stored, let go.
             let client = self.gmail(mailbox);
-            for id in self.candidate_ids(mailbox, subject, false).await? {
-                let Some(mail) = self.fetch_mail(&client, mailbox, &id, subject).await? else {
+            for mail in self.find_mail(mailbox, subject).await? {
+                // One message in memory at a time: fetched, stored, let go.
+                let Some(raw) = self.raw_mail(&client, mailbox, &mail.id).await? else {
                     continue;
                 };
-                let body = futures::stream::once(async move { Ok(bytes::Bytes::from(mail.raw)) });
+                let body = futures::stream::once(async move { Ok(bytes::Bytes::from(raw)) });
                 let meta = FileMeta {
                     folder: "mail".into(),
                     name: format!("{}.eml", mail.id),
@@ -261,7 +289,8 @@ impl Google {
         Ok(count)
     }
 
-    /// Deletes (or trashes) the subject's messages in every mailbox; returns (found, changed, evidence).
+    /// Deletes (or trashes) the subject's messages in every mailbox, those in Spam and the
+    /// Trash included; returns (found, changed, evidence).
     pub async fn erase_mail(
         &self,
         subject: &Identities,
@@ -273,8 +302,14 @@ impl Google {
         let (mut found, mut changed) = (0u64, 0u64);
         let mut evidence = Vec::new();
         for mailbox in &workspace.mailboxes {
-            let ids = self.find_mail(mailbox, subject, false).await?;
-            found += ids.len() as u64;
+            let mails = self.find_mail(mailbox, subject).await?;
+            found += mails.len() as u64;
+            // In soft mode a message already in the Trash is where soft deletion puts it.
+            let ids: Vec<String> = mails
+                .into_iter()
+                .filter(|m| workspace.delete_mode == DeleteMode::Hard || !m.in_trash())
+                .map(|m| m.id)
+                .collect();
             if dry_run || ids.is_empty() {
                 continue;
             }
@@ -305,12 +340,17 @@ impl Google {
         let Some(workspace) = &self.config.workspace else {
             return Ok((0, 0));
         };
-        let (mut live, mut everywhere) = (0u64, 0u64);
+        let (mut live, mut trashed) = (0u64, 0u64);
         for mailbox in &workspace.mailboxes {
-            live += self.find_mail(mailbox, subject, false).await?.len() as u64;
-            everywhere += self.find_mail(mailbox, subject, true).await?.len() as u64;
+            for mail in self.find_mail(mailbox, subject).await? {
+                if mail.in_trash() {
+                    trashed += 1;
+                } else {
+                    live += 1;
+                }
+            }
         }
-        Ok((live, everywhere - live))
+        Ok((live, trashed))
     }
 }
 

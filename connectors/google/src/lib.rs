@@ -20,7 +20,7 @@ use std::time::Duration;
 use dsr_connector::http::{Limits, RateLimiter, VendorClient};
 use dsr_connector::{
     AccessSummary, Capabilities, ChangeReport, CheckReport, Connector, ConnectorError, Evidence, Identities, Processor,
-    RecordSink, Support, TaskContext,
+    RecordSink, Retained, Support, TaskContext,
 };
 use secrecy::ExposeSecret;
 use std::sync::Arc;
@@ -165,7 +165,8 @@ impl Connector for Google {
         for mailbox in self.config.workspace.iter().flat_map(|w| &w.mailboxes) {
             self.probe_mailbox(mailbox).await?;
             self.find_contacts(mailbox, &nobody).await?;
-            details.push(format!("mail and contacts of {mailbox} readable"));
+            self.find_other_contacts(mailbox, &nobody).await?;
+            details.push(format!("mail, contacts and other contacts of {mailbox} readable"));
         }
         Ok(CheckReport { ok: true, details })
     }
@@ -193,15 +194,20 @@ impl Connector for Google {
             }
         };
         let mail = self.export_mail(subject, sink).await?;
-        let contacts = self.export_contacts(subject, sink).await?;
+        let contacts = self.export_book(people::Book::Contacts, subject, sink).await?;
+        let other_contacts = self.export_book(people::Book::OtherContacts, subject, sink).await?;
         if self.config.workspace.is_some() {
             notes.push(
-                "Workspace mail is exported as .eml files, exactly as Gmail stores it, with attachments inside.".into(),
+                "Workspace mail is exported as .eml files, exactly as Gmail stores it, with attachments inside; mail in Spam and the Trash is included.".into(),
+            );
+            notes.push(
+                "Other contacts are the addresses Gmail saved from mail the company's users exchanged with the subject.".into(),
             );
         }
         Ok(AccessSummary {
-            found: events + mail + contacts,
+            found: events + mail + contacts + other_contacts,
             notes,
+            ..Default::default()
         })
     }
 
@@ -218,6 +224,19 @@ impl Connector for Google {
             kind: "workspace_deletions".into(),
             detail: serde_json::json!({"mail": mail_evidence, "contacts": people_evidence}),
         });
+        // Found and kept: the API cannot delete them; the owners must, by hand.
+        let other = self.count_other_contacts(subject).await?;
+        let kept: u64 = other.iter().map(|(_, n)| n).sum();
+        if kept > 0 {
+            report.found += kept;
+            let mailboxes: Vec<&str> = other.iter().map(|(m, _)| m.as_str()).collect();
+            report.retained.push(Retained {
+                category: "other_contacts".into(),
+                count: kept,
+                reason: format!("{} Mailboxes: {}.", people::OTHER_CONTACTS_KEPT, mailboxes.join(", ")),
+                legal_basis: "not retained by choice: Google's API offers no deletion; awaiting manual removal".into(),
+            });
+        }
         if !ctx.dry_run {
             let (live, trashed) = self.verify_mail(subject).await?;
             let mut contacts_left = 0;
@@ -264,6 +283,7 @@ impl Connector for Google {
                 detail: serde_json::json!(evidence),
             }],
             notes,
+            ..Default::default()
         })
     }
 

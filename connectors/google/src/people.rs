@@ -4,16 +4,56 @@
 //! time, as Google requires.
 
 use dsr_connector::http::VendorClient;
-use dsr_connector::{ConnectorError, FieldChange, Identities, Record, RecordSink, RectifyField};
+use dsr_connector::{ConnectorError, FieldChange, Identities, Record, RecordSink, RectifyField, correct_values};
 use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::Google;
 use crate::client::is_stale;
-use crate::wire::{Address, ConnectionList, Person, PersonUpdate, PhoneNumber};
+use crate::wire::{Address, ConnectionList, EmailAddress, OtherContactList, Person, PersonUpdate, PhoneNumber};
 
 pub const SCOPE_CONTACTS: &str = "https://www.googleapis.com/auth/contacts";
+/// Read-only: the People API can list "other contacts" but offers no way to delete them.
+pub const SCOPE_OTHER_CONTACTS: &str = "https://www.googleapis.com/auth/contacts.other.readonly";
+const OTHER_CONTACT_FIELDS: &str = "names,emailAddresses,phoneNumbers,metadata";
+
+/// Why other contacts are kept after an erasure, and what the mailbox owner does instead.
+pub const OTHER_CONTACTS_KEPT: &str = "Google keeps the addresses Gmail saves from mail as \"other contacts\", and its People API offers no way to delete them (copying one into My Contacts and deleting the copy leaves the original). The owner of each mailbox listed must remove them in Google Contacts > Other contacts.";
 const PERSON_FIELDS: &str = "names,emailAddresses,phoneNumbers,organizations,addresses,metadata";
+
+/// One page of a People list: its people and the next page's token.
+trait PeoplePage: serde::de::DeserializeOwned {
+    fn into_parts(self) -> (Vec<Person>, Option<String>);
+}
+
+impl PeoplePage for ConnectionList {
+    fn into_parts(self) -> (Vec<Person>, Option<String>) {
+        (self.connections, self.next_page_token)
+    }
+}
+
+impl PeoplePage for OtherContactList {
+    fn into_parts(self) -> (Vec<Person>, Option<String>) {
+        (self.other_contacts, self.next_page_token)
+    }
+}
+
+/// A user's address books: the contacts they keep, and those Gmail saved from mail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Book {
+    Contacts,
+    OtherContacts,
+}
+
+impl Book {
+    /// The bundle category its entries go in.
+    pub fn category(self) -> &'static str {
+        match self {
+            Book::Contacts => "contacts",
+            Book::OtherContacts => "other_contacts",
+        }
+    }
+}
 
 /// A contact as exported: the person as People returns it, and the mailbox it is in.
 #[derive(Serialize)]
@@ -55,31 +95,39 @@ pub fn changes_for(person: &Person, changes: &[FieldChange], subject: &Identitie
             ),
             RectifyField::Company => organization.get_or_insert_with(Default::default).name = value,
             RectifyField::JobTitle => organization.get_or_insert_with(Default::default).title = value,
+            // One rule for every processor: the entries that are the subject's are
+            // corrected, the record's other entries stay (dsr_connector::correct_values).
             RectifyField::Email => {
-                let list = person
-                    .email_addresses
-                    .iter()
-                    .map(|entry| {
-                        let mut entry = entry.clone();
-                        if entry.value.as_deref().is_some_and(|v| subject.emails.iter().any(|e| e.matches(v))) {
-                            entry.value = value.clone();
-                        }
-                        entry
-                    })
-                    .collect();
+                let list = correct_values(
+                    &person.email_addresses,
+                    |e| e.value.as_deref().is_some_and(|v| subject.owns_email(v)),
+                    |e| EmailAddress {
+                        value: value.clone(),
+                        ..e.clone()
+                    },
+                    || EmailAddress {
+                        value: value.clone(),
+                        ..Default::default()
+                    },
+                );
                 update.email_addresses = Some(list);
             }
             RectifyField::Phone => {
-                let mut list: Vec<PhoneNumber> = person
-                    .phone_numbers
-                    .iter()
-                    .filter(|p| p.kind.as_deref() != Some("mobile"))
-                    .cloned()
-                    .collect();
-                list.insert(
-                    0,
-                    PhoneNumber {
-                        value,
+                let list = correct_values(
+                    &person.phone_numbers,
+                    |p| {
+                        p.canonical_form
+                            .as_deref()
+                            .or(p.value.as_deref())
+                            .is_some_and(|v| subject.owns_phone(v))
+                    },
+                    |p| PhoneNumber {
+                        value: value.clone(),
+                        canonical_form: None,
+                        ..p.clone()
+                    },
+                    || PhoneNumber {
+                        value: value.clone(),
                         kind: Some("mobile".into()),
                         ..Default::default()
                     },
@@ -126,27 +174,65 @@ impl Google {
     pub async fn find_contacts(&self, mailbox: &str, subject: &Identities) -> Result<Vec<Person>, ConnectorError> {
         let client = self.people(mailbox);
         let url = self.people_url("people/me/connections");
+        self.matching::<ConnectionList>(&client, mailbox, &url, ("personFields", PERSON_FIELDS), subject)
+            .await
+    }
+
+    /// The subject's "other contacts" in `mailbox` (addresses Workspace saved from mail).
+    pub async fn find_other_contacts(
+        &self,
+        mailbox: &str,
+        subject: &Identities,
+    ) -> Result<Vec<Person>, ConnectorError> {
+        let client = self.client_for(&[SCOPE_OTHER_CONTACTS], Some(mailbox));
+        let url = self.people_url("otherContacts");
+        self.matching::<OtherContactList>(&client, mailbox, &url, ("readMask", OTHER_CONTACT_FIELDS), subject)
+            .await
+    }
+
+    /// Every page of a People list at `url`, keeping the entries that are the subject's.
+    async fn matching<P: PeoplePage>(
+        &self,
+        client: &VendorClient,
+        mailbox: &str,
+        url: &str,
+        fields: (&str, &str),
+        subject: &Identities,
+    ) -> Result<Vec<Person>, ConnectorError> {
         let mut found = Vec::new();
         let mut token: Option<String> = None;
         loop {
-            let mut query = vec![
-                ("personFields", PERSON_FIELDS.to_string()),
-                ("pageSize", "1000".to_string()),
-            ];
+            let mut query = vec![(fields.0, fields.1.to_string()), ("pageSize", "1000".to_string())];
             if let Some(t) = &token {
                 query.push(("pageToken", t.clone()));
             }
-            let page: ConnectionList = client.json(mailbox, |http| http.get(&url).query(&query)).await?;
-            found.extend(page.connections.into_iter().filter(|p| names_subject(p, subject)));
-            token = page.next_page_token;
+            let page: P = client.json(mailbox, |http| http.get(url).query(&query)).await?;
+            let (people, next) = page.into_parts();
+            found.extend(people.into_iter().filter(|p| names_subject(p, subject)));
+            token = next;
             if token.is_none() {
                 return Ok(found);
             }
         }
     }
 
-    pub async fn export_contacts(
+    /// Other contacts cannot be deleted through the API: how many there are, per mailbox, to
+    /// report as retained with the manual step.
+    pub async fn count_other_contacts(&self, subject: &Identities) -> Result<Vec<(String, u64)>, ConnectorError> {
+        let mut counts = Vec::new();
+        for mailbox in self.config.workspace.iter().flat_map(|w| &w.mailboxes) {
+            let n = self.find_other_contacts(mailbox, subject).await?.len() as u64;
+            if n > 0 {
+                counts.push((mailbox.clone(), n));
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Exports the subject's entries in one address book of every mailbox; returns how many.
+    pub async fn export_book(
         &self,
+        book: Book,
         subject: &Identities,
         sink: &mut dyn RecordSink,
     ) -> Result<u64, ConnectorError> {
@@ -155,13 +241,17 @@ impl Google {
         };
         let mut count = 0;
         for mailbox in &workspace.mailboxes {
-            for person in self.find_contacts(mailbox, subject).await? {
+            let people = match book {
+                Book::Contacts => self.find_contacts(mailbox, subject).await?,
+                Book::OtherContacts => self.find_other_contacts(mailbox, subject).await?,
+            };
+            for person in people {
                 let data = json!(ContactRecord {
                     person: &person,
                     mailbox,
                 });
                 sink.accept(Record {
-                    category: "contacts".into(),
+                    category: book.category().into(),
                     id: Some(person.resource_name),
                     provided_by_subject: false,
                     data,
@@ -325,6 +415,7 @@ mod tests {
             "phoneNumbers": [{"value": "22 33 44 55", "type": "work"}, {"value": "912 34 567", "type": "mobile"}]}));
         let subject = Identities {
             emails: vec![Email::parse("kari@example.no").unwrap()],
+            phones: vec![Phone::parse("912 34 567", "NO").unwrap()],
             ..Default::default()
         };
         let changes = [
@@ -343,7 +434,8 @@ mod tests {
             serde_json::to_value(&update).unwrap(),
             json!({
                 "emailAddresses": [{"value": "kari.hansen@example.no", "type": "home"}, {"value": "kari@jobb.no", "type": "work"}],
-                "phoneNumbers": [{"value": "+47 987 65 432", "type": "mobile"}, {"value": "22 33 44 55", "type": "work"}]})
+                "phoneNumbers": [{"value": "22 33 44 55", "type": "work"}, {"value": "+47 987 65 432", "type": "mobile"}]}),
+            "her number is replaced in place; the office number stays"
         );
     }
 }

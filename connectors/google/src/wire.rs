@@ -149,6 +149,19 @@ pub struct ConnectionList {
     pub total_items: Option<u32>,
 }
 
+/// `otherContacts.list`: the addresses Workspace saved from a user's mail ("Other contacts").
+/// https://developers.google.com/people/api/rest/v1/otherContacts/list
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OtherContactList {
+    #[serde(default)]
+    pub other_contacts: Vec<Person>,
+    #[serde(default)]
+    pub next_page_token: Option<String>,
+    #[serde(default)]
+    pub total_size: Option<u32>,
+}
+
 /// `people.searchContacts`: at most 30 prefix matches, no paging (dsr pages `connections`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct SearchResponse {

@@ -10,7 +10,8 @@ use serde_json::{Value, json};
 
 use crate::Microsoft365;
 use crate::client::{kql_value, needs_permission, odata_literal};
-use crate::wire::{Attachment, Contact, Message, User};
+use crate::reach::Reach;
+use crate::wire::{Attachment, Contact, ContactFolder, Message, User};
 
 /// What a search returns per message: enough to check the addresses and find the folder.
 const SEARCH_FIELDS: &str =
@@ -30,12 +31,41 @@ pub struct FoundMessage {
     pub message: Message,
 }
 
-/// A contact found for the subject.
+/// A contact found for the subject, and the contact folder it is in (`None`: the default
+/// Contacts folder).
 #[derive(Debug, Clone)]
 pub struct FoundContact {
     pub mailbox: Mailbox,
+    pub folder: Option<String>,
     pub contact: Contact,
 }
+
+impl FoundContact {
+    /// The contact's address under its folder, as Graph documents it for each.
+    pub fn segments(&self) -> Vec<&str> {
+        match &self.folder {
+            None => vec!["users", &self.mailbox.key, "contacts", &self.contact.id],
+            Some(folder) => vec![
+                "users",
+                &self.mailbox.key,
+                "contactFolders",
+                folder,
+                "contacts",
+                &self.contact.id,
+            ],
+        }
+    }
+}
+
+/// Graph cannot read an online archive mailbox: said wherever dsr reports on Microsoft 365.
+pub const NO_ARCHIVE: &str = "Microsoft Graph cannot read online archive mailboxes (In-Place Archive): mail moved there was \
+     not searched. The company searches archives with Microsoft Purview eDiscovery.";
+
+/// `/users` pages at most 999 users (https://learn.microsoft.com/en-us/graph/api/user-list).
+const USERS_TOP_MAX: u32 = 999;
+
+/// Contact folders nested deeper than this are not followed (a guard against a loop).
+const MAX_FOLDER_DEPTH: usize = 16;
 
 /// A message as exported: Graph's whole message, the mailbox it is in and its attachments.
 #[derive(Serialize)]
@@ -96,7 +126,7 @@ impl Microsoft365 {
                 })
                 .collect());
         }
-        let top = self.graph.page_size.to_string();
+        let top = self.graph.page_size.min(USERS_TOP_MAX).to_string();
         let url = self
             .graph
             .url(&["users"], &[("$select", "id,mail,userPrincipalName"), ("$top", &top)]);
@@ -204,7 +234,43 @@ impl Microsoft365 {
         Ok(found)
     }
 
-    /// Contacts in `mailbox` with one of the subject's addresses.
+    /// Every contact folder of `mailbox` below the default one, child folders included.
+    /// `/users/{id}/contacts` covers the default folder only
+    /// (https://learn.microsoft.com/en-us/graph/api/user-list-contactfolders,
+    /// https://learn.microsoft.com/en-us/graph/api/contactfolder-list-childfolders).
+    pub async fn contact_folders(&self, mailbox: &Mailbox) -> Result<Vec<String>, ConnectorError> {
+        let top = self.graph.page_size.to_string();
+        let url = self.graph.url(
+            &["users", &mailbox.key, "contactFolders"],
+            &[("$select", "id"), ("$top", &top)],
+        );
+        let mut pending: Vec<(String, usize)> = self
+            .graph
+            .all::<ContactFolder>(&mailbox.key, url)
+            .await
+            .map_err(|e| needs_permission(e, "Contacts.ReadWrite", "read contact folders"))?
+            .into_iter()
+            .map(|f| (f.id, 0))
+            .collect();
+        let mut folders = Vec::new();
+        while let Some((folder, depth)) = pending.pop() {
+            if folders.contains(&folder) {
+                continue;
+            }
+            if depth < MAX_FOLDER_DEPTH {
+                let url = self.graph.url(
+                    &["users", &mailbox.key, "contactFolders", &folder, "childFolders"],
+                    &[("$select", "id"), ("$top", &top)],
+                );
+                let children: Vec<ContactFolder> = self.graph.all(&mailbox.key, url).await?;
+                pending.extend(children.into_iter().map(|c| (c.id, depth + 1)));
+            }
+            folders.push(folder);
+        }
+        Ok(folders)
+    }
+
+    /// Contacts in `mailbox`, in every folder, with one of the subject's addresses.
     pub async fn find_contacts(
         &self,
         mailbox: &Mailbox,
@@ -212,24 +278,33 @@ impl Microsoft365 {
     ) -> Result<Vec<FoundContact>, ConnectorError> {
         let mut seen = HashSet::new();
         let mut found = Vec::new();
+        if subject.emails.is_empty() {
+            return Ok(found);
+        }
         let top = self.graph.page_size.to_string();
-        for email in &subject.emails {
-            let filter = format!("emailAddresses/any(a:a/address eq {})", odata_literal(email.as_str()));
-            let url = self.graph.url(
-                &["users", &mailbox.key, "contacts"],
-                &[("$filter", &filter), ("$top", &top)],
-            );
-            let contacts: Vec<Contact> = self
-                .graph
-                .all(&mailbox.key, url)
-                .await
-                .map_err(|e| needs_permission(e, "Contacts.ReadWrite", "read contacts"))?;
-            for contact in contacts {
-                if seen.insert(contact.id.clone()) {
-                    found.push(FoundContact {
-                        mailbox: mailbox.clone(),
-                        contact,
-                    });
+        let mut places: Vec<Option<String>> = vec![None];
+        places.extend(self.contact_folders(mailbox).await?.into_iter().map(Some));
+        for folder in places {
+            for email in &subject.emails {
+                let filter = format!("emailAddresses/any(a:a/address eq {})", odata_literal(email.as_str()));
+                let segments: Vec<&str> = match &folder {
+                    None => vec!["users", &mailbox.key, "contacts"],
+                    Some(f) => vec!["users", &mailbox.key, "contactFolders", f, "contacts"],
+                };
+                let url = self.graph.url(&segments, &[("$filter", &filter), ("$top", &top)]);
+                let contacts: Vec<Contact> = self
+                    .graph
+                    .all(&mailbox.key, url)
+                    .await
+                    .map_err(|e| needs_permission(e, "Contacts.ReadWrite", "read contacts"))?;
+                for contact in contacts {
+                    if seen.insert(contact.id.clone()) {
+                        found.push(FoundContact {
+                            mailbox: mailbox.clone(),
+                            folder: folder.clone(),
+                            contact,
+                        });
+                    }
                 }
             }
         }
@@ -300,16 +375,22 @@ impl Microsoft365 {
         Ok(described)
     }
 
-    /// Exports everything found for the subject into the sink; returns how many records.
+    /// Exports everything found for the subject into the sink; returns how many records and
+    /// which mailboxes were searched or skipped.
     pub async fn export(
         &self,
         subject: &Identities,
         sink: &mut dyn RecordSink,
         notes: &mut Vec<String>,
-    ) -> Result<u64, ConnectorError> {
+    ) -> Result<(u64, Reach), ConnectorError> {
         let mut count = 0;
+        let mut reach = Reach::new(self.config.all_mailboxes());
         for mailbox in self.mailboxes().await? {
-            for found in self.find_messages(&mailbox, subject, notes).await? {
+            let first = self.find_messages(&mailbox, subject, notes).await;
+            let Some(messages) = reach.admit(&mailbox, first)? else {
+                continue;
+            };
+            for found in messages {
                 // The search returned headers only; each message is read whole, exported,
                 // and let go, so a heavy correspondent's mail is never held at once.
                 let url = self
@@ -358,7 +439,8 @@ impl Microsoft365 {
                 count += 1;
             }
         }
-        Ok(count)
+        reach.finish()?;
+        Ok((count, reach))
     }
 }
 

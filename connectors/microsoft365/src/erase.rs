@@ -10,6 +10,7 @@ use crate::Microsoft365;
 use crate::access::Mailbox;
 use crate::client::needs_permission;
 use crate::config::DeleteMode;
+use crate::reach::Reach;
 use crate::wire::MailFolder;
 
 /// What the search after the deletes still found: the evidence of the erasure.
@@ -30,18 +31,24 @@ enum Deleted {
 }
 
 impl Microsoft365 {
-    async fn delete_item(&self, mailbox: &Mailbox, collection: &str, id: &str) -> Result<Deleted, ConnectorError> {
+    /// Deletes the item at `segments` (a message or a contact, in whichever folder).
+    async fn delete_item(
+        &self,
+        mailbox: &Mailbox,
+        segments: &[&str],
+        collection: &str,
+    ) -> Result<Deleted, ConnectorError> {
         let hard = self.config.delete_mode == DeleteMode::Hard;
         let result = if hard {
-            let url = self
-                .graph
-                .url(&["users", &mailbox.key, collection, id, "permanentDelete"], &[]);
+            let mut path = segments.to_vec();
+            path.push("permanentDelete");
+            let url = self.graph.url(&path, &[]);
             self.graph
                 .client
                 .remove(&mailbox.key, |http| http.post(url.clone()))
                 .await
         } else {
-            let url = self.graph.url(&["users", &mailbox.key, collection, id], &[]);
+            let url = self.graph.url(segments, &[]);
             self.graph
                 .client
                 .remove(&mailbox.key, |http| http.delete(url.clone()))
@@ -76,31 +83,38 @@ impl Microsoft365 {
         let mut found = 0u64;
         let mut changed = 0u64;
         let mut erased: Vec<Value> = Vec::new();
-        let mailboxes = self.mailboxes().await?;
-        for mailbox in &mailboxes {
-            let messages = self.find_messages(mailbox, subject, &mut notes).await?;
+        let mut reach = Reach::new(self.config.all_mailboxes());
+        for mailbox in &self.mailboxes().await? {
+            let first = self.find_messages(mailbox, subject, &mut notes).await;
+            let Some(messages) = reach.admit(mailbox, first)? else {
+                continue;
+            };
             let contacts = self.find_contacts(mailbox, subject).await?;
             found += (messages.len() + contacts.len()) as u64;
             if ctx.dry_run {
                 continue;
             }
-            for (collection, ids) in [
-                (
-                    "messages",
-                    messages.into_iter().map(|m| m.message.id).collect::<Vec<_>>(),
-                ),
-                ("contacts", contacts.into_iter().map(|c| c.contact.id).collect()),
-            ] {
-                for id in ids {
-                    let outcome = self.delete_item(mailbox, collection, &id).await?;
-                    changed += 1;
-                    erased.push(json!({
-                        "mailbox": mailbox.address, "collection": collection, "id": id,
-                        "result": match outcome { Deleted::Now => "deleted", Deleted::Already => "already_gone" },
-                    }));
-                }
+            let items = messages
+                .iter()
+                .map(|m| {
+                    (
+                        "messages",
+                        vec!["users", &mailbox.key, "messages", &m.message.id],
+                        &m.message.id,
+                    )
+                })
+                .chain(contacts.iter().map(|c| ("contacts", c.segments(), &c.contact.id)));
+            for (collection, segments, id) in items {
+                let outcome = self.delete_item(mailbox, &segments, collection).await?;
+                changed += 1;
+                erased.push(json!({
+                    "mailbox": mailbox.address, "collection": collection, "id": id,
+                    "result": match outcome { Deleted::Now => "deleted", Deleted::Already => "already_gone" },
+                }));
             }
         }
+        reach.finish()?;
+        let mailboxes = reach.searched.clone();
         let mut evidence = vec![Evidence {
             kind: "graph_deletions".into(),
             detail: json!({"mode": self.mode_name(), "items": erased}),
@@ -128,12 +142,15 @@ impl Microsoft365 {
                 ),
             });
         }
+        notes.extend(reach.subject_note());
+        notes.push(crate::access::NO_ARCHIVE.into());
         Ok(ChangeReport {
             found,
             changed,
             retained: vec![],
             evidence,
             notes,
+            operator_notes: reach.operator_notes(),
         })
     }
 

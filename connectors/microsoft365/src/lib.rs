@@ -10,6 +10,7 @@ pub mod access;
 pub mod client;
 pub mod config;
 pub mod erase;
+pub mod reach;
 pub mod rectify;
 pub mod wire;
 
@@ -24,6 +25,9 @@ use crate::client::{Graph, PROCESSOR, needs_permission};
 use crate::wire::{Contact, MailFolder, ODataPage};
 
 const NO_CONSENT: &str = "Microsoft 365 holds the company's mail and contacts, not consents or marketing subscriptions: there is nothing there to withdraw (newsletter consent lives in SuperOffice and Wix).";
+
+/// How many mailboxes `dsr doctor` opens.
+const CHECKED_MAILBOXES: usize = 50;
 
 pub struct Microsoft365 {
     config: Microsoft365Config,
@@ -63,22 +67,36 @@ impl Connector for Microsoft365 {
         let mut details = Vec::new();
         let mailboxes = self.mailboxes().await?;
         details.push(format!("token issued; {} mailbox(es) to search", mailboxes.len()));
-        if let Some(first) = mailboxes.first() {
+        // Each mailbox's inbox, as a request would first reach it (a large tenant: the first
+        // CHECKED_MAILBOXES), so users without a mailbox and fenced mailboxes are named here.
+        let mut reach = reach::Reach::new(self.config.all_mailboxes());
+        for mailbox in mailboxes.iter().take(CHECKED_MAILBOXES) {
             let url = self
                 .graph
-                .url(&["users", &first.key, "mailFolders", "inbox"], &[("$select", "id")]);
-            self.graph
-                .get::<MailFolder>(&first.key, url)
+                .url(&["users", &mailbox.key, "mailFolders", "inbox"], &[("$select", "id")]);
+            let first = self
+                .graph
+                .get::<MailFolder>(&mailbox.key, url)
                 .await
-                .map_err(|e| needs_permission(e, "Mail.ReadWrite", "read mail"))?;
+                .map_err(|e| needs_permission(e, "Mail.ReadWrite", "read mail"));
+            reach.admit(mailbox, first)?;
+        }
+        reach.finish()?;
+        details.extend(reach.operator_notes());
+        if let Some(first) = reach.searched.first() {
             let url = self.graph.url(&["users", &first.key, "contacts"], &[("$top", "1")]);
             // Read as dsr reads contacts, so a contact of another shape shows here first.
             self.graph
                 .get::<ODataPage<Contact>>(&first.key, url)
                 .await
                 .map_err(|e| needs_permission(e, "Contacts.ReadWrite", "read contacts"))?;
-            details.push(format!("mail and contacts of {} readable", first.address));
+            details.push(format!(
+                "mail and contacts readable ({} of {} mailbox(es) checked)",
+                reach.searched.len(),
+                mailboxes.len().min(CHECKED_MAILBOXES)
+            ));
         }
+        details.push(access::NO_ARCHIVE.into());
         Ok(CheckReport { ok: true, details })
     }
 
@@ -91,10 +109,20 @@ impl Connector for Microsoft365 {
         let mut notes = Vec::new();
         if subject.emails.is_empty() {
             notes.push("Mail and contacts are found by e-mail address, and none was given.".into());
-            return Ok(AccessSummary { found: 0, notes });
+            return Ok(AccessSummary {
+                found: 0,
+                notes,
+                ..Default::default()
+            });
         }
-        let found = self.export(subject, sink, &mut notes).await?;
-        Ok(AccessSummary { found, notes })
+        let (found, reach) = self.export(subject, sink, &mut notes).await?;
+        notes.extend(reach.subject_note());
+        notes.push(access::NO_ARCHIVE.into());
+        Ok(AccessSummary {
+            found,
+            notes,
+            operator_notes: reach.operator_notes(),
+        })
     }
 
     async fn erase(&self, ctx: &TaskContext, subject: &Identities) -> Result<ChangeReport, ConnectorError> {

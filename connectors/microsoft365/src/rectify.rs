@@ -1,11 +1,13 @@
 //! Correcting the subject's contact entries (Art. 16), with before and after per field.
 
-use dsr_connector::{ChangeReport, ConnectorError, Evidence, FieldChange, Identities, RectifyField, TaskContext};
+use dsr_connector::{
+    ChangeReport, ConnectorError, Evidence, FieldChange, Identities, RectifyField, TaskContext, correct_values,
+};
 use serde_json::{Value, json};
 
 use crate::Microsoft365;
-use crate::access::FoundContact;
 use crate::client::needs_permission;
+use crate::reach::Reach;
 use crate::wire::{Change, Contact, ContactPatch, EmailAddress};
 
 /// The PATCH body for one contact, and the fields it leaves alone with why.
@@ -20,20 +22,41 @@ fn patch_for(contact: &Contact, changes: &[FieldChange], subject: &Identities) -
             RectifyField::DisplayName => patch.display_name = value,
             RectifyField::Company => patch.company_name = value,
             RectifyField::JobTitle => patch.job_title = value,
-            RectifyField::Phone => patch.mobile_phone = value,
+            // One rule for every processor: the values that are the subject's are corrected
+            // wherever they are, the contact's other values stay (dsr_connector::correct_values).
+            RectifyField::Phone => {
+                let hers = |p: &String| subject.owns_phone(p);
+                let mut found = false;
+                if contact.mobile_phone.as_ref().is_some_and(hers) {
+                    patch.mobile_phone = value.clone();
+                    found = true;
+                }
+                for (list, target) in [
+                    (&contact.business_phones, &mut patch.business_phones),
+                    (&contact.home_phones, &mut patch.home_phones),
+                ] {
+                    if list.iter().any(hers) {
+                        *target = Some(correct_values(list, hers, |_| change.value.clone(), || change.value.clone()));
+                        found = true;
+                    }
+                }
+                if !found {
+                    patch.mobile_phone = value;
+                }
+            }
             RectifyField::Email => {
-                // emailAddresses is replaced whole: swap the old address, keep the others.
-                let entries = contact
-                    .email_addresses
-                    .iter()
-                    .map(|entry| EmailAddress {
-                        address: match &entry.address {
-                            Some(a) if subject.emails.iter().any(|e| e.matches(a)) => Some(change.value.clone()),
-                            other => other.clone(),
-                        },
+                let entries = correct_values(
+                    &contact.email_addresses,
+                    |entry| entry.address.as_deref().is_some_and(|a| subject.owns_email(a)),
+                    |entry| EmailAddress {
+                        address: Some(change.value.clone()),
                         ..entry.clone()
-                    })
-                    .collect();
+                    },
+                    || EmailAddress {
+                        address: Some(change.value.clone()),
+                        ..Default::default()
+                    },
+                );
                 patch.email_addresses = Some(entries);
             }
             RectifyField::Address => skipped.push(
@@ -66,17 +89,22 @@ impl Microsoft365 {
             "Mail is a record of what was written and is not rewritten; only contact entries are corrected."
                 .to_string(),
         ];
+        let mut reach = Reach::new(self.config.all_mailboxes());
         for mailbox in self.mailboxes().await? {
-            let contacts: Vec<FoundContact> = self.find_contacts(&mailbox, subject).await?;
-            for FoundContact { contact, .. } in contacts {
+            let first = self.find_contacts(&mailbox, subject).await;
+            let Some(contacts) = reach.admit(&mailbox, first)? else {
+                continue;
+            };
+            for found_contact in contacts {
+                let contact = &found_contact.contact;
                 found += 1;
-                let (patch, skipped) = patch_for(&contact, changes, subject);
+                let (patch, skipped) = patch_for(contact, changes, subject);
                 for s in skipped {
                     if !notes.contains(&s) {
                         notes.push(s);
                     }
                 }
-                let planned = patch.planned(&contact);
+                let planned = patch.planned(contact);
                 if planned.is_empty() || ctx.dry_run {
                     evidence.push(Evidence {
                         kind: "contact_would_change".into(),
@@ -84,14 +112,14 @@ impl Microsoft365 {
                     });
                     continue;
                 }
-                let url = self.graph.url(&["users", &mailbox.key, "contacts", &contact.id], &[]);
+                let url = self.graph.url(&found_contact.segments(), &[]);
                 let updated: Contact = self
                     .graph
                     .client
                     .json(&mailbox.key, |http| http.patch(url.clone()).json(&patch))
                     .await
                     .map_err(|e| needs_permission(e, "Contacts.ReadWrite", "update contacts"))?;
-                let fields = field_changes(patch.applied(&contact, &updated));
+                let fields = field_changes(patch.applied(contact, &updated));
                 changed += 1;
                 evidence.push(Evidence {
                     kind: "contact_changed".into(),
@@ -99,12 +127,16 @@ impl Microsoft365 {
                 });
             }
         }
+        reach.finish()?;
+        notes.extend(reach.subject_note());
+        notes.push(crate::access::NO_ARCHIVE.into());
         Ok(ChangeReport {
             found,
             changed,
             retained: vec![],
             evidence,
             notes,
+            operator_notes: reach.operator_notes(),
         })
     }
 }

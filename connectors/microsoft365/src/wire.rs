@@ -159,6 +159,11 @@ pub struct ContactPatch {
     pub job_title: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mobile_phone: Option<String>,
+    /// Replaced whole, like the addresses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub business_phones: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub home_phones: Option<Vec<String>>,
     /// Replaced whole: every address the contact keeps, with the subject's swapped.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub email_addresses: Option<Vec<EmailAddress>>,
@@ -191,6 +196,15 @@ impl ContactPatch {
             })
             .collect()
     }
+}
+
+/// A contact folder (`/contactFolders`, `/childFolders`); dsr reads its id.
+/// https://learn.microsoft.com/en-us/graph/api/resources/contactfolder
+#[derive(Debug, Clone, Deserialize)]
+pub struct ContactFolder {
+    pub id: String,
+    #[serde(default, rename = "displayName")]
+    pub display_name: Option<String>,
 }
 
 /// A mail folder; dsr reads only its id (`GET …/mailFolders/deleteditems?$select=id`).

@@ -127,7 +127,11 @@ impl Connector for SuperOffice {
         if subject.emails.is_empty() {
             notes.push("SuperOffice persons are found by e-mail address, and none was given.".into());
         }
-        Ok(AccessSummary { found, notes })
+        Ok(AccessSummary {
+            found,
+            notes,
+            ..Default::default()
+        })
     }
 
     async fn erase(&self, ctx: &TaskContext, subject: &Identities) -> Result<ChangeReport, ConnectorError> {

@@ -1,9 +1,21 @@
 //! Correcting the subject's persons (Art. 16) with JSON-Patch, before and after recorded.
 
-use dsr_connector::{ChangeReport, ConnectorError, Evidence, FieldChange, Identities, RectifyField, TaskContext};
+use dsr_connector::{
+    ChangeReport, ConnectorError, Evidence, FieldChange, Identities, RectifyField, TaskContext, correct_values,
+};
 use serde_json::{Value, json};
 
 use crate::SuperOffice;
+
+/// An `Emails`/`MobilePhones` entry with a new value (SuperOffice derives `StrippedValue`).
+fn with_value(entry: &Value, value: &str) -> Value {
+    let mut entry = entry.clone();
+    entry["Value"] = json!(value);
+    if let Some(fields) = entry.as_object_mut() {
+        fields.remove("StrippedValue");
+    }
+    entry
+}
 
 /// JSON-Patch operations for one person, and the fields left alone with why.
 pub fn patch_for(person: &Value, changes: &[FieldChange], subject: &Identities) -> (Vec<Value>, Vec<String>) {
@@ -15,15 +27,27 @@ pub fn patch_for(person: &Value, changes: &[FieldChange], subject: &Identities) 
             RectifyField::GivenName => ops.push(replace("/Firstname", json!(change.value))),
             RectifyField::FamilyName => ops.push(replace("/Lastname", json!(change.value))),
             RectifyField::JobTitle => ops.push(replace("/Title", json!(change.value))),
+            // One rule for every processor: the entries that are the subject's are corrected,
+            // the person's other entries stay (dsr_connector::correct_values). A list in a
+            // JSON Patch replaces the whole list, so every entry is sent.
             RectifyField::Email => {
-                // Emails replaces the whole array: keep every address not being corrected.
-                let emails = subject.replace_address(&person["Emails"], "Value", &change.value);
+                let entries: Vec<Value> = person["Emails"].as_array().cloned().unwrap_or_default();
+                let emails = correct_values(
+                    &entries,
+                    |e| e["Value"].as_str().is_some_and(|v| subject.owns_email(v)),
+                    |e| with_value(e, &change.value),
+                    || json!({"Value": change.value}),
+                );
                 ops.push(replace("/Emails", Value::Array(emails)));
             }
             RectifyField::Phone => {
-                let mut phones: Vec<Value> = person["MobilePhones"].as_array().cloned().unwrap_or_default();
-                let first = json!({"Value": change.value, "Description": "Mobil"});
-                if phones.is_empty() { phones.push(first) } else { phones[0] = first }
+                let entries: Vec<Value> = person["MobilePhones"].as_array().cloned().unwrap_or_default();
+                let phones = correct_values(
+                    &entries,
+                    |p| p["Value"].as_str().is_some_and(|v| subject.owns_phone(v)),
+                    |p| with_value(p, &change.value),
+                    || json!({"Value": change.value, "Description": "Mobil"}),
+                );
                 ops.push(replace("/MobilePhones", Value::Array(phones)));
             }
             RectifyField::DisplayName => {

@@ -141,6 +141,7 @@ impl Connector for Wix {
         Ok(AccessSummary {
             found,
             notes: vec![GUEST_COMMENTS.into()],
+            ..Default::default()
         })
     }
 

@@ -1,7 +1,9 @@
 //! Correcting the subject's site contacts (Art. 16): PATCH with the contact's current
 //! `revision`; when someone else changed it meanwhile (409), read it again and retry once.
 
-use dsr_connector::{ChangeReport, ConnectorError, Evidence, FieldChange, Identities, RectifyField, TaskContext};
+use dsr_connector::{
+    ChangeReport, ConnectorError, Evidence, FieldChange, Identities, RectifyField, TaskContext, correct_values,
+};
 use serde_json::{Map, Value, json};
 
 use crate::Wix;
@@ -25,17 +27,44 @@ pub fn info_for(contact: &Value, changes: &[FieldChange], subject: &Identities) 
             RectifyField::JobTitle => {
                 out.insert("jobTitle".into(), value);
             }
+            // One rule for every processor: the entries that are the subject's are corrected,
+            // the contact's other entries stay (dsr_connector::correct_values).
             RectifyField::Email => {
-                let items = subject.replace_address(&info["emails"]["items"], "email", &change.value);
+                let entries: Vec<Value> = info["emails"]["items"].as_array().cloned().unwrap_or_default();
+                let items = correct_values(
+                    &entries,
+                    |e| e["email"].as_str().is_some_and(|v| subject.owns_email(v)),
+                    |e| {
+                        let mut e = e.clone();
+                        e["email"] = json!(change.value);
+                        e
+                    },
+                    || json!({"email": change.value, "tag": "MAIN"}),
+                );
                 out.insert("emails".into(), json!({"items": items}));
             }
             RectifyField::Phone => {
-                let mut items: Vec<Value> = info["phones"]["items"].as_array().cloned().unwrap_or_default();
-                let mobile = json!({"phone": change.value, "e164Phone": change.value, "tag": "MOBILE"});
-                match items.iter_mut().find(|p| p["tag"] == "MOBILE") {
-                    Some(existing) => *existing = mobile,
-                    None => items.insert(0, mobile),
-                }
+                let entries: Vec<Value> = info["phones"]["items"].as_array().cloned().unwrap_or_default();
+                let hers = |p: &Value| {
+                    ["e164Phone", "phone"]
+                        .iter()
+                        .filter_map(|k| p[*k].as_str())
+                        .any(|v| subject.owns_phone(v))
+                };
+                let items = correct_values(
+                    &entries,
+                    hers,
+                    |p| {
+                        let mut p = p.clone();
+                        p["phone"] = json!(change.value);
+                        if let Some(fields) = p.as_object_mut() {
+                            // Wix derives the E.164 form from the number it is given.
+                            fields.remove("e164Phone");
+                        }
+                        p
+                    },
+                    || json!({"phone": change.value, "tag": "MOBILE"}),
+                );
                 out.insert("phones".into(), json!({"items": items}));
             }
             RectifyField::Address => {
