@@ -42,7 +42,7 @@ async fn access_exports_the_subjects_bigquery_rows_and_nothing_of_a_look_alike()
     let fake = GoogleFake::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let google = connector(&fake, dir.path(), "").await;
-    let mut sink = MemorySink::default();
+    let mut sink = MemorySink::checked(kari());
     let summary = google.access(&ctx(), &kari(), &mut sink).await.unwrap();
     assert_eq!(
         summary.found, 4,
@@ -88,7 +88,7 @@ async fn without_a_bigquery_export_access_says_so_plainly() {
     let dir = tempfile::tempdir().unwrap();
     let text = section(&fake, dir.path(), TEST_PRIVATE_KEY, "").replace("bigquery_dataset", "# bigquery_dataset");
     let google = Google::new(toml::from_str(&text).unwrap()).unwrap();
-    let mut sink = MemorySink::default();
+    let mut sink = MemorySink::checked(kari());
     let summary = google.access(&ctx(), &kari(), &mut sink).await.unwrap();
     assert_eq!(summary.found, 0);
     assert!(
@@ -323,7 +323,7 @@ async fn workspace_mail_is_exported_as_eml_that_parses_and_contacts_match_exactl
     let fake = GoogleFake::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let google = workspace_connector(&fake, dir.path(), "hard").await;
-    let mut sink = MemorySink::default();
+    let mut sink = MemorySink::checked(kari_in_workspace());
     google.access(&ctx(), &kari_in_workspace(), &mut sink).await.unwrap();
     let mail: BTreeSet<String> = sink
         .records
@@ -545,7 +545,7 @@ async fn a_token_for_one_user_cannot_read_anothers_mailbox() {
         "workspace = { mailboxes = [\"stranger@elsewhere.example\"] }\n",
     );
     let google = Google::new(toml::from_str(&text).unwrap()).unwrap();
-    let mut sink = MemorySink::default();
+    let mut sink = MemorySink::checked(kari_in_workspace());
     let err = google
         .access(&ctx(), &kari_in_workspace(), &mut sink)
         .await

@@ -45,15 +45,11 @@ fn subject(email: &str) -> Identities {
 }
 
 fn ctx(dry_run: bool) -> TaskContext {
-    TaskContext {
-        request_id: "test".into(),
-        attempt: 1,
-        dry_run,
-    }
+    TaskContext::new("test", 1, dry_run)
 }
 
 async fn access_of(s: &Setup, email: &str) -> Result<MemorySink, ConnectorError> {
-    let mut sink = MemorySink::default();
+    let mut sink = MemorySink::checked(subject(email));
     s.connector
         .access(&ctx(false), &subject(email), &mut sink)
         .await
@@ -80,7 +76,7 @@ fn kari_messages() -> BTreeSet<String> {
 #[tokio::test]
 async fn access_finds_exactly_the_subjects_mail_contacts_and_attachments() {
     let s = setup("").await;
-    let mut sink = MemorySink::default();
+    let mut sink = MemorySink::checked(subject(KARI));
     let summary = s
         .connector
         .access(&ctx(false), &subject(KARI), &mut sink)
@@ -111,6 +107,10 @@ async fn access_finds_exactly_the_subjects_mail_contacts_and_attachments() {
     );
     let everything = serde_json::to_string(&sink.records).unwrap();
     assert!(!everything.contains(LOOK_ALIKE), "the look-alike's data was exported");
+    assert!(
+        sink.refused > 0,
+        "what the loose participants: search returned that is not hers reached the engine and was refused"
+    );
     assert!(
         s.fake.calls().iter().any(|c| c.contains("/messages")),
         "mail was searched"
@@ -161,7 +161,7 @@ fn hex_digest(bytes: &[u8]) -> String {
 async fn a_search_at_graphs_result_cap_is_split_by_date_until_complete() {
     let s = setup("search_cap = 10\n").await;
     s.fake.with(|state| state.search_cap = 10);
-    let mut sink = MemorySink::default();
+    let mut sink = MemorySink::checked(subject(KARI));
     s.connector
         .access(&ctx(false), &subject(KARI), &mut sink)
         .await
@@ -180,7 +180,7 @@ async fn a_search_at_graphs_result_cap_is_split_by_date_until_complete() {
 #[tokio::test]
 async fn quotes_in_addresses_are_escaped_in_filter_and_search() {
     let s = setup("").await;
-    let mut sink = MemorySink::default();
+    let mut sink = MemorySink::checked(subject("o'hara@example.ie"));
     s.connector
         .access(&ctx(false), &subject("o'hara@example.ie"), &mut sink)
         .await
@@ -192,7 +192,7 @@ async fn quotes_in_addresses_are_escaped_in_filter_and_search() {
     );
     assert_eq!(ids(&sink, "mail"), BTreeSet::from(["m-post-4".to_string()]));
     // A '"' in a quoted local part must not break the $search expression.
-    let mut sink = MemorySink::default();
+    let mut sink = MemorySink::checked(subject(r#""kari\"n"@example.no"#));
     s.connector
         .access(&ctx(false), &subject(r#""kari\"n"@example.no"#), &mut sink)
         .await
@@ -296,21 +296,21 @@ async fn rectification_changes_only_the_named_fields() {
 #[tokio::test]
 async fn expired_tokens_throttling_and_outages_are_ridden_out() {
     let s = setup("").await;
-    let mut sink = MemorySink::default();
+    let mut sink = MemorySink::checked(subject(KARI));
     s.connector
         .access(&ctx(false), &subject(KARI), &mut sink)
         .await
         .unwrap();
     s.fake.expire_tokens();
     s.fake.throttle_next(2, "0.2");
-    let mut sink = MemorySink::default();
+    let mut sink = MemorySink::checked(subject(KARI));
     s.connector
         .access(&ctx(false), &subject(KARI), &mut sink)
         .await
         .unwrap();
     assert_eq!(ids(&sink, "mail"), kari_messages());
     s.fake.fail_next(2);
-    let mut sink = MemorySink::default();
+    let mut sink = MemorySink::checked(subject(KARI));
     s.connector
         .access(&ctx(false), &subject(KARI), &mut sink)
         .await
@@ -451,7 +451,7 @@ async fn an_erasure_request_completes_through_token_expiry_429s_and_a_503() {
 #[tokio::test]
 async fn users_without_a_mailbox_and_fenced_mailboxes_are_skipped_and_named_to_the_operator_only() {
     let s = setup("").await;
-    let mut sink = MemorySink::default();
+    let mut sink = MemorySink::checked(subject(KARI));
     let summary = s
         .connector
         .access(&ctx(false), &subject(KARI), &mut sink)
@@ -504,7 +504,7 @@ async fn the_user_list_is_never_asked_for_more_than_graph_allows() {
     let text = fake.connector_toml(&dir.path().join("graph-secret")).unwrap();
     let config: Microsoft365Config = toml::from_str(&format!("{text}page_size = 1000\n")).unwrap();
     let connector = Microsoft365::new(config).unwrap();
-    let mut sink = MemorySink::default();
+    let mut sink = MemorySink::checked(subject(KARI));
     connector
         .access(&ctx(false), &subject(KARI), &mut sink)
         .await

@@ -41,7 +41,7 @@ fn person(fake: &SuperOfficeFake, id: i64) -> Option<dsr_fixtures::superoffice::
 #[tokio::test]
 async fn access_exports_the_person_consents_subscriptions_and_related_records_only() {
     let (_fake, _dir, so) = connector("").await;
-    let mut sink = MemorySink::default();
+    let mut sink = MemorySink::checked(kari());
     let summary = so.access(&ctx(), &kari(), &mut sink).await.unwrap();
     let categories: Vec<&str> = sink.records.iter().map(|r| r.category.as_str()).collect();
     for want in [
@@ -85,7 +85,7 @@ async fn an_xml_key_works_like_its_pem() {
     let fake = SuperOfficeFake::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let so = SuperOffice::new(config(&fake, dir.path(), SYSTEM_USER_KEY_XML, "")).unwrap();
-    let mut sink = MemorySink::default();
+    let mut sink = MemorySink::checked(kari());
     so.access(&ctx(), &kari(), &mut sink).await.unwrap();
     assert!(!sink.records.is_empty());
     // PKCS#1 v1.5 signatures are deterministic: both forms of the key sign alike.
@@ -273,11 +273,11 @@ async fn rectification_keeps_the_addresses_not_corrected() {
 #[tokio::test]
 async fn a_moved_tenant_and_an_expired_ticket_do_not_fail_the_request() {
     let (fake, _dir, so) = connector("").await;
-    let mut sink = MemorySink::default();
+    let mut sink = MemorySink::checked(kari());
     so.access(&ctx(), &kari(), &mut sink).await.unwrap();
     fake.move_tenant();
     fake.expire_credentials();
-    let mut sink = MemorySink::default();
+    let mut sink = MemorySink::checked(kari());
     let summary = so.access(&ctx(), &kari(), &mut sink).await.unwrap();
     assert_eq!(summary.found, 13);
     let logins = fake.calls().iter().filter(|c| c.contains("Authenticate")).count();
@@ -290,7 +290,7 @@ async fn the_tenant_address_is_asked_first_and_again_when_it_expires() {
     // Every answer from /api/state is valid for no time at all: each call asks again, and a
     // tenant moved between calls is followed without a 421.
     fake.with(|s| s.state_valid_for = std::time::Duration::ZERO);
-    let mut sink = MemorySink::default();
+    let mut sink = MemorySink::checked(kari());
     so.access(&ctx(), &kari(), &mut sink).await.unwrap();
     let calls = fake.calls();
     let first_state = calls
@@ -301,7 +301,7 @@ async fn the_tenant_address_is_asked_first_and_again_when_it_expires() {
     assert!(first_state < first_api, "resolved before the first call: {calls:?}");
     let before = calls.iter().filter(|c| c.starts_with("GET api/state")).count();
     fake.move_tenant();
-    let mut sink = MemorySink::default();
+    let mut sink = MemorySink::checked(kari());
     assert_eq!(so.access(&ctx(), &kari(), &mut sink).await.unwrap().found, 13);
     let after = fake.calls().iter().filter(|c| c.starts_with("GET api/state")).count();
     assert!(
@@ -316,7 +316,7 @@ async fn the_refresh_token_flow_resolves_the_tenant_too() {
     let dir = tempfile::tempdir().unwrap();
     let so = SuperOffice::new(refresh_config(&fake, dir.path())).unwrap();
     fake.set_api_host(7);
-    let mut sink = MemorySink::default();
+    let mut sink = MemorySink::checked(kari());
     assert_eq!(so.access(&ctx(), &kari(), &mut sink).await.unwrap().found, 13);
     assert!(fake.calls().iter().any(|c| c.starts_with("GET api/state")));
 }
@@ -324,11 +324,11 @@ async fn the_refresh_token_flow_resolves_the_tenant_too() {
 #[tokio::test]
 async fn a_quote_in_an_address_is_escaped_and_an_unescaped_filter_is_refused() {
     let (fake, _dir, so) = connector("").await;
-    let mut sink = MemorySink::default();
     let odd = Identities {
         emails: vec![Email::parse("o'hara@example.ie").unwrap()],
         ..Default::default()
     };
+    let mut sink = MemorySink::checked(odd.clone());
     assert_eq!(
         so.access(&ctx(), &odd, &mut sink).await.unwrap().found,
         0,
@@ -385,7 +385,7 @@ async fn the_refresh_token_flow_works_too() {
     let fake = SuperOfficeFake::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let so = SuperOffice::new(refresh_config(&fake, dir.path())).unwrap();
-    let mut sink = MemorySink::default();
+    let mut sink = MemorySink::checked(kari());
     assert_eq!(so.access(&ctx(), &kari(), &mut sink).await.unwrap().found, 13);
 }
 

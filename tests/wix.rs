@@ -42,7 +42,7 @@ fn ids(sink: &MemorySink, category: &str) -> BTreeSet<String> {
 #[tokio::test]
 async fn access_finds_contact_member_submissions_and_comments_and_nothing_of_the_look_alike() {
     let (_fake, _dir, wix) = connector("").await;
-    let mut sink = MemorySink::default();
+    let mut sink = MemorySink::checked(kari());
     let summary = wix.access(&ctx(), &kari(), &mut sink).await.unwrap();
     assert_eq!(ids(&sink, "contacts"), BTreeSet::from(["ct-kari".to_string()]));
     assert_eq!(ids(&sink, "members"), BTreeSet::from(["mb-kari".to_string()]));
@@ -261,11 +261,11 @@ async fn app_oauth_credentials_work_and_an_outage_is_retried() {
     );
     let wix = Wix::new(toml::from_str(&text).unwrap()).unwrap();
     fake.with(|s| s.faults.unavailable_next = 2);
-    let mut sink = MemorySink::default();
+    let mut sink = MemorySink::checked(kari());
     wix.access(&ctx(), &kari(), &mut sink).await.unwrap();
     assert!(!sink.records.is_empty());
     fake.expire_tokens();
-    let mut sink = MemorySink::default();
+    let mut sink = MemorySink::checked(kari());
     wix.access(&ctx(), &kari(), &mut sink).await.unwrap();
     assert_eq!(fake.with(|s| s.issued), 2, "the expired token was replaced once");
 }

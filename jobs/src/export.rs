@@ -36,6 +36,7 @@ pre{background:#f6f6f6;padding:.5rem;overflow-x:auto;font-size:.85rem}small{colo
 {% for n in p.notes %}<p>{{ n }}</p>{% endfor %}
 {% if p.retained %}<h3>{{ t.retained }}</h3><table><tr><th>{{ t.category }}</th><th>{{ t.count }}</th><th>{{ t.reason }}</th><th>{{ t.legal_basis }}</th></tr>
 {% for r in p.retained %}<tr><td>{{ r.category }}</td><td>{{ r.count }}</td><td>{{ r.reason }}</td><td>{{ r.legal_basis }}</td></tr>{% endfor %}</table>{% endif %}
+{% if p.refused %}<h3>{{ t.refused }}</h3><ul>{% for r in p.refused %}<li>{{ r.item }}: {{ r.reason }}</li>{% endfor %}</ul>{% endif %}
 {% for e in p.evidence %}<h3>{{ e.kind }}</h3><pre>{{ e.detail|tojson(indent=2) }}</pre>{% endfor %}
 </section>{% endfor %}
 <p><small>{{ t.integrity }}: {{ t.chain }} #{{ audit_chain.seq }} <code>{{ audit_chain.hash }}</code>{% if public_key %} · Ed25519 <code>{{ public_key }}</code>{% endif %}</small></p>
@@ -60,6 +61,7 @@ fn labels(nb: bool) -> Value {
         "reason": pick("Begrunnelse", "Reason"),
         "error": pick("Feil", "Error"),
         "retained": pick("Beholdt", "Retained"),
+        "refused": pick("Ikke endret: ikke den registrertes", "Not changed: not the subject's"),
         "category": pick("Kategori", "Category"),
         "count": pick("Antall", "Count"),
         "legal_basis": pick("Rettslig grunnlag", "Legal basis"),
@@ -96,6 +98,7 @@ pub fn document(
                 "verification": verification,
                 "retained": t.evidence["retained"].as_array().cloned().unwrap_or_default(),
                 "notes": t.evidence["notes"].as_array().cloned().unwrap_or_default(),
+                "refused": t.evidence["refused"].as_array().cloned().unwrap_or_default(),
                 "evidence": evidence,
             })
         })

@@ -8,6 +8,7 @@ use dsr_connector::{ChangeReport, ConnectorError, Processor, Support, TaskContex
 use serde_json::json;
 
 use crate::engine::{Engine, EngineError};
+use crate::guard::CheckedSpool;
 use crate::ledger::{Claim, TaskResult, Written};
 use crate::model::{Outcome, RequestKind, RequestStatus, TaskStatus};
 use crate::queue::Job;
@@ -90,21 +91,22 @@ pub async fn processor_task(engine: &Engine, request_id: &str, processor: Proces
             .await
         })
     };
-    let ctx = TaskContext {
-        request_id: request_id.to_string(),
-        attempt: claim.attempt,
-        dry_run: request.dry_run,
-    };
+    let ctx = TaskContext::new(request_id, claim.attempt, request.dry_run);
     let ids = &request.identities;
     let result = match request.kind {
         RequestKind::Access | RequestKind::Portability => {
             let mut spool = SpoolWriter::create(&settings.export, spool_key(request_id, processor, claim.attempt));
-            match connector.access(&ctx, ids, &mut spool).await {
+            let accessed = {
+                let mut checked = CheckedSpool::new(&mut spool, ids, processor, request_id);
+                connector.access(&ctx, ids, &mut checked).await
+            };
+            match accessed {
                 Ok(summary) => {
+                    let refused = spool.dropped();
                     let found = if request.kind == RequestKind::Portability {
                         spool.provided_by_subject()
                     } else {
-                        spool.count().max(summary.found)
+                        spool.count()
                     };
                     match spool.commit().await {
                         Ok(spool) => Ok(TaskResult::Succeeded {
@@ -116,7 +118,7 @@ pub async fn processor_task(engine: &Engine, request_id: &str, processor: Proces
                             found,
                             changed: 0,
                             reason: None,
-                            evidence: json!({"notes": summary.notes, "operator_notes": summary.operator_notes}),
+                            evidence: json!({"notes": summary.notes, "operator_notes": summary.operator_notes, "refused_records": refused}),
                             spool: Some(spool.to_string()),
                         }),
                         Err(e) => Err(EngineError::Storage(e)),
@@ -128,15 +130,17 @@ pub async fn processor_task(engine: &Engine, request_id: &str, processor: Proces
                 }
             }
         }
-        RequestKind::Erasure => Ok(change_result(engine, claim, connector.erase(&ctx, ids).await)),
+        RequestKind::Erasure => Ok(change_result(engine, claim, &ctx, connector.erase(&ctx, ids).await)),
         RequestKind::Rectification => Ok(change_result(
             engine,
             claim,
+            &ctx,
             connector.rectify(&ctx, ids, &request.changes).await,
         )),
         RequestKind::Objection => Ok(change_result(
             engine,
             claim,
+            &ctx,
             connector.withdraw_consent(&ctx, ids).await,
         )),
     };
@@ -187,7 +191,12 @@ where
     }
 }
 
-fn change_result(engine: &Engine, claim: Claim, report: Result<ChangeReport, ConnectorError>) -> TaskResult {
+fn change_result(
+    engine: &Engine,
+    claim: Claim,
+    ctx: &TaskContext,
+    report: Result<ChangeReport, ConnectorError>,
+) -> TaskResult {
     match report {
         Ok(report) => TaskResult::Succeeded {
             outcome: if !report.retained.is_empty() {
@@ -205,6 +214,7 @@ fn change_result(engine: &Engine, claim: Claim, report: Result<ChangeReport, Con
                 "retained": report.retained,
                 "notes": report.notes,
                 "operator_notes": report.operator_notes,
+                "refused": ctx.refused_items(),
             }),
             spool: None,
         },

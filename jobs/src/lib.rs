@@ -11,6 +11,7 @@ pub mod deadline;
 pub mod engine;
 pub mod export;
 pub mod flow;
+pub mod guard;
 pub mod ledger;
 pub mod model;
 pub mod queue;

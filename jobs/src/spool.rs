@@ -42,9 +42,13 @@ pub struct SpoolWriter {
     store: ExportStore,
     out: ObjectWriter,
     stored: Vec<Key>,
+    /// Files stored since the last record, listed only when their record is kept.
+    pending: Vec<(Key, StoredFile)>,
     count: u64,
     provided: u64,
     files: u64,
+    /// Records dropped because they were not the subject's.
+    dropped: u64,
 }
 
 impl SpoolWriter {
@@ -53,9 +57,11 @@ impl SpoolWriter {
             store: store.clone(),
             out: store.writer(spool),
             stored: Vec::new(),
+            pending: Vec::new(),
             count: 0,
             provided: 0,
             files: 0,
+            dropped: 0,
         }
     }
 
@@ -67,8 +73,26 @@ impl SpoolWriter {
         self.provided
     }
 
-    /// Completes the spool; returns its key.
-    pub async fn commit(self) -> Result<Key, StorageError> {
+    /// Records dropped as not the subject's.
+    pub fn dropped(&self) -> u64 {
+        self.dropped
+    }
+
+    /// Drops a record that is not the subject's, with the files stored for it.
+    pub async fn drop_record(&mut self) {
+        self.dropped += 1;
+        for (key, _) in std::mem::take(&mut self.pending) {
+            let _ = self.store.delete(&key).await;
+            self.stored.retain(|k| k != &key);
+        }
+    }
+
+    /// Completes the spool; returns its key. Files no record claimed are not kept.
+    pub async fn commit(mut self) -> Result<Key, StorageError> {
+        for (key, _) in std::mem::take(&mut self.pending) {
+            let _ = self.store.delete(&key).await;
+            self.stored.retain(|k| k != &key);
+        }
         let (store, stored) = (self.store, self.stored);
         match self.out.commit().await {
             Ok(k) => Ok(k),
@@ -100,6 +124,9 @@ impl SpoolWriter {
 impl RecordSink for SpoolWriter {
     async fn accept(&mut self, record: Record) -> Result<(), SinkError> {
         let provided = record.provided_by_subject;
+        for (_, file) in std::mem::take(&mut self.pending) {
+            self.write_line(&SpoolEntry::File(file)).await?;
+        }
         self.write_line(&SpoolEntry::Record(record)).await?;
         self.count += 1;
         if provided {
@@ -135,14 +162,15 @@ impl RecordSink for SpoolWriter {
             }
         }
         let stored_key = out.commit().await.map_err(|e| SinkError(e.to_string()))?;
-        self.stored.push(stored_key);
+        self.stored.push(stored_key.clone());
         let stored = StoredFile {
             path: relative,
             media_type: file.media_type,
             bytes,
             sha256: hex::encode(hasher.finalize()),
         };
-        self.write_line(&SpoolEntry::File(stored.clone())).await?;
+        // Listed with its record: a file whose record is dropped goes with it.
+        self.pending.push((stored_key, stored.clone()));
         Ok(stored)
     }
 }
@@ -183,6 +211,7 @@ mod tests {
                     id: Some(i.to_string()),
                     provided_by_subject: i == 0,
                     data: serde_json::json!({"n": i}),
+                    claims: vec![],
                 })
                 .await
                 .unwrap();
@@ -202,6 +231,17 @@ mod tests {
         let stored = writer.attach(meta, body).await.unwrap();
         assert_eq!(stored.path, "attachments/0001-offer.pdf");
         assert_eq!(stored.bytes, 8);
+        // The file is listed with the record that follows it.
+        writer
+            .accept(Record {
+                category: "mail".into(),
+                id: Some("3".into()),
+                provided_by_subject: false,
+                data: serde_json::json!({"file": stored.path}),
+                claims: vec![],
+            })
+            .await
+            .unwrap();
         let committed = writer.commit().await.unwrap();
         let file = store
             .get(&file_key(&committed, "attachments/0001-offer.pdf"))
@@ -218,7 +258,7 @@ mod tests {
         })
         .await
         .unwrap();
-        assert_eq!(seen, ["0", "1", "2", "attachments/0001-offer.pdf"]);
+        assert_eq!(seen, ["0", "1", "2", "attachments/0001-offer.pdf", "3"]);
     }
 
     #[tokio::test]
@@ -234,5 +274,31 @@ mod tests {
         writer.attach(meta, body).await.unwrap();
         writer.discard().await;
         assert!(store.list(None).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_dropped_records_files_go_with_it() {
+        let store = ExportStore::in_memory();
+        let mut writer = SpoolWriter::create(&store, spool_key("r3", Processor::Microsoft365, 1));
+        let body = futures::stream::iter(vec![Ok(bytes::Bytes::from_static(b"someone else's"))]).boxed();
+        let meta = FileMeta {
+            folder: "attachments".into(),
+            name: "theirs.txt".into(),
+            media_type: "text/plain".into(),
+        };
+        writer.attach(meta, body).await.unwrap();
+        writer.drop_record().await;
+        assert_eq!(writer.dropped(), 1);
+        let committed = writer.commit().await.unwrap();
+        let mut entries = 0;
+        read_spool(&store, &committed, |_| {
+            entries += 1;
+            Ok(())
+        })
+        .await
+        .unwrap();
+        assert_eq!(entries, 0, "neither the record nor its file is listed");
+        let left = store.list(None).await.unwrap();
+        assert!(left.iter().all(|(k, _)| !k.to_string().contains("theirs")), "{left:?}");
     }
 }

@@ -184,6 +184,7 @@ impl Connector for ScriptedConnector {
                     id: Some(format!("{}-{i}", self.processor)),
                     provided_by_subject: i % 2 == 0,
                     data: serde_json::json!({"email": email.as_str(), "n": i}),
+                    claims: vec![dsr_connector::MatchClaim::email("/email")],
                 })
                 .await?;
                 found += 1;

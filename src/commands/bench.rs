@@ -63,6 +63,7 @@ fn write_spool(root: &Path, size: u64) -> Result<String, CliError> {
             data: json!({"id": format!("m-{n}"), "subject": format!("Melding {n} om sensorer og tunneler"),
                 "from": {"emailAddress": {"name": "Kari Nordmann", "address": "kari.nordmann@example.no"}},
                 "body": {"contentType": "text", "content": "Hei! Dette er en syntetisk melding med æøå. ".repeat(40)}}),
+            claims: vec![dsr_connector::MatchClaim::email("/from/emailAddress/address")],
         };
         let line = serde_json::to_vec(&SpoolEntry::Record(record)).map_err(|e| bad_input(e.to_string()))?;
         out.write_all(&line)

@@ -351,11 +351,7 @@ pub async fn dsr_json_async(deployment: &Deployment, args: &[&str]) -> (i32, Val
 
 /// The context of a first, real (not dry-run) attempt, for calling connectors directly.
 pub fn first_attempt() -> dsr_connector::TaskContext {
-    dsr_connector::TaskContext {
-        request_id: "test".into(),
-        attempt: 1,
-        dry_run: false,
-    }
+    dsr_connector::TaskContext::new("test", 1, false)
 }
 
 /// A subject known by one e-mail address.

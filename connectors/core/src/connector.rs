@@ -130,14 +130,67 @@ pub struct FieldChange {
     pub value: String,
 }
 
-/// Which request, which attempt, and whether to change anything.
-#[derive(Debug, Clone)]
+/// Which request, which attempt, and whether to change anything; and the engine's guard
+/// that every change passes first.
+#[derive(Debug, Clone, Default)]
 pub struct TaskContext {
     pub request_id: String,
     /// 1 for the first attempt at this task.
     pub attempt: u32,
     /// Find and report what would change; change nothing.
     pub dry_run: bool,
+    /// Items a change was refused for, collected by the engine for the confirmation.
+    pub refused: std::sync::Arc<std::sync::Mutex<Vec<RefusedItem>>>,
+}
+
+/// An item a connector meant to change that is not the subject's: left untouched.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefusedItem {
+    /// The vendor's name for the item (`contact c-ola-9`), never its contents.
+    pub item: String,
+    pub reason: String,
+}
+
+impl TaskContext {
+    pub fn new(request_id: impl Into<String>, attempt: u32, dry_run: bool) -> TaskContext {
+        TaskContext {
+            request_id: request_id.into(),
+            attempt,
+            dry_run,
+            ..Default::default()
+        }
+    }
+
+    /// The guard before any change: whether `data` (the item as the vendor returned it) holds
+    /// one of the subject's identifiers where `claims` say. An item that does not is recorded
+    /// as refused and must be left untouched.
+    pub fn permit(
+        &self,
+        subject: &crate::Identities,
+        item: &str,
+        data: &serde_json::Value,
+        claims: &[crate::MatchClaim],
+    ) -> bool {
+        match crate::check_claims(subject, data, claims) {
+            Ok(_) => true,
+            Err(refusal) => {
+                tracing::warn!(request = %self.request_id, %item, reason = %refusal, "refused to change an item that is not the subject's");
+                self.refused
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push(RefusedItem {
+                        item: item.to_string(),
+                        reason: format!("not the subject's: {refusal}"),
+                    });
+                false
+            }
+        }
+    }
+
+    /// The items refused so far.
+    pub fn refused_items(&self) -> Vec<RefusedItem> {
+        self.refused.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
 }
 
 /// Proof of what a vendor did: ids, timestamps, its own receipts.

@@ -13,6 +13,10 @@ pub struct Record {
     pub provided_by_subject: bool,
     /// The item as the vendor returned it.
     pub data: serde_json::Value,
+    /// Where in `data` the subject's identifier sits. The engine checks them before the
+    /// record is kept: a record without a claim that holds is dropped and counted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub claims: Vec<crate::MatchClaim>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,11 +60,31 @@ pub trait RecordSink: Send {
 pub struct MemorySink {
     pub records: Vec<Record>,
     pub files: Vec<(FileMeta, StoredFile)>,
+    /// When set, records are checked against these identities as the engine checks them,
+    /// and those that are not the subject's are counted in `refused` instead of kept.
+    pub subject: Option<crate::Identities>,
+    pub refused: u64,
+}
+
+impl MemorySink {
+    /// A sink that keeps only the subject's records, as the engine's spool does.
+    pub fn checked(subject: crate::Identities) -> MemorySink {
+        MemorySink {
+            subject: Some(subject),
+            ..Default::default()
+        }
+    }
 }
 
 #[async_trait::async_trait]
 impl RecordSink for MemorySink {
     async fn accept(&mut self, record: Record) -> Result<(), SinkError> {
+        if let Some(subject) = &self.subject
+            && crate::check_claims(subject, &record.data, &record.claims).is_err()
+        {
+            self.refused += 1;
+            return Ok(());
+        }
         self.records.push(record);
         Ok(())
     }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use dsr_connector::{ConnectorError, DecodeError, Identities, Record, RecordSink, decode};
+use dsr_connector::{ConnectorError, DecodeError, Identities, IdentityKind, Record, RecordSink, decode};
 use serde_json::{Map, Value, json};
 
 use crate::Google;
@@ -177,13 +177,20 @@ impl Google {
                 for (i, row) in std::mem::take(&mut answer.rows).into_iter().enumerate() {
                     let event = decode_row(row, &fields, &format!("rows[{i}]"))
                         .map_err(|e| ConnectorError::unexpected_shape(PROCESSOR, endpoint, &e))?;
+                    let data = Value::Object(event);
+                    let claims = [
+                        subject.claims_at(&data, IdentityKind::GaClientId, &["/user_pseudo_id".into()]),
+                        subject.claims_at(&data, IdentityKind::GaUserId, &["/user_id".into()]),
+                    ]
+                    .concat();
                     sink.accept(Record {
                         category: "analytics_events".into(),
+                        claims,
                         id: None,
                         // Observed activity counts as data the subject provided for portability
                         // (WP29 guidelines on data portability, WP 242 rev.01, 2.2).
                         provided_by_subject: true,
-                        data: Value::Object(event),
+                        data,
                     })
                     .await?;
                     count += 1;

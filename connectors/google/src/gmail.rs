@@ -6,7 +6,9 @@ use std::collections::BTreeSet;
 
 use base64::Engine as _;
 use dsr_connector::http::VendorClient;
-use dsr_connector::{ConnectorError, Email, FileMeta, Identities, Record, RecordSink};
+use dsr_connector::{
+    ConnectorError, Email, FileMeta, Identities, IdentityKind, MatchClaim, Record, RecordSink, TaskContext,
+};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -69,6 +71,20 @@ pub struct MailMeta {
     pub thread_id: String,
     pub label_ids: Vec<String>,
     pub snippet: Option<String>,
+    /// The address headers as Gmail gave them (`format=metadata`): where the subject's
+    /// address sits, and what a match claim points at.
+    pub headers: std::collections::BTreeMap<String, String>,
+}
+
+impl MailMeta {
+    /// The headers holding one of the subject's addresses.
+    pub fn claims(&self, subject: &Identities) -> Vec<MatchClaim> {
+        self.headers
+            .iter()
+            .filter(|(_, value)| subject.owns(IdentityKind::EmailList, value))
+            .map(|(name, _)| MatchClaim::new(IdentityKind::EmailList, format!("/headers/{name}")))
+            .collect()
+    }
 }
 
 /// The mail record: Gmail's metadata, the mailbox and the stored `.eml`.
@@ -177,12 +193,25 @@ impl Google {
             Err(e) => return Err(e),
         };
         // The headers as a header block, so addresses are read as an e-mail parser reads them.
-        let block: String = message
+        let mut headers = std::collections::BTreeMap::new();
+        for h in message
             .payload
             .headers
             .iter()
             .filter(|h| ADDRESS_HEADERS.iter().any(|a| a.eq_ignore_ascii_case(&h.name)))
-            .map(|h| format!("{}: {}\r\n", h.name, h.value.replace(['\r', '\n'], " ")))
+        {
+            let value = h.value.replace(['\r', '\n'], " ");
+            headers
+                .entry(h.name.clone())
+                .and_modify(|v: &mut String| {
+                    v.push_str(", ");
+                    v.push_str(&value)
+                })
+                .or_insert(value);
+        }
+        let block: String = headers
+            .iter()
+            .map(|(name, value)| format!("{name}: {value}\r\n"))
             .collect::<String>()
             + "\r\n";
         // Gmail's search matches loosely: keep only the subject's exact addresses.
@@ -204,6 +233,7 @@ impl Google {
                 thread_id: message.thread_id.unwrap_or_default(),
                 label_ids: message.label_ids,
                 snippet: message.snippet,
+                headers,
             },
             id: id.to_string(),
         }))
@@ -278,6 +308,7 @@ impl Google {
                 });
                 sink.accept(Record {
                     category: "mail".into(),
+                    claims: mail.meta.claims(subject),
                     id: Some(mail.id),
                     provided_by_subject: mail.from_subject,
                     data,
@@ -293,9 +324,10 @@ impl Google {
     /// Trash included; returns (found, changed, evidence).
     pub async fn erase_mail(
         &self,
+        ctx: &TaskContext,
         subject: &Identities,
-        dry_run: bool,
     ) -> Result<(u64, u64, Vec<Value>), ConnectorError> {
+        let dry_run = ctx.dry_run;
         let Some(workspace) = &self.config.workspace else {
             return Ok((0, 0, vec![]));
         };
@@ -308,6 +340,15 @@ impl Google {
             let ids: Vec<String> = mails
                 .into_iter()
                 .filter(|m| workspace.delete_mode == DeleteMode::Hard || !m.in_trash())
+                .filter(|m| {
+                    dry_run
+                        || ctx.permit(
+                            subject,
+                            &format!("message {}", m.id),
+                            &json!(m.meta),
+                            &m.meta.claims(subject),
+                        )
+                })
                 .map(|m| m.id)
                 .collect();
             if dry_run || ids.is_empty() {

@@ -216,8 +216,8 @@ impl Connector for Google {
         if self.config.workspace.is_none() {
             return Ok(report);
         }
-        let (mail_found, mail_changed, mail_evidence) = self.erase_mail(subject, ctx.dry_run).await?;
-        let (people_found, people_changed, people_evidence) = self.erase_contacts(subject, ctx.dry_run).await?;
+        let (mail_found, mail_changed, mail_evidence) = self.erase_mail(ctx, subject).await?;
+        let (people_found, people_changed, people_evidence) = self.erase_contacts(ctx, subject).await?;
         report.found += mail_found + people_found;
         report.changed += mail_changed + people_changed;
         report.evidence.push(Evidence {
@@ -272,7 +272,7 @@ impl Connector for Google {
         subject: &Identities,
         changes: &[dsr_connector::FieldChange],
     ) -> Result<ChangeReport, ConnectorError> {
-        let (found, changed, evidence, mut notes) = self.rectify_contacts(subject, changes, ctx.dry_run).await?;
+        let (found, changed, evidence, mut notes) = self.rectify_contacts(ctx, subject, changes).await?;
         notes.push(NO_RECTIFICATION.into());
         Ok(ChangeReport {
             found,

@@ -4,7 +4,10 @@
 //! time, as Google requires.
 
 use dsr_connector::http::VendorClient;
-use dsr_connector::{ConnectorError, FieldChange, Identities, Record, RecordSink, RectifyField, correct_values};
+use dsr_connector::{
+    ConnectorError, FieldChange, Identities, IdentityKind, MatchClaim, Record, RecordSink, RectifyField, TaskContext,
+    correct_values,
+};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -63,18 +66,26 @@ struct ContactRecord<'a> {
     mailbox: &'a str,
 }
 
-/// Whether a contact holds one of the subject's addresses or phone numbers exactly.
-pub fn names_subject(person: &Person, subject: &Identities) -> bool {
-    person
-        .email_addresses
-        .iter()
-        .filter_map(|e| e.value.as_deref())
-        .any(|v| subject.emails.iter().any(|s| s.matches(v)))
-        || person
-            .phone_numbers
-            .iter()
-            .filter_map(|p| p.canonical_form.as_deref())
-            .any(|c| subject.phones.iter().any(|s| s.as_str() == c))
+/// Where a contact holds one of the subject's addresses or phone numbers (the core's rule;
+/// a phone by Google's `canonicalForm` where it gave one, else as typed).
+pub fn person_claims(person: &Person, subject: &Identities) -> Vec<MatchClaim> {
+    let emails = person.email_addresses.iter().enumerate().filter_map(|(i, e)| {
+        e.value
+            .as_deref()
+            .filter(|v| subject.owns(IdentityKind::Email, v))
+            .map(|_| MatchClaim::email(format!("/emailAddresses/{i}/value")))
+    });
+    let phones = person.phone_numbers.iter().enumerate().filter_map(|(i, p)| {
+        let (field, value) = match (&p.canonical_form, &p.value) {
+            (Some(c), _) => ("canonicalForm", c),
+            (None, Some(v)) => ("value", v),
+            (None, None) => return None,
+        };
+        subject
+            .owns(IdentityKind::Phone, value)
+            .then(|| MatchClaim::phone(format!("/phoneNumbers/{i}/{field}")))
+    });
+    emails.chain(phones).collect()
 }
 
 /// The fields to change on one person (each replaced whole, as `updatePersonFields` does);
@@ -208,7 +219,7 @@ impl Google {
             }
             let page: P = client.json(mailbox, |http| http.get(url).query(&query)).await?;
             let (people, next) = page.into_parts();
-            found.extend(people.into_iter().filter(|p| names_subject(p, subject)));
+            found.extend(people.into_iter().filter(|p| !person_claims(p, subject).is_empty()));
             token = next;
             if token.is_none() {
                 return Ok(found);
@@ -252,6 +263,7 @@ impl Google {
                 });
                 sink.accept(Record {
                     category: book.category().into(),
+                    claims: person_claims(&person, subject),
                     id: Some(person.resource_name),
                     provided_by_subject: false,
                     data,
@@ -265,9 +277,10 @@ impl Google {
 
     pub async fn erase_contacts(
         &self,
+        ctx: &TaskContext,
         subject: &Identities,
-        dry_run: bool,
     ) -> Result<(u64, u64, Vec<Value>), ConnectorError> {
+        let dry_run = ctx.dry_run;
         let Some(workspace) = &self.config.workspace else {
             return Ok((0, 0, vec![]));
         };
@@ -281,6 +294,14 @@ impl Google {
             }
             let client = self.people(mailbox);
             for person in people {
+                if !ctx.permit(
+                    subject,
+                    &format!("contact {}", person.resource_name),
+                    &json!(person),
+                    &person_claims(&person, subject),
+                ) {
+                    continue;
+                }
                 let resource = person.resource_name;
                 let url = self.people_url(&format!("{resource}:deleteContact"));
                 client.remove(mailbox, |http| http.delete(&url)).await?;
@@ -314,10 +335,11 @@ impl Google {
     /// Applies `changes` to the subject's contacts; returns (found, changed, evidence, notes).
     pub async fn rectify_contacts(
         &self,
+        ctx: &TaskContext,
         subject: &Identities,
         changes: &[FieldChange],
-        dry_run: bool,
     ) -> Result<(u64, u64, Vec<Value>, Vec<String>), ConnectorError> {
+        let dry_run = ctx.dry_run;
         let Some(workspace) = &self.config.workspace else {
             return Ok((0, 0, vec![], vec![]));
         };
@@ -327,6 +349,17 @@ impl Google {
             let client = self.people(mailbox);
             for person in self.find_contacts(mailbox, subject).await? {
                 found += 1;
+                let claims = person_claims(&person, subject);
+                if !dry_run
+                    && !ctx.permit(
+                        subject,
+                        &format!("contact {}", person.resource_name),
+                        &json!(person),
+                        &claims,
+                    )
+                {
+                    continue;
+                }
                 let (update, skipped) = changes_for(&person, changes, subject);
                 notes.extend(skipped.into_iter().filter(|n| !notes.contains(n)).collect::<Vec<_>>());
                 if update.mask().is_empty() || dry_run {
@@ -374,22 +407,24 @@ mod tests {
             phones: vec![Phone::parse("912 34 567", "NO").unwrap()],
             ..Default::default()
         };
-        assert!(names_subject(
-            &person(json!({"emailAddresses": [{"value": "KARI.NORDMANN@example.no"}]})),
-            &subject
-        ));
-        assert!(!names_subject(
-            &person(json!({"emailAddresses": [{"value": "annkari.nordmann@example.no"}]})),
-            &subject
-        ));
-        assert!(names_subject(
-            &person(json!({"phoneNumbers": [{"value": "912 34 567", "canonicalForm": "+4791234567"}]})),
-            &subject
-        ));
-        assert!(!names_subject(
-            &person(json!({"phoneNumbers": [{"value": "+4791234567"}]})),
-            &subject
-        ));
+        let claims = |p: Value| person_claims(&person(p), &subject);
+        assert_eq!(
+            claims(json!({"emailAddresses": [{"value": "per@x.no"}, {"value": "KARI.NORDMANN@example.no"}]})),
+            [MatchClaim::email("/emailAddresses/1/value")]
+        );
+        assert!(claims(json!({"emailAddresses": [{"value": "annkari.nordmann@example.no"}]})).is_empty());
+        assert_eq!(
+            claims(json!({"phoneNumbers": [{"value": "912 34 567", "canonicalForm": "+4791234567"}]})),
+            [MatchClaim::phone("/phoneNumbers/0/canonicalForm")]
+        );
+        assert_eq!(
+            claims(json!({"phoneNumbers": [{"value": "+47 912 34 567"}]})),
+            [MatchClaim::phone("/phoneNumbers/0/value")],
+            "without Google's canonical form, the number as typed"
+        );
+        assert!(
+            claims(json!({"phoneNumbers": [{"value": "+47 22 00 00 00", "canonicalForm": "+4722000000"}]})).is_empty()
+        );
     }
 
     #[test]

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Days, NaiveDate, Utc};
-use dsr_connector::{ConnectorError, Email, FileMeta, Identities, Record, RecordSink};
+use dsr_connector::{ConnectorError, Email, FileMeta, Identities, IdentityKind, MatchClaim, Record, RecordSink};
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -84,19 +84,39 @@ struct ContactRecord<'a> {
     mailbox: &'a str,
 }
 
-/// `participants:` also matches display names and parts of addresses: keep only messages
-/// on which one of the subject's addresses appears exactly.
-pub fn names_subject(message: &Message, emails: &[Email]) -> bool {
-    message.addresses().any(|a| emails.iter().any(|e| e.matches(a)))
+/// `participants:` also matches display names and parts of addresses: a message is the
+/// subject's where one of its address fields is one of her addresses (the core's rule).
+pub fn message_claims(message: &Message, subject: &Identities) -> Vec<MatchClaim> {
+    message
+        .address_pointers()
+        .into_iter()
+        .filter(|(_, address)| subject.owns(IdentityKind::Email, address))
+        .map(|(at, _)| MatchClaim::email(at))
+        .collect()
+}
+
+/// A contact is the subject's where one of its addresses is hers (`$filter` may be ignored).
+pub fn contact_claims(contact: &Contact, subject: &Identities) -> Vec<MatchClaim> {
+    contact
+        .email_addresses
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| {
+            e.address
+                .as_deref()
+                .is_some_and(|a| subject.owns(IdentityKind::Email, a))
+        })
+        .map(|(i, _)| MatchClaim::email(format!("/emailAddresses/{i}/address")))
+        .collect()
 }
 
 /// Whether the subject wrote the message (what they provided, for portability).
-pub fn sent_by_subject(message: &Message, emails: &[Email]) -> bool {
+pub fn sent_by_subject(message: &Message, subject: &Identities) -> bool {
     message
         .from
         .as_ref()
         .and_then(|from| from.email_address.address.as_deref())
-        .is_some_and(|a| emails.iter().any(|e| e.matches(a)))
+        .is_some_and(|a| subject.owns(IdentityKind::Email, a))
 }
 
 /// A record for the bundle, under Graph's property names.
@@ -219,11 +239,27 @@ impl Microsoft365 {
         subject: &Identities,
         notes: &mut Vec<String>,
     ) -> Result<Vec<FoundMessage>, ConnectorError> {
+        Ok(self.search_results(mailbox, subject, notes).await?.0)
+    }
+
+    /// Every message the searches return in `mailbox`, each once: the subject's (an address
+    /// field is hers), and the rest, which the engine is shown and refuses.
+    pub async fn search_results(
+        &self,
+        mailbox: &Mailbox,
+        subject: &Identities,
+        notes: &mut Vec<String>,
+    ) -> Result<(Vec<FoundMessage>, Vec<Message>), ConnectorError> {
         let mut seen = HashSet::new();
-        let mut found = Vec::new();
+        let (mut found, mut others) = (Vec::new(), Vec::new());
         for email in &subject.emails {
             for message in self.search_messages(mailbox, email, notes).await? {
-                if names_subject(&message, &subject.emails) && seen.insert(message.id.clone()) {
+                if !seen.insert(message.id.clone()) {
+                    continue;
+                }
+                if message_claims(&message, subject).is_empty() {
+                    others.push(message);
+                } else {
                     found.push(FoundMessage {
                         mailbox: mailbox.clone(),
                         message,
@@ -231,7 +267,7 @@ impl Microsoft365 {
                 }
             }
         }
-        Ok(found)
+        Ok((found, others))
     }
 
     /// Every contact folder of `mailbox` below the default one, child folders included.
@@ -272,6 +308,20 @@ impl Microsoft365 {
 
     /// Contacts in `mailbox`, in every folder, with one of the subject's addresses.
     pub async fn find_contacts(
+        &self,
+        mailbox: &Mailbox,
+        subject: &Identities,
+    ) -> Result<Vec<FoundContact>, ConnectorError> {
+        let all = self.search_contacts(mailbox, subject).await?;
+        Ok(all
+            .into_iter()
+            .filter(|c| !contact_claims(&c.contact, subject).is_empty())
+            .collect())
+    }
+
+    /// Every contact the `$filter` queries return, in every folder, each once: the
+    /// subject's and any the vendor returned that are not hers.
+    pub async fn search_contacts(
         &self,
         mailbox: &Mailbox,
         subject: &Identities,
@@ -386,10 +436,22 @@ impl Microsoft365 {
         let mut count = 0;
         let mut reach = Reach::new(self.config.all_mailboxes());
         for mailbox in self.mailboxes().await? {
-            let first = self.find_messages(&mailbox, subject, notes).await;
-            let Some(messages) = reach.admit(&mailbox, first)? else {
+            let first = self.search_results(&mailbox, subject, notes).await;
+            let Some((messages, others)) = reach.admit(&mailbox, first)? else {
                 continue;
             };
+            // What the search returned that is not hers goes to the engine as the search gave
+            // it (headers only, never fetched whole): it is refused there and counted.
+            for other in others {
+                sink.accept(Record {
+                    category: "mail".into(),
+                    id: Some(other.id.clone()),
+                    provided_by_subject: false,
+                    data: json!(other),
+                    claims: vec![],
+                })
+                .await?;
+            }
             for found in messages {
                 // The search returned headers only; each message is read whole, exported,
                 // and let go, so a heavy correspondent's mail is never held at once.
@@ -418,19 +480,21 @@ impl Microsoft365 {
                 sink.accept(Record {
                     category: "mail".into(),
                     id: Some(found.message.id.clone()),
-                    provided_by_subject: sent_by_subject(&found.message, &subject.emails),
+                    provided_by_subject: sent_by_subject(&found.message, subject),
                     data,
+                    claims: message_claims(&found.message, subject),
                 })
                 .await?;
                 count += 1;
             }
-            for found in self.find_contacts(&mailbox, subject).await? {
+            for found in self.search_contacts(&mailbox, subject).await? {
                 let data = record_data(&ContactRecord {
                     contact: &found.contact,
                     mailbox: &mailbox.address,
                 })?;
                 sink.accept(Record {
                     category: "contacts".into(),
+                    claims: contact_claims(&found.contact, subject),
                     id: Some(found.contact.id),
                     provided_by_subject: false,
                     data,
@@ -482,16 +546,19 @@ mod tests {
 
     #[test]
     fn only_exact_addresses_count_as_the_subject() {
-        let kari = vec![Email::parse("kari.nordmann@example.no").unwrap()];
-        assert!(names_subject(
-            &message("ola@racom.no", &["KARI.NORDMANN@example.no"]),
-            &kari
-        ));
-        assert!(!names_subject(
-            &message("ola@racom.no", &["annkari.nordmann@example.no"]),
-            &kari
-        ));
-        assert!(!names_subject(&message("kari.nordmann@example.no.evil", &[]), &kari));
+        let kari = Identities {
+            emails: vec![Email::parse("kari.nordmann@example.no").unwrap()],
+            ..Default::default()
+        };
+        assert_eq!(
+            message_claims(
+                &message("ola@racom.no", &["per@x.no", "KARI.NORDMANN@example.no"]),
+                &kari
+            ),
+            [MatchClaim::email("/toRecipients/1/emailAddress/address")]
+        );
+        assert!(message_claims(&message("ola@racom.no", &["annkari.nordmann@example.no"]), &kari).is_empty());
+        assert!(message_claims(&message("kari.nordmann@example.no.evil", &[]), &kari).is_empty());
         assert!(sent_by_subject(&message("kari.nordmann@example.no", &[]), &kari));
         assert!(!sent_by_subject(
             &message("ola@racom.no", &["kari.nordmann@example.no"]),

@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::Microsoft365;
-use crate::access::Mailbox;
+use crate::access::{Mailbox, contact_claims, message_claims};
 use crate::client::needs_permission;
 use crate::config::DeleteMode;
 use crate::reach::Reach;
@@ -85,11 +85,27 @@ impl Microsoft365 {
         let mut erased: Vec<Value> = Vec::new();
         let mut reach = Reach::new(self.config.all_mailboxes());
         for mailbox in &self.mailboxes().await? {
-            let first = self.find_messages(mailbox, subject, &mut notes).await;
-            let Some(messages) = reach.admit(mailbox, first)? else {
+            let first = self.search_results(mailbox, subject, &mut notes).await;
+            let Some((messages, others)) = reach.admit(mailbox, first)? else {
                 continue;
             };
-            let contacts = self.find_contacts(mailbox, subject).await?;
+            let all_contacts = self.search_contacts(mailbox, subject).await?;
+            // What the searches returned that is not hers: shown to the engine, refused, listed.
+            if !ctx.dry_run {
+                for other in &others {
+                    ctx.permit(subject, &format!("messages {}", other.id), &json!(other), &[]);
+                }
+                for c in all_contacts
+                    .iter()
+                    .filter(|c| contact_claims(&c.contact, subject).is_empty())
+                {
+                    ctx.permit(subject, &format!("contacts {}", c.contact.id), &json!(c.contact), &[]);
+                }
+            }
+            let contacts: Vec<_> = all_contacts
+                .into_iter()
+                .filter(|c| !contact_claims(&c.contact, subject).is_empty())
+                .collect();
             found += (messages.len() + contacts.len()) as u64;
             if ctx.dry_run {
                 continue;
@@ -97,14 +113,23 @@ impl Microsoft365 {
             let items = messages
                 .iter()
                 .map(|m| {
+                    let guard = (json!(m.message), message_claims(&m.message, subject));
                     (
                         "messages",
                         vec!["users", &mailbox.key, "messages", &m.message.id],
                         &m.message.id,
+                        guard,
                     )
                 })
-                .chain(contacts.iter().map(|c| ("contacts", c.segments(), &c.contact.id)));
-            for (collection, segments, id) in items {
+                .chain(contacts.iter().map(|c| {
+                    let guard = (json!(c.contact), contact_claims(&c.contact, subject));
+                    ("contacts", c.segments(), &c.contact.id, guard)
+                }));
+            for (collection, segments, id, (data, claims)) in items {
+                // The engine's rule, item by item: what is not the subject's is not touched.
+                if !ctx.permit(subject, &format!("{collection} {id}"), &data, &claims) {
+                    continue;
+                }
                 let outcome = self.delete_item(mailbox, &segments, collection).await?;
                 changed += 1;
                 erased.push(json!({

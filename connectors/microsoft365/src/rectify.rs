@@ -97,6 +97,10 @@ impl Microsoft365 {
             };
             for found_contact in contacts {
                 let contact = &found_contact.contact;
+                let claims = crate::access::contact_claims(contact, subject);
+                if !ctx.permit(subject, &format!("contact {}", contact.id), &json!(contact), &claims) {
+                    continue;
+                }
                 found += 1;
                 let (patch, skipped) = patch_for(contact, changes, subject);
                 for s in skipped {

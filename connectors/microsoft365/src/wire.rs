@@ -74,6 +74,29 @@ pub struct Message {
 }
 
 impl Message {
+    /// The JSON pointer of every address on the message (as Graph names the fields), with the
+    /// address: where a match claim points.
+    pub fn address_pointers(&self) -> Vec<(String, &str)> {
+        let mut out = Vec::new();
+        for (field, one) in [("from", &self.from), ("sender", &self.sender)] {
+            if let Some(address) = one.as_ref().and_then(|r| r.email_address.address.as_deref()) {
+                out.push((format!("/{field}/emailAddress/address"), address));
+            }
+        }
+        for (field, list) in [
+            ("toRecipients", &self.to_recipients),
+            ("ccRecipients", &self.cc_recipients),
+            ("bccRecipients", &self.bcc_recipients),
+        ] {
+            for (i, r) in list.iter().enumerate() {
+                if let Some(address) = r.email_address.address.as_deref() {
+                    out.push((format!("/{field}/{i}/emailAddress/address"), address));
+                }
+            }
+        }
+        out
+    }
+
     /// Every address on the message: from, sender and every recipient.
     pub fn addresses(&self) -> impl Iterator<Item = &str> {
         self.from

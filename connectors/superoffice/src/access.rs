@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use dsr_connector::{ConnectorError, Identities, Record, RecordSink};
+use dsr_connector::{ConnectorError, Identities, IdentityKind, MatchClaim, Record, RecordSink, TaskContext};
 use serde_json::{Value, json};
 
 use crate::SuperOffice;
@@ -20,6 +20,32 @@ pub fn typed<T: serde::de::DeserializeOwned>(value: &Value, endpoint: &str) -> R
 pub struct Person {
     pub raw: Value,
     pub entity: PersonEntity,
+}
+
+impl Person {
+    /// Where the person holds one of the subject's addresses (the core's rule: the Person
+    /// archive's `$filter` may be ignored or fold look-alikes together).
+    pub fn claims(&self, subject: &Identities) -> Vec<MatchClaim> {
+        let pointers: Vec<String> = (0..self.entity.emails.len())
+            .map(|i| format!("/Emails/{i}/Value"))
+            .collect();
+        subject.claims_at(&self.raw, IdentityKind::Email, &pointers)
+    }
+
+    /// The subject's address this person was matched by: what records found under the
+    /// person carry as their claim (`found_via`).
+    pub fn found_via(&self, subject: &Identities) -> Option<String> {
+        self.entity
+            .emails
+            .iter()
+            .filter_map(|e| e.value.clone())
+            .find(|v| subject.owns(IdentityKind::Email, v))
+    }
+}
+
+/// The claim a record found under one of the subject's persons carries.
+fn via(id: i64, email: &str) -> Value {
+    json!({"person": id, "email": email})
 }
 
 /// A consent as SuperOffice holds it and the fields dsr reads.
@@ -46,6 +72,34 @@ impl SuperOffice {
             ids.extend(rows.iter().filter_map(|r| r.number("personId").or(r.id())));
         }
         Ok(ids.into_iter().collect())
+    }
+
+    /// The persons the search returned that hold one of the subject's addresses, each passed
+    /// through the engine's guard before anything is changed under it.
+    pub async fn own_persons(&self, ctx: &TaskContext, subject: &Identities) -> Result<Vec<Person>, ConnectorError> {
+        let mut own = Vec::new();
+        for id in self.find_persons(subject).await? {
+            let person = self.person(id).await?;
+            if ctx.permit(subject, &format!("person {id}"), &person.raw, &person.claims(subject)) {
+                own.push(person);
+            }
+        }
+        Ok(own)
+    }
+
+    /// How many persons the search returns that hold one of the subject's addresses: the
+    /// verification after an erasure counts these, not look-alikes.
+    pub async fn count_own_persons(&self, subject: &Identities) -> Result<usize, ConnectorError> {
+        let mut n = 0;
+        for id in self.find_persons(subject).await? {
+            match self.person(id).await {
+                Ok(p) if !p.claims(subject).is_empty() => n += 1,
+                Ok(_) => {}
+                Err(e) if e.is_not_found() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(n)
     }
 
     pub async fn person(&self, id: i64) -> Result<Person, ConnectorError> {
@@ -78,50 +132,60 @@ impl SuperOffice {
 
     pub async fn export(&self, subject: &Identities, sink: &mut dyn RecordSink) -> Result<u64, ConnectorError> {
         let mut count = 0;
+        let claim = || vec![MatchClaim::email("/found_via/email")];
         for id in self.find_persons(subject).await? {
             let person = self.person(id).await?;
             let key = Some(id.to_string());
-            for consent in self.consents(id).await? {
-                let data = json!({"PersonId": id, "consent": consent.raw});
-                sink.accept(Record {
-                    category: "consents".into(),
-                    id: key.clone(),
-                    provided_by_subject: true,
-                    data,
-                })
-                .await?;
-                count += 1;
-            }
-            for shipment in person.raw["ShipmentTypes"].as_array().into_iter().flatten() {
-                let data = json!({"PersonId": id, "subscription": shipment});
-                sink.accept(Record {
-                    category: "newsletter_subscriptions".into(),
-                    id: key.clone(),
-                    provided_by_subject: true,
-                    data,
-                })
-                .await?;
-                count += 1;
-            }
-            for kind in RELATED {
-                for row in self.related(id, kind).await? {
-                    let data = json!({"PersonId": id, "record": row});
+            // A person the search returned who does not hold her address: handed to the
+            // engine as it is (and dropped there, counted), with nothing found under it.
+            if let Some(email) = person.found_via(subject) {
+                for consent in self.consents(id).await? {
+                    let data = json!({"PersonId": id, "found_via": via(id, &email), "consent": consent.raw});
                     sink.accept(Record {
-                        category: kind.to_lowercase(),
+                        category: "consents".into(),
                         id: key.clone(),
-                        provided_by_subject: false,
+                        provided_by_subject: true,
                         data,
+                        claims: claim(),
                     })
                     .await?;
                     count += 1;
                 }
+                for shipment in person.raw["ShipmentTypes"].as_array().into_iter().flatten() {
+                    let data = json!({"PersonId": id, "found_via": via(id, &email), "subscription": shipment});
+                    sink.accept(Record {
+                        category: "newsletter_subscriptions".into(),
+                        id: key.clone(),
+                        provided_by_subject: true,
+                        data,
+                        claims: claim(),
+                    })
+                    .await?;
+                    count += 1;
+                }
+                for kind in RELATED {
+                    for row in self.related(id, kind).await? {
+                        let data = json!({"PersonId": id, "found_via": via(id, &email), "record": row});
+                        sink.accept(Record {
+                            category: kind.to_lowercase(),
+                            id: key.clone(),
+                            provided_by_subject: false,
+                            data,
+                            claims: claim(),
+                        })
+                        .await?;
+                        count += 1;
+                    }
+                }
             }
             // Name, addresses and phone numbers are what the subject gave the company.
+            let claims = person.claims(subject);
             sink.accept(Record {
                 category: "persons".into(),
                 id: key,
                 provided_by_subject: true,
                 data: person.raw,
+                claims,
             })
             .await?;
             count += 1;

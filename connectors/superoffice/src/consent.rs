@@ -46,13 +46,13 @@ impl SuperOffice {
         subject: &Identities,
     ) -> Result<ChangeReport, ConnectorError> {
         let mut report = ChangeReport::default();
-        for id in self.find_persons(subject).await? {
+        for person in self.own_persons(ctx, subject).await? {
+            let id = person.entity.person_id;
             report.found += 1;
             let consents = self.consents(id).await?;
             let marketing = consents
                 .iter()
                 .any(|c| c.info.consent_purpose_key == EMARKETING && c.info.in_force());
-            let person = self.person(id).await?;
             let subscribed: Vec<(usize, i64, Option<String>)> = person
                 .entity
                 .shipment_types

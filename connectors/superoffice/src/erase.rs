@@ -29,7 +29,12 @@ pub fn owned_sale(row: &ArchiveRow, person: i64) -> bool {
 
 impl SuperOffice {
     pub async fn erase_subject(&self, ctx: &TaskContext, subject: &Identities) -> Result<ChangeReport, ConnectorError> {
-        let persons = self.find_persons(subject).await?;
+        let persons: Vec<i64> = self
+            .own_persons(ctx, subject)
+            .await?
+            .iter()
+            .map(|p| p.entity.person_id)
+            .collect();
         let mut report = ChangeReport::default();
         let mut deleted: Vec<Value> = Vec::new();
         let mut stakeholder_in = 0u64;
@@ -117,7 +122,7 @@ impl SuperOffice {
             detail: json!({"deleted": deleted}),
         });
         if !ctx.dry_run {
-            let remaining = self.find_persons(subject).await?.len();
+            let remaining = self.count_own_persons(subject).await?;
             report.evidence.push(Evidence {
                 kind: "verification_search".into(),
                 detail: json!({"persons_remaining": remaining}),

@@ -72,9 +72,10 @@ impl SuperOffice {
         changes: &[FieldChange],
     ) -> Result<ChangeReport, ConnectorError> {
         let mut report = ChangeReport::default();
-        for id in self.find_persons(subject).await? {
+        for person in self.own_persons(ctx, subject).await? {
+            let id = person.entity.person_id;
             report.found += 1;
-            let person = self.person(id).await?.raw;
+            let person = person.raw;
             let (ops, notes) = patch_for(&person, changes, subject);
             for n in notes {
                 if !report.notes.contains(&n) {

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use dsr_connector::{ConnectorError, Identities, Record, RecordSink};
+use dsr_connector::{ConnectorError, Identities, IdentityKind, MatchClaim, Record, RecordSink};
 use serde_json::{Map, Value, json};
 
 use crate::Wix;
@@ -15,14 +15,6 @@ use crate::wire::{
 
 const PAGE: u64 = 100;
 
-/// Whether `value` is one of the subject's addresses or phones, as a whole (case-insensitive):
-/// `annekari.nordmann@…` is not `kari.nordmann@…`.
-pub fn is_subjects(value: &str, subject: &Identities) -> bool {
-    let value = value.trim();
-    subject.emails.iter().any(|e| e.matches(value))
-        || subject.phones.iter().any(|p| p.as_str() == value.replace(' ', ""))
-}
-
 /// Whether the subject submitted the form herself: every address in it is hers.
 fn submitted_by_subject(fields: &Map<String, Value>, subject: &Identities) -> bool {
     let addresses: Vec<&str> = fields
@@ -30,7 +22,7 @@ fn submitted_by_subject(fields: &Map<String, Value>, subject: &Identities) -> bo
         .filter_map(|v| v.as_str())
         .filter(|v| v.contains('@') && !v.contains(' '))
         .collect();
-    !addresses.is_empty() && addresses.iter().all(|a| is_subjects(a, subject))
+    !addresses.is_empty() && addresses.iter().all(|a| subject.owns(IdentityKind::Email, a))
 }
 
 /// A record as Wix holds it (kept whole for the bundle) and the fields dsr reads from it.
@@ -46,12 +38,55 @@ fn found<T: serde::de::DeserializeOwned>(raw: Value, endpoint: &str) -> Result<F
     Ok(Found { raw, view })
 }
 
+/// Where a contact holds one of the subject's addresses or phone numbers (the core's rule).
+pub fn contact_claims(contact: &Found<Contact>, subject: &Identities) -> Vec<MatchClaim> {
+    let info = &contact.view.info;
+    let emails: Vec<String> = (0..info.emails.items.len())
+        .map(|i| format!("/info/emails/items/{i}/email"))
+        .collect();
+    let phones: Vec<String> = (0..info.phones.items.len())
+        .flat_map(|i| {
+            [
+                format!("/info/phones/items/{i}/e164Phone"),
+                format!("/info/phones/items/{i}/phone"),
+            ]
+        })
+        .collect();
+    [
+        subject.claims_at(&contact.raw, IdentityKind::Email, &emails),
+        subject.claims_at(&contact.raw, IdentityKind::Phone, &phones),
+    ]
+    .concat()
+}
+
+/// A member is the subject's where its login e-mail is hers.
+pub fn member_claims(member: &Found<Member>, subject: &Identities) -> Vec<MatchClaim> {
+    subject.claims_at(&member.raw, IdentityKind::Email, &["/loginEmail".into()])
+}
+
+/// A submission is the subject's where one of its values is, as a whole, her address or
+/// phone (field values cannot be filtered by Wix; a contact id alone is not an identifier).
+pub fn submission_claims(submission: &Found<Submission>, subject: &Identities) -> Vec<MatchClaim> {
+    subject
+        .claims_anywhere(&submission.raw["submissions"])
+        .into_iter()
+        .map(|c| MatchClaim::new(c.identity, format!("/submissions{}", c.at)))
+        .collect()
+}
+
+/// Comments carry no e-mail: one found under the subject's member says so in `found_via`
+/// (the member and its login e-mail), which is what its claim points at.
+pub const COMMENT_CLAIM: &str = "/found_via/loginEmail";
+
 /// What the website holds about the subject, found once and used by access and erasure.
 pub struct Holdings {
     pub contacts: Vec<Found<Contact>>,
     pub members: Vec<Found<Member>>,
     pub submissions: Vec<Found<Submission>>,
     pub comments: Vec<Found<Comment>>,
+    /// What the searches returned that is not the subject's: (category, id, record), shown
+    /// to the engine, which refuses it.
+    pub others: Vec<(&'static str, String, Value)>,
 }
 
 impl Wix {
@@ -151,14 +186,9 @@ impl Wix {
                     false,
                 ));
             }
-            for (filter, match_values) in queries {
+            for (filter, _) in queries {
                 for submission in self.query_submissions(filter).await? {
-                    let names_her = submission
-                        .view
-                        .submissions
-                        .values()
-                        .any(|v| v.as_str().is_some_and(|v| is_subjects(v, subject)));
-                    if (!match_values || names_her) && seen.insert(submission.view.id.clone()) {
+                    if !submission_claims(&submission, subject).is_empty() && seen.insert(submission.view.id.clone()) {
                         out.push(submission);
                     }
                 }
@@ -169,17 +199,22 @@ impl Wix {
 
     /// The comments the subject's members wrote, in every configured commenting app; comments
     /// already deleted (status `DELETED`, content gone) are left out.
-    pub async fn find_comments(&self, member_ids: &[String]) -> Result<Vec<Found<Comment>>, ConnectorError> {
+    pub async fn find_comments(&self, members: &[Found<Member>]) -> Result<Vec<Found<Comment>>, ConnectorError> {
         const ENDPOINT: &str = "/comments/v1/comments/query-cursor";
         let mut out = Vec::new();
         for app in &self.config.comment_app_ids {
-            for member in member_ids {
+            for found_member in members {
+                let member = &found_member.view.id;
+                let via = json!({"member": member, "loginEmail": found_member.view.login_email});
                 let mut body = json!({"appId": app, "query": {"filter": {"author.memberId": {"$eq": member}}, "cursorPaging": {"limit": PAGE}}});
                 loop {
                     let page: CommentsPage = self.post(ENDPOINT, &body).await?;
                     for raw in page.comments {
-                        let comment: Found<Comment> = found(raw, ENDPOINT)?;
-                        if !comment.view.deleted() {
+                        let mut comment: Found<Comment> = found(raw, ENDPOINT)?;
+                        // The author filter may be ignored: only her member's comments count.
+                        let hers = comment.raw["author"]["memberId"].as_str() == Some(member.as_str());
+                        if hers && !comment.view.deleted() {
+                            comment.raw["found_via"] = via.clone();
                             out.push(comment);
                         }
                     }
@@ -225,8 +260,21 @@ impl Wix {
 
     /// Contacts, members, submissions and comments, in the order each depends on the last.
     pub async fn holdings(&self, subject: &Identities) -> Result<Holdings, ConnectorError> {
-        let contacts = self.find_contacts(subject).await?;
-        let members = self.find_members(subject).await?;
+        // What the searches returned that is not the subject's is left out here; the engine
+        // checks every record and change again.
+        let mut others = Vec::new();
+        let (contacts, not_hers): (Vec<_>, Vec<_>) = self
+            .find_contacts(subject)
+            .await?
+            .into_iter()
+            .partition(|c| !contact_claims(c, subject).is_empty());
+        others.extend(not_hers.into_iter().map(|c| ("contacts", c.view.id, c.raw)));
+        let (members, not_hers): (Vec<_>, Vec<_>) = self
+            .find_members(subject)
+            .await?
+            .into_iter()
+            .partition(|m| !member_claims(m, subject).is_empty());
+        others.extend(not_hers.into_iter().map(|m| ("members", m.view.id, m.raw)));
         let member_ids: Vec<String> = members.iter().map(|m| m.view.id.clone()).collect();
         let mut contact_ids: Vec<String> = contacts.iter().map(|c| c.view.id.clone()).collect();
         for m in &members {
@@ -235,48 +283,68 @@ impl Wix {
             }
         }
         let submissions = self.find_submissions(subject, &contact_ids, &member_ids).await?;
-        let comments = self.find_comments(&member_ids).await?;
+        let comments = self.find_comments(&members).await?;
         Ok(Holdings {
             contacts,
             members,
             submissions,
             comments,
+            others,
         })
     }
 
     pub async fn export(&self, subject: &Identities, sink: &mut dyn RecordSink) -> Result<u64, ConnectorError> {
         let mut count = 0;
-        let mut put =
-            async |category: &str, id: Option<String>, provided: bool, data: Value| -> Result<(), ConnectorError> {
-                sink.accept(Record {
-                    category: category.into(),
-                    id,
-                    provided_by_subject: provided,
-                    data,
-                })
-                .await?;
-                Ok(())
-            };
+        let mut put = async |category: &str,
+                             id: Option<String>,
+                             provided: bool,
+                             data: Value,
+                             claims: Vec<MatchClaim>|
+               -> Result<(), ConnectorError> {
+            sink.accept(Record {
+                category: category.into(),
+                id,
+                provided_by_subject: provided,
+                data,
+                claims,
+            })
+            .await?;
+            Ok(())
+        };
         let held = self.holdings(subject).await?;
+        for (category, id, raw) in held.others {
+            put(category, Some(id), false, raw, vec![]).await?;
+        }
         for c in held.contacts {
-            put("contacts", Some(c.view.id), true, c.raw).await?;
+            let claims = contact_claims(&c, subject);
+            put("contacts", Some(c.view.id), true, c.raw, claims).await?;
             count += 1;
         }
         for m in held.members {
-            put("members", Some(m.view.id), true, m.raw).await?;
+            let claims = member_claims(&m, subject);
+            put("members", Some(m.view.id), true, m.raw, claims).await?;
             count += 1;
         }
         for s in held.submissions {
             let own = submitted_by_subject(&s.view.submissions, subject);
-            put("form_submissions", Some(s.view.id), own, s.raw).await?;
+            let claims = submission_claims(&s, subject);
+            put("form_submissions", Some(s.view.id), own, s.raw, claims).await?;
             count += 1;
         }
         for c in held.comments {
-            put("comments", Some(c.view.id), true, c.raw).await?;
+            put(
+                "comments",
+                Some(c.view.id),
+                true,
+                c.raw,
+                vec![MatchClaim::email(COMMENT_CLAIM)],
+            )
+            .await?;
             count += 1;
         }
         for subscription in self.subscriptions(subject).await? {
-            put("email_subscriptions", None, true, subscription).await?;
+            let claims = subject.claims_at(&subscription, IdentityKind::Email, &["/email".into()]);
+            put("email_subscriptions", None, true, subscription, claims).await?;
             count += 1;
         }
         Ok(count)
@@ -289,16 +357,12 @@ mod tests {
     use dsr_connector::{Email, Phone};
 
     #[test]
-    fn only_whole_values_are_the_subjects() {
+    fn the_subjects_own_submissions_are_those_she_gave_every_address_in() {
         let subject = Identities {
             emails: vec![Email::parse("kari.nordmann@example.no").unwrap()],
             phones: vec![Phone::parse("91234567", "NO").unwrap()],
             ..Default::default()
         };
-        assert!(is_subjects("Kari.Nordmann@Example.no ", &subject));
-        assert!(is_subjects("+47 91234567", &subject));
-        assert!(!is_subjects("annkari.nordmann@example.no", &subject));
-        assert!(!is_subjects("skriv til kari.nordmann@example.no", &subject));
         let fields = |v: Value| v.as_object().cloned().unwrap();
         assert!(submitted_by_subject(
             &fields(json!({"epost": "kari.nordmann@example.no", "navn": "Kari"})),
@@ -308,5 +372,12 @@ mod tests {
             &fields(json!({"epost": "per@x.no", "kopi": "kari.nordmann@example.no"})),
             &subject
         ));
+        let raw =
+            json!({"id": "s", "submissions": {"melding": "skriv til kari.nordmann@example.no", "tlf": "+47 91234567"}});
+        let submission = found::<Submission>(raw, "test").unwrap();
+        assert_eq!(
+            submission_claims(&submission, &subject),
+            [MatchClaim::phone("/submissions/tlf")]
+        );
     }
 }

@@ -10,11 +10,11 @@
 //! - https://dev.wix.com/docs/rest/crm/members-contacts/contacts/contacts/contact-v4/delete-contact
 //! - https://dev.wix.com/docs/api-reference/crm/members-contacts/members/member-management/members/delete-member
 
-use dsr_connector::{ChangeReport, ConnectorError, Evidence, Identities, Retained, TaskContext};
+use dsr_connector::{ChangeReport, ConnectorError, Evidence, Identities, MatchClaim, Retained, TaskContext};
 use serde_json::{Value, json};
 
 use crate::Wix;
-use crate::access::Found;
+use crate::access::{COMMENT_CLAIM, Found, contact_claims, member_claims, submission_claims};
 
 /// One kind of item to delete: its category, its ids and its delete path.
 type Step<'a> = (&'static str, &'a Vec<String>, fn(&str) -> String);
@@ -51,6 +51,26 @@ impl Wix {
             });
             return Ok(report);
         }
+        // The engine's guard, item by item: each item as Wix returned it, and its claim.
+        let mut guard: std::collections::HashMap<String, (Value, Vec<MatchClaim>)> = std::collections::HashMap::new();
+        for s in &held.submissions {
+            guard.insert(s.view.id.clone(), (s.raw.clone(), submission_claims(s, subject)));
+        }
+        for c in &held.comments {
+            guard.insert(
+                c.view.id.clone(),
+                (c.raw.clone(), vec![MatchClaim::email(COMMENT_CLAIM)]),
+            );
+        }
+        for m in &held.members {
+            guard.insert(m.view.id.clone(), (m.raw.clone(), member_claims(m, subject)));
+        }
+        for c in &held.contacts {
+            guard.insert(c.view.id.clone(), (c.raw.clone(), contact_claims(c, subject)));
+        }
+        for (category, id, raw) in &held.others {
+            ctx.permit(subject, &format!("{category} {id}"), raw, &[]);
+        }
         let mut deleted: Vec<Value> = Vec::new();
         let mut kept: Vec<(&str, String, String)> = Vec::new();
         let steps: [Step; 4] = [
@@ -63,6 +83,10 @@ impl Wix {
         ];
         for (category, items, path) in steps {
             for id in items {
+                let (data, claims) = guard.get(id).cloned().unwrap_or_default();
+                if !ctx.permit(subject, &format!("{category} {id}"), &data, &claims) {
+                    continue;
+                }
                 let path = path(&urlencoding::encode(id));
                 match self.remove(&path).await {
                     Ok(_) => {

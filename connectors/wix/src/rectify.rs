@@ -108,6 +108,10 @@ impl Wix {
             );
         }
         for contact in self.find_contacts(subject).await? {
+            let claims = crate::access::contact_claims(&contact, subject);
+            if !ctx.permit(subject, &format!("contact {}", contact.view.id), &contact.raw, &claims) {
+                continue;
+            }
             report.found += 1;
             let info = info_for(&contact.raw, changes, subject);
             if info.is_empty() || ctx.dry_run {

@@ -45,6 +45,7 @@ table{border-collapse:collapse;width:100%;margin:.5rem 0}td,th{border:1px solid 
   {% if p.attachments %}<p>{{ t.attachments }}:</p><ul>{% for a in p.attachments %}<li><a href="{{ a.href }}">{{ a.path }}</a> ({{ a.bytes }} bytes)</li>{% endfor %}</ul>{% endif %}
 {% elif p.status == "not_applicable" %}<p class="muted">{{ p.reason }}</p>
 {% else %}<p class="failed">{{ t.failed }}{% if p.error %}: {{ p.error }}{% endif %}</p>{% endif %}
+{% if p.refused_records %}<p class="note">{{ t.refused }}: {{ p.refused_records }}</p>{% endif %}
 {% for n in p.notes %}<p class="note">{{ n }}</p>{% endfor %}
 {% endfor %}
 
@@ -74,6 +75,7 @@ fn labels(lang: Lang) -> minijinja::Value {
             request => "Forespørsel", received => "Mottatt", generated => "Laget", searched => "Søkt etter",
             found => "Hva vi fant", category => "Kategori", records => "Oppføringer", files => "Filer", attachments => "Filer (vedlegg og e-post)",
             nothing => "Ingen opplysninger funnet.", failed => "Kunne ikke hentes ennå",
+            refused => "Levert av leverandøren, men ikke dine opplysninger (ikke tatt med)",
             about => "Om behandlingen (artikkel 15)", controller => "Behandlingsansvarlig", purposes => "Formål", categories => "Kategorier av opplysninger",
             recipients => "Mottakere", transfers => "Overføring utenfor EU/EØS", retention => "Lagringstid", source => "Kilde",
             rights => "Dine rettigheter", complaint => "Klage", automated => "Automatiserte avgjørelser",
@@ -84,6 +86,7 @@ fn labels(lang: Lang) -> minijinja::Value {
             request => "Request", received => "Received", generated => "Generated", searched => "Searched for",
             found => "What we found", category => "Category", records => "Records", files => "Files", attachments => "Files (attachments and e-mail)",
             nothing => "Nothing found.", failed => "Could not be retrieved yet",
+            refused => "Returned by the provider but not yours (left out)",
             about => "About the processing (Article 15)", controller => "Controller", purposes => "Purposes", categories => "Categories of data",
             recipients => "Recipients", transfers => "Transfers outside the EU/EEA", retention => "Retention", source => "Source",
             rights => "Your rights", complaint => "Complaints", automated => "Automated decisions",

@@ -58,6 +58,8 @@ pub struct ProcessorSummary {
     pub reason: Option<String>,
     pub error: Option<String>,
     pub notes: Vec<String>,
+    /// Records the vendor returned that were not the subject's (dropped by the engine).
+    pub refused_records: u64,
     pub categories: Vec<CategorySummary>,
     pub attachments: Vec<FileEntry>,
 }
@@ -273,6 +275,7 @@ fn write_sync(
                 .flatten()
                 .filter_map(|n| n.as_str().map(String::from))
                 .collect(),
+            refused_records: task.evidence["refused_records"].as_u64().unwrap_or(0),
             categories: Vec::new(),
             attachments: Vec::new(),
         };
@@ -362,6 +365,7 @@ fn write_sync(
         "processors": processors.iter().map(|p| json!({
             "processor": p.processor, "status": p.status, "outcome": p.outcome, "reason": p.reason, "error": p.error,
             "notes": p.notes,
+            "refused_records": p.refused_records,
             "categories": p.categories.iter().map(|c| (c.name.clone(), json!({"records": c.records}))).collect::<serde_json::Map<_, _>>(),
         })).collect::<Vec<_>>(),
         "files": entries,
