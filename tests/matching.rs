@@ -159,7 +159,20 @@ async fn vendors_that_ignore_their_filters_never_make_dsr_export_or_change_anyon
             c.json
         );
     }
+    let wix_look_alike = fakes
+        .wix
+        .with(|s| s.contacts.iter().find(|c| c["id"] == "ct-annkari").cloned().unwrap());
+    assert_ne!(
+        wix_look_alike["info"]["name"]["last"], "Hansen",
+        "Wix's look-alike contact was renamed"
+    );
     run(&d, &subject_args("objection")).await;
+    let subscriptions = fakes.wix.with(|s| s.subscriptions.clone());
+    let theirs = subscriptions.iter().find(|s| s["email"] == LOOK_ALIKE).unwrap();
+    assert_eq!(
+        theirs["subscriptionStatus"], "SUBSCRIBED",
+        "the look-alike was unsubscribed"
+    );
     assert!(
         fakes.superoffice.with(|s| s.consent_in_force(102, "EMARKETING")),
         "the look-alike's marketing consent was withdrawn"

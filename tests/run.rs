@@ -480,8 +480,9 @@ fn the_demo_runs_every_right_under_dsr_demo() {
     );
     assert_eq!(
         task(&requests[1], "wix")["records"]["changed"],
-        8,
-        "four submissions in three namespaces, two comments, the member and the contact"
+        6,
+        "her two submissions (Forms, Bookings), two comments, the member and the contact; the two \
+         forms Per sent naming her are retained"
     );
     assert_eq!(requests[0]["kind"], "access");
     assert_eq!(requests[1]["kind"], "erasure");

@@ -82,7 +82,27 @@ async fn access_finds_contact_member_submissions_and_comments_and_nothing_of_the
 async fn erasure_deletes_comments_then_the_member_then_the_contact_permanently() {
     let (fake, _dir, wix) = connector("").await;
     let report = wix.erase(&ctx(), &kari()).await.unwrap();
-    assert_eq!(fake.holdings_of(KARI), (0, 0, 0, 0));
+    assert_eq!(
+        fake.holdings_of(KARI),
+        (0, 0, 2, 0),
+        "only the two forms Per sent that name her are left: they are his too"
+    );
+    let shared = report
+        .retained
+        .iter()
+        .find(|r| r.category == "form_submissions")
+        .expect("reported as retained");
+    assert_eq!(shared.count, 2);
+    assert!(
+        shared.reason.contains("sub-2") && shared.reason.contains("sub-6"),
+        "{}",
+        shared.reason
+    );
+    let deleted: Vec<String> = fake.calls().into_iter().filter(|c| c.starts_with("DELETE")).collect();
+    assert!(
+        !deleted.iter().any(|c| c.contains("sub-2") || c.contains("sub-6")),
+        "{deleted:?}"
+    );
     assert_eq!(
         fake.holdings_of(LOOK_ALIKE),
         (1, 1, 1, 1),
@@ -123,8 +143,8 @@ async fn erasure_deletes_comments_then_the_member_then_the_contact_permanently()
     let again = wix.erase(&ctx(), &kari()).await.unwrap();
     assert_eq!(
         (again.found, again.changed),
-        (0, 0),
-        "a re-run is a no-op (deleted comments stay listed as DELETED)"
+        (2, 0),
+        "a re-run changes nothing: deleted comments stay listed as DELETED, Per's forms are retained again"
     );
 }
 
@@ -138,13 +158,13 @@ async fn a_contact_wix_will_not_delete_is_retained_with_its_reason_after_the_mem
         .expect("not a failure: the member is gone already");
     assert_eq!(fake.holdings_of(KARI).1, 0, "the member is erased");
     let retained: Vec<(&str, u64)> = report.retained.iter().map(|r| (r.category.as_str(), r.count)).collect();
-    assert_eq!(retained, [("contacts", 1)]);
+    assert_eq!(retained, [("form_submissions", 2), ("contacts", 1)]);
     assert!(
-        report.retained[0]
+        report.retained[1]
             .reason
             .contains("CANNOT_DELETE_CONTACT_WITH_BILLING_SUBSCRIPTION"),
         "{}",
-        report.retained[0].reason
+        report.retained[1].reason
     );
     let deleted = &report
         .evidence

@@ -52,3 +52,80 @@ impl RecordSink for CheckedSpool<'_> {
         self.spool.attach(file, body).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spool::{SpoolEntry, read_spool, spool_key};
+    use crate::storage::ExportStore;
+    use dsr_connector::{Email, MatchClaim};
+    use futures::StreamExt;
+    use serde_json::json;
+
+    fn record(data: serde_json::Value, claims: Vec<MatchClaim>) -> Record {
+        Record {
+            category: "contacts".into(),
+            id: None,
+            provided_by_subject: false,
+            data,
+            claims,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_record_that_claims_a_match_it_does_not_carry_is_dropped_with_its_file() {
+        let store = ExportStore::in_memory();
+        let mut spool = SpoolWriter::create(&store, spool_key("r", Processor::Wix, 1));
+        let kari = Identities {
+            emails: vec![Email::parse("kari.nordmann@example.no").unwrap()],
+            ..Default::default()
+        };
+        {
+            let mut checked = CheckedSpool::new(&mut spool, &kari, Processor::Wix, "r");
+            // Claims her address at /email, but /email is someone else's.
+            let body = futures::stream::iter(vec![Ok(bytes::Bytes::from_static(b"theirs"))]).boxed();
+            let meta = FileMeta {
+                folder: "files".into(),
+                name: "theirs.txt".into(),
+                media_type: "text/plain".into(),
+            };
+            checked.attach(meta, body).await.unwrap();
+            checked
+                .accept(record(
+                    json!({"email": "annkari.nordmann@example.no"}),
+                    vec![MatchClaim::email("/email")],
+                ))
+                .await
+                .unwrap();
+            // Claims a place that holds nothing.
+            checked
+                .accept(record(json!({"name": "Kari"}), vec![MatchClaim::email("/email")]))
+                .await
+                .unwrap();
+            checked
+                .accept(record(
+                    json!({"email": "KARI.NORDMANN@example.no"}),
+                    vec![MatchClaim::email("/email")],
+                ))
+                .await
+                .unwrap();
+        }
+        assert_eq!(spool.dropped(), 2);
+        let committed = spool.commit().await.unwrap();
+        let mut kept = Vec::new();
+        read_spool(&store, &committed, |entry| {
+            kept.push(match entry {
+                SpoolEntry::Record(r) => r.data.to_string(),
+                SpoolEntry::File(f) => f.path,
+            });
+            Ok(())
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            kept,
+            [r#"{"email":"KARI.NORDMANN@example.no"}"#],
+            "only hers, and no file of theirs"
+        );
+    }
+}

@@ -40,9 +40,14 @@ impl Email {
         &self.0
     }
 
-    /// True when `other` is this address, ignoring case.
+    /// True when `other` is this address, ignoring ASCII case only: a Unicode look-alike
+    /// (the Kelvin sign `K` lowercases to `k`) is another address.
     pub fn matches(&self, other: &str) -> bool {
-        self.0.eq_ignore_ascii_case(other.trim()) || self.0 == other.trim().to_lowercase()
+        let other = other.trim();
+        if self.0.is_ascii() {
+            return other.is_ascii() && self.0.eq_ignore_ascii_case(other);
+        }
+        self.0 == other.to_lowercase()
     }
 }
 
@@ -97,6 +102,12 @@ impl Phone {
     /// Whether `other`, as a vendor writes it (E.164, spaced, or national for this number's
     /// own country), is this number.
     pub fn matches(&self, other: &str) -> bool {
+        // Only a value that is a phone number as a whole: the parser would otherwise pick a
+        // number out of free text ("Ring Kari på 91234567", "Ordrenr 91234567").
+        let phone_characters = |c: char| c.is_ascii_digit() || " +-().\u{a0}/".contains(c);
+        if other.trim().is_empty() || !other.trim().chars().all(phone_characters) {
+            return false;
+        }
         let region = phonenumber::parse(None, &self.0).ok().and_then(|n| n.country().id());
         phonenumber::parse(region, other.trim())
             .map(|n| n.format().mode(phonenumber::Mode::E164).to_string() == self.0)

@@ -68,7 +68,7 @@ impl Identities {
     pub fn owns(&self, kind: IdentityKind, value: &str) -> bool {
         match kind {
             IdentityKind::Email => self.owns_email(value),
-            IdentityKind::EmailList => address_tokens(value).any(|a| self.owns_email(a)),
+            IdentityKind::EmailList => address_tokens(value).any(|a| self.owns_email(&a)),
             IdentityKind::Phone => self.owns_phone(value),
             IdentityKind::GaClientId => self.ga_client_ids.iter().any(|id| id == value.trim()),
             IdentityKind::GaUserId => self.ga_user_ids.iter().any(|id| id == value.trim()),
@@ -122,12 +122,33 @@ fn walk(value: &Value, at: String, each: &mut impl FnMut(String, &str)) {
     }
 }
 
-/// The addresses in a header value: every token with an `@`, split at the characters that
-/// cannot be part of an unquoted address (a display name's words stay separate tokens).
-fn address_tokens(value: &str) -> impl Iterator<Item = &str> {
-    value
-        .split(|c: char| c.is_whitespace() || matches!(c, ',' | ';' | '<' | '>' | '"' | '(' | ')'))
-        .filter(|t| t.contains('@'))
+/// The addresses in a header value (`"Nordmann, Kari" <kari@example.no>, per@x.no`): quoted
+/// display names and comments are left out (a name may look like an address), then each
+/// mailbox is its `<…>` part when it has one, else its bare address.
+fn address_tokens(value: &str) -> impl Iterator<Item = String> {
+    let mut plain = String::with_capacity(value.len());
+    let (mut quoted, mut comment, mut escaped) = (false, 0usize, false);
+    for c in value.chars() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if quoted || comment > 0 => escaped = true,
+            '"' if comment == 0 => quoted = !quoted,
+            '(' if !quoted => comment += 1,
+            ')' if !quoted && comment > 0 => comment -= 1,
+            _ if quoted || comment > 0 => {}
+            c => plain.push(c),
+        }
+    }
+    plain
+        .split([',', ';'])
+        .filter_map(|mailbox| match (mailbox.find('<'), mailbox.rfind('>')) {
+            (Some(open), Some(close)) if open < close => Some(mailbox[open + 1..close].trim().to_string()),
+            (None, None) => Some(mailbox.trim().to_string()),
+            _ => None,
+        })
+        .filter(|a| a.contains('@') && !a.contains(char::is_whitespace))
+        .collect::<Vec<_>>()
+        .into_iter()
 }
 
 /// The engine's check: the first claim whose value in `data` is one of the subject's
@@ -188,6 +209,16 @@ mod tests {
             "Per <per@x.no>, \"Nordmann, Kari\" <kari.nordmann@example.no>"
         ));
         assert!(!k.owns(IdentityKind::EmailList, "Per <per@x.no>, annkari.nordmann@example.no"));
+        assert!(k.owns(IdentityKind::EmailList, "per@x.no, kari.nordmann@example.no"));
+        assert!(
+            !k.owns(IdentityKind::EmailList, "\"kari.nordmann@example.no\" <per@x.no>"),
+            "a display name that looks like her address is not her address"
+        );
+        assert!(!k.owns(IdentityKind::EmailList, "per@x.no (kari.nordmann@example.no)"));
+        assert!(
+            !k.owns(IdentityKind::Email, "\u{212A}ari.nordmann@example.no"),
+            "a Kelvin sign is not a K"
+        );
         for same in [
             "+47 912 34 567",
             "91234567",
@@ -197,7 +228,16 @@ mod tests {
         ] {
             assert!(k.owns(IdentityKind::Phone, same), "{same}");
         }
-        for other in ["+47 912 34 568", "+46 912 34 567", "912345678", ""] {
+        for other in [
+            "+47 912 34 568",
+            "+46 912 34 567",
+            "912345678",
+            "",
+            "Ring Kari på 91234567",
+            "Ordrenr 91234567",
+            "tel:91234567",
+            "91234567 / 22000000",
+        ] {
             assert!(!k.owns(IdentityKind::Phone, other), "{other}");
         }
         assert!(k.owns(IdentityKind::GaClientId, "1234567890.1700000000"));

@@ -373,6 +373,16 @@ impl Google {
                         let fresh: Person = client
                             .json(mailbox, |http| http.get(&url).query(&[("personFields", PERSON_FIELDS)]))
                             .await?;
+                        // Read again: it must still be hers before it is patched.
+                        let claims = person_claims(&fresh, subject);
+                        if !ctx.permit(
+                            subject,
+                            &format!("contact {}", fresh.resource_name),
+                            &json!(fresh),
+                            &claims,
+                        ) {
+                            continue;
+                        }
                         let (update, _) = changes_for(&fresh, changes, subject);
                         (self.update_contact(&client, mailbox, &fresh, &update).await?, update)
                     }

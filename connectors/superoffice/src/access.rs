@@ -165,6 +165,11 @@ impl SuperOffice {
                 }
                 for kind in RELATED {
                     for row in self.related(id, kind).await? {
+                        // Listed under her person but naming another as its own: not hers
+                        // (a sale she is a stakeholder in is hers to see, not to delete).
+                        if kind != "Sales" && row.number("personId").is_some_and(|owner| owner != id) {
+                            continue;
+                        }
                         let data = json!({"PersonId": id, "found_via": via(id, &email), "record": row});
                         sink.accept(Record {
                             category: kind.to_lowercase(),

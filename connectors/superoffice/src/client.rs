@@ -68,8 +68,9 @@ pub fn trusted_api(environment: &Url, api: &Url) -> bool {
         return false;
     }
     if environment.scheme() == "http" {
-        // Only a loopback environment (a test fake) is plain http; it stays on its host.
-        return env_host == api_host;
+        // Only a loopback environment (a test fake) may be plain http; it stays on its host.
+        let loopback = matches!(env_host, "127.0.0.1" | "localhost" | "[::1]" | "::1");
+        return loopback && env_host == api_host;
     }
     let domain = env_host.split_once('.').map(|(_, rest)| rest).unwrap_or(env_host);
     api_host == env_host || (domain.contains('.') && api_host.ends_with(&format!(".{domain}")))
@@ -291,6 +292,11 @@ mod tests {
             &Url::parse("http://127.0.0.1:4001/x/api/v1/").unwrap()
         ));
         assert!(!trusted_api(&fake, &Url::parse("http://10.0.0.1/x/api/v1/").unwrap()));
+        let plain = Url::parse("http://superoffice.example").unwrap();
+        assert!(
+            !trusted_api(&plain, &Url::parse("http://superoffice.example/x/api/v1/").unwrap()),
+            "plain http only on loopback"
+        );
     }
 
     #[test]

@@ -46,7 +46,7 @@ fn flag_of(value: &Value) -> Option<bool> {
         Value::Bool(b) => Some(*b),
         Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
             "true" | "1" | "yes" | "ja" => Some(true),
-            "false" | "0" | "no" | "nei" | "" => Some(false),
+            "false" | "0" | "no" | "nei" => Some(false),
             _ => None,
         },
         Value::Number(n) => n.as_i64().map(|n| n != 0),
@@ -114,10 +114,12 @@ pub const WITHDRAWN: &str = "WITHDRAWN";
 
 impl ConsentInfo {
     /// In force unless its legal base says it was withdrawn.
+    /// A consent without a legal base is taken as in force: never report a withdrawal that
+    /// SuperOffice does not show.
     pub fn in_force(&self) -> bool {
         self.legal_base_key
             .as_deref()
-            .is_some_and(|key| !key.eq_ignore_ascii_case(WITHDRAWN))
+            .is_none_or(|key| !key.trim().eq_ignore_ascii_case(WITHDRAWN))
     }
 }
 

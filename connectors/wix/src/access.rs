@@ -16,7 +16,7 @@ use crate::wire::{
 const PAGE: u64 = 100;
 
 /// Whether the subject submitted the form herself: every address in it is hers.
-fn submitted_by_subject(fields: &Map<String, Value>, subject: &Identities) -> bool {
+pub fn submitted_by_subject(fields: &Map<String, Value>, subject: &Identities) -> bool {
     let addresses: Vec<&str> = fields
         .values()
         .filter_map(|v| v.as_str())
@@ -119,8 +119,13 @@ impl Wix {
                         out.push(contact);
                     }
                 }
-                let total = page.paging_metadata.total.unwrap_or(0);
-                if count == 0 || offset >= total {
+                // Offset paging up to the reported total; with no total (too many to count),
+                // until a short page.
+                let done = match page.paging_metadata.total {
+                    Some(total) => offset >= total,
+                    None => count < PAGE,
+                };
+                if count == 0 || done {
                     break;
                 }
             }

@@ -39,9 +39,10 @@ pub fn describe_error(status: StatusCode, body: &[u8]) -> VendorError {
         .unwrap_or_default()
     {
         message.push_str(&format!(
-            " ({}: {})",
+            " ({}: {}{})",
             violation.field.as_deref().unwrap_or("?"),
-            violation.description.as_deref().unwrap_or("")
+            violation.description.as_deref().unwrap_or(""),
+            violation.rule_name.map(|r| format!(" [{r}]")).unwrap_or_default()
         ));
     }
     if message.is_empty() {

@@ -14,7 +14,7 @@ use dsr_connector::{ChangeReport, ConnectorError, Evidence, Identities, MatchCla
 use serde_json::{Value, json};
 
 use crate::Wix;
-use crate::access::{COMMENT_CLAIM, Found, contact_claims, member_claims, submission_claims};
+use crate::access::{COMMENT_CLAIM, Found, contact_claims, member_claims, submission_claims, submitted_by_subject};
 
 /// One kind of item to delete: its category, its ids and its delete path.
 type Step<'a> = (&'static str, &'a Vec<String>, fn(&str) -> String);
@@ -23,10 +23,14 @@ fn ids<T>(items: &[Found<T>], id: impl Fn(&T) -> &str) -> Vec<String> {
     items.iter().map(|i| id(&i.view).to_string()).collect()
 }
 
-/// Wix's refusal of one item: its code and words.
+/// Wix's documented refusal of one item (a 428 precondition, or the owner/contributor and
+/// active-subscription rules on deleting a member): its code and words. Any other error is
+/// an error, not a retention.
 fn refusal(error: &ConnectorError) -> Option<String> {
     match error {
-        ConnectorError::Permanent { code, message, .. } if code.starts_with("428") || code.starts_with("400") => {
+        ConnectorError::Permanent { code, message, .. }
+            if code.starts_with("428") || (code.starts_with("400") && message.contains("MEMBER_DELETE_FORBIDDEN")) =>
+        {
             Some(format!("{message} ({code})"))
         }
         _ => None,
@@ -36,14 +40,32 @@ fn refusal(error: &ConnectorError) -> Option<String> {
 impl Wix {
     pub async fn erase_subject(&self, ctx: &TaskContext, subject: &Identities) -> Result<ChangeReport, ConnectorError> {
         let held = self.holdings(subject).await?;
-        let submissions = ids(&held.submissions, |s| &s.id);
+        // A form someone else sent that names her is theirs too: not deleted whole here, but
+        // reported for the company to redact.
+        let (own, shared): (Vec<_>, Vec<_>) = held
+            .submissions
+            .iter()
+            .partition(|s| submitted_by_subject(&s.view.submissions, subject));
+        let submissions: Vec<String> = own.iter().map(|s| s.view.id.clone()).collect();
         let comments = ids(&held.comments, |c| &c.id);
         let members = ids(&held.members, |m| &m.id);
         let contacts = ids(&held.contacts, |c| &c.id);
         let mut report = ChangeReport {
-            found: (submissions.len() + members.len() + comments.len() + contacts.len()) as u64,
+            found: (held.submissions.len() + members.len() + comments.len() + contacts.len()) as u64,
             ..Default::default()
         };
+        if !shared.is_empty() {
+            report.retained.push(Retained {
+                category: "form_submissions".into(),
+                count: shared.len() as u64,
+                reason: format!(
+                    "Sent by other people and naming the subject ({}): deleting them would erase the senders' data too. \
+                     The company removes her details from them in the Wix dashboard (Forms & Submissions).",
+                    shared.iter().map(|s| s.view.id.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+                legal_basis: "other people's records: only her details in them are hers".into(),
+            });
+        }
         if ctx.dry_run {
             report.evidence.push(Evidence {
                 kind: "would_delete".into(),
@@ -113,7 +135,7 @@ impl Wix {
             detail: json!({"deleted": deleted, "refused": kept.iter().map(|(c, id, why)| json!({"category": c, "id": id, "reason": why})).collect::<Vec<_>>()}),
         });
         let again = self.holdings(subject).await?;
-        let refused = |id: &str| kept.iter().any(|(_, k, _)| k == id);
+        let refused = |id: &str| kept.iter().any(|(_, k, _)| k == id) || shared.iter().any(|s| s.view.id == id);
         let left = again.submissions.iter().filter(|s| !refused(&s.view.id)).count()
             + again.comments.iter().filter(|c| !refused(&c.view.id)).count()
             + again.members.iter().filter(|m| !refused(&m.view.id)).count()

@@ -133,6 +133,11 @@ impl Wix {
                         raw: fresh.contact,
                         view,
                     };
+                    // Read again: it must still be hers before it is patched.
+                    let claims = crate::access::contact_claims(&fresh, subject);
+                    if !ctx.permit(subject, &format!("contact {}", fresh.view.id), &fresh.raw, &claims) {
+                        continue;
+                    }
                     self.update(&fresh, &info_for(&fresh.raw, changes, subject)).await?
                 }
                 other => other?,

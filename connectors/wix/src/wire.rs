@@ -236,11 +236,15 @@ pub struct ValidationError {
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct FieldViolation {
     #[serde(default)]
     pub field: Option<String>,
     #[serde(default)]
     pub description: Option<String>,
+    /// The rule's name, such as `OWNER_OR_CONTRIBUTOR_MEMBER_DELETE_FORBIDDEN`.
+    #[serde(default)]
+    pub rule_name: Option<String>,
 }
 
 #[cfg(test)]
