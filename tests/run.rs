@@ -393,10 +393,30 @@ fn the_demo_runs_every_right_under_dsr_demo() {
         "[processors.wix]\napi_url = \"http://127.0.0.1:1\"\nsite_id = \"real-site\"\napi_key = \"file:{}\"\n",
         key.path().display()
     ));
-    let (code, report) = d.dsr_json(&["demo"]);
+    // And a real section from the environment: ignored too.
+    let out = d
+        .command()
+        .args(["--json", "demo"])
+        .env("DSR_PROCESSORS__MICROSOFT365__TENANT_ID", "racom.onmicrosoft.com")
+        .env("DSR_PROCESSORS__MICROSOFT365__CLIENT_ID", "real-app")
+        .env(
+            "DSR_PROCESSORS__MICROSOFT365__CLIENT_SECRET",
+            "env:DSR_REAL_GRAPH_SECRET",
+        )
+        .env("DSR_PROCESSORS__MICROSOFT365__GRAPH_URL", "http://127.0.0.1:1")
+        .env("DSR_PROCESSORS__MICROSOFT365__LOGIN_URL", "http://127.0.0.1:1")
+        .env("DSR_REAL_GRAPH_SECRET", "the-companys-real-secret")
+        .output()
+        .unwrap();
+    let code = out.status.code().unwrap_or(-1);
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&out)));
     assert_eq!(code, 0, "{report}");
     assert_eq!(report["ran"], true);
-    assert_eq!(report["ignored_processors"], serde_json::json!(["wix"]), "{report}");
+    assert_eq!(
+        report["ignored_processors"],
+        serde_json::json!(["microsoft365", "wix"]),
+        "{report}"
+    );
     // The commands the demo prints work on its output, exactly as printed.
     let next: Vec<&str> = report["next"]
         .as_array()
