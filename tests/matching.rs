@@ -143,6 +143,7 @@ async fn vendors_that_ignore_their_filters_never_make_dsr_export_or_change_anyon
         fakes.wix.holdings_of(LOOK_ALIKE),
         fakes.superoffice.with(|s| s.person(102).cloned().map(|p| p.entity)),
     );
+    let google_before = fakes.google.holdings_of(LOOK_ALIKE, "");
     let mut rectify = subject_args("rectification");
     rectify.extend(["--set".into(), "family_name=Hansen".into()]);
     run(&d, &rectify).await;
@@ -189,6 +190,17 @@ async fn vendors_that_ignore_their_filters_never_make_dsr_export_or_change_anyon
     );
     assert_eq!(before.1, after.1, "Wix: the look-alike's records were erased");
     assert!(after.2.is_some(), "SuperOffice: the look-alike person was erased");
+    let google_after = fakes.google.holdings_of(LOOK_ALIKE, "");
+    assert_eq!(
+        (google_before.mail, google_before.contacts, google_before.other_contacts),
+        (google_after.mail, google_after.contacts, google_after.other_contacts),
+        "Google: the look-alike's mail or contacts were erased"
+    );
+    assert_eq!(
+        fakes.google.holdings_of(KARI, "+4791234567").contacts,
+        0,
+        "and hers are gone"
+    );
     assert_eq!(fakes.graph.holdings_of(KARI), (0, 0), "and hers are gone");
     assert_eq!(fakes.wix.holdings_of(KARI).0, 0);
 
