@@ -139,29 +139,18 @@ impl SuperOffice {
             // A person the search returned who does not hold her address: handed to the
             // engine as it is (and dropped there, counted), with nothing found under it.
             if let Some(email) = person.found_via(subject) {
+                // Everything found under her person: (category, field, item, given by her).
+                let mut found: Vec<(String, &str, Value, bool)> = Vec::new();
                 for consent in self.consents(id).await? {
-                    let data = json!({"PersonId": id, "found_via": via(id, &email), "consent": consent.raw});
-                    sink.accept(Record {
-                        category: "consents".into(),
-                        id: key.clone(),
-                        provided_by_subject: true,
-                        data,
-                        claims: claim(),
-                    })
-                    .await?;
-                    count += 1;
+                    found.push(("consents".into(), "consent", consent.raw, true));
                 }
                 for shipment in person.raw["ShipmentTypes"].as_array().into_iter().flatten() {
-                    let data = json!({"PersonId": id, "found_via": via(id, &email), "subscription": shipment});
-                    sink.accept(Record {
-                        category: "newsletter_subscriptions".into(),
-                        id: key.clone(),
-                        provided_by_subject: true,
-                        data,
-                        claims: claim(),
-                    })
-                    .await?;
-                    count += 1;
+                    found.push((
+                        "newsletter_subscriptions".into(),
+                        "subscription",
+                        shipment.clone(),
+                        true,
+                    ));
                 }
                 for kind in RELATED {
                     for row in self.related(id, kind).await? {
@@ -170,17 +159,20 @@ impl SuperOffice {
                         if kind != "Sales" && row.number("personId").is_some_and(|owner| owner != id) {
                             continue;
                         }
-                        let data = json!({"PersonId": id, "found_via": via(id, &email), "record": row});
-                        sink.accept(Record {
-                            category: kind.to_lowercase(),
-                            id: key.clone(),
-                            provided_by_subject: false,
-                            data,
-                            claims: claim(),
-                        })
-                        .await?;
-                        count += 1;
+                        found.push((kind.to_lowercase(), "record", json!(row), false));
                     }
+                }
+                for (category, field, item, provided_by_subject) in found {
+                    let data = json!({"PersonId": id, "found_via": via(id, &email), field: item});
+                    sink.accept(Record {
+                        category,
+                        id: key.clone(),
+                        provided_by_subject,
+                        data,
+                        claims: claim(),
+                    })
+                    .await?;
+                    count += 1;
                 }
             }
             // Name, addresses and phone numbers are what the subject gave the company.
