@@ -11,7 +11,11 @@ use crate::error::{CliError, bad_input};
 pub fn build_request(args: &RequestArgs, config: &Config, configured: &[Processor]) -> Result<NewRequest, CliError> {
     let kind: RequestKind = args.kind.parse().map_err(bad_input)?;
     let region = &config.controller.default_phone_region;
-    let mut identities = Identities::default();
+    let mut identities = Identities {
+        // Vendors' nationally written numbers are read in the controller's region.
+        phone_region: Some(region.to_string()),
+        ..Default::default()
+    };
     for raw in &args.email {
         identities.add_email(Email::parse(raw).map_err(|e| bad_input(e.to_string()))?);
     }

@@ -58,6 +58,7 @@ pub async fn demo(loaded: &Config, as_json: bool) -> Result<ExitCode, CliError> 
         ga_client_ids: vec![dsr_fixtures::google::GoogleState::seed_value(&["subject", "client_id"])],
         ga_user_ids: vec![dsr_fixtures::google::GoogleState::seed_value(&["subject", "user_id"])],
         phones: vec![dsr_connector::Phone::parse("+47 912 34 567", "NO").map_err(|e| bad_input(e.to_string()))?],
+        phone_region: Some(config.controller.default_phone_region.clone()),
     };
     let mut documents = Vec::new();
     let mut all_completed = true;

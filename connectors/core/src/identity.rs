@@ -102,13 +102,21 @@ impl Phone {
     /// Whether `other`, as a vendor writes it (E.164, spaced, or national for this number's
     /// own country), is this number.
     pub fn matches(&self, other: &str) -> bool {
+        self.matches_in(other, None)
+    }
+
+    /// Whether `other` is this number, a national form read in `region` (the controller's
+    /// default) when given, else in this number's own country.
+    pub fn matches_in(&self, other: &str, region: Option<&str>) -> bool {
         // Only a value that is a phone number as a whole: the parser would otherwise pick a
         // number out of free text ("Ring Kari på 91234567", "Ordrenr 91234567").
         let phone_characters = |c: char| c.is_ascii_digit() || " +-().\u{a0}/".contains(c);
         if other.trim().is_empty() || !other.trim().chars().all(phone_characters) {
             return false;
         }
-        let region = phonenumber::parse(None, &self.0).ok().and_then(|n| n.country().id());
+        let region = region
+            .and_then(|r| r.trim().to_uppercase().parse::<phonenumber::country::Id>().ok())
+            .or_else(|| phonenumber::parse(None, &self.0).ok().and_then(|n| n.country().id()));
         phonenumber::parse(region, other.trim())
             .map(|n| n.format().mode(phonenumber::Mode::E164).to_string() == self.0)
             .unwrap_or(false)
@@ -160,6 +168,10 @@ pub struct Identities {
     pub ga_client_ids: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ga_user_ids: Vec<String>,
+    /// The region a vendor's nationally written phone number is read in: the controller's
+    /// `default_phone_region`, set with the request (each phone's own country when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone_region: Option<String>,
 }
 
 impl Identities {
@@ -200,7 +212,9 @@ impl Identities {
 
     /// Whether `value` is one of the subject's phone numbers, however the vendor writes it.
     pub fn owns_phone(&self, value: &str) -> bool {
-        self.phones.iter().any(|p| p.matches(value))
+        self.phones
+            .iter()
+            .any(|p| p.matches_in(value, self.phone_region.as_deref()))
     }
 
     /// Every identity value as a string, for keyed hashing and for scanning stored

@@ -219,6 +219,16 @@ mod tests {
             !k.owns(IdentityKind::Email, "\u{212A}ari.nordmann@example.no"),
             "a Kelvin sign is not a K"
         );
+        let in_sweden = Identities {
+            phones: vec![Phone::parse("+46 70 123 45 67", "SE").unwrap()],
+            phone_region: Some("NO".into()),
+            ..Default::default()
+        };
+        assert!(in_sweden.owns(IdentityKind::Phone, "+46 70-123 45 67"));
+        assert!(
+            !in_sweden.owns(IdentityKind::Phone, "070-123 45 67"),
+            "a national number is read in the controller's region (Norway), where it is not hers"
+        );
         for same in [
             "+47 912 34 567",
             "91234567",
