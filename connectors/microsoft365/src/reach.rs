@@ -130,15 +130,15 @@ impl Reach {
         notes
     }
 
-    /// What the subject is told: how many mailboxes were searched and how many could not be.
+    /// What the subject is told: how many mailboxes were searched and how many could not be
+    /// (a user without a mailbox holds no mail to search, and is not counted).
     pub fn subject_note(&self) -> Option<String> {
-        let skipped = self.no_mailbox.len() + self.fenced.len();
         (!self.fenced.is_empty()).then(|| {
             format!(
                 "{} of the company's mailboxes were searched; {} could not be (closed to this search by the company's \
                  access policy), and the company has been told.",
                 self.searched.len(),
-                skipped
+                self.fenced.len()
             )
         })
     }

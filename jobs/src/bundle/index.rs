@@ -117,6 +117,10 @@ fn category_label(id: &str, lang: Lang) -> String {
     let (nb, en) = match id {
         "mail" => ("E-post", "E-mail"),
         "contacts" => ("Kontakter", "Contacts"),
+        "other_contacts" => (
+            "Adresser e-posten lagret (andre kontakter)",
+            "Addresses saved from e-mail (other contacts)",
+        ),
         "analytics_events" => (
             "Besøk på nettsiden (Google Analytics)",
             "Website visits (Google Analytics)",
