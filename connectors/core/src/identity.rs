@@ -47,7 +47,11 @@ impl Email {
         if self.0.is_ascii() {
             return other.is_ascii() && self.0.eq_ignore_ascii_case(other);
         }
-        self.0 == other.to_lowercase()
+        // Nor a character that only lowercases into ASCII (the Kelvin sign into `k`).
+        let disguised = other
+            .chars()
+            .any(|c| !c.is_ascii() && c.to_lowercase().any(|l| l.is_ascii()));
+        !disguised && self.0 == other.to_lowercase()
     }
 }
 

@@ -141,6 +141,13 @@ fn address_tokens(value: &str) -> impl Iterator<Item = String> {
     }
     plain
         .split([',', ';'])
+        .map(|mailbox| {
+            // A group (`Prosjekt: a@x.no, b@y.no;`): its name is not part of the first address.
+            match mailbox.find(':') {
+                Some(i) if !mailbox[..i].contains(['<', '@']) => &mailbox[i + 1..],
+                _ => mailbox,
+            }
+        })
         .filter_map(|mailbox| match (mailbox.find('<'), mailbox.rfind('>')) {
             (Some(open), Some(close)) if open < close => Some(mailbox[open + 1..close].trim().to_string()),
             (None, None) => Some(mailbox.trim().to_string()),
@@ -210,6 +217,14 @@ mod tests {
         ));
         assert!(!k.owns(IdentityKind::EmailList, "Per <per@x.no>, annkari.nordmann@example.no"));
         assert!(k.owns(IdentityKind::EmailList, "per@x.no, kari.nordmann@example.no"));
+        assert!(
+            k.owns(IdentityKind::EmailList, "Prosjekt: kari.nordmann@example.no, per@x.no;"),
+            "a group"
+        );
+        assert!(k.owns(
+            IdentityKind::EmailList,
+            "Prosjekt: Per <per@x.no>, Kari <kari.nordmann@example.no>;"
+        ));
         assert!(
             !k.owns(IdentityKind::EmailList, "\"kari.nordmann@example.no\" <per@x.no>"),
             "a display name that looks like her address is not her address"

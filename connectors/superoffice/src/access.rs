@@ -79,7 +79,12 @@ impl SuperOffice {
     pub async fn own_persons(&self, ctx: &TaskContext, subject: &Identities) -> Result<Vec<Person>, ConnectorError> {
         let mut own = Vec::new();
         for id in self.find_persons(subject).await? {
-            let person = self.person(id).await?;
+            // Gone between the search and the read (another request, someone else): nothing to do.
+            let person = match self.person(id).await {
+                Ok(person) => person,
+                Err(e) if e.is_not_found() => continue,
+                Err(e) => return Err(e),
+            };
             if ctx.permit(subject, &format!("person {id}"), &person.raw, &person.claims(subject)) {
                 own.push(person);
             }

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use dsr_connector::{ConnectorError, Identities, IdentityKind, MatchClaim, Record, RecordSink};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::Wix;
 use crate::client::PROCESSOR;
@@ -15,14 +15,36 @@ use crate::wire::{
 
 const PAGE: u64 = 100;
 
-/// Whether the subject submitted the form herself: every address in it is hers.
-pub fn submitted_by_subject(fields: &Map<String, Value>, subject: &Identities) -> bool {
-    let addresses: Vec<&str> = fields
+/// Whether the subject submitted the form herself: every address in it is hers, or it holds
+/// no address and Wix records her contact or member as its sender.
+pub fn submitted_by_subject(
+    submission: &Found<Submission>,
+    subject: &Identities,
+    contact_ids: &[String],
+    member_ids: &[String],
+) -> bool {
+    let addresses: Vec<&str> = submission
+        .view
+        .submissions
         .values()
         .filter_map(|v| v.as_str())
         .filter(|v| v.contains('@') && !v.contains(' '))
         .collect();
-    !addresses.is_empty() && addresses.iter().all(|a| subject.owns(IdentityKind::Email, a))
+    if addresses.is_empty() {
+        let by_contact = submission
+            .view
+            .contact_id
+            .as_ref()
+            .is_some_and(|c| contact_ids.contains(c));
+        let by_member = submission
+            .view
+            .submitter
+            .member_id
+            .as_ref()
+            .is_some_and(|m| member_ids.contains(m));
+        return by_contact || by_member;
+    }
+    addresses.iter().all(|a| subject.owns(IdentityKind::Email, a))
 }
 
 /// A record as Wix holds it (kept whole for the bundle) and the fields dsr reads from it.
@@ -36,6 +58,16 @@ fn found<T: serde::de::DeserializeOwned>(raw: Value, endpoint: &str) -> Result<F
     let view =
         dsr_connector::decode(raw.clone()).map_err(|e| ConnectorError::unexpected_shape(PROCESSOR, endpoint, &e))?;
     Ok(Found { raw, view })
+}
+
+impl Holdings {
+    /// Her contacts' and members' ids: a form Wix records as sent by one of them is hers.
+    pub fn sender_ids(&self) -> (Vec<String>, Vec<String>) {
+        let mut contacts: Vec<String> = self.contacts.iter().map(|c| c.view.id.clone()).collect();
+        contacts.extend(self.members.iter().filter_map(|m| m.view.contact_id.clone()));
+        let members = self.members.iter().map(|m| m.view.id.clone()).collect();
+        (contacts, members)
+    }
 }
 
 /// Where a contact holds one of the subject's addresses or phone numbers (the core's rule).
@@ -317,6 +349,7 @@ impl Wix {
             Ok(())
         };
         let held = self.holdings(subject).await?;
+        let (contact_ids, member_ids) = held.sender_ids();
         for (category, id, raw) in held.others {
             put(category, Some(id), false, raw, vec![]).await?;
         }
@@ -331,7 +364,7 @@ impl Wix {
             count += 1;
         }
         for s in held.submissions {
-            let own = submitted_by_subject(&s.view.submissions, subject);
+            let own = submitted_by_subject(&s, subject, &contact_ids, &member_ids);
             let claims = submission_claims(&s, subject);
             put("form_submissions", Some(s.view.id), own, s.raw, claims).await?;
             count += 1;
@@ -368,14 +401,20 @@ mod tests {
             phones: vec![Phone::parse("91234567", "NO").unwrap()],
             ..Default::default()
         };
-        let fields = |v: Value| v.as_object().cloned().unwrap();
-        assert!(submitted_by_subject(
-            &fields(json!({"epost": "kari.nordmann@example.no", "navn": "Kari"})),
-            &subject
+        let form = |v: Value| found::<Submission>(v, "test").unwrap();
+        let mine = |v: Value| submitted_by_subject(&form(v), &subject, &["ct-kari".into()], &["mb-kari".into()]);
+        assert!(mine(
+            json!({"id": "1", "submissions": {"epost": "kari.nordmann@example.no", "navn": "Kari"}})
         ));
-        assert!(!submitted_by_subject(
-            &fields(json!({"epost": "per@x.no", "kopi": "kari.nordmann@example.no"})),
-            &subject
+        assert!(!mine(
+            json!({"id": "2", "submissions": {"epost": "per@x.no", "kopi": "kari.nordmann@example.no"}})
+        ));
+        assert!(
+            mine(json!({"id": "3", "contactId": "ct-kari", "submissions": {"navn": "Kari", "tlf": "912 34 567"}})),
+            "a form with no address that Wix records as sent by her contact"
+        );
+        assert!(!mine(
+            json!({"id": "4", "contactId": "ct-per", "submissions": {"navn": "Per", "tlf": "912 34 567"}})
         ));
         let raw =
             json!({"id": "s", "submissions": {"melding": "skriv til kari.nordmann@example.no", "tlf": "+47 91234567"}});

@@ -42,10 +42,11 @@ impl Wix {
         let held = self.holdings(subject).await?;
         // A form someone else sent that names her is theirs too: not deleted whole here, but
         // reported for the company to redact.
+        let (contact_ids, member_ids) = held.sender_ids();
         let (own, shared): (Vec<_>, Vec<_>) = held
             .submissions
             .iter()
-            .partition(|s| submitted_by_subject(&s.view.submissions, subject));
+            .partition(|s| submitted_by_subject(s, subject, &contact_ids, &member_ids));
         let submissions: Vec<String> = own.iter().map(|s| s.view.id.clone()).collect();
         let comments = ids(&held.comments, |c| &c.id);
         let members = ids(&held.members, |m| &m.id);
