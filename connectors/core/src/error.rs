@@ -53,9 +53,21 @@ pub fn decode<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Resul
     })
 }
 
+/// Reads a vendor's JSON `value` (already received from `endpoint`) as a `T`; a value of
+/// another shape is the task's permanent failure, naming the endpoint and field.
+pub fn decode_answer<T: serde::de::DeserializeOwned>(
+    processor: &'static str,
+    endpoint: &str,
+    value: serde_json::Value,
+) -> Result<T, ConnectorError> {
+    decode(value).map_err(|e| ConnectorError::unexpected_shape(processor, endpoint, &e))
+}
+
 /// Reads a JSON body as a `T`. `Ok(Err(_))` is JSON of another shape (a vendor's change);
 /// `Err(_)` is no JSON at all (a proxy's error page, a cut-off answer), which may pass.
-pub fn decode_body<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<Result<T, DecodeError>, serde_json::Error> {
+pub(crate) fn decode_body<T: serde::de::DeserializeOwned>(
+    bytes: &[u8],
+) -> Result<Result<T, DecodeError>, serde_json::Error> {
     let value: serde_json::Value = serde_json::from_slice(bytes)?;
     Ok(decode(value))
 }

@@ -15,7 +15,7 @@ pub use connector::{
     AccessSummary, Capabilities, ChangeReport, CheckReport, Connector, DeleteMode, Evidence, FieldChange, RectifyField,
     RefusedItem, Retained, Right, Support, TaskContext,
 };
-pub use error::{ConnectorError, DecodeError, decode, decode_body};
+pub use error::{ConnectorError, DecodeError, decode, decode_answer};
 pub use identity::{Email, Identities, IdentityError, Phone, correct_values};
 pub use matching::{IdentityKind, MatchClaim, Refusal, check_claims};
 pub use processor::{Processor, UnknownProcessor};

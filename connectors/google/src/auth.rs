@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use dsr_connector::ConnectorError;
-use dsr_connector::http::{AccessToken, TokenCache, TokenSource};
+use dsr_connector::http::{AccessToken, TokenCache, TokenSource, read_json};
 use ring::signature::RsaKeyPair;
 use serde::Deserialize;
 use serde_json::json;
@@ -121,24 +121,14 @@ impl TokenSource for JwtBearer {
             .await
             .map_err(|e| transport(format!("could not reach Google's token endpoint: {}", e.without_url())))?;
         let status = response.status();
-        let body = response.bytes().await.map_err(|e| transport(e.to_string()))?;
         if status.is_success() {
-            let answer: TokenResponse = match dsr_connector::decode_body(&body) {
-                Ok(Ok(answer)) => answer,
-                Ok(Err(shape)) => {
-                    return Err(ConnectorError::unexpected_shape(PROCESSOR, &self.token_url, &shape));
-                }
-                Err(e) => {
-                    return Err(transport(format!(
-                        "Google's token endpoint answered something that is not a token: {e}"
-                    )));
-                }
-            };
+            let answer: TokenResponse = read_json(PROCESSOR, "/token", response).await?;
             return Ok(AccessToken::bearer(
                 &answer.access_token,
                 Duration::from_secs(answer.expires_in.unwrap_or(3600)),
             ));
         }
+        let body = response.bytes().await.map_err(|e| transport(e.to_string()))?;
         let refused: TokenError = serde_json::from_slice(&body).unwrap_or_default();
         let error = refused.error.unwrap_or_default();
         let description = refused.error_description.unwrap_or_default();

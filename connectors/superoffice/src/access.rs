@@ -13,7 +13,7 @@ use crate::wire::{ArchiveRow, ConsentInfo, PersonEntity};
 
 /// Reads `value` as a `T`, or fails naming the endpoint and the field.
 pub fn typed<T: serde::de::DeserializeOwned>(value: &Value, endpoint: &str) -> Result<T, ConnectorError> {
-    dsr_connector::decode(value.clone()).map_err(|e| ConnectorError::unexpected_shape(PROCESSOR, endpoint, &e))
+    dsr_connector::decode_answer(PROCESSOR, endpoint, value.clone())
 }
 
 /// A person as SuperOffice holds it (kept whole for the bundle) and the fields dsr reads.

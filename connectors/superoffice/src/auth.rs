@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use dsr_connector::ConnectorError;
-use dsr_connector::http::{AccessToken, TokenSource};
+use dsr_connector::http::{AccessToken, TokenSource, read_json};
 use ring::signature::RsaKeyPair;
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Value, json};
@@ -78,26 +78,8 @@ impl TokenSource for SystemUser {
             .send()
             .await
             .map_err(|e| transport(format!("cannot reach SuperOffice's login: {}", e.without_url())))?;
-        let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| transport(format!("SuperOffice's login answer broke off: {}", e.without_url())))?;
-        let answer: AuthenticateAnswer = match dsr_connector::decode_body(&bytes) {
-            Ok(Ok(answer)) => answer,
-            Ok(Err(shape)) => {
-                return Err(ConnectorError::unexpected_shape(
-                    PROCESSOR,
-                    "/Login/api/PartnerSystemUser/Authenticate",
-                    &shape,
-                ));
-            }
-            Err(e) => {
-                return Err(transport(format!(
-                    "SuperOffice's login answered {status} with something that is not JSON: {e}"
-                )));
-            }
-        };
+        let answer: AuthenticateAnswer =
+            read_json(PROCESSOR, "/Login/api/PartnerSystemUser/Authenticate", response).await?;
         let token = match (answer.is_successful, answer.token) {
             (true, Some(token)) => token,
             _ => {

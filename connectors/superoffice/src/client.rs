@@ -4,7 +4,7 @@
 use std::sync::Mutex;
 
 use dsr_connector::ConnectorError;
-use dsr_connector::http::{ODataPage, OriginGuard, VendorClient, VendorError};
+use dsr_connector::http::{ODataPage, OriginGuard, VendorClient, VendorError, read_json};
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use url::Url;
@@ -157,17 +157,10 @@ impl Tenant {
                 ),
             });
         }
-        let bytes = response
+        let response = response
             .error_for_status()
-            .map_err(|e| unreadable(e.without_url().to_string()))?
-            .bytes()
-            .await
             .map_err(|e| unreadable(e.without_url().to_string()))?;
-        match dsr_connector::decode_body::<TenantState>(&bytes) {
-            Ok(Ok(state)) => Ok(state),
-            Ok(Err(shape)) => Err(ConnectorError::unexpected_shape(PROCESSOR, "/api/state", &shape)),
-            Err(e) => Err(unreadable(format!("not JSON: {e}"))),
-        }
+        read_json(PROCESSOR, "/api/state", response).await
     }
 
     /// The state's web API address, if the tenant runs and the address is one to trust.
@@ -231,22 +224,7 @@ impl Tenant {
     ) -> Result<T, ConnectorError> {
         let response = self.send(path, query, build).await?;
         let endpoint = response.url().path().to_string();
-        let bytes = response.bytes().await.map_err(|e| ConnectorError::RetryLater {
-            processor: PROCESSOR,
-            code: "transport".into(),
-            message: format!("the answer from SuperOffice broke off: {}", e.without_url()),
-            after: None,
-        })?;
-        match dsr_connector::decode_body(&bytes) {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(shape)) => Err(ConnectorError::unexpected_shape(PROCESSOR, &endpoint, &shape)),
-            Err(e) => Err(ConnectorError::RetryLater {
-                processor: PROCESSOR,
-                code: "invalid_response".into(),
-                message: format!("SuperOffice answered {endpoint} with a body that is not JSON: {e}"),
-                after: None,
-            }),
-        }
+        read_json(PROCESSOR, &endpoint, response).await
     }
 
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ConnectorError> {

@@ -55,8 +55,7 @@ pub struct Found<T> {
 }
 
 fn found<T: serde::de::DeserializeOwned>(raw: Value, endpoint: &str) -> Result<Found<T>, ConnectorError> {
-    let view =
-        dsr_connector::decode(raw.clone()).map_err(|e| ConnectorError::unexpected_shape(PROCESSOR, endpoint, &e))?;
+    let view = dsr_connector::decode_answer(PROCESSOR, endpoint, raw.clone())?;
     Ok(Found { raw, view })
 }
 

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use dsr_connector::ConnectorError;
-use dsr_connector::http::{AccessToken, TokenSource};
+use dsr_connector::http::{AccessToken, TokenSource, read_json};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
@@ -55,17 +55,14 @@ impl TokenSource for AppOAuth {
             .await
             .map_err(|e| transport(format!("cannot reach Wix's token endpoint: {}", e.without_url())))?;
         let status = response.status();
-        let bytes = response.bytes().await.unwrap_or_default();
         if status.is_success() {
-            return match dsr_connector::decode_body::<TokenAnswer>(&bytes) {
-                Ok(Ok(answer)) => Ok(AccessToken::bearer(
-                    &answer.access_token,
-                    Duration::from_secs(answer.expires_in.unwrap_or(14400)),
-                )),
-                Ok(Err(shape)) => Err(ConnectorError::unexpected_shape(PROCESSOR, "/oauth2/token", &shape)),
-                Err(e) => Err(transport(format!("Wix's token endpoint answered with no JSON: {e}"))),
-            };
+            let answer: TokenAnswer = read_json(PROCESSOR, "/oauth2/token", response).await?;
+            return Ok(AccessToken::bearer(
+                &answer.access_token,
+                Duration::from_secs(answer.expires_in.unwrap_or(14400)),
+            ));
         }
+        let bytes = response.bytes().await.unwrap_or_default();
         if status.is_server_error() || status.as_u16() == 429 {
             return Err(transport(format!("Wix's token endpoint answered {status}")));
         }

@@ -127,8 +127,7 @@ impl Wix {
                     const ENDPOINT: &str = "/contacts/v4/contacts/{id}";
                     let id = urlencoding::encode(&contact.view.id);
                     let fresh: ContactAnswer = self.get(&format!("/contacts/v4/contacts/{id}")).await?;
-                    let view = dsr_connector::decode(fresh.contact.clone())
-                        .map_err(|e| ConnectorError::unexpected_shape(PROCESSOR, ENDPOINT, &e))?;
+                    let view = dsr_connector::decode_answer(PROCESSOR, ENDPOINT, fresh.contact.clone())?;
                     let fresh = Found {
                         raw: fresh.contact,
                         view,

@@ -199,27 +199,36 @@ impl VendorClient {
         build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
     ) -> Result<T, ConnectorError> {
         let response = self.send(key, build).await?;
-        let status = response.status();
         let endpoint = response.url().path().to_string();
-        let bytes = response.bytes().await.map_err(|e| ConnectorError::RetryLater {
-            processor: self.processor,
-            code: "transport".into(),
-            message: format!("the answer from {} broke off: {}", self.processor, e.without_url()),
+        read_json(self.processor, &endpoint, response).await
+    }
+}
+
+/// Reads a vendor's JSON answer into `T`, the one way every connector does. A body that is
+/// no JSON at all (a proxy's error page, a cut-off answer) may pass, so it is retried later;
+/// JSON in another shape than `T` will not change by waiting, so it fails at once naming the
+/// endpoint and the field.
+pub async fn read_json<T: DeserializeOwned>(
+    processor: &'static str,
+    endpoint: &str,
+    response: reqwest::Response,
+) -> Result<T, ConnectorError> {
+    let status = response.status();
+    let bytes = response.bytes().await.map_err(|e| ConnectorError::RetryLater {
+        processor,
+        code: "transport".into(),
+        message: format!("the answer from {processor} broke off: {}", e.without_url()),
+        after: None,
+    })?;
+    match crate::error::decode_body(&bytes) {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(shape)) => Err(ConnectorError::unexpected_shape(processor, endpoint, &shape)),
+        Err(e) => Err(ConnectorError::RetryLater {
+            processor,
+            code: "invalid_response".into(),
+            message: format!("{processor} answered {status} on {endpoint} with a body that is not JSON: {e}"),
             after: None,
-        })?;
-        match crate::error::decode_body(&bytes) {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(shape)) => Err(ConnectorError::unexpected_shape(self.processor, &endpoint, &shape)),
-            Err(e) => Err(ConnectorError::RetryLater {
-                processor: self.processor,
-                code: "invalid_response".into(),
-                message: format!(
-                    "{} answered {status} on {endpoint} with a body that is not JSON: {e}",
-                    self.processor
-                ),
-                after: None,
-            }),
-        }
+        }),
     }
 }
 

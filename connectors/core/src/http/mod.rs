@@ -10,7 +10,7 @@ pub mod ratelimit;
 pub mod retry;
 pub mod token;
 
-pub use client::{CallPolicy, RetryHint, VendorClient, VendorError};
+pub use client::{CallPolicy, RetryHint, VendorClient, VendorError, read_json};
 pub use oauth::{ClientCredentials, RefreshToken};
 pub use origin::OriginGuard;
 pub use paging::{ODataPage, ODataPager};
