@@ -6,6 +6,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::plan::{Change, ItemOutcome, Plan, PlanItem};
 use crate::{ConnectorError, Identities, Processor, RecordSink};
 
 /// The data-subject rights a connector may serve (GDPR Articles 15–21).
@@ -130,25 +131,14 @@ pub struct FieldChange {
     pub value: String,
 }
 
-/// Which request, which attempt, and whether to change anything; and the engine's guard
-/// that every change passes first.
+/// Which request, which attempt, and whether to change anything.
 #[derive(Debug, Clone, Default)]
 pub struct TaskContext {
     pub request_id: String,
     /// 1 for the first attempt at this task.
     pub attempt: u32,
-    /// Find and report what would change; change nothing.
+    /// Plan only: change nothing (the plan is the preview).
     pub dry_run: bool,
-    /// Items a change was refused for, collected by the engine for the confirmation.
-    pub refused: std::sync::Arc<std::sync::Mutex<Vec<RefusedItem>>>,
-}
-
-/// An item a connector meant to change that is not the subject's: left untouched.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RefusedItem {
-    /// The vendor's name for the item (`contact c-ola-9`), never its contents.
-    pub item: String,
-    pub reason: String,
 }
 
 impl TaskContext {
@@ -157,39 +147,7 @@ impl TaskContext {
             request_id: request_id.into(),
             attempt,
             dry_run,
-            ..Default::default()
         }
-    }
-
-    /// The guard before any change: whether `data` (the item as the vendor returned it) holds
-    /// one of the subject's identifiers where `claims` say. An item that does not is recorded
-    /// as refused and must be left untouched.
-    pub fn permit(
-        &self,
-        subject: &crate::Identities,
-        item: &str,
-        data: &serde_json::Value,
-        claims: &[crate::MatchClaim],
-    ) -> bool {
-        match crate::check_claims(subject, data, claims) {
-            Ok(_) => true,
-            Err(refusal) => {
-                tracing::warn!(request = %self.request_id, %item, reason = %refusal, "refused to change an item that is not the subject's");
-                self.refused
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(RefusedItem {
-                        item: item.to_string(),
-                        reason: format!("not the subject's: {refusal}"),
-                    });
-                false
-            }
-        }
-    }
-
-    /// The items refused so far.
-    pub fn refused_items(&self) -> Vec<RefusedItem> {
-        self.refused.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 }
 
@@ -221,24 +179,19 @@ pub struct AccessSummary {
     pub operator_notes: Vec<String>,
 }
 
-/// What an erasure, rectification or objection found and changed.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ChangeReport {
-    pub found: u64,
-    pub changed: u64,
-    pub retained: Vec<Retained>,
-    pub evidence: Vec<Evidence>,
-    pub notes: Vec<String>,
-    /// For the operator only, as in `AccessSummary`.
-    #[serde(default)]
-    pub operator_notes: Vec<String>,
-}
-
 /// The result of `check`: whether credentials and permissions work.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CheckReport {
     pub ok: bool,
     pub details: Vec<String>,
+}
+
+fn change_name(change: &Change) -> &'static str {
+    match change {
+        Change::Erasure => "erasure",
+        Change::Rectification { .. } => "rectification",
+        Change::Objection => "consent withdrawal",
+    }
 }
 
 fn not_supported(processor: Processor, right: &str) -> ConnectorError {
@@ -266,25 +219,28 @@ pub trait Connector: Send + Sync {
         sink: &mut dyn RecordSink,
     ) -> Result<AccessSummary, ConnectorError>;
 
-    async fn erase(&self, ctx: &TaskContext, subject: &Identities) -> Result<ChangeReport, ConnectorError> {
+    /// What an erasure, rectification or objection would do, item by item, changing
+    /// nothing (see `crate::plan`). The engine checks, stores and, unless it is a dry run,
+    /// executes it; planning again afterwards is the verification, so a plan made after
+    /// the change lists what remains (rectified fields and withdrawn consents as `Keep`
+    /// items with their current value in `before`).
+    async fn plan(&self, ctx: &TaskContext, subject: &Identities, change: &Change) -> Result<Plan, ConnectorError> {
         let _ = (ctx, subject);
-        Err(not_supported(self.processor(), "erasure"))
+        Err(not_supported(self.processor(), change_name(change)))
     }
 
-    async fn rectify(
+    /// Makes the one vendor call a checked plan item stands for. Called only for items the
+    /// engine checked and did not retain, once per item (a re-delivered execution skips
+    /// what is recorded as done).
+    async fn execute(
         &self,
         ctx: &TaskContext,
         subject: &Identities,
-        changes: &[FieldChange],
-    ) -> Result<ChangeReport, ConnectorError> {
-        let _ = (ctx, subject, changes);
-        Err(not_supported(self.processor(), "rectification"))
-    }
-
-    /// Withdraws consent and stops direct marketing (Art. 7(3), Art. 21(2)).
-    async fn withdraw_consent(&self, ctx: &TaskContext, subject: &Identities) -> Result<ChangeReport, ConnectorError> {
-        let _ = (ctx, subject);
-        Err(not_supported(self.processor(), "consent withdrawal"))
+        change: &Change,
+        item: &PlanItem,
+    ) -> Result<ItemOutcome, ConnectorError> {
+        let _ = (ctx, subject, item);
+        Err(not_supported(self.processor(), change_name(change)))
     }
 }
 
