@@ -47,6 +47,29 @@ pub enum Command {
         #[arg(long)]
         processor: Option<String>,
     },
+    /// Show the plans of an erasure, rectification or objection: every item each processor
+    /// will change (or changed), its match, its values before and after, what is kept and
+    /// why, and the plan hash to approve.
+    Plan { id: String },
+    /// Execute exactly the plan shown by `dsr plan` (refused if it was made again since).
+    Approve {
+        id: String,
+        /// The plan hash `dsr plan` printed.
+        #[arg(long)]
+        plan: String,
+        /// Who approves (default: the OS user).
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// End a request awaiting approval as rejected: nothing is changed.
+    Reject {
+        id: String,
+        #[arg(long)]
+        reason: String,
+        /// Who rejects (default: the OS user).
+        #[arg(long)]
+        by: Option<String>,
+    },
     /// Cancel a request that has not ended.
     Cancel { id: String },
     /// Extend a request's deadline by up to two further months (Art. 12(3)), with a reason.

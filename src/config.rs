@@ -29,6 +29,12 @@ pub struct Config {
     #[serde(default)]
     pub privacy: PrivacyConfig,
     #[serde(default)]
+    pub erasure: ErasureConfig,
+    #[serde(default)]
+    pub rectification: ChangeConfig,
+    #[serde(default)]
+    pub objection: ChangeConfig,
+    #[serde(default)]
     pub processors: ProcessorsConfig,
     /// Scripted stand-ins for processors, only in test builds.
     #[cfg(feature = "test-connector")]
@@ -332,6 +338,99 @@ impl Default for PrivacyConfig {
             pseudonymise_after_days: default_pseudonymise_after_days(),
             pseudonym_key: None,
         }
+    }
+}
+
+/// Whether an operator approves a change's plan before it is executed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Approval {
+    /// Plans are executed as soon as they are made and checked.
+    #[default]
+    None,
+    /// A request stops at `awaiting_approval` until `dsr approve <id> --plan <hash>`.
+    Required,
+}
+
+/// `[rectification]` and `[objection]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeConfig {
+    #[serde(default)]
+    pub approval: Approval,
+}
+
+/// The reason retained shared items are listed with: one text, or one per language.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum SharedReason {
+    Both(String),
+    PerLanguage { nb: String, en: String },
+}
+
+/// `[erasure]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErasureConfig {
+    #[serde(default)]
+    pub approval: Approval,
+    /// What to do with items that also concern other people, unless a processor's own
+    /// `shared` says otherwise. `retain` (the default: an erasure cannot be undone) or
+    /// `delete`.
+    #[serde(default)]
+    pub shared: dsr_connector::SharedPolicy,
+    /// Why retained shared items are kept, as the confirmation says it. A sensible text in
+    /// bokmål and English when unset.
+    pub shared_reason: Option<SharedReason>,
+}
+
+impl Config {
+    /// The approval and shared-item rules the engine applies to every change.
+    pub fn change_rules(&self) -> dsr_jobs::change::ChangeRules {
+        use dsr_jobs::model::RequestKind;
+        let mut rules = dsr_jobs::change::ChangeRules::default();
+        for (kind, approval) in [
+            (RequestKind::Erasure, self.erasure.approval),
+            (RequestKind::Rectification, self.rectification.approval),
+            (RequestKind::Objection, self.objection.approval),
+        ] {
+            if approval == Approval::Required {
+                rules.approval.insert(kind);
+            }
+        }
+        rules.shared = self.erasure.shared;
+        let p = &self.processors;
+        for (processor, shared) in [
+            (
+                dsr_connector::Processor::Google,
+                p.google.as_ref().and_then(|c| c.shared),
+            ),
+            (
+                dsr_connector::Processor::Microsoft365,
+                p.microsoft365.as_ref().and_then(|c| c.shared),
+            ),
+            (
+                dsr_connector::Processor::Superoffice,
+                p.superoffice.as_ref().and_then(|c| c.shared),
+            ),
+            (dsr_connector::Processor::Wix, p.wix.as_ref().and_then(|c| c.shared)),
+        ] {
+            if let Some(shared) = shared {
+                rules.shared_by_processor.insert(processor, shared);
+            }
+        }
+        match &self.erasure.shared_reason {
+            Some(SharedReason::Both(text)) => {
+                rules.shared_reason_nb = text.clone();
+                rules.shared_reason_en = text.clone();
+            }
+            Some(SharedReason::PerLanguage { nb, en }) => {
+                rules.shared_reason_nb = nb.clone();
+                rules.shared_reason_en = en.clone();
+            }
+            None => {}
+        }
+        rules
     }
 }
 

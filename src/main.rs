@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::cli::{AuditCommand, BenchCommand, Cli, Command};
-use crate::commands::{admin, bench, demo, doctor, init, requests, verify, worker};
+use crate::commands::{admin, bench, demo, doctor, init, plans, requests, verify, worker};
 use crate::error::CliError;
 
 fn main() -> ExitCode {
@@ -64,6 +64,9 @@ async fn dispatch(cli: &Cli) -> Result<ExitCode, CliError> {
         Command::List(args) => requests::list(&config, args, json).await,
         Command::Retry { id, processor } => admin::retry(&config, id, processor.as_deref(), json).await,
         Command::Cancel { id } => admin::cancel(&config, id, json).await,
+        Command::Plan { id } => plans::show(&config, id, json).await,
+        Command::Approve { id, plan, by } => plans::approve(&config, id, plan, by.as_deref(), json).await,
+        Command::Reject { id, reason, by } => plans::reject(&config, id, reason, by.as_deref(), json).await,
         Command::Extend { id, months, reason } => admin::extend(&config, id, *months, reason, json).await,
         Command::Doctor => doctor::doctor(&config, json).await,
         Command::Verify { bundle } => verify::verify(&config, bundle, json).await,

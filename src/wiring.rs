@@ -99,6 +99,7 @@ pub fn settings(config: &Config) -> Result<Settings, CliError> {
         retention: chrono::Duration::days(i64::from(config.export.retention_days)),
         pseudonymise_after: chrono::Duration::days(i64::from(config.privacy.pseudonymise_after_days)),
         pseudonym_key,
+        changes: config.change_rules(),
     })
 }
 

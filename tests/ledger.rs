@@ -557,13 +557,13 @@ async fn a_pseudonymised_request_names_nobody_and_cannot_be_retried() {
         let pseudonyms = json!({"pseudonyms": ["pseudonym:0123"]});
         assert!(
             ledger
-                .pseudonymise("p1", &pseudonyms, &json!([]), &tasks)
+                .pseudonymise("p1", &pseudonyms, &json!([]), &tasks, &[])
                 .await
                 .unwrap()
         );
         assert!(
             !ledger
-                .pseudonymise("p1", &pseudonyms, &json!([]), &tasks)
+                .pseudonymise("p1", &pseudonyms, &json!([]), &tasks, &[])
                 .await
                 .unwrap(),
             "once"
@@ -575,6 +575,194 @@ async fn a_pseudonymised_request_names_nobody_and_cannot_be_retried() {
             other => panic!("a retry would run with no identities: {other:?}"),
         }
         assert_eq!(ledger.verify_audit_chain().await.unwrap().problem, None);
+        ledger.close().await;
+    })
+    .await;
+}
+
+fn plan_of(keys: &[&str]) -> dsr_connector::Plan {
+    let mut plan = dsr_connector::Plan::default();
+    for key in keys {
+        plan.items.push(
+            dsr_connector::PlanItem::new(
+                *key,
+                "contacts",
+                dsr_connector::Action::Patch,
+                json!({"id": key}),
+                json!({"email": util::SEEDED_EMAIL}),
+                vec![dsr_connector::MatchClaim::email("/email")],
+            )
+            .before(json!({"family_name": "Nordmann"}))
+            .after(json!({"family_name": "Nordmann-Lie"})),
+        );
+    }
+    dsr_connector::check_plan(
+        &util::subject(util::SEEDED_EMAIL),
+        &mut plan,
+        &dsr_connector::PlanRules::default(),
+    );
+    plan
+}
+
+/// Claims the task and stores a plan for it, as a worker's first attempt does.
+async fn planned(
+    ledger: &Ledger,
+    id: &str,
+    processor: Processor,
+    keys: &[&str],
+) -> (Claim, dsr_jobs::ledger::StoredPlan) {
+    let claim = ledger.claim_task(id, processor, "w1", LEASE).await.unwrap().unwrap();
+    let stored = ledger
+        .store_plan(id, processor, "w1", claim, &plan_of(keys), Utc::now())
+        .await
+        .unwrap()
+        .expect("the worker holds the task");
+    (claim, stored)
+}
+
+#[tokio::test]
+async fn a_plan_is_stored_approved_by_its_hash_and_refused_once_made_again() {
+    on_both(|url| async move {
+        let ledger = Ledger::open(&url).await.unwrap();
+        create(&ledger, "a1", &[Processor::Wix, Processor::Google]).await;
+        ledger.start_request("a1").await.unwrap();
+        let (claim, wix) = planned(&ledger, "a1", Processor::Wix, &["c-1", "c-2"]).await;
+        assert_eq!(
+            ledger
+                .store_plan("a1", Processor::Wix, "w2", claim, &plan_of(&["c-9"]), Utc::now())
+                .await
+                .unwrap(),
+            None,
+            "only the worker holding the task stores its plan"
+        );
+        let stored = ledger.current_plan("a1", Processor::Wix).await.unwrap().unwrap();
+        assert_eq!(stored, wix, "stored as made: items, values, states");
+        let planned_result = TaskResult::Planned { found: 2 };
+        assert!(
+            ledger
+                .finish_task("a1", Processor::Wix, "w1", claim, &planned_result)
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            ledger.await_approval("a1").await.unwrap(),
+            None,
+            "google has not planned yet"
+        );
+        let (gclaim, _) = planned(&ledger, "a1", Processor::Google, &["g-1"]).await;
+        assert!(
+            ledger
+                .finish_task("a1", Processor::Google, "w1", gclaim, &planned_result)
+                .await
+                .unwrap()
+        );
+        let hash = ledger.await_approval("a1").await.unwrap().expect("every task planned");
+        assert_eq!(
+            ledger.get_request("a1").await.unwrap().status,
+            RequestStatus::AwaitingApproval
+        );
+        assert_eq!(
+            hash,
+            dsr_jobs::ledger::request_plan_hash(&ledger.plans("a1").await.unwrap())
+        );
+
+        // Made again (a retry): the old hash no longer approves anything.
+        let retried = ledger.retry("a1", None).await.unwrap();
+        assert_eq!(retried.len(), 2);
+        assert_eq!(
+            ledger.current_plan("a1", Processor::Wix).await.unwrap(),
+            None,
+            "superseded"
+        );
+        let (c2, _) = planned(&ledger, "a1", Processor::Wix, &["c-1", "c-2"]).await;
+        ledger
+            .finish_task("a1", Processor::Wix, "w1", c2, &planned_result)
+            .await
+            .unwrap();
+        let (g2, _) = planned(&ledger, "a1", Processor::Google, &["g-1"]).await;
+        ledger
+            .finish_task("a1", Processor::Google, "w1", g2, &planned_result)
+            .await
+            .unwrap();
+        let fresh = ledger.await_approval("a1").await.unwrap().unwrap();
+        assert_ne!(fresh, hash, "the same findings planned again are another plan");
+        match ledger.approve("a1", &hash, "kari.operator").await {
+            Err(LedgerError::Refused(m)) => assert!(m.contains("made again") && m.contains(&fresh), "{m}"),
+            other => panic!("a stale plan hash was accepted: {other:?}"),
+        }
+        let approved = ledger.approve("a1", &fresh, "per.operator").await.unwrap();
+        assert_eq!(approved.len(), 2);
+        assert_eq!(
+            ledger.get_request("a1").await.unwrap().status,
+            RequestStatus::InProgress
+        );
+        assert_eq!(task_of(&ledger, "a1", Processor::Wix).await.status, TaskStatus::Pending);
+        let wix = ledger.current_plan("a1", Processor::Wix).await.unwrap().unwrap();
+        assert_eq!(wix.approved_by.as_deref(), Some("per.operator"));
+        let events = ledger.audit_events("a1").await.unwrap();
+        let approval = events.iter().find(|e| e.event == "request.approved").unwrap();
+        assert_eq!(approval.detail["plan"], json!(fresh));
+        assert_eq!(approval.detail["by"], "per.operator");
+        assert_eq!(
+            events.iter().filter(|e| e.event == "plan.made").count(),
+            4,
+            "each plan's hash is in the chain"
+        );
+        assert!(
+            matches!(ledger.approve("a1", &fresh, "x").await, Err(LedgerError::Refused(_))),
+            "once"
+        );
+        assert_eq!(ledger.verify_audit_chain().await.unwrap().problem, None);
+        ledger.close().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_item_outcome_is_recorded_once_and_a_rejection_ends_the_request() {
+    on_both(|url| async move {
+        let ledger = Ledger::open(&url).await.unwrap();
+        create(&ledger, "r1", &[Processor::Wix]).await;
+        ledger.start_request("r1").await.unwrap();
+        let (claim, stored) = planned(&ledger, "r1", Processor::Wix, &["c-1", "c-2"]).await;
+        let done = dsr_connector::ItemState::Done {
+            receipt: json!({"status": 204}),
+        };
+        assert!(ledger.record_item(&stored.hash, 0, &done).await.unwrap());
+        assert!(
+            !ledger
+                .record_item(&stored.hash, 0, &dsr_connector::ItemState::AlreadyGone)
+                .await
+                .unwrap(),
+            "a re-delivered execution cannot overwrite an outcome"
+        );
+        let now = ledger.current_plan("r1", Processor::Wix).await.unwrap().unwrap();
+        assert_eq!(now.plan.items[0].state, done);
+        assert!(now.plan.items[1].is_due(), "the second item is still to do");
+        ledger
+            .finish_task("r1", Processor::Wix, "w1", claim, &TaskResult::Planned { found: 2 })
+            .await
+            .unwrap();
+        ledger.await_approval("r1").await.unwrap().unwrap();
+        assert!(
+            matches!(ledger.reject("r1", " ", "x").await, Err(LedgerError::Refused(_))),
+            "a reason is required"
+        );
+        ledger
+            .reject("r1", "the subject withdrew the request by phone", "per.operator")
+            .await
+            .unwrap();
+        let request = ledger.get_request("r1").await.unwrap();
+        assert_eq!(request.status, RequestStatus::Rejected);
+        assert!(request.status.is_terminal() && request.finished_at.is_some());
+        assert_eq!(
+            task_of(&ledger, "r1", Processor::Wix).await.status,
+            TaskStatus::Cancelled
+        );
+        let events = ledger.audit_events("r1").await.unwrap();
+        let rejected = events.iter().find(|e| e.event == "request.rejected").unwrap();
+        assert_eq!(rejected.detail["by"], "per.operator");
+        assert!(rejected.detail["plan"].is_string());
         ledger.close().await;
     })
     .await;

@@ -33,7 +33,8 @@ async fn deployment() -> (Fakes, Deployment) {
     fakes.google.with(|s| s.faults.ignore_search_filter = true);
     fakes.superoffice.with(|s| s.faults.ignore_search_filter = true);
     fakes.wix.with(|s| s.faults.ignore_search_filter = true);
-    let d = Deployment::sqlite("");
+    // Shared items deleted too: the rule must hold even when the company erases the most.
+    let d = Deployment::sqlite("[erasure]\nshared = \"delete\"\n");
     let root = d.path().to_path_buf();
     let users: Vec<String> = fakes
         .google
@@ -214,10 +215,14 @@ async fn vendors_that_ignore_their_filters_never_make_dsr_export_or_change_anyon
             !p["refused"].as_array().unwrap().is_empty(),
             "{name}: the confirmation lists the items refused as not hers: {p}"
         );
-        let verification = p["verification"].as_object().unwrap();
-        assert!(
-            verification.values().filter_map(Value::as_u64).all(|n| n == 0),
+        assert_eq!(
+            p["verification"]["remaining"], 0,
             "{name}: a look-alike the search returns again is not 'remaining': {p}"
+        );
+        let items = p["items"].as_array().unwrap();
+        assert!(
+            items.iter().any(|i| i["state"] == "not_hers"),
+            "{name}: the plan lists the look-alike's items as not hers: {p}"
         );
     }
 }

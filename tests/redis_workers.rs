@@ -226,7 +226,10 @@ async fn a_worker_killed_mid_request_is_finished_by_another() {
     assert_eq!(wix.attempts, 2, "the killed attempt counts, the second finished it");
     let mut effects = cluster.effects();
     effects.sort();
-    assert_eq!(effects, [format!("erase {id} google"), format!("erase {id} wix")]);
+    assert_eq!(
+        effects,
+        [format!("erase {id} google google-0"), format!("erase {id} wix wix-0")]
+    );
     cluster.stop().await;
 }
 

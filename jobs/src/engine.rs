@@ -69,6 +69,8 @@ pub struct Settings {
     pub pseudonymise_after: chrono::Duration,
     /// Key for those hashes.
     pub pseudonym_key: Vec<u8>,
+    /// Approval and shared-item rules for erasure, rectification and objection.
+    pub changes: crate::change::ChangeRules,
 }
 
 #[derive(Debug, thiserror::Error)]

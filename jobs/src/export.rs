@@ -1,6 +1,6 @@
 //! The confirmation a finished erasure, rectification or objection leaves behind (the bundle
-//! for access and portability is in `bundle`): per processor what was done, with the vendor's
-//! evidence, the verification search after an erasure, what was kept and why, before/after
+//! for access and portability is in `bundle`): per processor the plan item by item and what
+//! became of each item, the verification (planning again) after the change, what was kept and why, before/after
 //! for each rectified field, the consents withdrawn, and the recipients the change reached
 //! (Art. 19). The JSON pins the audit chain's head when it was written and is signed when a
 //! key is configured (`.sig` beside it). Each object is stored whole in one write, so a
@@ -36,6 +36,8 @@ pre{background:#f6f6f6;padding:.5rem;overflow-x:auto;font-size:.85rem}small{colo
 {% for n in p.notes %}<p>{{ n }}</p>{% endfor %}
 {% if p.retained %}<h3>{{ t.retained }}</h3><table><tr><th>{{ t.category }}</th><th>{{ t.count }}</th><th>{{ t.reason }}</th><th>{{ t.legal_basis }}</th></tr>
 {% for r in p.retained %}<tr><td>{{ r.category }}</td><td>{{ r.count }}</td><td>{{ r.reason }}</td><td>{{ r.legal_basis }}</td></tr>{% endfor %}</table>{% endif %}
+{% if p.items %}<h3>{{ t.plan }}{% if p.plan %} <small><code>{{ p.plan }}</code></small>{% endif %}</h3><table><tr><th>{{ t.category }}</th><th>{{ t.item }}</th><th>{{ t.action }}</th><th>{{ t.state }}</th><th>{{ t.before }}</th><th>{{ t.after }}</th></tr>
+{% for i in p.items %}<tr><td>{{ i.category }}</td><td><code>{{ i.key }}</code>{% if i.shared %}<br><small>{{ i.shared }}</small>{% endif %}</td><td>{{ i.action }}</td><td>{{ i.state }}{% if i.reason %}<br><small>{{ i.reason }}</small>{% endif %}</td><td>{% if i.before is defined %}{{ i.before|tojson }}{% endif %}</td><td>{% if i.after is defined %}{{ i.after|tojson }}{% endif %}</td></tr>{% endfor %}</table>{% endif %}
 {% if p.refused %}<h3>{{ t.refused }}</h3><ul>{% for r in p.refused %}<li>{{ r.item }}: {{ r.reason }}</li>{% endfor %}</ul>{% endif %}
 {% for e in p.evidence %}<h3>{{ e.kind }}</h3><pre>{{ e.detail|tojson(indent=2) }}</pre>{% endfor %}
 </section>{% endfor %}
@@ -65,6 +67,12 @@ fn labels(nb: bool) -> Value {
         "category": pick("Kategori", "Category"),
         "count": pick("Antall", "Count"),
         "legal_basis": pick("Rettslig grunnlag", "Legal basis"),
+        "plan": pick("Plan, punkt for punkt", "Plan, item by item"),
+        "item": pick("Punkt", "Item"),
+        "action": pick("Handling", "Action"),
+        "state": pick("Utfall", "Outcome"),
+        "before": pick("Før", "Before"),
+        "after": pick("Etter", "After"),
         "integrity": pick("Integritet", "Integrity"),
         "chain": pick("revisjonslogg", "audit chain"),
     })
@@ -99,6 +107,8 @@ pub fn document(
                 "retained": t.evidence["retained"].as_array().cloned().unwrap_or_default(),
                 "notes": t.evidence["notes"].as_array().cloned().unwrap_or_default(),
                 "refused": t.evidence["refused"].as_array().cloned().unwrap_or_default(),
+                "plan": t.evidence["plan"],
+                "items": t.evidence["items"].as_array().cloned().unwrap_or_default(),
                 "evidence": evidence,
             })
         })

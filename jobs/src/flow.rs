@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use dsr_connector::{ChangeReport, ConnectorError, Processor, Support, TaskContext};
+use dsr_connector::{ConnectorError, Processor, Support, TaskContext};
 use serde_json::json;
 
 use crate::engine::{Engine, EngineError};
@@ -130,25 +130,24 @@ pub async fn processor_task(engine: &Engine, request_id: &str, processor: Proces
                 }
             }
         }
-        RequestKind::Erasure => Ok(change_result(engine, claim, &ctx, connector.erase(&ctx, ids).await)),
-        RequestKind::Rectification => Ok(change_result(
-            engine,
-            claim,
-            &ctx,
-            connector.rectify(&ctx, ids, &request.changes).await,
-        )),
-        RequestKind::Objection => Ok(change_result(
-            engine,
-            claim,
-            &ctx,
-            connector.withdraw_consent(&ctx, ids).await,
-        )),
+        RequestKind::Erasure | RequestKind::Rectification | RequestKind::Objection => {
+            match crate::change::run(engine, &request, processor, connector.as_ref(), claim, &ctx).await {
+                Ok(crate::change::Step::Result(result)) => Ok(result),
+                Ok(crate::change::Step::Vendor(e)) => Ok(classify_failure(engine, claim, e)),
+                Err(EngineError::Storage(e)) => Err(EngineError::Storage(e)),
+                Err(e) => {
+                    keep_lease.abort();
+                    return Err(e);
+                }
+            }
+        }
     };
     keep_lease.abort();
     let result = match result {
         Ok(result) => result,
         Err(storage) => {
             // Our disk, not the vendor: keep the task for a later attempt and say why.
+            let storage: EngineError = storage;
             tracing::error!(request = %request_id, %processor, error = %storage, "could not store records");
             retry_or_fail(engine, claim, storage.to_string(), None)
         }
@@ -170,6 +169,7 @@ fn status_name(result: &TaskResult) -> &'static str {
         TaskResult::Retrying { .. } => "retrying",
         TaskResult::Failed { .. } => "failed",
         TaskResult::NotApplicable { .. } => "not_applicable",
+        TaskResult::Planned { .. } => "planned",
     }
 }
 
@@ -188,37 +188,6 @@ where
             Ok(false) => return,
             Err(e) => tracing::warn!(error = %e, "could not renew a {what} lease"),
         }
-    }
-}
-
-fn change_result(
-    engine: &Engine,
-    claim: Claim,
-    ctx: &TaskContext,
-    report: Result<ChangeReport, ConnectorError>,
-) -> TaskResult {
-    match report {
-        Ok(report) => TaskResult::Succeeded {
-            outcome: if !report.retained.is_empty() {
-                Outcome::PartlyRetained
-            } else if report.found == 0 {
-                Outcome::NothingFound
-            } else {
-                Outcome::Done
-            },
-            found: report.found,
-            changed: report.changed,
-            reason: None,
-            evidence: json!({
-                "evidence": report.evidence,
-                "retained": report.retained,
-                "notes": report.notes,
-                "operator_notes": report.operator_notes,
-                "refused": ctx.refused_items(),
-            }),
-            spool: None,
-        },
-        Err(e) => classify_failure(engine, claim, e),
     }
 }
 
@@ -253,9 +222,16 @@ fn retry_or_fail(engine: &Engine, claim: Claim, error: String, after: Option<Dur
     }
 }
 
-/// Queues `finalize` once every task has ended.
+/// Queues `finalize` once every task has ended; stops the request for approval once every
+/// task has ended or made its plan and some plan waits.
 pub async fn maybe_finalize(engine: &Engine, request_id: &str) -> Result<(), EngineError> {
     let tasks = engine.ledger().tasks(request_id).await?;
+    if tasks.iter().any(|t| t.status == TaskStatus::Planned) {
+        if let Some(plan) = engine.ledger().await_approval(request_id).await? {
+            tracing::info!(request = %request_id, %plan, "plans wait for approval: `dsr plan` shows them, `dsr approve` executes them");
+        }
+        return Ok(());
+    }
     if tasks.iter().all(|t| t.status.is_terminal()) {
         engine
             .queue()
@@ -276,6 +252,11 @@ pub async fn finalize(engine: &Engine, request_id: &str) -> Result<(), EngineErr
         return Ok(());
     }
     let tasks = ledger.tasks(request_id).await?;
+    if tasks.iter().any(|t| t.status == TaskStatus::Planned) {
+        // A worker died between storing the last plan and stopping for approval.
+        ledger.await_approval(request_id).await?;
+        return Ok(());
+    }
     if !tasks.iter().all(|t| t.status.is_terminal()) {
         return Ok(());
     }

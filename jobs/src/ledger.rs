@@ -3,8 +3,10 @@
 //! SQL serves both through sqlx's `Any` driver.
 
 mod chain;
+mod plans;
 mod retention;
 pub use chain::{ChainVerdict, Head};
+pub use plans::{PlanText, StoredPlan, request_plan_hash};
 pub use retention::TaskText;
 use std::path::Path;
 use std::str::FromStr;
@@ -78,11 +80,16 @@ pub enum TaskResult {
     NotApplicable {
         reason: String,
     },
+    /// The plan is made and stored; the task waits for an operator's approval.
+    Planned {
+        found: u64,
+    },
 }
 
 impl TaskResult {
     fn status(&self) -> TaskStatus {
         match self {
+            TaskResult::Planned { .. } => TaskStatus::Planned,
             TaskResult::Succeeded { .. } => TaskStatus::Succeeded,
             TaskResult::Retrying { .. } => TaskStatus::Retrying,
             TaskResult::Failed { .. } => TaskStatus::Failed,
@@ -292,7 +299,8 @@ impl Ledger {
         if filter.overdue_at.is_some() {
             let n = if filter.status.is_some() { 2 } else { 1 };
             sql.push_str(&format!(
-                " AND due_at < ${n} AND status NOT IN ('completed', 'partially_completed', 'failed', 'cancelled')"
+                " AND due_at < ${n} AND status NOT IN {}",
+                RequestStatus::TERMINAL_SQL
             ));
         }
         sql.push_str(" ORDER BY received_at, id");
@@ -441,6 +449,7 @@ impl Ledger {
             ),
             TaskResult::Failed { error } => (None, 0, 0, None, Some(error.clone()), "null".into(), None, None),
             TaskResult::NotApplicable { reason } => (None, 0, 0, Some(reason.clone()), None, "null".into(), None, None),
+            TaskResult::Planned { found } => (None, *found as i64, 0, None, None, "null".into(), None, None),
         };
         let status = result.status();
         let mut tx = self.pool.begin().await?;
@@ -661,7 +670,7 @@ impl Ledger {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "UPDATE tasks SET status = 'cancelled', lease_owner = NULL, lease_until = NULL, \
-             updated_at = $2 WHERE request_id = $1 AND status IN ('pending', 'running', 'retrying')",
+             updated_at = $2 WHERE request_id = $1 AND status IN ('pending', 'running', 'retrying', 'planned')",
         )
         .bind(id)
         .bind(&now)
@@ -669,7 +678,7 @@ impl Ledger {
         .await?;
         sqlx::query(
             "UPDATE requests SET status = 'cancelled', finished_at = $2, updated_at = $2 \
-             WHERE id = $1 AND status IN ('received', 'in_progress')",
+             WHERE id = $1 AND status IN ('received', 'in_progress', 'awaiting_approval')",
         )
         .bind(id)
         .bind(&now)
@@ -695,11 +704,14 @@ impl Ledger {
                 ts(at)
             )));
         }
+        // A request awaiting approval is planned again (its plans may be stale): the
+        // approval then needs the new plan's hash.
+        let awaiting = request.status == RequestStatus::AwaitingApproval;
         let failed: Vec<Processor> = self
             .tasks(id)
             .await?
             .into_iter()
-            .filter(|t| t.status == TaskStatus::Failed)
+            .filter(|t| t.status == TaskStatus::Failed || (awaiting && t.status == TaskStatus::Planned))
             .map(|t| t.processor)
             .filter(|p| processor.is_none_or(|want| want == *p))
             .collect();
@@ -714,17 +726,23 @@ impl Ledger {
         for p in &failed {
             sqlx::query(
                 "UPDATE tasks SET status = 'pending', attempt_base = attempts, error = NULL, next_retry_at = NULL, \
-                 updated_at = $3 WHERE request_id = $1 AND processor = $2 AND status = 'failed'",
+                 updated_at = $3 WHERE request_id = $1 AND processor = $2 AND status IN ('failed', 'planned')",
             )
             .bind(id)
             .bind(p.as_str())
             .bind(&now)
             .execute(&mut *tx)
             .await?;
+            // Retried work is planned again: what was done stays recorded in the old plan.
+            sqlx::query("UPDATE plans SET is_current = 0 WHERE request_id = $1 AND processor = $2")
+                .bind(id)
+                .bind(p.as_str())
+                .execute(&mut *tx)
+                .await?;
         }
         sqlx::query(
             "UPDATE requests SET status = 'in_progress', finished_at = NULL, updated_at = $2 \
-             WHERE id = $1 AND status IN ('partially_completed', 'failed')",
+             WHERE id = $1 AND status IN ('partially_completed', 'failed', 'awaiting_approval')",
         )
         .bind(id)
         .bind(&now)
@@ -856,7 +874,7 @@ impl Ledger {
     pub async fn deadline_warnings(&self, horizon: DateTime<Utc>) -> Result<Vec<Request>> {
         let rows = sqlx::query(AssertSqlSafe(format!(
             "SELECT {REQUEST_COLUMNS} FROM requests WHERE due_at < $1 AND warned_at IS NULL \
-             AND status IN ('received', 'in_progress') ORDER BY due_at"
+             AND status IN ('received', 'in_progress', 'awaiting_approval') ORDER BY due_at"
         )))
         .bind(ts(horizon))
         .fetch_all(&self.pool)
@@ -961,7 +979,11 @@ impl Ledger {
     pub async fn purge_requests(&self, ids: &[String]) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         for id in ids {
-            for table in ["audit_log", "tasks"] {
+            sqlx::query("DELETE FROM plan_items WHERE plan_hash IN (SELECT hash FROM plans WHERE request_id = $1)")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            for table in ["audit_log", "tasks", "plans"] {
                 sqlx::query(AssertSqlSafe(format!("DELETE FROM {table} WHERE request_id = $1")))
                     .bind(id)
                     .execute(&mut *tx)

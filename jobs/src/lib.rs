@@ -7,6 +7,7 @@
 
 pub mod backoff;
 pub mod bundle;
+pub mod change;
 pub mod deadline;
 pub mod engine;
 pub mod export;

@@ -35,7 +35,7 @@ macro_rules! named_enum {
 }
 
 /// What the subject asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RequestKind {
     /// Art. 15: a copy of their data.
@@ -90,14 +90,19 @@ named_enum!(Lang, "language", { Nb => "nb", En => "en" });
 pub enum RequestStatus {
     Received,
     InProgress,
+    /// Its change plans are made and wait for an operator (`dsr approve` or `dsr reject`).
+    AwaitingApproval,
     Completed,
     PartiallyCompleted,
     Failed,
     Cancelled,
+    /// An operator refused its plans (`dsr reject`): nothing was changed.
+    Rejected,
 }
 named_enum!(RequestStatus, "request status", {
-    Received => "received", InProgress => "in_progress", Completed => "completed",
-    PartiallyCompleted => "partially_completed", Failed => "failed", Cancelled => "cancelled",
+    Received => "received", InProgress => "in_progress", AwaitingApproval => "awaiting_approval",
+    Completed => "completed", PartiallyCompleted => "partially_completed", Failed => "failed",
+    Cancelled => "cancelled", Rejected => "rejected",
 });
 
 impl RequestStatus {
@@ -108,18 +113,24 @@ impl RequestStatus {
                 | RequestStatus::PartiallyCompleted
                 | RequestStatus::Failed
                 | RequestStatus::Cancelled
+                | RequestStatus::Rejected
         )
     }
 
-    /// The life cycle: received → in_progress → completed | partially_completed | failed,
-    /// and cancelled from any state that is not yet terminal.
+    /// The statuses that have ended, as an SQL list (`status NOT IN (…)`).
+    pub const TERMINAL_SQL: &'static str = "('completed', 'partially_completed', 'failed', 'cancelled', 'rejected')";
+
+    /// The life cycle: received → in_progress → completed | partially_completed | failed;
+    /// in_progress ⇄ awaiting_approval → rejected when a plan needs an operator; cancelled
+    /// from any state that is not yet terminal.
     pub fn can_become(self, next: RequestStatus) -> bool {
         use RequestStatus::*;
         matches!(
             (self, next),
             (Received, InProgress)
-                | (InProgress, Completed | PartiallyCompleted | Failed)
-                | (Received | InProgress, Cancelled)
+                | (InProgress, Completed | PartiallyCompleted | Failed | AwaitingApproval)
+                | (AwaitingApproval, InProgress | Rejected)
+                | (Received | InProgress | AwaitingApproval, Cancelled)
         )
     }
 }
@@ -130,13 +141,15 @@ pub enum TaskStatus {
     Pending,
     Running,
     Retrying,
+    /// Its plan is made and waits for approval.
+    Planned,
     Succeeded,
     Failed,
     NotApplicable,
     Cancelled,
 }
 named_enum!(TaskStatus, "task status", {
-    Pending => "pending", Running => "running", Retrying => "retrying",
+    Pending => "pending", Running => "running", Retrying => "retrying", Planned => "planned",
     Succeeded => "succeeded", Failed => "failed", NotApplicable => "not_applicable",
     Cancelled => "cancelled",
 });
@@ -157,7 +170,8 @@ impl TaskStatus {
         use TaskStatus::*;
         match (self, next) {
             (Pending | Retrying | Running, Running) => true,
-            (Running, Succeeded | Failed | NotApplicable | Retrying) => true,
+            (Running, Succeeded | Failed | NotApplicable | Retrying | Planned) => true,
+            (Planned, Pending) => true,
             (Pending | Retrying, Failed | NotApplicable) => true,
             (Failed, Pending) => true,
             (s, Cancelled) => !s.is_terminal(),
@@ -251,6 +265,10 @@ mod tests {
         assert!(!Completed.can_become(InProgress));
         assert!(!Cancelled.can_become(InProgress));
         assert!(!Failed.can_become(Cancelled));
+        assert!(InProgress.can_become(AwaitingApproval), "plans made, approval required");
+        assert!(AwaitingApproval.can_become(InProgress) && AwaitingApproval.can_become(Rejected));
+        assert!(!Received.can_become(AwaitingApproval), "plans are made in progress");
+        assert!(Rejected.is_terminal() && !Rejected.can_become(InProgress));
         for s in RequestStatus::ALL {
             assert_eq!(s.as_str().parse::<RequestStatus>(), Ok(*s));
         }
@@ -263,6 +281,11 @@ mod tests {
         assert!(Running.can_become(Retrying));
         assert!(Retrying.can_become(Running));
         assert!(Failed.can_become(Pending), "dsr retry");
+        assert!(
+            Running.can_become(Planned) && Planned.can_become(Pending),
+            "approved plans run"
+        );
+        assert!(!Planned.is_terminal() && Planned.can_become(Cancelled));
         assert!(!Succeeded.can_become(Running), "a re-delivered task must not run again");
         assert!(!Succeeded.can_become(Cancelled));
         assert!(!NotApplicable.can_become(Pending));

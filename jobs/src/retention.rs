@@ -83,6 +83,25 @@ fn scrub(value: &mut Value, needles: &[String], key: &[u8]) {
     }
 }
 
+/// Replaces every value held under a `before` or `after` key (a field's old or new value,
+/// a consent's state, in a plan or its evidence) by its pseudonym, whatever it names: an old
+/// surname is personal data even when it is none of the subject's identifiers.
+fn seal_values(value: &mut Value, key: &[u8]) {
+    match value {
+        Value::Object(map) => {
+            for (name, v) in map.iter_mut() {
+                if (name == "before" || name == "after") && !v.is_null() {
+                    *v = Value::String(pseudonym(key, &v.to_string()));
+                } else {
+                    seal_values(v, key);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| seal_values(v, key)),
+        _ => {}
+    }
+}
+
 fn scrub_text(text: &mut Option<String>, needles: &[String], key: &[u8]) {
     if let Some(t) = text {
         let mut v = Value::String(std::mem::take(t));
@@ -140,11 +159,25 @@ pub async fn pseudonymise(engine: &Engine, now: DateTime<Utc>) -> Result<usize, 
         }
         let mut tasks = ledger.task_texts(id).await?;
         for task in &mut tasks {
+            seal_values(&mut task.evidence, key);
             scrub(&mut task.evidence, &needles, key);
             scrub_text(&mut task.reason, &needles, key);
             scrub_text(&mut task.error, &needles, key);
         }
-        if ledger.pseudonymise(id, &identities, &changes, &tasks).await? {
+        let mut plans = ledger.plan_texts(id).await?;
+        for plan in &mut plans {
+            for text in [&mut plan.item, &mut plan.state, &mut plan.body, &mut plan.verification] {
+                seal_values(text, key);
+                scrub(text, &needles, key);
+            }
+            // Keys name vendor items (a mailbox, an id that may be an address): hashed whole.
+            if let Some(k) = plan.item.get_mut("key")
+                && let Some(text) = k.as_str()
+            {
+                *k = Value::String(pseudonym(key, text));
+            }
+        }
+        if ledger.pseudonymise(id, &identities, &changes, &tasks, &plans).await? {
             tracing::info!(request = %id, "identities replaced by keyed hashes");
         }
     }

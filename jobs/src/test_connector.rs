@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use dsr_connector::{
-    AccessSummary, Capabilities, ChangeReport, CheckReport, Connector, ConnectorError, Evidence, FieldChange,
-    Identities, Processor, Record, RecordSink, Support, TaskContext,
+    AccessSummary, Action, Capabilities, Change, CheckReport, Connector, ConnectorError, Identities, ItemOutcome,
+    MatchClaim, Plan, PlanItem, Processor, Record, RecordSink, Support, TaskContext,
 };
 use serde::Deserialize;
 
@@ -35,7 +35,11 @@ pub struct Script {
     /// Rights this processor cannot serve (access, erasure, rectification, objection).
     #[serde(default)]
     pub not_applicable: Vec<String>,
-    /// A file that gets one line per side effect (`erase request-id processor`).
+    /// How many of the records (per e-mail address, from the first) also concern other
+    /// people (`shared` plan items).
+    #[serde(default)]
+    pub shared: u64,
+    /// A file that gets one line per side effect (`erase request-id processor item`).
     #[serde(default)]
     pub effects_log: Option<PathBuf>,
 }
@@ -84,7 +88,7 @@ impl ScriptedConnector {
         Ok(())
     }
 
-    fn log_effect(&self, action: &str, ctx: &TaskContext) -> Result<(), ConnectorError> {
+    fn log_effect(&self, line: &str) -> Result<(), ConnectorError> {
         let Some(path) = &self.script.effects_log else {
             return Ok(());
         };
@@ -92,50 +96,41 @@ impl ScriptedConnector {
             .create(true)
             .append(true)
             .open(path)
-            .map_err(|e| ConnectorError::Permanent {
-                processor: self.processor.as_str(),
-                code: "effects_log".into(),
-                message: e.to_string(),
-            })?;
+            .map_err(|e| self.log_error(e))?;
         // One write per line: several worker processes append to the same file.
-        let line = format!("{action} {} {}\n", ctx.request_id, self.processor);
-        file.write_all(line.as_bytes()).map_err(|e| ConnectorError::Permanent {
+        file.write_all(format!("{line}\n").as_bytes())
+            .map_err(|e| self.log_error(e))
+    }
+
+    fn log_error(&self, e: std::io::Error) -> ConnectorError {
+        ConnectorError::Permanent {
             processor: self.processor.as_str(),
             code: "effects_log".into(),
             message: e.to_string(),
-        })
+        }
     }
 
-    /// Like a vendor, remembers what was already changed: a repeated erasure (a worker died
-    /// after the vendor acted but before the ledger recorded it) finds nothing left.
-    fn already_done(&self, action: &str, ctx: &TaskContext) -> bool {
+    /// Like a vendor, remembers what was already changed: a repeated call (a worker died
+    /// after the vendor acted but before the ledger recorded it) finds it gone.
+    fn already_done(&self, line: &str) -> bool {
         let Some(path) = &self.script.effects_log else {
             return false;
         };
-        let line = format!("{action} {} {}", ctx.request_id, self.processor);
         std::fs::read_to_string(path)
             .map(|text| text.lines().any(|l| l == line))
             .unwrap_or(false)
     }
 
-    fn change(&self, action: &str, ctx: &TaskContext, subject: &Identities) -> Result<ChangeReport, ConnectorError> {
-        let found = if self.already_done(action, ctx) {
-            0
-        } else {
-            self.script.records_per_email * subject.emails.len() as u64
-        };
-        if !ctx.dry_run && found > 0 {
-            self.log_effect(action, ctx)?;
+    fn effect(action: &str, ctx: &TaskContext, processor: Processor, key: &str) -> String {
+        format!("{action} {} {processor} {key}", ctx.request_id)
+    }
+
+    fn action(change: &Change) -> (&'static str, Action) {
+        match change {
+            Change::Erasure => ("erase", Action::Delete),
+            Change::Rectification { .. } => ("rectify", Action::Patch),
+            Change::Objection => ("withdraw", Action::Unsubscribe),
         }
-        Ok(ChangeReport {
-            found,
-            changed: if ctx.dry_run { 0 } else { found },
-            evidence: vec![Evidence {
-                kind: format!("scripted_{action}"),
-                detail: serde_json::json!({"attempt": ctx.attempt}),
-            }],
-            ..Default::default()
-        })
     }
 
     fn support(&self, right: &str) -> Support {
@@ -196,23 +191,49 @@ impl Connector for ScriptedConnector {
         })
     }
 
-    async fn erase(&self, ctx: &TaskContext, subject: &Identities) -> Result<ChangeReport, ConnectorError> {
+    async fn plan(&self, ctx: &TaskContext, subject: &Identities, change: &Change) -> Result<Plan, ConnectorError> {
         self.perform(ctx).await?;
-        self.change("erase", ctx, subject)
+        let (name, action) = Self::action(change);
+        let mut plan = Plan::default();
+        for email in &subject.emails {
+            for i in 0..self.script.records_per_email {
+                let key = format!("{}-{i}", self.processor);
+                if self.already_done(&Self::effect(name, ctx, self.processor, &key)) {
+                    continue;
+                }
+                let item = PlanItem::new(
+                    key.clone(),
+                    "contacts",
+                    action,
+                    serde_json::json!({"id": key}),
+                    serde_json::json!({"email": email.as_str(), "n": i}),
+                    vec![MatchClaim::email("/email")],
+                );
+                plan.items.push(if i < self.script.shared {
+                    item.shared("1 other participant")
+                } else {
+                    item
+                });
+            }
+        }
+        Ok(plan)
     }
 
-    async fn rectify(
+    async fn execute(
         &self,
         ctx: &TaskContext,
-        subject: &Identities,
-        _changes: &[FieldChange],
-    ) -> Result<ChangeReport, ConnectorError> {
-        self.perform(ctx).await?;
-        self.change("rectify", ctx, subject)
-    }
-
-    async fn withdraw_consent(&self, ctx: &TaskContext, subject: &Identities) -> Result<ChangeReport, ConnectorError> {
-        self.perform(ctx).await?;
-        self.change("withdraw", ctx, subject)
+        _subject: &Identities,
+        change: &Change,
+        item: &PlanItem,
+    ) -> Result<ItemOutcome, ConnectorError> {
+        if self.script.delay_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(self.script.delay_ms)).await;
+        }
+        let line = Self::effect(Self::action(change).0, ctx, self.processor, &item.key);
+        if self.already_done(&line) {
+            return Ok(ItemOutcome::AlreadyGone);
+        }
+        self.log_effect(&line)?;
+        Ok(ItemOutcome::Done(serde_json::json!({"attempt": ctx.attempt})))
     }
 }

@@ -83,7 +83,10 @@ pub async fn demo(loaded: &Config, as_json: bool) -> Result<ExitCode, CliError> 
             processors: connectors.processors(),
             received_at: Utc::now(),
         };
-        let (id, status) = super::requests::process_here(&engine, new, Duration::from_secs(120), as_json).await?;
+        let (id, mut status) = super::requests::process_here(&engine, new, Duration::from_secs(120), as_json).await?;
+        if status == dsr_jobs::model::RequestStatus::AwaitingApproval {
+            status = approve_in_demo(&engine, &id, as_json).await?;
+        }
         all_completed &= status == dsr_jobs::model::RequestStatus::Completed;
         let request = engine.ledger().get_request(&id).await?;
         let tasks = engine.ledger().tasks(&id).await?;
@@ -135,6 +138,33 @@ pub async fn demo(loaded: &Config, as_json: bool) -> Result<ExitCode, CliError> 
     })
 }
 
+/// The demo's erasure waits for approval (`[erasure] approval = "required"`): shows its plan
+/// as `dsr plan` would, approves exactly that plan as `dsr approve` would, and carries it out.
+async fn approve_in_demo(
+    engine: &dsr_jobs::Engine,
+    id: &str,
+    as_json: bool,
+) -> Result<dsr_jobs::model::RequestStatus, CliError> {
+    let ledger = engine.ledger();
+    let plans = ledger.plans_awaiting(id).await?;
+    let hash = dsr_jobs::ledger::request_plan_hash(&plans);
+    let request = ledger.get_request(id).await?;
+    if !as_json {
+        print!("{}", super::plans::plan_text(id, request.status, &hash, &plans));
+        println!("\napproving plan {hash} as `dsr approve {id} --plan {hash} --by \"dsr demo\"` would");
+    }
+    for processor in ledger.approve(id, &hash, "dsr demo").await? {
+        engine
+            .queue()
+            .push(dsr_jobs::Job::ProcessorTask {
+                request_id: id.to_string(),
+                processor,
+            })
+            .await?;
+    }
+    super::requests::work_on(engine, id, Duration::from_secs(120), as_json).await
+}
+
 /// Where the demo writes everything, relative to the working directory.
 const DEMO_DIR: &str = "dsr-demo";
 
@@ -152,6 +182,8 @@ fn demo_config(loaded: &Config, root: &std::path::Path) -> Result<Config, CliErr
     config.queue.url = format!("sqlite://{}/queue.db", root.display());
     config.export.dir = root.join("export");
     config.export.signing_key = Some(throwaway_signing_key(root)?);
+    // One approval in the demo: the erasure's plan is shown and approved before it runs.
+    config.erasure.approval = crate::config::Approval::Required;
     Ok(config)
 }
 

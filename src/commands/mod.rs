@@ -5,6 +5,7 @@ pub mod bench;
 pub mod demo;
 pub mod doctor;
 pub mod init;
+pub mod plans;
 pub mod requests;
 pub mod verify;
 pub mod worker;

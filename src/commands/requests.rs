@@ -31,23 +31,32 @@ async fn wait_for(ledger: &Ledger, id: &str, timeout: Duration, quiet: bool) -> 
             let tasks = ledger.tasks(id).await?;
             progress.show(&request, &tasks);
         }
-        if request.status.is_terminal() || started.elapsed() >= timeout {
+        if request.status == RequestStatus::AwaitingApproval && !quiet {
+            eprintln!(
+                "request {id} waits for approval: `dsr plan {id}` shows what it will do, `dsr approve {id} --plan <hash>` lets it"
+            );
+        }
+        if request.status.is_terminal()
+            || request.status == RequestStatus::AwaitingApproval
+            || started.elapsed() >= timeout
+        {
             return Ok(request.status);
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
+/// 0 when the request completed, or stopped where an operator must approve its plan.
 fn exit_for(status: RequestStatus) -> ExitCode {
-    if status == RequestStatus::Completed {
+    if matches!(status, RequestStatus::Completed | RequestStatus::AwaitingApproval) {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     }
 }
 
-/// Enqueues `new` and processes it with a worker in this process until it ends or
-/// `timeout` passes. Returns the request id and where it got to.
+/// Enqueues `new` and processes it with a worker in this process until it ends, stops for
+/// approval, or `timeout` passes. Returns the request id and where it got to.
 pub async fn process_here(
     engine: &Engine,
     new: dsr_jobs::model::NewRequest,
@@ -58,20 +67,27 @@ pub async fn process_here(
     if !quiet {
         eprintln!("enqueued {id}; processing in this process");
     }
+    let status = work_on(engine, &id, timeout, quiet).await?;
+    Ok((id, status))
+}
+
+/// Runs a worker in this process until request `id` ends, stops for approval, or `timeout`
+/// passes.
+pub async fn work_on(engine: &Engine, id: &str, timeout: Duration, quiet: bool) -> Result<RequestStatus, CliError> {
     let shutdown = Shutdown::new();
     let worker = {
         let engine = engine.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(async move { super::worker::run_in_process(&engine, true, &shutdown).await })
     };
-    let waited = wait_for(engine.ledger(), &id, timeout, quiet).await;
+    let waited = wait_for(engine.ledger(), id, timeout, quiet).await;
     shutdown.trigger();
     match tokio::time::timeout(Duration::from_secs(30), worker).await {
         Ok(Ok(Err(e))) => eprintln!("warning: the worker in this process stopped: {}", e.message()),
         Err(_) => eprintln!("warning: running tasks did not finish within 30 s of stopping"),
         _ => {}
     }
-    Ok((id, waited?))
+    waited
 }
 
 pub async fn run(config: &Config, args: &RequestArgs, as_json: bool) -> Result<ExitCode, CliError> {

@@ -316,6 +316,7 @@ pub fn fast_settings(queue_url: &str, prefix: &str, export_dir: &Path) -> dsr_jo
         retention: chrono::Duration::days(30),
         pseudonymise_after: chrono::Duration::days(90),
         pseudonym_key: b"test-pseudonyms".to_vec(),
+        changes: Default::default(),
     }
 }
 

@@ -13,14 +13,15 @@ pub mod record;
 pub mod secret;
 
 pub use connector::{
-    AccessSummary, Capabilities, CheckReport, Connector, DeleteMode, Evidence, FieldChange, RectifyField,
-    Retained, Right, Support, TaskContext,
+    AccessSummary, Capabilities, CheckReport, Connector, DeleteMode, Evidence, FieldChange, RectifyField, Retained,
+    Right, Support, TaskContext,
 };
 pub use error::{ConnectorError, DecodeError, decode, decode_answer};
 pub use identity::{Email, Identities, IdentityError, Phone, correct_values};
 pub use matching::{IdentityKind, MatchClaim, Refusal, check_claims};
 pub use plan::{
-    Action, Applied, Change, ItemOutcome, ItemState, Plan, PlanItem, PlanRules, SharedPolicy, Verification, apply, check_plan,
+    Action, Applied, Change, ItemOutcome, ItemState, Plan, PlanItem, PlanRules, SharedPolicy, Verification, apply,
+    check_plan,
 };
 pub use processor::{Processor, UnknownProcessor};
 pub use record::{ByteStream, FileMeta, MemorySink, Record, RecordSink, SinkError, StoredFile, safe_file_name};

@@ -101,6 +101,11 @@ pub struct PlanItem {
     /// Why a `Keep` item is kept (or a note on any item), for the operator and subject.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// A request the vendor accepts and carries out later (Google Analytics' user
+    /// deletion): planning again cannot see that it was made, so verification does not count
+    /// it as remaining once its call succeeded.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub request: bool,
     /// Set by the engine's check (`check_plan`): what the item was found to be, and later
     /// what its call did.
     #[serde(default)]
@@ -128,8 +133,15 @@ impl PlanItem {
             after: None,
             shared: None,
             reason: None,
+            request: false,
             state: ItemState::Pending,
         }
+    }
+
+    /// Marks the item as a request the vendor carries out later (see `request`).
+    pub fn request(mut self) -> PlanItem {
+        self.request = true;
+        self
     }
 
     pub fn before(mut self, value: Value) -> PlanItem {
@@ -242,7 +254,15 @@ impl Plan {
         digest.update(made_at.as_bytes());
         digest.update([0]);
         for item in &self.items {
-            let line = serde_json::json!([item.key, item.category, item.action, item.state, item.before, item.after, item.shared]);
+            let line = serde_json::json!([
+                item.key,
+                item.category,
+                item.action,
+                item.state,
+                item.before,
+                item.after,
+                item.shared
+            ]);
             digest.update(line.to_string().as_bytes());
             digest.update([0]);
         }
@@ -340,7 +360,8 @@ pub async fn verify(
             verification.after.insert(item.key.clone(), now.clone());
         }
         let refused_before = matches!(was.map(|w| &w.state), Some(ItemState::RefusedByVendor { .. }));
-        if item.is_due() && !refused_before {
+        let requested = item.request && matches!(was.map(|w| &w.state), Some(ItemState::Done { .. }));
+        if item.is_due() && !refused_before && !requested {
             verification.remaining.push(item.key.clone());
         }
     }
@@ -495,8 +516,14 @@ mod tests {
                 reason: "others' data too".into()
             }
         );
-        assert!(plan.items.iter().all(|i| i.data.is_null()), "vendor records are not stored");
-        assert_eq!(plan.items[0].claims, vec![MatchClaim::new(IdentityKind::Email, "/email")]);
+        assert!(
+            plan.items.iter().all(|i| i.data.is_null()),
+            "vendor records are not stored"
+        );
+        assert_eq!(
+            plan.items[0].claims,
+            vec![MatchClaim::new(IdentityKind::Email, "/email")]
+        );
         assert_eq!(plan.found(), 3);
 
         let mut deleting = Plan {
@@ -525,5 +552,132 @@ mod tests {
         let mut other = plan.clone();
         other.items[0].key = "c-2".into();
         assert_ne!(plan.hash("t"), other.hash("t"));
+    }
+
+    /// A vendor holding contacts by id; counts the calls that changed something.
+    struct Vendor {
+        held: std::sync::Mutex<Vec<(String, String)>>,
+        deletes: std::sync::atomic::AtomicUsize,
+    }
+
+    #[async_trait::async_trait]
+    impl crate::Connector for Vendor {
+        fn processor(&self) -> crate::Processor {
+            crate::Processor::Wix
+        }
+        fn capabilities(&self) -> crate::Capabilities {
+            crate::Capabilities::all()
+        }
+        async fn check(&self) -> Result<crate::CheckReport, ConnectorError> {
+            Ok(Default::default())
+        }
+        async fn access(
+            &self,
+            _: &TaskContext,
+            _: &Identities,
+            _: &mut dyn crate::RecordSink,
+        ) -> Result<crate::AccessSummary, ConnectorError> {
+            Ok(Default::default())
+        }
+        async fn plan(&self, _: &TaskContext, _: &Identities, _: &Change) -> Result<Plan, ConnectorError> {
+            let held = self.held.lock().unwrap().clone();
+            Ok(Plan {
+                items: held.iter().map(|(id, email)| item(id, email)).collect(),
+                ..Default::default()
+            })
+        }
+        async fn execute(
+            &self,
+            _: &TaskContext,
+            _: &Identities,
+            _: &Change,
+            item: &PlanItem,
+        ) -> Result<ItemOutcome, ConnectorError> {
+            let id = item.target["id"].as_str().unwrap_or_default().to_string();
+            let mut held = self.held.lock().unwrap();
+            let before = held.len();
+            held.retain(|(i, _)| *i != id);
+            if held.len() == before {
+                return Ok(ItemOutcome::AlreadyGone);
+            }
+            self.deletes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(ItemOutcome::Done(json!({"deleted": id})))
+        }
+    }
+
+    fn vendor() -> Vendor {
+        Vendor {
+            held: std::sync::Mutex::new(vec![
+                ("c-1".into(), "kari@example.no".into()),
+                ("c-2".into(), "ola@example.no".into()),
+                ("c-3".into(), "kari@example.no".into()),
+            ]),
+            deletes: Default::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_preview_is_the_plan_and_execution_verifies_by_planning_again() {
+        let vendor = vendor();
+        let rules = PlanRules::default();
+        let preview = apply(
+            &vendor,
+            &TaskContext::new("r", 1, true),
+            &kari(),
+            &Change::Erasure,
+            &rules,
+        )
+        .await
+        .unwrap();
+        assert_eq!(vendor.held.lock().unwrap().len(), 3, "a preview changes nothing");
+        assert_eq!(preview.verification, None);
+        let done = apply(
+            &vendor,
+            &TaskContext::new("r", 1, false),
+            &kari(),
+            &Change::Erasure,
+            &rules,
+        )
+        .await
+        .unwrap();
+        let keys = |a: &Applied| a.plan.items.iter().map(|i| i.key.clone()).collect::<Vec<_>>();
+        assert_eq!(keys(&preview), keys(&done), "the preview lists what is executed");
+        assert_eq!(done.keys("contacts", "done"), ["c-1", "c-3"]);
+        assert_eq!(done.keys("contacts", "not_hers"), ["c-2"]);
+        assert_eq!(done.changed(), 2);
+        assert_eq!(done.verification.as_ref().unwrap().remaining, Vec::<String>::new());
+        assert_eq!(
+            *vendor.held.lock().unwrap(),
+            vec![("c-2".to_string(), "ola@example.no".to_string())]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_re_delivered_execution_skips_what_is_recorded_done() {
+        let vendor = vendor();
+        let ctx = TaskContext::new("r", 1, false);
+        let mut plan = crate::Connector::plan(&vendor, &ctx, &kari(), &Change::Erasure)
+            .await
+            .unwrap();
+        check_plan(&kari(), &mut plan, &PlanRules::default());
+        let mut recorded = Vec::new();
+        execute_plan(&vendor, &ctx, &kari(), &Change::Erasure, &mut plan, |seq, state| {
+            recorded.push((seq, state));
+            async { Ok::<(), ()>(()) }
+        })
+        .await
+        .unwrap();
+        assert_eq!(recorded.len(), 2);
+        assert_eq!(vendor.deletes.load(std::sync::atomic::Ordering::SeqCst), 2);
+        // The same stored plan delivered again: nothing is due, nothing is called.
+        let mut calls = 0;
+        execute_plan(&vendor, &ctx, &kari(), &Change::Erasure, &mut plan, |_, _| {
+            calls += 1;
+            async { Ok::<(), ()>(()) }
+        })
+        .await
+        .unwrap();
+        assert_eq!(calls, 0);
+        assert_eq!(vendor.deletes.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 }

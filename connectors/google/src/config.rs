@@ -9,6 +9,10 @@ pub struct GoogleConfig {
     /// A section present is enabled unless it says `enabled = false`.
     #[serde(default = "dsr_connector::section_enabled")]
     pub enabled: bool,
+    /// What an erasure does with items that also concern other people here: `retain` or
+    /// `delete`; unset, `[erasure] shared` decides (default `retain`).
+    #[serde(default)]
+    pub shared: Option<dsr_connector::SharedPolicy>,
     /// The service-account JSON key file Google issues (`file:PATH`).
     pub service_account_key: SecretRef,
     #[serde(default = "default_token_url")]

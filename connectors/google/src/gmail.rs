@@ -1,21 +1,26 @@
 //! Google Workspace mail (Gmail API, domain-wide delegation): the subject's messages exported
-//! as `.eml` exactly as Gmail stores them (attachments stay inside), deleted with
-//! `batchDelete` or moved to the Trash, and searched again as proof.
+//! as `.eml` exactly as Gmail stores them (attachments stay inside). Erasure plans one item
+//! per message: `messages.delete` (hard) or `messages.trash` (soft)
+//! (https://developers.google.com/workspace/gmail/api/reference/rest/v1/users.messages/delete,
+//! …/users.messages/trash); in soft mode a message already in the Trash is kept, since Gmail
+//! empties the Trash itself after 30 days
+//! (https://support.google.com/mail/answer/7401). A message that also names people other
+//! than the subject and the mailbox's owner is marked shared.
 
 use std::collections::BTreeSet;
 
 use base64::Engine as _;
 use dsr_connector::http::VendorClient;
 use dsr_connector::{
-    ConnectorError, Email, FileMeta, Identities, IdentityKind, MatchClaim, Record, RecordSink, TaskContext,
+    Action, ConnectorError, Email, FileMeta, Identities, IdentityKind, MatchClaim, PlanItem, Record, RecordSink,
 };
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::Google;
 use crate::client::PROCESSOR;
 use crate::config::DeleteMode;
 use crate::wire::{Message, MessageList, RawMessage};
+use crate::{Call, Google};
 
 pub const SCOPE_FULL: &str = "https://mail.google.com/";
 pub const SCOPE_MODIFY: &str = "https://www.googleapis.com/auth/gmail.modify";
@@ -50,11 +55,24 @@ pub fn search_for(email: &Email) -> String {
 /// The headers a message's addresses are in, asked with `format=metadata`.
 const ADDRESS_HEADERS: [&str; 6] = ["From", "Sender", "To", "Cc", "Bcc", "Reply-To"];
 
-/// A message found for the subject in one mailbox.
+/// The headers whose addresses are a message's participants (who else it concerns).
+const PARTICIPANT_HEADERS: [&str; 5] = ["From", "To", "Cc", "Bcc", "Reply-To"];
+
+/// The plan category of a Gmail message (the bundle's too).
+pub const CATEGORY: &str = "mail";
+
+/// Why a message already in the Trash is left there in soft mode, and the subject's note.
+pub const IN_TRASH: &str = "in Gmail's Trash, which Gmail empties after 30 days";
+const TRASH_NOTE: &str = "Messages are moved to Gmail's Trash, which Gmail empties after 30 days.";
+
+/// A message Gmail's search returned for the subject in one mailbox.
 pub struct FoundMail {
     pub id: String,
     pub meta: MailMeta,
     pub from_subject: bool,
+    /// Whether an address header names one of the subject's addresses exactly (Gmail's
+    /// search matches loosely).
+    pub hers: bool,
 }
 
 impl FoundMail {
@@ -85,6 +103,32 @@ impl MailMeta {
             .map(|(name, _)| MatchClaim::new(IdentityKind::EmailList, format!("/headers/{name}")))
             .collect()
     }
+
+    /// How many distinct addresses in From, To, Cc, Bcc and Reply-To are neither the
+    /// subject's nor the mailbox owner's.
+    pub fn other_participants(&self, subject: &Identities, mailbox: &str) -> usize {
+        let block: String = self
+            .headers
+            .iter()
+            .filter(|(name, _)| PARTICIPANT_HEADERS.iter().any(|h| h.eq_ignore_ascii_case(name)))
+            .map(|(name, value)| format!("{name}: {value}\r\n"))
+            .collect::<String>()
+            + "\r\n";
+        header_addresses(block.as_bytes())
+            .into_iter()
+            .filter(|a| !subject.owns_email(a) && !a.eq_ignore_ascii_case(mailbox))
+            .collect::<BTreeSet<_>>()
+            .len()
+    }
+}
+
+/// "1 other participant", "3 other participants".
+fn participants(n: usize) -> String {
+    if n == 1 {
+        "1 other participant".into()
+    } else {
+        format!("{n} other participants")
+    }
 }
 
 /// The mail record: Gmail's metadata, the mailbox and the stored `.eml`.
@@ -99,7 +143,12 @@ struct MailRecord<'a> {
 
 impl Google {
     fn gmail(&self, mailbox: &str) -> VendorClient {
-        let scope = match self.workspace_mode() {
+        self.gmail_for(mailbox, self.workspace_mode())
+    }
+
+    /// `messages.delete` needs the full scope; reading and `messages.trash` need modify.
+    fn gmail_for(&self, mailbox: &str, mode: DeleteMode) -> VendorClient {
+        let scope = match mode {
             DeleteMode::Hard => SCOPE_FULL,
             DeleteMode::Soft => SCOPE_MODIFY,
         };
@@ -161,7 +210,7 @@ impl Google {
     }
 
     /// Ids of the messages in `mailbox` that Gmail's search returns for any of the subject's
-    /// addresses (loosely: each still needs the exact-address check in `match_mail`).
+    /// addresses (loosely: each still needs the exact-address check in `read_mail`).
     async fn candidate_ids(
         &self,
         client: &VendorClient,
@@ -175,9 +224,10 @@ impl Google {
         Ok(ids)
     }
 
-    /// One message's address headers and labels (`format=metadata`), if it names one of the
-    /// subject's addresses exactly: the raw message is fetched only for those that do.
-    async fn match_mail(
+    /// One message's address headers and labels (`format=metadata`), and whether it names
+    /// one of the subject's addresses exactly: the raw message is fetched only for those
+    /// that do. `None` when it is gone meanwhile.
+    async fn read_mail(
         &self,
         client: &VendorClient,
         mailbox: &str,
@@ -214,10 +264,8 @@ impl Google {
             .map(|(name, value)| format!("{name}: {value}\r\n"))
             .collect::<String>()
             + "\r\n";
-        // Gmail's search matches loosely: keep only the subject's exact addresses.
-        if !header_addresses(block.as_bytes()).iter().any(|a| subject.owns_email(a)) {
-            return Ok(None);
-        }
+        // Gmail's search matches loosely: only the subject's exact addresses make it hers.
+        let hers = header_addresses(block.as_bytes()).iter().any(|a| subject.owns_email(a));
         let from = mail_parser::MessageParser::default()
             .parse_headers(block.as_bytes())
             .and_then(|m| {
@@ -227,6 +275,7 @@ impl Google {
                     .map(str::to_lowercase)
             });
         Ok(Some(FoundMail {
+            hers,
             from_subject: from.is_some_and(|f| subject.owns_email(&f)),
             meta: MailMeta {
                 id: message.id,
@@ -267,16 +316,24 @@ impl Google {
             })
     }
 
-    /// The subject's messages in `mailbox` (exact addresses only), Spam and Trash included,
-    /// with their labels.
-    pub async fn find_mail(&self, mailbox: &str, subject: &Identities) -> Result<Vec<FoundMail>, ConnectorError> {
+    /// Every message Gmail's search returns for the subject in `mailbox`, Spam and Trash
+    /// included, with its labels and whether it is hers.
+    pub async fn candidate_mail(&self, mailbox: &str, subject: &Identities) -> Result<Vec<FoundMail>, ConnectorError> {
         let client = self.gmail(mailbox);
         let mut found = Vec::new();
         for id in self.candidate_ids(&client, mailbox, subject).await? {
-            if let Some(mail) = self.match_mail(&client, mailbox, &id, subject).await? {
+            if let Some(mail) = self.read_mail(&client, mailbox, &id, subject).await? {
                 found.push(mail);
             }
         }
+        Ok(found)
+    }
+
+    /// The subject's messages in `mailbox` (exact addresses only), Spam and Trash included,
+    /// with their labels.
+    pub async fn find_mail(&self, mailbox: &str, subject: &Identities) -> Result<Vec<FoundMail>, ConnectorError> {
+        let mut found = self.candidate_mail(mailbox, subject).await?;
+        found.retain(|m| m.hers);
         Ok(found)
     }
 
@@ -320,78 +377,67 @@ impl Google {
         Ok(count)
     }
 
-    /// Deletes (or trashes) the subject's messages in every mailbox, those in Spam and the
-    /// Trash included; returns (found, changed, evidence).
-    pub async fn erase_mail(
-        &self,
-        ctx: &TaskContext,
-        subject: &Identities,
-    ) -> Result<(u64, u64, Vec<Value>), ConnectorError> {
-        let dry_run = ctx.dry_run;
+    /// One item per message Gmail's search returned in each mailbox, hers or not (the
+    /// engine's check refuses those whose headers do not name her): `messages.delete`, or
+    /// `messages.trash` in soft mode, where a message already in the Trash is kept. Also the
+    /// subject's note for soft mode.
+    pub async fn plan_mail(&self, subject: &Identities) -> Result<(Vec<PlanItem>, Vec<String>), ConnectorError> {
         let Some(workspace) = &self.config.workspace else {
-            return Ok((0, 0, vec![]));
+            return Ok((vec![], vec![]));
         };
-        let (mut found, mut changed) = (0u64, 0u64);
-        let mut evidence = Vec::new();
+        let mode = workspace.delete_mode;
+        let mut items = Vec::new();
         for mailbox in &workspace.mailboxes {
-            let mails = self.find_mail(mailbox, subject).await?;
-            found += mails.len() as u64;
-            // In soft mode a message already in the Trash is where soft deletion puts it.
-            let ids: Vec<String> = mails
-                .into_iter()
-                .filter(|m| workspace.delete_mode == DeleteMode::Hard || !m.in_trash())
-                .filter(|m| {
-                    dry_run
-                        || ctx.permit(
-                            subject,
-                            &format!("message {}", m.id),
-                            &json!(m.meta),
-                            &m.meta.claims(subject),
-                        )
-                })
-                .map(|m| m.id)
-                .collect();
-            if dry_run || ids.is_empty() {
-                continue;
-            }
-            let client = self.gmail(mailbox);
-            match workspace.delete_mode {
-                DeleteMode::Hard => {
-                    for chunk in ids.chunks(1000) {
-                        let url = format!("{}/messages/batchDelete", self.gmail_base(mailbox));
-                        let body = json!({"ids": chunk});
-                        client.send(mailbox, |http| http.post(&url).json(&body)).await?;
-                    }
+            for mail in self.candidate_mail(mailbox, subject).await? {
+                let target = match mode {
+                    DeleteMode::Hard => Call::DeleteMessage {
+                        mailbox: mailbox.clone(),
+                        id: mail.id.clone(),
+                    },
+                    DeleteMode::Soft => Call::TrashMessage {
+                        mailbox: mailbox.clone(),
+                        id: mail.id.clone(),
+                    },
+                };
+                let keep = mode == DeleteMode::Soft && mail.in_trash();
+                let mut item = PlanItem::new(
+                    format!("{CATEGORY} {mailbox}/{}", mail.id),
+                    CATEGORY,
+                    if keep { Action::Keep } else { Action::Delete },
+                    json!(target),
+                    json!(mail.meta),
+                    mail.meta.claims(subject),
+                );
+                if keep {
+                    item = item.reason(IN_TRASH);
                 }
-                DeleteMode::Soft => {
-                    for id in &ids {
-                        let url = format!("{}/messages/{}/trash", self.gmail_base(mailbox), urlencode(id));
-                        client.remove(mailbox, |http| http.post(&url)).await?;
-                    }
+                let others = mail.meta.other_participants(subject, mailbox);
+                if others > 0 {
+                    item = item.shared(participants(others));
                 }
+                items.push(item);
             }
-            changed += ids.len() as u64;
-            evidence.push(json!({"mailbox": mailbox, "messages": ids}));
         }
-        Ok((found, changed, evidence))
+        let notes = if mode == DeleteMode::Soft && !items.is_empty() {
+            vec![TRASH_NOTE.to_string()]
+        } else {
+            vec![]
+        };
+        Ok((items, notes))
     }
 
-    /// Searches again after erasure: (left outside the Trash, in the Trash).
-    pub async fn verify_mail(&self, subject: &Identities) -> Result<(u64, u64), ConnectorError> {
-        let Some(workspace) = &self.config.workspace else {
-            return Ok((0, 0));
-        };
-        let (mut live, mut trashed) = (0u64, 0u64);
-        for mailbox in &workspace.mailboxes {
-            for mail in self.find_mail(mailbox, subject).await? {
-                if mail.in_trash() {
-                    trashed += 1;
-                } else {
-                    live += 1;
-                }
+    /// `messages.delete` (hard) or `messages.trash` (soft) of one message; a message gone
+    /// meanwhile (404) is gone all the same: `Ok(false)`.
+    pub(crate) async fn remove_mail(&self, mailbox: &str, id: &str, mode: DeleteMode) -> Result<bool, ConnectorError> {
+        let client = self.gmail_for(mailbox, mode);
+        let url = format!("{}/messages/{}", self.gmail_base(mailbox), urlencode(id));
+        match mode {
+            DeleteMode::Hard => client.remove(mailbox, |http| http.delete(&url)).await,
+            DeleteMode::Soft => {
+                let url = format!("{url}/trash");
+                client.remove(mailbox, |http| http.post(&url)).await
             }
         }
-        Ok((live, trashed))
     }
 }
 

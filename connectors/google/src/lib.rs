@@ -3,6 +3,12 @@
 //! BigQuery export when the company has one, since Analytics itself exports nothing per user.
 //! A service account signs its own token requests (JWT bearer).
 //!
+//! Changes are planned, then executed item by item (`dsr_connector::plan`): an erasure is one
+//! `analytics_user` deletion request per identifier and property, then, with Workspace, one
+//! item per Gmail message (`mail`) and per contact (`contacts`); other contacts, which the API
+//! cannot delete, are listed as retained. A rectification patches contacts; an objection is the
+//! Analytics deletion, the only opt-out Analytics offers. Each item's `target` is a [`Call`].
+//!
 //! Read in order: `config` → `auth` → `client` → `wire` (Google's JSON) → `analytics` (erasure)
 //! → `bigquery` (access) → `gmail` and `people` (Workspace).
 
@@ -19,22 +25,65 @@ use std::time::Duration;
 
 use dsr_connector::http::{Limits, RateLimiter, VendorClient};
 use dsr_connector::{
-    AccessSummary, Capabilities, ChangeReport, CheckReport, Connector, ConnectorError, Evidence, Identities, Processor,
-    RecordSink, Retained, Support, TaskContext,
+    AccessSummary, Capabilities, Change, CheckReport, Connector, ConnectorError, Identities, ItemOutcome, Plan,
+    PlanItem, Processor, RecordSink, Retained, Support, TaskContext,
 };
 use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::sync::Arc;
 
 pub use config::GoogleConfig;
 
 use crate::auth::{ServiceAccount, Tokens};
 use crate::client::{PROCESSOR, describe_error, needs_role};
+use crate::config::DeleteMode;
 
 const SCOPE_DELETION: &str = "https://www.googleapis.com/auth/analytics.user.deletion";
 const SCOPE_EDIT: &str = "https://www.googleapis.com/auth/analytics.edit";
 const SCOPE_BIGQUERY: &str = "https://www.googleapis.com/auth/bigquery";
 
 const NO_RECTIFICATION: &str = "Google Analytics holds a record of visits keyed by pseudonymous ids; it offers no way to correct it (erasure is available).";
+const NO_CONSENT: &str = "Analytics has no consent to withdraw or opt-out to set for a past visitor: the only objection it offers is deleting the data kept under the visitor's identifiers, which was done.";
+const NO_CONSENT_IN_WORKSPACE: &str =
+    "Workspace mail and contacts hold no consent or marketing subscription: nothing to withdraw there.";
+
+/// The one call a plan item stands for: its `target`, as `execute` reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "call")]
+pub enum Call {
+    /// Analytics user deletion: the v3 upsert (`CLIENT_ID`, `USER_ID`) or the Admin API's
+    /// `submitUserDeletion` (`userProvidedData`).
+    #[serde(rename = "userDeletion")]
+    UserDeletion {
+        property: String,
+        id_type: String,
+        value: String,
+    },
+    #[serde(rename = "messages.delete")]
+    DeleteMessage { mailbox: String, id: String },
+    #[serde(rename = "messages.trash")]
+    TrashMessage { mailbox: String, id: String },
+    #[serde(rename = "people.deleteContact", rename_all = "camelCase")]
+    DeleteContact { mailbox: String, resource_name: String },
+    /// The body carries the etag and sources the contact was read with.
+    #[serde(rename = "people.updateContact", rename_all = "camelCase")]
+    UpdateContact {
+        mailbox: String,
+        resource_name: String,
+        update_person_fields: Vec<String>,
+        body: Value,
+    },
+}
+
+/// Done, or gone already (404).
+fn removed(done: bool, receipt: Value) -> ItemOutcome {
+    if done {
+        ItemOutcome::Done(receipt)
+    } else {
+        ItemOutcome::AlreadyGone
+    }
+}
 
 pub struct Google {
     config: GoogleConfig,
@@ -211,94 +260,113 @@ impl Connector for Google {
         })
     }
 
-    async fn erase(&self, ctx: &TaskContext, subject: &Identities) -> Result<ChangeReport, ConnectorError> {
-        let mut report = self.delete_user_data(ctx, subject).await?;
-        if self.config.workspace.is_none() {
-            return Ok(report);
-        }
-        let (mail_found, mail_changed, mail_evidence) = self.erase_mail(ctx, subject).await?;
-        let (people_found, people_changed, people_evidence) = self.erase_contacts(ctx, subject).await?;
-        report.found += mail_found + people_found;
-        report.changed += mail_changed + people_changed;
-        report.evidence.push(Evidence {
-            kind: "workspace_deletions".into(),
-            detail: serde_json::json!({"mail": mail_evidence, "contacts": people_evidence}),
-        });
-        // Found and kept: the API cannot delete them; the owners must, by hand.
-        let other = self.count_other_contacts(subject).await?;
-        let kept: u64 = other.iter().map(|(_, n)| n).sum();
-        if kept > 0 {
-            report.found += kept;
-            let mailboxes: Vec<&str> = other.iter().map(|(m, _)| m.as_str()).collect();
-            report.retained.push(Retained {
-                category: "other_contacts".into(),
-                count: kept,
-                reason: format!("{} Mailboxes: {}.", people::OTHER_CONTACTS_KEPT, mailboxes.join(", ")),
-                legal_basis: "not retained by choice: Google's API offers no deletion; awaiting manual removal".into(),
-            });
-        }
-        if !ctx.dry_run {
-            let (live, trashed) = self.verify_mail(subject).await?;
-            let mut contacts_left = 0;
-            for mailbox in self.config.workspace.iter().flat_map(|w| &w.mailboxes) {
-                contacts_left += self.find_contacts(mailbox, subject).await?.len() as u64;
+    async fn plan(&self, _ctx: &TaskContext, subject: &Identities, change: &Change) -> Result<Plan, ConnectorError> {
+        match change {
+            Change::Erasure => {
+                let (mut items, mut notes) = self.plan_user_deletion(subject);
+                let mut plan = Plan::default();
+                if self.config.workspace.is_some() {
+                    let (mail, mail_notes) = self.plan_mail(subject).await?;
+                    items.extend(mail);
+                    notes.extend(mail_notes);
+                    items.extend(self.plan_contact_deletion(subject).await?);
+                    // Found and kept: the API cannot delete them; the owners must, by hand.
+                    let other = self.count_other_contacts(subject).await?;
+                    let kept: u64 = other.iter().map(|(_, n)| n).sum();
+                    if kept > 0 {
+                        let mailboxes: Vec<&str> = other.iter().map(|(m, _)| m.as_str()).collect();
+                        plan.retained.push(Retained {
+                            category: people::Book::OtherContacts.category().into(),
+                            count: kept,
+                            reason: format!("{} Mailboxes: {}.", people::OTHER_CONTACTS_KEPT, mailboxes.join(", ")),
+                            legal_basis:
+                                "not retained by choice: Google's API offers no deletion; awaiting manual removal"
+                                    .into(),
+                        });
+                    }
+                }
+                plan.items = items;
+                plan.notes = notes;
+                Ok(plan)
             }
-            report.evidence.push(Evidence {
-                kind: "verification_search".into(),
-                detail: serde_json::json!({"mail_outside_trash": live, "mail_in_trash": trashed, "contacts_remaining": contacts_left}),
-            });
-            if live > 0 || contacts_left > 0 {
-                return Err(ConnectorError::RetryLater {
-                    processor: PROCESSOR,
-                    code: "verification".into(),
-                    message: format!(
-                        "{live} message(s) and {contacts_left} contact(s) still found after erasure; erasing again"
-                    ),
-                    after: None,
-                });
+            Change::Rectification { changes } => {
+                let (items, mut notes) = self.plan_rectification(subject, changes).await?;
+                notes.push(NO_RECTIFICATION.into());
+                Ok(Plan {
+                    items,
+                    notes,
+                    ..Default::default()
+                })
             }
-            if trashed > 0 {
-                report.notes.push(format!(
-                    "{trashed} message(s) moved to the Trash, which Gmail empties after 30 days."
-                ));
+            Change::Objection => {
+                let (items, mut notes) = self.plan_user_deletion(subject);
+                notes.insert(0, NO_CONSENT.into());
+                if self.config.workspace.is_some() {
+                    notes.push(NO_CONSENT_IN_WORKSPACE.into());
+                }
+                Ok(Plan {
+                    items,
+                    notes,
+                    ..Default::default()
+                })
             }
         }
-        Ok(report)
     }
 
-    async fn rectify(
+    async fn execute(
         &self,
-        ctx: &TaskContext,
+        _ctx: &TaskContext,
         subject: &Identities,
-        changes: &[dsr_connector::FieldChange],
-    ) -> Result<ChangeReport, ConnectorError> {
-        let (found, changed, evidence, mut notes) = self.rectify_contacts(ctx, subject, changes).await?;
-        notes.push(NO_RECTIFICATION.into());
-        Ok(ChangeReport {
-            found,
-            changed,
-            retained: vec![],
-            evidence: vec![Evidence {
-                kind: "contacts_changed".into(),
-                detail: serde_json::json!(evidence),
-            }],
-            notes,
-            ..Default::default()
-        })
-    }
-
-    async fn withdraw_consent(&self, ctx: &TaskContext, subject: &Identities) -> Result<ChangeReport, ConnectorError> {
-        let mut report = self.delete_user_data(ctx, subject).await?;
-        if self.config.workspace.is_some() {
-            report.notes.push(
-                "Workspace mail and contacts hold no consent or marketing subscription: nothing to withdraw there."
-                    .into(),
-            );
+        change: &Change,
+        item: &PlanItem,
+    ) -> Result<ItemOutcome, ConnectorError> {
+        let call: Call = serde_json::from_value(item.target.clone()).map_err(|e| ConnectorError::Permanent {
+            processor: PROCESSOR,
+            code: "plan_item".into(),
+            message: format!("plan item {} has no Google call dsr knows: {e}", item.key),
+        })?;
+        match call {
+            Call::UserDeletion {
+                property,
+                id_type,
+                value,
+            } => Ok(ItemOutcome::Done(
+                self.execute_user_deletion(&property, &id_type, &value).await?,
+            )),
+            Call::DeleteMessage { mailbox, id } => {
+                let done = self.remove_mail(&mailbox, &id, DeleteMode::Hard).await?;
+                Ok(removed(
+                    done,
+                    serde_json::json!({"mailbox": mailbox, "id": id, "deleted": true}),
+                ))
+            }
+            Call::TrashMessage { mailbox, id } => {
+                let done = self.remove_mail(&mailbox, &id, DeleteMode::Soft).await?;
+                Ok(removed(
+                    done,
+                    serde_json::json!({"mailbox": mailbox, "id": id, "trashed": true}),
+                ))
+            }
+            Call::DeleteContact { mailbox, resource_name } => {
+                let done = self.delete_contact(&mailbox, &resource_name).await?;
+                Ok(removed(
+                    done,
+                    serde_json::json!({"mailbox": mailbox, "resourceName": resource_name, "deleted": true}),
+                ))
+            }
+            Call::UpdateContact {
+                mailbox,
+                resource_name,
+                update_person_fields,
+                body,
+            } => {
+                let changes = match change {
+                    Change::Rectification { changes } => changes.as_slice(),
+                    _ => &[],
+                };
+                self.update_contact(subject, changes, &mailbox, &resource_name, &update_person_fields, &body)
+                    .await
+            }
         }
-        report.notes.insert(
-            0,
-            "Analytics has no consent to withdraw or opt-out to set for a past visitor: the only objection it offers is deleting the data kept under the visitor's identifiers, which was done.".into(),
-        );
-        Ok(report)
     }
 }

@@ -1,19 +1,22 @@
 //! Google Workspace contacts (People API, domain-wide delegation). The whole list is paged
 //! through `people/me/connections`: `searchContacts` is a prefix match capped at 30 results
 //! with no paging, too incomplete for a legal request. Mutations for one user go one at a
-//! time, as Google requires.
+//! time, as Google requires. Erasure plans a `deleteContact` per contact, rectification an
+//! `updateContact` with the etag the contact was read with
+//! (https://developers.google.com/people/api/rest/v1/people/deleteContact,
+//! https://developers.google.com/people/api/rest/v1/people/updateContact).
 
 use dsr_connector::http::VendorClient;
 use dsr_connector::{
-    ConnectorError, FieldChange, Identities, IdentityKind, MatchClaim, Record, RecordSink, RectifyField, TaskContext,
-    correct_values,
+    Action, ConnectorError, FieldChange, Identities, IdentityKind, ItemOutcome, MatchClaim, Phone, PlanItem, Record,
+    RecordSink, RectifyField, correct_values,
 };
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
-use crate::Google;
 use crate::client::is_stale;
-use crate::wire::{Address, ConnectionList, EmailAddress, OtherContactList, Person, PersonUpdate, PhoneNumber};
+use crate::wire::{Address, ConnectionList, EmailAddress, OtherContactList, Person, PersonUpdate, PhoneNumber, fields};
+use crate::{Call, Google};
 
 pub const SCOPE_CONTACTS: &str = "https://www.googleapis.com/auth/contacts";
 /// Read-only: the People API can list "other contacts" but offers no way to delete them.
@@ -23,6 +26,11 @@ const OTHER_CONTACT_FIELDS: &str = "names,emailAddresses,phoneNumbers,metadata";
 /// Why other contacts are kept after an erasure, and what the mailbox owner does instead.
 pub const OTHER_CONTACTS_KEPT: &str = "Google keeps the addresses Gmail saves from mail as \"other contacts\", and its People API offers no way to delete them (copying one into My Contacts and deleting the copy leaves the original). The owner of each mailbox listed must remove them in Google Contacts > Other contacts.";
 const PERSON_FIELDS: &str = "names,emailAddresses,phoneNumbers,organizations,addresses,metadata";
+
+/// The plan category of a contact (the bundle's too).
+pub const CATEGORY: &str = "contacts";
+const ALREADY: &str = "already as requested";
+const NOTHING_SETTABLE: &str = "none of the fields asked for can be set on a Google contact (see the notes)";
 
 /// One page of a People list: its people and the next page's token.
 trait PeoplePage: serde::de::DeserializeOwned {
@@ -111,7 +119,11 @@ pub fn changes_for(person: &Person, changes: &[FieldChange], subject: &Identitie
             RectifyField::Email => {
                 let list = correct_values(
                     &person.email_addresses,
-                    |e| e.value.as_deref().is_some_and(|v| subject.owns_email(v)),
+                    |e| {
+                        e.value
+                            .as_deref()
+                            .is_some_and(|v| subject.owns_email(v) || v.trim().eq_ignore_ascii_case(change.value.trim()))
+                    },
                     |e| EmailAddress {
                         value: value.clone(),
                         ..e.clone()
@@ -131,6 +143,7 @@ pub fn changes_for(person: &Person, changes: &[FieldChange], subject: &Identitie
                             .as_deref()
                             .or(p.value.as_deref())
                             .is_some_and(|v| subject.owns_phone(v))
+                            || is_number(p, &change.value, subject)
                     },
                     |p| PhoneNumber {
                         value: value.clone(),
@@ -163,13 +176,106 @@ pub fn changes_for(person: &Person, changes: &[FieldChange], subject: &Identitie
     (update, notes)
 }
 
-/// Before and after per field an update replaces.
-fn field_changes(update: &PersonUpdate, before: &impl Serialize, after: &impl Serialize) -> Vec<Value> {
-    update
-        .changes(before, after)
-        .into_iter()
-        .map(|(field, before, after)| json!({"field": field, "before": before, "after": after}))
-        .collect()
+/// `updateContact` with `updatePersonFields` = `mask`.
+async fn send_update(
+    client: &VendorClient,
+    mailbox: &str,
+    url: &str,
+    mask: String,
+    body: Value,
+) -> Result<Person, ConnectorError> {
+    client
+        .json::<Person>(mailbox, |http| {
+            http.patch(url)
+                .query(&[("updatePersonFields", mask.as_str())])
+                .json(&body)
+        })
+        .await
+}
+
+/// Whether `entry` is the number `requested` (an international number in any region; a
+/// national one in the subject's region when the request gives one; else by its digits).
+fn is_number(entry: &PhoneNumber, requested: &str, subject: &Identities) -> bool {
+    let Some(written) = entry.canonical_form.as_deref().or(entry.value.as_deref()) else {
+        return false;
+    };
+    // The region only reads a national number; an international one is the same anywhere.
+    let region = subject
+        .phone_region
+        .as_deref()
+        .or(requested.trim_start().starts_with('+').then_some("US"));
+    match region.and_then(|r| Phone::parse(requested, r).ok()) {
+        Some(number) => number.matches_in(written, subject.phone_region.as_deref()),
+        None => {
+            let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
+            !digits(requested).is_empty() && digits(requested) == digits(written)
+        }
+    }
+}
+
+/// Whether `person` already holds what `change` asks for, so it needs no update.
+fn already_set(person: &Person, change: &FieldChange, subject: &Identities) -> bool {
+    let value = change.value.as_str();
+    let name = person.names.first();
+    let organization = person.organizations.first();
+    match change.field {
+        RectifyField::GivenName => name.and_then(|n| n.given_name.as_deref()) == Some(value),
+        RectifyField::FamilyName => name.and_then(|n| n.family_name.as_deref()) == Some(value),
+        // Not settable (Google builds it): a note, never an update.
+        RectifyField::DisplayName => false,
+        RectifyField::Company => organization.and_then(|o| o.name.as_deref()) == Some(value),
+        RectifyField::JobTitle => organization.and_then(|o| o.title.as_deref()) == Some(value),
+        RectifyField::Email => {
+            let is_new = |v: &str| v.trim().eq_ignore_ascii_case(value.trim());
+            let values = || person.email_addresses.iter().filter_map(|e| e.value.as_deref());
+            values().any(is_new) && !values().any(|v| subject.owns_email(v) && !is_new(v))
+        }
+        RectifyField::Phone => {
+            let is_new = |p: &PhoneNumber| is_number(p, value, subject);
+            let old = |p: &PhoneNumber| {
+                p.canonical_form
+                    .as_deref()
+                    .or(p.value.as_deref())
+                    .is_some_and(|v| subject.owns_phone(v))
+            };
+            person.phone_numbers.iter().any(is_new) && !person.phone_numbers.iter().any(|p| old(p) && !is_new(p))
+        }
+        RectifyField::Address => {
+            person.addresses.len() == 1 && person.addresses[0].formatted_value.as_deref() == Some(value)
+        }
+    }
+}
+
+/// The person field a rectifiable field is kept in.
+fn person_field(field: RectifyField) -> &'static str {
+    match field {
+        RectifyField::GivenName | RectifyField::FamilyName | RectifyField::DisplayName => "names",
+        RectifyField::Company | RectifyField::JobTitle => "organizations",
+        RectifyField::Email => "emailAddresses",
+        RectifyField::Phone => "phoneNumbers",
+        RectifyField::Address => "addresses",
+    }
+}
+
+/// The current values of the person fields `changes` concern, by Google's field names.
+fn current_values(person: &Person, changes: &[FieldChange]) -> Value {
+    let all = fields(person);
+    let mut values = Map::new();
+    for change in changes {
+        let name = person_field(change.field);
+        values.insert(name.into(), all.get(name).cloned().unwrap_or(Value::Null));
+    }
+    Value::Object(values)
+}
+
+/// Before and after of each field `update` replaces on `person`.
+fn before_after(update: &PersonUpdate, person: &Person) -> (Value, Value) {
+    let (mut before, mut after) = (Map::new(), Map::new());
+    for (field, was, will) in update.changes(person, update) {
+        before.insert(field.into(), was);
+        after.insert(field.into(), will);
+    }
+    (Value::Object(before), Value::Object(after))
 }
 
 impl Google {
@@ -275,125 +381,136 @@ impl Google {
         Ok(count)
     }
 
-    pub async fn erase_contacts(
-        &self,
-        ctx: &TaskContext,
-        subject: &Identities,
-    ) -> Result<(u64, u64, Vec<Value>), ConnectorError> {
-        let dry_run = ctx.dry_run;
-        let Some(workspace) = &self.config.workspace else {
-            return Ok((0, 0, vec![]));
-        };
-        let (mut found, mut changed) = (0, 0);
-        let mut evidence = Vec::new();
-        for mailbox in &workspace.mailboxes {
-            let people = self.find_contacts(mailbox, subject).await?;
-            found += people.len() as u64;
-            if dry_run {
-                continue;
-            }
-            let client = self.people(mailbox);
-            for person in people {
-                if !ctx.permit(
-                    subject,
-                    &format!("contact {}", person.resource_name),
-                    &json!(person),
-                    &person_claims(&person, subject),
-                ) {
-                    continue;
-                }
-                let resource = person.resource_name;
-                let url = self.people_url(&format!("{resource}:deleteContact"));
-                client.remove(mailbox, |http| http.delete(&url)).await?;
-                changed += 1;
-                evidence.push(json!({"mailbox": mailbox, "contact": resource}));
+    /// One `deleteContact` item per contact of the subject's in each mailbox.
+    pub async fn plan_contact_deletion(&self, subject: &Identities) -> Result<Vec<PlanItem>, ConnectorError> {
+        let mut items = Vec::new();
+        for mailbox in self.config.workspace.iter().flat_map(|w| &w.mailboxes) {
+            for person in self.find_contacts(mailbox, subject).await? {
+                let target = Call::DeleteContact {
+                    mailbox: mailbox.clone(),
+                    resource_name: person.resource_name.clone(),
+                };
+                items.push(PlanItem::new(
+                    format!("{CATEGORY} {mailbox}/{}", person.resource_name),
+                    CATEGORY,
+                    Action::Delete,
+                    json!(target),
+                    json!(person),
+                    person_claims(&person, subject),
+                ));
             }
         }
-        Ok((found, changed, evidence))
+        Ok(items)
     }
 
-    /// Sends `update` for `person`, with the etag and sources it was read with.
-    async fn update_contact(
-        &self,
-        client: &VendorClient,
-        mailbox: &str,
-        person: &Person,
-        update: &PersonUpdate,
-    ) -> Result<Person, ConnectorError> {
-        let mask = update.mask();
-        let url = self.people_url(&format!("{}:updateContact", person.resource_name));
-        let payload = update.for_person(person);
-        client
-            .json(mailbox, |http| {
-                http.patch(&url)
-                    .query(&[("updatePersonFields", mask.join(","))])
-                    .json(&payload)
-            })
-            .await
+    /// `deleteContact`; a contact gone meanwhile (404) is gone all the same: `Ok(false)`.
+    pub(crate) async fn delete_contact(&self, mailbox: &str, resource_name: &str) -> Result<bool, ConnectorError> {
+        let url = self.people_url(&format!("{resource_name}:deleteContact"));
+        self.people(mailbox).remove(mailbox, |http| http.delete(&url)).await
     }
 
-    /// Applies `changes` to the subject's contacts; returns (found, changed, evidence, notes).
-    pub async fn rectify_contacts(
+    /// One item per contact of the subject's in each mailbox: `Patch` with the fields'
+    /// values before and after, or `Keep` with their current values when nothing differs.
+    /// Also the notes on fields Google does not let dsr set.
+    pub async fn plan_rectification(
         &self,
-        ctx: &TaskContext,
         subject: &Identities,
         changes: &[FieldChange],
-    ) -> Result<(u64, u64, Vec<Value>, Vec<String>), ConnectorError> {
-        let dry_run = ctx.dry_run;
-        let Some(workspace) = &self.config.workspace else {
-            return Ok((0, 0, vec![], vec![]));
-        };
-        let (mut found, mut changed) = (0, 0);
-        let (mut evidence, mut notes) = (Vec::new(), Vec::new());
-        for mailbox in &workspace.mailboxes {
-            let client = self.people(mailbox);
+    ) -> Result<(Vec<PlanItem>, Vec<String>), ConnectorError> {
+        let (mut items, mut notes) = (Vec::new(), Vec::<String>::new());
+        for mailbox in self.config.workspace.iter().flat_map(|w| &w.mailboxes) {
             for person in self.find_contacts(mailbox, subject).await? {
-                found += 1;
-                let claims = person_claims(&person, subject);
-                if !dry_run
-                    && !ctx.permit(
-                        subject,
-                        &format!("contact {}", person.resource_name),
-                        &json!(person),
-                        &claims,
-                    )
-                {
-                    continue;
-                }
-                let (update, skipped) = changes_for(&person, changes, subject);
-                notes.extend(skipped.into_iter().filter(|n| !notes.contains(n)).collect::<Vec<_>>());
-                if update.mask().is_empty() || dry_run {
-                    evidence.push(json!({"mailbox": mailbox, "contact": person.resource_name, "would_change": update}));
-                    continue;
-                }
-                let (updated, update) = match self.update_contact(&client, mailbox, &person, &update).await {
-                    // Changed since we read it: read it again and try once more.
-                    Err(e) if is_stale(&e) => {
-                        let url = self.people_url(&person.resource_name);
-                        let fresh: Person = client
-                            .json(mailbox, |http| http.get(&url).query(&[("personFields", PERSON_FIELDS)]))
-                            .await?;
-                        // Read again: it must still be hers before it is patched.
-                        let claims = person_claims(&fresh, subject);
-                        if !ctx.permit(
-                            subject,
-                            &format!("contact {}", fresh.resource_name),
-                            &json!(fresh),
-                            &claims,
-                        ) {
-                            continue;
-                        }
-                        let (update, _) = changes_for(&fresh, changes, subject);
-                        (self.update_contact(&client, mailbox, &fresh, &update).await?, update)
+                let pending: Vec<FieldChange> = changes
+                    .iter()
+                    .filter(|c| !already_set(&person, c, subject))
+                    .cloned()
+                    .collect();
+                let (update, skipped) = changes_for(&person, &pending, subject);
+                for note in skipped {
+                    if !notes.contains(&note) {
+                        notes.push(note);
                     }
-                    other => (other?, update),
+                }
+                let key = format!("{CATEGORY} {mailbox}/{}", person.resource_name);
+                let claims = person_claims(&person, subject);
+                let item = if update.mask().is_empty() {
+                    let reason = if pending.is_empty() { ALREADY } else { NOTHING_SETTABLE };
+                    PlanItem::new(key, CATEGORY, Action::Keep, Value::Null, json!(person), claims)
+                        .before(current_values(&person, changes))
+                        .reason(reason)
+                } else {
+                    let (before, after) = before_after(&update, &person);
+                    let target = Call::UpdateContact {
+                        mailbox: mailbox.clone(),
+                        resource_name: person.resource_name.clone(),
+                        update_person_fields: update.mask().iter().map(|f| f.to_string()).collect(),
+                        body: json!(update.for_person(&person)),
+                    };
+                    PlanItem::new(key, CATEGORY, Action::Patch, json!(target), json!(person), claims)
+                        .before(before)
+                        .after(after)
                 };
-                changed += 1;
-                evidence.push(json!({"mailbox": mailbox, "contact": person.resource_name,
-                    "fields": field_changes(&update, &person, &updated)}));
+                items.push(item);
             }
         }
-        Ok((found, changed, evidence, notes))
+        Ok((items, notes))
+    }
+
+    /// `updateContact` with the body and etag the item was planned with. When Google
+    /// refuses it because the contact changed since (a stale etag), the contact is read
+    /// again and, if it is still hers, updated once more from what it holds now; a contact
+    /// that no longer names her is left as it is.
+    pub(crate) async fn update_contact(
+        &self,
+        subject: &Identities,
+        changes: &[FieldChange],
+        mailbox: &str,
+        resource_name: &str,
+        mask: &[String],
+        body: &Value,
+    ) -> Result<ItemOutcome, ConnectorError> {
+        let client = self.people(mailbox);
+        let url = self.people_url(&format!("{resource_name}:updateContact"));
+        let send = |mask: String, body: Value| send_update(&client, mailbox, &url, mask, body);
+        let (updated, mask) = match send(mask.join(","), body.clone()).await {
+            // Changed since it was read: read it again and try once more.
+            Err(e) if is_stale(&e) => {
+                let url = self.people_url(resource_name);
+                let fresh: Person = client
+                    .json(mailbox, |http| http.get(&url).query(&[("personFields", PERSON_FIELDS)]))
+                    .await?;
+                // Read again: it must still be hers before it is patched.
+                if person_claims(&fresh, subject).is_empty() {
+                    return Ok(ItemOutcome::RefusedByVendor(
+                        "the contact changed after the plan was made (stale etag) and no longer holds the subject's address or number: left as it is".into(),
+                    ));
+                }
+                let pending: Vec<FieldChange> = changes
+                    .iter()
+                    .filter(|c| !already_set(&fresh, c, subject))
+                    .cloned()
+                    .collect();
+                let (update, _) = changes_for(&fresh, &pending, subject);
+                let mask = update.mask();
+                if mask.is_empty() {
+                    return Ok(ItemOutcome::Done(
+                        json!({"resourceName": resource_name, "unchanged": true}),
+                    ));
+                }
+                let body = json!(update.for_person(&fresh));
+                let updated = send(mask.join(","), body).await?;
+                (updated, mask.iter().map(|f| f.to_string()).collect())
+            }
+            other => (other?, mask.to_vec()),
+        };
+        let now = fields(&updated);
+        let after: Map<String, Value> = mask
+            .iter()
+            .map(|f| (f.clone(), now.get(f).cloned().unwrap_or(Value::Null)))
+            .collect();
+        Ok(ItemOutcome::Done(
+            json!({"resourceName": resource_name, "etag": updated.etag, "fields": after}),
+        ))
     }
 }
 

@@ -14,14 +14,28 @@ use crate::reach::Reach;
 use crate::wire::{Attachment, Contact, ContactFolder, Message, User};
 
 /// What a search returns per message: enough to check the addresses and find the folder.
+/// `replyTo` counts who else a message concerns (`erase`), never whose it is.
 const SEARCH_FIELDS: &str =
-    "id,from,sender,toRecipients,ccRecipients,bccRecipients,hasAttachments,parentFolderId,receivedDateTime";
+    "id,from,sender,toRecipients,ccRecipients,bccRecipients,replyTo,hasAttachments,parentFolderId,receivedDateTime";
 
 /// A mailbox to search: the key used in URLs (id or address) and its address.
 #[derive(Debug, Clone)]
 pub struct Mailbox {
     pub key: String,
     pub address: String,
+    /// The owner's other address where Graph lists one (the userPrincipalName).
+    pub aliases: Vec<String>,
+}
+
+impl Mailbox {
+    /// Whether `address` is the mailbox owner's: the company user whose mailbox it is is no
+    /// other participant of the mail in it.
+    pub fn is_owner(&self, address: &str) -> bool {
+        let address = address.trim();
+        std::iter::once(&self.address)
+            .chain(&self.aliases)
+            .any(|own| !own.is_empty() && own.eq_ignore_ascii_case(address))
+    }
 }
 
 /// A message found for the subject, with the mailbox it is in.
@@ -40,20 +54,12 @@ pub struct FoundContact {
     pub contact: Contact,
 }
 
-impl FoundContact {
-    /// The contact's address under its folder, as Graph documents it for each.
-    pub fn segments(&self) -> Vec<&str> {
-        match &self.folder {
-            None => vec!["users", &self.mailbox.key, "contacts", &self.contact.id],
-            Some(folder) => vec![
-                "users",
-                &self.mailbox.key,
-                "contactFolders",
-                folder,
-                "contacts",
-                &self.contact.id,
-            ],
-        }
+/// A contact's address under its folder (`None`: the default Contacts folder), as Graph
+/// documents it for each.
+pub fn contact_segments<'a>(mailbox: &'a str, folder: Option<&'a str>, id: &'a str) -> Vec<&'a str> {
+    match folder {
+        None => vec!["users", mailbox, "contacts", id],
+        Some(folder) => vec!["users", mailbox, "contactFolders", folder, "contacts", id],
     }
 }
 
@@ -143,6 +149,7 @@ impl Microsoft365 {
                 .map(|m| Mailbox {
                     key: m.clone(),
                     address: m.clone(),
+                    aliases: Vec::new(),
                 })
                 .collect());
         }
@@ -158,6 +165,12 @@ impl Microsoft365 {
         Ok(users
             .into_iter()
             .map(|u| Mailbox {
+                aliases: u
+                    .user_principal_name
+                    .iter()
+                    .filter(|_| u.mail.is_some())
+                    .cloned()
+                    .collect(),
                 address: u.mail.or(u.user_principal_name).unwrap_or_default(),
                 key: u.id,
             })
@@ -232,16 +245,6 @@ impl Microsoft365 {
         Ok(out)
     }
 
-    /// The subject's messages in `mailbox`, each once however many of their addresses it names.
-    pub async fn find_messages(
-        &self,
-        mailbox: &Mailbox,
-        subject: &Identities,
-        notes: &mut Vec<String>,
-    ) -> Result<Vec<FoundMessage>, ConnectorError> {
-        Ok(self.search_results(mailbox, subject, notes).await?.0)
-    }
-
     /// Every message the searches return in `mailbox`, each once: the subject's (an address
     /// field is hers), and the rest, which the engine is shown and refuses.
     pub async fn search_results(
@@ -304,19 +307,6 @@ impl Microsoft365 {
             folders.push(folder);
         }
         Ok(folders)
-    }
-
-    /// Contacts in `mailbox`, in every folder, with one of the subject's addresses.
-    pub async fn find_contacts(
-        &self,
-        mailbox: &Mailbox,
-        subject: &Identities,
-    ) -> Result<Vec<FoundContact>, ConnectorError> {
-        let all = self.search_contacts(mailbox, subject).await?;
-        Ok(all
-            .into_iter()
-            .filter(|c| !contact_claims(&c.contact, subject).is_empty())
-            .collect())
     }
 
     /// Every contact the `$filter` queries return, in every folder, each once: the
@@ -537,6 +527,7 @@ mod tests {
             to_recipients: to.iter().map(|a| recipient(a)).collect(),
             cc_recipients: vec![],
             bcc_recipients: vec![],
+            reply_to: None,
             received_date_time: None,
             has_attachments: None,
             parent_folder_id: "inbox".into(),

@@ -11,6 +11,10 @@ pub struct Microsoft365Config {
     /// A section present is enabled unless it says `enabled = false`.
     #[serde(default = "dsr_connector::section_enabled")]
     pub enabled: bool,
+    /// What an erasure does with items that also concern other people here: `retain` or
+    /// `delete`; unset, `[erasure] shared` decides (default `retain`).
+    #[serde(default)]
+    pub shared: Option<dsr_connector::SharedPolicy>,
     /// The directory (tenant) id or a verified domain.
     pub tenant_id: String,
     /// The app registration's application (client) id.

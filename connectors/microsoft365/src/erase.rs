@@ -1,73 +1,120 @@
-//! Erasing the subject's mail and contacts (Art. 17), and proving it by searching again.
+//! Erasing the subject's mail and contacts (Art. 17): planned item by item, each item one
+//! delete call.
+//! - https://learn.microsoft.com/en-us/graph/api/message-delete (to Deleted Items)
+//! - https://learn.microsoft.com/en-us/graph/api/message-permanentdelete
+//! - https://learn.microsoft.com/en-us/graph/api/contact-delete
+//! - https://learn.microsoft.com/en-us/graph/api/contact-permanentdelete
+//!
+//! Every message the searches returned and every contact the `$filter`s returned is an item,
+//! with the claims that make it hers (none for what is not: the engine refuses those). In
+//! soft mode a message already in Deleted Items is kept there for the mailbox's retention
+//! to purge: deleting it again would take it out of the mailbox's own retention.
 
-use std::collections::HashMap;
+use std::collections::BTreeSet;
 
-use dsr_connector::{ChangeReport, ConnectorError, Evidence, Identities, TaskContext};
-use serde::Serialize;
-use serde_json::{Value, json};
+use dsr_connector::{Action, ConnectorError, DeleteMode, Identities, IdentityKind, ItemOutcome, Plan, PlanItem};
+use serde_json::json;
 
 use crate::Microsoft365;
-use crate::access::{Mailbox, contact_claims, message_claims};
+use crate::access::{FoundContact, Mailbox, contact_claims, graph_time, message_claims};
 use crate::client::needs_permission;
-use crate::config::DeleteMode;
 use crate::reach::Reach;
-use crate::wire::MailFolder;
+use crate::target::{CONTACTS, MESSAGES, Target, bad_item};
+use crate::wire::{MailFolder, Message};
 
-/// What the search after the deletes still found: the evidence of the erasure.
-#[derive(Debug, Serialize)]
-struct Verification {
-    searched_at: String,
-    remaining_outside_deleted_items: u64,
-    in_deleted_items: u64,
-    contacts_remaining: u64,
-    per_mailbox: HashMap<String, u64>,
+/// Why a message in Deleted Items is not deleted again in soft mode.
+pub const IN_DELETED_ITEMS: &str =
+    "in the mailbox's Deleted Items, purged by the tenant's retention policy for that folder";
+
+const HARD_NOTE: &str = "Deleted with permanentDelete: the items leave every mailbox view and stay in Recoverable Items \
+     until the tenant's deleted-item retention (14 days unless the tenant sets otherwise) ends, or longer under a \
+     litigation hold.";
+const SOFT_NOTE: &str =
+    "Deleted to Deleted Items: the items remain there until the tenant's retention policy purges them.";
+
+/// How many people other than the subject and the mailbox's owner a message names (from,
+/// sender, recipients, reply-to), each address once.
+pub fn other_participants(message: &Message, subject: &Identities, mailbox: &Mailbox) -> usize {
+    message
+        .addresses()
+        .map(|a| a.trim().to_lowercase())
+        .filter(|a| !a.is_empty() && !subject.owns(IdentityKind::Email, a) && !mailbox.is_owner(a))
+        .collect::<BTreeSet<_>>()
+        .len()
 }
 
-/// What one delete call did.
-enum Deleted {
-    Now,
-    /// 404: already gone (an earlier attempt, or someone else): erased all the same.
-    Already,
+/// "1 other participant", "3 other participants": a count, never who.
+pub fn participants_text(count: usize) -> String {
+    match count {
+        1 => "1 other participant".into(),
+        n => format!("{n} other participants"),
+    }
+}
+
+fn message_item(
+    mailbox: &Mailbox,
+    message: &Message,
+    subject: &Identities,
+    mode: DeleteMode,
+    deleted_items: Option<&str>,
+) -> PlanItem {
+    let target = Target {
+        mailbox: mailbox.key.clone(),
+        id: message.id.clone(),
+        folder: None,
+        mode: Some(mode),
+        patch: None,
+    };
+    let in_deleted_items = deleted_items.is_some_and(|folder| folder == message.parent_folder_id);
+    let action = if in_deleted_items { Action::Keep } else { Action::Delete };
+    let mut item = PlanItem::new(
+        format!("{MESSAGES} {}/{}", mailbox.address, message.id),
+        MESSAGES,
+        action,
+        target.json(),
+        json!(message),
+        message_claims(message, subject),
+    );
+    if in_deleted_items {
+        item = item.reason(IN_DELETED_ITEMS);
+    }
+    match other_participants(message, subject, mailbox) {
+        0 => item,
+        n => item.shared(participants_text(n)),
+    }
+}
+
+/// A contact's key: the same for erasure and rectification.
+pub fn contact_key(found: &FoundContact) -> String {
+    format!("{CONTACTS} {}/{}", found.mailbox.address, found.contact.id)
+}
+
+pub fn contact_target(found: &FoundContact) -> Target {
+    Target {
+        mailbox: found.mailbox.key.clone(),
+        id: found.contact.id.clone(),
+        folder: found.folder.clone(),
+        mode: None,
+        patch: None,
+    }
+}
+
+fn contact_item(found: &FoundContact, subject: &Identities, mode: DeleteMode) -> PlanItem {
+    let target = Target {
+        mode: Some(mode),
+        ..contact_target(found)
+    };
+    PlanItem::new(
+        contact_key(found),
+        CONTACTS,
+        Action::Delete,
+        target.json(),
+        json!(found.contact),
+        contact_claims(&found.contact, subject),
+    )
 }
 
 impl Microsoft365 {
-    /// Deletes the item at `segments` (a message or a contact, in whichever folder).
-    async fn delete_item(
-        &self,
-        mailbox: &Mailbox,
-        segments: &[&str],
-        collection: &str,
-    ) -> Result<Deleted, ConnectorError> {
-        let hard = self.config.delete_mode == DeleteMode::Hard;
-        let result = if hard {
-            let mut path = segments.to_vec();
-            path.push("permanentDelete");
-            let url = self.graph.url(&path, &[]);
-            self.graph
-                .client
-                .remove(&mailbox.key, |http| http.post(url.clone()))
-                .await
-        } else {
-            let url = self.graph.url(segments, &[]);
-            self.graph
-                .client
-                .remove(&mailbox.key, |http| http.delete(url.clone()))
-                .await
-        };
-        match result {
-            Ok(true) => Ok(Deleted::Now),
-            Ok(false) => Ok(Deleted::Already),
-            Err(e) => {
-                let permission = if collection == "messages" {
-                    "Mail.ReadWrite"
-                } else {
-                    "Contacts.ReadWrite"
-                };
-                Err(needs_permission(e, permission, &format!("delete {collection}")))
-            }
-        }
-    }
-
     /// The id of the mailbox's Deleted Items folder (well-known name `deleteditems`).
     async fn deleted_items_folder(&self, mailbox: &Mailbox) -> Result<String, ConnectorError> {
         let url = self.graph.url(
@@ -78,148 +125,120 @@ impl Microsoft365 {
         Ok(folder.id)
     }
 
-    pub async fn erase_subject(&self, ctx: &TaskContext, subject: &Identities) -> Result<ChangeReport, ConnectorError> {
-        let mut notes = Vec::new();
-        let mut found = 0u64;
-        let mut changed = 0u64;
-        let mut erased: Vec<Value> = Vec::new();
+    /// Every message and contact the searches return, mailbox by mailbox, as delete items.
+    pub async fn plan_erasure(&self, subject: &Identities) -> Result<Plan, ConnectorError> {
+        let mode = self.config.delete_mode;
+        let mut plan = Plan::default();
         let mut reach = Reach::new(self.config.all_mailboxes());
         for mailbox in &self.mailboxes().await? {
-            let first = self.search_results(mailbox, subject, &mut notes).await;
+            let first = self.search_results(mailbox, subject, &mut plan.notes).await;
             let Some((messages, others)) = reach.admit(mailbox, first)? else {
                 continue;
             };
-            let all_contacts = self.search_contacts(mailbox, subject).await?;
-            // What the searches returned that is not hers: shown to the engine, refused, listed.
-            if !ctx.dry_run {
-                for other in &others {
-                    ctx.permit(subject, &format!("messages {}", other.id), &json!(other), &[]);
-                }
-                for c in all_contacts
-                    .iter()
-                    .filter(|c| contact_claims(&c.contact, subject).is_empty())
-                {
-                    ctx.permit(subject, &format!("contacts {}", c.contact.id), &json!(c.contact), &[]);
-                }
+            let contacts = self.search_contacts(mailbox, subject).await?;
+            let deleted_items = if mode == DeleteMode::Soft && !messages.is_empty() {
+                Some(self.deleted_items_folder(mailbox).await?)
+            } else {
+                None
+            };
+            // Hers and, with no claim, what the search returned that is not: the engine refuses those.
+            for message in messages.iter().map(|m| &m.message).chain(&others) {
+                plan.items
+                    .push(message_item(mailbox, message, subject, mode, deleted_items.as_deref()));
             }
-            let contacts: Vec<_> = all_contacts
-                .into_iter()
-                .filter(|c| !contact_claims(&c.contact, subject).is_empty())
-                .collect();
-            found += (messages.len() + contacts.len()) as u64;
-            if ctx.dry_run {
-                continue;
-            }
-            let items = messages
-                .iter()
-                .map(|m| {
-                    let guard = (json!(m.message), message_claims(&m.message, subject));
-                    (
-                        "messages",
-                        vec!["users", &mailbox.key, "messages", &m.message.id],
-                        &m.message.id,
-                        guard,
-                    )
-                })
-                .chain(contacts.iter().map(|c| {
-                    let guard = (json!(c.contact), contact_claims(&c.contact, subject));
-                    ("contacts", c.segments(), &c.contact.id, guard)
-                }));
-            for (collection, segments, id, (data, claims)) in items {
-                // The engine's rule, item by item: what is not the subject's is not touched.
-                if !ctx.permit(subject, &format!("{collection} {id}"), &data, &claims) {
-                    continue;
-                }
-                let outcome = self.delete_item(mailbox, &segments, collection).await?;
-                changed += 1;
-                erased.push(json!({
-                    "mailbox": mailbox.address, "collection": collection, "id": id,
-                    "result": match outcome { Deleted::Now => "deleted", Deleted::Already => "already_gone" },
-                }));
-            }
+            plan.items
+                .extend(contacts.iter().map(|c| contact_item(c, subject, mode)));
         }
         reach.finish()?;
-        let mailboxes = reach.searched.clone();
-        let mut evidence = vec![Evidence {
-            kind: "graph_deletions".into(),
-            detail: json!({"mode": self.mode_name(), "items": erased}),
-        }];
-        if !ctx.dry_run {
-            let verification = self.verify_erasure(&mailboxes, subject).await?;
-            let outside = verification.remaining_outside_deleted_items;
-            evidence.push(Evidence {
-                kind: "verification_search".into(),
-                detail: json!(verification),
-            });
-            if outside > 0 {
-                return Err(ConnectorError::RetryLater {
-                    processor: crate::client::PROCESSOR,
-                    code: "verification".into(),
-                    message: format!("{outside} items still found after erasure; erasing again"),
-                    after: None,
-                });
+        plan.notes.push(
+            match mode {
+                DeleteMode::Hard => HARD_NOTE,
+                DeleteMode::Soft => SOFT_NOTE,
             }
-            notes.push(match self.config.delete_mode {
-                DeleteMode::Hard => "Deleted with permanentDelete: the items left every mailbox view and sit in Recoverable Items until the tenant's deleted-item retention (14 days unless the tenant sets otherwise) ends, or longer under a litigation hold.".to_string(),
-                DeleteMode::Soft => format!(
-                    "Deleted to Deleted Items: {} item(s) remain there until the tenant's retention policy purges them.",
-                    verification.in_deleted_items
-                ),
-            });
-        }
-        notes.extend(reach.subject_note());
-        notes.push(crate::access::NO_ARCHIVE.into());
-        Ok(ChangeReport {
-            found,
-            changed,
-            retained: vec![],
-            evidence,
-            notes,
-            operator_notes: reach.operator_notes(),
-        })
+            .into(),
+        );
+        plan.notes.extend(reach.subject_note());
+        plan.notes.push(crate::access::NO_ARCHIVE.into());
+        plan.operator_notes = reach.operator_notes();
+        Ok(plan)
     }
 
-    fn mode_name(&self) -> &'static str {
-        match self.config.delete_mode {
-            DeleteMode::Hard => "hard",
-            DeleteMode::Soft => "soft",
+    /// Deletes one planned message or contact: `permanentDelete` (hard) or `DELETE` (soft),
+    /// as the plan said; a 404 is gone already.
+    pub async fn execute_erasure(&self, item: &PlanItem) -> Result<ItemOutcome, ConnectorError> {
+        if item.action != Action::Delete {
+            return Err(bad_item(item, "an erasure carries out delete items only"));
+        }
+        let target = Target::of(item)?;
+        let mode = target.mode.unwrap_or(self.config.delete_mode);
+        let mut path = target.segments(item)?;
+        let result = match mode {
+            DeleteMode::Hard => {
+                path.push("permanentDelete");
+                let url = self.graph.url(&path, &[]);
+                self.graph
+                    .client
+                    .remove(&target.mailbox, |http| http.post(url.clone()))
+                    .await
+            }
+            DeleteMode::Soft => {
+                let url = self.graph.url(&path, &[]);
+                self.graph
+                    .client
+                    .remove(&target.mailbox, |http| http.delete(url.clone()))
+                    .await
+            }
+        };
+        let permission = if item.category == MESSAGES {
+            "Mail.ReadWrite"
+        } else {
+            "Contacts.ReadWrite"
+        };
+        match result {
+            Ok(true) => Ok(ItemOutcome::Done(json!({
+                "id": target.id,
+                "mode": mode,
+                "deleted_at": graph_time(chrono::Utc::now()),
+            }))),
+            Ok(false) => Ok(ItemOutcome::AlreadyGone),
+            Err(e) => Err(needs_permission(e, permission, &format!("delete {}", item.category))),
         }
     }
+}
 
-    /// Searches again after the deletes and counts what remains, in and outside Deleted Items.
-    async fn verify_erasure(
-        &self,
-        mailboxes: &[Mailbox],
-        subject: &Identities,
-    ) -> Result<Verification, ConnectorError> {
-        let mut in_deleted = 0u64;
-        let mut outside = 0u64;
-        let mut contacts = 0u64;
-        let mut per_mailbox = HashMap::new();
-        let mut notes = Vec::new();
-        for mailbox in mailboxes {
-            let messages = self.find_messages(mailbox, subject, &mut notes).await?;
-            let remaining_contacts = self.find_contacts(mailbox, subject).await?.len() as u64;
-            let deleted_folder = if messages.is_empty() {
-                String::new()
-            } else {
-                self.deleted_items_folder(mailbox).await?
-            };
-            let here_deleted = messages
-                .iter()
-                .filter(|m| m.message.parent_folder_id == deleted_folder)
-                .count() as u64;
-            in_deleted += here_deleted;
-            outside += messages.len() as u64 - here_deleted + remaining_contacts;
-            contacts += remaining_contacts;
-            per_mailbox.insert(mailbox.address.clone(), messages.len() as u64 + remaining_contacts);
-        }
-        Ok(Verification {
-            searched_at: crate::access::graph_time(chrono::Utc::now()),
-            remaining_outside_deleted_items: outside,
-            in_deleted_items: in_deleted,
-            contacts_remaining: contacts,
-            per_mailbox,
-        })
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dsr_connector::Email;
+
+    #[test]
+    fn others_are_counted_once_without_the_subject_or_the_owner() {
+        let message: Message = dsr_connector::decode(json!({
+            "id": "m", "parentFolderId": "inbox",
+            "from": {"emailAddress": {"name": "Ola", "address": "ola@racom.no"}},
+            "sender": {"emailAddress": {"name": "Ola", "address": "OLA@racom.no"}},
+            "toRecipients": [{"emailAddress": {"address": "Kari@example.no"}}, {"emailAddress": {"address": "per@x.no"}}],
+            "ccRecipients": [{"emailAddress": {"address": "per@x.no"}}],
+            "bccRecipients": [],
+            "replyTo": [{"emailAddress": {"address": "svar@x.no"}}]
+        }))
+        .unwrap();
+        let kari = Identities {
+            emails: vec![Email::parse("kari@example.no").unwrap()],
+            ..Default::default()
+        };
+        let mailbox = |address: &str, aliases: &[&str]| Mailbox {
+            key: "u".into(),
+            address: address.into(),
+            aliases: aliases.iter().map(|a| a.to_string()).collect(),
+        };
+        assert_eq!(other_participants(&message, &kari, &mailbox("ola@racom.no", &[])), 2);
+        assert_eq!(other_participants(&message, &kari, &mailbox("salg@racom.no", &[])), 3);
+        assert_eq!(
+            other_participants(&message, &kari, &mailbox("post@racom.no", &["ola@racom.no"])),
+            2
+        );
+        assert_eq!(participants_text(1), "1 other participant");
+        assert_eq!(participants_text(3), "3 other participants");
     }
 }

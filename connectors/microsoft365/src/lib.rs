@@ -4,7 +4,7 @@
 //! background worker goes mailbox by mailbox through the ordinary endpoints instead.
 //!
 //! Read in order: `config` → `client` (Graph plumbing) → `wire` (Graph's JSON) → `access` →
-//! `erase` → `rectify`.
+//! `target` (what a plan item holds) → `erase` → `rectify`.
 
 pub mod access;
 pub mod client;
@@ -12,11 +12,12 @@ pub mod config;
 pub mod erase;
 pub mod reach;
 pub mod rectify;
+pub mod target;
 pub mod wire;
 
 use dsr_connector::{
-    AccessSummary, Capabilities, ChangeReport, CheckReport, Connector, ConnectorError, FieldChange, Identities,
-    Processor, RecordSink, Support, TaskContext,
+    AccessSummary, Capabilities, Change, CheckReport, Connector, ConnectorError, Identities, ItemOutcome, Plan,
+    PlanItem, Processor, RecordSink, Support, TaskContext,
 };
 
 pub use config::{DeleteMode, Microsoft365Config};
@@ -25,6 +26,15 @@ use crate::client::{Graph, PROCESSOR, needs_permission};
 use crate::wire::{Contact, MailFolder, ODataPage};
 
 const NO_CONSENT: &str = "Microsoft 365 holds the company's mail and contacts, not consents or marketing subscriptions: there is nothing there to withdraw (newsletter consent lives in SuperOffice and Wix).";
+
+const NO_EMAIL: &str = "Mail and contacts are found by e-mail address, and none was given.";
+
+fn no_consent() -> ConnectorError {
+    ConnectorError::NotSupported {
+        processor: PROCESSOR,
+        reason: NO_CONSENT.into(),
+    }
+}
 
 /// How many mailboxes `dsr doctor` opens.
 const CHECKED_MAILBOXES: usize = 50;
@@ -108,7 +118,7 @@ impl Connector for Microsoft365 {
     ) -> Result<AccessSummary, ConnectorError> {
         let mut notes = Vec::new();
         if subject.emails.is_empty() {
-            notes.push("Mail and contacts are found by e-mail address, and none was given.".into());
+            notes.push(NO_EMAIL.into());
             return Ok(AccessSummary {
                 found: 0,
                 notes,
@@ -125,27 +135,34 @@ impl Connector for Microsoft365 {
         })
     }
 
-    async fn erase(&self, ctx: &TaskContext, subject: &Identities) -> Result<ChangeReport, ConnectorError> {
-        self.erase_subject(ctx, subject).await
+    async fn plan(&self, _ctx: &TaskContext, subject: &Identities, change: &Change) -> Result<Plan, ConnectorError> {
+        if *change == Change::Objection {
+            return Err(no_consent());
+        }
+        if subject.emails.is_empty() {
+            return Ok(Plan {
+                notes: vec![NO_EMAIL.into()],
+                ..Default::default()
+            });
+        }
+        match change {
+            Change::Erasure => self.plan_erasure(subject).await,
+            Change::Rectification { changes } => self.plan_rectification(subject, changes).await,
+            Change::Objection => Err(no_consent()),
+        }
     }
 
-    async fn rectify(
-        &self,
-        ctx: &TaskContext,
-        subject: &Identities,
-        changes: &[FieldChange],
-    ) -> Result<ChangeReport, ConnectorError> {
-        self.rectify_subject(ctx, subject, changes).await
-    }
-
-    async fn withdraw_consent(
+    async fn execute(
         &self,
         _ctx: &TaskContext,
         _subject: &Identities,
-    ) -> Result<ChangeReport, ConnectorError> {
-        Err(ConnectorError::NotSupported {
-            processor: PROCESSOR,
-            reason: NO_CONSENT.into(),
-        })
+        change: &Change,
+        item: &PlanItem,
+    ) -> Result<ItemOutcome, ConnectorError> {
+        match change {
+            Change::Erasure => self.execute_erasure(item).await,
+            Change::Rectification { .. } => self.execute_patch(item).await,
+            Change::Objection => Err(no_consent()),
+        }
     }
 }

@@ -160,6 +160,7 @@ mod tests {
         Mailbox {
             key: a.into(),
             address: a.into(),
+            aliases: vec![],
         }
     }
 

@@ -1,14 +1,19 @@
-//! Correcting the subject's contact entries (Art. 16), with before and after per field.
+//! Correcting the subject's contact entries (Art. 16): one item per contact found, with
+//! before and after per property, each item one PATCH.
+//! - https://learn.microsoft.com/en-us/graph/api/contact-update
 
 use dsr_connector::{
-    ChangeReport, ConnectorError, Evidence, FieldChange, Identities, RectifyField, TaskContext, correct_values,
+    Action, ConnectorError, FieldChange, Identities, ItemOutcome, Plan, PlanItem, RectifyField, correct_values,
 };
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::Microsoft365;
+use crate::access::{FoundContact, contact_claims};
 use crate::client::needs_permission;
+use crate::erase::{contact_key, contact_target};
 use crate::reach::Reach;
-use crate::wire::{Change, Contact, ContactPatch, EmailAddress};
+use crate::target::{CONTACTS, Target, bad_item};
+use crate::wire::{Contact, ContactPatch, EmailAddress, PropertyChange, properties};
 
 /// The PATCH body for one contact, and the fields it leaves alone with why.
 fn patch_for(contact: &Contact, changes: &[FieldChange], subject: &Identities) -> (ContactPatch, Vec<String>) {
@@ -40,8 +45,16 @@ fn patch_for(contact: &Contact, changes: &[FieldChange], subject: &Identities) -
                         found = true;
                     }
                 }
+                // Not hers anywhere: the number goes in as the mobile number, unless a plan
+                // made after the change finds it already in one of the lists.
                 if !found {
-                    patch.mobile_phone = value;
+                    if contact.business_phones.contains(&change.value) {
+                        patch.business_phones = Some(contact.business_phones.clone());
+                    } else if contact.home_phones.contains(&change.value) {
+                        patch.home_phones = Some(contact.home_phones.clone());
+                    } else {
+                        patch.mobile_phone = value;
+                    }
                 }
             }
             RectifyField::Email => {
@@ -68,80 +81,118 @@ fn patch_for(contact: &Contact, changes: &[FieldChange], subject: &Identities) -
 }
 
 /// Before and after per property the patch sets.
-fn field_changes(changes: Vec<Change>) -> Vec<Value> {
+fn field_changes(changes: Vec<PropertyChange>) -> Vec<Value> {
     changes
         .into_iter()
         .map(|(field, before, after)| json!({"field": field, "before": before, "after": after}))
         .collect()
 }
 
+const MAIL_NOT_REWRITTEN: &str =
+    "Mail is a record of what was written and is not rewritten; only contact entries are corrected.";
+
+/// Why a contact is left as it is.
+pub const ALREADY_AS_REQUESTED: &str = "already as requested";
+const NOTHING_TO_SET: &str = "none of the fields asked for can be set on a contact through Graph";
+
+/// One contact's item: `Patch` with the properties' values before and after, or `Keep` with
+/// their values now when nothing would change.
+fn patch_item(
+    found: &FoundContact,
+    changes: &[FieldChange],
+    subject: &Identities,
+    notes: &mut Vec<String>,
+) -> PlanItem {
+    let contact = &found.contact;
+    let (patch, skipped) = patch_for(contact, changes, subject);
+    for s in skipped {
+        if !notes.contains(&s) {
+            notes.push(s);
+        }
+    }
+    let planned = patch.planned(contact);
+    let due = planned.iter().any(|(_, before, after)| before != after);
+    let before: Map<String, Value> = planned.iter().map(|(f, b, _)| (f.clone(), b.clone())).collect();
+    let after: Map<String, Value> = planned.iter().map(|(f, _, a)| (f.clone(), a.clone())).collect();
+    let target = Target {
+        patch: Some(json!(patch)),
+        ..contact_target(found)
+    };
+    let action = if due { Action::Patch } else { Action::Keep };
+    let item = PlanItem::new(
+        contact_key(found),
+        CONTACTS,
+        action,
+        target.json(),
+        json!(contact),
+        contact_claims(contact, subject),
+    )
+    .before(Value::Object(before));
+    match (due, planned.is_empty()) {
+        (true, _) => item.after(Value::Object(after)),
+        (false, false) => item.reason(ALREADY_AS_REQUESTED),
+        (false, true) => item.reason(NOTHING_TO_SET),
+    }
+}
+
 impl Microsoft365 {
-    pub async fn rectify_subject(
+    /// Every contact the `$filter`s return, in every folder of every mailbox, as an item.
+    pub async fn plan_rectification(
         &self,
-        ctx: &TaskContext,
         subject: &Identities,
         changes: &[FieldChange],
-    ) -> Result<ChangeReport, ConnectorError> {
-        let mut found = 0;
-        let mut changed = 0;
-        let mut evidence = Vec::new();
-        let mut notes = vec![
-            "Mail is a record of what was written and is not rewritten; only contact entries are corrected."
-                .to_string(),
-        ];
+    ) -> Result<Plan, ConnectorError> {
+        let mut plan = Plan {
+            notes: vec![MAIL_NOT_REWRITTEN.to_string()],
+            ..Default::default()
+        };
         let mut reach = Reach::new(self.config.all_mailboxes());
         for mailbox in self.mailboxes().await? {
-            let first = self.find_contacts(&mailbox, subject).await;
+            let first = self.search_contacts(&mailbox, subject).await;
             let Some(contacts) = reach.admit(&mailbox, first)? else {
                 continue;
             };
-            for found_contact in contacts {
-                let contact = &found_contact.contact;
-                let claims = crate::access::contact_claims(contact, subject);
-                if !ctx.permit(subject, &format!("contact {}", contact.id), &json!(contact), &claims) {
-                    continue;
-                }
-                found += 1;
-                let (patch, skipped) = patch_for(contact, changes, subject);
-                for s in skipped {
-                    if !notes.contains(&s) {
-                        notes.push(s);
-                    }
-                }
-                let planned = patch.planned(contact);
-                if planned.is_empty() || ctx.dry_run {
-                    evidence.push(Evidence {
-                        kind: "contact_would_change".into(),
-                        detail: json!({"mailbox": mailbox.address, "id": contact.id, "fields": field_changes(planned)}),
-                    });
-                    continue;
-                }
-                let url = self.graph.url(&found_contact.segments(), &[]);
-                let updated: Contact = self
-                    .graph
-                    .client
-                    .json(&mailbox.key, |http| http.patch(url.clone()).json(&patch))
-                    .await
-                    .map_err(|e| needs_permission(e, "Contacts.ReadWrite", "update contacts"))?;
-                let fields = field_changes(patch.applied(contact, &updated));
-                changed += 1;
-                evidence.push(Evidence {
-                    kind: "contact_changed".into(),
-                    detail: json!({"mailbox": mailbox.address, "id": contact.id, "fields": fields}),
-                });
+            for found in &contacts {
+                let item = patch_item(found, changes, subject, &mut plan.notes);
+                plan.items.push(item);
             }
         }
         reach.finish()?;
-        notes.extend(reach.subject_note());
-        notes.push(crate::access::NO_ARCHIVE.into());
-        Ok(ChangeReport {
-            found,
-            changed,
-            retained: vec![],
-            evidence,
-            notes,
-            operator_notes: reach.operator_notes(),
-        })
+        plan.notes.extend(reach.subject_note());
+        plan.notes.push(crate::access::NO_ARCHIVE.into());
+        plan.operator_notes = reach.operator_notes();
+        Ok(plan)
+    }
+
+    /// Sends one planned PATCH; the receipt has each property before and as Graph answered.
+    pub async fn execute_patch(&self, item: &PlanItem) -> Result<ItemOutcome, ConnectorError> {
+        if item.action != Action::Patch {
+            return Err(bad_item(item, "a rectification carries out patch items only"));
+        }
+        let target = Target::of(item)?;
+        let Some(Value::Object(body)) = &target.patch else {
+            return Err(bad_item(item, "no PATCH body"));
+        };
+        let url = self.graph.url(&target.segments(item)?, &[]);
+        let updated: Contact = self
+            .graph
+            .client
+            .json(&target.mailbox, |http| http.patch(url.clone()).json(body))
+            .await
+            .map_err(|e| needs_permission(e, "Contacts.ReadWrite", "update contacts"))?;
+        let now = properties(&updated);
+        let before = item.before.as_ref().and_then(Value::as_object);
+        let applied = body
+            .keys()
+            .map(|field| {
+                let was = before.and_then(|b| b.get(field)).cloned().unwrap_or(Value::Null);
+                let is = now.get(field).cloned().unwrap_or(Value::Null);
+                (field.clone(), was, is)
+            })
+            .collect();
+        Ok(ItemOutcome::Done(
+            json!({"id": target.id, "fields": field_changes(applied)}),
+        ))
     }
 }
 
@@ -182,5 +233,34 @@ mod tests {
         let fields = field_changes(patch.planned(&contact));
         assert_eq!(fields.len(), 2);
         assert!(fields.contains(&json!({"field": "surname", "before": "Nordmann", "after": "Hansen"})));
+    }
+
+    #[test]
+    fn a_corrected_number_is_already_as_requested_when_planned_again() {
+        let kari = Identities {
+            emails: vec![dsr_connector::Email::parse("kari@example.no").unwrap()],
+            phones: vec![dsr_connector::Phone::parse("912 34 567", "NO").unwrap()],
+            ..Default::default()
+        };
+        let changes = vec![FieldChange {
+            field: RectifyField::Phone,
+            value: "+47 400 00 000".into(),
+        }];
+        let contact: Contact = dsr_connector::decode(json!({"id": "c", "mobilePhone": null,
+            "businessPhones": ["+47 912 34 567", "+47 22 00 00 00"], "emailAddresses": [{"address": "kari@example.no"}]}))
+        .unwrap();
+        let (patch, _) = patch_for(&contact, &changes, &kari);
+        assert_eq!(
+            serde_json::to_value(&patch).unwrap(),
+            json!({"businessPhones": ["+47 400 00 000", "+47 22 00 00 00"]})
+        );
+        let corrected = Contact {
+            business_phones: patch.business_phones.clone().unwrap(),
+            ..contact
+        };
+        let (again, _) = patch_for(&corrected, &changes, &kari);
+        let planned = again.planned(&corrected);
+        assert!(!planned.is_empty());
+        assert!(planned.iter().all(|(_, before, after)| before == after), "{planned:?}");
     }
 }

@@ -63,11 +63,15 @@ pub struct Message {
     pub cc_recipients: Vec<Recipient>,
     #[serde(default)]
     pub bcc_recipients: Vec<Recipient>,
+    /// Where replies go. Not what `participants:` searches, so never a match claim, but a
+    /// participant all the same when counting who else a message concerns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<Vec<Recipient>>,
     #[serde(default)]
     pub received_date_time: Option<String>,
     #[serde(default)]
     pub has_attachments: Option<bool>,
-    /// The folder the message is in: how the verification tells Deleted Items from the rest.
+    /// The folder the message is in: how a soft erasure tells Deleted Items from the rest.
     pub parent_folder_id: String,
     #[serde(flatten)]
     pub rest: Map<String, Value>,
@@ -97,7 +101,7 @@ impl Message {
         out
     }
 
-    /// Every address on the message: from, sender and every recipient.
+    /// Every address on the message: from, sender, every recipient and reply-to.
     pub fn addresses(&self) -> impl Iterator<Item = &str> {
         self.from
             .iter()
@@ -105,6 +109,7 @@ impl Message {
             .chain(&self.to_recipients)
             .chain(&self.cc_recipients)
             .chain(&self.bcc_recipients)
+            .chain(self.reply_to.iter().flatten())
             .filter_map(|r| r.email_address.address.as_deref())
     }
 }
@@ -193,29 +198,17 @@ pub struct ContactPatch {
 }
 
 /// One property a patch sets: its name, its value before and after.
-pub type Change = (String, Value, Value);
+pub type PropertyChange = (String, Value, Value);
 
 impl ContactPatch {
     /// Per property this patch sets: its value on `contact` and the value the patch gives it.
-    pub fn planned(&self, contact: &Contact) -> Vec<Change> {
+    pub fn planned(&self, contact: &Contact) -> Vec<PropertyChange> {
         let before = properties(contact);
         properties(self)
             .into_iter()
             .map(|(name, after)| {
                 let was = before.get(&name).cloned().unwrap_or(Value::Null);
                 (name, was, after)
-            })
-            .collect()
-    }
-
-    /// Per property this patch sets: its value on `before` and on `after` (as Graph answered).
-    pub fn applied(&self, before: &Contact, after: &Contact) -> Vec<Change> {
-        let after = properties(after);
-        self.planned(before)
-            .into_iter()
-            .map(|(name, was, _)| {
-                let now = after.get(&name).cloned().unwrap_or(Value::Null);
-                (name, was, now)
             })
             .collect()
     }
@@ -432,14 +425,6 @@ mod tests {
         assert_eq!(serde_json::to_value(&patch).unwrap(), json!({"surname": "Hansen"}));
         assert_eq!(
             patch.planned(&contact),
-            [("surname".to_string(), json!("Fort"), json!("Hansen"))]
-        );
-        let updated = Contact {
-            surname: Some("Hansen".into()),
-            ..contact.clone()
-        };
-        assert_eq!(
-            patch.applied(&contact, &updated),
             [("surname".to_string(), json!("Fort"), json!("Hansen"))]
         );
     }

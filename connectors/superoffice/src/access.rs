@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use dsr_connector::{ConnectorError, Identities, IdentityKind, MatchClaim, Record, RecordSink, TaskContext};
+use dsr_connector::{ConnectorError, Identities, IdentityKind, MatchClaim, Record, RecordSink};
 use serde_json::{Value, json};
 
 use crate::SuperOffice;
@@ -43,9 +43,16 @@ impl Person {
     }
 }
 
-/// The claim a record found under one of the subject's persons carries.
-fn via(id: i64, email: &str) -> Value {
-    json!({"person": id, "email": email})
+/// A record found under a person, as exports and plan items carry it: the person, the
+/// subject's address the person was found by (`null` for a person holding none of hers, whose
+/// records the engine then refuses) and the record itself under `field`.
+pub fn found_under(person: i64, email: Option<&str>, field: &str, item: Value) -> Value {
+    json!({"PersonId": person, "found_via": {"person": person, "email": email}, field: item})
+}
+
+/// The claim every record found under a person carries: the address it was found by.
+pub fn found_via_claims() -> Vec<MatchClaim> {
+    vec![MatchClaim::email("/found_via/email")]
 }
 
 /// A consent as SuperOffice holds it and the fields dsr reads.
@@ -74,37 +81,19 @@ impl SuperOffice {
         Ok(ids.into_iter().collect())
     }
 
-    /// The persons the search returned that hold one of the subject's addresses, each passed
-    /// through the engine's guard before anything is changed under it.
-    pub async fn own_persons(&self, ctx: &TaskContext, subject: &Identities) -> Result<Vec<Person>, ConnectorError> {
-        let mut own = Vec::new();
-        for id in self.find_persons(subject).await? {
-            // Gone between the search and the read (another request, someone else): nothing to do.
-            let person = match self.person(id).await {
-                Ok(person) => person,
-                Err(e) if e.is_not_found() => continue,
-                Err(e) => return Err(e),
-            };
-            if ctx.permit(subject, &format!("person {id}"), &person.raw, &person.claims(subject)) {
-                own.push(person);
-            }
-        }
-        Ok(own)
-    }
-
-    /// How many persons the search returns that hold one of the subject's addresses: the
-    /// verification after an erasure counts these, not look-alikes.
-    pub async fn count_own_persons(&self, subject: &Identities) -> Result<usize, ConnectorError> {
-        let mut n = 0;
+    /// Every person the search returned, read whole: the subject's and any look-alike the
+    /// archive's filter let through (a plan lists each with its claims; the engine refuses
+    /// those that are not hers). A person gone between the search and the read is skipped.
+    pub async fn found_persons(&self, subject: &Identities) -> Result<Vec<Person>, ConnectorError> {
+        let mut persons = Vec::new();
         for id in self.find_persons(subject).await? {
             match self.person(id).await {
-                Ok(p) if !p.claims(subject).is_empty() => n += 1,
-                Ok(_) => {}
+                Ok(person) => persons.push(person),
                 Err(e) if e.is_not_found() => {}
                 Err(e) => return Err(e),
             }
         }
-        Ok(n)
+        Ok(persons)
     }
 
     pub async fn person(&self, id: i64) -> Result<Person, ConnectorError> {
@@ -137,7 +126,6 @@ impl SuperOffice {
 
     pub async fn export(&self, subject: &Identities, sink: &mut dyn RecordSink) -> Result<u64, ConnectorError> {
         let mut count = 0;
-        let claim = || vec![MatchClaim::email("/found_via/email")];
         for id in self.find_persons(subject).await? {
             let person = self.person(id).await?;
             let key = Some(id.to_string());
@@ -168,13 +156,13 @@ impl SuperOffice {
                     }
                 }
                 for (category, field, item, provided_by_subject) in found {
-                    let data = json!({"PersonId": id, "found_via": via(id, &email), field: item});
+                    let data = found_under(id, Some(&email), field, item);
                     sink.accept(Record {
                         category,
                         id: key.clone(),
                         provided_by_subject,
                         data,
-                        claims: claim(),
+                        claims: found_via_claims(),
                     })
                     .await?;
                     count += 1;

@@ -19,6 +19,10 @@ pub struct SuperOfficeConfig {
     /// A section present is enabled unless it says `enabled = false`.
     #[serde(default = "dsr_connector::section_enabled")]
     pub enabled: bool,
+    /// What an erasure does with items that also concern other people here: `retain` or
+    /// `delete`; unset, `[erasure] shared` decides (default `retain`).
+    #[serde(default)]
+    pub shared: Option<dsr_connector::SharedPolicy>,
     /// `https://{sod|stage|online}.superoffice.com`.
     #[serde(default = "default_environment")]
     pub environment_url: String,

@@ -1,7 +1,7 @@
 //! Objection to direct marketing and withdrawal of consent (Art. 7(3), 21(2)): the
 //! EMARKETING consent withdrawn and every newsletter subscription unselected, the person
-//! otherwise left as it is. Nothing is reported as withdrawn until SuperOffice, read back,
-//! shows it so.
+//! otherwise left as it is. Nothing is taken as withdrawn until SuperOffice, read back by
+//! planning again, shows it so (a consent still in force is still due).
 //!
 //! - withdraw: `DELETE Person/{id}/Consent/{purpose}` (RemoveConsent); the consent stays in
 //!   `GET Person/{id}/Consent` with legal base `WITHDRAWN`
@@ -9,18 +9,19 @@
 //! - subscriptions: `ShipmentTypes[].Selected`, unselected with JSON Patch
 //!   (https://docs.superoffice.com/en/api/reference/restful/rest/Person/v1PersonEntity_PatchPersonEntity.html)
 
-use dsr_connector::{ChangeReport, ConnectorError, Evidence, Identities, TaskContext};
+use dsr_connector::{Action, ConnectorError, Identities, Plan, PlanItem};
 use serde_json::{Value, json};
 
 use crate::SuperOffice;
-use crate::access::Consent;
-use crate::client::PROCESSOR;
+use crate::access::{Consent, found_under, found_via_claims};
+use crate::target::Target;
+use crate::wire::{ShipmentType, WITHDRAWN};
 
 /// The consent purpose for e-mail marketing.
 pub const EMARKETING: &str = "EMARKETING";
 
-/// What SuperOffice holds for one consent, as evidence.
-fn consent_evidence(c: &Consent) -> Value {
+/// What SuperOffice holds for one consent (an item's `before`).
+fn consent_state(c: &Consent) -> Value {
     json!({
         "purpose": c.info.consent_purpose_key,
         "legal_base": c.info.legal_base_key,
@@ -30,114 +31,97 @@ fn consent_evidence(c: &Consent) -> Value {
     })
 }
 
-fn not_withdrawn(what: String) -> ConnectorError {
-    ConnectorError::RetryLater {
-        processor: PROCESSOR,
-        code: "withdrawal_not_visible".into(),
-        message: format!("{what}; trying again"),
-        after: None,
-    }
+/// A consent as RemoveConsent leaves it (an item's `after`).
+fn withdrawn_state(purpose: &str) -> Value {
+    json!({"purpose": purpose, "legal_base": WITHDRAWN, "in_force": false})
+}
+
+fn subscription_state(s: &ShipmentType, selected: bool) -> Value {
+    json!({"id": s.id, "name": s.name, "selected": selected})
 }
 
 impl SuperOffice {
-    pub async fn withdraw_marketing(
-        &self,
-        ctx: &TaskContext,
-        subject: &Identities,
-    ) -> Result<ChangeReport, ConnectorError> {
-        let mut report = ChangeReport::default();
-        for person in self.own_persons(ctx, subject).await? {
+    /// Per person the search returned: one item per consent (`Unsubscribe` for EMARKETING in
+    /// force, `Keep` for the rest) and per newsletter (`Unsubscribe` while selected). A
+    /// person holding none of her addresses is listed the same, without values: the engine
+    /// refuses its items by their claim.
+    pub async fn plan_objection(&self, subject: &Identities) -> Result<Plan, ConnectorError> {
+        let mut plan = Plan::default();
+        for person in self.found_persons(subject).await? {
             let id = person.entity.person_id;
-            report.found += 1;
-            let consents = self.consents(id).await?;
-            let marketing = consents
-                .iter()
-                .any(|c| c.info.consent_purpose_key == EMARKETING && c.info.in_force());
-            let subscribed: Vec<(usize, i64, Option<String>)> = person
-                .entity
-                .shipment_types
-                .iter()
-                .enumerate()
-                .filter(|(_, s)| s.selected)
-                .map(|(i, s)| (i, s.id, s.name.clone()))
-                .collect();
-            if ctx.dry_run {
-                report.evidence.push(Evidence {
-                    kind: "would_withdraw".into(),
-                    detail: json!({
-                        "person": id,
-                        "emarketing_consent_in_force": marketing,
-                        "subscriptions": subscribed.iter().map(|(_, id, name)| json!({"id": id, "name": name})).collect::<Vec<_>>(),
-                    }),
-                });
-                continue;
+            let email = person.found_via(subject);
+            let consents = match self.consents(id).await {
+                Ok(consents) => consents,
+                // Gone since it was read: nothing to withdraw.
+                Err(e) if e.is_not_found() => continue,
+                Err(e) => return Err(e),
+            };
+            let mut items = Vec::new();
+            for consent in &consents {
+                let purpose = consent.info.consent_purpose_key.clone();
+                let data = found_under(id, email.as_deref(), "consent", consent.raw.clone());
+                let key = format!("consents {id}/{purpose}");
+                let item = if !consent.info.in_force() {
+                    PlanItem::new(key, "consents", Action::Keep, Value::Null, data, found_via_claims())
+                        .reason("already withdrawn")
+                } else if purpose == EMARKETING {
+                    let target = Target::WithdrawConsent {
+                        person: id,
+                        purpose: purpose.clone(),
+                    };
+                    PlanItem::new(
+                        key,
+                        "consents",
+                        Action::Unsubscribe,
+                        target.json(),
+                        data,
+                        found_via_claims(),
+                    )
+                    .after(withdrawn_state(&purpose))
+                } else {
+                    PlanItem::new(key, "consents", Action::Keep, Value::Null, data, found_via_claims())
+                        .reason("not a consent to direct marketing: an objection leaves it")
+                };
+                items.push((item, consent_state(consent)));
             }
-            if marketing {
-                let path = format!("Person/{id}/Consent/{EMARKETING}");
-                match self.tenant.send(&path, &[], |http, url| http.delete(url)).await {
-                    Ok(_) => {}
-                    Err(e) if e.is_not_found() => {}
-                    Err(e) => return Err(e),
+            for (index, subscription) in person.entity.shipment_types.iter().enumerate() {
+                let raw = person.raw["ShipmentTypes"][index].clone();
+                let data = found_under(id, email.as_deref(), "subscription", raw);
+                let key = format!("newsletter_subscriptions {id}/{}", subscription.id);
+                let category = "newsletter_subscriptions";
+                let item = if subscription.selected {
+                    let target = Target::Unsubscribe {
+                        person: id,
+                        shipment_type: subscription.id,
+                        index,
+                    };
+                    PlanItem::new(
+                        key,
+                        category,
+                        Action::Unsubscribe,
+                        target.json(),
+                        data,
+                        found_via_claims(),
+                    )
+                    .after(subscription_state(subscription, false))
+                } else {
+                    PlanItem::new(key, category, Action::Keep, Value::Null, data, found_via_claims())
+                        .reason("not subscribed")
+                };
+                items.push((item, subscription_state(subscription, subscription.selected)));
+            }
+            for (mut item, before) in items {
+                if email.is_some() {
+                    item = item.before(before);
+                } else {
+                    // Not hers: nothing of it is kept in the plan.
+                    item.after = None;
                 }
+                plan.items.push(item);
             }
-            if !subscribed.is_empty() {
-                let patch: Vec<Value> = subscribed
-                    .iter()
-                    .map(|(i, _, _)| json!({"op": "replace", "path": format!("/ShipmentTypes/{i}/Selected"), "value": false}))
-                    .collect();
-                self.tenant
-                    .send(&format!("Person/{id}"), &[], |http, url| http.patch(url).json(&patch))
-                    .await?;
-            }
-            // Read back: only what SuperOffice now shows counts as withdrawn.
-            let after = self.consents(id).await?;
-            if let Some(still) = after
-                .iter()
-                .find(|c| c.info.consent_purpose_key == EMARKETING && c.info.in_force())
-            {
-                return Err(not_withdrawn(format!(
-                    "SuperOffice still shows person {id}'s EMARKETING consent in force (legal base {})",
-                    still.info.legal_base_key.as_deref().unwrap_or("?")
-                )));
-            }
-            let person_after = self.person(id).await?;
-            let still_selected: Vec<i64> = person_after
-                .entity
-                .shipment_types
-                .iter()
-                .filter(|s| s.selected && subscribed.iter().any(|(_, id, _)| *id == s.id))
-                .map(|s| s.id)
-                .collect();
-            if !still_selected.is_empty() {
-                return Err(not_withdrawn(format!(
-                    "SuperOffice still shows person {id} subscribed to {} mailing list(s)",
-                    still_selected.len()
-                )));
-            }
-            let mut withdrawn = Vec::new();
-            if marketing {
-                withdrawn.push(json!({"consent": EMARKETING}));
-            }
-            withdrawn.extend(
-                subscribed
-                    .iter()
-                    .map(|(_, id, name)| json!({"subscription": name, "id": id})),
-            );
-            if !withdrawn.is_empty() {
-                report.changed += 1;
-            }
-            report.evidence.push(Evidence {
-                kind: "withdrawn".into(),
-                detail: json!({
-                    "person": id,
-                    "withdrawn": withdrawn,
-                    "consents_afterwards": after.iter().map(consent_evidence).collect::<Vec<_>>(),
-                }),
-            });
         }
-        report
-            .notes
-            .push("Only marketing was stopped: the person and other consents (such as STORE) are kept.".into());
-        Ok(report)
+        plan.notes
+            .push("Only marketing is stopped: the person and other consents (such as STORE) are kept.".into());
+        Ok(plan)
     }
 }

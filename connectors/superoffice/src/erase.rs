@@ -1,24 +1,29 @@
 //! Erasing the subject's persons and the related records the company may delete (Art. 17);
 //! what it keeps, or SuperOffice will not delete, is reported as retained — never as erased.
+//!
+//! The plan lists, per person the search returned, every record under it
+//! (`Person/{id}/{Appointments,Documents,Sales,Tickets}`, deleted as `DELETE {Entity}/{id}`)
+//! and then the person (`DELETE Person/{id}`):
+//! https://docs.superoffice.com/en/api/reference/restful/rest/Person/v1PersonEntity_DeletePersonEntity.html,
+//! https://docs.superoffice.com/en/api/reference/restful/rest/Person/v1PersonEntity_Sales.html
 
-use dsr_connector::{ChangeReport, ConnectorError, Evidence, Identities, Retained, TaskContext};
-use serde_json::{Value, json};
+use dsr_connector::{Action, ConnectorError, Identities, Plan, PlanItem, Retained};
+use serde_json::json;
 
 use crate::SuperOffice;
-use crate::config::RELATED;
+use crate::access::{found_under, found_via_claims};
+use crate::config::RetainRule;
+use crate::target::{DELETABLE, Target};
 use crate::wire::ArchiveRow;
 
-/// The delete path of a related record: its archive's primary key under the entity.
-fn item_path(kind: &str, row: &ArchiveRow) -> Option<String> {
-    let singular = match kind {
-        "Appointments" => "Appointment",
-        "Documents" => "Document",
-        "Sales" => "Sale",
-        "Tickets" => "Ticket",
-        _ => return None,
-    };
-    row.id().map(|id| format!("{singular}/{id}"))
-}
+/// What a sale she is only a stakeholder in shares with others, naming no one.
+pub const STAKEHOLDER_SALE: &str = "another person's sale, with her as a stakeholder";
+
+const STAKEHOLDER_NOTE: &str = "She is a stakeholder in a sale that is another person's: removing her from the sale's \
+                                Stakeholders tab in SuperOffice unlinks her without deleting the sale.";
+
+const UNCONFIRMED_SALE: &str = "SuperOffice did not say whose sale it is (its own person or stakeholder mark is \
+                                missing), so it is not deleted: check it in SuperOffice.";
 
 /// Whether a row of `Person/{person}/Sales` is, beyond doubt, the person's own sale and not
 /// one she is only a stakeholder in (SaleFilteredWithStakeholder: `isStakeholderSale`, and
@@ -33,129 +38,129 @@ fn names_other_person(row: &ArchiveRow, person: i64) -> bool {
     row.number("personId").is_some_and(|owner| owner != person)
 }
 
+fn rule_reason(rule: &RetainRule) -> String {
+    format!("{} (legal basis: {})", rule.reason, rule.legal_basis)
+}
+
+/// Counts a record that cannot be planned (no id to address it by) under its reason.
+fn tally(retained: &mut Vec<Retained>, category: &str, reason: &str, legal_basis: &str) {
+    match retained
+        .iter_mut()
+        .find(|r| r.category == category && r.reason == reason)
+    {
+        Some(r) => r.count += 1,
+        None => retained.push(Retained {
+            category: category.into(),
+            count: 1,
+            reason: reason.into(),
+            legal_basis: legal_basis.into(),
+        }),
+    }
+}
+
+/// Adds `item` unless the same record is already planned (a sale listed under two of her
+/// persons): the plan that deletes it as hers outright wins over a shared or kept one.
+fn push_unique(items: &mut Vec<PlanItem>, item: PlanItem) {
+    let outright = |i: &PlanItem| i.action == Action::Delete && i.shared.is_none();
+    match items.iter_mut().find(|i| i.key == item.key) {
+        Some(planned) if outright(&item) && !outright(planned) => *planned = item,
+        Some(_) => {}
+        None => items.push(item),
+    }
+}
+
 impl SuperOffice {
-    pub async fn erase_subject(&self, ctx: &TaskContext, subject: &Identities) -> Result<ChangeReport, ConnectorError> {
-        let persons = self.own_persons(ctx, subject).await?;
-        let mut report = ChangeReport::default();
-        let mut deleted: Vec<Value> = Vec::new();
-        let mut stakeholder_in = 0u64;
-        for person in &persons {
-            let id = &person.entity.person_id;
-            let claims = person.claims(subject);
-            report.found += 1;
-            for kind in RELATED {
-                let mut items = self.related(*id, kind).await?;
-                items.retain(|row| !names_other_person(row, *id) || kind == "Sales");
-                if kind == "Sales" {
-                    let before = items.len();
-                    items.retain(|row| owned_sale(row, *id));
-                    stakeholder_in += (before - items.len()) as u64;
-                }
-                if items.is_empty() {
-                    continue;
-                }
-                report.found += items.len() as u64;
-                if let Some(rule) = self.config.retain.iter().find(|r| r.category == kind) {
-                    report.retained.push(Retained {
-                        category: kind.to_lowercase(),
-                        count: items.len() as u64,
-                        reason: rule.reason.clone(),
-                        legal_basis: rule.legal_basis.clone(),
-                    });
-                    continue;
-                }
-                let mut refused = 0;
-                let mut why = String::new();
-                let mut unaddressable = 0u64;
-                for item in &items {
-                    let Some(path) = item_path(kind, item) else {
-                        unaddressable += 1;
-                        continue;
-                    };
-                    // Found under her person: the person's claim is the item's.
-                    if ctx.dry_run || !ctx.permit(subject, &path, &person.raw, &claims) {
-                        continue;
-                    }
-                    match self.tenant.send(&path, &[], |http, url| http.delete(url)).await {
-                        Ok(_) => {
-                            report.changed += 1;
-                            deleted.push(json!({"record": path}));
-                        }
-                        Err(e) if e.is_not_found() => {}
-                        Err(ConnectorError::Permanent { message, .. }) => {
-                            refused += 1;
-                            why = message;
-                        }
-                        Err(e) => return Err(e),
-                    }
-                }
-                if unaddressable > 0 {
-                    report.retained.push(Retained {
-                        category: kind.to_lowercase(),
-                        count: unaddressable,
-                        reason: "SuperOffice listed them without a usable id, so dsr cannot delete them; an administrator must remove them by hand".into(),
-                        legal_basis: "not retained by choice: awaiting manual deletion".into(),
-                    });
-                }
-                if refused > 0 {
-                    report.retained.push(Retained {
-                        category: kind.to_lowercase(),
-                        count: refused,
-                        reason: format!(
-                            "SuperOffice refused to delete them ({why}); an administrator must remove them by hand"
-                        ),
-                        legal_basis: "not retained by choice: awaiting manual deletion".into(),
-                    });
+    /// One item per record under each of her persons, then the person; a person the search
+    /// returned that holds none of her addresses is listed alone (the engine refuses it).
+    pub async fn plan_erasure(&self, subject: &Identities) -> Result<Plan, ConnectorError> {
+        let mut plan = Plan::default();
+        for person in self.found_persons(subject).await? {
+            let id = person.entity.person_id;
+            if let Some(email) = person.found_via(subject) {
+                for (kind, entity) in DELETABLE {
+                    self.plan_related(&mut plan, id, &email, kind, entity).await?;
                 }
             }
-            if ctx.dry_run {
+            let claims = person.claims(subject);
+            plan.items.push(PlanItem::new(
+                format!("persons {id}"),
+                "persons",
+                Action::Delete,
+                Target::DeletePerson { person: id }.json(),
+                person.raw,
+                claims,
+            ));
+        }
+        Ok(plan)
+    }
+
+    async fn plan_related(
+        &self,
+        plan: &mut Plan,
+        person: i64,
+        email: &str,
+        kind: &str,
+        entity: &str,
+    ) -> Result<(), ConnectorError> {
+        let category = kind.to_lowercase();
+        let rule = self.config.retain.iter().find(|r| r.category == kind);
+        for row in self.related(person, kind).await? {
+            // Listed under her person but naming another as its own: not hers (a sale she
+            // is a stakeholder in is judged below).
+            if kind != "Sales" && names_other_person(&row, person) {
                 continue;
             }
-            match self
-                .tenant
-                .send(&format!("Person/{id}"), &[], |http, url| http.delete(url))
-                .await
-            {
-                Ok(_) => {
-                    report.changed += 1;
-                    deleted.push(json!({"person": id}));
+            let own = kind != "Sales" || owned_sale(&row, person);
+            let stakeholder = !own && row.flag("isStakeholderSale") == Some(true);
+            let Some(record) = row.id() else {
+                match (rule, own) {
+                    (Some(rule), _) => tally(&mut plan.retained, &category, &rule.reason, &rule.legal_basis),
+                    (None, true) => tally(
+                        &mut plan.retained,
+                        &category,
+                        "SuperOffice listed them without a usable id, so dsr cannot delete them; an administrator must remove them by hand",
+                        "not retained by choice: awaiting manual deletion",
+                    ),
+                    (None, false) => tally(
+                        &mut plan.retained,
+                        "sales (as stakeholder)",
+                        "Sales she is only a stakeholder in, or whose own person SuperOffice did not confirm as hers, listed without a usable id",
+                        "other persons' records: only the link to the subject is hers",
+                    ),
                 }
-                Err(e) if e.is_not_found() => {}
-                Err(e) => return Err(e),
-            }
+                continue;
+            };
+            let item = PlanItem::new(
+                format!("{category} {record}"),
+                category.clone(),
+                Action::Delete,
+                Target::DeleteRecord {
+                    entity: entity.into(),
+                    id: record,
+                }
+                .json(),
+                found_under(person, Some(email), "record", json!(row)),
+                found_via_claims(),
+            );
+            let item = if let Some(rule) = rule {
+                keep(item, rule_reason(rule))
+            } else if stakeholder {
+                item.shared(STAKEHOLDER_SALE).reason(STAKEHOLDER_NOTE)
+            } else if !own {
+                keep(item, UNCONFIRMED_SALE.into())
+            } else {
+                item
+            };
+            push_unique(&mut plan.items, item);
         }
-        if stakeholder_in > 0 {
-            report.retained.push(Retained {
-                category: "sales (as stakeholder)".into(),
-                count: stakeholder_in,
-                reason: "Sales she is only a stakeholder in, or whose own person SuperOffice did not confirm as hers: \
-                         they are not hers to delete. Remove her as a stakeholder in SuperOffice (the sale's \
-                         Stakeholders tab)."
-                    .into(),
-                legal_basis: "other persons' records: only the link to the subject is hers".into(),
-            });
-        }
-        report.evidence.push(Evidence {
-            kind: "superoffice_deletions".into(),
-            detail: json!({"deleted": deleted}),
-        });
-        if !ctx.dry_run {
-            let remaining = self.count_own_persons(subject).await?;
-            report.evidence.push(Evidence {
-                kind: "verification_search".into(),
-                detail: json!({"persons_remaining": remaining}),
-            });
-            if remaining > 0 {
-                return Err(ConnectorError::RetryLater {
-                    processor: crate::client::PROCESSOR,
-                    code: "verification".into(),
-                    message: format!("{remaining} person(s) still found after erasure; erasing again"),
-                    after: None,
-                });
-            }
-        }
-        Ok(report)
+        Ok(())
     }
+}
+
+fn keep(mut item: PlanItem, reason: String) -> PlanItem {
+    item.action = Action::Keep;
+    item.target = serde_json::Value::Null;
+    item.reason(reason)
 }
 
 #[cfg(test)]
@@ -185,5 +190,19 @@ mod tests {
         let display =
             row(json!({"PrimaryKey": "701", "EntityName": "sale", "personId": "101", "isStakeholderSale": "False"}));
         assert!(owned_sale(&display, 101), "display values are read too");
+    }
+
+    #[test]
+    fn a_sale_under_two_of_her_persons_is_planned_once_as_hers() {
+        let item = |shared: bool| {
+            let i = PlanItem::new("sales 702", "sales", Action::Delete, json!({}), json!({}), vec![]);
+            if shared { i.shared(STAKEHOLDER_SALE) } else { i }
+        };
+        let mut items = Vec::new();
+        push_unique(&mut items, item(true));
+        push_unique(&mut items, item(false));
+        push_unique(&mut items, item(true));
+        assert_eq!(items.len(), 1);
+        assert!(items[0].shared.is_none());
     }
 }

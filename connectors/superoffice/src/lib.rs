@@ -3,7 +3,8 @@
 //! sales and tickets that name them.
 //!
 //! Read in order: `config` → `auth` (system user or refresh token) → `client` (the tenant,
-//! which can move) → `access` → `erase` → `rectify` → `consent`.
+//! which can move) → `access` → `erase` → `rectify` → `consent` (each a plan) → `target` (the
+//! one call a plan item makes).
 
 pub mod access;
 pub mod auth;
@@ -12,6 +13,7 @@ pub mod config;
 pub mod consent;
 pub mod erase;
 pub mod rectify;
+pub mod target;
 pub mod wire;
 
 use std::sync::Arc;
@@ -19,8 +21,8 @@ use std::time::Duration;
 
 use dsr_connector::http::{RefreshToken, TokenCache, VendorClient};
 use dsr_connector::{
-    AccessSummary, Capabilities, ChangeReport, CheckReport, Connector, ConnectorError, FieldChange, Identities,
-    Processor, RecordSink, TaskContext,
+    AccessSummary, Capabilities, Change, CheckReport, Connector, ConnectorError, Identities, ItemOutcome, Plan,
+    PlanItem, Processor, RecordSink, TaskContext,
 };
 use secrecy::ExposeSecret;
 
@@ -134,20 +136,26 @@ impl Connector for SuperOffice {
         })
     }
 
-    async fn erase(&self, ctx: &TaskContext, subject: &Identities) -> Result<ChangeReport, ConnectorError> {
-        self.erase_subject(ctx, subject).await
+    async fn plan(&self, _ctx: &TaskContext, subject: &Identities, change: &Change) -> Result<Plan, ConnectorError> {
+        let mut plan = match change {
+            Change::Erasure => self.plan_erasure(subject).await?,
+            Change::Rectification { changes } => self.plan_rectification(subject, changes).await?,
+            Change::Objection => self.plan_objection(subject).await?,
+        };
+        if subject.emails.is_empty() {
+            plan.notes
+                .push("SuperOffice persons are found by e-mail address, and none was given.".into());
+        }
+        Ok(plan)
     }
 
-    async fn rectify(
+    async fn execute(
         &self,
-        ctx: &TaskContext,
-        subject: &Identities,
-        changes: &[FieldChange],
-    ) -> Result<ChangeReport, ConnectorError> {
-        self.rectify_subject(ctx, subject, changes).await
-    }
-
-    async fn withdraw_consent(&self, ctx: &TaskContext, subject: &Identities) -> Result<ChangeReport, ConnectorError> {
-        self.withdraw_marketing(ctx, subject).await
+        _ctx: &TaskContext,
+        _subject: &Identities,
+        _change: &Change,
+        item: &PlanItem,
+    ) -> Result<ItemOutcome, ConnectorError> {
+        self.execute_item(item).await
     }
 }

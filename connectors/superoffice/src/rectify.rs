@@ -1,11 +1,15 @@
-//! Correcting the subject's persons (Art. 16) with JSON-Patch, before and after recorded.
+//! Correcting the subject's persons (Art. 16) with JSON-Patch: one item per person, its
+//! fields before and as asked.
+//! https://docs.superoffice.com/en/api/reference/restful/rest/Person/v1PersonEntity_PatchPersonEntity.html
 
 use dsr_connector::{
-    ChangeReport, ConnectorError, Evidence, FieldChange, Identities, RectifyField, TaskContext, correct_values,
+    Action, ConnectorError, Email, FieldChange, Identities, ItemOutcome, Phone, Plan, PlanItem, RectifyField,
+    correct_values,
 };
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::SuperOffice;
+use crate::target::Target;
 
 /// An `Emails`/`MobilePhones` entry with a new value (SuperOffice derives `StrippedValue`).
 fn with_value(entry: &Value, value: &str) -> Value {
@@ -15,6 +19,49 @@ fn with_value(entry: &Value, value: &str) -> Value {
         fields.remove("StrippedValue");
     }
     entry
+}
+
+fn digits(value: &str) -> String {
+    value.chars().filter(|c| c.is_ascii_digit() || *c == '+').collect()
+}
+
+/// Whether an entry already holds the value asked for.
+fn holds(entry: &Value, field: RectifyField, wanted: &str, subject: &Identities) -> bool {
+    let Some(value) = entry["Value"].as_str() else {
+        return false;
+    };
+    match field {
+        RectifyField::Email => match Email::parse(wanted) {
+            Ok(email) => email.matches(value),
+            Err(_) => value.trim() == wanted.trim(),
+        },
+        _ => {
+            let region = subject.phone_region.as_deref();
+            digits(value) == digits(wanted)
+                || region
+                    .and_then(|r| Phone::parse(wanted, r).ok())
+                    .is_some_and(|p| p.matches_in(value, region))
+        }
+    }
+}
+
+/// A list field corrected by the one rule for every processor: the entries that are the
+/// subject's are corrected, the person's other entries stay (dsr_connector::correct_values).
+/// A list in a JSON Patch replaces the whole list, so every entry is sent. A list that holds
+/// none of hers but already the value asked for is left as it is (corrected before).
+fn corrected_list(
+    entries: &[Value],
+    field: RectifyField,
+    wanted: &str,
+    subject: &Identities,
+    is_hers: impl Fn(&str) -> bool,
+    add: impl FnOnce() -> Value,
+) -> Vec<Value> {
+    let hers = |e: &Value| e["Value"].as_str().is_some_and(&is_hers);
+    if !entries.iter().any(hers) && entries.iter().any(|e| holds(e, field, wanted, subject)) {
+        return entries.to_vec();
+    }
+    correct_values(entries, hers, |e| with_value(e, wanted), add)
 }
 
 /// JSON-Patch operations for one person, and the fields left alone with why.
@@ -27,25 +74,26 @@ pub fn patch_for(person: &Value, changes: &[FieldChange], subject: &Identities) 
             RectifyField::GivenName => ops.push(replace("/Firstname", json!(change.value))),
             RectifyField::FamilyName => ops.push(replace("/Lastname", json!(change.value))),
             RectifyField::JobTitle => ops.push(replace("/Title", json!(change.value))),
-            // One rule for every processor: the entries that are the subject's are corrected,
-            // the person's other entries stay (dsr_connector::correct_values). A list in a
-            // JSON Patch replaces the whole list, so every entry is sent.
             RectifyField::Email => {
                 let entries: Vec<Value> = person["Emails"].as_array().cloned().unwrap_or_default();
-                let emails = correct_values(
+                let emails = corrected_list(
                     &entries,
-                    |e| e["Value"].as_str().is_some_and(|v| subject.owns_email(v)),
-                    |e| with_value(e, &change.value),
+                    change.field,
+                    &change.value,
+                    subject,
+                    |v| subject.owns_email(v),
                     || json!({"Value": change.value}),
                 );
                 ops.push(replace("/Emails", Value::Array(emails)));
             }
             RectifyField::Phone => {
                 let entries: Vec<Value> = person["MobilePhones"].as_array().cloned().unwrap_or_default();
-                let phones = correct_values(
+                let phones = corrected_list(
                     &entries,
-                    |p| p["Value"].as_str().is_some_and(|v| subject.owns_phone(v)),
-                    |p| with_value(p, &change.value),
+                    change.field,
+                    &change.value,
+                    subject,
+                    |v| subject.owns_phone(v),
                     || json!({"Value": change.value, "Description": "Mobil"}),
                 );
                 ops.push(replace("/MobilePhones", Value::Array(phones)));
@@ -64,51 +112,99 @@ pub fn patch_for(person: &Value, changes: &[FieldChange], subject: &Identities) 
     (ops, notes)
 }
 
+/// A field as before and after show it: a list by its values, anything else as it is.
+fn shown(value: &Value) -> Value {
+    match value {
+        Value::Array(entries) => Value::Array(entries.iter().map(|e| e["Value"].clone()).collect()),
+        other => other.clone(),
+    }
+}
+
+/// The fields `ops` set, as `entity` holds them (`before`) and as `ops` set them (`after`).
+fn fields(entity: &Value, ops: &[Value]) -> (Value, Value) {
+    let mut before = Map::new();
+    let mut after = Map::new();
+    for op in ops {
+        let Some(field) = op["path"].as_str().map(|p| p.trim_start_matches('/')) else {
+            continue;
+        };
+        before.insert(field.into(), shown(&entity[field]));
+        after.insert(field.into(), shown(&op["value"]));
+    }
+    (Value::Object(before), Value::Object(after))
+}
+
 impl SuperOffice {
-    pub async fn rectify_subject(
+    /// One item per person the search returned: `Patch` with the fields before and as asked,
+    /// or `Keep` when they already are. A person holding none of her addresses is listed
+    /// without its values (the engine refuses it).
+    pub async fn plan_rectification(
         &self,
-        ctx: &TaskContext,
         subject: &Identities,
         changes: &[FieldChange],
-    ) -> Result<ChangeReport, ConnectorError> {
-        let mut report = ChangeReport::default();
-        for person in self.own_persons(ctx, subject).await? {
+    ) -> Result<Plan, ConnectorError> {
+        let mut plan = Plan::default();
+        for person in self.found_persons(subject).await? {
             let id = person.entity.person_id;
-            report.found += 1;
-            let person = person.raw;
-            let (ops, notes) = patch_for(&person, changes, subject);
-            for n in notes {
-                if !report.notes.contains(&n) {
-                    report.notes.push(n);
-                }
-            }
-            if ops.is_empty() || ctx.dry_run {
-                report.evidence.push(Evidence {
-                    kind: "person_would_change".into(),
-                    detail: json!({"person": id, "patch": ops}),
-                });
+            let key = format!("persons {id}");
+            let claims = person.claims(subject);
+            if claims.is_empty() {
+                let target = Target::PatchPerson {
+                    person: id,
+                    patch: Vec::new(),
+                };
+                plan.items.push(PlanItem::new(
+                    key,
+                    "persons",
+                    Action::Patch,
+                    target.json(),
+                    person.raw,
+                    claims,
+                ));
                 continue;
             }
-            let patch = Value::Array(ops.clone());
-            let updated: Value = self
-                .tenant
-                .json(&format!("Person/{id}"), &[], |http, url| http.patch(url).json(&patch))
-                .await?;
-            let fields: Vec<Value> = ops
-                .iter()
-                .filter_map(|op| op["path"].as_str())
-                .map(|path| {
-                    let field = path.trim_start_matches('/');
-                    json!({"field": field, "before": person[field], "after": updated[field]})
-                })
-                .collect();
-            report.changed += 1;
-            report.evidence.push(Evidence {
-                kind: "person_changed".into(),
-                detail: json!({"person": id, "fields": fields}),
+            let (ops, notes) = patch_for(&person.raw, changes, subject);
+            for n in notes {
+                if !plan.notes.contains(&n) {
+                    plan.notes.push(n);
+                }
+            }
+            let (before, after) = fields(&person.raw, &ops);
+            let item = if before == after {
+                let why = if ops.is_empty() {
+                    "none of the fields asked for can be set in SuperOffice (see the notes)"
+                } else {
+                    "already as requested"
+                };
+                PlanItem::new(key, "persons", Action::Keep, Value::Null, person.raw, claims)
+                    .before(before)
+                    .reason(why)
+            } else {
+                let target = Target::PatchPerson { person: id, patch: ops };
+                PlanItem::new(key, "persons", Action::Patch, target.json(), person.raw, claims)
+                    .before(before)
+                    .after(after)
+            };
+            plan.items.push(item);
+        }
+        Ok(plan)
+    }
+
+    /// `PATCH Person/{id}`; the receipt is the fields as SuperOffice answers them.
+    pub async fn patch_person(&self, key: &str, id: i64, ops: Vec<Value>) -> Result<ItemOutcome, ConnectorError> {
+        if ops.is_empty() {
+            return Err(ConnectorError::Permanent {
+                processor: crate::client::PROCESSOR,
+                code: "plan_target".into(),
+                message: format!("plan item {key} has nothing to set"),
             });
         }
-        Ok(report)
+        let updated: Value = self
+            .tenant
+            .json(&format!("Person/{id}"), &[], |http, url| http.patch(url).json(&ops))
+            .await?;
+        let (now, _) = fields(&updated, &ops);
+        Ok(ItemOutcome::Done(json!({"person": id, "fields": now})))
     }
 }
 
@@ -132,5 +228,28 @@ mod tests {
         assert_eq!(ops[0]["path"], "/Emails");
         assert_eq!(ops[0]["value"][0]["Value"], "kari.hansen@example.no");
         assert_eq!(ops[0]["value"][1]["Value"], "kari@privat.example");
+    }
+
+    #[test]
+    fn a_number_already_corrected_is_not_added_again() {
+        let person = json!({"MobilePhones": [{"Value": "+47 987 65 432"}, {"Value": "+47 22 00 00 00"}]});
+        let subject = Identities {
+            phones: vec![dsr_connector::Phone::parse("912 34 567", "NO").unwrap()],
+            ..Default::default()
+        };
+        let changes = vec![FieldChange {
+            field: RectifyField::Phone,
+            value: "+4798765432".into(),
+        }];
+        let (ops, _) = patch_for(&person, &changes, &subject);
+        let (before, after) = fields(&person, &ops);
+        assert_eq!(before, after, "already as requested: {ops:?}");
+        let fresh = json!({"MobilePhones": [{"Value": "+47 22 00 00 00"}]});
+        let (ops, _) = patch_for(&fresh, &changes, &subject);
+        assert_eq!(
+            fields(&fresh, &ops).1["MobilePhones"],
+            json!(["+4798765432", "+47 22 00 00 00"]),
+            "a person with none of hers gets the number asked for"
+        );
     }
 }

@@ -69,8 +69,8 @@ impl Holdings {
     }
 }
 
-/// Where a contact holds one of the subject's addresses or phone numbers (the core's rule).
-pub fn contact_claims(contact: &Found<Contact>, subject: &Identities) -> Vec<MatchClaim> {
+/// Where a contact holds addresses and phone numbers: (e-mail pointers, phone pointers).
+fn contact_pointers(contact: &Found<Contact>) -> (Vec<String>, Vec<String>) {
     let info = &contact.view.info;
     let emails: Vec<String> = (0..info.emails.items.len())
         .map(|i| format!("/info/emails/items/{i}/email"))
@@ -83,6 +83,12 @@ pub fn contact_claims(contact: &Found<Contact>, subject: &Identities) -> Vec<Mat
             ]
         })
         .collect();
+    (emails, phones)
+}
+
+/// Where a contact holds one of the subject's addresses or phone numbers (the core's rule).
+pub fn contact_claims(contact: &Found<Contact>, subject: &Identities) -> Vec<MatchClaim> {
+    let (emails, phones) = contact_pointers(contact);
     [
         subject.claims_at(&contact.raw, IdentityKind::Email, &emails),
         subject.claims_at(&contact.raw, IdentityKind::Phone, &phones),
@@ -90,9 +96,28 @@ pub fn contact_claims(contact: &Found<Contact>, subject: &Identities) -> Vec<Mat
     .concat()
 }
 
+/// What a contact the search returned claims: where it is hers, or, for one that is not,
+/// every address and number it holds (where the search should have matched), which the
+/// engine then finds are not hers.
+pub fn contact_claims_or_candidates(contact: &Found<Contact>, subject: &Identities) -> Vec<MatchClaim> {
+    let claims = contact_claims(contact, subject);
+    if !claims.is_empty() {
+        return claims;
+    }
+    let (emails, phones) = contact_pointers(contact);
+    emails
+        .into_iter()
+        .map(MatchClaim::email)
+        .chain(phones.into_iter().map(MatchClaim::phone))
+        .collect()
+}
+
+/// Where a member's login e-mail sits: the one place a member is the subject's.
+const MEMBER_CLAIM: &str = "/loginEmail";
+
 /// A member is the subject's where its login e-mail is hers.
 pub fn member_claims(member: &Found<Member>, subject: &Identities) -> Vec<MatchClaim> {
-    subject.claims_at(&member.raw, IdentityKind::Email, &["/loginEmail".into()])
+    subject.claims_at(&member.raw, IdentityKind::Email, &[MEMBER_CLAIM.into()])
 }
 
 /// A submission is the subject's where one of its values is, as a whole, her address or
@@ -115,9 +140,20 @@ pub struct Holdings {
     pub members: Vec<Found<Member>>,
     pub submissions: Vec<Found<Submission>>,
     pub comments: Vec<Found<Comment>>,
-    /// What the searches returned that is not the subject's: (category, id, record), shown
-    /// to the engine, which refuses it.
-    pub others: Vec<(&'static str, String, Value)>,
+    /// What the searches returned that is not the subject's, shown to the engine with what
+    /// it claims, which the engine refuses.
+    pub others: Vec<Other>,
+}
+
+/// A record a search returned that is not the subject's (a filter Wix ignored).
+#[derive(Debug, Clone)]
+pub struct Other {
+    /// `contacts`, `members` or `comments`.
+    pub category: &'static str,
+    pub id: String,
+    pub raw: Value,
+    /// Where the record would hold her identifier had the search been right.
+    pub claims: Vec<MatchClaim>,
 }
 
 impl Wix {
@@ -234,10 +270,15 @@ impl Wix {
     }
 
     /// The comments the subject's members wrote, in every configured commenting app; comments
-    /// already deleted (status `DELETED`, content gone) are left out.
-    pub async fn find_comments(&self, members: &[Found<Member>]) -> Result<Vec<Found<Comment>>, ConnectorError> {
+    /// already deleted (status `DELETED`, content gone) are left out. Comments the author
+    /// filter returned that another member wrote come back second, without `found_via`.
+    pub async fn find_comments(
+        &self,
+        members: &[Found<Member>],
+    ) -> Result<(Vec<Found<Comment>>, Vec<Found<Comment>>), ConnectorError> {
         const ENDPOINT: &str = "/comments/v1/comments/query-cursor";
         let mut out = Vec::new();
+        let mut not_hers: Vec<Found<Comment>> = Vec::new();
         for app in &self.config.comment_app_ids {
             for found_member in members {
                 let member = &found_member.view.id;
@@ -249,9 +290,14 @@ impl Wix {
                         let mut comment: Found<Comment> = found(raw, ENDPOINT)?;
                         // The author filter may be ignored: only her member's comments count.
                         let hers = comment.raw["author"]["memberId"].as_str() == Some(member.as_str());
-                        if hers && !comment.view.deleted() {
+                        if comment.view.deleted() {
+                            continue;
+                        }
+                        if hers {
                             comment.raw["found_via"] = via.clone();
                             out.push(comment);
+                        } else if !not_hers.iter().any(|c| c.view.id == comment.view.id) {
+                            not_hers.push(comment);
                         }
                     }
                     match page.paging_metadata.next() {
@@ -263,7 +309,8 @@ impl Wix {
                 }
             }
         }
-        Ok(out)
+        not_hers.retain(|c| !out.iter().any(|mine| mine.view.id == c.view.id));
+        Ok((out, not_hers))
     }
 
     pub async fn subscriptions(&self, subject: &Identities) -> Result<Vec<Value>, ConnectorError> {
@@ -296,21 +343,31 @@ impl Wix {
 
     /// Contacts, members, submissions and comments, in the order each depends on the last.
     pub async fn holdings(&self, subject: &Identities) -> Result<Holdings, ConnectorError> {
-        // What the searches returned that is not the subject's is left out here; the engine
-        // checks every record and change again.
+        // What the searches returned that is not the subject's is set apart here and shown
+        // to the engine with its claims; the engine checks every record and change again.
         let mut others = Vec::new();
         let (contacts, not_hers): (Vec<_>, Vec<_>) = self
             .find_contacts(subject)
             .await?
             .into_iter()
             .partition(|c| !contact_claims(c, subject).is_empty());
-        others.extend(not_hers.into_iter().map(|c| ("contacts", c.view.id, c.raw)));
+        others.extend(not_hers.into_iter().map(|c| Other {
+            category: "contacts",
+            claims: contact_claims_or_candidates(&c, subject),
+            id: c.view.id,
+            raw: c.raw,
+        }));
         let (members, not_hers): (Vec<_>, Vec<_>) = self
             .find_members(subject)
             .await?
             .into_iter()
             .partition(|m| !member_claims(m, subject).is_empty());
-        others.extend(not_hers.into_iter().map(|m| ("members", m.view.id, m.raw)));
+        others.extend(not_hers.into_iter().map(|m| Other {
+            category: "members",
+            id: m.view.id,
+            raw: m.raw,
+            claims: vec![MatchClaim::email(MEMBER_CLAIM)],
+        }));
         let member_ids: Vec<String> = members.iter().map(|m| m.view.id.clone()).collect();
         let mut contact_ids: Vec<String> = contacts.iter().map(|c| c.view.id.clone()).collect();
         for m in &members {
@@ -319,7 +376,13 @@ impl Wix {
             }
         }
         let submissions = self.find_submissions(subject, &contact_ids, &member_ids).await?;
-        let comments = self.find_comments(&members).await?;
+        let (comments, not_hers) = self.find_comments(&members).await?;
+        others.extend(not_hers.into_iter().map(|c| Other {
+            category: "comments",
+            id: c.view.id,
+            raw: c.raw,
+            claims: vec![MatchClaim::email(COMMENT_CLAIM)],
+        }));
         Ok(Holdings {
             contacts,
             members,
@@ -349,8 +412,8 @@ impl Wix {
         };
         let held = self.holdings(subject).await?;
         let (contact_ids, member_ids) = held.sender_ids();
-        for (category, id, raw) in held.others {
-            put(category, Some(id), false, raw, vec![]).await?;
+        for other in held.others {
+            put(other.category, Some(other.id), false, other.raw, other.claims).await?;
         }
         for c in held.contacts {
             let claims = contact_claims(&c, subject);

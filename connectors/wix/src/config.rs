@@ -9,6 +9,10 @@ pub struct WixConfig {
     /// A section present is enabled unless it says `enabled = false`.
     #[serde(default = "dsr_connector::section_enabled")]
     pub enabled: bool,
+    /// What an erasure does with items that also concern other people here: `retain` or
+    /// `delete`; unset, `[erasure] shared` decides (default `retain`).
+    #[serde(default)]
+    pub shared: Option<dsr_connector::SharedPolicy>,
     #[serde(default = "default_api_url")]
     pub api_url: String,
     pub site_id: String,

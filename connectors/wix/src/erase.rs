@@ -1,31 +1,34 @@
 //! Erasing the subject's traces on the website (Art. 17), in the order Wix requires:
 //! submissions, then comments (deleting a member hands its content to the site owner), then
 //! the member, then the contact (Wix refuses, 428, to delete a contact that is still a
-//! member). Contacts v4 deletes permanently: there is no trash to wait for (the 90-day trash
+//! member). The plan lists the items in that order and the engine executes them in plan
+//! order. Contacts v4 deletes permanently: there is no trash to wait for (the 90-day trash
 //! belongs to Contacts v5, a developer preview dsr does not use).
 //!
 //! What Wix refuses to delete (a contact with a billing subscription, the site owner or a
-//! contributor) is reported per item as retained with Wix's reason, never as failed after the
+//! contributor) is that item's `RefusedByVendor` with Wix's reason, never a failure after the
 //! rest was already deleted.
 //! - https://dev.wix.com/docs/rest/crm/members-contacts/contacts/contacts/contact-v4/delete-contact
 //! - https://dev.wix.com/docs/api-reference/crm/members-contacts/members/member-management/members/delete-member
 
-use dsr_connector::{ChangeReport, ConnectorError, Evidence, Identities, MatchClaim, Retained, TaskContext};
+use dsr_connector::{Action, ConnectorError, Identities, ItemOutcome, MatchClaim, Plan, PlanItem};
 use serde_json::{Value, json};
 
 use crate::Wix;
-use crate::access::{COMMENT_CLAIM, Found, contact_claims, member_claims, submission_claims, submitted_by_subject};
+use crate::access::{COMMENT_CLAIM, contact_claims, member_claims, submission_claims, submitted_by_subject};
+use crate::client::PROCESSOR;
 
-/// One kind of item to delete: its category, its ids and its delete path.
-type Step<'a> = (&'static str, &'a Vec<String>, fn(&str) -> String);
+/// How a form someone else sent that names her is marked (naming no one).
+pub const SENT_BY_ANOTHER: &str = "sent by another person";
 
-fn ids<T>(items: &[Found<T>], id: impl Fn(&T) -> &str) -> Vec<String> {
-    items.iter().map(|i| id(&i.view).to_string()).collect()
-}
+const SHARED_FORM: &str = "A form another person sent that names the subject: deleting it would erase the sender's data too. \
+     Where it is kept, the company removes her details from it in the Wix dashboard (Forms & Submissions).";
+
+const PERMANENT: &str = "Wix deletes contacts permanently (Contacts API v4): nothing waits in a trash.";
 
 /// Wix's documented refusal of one item (a 428 precondition, or the owner/contributor and
 /// active-subscription rules on deleting a member): its code and words. Any other error is
-/// an error, not a retention.
+/// an error, not a refusal.
 fn refusal(error: &ConnectorError) -> Option<String> {
     match error {
         ConnectorError::Permanent { code, message, .. }
@@ -37,127 +40,109 @@ fn refusal(error: &ConnectorError) -> Option<String> {
     }
 }
 
+/// The delete call for one item of a category.
+fn delete_path(category: &str, id: &str) -> Option<String> {
+    let id = urlencoding::encode(id);
+    Some(match category {
+        "form_submissions" => format!("/form-submission-service/v4/submissions/{id}?permanent=true"),
+        "comments" => format!("/comments/v1/comments/{id}"),
+        "members" => format!("/members/v1/members/{id}"),
+        "contacts" => format!("/contacts/v4/contacts/{id}"),
+        _ => return None,
+    })
+}
+
+fn delete_item(category: &'static str, id: &str, raw: &Value, claims: Vec<MatchClaim>) -> PlanItem {
+    PlanItem::new(
+        format!("{category} {id}"),
+        category,
+        Action::Delete,
+        json!({"id": id}),
+        raw.clone(),
+        claims,
+    )
+}
+
+/// A plan item that `execute` cannot carry out: the plan is not one this connector made.
+pub(crate) fn foreign_item(item: &PlanItem) -> ConnectorError {
+    ConnectorError::Permanent {
+        processor: PROCESSOR,
+        code: "plan_item".into(),
+        message: format!(
+            "plan item {} ({}) is not one Wix's connector plans",
+            item.key,
+            item.action.as_str()
+        ),
+    }
+}
+
 impl Wix {
-    pub async fn erase_subject(&self, ctx: &TaskContext, subject: &Identities) -> Result<ChangeReport, ConnectorError> {
+    /// One Delete item per submission, comment, member and contact found, in the order Wix
+    /// requires; what the searches returned that is not hers is listed in its category with
+    /// what it claims, for the engine to refuse.
+    pub async fn plan_erasure(&self, subject: &Identities) -> Result<Plan, ConnectorError> {
         let held = self.holdings(subject).await?;
-        // A form someone else sent that names her is theirs too: not deleted whole here, but
-        // reported for the company to redact.
         let (contact_ids, member_ids) = held.sender_ids();
-        let (own, shared): (Vec<_>, Vec<_>) = held
-            .submissions
-            .iter()
-            .partition(|s| submitted_by_subject(s, subject, &contact_ids, &member_ids));
-        let submissions: Vec<String> = own.iter().map(|s| s.view.id.clone()).collect();
-        let comments = ids(&held.comments, |c| &c.id);
-        let members = ids(&held.members, |m| &m.id);
-        let contacts = ids(&held.contacts, |c| &c.id);
-        let mut report = ChangeReport {
-            found: (held.submissions.len() + members.len() + comments.len() + contacts.len()) as u64,
-            ..Default::default()
-        };
-        if !shared.is_empty() {
-            report.retained.push(Retained {
-                category: "form_submissions".into(),
-                count: shared.len() as u64,
-                reason: format!(
-                    "Sent by other people and naming the subject ({}): deleting them would erase the senders' data too. \
-                     The company removes her details from them in the Wix dashboard (Forms & Submissions).",
-                    shared.iter().map(|s| s.view.id.as_str()).collect::<Vec<_>>().join(", ")
-                ),
-                legal_basis: "other people's records: only her details in them are hers".into(),
-            });
-        }
-        if ctx.dry_run {
-            report.evidence.push(Evidence {
-                kind: "would_delete".into(),
-                detail: json!({"form_submissions": submissions, "comments": comments, "members": members, "contacts": contacts}),
-            });
-            return Ok(report);
-        }
-        // The engine's guard, item by item: each item as Wix returned it, and its claim.
-        let mut guard: std::collections::HashMap<String, (Value, Vec<MatchClaim>)> = std::collections::HashMap::new();
+        let mut plan = Plan::default();
         for s in &held.submissions {
-            guard.insert(s.view.id.clone(), (s.raw.clone(), submission_claims(s, subject)));
+            let item = delete_item("form_submissions", &s.view.id, &s.raw, submission_claims(s, subject));
+            // A form someone else sent that names her is theirs too: deleted only where the
+            // company chose to (`shared = "delete"`).
+            plan.items
+                .push(if submitted_by_subject(s, subject, &contact_ids, &member_ids) {
+                    item
+                } else {
+                    item.shared(SENT_BY_ANOTHER).reason(SHARED_FORM)
+                });
         }
-        for c in &held.comments {
-            guard.insert(
-                c.view.id.clone(),
-                (c.raw.clone(), vec![MatchClaim::email(COMMENT_CLAIM)]),
-            );
-        }
-        for m in &held.members {
-            guard.insert(m.view.id.clone(), (m.raw.clone(), member_claims(m, subject)));
-        }
-        for c in &held.contacts {
-            guard.insert(c.view.id.clone(), (c.raw.clone(), contact_claims(c, subject)));
-        }
-        for (category, id, raw) in &held.others {
-            ctx.permit(subject, &format!("{category} {id}"), raw, &[]);
-        }
-        let mut deleted: Vec<Value> = Vec::new();
-        let mut kept: Vec<(&str, String, String)> = Vec::new();
-        let steps: [Step; 4] = [
-            ("form_submissions", &submissions, |id| {
-                format!("/form-submission-service/v4/submissions/{id}?permanent=true")
-            }),
-            ("comments", &comments, |id| format!("/comments/v1/comments/{id}")),
-            ("members", &members, |id| format!("/members/v1/members/{id}")),
-            ("contacts", &contacts, |id| format!("/contacts/v4/contacts/{id}")),
-        ];
-        for (category, items, path) in steps {
-            for id in items {
-                let (data, claims) = guard.get(id).cloned().unwrap_or_default();
-                if !ctx.permit(subject, &format!("{category} {id}"), &data, &claims) {
-                    continue;
-                }
-                let path = path(&urlencoding::encode(id));
-                match self.remove(&path).await {
-                    Ok(_) => {
-                        report.changed += 1;
-                        deleted.push(json!({"category": category, "id": id}));
-                    }
-                    Err(e) => match refusal(&e) {
-                        Some(why) => kept.push((category, id.clone(), why)),
-                        None => return Err(e),
-                    },
-                }
+        let others = |plan: &mut Plan, category: &str| {
+            for other in held.others.iter().filter(|o| o.category == category) {
+                plan.items
+                    .push(delete_item(other.category, &other.id, &other.raw, other.claims.clone()));
             }
+        };
+        for c in &held.comments {
+            plan.items.push(delete_item(
+                "comments",
+                &c.view.id,
+                &c.raw,
+                vec![MatchClaim::email(COMMENT_CLAIM)],
+            ));
         }
-        for (category, id, why) in &kept {
-            report.retained.push(Retained {
-                category: (*category).into(),
-                count: 1,
-                reason: format!("Wix refused to delete {category} {id}: {why}"),
-                legal_basis: "kept by Wix until its condition is met (cancel the subscription, or remove the role, then erase again)".into(),
-            });
+        others(&mut plan, "comments");
+        for m in &held.members {
+            plan.items
+                .push(delete_item("members", &m.view.id, &m.raw, member_claims(m, subject)));
         }
-        report.evidence.push(Evidence {
-            kind: "wix_deletions".into(),
-            detail: json!({"deleted": deleted, "refused": kept.iter().map(|(c, id, why)| json!({"category": c, "id": id, "reason": why})).collect::<Vec<_>>()}),
-        });
-        let again = self.holdings(subject).await?;
-        let refused = |id: &str| kept.iter().any(|(_, k, _)| k == id) || shared.iter().any(|s| s.view.id == id);
-        let left = again.submissions.iter().filter(|s| !refused(&s.view.id)).count()
-            + again.comments.iter().filter(|c| !refused(&c.view.id)).count()
-            + again.members.iter().filter(|m| !refused(&m.view.id)).count()
-            + again.contacts.iter().filter(|c| !refused(&c.view.id)).count();
-        report.evidence.push(Evidence {
-            kind: "verification_search".into(),
-            detail: json!({"remaining": left, "retained": kept.len()}),
-        });
-        if left > 0 {
-            return Err(ConnectorError::RetryLater {
-                processor: crate::client::PROCESSOR,
-                code: "verification".into(),
-                message: format!("{left} item(s) still found after erasure; erasing again"),
-                after: None,
-            });
+        others(&mut plan, "members");
+        for c in &held.contacts {
+            plan.items
+                .push(delete_item("contacts", &c.view.id, &c.raw, contact_claims(c, subject)));
         }
-        if !contacts.is_empty() {
-            report
-                .notes
-                .push("Wix deletes contacts permanently (Contacts API v4): nothing waits in a trash.".into());
+        others(&mut plan, "contacts");
+        if !held.contacts.is_empty() {
+            plan.notes.push(PERMANENT.into());
         }
-        Ok(report)
+        Ok(plan)
+    }
+
+    /// Deletes the one item: a 404 is gone already, Wix's documented refusal is the item's.
+    pub async fn erase_item(&self, item: &PlanItem) -> Result<ItemOutcome, ConnectorError> {
+        let id = item.target["id"].as_str().filter(|_| item.action == Action::Delete);
+        let (Some(id), Some(path)) = (id, id.and_then(|id| delete_path(&item.category, id))) else {
+            return Err(foreign_item(item));
+        };
+        match self.remove(&path).await {
+            Ok(true) => Ok(ItemOutcome::Done(json!({"deleted": id}))),
+            Ok(false) => Ok(ItemOutcome::AlreadyGone),
+            Err(e) => match refusal(&e) {
+                Some(why) => Ok(ItemOutcome::RefusedByVendor(format!(
+                    "Wix refused to delete {} {id}: {why}. Kept by Wix until its condition is met \
+                     (cancel the subscription, or remove the role, then erase again).",
+                    item.category
+                ))),
+                None => Err(e),
+            },
+        }
     }
 }

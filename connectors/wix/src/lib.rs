@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use dsr_connector::http::{TokenCache, VendorClient};
 use dsr_connector::{
-    AccessSummary, Capabilities, ChangeReport, CheckReport, Connector, ConnectorError, FieldChange, Identities,
-    Processor, RecordSink, TaskContext,
+    AccessSummary, Capabilities, Change, CheckReport, Connector, ConnectorError, Identities, ItemOutcome, Plan,
+    PlanItem, Processor, RecordSink, TaskContext,
 };
 
 pub use config::WixConfig;
@@ -145,22 +145,29 @@ impl Connector for Wix {
         })
     }
 
-    async fn erase(&self, ctx: &TaskContext, subject: &Identities) -> Result<ChangeReport, ConnectorError> {
-        let mut report = self.erase_subject(ctx, subject).await?;
-        report.notes.push(GUEST_COMMENTS.into());
-        Ok(report)
+    async fn plan(&self, _ctx: &TaskContext, subject: &Identities, change: &Change) -> Result<Plan, ConnectorError> {
+        match change {
+            Change::Erasure => {
+                let mut plan = self.plan_erasure(subject).await?;
+                plan.notes.push(GUEST_COMMENTS.into());
+                Ok(plan)
+            }
+            Change::Rectification { changes } => self.plan_rectification(subject, changes).await,
+            Change::Objection => self.plan_objection(subject).await,
+        }
     }
 
-    async fn rectify(
+    async fn execute(
         &self,
-        ctx: &TaskContext,
+        _ctx: &TaskContext,
         subject: &Identities,
-        changes: &[FieldChange],
-    ) -> Result<ChangeReport, ConnectorError> {
-        self.rectify_subject(ctx, subject, changes).await
-    }
-
-    async fn withdraw_consent(&self, ctx: &TaskContext, subject: &Identities) -> Result<ChangeReport, ConnectorError> {
-        self.unsubscribe(ctx, subject).await
+        change: &Change,
+        item: &PlanItem,
+    ) -> Result<ItemOutcome, ConnectorError> {
+        match change {
+            Change::Erasure => self.erase_item(item).await,
+            Change::Rectification { changes } => self.patch_contact(subject, changes, item).await,
+            Change::Objection => self.unsubscribe_item(item).await,
+        }
     }
 }

@@ -1,15 +1,147 @@
 //! Correcting the subject's site contacts (Art. 16): PATCH with the contact's current
 //! `revision`; when someone else changed it meanwhile (409), read it again and retry once.
+//!
+//! The plan has one item per contact found: `Patch` with the requested fields' current
+//! values (`before`) and the requested ones (`after`), or `Keep` when every requested field
+//! is already as requested.
 
 use dsr_connector::{
-    ChangeReport, ConnectorError, Evidence, FieldChange, Identities, RectifyField, TaskContext, correct_values,
+    Action, ConnectorError, FieldChange, Identities, ItemOutcome, Plan, PlanItem, RectifyField, correct_values,
 };
 use serde_json::{Map, Value, json};
 
 use crate::Wix;
-use crate::access::Found;
+use crate::access::{Found, contact_claims, contact_claims_or_candidates};
 use crate::client::PROCESSOR;
+use crate::erase::foreign_item;
 use crate::wire::{Contact, ContactAnswer};
+
+/// An e-mail entry is hers to correct where it holds one of her addresses, or already the
+/// address asked for (so a corrected contact is not corrected again, and holds it once).
+fn email_is_hers(entry: &Value, requested: &str, subject: &Identities) -> bool {
+    entry["email"]
+        .as_str()
+        .is_some_and(|v| subject.owns_email(v) || v.trim().eq_ignore_ascii_case(requested.trim()))
+}
+
+/// Whether two written numbers are the same digits (`+47 987 65 432` and `+4798765432`).
+fn same_number(value: &str, requested: &str) -> bool {
+    let digits = |s: &str| {
+        s.chars()
+            .filter(|c| c.is_ascii_digit() || *c == '+')
+            .collect::<String>()
+    };
+    !digits(requested).is_empty() && digits(value) == digits(requested)
+}
+
+/// A phone entry is hers to correct where it holds one of her numbers, or already the
+/// number asked for.
+fn phone_is_hers(entry: &Value, requested: &str, subject: &Identities) -> bool {
+    ["e164Phone", "phone"]
+        .iter()
+        .filter_map(|k| entry[*k].as_str())
+        .any(|v| subject.owns_phone(v) || same_number(v, requested))
+}
+
+fn items(info: &Value, list: &str) -> Vec<Value> {
+    info[list]["items"].as_array().cloned().unwrap_or_default()
+}
+
+/// A requested field's current value on a contact (`info`), as the plan shows it: the name
+/// parts and texts as they are, her addresses and numbers and the contact's addresses as
+/// lists. `None` for `display_name`, which Wix does not keep (see the plan's note).
+fn current(info: &Value, change: &FieldChange, subject: &Identities) -> Option<Value> {
+    let texts = |values: Vec<Value>, pick: &dyn Fn(&Value) -> Option<Value>| {
+        Value::Array(values.iter().filter_map(pick).collect())
+    };
+    Some(match change.field {
+        RectifyField::GivenName => info["name"]["first"].clone(),
+        RectifyField::FamilyName => info["name"]["last"].clone(),
+        RectifyField::Company => info["company"].clone(),
+        RectifyField::JobTitle => info["jobTitle"].clone(),
+        RectifyField::Email => texts(items(info, "emails"), &|e| {
+            email_is_hers(e, &change.value, subject).then(|| e["email"].clone())
+        }),
+        RectifyField::Phone => texts(items(info, "phones"), &|p| {
+            phone_is_hers(p, &change.value, subject).then(|| {
+                p.get("phone")
+                    .filter(|v| v.is_string())
+                    .unwrap_or(&p["e164Phone"])
+                    .clone()
+            })
+        }),
+        RectifyField::Address => texts(items(info, "addresses"), &|a| Some(a["address"].clone())),
+        RectifyField::DisplayName => return None,
+    })
+}
+
+/// The value a field is asked to have, in the shape `current` shows it.
+fn requested(change: &FieldChange) -> Value {
+    match change.field {
+        RectifyField::Email | RectifyField::Phone => json!([change.value]),
+        RectifyField::Address => json!([{"addressLine": change.value}]),
+        _ => json!(change.value),
+    }
+}
+
+/// Whether a field's current value is the one asked for: her one address or number (any
+/// case, any spacing), the one address line, or the same text.
+fn as_requested(now: &Value, change: &FieldChange) -> bool {
+    let only = |test: &dyn Fn(&str) -> bool| {
+        now.as_array()
+            .is_some_and(|v| v.len() == 1 && v[0].as_str().is_some_and(test))
+    };
+    match change.field {
+        RectifyField::Email => only(&|v| v.trim().eq_ignore_ascii_case(change.value.trim())),
+        RectifyField::Phone => only(&|v| v.trim() == change.value.trim() || same_number(v, &change.value)),
+        RectifyField::Address => now
+            .as_array()
+            .is_some_and(|v| v.len() == 1 && v[0]["addressLine"] == change.value.as_str()),
+        _ => now == &json!(change.value),
+    }
+}
+
+/// The item for one contact: `Patch` (before, after, and in `target` the PATCH body's
+/// revision and `info`), or `Keep` when every field asked for is already so.
+pub fn contact_item(contact: &Found<Contact>, changes: &[FieldChange], subject: &Identities) -> PlanItem {
+    let info = &contact.raw["info"];
+    let mut before = Map::new();
+    let mut after = Map::new();
+    let mut due = false;
+    for change in changes {
+        let Some(now) = current(info, change, subject) else {
+            continue;
+        };
+        due |= !as_requested(&now, change);
+        before.insert(change.field.as_str().into(), now);
+        after.insert(change.field.as_str().into(), requested(change));
+    }
+    let id = &contact.view.id;
+    let target = json!({
+        "id": id,
+        "revision": contact.view.revision,
+        "info": info_for(&contact.raw, changes, subject),
+    });
+    let claims = contact_claims_or_candidates(contact, subject);
+    let item = PlanItem::new(
+        format!("contacts {id}"),
+        "contacts",
+        Action::Patch,
+        target,
+        contact.raw.clone(),
+        claims,
+    );
+    if due {
+        return item.before(Value::Object(before)).after(Value::Object(after));
+    }
+    let mut item = item.before(Value::Object(before.clone()));
+    item.action = Action::Keep;
+    if before.is_empty() {
+        item.reason("nothing Wix keeps was asked for")
+    } else {
+        item.reason("already as requested")
+    }
+}
 
 /// The `info` fields to send for one contact.
 pub fn info_for(contact: &Value, changes: &[FieldChange], subject: &Identities) -> Map<String, Value> {
@@ -33,7 +165,7 @@ pub fn info_for(contact: &Value, changes: &[FieldChange], subject: &Identities) 
                 let entries: Vec<Value> = info["emails"]["items"].as_array().cloned().unwrap_or_default();
                 let items = correct_values(
                     &entries,
-                    |e| e["email"].as_str().is_some_and(|v| subject.owns_email(v)),
+                    |e| email_is_hers(e, &change.value, subject),
                     |e| {
                         let mut e = e.clone();
                         e["email"] = json!(change.value);
@@ -45,15 +177,9 @@ pub fn info_for(contact: &Value, changes: &[FieldChange], subject: &Identities) 
             }
             RectifyField::Phone => {
                 let entries: Vec<Value> = info["phones"]["items"].as_array().cloned().unwrap_or_default();
-                let hers = |p: &Value| {
-                    ["e164Phone", "phone"]
-                        .iter()
-                        .filter_map(|k| p[*k].as_str())
-                        .any(|v| subject.owns_phone(v))
-                };
                 let items = correct_values(
                     &entries,
-                    hers,
+                    |p| phone_is_hers(p, &change.value, subject),
                     |p| {
                         let mut p = p.clone();
                         p["phone"] = json!(change.value);
@@ -83,75 +209,90 @@ pub fn info_for(contact: &Value, changes: &[FieldChange], subject: &Identities) 
 }
 
 impl Wix {
-    async fn update(&self, contact: &Found<Contact>, info: &Map<String, Value>) -> Result<Value, ConnectorError> {
-        let id = urlencoding::encode(&contact.view.id);
-        let body = json!({"revision": contact.view.revision, "info": info});
-        let answer: ContactAnswer = self.patch(&format!("/contacts/v4/contacts/{id}"), &body).await?;
+    async fn update(&self, id: &str, revision: Option<u64>, info: &Value) -> Result<Value, ConnectorError> {
+        let path = format!("/contacts/v4/contacts/{}", urlencoding::encode(id));
+        let body = json!({"revision": revision, "info": info});
+        let answer: ContactAnswer = self.patch(&path, &body).await?;
         Ok(answer.contact)
     }
 
-    pub async fn rectify_subject(
+    /// One item per contact the search returned (with what it claims), and notes on what
+    /// Wix does not let dsr change.
+    pub async fn plan_rectification(
         &self,
-        ctx: &TaskContext,
         subject: &Identities,
         changes: &[FieldChange],
-    ) -> Result<ChangeReport, ConnectorError> {
-        let mut report = ChangeReport::default();
+    ) -> Result<Plan, ConnectorError> {
+        let mut plan = Plan::default();
         if changes.iter().any(|c| c.field == RectifyField::DisplayName) {
-            report.notes.push(
+            plan.notes.push(
                 "display_name: Wix shows a contact by first and last name; set given_name and family_name".into(),
             );
         }
         if changes.iter().any(|c| c.field == RectifyField::Email) && !self.find_members(subject).await?.is_empty() {
-            report.notes.push(
+            plan.notes.push(
                 "The site member's login e-mail was not changed: Wix lets only the member change it (or the site owner in the dashboard).".into(),
             );
         }
         for contact in self.find_contacts(subject).await? {
-            let claims = crate::access::contact_claims(&contact, subject);
-            if !ctx.permit(subject, &format!("contact {}", contact.view.id), &contact.raw, &claims) {
-                continue;
-            }
-            report.found += 1;
-            let info = info_for(&contact.raw, changes, subject);
-            if info.is_empty() || ctx.dry_run {
-                report.evidence.push(Evidence {
-                    kind: "contact_would_change".into(),
-                    detail: json!({"contact": contact.view.id, "info": info}),
-                });
-                continue;
-            }
-            let updated = match self.update(&contact, &info).await {
-                // Changed meanwhile: read the current revision and apply the change once more.
-                Err(ConnectorError::Permanent { code, .. }) if code.starts_with("409") => {
-                    const ENDPOINT: &str = "/contacts/v4/contacts/{id}";
-                    let id = urlencoding::encode(&contact.view.id);
-                    let fresh: ContactAnswer = self.get(&format!("/contacts/v4/contacts/{id}")).await?;
-                    let view = dsr_connector::decode_answer(PROCESSOR, ENDPOINT, fresh.contact.clone())?;
-                    let fresh = Found {
-                        raw: fresh.contact,
-                        view,
-                    };
-                    // Read again: it must still be hers before it is patched.
-                    let claims = crate::access::contact_claims(&fresh, subject);
-                    if !ctx.permit(subject, &format!("contact {}", fresh.view.id), &fresh.raw, &claims) {
-                        continue;
-                    }
-                    self.update(&fresh, &info_for(&fresh.raw, changes, subject)).await?
-                }
-                other => other?,
-            };
-            let after = &updated["info"];
-            let fields: Vec<Value> = info
-                .keys()
-                .map(|k| json!({"field": k, "before": contact.raw["info"][k], "after": after[k]}))
-                .collect();
-            report.changed += 1;
-            report.evidence.push(Evidence {
-                kind: "contact_changed".into(),
-                detail: json!({"contact": contact.view.id, "fields": fields}),
-            });
+            plan.items.push(contact_item(&contact, changes, subject));
         }
-        Ok(report)
+        Ok(plan)
+    }
+
+    /// PATCHes one contact; when it was changed meanwhile (409), reads it again, checks it is
+    /// still hers, and applies the change to the fresh contact once.
+    pub async fn patch_contact(
+        &self,
+        subject: &Identities,
+        changes: &[FieldChange],
+        item: &PlanItem,
+    ) -> Result<ItemOutcome, ConnectorError> {
+        let target = &item.target;
+        let (Some(id), Action::Patch) = (target["id"].as_str(), item.action) else {
+            return Err(foreign_item(item));
+        };
+        let updated = match self.update(id, target["revision"].as_u64(), &target["info"]).await {
+            // Changed meanwhile: read the current revision and apply the change once more.
+            Err(ConnectorError::Permanent { code, .. }) if code.starts_with("409") => {
+                const ENDPOINT: &str = "/contacts/v4/contacts/{id}";
+                let fresh: ContactAnswer = self
+                    .get(&format!("/contacts/v4/contacts/{}", urlencoding::encode(id)))
+                    .await?;
+                let view = dsr_connector::decode_answer(PROCESSOR, ENDPOINT, fresh.contact.clone())?;
+                let fresh: Found<Contact> = Found {
+                    raw: fresh.contact,
+                    view,
+                };
+                // Read again: it must still be hers before it is patched.
+                if contact_claims(&fresh, subject).is_empty() {
+                    return Err(ConnectorError::Permanent {
+                        processor: PROCESSOR,
+                        code: "changed_meanwhile".into(),
+                        message: format!(
+                            "contact {id} was changed at Wix meanwhile and no longer holds the subject's address or number: not changed"
+                        ),
+                    });
+                }
+                // Already so (this item's call made once before, re-delivered): no second change.
+                if contact_item(&fresh, changes, subject).action == Action::Keep {
+                    return Ok(ItemOutcome::Done(
+                        json!({"contact": id, "revision": fresh.view.revision, "already_as_requested": true}),
+                    ));
+                }
+                let info = Value::Object(info_for(&fresh.raw, changes, subject));
+                self.update(&fresh.view.id, fresh.view.revision, &info).await?
+            }
+            other => other?,
+        };
+        let fields: Map<String, Value> = target["info"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, _)| (k.clone(), updated["info"][k].clone()))
+            .collect();
+        Ok(ItemOutcome::Done(
+            json!({"contact": id, "revision": updated["revision"], "info": fields}),
+        ))
     }
 }

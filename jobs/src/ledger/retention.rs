@@ -96,6 +96,7 @@ impl Ledger {
         identities: &Value,
         changes: &Value,
         tasks: &[TaskText],
+        plans: &[super::PlanText],
     ) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
         let updated = sqlx::query(
@@ -123,6 +124,7 @@ impl Ledger {
                 .execute(&mut *tx)
                 .await?;
             }
+            super::plans::rewrite_plans(&mut tx, plans).await?;
             insert_audit(
                 &mut tx,
                 Some(id),

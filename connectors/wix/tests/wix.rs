@@ -1,0 +1,727 @@
+//! The Wix connector against the fake Wix in `fixtures/`: access, and every change as a plan
+//! the engine checks and the connector carries out item by item (`dsr_connector::apply`).
+
+use std::collections::BTreeSet;
+
+use dsr_connector::{
+    Action, Applied, Change, Connector, FieldChange, Identities, ItemOutcome, MemorySink, PlanRules, RectifyField,
+    SharedPolicy, TaskContext, apply,
+};
+use dsr_fixtures::wix::WixFake;
+use dsr_wix::{Wix, WixConfig};
+use serde_json::{Value, json};
+
+const KARI: &str = "kari.nordmann@example.no";
+const LOOK_ALIKE: &str = "annkari.nordmann@example.no";
+const SHARED_REASON: &str = "it is other people's data too";
+
+async fn connector(extra: &str) -> (WixFake, tempfile::TempDir, Wix) {
+    let fake = WixFake::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let text = fake.connector_toml(&dir.path().join("wix-key")).unwrap();
+    let config: WixConfig = toml::from_str(&format!("{text}{extra}")).unwrap();
+    (fake, dir, Wix::new(config).unwrap())
+}
+
+/// A subject known by one e-mail address.
+fn subject(email: &str) -> Identities {
+    Identities {
+        emails: vec![dsr_connector::Email::parse(email).expect("valid e-mail")],
+        ..Default::default()
+    }
+}
+
+fn kari() -> Identities {
+    Identities {
+        phones: vec![dsr_connector::Phone::parse("912 34 567", "NO").unwrap()],
+        ..subject(KARI)
+    }
+}
+
+fn ctx() -> TaskContext {
+    TaskContext::new("test", 1, false)
+}
+
+fn dry_run() -> TaskContext {
+    TaskContext::new("test", 1, true)
+}
+
+fn rules(shared: SharedPolicy) -> PlanRules {
+    PlanRules {
+        shared,
+        shared_reason: SHARED_REASON.into(),
+    }
+}
+
+/// Plans, checks, executes and verifies one change, as the engine does.
+async fn run(wix: &Wix, subject: &Identities, change: &Change, shared: SharedPolicy) -> Applied {
+    apply(wix, &ctx(), subject, change, &rules(shared)).await.unwrap()
+}
+
+fn ids(sink: &MemorySink, category: &str) -> BTreeSet<String> {
+    sink.records
+        .iter()
+        .filter(|r| r.category == category)
+        .filter_map(|r| r.id.clone())
+        .collect()
+}
+
+fn keys(applied: &Applied, category: &str, state: &str) -> Vec<String> {
+    applied.keys(category, state).into_iter().map(String::from).collect()
+}
+
+fn state_of<'a>(applied: &'a Applied, key: &str) -> &'a str {
+    applied
+        .item(key)
+        .unwrap_or_else(|| panic!("no item {key} in {:?}", applied.plan.items))
+        .state
+        .as_str()
+}
+
+fn strip(value: &mut Value, key: &str) {
+    match value {
+        Value::Object(fields) => {
+            fields.remove(key);
+            fields.values_mut().for_each(|v| strip(v, key));
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| strip(v, key)),
+        _ => {}
+    }
+}
+
+/// Everything the fake site holds, without the `updatedDate` stamps Wix sets on any write.
+fn site(fake: &WixFake) -> Value {
+    let mut held = fake.with(|s| {
+        json!({
+            "contacts": s.contacts, "deleted_contacts": s.deleted_contacts, "trashed_contacts": s.trashed_contacts,
+            "members": s.members, "deleted_members": s.deleted_members,
+            "submissions": s.submissions, "trashed_submissions": s.trashed_submissions,
+            "comments": s.comments, "moved_comments": s.moved_comments,
+            "subscriptions": s.subscriptions,
+        })
+    });
+    strip(&mut held, "updatedDate");
+    held
+}
+
+/// The calls that change something at Wix.
+fn changing_calls(fake: &WixFake) -> Vec<String> {
+    fake.calls()
+        .into_iter()
+        .filter(|c| c.starts_with("DELETE") || c.starts_with("PATCH") || c == "POST email-subscriptions")
+        .collect()
+}
+
+fn family_name(value: &str) -> FieldChange {
+    FieldChange {
+        field: RectifyField::FamilyName,
+        value: value.into(),
+    }
+}
+
+/// One change of each kind.
+fn every_change() -> [Change; 3] {
+    [
+        Change::Erasure,
+        Change::Rectification {
+            changes: vec![family_name("Hansen")],
+        },
+        Change::Objection,
+    ]
+}
+
+#[tokio::test]
+async fn access_finds_contact_member_submissions_and_comments_and_nothing_of_the_look_alike() {
+    let (_fake, _dir, wix) = connector("").await;
+    let mut sink = MemorySink::checked(kari());
+    let summary = wix.access(&ctx(), &kari(), &mut sink).await.unwrap();
+    assert_eq!(ids(&sink, "contacts"), BTreeSet::from(["ct-kari".to_string()]));
+    assert_eq!(ids(&sink, "members"), BTreeSet::from(["mb-kari".to_string()]));
+    assert_eq!(
+        ids(&sink, "form_submissions"),
+        BTreeSet::from(["sub-1", "sub-2", "sub-5", "sub-6"].map(String::from)),
+        "her own submissions in two namespaces (Forms, Bookings), and Per's in Forms and Pricing Plans \
+         that name her address as a whole value"
+    );
+    assert_eq!(
+        ids(&sink, "comments"),
+        BTreeSet::from(["cm-1".to_string(), "cm-3".to_string()]),
+        "her comments in the Blog and the Forum"
+    );
+    // Comments are queried per commenting app: every call names one.
+    let comment_queries: Vec<String> = _fake
+        .calls()
+        .into_iter()
+        .filter(|c| c.contains("comments/query"))
+        .collect();
+    assert!(!comment_queries.is_empty());
+    let own = sink.records.iter().find(|r| r.id.as_deref() == Some("sub-1")).unwrap();
+    let pers = sink.records.iter().find(|r| r.id.as_deref() == Some("sub-2")).unwrap();
+    assert!(own.provided_by_subject && !pers.provided_by_subject);
+    let text = serde_json::to_string(&sink.records).unwrap();
+    assert!(!text.contains(LOOK_ALIKE), "the look-alike's data was exported");
+    assert!(summary.notes[0].contains("guest"), "{:?}", summary.notes);
+    let status = sink
+        .records
+        .iter()
+        .find(|r| r.category == "email_subscriptions")
+        .unwrap();
+    assert_eq!(status.data["subscriptionStatus"], "SUBSCRIBED");
+}
+
+#[tokio::test]
+async fn erasure_deletes_comments_then_the_member_then_the_contact_permanently() {
+    let (fake, _dir, wix) = connector("").await;
+    let applied = run(&wix, &kari(), &Change::Erasure, SharedPolicy::Retain).await;
+    assert_eq!(
+        fake.holdings_of(KARI),
+        (0, 0, 2, 0),
+        "only the two forms Per sent that name her are left: they are his too"
+    );
+    assert_eq!(
+        keys(&applied, "form_submissions", "done"),
+        ["form_submissions sub-1", "form_submissions sub-5"]
+    );
+    assert_eq!(keys(&applied, "comments", "done"), ["comments cm-1", "comments cm-3"]);
+    assert_eq!(keys(&applied, "members", "done"), ["members mb-kari"]);
+    assert_eq!(keys(&applied, "contacts", "done"), ["contacts ct-kari"]);
+    assert_eq!(applied.changed(), 6);
+    assert_eq!(applied.plan.items.len(), 8, "{:?}", applied.plan.items);
+    let shared = keys(&applied, "form_submissions", "retained");
+    assert_eq!(shared, ["form_submissions sub-2", "form_submissions sub-6"]);
+    for key in &shared {
+        let item = applied.item(key).unwrap();
+        assert_eq!(item.shared.as_deref(), Some("sent by another person"));
+        assert!(
+            item.reason
+                .as_deref()
+                .is_some_and(|r| r.contains("Forms & Submissions")),
+            "the company is told where to redact her details: {:?}",
+            item.reason
+        );
+    }
+    // The plan is in the order Wix requires, and the engine executes it in plan order.
+    let mut order: Vec<&str> = applied.plan.items.iter().map(|i| i.category.as_str()).collect();
+    order.dedup();
+    assert_eq!(order, ["form_submissions", "comments", "members", "contacts"]);
+    assert!(applied.plan.items.iter().all(|i| i.action == Action::Delete));
+    let verification = applied.verification.as_ref().unwrap();
+    assert!(verification.remaining.is_empty(), "{verification:?}");
+    let deleted: Vec<String> = fake.calls().into_iter().filter(|c| c.starts_with("DELETE")).collect();
+    assert!(
+        !deleted.iter().any(|c| c.contains("sub-2") || c.contains("sub-6")),
+        "{deleted:?}"
+    );
+    assert_eq!(
+        fake.holdings_of(LOOK_ALIKE),
+        (1, 1, 1, 1),
+        "the look-alike is untouched"
+    );
+    let calls = fake.calls();
+    let at = |call: &str| {
+        calls
+            .iter()
+            .position(|c| c == call)
+            .unwrap_or_else(|| panic!("no {call}: {calls:?}"))
+    };
+    let submission = at("DELETE submissions/sub-1");
+    let comment = at("DELETE comments/cm-1");
+    let member = at("DELETE members/mb-kari");
+    let contact = at("DELETE contacts/ct-kari");
+    assert!(
+        submission < comment && comment < member && member < contact,
+        "comments before the member (whose content Wix hands to the owner), the member before its contact"
+    );
+    assert!(
+        fake.with(|s| s.moved_comments.is_empty()),
+        "nothing of hers was handed to the site owner"
+    );
+    assert!(
+        fake.with(|s| s.trashed_contacts.is_empty() && s.trashed_submissions.is_empty()),
+        "Contacts v4 deletes permanently, submissions are deleted with permanent=true"
+    );
+    let notes = &applied.plan.notes;
+    assert!(!notes.iter().any(|n| n.contains("90 days")), "{notes:?}");
+    assert!(notes.iter().any(|n| n.contains("permanently")), "{notes:?}");
+    assert!(notes.iter().any(|n| n.contains("guest")), "{notes:?}");
+    let again = run(&wix, &kari(), &Change::Erasure, SharedPolicy::Retain).await;
+    assert_eq!(
+        (again.plan.found(), again.changed()),
+        (2, 0),
+        "a re-run changes nothing: deleted comments stay listed as DELETED, Per's forms are retained again"
+    );
+    assert_eq!(keys(&again, "form_submissions", "retained"), shared);
+}
+
+#[tokio::test]
+async fn a_contact_wix_will_not_delete_is_refused_with_its_reason_after_the_member_is_erased() {
+    let (fake, _dir, wix) = connector("").await;
+    fake.with(|s| s.billing_subscription_contact_ids.push("ct-kari".into()));
+    let applied = apply(&wix, &ctx(), &kari(), &Change::Erasure, &rules(SharedPolicy::Retain))
+        .await
+        .expect("not a failure: the member is gone already");
+    assert_eq!(fake.holdings_of(KARI).1, 0, "the member is erased");
+    assert_eq!(fake.holdings_of(KARI).0, 1, "Wix kept the contact");
+    assert_eq!(keys(&applied, "members", "done"), ["members mb-kari"]);
+    assert_eq!(keys(&applied, "contacts", "refused_by_vendor"), ["contacts ct-kari"]);
+    assert_eq!(keys(&applied, "form_submissions", "retained").len(), 2);
+    let contact = applied.item("contacts ct-kari").unwrap();
+    let reason = match &contact.state {
+        dsr_connector::ItemState::RefusedByVendor { reason } => reason.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert!(
+        reason.contains("CANNOT_DELETE_CONTACT_WITH_BILLING_SUBSCRIPTION"),
+        "{reason}"
+    );
+    let verification = applied.verification.as_ref().unwrap();
+    assert!(
+        verification.remaining.is_empty(),
+        "what Wix refused is not reported as still due: {verification:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_site_owner_is_refused_by_wix_member_and_contact_alike() {
+    let (fake, _dir, wix) = connector("").await;
+    let owner = subject("ingrid@sensorfirma.example");
+    let applied = run(&wix, &owner, &Change::Erasure, SharedPolicy::Retain).await;
+    assert_eq!(keys(&applied, "members", "refused_by_vendor"), ["members mb-owner"]);
+    assert_eq!(keys(&applied, "contacts", "refused_by_vendor"), ["contacts ct-owner"]);
+    let reason = |key: &str| format!("{:?}", applied.item(key).unwrap().state);
+    assert!(
+        reason("members mb-owner").contains("OWNER_OR_CONTRIBUTOR_MEMBER_DELETE_FORBIDDEN"),
+        "{}",
+        reason("members mb-owner")
+    );
+    assert!(
+        reason("contacts ct-owner").contains("428"),
+        "{}",
+        reason("contacts ct-owner")
+    );
+    assert_eq!(fake.holdings_of("ingrid@sensorfirma.example").0, 1);
+    assert!(applied.verification.unwrap().remaining.is_empty());
+}
+
+#[tokio::test]
+async fn comments_cannot_be_queried_without_an_app_id() {
+    let (fake, _dir, _wix) = connector("").await;
+    let http = reqwest::Client::new();
+    let key = fake.with(|s| s.api_key.clone());
+    let site = fake.with(|s| s.site_id.clone());
+    let answer = http
+        .post(format!("{}/comments/v1/comments/query-cursor", fake.api_url()))
+        .header("authorization", key)
+        .header("wix-site-id", site)
+        .json(&json!({"query": {"filter": {"author.memberId": {"$eq": "mb-kari"}}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        answer.status().as_u16(),
+        400,
+        "the fake holds the connector to Wix's rule"
+    );
+}
+
+#[tokio::test]
+async fn rectification_survives_a_concurrent_edit_once() {
+    let (fake, _dir, wix) = connector("").await;
+    fake.with(|s| s.concurrent_edit_next = 1);
+    let change = Change::Rectification {
+        changes: vec![
+            family_name("Hansen"),
+            FieldChange {
+                field: RectifyField::Email,
+                value: "kari.hansen@example.no".into(),
+            },
+        ],
+    };
+    let applied = run(&wix, &kari(), &change, SharedPolicy::Retain).await;
+    assert_eq!((applied.plan.found(), applied.changed()), (1, 1));
+    let item = applied.item("contacts ct-kari").unwrap();
+    assert_eq!((item.action, item.state.as_str()), (Action::Patch, "done"));
+    assert_eq!(
+        item.before,
+        Some(json!({"family_name": "Nordmann", "email": [KARI]})),
+        "the values before, as evidence"
+    );
+    assert_eq!(
+        item.after,
+        Some(json!({"family_name": "Hansen", "email": ["kari.hansen@example.no"]}))
+    );
+    let contact = fake.with(|s| s.contacts.iter().find(|c| c["id"] == "ct-kari").cloned().unwrap());
+    assert_eq!(contact["info"]["name"], json!({"first": "Kari", "last": "Hansen"}));
+    assert_eq!(contact["info"]["emails"]["items"][0]["email"], "kari.hansen@example.no");
+    assert_eq!(
+        contact["info"]["company"], "Nordmann Consulting",
+        "only the named fields changed"
+    );
+    assert!(
+        applied.plan.notes.iter().any(|n| n.contains("login e-mail")),
+        "a member's login cannot be changed: {:?}",
+        applied.plan.notes
+    );
+    let patches = || {
+        fake.calls()
+            .iter()
+            .filter(|c| c.starts_with("PATCH contacts/ct-kari"))
+            .count()
+    };
+    assert_eq!(patches(), 2, "a 409, a re-read, and one retry");
+    let verification = applied.verification.as_ref().unwrap();
+    assert!(verification.remaining.is_empty(), "{verification:?}");
+    assert_eq!(
+        verification.after.get("contacts ct-kari"),
+        Some(&json!({"family_name": "Hansen", "email": ["kari.hansen@example.no"]})),
+        "the values after, as Wix now returns them"
+    );
+
+    let again = run(&wix, &kari(), &change, SharedPolicy::Retain).await;
+    let item = again.item("contacts ct-kari").unwrap();
+    assert_eq!((item.action, item.state.as_str()), (Action::Keep, "retained"));
+    assert_eq!(item.reason.as_deref(), Some("already as requested"));
+    assert_eq!(patches(), 2, "nothing is patched again");
+}
+
+#[tokio::test]
+async fn objection_unsubscribes_every_address() {
+    let (fake, _dir, wix) = connector("").await;
+    let subject = Identities {
+        emails: vec![
+            dsr_connector::Email::parse(KARI).unwrap(),
+            dsr_connector::Email::parse("kari@privat.example").unwrap(),
+        ],
+        ..Default::default()
+    };
+    let applied = run(&wix, &subject, &Change::Objection, SharedPolicy::Retain).await;
+    assert_eq!(applied.changed(), 2);
+    let item = applied.item(&format!("email_subscriptions {KARI}")).unwrap();
+    assert_eq!((item.action, item.state.as_str()), (Action::Unsubscribe, "done"));
+    assert_eq!(item.before, Some(json!({"subscriptionStatus": "SUBSCRIBED"})));
+    assert_eq!(item.after, Some(json!({"subscriptionStatus": "UNSUBSCRIBED"})));
+    let private = applied.item("email_subscriptions kari@privat.example").unwrap();
+    assert_eq!(
+        (private.state.as_str(), &private.before),
+        ("done", &Some(json!({"subscriptionStatus": null}))),
+        "an address Wix held no subscription for is recorded as unsubscribed"
+    );
+    let subscriptions = fake.with(|s| s.subscriptions.clone());
+    for email in [KARI, "kari@privat.example"] {
+        let entry = subscriptions.iter().find(|s| s["email"] == email).unwrap();
+        assert_eq!(entry["subscriptionStatus"], "UNSUBSCRIBED", "{email}");
+    }
+    let other = subscriptions.iter().find(|s| s["email"] == LOOK_ALIKE).unwrap();
+    assert_eq!(other["subscriptionStatus"], "SUBSCRIBED");
+    let verification = applied.verification.as_ref().unwrap();
+    assert!(verification.remaining.is_empty(), "{verification:?}");
+    assert_eq!(verification.after.len(), 2);
+    assert!(
+        verification
+            .after
+            .values()
+            .all(|v| v == &json!({"subscriptionStatus": "UNSUBSCRIBED"}))
+    );
+
+    let upserts = || changing_calls(&fake).len();
+    let before = upserts();
+    let again = run(&wix, &subject, &Change::Objection, SharedPolicy::Retain).await;
+    assert_eq!(again.plan.count("retained"), 2);
+    assert!(
+        again
+            .plan
+            .items
+            .iter()
+            .all(|i| i.action == Action::Keep && i.reason.as_deref() == Some("already unsubscribed"))
+    );
+    assert_eq!(upserts(), before, "nothing is unsubscribed twice");
+}
+
+#[tokio::test]
+async fn app_oauth_credentials_work_and_an_outage_is_retried() {
+    let fake = WixFake::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (site, id, secret, instance) = fake.with(|s| {
+        (
+            s.site_id.clone(),
+            s.client_id.clone(),
+            s.client_secret.clone(),
+            s.instance_id.clone(),
+        )
+    });
+    let secret_file = dir.path().join("secret");
+    std::fs::write(&secret_file, secret).unwrap();
+    let text = format!(
+        "enabled = true\napi_url = \"{}\"\nsite_id = \"{site}\"\nclient_id = \"{id}\"\nclient_secret = \"file:{}\"\ninstance_id = \"{instance}\"\n",
+        fake.api_url(),
+        secret_file.display()
+    );
+    let wix = Wix::new(toml::from_str(&text).unwrap()).unwrap();
+    fake.with(|s| s.faults.unavailable_next = 2);
+    let mut sink = MemorySink::checked(kari());
+    wix.access(&ctx(), &kari(), &mut sink).await.unwrap();
+    assert!(!sink.records.is_empty());
+    fake.expire_tokens();
+    let mut sink = MemorySink::checked(kari());
+    wix.access(&ctx(), &kari(), &mut sink).await.unwrap();
+    assert_eq!(fake.with(|s| s.issued), 2, "the expired token was replaced once");
+}
+
+#[tokio::test]
+async fn rectification_replaces_her_number_and_keeps_the_contacts_other_numbers() {
+    let (fake, _dir, wix) = connector("").await;
+    fake.with(|s| {
+        let contact = s.contacts.iter_mut().find(|c| c["id"] == "ct-kari").unwrap();
+        contact["info"]["phones"]["items"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"id": "ph-kari-2", "tag": "WORK", "phone": "22 00 00 00", "e164Phone": "+4722000000"}));
+    });
+    let change = Change::Rectification {
+        changes: vec![FieldChange {
+            field: RectifyField::Phone,
+            value: "+47 987 65 432".into(),
+        }],
+    };
+    let applied = run(&wix, &kari(), &change, SharedPolicy::Retain).await;
+    let contact = fake.with(|s| s.contacts.iter().find(|c| c["id"] == "ct-kari").cloned().unwrap());
+    let phones: Vec<&str> = contact["info"]["phones"]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["phone"].as_str())
+        .collect();
+    assert_eq!(
+        phones,
+        ["+47 987 65 432", "22 00 00 00"],
+        "hers replaced, the office number kept"
+    );
+    let item = applied.item("contacts ct-kari").unwrap();
+    assert_eq!(item.before, Some(json!({"phone": ["912 34 567"]})));
+    assert_eq!(item.after, Some(json!({"phone": ["+47 987 65 432"]})));
+    let verification = applied.verification.unwrap();
+    assert!(verification.remaining.is_empty(), "{verification:?}");
+    assert_eq!(
+        verification.after.get("contacts ct-kari"),
+        Some(&json!({"phone": ["+47 987 65 432"]}))
+    );
+}
+
+#[tokio::test]
+async fn planning_changes_nothing_and_the_dry_run_lists_what_the_run_does() {
+    for change in every_change() {
+        let (fake, _dir, wix) = connector("").await;
+        let untouched = site(&fake);
+        let plan = wix.plan(&ctx(), &kari(), &change).await.unwrap();
+        assert!(
+            plan.items.iter().any(|i| i.action != Action::Keep),
+            "{change:?}: {plan:?}"
+        );
+        let preview = apply(&wix, &dry_run(), &kari(), &change, &rules(SharedPolicy::Retain))
+            .await
+            .unwrap();
+        assert!(preview.verification.is_none());
+        assert_eq!(site(&fake), untouched, "{change:?}: planning changed the site");
+        assert!(
+            changing_calls(&fake).is_empty(),
+            "{change:?}: {:?}",
+            changing_calls(&fake)
+        );
+        let due: Vec<&str> = preview
+            .plan
+            .items
+            .iter()
+            .filter(|i| i.is_due())
+            .map(|i| i.key.as_str())
+            .collect();
+        assert!(!due.is_empty(), "{change:?}");
+
+        let applied = run(&wix, &kari(), &change, SharedPolicy::Retain).await;
+        let listed = |a: &Applied| a.plan.items.iter().map(|i| i.key.clone()).collect::<Vec<_>>();
+        assert_eq!(
+            listed(&preview),
+            listed(&applied),
+            "{change:?}: the preview is the plan"
+        );
+        for key in due {
+            assert!(
+                ["done", "already_gone"].contains(&state_of(&applied, key)),
+                "{change:?}: {key} was previewed as due"
+            );
+        }
+        assert_ne!(site(&fake), untouched, "{change:?}: the run changed the site");
+    }
+}
+
+#[tokio::test]
+async fn forms_others_sent_are_kept_unless_the_company_deletes_shared_items() {
+    let (fake, _dir, wix) = connector("").await;
+    let kept = run(&wix, &kari(), &Change::Erasure, SharedPolicy::Retain).await;
+    assert_eq!(
+        keys(&kept, "form_submissions", "retained"),
+        ["form_submissions sub-2", "form_submissions sub-6"]
+    );
+    assert_eq!(
+        kept.item("form_submissions sub-2").unwrap().state,
+        dsr_connector::ItemState::Retained {
+            reason: SHARED_REASON.into()
+        }
+    );
+    let left: Vec<String> = fake.with(|s| {
+        s.submissions
+            .iter()
+            .filter_map(|x| x["id"].as_str().map(String::from))
+            .collect()
+    });
+    assert!(
+        left.contains(&"sub-2".into()) && left.contains(&"sub-6".into()),
+        "{left:?}"
+    );
+
+    let (fake, _dir, wix) = connector("").await;
+    let deleted = run(&wix, &kari(), &Change::Erasure, SharedPolicy::Delete).await;
+    assert_eq!(
+        keys(&deleted, "form_submissions", "done"),
+        [
+            "form_submissions sub-1",
+            "form_submissions sub-2",
+            "form_submissions sub-5",
+            "form_submissions sub-6"
+        ]
+    );
+    assert_eq!(fake.holdings_of(KARI), (0, 0, 0, 0));
+    let calls = fake.calls();
+    assert!(calls.contains(&"DELETE submissions/sub-2".into()) && calls.contains(&"DELETE submissions/sub-6".into()));
+    assert!(
+        fake.with(|s| s.contacts.iter().any(|c| c["id"] == "ct-per")),
+        "Per's own contact stays"
+    );
+    assert!(deleted.verification.unwrap().remaining.is_empty());
+}
+
+#[tokio::test]
+async fn executing_a_plan_again_makes_no_second_change() {
+    for change in every_change() {
+        let (fake, _dir, wix) = connector("").await;
+        let applied = run(&wix, &kari(), &change, SharedPolicy::Retain).await;
+        let after = site(&fake);
+        let executed: Vec<_> = applied
+            .plan
+            .items
+            .iter()
+            .filter(|i| ["done", "already_gone"].contains(&i.state.as_str()))
+            .collect();
+        assert!(!executed.is_empty(), "{change:?}");
+        for item in executed {
+            let outcome = wix.execute(&ctx(), &kari(), &change, item).await.unwrap();
+            match (&change, item.category.as_str()) {
+                // Wix keeps a deleted comment listed as DELETED: deleting it again is a no-op.
+                (Change::Erasure, "comments") => assert!(matches!(outcome, ItemOutcome::Done(_))),
+                (Change::Erasure, _) => assert_eq!(outcome, ItemOutcome::AlreadyGone, "{}", item.key),
+                (Change::Rectification { .. }, _) => match outcome {
+                    ItemOutcome::Done(receipt) => assert_eq!(receipt["already_as_requested"], true, "{receipt}"),
+                    other => panic!("{other:?}"),
+                },
+                (Change::Objection, _) => assert!(matches!(outcome, ItemOutcome::Done(_))),
+            }
+        }
+        assert_eq!(
+            site(&fake),
+            after,
+            "{change:?}: a re-delivered execution changed the site"
+        );
+    }
+}
+
+#[tokio::test]
+async fn records_the_search_returns_that_are_not_hers_are_refused_and_untouched() {
+    let not_hers = |applied: &Applied| -> BTreeSet<String> {
+        let items = applied.plan.items.iter();
+        items
+            .filter(|i| i.state.as_str() == "not_hers")
+            .map(|i| i.key.clone())
+            .collect()
+    };
+
+    let (fake, _dir, wix) = connector("").await;
+    fake.with(|s| s.faults.ignore_search_filter = true);
+    let erased = run(&wix, &kari(), &Change::Erasure, SharedPolicy::Retain).await;
+    assert_eq!(
+        not_hers(&erased),
+        BTreeSet::from(
+            [
+                "comments cm-2",
+                "comments cm-4",
+                "members mb-annkari",
+                "members mb-owner",
+                "contacts ct-annkari",
+                "contacts ct-per",
+                "contacts ct-ole",
+                "contacts ct-owner"
+            ]
+            .map(String::from)
+        )
+    );
+    assert_eq!(
+        fake.holdings_of(LOOK_ALIKE),
+        (1, 1, 1, 1),
+        "the look-alike is untouched"
+    );
+    assert_eq!(fake.holdings_of(KARI), (0, 0, 2, 0), "hers is erased all the same");
+    let deletes: BTreeSet<String> = changing_calls(&fake).into_iter().collect();
+    assert_eq!(
+        deletes,
+        BTreeSet::from(
+            [
+                "DELETE submissions/sub-1",
+                "DELETE submissions/sub-5",
+                "DELETE comments/cm-1",
+                "DELETE comments/cm-3",
+                "DELETE members/mb-kari",
+                "DELETE contacts/ct-kari"
+            ]
+            .map(String::from)
+        )
+    );
+    assert!(erased.verification.unwrap().remaining.is_empty());
+
+    let (fake, _dir, wix) = connector("").await;
+    fake.with(|s| s.faults.ignore_search_filter = true);
+    let change = Change::Rectification {
+        changes: vec![family_name("Hansen")],
+    };
+    let rectified = run(&wix, &kari(), &change, SharedPolicy::Retain).await;
+    assert_eq!(
+        not_hers(&rectified),
+        BTreeSet::from(
+            [
+                "contacts ct-annkari",
+                "contacts ct-per",
+                "contacts ct-ole",
+                "contacts ct-owner"
+            ]
+            .map(String::from)
+        )
+    );
+    assert_eq!(changing_calls(&fake), ["PATCH contacts/ct-kari"]);
+    let look_alike = fake.with(|s| s.contacts.iter().find(|c| c["id"] == "ct-annkari").cloned().unwrap());
+    assert_eq!(look_alike["info"]["name"]["last"], "Nordmann");
+
+    let (fake, _dir, wix) = connector("").await;
+    fake.with(|s| s.faults.ignore_search_filter = true);
+    let objected = run(&wix, &kari(), &Change::Objection, SharedPolicy::Retain).await;
+    assert_eq!(
+        not_hers(&objected),
+        BTreeSet::from(["email_subscriptions es-annkari".to_string()]),
+        "named by Wix's id, not by the other person's address"
+    );
+    assert_eq!(changing_calls(&fake), ["POST email-subscriptions"]);
+    let other = fake.with(|s| {
+        s.subscriptions
+            .iter()
+            .find(|s| s["email"] == LOOK_ALIKE)
+            .cloned()
+            .unwrap()
+    });
+    assert_eq!(other["subscriptionStatus"], "SUBSCRIBED");
+}

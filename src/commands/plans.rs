@@ -1,0 +1,193 @@
+//! `dsr plan`, `dsr approve`, `dsr reject`: an operator looking at what a change will do at
+//! each processor, and letting exactly that happen, or not.
+
+use std::process::ExitCode;
+
+use dsr_jobs::Job;
+use dsr_jobs::ledger::{StoredPlan, request_plan_hash, ts};
+use dsr_jobs::model::RequestStatus;
+use serde_json::{Value, json};
+
+use crate::config::Config;
+use crate::error::CliError;
+use crate::output::print_status;
+
+/// Who approves or rejects when `--by` is not given: the OS user.
+pub fn default_operator() -> String {
+    ["USER", "USERNAME", "LOGNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.trim().is_empty()))
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn plan_json(p: &StoredPlan) -> Value {
+    json!({
+        "processor": p.processor.as_str(),
+        "hash": p.hash,
+        "made_at": ts(p.made_at),
+        "approved_at": p.approved_at.map(ts),
+        "approved_by": p.approved_by,
+        "items": p.plan.items.iter().map(|i| json!({
+            "key": i.key,
+            "category": i.category,
+            "action": i.action,
+            "state": i.state,
+            "claims": i.claims,
+            "before": i.before,
+            "after": i.after,
+            "shared": i.shared,
+            "reason": i.reason,
+        })).collect::<Vec<_>>(),
+        "retained": p.plan.retained,
+        "notes": p.plan.notes,
+        "operator_notes": p.plan.operator_notes,
+        "verification": p.verification,
+    })
+}
+
+fn short(v: &Option<Value>) -> String {
+    match v {
+        None => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    }
+}
+
+pub fn plan_text(request_id: &str, status: RequestStatus, hash: &str, plans: &[StoredPlan]) -> String {
+    let mut out = format!("request {request_id}: {status}\n");
+    if plans.is_empty() {
+        out.push_str("  no plan yet: plans are made when an erasure, rectification or objection runs\n");
+        return out;
+    }
+    if status == RequestStatus::AwaitingApproval {
+        out.push_str(&format!(
+            "  plan {hash}\n  approve with `dsr approve {request_id} --plan {hash}`, or `dsr reject {request_id} --reason …`\n"
+        ));
+    }
+    for p in plans {
+        let approved = match (&p.approved_by, p.approved_at) {
+            (Some(by), Some(at)) => format!(", approved by {by} at {}", ts(at)),
+            _ => String::new(),
+        };
+        out.push_str(&format!(
+            "\n{} — plan {} made {}{approved}\n",
+            p.processor.display_name(),
+            &p.hash,
+            ts(p.made_at)
+        ));
+        if p.plan.items.is_empty() {
+            out.push_str("  nothing found\n");
+        }
+        for i in &p.plan.items {
+            let mut line = format!(
+                "  {:<11} {:<17} {:<18} {}",
+                i.action.as_str(),
+                i.state.as_str(),
+                i.category,
+                i.key
+            );
+            if i.before.is_some() || i.after.is_some() {
+                line.push_str(&format!("  [{} → {}]", short(&i.before), short(&i.after)));
+            }
+            if let Some(s) = &i.shared {
+                line.push_str(&format!("  (shared: {s})"));
+            }
+            match &i.state {
+                dsr_connector::ItemState::NotHers { reason }
+                | dsr_connector::ItemState::Retained { reason }
+                | dsr_connector::ItemState::RefusedByVendor { reason } => line.push_str(&format!("  — {reason}")),
+                _ => {}
+            }
+            out.push_str(&line);
+            out.push('\n');
+        }
+        for r in &p.plan.retained {
+            out.push_str(&format!("  retained    {} × {}: {}\n", r.count, r.category, r.reason));
+        }
+        for n in &p.plan.operator_notes {
+            out.push_str(&format!("  note: {n}\n"));
+        }
+        if let Some(v) = &p.verification {
+            out.push_str(&format!(
+                "  verification: planning again found {} item(s) still to change\n",
+                v.remaining.len()
+            ));
+        }
+    }
+    out
+}
+
+pub async fn show(config: &Config, id: &str, as_json: bool) -> Result<ExitCode, CliError> {
+    let ledger = crate::wiring::ledger(config).await?;
+    let request = ledger.get_request(id).await?;
+    let plans = if request.status == RequestStatus::AwaitingApproval {
+        ledger.plans_awaiting(id).await?
+    } else {
+        ledger.plans(id).await?
+    };
+    let hash = request_plan_hash(&plans);
+    if as_json {
+        println!(
+            "{}",
+            json!({
+                "request_id": id,
+                "kind": request.kind.as_str(),
+                "status": request.status.as_str(),
+                "dry_run": request.dry_run,
+                "plan": if plans.is_empty() { Value::Null } else { json!(hash) },
+                "awaiting_approval": request.status == RequestStatus::AwaitingApproval,
+                "processors": plans.iter().map(plan_json).collect::<Vec<_>>(),
+            })
+        );
+    } else {
+        print!("{}", plan_text(id, request.status, &hash, &plans));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn approve(
+    config: &Config,
+    id: &str,
+    plan: &str,
+    by: Option<&str>,
+    as_json: bool,
+) -> Result<ExitCode, CliError> {
+    let by = by.map(str::to_string).unwrap_or_else(default_operator);
+    let engine = crate::wiring::engine(config).await?;
+    let approved = engine.ledger().approve(id, plan, &by).await?;
+    for p in &approved {
+        engine
+            .queue()
+            .push(Job::ProcessorTask {
+                request_id: id.to_string(),
+                processor: *p,
+            })
+            .await?;
+    }
+    if !as_json {
+        let names: Vec<_> = approved.iter().map(|p| p.as_str()).collect();
+        eprintln!(
+            "approved by {by}; executing at {}: a running worker carries it out",
+            names.join(", ")
+        );
+    }
+    print_status(engine.ledger(), id, as_json).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn reject(
+    config: &Config,
+    id: &str,
+    reason: &str,
+    by: Option<&str>,
+    as_json: bool,
+) -> Result<ExitCode, CliError> {
+    let by = by.map(str::to_string).unwrap_or_else(default_operator);
+    let ledger = crate::wiring::ledger(config).await?;
+    ledger.reject(id, reason, &by).await?;
+    if !as_json {
+        eprintln!("rejected by {by}: nothing was changed");
+    }
+    print_status(&ledger, id, as_json).await?;
+    Ok(ExitCode::SUCCESS)
+}
