@@ -71,10 +71,10 @@ fn confirmations_carry_each_processors_evidence_and_a_dry_run_changes_nothing() 
     for name in processors {
         let p = processor(&erasure, name);
         assert!(p["outcome"].is_string(), "{name}: {p}");
-        let verification = p["verification"].as_object().unwrap_or_else(|| panic!("{name}: {p}"));
+        assert_eq!(p["verification"]["remaining"], 0, "{name} left something behind: {p}");
         assert!(
-            verification.values().filter_map(Value::as_u64).all(|n| n == 0),
-            "{name} left something behind: {p}"
+            !p["items"].as_array().unwrap().is_empty(),
+            "{name}: the plan, item by item: {p}"
         );
     }
     let retained = processor(&erasure, "superoffice")["retained"].as_array().unwrap();
@@ -97,11 +97,11 @@ fn confirmations_carry_each_processors_evidence_and_a_dry_run_changes_nothing() 
 
     // Rectification: before and after, per processor and record.
     let (path, rectification) = confirmation(request(&requests, "rectification", false));
-    let wix = processor(&rectification, "wix")["evidence"].to_string();
+    let wix = processor(&rectification, "wix")["items"].to_string();
     assert!(
-        wix.contains(r#""before":{"first":"Kari","last":"Nordmann"}"#)
-            && wix.contains(r#""after":{"first":"Kari","last":"Nordmann-Lie"}"#),
-        "{wix}"
+        wix.contains(r#""before":{"family_name":"Nordmann"}"#)
+            && wix.contains(r#""after":{"family_name":"Nordmann-Lie"}"#),
+        "each field before (from the plan) and after (read back by planning again): {wix}"
     );
     let html = std::fs::read_to_string(path.with_extension("html")).unwrap();
     assert!(
@@ -111,15 +111,15 @@ fn confirmations_carry_each_processors_evidence_and_a_dry_run_changes_nothing() 
 
     // Objection: each consent and subscription withdrawn.
     let (_, objection) = confirmation(request(&requests, "objection", false));
-    let superoffice = processor(&objection, "superoffice")["evidence"].to_string();
+    let superoffice = processor(&objection, "superoffice")["items"].to_string();
     assert!(
-        superoffice.contains("EMARKETING") && superoffice.contains("Nyhetsbrev"),
+        superoffice.contains("EMARKETING") && superoffice.contains("newsletter_subscriptions"),
         "{superoffice}"
     );
+    let wix = processor(&objection, "wix")["items"].to_string();
     assert!(
-        processor(&objection, "wix")["evidence"]
-            .to_string()
-            .contains("unsubscribed")
+        wix.contains("UNSUBSCRIBED") && wix.contains(r#""state":"done""#),
+        "{wix}"
     );
 
     // The preview changed nothing at any fake: the erasure after it found all of it still there.
@@ -239,6 +239,16 @@ fn after_retention_the_bundle_is_gone_and_the_ledger_names_nobody_yet_the_chain_
     let (code, erasure) = d.dsr_json(&["run", "erasure", "--email", util::SEEDED_EMAIL]);
     assert_eq!(code, 0, "{erasure}");
     let confirmation = PathBuf::from(erasure["confirmation"].as_str().unwrap());
+    // A rectification's plan holds the values before and after.
+    let (code, rectified) = d.dsr_json(&[
+        "run",
+        "rectification",
+        "--email",
+        util::SEEDED_EMAIL,
+        "--set",
+        "family_name=Nordmann-Lie",
+    ]);
+    assert_eq!(code, 0, "{rectified}");
 
     // The sweep (every second here) expires and pseudonymises what has finished.
     let mut worker = d
@@ -252,7 +262,11 @@ fn after_retention_the_bundle_is_gone_and_the_ledger_names_nobody_yet_the_chain_
     loop {
         status = d.dsr_json(&["status", access["id"].as_str().unwrap()]).1;
         let erased = d.dsr_json(&["status", erasure["id"].as_str().unwrap()]).1;
-        if status["pseudonymised_at"].is_string() && erased["exports_expired_at"].is_string() {
+        let renamed = d.dsr_json(&["status", rectified["id"].as_str().unwrap()]).1;
+        if status["pseudonymised_at"].is_string()
+            && erased["exports_expired_at"].is_string()
+            && renamed["pseudonymised_at"].is_string()
+        {
             break;
         }
         assert!(started.elapsed() < Duration::from_secs(30), "{status}");
@@ -273,8 +287,15 @@ fn after_retention_the_bundle_is_gone_and_the_ledger_names_nobody_yet_the_chain_
 
     let dump = ledger_text(&d.data().join("ledger.db"));
     assert!(dump.contains("pseudonym:"), "identities became keyed hashes");
-    for clear in ["kari.nordmann@example.no", "kari nordmann"] {
-        assert!(!dump.contains(clear), "the ledger still holds {clear}");
+    assert!(
+        plan_values(&d.data().join("ledger.db")).contains("pseudonym:"),
+        "the plan's values before and after were there, and became keyed hashes"
+    );
+    for clear in ["kari.nordmann@example.no", "kari nordmann", "nordmann-lie"] {
+        assert!(
+            !dump.contains(clear),
+            "the ledger (its plans included) still holds {clear}"
+        );
     }
     let (code, chain) = d.dsr_json(&["audit", "verify"]);
     assert_eq!(code, 0, "the audit chain is intact after pseudonymisation: {chain}");
@@ -302,6 +323,32 @@ fn audit_details(db: &Path, request_id: &str, event: &str) -> Vec<Value> {
 }
 
 /// Every text column of the ledger that could hold personal data, lowercased.
+/// The values before and after in the stored plan items.
+fn plan_values(db: &Path) -> String {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        sqlx::any::install_default_drivers();
+        let pool = sqlx::AnyPool::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        let mut text = String::new();
+        for row in sqlx::query("SELECT item FROM plan_items")
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+        {
+            let item: Value = serde_json::from_str(&sqlx::Row::get::<String, _>(&row, 0)).unwrap();
+            for field in ["before", "after"] {
+                if !item[field].is_null() {
+                    text.push_str(&item[field].to_string());
+                }
+            }
+        }
+        pool.close().await;
+        text
+    })
+}
+
 fn ledger_text(db: &Path) -> String {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
@@ -314,6 +361,8 @@ fn ledger_text(db: &Path) -> String {
             "SELECT identities || changes || COALESCE(bundle, '') || COALESCE(confirmation, '') FROM requests",
             "SELECT evidence || COALESCE(reason, '') || COALESCE(error, '') || COALESCE(spool, '') FROM tasks",
             "SELECT detail FROM audit_log",
+            "SELECT item || state FROM plan_items",
+            "SELECT body || COALESCE(verification, '') FROM plans",
         ] {
             for row in sqlx::query(query).fetch_all(&pool).await.unwrap() {
                 text.push_str(&sqlx::Row::get::<String, _>(&row, 0));

@@ -145,7 +145,11 @@ fn retryable_failures_back_off_and_then_succeed() {
     assert!(std::path::Path::new(confirmation).with_extension("html").exists());
     let mut lines = effects(&d);
     lines.sort();
-    assert_eq!(lines.len(), 3, "each processor erased exactly once: {lines:?}");
+    assert_eq!(
+        lines.len(),
+        4,
+        "each item erased exactly once (two at google, one each at wix and superoffice): {lines:?}"
+    );
 }
 
 #[test]
@@ -211,7 +215,7 @@ fn a_redelivered_job_repeats_no_side_effect_and_records_nothing_twice() {
     let (code, status) = run_request(&d, "erasure", &[]);
     assert_eq!(code, 0, "{status}");
     let id = status["id"].as_str().unwrap().to_string();
-    assert_eq!(effects(&d).len(), 3);
+    assert_eq!(effects(&d).len(), 4, "google's two items, wix's and superoffice's");
 
     // Deliver every job of this request again, as an at-least-once queue may.
     let queue_url = format!("sqlite://{}/data/queue.db", d.path().display());
@@ -252,7 +256,7 @@ fn a_redelivered_job_repeats_no_side_effect_and_records_nothing_twice() {
 
     assert_eq!(
         effects(&d).len(),
-        3,
+        4,
         "a re-delivered task erased again: {:?}",
         effects(&d)
     );
@@ -426,9 +430,25 @@ fn the_demo_runs_every_right_under_dsr_demo() {
         .collect();
     assert_eq!(
         next.len(),
-        4,
-        "status, verify bundle, verify confirmation, audit verify: {next:?}"
+        5,
+        "status, verify bundle, the erasure's plan, verify confirmation, audit verify: {next:?}"
     );
+    // The erasure waited for approval: its plan was shown and approved, then executed.
+    let plan_command = next.iter().find(|c| c.contains(" plan ")).unwrap();
+    let erasure_id = plan_command.rsplit(' ').next().unwrap();
+    let out = std::process::Command::new(util::dsr_bin())
+        .args(["--config", "dsr-demo/dsr.toml", "--json", "plan", erasure_id])
+        .current_dir(d.path())
+        .env_remove("DSR_CONFIG")
+        .output()
+        .unwrap();
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&out)));
+    let processors = plan["processors"].as_array().unwrap();
+    assert_eq!(processors.len(), 4, "{plan}");
+    for p in processors {
+        assert_eq!(p["approved_by"], "dsr demo", "{p}");
+        assert_eq!(p["verification"]["remaining"].as_array().unwrap().len(), 0, "{p}");
+    }
     let bin_dir = std::path::Path::new(util::dsr_bin()).parent().unwrap();
     let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
     for command in &next {
@@ -475,7 +495,11 @@ fn the_demo_runs_every_right_under_dsr_demo() {
         m365["records"]["found"], 33,
         "mail, and contacts in every contact folder"
     );
-    assert_eq!(task(&requests[1], "microsoft365")["records"]["changed"], 33);
+    assert_eq!(
+        task(&requests[1], "microsoft365")["records"]["changed"],
+        30,
+        "the 3 messages that also name other people are retained by default"
+    );
     let google = task(&requests[0], "google");
     assert_eq!(
         google["records"]["found"], 12,
@@ -484,8 +508,9 @@ fn the_demo_runs_every_right_under_dsr_demo() {
     );
     assert_eq!(
         task(&requests[1], "google")["records"]["changed"],
-        11,
-        "two ids × two GA4 properties, 5 messages, 2 contacts (the other contact is retained)"
+        10,
+        "two ids × two GA4 properties, 4 messages, 2 contacts (the other contact, and the message \
+         with Per on Cc, are retained)"
     );
     assert_eq!(task(&requests[0], "superoffice")["records"]["found"], 13);
     assert_eq!(

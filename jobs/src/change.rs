@@ -195,10 +195,7 @@ pub fn succeeded(stored: &StoredPlan, verification: Option<&Verification>) -> Ta
         .collect();
     let mut evidence = vec![json!({"kind": "plan", "detail": plan_view(stored)})];
     if let Some(v) = verification {
-        evidence.push(json!({"kind": "verification_search", "detail": {
-            "remaining": v.remaining.len(),
-            "verified_items": plan.items.iter().filter(|i| matches!(i.state, ItemState::Done { .. } | ItemState::AlreadyGone)).count(),
-        }}));
+        evidence.push(json!({"kind": "verification_search", "detail": {"remaining": v.remaining.len()}}));
     }
     TaskResult::Succeeded {
         outcome,

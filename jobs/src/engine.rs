@@ -89,7 +89,7 @@ impl EngineError {
     /// A code without personal data, for the queue backend and logs.
     pub fn code(&self) -> String {
         match self {
-            EngineError::Ledger(_) => "ledger".into(),
+            EngineError::Ledger(e) => format!("ledger:{}", e.kind()),
             EngineError::Queue(_) => "queue".into(),
             EngineError::Storage(e) => format!("storage:{:?}", e.kind()),
             EngineError::Invalid(_) => "invalid".into(),

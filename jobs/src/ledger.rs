@@ -38,6 +38,21 @@ pub enum LedgerError {
     Refused(String),
 }
 
+impl LedgerError {
+    /// The kind of failure, without the message (which may quote a stored value).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LedgerError::Unreachable { .. } => "unreachable",
+            LedgerError::Migrate(_) => "migrate",
+            LedgerError::Query(_) => "query",
+            LedgerError::Corrupt(_) => "corrupt",
+            LedgerError::Url(_) => "url",
+            LedgerError::NotFound(_) => "not_found",
+            LedgerError::Refused(_) => "refused",
+        }
+    }
+}
+
 pub type Result<T, E = LedgerError> = std::result::Result<T, E>;
 
 /// Timestamps are stored as fixed-width RFC 3339 UTC text so they sort as strings.

@@ -51,11 +51,17 @@ fn one() -> u64 {
 pub struct ScriptedConnector {
     processor: Processor,
     script: Script,
+    /// What this process changed, for a script without an effects log.
+    done: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl ScriptedConnector {
     pub fn new(processor: Processor, script: Script) -> Self {
-        ScriptedConnector { processor, script }
+        ScriptedConnector {
+            processor,
+            script,
+            done: Default::default(),
+        }
     }
 
     async fn perform(&self, ctx: &TaskContext) -> Result<(), ConnectorError> {
@@ -89,6 +95,10 @@ impl ScriptedConnector {
     }
 
     fn log_effect(&self, line: &str) -> Result<(), ConnectorError> {
+        self.done
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(line.to_string());
         let Some(path) = &self.script.effects_log else {
             return Ok(());
         };
@@ -113,6 +123,9 @@ impl ScriptedConnector {
     /// Like a vendor, remembers what was already changed: a repeated call (a worker died
     /// after the vendor acted but before the ledger recorded it) finds it gone.
     fn already_done(&self, line: &str) -> bool {
+        if self.done.lock().unwrap_or_else(|p| p.into_inner()).contains(line) {
+            return true;
+        }
         let Some(path) = &self.script.effects_log else {
             return false;
         };
@@ -209,6 +222,14 @@ impl Connector for ScriptedConnector {
                     serde_json::json!({"email": email.as_str(), "n": i}),
                     vec![MatchClaim::email("/email")],
                 );
+                // A rectification shows each record's values before and after, as vendors'
+                // plans do: personal data that pseudonymisation must reach.
+                let item = match change {
+                    Change::Rectification { changes } => item
+                        .before(serde_json::json!({"email": email.as_str(), "record": key}))
+                        .after(serde_json::json!(changes)),
+                    _ => item,
+                };
                 plan.items.push(if i < self.script.shared {
                     item.shared("1 other participant")
                 } else {

@@ -1,7 +1,8 @@
 //! `dsr demo`: the whole path on this machine, with no config and no server — access,
-//! objection, rectification, an erasure preview (dry run) and the erasure itself for a seeded
-//! subject, through the real queue and connectors, written under `./dsr-demo/` and signed
-//! with a throwaway Ed25519 key (`./dsr-demo/signing-key.pem`).
+//! objection, rectification, an erasure preview (dry run) and the erasure itself (its plan
+//! shown and approved, as `[erasure] approval = "required"` asks) for a seeded subject,
+//! through the real queue and connectors, written under `./dsr-demo/` and signed with a
+//! throwaway Ed25519 key (`./dsr-demo/signing-key.pem`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -150,7 +151,7 @@ async fn approve_in_demo(
     let hash = dsr_jobs::ledger::request_plan_hash(&plans);
     let request = ledger.get_request(id).await?;
     if !as_json {
-        print!("{}", super::plans::plan_text(id, request.status, &hash, &plans));
+        print!("{}", super::plans::plan_text(id, request.status, &hash, &plans, true));
         println!("\napproving plan {hash} as `dsr approve {id} --plan {hash} --by \"dsr demo\"` would");
     }
     for processor in ledger.approve(id, &hash, "dsr demo").await? {
@@ -242,9 +243,13 @@ fn follow_ups(config: &std::path::Path, documents: &[serde_json::Value]) -> Vec<
         .iter()
         .rev()
         .find(|d| d["kind"] == "erasure" && d["dry_run"] == false)
-        && let Some(confirmation) = erasure["confirmation"].as_str()
     {
-        next.push(format!("{dsr} verify {}", shell_word(confirmation)));
+        if let Some(id) = erasure["id"].as_str() {
+            next.push(format!("{dsr} plan {}", shell_word(id)));
+        }
+        if let Some(confirmation) = erasure["confirmation"].as_str() {
+            next.push(format!("{dsr} verify {}", shell_word(confirmation)));
+        }
     }
     next.push(format!("{dsr} audit verify"));
     next

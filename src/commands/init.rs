@@ -132,7 +132,17 @@ fn preamble() -> String {
      [privacy]\n\
      log_key = \"env:DSR_LOG_KEY\"                # keys the hashes that stand in for subjects in logs\n\
      pseudonym_key = \"env:DSR_PSEUDONYM_KEY\"    # keys the pseudonyms of finished requests\n\
-     pseudonymise_after_days = 90\n"
+     pseudonymise_after_days = 90\n\
+     \n\
+     [erasure]\n\
+     approval = \"none\"                        # or required: `dsr approve <id> --plan <hash>` before anything changes\n\
+     shared = \"retain\"                        # items that also concern others (or delete; per processor: shared = …)\n\
+     \n\
+     [rectification]\n\
+     approval = \"none\"\n\
+     \n\
+     [objection]\n\
+     approval = \"none\"\n"
         .to_string()
 }
 

@@ -53,7 +53,9 @@ fn short(v: &Option<Value>) -> String {
     }
 }
 
-pub fn plan_text(request_id: &str, status: RequestStatus, hash: &str, plans: &[StoredPlan]) -> String {
+/// The plans as text: every item, or (`brief`) the pending items counted by action and
+/// category and only the rest listed (what is kept, refused or shared).
+pub fn plan_text(request_id: &str, status: RequestStatus, hash: &str, plans: &[StoredPlan], brief: bool) -> String {
     let mut out = format!("request {request_id}: {status}\n");
     if plans.is_empty() {
         out.push_str("  no plan yet: plans are made when an erasure, rectification or objection runs\n");
@@ -78,7 +80,12 @@ pub fn plan_text(request_id: &str, status: RequestStatus, hash: &str, plans: &[S
         if p.plan.items.is_empty() {
             out.push_str("  nothing found\n");
         }
+        let mut counted: std::collections::BTreeMap<(&str, &str), usize> = Default::default();
         for i in &p.plan.items {
+            if brief && i.is_due() && i.shared.is_none() {
+                *counted.entry((i.action.as_str(), i.category.as_str())).or_default() += 1;
+                continue;
+            }
             let mut line = format!(
                 "  {:<11} {:<17} {:<18} {}",
                 i.action.as_str(),
@@ -100,6 +107,12 @@ pub fn plan_text(request_id: &str, status: RequestStatus, hash: &str, plans: &[S
             }
             out.push_str(&line);
             out.push('\n');
+        }
+        for ((action, category), n) in counted {
+            out.push_str(&format!(
+                "  {action:<11} {:<17} {category:<18} {n} item(s)\n",
+                "pending"
+            ));
         }
         for r in &p.plan.retained {
             out.push_str(&format!("  retained    {} × {}: {}\n", r.count, r.category, r.reason));
@@ -140,7 +153,7 @@ pub async fn show(config: &Config, id: &str, as_json: bool) -> Result<ExitCode, 
             })
         );
     } else {
-        print!("{}", plan_text(id, request.status, &hash, &plans));
+        print!("{}", plan_text(id, request.status, &hash, &plans, false));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -233,6 +233,7 @@ impl From<ItemOutcome> for ItemState {
 /// Everything a connector would do for one change at one processor.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
+    #[serde(default)]
     pub items: Vec<PlanItem>,
     /// Found and not changeable through the vendor's API at all (Google's other contacts):
     /// counted and explained, with no item to execute.

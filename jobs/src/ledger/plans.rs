@@ -53,19 +53,25 @@ impl Ledger {
         made_at: DateTime<Utc>,
     ) -> Result<Option<StoredPlan>> {
         let made = ts(made_at);
+        // As stored (to the microsecond), so what this returns equals what is read back.
+        let made_at = parse_ts(&made)?;
         let hash = plan.hash(&format!("{id}:{processor}:{made}"));
         let mut tx = self.pool.begin().await?;
+        // A write first: SQLite cannot turn a read transaction into a write one while another
+        // process writes, so the claim check is the transaction's first statement.
         let holds = sqlx::query(
-            "SELECT 1 FROM tasks WHERE request_id = $1 AND processor = $2 AND status = 'running' \
+            "UPDATE tasks SET updated_at = $5 WHERE request_id = $1 AND processor = $2 AND status = 'running' \
              AND lease_owner = $3 AND attempts = $4",
         )
         .bind(id)
         .bind(processor.as_str())
         .bind(owner)
         .bind(claim.attempt as i64)
-        .fetch_optional(&mut *tx)
+        .bind(&made)
+        .execute(&mut *tx)
         .await?
-        .is_some();
+        .rows_affected()
+            == 1;
         if !holds {
             return Ok(None);
         }
