@@ -715,6 +715,41 @@ mod tests {
     }
 
     #[test]
+    fn change_rules_come_from_the_erasure_section_and_each_processor() {
+        use dsr_connector::{Processor, SharedPolicy};
+        use dsr_jobs::model::{Lang, RequestKind};
+        let defaults = load_str("").unwrap().change_rules();
+        assert!(defaults.approval.is_empty(), "no approval unless asked for");
+        assert_eq!(
+            defaults.plan_rules(Processor::Wix, Lang::En).shared,
+            SharedPolicy::Retain
+        );
+        let config = load_str(
+            "[erasure]\napproval = \"required\"\nshared = \"delete\"\nshared_reason = { nb = \"Andres data\", en = \"Others' data\" }\n\
+             [objection]\napproval = \"required\"\n\
+             [processors.wix]\nsite_id = \"s\"\napi_key = \"env:WIX_KEY\"\nshared = \"retain\"\n",
+        )
+        .unwrap();
+        let rules = config.change_rules();
+        assert!(rules.needs_approval(RequestKind::Erasure) && rules.needs_approval(RequestKind::Objection));
+        assert!(!rules.needs_approval(RequestKind::Rectification));
+        assert_eq!(
+            rules.plan_rules(Processor::Google, Lang::En).shared,
+            SharedPolicy::Delete
+        );
+        assert_eq!(
+            rules.plan_rules(Processor::Wix, Lang::En).shared,
+            SharedPolicy::Retain,
+            "a processor's own rule wins"
+        );
+        assert_eq!(rules.plan_rules(Processor::Wix, Lang::Nb).shared_reason, "Andres data");
+        let err = load_str("[erasure]\nshared = \"sometimes\"\n").unwrap_err();
+        assert!(err.to_string().contains("sometimes"), "{err}");
+        let err = load_str("[erasure]\napproval = \"maybe\"\n").unwrap_err();
+        assert!(err.to_string().contains("maybe"), "{err}");
+    }
+
+    #[test]
     fn only_names_with_a_double_underscore_are_overrides() {
         assert!(is_override("DSR_QUEUE__URL"));
         assert!(is_override("DSR_PROCESSORS__WIX__API_KEY"));

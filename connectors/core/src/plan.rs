@@ -302,6 +302,16 @@ pub struct PlanRules {
     pub shared_reason: String,
 }
 
+impl PlanRules {
+    /// Rules with `shared` and a plain reason (the engine sets the company's own text).
+    pub fn new(shared: SharedPolicy) -> PlanRules {
+        PlanRules {
+            shared,
+            shared_reason: "it also concerns other people".into(),
+        }
+    }
+}
+
 /// The engine's check of a fresh plan: each item is the subject's by its claims or is
 /// marked `NotHers`; `Keep` items and, under `retain`, shared ones are `Retained`; the
 /// vendor's record is then dropped (what matched stays in `claims`' place).

@@ -67,6 +67,15 @@ pub struct MemorySink {
 }
 
 impl MemorySink {
+    /// The vendor ids of the accepted records of one category.
+    pub fn ids(&self, category: &str) -> std::collections::BTreeSet<String> {
+        self.records
+            .iter()
+            .filter(|r| r.category == category)
+            .filter_map(|r| r.id.clone())
+            .collect()
+    }
+
     /// A sink that keeps only the subject's records, as the engine's spool does.
     pub fn checked(subject: crate::Identities) -> MemorySink {
         MemorySink {

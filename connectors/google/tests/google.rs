@@ -48,10 +48,7 @@ fn dry() -> TaskContext {
 }
 
 fn rules(shared: SharedPolicy) -> PlanRules {
-    PlanRules {
-        shared,
-        shared_reason: "it also concerns other people".into(),
-    }
+    PlanRules::new(shared)
 }
 
 /// The engine's default: shared items are kept.

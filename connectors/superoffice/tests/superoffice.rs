@@ -41,10 +41,7 @@ fn dry_run() -> TaskContext {
 }
 
 fn rules(shared: SharedPolicy) -> PlanRules {
-    PlanRules {
-        shared,
-        shared_reason: "it also concerns other people".into(),
-    }
+    PlanRules::new(shared)
 }
 
 fn retain() -> PlanRules {

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 const KARI: &str = "kari.nordmann@example.no";
 const LOOK_ALIKE: &str = "annkari.nordmann@example.no";
-const SHARED_REASON: &str = "it is other people's data too";
+const SHARED_REASON: &str = "it also concerns other people";
 
 async fn connector(extra: &str) -> (WixFake, tempfile::TempDir, Wix) {
     let fake = WixFake::start().await.unwrap();
@@ -47,23 +47,12 @@ fn dry_run() -> TaskContext {
 }
 
 fn rules(shared: SharedPolicy) -> PlanRules {
-    PlanRules {
-        shared,
-        shared_reason: SHARED_REASON.into(),
-    }
+    PlanRules::new(shared)
 }
 
 /// Plans, checks, executes and verifies one change, as the engine does.
 async fn run(wix: &Wix, subject: &Identities, change: &Change, shared: SharedPolicy) -> Applied {
     apply(wix, &ctx(), subject, change, &rules(shared)).await.unwrap()
-}
-
-fn ids(sink: &MemorySink, category: &str) -> BTreeSet<String> {
-    sink.records
-        .iter()
-        .filter(|r| r.category == category)
-        .filter_map(|r| r.id.clone())
-        .collect()
 }
 
 fn keys(applied: &Applied, category: &str, state: &str) -> Vec<String> {
@@ -135,16 +124,16 @@ async fn access_finds_contact_member_submissions_and_comments_and_nothing_of_the
     let (_fake, _dir, wix) = connector("").await;
     let mut sink = MemorySink::checked(kari());
     let summary = wix.access(&ctx(), &kari(), &mut sink).await.unwrap();
-    assert_eq!(ids(&sink, "contacts"), BTreeSet::from(["ct-kari".to_string()]));
-    assert_eq!(ids(&sink, "members"), BTreeSet::from(["mb-kari".to_string()]));
+    assert_eq!(sink.ids("contacts"), BTreeSet::from(["ct-kari".to_string()]));
+    assert_eq!(sink.ids("members"), BTreeSet::from(["mb-kari".to_string()]));
     assert_eq!(
-        ids(&sink, "form_submissions"),
+        sink.ids("form_submissions"),
         BTreeSet::from(["sub-1", "sub-2", "sub-5", "sub-6"].map(String::from)),
         "her own submissions in two namespaces (Forms, Bookings), and Per's in Forms and Pricing Plans \
          that name her address as a whole value"
     );
     assert_eq!(
-        ids(&sink, "comments"),
+        sink.ids("comments"),
         BTreeSet::from(["cm-1".to_string(), "cm-3".to_string()]),
         "her comments in the Blog and the Forum"
     );
