@@ -2,7 +2,7 @@
 //! say, one of the subject's identifiers (`dsr_connector::check_claims`) before it reaches the
 //! spool. A record that does not is dropped with its files, counted for the bundle ("returned
 //! by the vendor but not the subject's: N") and logged without its data. Changes pass the same
-//! rule through `TaskContext::permit`.
+//! rule item by item (`dsr_connector::check_plan`).
 
 use dsr_connector::{
     ByteStream, FileMeta, Identities, Processor, Record, RecordSink, SinkError, StoredFile, check_claims,

@@ -59,7 +59,7 @@ impl Capabilities {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeleteMode {
-    /// Gone from every view at once (Graph `permanentDelete`, Gmail `batchDelete`).
+    /// Gone from every view at once (Graph `permanentDelete`, Gmail `messages.delete`).
     #[default]
     Hard,
     /// To the vendor's trash, purged later by its retention (Deleted Items, Gmail's Trash).
