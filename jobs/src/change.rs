@@ -6,7 +6,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use chrono::Utc;
 use dsr_connector::plan::{ExecuteError, execute_plan, verify};
 use dsr_connector::{
     Change, Connector, ConnectorError, ItemState, Plan, PlanRules, Processor, Retained, SharedPolicy, TaskContext,
@@ -111,7 +110,7 @@ pub async fn run(
             check_plan(subject, &mut plan, &rules);
             let owner = engine.worker_name();
             match ledger
-                .store_plan(&request.id, processor, owner, claim, &plan, Utc::now())
+                .store_plan(&request.id, processor, owner, claim, &plan, engine.now())
                 .await?
             {
                 Some(stored) => {
@@ -119,7 +118,7 @@ pub async fn run(
                     stored
                 }
                 // Another worker took the task over; it plans for itself.
-                None => return Ok(Step::Result(lost())),
+                None => return Ok(Step::Result(lost(engine))),
             }
         }
     };
@@ -165,10 +164,10 @@ pub async fn run(
 }
 
 /// A result that `finish_task` will not record (the claim is gone).
-fn lost() -> TaskResult {
+fn lost(engine: &Engine) -> TaskResult {
     TaskResult::Retrying {
         error: "another worker took this task over".into(),
-        next_retry_at: Utc::now(),
+        next_retry_at: engine.now(),
     }
 }
 

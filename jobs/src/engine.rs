@@ -189,8 +189,9 @@ impl Engine {
         Ok(())
     }
 
+    /// Now, by the ledger's clock (a test's manual clock, or the system's).
     pub fn now(&self) -> DateTime<Utc> {
-        Utc::now()
+        self.ledger().now()
     }
 }
 

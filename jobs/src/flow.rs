@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use chrono::Utc;
 use dsr_connector::{ConnectorError, Processor, Support, TaskContext};
 use serde_json::json;
 
@@ -218,7 +217,7 @@ fn retry_or_fail(engine: &Engine, claim: Claim, error: String, after: Option<Dur
     let wait = crate::backoff::delay(claim.attempt, settings.backoff_base, settings.backoff_max, after);
     TaskResult::Retrying {
         error,
-        next_retry_at: Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default(),
+        next_retry_at: engine.now() + chrono::Duration::from_std(wait).unwrap_or_default(),
     }
 }
 

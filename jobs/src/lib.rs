@@ -8,6 +8,7 @@
 pub mod backoff;
 pub mod bundle;
 pub mod change;
+pub mod clock;
 pub mod deadline;
 pub mod engine;
 pub mod export;

@@ -81,7 +81,7 @@ pub async fn run_tick(engine: &Engine, tick_at: DateTime<Utc>) -> Result<bool, E
     if !engine.ledger().claim_tick(&name, engine.worker_name()).await? {
         return Ok(false);
     }
-    let now = Utc::now();
+    let now = engine.now();
     recover(engine, now).await?;
     watch_deadlines(engine, now).await?;
     crate::retention::run(engine, now).await?;

@@ -50,6 +50,7 @@ pub struct Head {
 /// Returns the new head.
 pub(super) async fn append(
     conn: &mut sqlx::AnyConnection,
+    at: chrono::DateTime<Utc>,
     request_id: Option<&str>,
     processor: Option<Processor>,
     event: &str,
@@ -64,7 +65,7 @@ pub(super) async fn append(
         .fetch_one(&mut *conn)
         .await?
         .try_get(0)?;
-    let at = ts(Utc::now());
+    let at = ts(at);
     let processor = processor.map(|p| p.as_str());
     let detail = detail.to_string();
     let hash = link(&prev, &at, request_id, processor, event, &detail);

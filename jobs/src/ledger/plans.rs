@@ -7,7 +7,8 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-use super::{Claim, Ledger, LedgerError, Result, insert_audit, parse, parse_opt_ts, parse_ts, ts};
+use super::rows::{parse, parse_opt_ts, parse_ts, ts};
+use super::{Claim, Ledger, LedgerError, Result};
 use crate::model::{RequestStatus, TaskStatus};
 
 /// A plan as the ledger holds it.
@@ -103,7 +104,7 @@ impl Ledger {
                 .await?;
         }
         let count = |state: &str| plan.count(state);
-        insert_audit(
+        self.insert_audit(
             &mut tx,
             Some(id),
             Some(processor),
@@ -199,7 +200,7 @@ impl Ledger {
         .bind(hash)
         .bind(seq as i64)
         .bind(serde_json::to_string(state).map_err(corrupt)?)
-        .bind(ts(Utc::now()))
+        .bind(ts(self.now()))
         .execute(&self.pool)
         .await?
         .rows_affected()
@@ -234,13 +235,13 @@ impl Ledger {
             "UPDATE requests SET status = 'awaiting_approval', updated_at = $2 WHERE id = $1 AND status = 'in_progress'",
         )
         .bind(id)
-        .bind(ts(Utc::now()))
+        .bind(ts(self.now()))
         .execute(&mut *tx)
         .await?
         .rows_affected()
             == 1;
         if moved {
-            insert_audit(
+            self.insert_audit(
                 &mut tx,
                 Some(id),
                 None,
@@ -290,7 +291,7 @@ impl Ledger {
                  run `dsr plan {id}` and approve the hash it shows"
             )));
         }
-        let now = ts(Utc::now());
+        let now = ts(self.now());
         let mut tx = self.pool.begin().await?;
         let moved = sqlx::query(
             "UPDATE requests SET status = 'in_progress', updated_at = $2 WHERE id = $1 AND status = 'awaiting_approval'",
@@ -323,7 +324,7 @@ impl Ledger {
             .execute(&mut *tx)
             .await?;
         }
-        insert_audit(
+        self.insert_audit(
             &mut tx,
             Some(id),
             None,
@@ -349,7 +350,7 @@ impl Ledger {
             )));
         }
         let plan = request_plan_hash(&self.plans_awaiting(id).await?);
-        let now = ts(Utc::now());
+        let now = ts(self.now());
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "UPDATE tasks SET status = 'cancelled', reason = $2, updated_at = $3 WHERE request_id = $1 AND status = 'planned'",
@@ -374,7 +375,7 @@ impl Ledger {
                 "request {id} changed while rejecting; look again"
             )));
         }
-        insert_audit(
+        self.insert_audit(
             &mut tx,
             Some(id),
             None,

@@ -5,7 +5,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use sqlx::{AssertSqlSafe, Row};
 
-use super::{Ledger, REQUEST_COLUMNS, Result, insert_audit, request_from_row, ts};
+use super::rows::{REQUEST_COLUMNS, request_from_row, ts};
+use super::{Event, Ledger, Result};
 use crate::model::Request;
 
 /// A task's free-text columns, for pseudonymisation.
@@ -33,28 +34,21 @@ impl Ledger {
 
     /// Records that a request's exports were deleted; once.
     pub async fn mark_exports_expired(&self, id: &str, objects_deleted: u64) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
-        let updated =
+        let update =
             sqlx::query("UPDATE requests SET exports_expired_at = $2 WHERE id = $1 AND exports_expired_at IS NULL")
                 .bind(id)
-                .bind(ts(Utc::now()))
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                == 1;
-        if updated {
-            insert_audit(
-                &mut tx,
-                Some(id),
-                None,
-                "exports.expired",
-                json!({"objects_deleted": objects_deleted}),
-                Some(&format!("expired:{id}")),
-            )
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(updated)
+                .bind(ts(self.now()));
+        self.transition(
+            update,
+            Event {
+                request: Some(id),
+                processor: None,
+                name: "exports.expired",
+                detail: json!({"objects_deleted": objects_deleted}),
+                dedup: Some(format!("expired:{id}")),
+            },
+        )
+        .await
     }
 
     /// Ids of finished requests, finished before `cutoff`, whose identities are still clear.
@@ -106,7 +100,7 @@ impl Ledger {
         .bind(id)
         .bind(identities.to_string())
         .bind(changes.to_string())
-        .bind(ts(Utc::now()))
+        .bind(ts(self.now()))
         .execute(&mut *tx)
         .await?
         .rows_affected()
@@ -125,7 +119,7 @@ impl Ledger {
                 .await?;
             }
             super::plans::rewrite_plans(&mut tx, plans).await?;
-            insert_audit(
+            self.insert_audit(
                 &mut tx,
                 Some(id),
                 None,

@@ -1,0 +1,81 @@
+//! Reading the audit log and its chain.
+
+use chrono::{DateTime, Utc};
+use dsr_connector::Processor;
+use serde_json::Value;
+use sqlx::Row;
+
+use super::rows::parse_ts;
+use super::{ChainVerdict, Head, Ledger, LedgerError, Result, chain};
+
+/// One audit event.
+#[derive(Debug, Clone)]
+pub struct AuditEvent {
+    pub seq: i64,
+    pub at: DateTime<Utc>,
+    pub request_id: Option<String>,
+    pub processor: Option<String>,
+    pub event: String,
+    pub detail: Value,
+}
+
+impl Ledger {
+    pub async fn audit(
+        &self,
+        request_id: Option<&str>,
+        processor: Option<Processor>,
+        event: &str,
+        detail: Value,
+    ) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        self.insert_audit(&mut tx, request_id, processor, event, detail, None)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The audit chain's last link.
+    pub async fn audit_head(&self) -> Result<Head> {
+        chain::head(&self.pool).await
+    }
+
+    /// The hash recorded for event `seq`, if that event exists.
+    pub async fn audit_hash_at(&self, seq: i64) -> Result<Option<String>> {
+        let row = sqlx::query("SELECT hash FROM audit_log WHERE seq = $1")
+            .bind(seq)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(match row {
+            Some(r) => r.try_get(0)?,
+            None => None,
+        })
+    }
+
+    /// Walks the whole audit chain and names the first event altered or removed.
+    pub async fn verify_audit_chain(&self) -> Result<ChainVerdict> {
+        chain::verify(&self.pool).await
+    }
+
+    pub async fn audit_events(&self, request_id: &str) -> Result<Vec<AuditEvent>> {
+        let rows = sqlx::query(
+            "SELECT seq, at, request_id, processor, event, detail FROM audit_log \
+             WHERE request_id = $1 ORDER BY seq",
+        )
+        .bind(request_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AuditEvent {
+                    seq: r.try_get(0)?,
+                    at: parse_ts(&r.try_get::<String, _>(1)?)?,
+                    request_id: r.try_get(2)?,
+                    processor: r.try_get(3)?,
+                    event: r.try_get(4)?,
+                    detail: serde_json::from_str(&r.try_get::<String, _>(5)?)
+                        .map_err(|e| LedgerError::Corrupt(e.to_string()))?,
+                })
+            })
+            .collect()
+    }
+}

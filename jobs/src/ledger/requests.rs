@@ -1,0 +1,136 @@
+//! Requests: created, read, listed, started.
+
+use chrono::{DateTime, Utc};
+use dsr_connector::Processor;
+use serde_json::json;
+use sqlx::AssertSqlSafe;
+
+use super::rows::{REQUEST_COLUMNS, TASK_COLUMNS, json_text, request_from_row, task_from_row, ts};
+use super::{Event, Ledger, LedgerError, Result};
+use crate::model::{NewRequest, Request, RequestStatus, Task, TaskStatus};
+
+/// Filters for `dsr list`.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub status: Option<RequestStatus>,
+    /// Not terminal and past its deadline at this instant.
+    pub overdue_at: Option<DateTime<Utc>>,
+}
+
+impl Ledger {
+    /// Stores a new request with one pending task per processor, and its audit event.
+    pub async fn create_request(&self, id: &str, new: &NewRequest, due_at: DateTime<Utc>) -> Result<()> {
+        let now = ts(self.now());
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO requests (id, kind, status, identities, changes, lang, dry_run, \
+             received_at, due_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(id)
+        .bind(new.kind.as_str())
+        .bind(RequestStatus::Received.as_str())
+        .bind(json_text(&new.identities))
+        .bind(json_text(&new.changes))
+        .bind(new.lang.as_str())
+        .bind(new.dry_run as i64)
+        .bind(ts(new.received_at))
+        .bind(ts(due_at))
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
+        for p in &new.processors {
+            sqlx::query("INSERT INTO tasks (request_id, processor, status, updated_at) VALUES ($1, $2, $3, $4)")
+                .bind(id)
+                .bind(p.as_str())
+                .bind(TaskStatus::Pending.as_str())
+                .bind(&now)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let processors: Vec<_> = new.processors.iter().map(|p| p.as_str()).collect();
+        self.insert_audit(
+            &mut tx,
+            Some(id),
+            None,
+            "request.received",
+            json!({"kind": new.kind, "processors": processors, "dry_run": new.dry_run, "due_at": ts(due_at)}),
+            Some(&format!("received:{id}")),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn request(&self, id: &str) -> Result<Option<Request>> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {REQUEST_COLUMNS} FROM requests WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| request_from_row(&r)).transpose()
+    }
+
+    pub async fn get_request(&self, id: &str) -> Result<Request> {
+        self.request(id)
+            .await?
+            .ok_or_else(|| LedgerError::NotFound(id.to_string()))
+    }
+
+    pub async fn tasks(&self, id: &str) -> Result<Vec<Task>> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {TASK_COLUMNS} FROM tasks WHERE request_id = $1 ORDER BY processor"
+        )))
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(task_from_row).collect()
+    }
+
+    pub async fn task(&self, id: &str, processor: Processor) -> Result<Option<Task>> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {TASK_COLUMNS} FROM tasks WHERE request_id = $1 AND processor = $2"
+        )))
+        .bind(id)
+        .bind(processor.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(task_from_row).transpose()
+    }
+
+    pub async fn list(&self, filter: &ListFilter) -> Result<Vec<Request>> {
+        let mut sql = format!("SELECT {REQUEST_COLUMNS} FROM requests WHERE 1 = 1");
+        if filter.status.is_some() {
+            sql.push_str(" AND status = $1");
+        }
+        if filter.overdue_at.is_some() {
+            let n = if filter.status.is_some() { 2 } else { 1 };
+            sql.push_str(&format!(
+                " AND due_at < ${n} AND status NOT IN {}",
+                RequestStatus::TERMINAL_SQL
+            ));
+        }
+        sql.push_str(" ORDER BY received_at, id");
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        if let Some(status) = filter.status {
+            query = query.bind(status.as_str());
+        }
+        if let Some(at) = filter.overdue_at {
+            query = query.bind(ts(at));
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter().map(request_from_row).collect()
+    }
+
+    /// received → in_progress, once. Returns whether this call made the move.
+    pub async fn start_request(&self, id: &str) -> Result<bool> {
+        let update = sqlx::query(
+            "UPDATE requests SET status = 'in_progress', fanned_out = 1, updated_at = $2 \
+             WHERE id = $1 AND status = 'received'",
+        )
+        .bind(id)
+        .bind(ts(self.now()));
+        self.transition(update, Event::new(id, "request.in_progress", json!({})))
+            .await
+    }
+}
