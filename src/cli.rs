@@ -61,7 +61,7 @@ pub enum Command {
         #[arg(long)]
         by: Option<String>,
     },
-    /// End a request awaiting approval as rejected: nothing is changed.
+    /// End a request awaiting approval as rejected: its waiting plans are not executed.
     Reject {
         id: String,
         #[arg(long)]

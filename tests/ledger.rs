@@ -728,10 +728,14 @@ async fn an_item_outcome_is_recorded_once_and_a_rejection_ends_the_request() {
         let done = dsr_connector::ItemState::Done {
             receipt: json!({"status": 204}),
         };
-        assert!(ledger.record_item(&stored.hash, 0, &done).await.unwrap());
+        assert!(
+            !ledger.record_item(&stored.hash, 0, &done, "w2", claim).await.unwrap(),
+            "a worker that does not hold the task records nothing (and stops executing)"
+        );
+        assert!(ledger.record_item(&stored.hash, 0, &done, "w1", claim).await.unwrap());
         assert!(
             !ledger
-                .record_item(&stored.hash, 0, &dsr_connector::ItemState::AlreadyGone)
+                .record_item(&stored.hash, 0, &dsr_connector::ItemState::AlreadyGone, "w1", claim)
                 .await
                 .unwrap(),
             "a re-delivered execution cannot overwrite an outcome"

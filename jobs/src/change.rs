@@ -78,10 +78,23 @@ pub fn change_of(request: &Request) -> Option<Change> {
     }
 }
 
-/// How a change task ended this attempt: a result to record, or a vendor error to classify.
+/// How a change task ended this attempt: a result to record, a vendor error to classify,
+/// or a verification to repeat later (the vendor has not caught up with what was done).
 pub enum Step {
     Result(TaskResult),
     Vendor(ConnectorError),
+    Lagging(String),
+}
+
+/// Why an execution stopped recording.
+enum Stop {
+    /// The task was cancelled or taken over by another worker.
+    Lost,
+    Ledger(crate::LedgerError),
+}
+
+fn join(keys: &[&String]) -> String {
+    keys.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
 }
 
 /// Runs one change task attempt: plan (unless a plan is stored), stop for approval or
@@ -123,7 +136,7 @@ pub async fn run(
         }
     };
     if request.dry_run {
-        return Ok(Step::Result(succeeded(&stored, None)));
+        return Ok(Step::Result(succeeded(&stored, None, change == Change::Erasure)));
     }
     let needs_approval = engine.settings().changes.needs_approval(request.kind);
     if needs_approval && stored.approved_at.is_none() {
@@ -133,15 +146,26 @@ pub async fn run(
     }
     let mut stored = stored;
     let hash = stored.hash.clone();
+    let owner = engine.worker_name().to_string();
     let executed = execute_plan(connector, ctx, subject, &change, &mut stored.plan, |seq, state| {
-        let (ledger, hash) = (ledger.clone(), hash.clone());
-        async move { ledger.record_item(&hash, seq, &state).await.map(|_| ()) }
+        let (ledger, hash, owner) = (ledger.clone(), hash.clone(), owner.clone());
+        async move {
+            match ledger.record_item(&hash, seq, &state, &owner, claim).await {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(Stop::Lost),
+                Err(e) => Err(Stop::Ledger(e)),
+            }
+        }
     })
     .await;
     match executed {
         Ok(()) => {}
         Err(ExecuteError::Vendor(e)) => return Ok(Step::Vendor(e)),
-        Err(ExecuteError::Record(e)) => return Err(e.into()),
+        Err(ExecuteError::Record(Stop::Lost)) => {
+            tracing::warn!(request = %request.id, %processor, "the task was cancelled or taken over; stopped executing its plan");
+            return Ok(Step::Result(lost(engine)));
+        }
+        Err(ExecuteError::Record(Stop::Ledger(e))) => return Err(e.into()),
     }
     let verification = match verify(connector, ctx, subject, &change, &stored.plan, &rules).await {
         Ok(v) => v,
@@ -150,17 +174,44 @@ pub async fn run(
     ledger.record_verification(&hash, &verification).await?;
     if !verification.remaining.is_empty() {
         tracing::warn!(request = %request.id, %processor, remaining = verification.remaining.len(), "items still due after execution");
+        let executed = |key: &String| {
+            stored
+                .plan
+                .items
+                .iter()
+                .any(|i| &i.key == key && matches!(i.state, ItemState::Done { .. } | ItemState::AlreadyGone))
+        };
+        let (lagging, new): (Vec<&String>, Vec<&String>) = verification.remaining.iter().partition(|k| executed(k));
+        if new.is_empty() {
+            // Each was done, yet the vendor's search still shows it (Graph's search index
+            // and Google's contact lists lag behind deletes): look again later; nothing is
+            // executed again, the stored plan is complete.
+            return Ok(Step::Lagging(format!(
+                "verification: {} item(s) done but still found by the vendor's search ({}); looking again later",
+                lagging.len(),
+                join(&lagging)
+            )));
+        }
         return Ok(Step::Result(TaskResult::Failed {
             error: format!(
-                "verification: planning again after execution still finds {} item(s) to change ({}); they were not \
-                 changed again. Look at them with `dsr plan {id}`; `dsr retry {id} --processor {processor}` plans anew",
-                verification.remaining.len(),
-                verification.remaining.join(", "),
+                "verification: planning again after execution finds {} item(s) the plan did not hold ({}){}; they were \
+                 not changed. `dsr plan {id}` shows the plan; `dsr retry {id} --processor {processor}` plans anew",
+                new.len(),
+                join(&new),
+                if lagging.is_empty() {
+                    String::new()
+                } else {
+                    format!(" and {} done item(s) still found ({})", lagging.len(), join(&lagging))
+                },
                 id = request.id,
             ),
         }));
     }
-    Ok(Step::Result(succeeded(&stored, Some(&verification))))
+    Ok(Step::Result(succeeded(
+        &stored,
+        Some(&verification),
+        change == Change::Erasure,
+    )))
 }
 
 /// A result that `finish_task` will not record (the claim is gone).
@@ -172,9 +223,9 @@ fn lost(engine: &Engine) -> TaskResult {
 }
 
 /// The task's result from its plan (executed, or a preview) and verification.
-pub fn succeeded(stored: &StoredPlan, verification: Option<&Verification>) -> TaskResult {
+pub fn succeeded(stored: &StoredPlan, verification: Option<&Verification>, erasure: bool) -> TaskResult {
     let plan = &stored.plan;
-    let retained = retained(plan);
+    let retained = retained(plan, erasure);
     let changed = (plan.count("done") + plan.count("already_gone")) as u64;
     let found = plan.found();
     let outcome = if !retained.is_empty() {
@@ -216,7 +267,7 @@ pub fn succeeded(stored: &StoredPlan, verification: Option<&Verification>) -> Ta
 
 /// What was kept: categories the vendor cannot change, and items kept by rule (shared,
 /// or refused by the vendor), grouped by category and reason.
-fn retained(plan: &Plan) -> Vec<Retained> {
+fn retained(plan: &Plan, erasure: bool) -> Vec<Retained> {
     let mut out = plan.retained.clone();
     let mut groups: BTreeMap<(String, String, &'static str), u64> = BTreeMap::new();
     for item in &plan.items {
@@ -227,7 +278,11 @@ fn retained(plan: &Plan) -> Vec<Retained> {
             ),
             ItemState::RefusedByVendor { reason } => (
                 reason.clone(),
-                "kept by the processor until its condition is met; erase again once it is",
+                if erasure {
+                    "kept by the processor until its condition is met; erase again once it is"
+                } else {
+                    "refused by the processor; the request can be made again once its condition is met"
+                },
             ),
             _ => continue,
         };

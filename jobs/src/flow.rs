@@ -133,6 +133,7 @@ pub async fn processor_task(engine: &Engine, request_id: &str, processor: Proces
             match crate::change::run(engine, &request, processor, connector.as_ref(), claim, &ctx).await {
                 Ok(crate::change::Step::Result(result)) => Ok(result),
                 Ok(crate::change::Step::Vendor(e)) => Ok(classify_failure(engine, claim, e)),
+                Ok(crate::change::Step::Lagging(why)) => Ok(retry_or_fail(engine, claim, why, None)),
                 Err(EngineError::Storage(e)) => Err(EngineError::Storage(e)),
                 Err(e) => {
                     keep_lease.abort();

@@ -102,6 +102,39 @@ fn seal_values(value: &mut Value, key: &[u8]) {
     }
 }
 
+/// Replaces `value[field]` by its pseudonym, whatever it holds.
+fn seal_field(value: &mut Value, field: &str, key: &[u8]) {
+    if let Some(v) = value.get_mut(field).filter(|v| !v.is_null()) {
+        let text = v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
+        *v = Value::String(pseudonym(key, &text));
+    }
+}
+
+/// A stored plan item and its plan, pseudonymised: the item's name (key), the call it made
+/// (target), the vendor's receipt and every value before and after become keyed hashes, and
+/// any other text naming the subject too. The plan still reads back (`dsr plan` works).
+fn seal_plan(plan: &mut crate::ledger::PlanText, needles: &[String], key: &[u8]) {
+    for field in ["key", "target", "before", "after"] {
+        seal_field(&mut plan.item, field, key);
+    }
+    seal_field(&mut plan.state, "receipt", key);
+    if let Some(remaining) = plan.verification.get_mut("remaining").and_then(Value::as_array_mut) {
+        for k in remaining.iter_mut() {
+            *k = Value::String(pseudonym(key, k.as_str().unwrap_or_default()));
+        }
+    }
+    if let Some(after) = plan.verification.get_mut("after").and_then(Value::as_object_mut) {
+        let sealed: serde_json::Map<String, Value> = after
+            .iter()
+            .map(|(k, v)| (pseudonym(key, k), Value::String(pseudonym(key, &v.to_string()))))
+            .collect();
+        *after = sealed;
+    }
+    for text in [&mut plan.item, &mut plan.state, &mut plan.body, &mut plan.verification] {
+        scrub(text, needles, key);
+    }
+}
+
 fn scrub_text(text: &mut Option<String>, needles: &[String], key: &[u8]) {
     if let Some(t) = text {
         let mut v = Value::String(std::mem::take(t));
@@ -160,22 +193,19 @@ pub async fn pseudonymise(engine: &Engine, now: DateTime<Utc>) -> Result<usize, 
         let mut tasks = ledger.task_texts(id).await?;
         for task in &mut tasks {
             seal_values(&mut task.evidence, key);
+            // The plan's items as the task's evidence lists them: named by keyed hashes.
+            for (list, field) in [("items", "key"), ("refused", "item")] {
+                if let Some(items) = task.evidence.get_mut(list).and_then(Value::as_array_mut) {
+                    items.iter_mut().for_each(|i| seal_field(i, field, key));
+                }
+            }
             scrub(&mut task.evidence, &needles, key);
             scrub_text(&mut task.reason, &needles, key);
             scrub_text(&mut task.error, &needles, key);
         }
         let mut plans = ledger.plan_texts(id).await?;
         for plan in &mut plans {
-            for text in [&mut plan.item, &mut plan.state, &mut plan.body, &mut plan.verification] {
-                seal_values(text, key);
-                scrub(text, &needles, key);
-            }
-            // Keys name vendor items (a mailbox, an id that may be an address): hashed whole.
-            if let Some(k) = plan.item.get_mut("key")
-                && let Some(text) = k.as_str()
-            {
-                *k = Value::String(pseudonym(key, text));
-            }
+            seal_plan(plan, &needles, key);
         }
         if ledger.pseudonymise(id, &identities, &changes, &tasks, &plans).await? {
             tracing::info!(request = %id, "identities replaced by keyed hashes");
@@ -194,6 +224,40 @@ mod tests {
         assert_eq!(a, pseudonym(b"k1", "kari.nordmann@example.no "));
         assert_ne!(a, pseudonym(b"k2", "kari.nordmann@example.no"));
         assert!(a.starts_with("pseudonym:") && !a.contains("kari"));
+    }
+
+    #[test]
+    fn a_sealed_plan_names_nobody_and_still_reads_back() {
+        let item = dsr_connector::PlanItem::new(
+            "contacts kari.nordmann@example.no/c-1",
+            "contacts",
+            dsr_connector::Action::Patch,
+            json!({"id": "c-1", "patch": {"surname": "Nordmann-Lie"}}),
+            Value::Null,
+            vec![dsr_connector::MatchClaim::email("/email")],
+        )
+        .before(json!({"family_name": "Nordmann"}))
+        .after(json!({"family_name": "Nordmann-Lie"}));
+        let verification = dsr_connector::Verification {
+            remaining: vec!["contacts kari.nordmann@example.no/c-2".into()],
+            after: [(item.key.clone(), json!({"family_name": "Nordmann-Lie"}))].into(),
+        };
+        let mut text = crate::ledger::PlanText {
+            hash: "h".into(),
+            seq: Some(0),
+            item: serde_json::to_value(&item).unwrap(),
+            state: json!({"state": "done", "receipt": {"surname": "Nordmann-Lie"}}),
+            body: json!({"notes": ["Kari Nordmann's contact was renamed"]}),
+            verification: serde_json::to_value(&verification).unwrap(),
+        };
+        let needles = vec!["kari.nordmann@example.no".to_string(), "kari nordmann".to_string()];
+        seal_plan(&mut text, &needles, b"k");
+        let all = format!("{}{}{}{}", text.item, text.state, text.body, text.verification).to_lowercase();
+        assert!(!all.contains("nordmann"), "{all}");
+        let back: dsr_connector::PlanItem = serde_json::from_value(text.item).unwrap();
+        assert_eq!(back.category, "contacts", "still a plan item");
+        let _: dsr_connector::ItemState = serde_json::from_value(text.state).unwrap();
+        let _: dsr_connector::Verification = serde_json::from_value(text.verification).unwrap();
     }
 
     #[test]

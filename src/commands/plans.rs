@@ -122,8 +122,13 @@ pub fn plan_text(request_id: &str, status: RequestStatus, hash: &str, plans: &[S
         }
         if let Some(v) = &p.verification {
             out.push_str(&format!(
-                "  verification: planning again found {} item(s) still to change\n",
-                v.remaining.len()
+                "  verification: planning again found {} item(s) still to change{}\n",
+                v.remaining.len(),
+                if v.remaining.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", v.remaining.join(", "))
+                }
             ));
         }
     }
@@ -199,7 +204,7 @@ pub async fn reject(
     let ledger = crate::wiring::ledger(config).await?;
     ledger.reject(id, reason, &by).await?;
     if !as_json {
-        eprintln!("rejected by {by}: nothing was changed");
+        eprintln!("rejected by {by}: the plans waiting for approval will not be executed");
     }
     print_status(&ledger, id, as_json).await?;
     Ok(ExitCode::SUCCESS)

@@ -255,14 +255,19 @@ impl Plan {
         digest.update(made_at.as_bytes());
         digest.update([0]);
         for item in &self.items {
+            // Everything the approval stands for: which call (target), on what grounds
+            // (claims), with which values.
             let line = serde_json::json!([
                 item.key,
                 item.category,
                 item.action,
+                item.target,
+                item.claims,
                 item.state,
                 item.before,
                 item.after,
-                item.shared
+                item.shared,
+                item.request
             ]);
             digest.update(line.to_string().as_bytes());
             digest.update([0]);
@@ -320,6 +325,12 @@ pub fn check_plan(subject: &Identities, plan: &mut Plan, rules: &PlanRules) {
         item.state = match check_claims(subject, &item.data, &item.claims) {
             Err(refusal) => {
                 tracing::warn!(item = %item.key, reason = %refusal, "refused to plan a change to an item that is not the subject's");
+                // Someone else's values are neither kept nor shown: only the item's name and
+                // why it was refused.
+                item.before = None;
+                item.after = None;
+                item.reason = None;
+                item.target = Value::Null;
                 ItemState::NotHers {
                     reason: format!("not the subject's: {refusal}"),
                 }
@@ -531,6 +542,7 @@ mod tests {
             plan.items.iter().all(|i| i.data.is_null()),
             "vendor records are not stored"
         );
+        assert_eq!(plan.items[1].target, Value::Null, "nothing of someone else's is kept");
         assert_eq!(
             plan.items[0].claims,
             vec![MatchClaim::new(IdentityKind::Email, "/email")]
@@ -563,6 +575,13 @@ mod tests {
         let mut other = plan.clone();
         other.items[0].key = "c-2".into();
         assert_ne!(plan.hash("t"), other.hash("t"));
+        let mut elsewhere = plan.clone();
+        elsewhere.items[0].target = json!({"id": "c-9"});
+        assert_ne!(
+            plan.hash("t"),
+            elsewhere.hash("t"),
+            "the approved hash binds the call made"
+        );
     }
 
     /// A vendor holding contacts by id; counts the calls that changed something.

@@ -77,7 +77,7 @@ impl Ledger {
         let now = ts(self.now());
         let mut tx = self.pool.begin().await?;
         for p in &failed {
-            sqlx::query(
+            let reset = sqlx::query(
                 "UPDATE tasks SET status = 'pending', attempt_base = attempts, error = NULL, next_retry_at = NULL, \
                  updated_at = $3 WHERE request_id = $1 AND processor = $2 AND status IN ('failed', 'planned')",
             )
@@ -85,7 +85,12 @@ impl Ledger {
             .bind(p.as_str())
             .bind(&now)
             .execute(&mut *tx)
-            .await?;
+            .await?
+            .rows_affected()
+                == 1;
+            if !reset {
+                continue; // moved on meanwhile (an approval): its plan stays current
+            }
             // Retried work is planned again: what was done stays recorded in the old plan.
             sqlx::query("UPDATE plans SET is_current = 0 WHERE request_id = $1 AND processor = $2")
                 .bind(id)

@@ -190,17 +190,32 @@ impl Ledger {
         })
     }
 
-    /// Records what one item's call did. Only a pending item changes, so a re-delivered
-    /// execution cannot overwrite an outcome.
-    pub async fn record_item(&self, hash: &str, seq: usize, state: &ItemState) -> Result<bool> {
+    /// Records what one item's call did, for the worker holding the task (`owner`, `claim`).
+    /// Only a pending item changes, so a re-delivered execution cannot overwrite an outcome;
+    /// false when the item was settled already or the worker no longer holds the task (it
+    /// was cancelled, or its lease expired and another worker took it over): the caller
+    /// stops executing.
+    pub async fn record_item(
+        &self,
+        hash: &str,
+        seq: usize,
+        state: &ItemState,
+        owner: &str,
+        claim: Claim,
+    ) -> Result<bool> {
         Ok(sqlx::query(
             "UPDATE plan_items SET state = $3, updated_at = $4 WHERE plan_hash = $1 AND seq = $2 \
-             AND state LIKE '{\"state\":\"pending\"%'",
+             AND state LIKE '{\"state\":\"pending\"%' AND EXISTS (SELECT 1 FROM plans p JOIN tasks t \
+                ON t.request_id = p.request_id AND t.processor = p.processor \
+                WHERE p.hash = $1 AND p.is_current = 1 AND t.status = 'running' AND t.lease_owner = $5 \
+                AND t.attempts = $6)",
         )
         .bind(hash)
         .bind(seq as i64)
         .bind(serde_json::to_string(state).map_err(corrupt)?)
         .bind(ts(self.now()))
+        .bind(owner)
+        .bind(claim.attempt as i64)
         .execute(&self.pool)
         .await?
         .rows_affected()
@@ -286,8 +301,18 @@ impl Ledger {
         let plans = self.plans_awaiting(id).await?;
         let current = request_plan_hash(&plans);
         if current != hash.trim() {
+            let earlier = self
+                .audit_events(id)
+                .await?
+                .iter()
+                .any(|e| e.event == "request.awaiting_approval" && e.detail["plan"] == hash.trim());
+            let why = if earlier {
+                "it was made again since"
+            } else {
+                "no plan of this request had that hash (a typing mistake?)"
+            };
             return Err(LedgerError::Refused(format!(
-                "plan {hash} is not the plan of request {id} now ({current}): it was made again since; \
+                "plan {hash} is not the plan of request {id} now ({current}): {why}; \
                  run `dsr plan {id}` and approve the hash it shows"
             )));
         }
@@ -308,12 +333,22 @@ impl Ledger {
             )));
         }
         for plan in &plans {
-            sqlx::query("UPDATE plans SET approved_at = $2, approved_by = $3 WHERE hash = $1")
-                .bind(&plan.hash)
-                .bind(&now)
-                .bind(by)
-                .execute(&mut *tx)
-                .await?;
+            // Still the current plan inside this transaction: a retry in between made another.
+            let current =
+                sqlx::query("UPDATE plans SET approved_at = $2, approved_by = $3 WHERE hash = $1 AND is_current = 1")
+                    .bind(&plan.hash)
+                    .bind(&now)
+                    .bind(by)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                    == 1;
+            if !current {
+                tx.rollback().await?;
+                return Err(LedgerError::Refused(format!(
+                    "the plans of request {id} were made again while approving; run `dsr plan {id}` again"
+                )));
+            }
             sqlx::query(
                 "UPDATE tasks SET status = 'pending', updated_at = $3 WHERE request_id = $1 AND processor = $2 \
                  AND status = 'planned'",
@@ -392,8 +427,8 @@ impl Ledger {
     /// pseudonymisation.
     pub async fn plan_texts(&self, id: &str) -> Result<Vec<PlanText>> {
         let rows = sqlx::query(
-            "SELECT i.plan_hash, i.seq, i.item, i.state, p.body, p.verification FROM plan_items i \
-             JOIN plans p ON p.hash = i.plan_hash WHERE p.request_id = $1 ORDER BY i.plan_hash, i.seq",
+            "SELECT p.hash, i.seq, i.item, i.state, p.body, p.verification FROM plans p \
+             LEFT JOIN plan_items i ON i.plan_hash = p.hash WHERE p.request_id = $1 ORDER BY p.hash, i.seq",
         )
         .bind(id)
         .fetch_all(&self.pool)
@@ -423,7 +458,8 @@ impl Ledger {
 #[derive(Debug, Clone)]
 pub struct PlanText {
     pub hash: String,
-    pub seq: i64,
+    /// None for a plan without items (its body and verification are still rewritten).
+    pub seq: Option<i64>,
     pub item: Value,
     pub state: Value,
     pub body: Value,
@@ -433,13 +469,15 @@ pub struct PlanText {
 /// Writes pseudonymised plan texts back, inside the pseudonymisation's transaction.
 pub(super) async fn rewrite_plans(conn: &mut sqlx::AnyConnection, plans: &[PlanText]) -> Result<()> {
     for p in plans {
-        sqlx::query("UPDATE plan_items SET item = $3, state = $4 WHERE plan_hash = $1 AND seq = $2")
-            .bind(&p.hash)
-            .bind(p.seq)
-            .bind(p.item.to_string())
-            .bind(p.state.to_string())
-            .execute(&mut *conn)
-            .await?;
+        if let Some(seq) = p.seq {
+            sqlx::query("UPDATE plan_items SET item = $3, state = $4 WHERE plan_hash = $1 AND seq = $2")
+                .bind(&p.hash)
+                .bind(seq)
+                .bind(p.item.to_string())
+                .bind(p.state.to_string())
+                .execute(&mut *conn)
+                .await?;
+        }
         sqlx::query("UPDATE plans SET body = $2, verification = $3 WHERE hash = $1")
             .bind(&p.hash)
             .bind(p.body.to_string())
