@@ -11,9 +11,10 @@ use dsr_connector::{Connector, Identities, Processor};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::ledger::{Ledger, LedgerError};
+pub use crate::error::EngineError;
+use crate::ledger::Ledger;
 use crate::model::NewRequest;
-use crate::queue::{Job, Queue, QueueError, QueueSettings};
+use crate::queue::{Job, Queue, QueueSettings};
 
 /// The connectors configured for this deployment, one per processor.
 #[derive(Clone, Default)]
@@ -71,40 +72,6 @@ pub struct Settings {
     pub pseudonym_key: Vec<u8>,
     /// Approval and shared-item rules for erasure, rectification and objection.
     pub changes: crate::change::ChangeRules,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    #[error(transparent)]
-    Ledger(#[from] LedgerError),
-    #[error(transparent)]
-    Queue(#[from] QueueError),
-    #[error(transparent)]
-    Storage(#[from] crate::storage::StorageError),
-    #[error("{0}")]
-    Invalid(String),
-}
-
-impl EngineError {
-    /// A code without personal data, for the queue backend and logs.
-    pub fn code(&self) -> String {
-        match self {
-            EngineError::Ledger(e) => format!("ledger:{}", e.kind()),
-            EngineError::Queue(_) => "queue".into(),
-            EngineError::Storage(e) => format!("storage:{:?}", e.kind()),
-            EngineError::Invalid(_) => "invalid".into(),
-        }
-    }
-
-    /// True when the failure is in our infrastructure (exit code 3 for the CLI).
-    pub fn is_unreachable(&self) -> bool {
-        matches!(
-            self,
-            EngineError::Ledger(LedgerError::Unreachable { .. } | LedgerError::Query(_) | LedgerError::Migrate(_))
-                | EngineError::Queue(_)
-                | EngineError::Storage(_)
-        )
-    }
 }
 
 struct Inner {

@@ -13,6 +13,19 @@ use crate::model::{Outcome, RequestKind, RequestStatus, TaskStatus};
 use crate::queue::Job;
 use crate::spool::{SpoolWriter, request_prefix, spool_key};
 
+/// A worker's jobs: each step of the flow, by job.
+#[async_trait::async_trait]
+impl crate::queue::Handler for Engine {
+    async fn handle(&self, job: &Job) -> Result<(), String> {
+        let result = match job {
+            Job::FanOut { request_id } => fan_out(self, request_id).await,
+            Job::ProcessorTask { request_id, processor } => processor_task(self, request_id, *processor).await,
+            Job::Finalize { request_id } => finalize(self, request_id).await,
+        };
+        result.map_err(|e| e.code())
+    }
+}
+
 /// Moves the request to in_progress and queues a task for every processor still due.
 pub async fn fan_out(engine: &Engine, request_id: &str) -> Result<(), EngineError> {
     let ledger = engine.ledger();
@@ -329,7 +342,8 @@ async fn write_result(
         }
     } else {
         let head = engine.ledger().audit_head().await?;
-        let confirmation = crate::export::write_confirmation(store, request, tasks, status, &head, signer).await?;
+        let confirmation =
+            crate::confirmation::write_confirmation(store, request, tasks, status, &head, signer).await?;
         Written::Confirmation {
             location: confirmation.location,
             sha256: confirmation.sha256,

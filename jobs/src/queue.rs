@@ -11,8 +11,6 @@ use apalis_sqlite::{SqlitePool, SqliteStorage};
 use dsr_connector::Processor;
 use serde::{Deserialize, Serialize};
 
-use crate::engine::Engine;
-
 /// One unit of queued work. `fan_out(request)` → one `processor_task` per processor →
 /// `finalize(request)` when every task is terminal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,11 +127,12 @@ impl Queue {
         result.map_err(QueueError::Push)
     }
 
-    /// Runs a worker named `name` until `shutdown` resolves, then lets running jobs finish.
-    pub async fn run_worker(
+    /// Runs a worker named `name` that gives each job to `handler`, until `shutdown`
+    /// resolves, then lets running jobs finish.
+    pub async fn run_worker<H: Handler>(
         &self,
         name: &str,
-        engine: Engine,
+        handler: H,
         settings: &QueueSettings,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), QueueError> {
@@ -147,8 +146,8 @@ impl Queue {
                 WorkerBuilder::new(name)
                     .backend(storage.clone().poll_with_interval(settings.poll_interval))
                     .concurrency(concurrency)
-                    .data(engine)
-                    .build(handle_job)
+                    .data(handler.clone())
+                    .build(handle_job::<H>)
                     .run_until(signal)
                     .await
             }
@@ -156,8 +155,8 @@ impl Queue {
                 WorkerBuilder::new(name)
                     .backend(storage.clone().poll_with_interval(settings.poll_interval))
                     .concurrency(concurrency)
-                    .data(engine)
-                    .build(handle_job)
+                    .data(handler.clone())
+                    .build(handle_job::<H>)
                     .run_until(signal)
                     .await
             }
@@ -166,20 +165,21 @@ impl Queue {
     }
 }
 
+/// What a worker does with each job (the request flow implements it; the queue knows
+/// nothing of it).
+#[async_trait::async_trait]
+pub trait Handler: Clone + Send + Sync + 'static {
+    /// Ok, or an error code without personal data (the recovery sweep takes the job up again).
+    async fn handle(&self, job: &Job) -> Result<(), String>;
+}
+
 /// The apalis handler. Whatever goes wrong is already in the ledger; what apalis stores is
 /// an error code, and it is an abort so the backend does not retry on its own schedule
 /// (apalis-redis would re-run a failed job up to 25 times): retries are the ledger's.
-async fn handle_job(job: Job, engine: Data<Engine>) -> Result<(), BoxDynError> {
-    let result = match &job {
-        Job::FanOut { request_id } => crate::flow::fan_out(&engine, request_id).await,
-        Job::ProcessorTask { request_id, processor } => {
-            crate::flow::processor_task(&engine, request_id, *processor).await
-        }
-        Job::Finalize { request_id } => crate::flow::finalize(&engine, request_id).await,
-    };
-    result.map_err(|e| {
-        tracing::warn!(job = ?job_kind(&job), code = e.code(), "job failed; the recovery sweep will take it up again");
-        Box::new(AbortError::new(e.code())) as BoxDynError
+async fn handle_job<H: Handler>(job: Job, handler: Data<H>) -> Result<(), BoxDynError> {
+    handler.handle(&job).await.map_err(|code| {
+        tracing::warn!(job = ?job_kind(&job), %code, "job failed; the recovery sweep will take it up again");
+        Box::new(AbortError::new(code)) as BoxDynError
     })
 }
 

@@ -10,8 +10,8 @@ use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
+use crate::confirmation::confirmation_keys;
 use crate::engine::{Engine, EngineError};
-use crate::export::confirmation_keys;
 
 /// What one retention pass did.
 #[derive(Debug, Default, Clone, PartialEq)]

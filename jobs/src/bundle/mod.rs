@@ -18,7 +18,7 @@ use serde::Serialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::engine::EngineError;
+use crate::error::EngineError;
 use crate::ledger::ts;
 use crate::model::{Request, RequestKind, Task};
 use crate::spool::{SpoolEntry, file_key};

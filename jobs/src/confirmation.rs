@@ -10,7 +10,7 @@ use chrono::Utc;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::engine::EngineError;
+use crate::error::EngineError;
 use crate::ledger::{Head, ts};
 use crate::model::{Request, RequestStatus, Task, TaskStatus};
 use crate::signing::Signer;
