@@ -261,34 +261,15 @@ fn a_redelivered_task_adds_no_records_to_the_bundle() {
     let id = status["id"].as_str().unwrap().to_string();
     let bundle = PathBuf::from(status["bundle"].as_str().unwrap());
     let before = read(&bundle, "manifest.json");
+    let task = dsr_jobs::Job::ProcessorTask {
+        request_id: id.clone(),
+        processor: dsr_connector::Processor::Google,
+    };
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(async {
-        let settings = util::fast_settings(
-            &format!("sqlite://{}/data/queue.db", d.path().display()),
-            "dsr",
-            &d.data(),
-        );
-        let queue = dsr_jobs::Queue::connect(&settings.queue).await.unwrap();
-        let task = dsr_jobs::Job::ProcessorTask {
-            request_id: id.clone(),
-            processor: dsr_connector::Processor::Google,
-        };
-        queue.push(task.clone()).await.unwrap();
-        queue.push(task).await.unwrap();
-        queue
-            .push(dsr_jobs::Job::Finalize { request_id: id.clone() })
-            .await
-            .unwrap();
-    });
-    let mut worker = d
-        .command()
-        .arg("worker")
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(std::time::Duration::from_secs(2));
-    worker.kill().ok();
-    worker.wait().ok();
+    runtime.block_on(util::redeliver(
+        &d,
+        &[task.clone(), task, dsr_jobs::Job::Finalize { request_id: id.clone() }],
+    ));
     let records: Value = serde_json::from_slice(&read(&bundle, "google/contacts.json")).unwrap();
     assert_eq!(records.as_array().unwrap().len(), 3);
     assert_eq!(read(&bundle, "manifest.json"), before, "the bundle was not rewritten");

@@ -4,8 +4,6 @@
 
 mod util;
 
-use std::time::Duration;
-
 use dsr_connector::{Connector, Email, Identities, TaskContext};
 use dsr_fixtures::google::{GoogleFake, GoogleState, TEST_PRIVATE_KEY, UNKNOWN_PRIVATE_KEY};
 use dsr_google::{Google, GoogleConfig};
@@ -71,27 +69,11 @@ async fn a_quota_burst_delays_but_completes_and_redelivery_submits_nothing_twice
 
     // The same task delivered again changes nothing at Google.
     let id = status["id"].as_str().unwrap().to_string();
-    let settings = util::fast_settings(
-        &format!("sqlite://{}/data/queue.db", d.deployment.path().display()),
-        "dsr",
-        &d.deployment.data().join("export"),
-    );
-    let queue = dsr_jobs::Queue::connect(&settings.queue).await.unwrap();
     let job = dsr_jobs::Job::ProcessorTask {
         request_id: id,
         processor: dsr_connector::Processor::Google,
     };
-    queue.push(job.clone()).await.unwrap();
-    queue.push(job).await.unwrap();
-    let mut worker = tokio::process::Command::new(util::dsr_bin())
-        .arg("--config")
-        .arg(&d.deployment.config)
-        .arg("worker")
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    worker.kill().await.ok();
+    util::redeliver(&d.deployment, &[job.clone(), job]).await;
     assert_eq!(
         d.fake.deletions().len(),
         2,

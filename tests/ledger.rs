@@ -217,16 +217,34 @@ async fn a_redelivered_task_neither_runs_again_nor_records_twice() {
 #[tokio::test]
 async fn a_dead_workers_task_is_taken_over_and_its_late_result_discarded() {
     on_both(|url| async move {
-        let ledger = Ledger::open(&url).await.unwrap();
+        // Time moves only when the test moves it: no sleeping for a lease to run out.
+        let clock = dsr_jobs::clock::Clock::manual(Utc::now());
+        let ledger = Ledger::open(&url).await.unwrap().with_clock(clock.clone());
         create(&ledger, "r3", &[Processor::Wix]).await;
         ledger.start_request("r3").await.unwrap();
         let first = ledger
-            .claim_task("r3", Processor::Wix, "dead", Duration::from_millis(1))
+            .claim_task("r3", Processor::Wix, "dead", Duration::from_secs(30))
             .await
             .unwrap()
             .unwrap();
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        let recoverable = ledger.recoverable(Utc::now(), Duration::from_secs(3600)).await.unwrap();
+        let held = ledger
+            .recoverable(clock.now(), Duration::from_secs(3600))
+            .await
+            .unwrap();
+        assert!(held.tasks.is_empty(), "a live lease is not taken over");
+        assert!(
+            ledger
+                .claim_task("r3", Processor::Wix, "alive", LEASE)
+                .await
+                .unwrap()
+                .is_none(),
+            "nor claimed by another worker"
+        );
+        clock.advance(ChronoDuration::seconds(31));
+        let recoverable = ledger
+            .recoverable(clock.now(), Duration::from_secs(3600))
+            .await
+            .unwrap();
         assert_eq!(
             recoverable.tasks,
             [("r3".to_string(), Processor::Wix)],

@@ -218,41 +218,8 @@ fn a_redelivered_job_repeats_no_side_effect_and_records_nothing_twice() {
     assert_eq!(effects(&d).len(), 4, "google's two items, wix's and superoffice's");
 
     // Deliver every job of this request again, as an at-least-once queue may.
-    let queue_url = format!("sqlite://{}/data/queue.db", d.path().display());
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    runtime.block_on(async {
-        let settings = dsr_jobs::QueueSettings {
-            url: queue_url,
-            prefix: "dsr".into(),
-            poll_interval: Duration::from_millis(50),
-            heartbeat: Duration::from_secs(1),
-            missed_heartbeats: 2,
-            response_timeout: Duration::from_secs(5),
-            concurrency: 4,
-        };
-        let queue = dsr_jobs::Queue::connect(&settings).await.unwrap();
-        queue
-            .push(dsr_jobs::Job::FanOut { request_id: id.clone() })
-            .await
-            .unwrap();
-        for p in dsr_connector::Processor::ALL {
-            queue
-                .push(dsr_jobs::Job::ProcessorTask {
-                    request_id: id.clone(),
-                    processor: p,
-                })
-                .await
-                .unwrap();
-        }
-        queue
-            .push(dsr_jobs::Job::Finalize { request_id: id.clone() })
-            .await
-            .unwrap();
-    });
-    let mut worker = spawn_worker(&d);
-    std::thread::sleep(Duration::from_secs(3));
-    worker.kill().ok();
-    worker.wait().ok();
+    runtime.block_on(util::redeliver(&d, &util::all_jobs(&id)));
 
     assert_eq!(
         effects(&d).len(),

@@ -50,6 +50,24 @@ pub struct QueueSettings {
     pub concurrency: usize,
 }
 
+/// Jobs in the queue by state (the backend's own counts).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueStats {
+    pub pending: u64,
+    pub running: u64,
+    /// Handled (by the flow, whether or not there was anything left to do).
+    pub done: u64,
+    /// Failed or aborted (a flow error: the recovery sweep takes the work up again).
+    pub failed: u64,
+}
+
+impl QueueStats {
+    /// Jobs a worker has finished with, either way.
+    pub fn handled(&self) -> u64 {
+        self.done + self.failed
+    }
+}
+
 #[derive(Clone)]
 pub enum Queue {
     Sqlite(SqliteStorage<Job>),
@@ -125,6 +143,29 @@ impl Queue {
             Queue::Redis(storage) => storage.clone().push(job).await.map_err(|e| e.to_string()),
         };
         result.map_err(QueueError::Push)
+    }
+
+    /// How many jobs the backend holds by state, for this queue.
+    pub async fn stats(&self) -> Result<QueueStats, QueueError> {
+        use apalis::prelude::Metrics;
+        let stats = match self {
+            Queue::Sqlite(storage) => storage.fetch_by_queue().await.map_err(|e| e.to_string()),
+            Queue::Redis(storage) => storage.fetch_by_queue().await.map_err(|e| e.to_string()),
+        }
+        .map_err(QueueError::Push)?;
+        let count = |title: &str| {
+            stats
+                .iter()
+                .find(|s| s.title == title)
+                .and_then(|s| s.value.parse::<f64>().ok())
+                .map_or(0, |v| v as u64)
+        };
+        Ok(QueueStats {
+            pending: count("PENDING_JOBS"),
+            running: count("RUNNING_JOBS"),
+            done: count("DONE_JOBS"),
+            failed: count("FAILED_JOBS") + count("KILLED_JOBS"),
+        })
     }
 
     /// Runs a worker named `name` that gives each job to `handler`, until `shutdown`

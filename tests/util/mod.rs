@@ -362,3 +362,65 @@ pub fn subject(email: &str) -> dsr_connector::Identities {
         ..Default::default()
     }
 }
+
+/// The deployment's queue (the embedded SQLite one `Deployment::sqlite` writes).
+pub async fn queue_of(d: &Deployment) -> dsr_jobs::Queue {
+    let settings = fast_settings(
+        &format!("sqlite://{}/queue.db", d.data().display()),
+        "dsr",
+        &d.data().join("export"),
+    );
+    dsr_jobs::Queue::connect(&settings.queue)
+        .await
+        .expect("the deployment's queue")
+}
+
+/// Delivers `jobs` again, as an at-least-once queue may, and runs `dsr worker` until the
+/// queue says it has handled every one of them (its own count of finished jobs, so a worker
+/// that never took them fails here instead of passing unnoticed); then stops the worker.
+pub async fn redeliver(d: &Deployment, jobs: &[dsr_jobs::Job]) {
+    use std::time::{Duration, Instant};
+    let queue = queue_of(d).await;
+    let before = queue.stats().await.expect("queue stats").handled();
+    for job in jobs {
+        queue.push(job.clone()).await.expect("push a job again");
+    }
+    let mut worker = d
+        .command()
+        .arg("worker")
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start a worker");
+    let started = Instant::now();
+    let handled = loop {
+        let stats = queue.stats().await.expect("queue stats");
+        if stats.handled() >= before + jobs.len() as u64 {
+            break stats;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            worker.kill().ok();
+            worker.wait().ok();
+            panic!(
+                "the worker did not handle the {} re-delivered jobs within 60 s: {stats:?}",
+                jobs.len()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    worker.kill().ok();
+    worker.wait().ok();
+    assert_eq!(handled.pending, 0, "nothing left waiting: {handled:?}");
+}
+
+/// Every job a request's flow has: its fan-out, a task per processor and its finalize.
+pub fn all_jobs(id: &str) -> Vec<dsr_jobs::Job> {
+    let mut jobs = vec![dsr_jobs::Job::FanOut { request_id: id.into() }];
+    for processor in dsr_connector::Processor::ALL {
+        jobs.push(dsr_jobs::Job::ProcessorTask {
+            request_id: id.into(),
+            processor,
+        });
+    }
+    jobs.push(dsr_jobs::Job::Finalize { request_id: id.into() });
+    jobs
+}

@@ -47,8 +47,9 @@ pub struct Planned {
 }
 
 impl Planned {
-    /// The plan item for this request: its claim points at the subject's own identifier, in
-    /// a small record built from what the request sends.
+    /// The plan item for this request, keyed by the identifier as the subject gave it (what
+    /// its claim points at): the form `userProvidedData` wants (a Gmail address without its
+    /// dots) is only what the call sends, kept in its target.
     pub fn item(&self) -> PlanItem {
         let target = json!(Call::UserDeletion {
             property: self.property.clone(),
@@ -62,7 +63,7 @@ impl Planned {
             "value": self.value,
         });
         PlanItem::new(
-            format!("{CATEGORY} {} {} {}", self.property, self.id_type, self.value),
+            format!("{CATEGORY} {} {} {}", self.property, self.id_type, self.identifier),
             CATEGORY,
             Action::Delete,
             target,
@@ -154,7 +155,9 @@ impl Google {
         time.map_err(|e| needs_role(e, &role))
     }
 
-    /// The deletion request for one item, with Google's answer as its receipt.
+    /// The deletion request for one item, with Google's answer as its receipt. The receipt
+    /// names no identifier (the item's key names the one the subject gave): what was sent
+    /// may be a normalised form of it that she never gave.
     pub(crate) async fn execute_user_deletion(
         &self,
         property: &str,
@@ -163,7 +166,7 @@ impl Google {
     ) -> Result<Value, ConnectorError> {
         let time = self.submit(property, id_type, value).await?;
         Ok(json!({
-            "property": property, "id_type": id_type, "identifier": value,
+            "property": property, "id_type": id_type,
             "deletionRequestTime": time,
         }))
     }
@@ -237,10 +240,14 @@ mod tests {
                 "{item:?}"
             );
         }
-        assert_eq!(items[1].key, "analytics_user 1 userProvidedData karinordmann@gmail.com");
         assert_eq!(
-            items[1].data["identifier"], "kari.nordmann@gmail.com",
-            "what she gave, not the normalised form"
+            items[1].key, "analytics_user 1 userProvidedData kari.nordmann@gmail.com",
+            "keyed by what she gave, not the normalised form"
+        );
+        assert_eq!(items[1].data["identifier"], "kari.nordmann@gmail.com");
+        assert_eq!(
+            items[1].target["value"], "karinordmann@gmail.com",
+            "the call sends what userProvidedData wants"
         );
         let other = Identities {
             ga_client_ids: vec!["1.3".into()],

@@ -315,7 +315,7 @@ impl Connector for Google {
 
     async fn execute(
         &self,
-        _ctx: &TaskContext,
+        ctx: &TaskContext,
         subject: &Identities,
         change: &Change,
         item: &PlanItem,
@@ -364,8 +364,13 @@ impl Connector for Google {
                     Change::Rectification { changes } => changes.as_slice(),
                     _ => &[],
                 };
-                self.update_contact(subject, changes, &mailbox, &resource_name, &update_person_fields, &body)
-                    .await
+                let call = (
+                    mailbox.as_str(),
+                    resource_name.as_str(),
+                    update_person_fields.as_slice(),
+                    &body,
+                );
+                self.update_contact(ctx, subject, changes, item, call).await
             }
         }
     }

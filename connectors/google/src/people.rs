@@ -2,14 +2,15 @@
 //! through `people/me/connections`: `searchContacts` is a prefix match capped at 30 results
 //! with no paging, too incomplete for a legal request. Mutations for one user go one at a
 //! time, as Google requires. Erasure plans a `deleteContact` per contact, rectification an
-//! `updateContact` with the etag the contact was read with
+//! `updateContact` with the etag the contact was read with (sent again with a fresh etag only
+//! while the contact still holds what the plan read)
 //! (https://developers.google.com/people/api/rest/v1/people/deleteContact,
 //! https://developers.google.com/people/api/rest/v1/people/updateContact).
 
 use dsr_connector::http::VendorClient;
 use dsr_connector::{
     Action, ConnectorError, FieldChange, Identities, IdentityKind, ItemOutcome, MatchClaim, Phone, PlanItem, Record,
-    RecordSink, RectifyField, correct_values,
+    RecordSink, RectifyField, TaskContext, correct_values,
 };
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -456,52 +457,77 @@ impl Google {
         Ok((items, notes))
     }
 
-    /// `updateContact` with the body and etag the item was planned with. When Google
-    /// refuses it because the contact changed since (a stale etag), the contact is read
-    /// again and, if it is still hers, updated once more from what it holds now; a contact
-    /// that no longer names her is left as it is.
+    /// `updateContact` with the body and etag the item was planned with. When Google refuses
+    /// it because the contact changed since (a stale etag), the contact is read again:
+    /// already as the item asks, done; still holding what the plan read (`before`) in every
+    /// field the update replaces, and still hers, the same planned body once more with the
+    /// fresh etag and source etags (only they differ); otherwise changed since the plan: an
+    /// error naming `dsr retry`, nothing sent. `call` is the item's planned call: the
+    /// mailbox, the contact's resourceName, `updatePersonFields` and the body.
     pub(crate) async fn update_contact(
         &self,
+        ctx: &TaskContext,
         subject: &Identities,
         changes: &[FieldChange],
-        mailbox: &str,
-        resource_name: &str,
-        mask: &[String],
-        body: &Value,
+        item: &PlanItem,
+        call: (&str, &str, &[String], &Value),
     ) -> Result<ItemOutcome, ConnectorError> {
+        let (mailbox, resource_name, mask, body) = call;
         let client = self.people(mailbox);
         let url = self.people_url(&format!("{resource_name}:updateContact"));
-        let send = |mask: String, body: Value| send_update(&client, mailbox, &url, mask, body);
-        let (updated, mask) = match send(mask.join(","), body.clone()).await {
-            // Changed since it was read: read it again and try once more.
+        let send = |body: Value| send_update(&client, mailbox, &url, mask.join(","), body);
+        let updated = match send(body.clone()).await {
+            // Changed since it was read: read it again.
             Err(e) if is_stale(&e) => {
                 let url = self.people_url(resource_name);
-                let fresh: Person = client
+                let fresh: Person = match client
                     .json(mailbox, |http| http.get(&url).query(&[("personFields", PERSON_FIELDS)]))
-                    .await?;
-                // Read again: it must still be hers before it is patched.
-                if person_claims(&fresh, subject).is_empty() {
-                    return Ok(ItemOutcome::RefusedByVendor(
-                        "the contact changed after the plan was made (stale etag) and no longer holds the subject's address or number: left as it is".into(),
-                    ));
-                }
+                    .await
+                {
+                    Ok(fresh) => fresh,
+                    Err(e) if e.is_not_found() => return Ok(ItemOutcome::AlreadyGone),
+                    Err(e) => return Err(e),
+                };
+                // Already so (someone made the same correction, or this item's call was made
+                // once before and re-delivered): no second change.
                 let pending: Vec<FieldChange> = changes
                     .iter()
                     .filter(|c| !already_set(&fresh, c, subject))
                     .cloned()
                     .collect();
-                let (update, _) = changes_for(&fresh, &pending, subject);
-                let mask = update.mask();
-                if mask.is_empty() {
+                if changes_for(&fresh, &pending, subject).0.mask().is_empty() {
                     return Ok(ItemOutcome::Done(
-                        json!({"resourceName": resource_name, "unchanged": true}),
+                        json!({"resourceName": resource_name, "unchanged": true, "already_as_requested": true}),
                     ));
                 }
-                let body = json!(update.for_person(&fresh));
-                let updated = send(mask.join(","), body).await?;
-                (updated, mask.iter().map(|f| f.to_string()).collect())
+                let all = fields(&fresh);
+                let now: Map<String, Value> = mask
+                    .iter()
+                    .map(|f| (f.clone(), all.get(f).cloned().unwrap_or(Value::Null)))
+                    .collect();
+                if person_claims(&fresh, subject).is_empty() {
+                    return Err(changed_since_plan(
+                        ctx,
+                        item,
+                        "no longer holds the subject's address or number",
+                    ));
+                }
+                if item.before.as_ref().and_then(Value::as_object) != Some(&now) {
+                    return Err(changed_since_plan(ctx, item, "the fields it corrects were changed"));
+                }
+                // The planned body; only the versions it carries are the fresh contact's.
+                // (`metadata.sources[].etag` is a version too: updateContact refuses a stale one.)
+                let mut body = body.clone();
+                if let Some(fields) = body.as_object_mut() {
+                    fields.insert("etag".into(), json!(fresh.etag));
+                    match &fresh.metadata {
+                        Some(metadata) => fields.insert("metadata".into(), metadata.clone()),
+                        None => fields.remove("metadata"),
+                    };
+                }
+                send(body).await?
             }
-            other => (other?, mask.to_vec()),
+            other => other?,
         };
         let now = fields(&updated);
         let after: Map<String, Value> = mask
@@ -511,6 +537,22 @@ impl Google {
         Ok(ItemOutcome::Done(
             json!({"resourceName": resource_name, "etag": updated.etag, "fields": after}),
         ))
+    }
+}
+
+/// The contact no longer holds what the plan read: the stored plan is not carried out, and the
+/// operator plans again.
+fn changed_since_plan(ctx: &TaskContext, item: &PlanItem, what: &str) -> ConnectorError {
+    ConnectorError::Permanent {
+        processor: crate::client::PROCESSOR,
+        code: "changed_since_plan".into(),
+        message: format!(
+            "plan item `{}`: the contact changed since the plan was made (stale etag) and {what}, so the planned \
+             change was not sent; run `dsr retry {} --processor {}` to plan again",
+            item.key,
+            ctx.request_id,
+            crate::client::PROCESSOR
+        ),
     }
 }
 

@@ -198,6 +198,26 @@ async fn erasure_submits_one_deletion_per_identifier_and_property_with_googles_t
         BTreeSet::from(["Email", "GaClientId", "GaUserId"].map(String::from)),
         "each request claims the subject's own identifier it is made from"
     );
+    // Keyed by the address she gave; the form sent to userProvidedData (dots removed) is
+    // only in the call's target, never in a key or a receipt.
+    for property in ["351234567", "351234568"] {
+        let key = format!("analytics_user {property} userProvidedData kari.nordmann@gmail.com");
+        let item = applied
+            .item(&key)
+            .unwrap_or_else(|| panic!("{key}: {:?}", applied.plan.items));
+        assert_eq!(item.target["value"], "karinordmann@gmail.com", "the call is as before");
+        let ItemState::Done { receipt } = &item.state else {
+            panic!("{item:?}")
+        };
+        assert!(receipt["deletionRequestTime"].is_string(), "{receipt}");
+    }
+    for item in &applied.plan.items {
+        let receipt = serde_json::to_string(&item.state).unwrap();
+        assert!(
+            !item.key.contains("karinordmann") && !receipt.contains("karinordmann"),
+            "{item:?}"
+        );
+    }
     assert!(
         applied.plan.notes.iter().any(|n| n.contains("72 hours")),
         "{:?}",
@@ -818,7 +838,7 @@ async fn rectification_survives_a_stale_etag_once() {
 }
 
 #[tokio::test]
-async fn a_contact_that_stops_naming_her_before_the_update_is_left_alone() {
+async fn a_contact_that_stops_naming_her_before_the_update_is_left_alone_and_the_plan_made_again() {
     let fake = GoogleFake::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let google = workspace_connector(&fake, dir.path(), "hard").await;
@@ -842,8 +862,10 @@ async fn a_contact_that_stops_naming_her_before_the_update_is_left_alone() {
         c1.stamp();
     });
     let item = plan.items.iter().find(|i| i.key.ends_with("people/c1")).unwrap();
-    let outcome = google.execute(&ctx(), &subject, &change, item).await.unwrap();
-    assert!(matches!(outcome, ItemOutcome::RefusedByVendor(_)), "{outcome:?}");
+    // Not a refusal by Google: the plan no longer fits the contact, and is made again.
+    let err = google.execute(&ctx(), &subject, &change, item).await.unwrap_err();
+    assert_eq!(err.code(), "permanent:changed_since_plan", "{err}");
+    assert!(err.to_string().contains("dsr retry test --processor google"), "{err}");
     assert_eq!(
         fake.contact("ola.hansen@racom.no", "people/c1").unwrap()["names"][0]["familyName"],
         "Nordmann"
@@ -924,4 +946,99 @@ async fn rectification_replaces_the_subjects_phone_and_keeps_the_contacts_other_
     );
     let c1 = fake.contact("ola.hansen@racom.no", "people/c1").unwrap();
     assert_eq!(c1["phoneNumbers"].as_array().unwrap().len(), 1, "{c1}");
+}
+
+#[tokio::test]
+async fn after_a_stale_etag_only_the_planned_change_is_sent_and_only_to_a_contact_as_the_plan_read_it() {
+    let fake = GoogleFake::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let google = workspace_connector(&fake, dir.path(), "hard").await;
+    let subject = kari_in_workspace();
+    let change = Change::Rectification {
+        changes: vec![FieldChange {
+            field: RectifyField::Email,
+            value: "kari.hansen@example.no".into(),
+        }],
+    };
+    let mut plan = google.plan(&ctx(), &subject, &change).await.unwrap();
+    check_plan(&subject, &mut plan, &retain());
+    let item = plan
+        .items
+        .iter()
+        .find(|i| i.key.ends_with("people/c1"))
+        .unwrap()
+        .clone();
+    assert_eq!(item.action, Action::Patch);
+    // An edit in Google Contacts while the plan waits: a new etag, so the planned update is stale.
+    let edit = |f: &dyn Fn(&mut Value)| {
+        fake.with(|s| {
+            let c1 = s
+                .people
+                .iter_mut()
+                .find(|p| p.json["resourceName"] == "people/c1")
+                .unwrap();
+            f(&mut c1.json);
+            c1.version += 1;
+            c1.stamp();
+        })
+    };
+    let emails = || fake.contact("ola.hansen@racom.no", "people/c1").unwrap()["emailAddresses"].clone();
+    let updates = || {
+        fake.calls()
+            .iter()
+            .filter(|c| c.contains("people/c1:updateContact"))
+            .count()
+    };
+    let original = emails();
+    assert!(original.to_string().contains(KARI), "{original}");
+
+    // Someone adds an address: the planned list would drop it.
+    edit(&|c| {
+        c["emailAddresses"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"value": "kari@styre.example", "type": "work"}))
+    });
+    let err = google.execute(&ctx(), &subject, &change, &item).await.unwrap_err();
+    assert_eq!(err.code(), "permanent:changed_since_plan", "{err}");
+    assert!(!err.is_retryable());
+    assert_eq!(updates(), 1, "the stale attempt only");
+    assert_eq!(
+        emails().as_array().unwrap().len(),
+        original.as_array().unwrap().len() + 1
+    );
+
+    // Someone made exactly the correction asked for: done, nothing more sent.
+    let corrected: Vec<Value> = original
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let mut e = e.clone();
+            if e["value"].as_str().is_some_and(|v| v.eq_ignore_ascii_case(KARI)) {
+                e["value"] = json!("kari.hansen@example.no");
+            }
+            e
+        })
+        .collect();
+    edit(&|c| c["emailAddresses"] = json!(corrected));
+    let outcome = google.execute(&ctx(), &subject, &change, &item).await.unwrap();
+    assert!(
+        matches!(&outcome, ItemOutcome::Done(r) if r["already_as_requested"] == true),
+        "{outcome:?}"
+    );
+    assert_eq!(updates(), 2);
+
+    // Back as the plan read it, under a new etag: the planned body once more, fresh etag.
+    edit(&|c| c["emailAddresses"] = original.clone());
+    let outcome = google.execute(&ctx(), &subject, &change, &item).await.unwrap();
+    let ItemOutcome::Done(receipt) = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(updates(), 4, "a stale attempt, a re-read and the planned body again");
+    let now = emails();
+    assert_eq!(now.as_array().unwrap().len(), original.as_array().unwrap().len());
+    assert!(now.to_string().contains("kari.hansen@example.no"), "{now}");
+    assert!(!now.to_string().contains(KARI), "{now}");
+    assert_eq!(receipt["fields"]["emailAddresses"], now);
 }

@@ -154,14 +154,14 @@ impl Connector for Microsoft365 {
 
     async fn execute(
         &self,
-        _ctx: &TaskContext,
-        _subject: &Identities,
+        ctx: &TaskContext,
+        subject: &Identities,
         change: &Change,
         item: &PlanItem,
     ) -> Result<ItemOutcome, ConnectorError> {
         match change {
             Change::Erasure => self.execute_erasure(item).await,
-            Change::Rectification { .. } => self.execute_patch(item).await,
+            Change::Rectification { changes } => self.execute_patch(ctx, subject, changes, item).await,
             Change::Objection => Err(no_consent()),
         }
     }

@@ -1,15 +1,17 @@
 //! Correcting the subject's contact entries (Art. 16): one item per contact found, with
-//! before and after per property, each item one PATCH.
+//! before and after per property, each item one PATCH, sent only while the contact still
+//! holds what the plan read (read again first; otherwise the operator plans again).
 //! - https://learn.microsoft.com/en-us/graph/api/contact-update
 
 use dsr_connector::{
-    Action, ConnectorError, FieldChange, Identities, ItemOutcome, Plan, PlanItem, RectifyField, correct_values,
+    Action, ConnectorError, FieldChange, Identities, ItemOutcome, Plan, PlanItem, RectifyField, TaskContext,
+    correct_values,
 };
 use serde_json::{Map, Value, json};
 
 use crate::Microsoft365;
 use crate::access::{FoundContact, contact_claims};
-use crate::client::needs_permission;
+use crate::client::{PROCESSOR, needs_permission, odata_literal};
 use crate::erase::{contact_key, contact_target};
 use crate::reach::Reach;
 use crate::target::{CONTACTS, Target, bad_item};
@@ -164,8 +166,54 @@ impl Microsoft365 {
         Ok(plan)
     }
 
-    /// Sends one planned PATCH; the receipt has each property before and as Graph answered.
-    pub async fn execute_patch(&self, item: &PlanItem) -> Result<ItemOutcome, ConnectorError> {
+    /// The contact `target` names as Graph holds it now, read from the folder it was planned
+    /// in (the fake Graph, like dsr's other reads, lists; it serves no single contact): first
+    /// by each of the subject's addresses, then, when it no longer holds one, the whole
+    /// folder. `None` when it is not there (deleted, or moved to another folder).
+    async fn contact_now(&self, target: &Target, subject: &Identities) -> Result<Option<Contact>, ConnectorError> {
+        let segments: Vec<&str> = match &target.folder {
+            None => vec!["users", &target.mailbox, "contacts"],
+            Some(f) => vec!["users", &target.mailbox, "contactFolders", f, "contacts"],
+        };
+        let top = self.graph.page_size.to_string();
+        let mut queries: Vec<Vec<(&str, String)>> = subject
+            .emails
+            .iter()
+            .map(|email| {
+                let filter = format!("emailAddresses/any(a:a/address eq {})", odata_literal(email.as_str()));
+                vec![("$filter", filter), ("$top", top.clone())]
+            })
+            .collect();
+        queries.push(vec![("$top", top.clone())]);
+        for query in queries {
+            let query: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let url = self.graph.url(&segments, &query);
+            let contacts: Vec<Contact> = match self.graph.all(&target.mailbox, url).await {
+                Ok(contacts) => contacts,
+                // The folder itself is gone.
+                Err(e) if e.is_not_found() => return Ok(None),
+                Err(e) => return Err(needs_permission(e, "Contacts.ReadWrite", "read contacts")),
+            };
+            if let Some(contact) = contacts.into_iter().find(|c| c.id == target.id) {
+                return Ok(Some(contact));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Sends one planned PATCH, after reading the contact again: a list in the body replaces
+    /// the contact's whole list, so the plan's body is sent only while the properties it sets
+    /// still hold what the plan read (`before`). Already as the item asks: done, nothing sent.
+    /// Otherwise changed since the plan (an address added, a field edited, the contact moved
+    /// or deleted): an error naming `dsr retry`, nothing sent. The receipt has each property
+    /// before and as Graph answered.
+    pub async fn execute_patch(
+        &self,
+        ctx: &TaskContext,
+        subject: &Identities,
+        changes: &[FieldChange],
+        item: &PlanItem,
+    ) -> Result<ItemOutcome, ConnectorError> {
         if item.action != Action::Patch {
             return Err(bad_item(item, "a rectification carries out patch items only"));
         }
@@ -173,6 +221,47 @@ impl Microsoft365 {
         let Some(Value::Object(body)) = &target.patch else {
             return Err(bad_item(item, "no PATCH body"));
         };
+        let before = item.before.as_ref().and_then(Value::as_object);
+        let Some(contact) = self.contact_now(&target, subject).await? else {
+            return Err(changed_since_plan(
+                ctx,
+                item,
+                "the contact has left the folder it was planned in (deleted or moved)",
+            ));
+        };
+        let current = properties(&contact);
+        let now: Map<String, Value> = body
+            .keys()
+            .map(|field| (field.clone(), current.get(field).cloned().unwrap_or(Value::Null)))
+            .collect();
+        if item.after.as_ref().and_then(Value::as_object) == Some(&now) {
+            let fields = body
+                .keys()
+                .map(|field| {
+                    let was = before.and_then(|b| b.get(field)).cloned().unwrap_or(Value::Null);
+                    (field.clone(), was, now[field].clone())
+                })
+                .collect();
+            return Ok(ItemOutcome::Done(
+                json!({"id": target.id, "fields": field_changes(fields), "already_as_requested": true}),
+            ));
+        }
+        if before != Some(&now) {
+            return Err(changed_since_plan(
+                ctx,
+                item,
+                "the properties it corrects were changed in Outlook",
+            ));
+        }
+        // The same values, yet the plan would now correct other properties (her number
+        // added to a list meanwhile): the planned body is not what the contact calls for.
+        if serde_json::to_value(patch_for(&contact, changes, subject).0)
+            .ok()
+            .as_ref()
+            != target.patch.as_ref()
+        {
+            return Err(changed_since_plan(ctx, item, "the contact was changed in Outlook"));
+        }
         let url = self.graph.url(&target.segments(item)?, &[]);
         let updated: Contact = self
             .graph
@@ -181,7 +270,6 @@ impl Microsoft365 {
             .await
             .map_err(|e| needs_permission(e, "Contacts.ReadWrite", "update contacts"))?;
         let now = properties(&updated);
-        let before = item.before.as_ref().and_then(Value::as_object);
         let applied = body
             .keys()
             .map(|field| {
@@ -193,6 +281,20 @@ impl Microsoft365 {
         Ok(ItemOutcome::Done(
             json!({"id": target.id, "fields": field_changes(applied)}),
         ))
+    }
+}
+
+/// The contact no longer holds what the plan read: the stored plan is not carried out, and
+/// the operator plans again.
+fn changed_since_plan(ctx: &TaskContext, item: &PlanItem, what: &str) -> ConnectorError {
+    ConnectorError::Permanent {
+        processor: PROCESSOR,
+        code: "changed_since_plan".into(),
+        message: format!(
+            "plan item `{}`: {what} since the plan was made, so the planned change was not sent; \
+             run `dsr retry {} --processor {PROCESSOR}` to plan again",
+            item.key, ctx.request_id
+        ),
     }
 }
 

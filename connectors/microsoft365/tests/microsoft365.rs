@@ -829,3 +829,87 @@ async fn objection_is_planned_nowhere() {
         "{err:?}"
     );
 }
+
+#[tokio::test]
+async fn a_correction_is_sent_only_while_the_contact_holds_what_the_plan_read() {
+    let s = setup("").await;
+    let kari = subject(KARI);
+    let change = rectification(&[
+        (RectifyField::Email, "kari.hansen@example.no"),
+        (RectifyField::FamilyName, "Hansen"),
+    ]);
+    let mut plan = s.connector.plan(&ctx(false), &kari, &change).await.unwrap();
+    check_plan(&kari, &mut plan, &rules(SharedPolicy::Retain));
+    let item = |id: &str| {
+        plan.items
+            .iter()
+            .find(|i| i.key.ends_with(&format!("/{id}")))
+            .unwrap_or_else(|| panic!("{id} in {:?}", keys(&plan)))
+            .clone()
+    };
+    let edit = |id: &str, f: &dyn Fn(&mut Value)| {
+        s.fake
+            .with(|st| f(&mut st.contacts.iter_mut().find(|c| c.json["id"] == id).unwrap().json))
+    };
+    let patches = || writes(&s.fake).iter().filter(|c| c.starts_with("PATCH ")).count();
+    let ola = item("c-ola-1");
+    assert_eq!(ola.action, Action::Patch);
+
+    // Someone adds an address while the plan waits: the planned list would drop it.
+    edit("c-ola-1", &|c| {
+        c["emailAddresses"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"name": "Jobb", "address": "kari@jobb.example"}))
+    });
+    let err = s
+        .connector
+        .execute(&ctx(false), &kari, &change, &ola)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "permanent:changed_since_plan", "{err}");
+    assert!(
+        err.to_string().contains("dsr retry test --processor microsoft365"),
+        "{err}"
+    );
+    let now = contact(&s.fake, "c-ola-1").unwrap();
+    assert_eq!(
+        now["emailAddresses"].as_array().unwrap().len(),
+        2,
+        "the added address is kept"
+    );
+    assert_eq!(now["surname"], "Nordmann");
+
+    // Someone made exactly the correction asked for: done, nothing sent.
+    edit("c-ola-1", &|c| {
+        c["emailAddresses"] = json!([{"name": "Kari Nordmann", "address": "kari.hansen@example.no"}]);
+        c["surname"] = json!("Hansen");
+    });
+    let outcome = s.connector.execute(&ctx(false), &kari, &change, &ola).await.unwrap();
+    assert!(
+        matches!(&outcome, ItemOutcome::Done(r) if r["already_as_requested"] == true),
+        "{outcome:?}"
+    );
+
+    // Deleted (or moved) since the plan: not found where planned, nothing sent.
+    let in_folder = item("c-ola-3");
+    assert!(in_folder.target["folder"].is_string(), "{in_folder:?}");
+    s.fake.with(|st| st.contacts.retain(|c| c.json["id"] != "c-ola-3"));
+    let err = s
+        .connector
+        .execute(&ctx(false), &kari, &change, &in_folder)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "permanent:changed_since_plan", "{err}");
+    assert_eq!(patches(), 0);
+
+    // Unchanged since the plan, in a folder too: sent as planned.
+    let outcome = s
+        .connector
+        .execute(&ctx(false), &kari, &change, &item("c-ola-4"))
+        .await
+        .unwrap();
+    assert!(matches!(outcome, ItemOutcome::Done(_)), "{outcome:?}");
+    assert_eq!(contact(&s.fake, "c-ola-4").unwrap()["surname"], "Hansen");
+    assert_eq!(patches(), 1);
+}

@@ -6,7 +6,8 @@
 //! - withdraw: `DELETE Person/{id}/Consent/{purpose}` (RemoveConsent); the consent stays in
 //!   `GET Person/{id}/Consent` with legal base `WITHDRAWN`
 //!   (https://docs.superoffice.com/en/api/reference/restful/rest/Person/v1PersonEntity_RemoveConsent.html)
-//! - subscriptions: `ShipmentTypes[].Selected`, unselected with JSON Patch
+//! - subscriptions: `ShipmentTypes[].Selected`, unselected with JSON Patch at the place the
+//!   ShipmentType's id holds when the item is executed, guarded by a `test` of that id
 //!   (https://docs.superoffice.com/en/api/reference/restful/rest/Person/v1PersonEntity_PatchPersonEntity.html)
 
 use dsr_connector::{Action, ConnectorError, Identities, Plan, PlanItem};
@@ -90,10 +91,11 @@ impl SuperOffice {
                 let key = format!("newsletter_subscriptions {id}/{}", subscription.id);
                 let category = "newsletter_subscriptions";
                 let item = if subscription.selected {
+                    // Found by its id when executed: the list may be reordered meanwhile.
                     let target = Target::Unsubscribe {
                         person: id,
                         shipment_type: subscription.id,
-                        index,
+                        index: None,
                     };
                     PlanItem::new(
                         key,

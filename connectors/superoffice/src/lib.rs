@@ -151,11 +151,11 @@ impl Connector for SuperOffice {
 
     async fn execute(
         &self,
-        _ctx: &TaskContext,
-        _subject: &Identities,
-        _change: &Change,
+        ctx: &TaskContext,
+        subject: &Identities,
+        change: &Change,
         item: &PlanItem,
     ) -> Result<ItemOutcome, ConnectorError> {
-        self.execute_item(item).await
+        self.execute_item(ctx, subject, change, item).await
     }
 }

@@ -1,15 +1,16 @@
 //! Correcting the subject's persons (Art. 16) with JSON-Patch: one item per person, its
-//! fields before and as asked.
+//! fields before and as asked. Executed only while the person still holds the fields as
+//! planned (read again first): otherwise the operator plans again.
 //! https://docs.superoffice.com/en/api/reference/restful/rest/Person/v1PersonEntity_PatchPersonEntity.html
 
 use dsr_connector::{
     Action, ConnectorError, Email, FieldChange, Identities, ItemOutcome, Phone, Plan, PlanItem, RectifyField,
-    correct_values,
+    TaskContext, correct_values,
 };
 use serde_json::{Map, Value, json};
 
 use crate::SuperOffice;
-use crate::target::Target;
+use crate::target::{Target, changed_since_plan};
 
 /// An `Emails`/`MobilePhones` entry with a new value (SuperOffice derives `StrippedValue`).
 fn with_value(entry: &Value, value: &str) -> Value {
@@ -190,14 +191,53 @@ impl SuperOffice {
         Ok(plan)
     }
 
-    /// `PATCH Person/{id}`; the receipt is the fields as SuperOffice answers them.
-    pub async fn patch_person(&self, key: &str, id: i64, ops: Vec<Value>) -> Result<ItemOutcome, ConnectorError> {
+    /// `PATCH Person/{id}` with the planned operations, after reading the person again: a
+    /// list in a JSON Patch replaces the whole list, so the plan's lists are sent only while
+    /// the person still holds what the plan read. Already as the item asks: done, nothing
+    /// sent. Otherwise changed since the plan (an address added, a field edited): an error,
+    /// nothing sent. The receipt is the fields as SuperOffice answers them.
+    pub async fn patch_person(
+        &self,
+        ctx: &TaskContext,
+        subject: &Identities,
+        changes: &[FieldChange],
+        item: &PlanItem,
+        id: i64,
+        ops: Vec<Value>,
+    ) -> Result<ItemOutcome, ConnectorError> {
         if ops.is_empty() {
             return Err(ConnectorError::Permanent {
                 processor: crate::client::PROCESSOR,
                 code: "plan_target".into(),
-                message: format!("plan item {key} has nothing to set"),
+                message: format!("plan item {} has nothing to set", item.key),
             });
+        }
+        let now = match self.person(id).await {
+            Ok(now) => now,
+            Err(e) if e.is_not_found() => return Ok(ItemOutcome::AlreadyGone),
+            Err(e) => return Err(e),
+        };
+        let (fields_now, _) = fields(&now.raw, &ops);
+        if item.after.as_ref() == Some(&fields_now) {
+            return Ok(ItemOutcome::Done(
+                json!({"person": id, "fields": fields_now, "already_as_requested": true}),
+            ));
+        }
+        if item.before.as_ref() != Some(&fields_now) {
+            return Err(changed_since_plan(
+                ctx,
+                &item.key,
+                "the fields it corrects were changed",
+            ));
+        }
+        // The same values, yet the planned lists would not be what the person's lists give
+        // now (another property of an entry changed): sending them would undo that change.
+        if patch_for(&now.raw, changes, subject).0 != ops {
+            return Err(changed_since_plan(
+                ctx,
+                &item.key,
+                "the entries it rewrites were changed",
+            ));
         }
         let updated: Value = self
             .tenant

@@ -1,7 +1,12 @@
 //! What a plan item asks `execute` to call: one SuperOffice request, named by the ids the
 //! plan found (stored with the plan, so it holds ids and the patch, never the record).
+//!
+//! A plan may wait days for approval, so a call that depends on the person as the plan read
+//! it reads the person again first: a newsletter is found by its ShipmentType id (never by
+//! its place in the list), and a correction is sent only while the fields it sets still
+//! hold what the plan showed (`rectify::SuperOffice::patch_person`).
 
-use dsr_connector::{ConnectorError, ItemOutcome, PlanItem};
+use dsr_connector::{Change, ConnectorError, Identities, ItemOutcome, PlanItem, TaskContext};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -21,12 +26,49 @@ pub enum Target {
     PatchPerson { person: i64, patch: Vec<Value> },
     /// `DELETE Person/{person}/Consent/{purpose}` (RemoveConsent).
     WithdrawConsent { person: i64, purpose: String },
-    /// `PATCH Person/{person}`: `replace /ShipmentTypes/{index}/Selected false`.
+    /// `PATCH Person/{person}`: `test /ShipmentTypes/{i}/Id`, then `replace
+    /// /ShipmentTypes/{i}/Selected false`, where `i` is where the ShipmentType `shipment_type`
+    /// is in the list when the call is made.
     Unsubscribe {
         person: i64,
         shipment_type: i64,
-        index: usize,
+        /// Its place in the list when the plan was read. Plans made before the list was
+        /// read again at execution carry it; it is never used (the list may be reordered).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        index: Option<usize>,
     },
+}
+
+/// The error SuperOffice gives a delete its sentry refuses for that one record ("deletes are
+/// subject to the usual sentry restrictions"; `error_403.json`: 403 `SoSecurityException`,
+/// "The user does not have the right to delete requests."). The only failure of a delete that
+/// is taken as the vendor keeping the item.
+pub const SENTRY_REFUSAL: &str = "403:SoSecurityException";
+
+/// SuperOffice's refusal to delete this one record, if `error` is that refusal; any other
+/// failure (a config error, an untrusted tenant address, a 400, a 412) is not a refusal and
+/// stays an error.
+pub fn refusal(error: &ConnectorError) -> Option<String> {
+    match error {
+        ConnectorError::Permanent { code, message, .. } if code == SENTRY_REFUSAL => Some(format!(
+            "SuperOffice refused to delete it ({message}); an administrator must remove it by hand"
+        )),
+        _ => None,
+    }
+}
+
+/// The record no longer holds what the plan showed: the stored plan is not carried out, and
+/// the operator plans again.
+pub fn changed_since_plan(ctx: &TaskContext, key: &str, what: &str) -> ConnectorError {
+    ConnectorError::Permanent {
+        processor: PROCESSOR,
+        code: "changed_since_plan".into(),
+        message: format!(
+            "plan item `{key}`: {what} in SuperOffice since the plan was made, so the planned change was not sent; \
+             run `dsr retry {} --processor {PROCESSOR}` to plan again",
+            ctx.request_id
+        ),
+    }
 }
 
 impl Target {
@@ -53,7 +95,13 @@ pub const DELETABLE: [(&str, &str); 4] = [
 
 impl SuperOffice {
     /// Makes the one call `item` stands for.
-    pub async fn execute_item(&self, item: &PlanItem) -> Result<ItemOutcome, ConnectorError> {
+    pub async fn execute_item(
+        &self,
+        ctx: &TaskContext,
+        subject: &Identities,
+        change: &Change,
+        item: &PlanItem,
+    ) -> Result<ItemOutcome, ConnectorError> {
         match Target::read(item)? {
             Target::DeletePerson { person } => {
                 let path = format!("Person/{person}");
@@ -75,15 +123,27 @@ impl SuperOffice {
                 match self.tenant.send(&path, &[], |http, url| http.delete(url)).await {
                     Ok(_) => Ok(ItemOutcome::Done(json!({"deleted": path}))),
                     Err(e) if e.is_not_found() => Ok(ItemOutcome::AlreadyGone),
-                    // SuperOffice keeps it (a system user without the right to delete
-                    // requests): kept by the vendor, for an administrator to remove.
-                    Err(ConnectorError::Permanent { message, .. }) => Ok(ItemOutcome::RefusedByVendor(format!(
-                        "SuperOffice refused to delete it ({message}); an administrator must remove it by hand"
-                    ))),
-                    Err(e) => Err(e),
+                    // SuperOffice's sentry keeps this record (the system user may not delete
+                    // it): kept by the vendor, for an administrator to remove.
+                    Err(e) => match refusal(&e) {
+                        Some(reason) => Ok(ItemOutcome::RefusedByVendor(reason)),
+                        None => Err(e),
+                    },
                 }
             }
-            Target::PatchPerson { person, patch } => self.patch_person(&item.key, person, patch).await,
+            Target::PatchPerson { person, patch } => {
+                let Change::Rectification { changes } = change else {
+                    return Err(ConnectorError::Permanent {
+                        processor: PROCESSOR,
+                        code: "plan_target".into(),
+                        message: format!(
+                            "plan item {} patches a person, which only a rectification does",
+                            item.key
+                        ),
+                    });
+                };
+                self.patch_person(ctx, subject, changes, item, person, patch).await
+            }
             Target::WithdrawConsent { person, purpose } => {
                 let path = format!("Person/{person}/Consent/{purpose}");
                 match self.tenant.send(&path, &[], |http, url| http.delete(url)).await {
@@ -93,22 +153,61 @@ impl SuperOffice {
                 }
             }
             Target::Unsubscribe {
-                person,
-                shipment_type,
-                index,
-            } => {
-                let patch =
-                    json!([{"op": "replace", "path": format!("/ShipmentTypes/{index}/Selected"), "value": false}]);
-                self.tenant
-                    .send(&format!("Person/{person}"), &[], |http, url| {
-                        http.patch(url).json(&patch)
-                    })
-                    .await?;
-                Ok(ItemOutcome::Done(
-                    json!({"person": person, "unsubscribed": shipment_type}),
-                ))
+                person, shipment_type, ..
+            } => self.unsubscribe(person, shipment_type).await,
+        }
+    }
+
+    /// Unselects the ShipmentType `shipment_type` of `person`, found by its id in the list as
+    /// SuperOffice holds it now. The PATCH also tests that the place it patches still holds
+    /// that id (JSON Patch `test`; SuperOffice answers 409 when a test fails), so a list
+    /// reordered between the read and the PATCH is read once more rather than patched at the
+    /// wrong place.
+    async fn unsubscribe(&self, person: i64, shipment_type: i64) -> Result<ItemOutcome, ConnectorError> {
+        let path = format!("Person/{person}");
+        let receipt = |already: bool| {
+            let mut receipt = json!({"person": person, "unsubscribed": shipment_type});
+            if already {
+                receipt["already_unsubscribed"] = json!(true);
+            }
+            ItemOutcome::Done(receipt)
+        };
+        for _ in 0..2 {
+            let now = match self.person(person).await {
+                Ok(now) => now,
+                Err(e) if e.is_not_found() => return Ok(ItemOutcome::AlreadyGone),
+                Err(e) => return Err(e),
+            };
+            let types = &now.entity.shipment_types;
+            let Some(index) = types.iter().position(|s| s.id == shipment_type) else {
+                // The newsletter is no longer on her list: nothing to unsubscribe from.
+                return Ok(ItemOutcome::AlreadyGone);
+            };
+            if !types[index].selected {
+                return Ok(receipt(true));
+            }
+            let patch = json!([
+                {"op": "test", "path": format!("/ShipmentTypes/{index}/Id"), "value": shipment_type},
+                {"op": "replace", "path": format!("/ShipmentTypes/{index}/Selected"), "value": false},
+            ]);
+            match self
+                .tenant
+                .send(&path, &[], |http, url| http.patch(url).json(&patch))
+                .await
+            {
+                Ok(_) => return Ok(receipt(false)),
+                Err(e) if e.is_not_found() => return Ok(ItemOutcome::AlreadyGone),
+                // The test failed: the list changed between the read and the PATCH.
+                Err(ConnectorError::Permanent { code, .. }) if code.starts_with("409") => continue,
+                Err(e) => return Err(e),
             }
         }
+        Err(ConnectorError::RetryLater {
+            processor: PROCESSOR,
+            code: "shipment_types_changing".into(),
+            message: format!("the newsletter list of person {person} changed during each of two attempts"),
+            after: None,
+        })
     }
 }
 
@@ -146,5 +245,48 @@ mod tests {
             vec![],
         );
         assert_eq!(Target::read(&odd).unwrap_err().code(), "permanent:plan_target");
+        // A plan stored before newsletters were found by id still reads (its index unused).
+        let older = json!({"call": "unsubscribe", "person": 101, "shipment_type": 2, "index": 1});
+        let item = PlanItem::new("n", "n", dsr_connector::Action::Unsubscribe, older, Value::Null, vec![]);
+        assert!(matches!(
+            Target::read(&item).unwrap(),
+            Target::Unsubscribe { shipment_type: 2, .. }
+        ));
+        let planned = Target::Unsubscribe {
+            person: 101,
+            shipment_type: 2,
+            index: None,
+        };
+        assert_eq!(
+            planned.json(),
+            json!({"call": "unsubscribe", "person": 101, "shipment_type": 2})
+        );
+    }
+
+    #[test]
+    fn only_the_sentrys_refusal_of_the_record_is_a_refusal() {
+        let permanent = |code: &str| ConnectorError::Permanent {
+            processor: PROCESSOR,
+            code: code.into(),
+            message: "The user does not have the right to delete requests.".into(),
+        };
+        assert!(refusal(&permanent("403:SoSecurityException")).is_some_and(|r| r.contains("right to delete")));
+        for other in [
+            "400:ArgumentException",
+            "403",
+            "412:PreconditionFailedException",
+            "tenant_state:untrusted",
+            "config",
+            "unexpected_response",
+        ] {
+            assert_eq!(refusal(&permanent(other)), None, "{other}");
+        }
+        let later = ConnectorError::RetryLater {
+            processor: PROCESSOR,
+            code: "503:ServiceUnavailable".into(),
+            message: String::new(),
+            after: None,
+        };
+        assert_eq!(refusal(&later), None);
     }
 }

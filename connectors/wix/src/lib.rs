@@ -159,14 +159,14 @@ impl Connector for Wix {
 
     async fn execute(
         &self,
-        _ctx: &TaskContext,
+        ctx: &TaskContext,
         subject: &Identities,
         change: &Change,
         item: &PlanItem,
     ) -> Result<ItemOutcome, ConnectorError> {
         match change {
             Change::Erasure => self.erase_item(item).await,
-            Change::Rectification { changes } => self.patch_contact(subject, changes, item).await,
+            Change::Rectification { changes } => self.patch_contact(ctx, subject, changes, item).await,
             Change::Objection => self.unsubscribe_item(item).await,
         }
     }

@@ -1,12 +1,15 @@
-//! Correcting the subject's site contacts (Art. 16): PATCH with the contact's current
-//! `revision`; when someone else changed it meanwhile (409), read it again and retry once.
+//! Correcting the subject's site contacts (Art. 16): PATCH with the `revision` the plan read;
+//! when someone changed the contact meanwhile (409), read it again and send the same planned
+//! change once more with the fresh revision only if the contact still holds what the plan
+//! read (otherwise the operator plans again).
 //!
 //! The plan has one item per contact found: `Patch` with the requested fields' current
 //! values (`before`) and the requested ones (`after`), or `Keep` when every requested field
 //! is already as requested.
 
 use dsr_connector::{
-    Action, ConnectorError, FieldChange, Identities, ItemOutcome, Plan, PlanItem, RectifyField, correct_values,
+    Action, ConnectorError, FieldChange, Identities, ItemOutcome, Plan, PlanItem, RectifyField, TaskContext,
+    correct_values,
 };
 use serde_json::{Map, Value, json};
 
@@ -240,10 +243,14 @@ impl Wix {
         Ok(plan)
     }
 
-    /// PATCHes one contact; when it was changed meanwhile (409), reads it again, checks it is
-    /// still hers, and applies the change to the fresh contact once.
+    /// PATCHes one contact with the planned body and revision. When Wix answers 409 (the
+    /// contact changed since the plan read it), reads it again: already as the item asks,
+    /// done; still holding what the plan read in every field the body sets, the same planned
+    /// body once more with the fresh revision (only the revision differs); otherwise changed
+    /// since the plan: an error naming `dsr retry`, nothing sent.
     pub async fn patch_contact(
         &self,
+        ctx: &TaskContext,
         subject: &Identities,
         changes: &[FieldChange],
         item: &PlanItem,
@@ -252,40 +259,38 @@ impl Wix {
         let (Some(id), Action::Patch) = (target["id"].as_str(), item.action) else {
             return Err(foreign_item(item));
         };
-        let updated = match self.update(id, target["revision"].as_u64(), &target["info"]).await {
-            // Changed meanwhile: read the current revision and apply the change once more.
+        let planned = &target["info"];
+        let updated = match self.update(id, target["revision"].as_u64(), planned).await {
             Err(ConnectorError::Permanent { code, .. }) if code.starts_with("409") => {
                 const ENDPOINT: &str = "/contacts/v4/contacts/{id}";
-                let fresh: ContactAnswer = self
+                let fresh: ContactAnswer = match self
                     .get(&format!("/contacts/v4/contacts/{}", urlencoding::encode(id)))
-                    .await?;
+                    .await
+                {
+                    Ok(fresh) => fresh,
+                    Err(e) if e.is_not_found() => return Ok(ItemOutcome::AlreadyGone),
+                    Err(e) => return Err(e),
+                };
                 let view = dsr_connector::decode_answer(PROCESSOR, ENDPOINT, fresh.contact.clone())?;
                 let fresh: Found<Contact> = Found {
                     raw: fresh.contact,
                     view,
                 };
-                // Read again: it must still be hers before it is patched.
-                if contact_claims(&fresh, subject).is_empty() {
-                    return Err(ConnectorError::Permanent {
-                        processor: PROCESSOR,
-                        code: "changed_meanwhile".into(),
-                        message: format!(
-                            "contact {id} was changed at Wix meanwhile and no longer holds the subject's address or number: not changed"
-                        ),
-                    });
-                }
-                // Already so (this item's call made once before, re-delivered): no second change.
+                // Already so (someone made the same correction, or this item's call was made
+                // once before and re-delivered): no second change.
                 if contact_item(&fresh, changes, subject).action == Action::Keep {
                     return Ok(ItemOutcome::Done(
                         json!({"contact": id, "revision": fresh.view.revision, "already_as_requested": true}),
                     ));
                 }
-                let info = Value::Object(info_for(&fresh.raw, changes, subject));
-                self.update(&fresh.view.id, fresh.view.revision, &info).await?
+                if !as_planned(&fresh, changes, subject, item) {
+                    return Err(changed_since_plan(ctx, item));
+                }
+                self.update(&fresh.view.id, fresh.view.revision, planned).await?
             }
             other => other?,
         };
-        let fields: Map<String, Value> = target["info"]
+        let fields: Map<String, Value> = planned
             .as_object()
             .into_iter()
             .flatten()
@@ -294,5 +299,34 @@ impl Wix {
         Ok(ItemOutcome::Done(
             json!({"contact": id, "revision": updated["revision"], "info": fields}),
         ))
+    }
+}
+
+/// Whether `fresh` still holds what the plan read: it is still hers, each requested field has
+/// the plan's `before` value, and the body the plan would make from it is the planned body
+/// (so the lists it replaces hold the same entries: none added or edited since).
+fn as_planned(fresh: &Found<Contact>, changes: &[FieldChange], subject: &Identities, item: &PlanItem) -> bool {
+    let info = &fresh.raw["info"];
+    let before: Map<String, Value> = changes
+        .iter()
+        .filter_map(|c| current(info, c, subject).map(|now| (c.field.as_str().to_string(), now)))
+        .collect();
+    !contact_claims(fresh, subject).is_empty()
+        && item.before.as_ref() == Some(&Value::Object(before))
+        && Value::Object(info_for(&fresh.raw, changes, subject)) == item.target["info"]
+}
+
+/// The contact no longer holds what the plan read: the stored plan is not carried out, and the
+/// operator plans again.
+fn changed_since_plan(ctx: &TaskContext, item: &PlanItem) -> ConnectorError {
+    ConnectorError::Permanent {
+        processor: PROCESSOR,
+        code: "changed_since_plan".into(),
+        message: format!(
+            "plan item `{}`: the contact was changed at Wix since the plan was made (its fields no longer hold \
+             what the plan read), so the planned change was not sent; run `dsr retry {} --processor {PROCESSOR}` \
+             to plan again",
+            item.key, ctx.request_id
+        ),
     }
 }

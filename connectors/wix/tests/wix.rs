@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use dsr_connector::{
     Action, Applied, Change, Connector, FieldChange, Identities, ItemOutcome, MemorySink, PlanRules, RectifyField,
-    SharedPolicy, TaskContext, apply,
+    SharedPolicy, TaskContext, apply, check_plan,
 };
 use dsr_fixtures::wix::WixFake;
 use dsr_wix::{Wix, WixConfig};
@@ -713,4 +713,104 @@ async fn records_the_search_returns_that_are_not_hers_are_refused_and_untouched(
             .unwrap()
     });
     assert_eq!(other["subscriptionStatus"], "SUBSCRIBED");
+}
+
+#[tokio::test]
+async fn after_a_409_only_the_planned_change_is_sent_and_only_to_a_contact_as_the_plan_read_it() {
+    let (fake, _dir, wix) = connector("").await;
+    let change = Change::Rectification {
+        changes: vec![
+            family_name("Hansen"),
+            FieldChange {
+                field: RectifyField::Email,
+                value: "kari.hansen@example.no".into(),
+            },
+        ],
+    };
+    let mut plan = wix.plan(&ctx(), &kari(), &change).await.unwrap();
+    check_plan(&kari(), &mut plan, &rules(SharedPolicy::Retain));
+    let item = plan.items.iter().find(|i| i.key == "contacts ct-kari").unwrap().clone();
+    assert_eq!(item.action, Action::Patch);
+    // An edit at Wix while the plan waits: a new revision, so the planned PATCH meets a 409.
+    let edit = |f: &dyn Fn(&mut Value)| {
+        fake.with(|s| {
+            let contact = s.contacts.iter_mut().find(|c| c["id"] == "ct-kari").unwrap();
+            f(contact);
+            contact["revision"] = json!(contact["revision"].as_u64().unwrap() + 1);
+        })
+    };
+    let contact = || fake.with(|s| s.contacts.iter().find(|c| c["id"] == "ct-kari").cloned().unwrap());
+    let patched = || {
+        fake.with(|s| {
+            s.calls
+                .iter()
+                .filter(|c| c.starts_with("PATCH contacts/ct-kari"))
+                .count()
+        })
+    };
+
+    // Someone adds a second address: the planned list would drop it.
+    edit(&|c| {
+        c["info"]["emails"]["items"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"id": "em-kari-2", "tag": "WORK", "email": "kari@jobb.example"}))
+    });
+    let err = wix.execute(&ctx(), &kari(), &change, &item).await.unwrap_err();
+    assert_eq!(err.code(), "permanent:changed_since_plan", "{err}");
+    assert!(err.to_string().contains("dsr retry test --processor wix"), "{err}");
+    assert_eq!(patched(), 1, "the one refused PATCH, no second");
+    assert_eq!(contact()["info"]["emails"]["items"].as_array().unwrap().len(), 2);
+    assert_eq!(contact()["info"]["name"]["last"], "Nordmann");
+
+    // Someone corrects the family name to something else: not the plan's `before` either.
+    edit(&|c| {
+        c["info"]["emails"]["items"].as_array_mut().unwrap().pop();
+        c["info"]["name"]["last"] = json!("Nordmann-Berg");
+    });
+    let err = wix.execute(&ctx(), &kari(), &change, &item).await.unwrap_err();
+    assert_eq!(err.code(), "permanent:changed_since_plan", "{err}");
+    assert_eq!(contact()["info"]["name"]["last"], "Nordmann-Berg");
+
+    // No longer hers: not a vendor refusal, the plan is stale.
+    edit(&|c| {
+        c["info"]["name"]["last"] = json!("Nordmann");
+        c["info"]["emails"]["items"][0]["email"] = json!("someone@else.example");
+        c["info"]["phones"]["items"] = json!([]);
+    });
+    let err = wix.execute(&ctx(), &kari(), &change, &item).await.unwrap_err();
+    assert_eq!(err.code(), "permanent:changed_since_plan", "{err}");
+    assert_eq!(patched(), 3);
+
+    // Someone made exactly the correction asked for: done, nothing more sent.
+    edit(&|c| {
+        c["info"]["emails"]["items"][0]["email"] = json!("kari.hansen@example.no");
+        c["info"]["name"]["last"] = json!("Hansen");
+    });
+    let outcome = wix.execute(&ctx(), &kari(), &change, &item).await.unwrap();
+    assert!(
+        matches!(&outcome, ItemOutcome::Done(r) if r["already_as_requested"] == true),
+        "{outcome:?}"
+    );
+    assert_eq!(patched(), 4, "only the refused PATCH");
+
+    // Back as the plan read it, at a new revision: the planned body, with the fresh revision.
+    edit(&|c| {
+        c["info"]["emails"]["items"][0]["email"] = json!(KARI);
+        c["info"]["name"]["last"] = json!("Nordmann");
+        c["info"]["phones"]["items"] = json!([{"id": "ph-kari-1", "tag": "MOBILE", "countryCode": "NO",
+            "phone": "912 34 567", "e164Phone": "+4791234567", "primary": true}]);
+    });
+    let outcome = wix.execute(&ctx(), &kari(), &change, &item).await.unwrap();
+    assert!(matches!(outcome, ItemOutcome::Done(_)), "{outcome:?}");
+    assert_eq!(patched(), 6, "a 409, a re-read, and the planned body once more");
+    let now = contact();
+    assert_eq!(now["info"]["name"], json!({"first": "Kari", "last": "Hansen"}));
+    assert_eq!(now["info"]["emails"]["items"][0]["email"], "kari.hansen@example.no");
+    assert_eq!(
+        now["info"]["emails"]["items"].as_array().unwrap().len(),
+        1,
+        "{}",
+        now["info"]["emails"]
+    );
 }
