@@ -205,5 +205,76 @@ fn parse_size(text: &str) -> Result<u64, String> {
         "gib" | "g" => 1 << 30,
         other => return Err(format!("unknown size unit `{other}`: use KiB, MiB or GiB")),
     };
-    Ok(n * factor)
+    n.checked_mul(factor).ok_or_else(|| format!("`{text}` is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_with_their_units_and_bad_ones_are_named() {
+        assert_eq!(parse_size("2GiB"), Ok(2 << 30));
+        assert_eq!(parse_size(" 200MiB "), Ok(200 << 20));
+        assert_eq!(parse_size("8m"), Ok(8 << 20));
+        assert_eq!(parse_size("512"), Ok(512));
+        assert!(parse_size("2TB").unwrap_err().contains("`tb`"));
+        assert!(parse_size("GiB").unwrap_err().contains("not a size"));
+        assert!(parse_size("99999999999999GiB").unwrap_err().contains("too large"));
+    }
+
+    #[test]
+    fn a_request_is_validated_before_anything_is_written() {
+        let config = crate::config::Config::default();
+        let configured = [dsr_connector::Processor::Wix, dsr_connector::Processor::Google];
+        let build = |args: &[&str]| {
+            let cli = Cli::try_parse_from(["dsr", "run"].iter().chain(args)).expect("flags parse");
+            match cli.command {
+                Command::Run(args) => crate::request::build_request(&args, &config, &configured),
+                _ => unreachable!("run was given"),
+            }
+        };
+        let ok = build(&[
+            "erasure",
+            "--email",
+            "Kari@Example.no",
+            "--email",
+            "kari@example.no",
+            "--phone",
+            "912 34 567",
+        ])
+        .unwrap();
+        assert_eq!(ok.identities.emails.len(), 1, "the same address once");
+        assert_eq!(
+            ok.identities.phones[0].as_str(),
+            "+4791234567",
+            "read in the controller's region"
+        );
+        assert_eq!(
+            ok.processors,
+            configured.to_vec(),
+            "every configured processor by default"
+        );
+        for (args, says) in [
+            (vec!["rectification", "--email", "k@example.no"], "at least one --set"),
+            (
+                vec!["access", "--email", "k@example.no", "--set", "family_name=X"],
+                "only to rectification",
+            ),
+            (
+                vec!["access", "--email", "k@example.no", "--dry-run"],
+                "--dry-run applies",
+            ),
+            (vec!["erasure", "--name", "Kari"], "a --name alone"),
+            (
+                vec!["erasure", "--email", "k@example.no", "--processor", "superoffice"],
+                "superoffice",
+            ),
+            (vec!["erasure", "--email", "not an address"], "not an address"),
+            (vec!["shred", "--email", "k@example.no"], "shred"),
+        ] {
+            let err = build(&args).expect_err("refused");
+            assert!(err.message().contains(says), "{args:?}: {}", err.message());
+        }
+    }
 }

@@ -39,7 +39,7 @@ pub struct Config {
     /// Scripted stand-ins for processors, only in test builds.
     #[cfg(feature = "test-connector")]
     #[serde(default)]
-    pub test_connector: std::collections::BTreeMap<String, dsr_jobs::test_connector::Script>,
+    pub test_connector: std::collections::BTreeMap<String, dsr_fixtures::scripted::Script>,
     /// The `DSR_…__…` variables that overrode keys, by name (never their values).
     #[serde(skip)]
     pub overrides: Vec<String>,

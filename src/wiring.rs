@@ -36,7 +36,7 @@ pub fn connectors(config: &Config) -> Result<(Connectors, Vec<Processor>), CliEr
     #[cfg(feature = "test-connector")]
     for (name, script) in &config.test_connector {
         if let Ok(p) = name.parse::<Processor>() {
-            connectors.insert(Arc::new(dsr_jobs::test_connector::ScriptedConnector::new(
+            connectors.insert(Arc::new(dsr_fixtures::scripted::ScriptedConnector::new(
                 p,
                 script.clone(),
             )));

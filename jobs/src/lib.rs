@@ -26,8 +26,6 @@ pub mod spool;
 mod sqlite_lock;
 pub mod storage;
 pub mod sweep;
-#[cfg(feature = "test-connector")]
-pub mod test_connector;
 
 pub use engine::{Connectors, Engine, EngineError, Settings};
 pub use ledger::{Ledger, LedgerError, ListFilter};

@@ -350,18 +350,9 @@ pub async fn dsr_json_async(deployment: &Deployment, args: &[&str]) -> (i32, Val
     (out.status.code().unwrap_or(-1), value)
 }
 
-/// The context of a first, real (not dry-run) attempt, for calling connectors directly.
-pub fn first_attempt() -> dsr_connector::TaskContext {
-    dsr_connector::TaskContext::new("test", 1, false)
-}
-
-/// A subject known by one e-mail address.
-pub fn subject(email: &str) -> dsr_connector::Identities {
-    dsr_connector::Identities {
-        emails: vec![dsr_connector::Email::parse(email).expect("valid e-mail")],
-        ..Default::default()
-    }
-}
+/// A subject by address, and the context of a first real attempt (shared with the connector tests).
+#[allow(unused_imports)] // not every test binary uses both
+pub use dsr_fixtures::testing::{first_attempt, subject};
 
 /// The deployment's queue (the embedded SQLite one `Deployment::sqlite` writes).
 pub async fn queue_of(d: &Deployment) -> dsr_jobs::Queue {

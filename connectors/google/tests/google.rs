@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use dsr_connector::{
     Action, Applied, Change, Connector, ConnectorError, Email, FieldChange, Identities, IdentityKind, ItemOutcome,
-    ItemState, MemorySink, PlanRules, RectifyField, SharedPolicy, TaskContext, apply, check_plan,
+    ItemState, MemorySink, PlanRules, RectifyField, SharedPolicy, apply, check_plan,
 };
 use dsr_fixtures::google::{GoogleFake, GoogleState, TEST_PRIVATE_KEY};
 use dsr_google::{Google, GoogleConfig};
@@ -37,15 +37,7 @@ fn kari() -> Identities {
     }
 }
 
-/// The first attempt of a task that changes things.
-fn ctx() -> TaskContext {
-    TaskContext::new("test", 1, false)
-}
-
-/// A dry run: the plan only.
-fn dry() -> TaskContext {
-    TaskContext::new("test", 1, true)
-}
+use dsr_fixtures::testing::{first_attempt as ctx, preview as dry};
 
 fn rules(shared: SharedPolicy) -> PlanRules {
     PlanRules::new(shared)

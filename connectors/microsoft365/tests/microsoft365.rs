@@ -6,8 +6,8 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use dsr_connector::{
-    Action, Applied, Change, Connector, ConnectorError, Email, FieldChange, Identities, ItemOutcome, ItemState,
-    MemorySink, Plan, PlanRules, RectifyField, SharedPolicy, TaskContext, apply, check_plan,
+    Action, Applied, Change, Connector, ConnectorError, FieldChange, ItemOutcome, ItemState, MemorySink, Plan,
+    PlanRules, RectifyField, SharedPolicy, TaskContext, apply, check_plan,
 };
 use dsr_fixtures::graph::GraphFake;
 use dsr_microsoft365::{Microsoft365, Microsoft365Config};
@@ -40,12 +40,7 @@ async fn setup(extra: &str) -> Setup {
     }
 }
 
-fn subject(email: &str) -> Identities {
-    Identities {
-        emails: vec![Email::parse(email).unwrap()],
-        ..Default::default()
-    }
-}
+use dsr_fixtures::testing::subject;
 
 fn ctx(dry_run: bool) -> TaskContext {
     TaskContext::new("test", 1, dry_run)

@@ -4,7 +4,7 @@
 use base64::Engine as _;
 use dsr_connector::{
     Action, Applied, Change, Connector, ConnectorError, Email, FieldChange, Identities, ItemOutcome, MemorySink, Plan,
-    PlanItem, PlanRules, RectifyField, SharedPolicy, TaskContext, apply, check_plan,
+    PlanItem, PlanRules, RectifyField, SharedPolicy, apply, check_plan,
 };
 use dsr_fixtures::superoffice::{SYSTEM_USER_KEY_PEM, SYSTEM_USER_KEY_XML, SuperOfficeFake};
 use dsr_superoffice::{SuperOffice, SuperOfficeConfig};
@@ -26,19 +26,10 @@ async fn connector(extra: &str) -> (SuperOfficeFake, tempfile::TempDir, SuperOff
 }
 
 fn kari() -> Identities {
-    Identities {
-        emails: vec![Email::parse(KARI).unwrap()],
-        ..Default::default()
-    }
+    dsr_fixtures::testing::subject(KARI)
 }
 
-fn ctx() -> TaskContext {
-    TaskContext::new("test", 1, false)
-}
-
-fn dry_run() -> TaskContext {
-    TaskContext::new("test", 1, true)
-}
+use dsr_fixtures::testing::{first_attempt as ctx, preview as dry_run};
 
 fn rules(shared: SharedPolicy) -> PlanRules {
     PlanRules::new(shared)

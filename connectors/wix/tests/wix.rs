@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use dsr_connector::{
     Action, Applied, Change, Connector, FieldChange, Identities, ItemOutcome, MemorySink, PlanRules, RectifyField,
-    SharedPolicy, TaskContext, apply, check_plan,
+    SharedPolicy, apply, check_plan,
 };
 use dsr_fixtures::wix::WixFake;
 use dsr_wix::{Wix, WixConfig};
@@ -23,13 +23,7 @@ async fn connector(extra: &str) -> (WixFake, tempfile::TempDir, Wix) {
     (fake, dir, Wix::new(config).unwrap())
 }
 
-/// A subject known by one e-mail address.
-fn subject(email: &str) -> Identities {
-    Identities {
-        emails: vec![dsr_connector::Email::parse(email).expect("valid e-mail")],
-        ..Default::default()
-    }
-}
+use dsr_fixtures::testing::subject;
 
 fn kari() -> Identities {
     Identities {
@@ -38,13 +32,9 @@ fn kari() -> Identities {
     }
 }
 
-fn ctx() -> TaskContext {
-    TaskContext::new("test", 1, false)
-}
+use dsr_fixtures::testing::first_attempt as ctx;
 
-fn dry_run() -> TaskContext {
-    TaskContext::new("test", 1, true)
-}
+use dsr_fixtures::testing::preview as dry_run;
 
 fn rules(shared: SharedPolicy) -> PlanRules {
     PlanRules::new(shared)
