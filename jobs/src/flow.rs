@@ -3,12 +3,11 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-
 use dsr_connector::{ConnectorError, Processor, Support, TaskContext};
 use serde_json::json;
 
 use crate::engine::{Engine, EngineError};
+use crate::failure::Retries;
 use crate::guard::CheckedSpool;
 use crate::ledger::{Claim, TaskResult, Written};
 use crate::model::{Outcome, RequestKind, RequestStatus, TaskStatus};
@@ -206,71 +205,12 @@ where
     }
 }
 
-/// How many attempts a task gets, and how long it waits between them.
-#[derive(Debug, Clone, Copy)]
-struct Retries {
-    max_attempts: u32,
-    base: Duration,
-    max: Duration,
-}
-
-impl Retries {
-    fn of(engine: &Engine) -> Retries {
-        let s = engine.settings();
-        Retries {
-            max_attempts: s.max_attempts,
-            base: s.backoff_base,
-            max: s.backoff_max,
-        }
-    }
-}
-
 fn classify_failure(engine: &Engine, claim: Claim, error: ConnectorError) -> TaskResult {
-    classify(Retries::of(engine), engine.now(), claim, error)
+    crate::failure::classify(Retries::of(engine.settings()), engine.now(), claim, error)
 }
 
 fn retry_or_fail(engine: &Engine, claim: Claim, error: String, after: Option<Duration>) -> TaskResult {
-    retry_later(Retries::of(engine), engine.now(), claim, error, after)
-}
-
-/// What a vendor's error makes of the task: not applicable, failed for good (with what the
-/// operator must do), or tried again later.
-fn classify(retries: Retries, now: DateTime<Utc>, claim: Claim, error: ConnectorError) -> TaskResult {
-    match &error {
-        ConnectorError::NotSupported { reason, .. } => TaskResult::NotApplicable { reason: reason.clone() },
-        ConnectorError::Permanent { .. } => TaskResult::Failed {
-            error: error.to_string(),
-        },
-        // Refused even with a fresh token: retrying cannot help until an operator fixes the
-        // credentials or permissions; then `dsr retry` sends the task back.
-        ConnectorError::Reauthenticate { .. } => TaskResult::Failed {
-            error: format!("{error}; fix the credentials in the config, then run `dsr retry`"),
-        },
-        ConnectorError::RetryLater { .. } | ConnectorError::Sink(_) => {
-            retry_later(retries, now, claim, error.to_string(), error.retry_after())
-        }
-    }
-}
-
-/// Retrying with backoff (never sooner than the vendor's Retry-After), or failed once the
-/// attempts are used up.
-fn retry_later(
-    retries: Retries,
-    now: DateTime<Utc>,
-    claim: Claim,
-    error: String,
-    after: Option<Duration>,
-) -> TaskResult {
-    if claim.attempt >= retries.max_attempts {
-        return TaskResult::Failed {
-            error: format!("gave up after {} attempts; last error: {error}", claim.attempt),
-        };
-    }
-    let wait = crate::backoff::delay(claim.attempt, retries.base, retries.max, after);
-    TaskResult::Retrying {
-        error,
-        next_retry_at: now + chrono::Duration::from_std(wait).unwrap_or_default(),
-    }
+    crate::failure::retry_later(Retries::of(engine.settings()), engine.now(), claim, error, after)
 }
 
 /// Queues `finalize` once every task has ended; stops the request for approval once every
@@ -435,78 +375,5 @@ mod tests {
         assert_eq!(of(&[Failed, NotApplicable]), RequestStatus::Failed);
         assert_eq!(of(&[NotApplicable]), RequestStatus::Completed, "nothing to do is done");
         assert_eq!(of(&[Cancelled, Succeeded]), RequestStatus::Completed);
-    }
-
-    const RETRIES: Retries = Retries {
-        max_attempts: 3,
-        base: Duration::from_secs(1),
-        max: Duration::from_secs(60),
-    };
-
-    fn claim(attempt: u32) -> Claim {
-        Claim {
-            attempt,
-            budget_used: attempt,
-        }
-    }
-
-    #[test]
-    fn vendor_errors_become_the_task_result_an_operator_can_act_on() {
-        let now = Utc::now();
-        let processor = "wix";
-        let r = classify(
-            RETRIES,
-            now,
-            claim(1),
-            ConnectorError::NotSupported {
-                processor,
-                reason: "no API".into(),
-            },
-        );
-        assert!(matches!(r, TaskResult::NotApplicable { reason } if reason == "no API"));
-        let r = classify(
-            RETRIES,
-            now,
-            claim(1),
-            ConnectorError::Reauthenticate {
-                processor,
-                code: "401".into(),
-                message: "invalid key".into(),
-            },
-        );
-        assert!(
-            matches!(&r, TaskResult::Failed { error } if error.contains("fix the credentials")),
-            "{r:?}"
-        );
-        let r = classify(
-            RETRIES,
-            now,
-            claim(1),
-            ConnectorError::Permanent {
-                processor,
-                code: "400".into(),
-                message: "bad".into(),
-            },
-        );
-        assert!(matches!(r, TaskResult::Failed { .. }));
-        let throttled = || ConnectorError::RetryLater {
-            processor,
-            code: "429".into(),
-            message: "slow down".into(),
-            after: Some(Duration::from_secs(30)),
-        };
-        match classify(RETRIES, now, claim(1), throttled()) {
-            TaskResult::Retrying { next_retry_at, .. } => {
-                assert!(
-                    next_retry_at >= now + chrono::Duration::seconds(30),
-                    "never before Retry-After"
-                )
-            }
-            other => panic!("{other:?}"),
-        }
-        match classify(RETRIES, now, claim(3), throttled()) {
-            TaskResult::Failed { error } => assert!(error.starts_with("gave up after 3 attempts"), "{error}"),
-            other => panic!("{other:?}"),
-        }
     }
 }

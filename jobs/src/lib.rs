@@ -15,6 +15,7 @@ pub mod confirmation;
 pub mod deadline;
 pub mod engine;
 pub mod error;
+pub mod failure;
 pub mod flow;
 pub mod guard;
 pub mod ledger;
