@@ -136,6 +136,19 @@ impl Engine {
         Ok(id)
     }
 
+    /// Queues a task job for each processor (after a retry or an approval).
+    pub async fn queue_tasks(&self, request_id: &str, processors: &[Processor]) -> Result<(), EngineError> {
+        for processor in processors {
+            self.queue()
+                .push(Job::ProcessorTask {
+                    request_id: request_id.to_string(),
+                    processor: *processor,
+                })
+                .await?;
+        }
+        Ok(())
+    }
+
     /// A name for one apalis worker run: the backend keeps a registry of worker names, and a
     /// second run in this process must not collide with the first.
     pub fn run_name(&self, role: &str) -> String {

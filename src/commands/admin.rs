@@ -4,7 +4,6 @@ use std::process::ExitCode;
 
 use chrono::Utc;
 use dsr_connector::Processor;
-use dsr_jobs::Job;
 
 use crate::config::Config;
 use crate::error::{CliError, bad_input};
@@ -16,15 +15,7 @@ pub async fn retry(config: &Config, id: &str, processor: Option<&str>, as_json: 
         .transpose()?;
     let engine = crate::wiring::engine(config).await?;
     let reset = engine.ledger().retry(id, processor).await?;
-    for p in &reset {
-        engine
-            .queue()
-            .push(Job::ProcessorTask {
-                request_id: id.to_string(),
-                processor: *p,
-            })
-            .await?;
-    }
+    engine.queue_tasks(id, &reset).await?;
     if !as_json {
         let names: Vec<_> = reset.iter().map(|p| p.as_str()).collect();
         eprintln!("queued again: {}; a running worker picks them up", names.join(", "));

@@ -154,15 +154,8 @@ async fn approve_in_demo(
         print!("{}", super::plans::plan_text(id, request.status, &hash, &plans, true));
         println!("\napproving plan {hash} as `dsr approve {id} --plan {hash} --by \"dsr demo\"` would");
     }
-    for processor in ledger.approve(id, &hash, "dsr demo").await? {
-        engine
-            .queue()
-            .push(dsr_jobs::Job::ProcessorTask {
-                request_id: id.to_string(),
-                processor,
-            })
-            .await?;
-    }
+    let approved = ledger.approve(id, &hash, "dsr demo").await?;
+    engine.queue_tasks(id, &approved).await?;
     super::requests::work_on(engine, id, Duration::from_secs(120), as_json).await
 }
 

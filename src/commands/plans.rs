@@ -3,7 +3,6 @@
 
 use std::process::ExitCode;
 
-use dsr_jobs::Job;
 use dsr_jobs::ledger::{StoredPlan, request_plan_hash, ts};
 use dsr_jobs::model::RequestStatus;
 use serde_json::{Value, json};
@@ -173,15 +172,7 @@ pub async fn approve(
     let by = by.map(str::to_string).unwrap_or_else(default_operator);
     let engine = crate::wiring::engine(config).await?;
     let approved = engine.ledger().approve(id, plan, &by).await?;
-    for p in &approved {
-        engine
-            .queue()
-            .push(Job::ProcessorTask {
-                request_id: id.to_string(),
-                processor: *p,
-            })
-            .await?;
-    }
+    engine.queue_tasks(id, &approved).await?;
     if !as_json {
         let names: Vec<_> = approved.iter().map(|p| p.as_str()).collect();
         eprintln!(

@@ -331,23 +331,13 @@ async fn workspace_mail_is_exported_as_eml_that_parses_and_contacts_match_exactl
     let google = workspace_connector(&fake, dir.path(), "hard").await;
     let mut sink = MemorySink::checked(kari_in_workspace());
     google.access(&ctx(), &kari_in_workspace(), &mut sink).await.unwrap();
-    let mail: BTreeSet<String> = sink
-        .records
-        .iter()
-        .filter(|r| r.category == "mail")
-        .filter_map(|r| r.id.clone())
-        .collect();
+    let mail: BTreeSet<String> = sink.ids("mail");
     assert_eq!(
         mail,
         BTreeSet::from(["g-ola-1", "g-ola-2", "g-ola-4", "g-post-1", "g-post-3"].map(String::from)),
         "in Spam (g-post-3) and the Trash (g-ola-4) too: Gmail still holds them"
     );
-    let other: BTreeSet<String> = sink
-        .records
-        .iter()
-        .filter(|r| r.category == "other_contacts")
-        .filter_map(|r| r.id.clone())
-        .collect();
+    let other: BTreeSet<String> = sink.ids("other_contacts");
     assert_eq!(
         other,
         BTreeSet::from(["otherContacts/oc1".to_string()]),
@@ -365,12 +355,7 @@ async fn workspace_mail_is_exported_as_eml_that_parses_and_contacts_match_exactl
         fake.calls().iter().any(|c| c.contains("format=metadata")),
         "candidates are checked on their headers first"
     );
-    let contacts: BTreeSet<String> = sink
-        .records
-        .iter()
-        .filter(|r| r.category == "contacts")
-        .filter_map(|r| r.id.clone())
-        .collect();
+    let contacts: BTreeSet<String> = sink.ids("contacts");
     assert_eq!(
         contacts,
         BTreeSet::from(["people/c1".to_string(), "people/c3".to_string()]),
