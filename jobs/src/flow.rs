@@ -95,7 +95,7 @@ pub async fn processor_task(engine: &Engine, request_id: &str, processor: Proces
     let keep_lease = {
         let (engine, id) = (engine.clone(), request_id.to_string());
         let lease = engine.settings().task_lease;
-        tokio::spawn(async move {
+        Renewal::spawn(async move {
             keep_renewing(lease, "task", || {
                 engine
                     .ledger()
@@ -187,6 +187,28 @@ fn status_name(result: &TaskResult) -> &'static str {
     }
 }
 
+/// A lease being renewed in the background, for as long as the work it covers runs: dropped
+/// (the work ended, failed, or its future was cancelled by the queue), it stops renewing, so
+/// the lease runs out and another worker takes the work over. A renewal that outlived its
+/// work would hold the lease forever.
+struct Renewal(tokio::task::JoinHandle<()>);
+
+impl Renewal {
+    fn spawn(renew: impl std::future::Future<Output = ()> + Send + 'static) -> Renewal {
+        Renewal(tokio::spawn(renew))
+    }
+
+    fn abort(&self) {
+        self.0.abort();
+    }
+}
+
+impl Drop for Renewal {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Renews a lease every third of its length until `renew` reports it lost (or the caller
 /// aborts this when the work is done).
 async fn keep_renewing<F, Fut>(lease: Duration, what: &'static str, renew: F)
@@ -260,7 +282,7 @@ pub async fn finalize(engine: &Engine, request_id: &str) -> Result<(), EngineErr
     }
     let keep_lease = {
         let (engine, id) = (engine.clone(), request_id.to_string());
-        tokio::spawn(async move {
+        Renewal::spawn(async move {
             keep_renewing(lease, "finalize", || {
                 engine.ledger().renew_finalize(&id, engine.worker_name(), lease)
             })
@@ -361,6 +383,31 @@ mod tests {
             spool: None,
             next_retry_at: None,
         }
+    }
+
+    #[tokio::test]
+    async fn a_renewal_stops_when_the_work_it_covers_is_dropped() {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        let renewed = std::sync::Arc::new(AtomicU32::new(0));
+        let counter = renewed.clone();
+        let renewal = Renewal::spawn(async move {
+            loop {
+                counter.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert!(renewed.load(Ordering::SeqCst) > 0, "it renews while the work runs");
+        // The queue cancels the work's future: the renewal goes with it.
+        drop(renewal);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let after_drop = renewed.load(Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(
+            renewed.load(Ordering::SeqCst),
+            after_drop,
+            "an orphaned renewal would hold the lease forever"
+        );
     }
 
     #[test]

@@ -354,13 +354,16 @@ pub async fn dsr_json_async(deployment: &Deployment, args: &[&str]) -> (i32, Val
 #[allow(unused_imports)] // not every test binary uses both
 pub use dsr_fixtures::testing::{first_attempt, subject};
 
-/// The deployment's queue (the embedded SQLite one `Deployment::sqlite` writes).
+/// The deployment's queue, as its config names it (url and prefix).
 pub async fn queue_of(d: &Deployment) -> dsr_jobs::Queue {
-    let settings = fast_settings(
-        &format!("sqlite://{}/queue.db", d.data().display()),
-        "dsr",
-        &d.data().join("export"),
-    );
+    let text = std::fs::read_to_string(&d.config).expect("the deployment's config");
+    let config: toml::Table = toml::from_str(&text).expect("the deployment's config is TOML");
+    let queue = config.get("queue").and_then(|q| q.as_table());
+    let field = |name: &str| queue.and_then(|q| q.get(name)).and_then(|v| v.as_str());
+    let url = field("url").expect("[queue] url in the deployment's config");
+    // The same default as `dsr` itself when the config leaves it out.
+    let prefix = field("prefix").unwrap_or("dsr");
+    let settings = fast_settings(url, prefix, &d.data().join("export"));
     dsr_jobs::Queue::connect(&settings.queue)
         .await
         .expect("the deployment's queue")
