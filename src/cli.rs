@@ -192,20 +192,30 @@ pub enum BenchCommand {
     },
 }
 
-fn parse_size(text: &str) -> Result<u64, String> {
+/// A `--size` that is not one.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+enum SizeError {
+    #[error("`{0}` is not a size such as 2GiB")]
+    NotASize(String),
+    #[error("unknown size unit `{0}`: use KiB, MiB or GiB")]
+    Unit(String),
+    #[error("`{0}` is too large")]
+    TooLarge(String),
+}
+
+fn parse_size(text: &str) -> Result<u64, SizeError> {
     let text = text.trim();
     let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a size such as 2GiB"))?;
+    let n: u64 = number.parse().map_err(|_| SizeError::NotASize(text.to_string()))?;
     let factor = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "kib" | "k" => 1 << 10,
         "mib" | "m" => 1 << 20,
         "gib" | "g" => 1 << 30,
-        other => return Err(format!("unknown size unit `{other}`: use KiB, MiB or GiB")),
+        other => return Err(SizeError::Unit(other.to_string())),
     };
-    n.checked_mul(factor).ok_or_else(|| format!("`{text}` is too large"))
+    n.checked_mul(factor)
+        .ok_or_else(|| SizeError::TooLarge(text.to_string()))
 }
 
 #[cfg(test)]
@@ -218,9 +228,14 @@ mod tests {
         assert_eq!(parse_size(" 200MiB "), Ok(200 << 20));
         assert_eq!(parse_size("8m"), Ok(8 << 20));
         assert_eq!(parse_size("512"), Ok(512));
-        assert!(parse_size("2TB").unwrap_err().contains("`tb`"));
-        assert!(parse_size("GiB").unwrap_err().contains("not a size"));
-        assert!(parse_size("99999999999999GiB").unwrap_err().contains("too large"));
+        assert!(parse_size("2TB").unwrap_err().to_string().contains("`tb`"));
+        assert!(parse_size("GiB").unwrap_err().to_string().contains("not a size"));
+        assert!(
+            parse_size("99999999999999GiB")
+                .unwrap_err()
+                .to_string()
+                .contains("too large")
+        );
     }
 
     #[test]

@@ -233,14 +233,17 @@ impl Default for ExportConfig {
 
 impl ExportConfig {
     /// The store options with references resolved; a literal credential is refused.
-    pub fn resolved_store_options(&self) -> Result<std::collections::BTreeMap<String, String>, String> {
+    pub fn resolved_store_options(&self) -> Result<std::collections::BTreeMap<String, String>, ConfigError> {
         let mut resolved = std::collections::BTreeMap::new();
         for (name, value) in &self.store_options {
             let is_reference = value.starts_with("env:") || value.starts_with("file:");
             let value = if is_reference || looks_secret(name) {
                 SecretRef::try_from(value.clone())
                     .and_then(|r| r.resolve())
-                    .map_err(|e| format!("export.store_options.{name}: {e}"))?
+                    .map_err(|source| ConfigError::Secret {
+                        key: format!("export.store_options.{name}"),
+                        source,
+                    })?
                     .expose_secret()
                     .to_string()
             } else {
@@ -449,6 +452,19 @@ pub enum ConfigError {
     Missing(PathBuf),
     #[error("invalid configuration: {0}")]
     Invalid(String),
+    /// A processor's section that cannot work (a secret missing, a key unreadable).
+    #[error("invalid configuration: {0}")]
+    Processor(#[from] dsr_connector::ConfigError),
+    /// `[export] store` or `store_options` that cannot work.
+    #[error("invalid configuration: {0}")]
+    Store(#[from] dsr_jobs::storage::StoreConfigError),
+    /// A secret reference (`env:`, `file:`) that cannot be read.
+    #[error("invalid configuration: {key}: {source}")]
+    Secret {
+        key: String,
+        #[source]
+        source: dsr_connector::SecretError,
+    },
 }
 
 impl Config {
@@ -659,8 +675,8 @@ mod tests {
     fn store_credentials_must_be_references_and_the_rest_may_be_literal() {
         let text = "[export]\nstore = \"s3://bucket/dsr\"\n[export.store_options]\naws_region = \"eu-north-1\"\naws_access_key_id = \"AKIA\"\naws_secret_access_key = \"plain\"\n";
         let config = load_str(text).unwrap();
-        let err = config.export.resolved_store_options().unwrap_err();
-        assert!(err.contains("aws_secret_access_key"), "{err}");
+        let err = config.export.resolved_store_options().unwrap_err().to_string();
+        assert!(err.contains("export.store_options.aws_secret_access_key"), "{err}");
         let dir = tempfile::tempdir().unwrap();
         let secret = dir.path().join("s3-secret");
         std::fs::write(&secret, "s3cret\n").unwrap();

@@ -31,8 +31,8 @@ impl CliError {
     }
 }
 
-pub fn bad_input(message: impl Into<String>) -> CliError {
-    CliError::BadInput(message.into())
+pub fn bad_input(message: impl std::fmt::Display) -> CliError {
+    CliError::BadInput(message.to_string())
 }
 
 impl From<EngineError> for CliError {
@@ -65,5 +65,18 @@ impl From<dsr_jobs::QueueError> for CliError {
             dsr_jobs::QueueError::Url(_) => CliError::BadInput(e.to_string()),
             e => CliError::Unreachable(e.to_string()),
         }
+    }
+}
+
+/// A config that cannot work is the operator's to change: exit 2, naming the key.
+impl From<crate::config::ConfigError> for CliError {
+    fn from(e: crate::config::ConfigError) -> Self {
+        CliError::BadInput(e.to_string())
+    }
+}
+
+impl From<dsr_connector::ConfigError> for CliError {
+    fn from(e: dsr_connector::ConfigError) -> Self {
+        crate::config::ConfigError::from(e).into()
     }
 }

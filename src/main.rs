@@ -52,7 +52,7 @@ async fn dispatch(cli: &Cli) -> Result<ExitCode, CliError> {
             .unwrap_or_else(|| "dsr.toml".into());
         return init::init(&path, &args.processors, args.force, cli.json);
     }
-    let config = config::Config::load(cli.config.as_deref()).map_err(|e| CliError::BadInput(e.to_string()))?;
+    let config = config::Config::load(cli.config.as_deref())?;
     let json = cli.json;
     match &cli.command {
         Command::Demo => demo::demo(&config, json).await,

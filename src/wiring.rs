@@ -18,19 +18,19 @@ use crate::error::{CliError, bad_input};
 pub fn connectors(config: &Config) -> Result<(Connectors, Vec<Processor>), CliError> {
     let mut connectors = Connectors::default();
     if let Some(wix) = config.processors.wix.as_ref().filter(|w| w.enabled) {
-        let connector = dsr_wix::Wix::new(wix.clone()).map_err(|e| bad_input(e.to_string()))?;
+        let connector = dsr_wix::Wix::new(wix.clone())?;
         connectors.insert(Arc::new(connector));
     }
     if let Some(superoffice) = config.processors.superoffice.as_ref().filter(|s| s.enabled) {
-        let connector = dsr_superoffice::SuperOffice::new(superoffice.clone()).map_err(|e| bad_input(e.to_string()))?;
+        let connector = dsr_superoffice::SuperOffice::new(superoffice.clone())?;
         connectors.insert(Arc::new(connector));
     }
     if let Some(google) = config.processors.google.as_ref().filter(|g| g.enabled) {
-        let connector = dsr_google::Google::new(google.clone()).map_err(|e| bad_input(e.to_string()))?;
+        let connector = dsr_google::Google::new(google.clone())?;
         connectors.insert(Arc::new(connector));
     }
     if let Some(m365) = config.processors.microsoft365.as_ref().filter(|m| m.enabled) {
-        let connector = dsr_microsoft365::Microsoft365::new(m365.clone()).map_err(|e| bad_input(e.to_string()))?;
+        let connector = dsr_microsoft365::Microsoft365::new(m365.clone())?;
         connectors.insert(Arc::new(connector));
     }
     #[cfg(feature = "test-connector")]
@@ -112,8 +112,8 @@ pub fn export_store(config: &Config) -> Result<ExportStore, CliError> {
             ))
         }),
         Some(url) => {
-            let options = config.export.resolved_store_options().map_err(bad_input)?;
-            ExportStore::from_url(url, &options).map_err(bad_input)
+            let options = config.export.resolved_store_options()?;
+            Ok(ExportStore::from_url(url, &options).map_err(crate::config::ConfigError::from)?)
         }
     }
 }

@@ -281,8 +281,11 @@ fn google_reads_every_documented_answer() {
     use dsr_google::client::describe_error;
     use dsr_google::wire::*;
     let contracts = BTreeMap::from([
-        ("token", Reads::Body(|b| decode::<TokenResponse>(b).map(drop))),
-        ("token_error", Reads::Body(|b| decode::<TokenError>(b).map(drop))),
+        (
+            "token",
+            Reads::Body(|b| decode::<dsr_connector::http::BearerAnswer>(b).map(drop)),
+        ),
+        ("token_error", Reads::Error(dsr_connector::http::describe_oauth_error)),
         (
             "ga_user_deletion_upsert",
             Reads::Body(|b| decode::<UserDeletionRequest>(b).map(drop)),
@@ -331,6 +334,7 @@ fn google_reads_every_documented_answer() {
             "people_search_contacts",
             Reads::Body(|b| decode::<SearchResponse>(b).map(drop)),
         ),
+        ("people_get", Reads::Body(|b| decode::<Person>(b).map(drop))),
         ("people_update_contact", Reads::Body(|b| decode::<Person>(b).map(drop))),
         ("people_update_contact_stale_etag", Reads::Error(describe_error)),
         (

@@ -96,8 +96,12 @@ async fn an_unknown_key_fails_the_task_naming_the_credential_without_endless_ret
     assert_eq!(google["attempts"], 1, "refused credentials are not retried: {google}");
     let error = google["error"].as_str().unwrap();
     assert!(
-        error.contains("dsr@racom-analytics.iam.gserviceaccount.com") && error.contains("Invalid JWT Signature"),
-        "{error}"
+        error.contains("processors.google.service_account_key") && error.contains("Invalid JWT Signature"),
+        "the error names the credential to fix, in the vendor's words: {error}"
+    );
+    assert!(
+        !error.contains("@racom-analytics.iam.gserviceaccount.com"),
+        "no identity in a stored error: {error}"
     );
     assert!(error.contains("dsr retry"), "the error says what to do next: {error}");
     assert!(d.fake.deletions().is_empty());

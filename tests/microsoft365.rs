@@ -1,6 +1,6 @@
 //! The Microsoft 365 connector through the real `dsr` binary against the fake Graph in
-//! `fixtures/`. The connector's own tests (access, plans, execution) are in
-//! `connectors/microsoft365/tests/microsoft365.rs`.
+//! `fixtures/`. The connector's own tests are in `connectors/microsoft365/tests/` (access,
+//! erasure, rectification).
 
 mod util;
 

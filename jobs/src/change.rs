@@ -108,7 +108,7 @@ pub async fn run(
     ctx: &TaskContext,
 ) -> Result<Step, EngineError> {
     let Some(change) = change_of(request) else {
-        return Err(EngineError::Invalid(format!("{} is not a change", request.kind)));
+        return Err(EngineError::NotAChange(request.kind));
     };
     let ledger = engine.ledger();
     let rules = engine.settings().changes.plan_rules(processor, request.lang);

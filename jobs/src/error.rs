@@ -13,8 +13,26 @@ pub enum EngineError {
     Queue(#[from] QueueError),
     #[error(transparent)]
     Storage(#[from] crate::storage::StorageError),
-    #[error("{0}")]
-    Invalid(String),
+    /// The sweep's schedule (from `[worker] sweep_every`) is not one cron reads.
+    #[error("sweep schedule `{expression}`: {reason}")]
+    Schedule { expression: String, reason: String },
+    /// A worker thread (the scheduler, the bundle writer) stopped before it finished.
+    #[error("{what} stopped: {reason}")]
+    Stopped { what: &'static str, reason: String },
+    /// A request of a kind the change path does not serve reached it.
+    #[error("{0} is not a change")]
+    NotAChange(crate::model::RequestKind),
+    /// What the ledger holds for a task cannot be put into a document (the confirmation).
+    #[error("{document}: the evidence of request {request_id}'s {processor} task does not read: {reason}")]
+    Evidence {
+        document: &'static str,
+        request_id: String,
+        processor: dsr_connector::Processor,
+        reason: String,
+    },
+    /// A document dsr writes could not be rendered or serialised.
+    #[error("{document}: {reason}")]
+    Render { document: &'static str, reason: String },
 }
 
 impl EngineError {
@@ -24,7 +42,11 @@ impl EngineError {
             EngineError::Ledger(e) => format!("ledger:{}", e.kind()),
             EngineError::Queue(_) => "queue".into(),
             EngineError::Storage(e) => format!("storage:{:?}", e.kind()),
-            EngineError::Invalid(_) => "invalid".into(),
+            EngineError::Schedule { .. } => "schedule".into(),
+            EngineError::Stopped { .. } => "stopped".into(),
+            EngineError::NotAChange(_) => "not_a_change".into(),
+            EngineError::Evidence { .. } => "evidence".into(),
+            EngineError::Render { .. } => "render".into(),
         }
     }
 

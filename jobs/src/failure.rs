@@ -34,6 +34,10 @@ pub fn classify(retries: Retries, now: DateTime<Utc>, claim: Claim, error: Conne
         ConnectorError::Permanent { .. } => TaskResult::Failed {
             error: error.to_string(),
         },
+        // The processor's section cannot work as written: retrying the same config cannot help.
+        ConnectorError::Config(_) => TaskResult::Failed {
+            error: format!("{error}; correct the config, then run `dsr retry`"),
+        },
         // Refused even with a fresh token: retrying cannot help until an operator fixes the
         // credentials or permissions; then `dsr retry` sends the task back.
         ConnectorError::Reauthenticate { .. } => TaskResult::Failed {
@@ -86,7 +90,7 @@ mod tests {
     #[test]
     fn vendor_errors_become_the_task_result_an_operator_can_act_on() {
         let now = Utc::now();
-        let processor = "wix";
+        let processor = dsr_connector::Processor::Wix;
         let r = classify(
             RETRIES,
             now,
@@ -103,7 +107,8 @@ mod tests {
             claim(1),
             ConnectorError::Reauthenticate {
                 processor,
-                code: "401".into(),
+                status: Some(401),
+                code: String::new(),
                 message: "invalid key".into(),
             },
         );
@@ -117,14 +122,26 @@ mod tests {
             claim(1),
             ConnectorError::Permanent {
                 processor,
-                code: "400".into(),
+                status: Some(400),
+                code: String::new(),
                 message: "bad".into(),
             },
         );
         assert!(matches!(r, TaskResult::Failed { .. }));
+        let r = classify(
+            RETRIES,
+            now,
+            claim(1),
+            dsr_connector::ConfigError::new(processor, "site_id", "is empty").into(),
+        );
+        assert!(
+            matches!(&r, TaskResult::Failed { error } if error.starts_with("processors.wix.site_id: is empty; correct the config")),
+            "{r:?}"
+        );
         let throttled = || ConnectorError::RetryLater {
             processor,
-            code: "429".into(),
+            status: Some(429),
+            code: String::new(),
             message: "slow down".into(),
             after: Some(Duration::from_secs(30)),
         };

@@ -17,13 +17,12 @@ use crate::spool::{SpoolWriter, request_prefix, spool_key};
 /// A worker's jobs: each step of the flow, by job.
 #[async_trait::async_trait]
 impl crate::queue::Handler for Engine {
-    async fn handle(&self, job: &Job) -> Result<(), String> {
-        let result = match job {
+    async fn handle(&self, job: &Job) -> Result<(), EngineError> {
+        match job {
             Job::FanOut { request_id } => fan_out(self, request_id).await,
             Job::ProcessorTask { request_id, processor } => processor_task(self, request_id, *processor).await,
             Job::Finalize { request_id } => finalize(self, request_id).await,
-        };
-        result.map_err(|e| e.code())
+        }
     }
 }
 

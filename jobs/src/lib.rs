@@ -27,6 +27,7 @@ pub mod spool;
 mod sqlite_lock;
 pub mod storage;
 pub mod sweep;
+pub mod verification;
 
 pub use engine::{Connectors, Engine, EngineError, Settings};
 pub use ledger::{Ledger, LedgerError, ListFilter};

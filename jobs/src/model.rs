@@ -8,6 +8,15 @@ use chrono::{DateTime, Utc};
 use dsr_connector::{FieldChange, Identities, Processor, Right};
 use serde::{Deserialize, Serialize};
 
+/// A name that is none of an enum's (`unknown request kind `deletion`: expected one of …`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {what} `{given}`: expected one of {}", expected.join(", "))]
+pub struct UnknownName {
+    pub what: &'static str,
+    pub given: String,
+    pub expected: Vec<&'static str>,
+}
+
 /// Generates `as_str`, `Display` and `FromStr` for a plain enum of snake_case names.
 macro_rules! named_enum {
     ($ty:ident, $what:literal, { $($variant:ident => $name:literal),+ $(,)? }) => {
@@ -23,11 +32,12 @@ macro_rules! named_enum {
             }
         }
         impl FromStr for $ty {
-            type Err = String;
+            type Err = UnknownName;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
-                $ty::ALL.iter().copied().find(|v| v.as_str() == s).ok_or_else(|| {
-                    let names: Vec<_> = $ty::ALL.iter().map(|v| v.as_str()).collect();
-                    format!(concat!("unknown ", $what, " `{}`: expected one of {}"), s, names.join(", "))
+                $ty::ALL.iter().copied().find(|v| v.as_str() == s).ok_or_else(|| UnknownName {
+                    what: $what,
+                    given: s.to_string(),
+                    expected: $ty::ALL.iter().map(|v| v.as_str()).collect(),
                 })
             }
         }
@@ -295,7 +305,10 @@ mod tests {
     #[test]
     fn unknown_names_are_refused_with_the_choices() {
         let err = "deletion".parse::<RequestKind>().unwrap_err();
-        assert!(err.contains("deletion") && err.contains("erasure"), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "unknown request kind `deletion`: expected one of access, erasure, rectification, objection, portability"
+        );
         assert_eq!("portability".parse::<RequestKind>().unwrap().right(), Right::Access);
     }
 }

@@ -210,15 +210,17 @@ impl Queue {
 /// nothing of it).
 #[async_trait::async_trait]
 pub trait Handler: Clone + Send + Sync + 'static {
-    /// Ok, or an error code without personal data (the recovery sweep takes the job up again).
-    async fn handle(&self, job: &Job) -> Result<(), String>;
+    /// Ok, or what failed (the recovery sweep takes the job up again); only its code, which
+    /// holds no personal data, reaches the queue backend and the log.
+    async fn handle(&self, job: &Job) -> Result<(), crate::error::EngineError>;
 }
 
 /// The apalis handler. Whatever goes wrong is already in the ledger; what apalis stores is
 /// an error code, and it is an abort so the backend does not retry on its own schedule
 /// (apalis-redis would re-run a failed job up to 25 times): retries are the ledger's.
 async fn handle_job<H: Handler>(job: Job, handler: Data<H>) -> Result<(), BoxDynError> {
-    handler.handle(&job).await.map_err(|code| {
+    handler.handle(&job).await.map_err(|error| {
+        let code = error.code();
         tracing::warn!(job = ?job_kind(&job), %code, "job failed; the recovery sweep will take it up again");
         Box::new(AbortError::new(code)) as BoxDynError
     })

@@ -71,6 +71,25 @@ pub fn key(parts: &str) -> Key {
     Key::from_iter(parts.split('/').filter(|p| !p.is_empty()).map(PathPart::from))
 }
 
+/// An `[export] store` or `store_options` that cannot work, naming the key to change.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreConfigError {
+    #[error("export.store: {url:?} is not a URL: {reason}")]
+    NotAUrl { url: String, reason: String },
+    #[error("export.store: {url:?} is not a store URL (s3://, gs://, az://, file:///): {reason}")]
+    NotAStore { url: String, reason: String },
+    #[error("export.store: {url:?} is not a local path")]
+    NotLocal { url: String },
+    #[error(
+        "export.store_options: {option:?} is not an option of the store at {url:?}; see the object_store documentation for its configuration keys"
+    )]
+    UnknownOption { option: String, url: String },
+    #[error("export.store: cannot open {url:?}: {reason}")]
+    Open { url: String, reason: String },
+    #[error("export.store: {0}")]
+    Local(#[from] StorageError),
+}
+
 impl ExportStore {
     /// A local directory, created when missing. Files are synced before a write returns.
     pub fn local(dir: impl Into<PathBuf>) -> Result<Self, StorageError> {
@@ -94,15 +113,21 @@ impl ExportStore {
     /// A store named by URL (`s3://`, `gs://`, `az://`, `abfss://`, `file:///`, `memory:///`)
     /// with its options (credentials, region, endpoint…). An option the store does not know is
     /// an error rather than silently ignored.
-    pub fn from_url(url: &str, options: &BTreeMap<String, String>) -> Result<Self, String> {
-        let parsed = url::Url::parse(url).map_err(|e| format!("export.store: {url:?} is not a URL: {e}"))?;
-        let (scheme, prefix) =
-            ObjectStoreScheme::parse(&parsed).map_err(|e| format!("export.store: {url:?} is not a store URL: {e}"))?;
+    pub fn from_url(url: &str, options: &BTreeMap<String, String>) -> Result<Self, StoreConfigError> {
+        let url_text = || url.to_string();
+        let parsed = url::Url::parse(url).map_err(|e| StoreConfigError::NotAUrl {
+            url: url_text(),
+            reason: e.to_string(),
+        })?;
+        let (scheme, prefix) = ObjectStoreScheme::parse(&parsed).map_err(|e| StoreConfigError::NotAStore {
+            url: url_text(),
+            reason: e.to_string(),
+        })?;
         if scheme == ObjectStoreScheme::Local {
             let dir = parsed
                 .to_file_path()
-                .map_err(|_| format!("export.store: {url:?} is not a local path"))?;
-            return ExportStore::local(dir).map_err(|e| e.to_string());
+                .map_err(|_| StoreConfigError::NotLocal { url: url_text() })?;
+            return Ok(ExportStore::local(dir)?);
         }
         // The cloud stores speak TLS through reqwest with rustls on ring.
         dsr_connector::http::install_crypto_provider();
@@ -114,13 +139,17 @@ impl ExportStore {
                 _ => false,
             };
             if !known {
-                return Err(format!(
-                    "export.store_options: {name:?} is not an option of the store at {url:?}; see the object_store documentation for its configuration keys"
-                ));
+                return Err(StoreConfigError::UnknownOption {
+                    option: name.clone(),
+                    url: url_text(),
+                });
             }
         }
         let (store, _) = object_store::parse_url_opts(&parsed, options.iter().map(|(k, v)| (k.clone(), v.clone())))
-            .map_err(|e| format!("export.store: cannot open {url:?}: {e}"))?;
+            .map_err(|e| StoreConfigError::Open {
+                url: url_text(),
+                reason: e.to_string(),
+            })?;
         let store: Arc<dyn ObjectStore> = if prefix.as_ref().is_empty() {
             Arc::from(store)
         } else {
@@ -431,11 +460,19 @@ mod tests {
     #[test]
     fn store_urls_are_checked_before_use() {
         let none = BTreeMap::new();
-        assert!(ExportStore::from_url("not a url", &none).is_err());
+        assert!(matches!(
+            ExportStore::from_url("not a url", &none),
+            Err(StoreConfigError::NotAUrl { .. })
+        ));
         let mut bad = BTreeMap::new();
         bad.insert("aws_secret_acces_key".to_string(), "x".to_string());
         let err = ExportStore::from_url("s3://bucket/dsr", &bad).unwrap_err();
-        assert!(err.contains("aws_secret_acces_key"), "{err}");
+        assert!(matches!(&err, StoreConfigError::UnknownOption { option, .. } if option == "aws_secret_acces_key"));
+        assert!(
+            err.to_string()
+                .starts_with("export.store_options: \"aws_secret_acces_key\""),
+            "{err}"
+        );
         let mut good = BTreeMap::new();
         good.insert("aws_region".to_string(), "eu-north-1".to_string());
         let store = ExportStore::from_url("s3://bucket/dsr/", &good).unwrap();

@@ -114,8 +114,10 @@ pub async fn run_scheduler(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), EngineError> {
     let expression = schedule_for(engine.settings().sweep_every);
-    let schedule = cron::Schedule::from_str(&expression)
-        .map_err(|e| EngineError::Invalid(format!("sweep schedule `{expression}`: {e}")))?;
+    let schedule = cron::Schedule::from_str(&expression).map_err(|e| EngineError::Schedule {
+        expression: expression.clone(),
+        reason: e.to_string(),
+    })?;
     let name = engine.run_name("sweeps");
     let signal = async move {
         shutdown.await;
@@ -127,7 +129,10 @@ pub async fn run_scheduler(
         .build(on_tick)
         .run_until(signal)
         .await
-        .map_err(|e| EngineError::Invalid(format!("scheduler stopped: {e}")))
+        .map_err(|e| EngineError::Stopped {
+            what: "the sweep scheduler",
+            reason: e.to_string(),
+        })
 }
 
 #[cfg(test)]

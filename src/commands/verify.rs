@@ -1,14 +1,14 @@
 //! `dsr verify <bundle.zip | …-confirmation.json>` and `dsr audit verify`: is this what dsr
 //! made, unaltered, and is the audit log whole? The bundle is a
 //! local file, or its location in a shared export store (`s3://…/dsr-<id>.zip`, as `dsr
-//! status` shows it), fetched to a private temporary file first.
+//! status` shows it), fetched to a private temporary file first. The checks themselves are
+//! `dsr_jobs::verification`'s; this prints their verdict and sets the exit code.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use dsr_jobs::signing::Signature;
+use dsr_jobs::verification::{self, Problem, VerificationError};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use crate::config::Config;
 use crate::error::CliError;
@@ -64,35 +64,22 @@ fn trusted_key(config: &Config) -> Result<Option<String>, CliError> {
     Ok(crate::wiring::settings(config)?.signer.map(|s| s.public_key()))
 }
 
-/// Checks a signature against the trusted key; names `what` in the problem.
-fn check_signature(
-    what: &str,
-    signature: Option<Result<Signature, String>>,
-    signed: &[u8],
-    trusted: Option<&str>,
-    problems: &mut Vec<String>,
-) -> &'static str {
-    match (signature, trusted) {
-        (None, None) => "unsigned",
-        (None, Some(_)) => {
-            problems.push(format!(
-                "{what}: not signed, but this deployment signs everything it writes"
-            ));
-            "missing"
-        }
-        (Some(Err(e)), _) => {
-            problems.push(format!("{what}.sig: unreadable ({e})"));
-            "unreadable"
-        }
-        (Some(Ok(_)), None) => "signed, not checked (no [export] signing_key configured here)",
-        (Some(Ok(sig)), Some(key)) => match dsr_jobs::signing::check(&sig, signed, key) {
-            Ok(()) => "valid",
-            Err(e) => {
-                problems.push(format!("{what}: signature check failed: {e}"));
-                "invalid"
-            }
-        },
+/// A check that could not be made: the ledger unreachable, or the check stopped.
+fn not_checked(e: VerificationError) -> CliError {
+    match e {
+        VerificationError::Ledger(e) => e.into(),
+        e @ VerificationError::Stopped(_) => CliError::Failed(e.into()),
     }
+}
+
+fn print_problems(problems: &[Problem]) {
+    for problem in problems {
+        println!("FAIL {problem}");
+    }
+}
+
+fn exit_code(ok: bool) -> ExitCode {
+    if ok { ExitCode::SUCCESS } else { ExitCode::from(1) }
 }
 
 pub async fn verify(config: &Config, target: &str, as_json: bool) -> Result<ExitCode, CliError> {
@@ -105,57 +92,27 @@ pub async fn verify(config: &Config, target: &str, as_json: bool) -> Result<Exit
         .as_ref()
         .map(|f| f.0.clone())
         .unwrap_or_else(|| PathBuf::from(bundle));
-    let mut verdict = tokio::task::spawn_blocking(move || dsr_jobs::bundle::verify::check(&path))
-        .await
-        .map_err(|e| CliError::Failed(anyhow::anyhow!("the check stopped: {e}")))?;
-    // The manifest must be the one the ledger recorded when the bundle was made.
-    if let (Some(id), Some(hash)) = (verdict.request_id.clone(), verdict.manifest_sha256.clone()) {
-        let ledger = crate::wiring::ledger(config).await?;
-        match ledger.request(&id).await? {
-            None => verdict.problems.push(format!(
-                "request {id} is not in this ledger: the bundle cannot be vouched for"
-            )),
-            Some(request) => match request.bundle_sha256 {
-                Some(recorded) if recorded == hash => {}
-                Some(_) => verdict
-                    .problems
-                    .push("manifest.json: differs from the manifest recorded in the ledger (altered)".into()),
-                None => verdict
-                    .problems
-                    .push(format!("request {id} has no bundle recorded in the ledger")),
-            },
-        }
-    }
+    let ledger = crate::wiring::ledger(config).await?;
     let trusted = trusted_key(config)?;
-    let signature = if verdict.request_id.is_some() {
-        check_signature(
-            "manifest.json",
-            verdict.signature.take(),
-            &verdict.manifest,
-            trusted.as_deref(),
-            &mut verdict.problems,
-        )
-    } else {
-        "not checked"
-    };
-    let ok = verdict.problems.is_empty();
+    let verdict = verification::verify_bundle(&path, &ledger, trusted.as_deref())
+        .await
+        .map_err(not_checked)?;
+    let ok = verdict.ok();
     if as_json {
         println!(
             "{}",
             json!({"ok": ok, "bundle": bundle, "request_id": verdict.request_id, "files_checked": verdict.files_checked,
-                   "signature": signature, "problems": verdict.problems})
+                   "signature": verdict.signature.describe(), "problems": verdict.problems})
         );
     } else if ok {
         println!(
-            "ok: {} files match the manifest, and the manifest matches the ledger (signature: {signature})",
-            verdict.files_checked
+            "ok: {} files match the manifest, and the manifest matches the ledger (signature: {})",
+            verdict.files_checked, verdict.signature
         );
     } else {
-        for problem in &verdict.problems {
-            println!("FAIL {problem}");
-        }
+        print_problems(&verdict.problems);
     }
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(exit_code(ok))
 }
 
 /// Reads a small object: a local file, or an object in the export store.
@@ -184,67 +141,29 @@ async fn verify_confirmation(config: &Config, location: &str, as_json: bool) -> 
     let Some(bytes) = read_small(config, location).await? else {
         return Err(crate::error::bad_input(format!("{location}: no such confirmation")));
     };
-    let mut problems = Vec::new();
-    let document: serde_json::Value = match serde_json::from_slice(&bytes) {
-        Ok(d) => d,
-        Err(e) => {
-            problems.push(format!("{name}: not valid JSON ({e}): altered"));
-            serde_json::Value::Null
-        }
-    };
-    let request_id = document["request_id"].as_str().map(String::from);
-    let sha = hex::encode(Sha256::digest(&bytes));
+    let signature = read_small(config, &format!("{location}.sig")).await?;
     let ledger = crate::wiring::ledger(config).await?;
-    if let Some(id) = &request_id {
-        match ledger.request(id).await? {
-            None => problems.push(format!(
-                "request {id} is not in this ledger: the confirmation cannot be vouched for"
-            )),
-            Some(r) => match r.confirmation_sha256 {
-                Some(recorded) if recorded == sha => {}
-                Some(_) => problems.push(format!(
-                    "{name}: differs from the confirmation recorded in the ledger (altered)"
-                )),
-                None => problems.push(format!("request {id} has no confirmation recorded in the ledger")),
-            },
-        }
-    } else if problems.is_empty() {
-        problems.push(format!("{name}: names no request (altered, or not a dsr confirmation)"));
-    }
-    let signature = read_small(config, &format!("{location}.sig"))
-        .await?
-        .map(|b| serde_json::from_slice::<Signature>(&b).map_err(|e| e.to_string()));
     let trusted = trusted_key(config)?;
-    let signature = check_signature(&name, signature, &bytes, trusted.as_deref(), &mut problems);
-    let chain = ledger.verify_audit_chain().await?;
-    if let Some(problem) = &chain.problem {
-        problems.push(format!("audit chain: {problem}"));
-    }
-    let pinned_seq = document["audit_chain"]["seq"].as_i64().unwrap_or(0);
-    let pinned_hash = document["audit_chain"]["hash"].as_str().unwrap_or("");
-    if pinned_seq > 0 && ledger.audit_hash_at(pinned_seq).await?.as_deref() != Some(pinned_hash) {
-        problems.push(format!(
-            "audit chain: event #{pinned_seq}, which {name} pins, is not in the chain as it was (altered or removed)"
-        ));
-    }
-    let ok = problems.is_empty();
+    let verdict = verification::verify_confirmation(&name, &bytes, signature.as_deref(), &ledger, trusted.as_deref())
+        .await
+        .map_err(not_checked)?;
+    let ok = verdict.ok();
     if as_json {
         println!(
             "{}",
-            json!({"ok": ok, "confirmation": location, "request_id": request_id, "sha256": sha, "signature": signature,
-                   "audit_events": chain.events, "problems": problems})
+            json!({"ok": ok, "confirmation": location, "request_id": verdict.request_id, "sha256": verdict.sha256,
+                   "signature": verdict.signature.describe(), "audit_events": verdict.audit_events,
+                   "problems": verdict.problems})
         );
     } else if ok {
         println!(
-            "ok: {name} matches the ledger, signature: {signature}, audit chain whole ({} events)",
-            chain.events
+            "ok: {name} matches the ledger, signature: {}, audit chain whole ({} events)",
+            verdict.signature, verdict.audit_events
         );
     } else {
-        for problem in &problems {
-            println!("FAIL {problem}");
-        }
+        print_problems(&verdict.problems);
     }
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(exit_code(ok))
 }
 
 /// `dsr audit verify`: walks the whole chain and names the first event altered or removed.

@@ -114,13 +114,20 @@ impl fmt::Display for RectifyField {
     }
 }
 
+/// A `--set` field dsr does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown --set field `{0}`: expected one of given_name, family_name, display_name, email, phone, company, job_title, address"
+)]
+pub struct UnknownField(pub String);
+
 impl FromStr for RectifyField {
-    type Err = String;
+    type Err = UnknownField;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        RectifyField::ALL.into_iter().find(|f| f.as_str() == s).ok_or_else(|| {
-            let known: Vec<_> = RectifyField::ALL.iter().map(|f| f.as_str()).collect();
-            format!("unknown --set field `{s}`: expected one of {}", known.join(", "))
-        })
+        RectifyField::ALL
+            .into_iter()
+            .find(|f| f.as_str() == s)
+            .ok_or_else(|| UnknownField(s.to_string()))
     }
 }
 
@@ -186,19 +193,13 @@ pub struct CheckReport {
     pub details: Vec<String>,
 }
 
-fn change_name(change: &Change) -> &'static str {
-    match change {
-        Change::Erasure => "erasure",
-        Change::Rectification { .. } => "rectification",
-        Change::Objection => "consent withdrawal",
-    }
-}
-
-fn not_supported(processor: Processor, right: &str) -> ConnectorError {
-    ConnectorError::NotSupported {
-        processor: processor.as_str(),
-        reason: format!("{} offers no {right} through its API", processor.display_name()),
-    }
+/// One planned item to carry out: the call `Connector::execute` receives.
+#[derive(Debug, Clone, Copy)]
+pub struct ItemCall<'a> {
+    pub ctx: &'a TaskContext,
+    pub subject: &'a Identities,
+    pub change: &'a Change,
+    pub item: &'a PlanItem,
 }
 
 /// Our code for one processor. Every connector is a peer with this shape.
@@ -224,23 +225,30 @@ pub trait Connector: Send + Sync {
     /// executes it; planning again afterwards is the verification, so a plan made after
     /// the change lists what remains (rectified fields and withdrawn consents as `Keep`
     /// items with their current value in `before`).
-    async fn plan(&self, ctx: &TaskContext, subject: &Identities, change: &Change) -> Result<Plan, ConnectorError> {
-        let _ = (ctx, subject);
-        Err(not_supported(self.processor(), change_name(change)))
-    }
+    ///
+    /// The engine asks only for changes `capabilities` supports; a connector answers any
+    /// other with `self.unsupported(right)`, so why it cannot is said once, there.
+    async fn plan(&self, ctx: &TaskContext, subject: &Identities, change: &Change) -> Result<Plan, ConnectorError>;
 
     /// Makes the one vendor call a checked plan item stands for. Called only for items the
     /// engine checked and did not retain, once per item (a re-delivered execution skips
     /// what is recorded as done).
-    async fn execute(
-        &self,
-        ctx: &TaskContext,
-        subject: &Identities,
-        change: &Change,
-        item: &PlanItem,
-    ) -> Result<ItemOutcome, ConnectorError> {
-        let _ = (ctx, subject, item);
-        Err(not_supported(self.processor(), change_name(change)))
+    async fn execute(&self, call: ItemCall<'_>) -> Result<ItemOutcome, ConnectorError>;
+
+    /// The error for a right this connector does not serve, with the reason its
+    /// capabilities give.
+    fn unsupported(&self, right: Right) -> ConnectorError {
+        let reason = match self.capabilities().for_right(right) {
+            Support::NotApplicable(reason) => reason.clone(),
+            Support::Supported => format!(
+                "{} was asked for something it cannot do",
+                self.processor().display_name()
+            ),
+        };
+        ConnectorError::NotSupported {
+            processor: self.processor(),
+            reason,
+        }
     }
 }
 
@@ -248,10 +256,58 @@ pub trait Connector: Send + Sync {
 mod tests {
     use super::*;
 
+    struct MailOnly;
+
+    #[async_trait::async_trait]
+    impl Connector for MailOnly {
+        fn processor(&self) -> Processor {
+            Processor::Microsoft365
+        }
+        fn capabilities(&self) -> Capabilities {
+            Capabilities {
+                objection: Support::NotApplicable("no consents are kept there".into()),
+                ..Capabilities::all()
+            }
+        }
+        async fn check(&self) -> Result<CheckReport, ConnectorError> {
+            Ok(CheckReport::default())
+        }
+        async fn access(
+            &self,
+            _: &TaskContext,
+            _: &Identities,
+            _: &mut dyn RecordSink,
+        ) -> Result<AccessSummary, ConnectorError> {
+            Ok(AccessSummary::default())
+        }
+        async fn plan(&self, _: &TaskContext, _: &Identities, change: &Change) -> Result<Plan, ConnectorError> {
+            Err(self.unsupported(change.right()))
+        }
+        async fn execute(&self, call: ItemCall<'_>) -> Result<ItemOutcome, ConnectorError> {
+            Err(self.unsupported(call.change.right()))
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unsupported_right_is_refused_with_the_reason_its_capabilities_give() {
+        let err = MailOnly
+            .plan(&TaskContext::default(), &Identities::default(), &Change::Objection)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "not_supported");
+        assert_eq!(
+            err.to_string(),
+            "microsoft365 cannot do this: no consents are kept there"
+        );
+    }
+
     #[test]
     fn set_fields_parse_and_unknown_ones_are_named() {
         assert_eq!("job_title".parse::<RectifyField>(), Ok(RectifyField::JobTitle));
-        let err = "shoe_size".parse::<RectifyField>().unwrap_err();
+        let err = "shoe_size".parse::<RectifyField>().unwrap_err().to_string();
         assert!(err.contains("shoe_size") && err.contains("given_name"));
+        for field in RectifyField::ALL {
+            assert!(err.contains(field.as_str()), "{field} missing from {err}");
+        }
     }
 }

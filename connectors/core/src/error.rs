@@ -3,38 +3,78 @@
 
 use std::time::Duration;
 
-/// What went wrong at a processor, and what to do about it.
+use crate::Processor;
+
+/// What went wrong at a processor, and what to do about it. `status` is the HTTP status the
+/// vendor answered with (none when it never answered: a timeout, a token dsr could not sign);
+/// `code` is the vendor's own error code, or dsr's name for the failure when the vendor gave
+/// none (`transport`, `unexpected_response`, …; every one is listed in `docs/errors.md`).
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectorError {
     /// Temporary: try again later, no sooner than `after` when the vendor said so
     /// (for example a 429 with `Retry-After`).
-    #[error("{processor} is temporarily unavailable ({code}): {message}")]
+    #[error("{processor} is temporarily unavailable ({}): {message}", code_text(*.status, .code))]
     RetryLater {
-        processor: &'static str,
+        processor: Processor,
+        status: Option<u16>,
         code: String,
         message: String,
         after: Option<Duration>,
     },
     /// Credentials were refused even after a fresh token: an operator must fix them.
-    #[error("{processor} refused our credentials ({code}): {message}")]
+    #[error("{processor} refused our credentials ({}): {message}", code_text(*.status, .code))]
     Reauthenticate {
-        processor: &'static str,
+        processor: Processor,
+        status: Option<u16>,
         code: String,
         message: String,
     },
     /// Retrying will not help (bad request, missing permission, vendor said no).
-    #[error("{processor} failed permanently ({code}): {message}")]
+    #[error("{processor} failed permanently ({}): {message}", code_text(*.status, .code))]
     Permanent {
-        processor: &'static str,
+        processor: Processor,
+        status: Option<u16>,
         code: String,
         message: String,
     },
-    /// The processor offers no way to serve this right.
+    /// The processor offers no way to serve this right (the reason its capabilities give).
     #[error("{processor} cannot do this: {reason}")]
-    NotSupported { processor: &'static str, reason: String },
+    NotSupported { processor: Processor, reason: String },
+    /// The processor's configuration cannot work: an operator must change it.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
     /// The records found could not be stored on our side (disk full, permissions).
     #[error(transparent)]
     Sink(#[from] crate::SinkError),
+}
+
+/// A processor's configuration that cannot work, naming the key to change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("processors.{processor}{}: {reason}", if .key.is_empty() { String::new() } else { format!(".{}", .key) })]
+pub struct ConfigError {
+    pub processor: Processor,
+    /// The key under `[processors.<name>]`, or empty for the section as a whole.
+    pub key: String,
+    pub reason: String,
+}
+
+impl ConfigError {
+    pub fn new(processor: Processor, key: &str, reason: impl Into<String>) -> ConfigError {
+        ConfigError {
+            processor,
+            key: key.to_string(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// `403:Forbidden`, `404`, `transport`: the status and the code, whichever are known.
+fn code_text(status: Option<u16>, code: &str) -> String {
+    match (status, code.is_empty()) {
+        (Some(status), true) => status.to_string(),
+        (Some(status), false) => format!("{status}:{code}"),
+        (None, _) => code.to_string(),
+    }
 }
 
 /// Where and why a vendor's JSON did not fit the type dsr reads it into.
@@ -56,7 +96,7 @@ pub fn decode<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Resul
 /// Reads a vendor's JSON `value` (already received from `endpoint`) as a `T`; a value of
 /// another shape is the task's permanent failure, naming the endpoint and field.
 pub fn decode_answer<T: serde::de::DeserializeOwned>(
-    processor: &'static str,
+    processor: Processor,
     endpoint: &str,
     value: serde_json::Value,
 ) -> Result<T, ConnectorError> {
@@ -73,30 +113,104 @@ pub(crate) fn decode_body<T: serde::de::DeserializeOwned>(
 }
 
 impl ConnectorError {
-    /// A short code without personal data, safe to store in the queue backend.
+    /// Temporary, with dsr's own code (the vendor did not answer, or not usefully).
+    pub fn retry_later(processor: Processor, code: &str, message: impl Into<String>) -> ConnectorError {
+        ConnectorError::RetryLater {
+            processor,
+            status: None,
+            code: code.to_string(),
+            message: message.into(),
+            after: None,
+        }
+    }
+
+    /// Refused credentials, with dsr's own code.
+    pub fn reauthenticate(processor: Processor, code: &str, message: impl Into<String>) -> ConnectorError {
+        ConnectorError::Reauthenticate {
+            processor,
+            status: None,
+            code: code.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// A failure retrying cannot mend, with dsr's own code.
+    pub fn permanent(processor: Processor, code: &str, message: impl Into<String>) -> ConnectorError {
+        ConnectorError::Permanent {
+            processor,
+            status: None,
+            code: code.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// The vendor's record no longer holds what the plan read (`what`): the stored plan is
+    /// not carried out, and the operator plans again.
+    pub fn changed_since_plan(processor: Processor, call: crate::ItemCall<'_>, what: &str) -> ConnectorError {
+        ConnectorError::permanent(
+            processor,
+            "changed_since_plan",
+            format!(
+                "plan item `{}`: {what} since the plan was made, so the planned change was not sent; \
+                 run `dsr retry {} --processor {processor}` to plan again",
+                call.item.key, call.ctx.request_id
+            ),
+        )
+    }
+
+    /// A plan item this connector cannot have made (`why`): never retried.
+    pub fn foreign_item(processor: Processor, item: &crate::PlanItem, why: &str) -> ConnectorError {
+        ConnectorError::permanent(processor, "plan_item", format!("plan item `{}`: {why}", item.key))
+    }
+
+    /// A short code without personal data, safe to store in the queue backend:
+    /// `permanent:403:Forbidden`, `retry_later:transport`, `config`.
     pub fn code(&self) -> String {
         match self {
-            ConnectorError::RetryLater { code, .. } => format!("retry_later:{code}"),
-            ConnectorError::Reauthenticate { code, .. } => format!("reauthenticate:{code}"),
-            ConnectorError::Permanent { code, .. } => format!("permanent:{code}"),
+            ConnectorError::RetryLater { status, code, .. } => format!("retry_later:{}", code_text(*status, code)),
+            ConnectorError::Reauthenticate { status, code, .. } => {
+                format!("reauthenticate:{}", code_text(*status, code))
+            }
+            ConnectorError::Permanent { status, code, .. } => format!("permanent:{}", code_text(*status, code)),
             ConnectorError::NotSupported { .. } => "not_supported".to_string(),
+            ConnectorError::Config(_) => "config".to_string(),
             ConnectorError::Sink(_) => "sink".to_string(),
+        }
+    }
+
+    /// The HTTP status the vendor answered with, if it answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            ConnectorError::RetryLater { status, .. }
+            | ConnectorError::Reauthenticate { status, .. }
+            | ConnectorError::Permanent { status, .. } => *status,
+            _ => None,
+        }
+    }
+
+    /// The vendor's (or dsr's) code, without the class and status.
+    pub fn vendor_code(&self) -> Option<&str> {
+        match self {
+            ConnectorError::RetryLater { code, .. }
+            | ConnectorError::Reauthenticate { code, .. }
+            | ConnectorError::Permanent { code, .. } => Some(code),
+            _ => None,
         }
     }
 
     /// A vendor answer in a shape dsr does not understand: valid JSON whose fields are not
     /// where (or what) the vendor documents. Retrying will not change it, so the task fails
     /// at once, naming the endpoint and the field.
-    pub fn unexpected_shape(processor: &'static str, endpoint: &str, error: &DecodeError) -> ConnectorError {
-        ConnectorError::Permanent {
+    pub fn unexpected_shape(processor: Processor, endpoint: &str, error: &DecodeError) -> ConnectorError {
+        ConnectorError::permanent(
             processor,
-            code: "unexpected_response".into(),
-            message: format!(
+            "unexpected_response",
+            format!(
                 "{processor} answered {endpoint} in a shape dsr does not understand (at `{}`: {}); \
                  the vendor's API changed or dsr misreads it: report it with this message",
                 error.path, error.reason
             ),
-        }
+        )
     }
 
     /// Whether a later attempt may succeed.
@@ -109,7 +223,7 @@ impl ConnectorError {
 
     /// True for a 404: the item is not (or no longer) there.
     pub fn is_not_found(&self) -> bool {
-        matches!(self, ConnectorError::Permanent { code, .. } if code.starts_with("404"))
+        matches!(self, ConnectorError::Permanent { status: Some(404), .. })
     }
 
     /// Adds what to do about a 403 (the permission or role to grant) to its message.
@@ -117,10 +231,12 @@ impl ConnectorError {
         match self {
             ConnectorError::Permanent {
                 processor,
+                status: Some(403),
                 code,
                 message,
-            } if code.starts_with("403") => ConnectorError::Permanent {
+            } => ConnectorError::Permanent {
                 processor,
+                status: Some(403),
                 code,
                 message: format!("{message}: {what_to_grant}"),
             },
@@ -144,19 +260,66 @@ mod tests {
     #[test]
     fn codes_carry_no_message_text() {
         let err = ConnectorError::Permanent {
-            processor: "wix",
-            code: "400".into(),
+            processor: Processor::Wix,
+            status: Some(400),
+            code: String::new(),
             message: "kari@example.no is not valid".into(),
         };
         assert_eq!(err.code(), "permanent:400");
         assert!(!err.is_retryable());
         let err = ConnectorError::RetryLater {
-            processor: "google",
-            code: "429".into(),
+            processor: Processor::Google,
+            status: Some(429),
+            code: "rateLimitExceeded".into(),
             message: String::new(),
             after: Some(Duration::from_millis(2128)),
         };
+        assert_eq!(err.code(), "retry_later:429:rateLimitExceeded");
+        assert_eq!(err.status(), Some(429));
         assert!(err.is_retryable());
         assert_eq!(err.retry_after(), Some(Duration::from_millis(2128)));
+    }
+
+    #[test]
+    fn not_found_and_forbidden_are_read_from_the_status() {
+        let gone = ConnectorError::Permanent {
+            processor: Processor::Wix,
+            status: Some(404),
+            code: "CONTACT_NOT_FOUND".into(),
+            message: String::new(),
+        };
+        assert!(gone.is_not_found());
+        assert!(!ConnectorError::permanent(Processor::Wix, "404_lookalike", "").is_not_found());
+        let forbidden = ConnectorError::Permanent {
+            processor: Processor::Microsoft365,
+            status: Some(403),
+            code: "ErrorAccessDenied".into(),
+            message: "Access is denied".into(),
+        }
+        .explain_forbidden("grant Mail.ReadWrite");
+        assert!(
+            forbidden
+                .to_string()
+                .ends_with("Access is denied: grant Mail.ReadWrite"),
+            "{forbidden}"
+        );
+        assert_eq!(forbidden.code(), "permanent:403:ErrorAccessDenied");
+    }
+
+    #[test]
+    fn records_that_cannot_be_stored_are_retried() {
+        let err: ConnectorError = crate::SinkError("No space left on device (os error 28)".into()).into();
+        assert_eq!(err.code(), "sink");
+        assert!(err.is_retryable());
+    }
+
+    #[test]
+    fn a_bad_config_names_its_key() {
+        let err: ConnectorError = ConfigError::new(Processor::Wix, "site_id", "is empty").into();
+        assert_eq!(err.to_string(), "processors.wix.site_id: is empty");
+        assert_eq!(err.code(), "config");
+        assert!(!err.is_retryable());
+        let whole = ConfigError::new(Processor::Superoffice, "", "no credentials");
+        assert_eq!(whole.to_string(), "processors.superoffice: no credentials");
     }
 }

@@ -13,10 +13,10 @@ pub mod record;
 pub mod secret;
 
 pub use connector::{
-    AccessSummary, Capabilities, CheckReport, Connector, DeleteMode, Evidence, FieldChange, RectifyField, Retained,
-    Right, Support, TaskContext,
+    AccessSummary, Capabilities, CheckReport, Connector, DeleteMode, Evidence, FieldChange, ItemCall, RectifyField,
+    Retained, Right, Support, TaskContext, UnknownField,
 };
-pub use error::{ConnectorError, DecodeError, decode, decode_answer};
+pub use error::{ConfigError, ConnectorError, DecodeError, decode, decode_answer};
 pub use identity::{Email, Identities, IdentityError, Phone, correct_values};
 pub use matching::{IdentityKind, MatchClaim, Refusal, check_claims};
 pub use plan::{

@@ -232,18 +232,15 @@ impl From<ItemOutcome> for ItemState {
 
 /// Everything a connector would do for one change at one processor.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Plan {
-    #[serde(default)]
     pub items: Vec<PlanItem>,
     /// Found and not changeable through the vendor's API at all (Google's other contacts):
     /// counted and explained, with no item to execute.
-    #[serde(default)]
     pub retained: Vec<Retained>,
     /// Plain notes for the subject.
-    #[serde(default)]
     pub notes: Vec<String>,
     /// For the operator only, as in `AccessSummary`.
-    #[serde(default)]
     pub operator_notes: Vec<String>,
 }
 
@@ -409,10 +406,13 @@ where
         if !plan.items[seq].is_due() {
             continue;
         }
-        let outcome = connector
-            .execute(ctx, subject, change, &plan.items[seq])
-            .await
-            .map_err(ExecuteError::Vendor)?;
+        let call = crate::ItemCall {
+            ctx,
+            subject,
+            change,
+            item: &plan.items[seq],
+        };
+        let outcome = connector.execute(call).await.map_err(ExecuteError::Vendor)?;
         let state = ItemState::from(outcome);
         record(seq, state.clone()).await.map_err(ExecuteError::Record)?;
         plan.items[seq].state = state;
@@ -616,14 +616,8 @@ mod tests {
                 ..Default::default()
             })
         }
-        async fn execute(
-            &self,
-            _: &TaskContext,
-            _: &Identities,
-            _: &Change,
-            item: &PlanItem,
-        ) -> Result<ItemOutcome, ConnectorError> {
-            let id = item.target["id"].as_str().unwrap_or_default().to_string();
+        async fn execute(&self, call: crate::ItemCall<'_>) -> Result<ItemOutcome, ConnectorError> {
+            let id = call.item.target["id"].as_str().unwrap_or_default().to_string();
             let mut held = self.held.lock().unwrap();
             let before = held.len();
             held.retain(|(i, _)| *i != id);

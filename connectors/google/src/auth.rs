@@ -1,26 +1,41 @@
 //! Service-account authentication (the OAuth 2.0 JWT bearer grant, RFC 7523): an RS256
-//! assertion signed with the key from Google's JSON key file, exchanged for an access token.
-//! One token per (scope set, impersonated user), each in the shared token cache.
+//! assertion signed with the key from Google's JSON key file, exchanged for an access token
+//! through core's one token request (`TokenEndpoint`). One token per (scope set,
+//! impersonated user), each in the shared token cache.
+//! https://developers.google.com/identity/protocols/oauth2/service-account#httprest
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
-use dsr_connector::ConnectorError;
-use dsr_connector::http::{AccessToken, TokenCache, TokenSource, read_json};
+use dsr_connector::http::{
+    AccessToken, BearerAnswer, TokenBody, TokenCache, TokenEndpoint, TokenSource, describe_oauth_error,
+};
+use dsr_connector::{ConfigError, ConnectorError};
 use ring::signature::RsaKeyPair;
 use serde::Deserialize;
 use serde_json::json;
 
 use crate::client::PROCESSOR;
-use crate::wire::{TokenError, TokenResponse};
+
+/// The grant Google's token endpoint is asked for.
+const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+
+/// What the operator reads when Google refuses a token. It names no account or key id: stored
+/// errors carry no identities.
+const REFUSED: &str = "Google refused the service-account key in processors.google.service_account_key";
+
+/// How long a token lives when Google's answer does not say (its documented hour).
+const TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
+
+/// The config key the key file is named by, for errors.
+const KEY: &str = "service_account_key";
 
 #[derive(Deserialize)]
 struct KeyFile {
     client_email: String,
     private_key: String,
-    #[serde(default)]
     private_key_id: Option<String>,
 }
 
@@ -31,24 +46,18 @@ pub struct ServiceAccount {
     key: RsaKeyPair,
 }
 
-fn bad_key(message: String) -> ConnectorError {
-    ConnectorError::Permanent {
-        processor: PROCESSOR,
-        code: "service_account_key".into(),
-        message,
-    }
-}
-
 impl ServiceAccount {
-    /// Reads Google's JSON key file.
-    pub fn from_json(text: &str) -> Result<ServiceAccount, ConnectorError> {
-        let file: KeyFile = serde_json::from_str(text).map_err(|e| {
-            bad_key(format!(
-                "processors.google.service_account_key is not a service-account JSON key file: {e}"
-            ))
+    /// Reads Google's JSON key file. One that cannot be read is the configuration's fault.
+    pub fn from_json(text: &str) -> Result<ServiceAccount, ConfigError> {
+        let file: KeyFile = serde_json::from_str(text)
+            .map_err(|e| ConfigError::new(PROCESSOR, KEY, format!("not a service-account JSON key file: {e}")))?;
+        let key = dsr_connector::keys::rsa_private_key(&file.private_key).map_err(|e| {
+            ConfigError::new(
+                PROCESSOR,
+                KEY,
+                format!("the key file's private_key cannot be used: {e}"),
+            )
         })?;
-        let key = dsr_connector::keys::rsa_private_key(&file.private_key)
-            .map_err(|e| bad_key(format!("the key file's private_key cannot be used: {e}")))?;
         Ok(ServiceAccount {
             email: file.client_email,
             key_id: file.private_key_id,
@@ -79,16 +88,19 @@ impl ServiceAccount {
             b64(header.to_string().as_bytes()),
             b64(claims.to_string().as_bytes())
         );
+        // The key was read at start-up; a key that cannot sign is the config's to change.
         let signature = dsr_connector::keys::sign_rs256(&self.key, signed.as_bytes()).map_err(|e| {
-            bad_key(format!(
-                "could not sign the token request with the service-account key: {e}"
-            ))
+            ConfigError::new(
+                PROCESSOR,
+                KEY,
+                format!("could not sign the token request with the service-account key: {e}"),
+            )
         })?;
         Ok(format!("{signed}.{}", b64(&signature)))
     }
 }
 
-/// Exchanges an assertion for an access token.
+/// Exchanges a fresh assertion for an access token.
 struct JwtBearer {
     account: Arc<ServiceAccount>,
     token_url: String,
@@ -103,54 +115,16 @@ impl TokenSource for JwtBearer {
         let assertion = self
             .account
             .assertion(&self.token_url, &self.scopes, self.subject.as_deref())?;
-        let form = [
-            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
-            ("assertion", assertion.as_str()),
-        ];
-        let transport = |message: String| ConnectorError::RetryLater {
+        let form = [("grant_type", JWT_BEARER), ("assertion", assertion.as_str())];
+        let endpoint = TokenEndpoint {
             processor: PROCESSOR,
-            code: "token_transport".into(),
-            message,
-            after: None,
+            http: &self.http,
+            url: &self.token_url,
+            describe: describe_oauth_error,
+            refused: REFUSED,
         };
-        let response = self
-            .http
-            .post(&self.token_url)
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| transport(format!("could not reach Google's token endpoint: {}", e.without_url())))?;
-        let status = response.status();
-        if status.is_success() {
-            let answer: TokenResponse = read_json(PROCESSOR, "/token", response).await?;
-            return Ok(AccessToken::bearer(
-                &answer.access_token,
-                Duration::from_secs(answer.expires_in.unwrap_or(3600)),
-            ));
-        }
-        let body = response.bytes().await.map_err(|e| transport(e.to_string()))?;
-        let refused: TokenError = serde_json::from_slice(&body).unwrap_or_default();
-        let error = refused.error.unwrap_or_default();
-        let description = refused.error_description.unwrap_or_default();
-        if status.is_server_error() || status.as_u16() == 429 {
-            return Err(transport(format!(
-                "Google's token endpoint answered {status}: {description}"
-            )));
-        }
-        // The key, the account or the scopes were refused: an operator must act.
-        Err(ConnectorError::Reauthenticate {
-            processor: PROCESSOR,
-            code: if error.is_empty() {
-                status.as_u16().to_string()
-            } else {
-                error
-            },
-            message: format!(
-                "Google refused the service-account credential {} (key {}): {description}",
-                self.account.email,
-                self.account.key_id.as_deref().unwrap_or("?")
-            ),
-        })
+        let answer: BearerAnswer = endpoint.request(TokenBody::Form(&form)).await?;
+        Ok(answer.into_token(TOKEN_LIFETIME))
     }
 }
 

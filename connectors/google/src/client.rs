@@ -1,15 +1,99 @@
-//! Google's error bodies and quotas, for the shared HTTP client.
+//! Google's error bodies and quotas for the shared HTTP client, the clients per scope and
+//! impersonated user, and the one call a plan item stands for (`Call`).
+//! Errors: https://cloud.google.com/apis/design/errors#http_mapping and the classic `errors[]`
+//! of https://developers.google.com/workspace/gmail/api/guides/handle-errors.
 
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use dsr_connector::ConnectorError;
-use dsr_connector::http::{RetryHint, VendorError};
+use dsr_connector::http::{RetryHint, VendorClient, VendorError};
+use dsr_connector::{ConnectorError, PlanItem, Processor, decode};
 use reqwest::StatusCode;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
+use crate::Google;
 use crate::wire::ErrorBody;
 
-pub const PROCESSOR: &str = "google";
+pub const PROCESSOR: Processor = Processor::Google;
+
+/// The one call a plan item stands for: its `target`, as `execute` reads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "call")]
+pub enum Call {
+    /// Analytics user deletion: the v3 upsert (`CLIENT_ID`, `USER_ID`) or the Admin API's
+    /// `submitUserDeletion` (`userProvidedData`).
+    #[serde(rename = "userDeletion")]
+    UserDeletion {
+        property: String,
+        id_type: String,
+        value: String,
+    },
+    #[serde(rename = "messages.delete")]
+    DeleteMessage { mailbox: String, id: String },
+    #[serde(rename = "messages.trash")]
+    TrashMessage { mailbox: String, id: String },
+    #[serde(rename = "people.deleteContact", rename_all = "camelCase")]
+    DeleteContact { mailbox: String, resource_name: String },
+    /// The body carries the etag and sources the contact was read with.
+    #[serde(rename = "people.updateContact")]
+    UpdateContact(PlannedUpdate),
+}
+
+/// An `updateContact` as planned: the mailbox, the contact, `updatePersonFields` and the body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PlannedUpdate {
+    pub mailbox: String,
+    pub resource_name: String,
+    pub update_person_fields: Vec<String>,
+    pub body: Value,
+}
+
+impl Call {
+    /// The call `item` was planned with; a target no Google call fits is dsr's own fault.
+    pub fn of(item: &PlanItem) -> Result<Call, ConnectorError> {
+        decode(item.target.clone()).map_err(|e| {
+            let reason = format!("at `{}`: {}", e.path, e.reason);
+            ConnectorError::permanent(
+                PROCESSOR,
+                "plan_item",
+                format!("plan item {} is no Google call ({reason})", item.key),
+            )
+        })
+    }
+}
+
+impl Google {
+    /// A client with a token for `scopes`, acting as `subject_user` when given.
+    pub(crate) fn client_for(&self, scopes: &[&str], subject_user: Option<&str>) -> VendorClient {
+        VendorClient::new(PROCESSOR, self.http.clone(), describe_error)
+            .with_tokens(self.tokens.cache(scopes, subject_user))
+    }
+
+    /// A 403 at a Workspace endpoint usually means domain-wide delegation is not set up.
+    pub(crate) fn delegation_hint(&self, error: ConnectorError) -> ConnectorError {
+        error.explain_forbidden(&format!(
+            "in the Workspace admin console (Security > API controls > Domain-wide delegation) allow {}'s client id the Gmail and contacts scopes",
+            self.tokens.account().email
+        ))
+    }
+
+    /// What to grant on a GA4 property, for a 403 there.
+    pub(crate) fn property_role(&self, property: &str) -> String {
+        format!(
+            "grant {} the Editor role on GA4 property {property} (Admin > Property access management)",
+            self.tokens.account().email
+        )
+    }
+}
+
+/// A path segment, percent-encoded.
+pub fn urlencode(segment: &str) -> String {
+    url::form_urlencoded::byte_serialize(segment.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}
 
 /// Until Google's daily quotas reset: midnight Pacific Time.
 pub fn until_quota_reset(now: chrono::DateTime<Utc>) -> Duration {
@@ -54,13 +138,7 @@ pub fn describe_error(_status: StatusCode, body: &[u8]) -> VendorError {
 /// reason `failedPrecondition` (the People API's words) or, where no classic reason is
 /// sent, the status `FAILED_PRECONDITION`.
 pub fn is_stale(error: &ConnectorError) -> bool {
-    matches!(error, ConnectorError::Permanent { code, .. }
-        if code.ends_with(":failedPrecondition") || code.ends_with(":FAILED_PRECONDITION"))
-}
-
-/// A 403 names the role or scope that is missing.
-pub fn needs_role(error: ConnectorError, role: &str) -> ConnectorError {
-    error.explain_forbidden(role)
+    error.status() == Some(400) && matches!(error.vendor_code(), Some("failedPrecondition" | "FAILED_PRECONDITION"))
 }
 
 #[cfg(test)]
@@ -89,16 +167,22 @@ mod tests {
 
     #[test]
     fn a_stale_etag_is_known_by_its_reason_or_its_status() {
-        let stale = |body: &[u8]| {
-            let e = describe_error(StatusCode::BAD_REQUEST, body);
-            dsr_connector::http::classify(PROCESSOR, StatusCode::BAD_REQUEST, None, e.code, e.message)
+        let answered = |status: StatusCode, body: &[u8]| {
+            let e = describe_error(status, body);
+            dsr_connector::http::classify(PROCESSOR, status, None, e.code, e.message)
         };
-        let both = br#"{"error":{"code":400,"message":"stale","errors":[{"reason":"failedPrecondition"}],"status":"FAILED_PRECONDITION"}}"#;
-        assert!(is_stale(&stale(both)));
-        let status_only = br#"{"error":{"code":400,"message":"stale","status":"FAILED_PRECONDITION"}}"#;
-        assert!(is_stale(&stale(status_only)));
-        let other = br#"{"error":{"code":400,"message":"bad","status":"INVALID_ARGUMENT"}}"#;
-        assert!(!is_stale(&stale(other)));
+        let stale = |body: &[u8]| is_stale(&answered(StatusCode::BAD_REQUEST, body));
+        assert!(stale(
+            br#"{"error":{"code":400,"message":"stale","errors":[{"reason":"failedPrecondition"}],"status":"FAILED_PRECONDITION"}}"#
+        ));
+        assert!(stale(
+            br#"{"error":{"code":400,"message":"stale","status":"FAILED_PRECONDITION"}}"#
+        ));
+        assert!(!stale(
+            br#"{"error":{"code":400,"message":"bad","status":"INVALID_ARGUMENT"}}"#
+        ));
+        let conflict = br#"{"error":{"code":409,"message":"stale","status":"FAILED_PRECONDITION"}}"#;
+        assert!(!is_stale(&answered(StatusCode::CONFLICT, conflict)), "only a 400");
     }
 
     #[test]
@@ -106,5 +190,20 @@ mod tests {
         // 07:30 UTC on 27 Nov 2026 is 23:30 the day before in California (PST, UTC-8).
         let now = Utc.with_ymd_and_hms(2026, 11, 27, 7, 30, 0).unwrap();
         assert_eq!(until_quota_reset(now), Duration::from_secs(31 * 60));
+    }
+
+    #[test]
+    fn a_target_that_is_no_google_call_is_named() {
+        let item = PlanItem::new(
+            "mail x",
+            "mail",
+            dsr_connector::Action::Delete,
+            serde_json::json!({"call": "messages.batchDelete", "ids": ["1"]}),
+            Value::Null,
+            vec![],
+        );
+        let err = Call::of(&item).unwrap_err();
+        assert_eq!(err.code(), "permanent:plan_item");
+        assert!(err.to_string().contains("plan item mail x"), "{err}");
     }
 }

@@ -1,29 +1,33 @@
-//! Google Workspace mail (Gmail API, domain-wide delegation): the subject's messages exported
-//! as `.eml` exactly as Gmail stores them (attachments stay inside). Erasure plans one item
-//! per message: `messages.delete` (hard) or `messages.trash` (soft)
-//! (https://developers.google.com/workspace/gmail/api/reference/rest/v1/users.messages/delete,
-//! …/users.messages/trash); in soft mode a message already in the Trash is kept, since Gmail
-//! empties the Trash itself after 30 days
-//! (https://support.google.com/mail/answer/7401). A message that also names people other
-//! than the subject and the mailbox's owner is marked shared.
+//! Google Workspace mail (Gmail API, domain-wide delegation): finding the subject's messages in
+//! a mailbox, which both access (`access.rs`) and erasure (`erase.rs`) start from. Gmail's
+//! search is loose, so each message it returns is read once more with `format=metadata` and
+//! is hers only where an address header names one of her addresses exactly; Spam and the Trash
+//! are searched too (`includeSpamTrash` is false by default).
+//! https://developers.google.com/workspace/gmail/api/reference/rest/v1/users.messages/list,
+//! https://developers.google.com/workspace/gmail/api/reference/rest/v1/users.messages/get
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
-use base64::Engine as _;
 use dsr_connector::http::VendorClient;
-use dsr_connector::{
-    Action, ConnectorError, Email, FileMeta, Identities, IdentityKind, MatchClaim, PlanItem, Record, RecordSink,
-};
+use dsr_connector::{ConnectorError, Email, Identities, IdentityKind, MatchClaim};
 use serde::Serialize;
-use serde_json::json;
 
-use crate::client::PROCESSOR;
+use crate::Google;
+use crate::client::urlencode;
 use crate::config::DeleteMode;
-use crate::wire::{Message, MessageList, RawMessage};
-use crate::{Call, Google};
+use crate::wire::{Message, MessageList};
 
 pub const SCOPE_FULL: &str = "https://mail.google.com/";
 pub const SCOPE_MODIFY: &str = "https://www.googleapis.com/auth/gmail.modify";
+
+/// The plan and bundle category of a Gmail message.
+pub const CATEGORY: &str = "mail";
+
+/// The headers a message's addresses are in, asked with `format=metadata`.
+const ADDRESS_HEADERS: [&str; 6] = ["From", "Sender", "To", "Cc", "Bcc", "Reply-To"];
+
+/// The headers whose addresses are a message's participants (who else it concerns).
+const PARTICIPANT_HEADERS: [&str; 5] = ["From", "To", "Cc", "Bcc", "Reply-To"];
 
 /// Every address in a message's From, Sender, To, Cc, Bcc and Reply-To headers.
 pub fn header_addresses(raw: &[u8]) -> Vec<String> {
@@ -52,18 +56,13 @@ pub fn search_for(email: &Email) -> String {
     format!("from:{quoted} OR to:{quoted} OR cc:{quoted} OR bcc:{quoted}")
 }
 
-/// The headers a message's addresses are in, asked with `format=metadata`.
-const ADDRESS_HEADERS: [&str; 6] = ["From", "Sender", "To", "Cc", "Bcc", "Reply-To"];
-
-/// The headers whose addresses are a message's participants (who else it concerns).
-const PARTICIPANT_HEADERS: [&str; 5] = ["From", "To", "Cc", "Bcc", "Reply-To"];
-
-/// The plan category of a Gmail message (the bundle's too).
-pub const CATEGORY: &str = "mail";
-
-/// Why a message already in the Trash is left there in soft mode, and the subject's note.
-pub const IN_TRASH: &str = "in Gmail's Trash, which Gmail empties after 30 days";
-const TRASH_NOTE: &str = "Messages are moved to Gmail's Trash, which Gmail empties after 30 days.";
+/// `headers` as a header block, so addresses are read as an e-mail parser reads them.
+fn header_block<'a>(headers: impl Iterator<Item = (&'a String, &'a String)>) -> String {
+    headers
+        .map(|(name, value)| format!("{name}: {value}\r\n"))
+        .collect::<String>()
+        + "\r\n"
+}
 
 /// A message Gmail's search returned for the subject in one mailbox.
 pub struct FoundMail {
@@ -91,7 +90,7 @@ pub struct MailMeta {
     pub snippet: Option<String>,
     /// The address headers as Gmail gave them (`format=metadata`): where the subject's
     /// address sits, and what a match claim points at.
-    pub headers: std::collections::BTreeMap<String, String>,
+    pub headers: BTreeMap<String, String>,
 }
 
 impl MailMeta {
@@ -107,14 +106,11 @@ impl MailMeta {
     /// How many distinct addresses in From, To, Cc, Bcc and Reply-To are neither the
     /// subject's nor the mailbox owner's.
     pub fn other_participants(&self, subject: &Identities, mailbox: &str) -> usize {
-        let block: String = self
+        let participants = self
             .headers
             .iter()
-            .filter(|(name, _)| PARTICIPANT_HEADERS.iter().any(|h| h.eq_ignore_ascii_case(name)))
-            .map(|(name, value)| format!("{name}: {value}\r\n"))
-            .collect::<String>()
-            + "\r\n";
-        header_addresses(block.as_bytes())
+            .filter(|(name, _)| PARTICIPANT_HEADERS.iter().any(|h| h.eq_ignore_ascii_case(name)));
+        header_addresses(header_block(participants).as_bytes())
             .into_iter()
             .filter(|a| !subject.owns_email(a) && !a.eq_ignore_ascii_case(mailbox))
             .collect::<BTreeSet<_>>()
@@ -122,32 +118,13 @@ impl MailMeta {
     }
 }
 
-/// "1 other participant", "3 other participants".
-fn participants(n: usize) -> String {
-    if n == 1 {
-        "1 other participant".into()
-    } else {
-        format!("{n} other participants")
-    }
-}
-
-/// The mail record: Gmail's metadata, the mailbox and the stored `.eml`.
-#[derive(Serialize)]
-struct MailRecord<'a> {
-    #[serde(flatten)]
-    meta: &'a MailMeta,
-    mailbox: &'a str,
-    file: &'a str,
-    sha256: &'a str,
-}
-
 impl Google {
-    fn gmail(&self, mailbox: &str) -> VendorClient {
-        self.gmail_for(mailbox, self.workspace_mode())
+    /// Reading and `messages.trash` need gmail.modify; `messages.delete` the full scope.
+    pub(crate) fn gmail(&self, mailbox: &str) -> VendorClient {
+        self.gmail_for(mailbox, self.config.delete_mode())
     }
 
-    /// `messages.delete` needs the full scope; reading and `messages.trash` need modify.
-    fn gmail_for(&self, mailbox: &str, mode: DeleteMode) -> VendorClient {
+    pub(crate) fn gmail_for(&self, mailbox: &str, mode: DeleteMode) -> VendorClient {
         let scope = match mode {
             DeleteMode::Hard => SCOPE_FULL,
             DeleteMode::Soft => SCOPE_MODIFY,
@@ -155,29 +132,26 @@ impl Google {
         self.client_for(&[scope], Some(mailbox))
     }
 
-    fn workspace_mode(&self) -> DeleteMode {
-        self.config
-            .workspace
-            .as_ref()
-            .map(|w| w.delete_mode)
-            .unwrap_or_default()
-    }
-
-    fn gmail_base(&self, mailbox: &str) -> String {
-        format!(
-            "{}/users/{}",
+    /// `…/users/{mailbox}/messages`, or one message's URL with `id`.
+    pub(crate) fn messages_url(&self, mailbox: &str, id: Option<&str>) -> String {
+        let base = format!(
+            "{}/users/{}/messages",
             self.config.gmail_url.trim_end_matches('/'),
             urlencode(mailbox)
-        )
+        );
+        match id {
+            Some(id) => format!("{base}/{}", urlencode(id)),
+            None => base,
+        }
     }
 
     /// One cheap read of `mailbox`: proves the delegation and scopes work.
     pub(crate) async fn probe_mailbox(&self, mailbox: &str) -> Result<(), ConnectorError> {
-        let url = format!("{}/messages", self.gmail_base(mailbox));
+        let url = self.messages_url(mailbox, None);
         self.gmail(mailbox)
             .json::<MessageList>(mailbox, |http| http.get(&url).query(&[("maxResults", "1")]))
             .await
-            .map_err(|e| delegation_hint(e, &self.tokens.account().email))?;
+            .map_err(|e| self.delegation_hint(e))?;
         Ok(())
     }
 
@@ -185,43 +159,22 @@ impl Google {
     /// there is still held (`includeSpamTrash` is false by default,
     /// https://developers.google.com/gmail/api/reference/rest/v1/users.messages/list).
     async fn list_ids(&self, client: &VendorClient, mailbox: &str, q: &str) -> Result<Vec<String>, ConnectorError> {
-        let url = format!("{}/messages", self.gmail_base(mailbox));
+        let url = self.messages_url(mailbox, None);
         let mut ids = Vec::new();
         let mut token: Option<String> = None;
         loop {
-            let mut query = vec![
-                ("q", q.to_string()),
-                ("maxResults", "500".to_string()),
-                ("includeSpamTrash", "true".to_string()),
-            ];
-            if let Some(t) = &token {
-                query.push(("pageToken", t.clone()));
-            }
+            let mut query = vec![("q", q), ("maxResults", "500"), ("includeSpamTrash", "true")];
+            query.extend(token.as_deref().map(|t| ("pageToken", t)));
             let page: MessageList = client
                 .json(mailbox, |http| http.get(&url).query(&query))
                 .await
-                .map_err(|e| delegation_hint(e, &self.tokens.account().email))?;
+                .map_err(|e| self.delegation_hint(e))?;
             ids.extend(page.messages.into_iter().map(|m| m.id));
             token = page.next_page_token;
             if token.is_none() {
                 return Ok(ids);
             }
         }
-    }
-
-    /// Ids of the messages in `mailbox` that Gmail's search returns for any of the subject's
-    /// addresses (loosely: each still needs the exact-address check in `read_mail`).
-    async fn candidate_ids(
-        &self,
-        client: &VendorClient,
-        mailbox: &str,
-        subject: &Identities,
-    ) -> Result<BTreeSet<String>, ConnectorError> {
-        let mut ids = BTreeSet::new();
-        for email in &subject.emails {
-            ids.extend(self.list_ids(client, mailbox, &search_for(email)).await?);
-        }
-        Ok(ids)
     }
 
     /// One message's address headers and labels (`format=metadata`), and whether it names
@@ -234,7 +187,7 @@ impl Google {
         id: &str,
         subject: &Identities,
     ) -> Result<Option<FoundMail>, ConnectorError> {
-        let url = format!("{}/messages/{}", self.gmail_base(mailbox), urlencode(id));
+        let url = self.messages_url(mailbox, Some(id));
         let mut query = vec![("format", "metadata")];
         query.extend(ADDRESS_HEADERS.iter().map(|h| ("metadataHeaders", *h)));
         let message: Message = match client.json(mailbox, |http| http.get(&url).query(&query)).await {
@@ -242,8 +195,7 @@ impl Google {
             Err(e) if e.is_not_found() => return Ok(None),
             Err(e) => return Err(e),
         };
-        // The headers as a header block, so addresses are read as an e-mail parser reads them.
-        let mut headers = std::collections::BTreeMap::new();
+        let mut headers = BTreeMap::new();
         for h in message
             .payload
             .headers
@@ -259,11 +211,7 @@ impl Google {
                 })
                 .or_insert(value);
         }
-        let block: String = headers
-            .iter()
-            .map(|(name, value)| format!("{name}: {value}\r\n"))
-            .collect::<String>()
-            + "\r\n";
+        let block = header_block(headers.iter());
         // Gmail's search matches loosely: only the subject's exact addresses make it hers.
         let hers = header_addresses(block.as_bytes()).iter().any(|a| subject.owns_email(a));
         let from = mail_parser::MessageParser::default()
@@ -288,171 +236,24 @@ impl Google {
         }))
     }
 
-    /// The message exactly as Gmail stores it (`format=raw`), once, for the bundle.
-    async fn raw_mail(
+    /// Every message Gmail's search returns for any of the subject's addresses in `mailbox`,
+    /// Spam and Trash included, with its labels and whether it is hers.
+    pub(crate) async fn candidate_mail(
         &self,
-        client: &VendorClient,
         mailbox: &str,
-        id: &str,
-    ) -> Result<Option<Vec<u8>>, ConnectorError> {
-        let url = format!("{}/messages/{}", self.gmail_base(mailbox), urlencode(id));
-        let message: RawMessage = match client
-            .json(mailbox, |http| http.get(&url).query(&[("format", "raw")]))
-            .await
-        {
-            Ok(m) => m,
-            Err(e) if e.is_not_found() => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        let encoded = message.raw.trim_end_matches('=');
-        base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(encoded)
-            .map(Some)
-            .map_err(|e| ConnectorError::RetryLater {
-                processor: PROCESSOR,
-                code: "invalid_response".into(),
-                message: format!("Gmail returned a raw message that is not base64url: {e}"),
-                after: None,
-            })
-    }
-
-    /// Every message Gmail's search returns for the subject in `mailbox`, Spam and Trash
-    /// included, with its labels and whether it is hers.
-    pub async fn candidate_mail(&self, mailbox: &str, subject: &Identities) -> Result<Vec<FoundMail>, ConnectorError> {
+        subject: &Identities,
+    ) -> Result<Vec<FoundMail>, ConnectorError> {
         let client = self.gmail(mailbox);
+        let mut ids = BTreeSet::new();
+        for email in &subject.emails {
+            ids.extend(self.list_ids(&client, mailbox, &search_for(email)).await?);
+        }
         let mut found = Vec::new();
-        for id in self.candidate_ids(&client, mailbox, subject).await? {
-            if let Some(mail) = self.read_mail(&client, mailbox, &id, subject).await? {
-                found.push(mail);
-            }
+        for id in ids {
+            found.extend(self.read_mail(&client, mailbox, &id, subject).await?);
         }
         Ok(found)
     }
-
-    /// The subject's messages in `mailbox` (exact addresses only), Spam and Trash included,
-    /// with their labels.
-    pub async fn find_mail(&self, mailbox: &str, subject: &Identities) -> Result<Vec<FoundMail>, ConnectorError> {
-        let mut found = self.candidate_mail(mailbox, subject).await?;
-        found.retain(|m| m.hers);
-        Ok(found)
-    }
-
-    /// Exports each message as an `.eml` file and a record that points at it.
-    pub async fn export_mail(&self, subject: &Identities, sink: &mut dyn RecordSink) -> Result<u64, ConnectorError> {
-        let Some(workspace) = &self.config.workspace else {
-            return Ok(0);
-        };
-        let mut count = 0;
-        for mailbox in &workspace.mailboxes {
-            let client = self.gmail(mailbox);
-            for mail in self.find_mail(mailbox, subject).await? {
-                // One message in memory at a time: fetched, stored, let go.
-                let Some(raw) = self.raw_mail(&client, mailbox, &mail.id).await? else {
-                    continue;
-                };
-                let body = futures::stream::once(async move { Ok(bytes::Bytes::from(raw)) });
-                let meta = FileMeta {
-                    folder: "mail".into(),
-                    name: format!("{}.eml", mail.id),
-                    media_type: "message/rfc822".into(),
-                };
-                let stored = sink.attach(meta, Box::pin(body)).await?;
-                let data = json!(MailRecord {
-                    meta: &mail.meta,
-                    mailbox,
-                    file: &stored.path,
-                    sha256: &stored.sha256,
-                });
-                sink.accept(Record {
-                    category: "mail".into(),
-                    claims: mail.meta.claims(subject),
-                    id: Some(mail.id),
-                    provided_by_subject: mail.from_subject,
-                    data,
-                })
-                .await?;
-                count += 1;
-            }
-        }
-        Ok(count)
-    }
-
-    /// One item per message Gmail's search returned in each mailbox, hers or not (the
-    /// engine's check refuses those whose headers do not name her): `messages.delete`, or
-    /// `messages.trash` in soft mode, where a message already in the Trash is kept. Also the
-    /// subject's note for soft mode.
-    pub async fn plan_mail(&self, subject: &Identities) -> Result<(Vec<PlanItem>, Vec<String>), ConnectorError> {
-        let Some(workspace) = &self.config.workspace else {
-            return Ok((vec![], vec![]));
-        };
-        let mode = workspace.delete_mode;
-        let mut items = Vec::new();
-        for mailbox in &workspace.mailboxes {
-            for mail in self.candidate_mail(mailbox, subject).await? {
-                let target = match mode {
-                    DeleteMode::Hard => Call::DeleteMessage {
-                        mailbox: mailbox.clone(),
-                        id: mail.id.clone(),
-                    },
-                    DeleteMode::Soft => Call::TrashMessage {
-                        mailbox: mailbox.clone(),
-                        id: mail.id.clone(),
-                    },
-                };
-                let keep = mode == DeleteMode::Soft && mail.in_trash();
-                let mut item = PlanItem::new(
-                    format!("{CATEGORY} {mailbox}/{}", mail.id),
-                    CATEGORY,
-                    if keep { Action::Keep } else { Action::Delete },
-                    json!(target),
-                    json!(mail.meta),
-                    mail.meta.claims(subject),
-                );
-                if keep {
-                    item = item.reason(IN_TRASH);
-                }
-                let others = mail.meta.other_participants(subject, mailbox);
-                if others > 0 {
-                    item = item.shared(participants(others));
-                }
-                items.push(item);
-            }
-        }
-        let notes = if mode == DeleteMode::Soft && !items.is_empty() {
-            vec![TRASH_NOTE.to_string()]
-        } else {
-            vec![]
-        };
-        Ok((items, notes))
-    }
-
-    /// `messages.delete` (hard) or `messages.trash` (soft) of one message; a message gone
-    /// meanwhile (404) is gone all the same: `Ok(false)`.
-    pub(crate) async fn remove_mail(&self, mailbox: &str, id: &str, mode: DeleteMode) -> Result<bool, ConnectorError> {
-        let client = self.gmail_for(mailbox, mode);
-        let url = format!("{}/messages/{}", self.gmail_base(mailbox), urlencode(id));
-        match mode {
-            DeleteMode::Hard => client.remove(mailbox, |http| http.delete(&url)).await,
-            DeleteMode::Soft => {
-                let url = format!("{url}/trash");
-                client.remove(mailbox, |http| http.post(&url)).await
-            }
-        }
-    }
-}
-
-/// A path segment, percent-encoded.
-pub fn urlencode(segment: &str) -> String {
-    url::form_urlencoded::byte_serialize(segment.as_bytes())
-        .collect::<String>()
-        .replace('+', "%20")
-}
-
-/// 401/403 at a Workspace endpoint usually means domain-wide delegation is not set up.
-fn delegation_hint(error: ConnectorError, account: &str) -> ConnectorError {
-    error.explain_forbidden(&format!(
-        "in the Workspace admin console (Security > API controls > Domain-wide delegation) allow {account}'s client id the Gmail and contacts scopes"
-    ))
 }
 
 #[cfg(test)]

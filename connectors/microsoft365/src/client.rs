@@ -1,44 +1,36 @@
-//! Talking to Graph: URLs, OData/KQL escaping, Graph's error bodies, and the shared
-//! plumbing (token cache, rate limits, paging guard) set up for Graph's documented limits.
+//! Talking to Graph: URLs under the configured base, Graph's error bodies, and the shared
+//! plumbing (rate limits, paging on Graph's origin only) set up for Graph's documented limits.
+//! - https://learn.microsoft.com/en-us/graph/errors
+//! - https://learn.microsoft.com/en-us/graph/throttling-limits (Outlook service limits)
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use dsr_connector::ConnectorError;
-use dsr_connector::http::{
-    ClientCredentials, Limits, ODataPager, OriginGuard, RateLimiter, TokenCache, VendorClient, VendorError,
-};
+use dsr_connector::http::{Limits, ODataPager, OriginGuard, RateLimiter, TokenCache, VendorClient, VendorError};
+use dsr_connector::{ConfigError, ConnectorError, Processor};
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 use url::Url;
 
 use crate::config::Microsoft365Config;
-use crate::wire::ErrorBody;
 
-pub const PROCESSOR: &str = "microsoft365";
-const GRAPH_SCOPE: &str = "https://graph.microsoft.com/.default";
+pub const PROCESSOR: Processor = Processor::Microsoft365;
+
 /// A guard against a next-link loop: 1,000 pages of up to 1,000 items.
 const MAX_PAGES: usize = 1000;
 
-/// Graph's error body (`wire::ErrorBody`); anything else (a gateway's HTML page) is quoted.
+/// Graph's error body, the OData JSON error format `{"error":{"code","message","innerError":{…}}}`
+/// (the code: `ErrorAccessDenied`, `MailboxNotEnabledForRESTAPI`…), read leniently: any other
+/// body (a gateway's HTML page) is quoted.
 pub fn describe_error(_status: StatusCode, body: &[u8]) -> VendorError {
-    let error = serde_json::from_slice::<ErrorBody>(body).ok().map(|b| b.error);
-    let (code, message) = error.map(|e| (e.code, e.message)).unwrap_or_default();
+    let answer: Value = serde_json::from_slice(body).unwrap_or_default();
+    let said = |field: &str| answer["error"][field].as_str().map(String::from);
     VendorError {
-        code: code.unwrap_or_default(),
-        message: message.unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(200).collect()),
+        code: said("code").unwrap_or_default(),
+        message: said("message").unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(200).collect()),
         ..Default::default()
     }
-}
-
-/// An OData string literal: in single quotes, a `'` doubled.
-pub fn odata_literal(value: &str) -> String {
-    format!("'{}'", value.replace('\'', "''"))
-}
-
-/// A KQL value inside the double-quoted `$search` parameter: `\` and `"` escaped.
-pub fn kql_value(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
 pub struct Graph {
@@ -49,28 +41,13 @@ pub struct Graph {
 }
 
 impl Graph {
-    pub fn new(config: &Microsoft365Config, secret: secrecy::SecretString) -> Result<Graph, ConnectorError> {
-        let bad_config = |what: &str, e: String| ConnectorError::Permanent {
-            processor: PROCESSOR,
-            code: "config".into(),
-            message: format!("processors.microsoft365.{what}: {e}"),
-        };
-        let mut base = Url::parse(&config.graph_url).map_err(|e| bad_config("graph_url", e.to_string()))?;
-        if !base.path().ends_with('/') {
-            base.set_path(&format!("{}/", base.path()));
-        }
-        Url::parse(&config.token_url()).map_err(|e| bad_config("login_url", e.to_string()))?;
-        let http =
-            dsr_connector::http::http_client(Duration::from_secs(60)).map_err(|e| bad_config("http", e.to_string()))?;
-        let source = ClientCredentials::new(
-            PROCESSOR,
-            http.clone(),
-            &config.token_url(),
-            &config.client_id,
-            secret,
-            &[GRAPH_SCOPE],
-        );
-        let tokens = Arc::new(TokenCache::new(source, Duration::from_secs(300)));
+    /// Graph at `config.graph_url`, signed with `tokens`.
+    pub fn new(
+        config: &Microsoft365Config,
+        http: reqwest::Client,
+        tokens: Arc<TokenCache>,
+    ) -> Result<Graph, ConfigError> {
+        let base = config.graph_base()?;
         // Graph: 10,000 requests per 10 minutes and 4 concurrent requests per app per mailbox.
         let limiter = Arc::new(RateLimiter::new(Limits {
             requests: 10_000,
@@ -133,14 +110,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn literals_are_escaped_for_odata_and_kql() {
-        assert_eq!(odata_literal("o'hara@example.ie"), "'o''hara@example.ie'");
-        assert_eq!(odata_literal("x') or true or ('"), "'x'') or true or ('''");
-        assert_eq!(kql_value(r#""kari"@example.no"#), r#"\"kari\"@example.no"#);
-        assert_eq!(kql_value(r"a\b"), r"a\\b");
-    }
-
-    #[test]
     fn graph_error_bodies_are_read() {
         let body =
             br#"{"error":{"code":"ErrorAccessDenied","message":"Access is denied.","innerError":{"request-id":"1"}}}"#;
@@ -150,5 +119,38 @@ mod tests {
         let e = describe_error(StatusCode::BAD_GATEWAY, b"<html>bad gateway</html>");
         assert_eq!(e.code, "");
         assert!(e.message.contains("bad gateway"));
+    }
+
+    struct NoToken;
+
+    #[async_trait::async_trait]
+    impl dsr_connector::http::TokenSource for NoToken {
+        async fn fetch(&self) -> Result<dsr_connector::http::AccessToken, ConnectorError> {
+            Err(ConnectorError::reauthenticate(
+                PROCESSOR,
+                "no_token",
+                "not in this test",
+            ))
+        }
+    }
+
+    #[test]
+    fn each_segment_is_encoded_below_the_base() {
+        let config: Microsoft365Config = toml::from_str(
+            "tenant_id = \"t\"\nclient_id = \"a\"\nclient_secret = \"env:X\"\ngraph_url = \"https://graph.example/v1.0\"\n",
+        )
+        .unwrap();
+        let tokens = Arc::new(TokenCache::new(NoToken, Duration::ZERO));
+        let graph = Graph::new(
+            &config,
+            dsr_connector::http::http_client(Duration::from_secs(1)).unwrap(),
+            tokens,
+        )
+        .unwrap();
+        let url = graph.url(&["users", "a/b c@x.no", "messages"], &[("$top", "4")]);
+        assert_eq!(
+            url.as_str(),
+            "https://graph.example/v1.0/users/a%2Fb%20c@x.no/messages?%24top=4"
+        );
     }
 }

@@ -16,10 +16,10 @@ use dsr_connector::{Action, ConnectorError, DeleteMode, Identities, IdentityKind
 use serde_json::json;
 
 use crate::Microsoft365;
-use crate::access::{FoundContact, Mailbox, contact_claims, graph_time, message_claims};
 use crate::client::needs_permission;
 use crate::reach::Reach;
-use crate::target::{CONTACTS, MESSAGES, Target, bad_item};
+use crate::search::{FoundContact, Mailbox, NO_ARCHIVE, contact_claims, message_claims};
+use crate::target::{CONTACTS, MESSAGES, Target};
 use crate::wire::{MailFolder, Message};
 
 /// Why a message in Deleted Items is not deleted again in soft mode.
@@ -158,7 +158,7 @@ impl Microsoft365 {
             .into(),
         );
         plan.notes.extend(reach.subject_note());
-        plan.notes.push(crate::access::NO_ARCHIVE.into());
+        plan.notes.push(NO_ARCHIVE.into());
         plan.operator_notes = reach.operator_notes();
         Ok(plan)
     }
@@ -166,10 +166,7 @@ impl Microsoft365 {
     /// Deletes one planned message or contact: `permanentDelete` (hard) or `DELETE` (soft),
     /// as the plan said; a 404 is gone already.
     pub async fn execute_erasure(&self, item: &PlanItem) -> Result<ItemOutcome, ConnectorError> {
-        if item.action != Action::Delete {
-            return Err(bad_item(item, "an erasure carries out delete items only"));
-        }
-        let target = Target::of(item)?;
+        let target = Target::of(item, Action::Delete)?;
         let mode = target.mode.unwrap_or(self.config.delete_mode);
         let mut path = target.segments(item)?;
         let result = match mode {
@@ -198,7 +195,7 @@ impl Microsoft365 {
             Ok(true) => Ok(ItemOutcome::Done(json!({
                 "id": target.id,
                 "mode": mode,
-                "deleted_at": graph_time(chrono::Utc::now()),
+                "deleted_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             }))),
             Ok(false) => Ok(ItemOutcome::AlreadyGone),
             Err(e) => Err(needs_permission(e, permission, &format!("delete {}", item.category))),

@@ -3,14 +3,21 @@
 //! 404 `MailboxNotEnabledForRESTAPI` or `ResourceNotFound`) and mailboxes an application access
 //! policy fences off (403 `ErrorAccessDenied`). Those are skipped and counted, and named to the
 //! operator only: other people's accounts are not the subject's to see. A 403 on *every*
-//! mailbox is not a policy but a missing permission, and fails the task.
+//! mailbox is not a policy but a missing permission, and fails the task. `dsr doctor` (`probe`)
+//! opens each mailbox's inbox the same way, so the operator meets the skipped ones there first.
 //! - https://learn.microsoft.com/en-us/graph/api/resources/mail-api-overview (Exchange Online mailboxes only)
 //! - https://learn.microsoft.com/en-us/graph/auth-limit-mailbox-access (application access policies)
+//! - https://learn.microsoft.com/en-us/graph/api/mailfolder-get (the inbox, by its well-known name)
 
-use dsr_connector::ConnectorError;
+use dsr_connector::{CheckReport, ConnectorError};
 
-use crate::access::Mailbox;
-use crate::client::PROCESSOR;
+use crate::Microsoft365;
+use crate::client::{PROCESSOR, needs_permission};
+use crate::search::{Mailbox, NO_ARCHIVE};
+use crate::wire::{Contact, MailFolder, ODataPage};
+
+/// How many mailboxes `dsr doctor` opens.
+const CHECKED_MAILBOXES: usize = 50;
 
 /// Why a mailbox could not be searched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,15 +30,14 @@ pub enum Unreachable {
 
 /// Whether `error`, from the first call into a mailbox, says the mailbox cannot be searched.
 pub fn unreachable(error: &ConnectorError) -> Option<Unreachable> {
-    let ConnectorError::Permanent { code, .. } = error else {
-        return None;
-    };
-    if code.starts_with("404:MailboxNotEnabledForRESTAPI") || code.starts_with("404:ResourceNotFound") {
-        Some(Unreachable::NoMailbox)
-    } else if code.starts_with("403:ErrorAccessDenied") || code == "403" || code.starts_with("403:") {
-        Some(Unreachable::Fenced)
-    } else {
-        None
+    match error {
+        ConnectorError::Permanent {
+            status: Some(404),
+            code,
+            ..
+        } if code == "MailboxNotEnabledForRESTAPI" || code == "ResourceNotFound" => Some(Unreachable::NoMailbox),
+        ConnectorError::Permanent { status: Some(403), .. } => Some(Unreachable::Fenced),
+        _ => None,
     }
 }
 
@@ -89,7 +95,8 @@ impl Reach {
             let said = self.first_fenced.take().map(|e| e.to_string()).unwrap_or_default();
             return Err(ConnectorError::Permanent {
                 processor: PROCESSOR,
-                code: "403:every_mailbox".into(),
+                status: Some(403),
+                code: "every_mailbox".into(),
                 message: format!(
                     "Graph refused every one of the {} mailbox(es): grant the app registration the application permissions \
                      Mail.ReadWrite and Contacts.ReadWrite with an administrator's consent, and check that no application \
@@ -144,13 +151,52 @@ impl Reach {
     }
 }
 
+impl Microsoft365 {
+    /// What `dsr doctor` reports: a token, the mailboxes to search, and each mailbox's inbox
+    /// as a request would first reach it (in a large tenant the first `CHECKED_MAILBOXES`),
+    /// so users without a mailbox and fenced mailboxes are named here; then one contact list
+    /// read as dsr reads contacts, so a contact of another shape shows here first.
+    pub async fn probe(&self) -> Result<CheckReport, ConnectorError> {
+        let mailboxes = self.mailboxes().await?;
+        let mut details = vec![format!("token issued; {} mailbox(es) to search", mailboxes.len())];
+        let mut reach = Reach::new(self.config.all_mailboxes());
+        for mailbox in mailboxes.iter().take(CHECKED_MAILBOXES) {
+            let url = self
+                .graph
+                .url(&["users", &mailbox.key, "mailFolders", "inbox"], &[("$select", "id")]);
+            let inbox = self.graph.get::<MailFolder>(&mailbox.key, url).await;
+            reach.admit(
+                mailbox,
+                inbox.map_err(|e| needs_permission(e, "Mail.ReadWrite", "read mail")),
+            )?;
+        }
+        reach.finish()?;
+        details.extend(reach.operator_notes());
+        if let Some(first) = reach.searched.first() {
+            let url = self.graph.url(&["users", &first.key, "contacts"], &[("$top", "1")]);
+            self.graph
+                .get::<ODataPage<Contact>>(&first.key, url)
+                .await
+                .map_err(|e| needs_permission(e, "Contacts.ReadWrite", "read contacts"))?;
+            details.push(format!(
+                "mail and contacts readable ({} of {} mailbox(es) checked)",
+                reach.searched.len(),
+                mailboxes.len().min(CHECKED_MAILBOXES)
+            ));
+        }
+        details.push(NO_ARCHIVE.into());
+        Ok(CheckReport { ok: true, details })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn refused(code: &str) -> ConnectorError {
+    fn refused(status: u16, code: &str) -> ConnectorError {
         ConnectorError::Permanent {
             processor: PROCESSOR,
+            status: Some(status),
             code: code.into(),
             message: "x".into(),
         }
@@ -171,21 +217,21 @@ mod tests {
             reach
                 .admit(
                     &mailbox("guest"),
-                    Err::<(), _>(refused("404:MailboxNotEnabledForRESTAPI"))
+                    Err::<(), _>(refused(404, "MailboxNotEnabledForRESTAPI"))
                 )
                 .unwrap()
                 .is_none()
         );
         assert!(
             reach
-                .admit(&mailbox("fenced"), Err::<(), _>(refused("403:ErrorAccessDenied")))
+                .admit(&mailbox("fenced"), Err::<(), _>(refused(403, "ErrorAccessDenied")))
                 .unwrap()
                 .is_none()
         );
         assert!(reach.admit(&mailbox("ok"), Ok(())).unwrap().is_some());
         assert!(
             reach
-                .admit(&mailbox("x"), Err::<(), _>(refused("400:BadRequest")))
+                .admit(&mailbox("x"), Err::<(), _>(refused(400, "BadRequest")))
                 .is_err()
         );
         reach.finish().unwrap();
@@ -193,7 +239,7 @@ mod tests {
         let mut configured = Reach::new(false);
         assert!(
             configured
-                .admit(&mailbox("guest"), Err::<(), _>(refused("404:ResourceNotFound")))
+                .admit(&mailbox("guest"), Err::<(), _>(refused(404, "ResourceNotFound")))
                 .is_err()
         );
     }
@@ -203,11 +249,12 @@ mod tests {
         let mut reach = Reach::new(true);
         for m in ["a", "b"] {
             reach
-                .admit(&mailbox(m), Err::<(), _>(refused("403:ErrorAccessDenied")))
+                .admit(&mailbox(m), Err::<(), _>(refused(403, "ErrorAccessDenied")))
                 .unwrap();
         }
         let err = reach.finish().unwrap_err();
         assert!(err.to_string().contains("Mail.ReadWrite"), "{err}");
+        assert_eq!(err.code(), "permanent:403:every_mailbox");
         assert!(!err.is_retryable());
     }
 }

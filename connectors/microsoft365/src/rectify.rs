@@ -4,17 +4,17 @@
 //! - https://learn.microsoft.com/en-us/graph/api/contact-update
 
 use dsr_connector::{
-    Action, ConnectorError, FieldChange, Identities, ItemOutcome, Plan, PlanItem, RectifyField, TaskContext,
+    Action, ConnectorError, FieldChange, Identities, ItemCall, ItemOutcome, Plan, PlanItem, RectifyField,
     correct_values,
 };
 use serde_json::{Map, Value, json};
 
 use crate::Microsoft365;
-use crate::access::{FoundContact, contact_claims};
-use crate::client::{PROCESSOR, needs_permission, odata_literal};
+use crate::client::{PROCESSOR, needs_permission};
 use crate::erase::{contact_key, contact_target};
 use crate::reach::Reach;
-use crate::target::{CONTACTS, Target, bad_item};
+use crate::search::{FoundContact, NO_ARCHIVE, contact_claims, contact_filter, contacts_segments};
+use crate::target::{CONTACTS, Target};
 use crate::wire::{Contact, ContactPatch, EmailAddress, PropertyChange, properties};
 
 /// The PATCH body for one contact, and the fields it leaves alone with why.
@@ -117,7 +117,7 @@ fn patch_item(
     let before: Map<String, Value> = planned.iter().map(|(f, b, _)| (f.clone(), b.clone())).collect();
     let after: Map<String, Value> = planned.iter().map(|(f, _, a)| (f.clone(), a.clone())).collect();
     let target = Target {
-        patch: Some(json!(patch)),
+        patch: Some(patch.body()),
         ..contact_target(found)
     };
     let action = if due { Action::Patch } else { Action::Keep };
@@ -161,7 +161,7 @@ impl Microsoft365 {
         }
         reach.finish()?;
         plan.notes.extend(reach.subject_note());
-        plan.notes.push(crate::access::NO_ARCHIVE.into());
+        plan.notes.push(NO_ARCHIVE.into());
         plan.operator_notes = reach.operator_notes();
         Ok(plan)
     }
@@ -171,18 +171,12 @@ impl Microsoft365 {
     /// by each of the subject's addresses, then, when it no longer holds one, the whole
     /// folder. `None` when it is not there (deleted, or moved to another folder).
     async fn contact_now(&self, target: &Target, subject: &Identities) -> Result<Option<Contact>, ConnectorError> {
-        let segments: Vec<&str> = match &target.folder {
-            None => vec!["users", &target.mailbox, "contacts"],
-            Some(f) => vec!["users", &target.mailbox, "contactFolders", f, "contacts"],
-        };
+        let segments = contacts_segments(&target.mailbox, target.folder.as_deref());
         let top = self.graph.page_size.to_string();
         let mut queries: Vec<Vec<(&str, String)>> = subject
             .emails
             .iter()
-            .map(|email| {
-                let filter = format!("emailAddresses/any(a:a/address eq {})", odata_literal(email.as_str()));
-                vec![("$filter", filter), ("$top", top.clone())]
-            })
+            .map(|email| vec![("$filter", contact_filter(email.as_str())), ("$top", top.clone())])
             .collect();
         queries.push(vec![("$top", top.clone())]);
         for query in queries {
@@ -209,23 +203,19 @@ impl Microsoft365 {
     /// before and as Graph answered.
     pub async fn execute_patch(
         &self,
-        ctx: &TaskContext,
-        subject: &Identities,
+        call: ItemCall<'_>,
         changes: &[FieldChange],
-        item: &PlanItem,
     ) -> Result<ItemOutcome, ConnectorError> {
-        if item.action != Action::Patch {
-            return Err(bad_item(item, "a rectification carries out patch items only"));
-        }
-        let target = Target::of(item)?;
-        let Some(Value::Object(body)) = &target.patch else {
-            return Err(bad_item(item, "no PATCH body"));
+        let item = call.item;
+        let target = Target::of(item, Action::Patch)?;
+        let Some(body) = &target.patch else {
+            return Err(ConnectorError::foreign_item(PROCESSOR, item, "no PATCH body"));
         };
         let before = item.before.as_ref().and_then(Value::as_object);
-        let Some(contact) = self.contact_now(&target, subject).await? else {
-            return Err(changed_since_plan(
-                ctx,
-                item,
+        let Some(contact) = self.contact_now(&target, call.subject).await? else {
+            return Err(ConnectorError::changed_since_plan(
+                PROCESSOR,
+                call,
                 "the contact has left the folder it was planned in (deleted or moved)",
             ));
         };
@@ -247,20 +237,20 @@ impl Microsoft365 {
             ));
         }
         if before != Some(&now) {
-            return Err(changed_since_plan(
-                ctx,
-                item,
+            return Err(ConnectorError::changed_since_plan(
+                PROCESSOR,
+                call,
                 "the properties it corrects were changed in Outlook",
             ));
         }
         // The same values, yet the plan would now correct other properties (her number
         // added to a list meanwhile): the planned body is not what the contact calls for.
-        if serde_json::to_value(patch_for(&contact, changes, subject).0)
-            .ok()
-            .as_ref()
-            != target.patch.as_ref()
-        {
-            return Err(changed_since_plan(ctx, item, "the contact was changed in Outlook"));
+        if &patch_for(&contact, changes, call.subject).0.body() != body {
+            return Err(ConnectorError::changed_since_plan(
+                PROCESSOR,
+                call,
+                "the contact was changed in Outlook",
+            ));
         }
         let url = self.graph.url(&target.segments(item)?, &[]);
         let updated: Contact = self
@@ -281,20 +271,6 @@ impl Microsoft365 {
         Ok(ItemOutcome::Done(
             json!({"id": target.id, "fields": field_changes(applied)}),
         ))
-    }
-}
-
-/// The contact no longer holds what the plan read: the stored plan is not carried out, and
-/// the operator plans again.
-fn changed_since_plan(ctx: &TaskContext, item: &PlanItem, what: &str) -> ConnectorError {
-    ConnectorError::Permanent {
-        processor: PROCESSOR,
-        code: "changed_since_plan".into(),
-        message: format!(
-            "plan item `{}`: {what} since the plan was made, so the planned change was not sent; \
-             run `dsr retry {} --processor {PROCESSOR}` to plan again",
-            item.key, ctx.request_id
-        ),
     }
 }
 
@@ -327,7 +303,7 @@ mod tests {
         ];
         let (patch, skipped) = patch_for(&contact, &changes, &old);
         assert_eq!(
-            serde_json::to_value(&patch).unwrap(),
+            Value::Object(patch.body()),
             json!({"surname": "Hansen", "emailAddresses": [
                 {"name": "Kari", "address": "kari.hansen@example.no"}, {"name": "Jobb", "address": "kari@jobb.no"}]})
         );
@@ -353,7 +329,7 @@ mod tests {
         .unwrap();
         let (patch, _) = patch_for(&contact, &changes, &kari);
         assert_eq!(
-            serde_json::to_value(&patch).unwrap(),
+            Value::Object(patch.body()),
             json!({"businessPhones": ["+47 400 00 000", "+47 22 00 00 00"]})
         );
         let corrected = Contact {

@@ -3,11 +3,12 @@
 
 use std::collections::BTreeSet;
 
+use dsr_connector::http::odata_literal;
 use dsr_connector::{ConnectorError, Identities, IdentityKind, MatchClaim, Record, RecordSink};
 use serde_json::{Value, json};
 
 use crate::SuperOffice;
-use crate::client::{PROCESSOR, odata_literal};
+use crate::client::PROCESSOR;
 use crate::config::{RELATED, SALE_COLUMNS};
 use crate::wire::{ArchiveRow, ConsentInfo, PersonEntity};
 
@@ -26,7 +27,7 @@ impl Person {
     /// Where the person holds one of the subject's addresses (the core's rule: the Person
     /// archive's `$filter` may be ignored or fold look-alikes together).
     pub fn claims(&self, subject: &Identities) -> Vec<MatchClaim> {
-        let pointers: Vec<String> = (0..self.entity.emails.len())
+        let pointers: Vec<String> = (0..self.entity.emails().len())
             .map(|i| format!("/Emails/{i}/Value"))
             .collect();
         subject.claims_at(&self.raw, IdentityKind::Email, &pointers)
@@ -36,7 +37,7 @@ impl Person {
     /// person carry as their claim (`found_via`).
     pub fn found_via(&self, subject: &Identities) -> Option<String> {
         self.entity
-            .emails
+            .emails()
             .iter()
             .filter_map(|e| e.value.clone())
             .find(|v| subject.owns(IdentityKind::Email, v))

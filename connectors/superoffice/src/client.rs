@@ -1,17 +1,20 @@
 //! Talking to a SuperOffice tenant: its (movable) address, OData paging on SuperOffice's own
-//! origins, JSON error bodies, and literals quoted for `$filter`.
+//! origins (core's `ODataPager`) and JSON error bodies.
 
 use std::sync::Mutex;
 
-use dsr_connector::ConnectorError;
-use dsr_connector::http::{ODataPage, OriginGuard, VendorClient, VendorError, read_json};
+use dsr_connector::http::{ODataPager, OriginGuard, VendorClient, VendorError, read_json};
+use dsr_connector::{ConfigError, ConnectorError, Processor};
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use url::Url;
 
 use crate::wire::{ArchiveRow, ErrorBody, TenantState};
 
-pub const PROCESSOR: &str = "superoffice";
+pub const PROCESSOR: Processor = Processor::Superoffice;
+
+/// The most pages one archive is read over: a guard against next links that never end.
+const MAX_PAGES: usize = 10_000;
 
 /// SuperOffice's REST errors: `{"Error": true, "ErrorType", "ErrorMessage", "ErrorSource"}`
 /// (documented for 404; the same object is assumed for the rest).
@@ -27,19 +30,19 @@ pub fn describe_error(_status: StatusCode, body: &[u8]) -> VendorError {
     }
 }
 
-/// An OData string literal: single quotes, a `'` doubled.
-pub fn odata_literal(value: &str) -> String {
-    format!("'{}'", value.replace('\'', "''"))
-}
-
 pub struct Tenant {
     pub client: VendorClient,
+    /// The same client without the ticket, for the (public) tenant state.
+    state: VendorClient,
+    /// `environment_url`, and as text without a trailing `/`.
+    environment_url: Url,
     environment: String,
     tenant: String,
     /// `{web api}/v1/` as the tenant state last named it, and until when that holds.
     resolved: tokio::sync::Mutex<Option<Resolved>>,
+    /// The origins next links may go to: the environment's and each web API the tenant state
+    /// named (it may name a new one while a walk is under way, hence the lock).
     guard: Mutex<OriginGuard>,
-    http: reqwest::Client,
     pub page_size: u32,
 }
 
@@ -50,10 +53,12 @@ struct Resolved {
 }
 
 fn v1(api: &str) -> Result<Url, ConnectorError> {
-    Url::parse(&format!("{}/v1/", api.trim_end_matches('/'))).map_err(|e| ConnectorError::Permanent {
-        processor: PROCESSOR,
-        code: "tenant_state".into(),
-        message: format!("SuperOffice named a web API address that is not a URL ({e})"),
+    Url::parse(&format!("{}/v1/", api.trim_end_matches('/'))).map_err(|e| {
+        ConnectorError::permanent(
+            PROCESSOR,
+            "tenant_state:untrusted",
+            format!("SuperOffice named a web API address that is not a URL ({e}): refused"),
+        )
     })
 }
 
@@ -77,37 +82,36 @@ pub fn trusted_api(environment: &Url, api: &Url) -> bool {
 }
 
 impl Tenant {
+    /// The tenant `tenant` of the environment at `environment_url`; `state` asks where it lives.
     pub fn new(
         client: VendorClient,
-        http: reqwest::Client,
-        environment: &str,
+        state: VendorClient,
+        environment_url: Url,
         tenant: &str,
         page_size: u32,
-    ) -> Result<Tenant, ConnectorError> {
-        let env = Url::parse(environment).map_err(|e| ConnectorError::Permanent {
-            processor: PROCESSOR,
-            code: "config".into(),
-            message: format!("processors.superoffice.environment_url `{environment}` is not a URL: {e}"),
-        })?;
-        Ok(Tenant {
+    ) -> Tenant {
+        Tenant {
             client,
-            environment: environment.trim_end_matches('/').to_string(),
+            state,
+            guard: Mutex::new(OriginGuard::new(PROCESSOR, &environment_url)),
+            environment: environment_url.as_str().trim_end_matches('/').to_string(),
+            environment_url,
             tenant: tenant.to_string(),
-            guard: Mutex::new(OriginGuard::new(PROCESSOR, &env)),
             resolved: tokio::sync::Mutex::new(None),
-            http,
             page_size: page_size.clamp(1, 1000),
-        })
+        }
     }
 
     /// `path` under the tenant's current web API, resolved through the tenant state when
     /// not yet known or past its `ValidUntil`.
     pub async fn url(&self, path: &str, query: &[(&str, &str)]) -> Result<Url, ConnectorError> {
         let base = self.base(false).await?;
-        let mut url = base.join(path).map_err(|e| ConnectorError::Permanent {
-            processor: PROCESSOR,
-            code: "config".into(),
-            message: format!("cannot address {path} on the tenant: {e}"),
+        let mut url = base.join(path).map_err(|e| {
+            ConfigError::new(
+                PROCESSOR,
+                "environment_url",
+                format!("cannot address {path} on the tenant's web API {base}: {e}"),
+            )
         })?;
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query);
@@ -132,65 +136,49 @@ impl Tenant {
         Ok(base)
     }
 
+    /// After a 421 (the tenant moved): asks the tenant state again.
+    async fn moved(&self) -> Result<(), ConnectorError> {
+        tracing::info!(tenant = %self.tenant, "SuperOffice answered 421: tenant moved; re-resolving");
+        self.base(true).await.map(drop)
+    }
+
     /// Asks SuperOffice where the tenant lives now.
     async fn tenant_state(&self) -> Result<TenantState, ConnectorError> {
         let url = format!("{}/api/state/{}", self.environment, self.tenant);
-        let unreadable = |message: String| ConnectorError::RetryLater {
-            processor: PROCESSOR,
-            code: "tenant_state".into(),
-            message: format!("the address of tenant {} could not be read: {message}", self.tenant),
-            after: None,
-        };
-        let response = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .map_err(|e| unreadable(e.without_url().to_string()))?;
-        if response.status() == StatusCode::NOT_FOUND {
-            return Err(ConnectorError::Permanent {
+        match self.state.json(&self.tenant, |http| http.get(&url)).await {
+            Err(e) if e.is_not_found() => Err(ConnectorError::Permanent {
                 processor: PROCESSOR,
-                code: "tenant_state:404".into(),
+                status: Some(404),
+                code: "tenant_state".into(),
                 message: format!(
                     "SuperOffice knows no tenant {} at {}: check processors.superoffice.tenant and environment_url",
                     self.tenant, self.environment
                 ),
-            });
+            }),
+            other => other,
         }
-        let response = response
-            .error_for_status()
-            .map_err(|e| unreadable(e.without_url().to_string()))?;
-        read_json(PROCESSOR, "/api/state", response).await
     }
 
     /// The state's web API address, if the tenant runs and the address is one to trust.
     fn accept(&self, state: &TenantState) -> Result<Url, ConnectorError> {
-        let api = state
-            .api
-            .as_deref()
-            .filter(|_| state.running())
-            .ok_or_else(|| ConnectorError::RetryLater {
-                processor: PROCESSOR,
-                code: "tenant_state".into(),
-                message: format!("tenant {} is {}", self.tenant, state.state),
-                after: None,
-            })?;
-        let base = v1(api)?;
-        let env = Url::parse(&self.environment).map_err(|e| ConnectorError::Permanent {
-            processor: PROCESSOR,
-            code: "config".into(),
-            message: e.to_string(),
+        let api = state.api.as_deref().filter(|_| state.running()).ok_or_else(|| {
+            ConnectorError::retry_later(
+                PROCESSOR,
+                "tenant_state",
+                format!("tenant {} is {}", self.tenant, state.state),
+            )
         })?;
-        if !trusted_api(&env, &base) {
-            return Err(ConnectorError::Permanent {
-                processor: PROCESSOR,
-                code: "tenant_state:untrusted".into(),
-                message: format!(
+        let base = v1(api)?;
+        if !trusted_api(&self.environment_url, &base) {
+            return Err(ConnectorError::permanent(
+                PROCESSOR,
+                "tenant_state:untrusted",
+                format!(
                     "the tenant state names {}, which is not an https host of {}'s domain: refused",
                     base.origin().ascii_serialization(),
                     self.environment
                 ),
-            });
+            ));
         }
         // SuperOffice itself named this address: a trusted origin for next links too.
         self.guard.lock().unwrap_or_else(|p| p.into_inner()).allow(&base);
@@ -206,9 +194,8 @@ impl Tenant {
     ) -> Result<reqwest::Response, ConnectorError> {
         let url = self.url(path, query).await?;
         match self.client.send(&self.tenant, |http| build(http, url.clone())).await {
-            Err(ConnectorError::Permanent { code, .. }) if code.starts_with("421") => {
-                tracing::info!(tenant = %self.tenant, "SuperOffice answered 421: tenant moved; re-resolving");
-                self.base(true).await?;
+            Err(ConnectorError::Permanent { status: Some(421), .. }) => {
+                self.moved().await?;
                 let url = self.url(path, query).await?;
                 self.client.send(&self.tenant, |http| build(http, url.clone())).await
             }
@@ -232,22 +219,29 @@ impl Tenant {
     }
 
     /// Every row of an archive, following `odata.nextLink` on SuperOffice's origins only.
+    /// A 421 on the first page (the tenant moved) re-resolves the tenant and walks once more.
     pub async fn archive(&self, path: &str, query: &[(&str, &str)]) -> Result<Vec<ArchiveRow>, ConnectorError> {
-        let mut page: ODataPage<ArchiveRow> = self.json(path, query, |http, url| http.get(url)).await?;
         let mut rows = Vec::new();
-        for _ in 0..10_000 {
-            rows.append(&mut page.value);
-            let Some(link) = page.next_link.filter(|l| !l.is_empty()) else {
-                return Ok(rows);
-            };
-            let next = self.guard.lock().unwrap_or_else(|p| p.into_inner()).check(&link)?;
-            page = self.client.json(&self.tenant, |http| http.get(next.clone())).await?;
+        match self.walk(path, query, &mut rows).await {
+            Err(ConnectorError::Permanent { status: Some(421), .. }) if rows.is_empty() => {
+                self.moved().await?;
+                self.walk(path, query, &mut rows).await?;
+            }
+            other => other?,
         }
-        Err(ConnectorError::Permanent {
-            processor: PROCESSOR,
-            code: "too_many_pages".into(),
-            message: format!("stopped reading {path}: SuperOffice's next links do not end"),
-        })
+        Ok(rows)
+    }
+
+    /// Reads `path`'s pages into `rows` with core's pager, from the tenant's address now.
+    async fn walk(&self, path: &str, query: &[(&str, &str)], rows: &mut Vec<ArchiveRow>) -> Result<(), ConnectorError> {
+        let first = self.url(path, query).await?;
+        // The origins trusted now, the tenant's resolved address among them.
+        let guard = self.guard.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut pager = ODataPager::new(&self.client, &self.tenant, &guard, first, MAX_PAGES);
+        while let Some(mut page) = pager.next_page().await? {
+            rows.append(&mut page);
+        }
+        Ok(())
     }
 }
 
@@ -275,11 +269,5 @@ mod tests {
             !trusted_api(&plain, &Url::parse("http://superoffice.example/x/api/v1/").unwrap()),
             "plain http only on loopback"
         );
-    }
-
-    #[test]
-    fn filter_literals_cannot_break_out() {
-        assert_eq!(odata_literal("o'hara@example.ie"), "'o''hara@example.ie'");
-        assert_eq!(odata_literal("x' or 1 eq 1 or 'y"), "'x'' or 1 eq 1 or ''y'");
     }
 }

@@ -1,7 +1,11 @@
 //! `[processors.superoffice]` in `dsr.toml`.
 
-use dsr_connector::SecretRef;
+use dsr_connector::{ConfigError, SecretRef};
+use secrecy::SecretString;
 use serde::Deserialize;
+use url::Url;
+
+use crate::client::PROCESSOR;
 
 /// Related records the controller keeps on purpose, with the reason the subject is shown.
 #[derive(Debug, Clone, Deserialize)]
@@ -21,7 +25,6 @@ pub struct SuperOfficeConfig {
     pub enabled: bool,
     /// What an erasure does with items that also concern other people here: `retain` or
     /// `delete`; unset, `[erasure] shared` decides (default `retain`).
-    #[serde(default)]
     pub shared: Option<dsr_connector::SharedPolicy>,
     /// `https://{sod|stage|online}.superoffice.com`.
     #[serde(default = "default_environment")]
@@ -30,13 +33,11 @@ pub struct SuperOfficeConfig {
     pub tenant: String,
     pub client_id: String,
     pub client_secret: SecretRef,
-    /// System-user flow: the system user token and the application's RSA key (PEM or XML).
-    #[serde(default)]
-    pub system_user_token: Option<String>,
-    #[serde(default)]
+    /// System-user flow: the system user token (kept out of logs) and the application's RSA
+    /// key (PEM or XML).
+    pub system_user_token: Option<SecretString>,
     pub private_key: Option<SecretRef>,
     /// Or a refresh token from a one-time administrator consent.
-    #[serde(default)]
     pub refresh_token: Option<SecretRef>,
     #[serde(default)]
     pub retain: Vec<RetainRule>,
@@ -67,24 +68,36 @@ impl SuperOfficeConfig {
         named
     }
 
-    pub fn environment(&self) -> &str {
-        self.environment_url.trim_end_matches('/')
+    /// `environment_url` parsed, or the error that names it.
+    pub fn environment(&self) -> Result<Url, ConfigError> {
+        let text = &self.environment_url;
+        Url::parse(text.trim_end_matches('/'))
+            .map_err(|e| ConfigError::new(PROCESSOR, "environment_url", format!("`{text}` is not a URL: {e}")))
     }
 
-    pub fn validate(&self) -> Result<(), String> {
+    /// What in this section cannot work, naming the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let system_user = self.system_user_token.is_some() && self.private_key.is_some();
         if !system_user && self.refresh_token.is_none() {
-            return Err("give either system_user_token and private_key (system user flow) or refresh_token".into());
+            return Err(ConfigError::new(
+                PROCESSOR,
+                "",
+                "give either system_user_token and private_key (system user flow) or refresh_token",
+            ));
         }
-        if !self.tenant.starts_with("Cust") || !self.tenant[4..].chars().all(|c| c.is_ascii_digit()) {
-            return Err(format!("tenant `{}` must look like Cust12345", self.tenant));
+        self.environment()?;
+        let customer_id = self.tenant.strip_prefix("Cust");
+        if !customer_id.is_some_and(|digits| digits.chars().all(|c| c.is_ascii_digit())) {
+            let reason = format!("`{}` must look like Cust12345", self.tenant);
+            return Err(ConfigError::new(PROCESSOR, "tenant", reason));
         }
         if let Some(rule) = self.retain.iter().find(|r| !RELATED.contains(&r.category.as_str())) {
-            return Err(format!(
-                "retain: unknown category `{}` (expected one of {})",
+            let reason = format!(
+                "unknown category `{}` (expected one of {})",
                 rule.category,
                 RELATED.join(", ")
-            ));
+            );
+            return Err(ConfigError::new(PROCESSOR, "retain", reason));
         }
         Ok(())
     }

@@ -85,7 +85,7 @@ impl SuperOffice {
                 };
                 items.push((item, consent_state(consent)));
             }
-            for (index, subscription) in person.entity.shipment_types.iter().enumerate() {
+            for (index, subscription) in person.entity.shipment_types().iter().enumerate() {
                 let raw = person.raw["ShipmentTypes"][index].clone();
                 let data = found_under(id, email.as_deref(), "subscription", raw);
                 let key = format!("newsletter_subscriptions {id}/{}", subscription.id);

@@ -21,10 +21,10 @@ use std::time::Duration;
 
 use dsr_connector::http::{RefreshToken, TokenCache, VendorClient};
 use dsr_connector::{
-    AccessSummary, Capabilities, Change, CheckReport, Connector, ConnectorError, Identities, ItemOutcome, Plan,
-    PlanItem, Processor, RecordSink, TaskContext,
+    AccessSummary, Capabilities, Change, CheckReport, ConfigError, Connector, ConnectorError, Identities, ItemCall,
+    ItemOutcome, Plan, Processor, RecordSink, SecretRef, TaskContext,
 };
-use secrecy::ExposeSecret;
+use secrecy::{ExposeSecret, SecretString};
 
 pub use config::{RetainRule, SuperOfficeConfig};
 
@@ -35,63 +35,64 @@ pub struct SuperOffice {
     tenant: Tenant,
 }
 
-fn config_error(message: String) -> ConnectorError {
-    ConnectorError::Permanent {
-        processor: PROCESSOR,
-        code: "config".into(),
-        message: format!("processors.superoffice: {message}"),
-    }
+/// The secret `key` names, or the configuration error that says why it cannot be read.
+fn secret(key: &str, secret: &SecretRef) -> Result<SecretString, ConfigError> {
+    secret
+        .resolve()
+        .map_err(|e| ConfigError::new(PROCESSOR, key, e.to_string()))
+}
+
+/// The note for a subject without an e-mail address, by which alone persons are found.
+fn no_address(subject: &Identities) -> Option<String> {
+    let note = "SuperOffice persons are found by e-mail address, and none was given.";
+    subject.emails.is_empty().then(|| note.into())
 }
 
 impl SuperOffice {
-    pub fn new(config: SuperOfficeConfig) -> Result<SuperOffice, ConnectorError> {
-        config.validate().map_err(config_error)?;
-        let secret = config
-            .client_secret
-            .resolve()
-            .map_err(|e| config_error(format!("client_secret: {e}")))?;
+    /// The connector for `config`, or what in it cannot work.
+    pub fn new(config: SuperOfficeConfig) -> Result<SuperOffice, ConfigError> {
+        config.validate()?;
+        let app_token = secret("client_secret", &config.client_secret)?;
         // With a ticket, every call also names the application (SO-AppToken).
         let mut headers = reqwest::header::HeaderMap::new();
-        let app_token = reqwest::header::HeaderValue::from_str(secret.expose_secret())
-            .map_err(|_| config_error("client_secret is not a valid header value".into()))?;
-        headers.insert("SO-AppToken", app_token);
+        let header = reqwest::header::HeaderValue::from_str(app_token.expose_secret())
+            .map_err(|_| ConfigError::new(PROCESSOR, "client_secret", "is not a valid header value"))?;
+        headers.insert("SO-AppToken", header);
         let http = dsr_connector::http::http_client_with_headers(Duration::from_secs(60), headers)
-            .map_err(|e| config_error(e.to_string()))?;
-        let environment = config.environment().to_string();
+            .map_err(|e| ConfigError::new(PROCESSOR, "", format!("no HTTP client: {e}")))?;
+        let environment_url = config.environment()?;
+        let environment = environment_url.as_str().trim_end_matches('/').to_string();
         let tokens = match (&config.system_user_token, &config.private_key, &config.refresh_token) {
             (Some(token), Some(key), _) => {
-                let key_text = key.resolve().map_err(|e| config_error(format!("private_key: {e}")))?;
-                let key = dsr_connector::keys::rsa_private_key(key_text.expose_secret())
-                    .map_err(|e| config_error(format!("private_key: {e}")))?;
-                TokenCache::new(
-                    auth::SystemUser {
-                        environment: environment.clone(),
-                        tenant: config.tenant.clone(),
-                        system_user_token: token.clone(),
-                        key,
-                        application_token: secret.clone(),
-                        http: http.clone(),
-                    },
-                    Duration::from_secs(600),
-                )
+                let pem = secret("private_key", key)?;
+                let key = dsr_connector::keys::rsa_private_key(pem.expose_secret())
+                    .map_err(|e| ConfigError::new(PROCESSOR, "private_key", e.to_string()))?;
+                let system_user = auth::SystemUser {
+                    environment: environment.clone(),
+                    tenant: config.tenant.clone(),
+                    system_user_token: token.clone(),
+                    key,
+                    application_token: app_token.clone(),
+                    http: http.clone(),
+                };
+                TokenCache::new(system_user, Duration::from_secs(600))
             }
             (_, _, Some(refresh)) => TokenCache::new(
                 RefreshToken {
                     processor: PROCESSOR,
                     token_url: format!("{environment}/login/common/oauth/tokens"),
                     client_id: config.client_id.clone(),
-                    client_secret: secret.clone(),
-                    refresh_token: refresh
-                        .resolve()
-                        .map_err(|e| config_error(format!("refresh_token: {e}")))?,
+                    client_secret: app_token.clone(),
+                    refresh_token: secret("refresh_token", refresh)?,
                     http: http.clone(),
                 },
                 Duration::from_secs(300),
             ),
-            _ => return Err(config_error("no credentials".into())),
+            _ => return Err(ConfigError::new(PROCESSOR, "", "no credentials")),
         };
         let client = VendorClient::new(PROCESSOR, http.clone(), describe_error).with_tokens(Arc::new(tokens));
-        let tenant = Tenant::new(client, http, &environment, &config.tenant, config.page_size)?;
+        let state = VendorClient::new(PROCESSOR, http, describe_error);
+        let tenant = Tenant::new(client, state, environment_url, &config.tenant, config.page_size);
         Ok(SuperOffice { config, tenant })
     }
 }
@@ -124,14 +125,9 @@ impl Connector for SuperOffice {
         subject: &Identities,
         sink: &mut dyn RecordSink,
     ) -> Result<AccessSummary, ConnectorError> {
-        let found = self.export(subject, sink).await?;
-        let mut notes = Vec::new();
-        if subject.emails.is_empty() {
-            notes.push("SuperOffice persons are found by e-mail address, and none was given.".into());
-        }
         Ok(AccessSummary {
-            found,
-            notes,
+            found: self.export(subject, sink).await?,
+            notes: no_address(subject).into_iter().collect(),
             ..Default::default()
         })
     }
@@ -142,20 +138,11 @@ impl Connector for SuperOffice {
             Change::Rectification { changes } => self.plan_rectification(subject, changes).await?,
             Change::Objection => self.plan_objection(subject).await?,
         };
-        if subject.emails.is_empty() {
-            plan.notes
-                .push("SuperOffice persons are found by e-mail address, and none was given.".into());
-        }
+        plan.notes.extend(no_address(subject));
         Ok(plan)
     }
 
-    async fn execute(
-        &self,
-        ctx: &TaskContext,
-        subject: &Identities,
-        change: &Change,
-        item: &PlanItem,
-    ) -> Result<ItemOutcome, ConnectorError> {
-        self.execute_item(ctx, subject, change, item).await
+    async fn execute(&self, call: ItemCall<'_>) -> Result<ItemOutcome, ConnectorError> {
+        self.execute_item(call).await
     }
 }

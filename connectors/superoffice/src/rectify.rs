@@ -4,13 +4,13 @@
 //! https://docs.superoffice.com/en/api/reference/restful/rest/Person/v1PersonEntity_PatchPersonEntity.html
 
 use dsr_connector::{
-    Action, ConnectorError, Email, FieldChange, Identities, ItemOutcome, Phone, Plan, PlanItem, RectifyField,
-    TaskContext, correct_values,
+    Action, ConnectorError, Email, FieldChange, Identities, ItemCall, ItemOutcome, Phone, Plan, PlanItem, RectifyField,
+    correct_values,
 };
 use serde_json::{Map, Value, json};
 
 use crate::SuperOffice;
-use crate::target::{Target, changed_since_plan};
+use crate::target::{Target, changed_since_plan, odd_target};
 
 /// An `Emails`/`MobilePhones` entry with a new value (SuperOffice derives `StrippedValue`).
 fn with_value(entry: &Value, value: &str) -> Value {
@@ -46,23 +46,26 @@ fn holds(entry: &Value, field: RectifyField, wanted: &str, subject: &Identities)
     }
 }
 
-/// A list field corrected by the one rule for every processor: the entries that are the
-/// subject's are corrected, the person's other entries stay (dsr_connector::correct_values).
-/// A list in a JSON Patch replaces the whole list, so every entry is sent. A list that holds
-/// none of hers but already the value asked for is left as it is (corrected before).
+/// The person's list `list` (`Emails`, `MobilePhones`) corrected by the one rule for every
+/// processor: the entries that are the subject's are corrected, the person's other entries
+/// stay (dsr_connector::correct_values), and `added` is added when none was hers. A list in a
+/// JSON Patch replaces the whole list, so every entry is sent. A list that holds none of hers
+/// but already the value asked for is left as it is (corrected before).
 fn corrected_list(
-    entries: &[Value],
-    field: RectifyField,
-    wanted: &str,
+    person: &Value,
+    list: &str,
+    change: &FieldChange,
     subject: &Identities,
     is_hers: impl Fn(&str) -> bool,
-    add: impl FnOnce() -> Value,
-) -> Vec<Value> {
+    added: Value,
+) -> Value {
+    let entries = person[list].as_array().map(Vec::as_slice).unwrap_or_default();
+    let wanted = change.value.as_str();
     let hers = |e: &Value| e["Value"].as_str().is_some_and(&is_hers);
-    if !entries.iter().any(hers) && entries.iter().any(|e| holds(e, field, wanted, subject)) {
-        return entries.to_vec();
+    if !entries.iter().any(hers) && entries.iter().any(|e| holds(e, change.field, wanted, subject)) {
+        return Value::Array(entries.to_vec());
     }
-    correct_values(entries, hers, |e| with_value(e, wanted), add)
+    Value::Array(correct_values(entries, hers, |e| with_value(e, wanted), || added))
 }
 
 /// JSON-Patch operations for one person, and the fields left alone with why.
@@ -76,28 +79,14 @@ pub fn patch_for(person: &Value, changes: &[FieldChange], subject: &Identities) 
             RectifyField::FamilyName => ops.push(replace("/Lastname", json!(change.value))),
             RectifyField::JobTitle => ops.push(replace("/Title", json!(change.value))),
             RectifyField::Email => {
-                let entries: Vec<Value> = person["Emails"].as_array().cloned().unwrap_or_default();
-                let emails = corrected_list(
-                    &entries,
-                    change.field,
-                    &change.value,
-                    subject,
-                    |v| subject.owns_email(v),
-                    || json!({"Value": change.value}),
-                );
-                ops.push(replace("/Emails", Value::Array(emails)));
+                let added = json!({"Value": change.value});
+                let emails = corrected_list(person, "Emails", change, subject, |v| subject.owns_email(v), added);
+                ops.push(replace("/Emails", emails));
             }
             RectifyField::Phone => {
-                let entries: Vec<Value> = person["MobilePhones"].as_array().cloned().unwrap_or_default();
-                let phones = corrected_list(
-                    &entries,
-                    change.field,
-                    &change.value,
-                    subject,
-                    |v| subject.owns_phone(v),
-                    || json!({"Value": change.value, "Description": "Mobil"}),
-                );
-                ops.push(replace("/MobilePhones", Value::Array(phones)));
+                let added = json!({"Value": change.value, "Description": "Mobil"});
+                let mobiles = corrected_list(person, "MobilePhones", change, subject, |v| subject.owns_phone(v), added);
+                ops.push(replace("/MobilePhones", mobiles));
             }
             RectifyField::DisplayName => {
                 notes.push("display_name: SuperOffice shows a person by first and last name; set given_name and family_name".into())
@@ -139,13 +128,10 @@ impl SuperOffice {
     /// One item per person the search returned: `Patch` with the fields before and as asked,
     /// or `Keep` when they already are. A person holding none of her addresses is listed
     /// without its values (the engine refuses it).
-    pub async fn plan_rectification(
-        &self,
-        subject: &Identities,
-        changes: &[FieldChange],
-    ) -> Result<Plan, ConnectorError> {
+    pub async fn plan_rectification(&self, subject: &Identities, fix: &[FieldChange]) -> Result<Plan, ConnectorError> {
+        let persons = self.found_persons(subject).await?;
         let mut plan = Plan::default();
-        for person in self.found_persons(subject).await? {
+        for person in persons {
             let id = person.entity.person_id;
             let key = format!("persons {id}");
             let claims = person.claims(subject);
@@ -164,7 +150,7 @@ impl SuperOffice {
                 ));
                 continue;
             }
-            let (ops, notes) = patch_for(&person.raw, changes, subject);
+            let (ops, notes) = patch_for(&person.raw, fix, subject);
             for n in notes {
                 if !plan.notes.contains(&n) {
                     plan.notes.push(n);
@@ -198,19 +184,14 @@ impl SuperOffice {
     /// nothing sent. The receipt is the fields as SuperOffice answers them.
     pub async fn patch_person(
         &self,
-        ctx: &TaskContext,
-        subject: &Identities,
+        call: ItemCall<'_>,
         changes: &[FieldChange],
-        item: &PlanItem,
         id: i64,
         ops: Vec<Value>,
     ) -> Result<ItemOutcome, ConnectorError> {
+        let item = call.item;
         if ops.is_empty() {
-            return Err(ConnectorError::Permanent {
-                processor: crate::client::PROCESSOR,
-                code: "plan_target".into(),
-                message: format!("plan item {} has nothing to set", item.key),
-            });
+            return Err(odd_target(item, "has nothing to set".into()));
         }
         let now = match self.person(id).await {
             Ok(now) => now,
@@ -224,20 +205,12 @@ impl SuperOffice {
             ));
         }
         if item.before.as_ref() != Some(&fields_now) {
-            return Err(changed_since_plan(
-                ctx,
-                &item.key,
-                "the fields it corrects were changed",
-            ));
+            return Err(changed_since_plan(call, "the fields it corrects were changed"));
         }
         // The same values, yet the planned lists would not be what the person's lists give
         // now (another property of an entry changed): sending them would undo that change.
-        if patch_for(&now.raw, changes, subject).0 != ops {
-            return Err(changed_since_plan(
-                ctx,
-                &item.key,
-                "the entries it rewrites were changed",
-            ));
+        if patch_for(&now.raw, changes, call.subject).0 != ops {
+            return Err(changed_since_plan(call, "the entries it rewrites were changed"));
         }
         let updated: Value = self
             .tenant

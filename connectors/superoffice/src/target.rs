@@ -6,7 +6,7 @@
 //! its place in the list), and a correction is sent only while the fields it sets still
 //! hold what the plan showed (`rectify::SuperOffice::patch_person`).
 
-use dsr_connector::{Change, ConnectorError, Identities, ItemOutcome, PlanItem, TaskContext};
+use dsr_connector::{Change, ConnectorError, ItemCall, ItemOutcome, PlanItem};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -43,14 +43,19 @@ pub enum Target {
 /// subject to the usual sentry restrictions"; `error_403.json`: 403 `SoSecurityException`,
 /// "The user does not have the right to delete requests."). The only failure of a delete that
 /// is taken as the vendor keeping the item.
-pub const SENTRY_REFUSAL: &str = "403:SoSecurityException";
+pub const SENTRY_REFUSAL: &str = "SoSecurityException";
 
-/// SuperOffice's refusal to delete this one record, if `error` is that refusal; any other
-/// failure (a config error, an untrusted tenant address, a 400, a 412) is not a refusal and
-/// stays an error.
+/// SuperOffice's refusal to delete this one record, if `error` is that refusal (a 403
+/// `SoSecurityException`); any other failure (a config error, an untrusted tenant address, a
+/// 400, a 412) is not a refusal and stays an error.
 pub fn refusal(error: &ConnectorError) -> Option<String> {
     match error {
-        ConnectorError::Permanent { code, message, .. } if code == SENTRY_REFUSAL => Some(format!(
+        ConnectorError::Permanent {
+            status: Some(403),
+            code,
+            message,
+            ..
+        } if code == SENTRY_REFUSAL => Some(format!(
             "SuperOffice refused to delete it ({message}); an administrator must remove it by hand"
         )),
         _ => None,
@@ -59,16 +64,13 @@ pub fn refusal(error: &ConnectorError) -> Option<String> {
 
 /// The record no longer holds what the plan showed: the stored plan is not carried out, and
 /// the operator plans again.
-pub fn changed_since_plan(ctx: &TaskContext, key: &str, what: &str) -> ConnectorError {
-    ConnectorError::Permanent {
-        processor: PROCESSOR,
-        code: "changed_since_plan".into(),
-        message: format!(
-            "plan item `{key}`: {what} in SuperOffice since the plan was made, so the planned change was not sent; \
-             run `dsr retry {} --processor {PROCESSOR}` to plan again",
-            ctx.request_id
-        ),
-    }
+pub fn changed_since_plan(call: ItemCall<'_>, what: &str) -> ConnectorError {
+    ConnectorError::changed_since_plan(PROCESSOR, call, &format!("{what} in SuperOffice"))
+}
+
+/// A plan item that names no call dsr makes for it.
+pub(crate) fn odd_target(item: &PlanItem, why: String) -> ConnectorError {
+    ConnectorError::foreign_item(PROCESSOR, item, &why)
 }
 
 impl Target {
@@ -77,11 +79,8 @@ impl Target {
     }
 
     fn read(item: &PlanItem) -> Result<Target, ConnectorError> {
-        serde_json::from_value(item.target.clone()).map_err(|e| ConnectorError::Permanent {
-            processor: PROCESSOR,
-            code: "plan_target".into(),
-            message: format!("plan item {} names no SuperOffice call dsr knows ({e})", item.key),
-        })
+        serde_json::from_value(item.target.clone())
+            .map_err(|e| odd_target(item, format!("names no SuperOffice call dsr knows ({e})")))
     }
 }
 
@@ -94,15 +93,9 @@ pub const DELETABLE: [(&str, &str); 4] = [
 ];
 
 impl SuperOffice {
-    /// Makes the one call `item` stands for.
-    pub async fn execute_item(
-        &self,
-        ctx: &TaskContext,
-        subject: &Identities,
-        change: &Change,
-        item: &PlanItem,
-    ) -> Result<ItemOutcome, ConnectorError> {
-        match Target::read(item)? {
+    /// Makes the one call the plan item stands for.
+    pub async fn execute_item(&self, call: ItemCall<'_>) -> Result<ItemOutcome, ConnectorError> {
+        match Target::read(call.item)? {
             Target::DeletePerson { person } => {
                 let path = format!("Person/{person}");
                 match self.tenant.send(&path, &[], |http, url| http.delete(url)).await {
@@ -113,11 +106,7 @@ impl SuperOffice {
             }
             Target::DeleteRecord { entity, id } => {
                 if !DELETABLE.iter().any(|(_, e)| *e == entity) {
-                    return Err(ConnectorError::Permanent {
-                        processor: PROCESSOR,
-                        code: "plan_target".into(),
-                        message: format!("plan item {} names an entity dsr does not delete", item.key),
-                    });
+                    return Err(odd_target(call.item, "names an entity dsr does not delete".into()));
                 }
                 let path = format!("{entity}/{id}");
                 match self.tenant.send(&path, &[], |http, url| http.delete(url)).await {
@@ -132,17 +121,11 @@ impl SuperOffice {
                 }
             }
             Target::PatchPerson { person, patch } => {
-                let Change::Rectification { changes } = change else {
-                    return Err(ConnectorError::Permanent {
-                        processor: PROCESSOR,
-                        code: "plan_target".into(),
-                        message: format!(
-                            "plan item {} patches a person, which only a rectification does",
-                            item.key
-                        ),
-                    });
+                let Change::Rectification { changes } = call.change else {
+                    let why = "patches a person, which only a rectification does";
+                    return Err(odd_target(call.item, why.into()));
                 };
-                self.patch_person(ctx, subject, changes, item, person, patch).await
+                self.patch_person(call, changes, person, patch).await
             }
             Target::WithdrawConsent { person, purpose } => {
                 let path = format!("Person/{person}/Consent/{purpose}");
@@ -178,7 +161,7 @@ impl SuperOffice {
                 Err(e) if e.is_not_found() => return Ok(ItemOutcome::AlreadyGone),
                 Err(e) => return Err(e),
             };
-            let types = &now.entity.shipment_types;
+            let types = now.entity.shipment_types();
             let Some(index) = types.iter().position(|s| s.id == shipment_type) else {
                 // The newsletter is no longer on her list: nothing to unsubscribe from.
                 return Ok(ItemOutcome::AlreadyGone);
@@ -198,16 +181,15 @@ impl SuperOffice {
                 Ok(_) => return Ok(receipt(false)),
                 Err(e) if e.is_not_found() => return Ok(ItemOutcome::AlreadyGone),
                 // The test failed: the list changed between the read and the PATCH.
-                Err(ConnectorError::Permanent { code, .. }) if code.starts_with("409") => continue,
+                Err(ConnectorError::Permanent { status: Some(409), .. }) => continue,
                 Err(e) => return Err(e),
             }
         }
-        Err(ConnectorError::RetryLater {
-            processor: PROCESSOR,
-            code: "shipment_types_changing".into(),
-            message: format!("the newsletter list of person {person} changed during each of two attempts"),
-            after: None,
-        })
+        Err(ConnectorError::retry_later(
+            PROCESSOR,
+            "shipment_types_changing",
+            format!("the newsletter list of person {person} changed during each of two attempts"),
+        ))
     }
 }
 
@@ -244,7 +226,7 @@ mod tests {
             Value::Null,
             vec![],
         );
-        assert_eq!(Target::read(&odd).unwrap_err().code(), "permanent:plan_target");
+        assert_eq!(Target::read(&odd).unwrap_err().code(), "permanent:plan_item");
         // A plan stored before newsletters were found by id still reads (its index unused).
         let older = json!({"call": "unsubscribe", "person": 101, "shipment_type": 2, "index": 1});
         let item = PlanItem::new("n", "n", dsr_connector::Action::Unsubscribe, older, Value::Null, vec![]);
@@ -265,28 +247,33 @@ mod tests {
 
     #[test]
     fn only_the_sentrys_refusal_of_the_record_is_a_refusal() {
-        let permanent = |code: &str| ConnectorError::Permanent {
+        let permanent = |status: Option<u16>, code: &str| ConnectorError::Permanent {
             processor: PROCESSOR,
+            status,
             code: code.into(),
             message: "The user does not have the right to delete requests.".into(),
         };
-        assert!(refusal(&permanent("403:SoSecurityException")).is_some_and(|r| r.contains("right to delete")));
-        for other in [
-            "400:ArgumentException",
-            "403",
-            "412:PreconditionFailedException",
-            "tenant_state:untrusted",
-            "config",
-            "unexpected_response",
+        let sentry = permanent(Some(403), "SoSecurityException");
+        assert!(refusal(&sentry).is_some_and(|r| r.contains("right to delete")));
+        for (status, other) in [
+            (Some(400), "ArgumentException"),
+            (Some(403), ""),
+            (Some(412), "PreconditionFailedException"),
+            (None, "SoSecurityException"),
+            (None, "tenant_state:untrusted"),
+            (None, "unexpected_response"),
         ] {
-            assert_eq!(refusal(&permanent(other)), None, "{other}");
+            assert_eq!(refusal(&permanent(status, other)), None, "{status:?} {other}");
         }
         let later = ConnectorError::RetryLater {
             processor: PROCESSOR,
-            code: "503:ServiceUnavailable".into(),
+            status: Some(503),
+            code: "SoSecurityException".into(),
             message: String::new(),
             after: None,
         };
         assert_eq!(refusal(&later), None);
+        let config: ConnectorError = dsr_connector::ConfigError::new(PROCESSOR, "environment_url", "x").into();
+        assert_eq!(refusal(&config), None);
     }
 }

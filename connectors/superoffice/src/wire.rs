@@ -9,19 +9,14 @@ use serde_json::{Map, Value};
 
 /// `GET {environment}/api/state/{tenant}`: where the tenant's web API lives now, and until
 /// when that answer holds (load balancing moves tenants between hosts).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct TenantState {
-    #[serde(default)]
-    pub context_identifier: Option<String>,
     /// `Running`, `Offline`, `Updating`, …
     pub state: String,
-    #[serde(default)]
     pub is_running: Option<bool>,
-    #[serde(default)]
     pub valid_until: Option<DateTime<Utc>>,
     /// The web API root, `https://sod2.superoffice.com/Cust12345/api`.
-    #[serde(default)]
     pub api: Option<String>,
 }
 
@@ -57,11 +52,10 @@ fn flag_of(value: &Value) -> Option<bool> {
 /// One row of an archive (`GET Person?$filter=…`, `GET Person/{id}/Sales` …): the primary key,
 /// the entity, and the provider's lower-camel columns.
 /// https://docs.superoffice.com/en/api/reference/restful/rest/Person/v1PersonEntity_Sales.html
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Deserialize, Serialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct ArchiveRow {
-    #[serde(rename = "PrimaryKey")]
     pub primary_key: Value,
-    #[serde(rename = "EntityName")]
     pub entity_name: String,
     #[serde(flatten)]
     pub columns: Map<String, Value>,
@@ -86,26 +80,13 @@ impl ArchiveRow {
 /// `GET Person/{id}/Consent`: one purpose's consent, flat as the reference gives it. The
 /// list also holds withdrawn consents: their legal base is `WITHDRAWN`.
 /// https://docs.superoffice.com/en/api/reference/restful/rest/Person/v1PersonEntity_GetConsentInfos.html
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ConsentInfo {
     pub consent_purpose_key: String,
-    #[serde(default)]
-    pub consent_purpose_name: Option<String>,
-    #[serde(default)]
     pub legal_base_key: Option<String>,
-    #[serde(default)]
-    pub legal_base_name: Option<String>,
-    #[serde(default)]
     pub consent_source_key: Option<String>,
-    #[serde(default)]
-    pub consent_source_name: Option<String>,
-    #[serde(default)]
-    pub registered: Option<String>,
-    #[serde(default)]
     pub updated: Option<String>,
-    #[serde(default)]
-    pub comment: Option<String>,
 }
 
 /// The legal base SuperOffice gives a withdrawn consent ("To remove a consent, mark its
@@ -123,24 +104,18 @@ impl ConsentInfo {
     }
 }
 
-/// An e-mail address or phone number on a person (`Emails[]`, `MobilePhones[]`, …).
-#[derive(Debug, Clone, Deserialize)]
+/// An e-mail address on a person (`Emails[]`).
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct EntityElement {
-    #[serde(default)]
     pub value: Option<String>,
-    #[serde(default)]
-    pub stripped_value: Option<String>,
-    #[serde(default)]
-    pub description: Option<String>,
 }
 
 /// A mailing list the person can be on: subscribed while `Selected`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ShipmentType {
     pub id: i64,
-    #[serde(default)]
     pub name: Option<String>,
     #[serde(default)]
     pub selected: bool,
@@ -148,50 +123,43 @@ pub struct ShipmentType {
 
 /// `GET Person/{id}`: the parts of PersonEntity dsr decides on; the bundle keeps the whole.
 /// https://docs.superoffice.com/en/api/reference/restful/rest/Person/v1PersonEntity_GetPersonEntity.html
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct PersonEntity {
     pub person_id: i64,
-    #[serde(default)]
-    pub firstname: Option<String>,
-    #[serde(default)]
-    pub lastname: Option<String>,
-    #[serde(default)]
-    pub title: Option<String>,
-    #[serde(default)]
-    pub emails: Vec<EntityElement>,
-    #[serde(default)]
-    pub mobile_phones: Vec<EntityElement>,
-    #[serde(default)]
-    pub shipment_types: Vec<ShipmentType>,
-    #[serde(default)]
-    pub no_mailing: Option<bool>,
+    /// Left out (or `null`) when the person has none.
+    emails: Option<Vec<EntityElement>>,
+    shipment_types: Option<Vec<ShipmentType>>,
+}
+
+impl PersonEntity {
+    pub fn emails(&self) -> &[EntityElement] {
+        self.emails.as_deref().unwrap_or_default()
+    }
+
+    pub fn shipment_types(&self) -> &[ShipmentType] {
+        self.shipment_types.as_deref().unwrap_or_default()
+    }
 }
 
 /// `POST /Login/api/PartnerSystemUser/Authenticate`.
 /// https://docs.superoffice.com/en/api/authentication/online/auth-application/get-system-user-ticket.html
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "PascalCase")]
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
 pub struct AuthenticateAnswer {
-    #[serde(default)]
     pub is_successful: bool,
-    #[serde(default)]
     pub error_message: Option<String>,
-    #[serde(default)]
     pub token: Option<String>,
 }
 
 /// A REST error: `{"Error": true, "ErrorType", "ErrorMessage", "ErrorSource"}`.
 /// https://docs.superoffice.com/en/api/web-services/endpoints/rest-webapi/index.html (Errors)
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
 pub struct ErrorBody {
-    #[serde(default)]
     pub error_type: Option<String>,
-    #[serde(default)]
     pub error_message: Option<String>,
     /// Some answers carry the text in `Message` instead.
-    #[serde(default)]
     pub message: Option<String>,
 }
 

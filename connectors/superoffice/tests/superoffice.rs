@@ -3,8 +3,8 @@
 
 use base64::Engine as _;
 use dsr_connector::{
-    Action, Applied, Change, Connector, ConnectorError, Email, FieldChange, Identities, ItemOutcome, MemorySink, Plan,
-    PlanItem, PlanRules, RectifyField, SharedPolicy, apply, check_plan,
+    Action, Applied, Change, Connector, ConnectorError, Email, FieldChange, Identities, ItemCall, ItemOutcome,
+    MemorySink, Plan, PlanItem, PlanRules, Processor, RectifyField, SharedPolicy, apply, check_plan,
 };
 use dsr_fixtures::superoffice::{SYSTEM_USER_KEY_PEM, SYSTEM_USER_KEY_XML, SuperOfficeFake};
 use dsr_superoffice::{SuperOffice, SuperOfficeConfig};
@@ -62,15 +62,12 @@ fn fields(fake: &SuperOfficeFake, id: i64) -> Value {
         "ShipmentTypes": p.entity["ShipmentTypes"], "consents": p.consents})
 }
 
+/// The calls that change something at SuperOffice, in order.
 fn changes_made(fake: &SuperOfficeFake) -> Vec<String> {
-    fake.calls()
-        .into_iter()
-        .filter(|c| c.starts_with("DELETE") || c.starts_with("PATCH") || c.starts_with("PUT"))
-        .collect()
-}
-
-fn keys(applied: &Applied) -> Vec<&str> {
-    applied.plan.items.iter().map(|i| i.key.as_str()).collect()
+    let changing = ["DELETE ", "PATCH ", "PUT "];
+    let mut calls = fake.calls();
+    calls.retain(|c| changing.iter().any(|method| c.starts_with(method)));
+    calls
 }
 
 fn rename(value: &str) -> Change {
@@ -169,11 +166,18 @@ async fn a_moved_tenant_and_an_expired_ticket_do_not_fail_the_request() {
     let (fake, _dir, so) = connector("").await;
     let mut sink = MemorySink::checked(kari());
     so.access(&ctx(), &kari(), &mut sink).await.unwrap();
+    let states = || fake.calls().iter().filter(|c| c.starts_with("GET api/state")).count();
+    let asked = states();
     fake.move_tenant();
     fake.expire_credentials();
     let mut sink = MemorySink::checked(kari());
     let summary = so.access(&ctx(), &kari(), &mut sink).await.unwrap();
     assert_eq!(summary.found, 13);
+    assert_eq!(
+        states(),
+        asked + 1,
+        "the 421 on the search's first page asks where the tenant went, once"
+    );
     let logins = fake.calls().iter().filter(|c| c.contains("Authenticate")).count();
     assert_eq!(logins, 2, "one new ticket after the expiry");
 }
@@ -260,6 +264,46 @@ async fn a_quote_in_an_address_is_escaped_and_an_unescaped_filter_is_refused() {
         400,
         "a broken-out literal is an error, not a wider match"
     );
+}
+
+#[tokio::test]
+async fn a_config_that_cannot_work_names_the_key_to_change() {
+    let fake = SuperOfficeFake::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let good = fake
+        .connector_toml(&dir.path().join("so-key"), SYSTEM_USER_KEY_PEM)
+        .unwrap();
+    let refused = |text: String| match SuperOffice::new(toml::from_str(&text).unwrap()) {
+        Ok(_) => panic!("accepted: {text}"),
+        Err(e) => e,
+    };
+    let environment = format!("environment_url = \"{}\"", fake.environment_url());
+    assert!(good.contains(&environment), "{good}");
+    let err = refused(good.replace(&environment, "environment_url = \"online.superoffice.com\""));
+    assert_eq!(
+        (err.processor, err.key.as_str()),
+        (Processor::Superoffice, "environment_url")
+    );
+    assert!(
+        err.to_string().starts_with("processors.superoffice.environment_url: "),
+        "{err}"
+    );
+    let err = ConnectorError::from(err);
+    assert_eq!(err.code(), "config");
+    assert!(!err.is_retryable());
+    let err = refused(good.replace("tenant = \"Cust12345\"", "tenant = \"12345\""));
+    assert_eq!(err.key, "tenant", "{err}");
+    let err = refused(format!(
+        "{good}[[retain]]\ncategory = \"Persons\"\nreason = \"x\"\nlegal_basis = \"y\"\n"
+    ));
+    assert_eq!(err.key, "retain", "{err}");
+    let no_key: String = good
+        .lines()
+        .filter(|l| !l.starts_with("private_key"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let err = refused(no_key);
+    assert_eq!(err.key, "", "no credentials at all is the section's fault: {err}");
 }
 
 fn refresh_config(fake: &SuperOfficeFake, dir: &std::path::Path) -> SuperOfficeConfig {
@@ -592,20 +636,39 @@ async fn rectification_replaces_her_number_and_keeps_the_persons_other_numbers()
 
 // ---- The plan itself ------------------------------------------------------------------------
 
-fn every_change() -> [Change; 3] {
-    [Change::Erasure, rename("kari.hansen@example.no"), Change::Objection]
+/// Every kind of change, each on a fake and a connector of its own.
+async fn every_change() -> Vec<(Change, SuperOfficeFake, tempfile::TempDir, SuperOffice)> {
+    let mut each = Vec::new();
+    for change in [Change::Erasure, rename("kari.hansen@example.no"), Change::Objection] {
+        let (fake, dir, so) = connector("").await;
+        each.push((change, fake, dir, so));
+    }
+    each
+}
+
+/// The keys of the items `pick` picks, in plan order.
+fn picked(applied: &Applied, pick: impl Fn(&PlanItem) -> bool) -> Vec<&str> {
+    applied
+        .plan
+        .items
+        .iter()
+        .filter(|i| pick(i))
+        .map(|i| i.key.as_str())
+        .collect()
+}
+
+/// Whether the item's call was made, whatever SuperOffice answered.
+fn was_executed(item: &PlanItem) -> bool {
+    matches!(item.state.as_str(), "done" | "already_gone" | "refused_by_vendor")
 }
 
 #[tokio::test]
 async fn a_plan_changes_nothing_and_the_dry_run_lists_what_is_then_done() {
-    for change in every_change() {
-        let (fake, _dir, so) = connector("").await;
+    for (change, fake, _dir, so) in every_change().await {
         let held = holdings(&fake);
         let plan = so.plan(&ctx(), &kari(), &change).await.unwrap();
-        assert!(
-            plan.items.iter().any(|i| i.action != dsr_connector::Action::Keep),
-            "{change:?}"
-        );
+        let changing = plan.items.iter().filter(|i| i.action != Action::Keep).count();
+        assert!(changing > 0, "{change:?}");
         let preview = apply(&so, &dry_run(), &kari(), &change, &retain()).await.unwrap();
         assert!(preview.verification.is_none());
         assert_eq!(preview.changed(), 0);
@@ -613,23 +676,10 @@ async fn a_plan_changes_nothing_and_the_dry_run_lists_what_is_then_done() {
         assert!(changes_made(&fake).is_empty(), "{:?}", changes_made(&fake));
 
         let applied = apply(&so, &ctx(), &kari(), &change, &retain()).await.unwrap();
-        assert_eq!(keys(&preview), keys(&applied), "{change:?}");
-        let due: Vec<&str> = preview
-            .plan
-            .items
-            .iter()
-            .filter(|i| i.is_due())
-            .map(|i| i.key.as_str())
-            .collect();
-        let executed: Vec<&str> = applied
-            .plan
-            .items
-            .iter()
-            .filter(|i| matches!(i.state.as_str(), "done" | "already_gone" | "refused_by_vendor"))
-            .map(|i| i.key.as_str())
-            .collect();
+        assert_eq!(picked(&preview, |_| true), picked(&applied, |_| true), "{change:?}");
         assert_eq!(
-            due, executed,
+            picked(&preview, PlanItem::is_due),
+            picked(&applied, was_executed),
             "{change:?}: the preview's due items are the ones carried out"
         );
         assert_ne!(holdings(&fake), held);
@@ -638,21 +688,15 @@ async fn a_plan_changes_nothing_and_the_dry_run_lists_what_is_then_done() {
 
 #[tokio::test]
 async fn executing_a_plan_again_changes_nothing_more() {
-    for change in every_change() {
-        let (fake, _dir, so) = connector("").await;
+    for (change, fake, _dir, so) in every_change().await {
         let applied = apply(&so, &ctx(), &kari(), &change, &retain()).await.unwrap();
         let held = holdings(&fake);
         let kari_now = person(&fake, 101).map(|_| fields(&fake, 101));
         let calls = changes_made(&fake).len();
-        let executed: Vec<_> = applied
-            .plan
-            .items
-            .iter()
-            .filter(|i| matches!(i.state.as_str(), "done" | "already_gone" | "refused_by_vendor"))
-            .collect();
+        let executed: Vec<&PlanItem> = applied.plan.items.iter().filter(|i| was_executed(i)).collect();
         assert!(!executed.is_empty(), "{change:?}");
         for item in &executed {
-            let outcome = so.execute(&ctx(), &kari(), &change, item).await.unwrap();
+            let outcome = execute(&so, &change, item).await.unwrap();
             match (&change, &outcome) {
                 (Change::Erasure, ItemOutcome::AlreadyGone) => {}
                 // The ticket SuperOffice refused to delete is refused again.
@@ -690,19 +734,12 @@ async fn executing_a_plan_again_changes_nothing_more() {
 
 #[tokio::test]
 async fn a_look_alike_the_search_returns_is_not_hers_and_untouched() {
-    for change in every_change() {
-        let (fake, _dir, so) = connector("").await;
+    for (change, fake, _dir, so) in every_change().await {
         fake.with(|s| s.faults.ignore_search_filter = true);
         let look_alike = fields(&fake, 102);
         let colleague = fields(&fake, 103);
         let applied = apply(&so, &ctx(), &kari(), &change, &retain()).await.unwrap();
-        let not_hers: Vec<&str> = applied
-            .plan
-            .items
-            .iter()
-            .filter(|i| i.state.as_str() == "not_hers")
-            .map(|i| i.key.as_str())
-            .collect();
+        let not_hers = picked(&applied, |i| i.state.as_str() == "not_hers");
         assert!(
             not_hers.iter().any(|k| k.contains(" 102")) && not_hers.iter().any(|k| k.contains(" 103")),
             "{change:?}: {not_hers:?}"
@@ -756,6 +793,18 @@ fn code(err: &ConnectorError) -> String {
     err.code()
 }
 
+/// Executes one item of a plan made for Kari, as the engine does after an approval.
+async fn execute(so: &SuperOffice, change: &Change, item: &PlanItem) -> Result<ItemOutcome, ConnectorError> {
+    let (ctx, subject) = (ctx(), kari());
+    so.execute(ItemCall {
+        ctx: &ctx,
+        subject: &subject,
+        change,
+        item,
+    })
+    .await
+}
+
 #[tokio::test]
 async fn a_newsletter_is_unsubscribed_by_its_id_even_when_the_list_was_reordered_since_the_plan() {
     let (fake, _dir, so) = connector("").await;
@@ -774,7 +823,7 @@ async fn a_newsletter_is_unsubscribed_by_its_id_even_when_the_list_was_reordered
         types.reverse();
     });
     assert_eq!(selected(&fake, 101), [(2, true), (1, true)]);
-    let outcome = so.execute(&ctx(), &kari(), &Change::Objection, first).await.unwrap();
+    let outcome = execute(&so, &Change::Objection, first).await.unwrap();
     assert!(matches!(outcome, ItemOutcome::Done(_)), "{outcome:?}");
     assert_eq!(
         selected(&fake, 101),
@@ -784,7 +833,7 @@ async fn a_newsletter_is_unsubscribed_by_its_id_even_when_the_list_was_reordered
     let patches = || changes_made(&fake).iter().filter(|c| c.starts_with("PATCH")).count();
     assert_eq!(patches(), 1);
     // Executed again: already unselected, nothing sent.
-    let again = so.execute(&ctx(), &kari(), &Change::Objection, first).await.unwrap();
+    let again = execute(&so, &Change::Objection, first).await.unwrap();
     assert!(
         matches!(&again, ItemOutcome::Done(r) if r["already_unsubscribed"] == true),
         "{again:?}"
@@ -798,7 +847,7 @@ async fn a_newsletter_is_unsubscribed_by_its_id_even_when_the_list_was_reordered
         types.retain(|t| t["Id"] != 2);
     });
     let second = planned(&plan, "newsletter_subscriptions 101/2");
-    let outcome = so.execute(&ctx(), &kari(), &Change::Objection, second).await.unwrap();
+    let outcome = execute(&so, &Change::Objection, second).await.unwrap();
     assert_eq!(outcome, ItemOutcome::AlreadyGone);
     assert_eq!(patches(), 1);
     assert_eq!(
@@ -827,7 +876,7 @@ async fn a_delete_that_fails_for_any_other_reason_is_an_error_not_a_vendor_refus
         Value::Null,
         vec![],
     );
-    let err = so.execute(&ctx(), &kari(), &Change::Erasure, &sale).await.unwrap_err();
+    let err = execute(&so, &Change::Erasure, &sale).await.unwrap_err();
     assert_eq!(code(&err), "permanent:tenant_state:untrusted", "{err}");
     assert!(fake.with(|s| s.has_record("Sales", 701)));
     // The sentry's refusal of the one ticket is still the vendor keeping it.
@@ -840,7 +889,7 @@ async fn a_delete_that_fails_for_any_other_reason_is_an_error_not_a_vendor_refus
         Value::Null,
         vec![],
     );
-    let outcome = so.execute(&ctx(), &kari(), &Change::Erasure, &ticket).await.unwrap();
+    let outcome = execute(&so, &Change::Erasure, &ticket).await.unwrap();
     assert!(
         matches!(&outcome, ItemOutcome::RefusedByVendor(r) if r.contains("right to delete requests")),
         "{outcome:?}"
@@ -872,7 +921,7 @@ async fn a_correction_is_sent_only_while_the_person_holds_what_the_plan_read() {
             json!({"Value": "kari@styre.example", "StrippedValue": "kari@styre.example", "Description": "Styre"}),
         );
     });
-    let err = so.execute(&ctx(), &kari(), &change, item).await.unwrap_err();
+    let err = execute(&so, &change, item).await.unwrap_err();
     assert_eq!(code(&err), "permanent:changed_since_plan", "{err}");
     assert!(
         err.to_string().contains("dsr retry test --processor superoffice"),
@@ -891,7 +940,7 @@ async fn a_correction_is_sent_only_while_the_person_holds_what_the_plan_read() {
         emails.pop();
         emails[1]["Description"] = json!("Privat (ny)");
     });
-    let err = so.execute(&ctx(), &kari(), &change, item).await.unwrap_err();
+    let err = execute(&so, &change, item).await.unwrap_err();
     assert_eq!(code(&err), "permanent:changed_since_plan", "{err}");
     assert_eq!(
         person(&fake, 101).unwrap().entity["Emails"][1]["Description"],
@@ -905,7 +954,7 @@ async fn a_correction_is_sent_only_while_the_person_holds_what_the_plan_read() {
         entity["Emails"][0]["Value"] = json!("kari.hansen@example.no");
         entity["Lastname"] = json!("Hansen");
     });
-    let outcome = so.execute(&ctx(), &kari(), &change, item).await.unwrap();
+    let outcome = execute(&so, &change, item).await.unwrap();
     assert!(
         matches!(&outcome, ItemOutcome::Done(r) if r["already_as_requested"] == true),
         "{outcome:?}"
@@ -915,11 +964,153 @@ async fn a_correction_is_sent_only_while_the_person_holds_what_the_plan_read() {
     // Unchanged since the plan: sent as planned.
     let (fake, _dir, so) = connector("").await;
     let plan = checked_plan(&so, &change).await;
-    let outcome = so
-        .execute(&ctx(), &kari(), &change, planned(&plan, "persons 101"))
-        .await
-        .unwrap();
+    let outcome = execute(&so, &change, planned(&plan, "persons 101")).await.unwrap();
     assert!(matches!(outcome, ItemOutcome::Done(_)), "{outcome:?}");
     assert_eq!(emails(&fake), ["kari.hansen@example.no", "kari@privat.example"]);
     assert_eq!(patches(&fake), 1);
+}
+
+// ---- What an operator sees when SuperOffice cannot be served ---------------------------------
+
+/// The calls made to the tenant's REST API (not the login, the keys or the tenant state).
+fn api_calls(fake: &SuperOfficeFake) -> Vec<String> {
+    fake.calls().into_iter().filter(|c| c.contains("Cust12345/")).collect()
+}
+
+#[tokio::test]
+async fn a_refused_system_user_login_asks_for_the_credentials_to_be_renewed() {
+    let fake = SuperOfficeFake::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let good = fake
+        .connector_toml(&dir.path().join("so-key"), SYSTEM_USER_KEY_PEM)
+        .unwrap();
+    let token = fake.with(|s| s.system_user_token.clone());
+    let line = format!("system_user_token = \"{token}\"");
+    assert!(good.contains(&line), "{good}");
+    let wrong_token = good.replace(&line, "system_user_token = \"a-token-superoffice-never-issued\"");
+    // A well-formed RSA key that is not the application's: its signature does not verify.
+    let other_key = fake
+        .connector_toml(&dir.path().join("other-key"), dsr_fixtures::google::TEST_PRIVATE_KEY)
+        .unwrap();
+    for (text, words) in [
+        (wrong_token, "Unknown system user token."),
+        (other_key, "The signature of the system user token is invalid."),
+    ] {
+        let so = SuperOffice::new(toml::from_str(&text).unwrap()).unwrap();
+        let mut sink = MemorySink::checked(kari());
+        let err = so.access(&ctx(), &kari(), &mut sink).await.unwrap_err();
+        assert_eq!(err.code(), "reauthenticate:system_user", "{err}");
+        assert!(matches!(err, ConnectorError::Reauthenticate { .. }), "{err:?}");
+        assert!(
+            err.to_string().contains(words) && err.to_string().contains("Cust12345"),
+            "SuperOffice's reason and the tenant: {err}"
+        );
+        assert!(sink.records.is_empty());
+    }
+    assert!(
+        api_calls(&fake).is_empty(),
+        "nothing was asked without a ticket: {:?}",
+        fake.calls()
+    );
+}
+
+#[tokio::test]
+async fn a_tenant_that_is_not_running_is_retried_later_and_served_once_it_runs() {
+    let (fake, _dir, so) = connector("").await;
+    // check-status.html: "OfflineMaintenance (6) | The customer tenant is offline for
+    // maintenance. … APIs are not available."
+    fake.with(|s| s.tenant_state = "OfflineMaintenance".into());
+    let mut sink = MemorySink::checked(kari());
+    let err = so.access(&ctx(), &kari(), &mut sink).await.unwrap_err();
+    assert_eq!(err.code(), "retry_later:tenant_state", "{err}");
+    assert!(err.is_retryable(), "{err}");
+    assert!(err.to_string().contains("OfflineMaintenance"), "{err}");
+    assert!(api_calls(&fake).is_empty(), "{:?}", fake.calls());
+    let err = apply(&so, &ctx(), &kari(), &Change::Erasure, &retain())
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "retry_later:tenant_state", "{err}");
+    assert!(changes_made(&fake).is_empty());
+
+    // Running again: the same connector asks where the tenant is and serves the request.
+    fake.with(|s| s.tenant_state = "Running".into());
+    let mut sink = MemorySink::checked(kari());
+    assert_eq!(so.access(&ctx(), &kari(), &mut sink).await.unwrap().found, 13);
+}
+
+#[tokio::test]
+async fn a_tenant_state_superoffice_answers_404_for_fails_naming_what_to_check() {
+    let fake = SuperOfficeFake::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // An environment address under which SuperOffice serves no tenant state: 404.
+    let environment = format!("environment_url = \"{}\"", fake.environment_url());
+    let text = fake
+        .connector_toml(&dir.path().join("so-key"), SYSTEM_USER_KEY_PEM)
+        .unwrap()
+        .replace(
+            &environment,
+            &format!("environment_url = \"{}/no-such-environment\"", fake.environment_url()),
+        );
+    let so = SuperOffice::new(toml::from_str(&text).unwrap()).unwrap();
+    let mut sink = MemorySink::checked(kari());
+    let err = so.access(&ctx(), &kari(), &mut sink).await.unwrap_err();
+    assert_eq!(err.code(), "permanent:404:tenant_state", "{err}");
+    assert!(!err.is_retryable(), "{err}");
+    assert!(
+        err.to_string().contains("Cust12345")
+            && err
+                .to_string()
+                .contains("processors.superoffice.tenant and environment_url"),
+        "{err}"
+    );
+    assert!(
+        fake.calls().is_empty(),
+        "nothing reached the tenant: {:?}",
+        fake.calls()
+    );
+}
+
+#[tokio::test]
+async fn a_newsletter_list_that_changes_during_both_attempts_is_retried_later() {
+    let (fake, _dir, so) = connector("").await;
+    let plan = checked_plan(&so, &Change::Objection).await;
+    let first = planned(&plan, "newsletter_subscriptions 101/1");
+    let patches = || changes_made(&fake).iter().filter(|c| c.starts_with("PATCH")).count();
+    // Someone else saves her list in another order just before each of dsr's two PATCHes.
+    fake.with(|s| s.shipment_types_change_next = 2);
+    let err = execute(&so, &Change::Objection, first).await.unwrap_err();
+    assert_eq!(err.code(), "retry_later:shipment_types_changing", "{err}");
+    assert!(err.is_retryable(), "{err}");
+    assert!(err.to_string().contains("person 101"), "{err}");
+    assert_eq!(patches(), 2, "read again and tried once more, then left for later");
+    assert!(
+        selected(&fake, 101).iter().all(|(_, on)| *on),
+        "nothing was unselected at a wrong place: {:?}",
+        selected(&fake, 101)
+    );
+
+    // Retried once the list holds still: Nyhetsbrev (id 1) unselected, wherever it is now.
+    let outcome = execute(&so, &Change::Objection, first).await.unwrap();
+    assert!(matches!(outcome, ItemOutcome::Done(_)), "{outcome:?}");
+    assert_eq!(patches(), 3);
+    let mut now = selected(&fake, 101);
+    now.sort();
+    assert_eq!(now, [(1, false), (2, true)]);
+
+    // Changed during one attempt only: the second attempt reads the new order and succeeds.
+    fake.with(|s| s.shipment_types_change_next = 1);
+    let second = planned(&plan, "newsletter_subscriptions 101/2");
+    let outcome = execute(&so, &Change::Objection, second).await.unwrap();
+    assert!(matches!(outcome, ItemOutcome::Done(_)), "{outcome:?}");
+    assert_eq!(patches(), 5);
+    assert!(
+        selected(&fake, 101).iter().all(|(_, on)| !on),
+        "{:?}",
+        selected(&fake, 101)
+    );
+    assert_eq!(
+        selected(&fake, 102),
+        [(1, true), (2, false)],
+        "the look-alike is untouched"
+    );
 }

@@ -177,7 +177,7 @@ impl Wix {
             let mut offset = 0;
             loop {
                 let body = json!({"query": {"filter": filter, "paging": {"limit": PAGE, "offset": offset}}});
-                let page: ContactsPage = self.post(ENDPOINT, &body).await?;
+                let page: ContactsPage = self.api.post(ENDPOINT, &body).await?;
                 let count = page.contacts.len() as u64;
                 offset += count;
                 for raw in page.contacts {
@@ -207,7 +207,7 @@ impl Wix {
         let mut out: Vec<Found<Member>> = Vec::new();
         for email in &subject.emails {
             let body = json!({"fieldsets": ["FULL"], "query": {"filter": {"loginEmail": {"$eq": email.as_str()}}}});
-            let page: MembersPage = self.post(ENDPOINT, &body).await?;
+            let page: MembersPage = self.api.post(ENDPOINT, &body).await?;
             for raw in page.members {
                 let member: Found<Member> = found(raw, ENDPOINT)?;
                 if !out.iter().any(|m| m.view.id == member.view.id) {
@@ -224,7 +224,7 @@ impl Wix {
         let mut out = Vec::new();
         let mut body = json!({"query": {"filter": filter, "cursorPaging": {"limit": PAGE}}});
         loop {
-            let page: SubmissionsPage = self.post(ENDPOINT, &body).await?;
+            let page: SubmissionsPage = self.api.post(ENDPOINT, &body).await?;
             for raw in page.submissions {
                 out.push(found(raw, ENDPOINT)?);
             }
@@ -282,10 +282,10 @@ impl Wix {
         for app in &self.config.comment_app_ids {
             for found_member in members {
                 let member = &found_member.view.id;
-                let via = json!({"member": member, "loginEmail": found_member.view.login_email});
+                let via = json!({"member": member, "loginEmail": found_member.raw["loginEmail"]});
                 let mut body = json!({"appId": app, "query": {"filter": {"author.memberId": {"$eq": member}}, "cursorPaging": {"limit": PAGE}}});
                 loop {
-                    let page: CommentsPage = self.post(ENDPOINT, &body).await?;
+                    let page: CommentsPage = self.api.post(ENDPOINT, &body).await?;
                     for raw in page.comments {
                         let mut comment: Found<Comment> = found(raw, ENDPOINT)?;
                         // The author filter may be ignored: only her member's comments count.
@@ -320,6 +320,7 @@ impl Wix {
         let emails: Vec<&str> = subject.emails.iter().map(|e| e.as_str()).collect();
         let body = json!({"filter": {"email": {"$in": emails}}});
         let page: SubscriptionsPage = self
+            .api
             .post("/email-marketing/v1/email-subscriptions/query", &body)
             .await?;
         Ok(page.subscriptions)
@@ -331,12 +332,13 @@ impl Wix {
         for namespace in &self.config.form_namespaces {
             let body = json!({"query": {"filter": {"namespace": {"$eq": namespace}}, "cursorPaging": {"limit": 1}}});
             let _: SubmissionsPage = self
+                .api
                 .post("/form-submission-service/v4/submissions/namespace/query", &body)
                 .await?;
         }
         for app in &self.config.comment_app_ids {
             let body = json!({"appId": app, "query": {"filter": {"author.memberId": {"$eq": "dsr-probe"}}, "cursorPaging": {"limit": 1}}});
-            let _: CommentsPage = self.post("/comments/v1/comments/query-cursor", &body).await?;
+            let _: CommentsPage = self.api.post("/comments/v1/comments/query-cursor", &body).await?;
         }
         Ok(())
     }
@@ -454,14 +456,14 @@ impl Wix {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use dsr_connector::{Email, Phone};
+    use dsr_fixtures::testing::subject;
 
     #[test]
     fn the_subjects_own_submissions_are_those_she_gave_every_address_in() {
+        let phones = vec![dsr_connector::Phone::parse("91234567", "NO").unwrap()];
         let subject = Identities {
-            emails: vec![Email::parse("kari.nordmann@example.no").unwrap()],
-            phones: vec![Phone::parse("91234567", "NO").unwrap()],
-            ..Default::default()
+            phones,
+            ..subject("kari.nordmann@example.no")
         };
         let form = |v: Value| found::<Submission>(v, "test").unwrap();
         let mine = |v: Value| submitted_by_subject(&form(v), &subject, &["ct-kari".into()], &["mb-kari".into()]);

@@ -1,60 +1,52 @@
 //! Wix's error bodies and JSON calls.
 
-use dsr_connector::ConnectorError;
 use dsr_connector::http::{VendorClient, VendorError};
+use dsr_connector::{ConnectorError, Processor};
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::wire::ErrorBody;
+pub const PROCESSOR: Processor = Processor::Wix;
 
-pub const PROCESSOR: &str = "wix";
-
-/// `{"message","details":{"applicationError":{"code","description"}}}` or
-/// `{"message","details":{"validationError":{"fieldViolations":[…]}}}`; 5xx often empty.
+/// Reads Wix's error bodies, as https://dev.wix.com/docs/api-reference/articles/work-with-wix-apis/troubleshooting/about-errors
+/// shows them: `{"message","details":{"applicationError":{"code","description"}}}`, or
+/// `{"message","details":{"validationError":{"fieldViolations":[{"field","description","ruleName"}]}}}`
+/// (the code is the first violated rule's name, such as
+/// `OWNER_OR_CONTRIBUTOR_MEMBER_DELETE_FORBIDDEN`, else `VALIDATION`), and the token endpoint's
+/// `{"error","error_description"}`. 5xx answers are often empty.
 pub fn describe_error(status: StatusCode, body: &[u8]) -> VendorError {
-    let parsed: ErrorBody = serde_json::from_slice(body).unwrap_or_default();
-    let application = parsed.details.application_error.unwrap_or_default();
-    let code = application
-        .code
-        .or_else(|| {
-            parsed
-                .details
-                .validation_error
-                .as_ref()
-                .map(|_| "VALIDATION".to_string())
-        })
-        .or(parsed.error.clone())
-        .unwrap_or_default();
-    let mut message = parsed
-        .message
-        .filter(|m| !m.is_empty())
-        .or(application.description)
-        .or(parsed.error_description)
-        .unwrap_or_default();
-    for violation in parsed
-        .details
-        .validation_error
-        .map(|v| v.field_violations)
+    let body: Value = serde_json::from_slice(body).unwrap_or_default();
+    let text = |at: &str| body.pointer(at).and_then(Value::as_str).filter(|t| !t.is_empty());
+    let violations = body
+        .pointer("/details/validationError/fieldViolations")
+        .and_then(Value::as_array);
+    let rule = violations.map(|all| all.iter().find_map(|v| v["ruleName"].as_str()).unwrap_or("VALIDATION"));
+    let code = text("/details/applicationError/code").or(rule).or(text("/error"));
+    let mut message = text("/message")
+        .or(text("/details/applicationError/description"))
+        .or(text("/error_description"))
         .unwrap_or_default()
-    {
-        message.push_str(&format!(
-            " ({}: {}{})",
-            violation.field.as_deref().unwrap_or("?"),
-            violation.description.as_deref().unwrap_or(""),
-            violation.rule_name.map(|r| format!(" [{r}]")).unwrap_or_default()
-        ));
+        .to_string();
+    for violation in violations.into_iter().flatten() {
+        let field = violation["field"].as_str().unwrap_or("?");
+        let description = violation["description"].as_str().unwrap_or("");
+        let rule = violation["ruleName"]
+            .as_str()
+            .map(|r| format!(" [{r}]"))
+            .unwrap_or_default();
+        message.push_str(&format!(" ({field}: {description}{rule})"));
     }
     if message.is_empty() {
         message = format!("Wix answered {status} with no explanation");
     }
     VendorError {
-        code,
+        code: code.unwrap_or_default().to_string(),
         message,
         ..Default::default()
     }
 }
 
+/// The site's API: every call carries the site id (a default header) and the current token.
 pub struct Wix {
     pub client: VendorClient,
     pub api: String,
@@ -93,6 +85,17 @@ mod tests {
         assert_eq!(e.code, "CONTACT_IS_SITE_MEMBER");
         let e = describe_error(StatusCode::BAD_REQUEST, br#"{"message":"bad","details":{"validationError":{"fieldViolations":[{"field":"revision","description":"required"}]}}}"#);
         assert!(e.message.contains("revision: required"), "{}", e.message);
+        assert_eq!(e.code, "VALIDATION");
+        let e = describe_error(StatusCode::BAD_REQUEST, br#"{"message":"no","details":{"validationError":{"fieldViolations":[{"field":"id","ruleName":"OWNER_OR_CONTRIBUTOR_MEMBER_DELETE_FORBIDDEN"}]}}}"#);
+        assert_eq!(e.code, "OWNER_OR_CONTRIBUTOR_MEMBER_DELETE_FORBIDDEN");
+        let e = describe_error(
+            StatusCode::UNAUTHORIZED,
+            br#"{"error":"invalid_client","error_description":"wrong secret"}"#,
+        );
+        assert_eq!(
+            (e.code.as_str(), e.message.as_str()),
+            ("invalid_client", "wrong secret")
+        );
         let e = describe_error(StatusCode::BAD_GATEWAY, b"");
         assert!(e.message.contains("502"));
     }

@@ -1,6 +1,6 @@
 //! `[processors.wix]` in `dsr.toml`.
 
-use dsr_connector::SecretRef;
+use dsr_connector::{ConfigError, Processor, SecretRef};
 use serde::Deserialize;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -11,20 +11,15 @@ pub struct WixConfig {
     pub enabled: bool,
     /// What an erasure does with items that also concern other people here: `retain` or
     /// `delete`; unset, `[erasure] shared` decides (default `retain`).
-    #[serde(default)]
     pub shared: Option<dsr_connector::SharedPolicy>,
-    #[serde(default = "default_api_url")]
-    pub api_url: String,
+    /// Unset: Wix's API, `https://www.wixapis.com`.
+    pub api_url: Option<String>,
     pub site_id: String,
-    /// An API key from the account's API Keys Manager...
-    #[serde(default)]
+    /// An API key from the account's API Keys Manager, or an app's OAuth credentials
+    /// (`client_id`, `client_secret`) and its `instance_id` on this site.
     pub api_key: Option<SecretRef>,
-    /// ...or an app's OAuth credentials and its instance on this site.
-    #[serde(default)]
     pub client_id: Option<String>,
-    #[serde(default)]
     pub client_secret: Option<SecretRef>,
-    #[serde(default)]
     pub instance_id: Option<String>,
     /// The form-submission namespaces to search (each Wix app that collects forms has one).
     #[serde(default = "default_namespaces")]
@@ -34,9 +29,6 @@ pub struct WixConfig {
     pub comment_app_ids: Vec<String>,
 }
 
-fn default_api_url() -> String {
-    "https://www.wixapis.com".into()
-}
 /// The namespaces of Wix's own apps that collect submissions
 /// (https://dev.wix.com/docs/api-reference/crm/forms/form-schema-templates/introduction).
 fn default_namespaces() -> Vec<String> {
@@ -73,17 +65,23 @@ impl WixConfig {
         named
     }
 
+    /// The API's base URL, without a trailing `/`.
     pub fn api(&self) -> &str {
-        self.api_url.trim_end_matches('/')
+        let url = self.api_url.as_deref().unwrap_or("https://www.wixapis.com");
+        url.trim_end_matches('/')
     }
 
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let oauth = self.client_id.is_some() && self.client_secret.is_some() && self.instance_id.is_some();
         if self.api_key.is_none() && !oauth {
-            return Err("give either api_key or client_id, client_secret and instance_id".into());
+            return Err(ConfigError::new(
+                Processor::Wix,
+                "",
+                "give either api_key or client_id, client_secret and instance_id",
+            ));
         }
         if self.form_namespaces.is_empty() {
-            return Err("form_namespaces may not be empty".into());
+            return Err(ConfigError::new(Processor::Wix, "form_namespaces", "may not be empty"));
         }
         Ok(())
     }

@@ -7,7 +7,7 @@
 //! returned for other addresses is listed with its claim, for the engine to refuse.
 //! - https://dev.wix.com/docs/rest/crm/communication/email-subscriptions/query-email-subscriptions
 
-use dsr_connector::{Action, ConnectorError, Identities, ItemOutcome, MatchClaim, Plan, PlanItem};
+use dsr_connector::{Action, ConnectorError, Identities, ItemCall, ItemOutcome, MatchClaim, Plan, PlanItem};
 use serde_json::{Value, json};
 
 use crate::Wix;
@@ -65,12 +65,12 @@ impl Wix {
     }
 
     /// Upserts the address as `UNSUBSCRIBED`.
-    pub async fn unsubscribe_item(&self, item: &PlanItem) -> Result<ItemOutcome, ConnectorError> {
+    pub async fn unsubscribe_item(&self, ItemCall { item, .. }: ItemCall<'_>) -> Result<ItemOutcome, ConnectorError> {
         let (Some(email), Action::Unsubscribe) = (item.target["email"].as_str(), item.action) else {
             return Err(foreign_item(item));
         };
         let body = json!({"subscription": {"email": email, "subscriptionStatus": UNSUBSCRIBED}});
-        let answer: SubscriptionAnswer = self.post("/email-marketing/v1/email-subscriptions", &body).await?;
+        let answer: SubscriptionAnswer = self.api.post("/email-marketing/v1/email-subscriptions", &body).await?;
         Ok(ItemOutcome::Done(answer.subscription))
     }
 }

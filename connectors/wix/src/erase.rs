@@ -11,7 +11,7 @@
 //! - https://dev.wix.com/docs/rest/crm/members-contacts/contacts/contacts/contact-v4/delete-contact
 //! - https://dev.wix.com/docs/api-reference/crm/members-contacts/members/member-management/members/delete-member
 
-use dsr_connector::{Action, ConnectorError, Identities, ItemOutcome, MatchClaim, Plan, PlanItem};
+use dsr_connector::{Action, ConnectorError, Identities, ItemCall, ItemOutcome, MatchClaim, Plan, PlanItem};
 use serde_json::{Value, json};
 
 use crate::Wix;
@@ -26,18 +26,21 @@ const SHARED_FORM: &str = "A form another person sent that names the subject: de
 
 const PERMANENT: &str = "Wix deletes contacts permanently (Contacts API v4): nothing waits in a trash.";
 
-/// Wix's documented refusal of one item (a 428 precondition, or the owner/contributor and
-/// active-subscription rules on deleting a member): its code and words. Any other error is
-/// an error, not a refusal.
+/// Wix's documented refusal of one item (a 428 precondition on deleting a contact, or 400
+/// `OWNER_OR_CONTRIBUTOR_MEMBER_DELETE_FORBIDDEN` on deleting a member): its words, status
+/// and code. Any other error is an error, not a refusal.
 fn refusal(error: &ConnectorError) -> Option<String> {
-    match error {
-        ConnectorError::Permanent { code, message, .. }
-            if code.starts_with("428") || (code.starts_with("400") && message.contains("MEMBER_DELETE_FORBIDDEN")) =>
-        {
-            Some(format!("{message} ({code})"))
-        }
-        _ => None,
-    }
+    let ConnectorError::Permanent {
+        status: Some(status),
+        code,
+        message,
+        ..
+    } = error
+    else {
+        return None;
+    };
+    let documented = *status == 428 || (*status == 400 && code.ends_with("MEMBER_DELETE_FORBIDDEN"));
+    documented.then(|| format!("{message} ({status} {code})"))
 }
 
 /// The delete call for one item of a category.
@@ -65,15 +68,8 @@ fn delete_item(category: &'static str, id: &str, raw: &Value, claims: Vec<MatchC
 
 /// A plan item that `execute` cannot carry out: the plan is not one this connector made.
 pub(crate) fn foreign_item(item: &PlanItem) -> ConnectorError {
-    ConnectorError::Permanent {
-        processor: PROCESSOR,
-        code: "plan_item".into(),
-        message: format!(
-            "plan item {} ({}) is not one Wix's connector plans",
-            item.key,
-            item.action.as_str()
-        ),
-    }
+    let why = format!("({}) is not one Wix's connector plans", item.action.as_str());
+    ConnectorError::foreign_item(PROCESSOR, item, &why)
 }
 
 impl Wix {
@@ -127,12 +123,12 @@ impl Wix {
     }
 
     /// Deletes the one item: a 404 is gone already, Wix's documented refusal is the item's.
-    pub async fn erase_item(&self, item: &PlanItem) -> Result<ItemOutcome, ConnectorError> {
+    pub async fn erase_item(&self, ItemCall { item, .. }: ItemCall<'_>) -> Result<ItemOutcome, ConnectorError> {
         let id = item.target["id"].as_str().filter(|_| item.action == Action::Delete);
         let (Some(id), Some(path)) = (id, id.and_then(|id| delete_path(&item.category, id))) else {
             return Err(foreign_item(item));
         };
-        match self.remove(&path).await {
+        match self.api.remove(&path).await {
             Ok(true) => Ok(ItemOutcome::Done(json!({"deleted": id}))),
             Ok(false) => Ok(ItemOutcome::AlreadyGone),
             Err(e) => match refusal(&e) {
@@ -144,5 +140,36 @@ impl Wix {
                 None => Err(e),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answered(status: u16, code: &str) -> ConnectorError {
+        ConnectorError::Permanent {
+            processor: PROCESSOR,
+            status: Some(status),
+            code: code.into(),
+            message: "Wix's words".into(),
+        }
+    }
+
+    #[test]
+    fn only_wixs_documented_refusals_are_the_items_own() {
+        let why = refusal(&answered(428, "CANNOT_DELETE_CONTACT_WITH_BILLING_SUBSCRIPTION"));
+        assert_eq!(
+            why.as_deref(),
+            Some("Wix's words (428 CANNOT_DELETE_CONTACT_WITH_BILLING_SUBSCRIPTION)")
+        );
+        assert!(refusal(&answered(400, "OWNER_OR_CONTRIBUTOR_MEMBER_DELETE_FORBIDDEN")).is_some());
+        assert!(
+            refusal(&answered(400, "VALIDATION")).is_none(),
+            "another bad request is an error"
+        );
+        assert!(refusal(&answered(403, "MEMBER_DELETE_FORBIDDEN")).is_none());
+        let unanswered = ConnectorError::permanent(PROCESSOR, "MEMBER_DELETE_FORBIDDEN", "no status");
+        assert!(refusal(&unanswered).is_none(), "only Wix's answer can refuse");
     }
 }

@@ -15,11 +15,12 @@ pub mod wire;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dsr_connector::http::{TokenCache, VendorClient};
+use dsr_connector::http::{TokenCache, VendorClient, http_client_with_headers};
 use dsr_connector::{
-    AccessSummary, Capabilities, Change, CheckReport, Connector, ConnectorError, Identities, ItemOutcome, Plan,
-    PlanItem, Processor, RecordSink, TaskContext,
+    AccessSummary, Capabilities, Change, CheckReport, ConfigError, Connector, ConnectorError, Identities, ItemCall,
+    ItemOutcome, Plan, Processor, RecordSink, SecretRef, TaskContext,
 };
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
 pub use config::WixConfig;
 
@@ -32,86 +33,55 @@ pub struct Wix {
     api: client::Wix,
 }
 
-fn config_error(message: String) -> ConnectorError {
-    ConnectorError::Permanent {
-        processor: PROCESSOR,
-        code: "config".into(),
-        message: format!("processors.wix: {message}"),
-    }
-}
-
 impl Wix {
-    pub fn new(config: WixConfig) -> Result<Wix, ConnectorError> {
-        config.validate().map_err(config_error)?;
-        let mut headers = reqwest::header::HeaderMap::new();
-        headers.insert(
-            "wix-site-id",
-            reqwest::header::HeaderValue::from_str(&config.site_id)
-                .map_err(|_| config_error("site_id is not a valid header value".into()))?,
-        );
-        let http = dsr_connector::http::http_client_with_headers(Duration::from_secs(60), headers)
-            .map_err(|e| config_error(e.to_string()))?;
-        let tokens = match (
-            &config.api_key,
-            &config.client_id,
-            &config.client_secret,
-            &config.instance_id,
-        ) {
-            (Some(key), _, _, _) => TokenCache::new(
-                auth::ApiKey(key.resolve().map_err(|e| config_error(format!("api_key: {e}")))?),
-                Duration::from_secs(60),
-            ),
-            (None, Some(id), Some(secret), Some(instance)) => TokenCache::new(
-                auth::AppOAuth {
-                    token_url: format!("{}/oauth2/token", config.api()),
-                    client_id: id.clone(),
-                    client_secret: secret
-                        .resolve()
-                        .map_err(|e| config_error(format!("client_secret: {e}")))?,
-                    instance_id: instance.clone(),
-                    http: http.clone(),
-                },
-                Duration::from_secs(300),
-            ),
-            _ => return Err(config_error("no credentials".into())),
-        };
-        let client = VendorClient::new(PROCESSOR, http, describe_error).with_tokens(Arc::new(tokens));
+    /// The connector for one site; a section that cannot work names its key.
+    pub fn new(config: WixConfig) -> Result<Wix, ConfigError> {
+        config.validate()?;
+        let site = HeaderValue::from_str(&config.site_id)
+            .map_err(|_| ConfigError::new(PROCESSOR, "site_id", "is not a valid header value"))?;
+        let headers = HeaderMap::from_iter([(HeaderName::from_static("wix-site-id"), site)]);
+        let http = http_client_with_headers(Duration::from_secs(60), headers)
+            .map_err(|e| ConfigError::new(PROCESSOR, "", format!("cannot make an HTTP client: {e}")))?;
+        let tokens = Arc::new(tokens(&config, &http)?);
         let api = client::Wix {
-            client,
+            client: VendorClient::new(PROCESSOR, http, describe_error).with_tokens(tokens),
             api: config.api().to_string(),
         };
         Ok(Wix { config, api })
     }
+}
 
-    async fn post<T: serde::de::DeserializeOwned>(
-        &self,
-        path: &str,
-        body: &serde_json::Value,
-    ) -> Result<T, ConnectorError> {
-        self.api.post(path, body).await
+/// The token source the section's credentials name: the API key if given, else the app's.
+fn tokens(config: &WixConfig, http: &reqwest::Client) -> Result<TokenCache, ConfigError> {
+    let resolve = |key: &str, secret: &SecretRef| {
+        secret
+            .resolve()
+            .map_err(|e| ConfigError::new(PROCESSOR, key, e.to_string()))
+    };
+    if let Some(key) = &config.api_key {
+        return Ok(TokenCache::new(
+            auth::ApiKey(resolve("api_key", key)?),
+            Duration::from_secs(60),
+        ));
     }
-
-    async fn get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, ConnectorError> {
-        self.api.get(path).await
-    }
-
-    async fn patch<T: serde::de::DeserializeOwned>(
-        &self,
-        path: &str,
-        body: &serde_json::Value,
-    ) -> Result<T, ConnectorError> {
-        self.api.patch(path, body).await
-    }
-
-    async fn remove(&self, path: &str) -> Result<bool, ConnectorError> {
-        self.api.remove(path).await
-    }
+    let (Some(id), Some(secret), Some(instance)) = (&config.client_id, &config.client_secret, &config.instance_id)
+    else {
+        return Err(ConfigError::new(PROCESSOR, "", "no credentials"));
+    };
+    let app = auth::AppOAuth {
+        token_url: format!("{}/oauth2/token", config.api()),
+        client_id: id.clone(),
+        client_secret: resolve("client_secret", secret)?,
+        instance_id: instance.clone(),
+        http: http.clone(),
+    };
+    Ok(TokenCache::new(app, Duration::from_secs(300)))
 }
 
 #[async_trait::async_trait]
 impl Connector for Wix {
     fn processor(&self) -> Processor {
-        Processor::Wix
+        PROCESSOR
     }
 
     fn capabilities(&self) -> Capabilities {
@@ -157,17 +127,11 @@ impl Connector for Wix {
         }
     }
 
-    async fn execute(
-        &self,
-        ctx: &TaskContext,
-        subject: &Identities,
-        change: &Change,
-        item: &PlanItem,
-    ) -> Result<ItemOutcome, ConnectorError> {
-        match change {
-            Change::Erasure => self.erase_item(item).await,
-            Change::Rectification { changes } => self.patch_contact(ctx, subject, changes, item).await,
-            Change::Objection => self.unsubscribe_item(item).await,
+    async fn execute(&self, call: ItemCall<'_>) -> Result<ItemOutcome, ConnectorError> {
+        match call.change {
+            Change::Erasure => self.erase_item(call).await,
+            Change::Rectification { changes } => self.patch_contact(call, changes).await,
+            Change::Objection => self.unsubscribe_item(call).await,
         }
     }
 }

@@ -8,7 +8,7 @@
 //! is already as requested.
 
 use dsr_connector::{
-    Action, ConnectorError, FieldChange, Identities, ItemOutcome, Plan, PlanItem, RectifyField, TaskContext,
+    Action, ConnectorError, FieldChange, Identities, ItemCall, ItemOutcome, Plan, PlanItem, RectifyField,
     correct_values,
 };
 use serde_json::{Map, Value, json};
@@ -215,7 +215,7 @@ impl Wix {
     async fn update(&self, id: &str, revision: Option<u64>, info: &Value) -> Result<Value, ConnectorError> {
         let path = format!("/contacts/v4/contacts/{}", urlencoding::encode(id));
         let body = json!({"revision": revision, "info": info});
-        let answer: ContactAnswer = self.patch(&path, &body).await?;
+        let answer: ContactAnswer = self.api.patch(&path, &body).await?;
         Ok(answer.contact)
     }
 
@@ -226,21 +226,25 @@ impl Wix {
         subject: &Identities,
         changes: &[FieldChange],
     ) -> Result<Plan, ConnectorError> {
-        let mut plan = Plan::default();
-        if changes.iter().any(|c| c.field == RectifyField::DisplayName) {
-            plan.notes.push(
+        let asked = |field: RectifyField| changes.iter().any(|c| c.field == field);
+        let mut notes = Vec::new();
+        if asked(RectifyField::DisplayName) {
+            notes.push(
                 "display_name: Wix shows a contact by first and last name; set given_name and family_name".into(),
             );
         }
-        if changes.iter().any(|c| c.field == RectifyField::Email) && !self.find_members(subject).await?.is_empty() {
-            plan.notes.push(
+        if asked(RectifyField::Email) && !self.find_members(subject).await?.is_empty() {
+            notes.push(
                 "The site member's login e-mail was not changed: Wix lets only the member change it (or the site owner in the dashboard).".into(),
             );
         }
-        for contact in self.find_contacts(subject).await? {
-            plan.items.push(contact_item(&contact, changes, subject));
-        }
-        Ok(plan)
+        let contacts = self.find_contacts(subject).await?;
+        let items = contacts.iter().map(|c| contact_item(c, changes, subject)).collect();
+        Ok(Plan {
+            items,
+            notes,
+            ..Default::default()
+        })
     }
 
     /// PATCHes one contact with the planned body and revision. When Wix answers 409 (the
@@ -250,20 +254,21 @@ impl Wix {
     /// since the plan: an error naming `dsr retry`, nothing sent.
     pub async fn patch_contact(
         &self,
-        ctx: &TaskContext,
-        subject: &Identities,
+        call: ItemCall<'_>,
         changes: &[FieldChange],
-        item: &PlanItem,
     ) -> Result<ItemOutcome, ConnectorError> {
+        let ItemCall { subject, item, .. } = call;
         let target = &item.target;
         let (Some(id), Action::Patch) = (target["id"].as_str(), item.action) else {
             return Err(foreign_item(item));
         };
         let planned = &target["info"];
         let updated = match self.update(id, target["revision"].as_u64(), planned).await {
-            Err(ConnectorError::Permanent { code, .. }) if code.starts_with("409") => {
+            // Wix's `CONTACT_ALREADY_CHANGED`: the revision is no longer the contact's.
+            Err(ConnectorError::Permanent { status: Some(409), .. }) => {
                 const ENDPOINT: &str = "/contacts/v4/contacts/{id}";
                 let fresh: ContactAnswer = match self
+                    .api
                     .get(&format!("/contacts/v4/contacts/{}", urlencoding::encode(id)))
                     .await
                 {
@@ -284,7 +289,8 @@ impl Wix {
                     ));
                 }
                 if !as_planned(&fresh, changes, subject, item) {
-                    return Err(changed_since_plan(ctx, item));
+                    let what = "the contact was changed at Wix (its fields no longer hold what the plan read)";
+                    return Err(ConnectorError::changed_since_plan(PROCESSOR, call, what));
                 }
                 self.update(&fresh.view.id, fresh.view.revision, planned).await?
             }
@@ -314,19 +320,4 @@ fn as_planned(fresh: &Found<Contact>, changes: &[FieldChange], subject: &Identit
     !contact_claims(fresh, subject).is_empty()
         && item.before.as_ref() == Some(&Value::Object(before))
         && Value::Object(info_for(&fresh.raw, changes, subject)) == item.target["info"]
-}
-
-/// The contact no longer holds what the plan read: the stored plan is not carried out, and the
-/// operator plans again.
-fn changed_since_plan(ctx: &TaskContext, item: &PlanItem) -> ConnectorError {
-    ConnectorError::Permanent {
-        processor: PROCESSOR,
-        code: "changed_since_plan".into(),
-        message: format!(
-            "plan item `{}`: the contact was changed at Wix since the plan was made (its fields no longer hold \
-             what the plan read), so the planned change was not sent; run `dsr retry {} --processor {PROCESSOR}` \
-             to plan again",
-            item.key, ctx.request_id
-        ),
-    }
 }

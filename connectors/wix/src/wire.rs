@@ -10,10 +10,16 @@
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
+/// `POST /oauth2/token` answers as every OAuth token endpoint does (core reads it).
+pub use dsr_connector::http::BearerAnswer as TokenAnswer;
+
+// Fields that may be absent are `Option`s (absent is `None`) or, where a container is
+// `#[serde(default)]`, take their empty value: only what dsr cannot do without is required.
+
 /// A list wrapper as Wix writes lists inside a contact: `{"items": […]}`.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
 pub struct Items<T> {
-    #[serde(default = "Vec::new")]
     pub items: Vec<T>,
 }
 
@@ -31,17 +37,14 @@ pub struct ContactEmail {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ContactPhone {
-    #[serde(default)]
     pub phone: Option<String>,
-    #[serde(default)]
     pub e164_phone: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
 pub struct ContactInfo {
-    #[serde(default)]
     pub emails: Items<ContactEmail>,
-    #[serde(default)]
     pub phones: Items<ContactPhone>,
 }
 
@@ -49,22 +52,15 @@ pub struct ContactInfo {
 #[derive(Debug, Clone, Deserialize)]
 pub struct Contact {
     pub id: String,
-    #[serde(default)]
     pub revision: Option<u64>,
     #[serde(default)]
     pub info: ContactInfo,
 }
 
-/// Offset paging of contacts and subscriptions.
+/// Offset paging of contacts: the total, unless there are too many to count.
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
 pub struct OffsetPaging {
-    #[serde(default)]
-    pub count: Option<u64>,
-    #[serde(default)]
     pub total: Option<u64>,
-    #[serde(default)]
-    pub too_many_to_count: Option<bool>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -80,14 +76,12 @@ pub struct ContactAnswer {
     pub contact: Value,
 }
 
-/// A site member (with the FULL fieldset, which carries the login e-mail and contact id).
+/// A site member (with the FULL fieldset, which carries the login e-mail and contact id; the
+/// login e-mail, what makes a member hers, is read where it stands in the raw record).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Member {
     pub id: String,
-    #[serde(default)]
-    pub login_email: Option<String>,
-    #[serde(default)]
     pub contact_id: Option<String>,
 }
 
@@ -99,16 +93,13 @@ pub struct MembersPage {
 /// Cursor paging of submissions and comments.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct Cursors {
-    #[serde(default)]
     pub next: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(default, rename_all = "camelCase")]
 pub struct CursorPaging {
-    #[serde(default)]
     pub cursors: Cursors,
-    #[serde(default)]
     pub has_next: Option<bool>,
 }
 
@@ -122,13 +113,11 @@ impl CursorPaging {
     }
 }
 
+/// Who sent a form, when a member did.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Submitter {
-    #[serde(default)]
     pub member_id: Option<String>,
-    #[serde(default)]
-    pub visitor_id: Option<String>,
 }
 
 /// A form submission: its field values by field target, and who sent it.
@@ -137,10 +126,7 @@ pub struct Submitter {
 pub struct Submission {
     pub id: String,
     #[serde(default)]
-    pub namespace: Option<String>,
-    #[serde(default)]
     pub submissions: Map<String, Value>,
-    #[serde(default)]
     pub contact_id: Option<String>,
     #[serde(default)]
     pub submitter: Submitter,
@@ -155,13 +141,9 @@ pub struct SubmissionsPage {
 
 /// A comment; a deleted one stays listed with status `DELETED` and no content.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
 pub struct Comment {
     pub id: String,
-    #[serde(default)]
     pub status: Option<String>,
-    #[serde(default)]
-    pub app_id: Option<String>,
 }
 
 impl Comment {
@@ -186,65 +168,6 @@ pub struct SubscriptionsPage {
 #[derive(Debug, Clone, Deserialize)]
 pub struct SubscriptionAnswer {
     pub subscription: Value,
-}
-
-/// `POST /oauth2/token`.
-#[derive(Debug, Clone, Deserialize)]
-pub struct TokenAnswer {
-    pub access_token: String,
-    #[serde(default)]
-    pub expires_in: Option<u64>,
-}
-
-/// `{"message","details":{"applicationError":{"code","description"}}}` or
-/// `{"message","details":{"validationError":{"fieldViolations":[…]}}}`, and the token
-/// endpoint's `{"error","error_description"}`.
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct ErrorBody {
-    #[serde(default)]
-    pub message: Option<String>,
-    #[serde(default)]
-    pub details: ErrorDetails,
-    #[serde(default)]
-    pub error: Option<String>,
-    #[serde(default)]
-    pub error_description: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ErrorDetails {
-    #[serde(default)]
-    pub application_error: Option<ApplicationError>,
-    #[serde(default)]
-    pub validation_error: Option<ValidationError>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-pub struct ApplicationError {
-    #[serde(default)]
-    pub code: Option<String>,
-    #[serde(default)]
-    pub description: Option<String>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ValidationError {
-    #[serde(default)]
-    pub field_violations: Vec<FieldViolation>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct FieldViolation {
-    #[serde(default)]
-    pub field: Option<String>,
-    #[serde(default)]
-    pub description: Option<String>,
-    /// The rule's name, such as `OWNER_OR_CONTRIBUTOR_MEMBER_DELETE_FORBIDDEN`.
-    #[serde(default)]
-    pub rule_name: Option<String>,
 }
 
 #[cfg(test)]

@@ -4,8 +4,8 @@
 use std::collections::BTreeSet;
 
 use dsr_connector::{
-    Action, Applied, Change, Connector, FieldChange, Identities, ItemOutcome, MemorySink, PlanRules, RectifyField,
-    SharedPolicy, apply, check_plan,
+    Action, Applied, Change, Connector, ConnectorError, FieldChange, Identities, ItemCall, ItemOutcome, MemorySink,
+    PlanItem, PlanRules, RectifyField, SharedPolicy, apply, check_plan,
 };
 use dsr_fixtures::wix::WixFake;
 use dsr_wix::{Wix, WixConfig};
@@ -43,6 +43,23 @@ fn rules(shared: SharedPolicy) -> PlanRules {
 /// Plans, checks, executes and verifies one change, as the engine does.
 async fn run(wix: &Wix, subject: &Identities, change: &Change, shared: SharedPolicy) -> Applied {
     apply(wix, &ctx(), subject, change, &rules(shared)).await.unwrap()
+}
+
+/// Carries out one planned item, as the engine does (again, or from a stale plan).
+async fn execute(
+    wix: &Wix,
+    subject: &Identities,
+    change: &Change,
+    item: &PlanItem,
+) -> Result<ItemOutcome, ConnectorError> {
+    let ctx = &ctx();
+    wix.execute(ItemCall {
+        ctx,
+        subject,
+        change,
+        item,
+    })
+    .await
 }
 
 fn keys(applied: &Applied, category: &str, state: &str) -> Vec<String> {
@@ -288,19 +305,16 @@ async fn comments_cannot_be_queried_without_an_app_id() {
     let http = reqwest::Client::new();
     let key = fake.with(|s| s.api_key.clone());
     let site = fake.with(|s| s.site_id.clone());
-    let answer = http
+    let status = http
         .post(format!("{}/comments/v1/comments/query-cursor", fake.api_url()))
         .header("authorization", key)
         .header("wix-site-id", site)
         .json(&json!({"query": {"filter": {"author.memberId": {"$eq": "mb-kari"}}}}))
         .send()
         .await
-        .unwrap();
-    assert_eq!(
-        answer.status().as_u16(),
-        400,
-        "the fake holds the connector to Wix's rule"
-    );
+        .map(|answer| answer.status());
+    let rule = "the fake holds the connector to Wix's rule";
+    assert_eq!(status.ok(), Some(reqwest::StatusCode::BAD_REQUEST), "{rule}");
 }
 
 #[tokio::test]
@@ -447,6 +461,39 @@ async fn app_oauth_credentials_work_and_an_outage_is_retried() {
 }
 
 #[tokio::test]
+async fn refused_app_credentials_ask_for_new_ones_and_a_section_without_credentials_is_named() {
+    let fake = WixFake::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (site, id, instance) = fake.with(|s| (s.site_id.clone(), s.client_id.clone(), s.instance_id.clone()));
+    let secret_file = dir.path().join("secret");
+    std::fs::write(&secret_file, "not-the-secret").unwrap();
+    let section = format!(
+        "api_url = \"{}\"\nsite_id = \"{site}\"\nclient_id = \"{id}\"\nclient_secret = \"file:{}\"\n",
+        fake.api_url(),
+        secret_file.display()
+    );
+    let wix = Wix::new(toml::from_str(&format!("{section}instance_id = \"{instance}\"\n")).unwrap()).unwrap();
+    let err = wix
+        .access(&ctx(), &kari(), &mut MemorySink::checked(kari()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "reauthenticate:401:invalid_client", "{err}");
+    let text = err.to_string();
+    assert!(text.contains("Wix refused the app credentials for instance"), "{text}");
+    assert!(
+        !text.contains("not-the-secret"),
+        "the secret must not appear in errors: {text}"
+    );
+    let Err(err) = Wix::new(toml::from_str(&section).unwrap()) else {
+        panic!("a section without instance_id has no credentials")
+    };
+    assert_eq!(
+        err.to_string(),
+        "processors.wix: give either api_key or client_id, client_secret and instance_id"
+    );
+}
+
+#[tokio::test]
 async fn rectification_replaces_her_number_and_keeps_the_contacts_other_numbers() {
     let (fake, _dir, wix) = connector("").await;
     fake.with(|s| {
@@ -491,29 +538,14 @@ async fn planning_changes_nothing_and_the_dry_run_lists_what_the_run_does() {
     for change in every_change() {
         let (fake, _dir, wix) = connector("").await;
         let untouched = site(&fake);
-        let plan = wix.plan(&ctx(), &kari(), &change).await.unwrap();
-        assert!(
-            plan.items.iter().any(|i| i.action != Action::Keep),
-            "{change:?}: {plan:?}"
-        );
-        let preview = apply(&wix, &dry_run(), &kari(), &change, &rules(SharedPolicy::Retain))
-            .await
-            .unwrap();
+        let preview = apply(&wix, &dry_run(), &kari(), &change, &rules(SharedPolicy::Retain)).await;
+        let preview = preview.unwrap();
         assert!(preview.verification.is_none());
         assert_eq!(site(&fake), untouched, "{change:?}: planning changed the site");
-        assert!(
-            changing_calls(&fake).is_empty(),
-            "{change:?}: {:?}",
-            changing_calls(&fake)
-        );
-        let due: Vec<&str> = preview
-            .plan
-            .items
-            .iter()
-            .filter(|i| i.is_due())
-            .map(|i| i.key.as_str())
-            .collect();
-        assert!(!due.is_empty(), "{change:?}");
+        assert_eq!(changing_calls(&fake), Vec::<String>::new(), "{change:?}");
+        // Due: checked as hers, not kept by a rule, and not already as asked (a `Keep`).
+        let due: Vec<&PlanItem> = preview.plan.items.iter().filter(|i| i.is_due()).collect();
+        assert!(!due.is_empty(), "{change:?}: {:?}", preview.plan);
 
         let applied = run(&wix, &kari(), &change, SharedPolicy::Retain).await;
         let listed = |a: &Applied| a.plan.items.iter().map(|i| i.key.clone()).collect::<Vec<_>>();
@@ -522,10 +554,12 @@ async fn planning_changes_nothing_and_the_dry_run_lists_what_the_run_does() {
             listed(&applied),
             "{change:?}: the preview is the plan"
         );
-        for key in due {
+        for item in due {
+            let state = state_of(&applied, &item.key);
             assert!(
-                ["done", "already_gone"].contains(&state_of(&applied, key)),
-                "{change:?}: {key} was previewed as due"
+                ["done", "already_gone"].contains(&state),
+                "{change:?}: {} was due, is {state}",
+                item.key
             );
         }
         assert_ne!(site(&fake), untouched, "{change:?}: the run changed the site");
@@ -592,7 +626,7 @@ async fn executing_a_plan_again_makes_no_second_change() {
             .collect();
         assert!(!executed.is_empty(), "{change:?}");
         for item in executed {
-            let outcome = wix.execute(&ctx(), &kari(), &change, item).await.unwrap();
+            let outcome = execute(&wix, &kari(), &change, item).await.unwrap();
             match (&change, item.category.as_str()) {
                 // Wix keeps a deleted comment listed as DELETED: deleting it again is a no-op.
                 (Change::Erasure, "comments") => assert!(matches!(outcome, ItemOutcome::Done(_))),
@@ -746,7 +780,7 @@ async fn after_a_409_only_the_planned_change_is_sent_and_only_to_a_contact_as_th
             .unwrap()
             .push(json!({"id": "em-kari-2", "tag": "WORK", "email": "kari@jobb.example"}))
     });
-    let err = wix.execute(&ctx(), &kari(), &change, &item).await.unwrap_err();
+    let err = execute(&wix, &kari(), &change, &item).await.unwrap_err();
     assert_eq!(err.code(), "permanent:changed_since_plan", "{err}");
     assert!(err.to_string().contains("dsr retry test --processor wix"), "{err}");
     assert_eq!(patched(), 1, "the one refused PATCH, no second");
@@ -758,7 +792,7 @@ async fn after_a_409_only_the_planned_change_is_sent_and_only_to_a_contact_as_th
         c["info"]["emails"]["items"].as_array_mut().unwrap().pop();
         c["info"]["name"]["last"] = json!("Nordmann-Berg");
     });
-    let err = wix.execute(&ctx(), &kari(), &change, &item).await.unwrap_err();
+    let err = execute(&wix, &kari(), &change, &item).await.unwrap_err();
     assert_eq!(err.code(), "permanent:changed_since_plan", "{err}");
     assert_eq!(contact()["info"]["name"]["last"], "Nordmann-Berg");
 
@@ -768,7 +802,7 @@ async fn after_a_409_only_the_planned_change_is_sent_and_only_to_a_contact_as_th
         c["info"]["emails"]["items"][0]["email"] = json!("someone@else.example");
         c["info"]["phones"]["items"] = json!([]);
     });
-    let err = wix.execute(&ctx(), &kari(), &change, &item).await.unwrap_err();
+    let err = execute(&wix, &kari(), &change, &item).await.unwrap_err();
     assert_eq!(err.code(), "permanent:changed_since_plan", "{err}");
     assert_eq!(patched(), 3);
 
@@ -777,7 +811,7 @@ async fn after_a_409_only_the_planned_change_is_sent_and_only_to_a_contact_as_th
         c["info"]["emails"]["items"][0]["email"] = json!("kari.hansen@example.no");
         c["info"]["name"]["last"] = json!("Hansen");
     });
-    let outcome = wix.execute(&ctx(), &kari(), &change, &item).await.unwrap();
+    let outcome = execute(&wix, &kari(), &change, &item).await.unwrap();
     assert!(
         matches!(&outcome, ItemOutcome::Done(r) if r["already_as_requested"] == true),
         "{outcome:?}"
@@ -791,7 +825,7 @@ async fn after_a_409_only_the_planned_change_is_sent_and_only_to_a_contact_as_th
         c["info"]["phones"]["items"] = json!([{"id": "ph-kari-1", "tag": "MOBILE", "countryCode": "NO",
             "phone": "912 34 567", "e164Phone": "+4791234567", "primary": true}]);
     });
-    let outcome = wix.execute(&ctx(), &kari(), &change, &item).await.unwrap();
+    let outcome = execute(&wix, &kari(), &change, &item).await.unwrap();
     assert!(matches!(outcome, ItemOutcome::Done(_)), "{outcome:?}");
     assert_eq!(patched(), 6, "a 409, a re-read, and the planned body once more");
     let now = contact();

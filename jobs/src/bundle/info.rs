@@ -50,8 +50,8 @@ pub struct ProcessingInfo {
 }
 
 impl ProcessingInfo {
-    pub fn parse(text: &str) -> Result<ProcessingInfo, String> {
-        toml::from_str(text).map_err(|e| e.to_string())
+    pub fn parse(text: &str) -> Result<ProcessingInfo, toml::de::Error> {
+        toml::from_str(text)
     }
 
     pub fn example() -> ProcessingInfo {

@@ -3,7 +3,8 @@
 //! attachments byte for byte, an `index.html` that opens offline and explains everything,
 //! and a `manifest.json` with a SHA-256 per file. Assembled by streaming the accepted spools
 //! in a fixed order, so memory stays bounded whatever the size, and written under a temporary
-//! name, then renamed: a reader never sees half a bundle.
+//! name, then renamed: a reader never sees half a bundle. [`Manifest`] is the manifest's one
+//! shape: the writer here serialises it, `verify` reads it back.
 
 pub mod flatten;
 pub mod index;
@@ -13,27 +14,94 @@ pub mod verify;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, BufWriter, Write};
 
-use chrono::Utc;
-use serde::Serialize;
-use serde_json::json;
+use chrono::{DateTime, SubsecRound, Utc};
+use dsr_connector::{Identities, Processor};
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::confirmation::micros;
 use crate::error::EngineError;
-use crate::ledger::ts;
-use crate::model::{Request, RequestKind, Task};
+use crate::model::{Outcome, Request, RequestKind, Task, TaskStatus};
 use crate::spool::{SpoolEntry, file_key};
 use crate::storage::{ExportStore, Key, StorageError, SyncObjectWriter, key};
 use tokio::runtime::Handle;
 
 pub use info::ProcessingInfo;
 
+/// The version of [`Manifest`]'s shape. A reader refuses a version it does not know; a
+/// change of shape bumps it (and keeps the reader of the old one).
 pub const MANIFEST_SCHEMA: u32 = 1;
+
+/// The entry holding the manifest.
+pub const MANIFEST: &str = "manifest.json";
 
 /// The entry holding the manifest's Ed25519 signature, when a key is configured.
 pub const MANIFEST_SIGNATURE: &str = "manifest.json.sig";
 
+/// `manifest.json`: what the bundle answers and every file in it with its SHA-256.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// [`MANIFEST_SCHEMA`] when written by this dsr.
+    pub schema_version: u32,
+    pub request_id: String,
+    pub kind: RequestKind,
+    pub identities_searched: Identities,
+    #[serde(with = "micros")]
+    pub received_at: DateTime<Utc>,
+    #[serde(with = "micros")]
+    pub generated_at: DateTime<Utc>,
+    pub processors: Vec<ManifestProcessor>,
+    /// Every file in the bundle but the manifest and its signature.
+    pub files: Vec<FileEntry>,
+}
+
+/// One processor's part, as the manifest lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ManifestProcessor {
+    pub processor: Processor,
+    pub status: TaskStatus,
+    pub outcome: Option<Outcome>,
+    pub reason: Option<String>,
+    pub error: Option<String>,
+    pub notes: Vec<String>,
+    pub refused_records: u64,
+    /// Records per category.
+    pub categories: BTreeMap<String, CategoryRecords>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CategoryRecords {
+    pub records: u64,
+}
+
+impl Manifest {
+    /// Reads a manifest as written (any schema version this dsr knows).
+    pub fn from_slice(bytes: &[u8]) -> Result<Manifest, crate::verification::DocumentError> {
+        crate::verification::read_versioned(bytes, MANIFEST_SCHEMA)
+    }
+}
+
+impl From<&ProcessorSummary> for ManifestProcessor {
+    fn from(p: &ProcessorSummary) -> ManifestProcessor {
+        ManifestProcessor {
+            processor: p.processor,
+            status: p.status,
+            outcome: p.outcome,
+            reason: p.reason.clone(),
+            error: p.error.clone(),
+            notes: p.notes.clone(),
+            refused_records: p.refused_records,
+            categories: p
+                .categories
+                .iter()
+                .map(|c| (c.name.clone(), CategoryRecords { records: c.records }))
+                .collect(),
+        }
+    }
+}
+
 /// One file in the bundle, as the manifest lists it.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct FileEntry {
     pub path: String,
     pub bytes: u64,
@@ -51,10 +119,10 @@ pub struct CategorySummary {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ProcessorSummary {
-    pub processor: String,
+    pub processor: Processor,
     pub name: String,
-    pub status: String,
-    pub outcome: Option<String>,
+    pub status: TaskStatus,
+    pub outcome: Option<Outcome>,
     pub reason: Option<String>,
     pub error: Option<String>,
     pub notes: Vec<String>,
@@ -166,7 +234,7 @@ fn options(large: bool) -> zip::write::SimpleFileOptions {
 /// One spool's part in the bundle.
 struct SpoolPart<'a> {
     spool: &'a Key,
-    processor: &'a str,
+    processor: Processor,
     /// Only records the subject provided (a portability request).
     portability: bool,
     /// Entries carry ZIP64 sizes.
@@ -263,10 +331,10 @@ fn write_sync(
     let mut processors: Vec<ProcessorSummary> = Vec::new();
     for task in tasks {
         let mut summary = ProcessorSummary {
-            processor: task.processor.as_str().into(),
+            processor: task.processor,
             name: task.processor.display_name().into(),
-            status: task.status.as_str().into(),
-            outcome: task.outcome.map(|o| o.as_str().to_string()),
+            status: task.status,
+            outcome: task.outcome,
             reason: task.reason.clone(),
             error: task.error.clone(),
             notes: task.evidence["notes"]
@@ -304,7 +372,7 @@ fn write_sync(
             for (category, (records, columns)) in &categories {
                 let part = SpoolPart {
                     spool: &spool,
-                    processor: &summary.processor,
+                    processor: summary.processor,
                     portability,
                     large: needs_zip64(spool_bytes),
                 };
@@ -341,7 +409,8 @@ fn write_sync(
         processors.push(summary);
     }
 
-    let generated_at = Utc::now();
+    // As precise as the manifest writes it.
+    let generated_at = Utc::now().trunc_subsecs(6);
     let html = index::render(request, &processors, info, generated_at).map_err(|e| fail(std::io::Error::other(e)))?;
     let add = |zip: &mut Zip, path: &str, bytes: &[u8]| -> std::io::Result<()> {
         zip.start_file(path, options(false)).map_err(std::io::Error::other)?;
@@ -355,23 +424,18 @@ fn write_sync(
         sha256: hex::encode(Sha256::digest(html.as_bytes())),
     });
 
-    let manifest = json!({
-        "schema_version": MANIFEST_SCHEMA,
-        "request_id": request.id,
-        "kind": request.kind,
-        "identities_searched": request.identities,
-        "received_at": ts(request.received_at),
-        "generated_at": ts(generated_at),
-        "processors": processors.iter().map(|p| json!({
-            "processor": p.processor, "status": p.status, "outcome": p.outcome, "reason": p.reason, "error": p.error,
-            "notes": p.notes,
-            "refused_records": p.refused_records,
-            "categories": p.categories.iter().map(|c| (c.name.clone(), json!({"records": c.records}))).collect::<serde_json::Map<_, _>>(),
-        })).collect::<Vec<_>>(),
-        "files": entries,
-    });
+    let manifest = Manifest {
+        schema_version: MANIFEST_SCHEMA,
+        request_id: request.id.clone(),
+        kind: request.kind,
+        identities_searched: request.identities.clone(),
+        received_at: request.received_at.trunc_subsecs(6),
+        generated_at,
+        processors: processors.iter().map(ManifestProcessor::from).collect(),
+        files: entries,
+    };
     let manifest_bytes = serde_json::to_vec_pretty(&manifest).map_err(|e| fail(std::io::Error::other(e)))?;
-    add(&mut zip, "manifest.json", &manifest_bytes).map_err(&fail)?;
+    add(&mut zip, MANIFEST, &manifest_bytes).map_err(&fail)?;
     if let Some(signer) = signer {
         // Not in the manifest (it signs the manifest): `dsr verify` checks it on its own.
         let sig =
@@ -405,7 +469,10 @@ pub async fn write_bundle(
     let (request, tasks, info) = (request.clone(), tasks.to_vec(), info.clone());
     tokio::task::spawn_blocking(move || write_sync(out, &source, &request, &tasks, &info, signer.as_ref()))
         .await
-        .map_err(|e| EngineError::Invalid(format!("the bundle writer stopped: {e}")))?
+        .map_err(|e| EngineError::Stopped {
+            what: "the bundle writer",
+            reason: e.to_string(),
+        })?
         .map_err(EngineError::Storage)
 }
 

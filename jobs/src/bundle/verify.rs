@@ -1,86 +1,115 @@
-//! `dsr verify`: every file in a bundle checked against its manifest, and the manifest
-//! against the hash the ledger recorded when the bundle was made.
+//! Every file in a bundle checked against its manifest. [`crate::verification`] adds the
+//! manifest against the hash the ledger recorded when the bundle was made, and its signature.
 
 use std::collections::BTreeSet;
 use std::io::Read;
 use std::path::Path;
 
+use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::FileEntry;
+use super::{FileEntry, MANIFEST, MANIFEST_SIGNATURE, Manifest};
+use crate::signing::{Signature, SigningError};
+use crate::verification::{DocumentError, Problem};
 
-/// What a check found: the problems, named (empty when the bundle is intact).
+/// What reading a bundle found: the problems, named (empty when every file matches).
 #[derive(Debug, Default)]
-pub struct Verdict {
+pub struct Contents {
+    /// The manifest, when it reads as one.
+    pub manifest: Option<Manifest>,
+    /// The request the manifest names, even when it does not read as a whole.
     pub request_id: Option<String>,
+    /// The manifest as stored (what the ledger's hash and the signature cover), and its hash.
+    pub manifest_bytes: Vec<u8>,
     pub manifest_sha256: Option<String>,
     pub files_checked: usize,
-    pub problems: Vec<String>,
-    /// The manifest as stored, and its signature when the bundle carries one; the caller
-    /// checks it against the key it trusts.
-    pub manifest: Vec<u8>,
-    pub signature: Option<Result<crate::signing::Signature, String>>,
+    pub problems: Vec<Problem>,
+    /// The manifest's signature, when the bundle carries one; the caller checks it against
+    /// the key it trusts.
+    pub signature: Option<Result<Signature, SigningError>>,
 }
 
-/// Checks the ZIP against its own manifest. The caller compares `manifest_sha256` with the
-/// ledger.
-pub fn check(bundle: &Path) -> Verdict {
-    let mut verdict = Verdict::default();
+/// What a manifest lists even when it no longer reads as a whole: enough to check the files.
+#[derive(Default, Deserialize)]
+struct Listed {
+    #[serde(default)]
+    request_id: Option<String>,
+    #[serde(default)]
+    files: Vec<FileEntry>,
+}
+
+/// Checks the ZIP against its own manifest.
+pub fn check(bundle: &Path) -> Contents {
+    let mut contents = Contents::default();
     let file = match std::fs::File::open(bundle) {
         Ok(f) => f,
-        Err(e) => {
-            verdict.problems.push(format!("cannot open {}: {e}", bundle.display()));
-            return verdict;
+        Err(error) => {
+            contents.problems.push(Problem::CannotOpen {
+                path: bundle.to_path_buf(),
+                error,
+            });
+            return contents;
         }
     };
     let mut zip = match zip::ZipArchive::new(file) {
         Ok(z) => z,
-        Err(e) => {
-            verdict
-                .problems
-                .push(format!("{} is not a readable ZIP: {e}", bundle.display()));
-            return verdict;
+        Err(error) => {
+            contents.problems.push(Problem::NotZip {
+                path: bundle.to_path_buf(),
+                error,
+            });
+            return contents;
         }
     };
     let mut manifest_bytes = Vec::new();
-    match zip.by_name("manifest.json") {
+    match zip.by_name(MANIFEST) {
         Ok(mut m) => {
             if let Err(e) = m.read_to_end(&mut manifest_bytes) {
-                verdict.problems.push(format!("manifest.json cannot be read: {e}"));
-                return verdict;
+                contents.problems.push(Problem::ManifestUnreadable(e));
+                return contents;
             }
         }
         Err(_) => {
-            verdict.problems.push("manifest.json is missing".into());
-            return verdict;
+            contents.problems.push(Problem::ManifestMissing);
+            return contents;
         }
     }
-    verdict.manifest_sha256 = Some(hex::encode(Sha256::digest(&manifest_bytes)));
-    if let Ok(mut sig) = zip.by_name(super::MANIFEST_SIGNATURE) {
+    contents.manifest_sha256 = Some(hex::encode(Sha256::digest(&manifest_bytes)));
+    if let Ok(mut sig) = zip.by_name(MANIFEST_SIGNATURE) {
         let mut bytes = Vec::new();
-        verdict.signature = Some(
-            sig.read_to_end(&mut bytes)
-                .map_err(|e| e.to_string())
-                .and_then(|_| serde_json::from_slice(&bytes).map_err(|e| e.to_string())),
-        );
+        contents.signature = Some(match sig.read_to_end(&mut bytes) {
+            Ok(_) => Signature::from_slice(&bytes),
+            Err(e) => Err(SigningError::Read(e)),
+        });
     }
-    let manifest: serde_json::Value = match serde_json::from_slice(&manifest_bytes) {
-        Ok(m) => m,
-        Err(e) => {
-            verdict.problems.push(format!("manifest.json is not valid JSON: {e}"));
-            return verdict;
+    let entries = match Manifest::from_slice(&manifest_bytes) {
+        Ok(manifest) => {
+            contents.request_id = Some(manifest.request_id.clone());
+            let files = manifest.files.clone();
+            contents.manifest = Some(manifest);
+            files
+        }
+        Err(DocumentError::NotJson(e)) => {
+            contents.problems.push(Problem::ManifestNotJson(e));
+            return contents;
+        }
+        Err(error) => {
+            contents.problems.push(Problem::Unreadable {
+                name: MANIFEST.into(),
+                error,
+            });
+            let listed: Listed = serde_json::from_slice(&manifest_bytes).unwrap_or_default();
+            contents.request_id = listed.request_id;
+            listed.files
         }
     };
-    verdict.request_id = manifest["request_id"].as_str().map(String::from);
-    let entries: Vec<FileEntry> = serde_json::from_value(manifest["files"].clone()).unwrap_or_default();
+    contents.manifest_bytes = manifest_bytes;
     let listed: BTreeSet<&str> = entries.iter().map(|e| e.path.as_str()).collect();
     for entry in &entries {
         let mut file = match zip.by_name(&entry.path) {
             Ok(f) => f,
             Err(_) => {
-                verdict
-                    .problems
-                    .push(format!("{}: listed in the manifest but missing", entry.path));
+                contents.problems.push(Problem::FileMissing(entry.path.clone()));
                 continue;
             }
         };
@@ -94,17 +123,18 @@ pub fn check(bundle: &Path) -> Verdict {
                     hasher.update(&buf[..n]);
                     bytes += n as u64;
                 }
-                Err(e) => {
-                    verdict.problems.push(format!("{}: cannot be read ({e})", entry.path));
+                Err(error) => {
+                    contents.problems.push(Problem::FileUnreadable {
+                        path: entry.path.clone(),
+                        error,
+                    });
                     break;
                 }
             }
         }
-        verdict.files_checked += 1;
+        contents.files_checked += 1;
         if hex::encode(hasher.finalize()) != entry.sha256 || bytes != entry.bytes {
-            verdict
-                .problems
-                .push(format!("{}: content does not match the manifest (altered)", entry.path));
+            contents.problems.push(Problem::FileAltered(entry.path.clone()));
         }
     }
     let names: Vec<String> = zip
@@ -112,12 +142,128 @@ pub fn check(bundle: &Path) -> Verdict {
         .filter_map(|n| n.ok().map(|n| n.into_owned()))
         .collect();
     for name in names {
-        if name != "manifest.json" && name != super::MANIFEST_SIGNATURE && !listed.contains(name.as_str()) {
-            verdict
-                .problems
-                .push(format!("{name}: in the bundle but not in the manifest (added)"));
+        if name != MANIFEST && name != MANIFEST_SIGNATURE && !listed.contains(name.as_str()) {
+            contents.problems.push(Problem::FileAdded(name));
         }
     }
-    verdict.manifest = manifest_bytes;
-    verdict
+    contents
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+    use crate::bundle::{CategoryRecords, MANIFEST_SCHEMA, ManifestProcessor};
+    use crate::model::{Outcome, RequestKind, TaskStatus};
+    use chrono::{SubsecRound, Utc};
+    use dsr_connector::Processor;
+
+    fn manifest(files: &[(&str, &[u8])]) -> Manifest {
+        Manifest {
+            schema_version: MANIFEST_SCHEMA,
+            request_id: "r-9".into(),
+            kind: RequestKind::Access,
+            identities_searched: Default::default(),
+            received_at: Utc::now().trunc_subsecs(6),
+            generated_at: Utc::now().trunc_subsecs(6),
+            processors: vec![ManifestProcessor {
+                processor: Processor::Wix,
+                status: TaskStatus::Succeeded,
+                outcome: Some(Outcome::Done),
+                reason: None,
+                error: None,
+                notes: Vec::new(),
+                refused_records: 0,
+                categories: [("contacts".to_string(), CategoryRecords { records: 1 })].into(),
+            }],
+            files: files
+                .iter()
+                .map(|(path, bytes)| FileEntry {
+                    path: (*path).into(),
+                    bytes: bytes.len() as u64,
+                    media_type: "application/json".into(),
+                    sha256: hex::encode(Sha256::digest(bytes)),
+                })
+                .collect(),
+        }
+    }
+
+    fn zip(path: &Path, manifest: &[u8], files: &[(&str, &[u8])]) {
+        let mut out = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+        for (name, bytes) in files.iter().copied().chain([(MANIFEST, manifest)]) {
+            out.start_file(name, zip::write::SimpleFileOptions::default()).unwrap();
+            out.write_all(bytes).unwrap();
+        }
+        out.finish().unwrap();
+    }
+
+    #[test]
+    fn the_typed_manifest_reads_back_and_each_file_is_checked_against_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = dir.path().join("b.zip");
+        let files: &[(&str, &[u8])] = &[("wix/contacts.json", b"[]\n"), ("index.html", b"<p>")];
+        let written = manifest(files);
+        let bytes = serde_json::to_vec_pretty(&written).unwrap();
+        zip(&bundle, &bytes, files);
+        let contents = check(&bundle);
+        assert!(contents.problems.is_empty(), "{:?}", contents.problems);
+        assert_eq!(contents.manifest.as_ref(), Some(&written));
+        assert_eq!(contents.request_id.as_deref(), Some("r-9"));
+        assert_eq!(contents.files_checked, 2);
+        assert_eq!(contents.manifest_bytes, bytes);
+        assert!(contents.signature.is_none());
+
+        // One file altered, one added.
+        zip(
+            &bundle,
+            &bytes,
+            &[
+                ("wix/contacts.json", b"[{}]\n"),
+                ("index.html", b"<p>"),
+                ("extra.txt", b"x"),
+            ],
+        );
+        let problems: Vec<String> = check(&bundle).problems.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            problems,
+            [
+                "wix/contacts.json: content does not match the manifest (altered)",
+                "extra.txt: in the bundle but not in the manifest (added)",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_manifest_of_an_unknown_schema_version_is_named_and_its_files_still_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = dir.path().join("b.zip");
+        let files: &[(&str, &[u8])] = &[("wix/contacts.json", b"[]\n")];
+        let mut value = serde_json::to_value(manifest(files)).unwrap();
+        value["schema_version"] = serde_json::json!(3);
+        zip(&bundle, &serde_json::to_vec(&value).unwrap(), files);
+        let contents = check(&bundle);
+        assert!(contents.manifest.is_none());
+        assert_eq!(contents.request_id.as_deref(), Some("r-9"));
+        assert_eq!(contents.files_checked, 1);
+        assert_eq!(contents.problems.len(), 1, "{:?}", contents.problems);
+        assert!(
+            contents.problems[0]
+                .to_string()
+                .starts_with("manifest.json: schema version 3 is not one this dsr reads"),
+            "{}",
+            contents.problems[0]
+        );
+
+        zip(&bundle, b"{not json", files);
+        let contents = check(&bundle);
+        assert!(contents.request_id.is_none());
+        assert!(
+            contents.problems[0]
+                .to_string()
+                .starts_with("manifest.json is not valid JSON: ")
+        );
+        let contents = check(&dir.path().join("absent.zip"));
+        assert!(matches!(contents.problems[..], [Problem::CannotOpen { .. }]));
+    }
 }

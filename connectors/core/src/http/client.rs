@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use super::ratelimit::RateLimiter;
 use super::retry::{classify, parse_retry_after};
 use super::token::TokenCache;
-use crate::ConnectorError;
+use crate::{ConnectorError, Processor};
 
 /// What a vendor's error body said.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -56,7 +56,7 @@ impl Default for CallPolicy {
 }
 
 pub struct VendorClient {
-    processor: &'static str,
+    processor: Processor,
     http: reqwest::Client,
     tokens: Option<Arc<TokenCache>>,
     limiter: Option<Arc<RateLimiter>>,
@@ -68,7 +68,7 @@ pub struct VendorClient {
 const MAX_ERROR_BODY: usize = 2048;
 
 impl VendorClient {
-    pub fn new(processor: &'static str, http: reqwest::Client, describe: DescribeError) -> VendorClient {
+    pub fn new(processor: Processor, http: reqwest::Client, describe: DescribeError) -> VendorClient {
         VendorClient {
             processor,
             http,
@@ -94,7 +94,7 @@ impl VendorClient {
         self
     }
 
-    pub fn processor(&self) -> &'static str {
+    pub fn processor(&self) -> Processor {
         self.processor
     }
 
@@ -145,22 +145,18 @@ impl VendorClient {
                         RetryHint::ByStatus => classify(self.processor, status, retry_after, code, message),
                         RetryHint::Later(after) => ConnectorError::RetryLater {
                             processor: self.processor,
-                            code: format!("{}:{code}", status.as_u16()),
+                            status: Some(status.as_u16()),
+                            code,
                             message,
                             after: after.or(retry_after),
                         },
                     }
                 }
-                Err(e) => ConnectorError::RetryLater {
-                    processor: self.processor,
-                    code: if e.is_timeout() {
-                        "timeout".into()
-                    } else {
-                        "transport".into()
-                    },
-                    message: format!("could not reach {}: {}", self.processor, e.without_url()),
-                    after: None,
-                },
+                Err(e) => ConnectorError::retry_later(
+                    self.processor,
+                    if e.is_timeout() { "timeout" } else { "transport" },
+                    format!("could not reach {}: {}", self.processor, e.without_url()),
+                ),
             };
             let retryable_here = matches!(error, ConnectorError::RetryLater { .. });
             let wait = error
@@ -168,7 +164,7 @@ impl VendorClient {
                 .unwrap_or_else(|| Duration::from_millis(200 * 2u64.pow(retries.min(6))));
             if retryable_here && retries < self.policy.in_call_retries && wait <= self.policy.max_wait {
                 retries += 1;
-                tracing::debug!(processor = self.processor, code = %error.code(), ?wait, "retrying in the call");
+                tracing::debug!(processor = %self.processor, code = %error.code(), ?wait, "retrying in the call");
                 tokio::time::sleep(wait).await;
                 continue;
             }
@@ -209,26 +205,26 @@ impl VendorClient {
 /// JSON in another shape than `T` will not change by waiting, so it fails at once naming the
 /// endpoint and the field.
 pub async fn read_json<T: DeserializeOwned>(
-    processor: &'static str,
+    processor: Processor,
     endpoint: &str,
     response: reqwest::Response,
 ) -> Result<T, ConnectorError> {
     let status = response.status();
-    let bytes = response.bytes().await.map_err(|e| ConnectorError::RetryLater {
-        processor,
-        code: "transport".into(),
-        message: format!("the answer from {processor} broke off: {}", e.without_url()),
-        after: None,
+    let bytes = response.bytes().await.map_err(|e| {
+        ConnectorError::retry_later(
+            processor,
+            "transport",
+            format!("the answer from {processor} broke off: {}", e.without_url()),
+        )
     })?;
     match crate::error::decode_body(&bytes) {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(shape)) => Err(ConnectorError::unexpected_shape(processor, endpoint, &shape)),
-        Err(e) => Err(ConnectorError::RetryLater {
+        Err(e) => Err(ConnectorError::retry_later(
             processor,
-            code: "invalid_response".into(),
-            message: format!("{processor} answered {status} on {endpoint} with a body that is not JSON: {e}"),
-            after: None,
-        }),
+            "invalid_response",
+            format!("{processor} answered {status} on {endpoint} with a body that is not JSON: {e}"),
+        )),
     }
 }
 
@@ -302,6 +298,13 @@ mod tests {
             )
             .route("/renamed", get(|| async { (StatusCode::OK, r#"{"okay":true}"#) }))
             .route(
+                "/stalled",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    (StatusCode::OK, r#"{"ok":true}"#)
+                }),
+            )
+            .route(
                 "/forbidden",
                 get(|| async {
                     (
@@ -319,7 +322,7 @@ mod tests {
     fn client(fetches: Arc<AtomicU32>) -> VendorClient {
         let tokens = Arc::new(TokenCache::new(Numbered(fetches), Duration::from_secs(60)));
         VendorClient::new(
-            "test",
+            Processor::Microsoft365,
             crate::http::http_client(Duration::from_secs(5)).unwrap(),
             describe,
         )
@@ -398,5 +401,30 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(err.code(), "retry_later:transport", "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_vendor_that_does_not_answer_in_time_is_a_timeout_to_retry() {
+        let (base, _) = server().await;
+        let tokens = Arc::new(TokenCache::new(
+            Numbered(Arc::new(AtomicU32::new(1))),
+            Duration::from_secs(60),
+        ));
+        let client = VendorClient::new(
+            Processor::Microsoft365,
+            crate::http::http_client(Duration::from_millis(200)).unwrap(),
+            describe,
+        )
+        .with_tokens(tokens)
+        .with_policy(CallPolicy {
+            in_call_retries: 0,
+            max_wait: Duration::ZERO,
+        });
+        let err = client
+            .send("k", |http| http.get(format!("{base}/stalled")))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "retry_later:timeout", "{err}");
+        assert!(err.is_retryable());
     }
 }

@@ -11,12 +11,12 @@ pub mod retry;
 pub mod token;
 
 pub use client::{CallPolicy, RetryHint, VendorClient, VendorError, read_json};
-pub use oauth::{ClientCredentials, RefreshToken};
+pub use oauth::{BearerAnswer, ClientCredentials, RefreshToken, TokenBody, TokenEndpoint, describe_oauth_error};
 pub use origin::OriginGuard;
-pub use paging::{ODataPage, ODataPager};
+pub use paging::{ODataPage, ODataPager, odata_literal};
 pub use ratelimit::{Limits, RateLimiter};
 pub use retry::{classify, parse_retry_after};
-pub use token::{AccessToken, TokenCache, TokenSource};
+pub use token::{AccessToken, MAX_LIFETIME, TokenCache, TokenSource};
 
 /// Makes ring rustls's process-wide crypto provider (the one provider in the build); every
 /// TLS client, ours or a library's, needs it installed first. Idempotent.

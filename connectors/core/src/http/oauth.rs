@@ -7,11 +7,12 @@ use oauth2::basic::{BasicClient, BasicErrorResponseType};
 use oauth2::{AuthType, ClientId, ClientSecret, RequestTokenError, Scope, TokenResponse, TokenUrl};
 use secrecy::{ExposeSecret, SecretString};
 
+use super::client::{DescribeError, VendorError, read_json};
 use super::token::{AccessToken, TokenSource};
-use crate::ConnectorError;
+use crate::{ConnectorError, Processor};
 
 pub struct ClientCredentials {
-    processor: &'static str,
+    processor: Processor,
     token_url: String,
     client_id: String,
     client_secret: SecretString,
@@ -21,7 +22,7 @@ pub struct ClientCredentials {
 
 impl ClientCredentials {
     pub fn new(
-        processor: &'static str,
+        processor: Processor,
         http: reqwest::Client,
         token_url: &str,
         client_id: &str,
@@ -71,16 +72,13 @@ type OAuthClient = BasicClient<
 /// An OAuth client for a token endpoint, credentials in the form body (as Microsoft's and
 /// most vendors' docs show them).
 fn oauth_client(
-    processor: &'static str,
+    processor: Processor,
     token_url: &str,
     client_id: &str,
     client_secret: &SecretString,
 ) -> Result<OAuthClient, ConnectorError> {
-    let url = TokenUrl::new(token_url.to_string()).map_err(|e| ConnectorError::Permanent {
-        processor,
-        code: "token_url".into(),
-        message: format!("token URL {token_url} is not valid: {e}"),
-    })?;
+    let url = TokenUrl::new(token_url.to_string())
+        .map_err(|e| crate::ConfigError::new(processor, "token_url", format!("`{token_url}` is not a URL: {e}")))?;
     Ok(BasicClient::new(ClientId::new(client_id.to_string()))
         .set_client_secret(ClientSecret::new(client_secret.expose_secret().to_string()))
         .set_token_uri(url)
@@ -105,36 +103,33 @@ impl TokenSource for ClientCredentials {
                 match body.error() {
                     BasicErrorResponseType::InvalidClient
                     | BasicErrorResponseType::UnauthorizedClient
-                    | BasicErrorResponseType::InvalidGrant => ConnectorError::Reauthenticate {
+                    | BasicErrorResponseType::InvalidGrant => ConnectorError::reauthenticate(
                         processor,
-                        code,
-                        message: format!("the token endpoint refused the client credentials: {description}"),
-                    },
-                    _ => ConnectorError::Permanent {
+                        &code,
+                        format!("the token endpoint refused the client credentials: {description}"),
+                    ),
+                    _ => ConnectorError::permanent(
                         processor,
-                        code,
-                        message: format!("the token endpoint refused the request: {description}"),
-                    },
+                        &code,
+                        format!("the token endpoint refused the request: {description}"),
+                    ),
                 }
             }
-            RequestTokenError::Request(e) => ConnectorError::RetryLater {
+            RequestTokenError::Request(e) => ConnectorError::retry_later(
                 processor,
-                code: "token_transport".into(),
-                message: format!("could not reach the token endpoint: {e}"),
-                after: None,
-            },
-            RequestTokenError::Parse(e, _) => ConnectorError::RetryLater {
+                "token_transport",
+                format!("could not reach the token endpoint: {e}"),
+            ),
+            RequestTokenError::Parse(e, _) => ConnectorError::retry_later(
                 processor,
-                code: "token_response".into(),
-                message: format!("the token endpoint answered something that is not a token: {e}"),
-                after: None,
-            },
-            RequestTokenError::Other(e) => ConnectorError::RetryLater {
+                "token_response",
+                format!("the token endpoint answered something that is not a token: {e}"),
+            ),
+            RequestTokenError::Other(e) => ConnectorError::retry_later(
                 processor,
-                code: "token_response".into(),
-                message: format!("the token endpoint answered unexpectedly: {e}"),
-                after: None,
-            },
+                "token_response",
+                format!("the token endpoint answered unexpectedly: {e}"),
+            ),
         })?;
         let lifetime = response.expires_in().unwrap_or(Duration::from_secs(3600));
         Ok(AccessToken::bearer(response.access_token().secret(), lifetime))
@@ -144,7 +139,7 @@ impl TokenSource for ClientCredentials {
 /// The OAuth 2.0 refresh-token grant (RFC 6749 §6), for vendors whose server-to-server access
 /// starts from a refresh token an administrator obtained once (SuperOffice).
 pub struct RefreshToken {
-    pub processor: &'static str,
+    pub processor: Processor,
     pub token_url: String,
     pub client_id: String,
     pub client_secret: SecretString,
@@ -165,23 +160,132 @@ impl TokenSource for RefreshToken {
             .request_async(&call)
             .await
             .map_err(|e| match e {
-                RequestTokenError::ServerResponse(body) => ConnectorError::Reauthenticate {
+                RequestTokenError::ServerResponse(body) => ConnectorError::reauthenticate(
                     processor,
-                    code: body.error().as_ref().to_string(),
-                    message: format!(
+                    body.error().as_ref(),
+                    format!(
                         "the token endpoint refused the refresh token: {}",
                         body.error_description().cloned().unwrap_or_default()
                     ),
-                },
-                other => ConnectorError::RetryLater {
+                ),
+                other => ConnectorError::retry_later(
                     processor,
-                    code: "token_transport".into(),
-                    message: format!("could not refresh the access token: {other}"),
-                    after: None,
-                },
+                    "token_transport",
+                    format!("could not refresh the access token: {other}"),
+                ),
             })?;
         let lifetime = response.expires_in().unwrap_or(Duration::from_secs(3600));
         Ok(AccessToken::bearer(response.access_token().secret(), lifetime))
+    }
+}
+
+/// How a token request's body is sent: a form (RFC 6749, Google's signed assertion) or JSON
+/// (Wix's client credentials, SuperOffice's system-user login).
+pub enum TokenBody<'a> {
+    Form(&'a [(&'a str, &'a str)]),
+    Json(&'a serde_json::Value),
+}
+
+/// The answer of an OAuth 2.0 token endpoint (RFC 6749 §5.1) read as Google and Wix send it.
+#[derive(serde::Deserialize)]
+pub struct BearerAnswer {
+    pub access_token: String,
+    #[serde(default)]
+    pub expires_in: Option<u64>,
+}
+
+impl std::fmt::Debug for BearerAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BearerAnswer")
+            .field("expires_in", &self.expires_in)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BearerAnswer {
+    /// The token, valid `expires_in` seconds, or `default_lifetime` when the vendor did not say.
+    pub fn into_token(self, default_lifetime: Duration) -> AccessToken {
+        let lifetime = self.expires_in.map(Duration::from_secs).unwrap_or(default_lifetime);
+        AccessToken::bearer(&self.access_token, lifetime)
+    }
+}
+
+/// One token endpoint that the `oauth2` crate's grants do not cover (a signed JWT assertion,
+/// a JSON body, a vendor's own login), asked the same way for every vendor.
+pub struct TokenEndpoint<'a> {
+    pub processor: Processor,
+    pub http: &'a reqwest::Client,
+    pub url: &'a str,
+    /// Reads the vendor's error body (its `error`/`error_description`, or its own shape).
+    pub describe: DescribeError,
+    /// What was refused, for the operator: "Google refused the service-account key".
+    pub refused: &'a str,
+}
+
+impl TokenEndpoint<'_> {
+    /// Posts `body` and reads the answer as `T`. No answer, a 429 or a 5xx: retry later
+    /// (`token_transport`); any other refusal: re-authenticate, with the vendor's code and
+    /// words; an answer that is no `T`: the usual unexpected-response failure.
+    pub async fn request<T: serde::de::DeserializeOwned>(&self, body: TokenBody<'_>) -> Result<T, ConnectorError> {
+        let request = self.http.post(self.url);
+        let request = match body {
+            TokenBody::Form(form) => request.form(form),
+            TokenBody::Json(json) => request.json(json),
+        };
+        let response = request.send().await.map_err(|e| {
+            ConnectorError::retry_later(
+                self.processor,
+                "token_transport",
+                format!(
+                    "could not reach {}'s token endpoint: {}",
+                    self.processor,
+                    e.without_url()
+                ),
+            )
+        })?;
+        let status = response.status();
+        let endpoint = response.url().path().to_string();
+        if status.is_success() {
+            return read_json(self.processor, &endpoint, response).await;
+        }
+        let bytes = response.bytes().await.unwrap_or_default();
+        let VendorError { code, message, .. } = (self.describe)(status, &bytes);
+        let http = Some(status.as_u16());
+        if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+            return Err(ConnectorError::RetryLater {
+                processor: self.processor,
+                status: http,
+                code: "token_transport".into(),
+                message: format!("{}'s token endpoint answered {status}: {message}", self.processor),
+                after: None,
+            });
+        }
+        Err(ConnectorError::Reauthenticate {
+            processor: self.processor,
+            status: http,
+            code,
+            message: format!("{}: {message}", self.refused),
+        })
+    }
+}
+
+/// Reads the RFC 6749 §5.2 error body (`error`, `error_description`), which Google's and
+/// most token endpoints send.
+pub fn describe_oauth_error(status: reqwest::StatusCode, body: &[u8]) -> VendorError {
+    #[derive(serde::Deserialize, Default)]
+    struct OAuthError {
+        #[serde(default)]
+        error: Option<String>,
+        #[serde(default)]
+        error_description: Option<String>,
+    }
+    let parsed: OAuthError = serde_json::from_slice(body).unwrap_or_default();
+    VendorError {
+        code: parsed.error.unwrap_or_default(),
+        message: parsed
+            .error_description
+            .unwrap_or_else(|| format!("answered {status} without a reason")),
+        ..Default::default()
     }
 }
 
@@ -223,6 +327,21 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_token_endpoint_answering_no_token_is_retried_later() {
+        let app = Router::new().route(
+            "/token",
+            post(|| async { axum::Json(serde_json::json!({"status": "ok"})) }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/token", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let http = crate::http::http_client(Duration::from_secs(5)).unwrap();
+        let source = ClientCredentials::new(Processor::Microsoft365, http, &url, "app", SecretString::from("s"), &[]);
+        let err = source.fetch().await.unwrap_err();
+        assert_eq!(err.code(), "retry_later:token_response", "{err}");
+    }
+
+    #[tokio::test]
     async fn client_credentials_are_exchanged_and_refusals_classified() {
         let app = Router::new().route("/tenant/oauth2/v2.0/token", post(token_endpoint));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -232,7 +351,7 @@ mod tests {
         let scopes = ["https://graph.microsoft.com/.default"];
 
         let good = ClientCredentials::new(
-            "microsoft365",
+            Processor::Microsoft365,
             http.clone(),
             &url,
             "app",
@@ -243,7 +362,14 @@ mod tests {
         assert_eq!(token.authorization.expose_secret(), "Bearer abc");
         assert!(token.expires_at > std::time::Instant::now() + Duration::from_secs(3500));
 
-        let bad = ClientCredentials::new("microsoft365", http, &url, "app", SecretString::from("wrong"), &scopes);
+        let bad = ClientCredentials::new(
+            Processor::Microsoft365,
+            http,
+            &url,
+            "app",
+            SecretString::from("wrong"),
+            &scopes,
+        );
         let err = bad.fetch().await.unwrap_err();
         assert!(matches!(err, ConnectorError::Reauthenticate { .. }), "{err}");
         assert!(err.to_string().contains("AADSTS7000215"), "{err}");
@@ -251,5 +377,59 @@ mod tests {
             !err.to_string().contains("wrong"),
             "the secret must not appear in errors"
         );
+    }
+
+    #[tokio::test]
+    async fn a_token_endpoint_is_asked_and_its_refusals_classified_once_for_every_vendor() {
+        async fn endpoint(Form(form): Form<HashMap<String, String>>) -> axum::response::Response {
+            match form.get("assertion").map(String::as_str) {
+                Some("good") => {
+                    axum::Json(serde_json::json!({"access_token": "t", "expires_in": 3599})).into_response()
+                }
+                Some("busy") => (StatusCode::SERVICE_UNAVAILABLE, "").into_response(),
+                _ => (
+                    StatusCode::BAD_REQUEST,
+                    r#"{"error":"invalid_grant","error_description":"Invalid JWT Signature."}"#,
+                )
+                    .into_response(),
+            }
+        }
+        let app = Router::new().route("/token", post(endpoint));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/token", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let http = crate::http::http_client(Duration::from_secs(5)).unwrap();
+        let endpoint = TokenEndpoint {
+            processor: Processor::Google,
+            http: &http,
+            url: &url,
+            describe: describe_oauth_error,
+            refused: "Google refused the service-account key",
+        };
+        let ask = |assertion: &'static str| {
+            let endpoint = &endpoint;
+            async move {
+                endpoint
+                    .request::<BearerAnswer>(TokenBody::Form(&[("assertion", assertion)]))
+                    .await
+            }
+        };
+        let token = ask("good").await.unwrap().into_token(Duration::from_secs(60));
+        assert_eq!(token.authorization.expose_secret(), "Bearer t");
+        let err = ask("bad").await.unwrap_err();
+        assert_eq!(err.code(), "reauthenticate:400:invalid_grant");
+        assert!(err.to_string().contains("Invalid JWT Signature"), "{err}");
+        let err = ask("busy").await.unwrap_err();
+        assert_eq!(err.code(), "retry_later:503:token_transport");
+        assert!(err.is_retryable());
+        let nowhere = TokenEndpoint {
+            url: "http://127.0.0.1:1/token",
+            ..endpoint
+        };
+        let err = nowhere
+            .request::<BearerAnswer>(TokenBody::Form(&[("assertion", "good")]))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "retry_later:token_transport", "{err}");
     }
 }

@@ -3,12 +3,12 @@
 
 use url::Url;
 
-use crate::ConnectorError;
+use crate::{ConnectorError, Processor};
 
 /// The origins (scheme, host, port — default ports normalised) a connector may follow.
 #[derive(Debug, Clone)]
 pub struct OriginGuard {
-    processor: &'static str,
+    processor: Processor,
     allowed: Vec<(String, String, u16)>,
 }
 
@@ -22,7 +22,7 @@ fn origin_of(url: &Url) -> Option<(String, String, u16)> {
 
 impl OriginGuard {
     /// Trusts the configured base URL's origin.
-    pub fn new(processor: &'static str, base: &Url) -> OriginGuard {
+    pub fn new(processor: Processor, base: &Url) -> OriginGuard {
         let mut guard = OriginGuard {
             processor,
             allowed: Vec::new(),
@@ -43,10 +43,12 @@ impl OriginGuard {
 
     /// Parses a next-page link and accepts it only on a trusted origin.
     pub fn check(&self, link: &str) -> Result<Url, ConnectorError> {
-        let refuse = |why: &str| ConnectorError::Permanent {
-            processor: self.processor,
-            code: "foreign_next_link".into(),
-            message: format!("refused to follow a next-page link {why}"),
+        let refuse = |why: &str| {
+            ConnectorError::permanent(
+                self.processor,
+                "foreign_next_link",
+                format!("refused to follow a next-page link {why}"),
+            )
         };
         let url = Url::parse(link).map_err(|_| refuse("that is not a URL"))?;
         match origin_of(&url) {
@@ -67,7 +69,7 @@ mod tests {
     #[test]
     fn only_the_vendors_origin_is_followed() {
         let base = Url::parse("https://graph.microsoft.com/v1.0").unwrap();
-        let mut guard = OriginGuard::new("microsoft365", &base);
+        let mut guard = OriginGuard::new(crate::Processor::Microsoft365, &base);
         assert!(
             guard
                 .check("https://graph.microsoft.com/v1.0/users?$skiptoken=abc")

@@ -8,6 +8,12 @@ use super::client::VendorClient;
 use super::origin::OriginGuard;
 use crate::ConnectorError;
 
+/// An OData string literal for `$filter` (OData ABNF `SQUOTE-in-string`): single quotes
+/// around the value, a `'` inside doubled, so a value cannot end the literal early.
+pub fn odata_literal(value: &str) -> String {
+    format!("'{}'", value.replace('\'', "''"))
+}
+
 /// One page of an OData collection.
 #[derive(Debug, Deserialize)]
 pub struct ODataPage<T> {
@@ -55,23 +61,30 @@ impl<'a> ODataPager<'a> {
         };
         self.pages += 1;
         if self.pages > self.max_pages {
-            return Err(ConnectorError::Permanent {
-                processor: self.client.processor(),
-                code: "too_many_pages".into(),
-                message: format!(
+            return Err(ConnectorError::permanent(
+                self.client.processor(),
+                "too_many_pages",
+                format!(
                     "stopped after {} pages: the vendor's next links do not end",
                     self.max_pages
                 ),
-            });
+            ));
         }
         let page: ODataPage<T> = self.client.json(&self.key, |http| http.get(url.clone())).await?;
         // A refused next link fails the call after this page's items are handed over.
-        match page.next_link.as_deref().map(|link| self.guard.check(link)).transpose() {
+        // An empty link is no link: the last page (SuperOffice has sent `""` there).
+        let link = page.next_link.as_deref().filter(|link| !link.is_empty());
+        match link.map(|link| self.guard.check(link)).transpose() {
             Ok(next) => self.next = next,
             Err(refused) => self.refused = Some(refused),
         }
         self.items += page.value.len() as u64;
         Ok(Some(page.value))
+    }
+
+    /// Pages asked for so far (a page that failed included).
+    pub fn pages(&self) -> usize {
+        self.pages
     }
 
     /// Items returned so far.
@@ -99,7 +112,7 @@ mod tests {
 
     fn client() -> VendorClient {
         VendorClient::new(
-            "test",
+            crate::Processor::Superoffice,
             crate::http::http_client(Duration::from_secs(5)).unwrap(),
             |_, _| VendorError::default(),
         )
@@ -126,7 +139,7 @@ mod tests {
         );
         let base = serve(app).await;
         base_cell.set(base.clone()).unwrap();
-        let guard = OriginGuard::new("test", &url::Url::parse(&base).unwrap());
+        let guard = OriginGuard::new(crate::Processor::Superoffice, &url::Url::parse(&base).unwrap());
         let client = client();
         let first = url::Url::parse(&format!("{base}/users")).unwrap();
         let mut pager = ODataPager::new(&client, "k", &guard, first, 10);
@@ -140,6 +153,42 @@ mod tests {
         };
         assert_eq!(seen.len(), 3, "three pages on the vendor's origin were read");
         assert_eq!(err.code(), "permanent:foreign_next_link", "{err}");
+    }
+
+    #[tokio::test]
+    async fn next_links_that_never_end_stop_at_the_page_cap() {
+        let cell = std::sync::Arc::new(std::sync::OnceLock::<String>::new());
+        let base_cell = cell.clone();
+        let app = Router::new().route(
+            "/loop",
+            get(move || {
+                let base = base_cell.get().cloned().unwrap_or_default();
+                async move { axum::Json(serde_json::json!({"value": [1], "odata.nextLink": format!("{base}/loop")})) }
+            }),
+        );
+        let base = serve(app).await;
+        cell.set(base.clone()).unwrap();
+        let guard = OriginGuard::new(crate::Processor::Superoffice, &url::Url::parse(&base).unwrap());
+        let client = client();
+        let first = url::Url::parse(&format!("{base}/loop")).unwrap();
+        let mut pager = ODataPager::new(&client, "k", &guard, first, 3);
+        let mut pages = 0;
+        let err = loop {
+            match pager.next_page::<u8>().await {
+                Ok(Some(_)) => pages += 1,
+                Ok(None) => panic!("a looping next link ended"),
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(pages, 3);
+        assert_eq!(err.code(), "permanent:too_many_pages", "{err}");
+        assert!(!err.is_retryable());
+    }
+
+    #[test]
+    fn filter_literals_cannot_break_out() {
+        assert_eq!(odata_literal("o'hara@example.ie"), "'o''hara@example.ie'");
+        assert_eq!(odata_literal("x' or 1 eq 1 or 'y"), "'x'' or 1 eq 1 or ''y'");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use reqwest::StatusCode;
 
-use crate::ConnectorError;
+use crate::{ConnectorError, Processor};
 
 /// Reads `Retry-After`: delay-seconds (Microsoft Graph sends fractions such as "2.128") or
 /// an HTTP-date (RFC 9110 §10.2.3). Nonsense gives `None`; a date in the past gives zero.
@@ -20,37 +20,32 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
 
 /// What a failed response means. `code` and `message` come from the vendor's error body.
 pub fn classify(
-    processor: &'static str,
+    processor: Processor,
     status: StatusCode,
     retry_after: Option<Duration>,
     code: String,
     message: String,
 ) -> ConnectorError {
-    let code = if code.is_empty() {
-        status.as_u16().to_string()
-    } else {
-        format!("{}:{code}", status.as_u16())
-    };
+    let http = Some(status.as_u16());
     match status {
         StatusCode::UNAUTHORIZED => ConnectorError::Reauthenticate {
             processor,
+            status: http,
             code,
             message,
         },
-        StatusCode::TOO_MANY_REQUESTS | StatusCode::REQUEST_TIMEOUT => ConnectorError::RetryLater {
-            processor,
-            code,
-            message,
-            after: retry_after,
-        },
-        s if s.is_server_error() => ConnectorError::RetryLater {
-            processor,
-            code,
-            message,
-            after: retry_after,
-        },
+        s if s == StatusCode::TOO_MANY_REQUESTS || s == StatusCode::REQUEST_TIMEOUT || s.is_server_error() => {
+            ConnectorError::RetryLater {
+                processor,
+                status: http,
+                code,
+                message,
+                after: retry_after,
+            }
+        }
         _ => ConnectorError::Permanent {
             processor,
+            status: http,
             code,
             message,
         },
@@ -79,7 +74,7 @@ mod tests {
     fn statuses_map_to_what_to_do_next() {
         let c = |s: u16| {
             classify(
-                "wix",
+                Processor::Wix,
                 StatusCode::from_u16(s).unwrap(),
                 None,
                 String::new(),
@@ -93,7 +88,7 @@ mod tests {
         assert!(matches!(c(403), ConnectorError::Permanent { .. }));
         assert!(matches!(c(400), ConnectorError::Permanent { .. }));
         let e = classify(
-            "graph",
+            Processor::Microsoft365,
             StatusCode::TOO_MANY_REQUESTS,
             Some(Duration::from_secs(2)),
             "TooManyRequests".into(),

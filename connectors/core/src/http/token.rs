@@ -9,6 +9,9 @@ use tokio::sync::Mutex;
 
 use crate::ConnectorError;
 
+/// The longest a token is trusted without asking again.
+pub const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
 /// A credential for the `Authorization` header, and when it stops working.
 #[derive(Clone)]
 pub struct AccessToken {
@@ -19,9 +22,16 @@ pub struct AccessToken {
 
 impl AccessToken {
     pub fn bearer(token: &str, expires_in: Duration) -> AccessToken {
+        AccessToken::new(format!("Bearer {token}"), expires_in)
+    }
+
+    /// `authorization` as the whole header value, valid for `lifetime` — at most a day, so
+    /// an absurd lifetime from a vendor (`expires_in: 18446744073709551615`) cannot overflow
+    /// the clock or keep a revoked token for good.
+    pub fn new(authorization: String, lifetime: Duration) -> AccessToken {
         AccessToken {
-            authorization: SecretString::from(format!("Bearer {token}")),
-            expires_at: Instant::now() + expires_in,
+            authorization: SecretString::from(authorization),
+            expires_at: Instant::now() + lifetime.min(MAX_LIFETIME),
         }
     }
 }
@@ -128,6 +138,12 @@ mod tests {
         cache.invalidate(&tokens[0]).await; // stale: already replaced
         assert_eq!(cache.token().await.unwrap().authorization.expose_secret(), "Bearer t2");
         assert_eq!(fetches.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn an_absurd_lifetime_is_capped_not_overflowed() {
+        let token = AccessToken::bearer("t", Duration::from_secs(u64::MAX));
+        assert!(token.expires_at <= Instant::now() + MAX_LIFETIME);
     }
 
     #[tokio::test]
