@@ -345,43 +345,17 @@ mod tests {
 
     fn request() -> Request {
         let received_at = Utc.with_ymd_and_hms(2026, 3, 2, 9, 30, 0).unwrap();
-        Request {
-            id: "r-1".into(),
-            kind: RequestKind::Erasure,
-            status: RequestStatus::InProgress,
-            identities: Default::default(),
-            changes: Vec::new(),
-            lang: Lang::En,
-            dry_run: false,
-            received_at,
-            due_at: received_at,
-            extended_months: 0,
-            extension_reason: None,
-            bundle: None,
-            confirmation: None,
-            finished_at: None,
-            bundle_sha256: None,
-            confirmation_sha256: None,
-            exports_expired_at: None,
-            pseudonymised_at: None,
-            finalize_error: None,
-        }
+        Request::received("r-1", RequestKind::Erasure, Default::default(), Lang::En, received_at)
     }
 
     fn task(processor: Processor, status: TaskStatus, evidence: Value) -> Task {
         Task {
-            request_id: "r-1".into(),
-            processor,
-            status,
-            attempts: 1,
             outcome: (status == TaskStatus::Succeeded).then_some(Outcome::PartlyRetained),
             found: 2,
             changed: 1,
-            reason: None,
             error: (status == TaskStatus::Failed).then(|| "vendor said no".to_string()),
             evidence,
-            spool: None,
-            next_retry_at: None,
+            ..Task::attempted("r-1", processor, status)
         }
     }
 

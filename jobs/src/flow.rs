@@ -368,20 +368,7 @@ mod tests {
     use crate::model::Task;
 
     fn task(processor: Processor, status: TaskStatus) -> Task {
-        Task {
-            request_id: "r".into(),
-            processor,
-            status,
-            attempts: 1,
-            outcome: None,
-            found: 0,
-            changed: 0,
-            reason: None,
-            error: None,
-            evidence: json!(null),
-            spool: None,
-            next_retry_at: None,
-        }
+        Task::attempted("r", processor, status)
     }
 
     #[tokio::test]

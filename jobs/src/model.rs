@@ -261,6 +261,61 @@ pub struct Task {
     pub next_retry_at: Option<DateTime<Utc>>,
 }
 
+impl Request {
+    /// A request as received at `received_at` and being worked on, due the same moment:
+    /// nothing written, extended or decided yet (for benchmarks and tests that need one
+    /// without a ledger).
+    pub fn received(
+        id: &str,
+        kind: RequestKind,
+        identities: Identities,
+        lang: Lang,
+        received_at: DateTime<Utc>,
+    ) -> Request {
+        Request {
+            id: id.to_string(),
+            kind,
+            status: RequestStatus::InProgress,
+            identities,
+            changes: Vec::new(),
+            lang,
+            dry_run: false,
+            received_at,
+            due_at: received_at,
+            extended_months: 0,
+            extension_reason: None,
+            bundle: None,
+            confirmation: None,
+            finished_at: None,
+            bundle_sha256: None,
+            confirmation_sha256: None,
+            exports_expired_at: None,
+            pseudonymised_at: None,
+            finalize_error: None,
+        }
+    }
+}
+
+impl Task {
+    /// A task in `status` after one attempt, with nothing found or recorded yet.
+    pub fn attempted(request_id: &str, processor: Processor, status: TaskStatus) -> Task {
+        Task {
+            request_id: request_id.to_string(),
+            processor,
+            status,
+            attempts: 1,
+            outcome: None,
+            found: 0,
+            changed: 0,
+            reason: None,
+            error: None,
+            evidence: serde_json::Value::Null,
+            spool: None,
+            next_retry_at: None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use chrono::Utc;
 use dsr_connector::{Email, Identities, Processor, Record, StoredFile};
-use dsr_jobs::model::{Lang, Outcome, Request, RequestKind, RequestStatus, Task, TaskStatus};
+use dsr_jobs::model::{Lang, Outcome, Request, RequestKind, Task, TaskStatus};
 use dsr_jobs::spool::{SpoolEntry, spool_key};
 use dsr_jobs::storage::ExportStore;
 use serde_json::json;
@@ -111,43 +111,16 @@ pub async fn export(size: u64, dir: Option<&Path>) -> Result<ExitCode, CliError>
     let store = ExportStore::local(&work).map_err(|e| CliError::Unreachable(format!("benchmark: {e}")))?;
     let before = peak_rss_kib();
 
-    let request = Request {
-        id: "bench".into(),
-        kind: RequestKind::Access,
-        status: RequestStatus::InProgress,
-        identities: Identities {
-            emails: vec![Email::parse("kari.nordmann@example.no").map_err(|e| bad_input(e.to_string()))?],
-            ..Default::default()
-        },
-        changes: vec![],
-        lang: Lang::Nb,
-        dry_run: false,
-        received_at: Utc::now(),
-        due_at: Utc::now(),
-        extended_months: 0,
-        extension_reason: None,
-        bundle: None,
-        confirmation: None,
-        finished_at: None,
-        bundle_sha256: None,
-        confirmation_sha256: None,
-        exports_expired_at: None,
-        pseudonymised_at: None,
-        finalize_error: None,
+    let identities = Identities {
+        emails: vec![Email::parse("kari.nordmann@example.no").map_err(bad_input)?],
+        ..Default::default()
     };
+    let request = Request::received("bench", RequestKind::Access, identities, Lang::Nb, Utc::now());
     let task = Task {
-        request_id: "bench".into(),
-        processor: Processor::Microsoft365,
-        status: TaskStatus::Succeeded,
-        attempts: 1,
         outcome: Some(Outcome::Done),
-        found: 0,
-        changed: 0,
-        reason: None,
-        error: None,
         evidence: json!({"notes": []}),
         spool: Some(spool),
-        next_retry_at: None,
+        ..Task::attempted("bench", Processor::Microsoft365, TaskStatus::Succeeded)
     };
     let started = Instant::now();
     let written = dsr_jobs::bundle::write_bundle(

@@ -6,8 +6,7 @@ mod common;
 
 use common::*;
 use dsr_connector::{
-    Action, Change, Connector, Email, FieldChange, Identities, ItemCall, ItemOutcome, ItemState, RectifyField, apply,
-    check_plan,
+    Action, Change, Connector, Email, FieldChange, Identities, ItemOutcome, ItemState, RectifyField, apply, check_plan,
 };
 use dsr_fixtures::google::GoogleFake;
 use dsr_fixtures::testing::first_attempt as ctx;
@@ -97,13 +96,7 @@ async fn a_contact_that_stops_naming_her_before_the_update_is_left_alone_and_the
     });
     let item = plan.items.iter().find(|i| i.key.ends_with("people/c1")).unwrap();
     // Not a refusal by Google: the plan no longer fits the contact, and is made again.
-    let err = google
-        .execute(ItemCall {
-            ctx: &ctx(),
-            subject: &subject,
-            change: &change,
-            item,
-        })
+    let err = dsr_fixtures::testing::execute(&google, &subject, &change, item)
         .await
         .unwrap_err();
     assert_eq!(err.code(), "permanent:changed_since_plan", "{err}");
@@ -205,13 +198,7 @@ async fn after_a_stale_etag_only_the_planned_change_is_sent_and_only_to_a_contac
             .unwrap()
             .push(json!({"value": "kari@styre.example", "type": "work"}))
     });
-    let err = google
-        .execute(ItemCall {
-            ctx: &ctx(),
-            subject: &subject,
-            change: &change,
-            item: &item,
-        })
+    let err = dsr_fixtures::testing::execute(&google, &subject, &change, &item)
         .await
         .unwrap_err();
     assert_eq!(err.code(), "permanent:changed_since_plan", "{err}");
@@ -236,13 +223,7 @@ async fn after_a_stale_etag_only_the_planned_change_is_sent_and_only_to_a_contac
         })
         .collect();
     edit(&|c| c["emailAddresses"] = json!(corrected));
-    let outcome = google
-        .execute(ItemCall {
-            ctx: &ctx(),
-            subject: &subject,
-            change: &change,
-            item: &item,
-        })
+    let outcome = dsr_fixtures::testing::execute(&google, &subject, &change, &item)
         .await
         .unwrap();
     assert!(
@@ -253,13 +234,7 @@ async fn after_a_stale_etag_only_the_planned_change_is_sent_and_only_to_a_contac
 
     // Back as the plan read it, under a new etag: the planned body once more, fresh etag.
     edit(&|c| c["emailAddresses"] = original.clone());
-    let outcome = google
-        .execute(ItemCall {
-            ctx: &ctx(),
-            subject: &subject,
-            change: &change,
-            item: &item,
-        })
+    let outcome = dsr_fixtures::testing::execute(&google, &subject, &change, &item)
         .await
         .unwrap();
     let ItemOutcome::Done(receipt) = outcome else {

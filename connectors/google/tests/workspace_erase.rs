@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use common::*;
 use dsr_connector::{
-    Action, Applied, Change, Connector, Identities, ItemCall, ItemOutcome, ItemState, SharedPolicy, apply, check_plan,
+    Action, Applied, Change, Connector, Identities, ItemOutcome, ItemState, SharedPolicy, apply, check_plan,
 };
 use dsr_fixtures::google::GoogleFake;
 use dsr_fixtures::testing::{first_attempt as ctx, preview as dry};
@@ -272,13 +272,7 @@ async fn executing_a_plan_again_changes_nothing_more() {
             if !matches!(item.state, ItemState::Done { .. }) {
                 continue;
             }
-            let outcome = google
-                .execute(ItemCall {
-                    ctx: &ctx(),
-                    subject: &subject,
-                    change: &Change::Erasure,
-                    item,
-                })
+            let outcome = dsr_fixtures::testing::execute(&google, &subject, &Change::Erasure, item)
                 .await
                 .unwrap();
             match (mode, item.category.as_str()) {

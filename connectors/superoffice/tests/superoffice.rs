@@ -3,8 +3,8 @@
 
 use base64::Engine as _;
 use dsr_connector::{
-    Action, Applied, Change, Connector, ConnectorError, Email, FieldChange, Identities, ItemCall, ItemOutcome,
-    MemorySink, Plan, PlanItem, PlanRules, Processor, RectifyField, SharedPolicy, apply, check_plan,
+    Action, Applied, Change, Connector, ConnectorError, Email, FieldChange, Identities, ItemOutcome, MemorySink, Plan,
+    PlanItem, PlanRules, Processor, RectifyField, SharedPolicy, apply, check_plan,
 };
 use dsr_fixtures::superoffice::{SYSTEM_USER_KEY_PEM, SYSTEM_USER_KEY_XML, SuperOfficeFake};
 use dsr_superoffice::{SuperOffice, SuperOfficeConfig};
@@ -795,14 +795,7 @@ fn code(err: &ConnectorError) -> String {
 
 /// Executes one item of a plan made for Kari, as the engine does after an approval.
 async fn execute(so: &SuperOffice, change: &Change, item: &PlanItem) -> Result<ItemOutcome, ConnectorError> {
-    let (ctx, subject) = (ctx(), kari());
-    so.execute(ItemCall {
-        ctx: &ctx,
-        subject: &subject,
-        change,
-        item,
-    })
-    .await
+    dsr_fixtures::testing::execute(so, &kari(), change, item).await
 }
 
 #[tokio::test]

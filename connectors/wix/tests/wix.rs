@@ -4,8 +4,8 @@
 use std::collections::BTreeSet;
 
 use dsr_connector::{
-    Action, Applied, Change, Connector, ConnectorError, FieldChange, Identities, ItemCall, ItemOutcome, MemorySink,
-    PlanItem, PlanRules, RectifyField, SharedPolicy, apply, check_plan,
+    Action, Applied, Change, Connector, ConnectorError, FieldChange, Identities, ItemOutcome, MemorySink, PlanItem,
+    PlanRules, RectifyField, SharedPolicy, apply, check_plan,
 };
 use dsr_fixtures::wix::WixFake;
 use dsr_wix::{Wix, WixConfig};
@@ -52,14 +52,7 @@ async fn execute(
     change: &Change,
     item: &PlanItem,
 ) -> Result<ItemOutcome, ConnectorError> {
-    let ctx = &ctx();
-    wix.execute(ItemCall {
-        ctx,
-        subject,
-        change,
-        item,
-    })
-    .await
+    dsr_fixtures::testing::execute(wix, subject, change, item).await
 }
 
 fn keys(applied: &Applied, category: &str, state: &str) -> Vec<String> {
