@@ -40,6 +40,9 @@ pub enum Command {
     Status { id: String },
     /// List requests.
     List(ListArgs),
+    /// Show the worker processes: live or not, host and pid, last heartbeat and last poll,
+    /// and the tasks each holds.
+    Workers,
     /// Send a request's failed tasks back to the queue.
     Retry {
         id: String,
@@ -171,6 +174,10 @@ pub struct ListArgs {
     /// Only requests past their deadline that have not ended.
     #[arg(long)]
     pub overdue: bool,
+    /// Only requests that need attention: a task still failing or retrying within
+    /// [worker] deadline_warning_days of the deadline.
+    #[arg(long)]
+    pub attention: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -146,6 +146,17 @@ pub struct WorkerConfig {
     pub recover_after_secs: u64,
     #[serde(default = "default_deadline_warning_days")]
     pub deadline_warning_days: i64,
+    /// How often each worker writes its heartbeat to the ledger; it counts as live while
+    /// its last one is within three of these (`dsr workers`, `dsr status`, `dsr doctor`).
+    #[serde(default = "default_worker_heartbeat_secs")]
+    pub heartbeat_secs: u64,
+    /// How long a worker keeps reconnecting to a queue that went away (or a SQLite queue
+    /// locked by another process) before it exits non-zero for its supervisor to restart it.
+    #[serde(default = "default_give_up_after_secs")]
+    pub give_up_after_secs: u64,
+    /// How long one task attempt may run before it is stopped and retried by policy.
+    #[serde(default = "default_task_timeout_secs")]
+    pub task_timeout_secs: u64,
 }
 
 impl Default for WorkerConfig {
@@ -159,6 +170,9 @@ impl Default for WorkerConfig {
             sweep_every_secs: default_sweep_every_secs(),
             recover_after_secs: default_recover_after_secs(),
             deadline_warning_days: default_deadline_warning_days(),
+            heartbeat_secs: default_worker_heartbeat_secs(),
+            give_up_after_secs: default_give_up_after_secs(),
+            task_timeout_secs: default_task_timeout_secs(),
         }
     }
 }
@@ -186,6 +200,15 @@ fn default_recover_after_secs() -> u64 {
 }
 fn default_deadline_warning_days() -> i64 {
     7
+}
+fn default_worker_heartbeat_secs() -> u64 {
+    15
+}
+fn default_give_up_after_secs() -> u64 {
+    300
+}
+fn default_task_timeout_secs() -> u64 {
+    1800
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -554,6 +577,11 @@ impl Config {
             .map_err(|e| ConfigError::Invalid(format!("controller.default_phone_region: {e}")))?;
         if self.worker.max_attempts == 0 {
             return Err(ConfigError::Invalid("worker.max_attempts must be at least 1".into()));
+        }
+        if self.worker.task_timeout_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "worker.task_timeout_secs must be at least 1 (seconds one task attempt may run)".into(),
+            ));
         }
         #[cfg(feature = "test-connector")]
         for name in self.test_connector.keys() {

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::cli::{AuditCommand, BenchCommand, Cli, Command};
-use crate::commands::{admin, bench, demo, doctor, init, plans, requests, verify, worker};
+use crate::commands::{admin, bench, demo, doctor, init, plans, requests, verify, worker, workers};
 use crate::error::CliError;
 
 fn main() -> ExitCode {
@@ -62,6 +62,7 @@ async fn dispatch(cli: &Cli) -> Result<ExitCode, CliError> {
         Command::Enqueue(args) => requests::enqueue(&config, args, json).await,
         Command::Status { id } => requests::status(&config, id, json).await,
         Command::List(args) => requests::list(&config, args, json).await,
+        Command::Workers => workers::workers(&config, json).await,
         Command::Retry { id, processor } => admin::retry(&config, id, processor.as_deref(), json).await,
         Command::Cancel { id } => admin::cancel(&config, id, json).await,
         Command::Plan { id } => plans::show(&config, id, json).await,

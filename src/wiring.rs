@@ -87,11 +87,13 @@ pub fn settings(config: &Config) -> Result<Settings, CliError> {
         export: export_store(config)?,
         task_lease: Duration::from_secs(w.task_lease_secs.max(1)),
         max_attempts: w.max_attempts,
+        task_timeout: Duration::from_secs(w.task_timeout_secs.max(1)),
         backoff_base: Duration::from_millis(w.backoff_base_ms),
         backoff_max: Duration::from_secs(w.backoff_max_secs),
         sweep_every: Duration::from_secs(w.sweep_every_secs.max(1)),
         recover_after: Duration::from_secs(w.recover_after_secs),
         deadline_warning_days: w.deadline_warning_days,
+        heartbeat_every: Duration::from_secs(w.heartbeat_secs.max(1)),
         log_key,
         queue: config.queue_settings(),
         processing_info: processing_info(config)?,
@@ -100,6 +102,7 @@ pub fn settings(config: &Config) -> Result<Settings, CliError> {
         pseudonymise_after: chrono::Duration::days(i64::from(config.privacy.pseudonymise_after_days)),
         pseudonym_key,
         changes: config.change_rules(),
+        give_up_after: Duration::from_secs(w.give_up_after_secs.max(1)),
     })
 }
 

@@ -49,6 +49,8 @@ pub struct Settings {
     pub task_lease: Duration,
     /// Attempts per task before it fails for good.
     pub max_attempts: u32,
+    /// How long one attempt's connector work may run before it is stopped and retried.
+    pub task_timeout: Duration,
     pub backoff_base: Duration,
     pub backoff_max: Duration,
     /// How often the recovery sweep and the deadline watch run.
@@ -57,6 +59,8 @@ pub struct Settings {
     pub recover_after: Duration,
     /// Warn about requests due within this many days.
     pub deadline_warning_days: i64,
+    /// How often a worker writes its heartbeat to the ledger (live within three of them).
+    pub heartbeat_every: Duration,
     /// Key for the hashes that stand in for subjects in logs.
     pub log_key: Vec<u8>,
     pub queue: QueueSettings,
@@ -72,6 +76,9 @@ pub struct Settings {
     pub pseudonym_key: Vec<u8>,
     /// Approval and shared-item rules for erasure, rectification and objection.
     pub changes: crate::change::ChangeRules,
+    /// How long a worker keeps reconnecting to a queue that went away before it exits with
+    /// an error (so that systemd or Kubernetes restarts it).
+    pub give_up_after: Duration,
 }
 
 struct Inner {
@@ -81,6 +88,7 @@ struct Inner {
     settings: Settings,
     worker_name: String,
     runs: std::sync::atomic::AtomicU32,
+    liveness: crate::liveness::Liveness,
 }
 
 /// The shared runtime. Cheap to clone.
@@ -96,6 +104,7 @@ impl Engine {
             settings,
             worker_name: unique_worker_name(),
             runs: std::sync::atomic::AtomicU32::new(0),
+            liveness: crate::liveness::Liveness::new(),
         }))
     }
 
@@ -120,19 +129,33 @@ impl Engine {
         &self.0.worker_name
     }
 
+    /// When this process's queue poller last heard from the backend (shared with the
+    /// heartbeat and the reconnect supervisor).
+    pub fn liveness(&self) -> &crate::liveness::Liveness {
+        &self.0.liveness
+    }
+
     /// A keyed hash that stands in for the subject in logs.
     pub fn subject_tag(&self, identities: &Identities) -> String {
         subject_tag(&self.0.settings.log_key, identities)
     }
 
-    /// Stores a request and queues its fan-out. If the push fails the request is still in
-    /// the ledger, and the recovery sweep queues it later.
+    /// Stores a request and queues its fan-out. The push retries a queue that does not
+    /// answer (see `Queue::push`); if it still fails the request is in the ledger all the
+    /// same, the error (`QueueError::NotQueued`) names it, and the recovery sweep queues it.
     pub async fn enqueue(&self, new: NewRequest) -> Result<String, EngineError> {
         let id = uuid::Uuid::new_v4().to_string();
         let due = crate::deadline::due_at(new.received_at, 1, self.0.settings.zone);
         self.ledger().create_request(&id, &new, due).await?;
         tracing::info!(request = %id, kind = %new.kind, subject = %self.subject_tag(&new.identities), "request received");
-        self.queue().push(Job::FanOut { request_id: id.clone() }).await?;
+        if let Err(e) = self.queue().push(Job::FanOut { request_id: id.clone() }).await {
+            tracing::warn!(request = %id, error = %e, "request stored but not queued; the recovery sweep queues it");
+            return Err(crate::queue::QueueError::NotQueued {
+                request_id: id,
+                source: Box::new(e),
+            }
+            .into());
+        }
         Ok(id)
     }
 
@@ -156,15 +179,20 @@ impl Engine {
         format!("{}-{role}-{n}", self.worker_name())
     }
 
-    /// Runs a queue worker in this process until `shutdown` resolves.
+    /// Runs a queue worker in this process until `shutdown` resolves, reconnecting to a
+    /// queue that went away; `QueueError::GaveUp` once it has been gone for `give_up_after`.
     pub async fn run_worker(
         &self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> Result<(), EngineError> {
         let settings = self.0.settings.queue.clone();
         let name = self.run_name("jobs");
+        let supervision = crate::queue::Supervision {
+            give_up_after: self.0.settings.give_up_after,
+            liveness: self.liveness().clone(),
+        };
         self.queue()
-            .run_worker(&name, self.clone(), &settings, shutdown)
+            .run_worker(&name, self.clone(), &settings, &supervision, shutdown)
             .await?;
         Ok(())
     }

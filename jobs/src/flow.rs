@@ -9,20 +9,50 @@ use serde_json::json;
 use crate::engine::{Engine, EngineError};
 use crate::failure::Retries;
 use crate::guard::CheckedSpool;
-use crate::ledger::{Claim, TaskResult, Written};
-use crate::model::{Outcome, RequestKind, RequestStatus, TaskStatus};
+use crate::ledger::{Claim, Claimed, TaskResult, Written};
+use crate::model::{Outcome, Request, RequestKind, RequestStatus, TaskStatus};
 use crate::queue::Job;
 use crate::spool::{SpoolWriter, request_prefix, spool_key};
 
-/// A worker's jobs: each step of the flow, by job.
+/// A worker's jobs: each step of the flow, by job. A panic in any step ends that job only
+/// (apalis would let it unwind through the worker and every job it runs): the job fails
+/// with the code `stopped`, and the sweep takes the work up again.
 #[async_trait::async_trait]
 impl crate::queue::Handler for Engine {
     async fn handle(&self, job: &Job) -> Result<(), EngineError> {
-        match job {
-            Job::FanOut { request_id } => fan_out(self, request_id).await,
-            Job::ProcessorTask { request_id, processor } => processor_task(self, request_id, *processor).await,
-            Job::Finalize { request_id } => finalize(self, request_id).await,
+        let step = async {
+            match job {
+                Job::FanOut { request_id } => fan_out(self, request_id).await,
+                Job::ProcessorTask { request_id, processor } => processor_task(self, request_id, *processor).await,
+                Job::Finalize { request_id } => finalize(self, request_id).await,
+            }
+        };
+        match crate::failure::catch_panic(step).await {
+            Ok(result) => result,
+            Err(panic) => Err(step_panicked(self, job, panic).await),
         }
+    }
+}
+
+/// A step of the flow panicked (not a connector: those fail their task): say so where the
+/// operator looks, and fail the job.
+async fn step_panicked(engine: &Engine, job: &Job, panic: crate::failure::Panic) -> EngineError {
+    let (step, request_id) = match job {
+        Job::FanOut { request_id } => ("fan_out", request_id),
+        Job::ProcessorTask { request_id, .. } => ("processor_task", request_id),
+        Job::Finalize { request_id } => ("finalize", request_id),
+    };
+    tracing::error!(request = %request_id, step, location = panic.location.as_deref().unwrap_or("unknown"),
+        "a step of the flow panicked: a bug in dsr; report it with this log. The sweep tries the step again");
+    if let Job::Finalize { request_id } = job {
+        let note = "finalize panicked: a bug in dsr; report it with the worker's log. The sweep tries again";
+        if let Err(e) = engine.ledger().note_finalize_failure(request_id, note).await {
+            tracing::warn!(error = %e, "could not note the panic in the ledger");
+        }
+    }
+    EngineError::Stopped {
+        what: step,
+        reason: "it panicked (a bug in dsr: report it with the worker's log)".into(),
     }
 }
 
@@ -83,11 +113,22 @@ pub async fn processor_task(engine: &Engine, request_id: &str, processor: Proces
 
     let settings = engine.settings();
     let owner = engine.worker_name().to_string();
-    let Some(claim) = ledger
-        .claim_task(request_id, processor, &owner, settings.task_lease)
+    let claim = match ledger
+        .claim_task_within(
+            request_id,
+            processor,
+            &owner,
+            settings.task_lease,
+            settings.max_attempts,
+        )
         .await?
-    else {
-        return Ok(()); // done already, or a live worker holds it
+    {
+        Claimed::Taken(claim) => claim,
+        Claimed::NotDue => return Ok(()), // done already, or a live worker holds it
+        Claimed::Abandoned => {
+            tracing::error!(request = %request_id, %processor, "task failed: the worker holding it stopped while running it and its attempts are spent; it may crash workers");
+            return maybe_finalize(engine, request_id).await;
+        }
     };
     tracing::info!(request = %request_id, %processor, attempt = claim.attempt, "task started");
 
@@ -105,12 +146,18 @@ pub async fn processor_task(engine: &Engine, request_id: &str, processor: Proces
     };
     let ctx = TaskContext::new(request_id, claim.attempt, request.dry_run);
     let ids = &request.identities;
+    // The connector's work runs contained: a panic fails this task only, and work past
+    // `task_timeout` is stopped and retried by policy.
+    let limit = settings.task_timeout;
     let result = match request.kind {
         RequestKind::Access | RequestKind::Portability => {
             let mut spool = SpoolWriter::create(&settings.export, spool_key(request_id, processor, claim.attempt));
             let accessed = {
                 let mut checked = CheckedSpool::new(&mut spool, ids, processor, request_id);
-                connector.access(&ctx, ids, &mut checked).await
+                crate::failure::contain(limit, connector.access(&ctx, ids, &mut checked))
+                    .await
+                    .into_result(processor, request.kind.as_str(), request_id)
+                    .and_then(|accessed| accessed)
             };
             match accessed {
                 Ok(summary) => {
@@ -138,17 +185,21 @@ pub async fn processor_task(engine: &Engine, request_id: &str, processor: Proces
                 }
                 Err(e) => {
                     spool.discard().await;
-                    Ok(classify_failure(engine, claim, e))
+                    Ok(classify_failure(engine, &request, claim, e))
                 }
             }
         }
         RequestKind::Erasure | RequestKind::Rectification | RequestKind::Objection => {
-            match crate::change::run(engine, &request, processor, connector.as_ref(), claim, &ctx).await {
-                Ok(crate::change::Step::Result(result)) => Ok(result),
-                Ok(crate::change::Step::Vendor(e)) => Ok(classify_failure(engine, claim, e)),
-                Ok(crate::change::Step::Lagging(why)) => Ok(retry_or_fail(engine, claim, why, None)),
-                Err(EngineError::Storage(e)) => Err(EngineError::Storage(e)),
-                Err(e) => {
+            let run = crate::change::run(engine, &request, processor, connector.as_ref(), claim, &ctx);
+            match crate::failure::contain(limit, run)
+                .await
+                .into_result(processor, request.kind.as_str(), request_id)
+            {
+                Ok(Ok(crate::change::Step::Result(result))) => Ok(result),
+                Ok(Ok(crate::change::Step::Vendor(e))) | Err(e) => Ok(classify_failure(engine, &request, claim, e)),
+                Ok(Ok(crate::change::Step::Lagging(why))) => Ok(retry_or_fail(engine, &request, claim, why, None)),
+                Ok(Err(EngineError::Storage(e))) => Err(EngineError::Storage(e)),
+                Ok(Err(e)) => {
                     keep_lease.abort();
                     return Err(e);
                 }
@@ -162,7 +213,7 @@ pub async fn processor_task(engine: &Engine, request_id: &str, processor: Proces
             // Our disk, not the vendor: keep the task for a later attempt and say why.
             let storage: EngineError = storage;
             tracing::error!(request = %request_id, %processor, error = %storage, "could not store records");
-            retry_or_fail(engine, claim, storage.to_string(), None)
+            retry_or_fail(engine, &request, claim, storage.to_string(), None)
         }
     };
     let recorded = ledger
@@ -179,7 +230,7 @@ pub async fn processor_task(engine: &Engine, request_id: &str, processor: Proces
 fn status_name(result: &TaskResult) -> &'static str {
     match result {
         TaskResult::Succeeded { .. } => "succeeded",
-        TaskResult::Retrying { .. } => "retrying",
+        TaskResult::Retrying { .. } | TaskResult::Throttled { .. } => "retrying",
         TaskResult::Failed { .. } => "failed",
         TaskResult::NotApplicable { .. } => "not_applicable",
         TaskResult::Planned { .. } => "planned",
@@ -226,12 +277,20 @@ where
     }
 }
 
-fn classify_failure(engine: &Engine, claim: Claim, error: ConnectorError) -> TaskResult {
-    crate::failure::classify(Retries::of(engine.settings()), engine.now(), claim, error)
+fn classify_failure(engine: &Engine, request: &Request, claim: Claim, error: ConnectorError) -> TaskResult {
+    let retries = Retries::for_request(engine.settings(), request);
+    crate::failure::classify(retries, engine.now(), claim, error)
 }
 
-fn retry_or_fail(engine: &Engine, claim: Claim, error: String, after: Option<Duration>) -> TaskResult {
-    crate::failure::retry_later(Retries::of(engine.settings()), engine.now(), claim, error, after)
+fn retry_or_fail(
+    engine: &Engine,
+    request: &Request,
+    claim: Claim,
+    error: String,
+    after: Option<Duration>,
+) -> TaskResult {
+    let retries = Retries::for_request(engine.settings(), request);
+    crate::failure::retry_later(retries, engine.now(), claim, error, after)
 }
 
 /// Queues `finalize` once every task has ended; stops the request for approval once every

@@ -1,15 +1,31 @@
 //! The job queue (apalis): an embedded SQLite store by default, Redis when several machines
 //! share the work. Payloads carry ids only — never personal data — and every job is safe to
 //! deliver twice, because the ledger decides whether there is anything left to do.
+//!
+//! The queue may go away (Redis restarted, with or without its data; the SQLite file locked
+//! by another process): pushes retry with capped backoff for a while, and a worker whose
+//! poller failed reconnects with a new backend ([`supervisor`]) until
+//! `[worker] give_up_after`, then ends with [`QueueError::GaveUp`] so that its supervisor
+//! (systemd, Kubernetes) restarts it. Whatever the queue lost, the ledger still holds, and
+//! the recovery sweep queues it again.
 
 use std::future::Future;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use apalis::prelude::*;
 use apalis_redis::RedisStorage;
 use apalis_sqlite::{SqlitePool, SqliteStorage};
 use dsr_connector::Processor;
 use serde::{Deserialize, Serialize};
+
+mod supervisor;
+
+pub use supervisor::Supervision;
+
+/// How long `push` keeps trying a queue that does not answer before it reports the failure.
+pub const PUSH_RETRY_FOR: Duration = Duration::from_secs(10);
+const PUSH_BACKOFF_BASE: Duration = Duration::from_millis(100);
+const PUSH_BACKOFF_MAX: Duration = Duration::from_secs(2);
 
 /// One unit of queued work. `fan_out(request)` → one `processor_task` per processor →
 /// `finalize(request)` when every task is terminal.
@@ -25,12 +41,54 @@ pub enum Job {
 pub enum QueueError {
     #[error("cannot reach the queue at {url}: {message}")]
     Unreachable { url: String, message: String },
-    #[error("could not enqueue a job: {0}")]
-    Push(String),
-    #[error("the worker stopped: {0}")]
-    Worker(String),
+    /// The backend did not take a job within [`PUSH_RETRY_FOR`] (or the caller's bound).
+    #[error("{queue} did not take a job after {tries} tries over {waited:.1?}: {reason}")]
+    Push {
+        queue: String,
+        tries: u32,
+        waited: Duration,
+        reason: String,
+    },
+    /// A request is in the ledger but its first job is not in the queue; the recovery sweep
+    /// queues it once the queue answers.
+    #[error(
+        "request {request_id} is stored in the ledger but not queued ({source}); the recovery sweep of a \
+         running `dsr worker` queues it once the queue answers, so do not submit it again"
+    )]
+    NotQueued {
+        request_id: String,
+        #[source]
+        source: Box<QueueError>,
+    },
+    /// The backend could not be asked for its counts.
+    #[error("cannot read the counts of {queue}: {reason}")]
+    Stats { queue: String, reason: String },
+    /// A worker could not get its queue back within `[worker] give_up_after_secs`.
+    #[error(
+        "gave up on the queue at {queue} after {down_for:.1?} without it answering ([worker] give_up_after_secs = \
+         {give_up_after_secs}); last error: {last_error}. Check that {what} and reachable from this machine; \
+         the worker exits so that its supervisor (systemd, Kubernetes) starts it again"
+    )]
+    GaveUp {
+        queue: String,
+        what: &'static str,
+        down_for: Duration,
+        give_up_after_secs: u64,
+        last_error: String,
+    },
     #[error("unsupported queue url `{0}`: use sqlite://PATH or redis://HOST:PORT")]
     Url(String),
+}
+
+impl QueueError {
+    /// The request that is in the ledger although its job is not in the queue, if that is
+    /// what this error says.
+    pub fn stored_request(&self) -> Option<&str> {
+        match self {
+            QueueError::NotQueued { request_id, .. } => Some(request_id),
+            _ => None,
+        }
+    }
 }
 
 /// How to reach the queue backend.
@@ -86,12 +144,11 @@ impl std::fmt::Debug for Queue {
 impl Queue {
     pub async fn connect(settings: &QueueSettings) -> Result<Queue, QueueError> {
         let url = &settings.url;
-        let unreachable = |message: String| QueueError::Unreachable {
-            url: url.clone(),
-            message,
-        };
-        let queue_name = format!("{}:jobs", settings.prefix);
         if let Some(path) = url.strip_prefix("sqlite://") {
+            let unreachable = |message: String| QueueError::Unreachable {
+                url: url.clone(),
+                message,
+            };
             if let Some(dir) = std::path::Path::new(path)
                 .parent()
                 .filter(|d| !d.as_os_str().is_empty())
@@ -109,40 +166,57 @@ impl Queue {
                 .await
                 .map_err(|e| unreachable(e.to_string()))?
                 .map_err(|e| unreachable(e.to_string()))?;
-            let config = apalis_sqlite::Config::default()
-                .queue(&queue_name)
-                .heartbeat_interval(settings.heartbeat)
-                .missed_heartbeats(settings.missed_heartbeats);
-            Ok(Queue::Sqlite(SqliteStorage::new(&pool).with_config(config)))
-        } else if url.starts_with("redis://") || url.starts_with("rediss://") {
-            let client = apalis_redis::Client::open(url.as_str()).map_err(|e| unreachable(e.to_string()))?;
-            let manager_config = redis::aio::ConnectionManagerConfig::new()
-                .set_response_timeout(Some(settings.response_timeout))
-                .set_connection_timeout(Some(Duration::from_secs(5)))
-                .set_number_of_retries(2);
-            let conn = tokio::time::timeout(
-                Duration::from_secs(10),
-                client.get_connection_manager_with_config(manager_config),
-            )
-            .await
-            .map_err(|_| unreachable("timed out".into()))?
-            .map_err(|e| unreachable(e.to_string()))?;
-            let config = apalis_redis::Config::default()
-                .queue(&queue_name)
-                .heartbeat_interval(settings.heartbeat)
-                .missed_heartbeats(settings.missed_heartbeats);
-            Ok(Queue::Redis(RedisStorage::new(conn).with_config(config)))
+            Ok(Queue::Sqlite(
+                SqliteStorage::new(&pool).with_config(sqlite_config(settings)),
+            ))
+        } else if is_redis(url) {
+            let conn = redis_connection(settings).await?;
+            Ok(Queue::Redis(
+                RedisStorage::new(conn).with_config(redis_config(settings)),
+            ))
         } else {
             Err(QueueError::Url(url.clone()))
         }
     }
 
+    /// Queues `job`, retrying a backend that does not answer (Redis restarting, the SQLite
+    /// file locked) with capped backoff for up to [`PUSH_RETRY_FOR`].
     pub async fn push(&self, job: Job) -> Result<(), QueueError> {
-        let result = match self {
-            Queue::Sqlite(storage) => storage.clone().push(job).await.map_err(|e| e.to_string()),
-            Queue::Redis(storage) => storage.clone().push(job).await.map_err(|e| e.to_string()),
-        };
-        result.map_err(QueueError::Push)
+        self.push_within(job, PUSH_RETRY_FOR).await
+    }
+
+    /// Queues `job`, retrying for up to `bound` (zero: one try).
+    pub async fn push_within(&self, job: Job, bound: Duration) -> Result<(), QueueError> {
+        let started = Instant::now();
+        let mut tries = 0u32;
+        loop {
+            tries += 1;
+            let result = match self {
+                Queue::Sqlite(storage) => storage.clone().push(job.clone()).await.map_err(|e| e.to_string()),
+                Queue::Redis(storage) => storage.clone().push(job.clone()).await.map_err(|e| e.to_string()),
+            };
+            let reason = match result {
+                Ok(()) => {
+                    if tries > 1 {
+                        tracing::info!(tries, waited = ?started.elapsed(), "the queue took the job again");
+                    }
+                    return Ok(());
+                }
+                Err(reason) => reason,
+            };
+            let waited = started.elapsed();
+            let delay = crate::backoff::delay(tries, PUSH_BACKOFF_BASE, PUSH_BACKOFF_MAX, None);
+            if waited + delay > bound {
+                return Err(QueueError::Push {
+                    queue: self.describe(),
+                    tries,
+                    waited,
+                    reason,
+                });
+            }
+            tracing::warn!(job = job_kind(&job), tries, error = %reason, "the queue did not take a job; trying again in {delay:?}");
+            tokio::time::sleep(delay).await;
+        }
     }
 
     /// How many jobs the backend holds by state, for this queue.
@@ -152,7 +226,10 @@ impl Queue {
             Queue::Sqlite(storage) => storage.fetch_by_queue().await.map_err(|e| e.to_string()),
             Queue::Redis(storage) => storage.fetch_by_queue().await.map_err(|e| e.to_string()),
         }
-        .map_err(QueueError::Push)?;
+        .map_err(|reason| QueueError::Stats {
+            queue: self.describe(),
+            reason,
+        })?;
         let count = |title: &str| {
             stats
                 .iter()
@@ -168,41 +245,86 @@ impl Queue {
         })
     }
 
-    /// Runs a worker named `name` that gives each job to `handler`, until `shutdown`
-    /// resolves, then lets running jobs finish.
+    /// The backend and queue, for messages (never a password).
+    pub fn describe(&self) -> String {
+        match self {
+            Queue::Sqlite(_) => "the SQLite queue".into(),
+            Queue::Redis(storage) => format!("the Redis queue {}", storage.get_config().queue),
+        }
+    }
+
+    /// Runs a worker that gives each job to `handler` until `shutdown` resolves, then lets
+    /// running jobs finish. When the backend goes away the worker reconnects with capped
+    /// backoff (each run named `name`, then `name-r1`, `name-r2`…: the backend keeps a
+    /// registry of names); if it cannot for `supervision.give_up_after`, it returns
+    /// [`QueueError::GaveUp`].
     pub async fn run_worker<H: Handler>(
         &self,
         name: &str,
         handler: H,
         settings: &QueueSettings,
+        supervision: &Supervision,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), QueueError> {
-        let signal = async move {
-            shutdown.await;
-            Ok::<(), std::io::Error>(())
-        };
-        let concurrency = settings.concurrency.max(1);
-        let result = match self {
-            Queue::Sqlite(storage) => {
-                WorkerBuilder::new(name)
-                    .backend(storage.clone().poll_with_interval(settings.poll_interval))
-                    .concurrency(concurrency)
-                    .data(handler.clone())
-                    .build(handle_job::<H>)
-                    .run_until(signal)
-                    .await
-            }
-            Queue::Redis(storage) => {
-                WorkerBuilder::new(name)
-                    .backend(storage.clone().poll_with_interval(settings.poll_interval))
-                    .concurrency(concurrency)
-                    .data(handler.clone())
-                    .build(handle_job::<H>)
-                    .run_until(signal)
-                    .await
-            }
-        };
-        result.map_err(|e| QueueError::Worker(e.to_string()))
+        supervisor::run_worker(self, name, handler, settings, supervision, shutdown).await
+    }
+}
+
+fn is_redis(url: &str) -> bool {
+    url.starts_with("redis://") || url.starts_with("rediss://")
+}
+
+// One job per fetch. apalis keeps a worker's heartbeat only while it holds no fetched job
+// waiting for a free slot: with a batch of ten and every slot busy for longer than
+// `missed_heartbeats` × `heartbeat`, other workers declared it dead, handed its jobs on and
+// ended its run ("Heartbeat failed: worker not registered"), in normal operation.
+const FETCH_BATCH: usize = 1;
+
+fn sqlite_config(settings: &QueueSettings) -> apalis_sqlite::Config {
+    apalis_sqlite::Config::default()
+        .queue(format!("{}:jobs", settings.prefix))
+        .batch_size(FETCH_BATCH)
+        .heartbeat_interval(settings.heartbeat)
+        .missed_heartbeats(settings.missed_heartbeats)
+}
+
+fn redis_config(settings: &QueueSettings) -> apalis_redis::Config {
+    apalis_redis::Config::default()
+        .queue(format!("{}:jobs", settings.prefix))
+        .batch_size(FETCH_BATCH)
+        .heartbeat_interval(settings.heartbeat)
+        .missed_heartbeats(settings.missed_heartbeats)
+}
+
+/// A new Redis connection (a manager that reconnects a dropped socket on its own).
+async fn redis_connection(settings: &QueueSettings) -> Result<redis::aio::ConnectionManager, QueueError> {
+    let unreachable = |message: String| QueueError::Unreachable {
+        url: redacted(&settings.url),
+        message,
+    };
+    let client = apalis_redis::Client::open(settings.url.as_str()).map_err(|e| unreachable(e.to_string()))?;
+    let manager_config = redis::aio::ConnectionManagerConfig::new()
+        .set_response_timeout(Some(settings.response_timeout))
+        .set_connection_timeout(Some(Duration::from_secs(5)))
+        .set_number_of_retries(2);
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        client.get_connection_manager_with_config(manager_config),
+    )
+    .await
+    .map_err(|_| unreachable("timed out".into()))?
+    .map_err(|e| unreachable(e.to_string()))
+}
+
+/// `url` without a password or user name.
+pub fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if !parsed.username().is_empty() || parsed.password().is_some() => {
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            parsed.to_string()
+        }
+        _ => url.to_string(),
     }
 }
 
@@ -231,5 +353,81 @@ fn job_kind(job: &Job) -> &'static str {
         Job::FanOut { .. } => "fan_out",
         Job::ProcessorTask { .. } => "processor_task",
         Job::Finalize { .. } => "finalize",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::liveness::Liveness;
+
+    #[test]
+    fn urls_in_messages_carry_no_credentials() {
+        assert_eq!(redacted("redis://:s3cret@queue:6379/0"), "redis://queue:6379/0");
+        assert_eq!(redacted("redis://dsr:s3cret@queue:6379"), "redis://queue:6379");
+        assert_eq!(redacted("redis://queue:6379"), "redis://queue:6379");
+        assert_eq!(redacted("sqlite://dsr-data/queue.db"), "sqlite://dsr-data/queue.db");
+    }
+
+    #[derive(Clone, Default)]
+    struct Count(Arc<AtomicUsize>);
+
+    #[async_trait::async_trait]
+    impl Handler for Count {
+        async fn handle(&self, _: &Job) -> Result<(), crate::error::EngineError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_supervised_worker_marks_its_polls_takes_jobs_and_stops_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = QueueSettings {
+            url: format!("sqlite://{}/queue.db", dir.path().display()),
+            prefix: "unit".into(),
+            poll_interval: Duration::from_millis(20),
+            heartbeat: Duration::from_secs(1),
+            missed_heartbeats: 2,
+            response_timeout: Duration::from_secs(5),
+            concurrency: 2,
+        };
+        let queue = Queue::connect(&settings).await.unwrap();
+        let supervision = Supervision {
+            give_up_after: Duration::from_secs(30),
+            liveness: Liveness::new(),
+        };
+        let handled = Count::default();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let worker = {
+            let (queue, settings, supervision, handled) =
+                (queue.clone(), settings.clone(), supervision.clone(), handled.clone());
+            tokio::spawn(async move {
+                let shutdown = async move {
+                    let _ = stopped.await;
+                };
+                queue
+                    .run_worker("unit-worker", handled, &settings, &supervision, shutdown)
+                    .await
+            })
+        };
+        queue
+            .push(Job::FanOut {
+                request_id: "r-1".into(),
+            })
+            .await
+            .unwrap();
+        let started = Instant::now();
+        while handled.0.load(Ordering::SeqCst) == 0 || supervision.liveness.last_poll().is_none() {
+            assert!(started.elapsed() < Duration::from_secs(20), "the job was not taken");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        stop.send(()).unwrap();
+        let ended = tokio::time::timeout(Duration::from_secs(20), worker).await;
+        assert!(matches!(ended, Ok(Ok(Ok(())))), "the worker stops when asked");
+        assert_eq!(handled.0.load(Ordering::SeqCst), 1);
     }
 }

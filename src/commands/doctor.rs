@@ -3,8 +3,12 @@
 
 use std::process::ExitCode;
 
+use chrono::{DateTime, Utc};
 use dsr_connector::{Processor, SecretError, SecretRef};
+use dsr_jobs::ledger::workers::{Worker, live_window};
 use serde_json::json;
+
+use super::workers::when;
 
 use crate::config::Config;
 use crate::error::CliError;
@@ -91,6 +95,10 @@ pub async fn doctor(config: &Config, as_json: bool) -> Result<ExitCode, CliError
                     ),
                 )),
                 Err(e) => checks.push(check("audit chain", false, e.to_string())),
+            }
+            match ledger.workers().await {
+                Ok(workers) => checks.push(workers_check(config, &workers, ledger.now())),
+                Err(e) => checks.push(check("workers", false, e.to_string())),
             }
             ledger.close().await;
         }
@@ -194,6 +202,79 @@ pub async fn doctor(config: &Config, as_json: bool) -> Result<ExitCode, CliError
         }
     }
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// The live workers, each with when it last polled and what it holds: a warning when none is
+/// live (requests wait until one runs), or when a live one has not had an answer from the
+/// queue for three heartbeats (its or the queue's: it is reconnecting); a failure when that
+/// lasted longer than `[worker] give_up_after_secs` (it is alive but takes no work, and
+/// should have exited).
+fn workers_check(config: &Config, workers: &[Worker], now: DateTime<Utc>) -> Check {
+    let live: Vec<&Worker> = workers.iter().filter(|w| w.live).collect();
+    if live.is_empty() {
+        let last = workers
+            .iter()
+            .max_by_key(|w| w.last_heartbeat_at)
+            .map(|w| {
+                format!(
+                    "; last heard of: {} on {} at {}",
+                    w.name,
+                    w.host,
+                    when(w.last_heartbeat_at, now)
+                )
+            })
+            .unwrap_or_default();
+        return check(
+            "workers",
+            true,
+            format!(
+                "warning: no worker is live (none wrote a heartbeat within three of its [worker] heartbeat_secs): \
+                 requests wait until one runs; start `dsr worker`{last}"
+            ),
+        );
+    }
+    let give_up = chrono::Duration::seconds(i64::try_from(config.worker.give_up_after_secs).unwrap_or(i64::MAX));
+    let (mut stuck, mut quiet, mut fine) = (Vec::new(), Vec::new(), Vec::new());
+    for w in &live {
+        let polled = w.last_poll_at.unwrap_or(w.started_at);
+        let line = format!(
+            "{} on {} pid {}, last poll {}, holds {} task{}",
+            w.name,
+            w.host,
+            w.pid,
+            w.last_poll_at.map(|t| when(t, now)).unwrap_or_else(|| "never".into()),
+            w.holds.len(),
+            if w.holds.len() == 1 { "" } else { "s" }
+        );
+        // The last poll is only as fresh as the queue's keep-alive and the worker's beat.
+        let queue_beats = chrono::Duration::seconds(3 * i64::try_from(config.queue.heartbeat_secs).unwrap_or(0));
+        let quiet_after = w.live_window().max(queue_beats) + live_window(w.heartbeat_every) / 3;
+        if now - polled > give_up {
+            stuck.push(line);
+        } else if now - polled > quiet_after {
+            quiet.push(line);
+        } else {
+            fine.push(line);
+        }
+    }
+    let mut detail = format!("{} live", live.len());
+    if !fine.is_empty() {
+        detail.push_str(&format!(": {}", fine.join("; ")));
+    }
+    if !stuck.is_empty() {
+        detail.push_str(&format!(
+            "; alive but its queue poller has had no answer for longer than [worker] give_up_after_secs, so it takes no work \
+             (check [queue] url and that the server runs, then restart it): {}",
+            stuck.join("; ")
+        ));
+    }
+    if !quiet.is_empty() {
+        detail.push_str(&format!(
+            "; warning: no answer from the queue for three heartbeats (reconnecting?): {}",
+            quiet.join("; ")
+        ));
+    }
+    check("workers", stuck.is_empty(), detail)
 }
 
 fn kind_of(url: &str) -> &'static str {

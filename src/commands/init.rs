@@ -118,6 +118,10 @@ fn preamble() -> String {
      [queue]\n\
      url = \"sqlite://dsr-data/queue.db\"         # or redis://host:6379\n\
      \n\
+     [worker]\n\
+     give_up_after_secs = 300                   # a worker whose queue stays away this long exits non-zero for systemd to restart\n\
+     heartbeat_secs = 15                        # each worker writes a heartbeat to the ledger; live within three (`dsr workers`)\n\
+     \n\
      [export]\n\
      dir = \"dsr-data/export\"\n\
      retention_days = 30\n\

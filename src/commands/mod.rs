@@ -9,6 +9,7 @@ pub mod plans;
 pub mod requests;
 pub mod verify;
 pub mod worker;
+pub mod workers;
 
 use tokio::sync::watch;
 

@@ -7,11 +7,11 @@ use chrono::Utc;
 use dsr_jobs::model::RequestStatus;
 use dsr_jobs::{Engine, Ledger, ListFilter};
 
-use super::Shutdown;
+use super::{Shutdown, workers};
 use crate::cli::{EnqueueArgs, ListArgs, RequestArgs};
 use crate::config::Config;
 use crate::error::{CliError, bad_input};
-use crate::output::{Progress, print_status, status_json};
+use crate::output::{Progress, print_status, status_json, status_text};
 
 fn validate(config: &Config, args: &RequestArgs) -> Result<dsr_jobs::model::NewRequest, CliError> {
     let (connectors, missing) = crate::wiring::connectors(config)?;
@@ -101,15 +101,21 @@ pub async fn run(config: &Config, args: &RequestArgs, as_json: bool) -> Result<E
 pub async fn enqueue(config: &Config, args: &EnqueueArgs, as_json: bool) -> Result<ExitCode, CliError> {
     let new = validate(config, &args.request)?;
     let engine = crate::wiring::engine(config).await?;
-    let id = engine.enqueue(new).await?;
-    if !args.wait {
-        if as_json {
-            let request = engine.ledger().get_request(&id).await?;
-            let tasks = engine.ledger().tasks(&id).await?;
-            println!("{}", status_json(&request, &tasks));
-        } else {
-            println!("{id}");
+    let id = match engine.enqueue(new).await {
+        Ok(id) => id,
+        Err(e) => {
+            // Stored but not queued (the queue did not answer for a while): the id still goes
+            // to stdout, so that whoever submitted it can follow it, and the exit code says 3.
+            if let dsr_jobs::EngineError::Queue(queue) = &e
+                && let Some(stored) = queue.stored_request()
+            {
+                print_enqueued(&engine, stored, as_json).await?;
+            }
+            return Err(e.into());
         }
+    };
+    if !args.wait {
+        print_enqueued(&engine, &id, as_json).await?;
         return Ok(ExitCode::SUCCESS);
     }
     let status = wait_for(engine.ledger(), &id, args.request.timeout, as_json).await?;
@@ -117,10 +123,93 @@ pub async fn enqueue(config: &Config, args: &EnqueueArgs, as_json: bool) -> Resu
     Ok(exit_for(status))
 }
 
+/// What `dsr enqueue` prints: the request's id, or its status document with `--json`.
+async fn print_enqueued(engine: &Engine, id: &str, as_json: bool) -> Result<(), CliError> {
+    if as_json {
+        let request = engine.ledger().get_request(id).await?;
+        let tasks = engine.ledger().tasks(id).await?;
+        println!("{}", status_json(&request, &tasks));
+    } else {
+        println!("{id}");
+    }
+    Ok(())
+}
+
+/// The request and its tasks, whether it needs attention, and which worker holds each
+/// running task (live or not, and when it last polled).
 pub async fn status(config: &Config, id: &str, as_json: bool) -> Result<ExitCode, CliError> {
     let ledger = crate::wiring::ledger(config).await?;
-    print_status(&ledger, id, as_json).await?;
+    let request = ledger.get_request(id).await?;
+    let tasks = ledger.tasks(id).await?;
+    let attention = ledger.attention_since(id).await?;
+    let held = ledger.held_tasks(Some(id)).await?;
+    let workers = if held.is_empty() {
+        Vec::new()
+    } else {
+        ledger.workers().await?
+    };
+    let holder = |processor: dsr_connector::Processor| {
+        held.iter()
+            .find(|(_, t)| t.processor == processor)
+            .map(|(owner, task)| (owner, task, workers.iter().find(|w| &w.name == owner)))
+    };
+    if as_json {
+        let mut doc = status_json(&request, &tasks);
+        mark_attention(&mut doc, attention);
+        if let Some(entries) = doc["processors"].as_array_mut() {
+            for (entry, task) in entries.iter_mut().zip(&tasks) {
+                entry["held_by"] = match holder(task.processor) {
+                    Some((owner, held, worker)) => serde_json::json!({
+                        "worker": owner,
+                        "live": worker.is_some_and(|w| w.live),
+                        "last_poll_at": worker.and_then(|w| w.last_poll_at).map(workers::rfc3339),
+                        "since": workers::rfc3339(held.since),
+                        "lease_until": held.lease_until.map(workers::rfc3339),
+                    }),
+                    None => serde_json::Value::Null,
+                };
+            }
+        }
+        println!("{doc}");
+    } else {
+        print!("{}", status_text(&request, &tasks));
+        if let Some(since) = attention {
+            println!(
+                "  attention     since {}: a task is still failing or retrying within {} days of the deadline; \
+                 fix what its error names and `dsr retry {id}`, or `dsr extend {id}` with a reason",
+                workers::rfc3339(since),
+                config.worker.deadline_warning_days
+            );
+        }
+        let now = ledger.now();
+        for task in &tasks {
+            let Some((owner, held, worker)) = holder(task.processor) else {
+                continue;
+            };
+            let how = match worker {
+                Some(w) => format!(
+                    "{}, last poll {}",
+                    workers::state(w),
+                    w.last_poll_at
+                        .map(|t| workers::when(t, now))
+                        .unwrap_or_else(|| "never".into())
+                ),
+                None => "no heartbeat from it".into(),
+            };
+            println!(
+                "  held by       {}: {owner} ({how}) since {}",
+                task.processor,
+                workers::when(held.since, now)
+            );
+        }
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Adds `needs_attention` and `attention_since` to a status document.
+fn mark_attention(doc: &mut serde_json::Value, since: Option<chrono::DateTime<Utc>>) {
+    doc["needs_attention"] = serde_json::Value::Bool(since.is_some());
+    doc["attention_since"] = since.map(workers::rfc3339).into();
 }
 
 pub async fn list(config: &Config, args: &ListArgs, as_json: bool) -> Result<ExitCode, CliError> {
@@ -135,11 +224,18 @@ pub async fn list(config: &Config, args: &ListArgs, as_json: bool) -> Result<Exi
         status,
         overdue_at: args.overdue.then(Utc::now),
     };
-    let requests = ledger.list(&filter).await?;
+    let mut requests = ledger.list(&filter).await?;
+    let attention: std::collections::HashMap<String, chrono::DateTime<Utc>> =
+        ledger.needing_attention().await?.into_iter().collect();
+    if args.attention {
+        requests.retain(|r| attention.contains_key(&r.id));
+    }
     if as_json {
         let mut items = Vec::new();
         for r in &requests {
-            items.push(status_json(r, &ledger.tasks(&r.id).await?));
+            let mut item = status_json(r, &ledger.tasks(&r.id).await?);
+            mark_attention(&mut item, attention.get(&r.id).copied());
+            items.push(item);
         }
         println!("{}", serde_json::json!({ "requests": items }));
     } else if requests.is_empty() {
@@ -155,8 +251,13 @@ pub async fn list(config: &Config, args: &ListArgs, as_json: bool) -> Result<Exi
             } else {
                 ""
             };
+            let flag = if attention.contains_key(&r.id) {
+                "  NEEDS ATTENTION"
+            } else {
+                ""
+            };
             println!(
-                "{:<36}  {:<13}  {:<19}  {:<20}  {}{overdue}",
+                "{:<36}  {:<13}  {:<19}  {:<20}  {}{overdue}{flag}",
                 r.id,
                 r.kind.as_str(),
                 r.status.as_str(),

@@ -11,17 +11,26 @@ use crate::error::CliError;
 
 /// Runs the queue worker (and, unless `sweeps` is false, the scheduler) until `shutdown`.
 pub async fn run_in_process(engine: &Engine, sweeps: bool, shutdown: &Shutdown) -> Result<(), CliError> {
+    let heartbeat = tokio::spawn(dsr_jobs::heartbeat::run(engine.clone(), shutdown.signal()));
     let scheduler = sweeps.then(|| {
         let engine = engine.clone();
         let signal = shutdown.signal();
         tokio::spawn(async move { dsr_jobs::sweep::run_scheduler(engine, signal).await })
     });
     let result = engine.run_worker(shutdown.signal()).await;
+    if result.is_err() {
+        // The worker gave up on its queue: the sweeps and the heartbeat stop with it, so the
+        // process exits (non-zero) and its supervisor starts a new one, instead of living on
+        // without taking work.
+        shutdown.trigger();
+    }
     if let Some(handle) = scheduler
         && let Ok(Err(e)) = handle.await
     {
         tracing::warn!(error = %e, "scheduler ended with an error");
     }
+    // The heartbeat records the stop before the process exits (`dsr workers`: stopped).
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), heartbeat).await;
     result.map_err(Into::into)
 }
 

@@ -296,11 +296,13 @@ pub fn fast_settings(queue_url: &str, prefix: &str, export_dir: &Path) -> dsr_jo
         export: dsr_jobs::storage::ExportStore::local(export_dir).expect("a local export directory"),
         task_lease: Duration::from_secs(3),
         max_attempts: 8,
+        task_timeout: Duration::from_secs(1800),
         backoff_base: Duration::from_millis(100),
         backoff_max: Duration::from_secs(1),
         sweep_every: Duration::from_secs(1),
         recover_after: Duration::from_secs(2),
         deadline_warning_days: 7,
+        heartbeat_every: Duration::from_secs(1),
         log_key: b"test".to_vec(),
         queue: dsr_jobs::QueueSettings {
             url: queue_url.to_string(),
@@ -317,6 +319,7 @@ pub fn fast_settings(queue_url: &str, prefix: &str, export_dir: &Path) -> dsr_jo
         pseudonymise_after: chrono::Duration::days(90),
         pseudonym_key: b"test-pseudonyms".to_vec(),
         changes: Default::default(),
+        give_up_after: Duration::from_secs(300),
     }
 }
 

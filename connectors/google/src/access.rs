@@ -13,6 +13,7 @@
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use dsr_connector::http::PageGuard;
 use dsr_connector::{
     AccessSummary, ConnectorError, DecodeError, FileMeta, Identities, IdentityKind, Record, RecordSink, decode,
 };
@@ -20,11 +21,17 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::Google;
-use crate::client::PROCESSOR;
+use crate::client::{MAX_ROW_PAGES, PROCESSOR};
 use crate::config::MAX_BIGQUERY_WAIT_SECS;
 use crate::gmail::{CATEGORY as MAIL, MailMeta};
 use crate::people::{Book, person_claims};
 use crate::wire::{Person, QueryResponse, RawMessage, TableCell, TableFieldSchema, TableRow};
+
+/// The largest `format=raw` answer read: a Gmail message is at most 150 MB
+/// (https://developers.google.com/workspace/gmail/api/reference/rest/v1/users.messages/import,
+/// "Note that the maximum message size is 150MB"), sent base64url (4 bytes for each 3) in a
+/// small JSON object; every other Gmail answer keeps core's default limit.
+pub const RAW_MESSAGE_LIMIT: usize = 150 * 1024 * 1024 / 3 * 4 + 1024 * 1024;
 
 /// The subject's events over the export's daily tables, and its intraday tables only for
 /// days that have no daily table yet: while both exist for a day they hold the same events,
@@ -234,10 +241,13 @@ impl Google {
         let mut page_token: Option<String> = None;
         let mut count = 0u64;
         let mut polls = 0u32;
+        let mut pages = PageGuard::new(PROCESSOR, "jobs.getQueryResults", MAX_ROW_PAGES);
         loop {
             if answer.job_complete {
                 let fields = answer.schema.take().unwrap_or_default().fields;
-                for (i, row) in std::mem::take(&mut answer.rows).into_iter().enumerate() {
+                let rows = std::mem::take(&mut answer.rows);
+                let on_page = rows.len();
+                for (i, row) in rows.into_iter().enumerate() {
                     let event = decode_row(row, &fields, &format!("rows[{i}]"))
                         .map_err(|e| ConnectorError::unexpected_shape(PROCESSOR, endpoint, &e))?;
                     let data = Value::Object(event);
@@ -258,7 +268,7 @@ impl Google {
                     .await?;
                     count += 1;
                 }
-                page_token = answer.page_token.take();
+                page_token = pages.next(on_page, answer.page_token.take())?;
                 if page_token.is_none() {
                     return Ok(Some(count));
                 }
@@ -298,11 +308,14 @@ impl Google {
         }
     }
 
-    /// The message exactly as Gmail stores it (`format=raw`), once, for the bundle.
+    /// The message exactly as Gmail stores it (`format=raw`), once, for the bundle. Gmail
+    /// sends it base64url in JSON, not as a stream, so the answer is read whole, up to
+    /// [`RAW_MESSAGE_LIMIT`].
     async fn raw_mail(&self, mailbox: &str, id: &str) -> Result<Option<Vec<u8>>, ConnectorError> {
         let url = self.messages_url(mailbox, Some(id));
         let read = self
             .gmail(mailbox)
+            .with_body_limit(RAW_MESSAGE_LIMIT)
             .json::<RawMessage>(mailbox, |http| http.get(&url).query(&[("format", "raw")]))
             .await;
         let message = match read {

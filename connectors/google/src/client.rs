@@ -17,6 +17,13 @@ use crate::wire::ErrorBody;
 
 pub const PROCESSOR: Processor = Processor::Google;
 
+/// A guard against a listing that does not end: Gmail lists up to 500 message ids a page and
+/// People up to 1,000 contacts, so 1,000 pages are 500,000 mails or a million contacts.
+pub(crate) const MAX_PAGES: usize = 1000;
+
+/// BigQuery pages of one visitor's Analytics events, 500 rows each: up to 5 million events.
+pub(crate) const MAX_ROW_PAGES: usize = 10_000;
+
 /// The one call a plan item stands for: its `target`, as `execute` reads it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "call")]

@@ -8,12 +8,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use dsr_connector::http::VendorClient;
+use dsr_connector::http::{PageGuard, VendorClient};
 use dsr_connector::{ConnectorError, Email, Identities, IdentityKind, MatchClaim};
 use serde::Serialize;
 
 use crate::Google;
-use crate::client::urlencode;
+use crate::client::{MAX_PAGES, PROCESSOR, urlencode};
 use crate::config::DeleteMode;
 use crate::wire::{Message, MessageList};
 
@@ -162,6 +162,7 @@ impl Google {
         let url = self.messages_url(mailbox, None);
         let mut ids = Vec::new();
         let mut token: Option<String> = None;
+        let mut pages = PageGuard::new(PROCESSOR, "users.messages.list", MAX_PAGES);
         loop {
             let mut query = vec![("q", q), ("maxResults", "500"), ("includeSpamTrash", "true")];
             query.extend(token.as_deref().map(|t| ("pageToken", t)));
@@ -169,8 +170,9 @@ impl Google {
                 .json(mailbox, |http| http.get(&url).query(&query))
                 .await
                 .map_err(|e| self.delegation_hint(e))?;
+            let count = page.messages.len();
             ids.extend(page.messages.into_iter().map(|m| m.id));
-            token = page.next_page_token;
+            token = pages.next(count, page.next_page_token)?;
             if token.is_none() {
                 return Ok(ids);
             }

@@ -6,10 +6,11 @@
 //! https://developers.google.com/people/api/rest/v1/people.connections/list,
 //! https://developers.google.com/people/api/rest/v1/otherContacts/list
 
-use dsr_connector::http::VendorClient;
+use dsr_connector::http::{PageGuard, VendorClient};
 use dsr_connector::{ConnectorError, Identities, IdentityKind, MatchClaim};
 
 use crate::Google;
+use crate::client::{MAX_PAGES, PROCESSOR};
 use crate::wire::{ConnectionList, OtherContactList, Person};
 
 pub const SCOPE_CONTACTS: &str = "https://www.googleapis.com/auth/contacts";
@@ -41,16 +42,20 @@ impl Book {
 
 /// One page of a People list: its people and the next page's token.
 trait PeoplePage: serde::de::DeserializeOwned {
+    /// The list method, for errors.
+    const METHOD: &'static str;
     fn into_parts(self) -> (Vec<Person>, Option<String>);
 }
 
 impl PeoplePage for ConnectionList {
+    const METHOD: &'static str = "people.connections.list";
     fn into_parts(self) -> (Vec<Person>, Option<String>) {
         (self.connections, self.next_page_token)
     }
 }
 
 impl PeoplePage for OtherContactList {
+    const METHOD: &'static str = "otherContacts.list";
     fn into_parts(self) -> (Vec<Person>, Option<String>) {
         (self.other_contacts, self.next_page_token)
     }
@@ -149,13 +154,14 @@ async fn matching<P: PeoplePage>(
 ) -> Result<Vec<Person>, ConnectorError> {
     let mut found = Vec::new();
     let mut token: Option<String> = None;
+    let mut pages = PageGuard::new(PROCESSOR, P::METHOD, MAX_PAGES);
     loop {
         let mut query = vec![(mask, fields), ("pageSize", "1000")];
         query.extend(token.as_deref().map(|t| ("pageToken", t)));
         let page: P = client.json(mailbox, |http| http.get(url).query(&query)).await?;
         let (people, next) = page.into_parts();
+        token = pages.next(people.len(), next)?;
         found.extend(people.into_iter().filter(|p| !person_claims(p, subject).is_empty()));
-        token = next;
         if token.is_none() {
             return Ok(found);
         }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use base64::Engine as _;
-use dsr_connector::http::{AccessToken, TokenBody, TokenEndpoint, TokenSource, read_json};
+use dsr_connector::http::{AccessToken, MAX_TOKEN_BODY, TokenBody, TokenEndpoint, TokenSource, read_json_within};
 use dsr_connector::{ConfigError, ConnectorError};
 use ring::signature::RsaKeyPair;
 use secrecy::{ExposeSecret, SecretString};
@@ -97,7 +97,8 @@ impl SystemUser {
                     format!("cannot fetch SuperOffice's signing keys: {}", e.without_url()),
                 )
             })?;
-        read_json(PROCESSOR, endpoint, response).await
+        // Part of the login: a few public keys, held to a token answer's limit.
+        read_json_within(PROCESSOR, endpoint, response, MAX_TOKEN_BODY).await
     }
 }
 

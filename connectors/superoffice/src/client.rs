@@ -3,7 +3,7 @@
 
 use std::sync::Mutex;
 
-use dsr_connector::http::{ODataPager, OriginGuard, VendorClient, VendorError, read_json};
+use dsr_connector::http::{ODataPager, OriginGuard, VendorClient, VendorError};
 use dsr_connector::{ConfigError, ConnectorError, Processor};
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
@@ -210,8 +210,7 @@ impl Tenant {
         build: impl Fn(&reqwest::Client, Url) -> reqwest::RequestBuilder,
     ) -> Result<T, ConnectorError> {
         let response = self.send(path, query, build).await?;
-        let endpoint = response.url().path().to_string();
-        read_json(PROCESSOR, &endpoint, response).await
+        self.client.read(response).await
     }
 
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ConnectorError> {

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 
+use dsr_connector::http::PageGuard;
 use dsr_connector::{ConnectorError, Identities, IdentityKind, MatchClaim, Record, RecordSink};
 use serde_json::{Value, json};
 
@@ -14,6 +15,10 @@ use crate::wire::{
 };
 
 const PAGE: u64 = 100;
+
+/// A guard against a listing that does not end: 10,000 pages of 100 (a namespace's
+/// submissions are all read, so a busy site's can be many).
+const MAX_PAGES: usize = 10_000;
 
 /// Whether the subject submitted the form herself: every address in it is hers, or it holds
 /// no address and Wix records her contact or member as its sender.
@@ -175,6 +180,7 @@ impl Wix {
             );
         for filter in filters {
             let mut offset = 0;
+            let mut pages = PageGuard::new(PROCESSOR, ENDPOINT, MAX_PAGES);
             loop {
                 let body = json!({"query": {"filter": filter, "paging": {"limit": PAGE, "offset": offset}}});
                 let page: ContactsPage = self.api.post(ENDPOINT, &body).await?;
@@ -192,7 +198,9 @@ impl Wix {
                     Some(total) => offset >= total,
                     None => count < PAGE,
                 };
-                if count == 0 || done {
+                // An empty page ends it too: the offset would not move. The guard caps it.
+                let next = (count > 0 && !done).then(|| offset.to_string());
+                if pages.next(count as usize, next)?.is_none() {
                     break;
                 }
             }
@@ -223,12 +231,14 @@ impl Wix {
         const ENDPOINT: &str = "/form-submission-service/v4/submissions/namespace/query";
         let mut out = Vec::new();
         let mut body = json!({"query": {"filter": filter, "cursorPaging": {"limit": PAGE}}});
+        let mut pages = PageGuard::new(PROCESSOR, ENDPOINT, MAX_PAGES);
         loop {
             let page: SubmissionsPage = self.api.post(ENDPOINT, &body).await?;
+            let next = pages.next(page.submissions.len(), page.metadata.next())?;
             for raw in page.submissions {
                 out.push(found(raw, ENDPOINT)?);
             }
-            match page.metadata.next() {
+            match next {
                 Some(cursor) => body = json!({"query": {"cursorPaging": {"limit": PAGE, "cursor": cursor}}}),
                 None => return Ok(out),
             }
@@ -284,8 +294,10 @@ impl Wix {
                 let member = &found_member.view.id;
                 let via = json!({"member": member, "loginEmail": found_member.raw["loginEmail"]});
                 let mut body = json!({"appId": app, "query": {"filter": {"author.memberId": {"$eq": member}}, "cursorPaging": {"limit": PAGE}}});
+                let mut pages = PageGuard::new(PROCESSOR, ENDPOINT, MAX_PAGES);
                 loop {
                     let page: CommentsPage = self.api.post(ENDPOINT, &body).await?;
+                    let next = pages.next(page.comments.len(), page.paging_metadata.next())?;
                     for raw in page.comments {
                         let mut comment: Found<Comment> = found(raw, ENDPOINT)?;
                         // The author filter may be ignored: only her member's comments count.
@@ -300,7 +312,7 @@ impl Wix {
                             not_hers.push(comment);
                         }
                     }
-                    match page.paging_metadata.next() {
+                    match next {
                         Some(cursor) => {
                             body = json!({"appId": app, "query": {"cursorPaging": {"limit": PAGE, "cursor": cursor}}})
                         }

@@ -831,3 +831,26 @@ async fn after_a_409_only_the_planned_change_is_sent_and_only_to_a_contact_as_th
         now["info"]["emails"]
     );
 }
+
+#[tokio::test]
+async fn a_cursor_that_names_its_own_page_again_fails_the_task_at_once() {
+    let (fake, _dir, wix) = connector("").await;
+    fake.with(|s| s.faults.repeat_page_token = true);
+    let err = wix
+        .access(&ctx(), &kari(), &mut MemorySink::checked(kari()))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "permanent:paging_stuck", "{err}");
+    assert!(!err.is_retryable());
+    assert!(
+        err.to_string()
+            .contains("/form-submission-service/v4/submissions/namespace/query"),
+        "names the cursor query that is stuck: {err}"
+    );
+    let queries = fake
+        .calls()
+        .iter()
+        .filter(|c| c.contains("submissions/namespace/query"))
+        .count();
+    assert_eq!(queries, 2, "stopped at the first repeated cursor: {:?}", fake.calls());
+}

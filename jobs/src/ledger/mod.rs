@@ -12,6 +12,7 @@ mod requests;
 mod rows;
 mod sweep;
 mod tasks;
+pub mod workers;
 
 use std::path::Path;
 use std::time::Duration;
@@ -29,8 +30,8 @@ pub use finished::TaskText;
 pub use plans::{PlanText, StoredPlan, request_plan_hash};
 pub use requests::ListFilter;
 pub use rows::ts;
-pub use sweep::Recoverable;
-pub use tasks::{Claim, TaskResult};
+pub use sweep::{AttentionCleared, Recoverable};
+pub use tasks::{Claim, Claimed, TaskResult};
 
 use crate::clock::Clock;
 

@@ -3,9 +3,11 @@
 use chrono::{DateTime, Utc};
 use dsr_connector::Processor;
 use serde_json::json;
-use sqlx::AssertSqlSafe;
+use sqlx::{AssertSqlSafe, Row};
 
-use super::rows::{REQUEST_COLUMNS, TASK_COLUMNS, json_text, request_from_row, task_from_row, ts};
+use super::rows::{
+    REQUEST_COLUMNS, TASK_COLUMNS, json_text, parse_opt_ts, parse_ts, request_from_row, task_from_row, ts,
+};
 use super::{Event, Ledger, LedgerError, Result};
 use crate::model::{NewRequest, Request, RequestStatus, Task, TaskStatus};
 
@@ -120,6 +122,38 @@ impl Ledger {
         }
         let rows = query.fetch_all(&self.pool).await?;
         rows.iter().map(request_from_row).collect()
+    }
+
+    /// Open requests flagged as needing attention (a task still failing or retrying near
+    /// the deadline), with when each was flagged, oldest flag first.
+    pub async fn needing_attention(&self) -> Result<Vec<(String, DateTime<Utc>)>> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT id, attention_since FROM requests WHERE attention_since IS NOT NULL \
+             AND status NOT IN {} ORDER BY attention_since, id",
+            RequestStatus::TERMINAL_SQL
+        )))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut flagged = Vec::with_capacity(rows.len());
+        for r in &rows {
+            flagged.push((r.try_get("id")?, parse_ts(&r.try_get::<String, _>("attention_since")?)?));
+        }
+        Ok(flagged)
+    }
+
+    /// Since when request `id` needs attention, if it is open and flagged.
+    pub async fn attention_since(&self, id: &str) -> Result<Option<DateTime<Utc>>> {
+        let row = sqlx::query(AssertSqlSafe(format!(
+            "SELECT attention_since FROM requests WHERE id = $1 AND status NOT IN {}",
+            RequestStatus::TERMINAL_SQL
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        match row {
+            Some(r) => parse_opt_ts(r.try_get("attention_since")?),
+            None => Ok(None),
+        }
     }
 
     /// received → in_progress, once. Returns whether this call made the move.

@@ -10,6 +10,7 @@ use reqwest::header::{AUTHORIZATION, RETRY_AFTER};
 use secrecy::ExposeSecret;
 use serde::de::DeserializeOwned;
 
+use super::body::{MAX_JSON_BODY, error_body, read_body};
 use super::ratelimit::RateLimiter;
 use super::retry::{classify, parse_retry_after};
 use super::token::TokenCache;
@@ -62,10 +63,8 @@ pub struct VendorClient {
     limiter: Option<Arc<RateLimiter>>,
     describe: DescribeError,
     policy: CallPolicy,
+    body_limit: usize,
 }
-
-/// Error bodies are often long HTML pages: keep what a person can read.
-const MAX_ERROR_BODY: usize = 2048;
 
 impl VendorClient {
     pub fn new(processor: Processor, http: reqwest::Client, describe: DescribeError) -> VendorClient {
@@ -76,7 +75,20 @@ impl VendorClient {
             limiter: None,
             describe,
             policy: CallPolicy::default(),
+            body_limit: MAX_JSON_BODY,
         }
+    }
+
+    /// JSON answers larger than `bytes` fail with `permanent:response_too_large` (by default
+    /// [`MAX_JSON_BODY`]); for a vendor that documents larger answers.
+    pub fn with_body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+
+    /// The largest JSON answer this client reads.
+    pub fn body_limit(&self) -> usize {
+        self.body_limit
     }
 
     pub fn with_tokens(mut self, tokens: Arc<TokenCache>) -> Self {
@@ -129,8 +141,8 @@ impl VendorClient {
                         .get(RETRY_AFTER)
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| parse_retry_after(v, SystemTime::now()));
-                    let body = response.bytes().await.unwrap_or_default();
-                    let body = &body[..body.len().min(MAX_ERROR_BODY)];
+                    let body = error_body(response).await;
+                    let body = body.as_slice();
                     if status == StatusCode::UNAUTHORIZED
                         && !refreshed
                         && let (Some(cache), Some(token)) = (&self.tokens, &token)
@@ -195,28 +207,37 @@ impl VendorClient {
         build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
     ) -> Result<T, ConnectorError> {
         let response = self.send(key, build).await?;
+        self.read(response).await
+    }
+
+    /// Reads a successful answer's JSON body into `T`, up to this client's body limit.
+    pub async fn read<T: DeserializeOwned>(&self, response: reqwest::Response) -> Result<T, ConnectorError> {
         let endpoint = response.url().path().to_string();
-        read_json(self.processor, &endpoint, response).await
+        read_json_within(self.processor, &endpoint, response, self.body_limit).await
     }
 }
 
 /// Reads a vendor's JSON answer into `T`, the one way every connector does. A body that is
 /// no JSON at all (a proxy's error page, a cut-off answer) may pass, so it is retried later;
 /// JSON in another shape than `T` will not change by waiting, so it fails at once naming the
-/// endpoint and the field.
+/// endpoint and the field. A body over [`MAX_JSON_BODY`] fails, read no further.
 pub async fn read_json<T: DeserializeOwned>(
     processor: Processor,
     endpoint: &str,
     response: reqwest::Response,
 ) -> Result<T, ConnectorError> {
+    read_json_within(processor, endpoint, response, MAX_JSON_BODY).await
+}
+
+/// [`read_json`] with a body limit of `limit` bytes.
+pub async fn read_json_within<T: DeserializeOwned>(
+    processor: Processor,
+    endpoint: &str,
+    response: reqwest::Response,
+    limit: usize,
+) -> Result<T, ConnectorError> {
     let status = response.status();
-    let bytes = response.bytes().await.map_err(|e| {
-        ConnectorError::retry_later(
-            processor,
-            "transport",
-            format!("the answer from {processor} broke off: {}", e.without_url()),
-        )
-    })?;
+    let bytes = read_body(processor, endpoint, response, limit).await?;
     match crate::error::decode_body(&bytes) {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(shape)) => Err(ConnectorError::unexpected_shape(processor, endpoint, &shape)),

@@ -2,6 +2,7 @@
 //! time, errors classified (with Retry-After), rate limits, and the guard that keeps paging
 //! on the vendor's own origin.
 
+pub mod body;
 pub mod client;
 pub mod oauth;
 pub mod origin;
@@ -10,10 +11,11 @@ pub mod ratelimit;
 pub mod retry;
 pub mod token;
 
-pub use client::{CallPolicy, RetryHint, VendorClient, VendorError, read_json};
+pub use body::{MAX_ERROR_BODY, MAX_JSON_BODY, MAX_TOKEN_BODY, error_body, read_body};
+pub use client::{CallPolicy, RetryHint, VendorClient, VendorError, read_json, read_json_within};
 pub use oauth::{BearerAnswer, ClientCredentials, RefreshToken, TokenBody, TokenEndpoint, describe_oauth_error};
 pub use origin::OriginGuard;
-pub use paging::{ODataPage, ODataPager, odata_literal};
+pub use paging::{MAX_EMPTY_PAGES, ODataPage, ODataPager, PageGuard, odata_literal};
 pub use ratelimit::{Limits, RateLimiter};
 pub use retry::{classify, parse_retry_after};
 pub use token::{AccessToken, MAX_LIFETIME, TokenCache, TokenSource};

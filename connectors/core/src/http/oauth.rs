@@ -7,7 +7,8 @@ use oauth2::basic::{BasicClient, BasicErrorResponseType};
 use oauth2::{AuthType, ClientId, ClientSecret, RequestTokenError, Scope, TokenResponse, TokenUrl};
 use secrecy::{ExposeSecret, SecretString};
 
-use super::client::{DescribeError, VendorError, read_json};
+use super::body::{MAX_TOKEN_BODY, error_body, read_body};
+use super::client::{DescribeError, VendorError, read_json_within};
 use super::token::{AccessToken, TokenSource};
 use crate::{ConnectorError, Processor};
 
@@ -40,11 +41,21 @@ impl ClientCredentials {
     }
 }
 
+/// Why a token request through the `oauth2` crate got no answer to read.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct TransportError(String);
+pub enum TransportError {
+    #[error("{0}")]
+    Unreachable(String),
+    /// An answer over [`MAX_TOKEN_BODY`]: not read further, failed as `response_too_large`.
+    #[error("{0}")]
+    TooLarge(ConnectorError),
+}
 
-async fn send(http: reqwest::Client, request: oauth2::HttpRequest) -> Result<oauth2::HttpResponse, TransportError> {
+async fn send(
+    processor: Processor,
+    http: reqwest::Client,
+    request: oauth2::HttpRequest,
+) -> Result<oauth2::HttpResponse, TransportError> {
     let (parts, body) = request.into_parts();
     let response = http
         .request(parts.method, parts.uri.to_string())
@@ -52,13 +63,21 @@ async fn send(http: reqwest::Client, request: oauth2::HttpRequest) -> Result<oau
         .body(body)
         .send()
         .await
-        .map_err(|e| TransportError(e.without_url().to_string()))?;
+        .map_err(|e| TransportError::Unreachable(e.without_url().to_string()))?;
     let mut builder = http::Response::builder().status(response.status());
     for (name, value) in response.headers() {
         builder = builder.header(name, value);
     }
-    let body = response.bytes().await.map_err(|e| TransportError(e.to_string()))?;
-    builder.body(body.to_vec()).map_err(|e| TransportError(e.to_string()))
+    let endpoint = response.url().path().to_string();
+    let body = read_body(processor, &endpoint, response, MAX_TOKEN_BODY)
+        .await
+        .map_err(|e| match e {
+            e @ ConnectorError::Permanent { .. } => TransportError::TooLarge(e),
+            other => TransportError::Unreachable(other.to_string()),
+        })?;
+    builder
+        .body(body)
+        .map_err(|e| TransportError::Unreachable(e.to_string()))
 }
 
 type OAuthClient = BasicClient<
@@ -95,7 +114,7 @@ impl TokenSource for ClientCredentials {
             request = request.add_scope(Scope::new(scope.clone()));
         }
         let http = self.http.clone();
-        let call = move |req| send(http.clone(), req);
+        let call = move |req| send(processor, http.clone(), req);
         let response = request.request_async(&call).await.map_err(|e| match e {
             RequestTokenError::ServerResponse(body) => {
                 let description = body.error_description().cloned().unwrap_or_default();
@@ -115,6 +134,7 @@ impl TokenSource for ClientCredentials {
                     ),
                 }
             }
+            RequestTokenError::Request(TransportError::TooLarge(e)) => e,
             RequestTokenError::Request(e) => ConnectorError::retry_later(
                 processor,
                 "token_transport",
@@ -154,7 +174,7 @@ impl TokenSource for RefreshToken {
         let client = oauth_client(processor, &self.token_url, &self.client_id, &self.client_secret)?;
         let refresh = oauth2::RefreshToken::new(self.refresh_token.expose_secret().to_string());
         let http = self.http.clone();
-        let call = move |req| send(http.clone(), req);
+        let call = move |req| send(processor, http.clone(), req);
         let response = client
             .exchange_refresh_token(&refresh)
             .request_async(&call)
@@ -168,6 +188,7 @@ impl TokenSource for RefreshToken {
                         body.error_description().cloned().unwrap_or_default()
                     ),
                 ),
+                RequestTokenError::Request(TransportError::TooLarge(e)) => e,
                 other => ConnectorError::retry_later(
                     processor,
                     "token_transport",
@@ -246,9 +267,9 @@ impl TokenEndpoint<'_> {
         let status = response.status();
         let endpoint = response.url().path().to_string();
         if status.is_success() {
-            return read_json(self.processor, &endpoint, response).await;
+            return read_json_within(self.processor, &endpoint, response, MAX_TOKEN_BODY).await;
         }
-        let bytes = response.bytes().await.unwrap_or_default();
+        let bytes = error_body(response).await;
         let VendorError { code, message, .. } = (self.describe)(status, &bytes);
         let http = Some(status.as_u16());
         if status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS {
@@ -431,5 +452,35 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(err.code(), "retry_later:token_transport", "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_token_answer_too_large_to_be_a_token_is_not_read_to_its_end() {
+        let app = Router::new().route(
+            "/token",
+            post(|| async { crate::http::body::tests::endless(1 << 30, false) }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/token", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let http = crate::http::http_client(Duration::from_secs(20)).unwrap();
+        let endpoint = TokenEndpoint {
+            processor: Processor::Wix,
+            http: &http,
+            url: &url,
+            describe: describe_oauth_error,
+            refused: "Wix refused the app credentials",
+        };
+        let err = endpoint
+            .request::<BearerAnswer>(TokenBody::Json(
+                &serde_json::json!({"grant_type": "client_credentials"}),
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "permanent:response_too_large", "{err}");
+        assert!(err.to_string().contains("64 KiB"), "{err}");
+        let source = ClientCredentials::new(Processor::Microsoft365, http, &url, "app", SecretString::from("s"), &[]);
+        let err = source.fetch().await.unwrap_err();
+        assert_eq!(err.code(), "permanent:response_too_large", "{err}");
     }
 }
