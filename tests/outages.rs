@@ -567,6 +567,50 @@ fn unix_now() -> f64 {
 
 // ---------------------------------------------------------------------------------------
 
+/// Two workers part-way through erasing `REQUESTS` subjects at the Microsoft 365 fake, with
+/// the ledger at `store_url` and the queue on the test's own Redis.
+struct MidRun {
+    fake: GraphFake,
+    prefix: String,
+    _deployment: Deployment,
+    engine: Engine,
+    ids: Vec<String>,
+    workers: Workers,
+}
+
+async fn mid_run(store_url: &str, redis: &RedisServer, outage: &str) -> MidRun {
+    let fake = GraphFake::start_with(graph_with_subjects(REQUESTS + 8))
+        .await
+        .expect("the Microsoft 365 fake");
+    fake.slow_down(Duration::from_millis(30));
+    let prefix = util::unique("dsrtest:");
+    let deployment = deployment_for(&fake, store_url, &redis.url(), &prefix);
+    let settings = util::fast_settings(&redis.url(), &prefix, &deployment.data().join("export"));
+    let engine = util::engine(store_url, settings).await;
+    let mut ids = vec![];
+    for i in 0..REQUESTS {
+        ids.push(enqueue_erasure(&engine, &subject(i)).await);
+    }
+    let workers = Workers::start(&deployment, 2);
+    wait_until_polling(redis, &prefix, &workers, 0.0).await;
+    let done_before = wait_for(
+        "a few requests done before the outage",
+        Duration::from_secs(90),
+        async || ended(&engine, &ids).await.filter(|n| *n >= 5),
+    )
+    .await;
+    assert!(done_before < REQUESTS, "the outage comes mid-run ({done_before} done)");
+    eprintln!("{done_before} of {REQUESTS} requests had ended when {outage}");
+    MidRun {
+        fake,
+        prefix,
+        _deployment: deployment,
+        engine,
+        ids,
+        workers,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn workers_ride_out_a_redis_crash_and_restart_without_data() {
     redis_crash_mid_run(false).await;
@@ -584,29 +628,14 @@ async fn redis_crash_mid_run(persistent: bool) {
         return;
     };
     let db = util::pg_database().await;
-    let fake = GraphFake::start_with(graph_with_subjects(REQUESTS + 8))
-        .await
-        .expect("the Microsoft 365 fake");
-    fake.slow_down(Duration::from_millis(30));
-    let prefix = util::unique("dsrtest:");
-    let deployment = deployment_for(&fake, &db.url, &redis.url(), &prefix);
-    let settings = util::fast_settings(&redis.url(), &prefix, &deployment.data().join("export"));
-    let engine = util::engine(&db.url, settings).await;
-
-    let mut ids = vec![];
-    for i in 0..REQUESTS {
-        ids.push(enqueue_erasure(&engine, &subject(i)).await);
-    }
-    let mut workers = Workers::start(&deployment, 2);
-    wait_until_polling(&redis, &prefix, &workers, 0.0).await;
-    let done_before = wait_for(
-        "a few requests done before the crash",
-        Duration::from_secs(90),
-        async || ended(&engine, &ids).await.filter(|n| *n >= 5),
-    )
-    .await;
-    assert!(done_before < REQUESTS, "the crash comes mid-run ({done_before} done)");
-    eprintln!("{done_before} of {REQUESTS} requests had ended when Redis was killed");
+    let MidRun {
+        fake,
+        prefix,
+        _deployment,
+        engine,
+        ids,
+        mut workers,
+    } = mid_run(&db.url, &redis, "Redis was killed").await;
 
     redis.kill();
     // Down for about as long as the outage in the issue; the workers notice within a poll.
@@ -676,29 +705,14 @@ async fn workers_ride_out_a_postgres_restart_under_the_ledger() {
     let Some(redis) = RedisServer::start() else {
         return;
     };
-    let fake = GraphFake::start_with(graph_with_subjects(REQUESTS + 8))
-        .await
-        .expect("the Microsoft 365 fake");
-    fake.slow_down(Duration::from_millis(30));
-    let prefix = util::unique("dsrtest:");
-    let deployment = deployment_for(&fake, &pg.url(), &redis.url(), &prefix);
-    let settings = util::fast_settings(&redis.url(), &prefix, &deployment.data().join("export"));
-    let engine = util::engine(&pg.url(), settings).await;
-
-    let mut ids = vec![];
-    for i in 0..REQUESTS {
-        ids.push(enqueue_erasure(&engine, &subject(i)).await);
-    }
-    let mut workers = Workers::start(&deployment, 2);
-    wait_until_polling(&redis, &prefix, &workers, 0.0).await;
-    let done_before = wait_for(
-        "a few requests done before the restart",
-        Duration::from_secs(90),
-        async || ended(&engine, &ids).await.filter(|n| *n >= 5),
-    )
-    .await;
-    assert!(done_before < REQUESTS, "the restart comes mid-run ({done_before} done)");
-    eprintln!("{done_before} of {REQUESTS} requests had ended when PostgreSQL stopped");
+    let MidRun {
+        fake,
+        prefix,
+        _deployment,
+        engine,
+        ids,
+        mut workers,
+    } = mid_run(&pg.url(), &redis, "PostgreSQL stopped").await;
 
     pg.stop_immediate();
     let stopped = Instant::now();

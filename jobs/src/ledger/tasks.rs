@@ -298,17 +298,7 @@ impl Ledger {
                 spool.clone(),
                 None,
             ),
-            TaskResult::Retrying { error, next_retry_at } => (
-                None,
-                0,
-                0,
-                None,
-                Some(error.clone()),
-                "null".into(),
-                None,
-                Some(ts(*next_retry_at)),
-            ),
-            TaskResult::Throttled { error, next_retry_at } => (
+            TaskResult::Retrying { error, next_retry_at } | TaskResult::Throttled { error, next_retry_at } => (
                 None,
                 0,
                 0,
