@@ -88,7 +88,14 @@ pub enum Command {
     /// Check a bundle or a confirmation (a file, or its s3://, gs:// or az:// location in the
     /// export store): every file against its manifest, the manifest or confirmation against
     /// the ledger, the Ed25519 signature against [export] signing_key, and the audit chain.
-    Verify { bundle: String },
+    /// A signature that cannot be checked (none, or no key configured here) fails it.
+    Verify {
+        bundle: String,
+        /// Accept a bundle or confirmation whose signature cannot be checked here: unsigned,
+        /// or signed with no [export] signing_key configured.
+        #[arg(long)]
+        allow_unsigned: bool,
+    },
     /// The audit log: `dsr audit verify` walks its hash chain.
     Audit {
         #[command(subcommand)]

@@ -223,7 +223,8 @@ pub struct ExportConfig {
     pub store: Option<String>,
     /// The store's options by their object_store names (`aws_region`, `aws_endpoint`,
     /// `aws_access_key_id`, `google_service_account`, `azure_storage_account_name`…);
-    /// credentials (any name with secret, token, password or access_key in it) must be
+    /// credentials (a name with a word ending in key, secret, token or password, or naming a
+    /// credential or SAS; ids and file paths excepted) must be
     /// `env:NAME` or `file:/path` references like every other secret; the rest may be
     /// literal.
     #[serde(default)]
@@ -278,19 +279,23 @@ impl ExportConfig {
     }
 }
 
+/// Whether a store option names a credential, which must then be an `env:`/`file:`
+/// reference: a word (split at `_`, `-`, `.`) that is or ends in `key` (`account_key`,
+/// `master_key`, `masterkey`), or is `secret`, `token`, `password`, `credential(s)`, `sas`…
+/// An id (`aws_access_key_id`) and a path to a file (`*_file`, `*_path`,
+/// `google_application_credentials`, which names the file rather than holding the key) may
+/// be literal.
 fn looks_secret(name: &str) -> bool {
     let name = name.to_ascii_lowercase();
-    [
-        "secret",
-        "token",
-        "password",
-        "access_key",
-        "sas_key",
-        "service_account_key",
-    ]
-    .iter()
-    .any(|s| name.contains(s))
-        && !name.ends_with("_id")
+    const SECRET_WORDS: [&str; 5] = ["passwd", "passphrase", "credential", "credentials", "sas"];
+    const SECRET_ENDINGS: [&str; 5] = ["key", "secret", "secrets", "token", "password"];
+    let literal = ["_id", "_file", "_path", "_enabled", "application_credentials"]
+        .iter()
+        .any(|end| name.ends_with(end));
+    !literal
+        && name
+            .split(['_', '-', '.'])
+            .any(|word| SECRET_WORDS.contains(&word) || SECRET_ENDINGS.iter().any(|end| word.ends_with(end)))
 }
 
 fn default_retention_days() -> u32 {
@@ -697,6 +702,60 @@ mod tests {
         assert!(config.store.url.starts_with("sqlite://"));
         assert!(config.queue.url.starts_with("sqlite://"));
         assert_eq!(config.zone().unwrap(), chrono_tz::Europe::Oslo);
+    }
+
+    #[test]
+    fn every_credential_name_is_refused_as_a_literal() {
+        for name in [
+            "account_key",
+            "master_key",
+            "azure_storage_account_key",
+            "azure_storage_master_key",
+            "masterkey",
+            "azure_storage_sas_key",
+            "sas",
+            "sas_token",
+            "azure_storage_sas_token",
+            "bearer_token",
+            "aws_session_token",
+            "aws_secret_access_key",
+            "azure_client_secret",
+            "client_secret",
+            "google_service_account_key",
+            "aws_sse_customer_key_base64",
+            "password",
+            "db_password",
+            "credential",
+            "api_key",
+            "key",
+        ] {
+            assert!(looks_secret(name), "{name} is a credential");
+            let text = format!("[export]\nstore = \"s3://bucket/dsr\"\n[export.store_options]\n{name} = \"plain\"\n");
+            let err = load_str(&text)
+                .unwrap()
+                .export
+                .resolved_store_options()
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(&format!("export.store_options.{name}")), "{err}");
+        }
+        for name in [
+            "aws_region",
+            "aws_access_key_id",
+            "aws_endpoint",
+            "azure_storage_account_name",
+            "azure_client_id",
+            "azure_tenant_id",
+            "google_service_account",
+            "google_application_credentials",
+            "azure_federated_token_file",
+            "aws_skip_signature",
+            "aws_sse_kms_key_id",
+            "aws_sse_bucket_key_enabled",
+            "google_bucket",
+        ] {
+            assert!(!looks_secret(name), "{name} may be literal");
+        }
     }
 
     #[test]

@@ -37,11 +37,14 @@ fn read(bundle: &Path, name: &str) -> Vec<u8> {
     out
 }
 
+/// `dsr verify` with the demo's ledger and the key it signs with.
 fn verify(d: &Deployment, bundle: &Path) -> (i32, Value) {
     let store = format!("sqlite://{}/dsr-demo/ledger.db", d.path().display());
+    let key = format!("file:{}/dsr-demo/signing-key.pem", d.path().display());
     let out = d
         .command()
         .env("DSR_STORE__URL", store)
+        .env("DSR_EXPORT__SIGNING_KEY", key)
         .args(["--json", "verify"])
         .arg(bundle)
         .output()
@@ -57,6 +60,7 @@ fn every_file_matches_the_manifest_and_verify_agrees() {
     let (d, bundle) = demo_bundle();
     let (code, verdict) = verify(&d, &bundle);
     assert_eq!(code, 0, "{verdict}");
+    assert_eq!(verdict["signature"], "valid", "{verdict}");
     let manifest: Value = serde_json::from_slice(&read(&bundle, "manifest.json")).unwrap();
     let listed: BTreeSet<String> = manifest["files"]
         .as_array()
@@ -180,6 +184,37 @@ fn csv_files_carry_a_bom_and_keep_norwegian_letters() {
         reader.headers().unwrap().iter().any(|h| h == "record.text"),
         "nested fields get dotted columns"
     );
+
+    // No cell of any CSV runs as a formula in a spreadsheet: those that would begin with
+    // `=`, `+`, `-`, `@`, a tab or a CR are quoted (`'`), and the JSON beside keeps them.
+    let mut quoted = Vec::new();
+    for name in entries(&bundle).iter().filter(|n| n.ends_with(".csv")) {
+        let text = String::from_utf8(read(&bundle, name)).unwrap();
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(text.trim_start_matches('\u{feff}').as_bytes());
+        for row in reader.records() {
+            for cell in row.unwrap().iter() {
+                assert!(
+                    !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                    "{name}: {cell:?} would run as a formula"
+                );
+                if let Some(original) = cell.strip_prefix('\'')
+                    && original.starts_with(['=', '+', '-', '@', '\t', '\r'])
+                {
+                    quoted.push((name.clone(), original.to_string()));
+                }
+            }
+        }
+    }
+    assert!(!quoted.is_empty(), "the demo's data has cells to quote (phone numbers)");
+    for (name, original) in &quoted {
+        let json = String::from_utf8(read(&bundle, &name.replace(".csv", ".json"))).unwrap();
+        assert!(
+            json.contains(&serde_json::to_string(original).unwrap()),
+            "{name}: the JSON keeps {original:?}"
+        );
+    }
 }
 
 #[test]

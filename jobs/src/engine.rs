@@ -38,8 +38,9 @@ impl Connectors {
     }
 }
 
-/// Tunables, from the binary's config.
-#[derive(Debug, Clone)]
+/// Tunables, from the binary's config. Its `Debug` shows neither key nor the queue URL's
+/// password.
+#[derive(Clone)]
 pub struct Settings {
     /// The controller's time zone: deadlines are counted in it.
     pub zone: Tz,
@@ -79,6 +80,48 @@ pub struct Settings {
     /// How long a worker keeps reconnecting to a queue that went away before it exits with
     /// an error (so that systemd or Kubernetes restarts it).
     pub give_up_after: Duration,
+}
+
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const REDACTED: &str = "[redacted]";
+        let q = &self.queue;
+        f.debug_struct("Settings")
+            .field("zone", &self.zone)
+            .field("export", &self.export)
+            .field("task_lease", &self.task_lease)
+            .field("max_attempts", &self.max_attempts)
+            .field("task_timeout", &self.task_timeout)
+            .field("backoff_base", &self.backoff_base)
+            .field("backoff_max", &self.backoff_max)
+            .field("sweep_every", &self.sweep_every)
+            .field("recover_after", &self.recover_after)
+            .field("deadline_warning_days", &self.deadline_warning_days)
+            .field("heartbeat_every", &self.heartbeat_every)
+            .field("log_key", &REDACTED)
+            .field(
+                "queue",
+                &format_args!(
+                    "QueueSettings {{ url: {:?}, prefix: {:?}, poll_interval: {:?}, heartbeat: {:?}, \
+                     missed_heartbeats: {}, response_timeout: {:?}, concurrency: {} }}",
+                    crate::queue::redacted(&q.url),
+                    q.prefix,
+                    q.poll_interval,
+                    q.heartbeat,
+                    q.missed_heartbeats,
+                    q.response_timeout,
+                    q.concurrency
+                ),
+            )
+            .field("processing_info", &self.processing_info)
+            .field("signer", &self.signer)
+            .field("retention", &self.retention)
+            .field("pseudonymise_after", &self.pseudonymise_after)
+            .field("pseudonym_key", &REDACTED)
+            .field("changes", &self.changes)
+            .field("give_up_after", &self.give_up_after)
+            .finish()
+    }
 }
 
 struct Inner {

@@ -316,7 +316,8 @@ async fn redis_connection(settings: &QueueSettings) -> Result<redis::aio::Connec
     .map_err(|e| unreachable(e.to_string()))
 }
 
-/// `url` without a password or user name.
+/// `url` without a password or user name: the one form in which dsr prints or stores a
+/// ledger, queue or store URL (errors, `dsr doctor`, `dsr worker`'s start line).
 pub fn redacted(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut parsed) if !parsed.username().is_empty() || parsed.password().is_some() => {

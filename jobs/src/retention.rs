@@ -3,7 +3,8 @@
 //! requested changes and the vendor texts that name the subject are replaced in the ledger by
 //! keyed hashes after `[privacy] pseudonymise_after_days`. The audit chain never held them,
 //! so it stays whole; the same subject always gets the same hash, so a later request can
-//! still be matched to what was done.
+//! still be matched to what was done. Staging files an interrupted write left in a local
+//! export directory are removed after a day.
 
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
@@ -18,13 +19,30 @@ use crate::engine::{Engine, EngineError};
 pub struct RetentionReport {
     pub exports_expired: usize,
     pub pseudonymised: usize,
+    /// Staging files a crashed write left in the local export directory.
+    pub staging_removed: usize,
 }
+
+/// How old a staging file must be before it counts as left behind: no write takes a day.
+pub const STAGING_LEFTOVER_AGE: chrono::Duration = chrono::Duration::days(1);
 
 pub async fn run(engine: &Engine, now: DateTime<Utc>) -> Result<RetentionReport, EngineError> {
     Ok(RetentionReport {
         exports_expired: expire_exports(engine, now).await?,
         pseudonymised: pseudonymise(engine, now).await?,
+        staging_removed: remove_staging_leftovers(engine, now).await?,
     })
+}
+
+/// Removes the `<name>#<n>` staging files a write killed mid-way left in a local export
+/// store more than a day ago (listing skips them, so expiry never would).
+pub async fn remove_staging_leftovers(engine: &Engine, now: DateTime<Utc>) -> Result<usize, EngineError> {
+    let cutoff: std::time::SystemTime = (now - STAGING_LEFTOVER_AGE).into();
+    let removed = engine.settings().export.remove_staging_leftovers(cutoff).await?;
+    if removed > 0 {
+        tracing::info!(files = removed, "staging files left by interrupted writes removed");
+    }
+    Ok(removed)
 }
 
 /// Deletes bundles and confirmations older than the retention period, and the spools a

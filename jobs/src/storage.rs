@@ -98,7 +98,11 @@ impl ExportStore {
             location: dir.display().to_string(),
             source,
         };
-        std::fs::create_dir_all(&dir).map_err(fail)?;
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(&dir).map_err(fail)?;
         let dir = std::fs::canonicalize(&dir).map_err(fail)?;
         let store = LocalFileSystem::new_with_prefix(&dir)
             .map_err(|e| fail(e.into()))?
@@ -114,7 +118,8 @@ impl ExportStore {
     /// with its options (credentials, region, endpoint…). An option the store does not know is
     /// an error rather than silently ignored.
     pub fn from_url(url: &str, options: &BTreeMap<String, String>) -> Result<Self, StoreConfigError> {
-        let url_text = || url.to_string();
+        // Errors name the store without any password in its URL.
+        let url_text = || crate::queue::redacted(url);
         let parsed = url::Url::parse(url).map_err(|e| StoreConfigError::NotAUrl {
             url: url_text(),
             reason: e.to_string(),
@@ -157,7 +162,8 @@ impl ExportStore {
         };
         Ok(ExportStore {
             store,
-            root: Root::Remote(url.trim_end_matches('/').to_string()),
+            // Locations are shown and stored: no password in them.
+            root: Root::Remote(crate::queue::redacted(url).trim_end_matches('/').to_string()),
         })
     }
 
@@ -303,6 +309,24 @@ impl ExportStore {
             .map_err(self.fail(prefix.unwrap_or(&root)))
     }
 
+    /// Removes the staging files (`<name>#<n>`) that a local write killed mid-way left
+    /// behind, last modified before `cutoff`; listing skips them, so nothing else ever would.
+    /// Returns how many. A remote store has none (its multipart uploads are aborted or
+    /// expire by the bucket's own rules).
+    pub async fn remove_staging_leftovers(&self, cutoff: std::time::SystemTime) -> Result<usize, StorageError> {
+        let Root::Local(dir) = &self.root else {
+            return Ok(0);
+        };
+        let dir = dir.clone();
+        let location = dir.display().to_string();
+        tokio::task::spawn_blocking(move || remove_staged(&dir, cutoff))
+            .await
+            .map_err(|e| StorageError {
+                location,
+                source: std::io::Error::other(e),
+            })?
+    }
+
     /// Local files hold personal data: readable by their owner only. Remote stores keep
     /// their own access control.
     async fn restrict(&self, key: &Key) -> Result<(), StorageError> {
@@ -319,6 +343,60 @@ impl ExportStore {
         }
         Ok(())
     }
+}
+
+/// Whether `name` is object_store's staging name for a file being written: `<name>#<n>`,
+/// digits after the first `#` (the rule its listing uses to skip them).
+fn is_staging_name(name: &str) -> bool {
+    match name.split_once('#') {
+        Some((_, suffix)) => !suffix.is_empty() && suffix.bytes().all(|b| b.is_ascii_digit()),
+        None => false,
+    }
+}
+
+/// Walks `root` (not following symlinks) and removes staging files older than `cutoff`.
+fn remove_staged(root: &std::path::Path, cutoff: std::time::SystemTime) -> Result<usize, StorageError> {
+    let fail = |path: &std::path::Path| {
+        let location = path.display().to_string();
+        move |source: std::io::Error| StorageError {
+            location: location.clone(),
+            source,
+        }
+    };
+    let mut removed = 0;
+    let mut folders = vec![root.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        let entries = match std::fs::read_dir(&folder) {
+            Ok(entries) => entries,
+            // Deleted meanwhile (a spool removed by finalize).
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(fail(&folder)(e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(fail(&folder))?;
+            let path = entry.path();
+            let Ok(kind) = entry.file_type() else { continue };
+            if kind.is_dir() {
+                folders.push(path);
+                continue;
+            }
+            if !kind.is_file() || !entry.file_name().to_str().is_some_and(is_staging_name) {
+                continue;
+            }
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|modified| modified < cutoff);
+            if old {
+                match std::fs::remove_file(&path) {
+                    Ok(()) => removed += 1,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(fail(&path)(e)),
+                }
+            }
+        }
+    }
+    Ok(removed)
 }
 
 /// A streamed write that becomes visible only on [`ObjectWriter::commit`].

@@ -114,6 +114,13 @@ pub enum Problem {
     FileAltered(String),
     #[error("{0}: in the bundle but not in the manifest (added)")]
     FileAdded(String),
+    #[error(
+        "{0}: more than one entry in the ZIP has this name (refused: which one a reader gets depends on the program)"
+    )]
+    DuplicateEntry(String),
+    /// The same, when the central directory could not be read again to name the entry.
+    #[error("the ZIP holds two entries of one name (refused: which one a reader gets depends on the program)")]
+    DuplicateEntries,
     #[error("{name}: not valid JSON ({error}): altered")]
     NotJson { name: String, error: serde_json::Error },
     #[error("{name}: names no request (altered, or not a dsr confirmation)")]
@@ -129,6 +136,16 @@ pub enum Problem {
     DiffersFromLedger { name: String, export: Export },
     #[error("{name}: not signed, but this deployment signs everything it writes")]
     Unsigned { name: String },
+    /// Not signed, where no key is configured either: nothing says who made it.
+    #[error(
+        "{name}: not signed, so nothing says who made it: set [export] signing_key (where it is made and here), or pass --allow-unsigned to accept it unsigned"
+    )]
+    NotSigned { name: String },
+    /// Signed, but no key is configured here to check it against.
+    #[error(
+        "{name}: signature not checked: no [export] signing_key is configured here; configure the key that signed it, or pass --allow-unsigned"
+    )]
+    SignatureNotChecked { name: String },
     #[error("{name}.sig: unreadable ({error})")]
     SignatureUnreadable { name: String, error: SigningError },
     #[error("{name}: signature check failed: {error}")]
@@ -187,6 +204,17 @@ impl std::fmt::Display for SignatureState {
     }
 }
 
+/// Whether a bundle or a confirmation whose signature cannot be checked here (unsigned, or
+/// signed with no key configured) passes. `dsr verify` requires a checked signature unless
+/// given `--allow-unsigned`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignaturePolicy {
+    /// Not checked is a problem.
+    Required,
+    /// Not checked is reported as such, and passes.
+    UncheckedAllowed,
+}
+
 /// Why a check could not be made at all (as opposed to the problems it found).
 #[derive(Debug, thiserror::Error)]
 pub enum VerificationError {
@@ -241,11 +269,12 @@ impl ConfirmationVerdict {
 
 /// Checks the ZIP at `bundle` against its manifest, the manifest against the hash `ledger`
 /// recorded and against its signature by `trusted_key` (the deployment's signing key,
-/// base64, when one is configured).
+/// base64, when one is configured); `policy` says whether a signature not checked passes.
 pub async fn verify_bundle(
     bundle: &Path,
     ledger: &Ledger,
     trusted_key: Option<&str>,
+    policy: SignaturePolicy,
 ) -> Result<BundleVerdict, VerificationError> {
     let path = bundle.to_path_buf();
     let contents = tokio::task::spawn_blocking(move || crate::bundle::verify::check(&path)).await?;
@@ -260,6 +289,7 @@ pub async fn verify_bundle(
             contents.signature,
             &contents.manifest_bytes,
             trusted_key,
+            policy,
             &mut problems,
         )
     } else {
@@ -292,13 +322,15 @@ struct PinnedHead {
 
 /// Checks the confirmation `document` (its bytes as stored; `name` is how problems call it)
 /// against the hash `ledger` recorded, its `.sig` (the bytes, when there is one) against
-/// `trusted_key`, and the audit chain: whole, and holding the event the confirmation pins.
+/// `trusted_key` (`policy` says whether a signature not checked passes), and the audit chain:
+/// whole, and holding the event the confirmation pins.
 pub async fn verify_confirmation(
     name: &str,
     document: &[u8],
     signature: Option<&[u8]>,
     ledger: &Ledger,
     trusted_key: Option<&str>,
+    policy: SignaturePolicy,
 ) -> Result<ConfirmationVerdict, VerificationError> {
     let mut problems = Vec::new();
     let (typed, request_id, pinned) = match ConfirmationDocument::from_slice(document) {
@@ -335,7 +367,7 @@ pub async fn verify_confirmation(
         vouch(ledger, id, name, Export::Confirmation, &sha256, &mut problems).await?;
     }
     let signature = signature.map(Signature::from_slice);
-    let signature = check_signature(name, signature, document, trusted_key, &mut problems);
+    let signature = check_signature(name, signature, document, trusted_key, policy, &mut problems);
     let chain = ledger.verify_audit_chain().await?;
     if let Some(problem) = chain.problem {
         problems.push(Problem::AuditChain(problem));
@@ -394,10 +426,17 @@ fn check_signature(
     signature: Option<Result<Signature, SigningError>>,
     signed: &[u8],
     trusted_key: Option<&str>,
+    policy: SignaturePolicy,
     problems: &mut Vec<Problem>,
 ) -> SignatureState {
+    let required = policy == SignaturePolicy::Required;
     match (signature, trusted_key) {
-        (None, None) => SignatureState::Unsigned,
+        (None, None) => {
+            if required {
+                problems.push(Problem::NotSigned { name: name.into() });
+            }
+            SignatureState::Unsigned
+        }
         (None, Some(_)) => {
             problems.push(Problem::Unsigned { name: name.into() });
             SignatureState::Missing
@@ -409,7 +448,12 @@ fn check_signature(
             });
             SignatureState::Unreadable
         }
-        (Some(Ok(_)), None) => SignatureState::Unchecked,
+        (Some(Ok(_)), None) => {
+            if required {
+                problems.push(Problem::SignatureNotChecked { name: name.into() });
+            }
+            SignatureState::Unchecked
+        }
         (Some(Ok(sig)), Some(key)) => match crate::signing::check(&sig, signed, key) {
             Ok(()) => SignatureState::Valid,
             Err(error) => {
@@ -428,6 +472,8 @@ mod tests {
     use super::*;
     use crate::signing::Signer;
     use chrono::{SubsecRound, Utc};
+
+    const ALLOW: SignaturePolicy = SignaturePolicy::UncheckedAllowed;
 
     /// A ledger with a few audit events, and a confirmation pinned to its head.
     async fn ledger_and_document(dir: &Path) -> (Ledger, ConfirmationDocument) {
@@ -473,7 +519,9 @@ mod tests {
 
         // Pinned to the head as it is: the chain holds it.
         let bytes = document.to_vec().unwrap();
-        let verdict = verify_confirmation(name, &bytes, None, &ledger, None).await.unwrap();
+        let verdict = verify_confirmation(name, &bytes, None, &ledger, None, ALLOW)
+            .await
+            .unwrap();
         assert_eq!(pinned_missing(&verdict.problems), None, "{:?}", verdict.problems);
         assert_eq!(verdict.audit_events, 3);
         assert_eq!(verdict.request_id.as_deref(), Some("r-unknown"));
@@ -490,7 +538,9 @@ mod tests {
         // Pinned to an event the chain never held.
         document.audit_chain.seq = 99;
         let bytes = document.to_vec().unwrap();
-        let verdict = verify_confirmation(name, &bytes, None, &ledger, None).await.unwrap();
+        let verdict = verify_confirmation(name, &bytes, None, &ledger, None, ALLOW)
+            .await
+            .unwrap();
         assert_eq!(pinned_missing(&verdict.problems), Some(99), "{:?}", verdict.problems);
         assert!(verdict.problems.iter().any(|p| p.to_string()
             == format!(
@@ -499,7 +549,7 @@ mod tests {
 
         // Pinned to an event that exists, with another hash.
         document.audit_chain.seq = 2;
-        let verdict = verify_confirmation(name, &document.to_vec().unwrap(), None, &ledger, None)
+        let verdict = verify_confirmation(name, &document.to_vec().unwrap(), None, &ledger, None, ALLOW)
             .await
             .unwrap();
         assert_eq!(pinned_missing(&verdict.problems), Some(2));
@@ -517,11 +567,11 @@ mod tests {
         let sig = serde_json::to_vec(&signer.sign(&original)).unwrap();
 
         // Signed and checked against the key trusted here.
-        let verdict = verify_confirmation(name, &original, Some(&sig), &ledger, Some(&key))
+        let verdict = verify_confirmation(name, &original, Some(&sig), &ledger, Some(&key), ALLOW)
             .await
             .unwrap();
         assert_eq!(verdict.signature, SignatureState::Valid);
-        let verdict = verify_confirmation(name, &original, Some(&sig), &ledger, None)
+        let verdict = verify_confirmation(name, &original, Some(&sig), &ledger, None, ALLOW)
             .await
             .unwrap();
         assert_eq!(verdict.signature, SignatureState::Unchecked);
@@ -529,12 +579,57 @@ mod tests {
             verdict.signature.describe(),
             "signed, not checked (no [export] signing_key configured here)"
         );
-        let verdict = verify_confirmation(name, &original, None, &ledger, Some(&key))
+        // Unless unchecked signatures are allowed, not checking is a problem, and so is
+        // no signature where no key is configured either.
+        let verdict = verify_confirmation(name, &original, Some(&sig), &ledger, None, SignaturePolicy::Required)
+            .await
+            .unwrap();
+        assert_eq!(verdict.signature, SignatureState::Unchecked);
+        assert!(
+            verdict
+                .problems
+                .iter()
+                .any(|p| matches!(p, Problem::SignatureNotChecked { name } if name == "c.json")),
+            "{:?}",
+            verdict.problems
+        );
+        let verdict = verify_confirmation(name, &original, None, &ledger, None, SignaturePolicy::Required)
+            .await
+            .unwrap();
+        assert_eq!(verdict.signature, SignatureState::Unsigned);
+        assert!(
+            verdict
+                .problems
+                .iter()
+                .any(|p| matches!(p, Problem::NotSigned { name } if name == "c.json")),
+            "{:?}",
+            verdict.problems
+        );
+        let verdict = verify_confirmation(
+            name,
+            &original,
+            Some(&sig),
+            &ledger,
+            Some(&key),
+            SignaturePolicy::Required,
+        )
+        .await
+        .unwrap();
+        assert_eq!(verdict.signature, SignatureState::Valid);
+        assert!(
+            !verdict
+                .problems
+                .iter()
+                .any(|p| matches!(p, Problem::SignatureNotChecked { .. } | Problem::NotSigned { .. })),
+            "{:?}",
+            verdict.problems
+        );
+        let verdict = verify_confirmation(name, &original, None, &ledger, Some(&key), ALLOW)
             .await
             .unwrap();
         assert_eq!(verdict.signature, SignatureState::Missing);
         assert!(verdict.problems.iter().any(|p| matches!(p, Problem::Unsigned { .. })));
-        let verdict = verify_confirmation(name, &original, Some(b"{}"), &ledger, Some(&key))
+        let verdict = verify_confirmation(name, &original, Some(b"{}"), &ledger, Some(&key), ALLOW)
             .await
             .unwrap();
         assert_eq!(verdict.signature, SignatureState::Unreadable);
@@ -544,7 +639,7 @@ mod tests {
         let text = String::from_utf8(original).unwrap();
         let altered = text.replacen("\"erasure\"", "\"Erasure\"", 1);
         assert_ne!(altered, text);
-        let verdict = verify_confirmation(name, altered.as_bytes(), Some(&sig), &ledger, Some(&key))
+        let verdict = verify_confirmation(name, altered.as_bytes(), Some(&sig), &ledger, Some(&key), ALLOW)
             .await
             .unwrap();
         assert!(verdict.document.is_none());
@@ -568,12 +663,12 @@ mod tests {
         assert_eq!(pinned_missing(&verdict.problems), Some(77));
 
         // Not JSON at all, valid JSON naming no request, a version this dsr does not know.
-        let verdict = verify_confirmation(name, b"{\"request_id\":", None, &ledger, None)
+        let verdict = verify_confirmation(name, b"{\"request_id\":", None, &ledger, None, ALLOW)
             .await
             .unwrap();
         assert!(verdict.problems[0].to_string().starts_with("c.json: not valid JSON ("));
         assert!(verdict.problems[0].to_string().ends_with("): altered"));
-        let verdict = verify_confirmation(name, b"{\"schema_version\": 1}", None, &ledger, None)
+        let verdict = verify_confirmation(name, b"{\"schema_version\": 1}", None, &ledger, None, ALLOW)
             .await
             .unwrap();
         assert_eq!(
@@ -586,6 +681,7 @@ mod tests {
             None,
             &ledger,
             None,
+            ALLOW,
         )
         .await
         .unwrap();

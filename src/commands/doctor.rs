@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use chrono::{DateTime, Utc};
 use dsr_connector::{Processor, SecretError, SecretRef};
 use dsr_jobs::ledger::workers::{Worker, live_window};
+use dsr_jobs::queue::redacted;
 use serde_json::json;
 
 use super::workers::when;
@@ -78,7 +79,11 @@ pub async fn doctor(config: &Config, as_json: bool) -> Result<ExitCode, CliError
             checks.push(check(
                 "ledger",
                 true,
-                format!("{} reachable, schema up to date", kind_of(&config.store.url)),
+                format!(
+                    "{} at {} reachable, schema up to date",
+                    kind_of(&config.store.url),
+                    redacted(&config.store.url)
+                ),
             ));
             match ledger.verify_audit_chain().await {
                 Ok(v) if v.problem.is_none() => checks.push(check(
@@ -112,7 +117,11 @@ pub async fn doctor(config: &Config, as_json: bool) -> Result<ExitCode, CliError
         Ok(_) => checks.push(check(
             "queue",
             true,
-            format!("{} reachable", kind_of(&config.queue.url)),
+            format!(
+                "{} at {} reachable",
+                kind_of(&config.queue.url),
+                redacted(&config.queue.url)
+            ),
         )),
         Err(e) => checks.push(check(
             "queue",

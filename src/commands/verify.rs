@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use dsr_jobs::verification::{self, Problem, VerificationError};
+use dsr_jobs::verification::{self, Problem, SignaturePolicy, VerificationError};
 use serde_json::json;
 
 use crate::config::Config;
@@ -15,13 +15,7 @@ use crate::error::CliError;
 
 /// A bundle in the export store, copied to a temporary file readable by its owner only and
 /// removed when dropped.
-struct Fetched(PathBuf);
-
-impl Drop for Fetched {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
+struct Fetched(tempfile::TempPath);
 
 /// The export store and key behind `location`, or None when it names a local file.
 fn in_store(
@@ -45,18 +39,24 @@ async fn fetch(config: &Config, location: &str) -> Result<Option<Fetched>, CliEr
     let Some((store, key)) = in_store(config, location)? else {
         return Ok(None);
     };
-    let target = Fetched(std::env::temp_dir().join(format!("dsr-verify-{}.zip", std::process::id())));
     let unreachable = |e: String| CliError::Unreachable(format!("cannot fetch {location}: {e}"));
     let mut reader = store.reader(&key).await.map_err(|e| unreachable(e.to_string()))?;
-    let mut open = tokio::fs::OpenOptions::new();
-    open.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    open.mode(0o600);
-    let mut file = open.open(&target.0).await.map_err(|e| unreachable(e.to_string()))?;
+    let (target, mut file) = download_target().await.map_err(|e| unreachable(e.to_string()))?;
     tokio::io::copy(&mut reader, &mut file)
         .await
         .map_err(|e| unreachable(e.to_string()))?;
     Ok(Some(target))
+}
+
+/// The file a bundle is downloaded to: made new under a random name (`O_EXCL`, so a link
+/// planted in the shared temporary folder is never followed), mode 0600, removed when the
+/// [`Fetched`] is dropped.
+async fn download_target() -> std::io::Result<(Fetched, tokio::fs::File)> {
+    let file = tokio::task::spawn_blocking(|| tempfile::Builder::new().prefix("dsr-verify-").suffix(".zip").tempfile())
+        .await
+        .map_err(std::io::Error::other)??;
+    let (file, path) = file.into_parts();
+    Ok((Fetched(path), tokio::fs::File::from_std(file)))
 }
 
 /// The signing key this deployment trusts, as base64, when one is configured.
@@ -82,19 +82,28 @@ fn exit_code(ok: bool) -> ExitCode {
     if ok { ExitCode::SUCCESS } else { ExitCode::from(1) }
 }
 
-pub async fn verify(config: &Config, target: &str, as_json: bool) -> Result<ExitCode, CliError> {
+/// How `--allow-unsigned` reads.
+fn policy(allow_unsigned: bool) -> SignaturePolicy {
+    if allow_unsigned {
+        SignaturePolicy::UncheckedAllowed
+    } else {
+        SignaturePolicy::Required
+    }
+}
+
+pub async fn verify(config: &Config, target: &str, allow_unsigned: bool, as_json: bool) -> Result<ExitCode, CliError> {
     if target.ends_with("-confirmation.json") {
-        return verify_confirmation(config, target, as_json).await;
+        return verify_confirmation(config, target, policy(allow_unsigned), as_json).await;
     }
     let bundle = target;
     let fetched = fetch(config, bundle).await?;
     let path = fetched
         .as_ref()
-        .map(|f| f.0.clone())
+        .map(|f| f.0.to_path_buf())
         .unwrap_or_else(|| PathBuf::from(bundle));
     let ledger = crate::wiring::ledger(config).await?;
     let trusted = trusted_key(config)?;
-    let verdict = verification::verify_bundle(&path, &ledger, trusted.as_deref())
+    let verdict = verification::verify_bundle(&path, &ledger, trusted.as_deref(), policy(allow_unsigned))
         .await
         .map_err(not_checked)?;
     let ok = verdict.ok();
@@ -133,7 +142,12 @@ async fn read_small(config: &Config, location: &str) -> Result<Option<Vec<u8>>, 
 
 /// A confirmation: its hash against the ledger, its signature against the trusted key, and
 /// the audit chain it pins (whole, and holding the event it names).
-async fn verify_confirmation(config: &Config, location: &str, as_json: bool) -> Result<ExitCode, CliError> {
+async fn verify_confirmation(
+    config: &Config,
+    location: &str,
+    policy: SignaturePolicy,
+    as_json: bool,
+) -> Result<ExitCode, CliError> {
     let name = Path::new(location)
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -144,9 +158,10 @@ async fn verify_confirmation(config: &Config, location: &str, as_json: bool) -> 
     let signature = read_small(config, &format!("{location}.sig")).await?;
     let ledger = crate::wiring::ledger(config).await?;
     let trusted = trusted_key(config)?;
-    let verdict = verification::verify_confirmation(&name, &bytes, signature.as_deref(), &ledger, trusted.as_deref())
-        .await
-        .map_err(not_checked)?;
+    let verdict =
+        verification::verify_confirmation(&name, &bytes, signature.as_deref(), &ledger, trusted.as_deref(), policy)
+            .await
+            .map_err(not_checked)?;
     let ok = verdict.ok();
     if as_json {
         println!(
@@ -189,4 +204,38 @@ pub async fn audit_verify(config: &Config, as_json: bool) -> Result<ExitCode, Cl
     } else {
         ExitCode::from(1)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_download_goes_to_a_new_private_file_never_through_a_planted_link() {
+        use std::os::unix::fs::PermissionsExt;
+        use tokio::io::AsyncWriteExt;
+        // A link planted where the download used to go, naming a file of the user's.
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim.txt");
+        std::fs::write(&victim, "keep me").unwrap();
+        let planted = std::env::temp_dir().join(format!("dsr-verify-{}.zip", std::process::id()));
+        let _ = std::fs::remove_file(&planted);
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+
+        let (target, mut file) = download_target().await.unwrap();
+        file.write_all(b"PK").await.unwrap();
+        file.flush().await.unwrap();
+        let path = target.0.to_path_buf();
+        let meta = std::fs::symlink_metadata(&path).unwrap();
+        let kept = std::fs::read_to_string(&victim).unwrap();
+        let _ = std::fs::remove_file(&planted);
+        assert_eq!(kept, "keep me", "the planted link was followed");
+        assert_ne!(path, planted, "the name is not predictable");
+        assert!(meta.file_type().is_file(), "a file of its own, not a link");
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert_eq!(std::fs::read(&path).unwrap(), b"PK");
+        drop((target, file));
+        assert!(!path.exists(), "removed when dropped");
+    }
 }

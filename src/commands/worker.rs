@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use dsr_jobs::Engine;
+use dsr_jobs::queue::redacted;
 
 use super::Shutdown;
 use crate::cli::WorkerArgs;
@@ -50,15 +51,9 @@ pub async fn worker(config: &Config, args: &WorkerArgs) -> Result<ExitCode, CliE
             .map(|p| p.as_str())
             .collect::<Vec<_>>()
             .join(", "),
-        if engine.ledger().is_postgres() {
-            "postgres"
-        } else {
-            "sqlite"
-        },
-        match engine.queue() {
-            dsr_jobs::Queue::Sqlite(_) => "sqlite",
-            dsr_jobs::Queue::Redis(_) => "redis",
-        }
+        // Where, with any password left out.
+        redacted(&config.store.url),
+        redacted(&config.queue.url),
     );
     let shutdown = Shutdown::new();
     let trigger = shutdown.clone();

@@ -128,9 +128,66 @@ pub fn verify_rs256(public_der: &[u8], message: &[u8], signature: &[u8]) -> bool
         .is_ok()
 }
 
+/// A JWT's `aud`: one string or several (RFC 7519 §4.1.3).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl Audience {
+    pub fn contains(&self, audience: &str) -> bool {
+        match self {
+            Audience::One(one) => one == audience,
+            Audience::Many(many) => many.iter().any(|a| a == audience),
+        }
+    }
+}
+
+/// The registered claims (RFC 7519 §4.1) checked on every token a vendor signs for dsr:
+/// `iss`, `aud` and `exp` are required, `nbf` is checked when present. Times are NumericDate
+/// (seconds since the epoch, possibly fractional).
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct RegisteredClaims {
+    pub iss: String,
+    pub aud: Audience,
+    pub exp: f64,
+    #[serde(default)]
+    pub nbf: Option<f64>,
+}
+
+/// How far clocks may disagree when `exp` and `nbf` are checked.
+pub const CLOCK_LEEWAY: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl RegisteredClaims {
+    /// Accepts the token only from `issuer`, for `audience`, and within its validity at `now`
+    /// give or take [`CLOCK_LEEWAY`].
+    pub fn check(&self, issuer: &str, audience: &str, now: std::time::SystemTime) -> Result<(), KeyError> {
+        let now = now
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        let leeway = CLOCK_LEEWAY.as_secs_f64();
+        if self.iss != issuer {
+            return Err(KeyError(format!("the token's issuer is not {issuer:?}")));
+        }
+        if !self.aud.contains(audience) {
+            return Err(KeyError(format!("the token's audience is not {audience:?}")));
+        }
+        if now > self.exp + leeway {
+            return Err(KeyError("the token has expired".into()));
+        }
+        if self.nbf.is_some_and(|nbf| now + leeway < nbf) {
+            return Err(KeyError("the token is not valid before a time still to come".into()));
+        }
+        Ok(())
+    }
+}
+
 /// Checks a compact JWS (`header.claims.signature`, RS256) against a JWKS document and
-/// returns its claims. Expiry is the caller's to check.
-pub fn verify_jwt(token: &str, jwks: &serde_json::Value) -> Result<serde_json::Value, KeyError> {
+/// returns its claims as `C` (include [`RegisteredClaims`], flattened, and check them).
+pub fn verify_jwt<C: serde::de::DeserializeOwned>(token: &str, jwks: &serde_json::Value) -> Result<C, KeyError> {
     let b64 = |part: &str| {
         base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(part.trim_end_matches('='))
@@ -185,6 +242,31 @@ mod tests {
         let mut out = Vec::new();
         der_integer(&[0x01, 0x00, 0x01], &mut out);
         assert_eq!(out, [0x02, 0x03, 0x01, 0x00, 0x01]);
+    }
+
+    #[test]
+    fn registered_claims_are_checked_issuer_audience_and_time() {
+        let now = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000);
+        let claims = |v: serde_json::Value| serde_json::from_value::<RegisteredClaims>(v).unwrap();
+        let good = serde_json::json!({"iss": "SuperOffice AS", "aud": "spn:1", "exp": 1_000_100, "nbf": 999_900});
+        assert!(claims(good.clone()).check("SuperOffice AS", "spn:1", now).is_ok());
+        let many = serde_json::json!({"iss": "SuperOffice AS", "aud": ["x", "spn:1"], "exp": 1_000_100.5});
+        assert!(claims(many).check("SuperOffice AS", "spn:1", now).is_ok());
+        let within_leeway =
+            serde_json::json!({"iss": "SuperOffice AS", "aud": "spn:1", "exp": 999_950, "nbf": 1_000_050});
+        assert!(claims(within_leeway).check("SuperOffice AS", "spn:1", now).is_ok());
+        let refused = |patch: serde_json::Value, words: &str| {
+            let mut v = good.clone();
+            v.as_object_mut().unwrap().extend(patch.as_object().unwrap().clone());
+            let err = claims(v).check("SuperOffice AS", "spn:1", now).unwrap_err();
+            assert!(err.0.contains(words), "{err}");
+        };
+        refused(serde_json::json!({"exp": 999_000}), "expired");
+        refused(serde_json::json!({"nbf": 1_001_000}), "not valid before");
+        refused(serde_json::json!({"iss": "Someone"}), "issuer");
+        refused(serde_json::json!({"aud": "spn:2"}), "audience");
+        refused(serde_json::json!({"aud": []}), "audience");
+        assert!(serde_json::from_value::<RegisteredClaims>(serde_json::json!({"aud": "a", "exp": 1})).is_err());
     }
 
     #[test]

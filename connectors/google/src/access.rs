@@ -13,7 +13,7 @@
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use dsr_connector::http::PageGuard;
+use dsr_connector::http::{PageGuard, path_segment};
 use dsr_connector::{
     AccessSummary, ConnectorError, DecodeError, FileMeta, Identities, IdentityKind, Record, RecordSink, decode,
 };
@@ -228,7 +228,7 @@ impl Google {
             "timeoutMs": server_wait_ms(deadline),
             "maxResults": 500,
         });
-        let url = format!("{base}/projects/{project}/queries");
+        let url = format!("{base}/projects/{}/queries", path_segment(PROCESSOR, &project)?);
         let mut answer: QueryResponse = self
             .bigquery
             .json(&project, |http| http.post(&url).json(&body))
@@ -298,7 +298,11 @@ impl Google {
                 ("timeoutMs", timeout_ms.as_str()),
             ];
             query.extend(page_token.as_deref().map(|t| ("pageToken", t)));
-            let url = format!("{base}/projects/{project}/queries/{job}");
+            let url = format!(
+                "{base}/projects/{}/queries/{}",
+                path_segment(PROCESSOR, &project)?,
+                path_segment(PROCESSOR, &job)?
+            );
             endpoint = "jobs.getQueryResults";
             answer = self
                 .bigquery
@@ -312,7 +316,7 @@ impl Google {
     /// sends it base64url in JSON, not as a stream, so the answer is read whole, up to
     /// [`RAW_MESSAGE_LIMIT`].
     async fn raw_mail(&self, mailbox: &str, id: &str) -> Result<Option<Vec<u8>>, ConnectorError> {
-        let url = self.messages_url(mailbox, Some(id));
+        let url = self.messages_url(mailbox, Some(id))?;
         let read = self
             .gmail(mailbox)
             .with_body_limit(RAW_MESSAGE_LIMIT)

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use dsr_connector::http::{
-    AccessToken, BearerAnswer, TokenBody, TokenCache, TokenEndpoint, TokenSource, describe_oauth_error,
+    AccessToken, BearerAnswer, TokenBody, TokenCache, TokenClient, TokenEndpoint, TokenSource, describe_oauth_error,
 };
 use dsr_connector::{ConfigError, ConnectorError};
 use ring::signature::RsaKeyPair;
@@ -106,7 +106,7 @@ struct JwtBearer {
     token_url: String,
     scopes: Vec<String>,
     subject: Option<String>,
-    http: reqwest::Client,
+    http: TokenClient,
 }
 
 #[async_trait::async_trait]
@@ -135,12 +135,12 @@ type TokenKey = (Vec<String>, Option<String>);
 pub struct Tokens {
     account: Arc<ServiceAccount>,
     token_url: String,
-    http: reqwest::Client,
+    http: TokenClient,
     caches: Mutex<HashMap<TokenKey, Arc<TokenCache>>>,
 }
 
 impl Tokens {
-    pub fn new(account: ServiceAccount, token_url: &str, http: reqwest::Client) -> Tokens {
+    pub fn new(account: ServiceAccount, token_url: &str, http: TokenClient) -> Tokens {
         Tokens {
             account: Arc::new(account),
             token_url: token_url.to_string(),

@@ -95,13 +95,6 @@ impl Google {
     }
 }
 
-/// A path segment, percent-encoded.
-pub fn urlencode(segment: &str) -> String {
-    url::form_urlencoded::byte_serialize(segment.as_bytes())
-        .collect::<String>()
-        .replace('+', "%20")
-}
-
 /// Until Google's daily quotas reset: midnight Pacific Time.
 pub fn until_quota_reset(now: chrono::DateTime<Utc>) -> Duration {
     let pacific = now.with_timezone(&chrono_tz::America::Los_Angeles);

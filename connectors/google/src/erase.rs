@@ -302,7 +302,7 @@ impl Google {
         mode: DeleteMode,
     ) -> Result<ItemOutcome, ConnectorError> {
         let client = self.gmail_for(mailbox, mode);
-        let url = self.messages_url(mailbox, Some(id));
+        let url = self.messages_url(mailbox, Some(id))?;
         let (done, receipt) = match mode {
             DeleteMode::Hard => (client.remove(mailbox, |http| http.delete(&url)).await?, "deleted"),
             DeleteMode::Soft => {
@@ -319,7 +319,7 @@ impl Google {
         mailbox: &str,
         resource_name: &str,
     ) -> Result<ItemOutcome, ConnectorError> {
-        let url = self.people_url(&format!("{resource_name}:deleteContact"));
+        let url = self.contact_url(resource_name, ":deleteContact")?;
         let done = self.people(mailbox).remove(mailbox, |http| http.delete(&url)).await?;
         Ok(removed(
             done,

@@ -8,12 +8,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use dsr_connector::http::{PageGuard, VendorClient};
+use dsr_connector::http::{PageGuard, VendorClient, path_segment};
 use dsr_connector::{ConnectorError, Email, Identities, IdentityKind, MatchClaim};
 use serde::Serialize;
 
 use crate::Google;
-use crate::client::{MAX_PAGES, PROCESSOR, urlencode};
+use crate::client::{MAX_PAGES, PROCESSOR};
 use crate::config::DeleteMode;
 use crate::wire::{Message, MessageList};
 
@@ -132,22 +132,22 @@ impl Google {
         self.client_for(&[scope], Some(mailbox))
     }
 
-    /// `…/users/{mailbox}/messages`, or one message's URL with `id`.
-    pub(crate) fn messages_url(&self, mailbox: &str, id: Option<&str>) -> String {
+    /// `…/users/{mailbox}/messages`, or one message's URL with `id`, each one encoded segment.
+    pub(crate) fn messages_url(&self, mailbox: &str, id: Option<&str>) -> Result<String, ConnectorError> {
         let base = format!(
             "{}/users/{}/messages",
             self.config.gmail_url.trim_end_matches('/'),
-            urlencode(mailbox)
+            path_segment(PROCESSOR, mailbox)?
         );
-        match id {
-            Some(id) => format!("{base}/{}", urlencode(id)),
+        Ok(match id {
+            Some(id) => format!("{base}/{}", path_segment(PROCESSOR, id)?),
             None => base,
-        }
+        })
     }
 
     /// One cheap read of `mailbox`: proves the delegation and scopes work.
     pub(crate) async fn probe_mailbox(&self, mailbox: &str) -> Result<(), ConnectorError> {
-        let url = self.messages_url(mailbox, None);
+        let url = self.messages_url(mailbox, None)?;
         self.gmail(mailbox)
             .json::<MessageList>(mailbox, |http| http.get(&url).query(&[("maxResults", "1")]))
             .await
@@ -159,7 +159,7 @@ impl Google {
     /// there is still held (`includeSpamTrash` is false by default,
     /// https://developers.google.com/gmail/api/reference/rest/v1/users.messages/list).
     async fn list_ids(&self, client: &VendorClient, mailbox: &str, q: &str) -> Result<Vec<String>, ConnectorError> {
-        let url = self.messages_url(mailbox, None);
+        let url = self.messages_url(mailbox, None)?;
         let mut ids = Vec::new();
         let mut token: Option<String> = None;
         let mut pages = PageGuard::new(PROCESSOR, "users.messages.list", MAX_PAGES);
@@ -189,7 +189,7 @@ impl Google {
         id: &str,
         subject: &Identities,
     ) -> Result<Option<FoundMail>, ConnectorError> {
-        let url = self.messages_url(mailbox, Some(id));
+        let url = self.messages_url(mailbox, Some(id))?;
         let mut query = vec![("format", "metadata")];
         query.extend(ADDRESS_HEADERS.iter().map(|h| ("metadataHeaders", *h)));
         let message: Message = match client.json(mailbox, |http| http.get(&url).query(&query)).await {

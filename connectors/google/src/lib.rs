@@ -63,7 +63,10 @@ impl Google {
         let account = ServiceAccount::from_json(key.expose_secret())?;
         let http = dsr_connector::http::http_client(Duration::from_secs(60))
             .map_err(|e| ConfigError::new(PROCESSOR, "", e.to_string()))?;
-        let tokens = Tokens::new(account, &config.token_url, http.clone());
+        // Token requests follow no redirect: the signed assertion goes to the token URL only.
+        let token_http = dsr_connector::http::TokenClient::new(Duration::from_secs(60))
+            .map_err(|e| ConfigError::new(PROCESSOR, "", e.to_string()))?;
+        let tokens = Tokens::new(account, &config.token_url, token_http);
         // Deletion quota: 1.5 requests per second per property.
         let pace = Arc::new(RateLimiter::new(Limits {
             requests: 3,

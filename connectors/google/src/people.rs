@@ -6,7 +6,7 @@
 //! https://developers.google.com/people/api/rest/v1/people.connections/list,
 //! https://developers.google.com/people/api/rest/v1/otherContacts/list
 
-use dsr_connector::http::{PageGuard, VendorClient};
+use dsr_connector::http::{PageGuard, VendorClient, path_segment};
 use dsr_connector::{ConnectorError, Identities, IdentityKind, MatchClaim};
 
 use crate::Google;
@@ -89,6 +89,19 @@ impl Google {
         self.client_for(&[SCOPE_CONTACTS], Some(mailbox))
     }
 
+    /// `people/{id}` with the id one encoded path segment: a contact's resource name is
+    /// vendor data and must not move a call elsewhere on the host.
+    pub(crate) fn contact_url(&self, resource_name: &str, method: &str) -> Result<String, ConnectorError> {
+        let id = resource_name.strip_prefix("people/").ok_or_else(|| {
+            ConnectorError::permanent(
+                PROCESSOR,
+                "unexpected_response",
+                "Google named a contact whose resource name does not start with `people/`; nothing was sent",
+            )
+        })?;
+        Ok(self.people_url(&format!("people/{}{method}", path_segment(PROCESSOR, id)?)))
+    }
+
     pub(crate) fn people_url(&self, path: &str) -> String {
         format!("{}/{path}", self.config.people_url.trim_end_matches('/'))
     }
@@ -131,7 +144,7 @@ impl Google {
         mailbox: &str,
         resource_name: &str,
     ) -> Result<Option<Person>, ConnectorError> {
-        let url = self.people_url(resource_name);
+        let url = self.contact_url(resource_name, "")?;
         let read = self
             .people(mailbox)
             .json(mailbox, |http| http.get(&url).query(&[("personFields", PERSON_FIELDS)]))

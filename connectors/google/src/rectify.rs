@@ -263,7 +263,7 @@ impl Google {
         fields: &str,
         body: Value,
     ) -> Result<Person, ConnectorError> {
-        let url = self.people_url(&format!("{resource_name}:updateContact"));
+        let url = self.contact_url(resource_name, ":updateContact")?;
         let query = [("updatePersonFields", fields)];
         self.people(mailbox)
             .json(mailbox, |http| http.patch(&url).query(&query).json(&body))

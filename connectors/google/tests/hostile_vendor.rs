@@ -62,3 +62,38 @@ async fn contacts_whose_page_token_repeats_fail_the_same_way() {
         fake.calls()
     );
 }
+
+/// A contact's resource name is Google's data: whatever it holds, the delete goes to that one
+/// contact's `:deleteContact`, never elsewhere on the host.
+#[tokio::test]
+async fn a_hostile_resource_name_stays_one_path_segment() {
+    let fake = GoogleFake::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let google = workspace_connector(&fake, dir.path(), "hard").await;
+    let hostile = "people/x/../../admin?permanent=false#";
+    let mailbox = "ola.hansen@racom.no";
+    let item = dsr_connector::PlanItem::new(
+        format!("contacts {mailbox}/{hostile}"),
+        "contacts",
+        dsr_connector::Action::Delete,
+        serde_json::json!({"call": "people.deleteContact", "mailbox": mailbox, "resourceName": hostile}),
+        serde_json::Value::Null,
+        vec![],
+    );
+    let before = fake.calls().len();
+    let outcome = dsr_fixtures::testing::execute(&google, &kari_in_workspace(), &dsr_connector::Change::Erasure, &item)
+        .await
+        .unwrap();
+    assert_eq!(
+        outcome,
+        dsr_connector::ItemOutcome::AlreadyGone,
+        "the fake has no such contact"
+    );
+    let mut calls = fake.calls().split_off(before);
+    calls.retain(|c| !c.contains("token"));
+    assert_eq!(
+        calls,
+        ["DELETE people/x/../../admin?permanent=false#:deleteContact"],
+        "one call, to the contact named, whole"
+    );
+}

@@ -292,7 +292,8 @@ async fn the_fakes_people_get_answers_like_the_documented_sample() {
     let fake = GoogleFake::start().await.unwrap();
     let account = ServiceAccount::from_json(&fake.service_account_json(TEST_PRIVATE_KEY)).unwrap();
     let http = dsr_connector::http::http_client(std::time::Duration::from_secs(10)).unwrap();
-    let tokens = Tokens::new(account, &fake.token_url(), http.clone());
+    let token_http = dsr_connector::http::TokenClient::new(std::time::Duration::from_secs(10)).unwrap();
+    let tokens = Tokens::new(account, &fake.token_url(), token_http);
     let token = tokens
         .cache(&[SCOPE_CONTACTS], Some("ola.hansen@racom.no"))
         .token()

@@ -91,7 +91,7 @@ impl Microsoft365 {
         let url = self.graph.url(
             &["users", &mailbox.key, "messages", id, "attachments"],
             &[("$select", "id,name,contentType,size,isInline")],
-        );
+        )?;
         let listed: Vec<Attachment> = self.graph.all(&mailbox.key, url).await?;
         let mut described = Vec::new();
         for attachment in listed {
@@ -119,7 +119,7 @@ impl Microsoft365 {
                     "$value",
                 ],
                 &[],
-            );
+            )?;
             let response = self
                 .graph
                 .client
@@ -176,7 +176,7 @@ impl Microsoft365 {
                 // and let go, so a heavy correspondent's mail is never held at once.
                 let url = self
                     .graph
-                    .url(&["users", &mailbox.key, "messages", &found.message.id], &[]);
+                    .url(&["users", &mailbox.key, "messages", &found.message.id], &[])?;
                 let full: Message = match self.graph.get(&mailbox.key, url).await {
                     Ok(m) => m,
                     Err(e) if e.is_not_found() => continue,

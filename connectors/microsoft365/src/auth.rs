@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dsr_connector::ConfigError;
-use dsr_connector::http::{ClientCredentials, TokenCache};
+use dsr_connector::http::{ClientCredentials, TokenCache, TokenClient};
 
 use crate::client::PROCESSOR;
 use crate::config::Microsoft365Config;
@@ -22,14 +22,17 @@ const RENEW_AHEAD: Duration = Duration::from_secs(300);
 
 /// The token cache for `config`'s app registration. The client secret is read now, so a
 /// missing one is reported when the connector is built, not in the middle of a request.
-pub fn tokens(config: &Microsoft365Config, http: &reqwest::Client) -> Result<Arc<TokenCache>, ConfigError> {
+pub fn tokens(config: &Microsoft365Config) -> Result<Arc<TokenCache>, ConfigError> {
     let secret = config
         .client_secret
         .resolve()
         .map_err(|e| ConfigError::new(PROCESSOR, "client_secret", e.to_string()))?;
+    // Token requests follow no redirect: the client secret goes to the token URL only.
+    let http = TokenClient::new(Duration::from_secs(60))
+        .map_err(|e| ConfigError::new(PROCESSOR, "", format!("no HTTP client for the token endpoint: {e}")))?;
     let source = ClientCredentials::new(
         PROCESSOR,
-        http.clone(),
+        http,
         config.token_url()?.as_str(),
         &config.client_id,
         secret,

@@ -6,7 +6,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use dsr_connector::http::{Limits, ODataPager, OriginGuard, RateLimiter, TokenCache, VendorClient, VendorError};
+use dsr_connector::http::{
+    Limits, ODataPager, OriginGuard, RateLimiter, TokenCache, VendorClient, VendorError, push_segments,
+};
 use dsr_connector::{ConfigError, ConnectorError, Processor};
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
@@ -65,17 +67,15 @@ impl Graph {
         })
     }
 
-    /// `{base}/users/{mailbox}/{rest…}` with each segment percent-encoded.
-    pub fn url(&self, segments: &[&str], query: &[(&str, &str)]) -> Url {
+    /// `{base}/users/{mailbox}/{rest…}` with each segment percent-encoded (an id that is
+    /// empty, `.` or `..` is refused: no URL can hold it as one segment).
+    pub fn url(&self, segments: &[&str], query: &[(&str, &str)]) -> Result<Url, ConnectorError> {
         let mut url = self.base.clone();
-        if let Ok(mut path) = url.path_segments_mut() {
-            path.pop_if_empty();
-            path.extend(segments);
-        }
+        push_segments(PROCESSOR, &mut url, segments)?;
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query);
         }
-        url
+        Ok(url)
     }
 
     /// A paged collection, following `@odata.nextLink` on Graph's origin only.
@@ -147,10 +147,22 @@ mod tests {
             tokens,
         )
         .unwrap();
-        let url = graph.url(&["users", "a/b c@x.no", "messages"], &[("$top", "4")]);
+        let url = graph
+            .url(&["users", "a/b c@x.no", "messages"], &[("$top", "4")])
+            .unwrap();
         assert_eq!(
             url.as_str(),
             "https://graph.example/v1.0/users/a%2Fb%20c@x.no/messages?%24top=4"
         );
+        let hostile = graph
+            .url(&["users", "a@x.no", "messages", "x/../../admin?permanent=false#"], &[])
+            .unwrap();
+        assert_eq!(
+            hostile.as_str(),
+            "https://graph.example/v1.0/users/a@x.no/messages/x%2F..%2F..%2Fadmin%3Fpermanent%3Dfalse%23"
+        );
+        // `..` is no id: Graph's old `extend` dropped it and addressed the collection.
+        let err = graph.url(&["users", "a@x.no", "messages", ".."], &[]).unwrap_err();
+        assert_eq!(err.code(), "permanent:unexpected_response", "{err}");
     }
 }

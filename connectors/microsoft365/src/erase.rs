@@ -120,7 +120,7 @@ impl Microsoft365 {
         let url = self.graph.url(
             &["users", &mailbox.key, "mailFolders", "deleteditems"],
             &[("$select", "id")],
-        );
+        )?;
         let folder: MailFolder = self.graph.get(&mailbox.key, url).await?;
         Ok(folder.id)
     }
@@ -172,14 +172,14 @@ impl Microsoft365 {
         let result = match mode {
             DeleteMode::Hard => {
                 path.push("permanentDelete");
-                let url = self.graph.url(&path, &[]);
+                let url = self.graph.url(&path, &[])?;
                 self.graph
                     .client
                     .remove(&target.mailbox, |http| http.post(url.clone()))
                     .await
             }
             DeleteMode::Soft => {
-                let url = self.graph.url(&path, &[]);
+                let url = self.graph.url(&path, &[])?;
                 self.graph
                     .client
                     .remove(&target.mailbox, |http| http.delete(url.clone()))

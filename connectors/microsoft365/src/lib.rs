@@ -41,7 +41,7 @@ impl Microsoft365 {
         config.validate()?;
         let http = dsr_connector::http::http_client(Duration::from_secs(60))
             .map_err(|e| ConfigError::new(PROCESSOR, "", format!("no HTTP client for Graph: {e}")))?;
-        let tokens = auth::tokens(&config, &http)?;
+        let tokens = auth::tokens(&config)?;
         let graph = Graph::new(&config, http, tokens)?;
         Ok(Microsoft365 { config, graph })
     }

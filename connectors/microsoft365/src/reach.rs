@@ -163,7 +163,7 @@ impl Microsoft365 {
         for mailbox in mailboxes.iter().take(CHECKED_MAILBOXES) {
             let url = self
                 .graph
-                .url(&["users", &mailbox.key, "mailFolders", "inbox"], &[("$select", "id")]);
+                .url(&["users", &mailbox.key, "mailFolders", "inbox"], &[("$select", "id")])?;
             let inbox = self.graph.get::<MailFolder>(&mailbox.key, url).await;
             reach.admit(
                 mailbox,
@@ -173,7 +173,7 @@ impl Microsoft365 {
         reach.finish()?;
         details.extend(reach.operator_notes());
         if let Some(first) = reach.searched.first() {
-            let url = self.graph.url(&["users", &first.key, "contacts"], &[("$top", "1")]);
+            let url = self.graph.url(&["users", &first.key, "contacts"], &[("$top", "1")])?;
             self.graph
                 .get::<ODataPage<Contact>>(&first.key, url)
                 .await

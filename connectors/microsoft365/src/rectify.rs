@@ -181,7 +181,7 @@ impl Microsoft365 {
         queries.push(vec![("$top", top.clone())]);
         for query in queries {
             let query: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            let url = self.graph.url(&segments, &query);
+            let url = self.graph.url(&segments, &query)?;
             let contacts: Vec<Contact> = match self.graph.all(&target.mailbox, url).await {
                 Ok(contacts) => contacts,
                 // The folder itself is gone.
@@ -252,7 +252,7 @@ impl Microsoft365 {
                 "the contact was changed in Outlook",
             ));
         }
-        let url = self.graph.url(&target.segments(item)?, &[]);
+        let url = self.graph.url(&target.segments(item)?, &[])?;
         let updated: Contact = self
             .graph
             .client

@@ -137,7 +137,7 @@ impl Microsoft365 {
         let top = self.graph.page_size.min(USERS_TOP_MAX).to_string();
         let url = self
             .graph
-            .url(&["users"], &[("$select", "id,mail,userPrincipalName"), ("$top", &top)]);
+            .url(&["users"], &[("$select", "id,mail,userPrincipalName"), ("$top", &top)])?;
         let users: Vec<User> = self
             .graph
             .all("users", url)
@@ -174,7 +174,7 @@ impl Microsoft365 {
         let url = self.graph.url(
             &["users", &mailbox.key, "messages"],
             &[("$search", &search), ("$top", &top), ("$select", SEARCH_FIELDS)],
-        );
+        )?;
         let messages: Vec<Message> = self
             .graph
             .all(&mailbox.key, url)
@@ -263,7 +263,7 @@ impl Microsoft365 {
         let url = self.graph.url(
             &["users", &mailbox.key, "contactFolders"],
             &[("$select", "id"), ("$top", &top)],
-        );
+        )?;
         let mut pending: Vec<(String, usize)> = self
             .graph
             .all::<ContactFolder>(&mailbox.key, url)
@@ -281,7 +281,7 @@ impl Microsoft365 {
                 let url = self.graph.url(
                     &["users", &mailbox.key, "contactFolders", &folder, "childFolders"],
                     &[("$select", "id"), ("$top", &top)],
-                );
+                )?;
                 let children: Vec<ContactFolder> = self.graph.all(&mailbox.key, url).await?;
                 pending.extend(children.into_iter().map(|c| (c.id, depth + 1)));
             }
@@ -309,7 +309,7 @@ impl Microsoft365 {
             for email in &subject.emails {
                 let filter = contact_filter(email.as_str());
                 let segments = contacts_segments(&mailbox.key, folder.as_deref());
-                let url = self.graph.url(&segments, &[("$filter", &filter), ("$top", &top)]);
+                let url = self.graph.url(&segments, &[("$filter", &filter), ("$top", &top)])?;
                 let contacts: Vec<Contact> = self
                     .graph
                     .all(&mailbox.key, url)

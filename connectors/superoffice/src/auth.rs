@@ -5,7 +5,10 @@
 use std::time::Duration;
 
 use base64::Engine as _;
-use dsr_connector::http::{AccessToken, MAX_TOKEN_BODY, TokenBody, TokenEndpoint, TokenSource, read_json_within};
+use dsr_connector::http::{
+    AccessToken, MAX_TOKEN_BODY, TokenBody, TokenClient, TokenEndpoint, TokenSource, read_json_within,
+};
+use dsr_connector::keys::{KeyError, RegisteredClaims, verify_jwt};
 use dsr_connector::{ConfigError, ConnectorError};
 use ring::signature::RsaKeyPair;
 use secrecy::{ExposeSecret, SecretString};
@@ -14,7 +17,27 @@ use serde_json::{Value, json};
 use crate::client::{PROCESSOR, describe_error};
 use crate::wire::AuthenticateAnswer;
 
-const TICKET_CLAIM: &str = "http://schemes.superoffice.net/identity/ticket";
+/// The issuer of the system-user JWT: "SuperOffice AS (federated ID)" in the `iss` row of
+/// https://community.superoffice.com/en/developer/create-apps/reference/oidc-claims/ (and
+/// the "Validation parameters" of
+/// https://docs.superoffice.com/en/api/authentication/online/validate-security-tokens.html).
+const ISSUER: &str = "SuperOffice AS";
+
+/// The login token's claims dsr reads. `aud` is documented (same `oidc-claims` page) as
+/// "the service principal name (SPN) claim identifier followed by the tenant database serial
+/// number", i.e. `spn:{serial}`, the serial being the token's own `…/identity/serial` claim;
+/// `…/identity/ctx` is the tenant, which must be the one dsr logged in to.
+#[derive(serde::Deserialize)]
+struct LoginClaims {
+    #[serde(flatten)]
+    registered: RegisteredClaims,
+    #[serde(rename = "http://schemes.superoffice.net/identity/ticket")]
+    ticket: String,
+    #[serde(rename = "http://schemes.superoffice.net/identity/serial")]
+    serial: String,
+    #[serde(rename = "http://schemes.superoffice.net/identity/ctx")]
+    ctx: String,
+}
 
 /// Tickets slide for six hours; renew well before.
 const TICKET_LIFETIME: Duration = Duration::from_secs(5 * 3600);
@@ -25,7 +48,10 @@ pub struct SystemUser {
     pub system_user_token: SecretString,
     pub key: RsaKeyPair,
     pub application_token: SecretString,
+    /// For the JWKS (a GET of public keys).
     pub http: reqwest::Client,
+    /// For the login, which follows no redirect: the signed token goes to the login URL only.
+    pub login: TokenClient,
 }
 
 /// `"{token}.{yyyyMMddHHmm}.{base64 signature}"`, the signature over `"{token}.{yyyyMMddHHmm}"`.
@@ -67,7 +93,7 @@ impl SystemUser {
         let refusal = format!("SuperOffice refused the system user of tenant {}", self.tenant);
         let login = TokenEndpoint {
             processor: PROCESSOR,
-            http: &self.http,
+            http: &self.login,
             url: &url,
             describe: describe_error,
             refused: &refusal,
@@ -107,12 +133,21 @@ impl TokenSource for SystemUser {
     async fn fetch(&self) -> Result<AccessToken, ConnectorError> {
         let token = self.authenticate().await?;
         let jwks = self.signing_keys().await?;
-        // The token is trusted only if SuperOffice's published keys signed it.
-        let claims = dsr_connector::keys::verify_jwt(&token, &jwks)
-            .map_err(|e| refused(format!("the login token failed verification: {e}")))?;
-        let ticket = claims[TICKET_CLAIM]
-            .as_str()
-            .ok_or_else(|| refused("the login token carries no ticket".into()))?;
-        Ok(AccessToken::new(format!("SOTicket {ticket}"), TICKET_LIFETIME))
+        // The token is trusted only if SuperOffice's published keys signed it, SuperOffice
+        // issued it for this tenant's SPN, and it is valid now.
+        let failed = |e: KeyError| refused(format!("the login token failed verification: {e}"));
+        let claims: LoginClaims = verify_jwt(&token, &jwks).map_err(failed)?;
+        let audience = format!("spn:{}", claims.serial);
+        claims
+            .registered
+            .check(ISSUER, &audience, std::time::SystemTime::now())
+            .map_err(failed)?;
+        if !claims.ctx.eq_ignore_ascii_case(&self.tenant) {
+            return Err(refused(format!(
+                "the login token failed verification: it is for another tenant than {}",
+                self.tenant
+            )));
+        }
+        Ok(AccessToken::new(format!("SOTicket {}", claims.ticket), TICKET_LIFETIME))
     }
 }

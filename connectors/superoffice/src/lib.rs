@@ -55,10 +55,15 @@ impl SuperOffice {
         let app_token = secret("client_secret", &config.client_secret)?;
         // With a ticket, every call also names the application (SO-AppToken).
         let mut headers = reqwest::header::HeaderMap::new();
-        let header = reqwest::header::HeaderValue::from_str(app_token.expose_secret())
+        let mut header = reqwest::header::HeaderValue::from_str(app_token.expose_secret())
             .map_err(|_| ConfigError::new(PROCESSOR, "client_secret", "is not a valid header value"))?;
+        // The client secret: kept out of Debug output and HTTP/2 header compression.
+        header.set_sensitive(true);
         headers.insert("SO-AppToken", header);
         let http = dsr_connector::http::http_client_with_headers(Duration::from_secs(60), headers)
+            .map_err(|e| ConfigError::new(PROCESSOR, "", format!("no HTTP client: {e}")))?;
+        // Token requests follow no redirect: secrets go to the login URL only.
+        let login = dsr_connector::http::TokenClient::new(Duration::from_secs(60))
             .map_err(|e| ConfigError::new(PROCESSOR, "", format!("no HTTP client: {e}")))?;
         let environment_url = config.environment()?;
         let environment = environment_url.as_str().trim_end_matches('/').to_string();
@@ -74,6 +79,7 @@ impl SuperOffice {
                     key,
                     application_token: app_token.clone(),
                     http: http.clone(),
+                    login,
                 };
                 TokenCache::new(system_user, Duration::from_secs(600))
             }
@@ -84,7 +90,7 @@ impl SuperOffice {
                     client_id: config.client_id.clone(),
                     client_secret: app_token.clone(),
                     refresh_token: secret("refresh_token", refresh)?,
-                    http: http.clone(),
+                    http: login,
                 },
                 Duration::from_secs(300),
             ),

@@ -6,6 +6,7 @@
 //! its place in the list), and a correction is sent only while the fields it sets still
 //! hold what the plan showed (`rectify::SuperOffice::patch_person`).
 
+use dsr_connector::http::path_segment;
 use dsr_connector::{Change, ConnectorError, ItemCall, ItemOutcome, PlanItem};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -128,7 +129,8 @@ impl SuperOffice {
                 self.patch_person(call, changes, person, patch).await
             }
             Target::WithdrawConsent { person, purpose } => {
-                let path = format!("Person/{person}/Consent/{purpose}");
+                // The purpose key is SuperOffice's data: one encoded path segment.
+                let path = format!("Person/{person}/Consent/{}", path_segment(PROCESSOR, &purpose)?);
                 match self.tenant.send(&path, &[], |http, url| http.delete(url)).await {
                     Ok(_) => Ok(ItemOutcome::Done(json!({"person": person, "withdrawn": purpose}))),
                     Err(e) if e.is_not_found() => Ok(ItemOutcome::AlreadyGone),

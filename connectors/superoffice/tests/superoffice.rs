@@ -158,7 +158,7 @@ async fn a_token_signed_by_a_key_superoffice_does_not_publish_is_refused() {
     );
     let signature = dsr_connector::keys::sign_rs256(&other, message.as_bytes()).unwrap();
     let forged = format!("{message}.{}", b64(&signature));
-    assert!(dsr_connector::keys::verify_jwt(&forged, &jwks).is_err());
+    assert!(dsr_connector::keys::verify_jwt::<Value>(&forged, &jwks).is_err());
 }
 
 #[tokio::test]
@@ -1105,5 +1105,55 @@ async fn a_newsletter_list_that_changes_during_both_attempts_is_retried_later() 
         selected(&fake, 102),
         [(1, true), (2, false)],
         "the look-alike is untouched"
+    );
+}
+
+#[tokio::test]
+async fn a_login_token_expired_from_another_issuer_or_for_another_audience_is_refused() {
+    let now = chrono::Utc::now().timestamp();
+    let serial = SuperOfficeFake::start().await.unwrap().with(|s| s.serial.clone());
+    for (claims, words) in [
+        (json!({"exp": now - 3600, "nbf": now - 7200}), "expired"),
+        (json!({"nbf": now + 3600, "exp": now + 7200}), "not valid before"),
+        (json!({"iss": "https://evil.example"}), "issuer"),
+        (json!({"aud": "spn:someone-else"}), "audience"),
+        (
+            json!({"aud": format!("spn:{serial}"), "http://schemes.superoffice.net/identity/ctx": "Cust99999"}),
+            "tenant",
+        ),
+    ] {
+        let (fake, _dir, so) = connector("").await;
+        let Value::Object(claims) = claims else { unreachable!() };
+        fake.with(|s| s.jwt_claims = claims.clone());
+        let mut sink = MemorySink::checked(kari());
+        let err = so.access(&ctx(), &kari(), &mut sink).await.unwrap_err();
+        assert_eq!(err.code(), "reauthenticate:system_user", "{claims:?}: {err}");
+        assert!(err.to_string().contains(words), "{claims:?}: {err}");
+        assert!(
+            api_calls(&fake).is_empty(),
+            "no call with that ticket: {:?}",
+            fake.calls()
+        );
+    }
+}
+
+/// A consent purpose key is SuperOffice's data: whatever it holds, the withdrawal goes to that
+/// one purpose of that one person, and nowhere else on the tenant.
+#[tokio::test]
+async fn a_hostile_purpose_key_stays_one_path_segment() {
+    let (fake, _dir, so) = connector("").await;
+    let hostile = "x/../../admin?permanent=false#";
+    // As a stored plan holds it.
+    let item: PlanItem = serde_json::from_value(json!({
+        "key": format!("consents 101/{hostile}"), "category": "consents", "action": "delete",
+        "target": {"call": "withdraw_consent", "person": 101, "purpose": hostile}, "claims": [],
+    }))
+    .unwrap();
+    let outcome = execute(&so, &Change::Objection, &item).await.unwrap();
+    assert_eq!(outcome, ItemOutcome::AlreadyGone, "the fake has no such purpose");
+    assert_eq!(
+        api_calls(&fake),
+        [format!("DELETE Cust12345/Person/101/Consent/{hostile}")],
+        "one call, to the purpose named, whole"
     );
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use dsr_connector::ConnectorError;
 use dsr_connector::http::token::MAX_LIFETIME;
-use dsr_connector::http::{AccessToken, BearerAnswer, TokenBody, TokenEndpoint, TokenSource};
+use dsr_connector::http::{AccessToken, BearerAnswer, TokenBody, TokenClient, TokenEndpoint, TokenSource};
 use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
@@ -31,7 +31,8 @@ pub struct AppOAuth {
     pub client_id: String,
     pub client_secret: SecretString,
     pub instance_id: String,
-    pub http: reqwest::Client,
+    /// Follows no redirect: the client secret goes to the token URL only.
+    pub http: TokenClient,
 }
 
 #[async_trait::async_trait]

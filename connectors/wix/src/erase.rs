@@ -11,6 +11,7 @@
 //! - https://dev.wix.com/docs/rest/crm/members-contacts/contacts/contacts/contact-v4/delete-contact
 //! - https://dev.wix.com/docs/api-reference/crm/members-contacts/members/member-management/members/delete-member
 
+use dsr_connector::http::path_segment;
 use dsr_connector::{Action, ConnectorError, Identities, ItemCall, ItemOutcome, MatchClaim, Plan, PlanItem};
 use serde_json::{Value, json};
 
@@ -43,16 +44,17 @@ fn refusal(error: &ConnectorError) -> Option<String> {
     documented.then(|| format!("{message} ({status} {code})"))
 }
 
-/// The delete call for one item of a category.
-fn delete_path(category: &str, id: &str) -> Option<String> {
-    let id = urlencoding::encode(id);
-    Some(match category {
+/// The delete call for one item of a category (`None`: not a category dsr deletes), the id
+/// one encoded path segment.
+fn delete_path(category: &str, id: &str) -> Result<Option<String>, ConnectorError> {
+    let id = path_segment(PROCESSOR, id)?;
+    Ok(Some(match category {
         "form_submissions" => format!("/form-submission-service/v4/submissions/{id}?permanent=true"),
         "comments" => format!("/comments/v1/comments/{id}"),
         "members" => format!("/members/v1/members/{id}"),
         "contacts" => format!("/contacts/v4/contacts/{id}"),
-        _ => return None,
-    })
+        _ => return Ok(None),
+    }))
 }
 
 fn delete_item(category: &'static str, id: &str, raw: &Value, claims: Vec<MatchClaim>) -> PlanItem {
@@ -125,7 +127,10 @@ impl Wix {
     /// Deletes the one item: a 404 is gone already, Wix's documented refusal is the item's.
     pub async fn erase_item(&self, ItemCall { item, .. }: ItemCall<'_>) -> Result<ItemOutcome, ConnectorError> {
         let id = item.target["id"].as_str().filter(|_| item.action == Action::Delete);
-        let (Some(id), Some(path)) = (id, id.and_then(|id| delete_path(&item.category, id))) else {
+        let Some(id) = id else {
+            return Err(foreign_item(item));
+        };
+        let Some(path) = delete_path(&item.category, id)? else {
             return Err(foreign_item(item));
         };
         match self.api.remove(&path).await {

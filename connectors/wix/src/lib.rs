@@ -42,7 +42,7 @@ impl Wix {
         let headers = HeaderMap::from_iter([(HeaderName::from_static("wix-site-id"), site)]);
         let http = http_client_with_headers(Duration::from_secs(60), headers)
             .map_err(|e| ConfigError::new(PROCESSOR, "", format!("cannot make an HTTP client: {e}")))?;
-        let tokens = Arc::new(tokens(&config, &http)?);
+        let tokens = Arc::new(tokens(&config)?);
         let api = client::Wix {
             client: VendorClient::new(PROCESSOR, http, describe_error).with_tokens(tokens),
             api: config.api().to_string(),
@@ -52,7 +52,7 @@ impl Wix {
 }
 
 /// The token source the section's credentials name: the API key if given, else the app's.
-fn tokens(config: &WixConfig, http: &reqwest::Client) -> Result<TokenCache, ConfigError> {
+fn tokens(config: &WixConfig) -> Result<TokenCache, ConfigError> {
     let resolve = |key: &str, secret: &SecretRef| {
         secret
             .resolve()
@@ -73,7 +73,8 @@ fn tokens(config: &WixConfig, http: &reqwest::Client) -> Result<TokenCache, Conf
         client_id: id.clone(),
         client_secret: resolve("client_secret", secret)?,
         instance_id: instance.clone(),
-        http: http.clone(),
+        http: dsr_connector::http::TokenClient::new(Duration::from_secs(60))
+            .map_err(|e| ConfigError::new(PROCESSOR, "", format!("cannot make an HTTP client: {e}")))?,
     };
     Ok(TokenCache::new(app, Duration::from_secs(300)))
 }

@@ -7,6 +7,7 @@
 //! values (`before`) and the requested ones (`after`), or `Keep` when every requested field
 //! is already as requested.
 
+use dsr_connector::http::path_segment;
 use dsr_connector::{
     Action, ConnectorError, FieldChange, Identities, ItemCall, ItemOutcome, Plan, PlanItem, RectifyField,
     correct_values,
@@ -213,7 +214,7 @@ pub fn info_for(contact: &Value, changes: &[FieldChange], subject: &Identities) 
 
 impl Wix {
     async fn update(&self, id: &str, revision: Option<u64>, info: &Value) -> Result<Value, ConnectorError> {
-        let path = format!("/contacts/v4/contacts/{}", urlencoding::encode(id));
+        let path = format!("/contacts/v4/contacts/{}", path_segment(PROCESSOR, id)?);
         let body = json!({"revision": revision, "info": info});
         let answer: ContactAnswer = self.api.patch(&path, &body).await?;
         Ok(answer.contact)
@@ -269,7 +270,7 @@ impl Wix {
                 const ENDPOINT: &str = "/contacts/v4/contacts/{id}";
                 let fresh: ContactAnswer = match self
                     .api
-                    .get(&format!("/contacts/v4/contacts/{}", urlencoding::encode(id)))
+                    .get(&format!("/contacts/v4/contacts/{}", path_segment(PROCESSOR, id)?))
                     .await
                 {
                     Ok(fresh) => fresh,

@@ -854,3 +854,34 @@ async fn a_cursor_that_names_its_own_page_again_fails_the_task_at_once() {
         .count();
     assert_eq!(queries, 2, "stopped at the first repeated cursor: {:?}", fake.calls());
 }
+
+/// An id is Wix's data: whatever it holds (`/`, `..`, `?`, `#`), the DELETE goes to that one
+/// submission, its `?permanent=true` intact, and nowhere else on the host.
+#[tokio::test]
+async fn a_hostile_id_stays_one_path_segment() {
+    let (fake, _dir, wix) = connector("").await;
+    let hostile = "x/../../admin?permanent=false#";
+    let item = PlanItem::new(
+        format!("form_submissions {hostile}"),
+        "form_submissions",
+        Action::Delete,
+        json!({"id": hostile}),
+        Value::Null,
+        vec![],
+    );
+    let before = fake.calls().len();
+    let outcome = dsr_fixtures::testing::execute(&wix, &kari(), &Change::Erasure, &item)
+        .await
+        .unwrap();
+    assert_eq!(outcome, ItemOutcome::AlreadyGone, "the fake has no such submission");
+    let calls: Vec<String> = fake.calls()[before..]
+        .iter()
+        .filter(|c| !c.contains("oauth2/token"))
+        .cloned()
+        .collect();
+    assert_eq!(
+        calls,
+        [format!("DELETE submissions/{hostile}")],
+        "one call, to the id named, whole"
+    );
+}

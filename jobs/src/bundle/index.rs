@@ -79,7 +79,7 @@ fn labels(lang: Lang) -> minijinja::Value {
             about => "Om behandlingen (artikkel 15)", controller => "Behandlingsansvarlig", purposes => "Formål", categories => "Kategorier av opplysninger",
             recipients => "Mottakere", transfers => "Overføring utenfor EU/EØS", retention => "Lagringstid", source => "Kilde",
             rights => "Dine rettigheter", complaint => "Klage", automated => "Automatiserte avgjørelser",
-            files_title => "Om filene", files_help => "JSON-filene har opplysningene slik leverandøren lagrer dem; CSV-filene kan åpnes i et regneark. manifest.json lister hver fil med en SHA-256-kontrollsum.",
+            files_title => "Om filene", files_help => "JSON-filene har opplysningene slik leverandøren lagrer dem; CSV-filene kan åpnes i et regneark. En celle som begynner med =, +, -, @, tabulator eller linjeskift (også et negativt tall) vises i CSV-filen med en ' foran, så regnearket ikke kjører den som en formel; JSON-filen har verdien slik den var. manifest.json lister hver fil med en SHA-256-kontrollsum.",
         },
         Lang::En => context! {
             title => "Your personal data", intro => "This is a copy of the personal data our processors hold about you, with the information Article 15 of the GDPR entitles you to.",
@@ -90,7 +90,7 @@ fn labels(lang: Lang) -> minijinja::Value {
             about => "About the processing (Article 15)", controller => "Controller", purposes => "Purposes", categories => "Categories of data",
             recipients => "Recipients", transfers => "Transfers outside the EU/EEA", retention => "Retention", source => "Source",
             rights => "Your rights", complaint => "Complaints", automated => "Automated decisions",
-            files_title => "About the files", files_help => "The JSON files hold the data as each provider stores it; the CSV files open in a spreadsheet. manifest.json lists every file with a SHA-256 checksum.",
+            files_title => "About the files", files_help => "The JSON files hold the data as each provider stores it; the CSV files open in a spreadsheet. A cell beginning with =, +, -, @, a tab or a line break (a negative number too) is shown in the CSV with a leading ' so that the spreadsheet does not run it as a formula; the JSON file keeps the value as it was. manifest.json lists every file with a SHA-256 checksum.",
         },
     }
 }

@@ -285,14 +285,23 @@ fn write_category(
     out.write_all("\u{feff}".as_bytes())?;
     {
         let mut csv = csv::Writer::from_writer(&mut out);
-        csv.write_record(columns).map_err(std::io::Error::other)?;
+        // Every cell, column names too, goes through `csv_cell`: no formula runs when the
+        // subject opens the file in a spreadsheet.
+        let mut row = |cells: &mut dyn Iterator<Item = &str>| -> std::io::Result<()> {
+            for cell in cells {
+                csv.write_field(flatten::csv_cell(cell).as_bytes())
+                    .map_err(std::io::Error::other)?;
+            }
+            // Ends the record.
+            csv.write_record(None::<&[u8]>).map_err(std::io::Error::other)
+        };
+        row(&mut columns.iter().map(String::as_str))?;
         source.each_entry(spool, |entry| {
             if let SpoolEntry::Record(record) = entry
                 && wanted(&record)
             {
                 let flat = flatten::flatten(&record.data);
-                csv.write_record(columns.iter().map(|c| flat.get(c).map(String::as_str).unwrap_or("")))
-                    .map_err(std::io::Error::other)?;
+                row(&mut columns.iter().map(|c| flat.get(c).map(String::as_str).unwrap_or("")))?;
             }
             Ok(())
         })?;
@@ -486,5 +495,94 @@ mod tests {
         assert!(needs_zip64(512 << 20));
         // Pretty printing at most multiplies a spool by eight below the threshold.
         assert!((ZIP64_FROM_SPOOL_BYTES - 1) * 8 < u64::from(u32::MAX));
+    }
+
+    fn unzip(path: &str, name: &str) -> String {
+        use std::io::Read;
+        let mut zip = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
+        let mut text = String::new();
+        zip.by_name(name).unwrap().read_to_string(&mut text).unwrap();
+        text
+    }
+
+    #[tokio::test]
+    async fn csv_cells_a_spreadsheet_would_run_are_quoted_and_the_json_keeps_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ExportStore::local(dir.path()).unwrap();
+        let spool = crate::spool::spool_key("r-csv", Processor::Wix, 1);
+        let hostile = serde_json::json!({
+            "subject": "=HYPERLINK(\"http://evil.example\",\"open\")",
+            "plus": "+1", "minus": "-2+3", "at": "@SUM(1)", "tab": "\tx", "cr": "\rx",
+            "=cmd": "header", "plain": "Kari", "amount": -12,
+        });
+        let record = dsr_connector::Record {
+            category: "comments".into(),
+            id: Some("c-1".into()),
+            provided_by_subject: true,
+            data: hostile.clone(),
+            claims: Vec::new(),
+        };
+        let path = dir.path().join(spool.as_ref());
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let line = serde_json::to_string(&SpoolEntry::Record(record)).unwrap();
+        std::fs::write(&path, format!("{line}\n")).unwrap();
+        let request = Request::received(
+            "r-csv",
+            RequestKind::Access,
+            Identities::default(),
+            crate::model::Lang::En,
+            Utc::now(),
+        );
+        let task = Task {
+            outcome: Some(Outcome::Done),
+            evidence: serde_json::json!({"notes": []}),
+            spool: Some(spool.to_string()),
+            ..Task::attempted("r-csv", Processor::Wix, TaskStatus::Succeeded)
+        };
+        let written = write_bundle(&store, &request, &[task], &ProcessingInfo::example(), None)
+            .await
+            .unwrap();
+
+        let csv = unzip(&written.location, "wix/comments.csv");
+        let mut reader = csv::Reader::from_reader(csv.trim_start_matches('\u{feff}').as_bytes());
+        let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
+        let row: Vec<String> = reader
+            .records()
+            .next()
+            .unwrap()
+            .unwrap()
+            .iter()
+            .map(String::from)
+            .collect();
+        let cells: BTreeMap<&str, &str> = header
+            .iter()
+            .map(String::as_str)
+            .zip(row.iter().map(String::as_str))
+            .collect();
+        assert!(cells.contains_key("'=cmd"), "a column name is quoted too: {header:?}");
+        for (column, value) in [
+            ("subject", "'=HYPERLINK(\"http://evil.example\",\"open\")"),
+            ("plus", "'+1"),
+            ("minus", "'-2+3"),
+            ("at", "'@SUM(1)"),
+            ("tab", "'\tx"),
+            ("cr", "'\rx"),
+            ("'=cmd", "header"),
+            ("plain", "Kari"),
+            ("amount", "'-12"),
+        ] {
+            assert_eq!(cells[column], value, "{column}");
+        }
+        let json: serde_json::Value = serde_json::from_str(&unzip(&written.location, "wix/comments.json")).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!([hostile]),
+            "the JSON keeps every value as it was"
+        );
+        let index = unzip(&written.location, "index.html");
+        assert!(
+            index.contains("with a leading &#x27;"),
+            "the index page explains the quote"
+        );
     }
 }

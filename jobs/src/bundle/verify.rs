@@ -61,6 +61,16 @@ pub fn check(bundle: &Path) -> Contents {
             return contents;
         }
     };
+    if zip.has_duplicate_names() {
+        // Which of two same-named entries a program shows is up to the program: the one
+        // checked here need not be the one the subject opens. Nothing in it is vouched for.
+        let names = duplicate_names(bundle, zip.central_directory_start());
+        if names.is_empty() {
+            contents.problems.push(Problem::DuplicateEntries);
+        }
+        contents.problems.extend(names.into_iter().map(Problem::DuplicateEntry));
+        return contents;
+    }
     let mut manifest_bytes = Vec::new();
     match zip.by_name(MANIFEST) {
         Ok(mut m) => {
@@ -147,6 +157,39 @@ pub fn check(bundle: &Path) -> Contents {
         }
     }
     contents
+}
+
+/// The names the ZIP's central directory lists more than once, read header by header from
+/// `start` (the zip crate says that some name repeats, not which).
+fn duplicate_names(bundle: &Path, start: u64) -> Vec<String> {
+    use std::io::{BufReader, Seek, SeekFrom};
+    /// A central directory header is 46 bytes from its signature, with the lengths of the
+    /// name, the extra field and the comment at 28, 30 and 32; the name follows (APPNOTE
+    /// 4.3.12).
+    const SIGNATURE: [u8; 4] = *b"PK\x01\x02";
+    let Ok(mut file) = std::fs::File::open(bundle) else {
+        return Vec::new();
+    };
+    if file.seek(SeekFrom::Start(start)).is_err() {
+        return Vec::new();
+    }
+    let mut reader = BufReader::new(file);
+    let mut seen = BTreeSet::new();
+    let mut twice = BTreeSet::new();
+    let mut header = [0u8; 46];
+    while reader.read_exact(&mut header).is_ok() && header[..4] == SIGNATURE {
+        let length = |at: usize| u16::from_le_bytes([header[at], header[at + 1]]);
+        let mut name = vec![0u8; usize::from(length(28))];
+        let skip = i64::from(length(30)) + i64::from(length(32));
+        if reader.read_exact(&mut name).is_err() || reader.seek_relative(skip).is_err() {
+            break;
+        }
+        let name = String::from_utf8_lossy(&name).into_owned();
+        if !seen.insert(name.clone()) {
+            twice.insert(name);
+        }
+    }
+    twice.into_iter().collect()
 }
 
 #[cfg(test)]
@@ -265,5 +308,33 @@ mod tests {
         );
         let contents = check(&dir.path().join("absent.zip"));
         assert!(matches!(contents.problems[..], [Problem::CannotOpen { .. }]));
+    }
+
+    #[test]
+    fn a_zip_holding_two_entries_of_one_name_is_refused_and_the_name_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = dir.path().join("b.zip");
+        // What an unzip program may show first, then what the manifest lists.
+        let files: &[(&str, &[u8])] = &[("wix/contacts.jso#", b"[{}]\n"), ("wix/contacts.json", b"[]\n")];
+        let bytes = serde_json::to_vec_pretty(&manifest(&files[1..])).unwrap();
+        zip(&bundle, &bytes, files);
+        // The zip crate refuses to write one name twice: the second name is changed after.
+        let mut raw = std::fs::read(&bundle).unwrap();
+        let mut renamed = 0;
+        while let Some(at) = raw.windows(17).position(|w| w == b"wix/contacts.jso#") {
+            raw[at + 16] = b'n';
+            renamed += 1;
+        }
+        assert_eq!(renamed, 2, "the local and the central header");
+        std::fs::write(&bundle, raw).unwrap();
+        let contents = check(&bundle);
+        let problems: Vec<String> = contents.problems.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            problems,
+            [
+                "wix/contacts.json: more than one entry in the ZIP has this name (refused: which one a reader gets depends on the program)"
+            ]
+        );
+        assert!(contents.manifest.is_none() && contents.request_id.is_none());
     }
 }

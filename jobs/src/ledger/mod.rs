@@ -34,6 +34,7 @@ pub use sweep::{AttentionCleared, Recoverable};
 pub use tasks::{Claim, Claimed, TaskResult};
 
 use crate::clock::Clock;
+use crate::queue::redacted;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
@@ -105,11 +106,9 @@ impl Ledger {
         sqlx::any::install_default_drivers();
         let postgres = url.starts_with("postgres://") || url.starts_with("postgresql://");
         let connect_url = if let Some(path) = url.strip_prefix("sqlite://") {
-            if path != ":memory:"
-                && let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty())
-            {
-                std::fs::create_dir_all(dir).map_err(|e| LedgerError::Unreachable {
-                    url: url.to_string(),
+            if path != ":memory:" {
+                owner_only_file(Path::new(path)).map_err(|e| LedgerError::Unreachable {
+                    url: redacted(url),
                     source: sqlx::Error::Io(e),
                 })?;
             }
@@ -117,7 +116,7 @@ impl Ledger {
         } else if postgres {
             url.to_string()
         } else {
-            return Err(LedgerError::Url(url.to_string()));
+            return Err(LedgerError::Url(redacted(url)));
         };
         let setup = async {
             let pool = AnyPoolOptions::new()
@@ -126,7 +125,7 @@ impl Ledger {
                 .connect(&connect_url)
                 .await
                 .map_err(|source| LedgerError::Unreachable {
-                    url: redact_url(url),
+                    url: redacted(url),
                     source,
                 })?;
             if !postgres {
@@ -144,7 +143,7 @@ impl Ledger {
             Some(path) => crate::sqlite_lock::while_locked(Path::new(path), setup)
                 .await
                 .map_err(|e| LedgerError::Unreachable {
-                    url: url.to_string(),
+                    url: redacted(url),
                     source: sqlx::Error::Io(e),
                 })??,
             None => setup.await?,
@@ -242,12 +241,30 @@ impl Ledger {
     }
 }
 
-fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("****"));
-            u.to_string()
-        }
-        _ => url.to_string(),
+/// The SQLite ledger holds identities and evidence: its directory is created 0700 and the
+/// file 0600 before SQLite opens it (SQLite gives its -wal and -shm files the database
+/// file's mode), and a ledger an older dsr left readable by others is made owner-only.
+fn owner_only_file(path: &Path) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(dir)?;
     }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    drop(options.open(path)?);
+    #[cfg(unix)]
+    for suffix in ["", "-wal", "-shm"] {
+        use std::os::unix::fs::PermissionsExt;
+        let file = format!("{}{suffix}", path.display());
+        match std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use reqwest::StatusCode;
-use reqwest::header::{AUTHORIZATION, RETRY_AFTER};
+use reqwest::header::{AUTHORIZATION, HeaderValue, RETRY_AFTER};
 use secrecy::ExposeSecret;
 use serde::de::DeserializeOwned;
 
@@ -127,7 +127,16 @@ impl VendorClient {
             let token = match &self.tokens {
                 Some(cache) => {
                     let token = cache.token().await?;
-                    request = request.header(AUTHORIZATION, token.authorization.expose_secret());
+                    // Sensitive: kept out of Debug output and of HTTP/2's header compression.
+                    let mut value = HeaderValue::from_str(token.authorization.expose_secret()).map_err(|_| {
+                        ConnectorError::permanent(
+                            self.processor,
+                            "unexpected_response",
+                            format!("{}'s access token is not a valid header value", self.processor),
+                        )
+                    })?;
+                    value.set_sensitive(true);
+                    request = request.header(AUTHORIZATION, value);
                     Some(token)
                 }
                 None => None,
@@ -164,6 +173,16 @@ impl VendorClient {
                         },
                     }
                 }
+                // A redirect off the vendor's origin (see `same_origin_redirects`): waiting
+                // will not change where the vendor points.
+                Err(e) if e.is_redirect() => ConnectorError::permanent(
+                    self.processor,
+                    "redirect_refused",
+                    match std::error::Error::source(&e) {
+                        Some(why) => format!("{} answered a redirect dsr did not follow: {why}", self.processor),
+                        None => format!("{} answered a redirect dsr did not follow", self.processor),
+                    },
+                ),
                 Err(e) => ConnectorError::retry_later(
                     self.processor,
                     if e.is_timeout() { "timeout" } else { "transport" },

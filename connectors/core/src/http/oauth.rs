@@ -7,6 +7,7 @@ use oauth2::basic::{BasicClient, BasicErrorResponseType};
 use oauth2::{AuthType, ClientId, ClientSecret, RequestTokenError, Scope, TokenResponse, TokenUrl};
 use secrecy::{ExposeSecret, SecretString};
 
+use super::TokenClient;
 use super::body::{MAX_TOKEN_BODY, error_body, read_body};
 use super::client::{DescribeError, VendorError, read_json_within};
 use super::token::{AccessToken, TokenSource};
@@ -18,13 +19,13 @@ pub struct ClientCredentials {
     client_id: String,
     client_secret: SecretString,
     scopes: Vec<String>,
-    http: reqwest::Client,
+    http: TokenClient,
 }
 
 impl ClientCredentials {
     pub fn new(
         processor: Processor,
-        http: reqwest::Client,
+        http: TokenClient,
         token_url: &str,
         client_id: &str,
         client_secret: SecretString,
@@ -46,24 +47,41 @@ impl ClientCredentials {
 pub enum TransportError {
     #[error("{0}")]
     Unreachable(String),
-    /// An answer over [`MAX_TOKEN_BODY`]: not read further, failed as `response_too_large`.
+    /// An answer not to read: over [`MAX_TOKEN_BODY`] (`response_too_large`), or a redirect
+    /// (`token_redirect`).
     #[error("{0}")]
-    TooLarge(ConnectorError),
+    Refused(ConnectorError),
+}
+
+/// A token endpoint's redirect, never followed: it would re-post the client secret or the
+/// signed assertion to wherever it points.
+fn token_redirect(processor: Processor, status: reqwest::StatusCode) -> ConnectorError {
+    ConnectorError::permanent(
+        processor,
+        "token_redirect",
+        format!(
+            "{processor}'s token endpoint answered {status} (a redirect); dsr does not follow redirects on token endpoints: check the token URL"
+        ),
+    )
 }
 
 async fn send(
     processor: Processor,
-    http: reqwest::Client,
+    http: TokenClient,
     request: oauth2::HttpRequest,
 ) -> Result<oauth2::HttpResponse, TransportError> {
     let (parts, body) = request.into_parts();
     let response = http
+        .http()
         .request(parts.method, parts.uri.to_string())
         .headers(parts.headers)
         .body(body)
         .send()
         .await
         .map_err(|e| TransportError::Unreachable(e.without_url().to_string()))?;
+    if response.status().is_redirection() {
+        return Err(TransportError::Refused(token_redirect(processor, response.status())));
+    }
     let mut builder = http::Response::builder().status(response.status());
     for (name, value) in response.headers() {
         builder = builder.header(name, value);
@@ -72,7 +90,7 @@ async fn send(
     let body = read_body(processor, &endpoint, response, MAX_TOKEN_BODY)
         .await
         .map_err(|e| match e {
-            e @ ConnectorError::Permanent { .. } => TransportError::TooLarge(e),
+            e @ ConnectorError::Permanent { .. } => TransportError::Refused(e),
             other => TransportError::Unreachable(other.to_string()),
         })?;
     builder
@@ -134,7 +152,7 @@ impl TokenSource for ClientCredentials {
                     ),
                 }
             }
-            RequestTokenError::Request(TransportError::TooLarge(e)) => e,
+            RequestTokenError::Request(TransportError::Refused(e)) => e,
             RequestTokenError::Request(e) => ConnectorError::retry_later(
                 processor,
                 "token_transport",
@@ -164,7 +182,7 @@ pub struct RefreshToken {
     pub client_id: String,
     pub client_secret: SecretString,
     pub refresh_token: SecretString,
-    pub http: reqwest::Client,
+    pub http: TokenClient,
 }
 
 #[async_trait::async_trait]
@@ -188,7 +206,7 @@ impl TokenSource for RefreshToken {
                         body.error_description().cloned().unwrap_or_default()
                     ),
                 ),
-                RequestTokenError::Request(TransportError::TooLarge(e)) => e,
+                RequestTokenError::Request(TransportError::Refused(e)) => e,
                 other => ConnectorError::retry_later(
                     processor,
                     "token_transport",
@@ -235,7 +253,8 @@ impl BearerAnswer {
 /// a JSON body, a vendor's own login), asked the same way for every vendor.
 pub struct TokenEndpoint<'a> {
     pub processor: Processor,
-    pub http: &'a reqwest::Client,
+    /// A client that follows no redirect ([`TokenClient`]).
+    pub http: &'a TokenClient,
     pub url: &'a str,
     /// Reads the vendor's error body (its `error`/`error_description`, or its own shape).
     pub describe: DescribeError,
@@ -248,7 +267,7 @@ impl TokenEndpoint<'_> {
     /// (`token_transport`); any other refusal: re-authenticate, with the vendor's code and
     /// words; an answer that is no `T`: the usual unexpected-response failure.
     pub async fn request<T: serde::de::DeserializeOwned>(&self, body: TokenBody<'_>) -> Result<T, ConnectorError> {
-        let request = self.http.post(self.url);
+        let request = self.http.http().post(self.url);
         let request = match body {
             TokenBody::Form(form) => request.form(form),
             TokenBody::Json(json) => request.json(json),
@@ -265,6 +284,9 @@ impl TokenEndpoint<'_> {
             )
         })?;
         let status = response.status();
+        if status.is_redirection() {
+            return Err(token_redirect(self.processor, status));
+        }
         let endpoint = response.url().path().to_string();
         if status.is_success() {
             return read_json_within(self.processor, &endpoint, response, MAX_TOKEN_BODY).await;
@@ -356,7 +378,7 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/token", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
-        let http = crate::http::http_client(Duration::from_secs(5)).unwrap();
+        let http = crate::http::TokenClient::new(Duration::from_secs(5)).unwrap();
         let source = ClientCredentials::new(Processor::Microsoft365, http, &url, "app", SecretString::from("s"), &[]);
         let err = source.fetch().await.unwrap_err();
         assert_eq!(err.code(), "retry_later:token_response", "{err}");
@@ -368,7 +390,7 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/tenant/oauth2/v2.0/token", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
-        let http = crate::http::http_client(Duration::from_secs(5)).unwrap();
+        let http = crate::http::TokenClient::new(Duration::from_secs(5)).unwrap();
         let scopes = ["https://graph.microsoft.com/.default"];
 
         let good = ClientCredentials::new(
@@ -419,7 +441,7 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/token", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
-        let http = crate::http::http_client(Duration::from_secs(5)).unwrap();
+        let http = crate::http::TokenClient::new(Duration::from_secs(5)).unwrap();
         let endpoint = TokenEndpoint {
             processor: Processor::Google,
             http: &http,
@@ -463,7 +485,7 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/token", listener.local_addr().unwrap());
         tokio::spawn(async move { axum::serve(listener, app).await });
-        let http = crate::http::http_client(Duration::from_secs(20)).unwrap();
+        let http = crate::http::TokenClient::new(Duration::from_secs(20)).unwrap();
         let endpoint = TokenEndpoint {
             processor: Processor::Wix,
             http: &http,
