@@ -6,40 +6,9 @@ use dsr_connector::Email;
 use dsr_connector::http::odata_literal;
 use libfuzzer_sys::fuzz_target;
 
-/// Reads an OData literal (`''` for a `'` inside): the value and what follows it.
-fn read_odata_literal(input: &str) -> Option<(String, &str)> {
-    let rest = input.strip_prefix('\'')?;
-    let mut value = String::new();
-    let mut chars = rest.char_indices().peekable();
-    while let Some((i, c)) = chars.next() {
-        if c == '\'' {
-            if matches!(chars.peek(), Some((_, '\''))) {
-                chars.next();
-                value.push('\'');
-            } else {
-                return Some((value, &rest[i + 1..]));
-            }
-        } else {
-            value.push(c);
-        }
-    }
-    None
-}
-
-/// Reads a KQL phrase (`\` escapes the next character): the value and what follows it.
-fn read_kql_phrase(input: &str) -> Option<(String, &str)> {
-    let rest = input.strip_prefix('"')?;
-    let mut value = String::new();
-    let mut chars = rest.char_indices();
-    while let Some((i, c)) = chars.next() {
-        match c {
-            '\\' => value.push(chars.next()?.1),
-            '"' => return Some((value, &rest[i + 1..])),
-            c => value.push(c),
-        }
-    }
-    None
-}
+#[path = "../../connectors/core/tests/support/literals.rs"]
+mod literals;
+use literals::{read_kql_phrase, read_odata_literal};
 
 fuzz_target!(|value: &str| {
     let filter = format!("{} and x eq 1", odata_literal(value));

@@ -7,20 +7,11 @@ use std::time::Duration;
 use dsr_connector::http::{BearerAnswer, ODataPage, describe_oauth_error, odata_literal};
 use dsr_connector::{Email, Identities, IdentityKind, Phone, safe_file_name};
 use proptest::prelude::*;
-use proptest::test_runner::Config;
 use serde_json::Value;
 
-/// 64 cases unless `PROPTEST_CASES` says otherwise; no regression files left in the tree.
-fn config() -> Config {
-    let mut config = Config {
-        failure_persistence: None,
-        ..Config::default()
-    };
-    if std::env::var_os("PROPTEST_CASES").is_none() {
-        config.cases = 64;
-    }
-    config
-}
+#[path = "support/arbitrary.rs"]
+mod arbitrary;
+use arbitrary::{config, read_odata_literal};
 
 /// Text as a hostile vendor or a careless operator writes it: any Unicode, and the characters
 /// that matter to the code under test, often.
@@ -60,27 +51,6 @@ fn subject_with(email: &Email) -> Identities {
     let mut subject = Identities::default();
     subject.add_email(email.clone());
     subject
-}
-
-/// Reads an OData string literal from the start of `input` as the OData ABNF does (a `'`
-/// inside is written `''`): the value and what follows the closing quote.
-fn read_odata_literal(input: &str) -> Option<(String, &str)> {
-    let rest = input.strip_prefix('\'')?;
-    let mut value = String::new();
-    let mut chars = rest.char_indices().peekable();
-    while let Some((i, c)) = chars.next() {
-        if c == '\'' {
-            if matches!(chars.peek(), Some((_, '\''))) {
-                chars.next();
-                value.push('\'');
-            } else {
-                return Some((value, &rest[i + 1..]));
-            }
-        } else {
-            value.push(c);
-        }
-    }
-    None
 }
 
 proptest! {
@@ -238,23 +208,14 @@ proptest! {
 
 /// Any JSON value, objects keyed mostly with the fields of a token answer and an OData page.
 fn json() -> BoxedStrategy<Value> {
-    let key = prop_oneof![
-        4 => prop::sample::select(&["access_token", "expires_in", "token_type", "error", "error_description", "value", "@odata.nextLink", "odata.nextLink"][..]).prop_map(String::from),
-        1 => any::<String>(),
-    ];
-    let leaf = prop_oneof![
-        Just(Value::Null),
-        any::<bool>().prop_map(Value::Bool),
-        any::<i64>().prop_map(Value::from),
-        any::<u64>().prop_map(Value::from),
-        any::<f64>().prop_filter_map("finite", |f| serde_json::Number::from_f64(f).map(Value::Number)),
-        text().prop_map(Value::String),
-    ];
-    leaf.prop_recursive(4, 48, 6, move |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-            prop::collection::btree_map(key.clone(), inner, 0..6).prop_map(|m| Value::Object(m.into_iter().collect())),
-        ]
-    })
-    .boxed()
+    arbitrary::json(&[
+        "access_token",
+        "expires_in",
+        "token_type",
+        "error",
+        "error_description",
+        "value",
+        "@odata.nextLink",
+        "odata.nextLink",
+    ])
 }
