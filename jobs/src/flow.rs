@@ -331,9 +331,11 @@ pub async fn finalize(engine: &Engine, request_id: &str) -> Result<(), EngineErr
     if !tasks.iter().all(|t| t.status.is_terminal()) {
         return Ok(());
     }
-    // One writer per request: two workers finalizing at once would store two different
-    // bundles under one name, and the ledger could record the hash of the one overwritten.
-    let owner = engine.worker_name().to_string();
+    // One writer per request: two finalizations at once would store two different bundles
+    // under one name, and the ledger could record the hash of the one overwritten. The
+    // owner names this attempt, not just the worker: one worker can run two `finalize`
+    // jobs for a request at once (its last two tasks each queue one).
+    let owner = format!("{}/{}", engine.worker_name(), uuid::Uuid::new_v4());
     let lease = engine.settings().task_lease;
     if !ledger.claim_finalize(request_id, &owner, lease).await? {
         return Ok(());
