@@ -191,6 +191,13 @@ pub struct ListArgs {
 pub enum AuditCommand {
     /// Walk the whole chain and name the first event that was altered or removed (exit 1).
     Verify,
+    /// A request's audit events in order, each with its code and its note: the free text
+    /// kept beside the chain (an error's words, what the vendor said, a reason), until the
+    /// request is pseudonymised.
+    Events {
+        /// The request's id.
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

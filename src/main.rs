@@ -87,6 +87,9 @@ async fn dispatch(cli: &Cli) -> Result<ExitCode, CliError> {
         Command::Audit {
             what: AuditCommand::Verify,
         } => verify::audit_verify(&config, json).await,
+        Command::Audit {
+            what: AuditCommand::Events { id },
+        } => verify::audit_events(&config, id, json).await,
         Command::Bench {
             what: BenchCommand::Export { size, dir },
         } => bench::export(*size, dir.as_deref()).await,

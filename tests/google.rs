@@ -96,8 +96,22 @@ async fn an_unknown_key_fails_the_task_naming_the_credential_without_endless_ret
     assert_eq!(google["attempts"], 1, "refused credentials are not retried: {google}");
     let error = google["error"].as_str().unwrap();
     assert!(
-        error.contains("processors.google.service_account_key") && error.contains("Invalid JWT Signature"),
-        "the error names the credential to fix, in the vendor's words: {error}"
+        error.contains("processors.google.service_account_key") && !error.contains("Invalid JWT Signature"),
+        "the error names the credential to fix, in dsr's words: {error}"
+    );
+    // Google's own words are kept beside the audit chain, for the operator.
+    let id = status["id"].as_str().unwrap();
+    let (_, events) = util::dsr_json_async(&d.deployment, &["audit", "events", id]).await;
+    assert!(
+        events["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["event"] == "task.failed"
+                && e["note"]
+                    .as_str()
+                    .is_some_and(|n| n.contains("the vendor said: Invalid JWT Signature"))),
+        "{events}"
     );
     assert!(
         !error.contains("@racom-analytics.iam.gserviceaccount.com"),

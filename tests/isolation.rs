@@ -230,11 +230,9 @@ fn a_task_past_its_time_limit_is_stopped_and_retried_while_the_worker_goes_on() 
         .iter()
         .find(|e| e.event == "task.retrying")
         .unwrap_or_else(|| panic!("no retry on record: {events:?}"));
-    let error = stopped.detail["error"].as_str().unwrap();
-    assert!(
-        error.contains("(task_timeout)") && error.contains("task_timeout_secs (1 s)"),
-        "{error}"
-    );
+    assert_eq!(stopped.detail["code"], "retry_later:task_timeout");
+    let note = stopped.note.as_deref().unwrap_or_default();
+    assert!(note.contains("task_timeout_secs (1 s)"), "{note}");
 }
 
 #[test]
@@ -267,19 +265,15 @@ fn throttling_bursts_spend_no_attempts() {
         "the failure and the success count; the throttled answers do not"
     );
     let events = audit(&d, id);
-    let retried: Vec<&Value> = events
-        .iter()
-        .filter(|e| e.event == "task.retrying")
-        .map(|e| &e.detail)
-        .collect();
+    let retried: Vec<&dsr_jobs::ledger::AuditEvent> = events.iter().filter(|e| e.event == "task.retrying").collect();
     assert_eq!(retried.len(), 5, "{retried:?}");
-    let throttled = retried.iter().filter(|d| d["throttled"] == true).count();
+    let throttled = retried.iter().filter(|e| e.detail["throttled"] == true).count();
     assert_eq!(throttled, 4, "{retried:?}");
     assert!(
-        retried[0]["error"]
-            .as_str()
-            .unwrap()
-            .contains("not counted against [worker] max_attempts"),
+        retried[0]
+            .note
+            .as_deref()
+            .is_some_and(|n| n.contains("not counted against [worker] max_attempts")),
         "{retried:?}"
     );
 }
@@ -304,7 +298,7 @@ async fn the_attempt_rules_hold_on_postgresql() {
         panic!("not taken")
     };
     let throttled = TaskResult::Throttled {
-        error: "429".into(),
+        error: dsr_jobs::ledger::TaskError::new("retry_later:429", "throttled"),
         next_retry_at: clock.now(),
     };
     assert!(ledger.finish_task("p1", Wix, "w1", first, &throttled).await.unwrap());

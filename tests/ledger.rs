@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::{Duration as ChronoDuration, Utc};
 use dsr_connector::Processor;
-use dsr_jobs::ledger::{Claim, TaskResult};
+use dsr_jobs::ledger::{Claim, TaskError, TaskResult};
 use dsr_jobs::model::{Outcome, RequestKind, RequestStatus, TaskStatus};
 use dsr_jobs::{Ledger, LedgerError, ListFilter};
 use serde_json::json;
@@ -300,7 +300,7 @@ async fn retrying_tasks_wait_for_their_backoff_and_failed_ones_can_be_retried() 
                 "w",
                 claim,
                 &TaskResult::Retrying {
-                    error: "429".into(),
+                    error: TaskError::new("retry_later:429", "throttled"),
                     next_retry_at: later,
                 },
             )
@@ -333,7 +333,9 @@ async fn retrying_tasks_wait_for_their_backoff_and_failed_ones_can_be_retried() 
                 Processor::Superoffice,
                 "w",
                 claim,
-                &TaskResult::Failed { error: "403".into() },
+                &TaskResult::Failed {
+                    error: TaskError::new("permanent:403", "forbidden"),
+                },
             )
             .await
             .unwrap();
@@ -556,9 +558,27 @@ async fn a_pseudonymised_request_names_nobody_and_cannot_be_retried() {
         create(&ledger, "p1", &[Processor::Wix]).await;
         ledger.start_request("p1").await.unwrap();
         let failed = TaskResult::Failed {
-            error: "vendor refused".into(),
+            error: TaskError {
+                code: "permanent:400:invalid".into(),
+                text: "wix failed permanently (400:invalid)".into(),
+                said: Some("no contact kari.nordmann@example.no".into()),
+            },
         };
         ledger.settle_unstarted("p1", Processor::Wix, &failed).await.unwrap();
+        // The chain holds the code and the note's hash; the words are beside it.
+        let failed_event = |events: Vec<dsr_jobs::ledger::AuditEvent>| {
+            events
+                .into_iter()
+                .find(|e| e.event == "task.failed")
+                .expect("a task.failed event")
+        };
+        let event = failed_event(ledger.audit_events("p1").await.unwrap());
+        assert_eq!(event.detail["code"], "permanent:400:invalid");
+        assert!(!event.detail.to_string().contains("kari"), "{}", event.detail);
+        assert_eq!(
+            event.note.as_deref(),
+            Some("wix failed permanently (400:invalid)\nthe vendor said: no contact kari.nordmann@example.no")
+        );
         assert!(
             ledger
                 .claim_finalize("p1", "w1", Duration::from_secs(60))
@@ -592,6 +612,10 @@ async fn a_pseudonymised_request_names_nobody_and_cannot_be_retried() {
             Err(LedgerError::Refused(message)) => assert!(message.contains("pseudonymised"), "{message}"),
             other => panic!("a retry would run with no identities: {other:?}"),
         }
+        // Pseudonymised: the note's words are gone, its hash still chained and verifying.
+        let event = failed_event(ledger.audit_events("p1").await.unwrap());
+        assert_eq!(event.note, None);
+        assert!(event.detail["note"].is_string(), "{}", event.detail);
         assert_eq!(ledger.verify_audit_chain().await.unwrap().problem, None);
         ledger.close().await;
     })

@@ -276,6 +276,20 @@ fn a_bundle_that_cannot_be_stored_is_named_in_status_and_written_once_it_can() {
     worker.wait().ok();
     assert!(status["finalize_error"].is_null(), "{status}");
     assert!(blocker.is_file(), "the bundle was written once the way was clear");
+    // The audit log chained the failure's code, its words beside the chain.
+    let (code, events) = d.dsr_json(&["audit", "events", &id]);
+    assert_eq!(code, 0, "{events}");
+    let failed = events["events"]
+        .as_array()
+        .and_then(|e| e.iter().find(|e| e["event"] == "finalize.failed"))
+        .unwrap_or_else(|| panic!("no finalize.failed event: {events}"));
+    assert_eq!(failed["detail"]["code"], "finalize_failed");
+    assert!(
+        failed["note"]
+            .as_str()
+            .is_some_and(|n| n.contains(&format!("dsr-{id}.zip"))),
+        "{failed}"
+    );
 }
 
 fn hex(bytes: &[u8]) -> String {

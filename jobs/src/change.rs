@@ -14,7 +14,7 @@ use dsr_connector::{
 use serde_json::{Value, json};
 
 use crate::engine::{Engine, EngineError};
-use crate::ledger::{Claim, StoredPlan, TaskResult};
+use crate::ledger::{Claim, StoredPlan, TaskError, TaskResult};
 use crate::model::{Lang, Outcome, Request, RequestKind};
 
 /// The company's rules for changes: which kinds wait for approval, and what happens to
@@ -83,7 +83,7 @@ pub fn change_of(request: &Request) -> Option<Change> {
 pub enum Step {
     Result(TaskResult),
     Vendor(ConnectorError),
-    Lagging(String),
+    Lagging(TaskError),
 }
 
 /// Why an execution stopped recording.
@@ -174,26 +174,40 @@ pub async fn run(
     ledger.record_verification(&hash, &verification).await?;
     if !verification.remaining.is_empty() {
         tracing::warn!(request = %request.id, %processor, remaining = verification.remaining.len(), "items still due after execution");
-        let executed = |key: &String| {
-            stored
-                .plan
-                .items
-                .iter()
-                .any(|i| &i.key == key && matches!(i.state, ItemState::Done { .. } | ItemState::AlreadyGone))
-        };
-        let (lagging, new): (Vec<&String>, Vec<&String>) = verification.remaining.iter().partition(|k| executed(k));
-        if new.is_empty() {
-            // Each was done, yet the vendor's search still shows it (Graph's search index
-            // and Google's contact lists lag behind deletes): look again later; nothing is
-            // executed again, the stored plan is complete.
-            return Ok(Step::Lagging(format!(
+        return Ok(still_due(&stored.plan, &verification.remaining, &request.id, processor));
+    }
+    Ok(Step::Result(succeeded(
+        &stored,
+        Some(&verification),
+        change == Change::Erasure,
+    )))
+}
+
+/// What items still due after execution make of the task: each was done, yet the vendor's
+/// search still shows it (Graph's search index and Google's contact lists lag behind
+/// deletes), so look again later without executing anything again; or the search finds
+/// items the plan did not hold, which were not changed, so the task fails for the operator.
+fn still_due(plan: &Plan, remaining: &[String], id: &str, processor: Processor) -> Step {
+    let executed = |key: &String| {
+        plan.items
+            .iter()
+            .any(|i| &i.key == key && matches!(i.state, ItemState::Done { .. } | ItemState::AlreadyGone))
+    };
+    let (lagging, new): (Vec<&String>, Vec<&String>) = remaining.iter().partition(|k| executed(k));
+    if new.is_empty() {
+        return Step::Lagging(TaskError::new(
+            "retry_later:verification_lagging",
+            format!(
                 "verification: {} item(s) done but still found by the vendor's search ({}); looking again later",
                 lagging.len(),
                 join(&lagging)
-            )));
-        }
-        return Ok(Step::Result(TaskResult::Failed {
-            error: format!(
+            ),
+        ));
+    }
+    Step::Result(TaskResult::Failed {
+        error: TaskError::new(
+            "permanent:verification_found_more",
+            format!(
                 "verification: planning again after execution finds {} item(s) the plan did not hold ({}){}; they were \
                  not changed. `dsr plan {id}` shows the plan; `dsr retry {id} --processor {processor}` plans anew",
                 new.len(),
@@ -203,21 +217,15 @@ pub async fn run(
                 } else {
                     format!(" and {} done item(s) still found ({})", lagging.len(), join(&lagging))
                 },
-                id = request.id,
             ),
-        }));
-    }
-    Ok(Step::Result(succeeded(
-        &stored,
-        Some(&verification),
-        change == Change::Erasure,
-    )))
+        ),
+    })
 }
 
 /// A result that `finish_task` will not record (the claim is gone).
 fn lost(engine: &Engine) -> TaskResult {
     TaskResult::Retrying {
-        error: "another worker took this task over".into(),
+        error: TaskError::new("lost_claim", "another worker took this task over"),
         next_retry_at: engine.now(),
     }
 }
@@ -373,5 +381,44 @@ mod tests {
                 .starts_with("Gjelder")
         );
         assert!(!rules.needs_approval(RequestKind::Erasure));
+    }
+
+    #[test]
+    fn items_still_found_after_execution_wait_when_done_and_fail_when_new() {
+        let mut plan = Plan::default();
+        for key in ["contacts/1", "contacts/2"] {
+            let mut item = dsr_connector::PlanItem::new(
+                key,
+                "contacts",
+                dsr_connector::Action::Delete,
+                json!({"id": key}),
+                json!({}),
+                vec![],
+            );
+            item.state = ItemState::Done { receipt: Value::Null };
+            plan.items.push(item);
+        }
+        let lagging = still_due(&plan, &["contacts/2".into()], "r1", Processor::Wix);
+        match lagging {
+            Step::Lagging(error) => {
+                assert_eq!(error.code, "retry_later:verification_lagging");
+                assert!(error.text.contains("1 item(s) done but still found"), "{error}");
+            }
+            _ => panic!("a done item still found waits for the vendor's search"),
+        }
+        let new = still_due(&plan, &["contacts/2".into(), "contacts/9".into()], "r1", Processor::Wix);
+        match new {
+            Step::Result(TaskResult::Failed { error }) => {
+                assert_eq!(error.code, "permanent:verification_found_more");
+                assert!(
+                    error
+                        .text
+                        .contains("1 item(s) the plan did not hold (contacts/9) and 1 done item(s) still found")
+                        && error.text.contains("dsr retry r1 --processor wix"),
+                    "{error}"
+                );
+            }
+            _ => panic!("an item the plan did not hold fails the task"),
+        }
     }
 }

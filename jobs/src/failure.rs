@@ -13,7 +13,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use dsr_connector::{ConnectorError, Processor};
 
-use crate::ledger::{Claim, TaskResult};
+use crate::ledger::{Claim, TaskError, TaskResult};
 
 /// How many attempts a task gets, how long it waits between them, and until when a
 /// throttled answer costs none of them.
@@ -54,31 +54,36 @@ pub fn is_throttling(error: &ConnectorError) -> bool {
 /// What a vendor's error makes of the task: not applicable, failed for good (with what the
 /// operator must do), or tried again later.
 pub fn classify(retries: Retries, now: DateTime<Utc>, claim: Claim, error: ConnectorError) -> TaskResult {
+    let said = |text: String| TaskError::from_connector(&error, text);
     match &error {
         ConnectorError::NotSupported { reason, .. } => TaskResult::NotApplicable { reason: reason.clone() },
         ConnectorError::Permanent { .. } => TaskResult::Failed {
-            error: error.to_string(),
+            error: said(error.to_string()),
         },
         // The processor's section cannot work as written: retrying the same config cannot help.
         ConnectorError::Config(_) => TaskResult::Failed {
-            error: format!("{error}; correct the config, then run `dsr retry`"),
+            error: said(format!("{error}; correct the config, then run `dsr retry`")),
         },
         // Refused even with a fresh token: retrying cannot help until an operator fixes the
         // credentials or permissions; then `dsr retry` sends the task back.
         ConnectorError::Reauthenticate { .. } => TaskResult::Failed {
-            error: format!("{error}; fix the credentials in the config, then run `dsr retry`"),
+            error: said(format!(
+                "{error}; fix the credentials in the config, then run `dsr retry`"
+            )),
         },
         ConnectorError::RetryLater { .. } if is_throttling(&error) && now < retries.free_throttling_until => {
             // The wait grows with every try of the task's life, throttled or not, so a vendor
             // answering "Retry-After: 0" forever is not asked in a tight loop.
             let wait = crate::backoff::delay(claim.attempt, retries.base, retries.max, error.retry_after());
             TaskResult::Throttled {
-                error: format!("{error} (throttled: waited out, not counted against [worker] max_attempts)"),
+                error: said(format!(
+                    "{error} (throttled: waited out, not counted against [worker] max_attempts)"
+                )),
                 next_retry_at: later(now, wait),
             }
         }
         ConnectorError::RetryLater { .. } | ConnectorError::Sink(_) => {
-            retry_later(retries, now, claim, error.to_string(), error.retry_after())
+            retry_later(retries, now, claim, said(error.to_string()), error.retry_after())
         }
     }
 }
@@ -89,12 +94,18 @@ pub fn retry_later(
     retries: Retries,
     now: DateTime<Utc>,
     claim: Claim,
-    error: String,
+    error: TaskError,
     after: Option<Duration>,
 ) -> TaskResult {
     if claim.budget_used >= retries.max_attempts {
         return TaskResult::Failed {
-            error: format!("gave up after {} attempts; last error: {error}", claim.budget_used),
+            error: TaskError {
+                text: format!(
+                    "gave up after {} attempts; last error: {}",
+                    claim.budget_used, error.text
+                ),
+                ..error
+            },
         };
     }
     let wait = crate::backoff::delay(claim.budget_used, retries.base, retries.max, after);
@@ -309,10 +320,11 @@ mod tests {
                 status: Some(401),
                 code: String::new(),
                 message: "invalid key".into(),
+                said: None,
             },
         );
         assert!(
-            matches!(&r, TaskResult::Failed { error } if error.contains("fix the credentials")),
+            matches!(&r, TaskResult::Failed { error } if error.text.contains("fix the credentials")),
             "{r:?}"
         );
         let r = classify(
@@ -322,11 +334,20 @@ mod tests {
             ConnectorError::Permanent {
                 processor,
                 status: Some(400),
-                code: String::new(),
+                code: "invalidQuery".into(),
                 message: "bad".into(),
+                said: Some("no person kari@example.no in $filter".into()),
             },
         );
-        assert!(matches!(r, TaskResult::Failed { .. }));
+        // The vendor's words go with the error, apart from dsr's text that is stored.
+        match &r {
+            TaskResult::Failed { error } => {
+                assert_eq!(error.code, "permanent:400:invalidQuery");
+                assert_eq!(error.text, "wix failed permanently (400:invalidQuery): bad");
+                assert_eq!(error.said.as_deref(), Some("no person kari@example.no in $filter"));
+            }
+            other => panic!("{other:?}"),
+        }
         let r = classify(
             retries(now),
             now,
@@ -334,7 +355,7 @@ mod tests {
             dsr_connector::ConfigError::new(processor, "site_id", "is empty").into(),
         );
         assert!(
-            matches!(&r, TaskResult::Failed { error } if error.starts_with("processors.wix.site_id: is empty; correct the config")),
+            matches!(&r, TaskResult::Failed { error } if error.text.starts_with("processors.wix.site_id: is empty; correct the config")),
             "{r:?}"
         );
         let throttled = || ConnectorError::RetryLater {
@@ -343,6 +364,7 @@ mod tests {
             code: String::new(),
             message: "slow down".into(),
             after: Some(Duration::from_secs(30)),
+            said: None,
         };
         // Throttled, even with every attempt spent: it waits, and costs no attempt.
         for spent in [1, 3, 30] {
@@ -352,7 +374,7 @@ mod tests {
                         next_retry_at >= now + chrono::Duration::seconds(30),
                         "never before Retry-After"
                     );
-                    assert!(error.contains("not counted"), "{error}");
+                    assert!(error.text.contains("not counted"), "{error}");
                 }
                 other => panic!("{other:?}"),
             }
@@ -360,7 +382,7 @@ mod tests {
         // Past the deadline warning, throttling counts like any failure: it ends.
         let late = now + chrono::Duration::days(21);
         match classify(retries(now), late, claim(3), throttled()) {
-            TaskResult::Failed { error } => assert!(error.starts_with("gave up after 3 attempts"), "{error}"),
+            TaskResult::Failed { error } => assert!(error.text.starts_with("gave up after 3 attempts"), "{error}"),
             other => panic!("{other:?}"),
         }
         // A quota the vendor's body names (Google's 403) is throttling too.
@@ -370,6 +392,7 @@ mod tests {
             code: "dailyLimitExceeded".into(),
             message: "quota".into(),
             after: Some(Duration::from_secs(3600)),
+            said: None,
         };
         assert!(matches!(
             classify(retries(now), now, claim(3), quota),
@@ -382,13 +405,14 @@ mod tests {
             code: String::new(),
             message: "down".into(),
             after: Some(Duration::from_secs(5)),
+            said: None,
         };
         assert!(matches!(
             classify(retries(now), now, claim(2), failed()),
             TaskResult::Retrying { .. }
         ));
         match classify(retries(now), now, claim(3), failed()) {
-            TaskResult::Failed { error } => assert!(error.starts_with("gave up after 3 attempts"), "{error}"),
+            TaskResult::Failed { error } => assert!(error.text.starts_with("gave up after 3 attempts"), "{error}"),
             other => panic!("{other:?}"),
         }
         // The budget counts from the last `dsr retry`, not over the task's whole life.

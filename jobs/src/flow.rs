@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::engine::{Engine, EngineError};
 use crate::failure::Retries;
 use crate::guard::CheckedSpool;
-use crate::ledger::{Claim, Claimed, TaskResult, Written};
+use crate::ledger::{Claim, Claimed, TaskError, TaskResult, Written};
 use crate::model::{Outcome, Request, RequestKind, RequestStatus, TaskStatus};
 use crate::queue::Job;
 use crate::spool::{SpoolWriter, request_prefix, spool_key};
@@ -101,7 +101,13 @@ pub async fn processor_task(engine: &Engine, request_id: &str, processor: Proces
             "processor {processor} is not configured in this deployment: enable [processors.{processor}] and run `dsr retry {request_id}`"
         );
         ledger
-            .settle_unstarted(request_id, processor, &TaskResult::Failed { error })
+            .settle_unstarted(
+                request_id,
+                processor,
+                &TaskResult::Failed {
+                    error: TaskError::new("not_configured", error),
+                },
+            )
             .await?;
         return maybe_finalize(engine, request_id).await;
     };
@@ -213,9 +219,19 @@ pub async fn processor_task(engine: &Engine, request_id: &str, processor: Proces
             // Our disk, not the vendor: keep the task for a later attempt and say why.
             let storage: EngineError = storage;
             tracing::error!(request = %request_id, %processor, error = %storage, "could not store records");
-            retry_or_fail(engine, &request, claim, storage.to_string(), None)
+            retry_or_fail(
+                engine,
+                &request,
+                claim,
+                TaskError::new("storage", storage.to_string()),
+                None,
+            )
         }
     };
+    // What is stored is dsr's text without the subject's identifiers, other addresses or
+    // URL queries, whatever a connector put in it; the vendor's words only reach the
+    // audit log's scrubbable note, scrubbed the same way.
+    let result = result.scrubbed(|text| crate::redact::scrub(text, &request.identities));
     let recorded = ledger
         .finish_task(request_id, processor, &owner, claim, &result)
         .await?;
@@ -286,7 +302,7 @@ fn retry_or_fail(
     engine: &Engine,
     request: &Request,
     claim: Claim,
-    error: String,
+    error: TaskError,
     after: Option<Duration>,
 ) -> TaskResult {
     let retries = Retries::for_request(engine.settings(), request);

@@ -23,6 +23,7 @@ pub mod ledger;
 pub mod liveness;
 pub mod model;
 pub mod queue;
+pub mod redact;
 pub mod retention;
 pub mod signing;
 pub mod spool;

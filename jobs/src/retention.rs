@@ -170,19 +170,10 @@ pub async fn pseudonymise(engine: &Engine, now: DateTime<Utc>) -> Result<usize, 
     for id in &due {
         let request = ledger.get_request(id).await?;
         let ids = &request.identities;
-        let mut needles: Vec<String> = ids
-            .emails
-            .iter()
-            .map(|e| e.as_str().to_string())
-            .chain(ids.phones.iter().flat_map(|p| {
-                // The E.164 form and its national digits, as vendors write either.
-                let e164 = p.as_str().to_string();
-                let national = e164.get(3..).unwrap_or_default().to_string();
-                [e164, national]
-            }))
-            .chain(ids.names.iter().cloned())
-            .chain(ids.ga_client_ids.iter().cloned())
-            .chain(ids.ga_user_ids.iter().cloned())
+        // Every form the identifiers are written in (percent-encoded, dot-free…), as
+        // the text dsr kept before stored errors were scrubbed may hold any of them.
+        let mut needles: Vec<String> = crate::redact::encodings(ids)
+            .into_iter()
             .chain(request.changes.iter().map(|c| c.value.clone()))
             .map(|n| n.trim().to_lowercase())
             .filter(|n| n.len() >= 4)

@@ -180,7 +180,15 @@ pub async fn doctor(config: &Config, as_json: bool) -> Result<ExitCode, CliError
             match connector.check().await {
                 Ok(report) if report.ok => checks.push(check(name, true, report.details.join("; "))),
                 Ok(report) => checks.push(check(name, false, report.details.join("; "))),
-                Err(e) => checks.push(check(name, false, e.to_string())),
+                // The operator's own terminal: the vendor's words help here, and are not kept.
+                Err(e) => checks.push(check(
+                    name,
+                    false,
+                    match e.said() {
+                        Some(said) => format!("{e} — the vendor said: {said}"),
+                        None => e.to_string(),
+                    },
+                )),
             }
         } else {
             checks.push(check(

@@ -206,6 +206,41 @@ pub async fn audit_verify(config: &Config, as_json: bool) -> Result<ExitCode, Cl
     })
 }
 
+/// Prints a request's audit events with their notes (`dsr audit events <id>`).
+pub async fn audit_events(config: &Config, id: &str, as_json: bool) -> Result<ExitCode, CliError> {
+    let ledger = crate::wiring::ledger(config).await?;
+    // An unknown id is an error that says so, not an empty list.
+    ledger.get_request(id).await?;
+    let events = ledger.audit_events(id).await?;
+    if as_json {
+        let events: Vec<_> = events
+            .iter()
+            .map(|e| {
+                json!({"seq": e.seq, "at": e.at.to_rfc3339(), "event": e.event, "processor": e.processor,
+                       "detail": e.detail, "note": e.note})
+            })
+            .collect();
+        println!("{}", json!({"request_id": id, "events": events}));
+    } else {
+        for e in &events {
+            let code = e.detail["code"].as_str().map(|c| format!(" ({c})")).unwrap_or_default();
+            println!(
+                "#{:<6} {} {}{}{code}",
+                e.seq,
+                e.at.format("%Y-%m-%d %H:%M:%S"),
+                e.event,
+                e.processor.as_deref().map(|p| format!(" {p}")).unwrap_or_default(),
+            );
+            match (&e.note, e.detail["note"].is_string()) {
+                (Some(note), _) => note.lines().for_each(|line| println!("         {line}")),
+                (None, true) => println!("         (note scrubbed)"),
+                (None, false) => {}
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,35 +7,47 @@ use crate::Processor;
 
 /// What went wrong at a processor, and what to do about it. `status` is the HTTP status the
 /// vendor answered with (none when it never answered: a timeout, a token dsr could not sign);
-/// `code` is the vendor's own error code, or dsr's name for the failure when the vendor gave
-/// none (`transport`, `unexpected_response`, …; every one is listed in `docs/errors.md`).
+/// `code` is the vendor's own error code (reduced to a safe token by [`safe_code`]), or dsr's
+/// name for the failure when the vendor gave none (`transport`, `unexpected_response`, …;
+/// every one is listed in `docs/errors.md`).
+///
+/// `message` is text dsr wrote; `said` is what the vendor's answer said in its own words (an
+/// error body's message, a decoder's complaint quoting the vendor's value). The two are kept
+/// apart because only dsr's text may be stored in the ledger or shown to the subject: a
+/// vendor's words can quote the query they were sent (the subject's address), a service
+/// account's e-mail or a key id. `Display` shows dsr's text only; [`ConnectorError::said`]
+/// gives the vendor's words to whoever may keep them (the audit log's scrubbable notes, an
+/// operator's terminal).
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectorError {
     /// Temporary: try again later, no sooner than `after` when the vendor said so
     /// (for example a 429 with `Retry-After`).
-    #[error("{processor} is temporarily unavailable ({}): {message}", code_text(*.status, .code))]
+    #[error("{processor} is temporarily unavailable ({}){}", code_text(*.status, .code), after_colon(.message))]
     RetryLater {
         processor: Processor,
         status: Option<u16>,
         code: String,
         message: String,
+        said: Option<String>,
         after: Option<Duration>,
     },
     /// Credentials were refused even after a fresh token: an operator must fix them.
-    #[error("{processor} refused our credentials ({}): {message}", code_text(*.status, .code))]
+    #[error("{processor} refused our credentials ({}){}", code_text(*.status, .code), after_colon(.message))]
     Reauthenticate {
         processor: Processor,
         status: Option<u16>,
         code: String,
         message: String,
+        said: Option<String>,
     },
     /// Retrying will not help (bad request, missing permission, vendor said no).
-    #[error("{processor} failed permanently ({}): {message}", code_text(*.status, .code))]
+    #[error("{processor} failed permanently ({}){}", code_text(*.status, .code), after_colon(.message))]
     Permanent {
         processor: Processor,
         status: Option<u16>,
         code: String,
         message: String,
+        said: Option<String>,
     },
     /// The processor offers no way to serve this right (the reason its capabilities give).
     #[error("{processor} cannot do this: {reason}")]
@@ -65,6 +77,31 @@ impl ConfigError {
             key: key.to_string(),
             reason: reason.into(),
         }
+    }
+}
+
+/// `: message`, or nothing when dsr has nothing to add to the code.
+fn after_colon(message: &str) -> String {
+    if message.is_empty() {
+        String::new()
+    } else {
+        format!(": {message}")
+    }
+}
+
+/// A vendor's error code as dsr keeps it: letters, digits and `_ . -`, at most 64 of them.
+/// Codes are stored and shown, so a code that is really a sentence (or quotes the subject's
+/// address) is replaced by `unrecognised`; the vendor's words stay in `said`.
+pub fn safe_code(code: &str) -> String {
+    let code = code.trim();
+    if code.len() <= 64
+        && code
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+    {
+        code.to_string()
+    } else {
+        "unrecognised".to_string()
     }
 }
 
@@ -121,6 +158,7 @@ impl ConnectorError {
             code: code.to_string(),
             message: message.into(),
             after: None,
+            said: None,
         }
     }
 
@@ -131,6 +169,7 @@ impl ConnectorError {
             status: None,
             code: code.to_string(),
             message: message.into(),
+            said: None,
         }
     }
 
@@ -141,6 +180,7 @@ impl ConnectorError {
             status: None,
             code: code.to_string(),
             message: message.into(),
+            said: None,
         }
     }
 
@@ -202,15 +242,22 @@ impl ConnectorError {
     /// where (or what) the vendor documents. Retrying will not change it, so the task fails
     /// at once, naming the endpoint and the field.
     pub fn unexpected_shape(processor: Processor, endpoint: &str, error: &DecodeError) -> ConnectorError {
+        // serde's reason may quote the vendor's value ("invalid type: string \"kari@…\""),
+        // which is the vendor's words; only "missing field `x`" names nothing but dsr's type.
+        let (ours, theirs) = match error.reason.starts_with("missing field ") {
+            true => (format!(": {}", error.reason), String::new()),
+            false => (String::new(), error.reason.clone()),
+        };
         ConnectorError::permanent(
             processor,
             "unexpected_response",
             format!(
-                "{processor} answered {endpoint} in a shape dsr does not understand (at `{}`: {}); \
+                "{processor} answered {endpoint} in a shape dsr does not understand (at `{}`{ours}); \
                  the vendor's API changed or dsr misreads it: report it with this message",
-                error.path, error.reason
+                error.path
             ),
         )
+        .with_said(theirs)
     }
 
     /// Whether a later attempt may succeed.
@@ -234,14 +281,42 @@ impl ConnectorError {
                 status: Some(403),
                 code,
                 message,
+                said,
             } => ConnectorError::Permanent {
                 processor,
                 status: Some(403),
                 code,
-                message: format!("{message}: {what_to_grant}"),
+                message: match message.is_empty() {
+                    true => what_to_grant.to_string(),
+                    false => format!("{message}: {what_to_grant}"),
+                },
+                said,
             },
             other => other,
         }
+    }
+
+    /// What the vendor's answer said in its own words, if it said anything: for an
+    /// operator's eyes and the audit log's scrubbable notes, never for stored errors.
+    pub fn said(&self) -> Option<&str> {
+        match self {
+            ConnectorError::RetryLater { said, .. }
+            | ConnectorError::Reauthenticate { said, .. }
+            | ConnectorError::Permanent { said, .. } => said.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The same error, with the vendor's words (empty words are none).
+    pub fn with_said(mut self, words: impl Into<String>) -> ConnectorError {
+        let words = words.into();
+        if let ConnectorError::RetryLater { said, .. }
+        | ConnectorError::Reauthenticate { said, .. }
+        | ConnectorError::Permanent { said, .. } = &mut self
+        {
+            *said = (!words.trim().is_empty()).then_some(words);
+        }
+        self
     }
 
     /// The wait the vendor asked for, if any.
@@ -264,6 +339,7 @@ mod tests {
             status: Some(400),
             code: String::new(),
             message: "kari@example.no is not valid".into(),
+            said: None,
         };
         assert_eq!(err.code(), "permanent:400");
         assert!(!err.is_retryable());
@@ -273,6 +349,7 @@ mod tests {
             code: "rateLimitExceeded".into(),
             message: String::new(),
             after: Some(Duration::from_millis(2128)),
+            said: None,
         };
         assert_eq!(err.code(), "retry_later:429:rateLimitExceeded");
         assert_eq!(err.status(), Some(429));
@@ -287,6 +364,7 @@ mod tests {
             status: Some(404),
             code: "CONTACT_NOT_FOUND".into(),
             message: String::new(),
+            said: None,
         };
         assert!(gone.is_not_found());
         assert!(!ConnectorError::permanent(Processor::Wix, "404_lookalike", "").is_not_found());
@@ -295,6 +373,7 @@ mod tests {
             status: Some(403),
             code: "ErrorAccessDenied".into(),
             message: "Access is denied".into(),
+            said: None,
         }
         .explain_forbidden("grant Mail.ReadWrite");
         assert!(

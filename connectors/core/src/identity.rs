@@ -40,17 +40,22 @@ impl Email {
         &self.0
     }
 
-    /// True when `other` is this address, ignoring ASCII case only: a Unicode look-alike
-    /// (the Kelvin sign `K` lowercases to `k`) is another address.
+    /// True when `other` is this address, lowercased as `parse` lowercased it (so an address
+    /// written as the subject typed it matches), except that a Unicode look-alike of an ASCII
+    /// letter (the Kelvin sign `K` lowercases to `k`) is another address.
     pub fn matches(&self, other: &str) -> bool {
         let other = other.trim();
         if self.0.is_ascii() {
             return other.is_ascii() && self.0.eq_ignore_ascii_case(other);
         }
-        // Nor a character that only lowercases into ASCII (the Kelvin sign into `k`).
+        // A non-ASCII character that lowercases into ASCII alone stands in for an ASCII letter
+        // it is not: refused (in Unicode today only the Kelvin sign does). `İ` lowercases into
+        // `i` and a combining dot: the mark stays, so it can only equal an address held with
+        // that very `i` and dot, which is how `parse` holds `İ` (the same lowercasing on both
+        // sides).
         let disguised = other
             .chars()
-            .any(|c| !c.is_ascii() && c.to_lowercase().any(|l| l.is_ascii()));
+            .any(|c| !c.is_ascii() && c.to_lowercase().all(|l| l.is_ascii()));
         !disguised && self.0 == other.to_lowercase()
     }
 }
@@ -269,6 +274,36 @@ mod tests {
         ] {
             assert!(Email::parse(bad).is_err(), "{bad} should be refused");
         }
+    }
+
+    #[test]
+    fn an_address_matches_itself_as_typed_but_no_look_alike() {
+        // `İ` lowercases to `i` and a combining dot: held that way, and written back as typed.
+        let dotted = Email::parse("KARİ@example.no").unwrap();
+        assert_eq!(dotted.as_str(), "kari\u{307}@example.no");
+        assert!(dotted.matches("KARİ@example.no"), "as typed");
+        assert!(dotted.matches("karİ@EXAMPLE.no"), "as typed, other ASCII case");
+        assert!(dotted.matches("kari\u{307}@example.no"), "as stored");
+        assert!(dotted.matches("KARI\u{307}@example.no"), "as stored, upper case");
+        assert!(!dotted.matches("kari@example.no"), "the dot is part of her address");
+        assert!(!dotted.matches("\u{212A}ARİ@example.no"), "a Kelvin sign is not a K");
+        // The Kelvin sign lowercases into `k` alone: a look-alike, for ASCII and non-ASCII
+        // addresses both.
+        let plain = Email::parse("kari@example.no").unwrap();
+        assert!(!plain.matches("\u{212A}ari@example.no"));
+        let norwegian = Email::parse("kåre@example.no").unwrap();
+        assert!(norwegian.matches("KÅRE@example.no"));
+        assert!(!norwegian.matches("\u{212A}åre@example.no"));
+        // A long s is its own letter (it uppercases to `S` but lowercases to itself).
+        let s = Email::parse("søren@example.no").unwrap();
+        assert!(!s.matches("\u{17F}øren@example.no"));
+        assert!(
+            !Email::parse("sara@example.no")
+                .unwrap()
+                .matches("\u{17F}ara@example.no")
+        );
+        // Nor does a dotless `ı` stand in for `i`.
+        assert!(!plain.matches("kar\u{131}@example.no"));
     }
 
     #[test]

@@ -68,7 +68,7 @@ impl Identities {
     pub fn owns(&self, kind: IdentityKind, value: &str) -> bool {
         match kind {
             IdentityKind::Email => self.owns_email(value),
-            IdentityKind::EmailList => address_tokens(value).any(|a| self.owns_email(&a)),
+            IdentityKind::EmailList => address_tokens(value).iter().any(|a| self.owns_email(a)),
             IdentityKind::Phone => self.owns_phone(value),
             IdentityKind::GaClientId => self.ga_client_ids.iter().any(|id| id == value.trim()),
             IdentityKind::GaUserId => self.ga_user_ids.iter().any(|id| id == value.trim()),
@@ -122,40 +122,128 @@ fn walk(value: &Value, at: String, each: &mut impl FnMut(String, &str)) {
     }
 }
 
-/// The addresses in a header value (`"Nordmann, Kari" <kari@example.no>, per@x.no`): quoted
-/// display names and comments are left out (a name may look like an address), then each
-/// mailbox is its `<…>` part when it has one, else its bare address.
-fn address_tokens(value: &str) -> impl Iterator<Item = String> {
-    let mut plain = String::with_capacity(value.len());
-    let (mut quoted, mut comment, mut escaped) = (false, 0usize, false);
-    for c in value.chars() {
-        match c {
-            _ if escaped => escaped = false,
-            '\\' if quoted || comment > 0 => escaped = true,
-            '"' if comment == 0 => quoted = !quoted,
-            '(' if !quoted => comment += 1,
-            ')' if !quoted && comment > 0 => comment -= 1,
-            _ if quoted || comment > 0 => {}
-            c => plain.push(c),
-        }
-    }
-    plain
-        .split([',', ';'])
+/// The addresses in a header value (`"Nordmann, Kari" <kari@example.no>, per@x.no`): each
+/// mailbox is its `<…>` part when it has one, else its bare address. A quoted string is read
+/// as RFC 5322 does: one glued to address text (`"k.n"@example.no`) is part of the address and
+/// kept as written; one standing alone is a display name and left out (a name may look like
+/// an address), its commas splitting nothing. Comments are left out.
+fn address_tokens(value: &str) -> Vec<String> {
+    let pieces = header_pieces(value);
+    pieces
+        .split(|p| matches!(p, Piece::Char(',' | ';')))
         .map(|mailbox| {
             // A group (`Prosjekt: a@x.no, b@y.no;`): its name is not part of the first address.
-            match mailbox.find(':') {
-                Some(i) if !mailbox[..i].contains(['<', '@']) => &mailbox[i + 1..],
+            match mailbox.iter().position(|p| *p == Piece::Char(':')) {
+                Some(i) if !mailbox[..i].iter().any(|p| matches!(p, Piece::Char('<' | '@'))) => &mailbox[i + 1..],
                 _ => mailbox,
             }
         })
-        .filter_map(|mailbox| match (mailbox.find('<'), mailbox.rfind('>')) {
-            (Some(open), Some(close)) if open < close => Some(mailbox[open + 1..close].trim().to_string()),
-            (None, None) => Some(mailbox.trim().to_string()),
-            _ => None,
+        .filter_map(|mailbox| {
+            let open = mailbox.iter().position(|p| *p == Piece::Char('<'));
+            let close = mailbox.iter().rposition(|p| *p == Piece::Char('>'));
+            match (open, close) {
+                (Some(open), Some(close)) if open < close => address(&mailbox[open + 1..close]),
+                (None, None) => address(mailbox),
+                _ => None,
+            }
         })
-        .filter(|a| a.contains('@') && !a.contains(char::is_whitespace))
-        .collect::<Vec<_>>()
-        .into_iter()
+        .collect()
+}
+
+/// A header value as the address-list reader sees it, comments and display names gone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    /// A character outside quotes: address text or structure (`<`, `,`, `:`).
+    Char(char),
+    /// A quoted string that is part of an address, as written: its quotes and backslash
+    /// escapes kept, as the subject's address holds them.
+    Quoted(String),
+    /// A quoted string that never closes, and so takes the rest of the value: no address.
+    Unclosed,
+}
+
+/// Whether `c`, next to a quoted string, leaves it standing alone (a display name or a word of
+/// one) rather than glued to address text. Anything else glues, a comment's `(` included, so
+/// that leaving a quoted string out never joins the text on either side of it into an address.
+fn stands_apart(c: char) -> bool {
+    c.is_whitespace() || matches!(c, '<' | '>' | ',' | ';' | ':')
+}
+
+/// Reads `value` once, left to right: comments dropped (nested, with backslash escapes), each
+/// quoted string read to its closing quote (a backslash escapes the next character) and kept
+/// when glued to address text, dropped when it stands apart.
+fn header_pieces(value: &str) -> Vec<Piece> {
+    let mut pieces = Vec::new();
+    let mut chars = value.chars().peekable();
+    let (mut comment, mut escaped) = (0usize, false);
+    while let Some(c) = chars.next() {
+        if comment > 0 {
+            // In a comment a `"` is text and `\` escapes the next character.
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '(' => comment += 1,
+                ')' => comment -= 1,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '(' => comment = 1,
+            '"' => {
+                let glued_before = match pieces.last() {
+                    None => false,
+                    Some(Piece::Char(before)) => !stands_apart(*before),
+                    Some(_) => true,
+                };
+                let mut quoted = String::from('"');
+                let mut closed = false;
+                for q in chars.by_ref() {
+                    quoted.push(q);
+                    match q {
+                        _ if escaped => escaped = false,
+                        '\\' => escaped = true,
+                        '"' => {
+                            closed = true;
+                            break;
+                        }
+                        _ => {}
+                    }
+                }
+                let glued_after = chars.peek().is_some_and(|after| !stands_apart(*after));
+                if !closed {
+                    pieces.push(Piece::Unclosed);
+                } else if glued_before || glued_after {
+                    pieces.push(Piece::Quoted(quoted));
+                }
+            }
+            c => pieces.push(Piece::Char(c)),
+        }
+    }
+    pieces
+}
+
+/// The address a mailbox's pieces spell, when they spell one: whitespace around it only, an
+/// `@` outside quotes, and no unclosed quote.
+fn address(pieces: &[Piece]) -> Option<String> {
+    let space = |p: &Piece| matches!(p, Piece::Char(c) if c.is_whitespace());
+    let first = pieces.iter().position(|p| !space(p))?;
+    let last = pieces.iter().rposition(|p| !space(p))?;
+    let pieces = &pieces[first..=last];
+    let mut at = false;
+    let mut text = String::new();
+    for piece in pieces {
+        match piece {
+            Piece::Char(c) if c.is_whitespace() => return None,
+            Piece::Char(c) => {
+                at |= *c == '@';
+                text.push(*c);
+            }
+            Piece::Quoted(quoted) => text.push_str(quoted),
+            Piece::Unclosed => return None,
+        }
+    }
+    at.then_some(text)
 }
 
 /// The engine's check: the first claim whose value in `data` is one of the subject's
@@ -290,6 +378,70 @@ mod tests {
         let found =
             k.claims_anywhere(&json!({"epost": "kari.nordmann@example.no", "tlf": "912 34 567", "x": "per@x.no"}));
         assert_eq!(found, [MatchClaim::email("/epost"), MatchClaim::phone("/tlf")]);
+    }
+
+    #[test]
+    fn quoted_strings_in_a_header_are_display_names_or_local_parts() {
+        assert_eq!(
+            address_tokens("\"Nordmann, Kari\" <kari@example.no>, ola@example.org"),
+            ["kari@example.no", "ola@example.org"],
+            "a comma in a quoted display name does not split the list"
+        );
+        assert_eq!(
+            address_tokens("Someone <\"k.n\"@example.no>, other@example.org"),
+            ["\"k.n\"@example.no", "other@example.org"],
+            "a quoted local part is part of the address"
+        );
+        assert_eq!(
+            address_tokens("\"k, n\"@example.no; \"a\\\"b\"@example.no"),
+            ["\"k, n\"@example.no", "\"a\\\"b\"@example.no"],
+            "bare quoted local parts, with a comma and an escaped quote"
+        );
+        assert_eq!(
+            address_tokens("\"Kari \\\"K\\\" N.\" <kari@example.no>"),
+            ["kari@example.no"],
+            "an escaped quote does not end a display name"
+        );
+        assert_eq!(
+            address_tokens("\"x (y\" <a@example.no>, (\"z) b@example.no"),
+            ["a@example.no", "b@example.no"],
+            "a ( in quotes opens no comment, a \" in a comment no quote"
+        );
+
+        let quoted = Identities {
+            emails: vec![Email::parse("\"k.n\"@example.no").unwrap()],
+            ..Default::default()
+        };
+        assert!(quoted.owns(
+            IdentityKind::EmailList,
+            "Someone <\"k.n\"@example.no>, other@example.org"
+        ));
+        assert!(quoted.owns(IdentityKind::EmailList, "other@example.org, \"K.N\"@example.no"));
+        assert!(quoted.owns(IdentityKind::EmailList, "\"k.n\"(her work address)@example.no"));
+        for other in [
+            "\"k.n\" <other@example.org>",
+            "k.n@example.no",
+            "\"k.n\" @example.no",
+            "\"x\"\"k.n\"@example.no",
+            "<\"k.n\"@example.no.evil>",
+            "\"k.n\"@example.no.evil",
+        ] {
+            assert!(!quoted.owns(IdentityKind::EmailList, other), "{other}");
+        }
+
+        let k = kari();
+        for other in [
+            "\"Kari\" <per@x.no>, \"kari.nordmann@example.no\"",
+            "\"per\"kari.nordmann@example.no",
+            "per.\"x\".kari.nordmann@example.no",
+            "\"per\"(x)kari.nordmann@example.no",
+            "\"kari.nordmann\"@example.no",
+            "\"unclosed <kari.nordmann@example.no>",
+            "<\"x\">kari.nordmann@example.no",
+        ] {
+            assert!(!k.owns(IdentityKind::EmailList, other), "{other}");
+        }
+        assert!(k.owns(IdentityKind::EmailList, "\"Kari\" kari.nordmann@example.no"));
     }
 
     /// Many generated look-alikes of the subject's address: none is hers.

@@ -284,6 +284,7 @@ impl Google {
                             budget.as_secs()
                         ),
                         after: Some(Duration::from_secs(60)),
+                        said: None,
                     });
                 }
                 polls += 1;

@@ -80,17 +80,20 @@ impl Google {
 
     /// A 403 at a Workspace endpoint usually means domain-wide delegation is not set up.
     pub(crate) fn delegation_hint(&self, error: ConnectorError) -> ConnectorError {
-        error.explain_forbidden(&format!(
-            "in the Workspace admin console (Security > API controls > Domain-wide delegation) allow {}'s client id the Gmail and contacts scopes",
-            self.tokens.account().email
-        ))
+        // The service account is named by its config key, not its address: this text is
+        // stored and shown, and stored text carries no addresses.
+        error.explain_forbidden(
+            "in the Workspace admin console (Security > API controls > Domain-wide delegation) allow the client id \
+             of the service account in processors.google.service_account_key (`client_id` in its key file) the \
+             Gmail and contacts scopes",
+        )
     }
 
     /// What to grant on a GA4 property, for a 403 there.
     pub(crate) fn property_role(&self, property: &str) -> String {
         format!(
-            "grant {} the Editor role on GA4 property {property} (Admin > Property access management)",
-            self.tokens.account().email
+            "grant the service account in processors.google.service_account_key (`client_email` in its key file) \
+             the Editor role on GA4 property {property} (Admin > Property access management)"
         )
     }
 }

@@ -103,6 +103,7 @@ impl Reach {
                      access policy excludes the mailboxes the company wants searched ({said})",
                     self.fenced.len()
                 ),
+                said: None,
             });
         }
         if !self.no_mailbox.is_empty() || !self.fenced.is_empty() {
@@ -199,6 +200,7 @@ mod tests {
             status: Some(status),
             code: code.into(),
             message: "x".into(),
+            said: None,
         }
     }
 

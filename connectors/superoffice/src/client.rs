@@ -154,6 +154,7 @@ impl Tenant {
                     "SuperOffice knows no tenant {} at {}: check processors.superoffice.tenant and environment_url",
                     self.tenant, self.environment
                 ),
+                said: None,
             }),
             other => other,
         }

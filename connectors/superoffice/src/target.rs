@@ -51,14 +51,16 @@ pub const SENTRY_REFUSAL: &str = "SoSecurityException";
 /// 400, a 412) is not a refusal and stays an error.
 pub fn refusal(error: &ConnectorError) -> Option<String> {
     match error {
+        // dsr's words, not SuperOffice's: the reason is stored and shown to the subject.
         ConnectorError::Permanent {
             status: Some(403),
             code,
-            message,
             ..
-        } if code == SENTRY_REFUSAL => Some(format!(
-            "SuperOffice refused to delete it ({message}); an administrator must remove it by hand"
-        )),
+        } if code == SENTRY_REFUSAL => Some(
+            "SuperOffice's access rules (its sentry) do not let dsr's system user delete it; an administrator \
+             must remove it by hand"
+                .to_string(),
+        ),
         _ => None,
     }
 }
@@ -253,10 +255,11 @@ mod tests {
             processor: PROCESSOR,
             status,
             code: code.into(),
-            message: "The user does not have the right to delete requests.".into(),
+            message: String::new(),
+            said: Some("The user does not have the right to delete requests.".into()),
         };
         let sentry = permanent(Some(403), "SoSecurityException");
-        assert!(refusal(&sentry).is_some_and(|r| r.contains("right to delete")));
+        assert!(refusal(&sentry).is_some_and(|r| r.contains("sentry") && !r.contains("right to delete")));
         for (status, other) in [
             (Some(400), "ArgumentException"),
             (Some(403), ""),
@@ -273,6 +276,7 @@ mod tests {
             code: "SoSecurityException".into(),
             message: String::new(),
             after: None,
+            said: None,
         };
         assert_eq!(refusal(&later), None);
         let config: ConnectorError = dsr_connector::ConfigError::new(PROCESSOR, "environment_url", "x").into();

@@ -467,7 +467,7 @@ async fn erasure_removes_the_person_and_reports_what_is_retained_honestly() {
         "a vendor refusal is not called erasure"
     );
     assert!(
-        matches!(&ticket.state, dsr_connector::ItemState::RefusedByVendor { reason } if reason.contains("refused")),
+        matches!(&ticket.state, dsr_connector::ItemState::RefusedByVendor { reason } if reason.contains("sentry")),
         "{ticket:?}"
     );
     assert!(
@@ -884,7 +884,7 @@ async fn a_delete_that_fails_for_any_other_reason_is_an_error_not_a_vendor_refus
     );
     let outcome = execute(&so, &Change::Erasure, &ticket).await.unwrap();
     assert!(
-        matches!(&outcome, ItemOutcome::RefusedByVendor(r) if r.contains("right to delete requests")),
+        matches!(&outcome, ItemOutcome::RefusedByVendor(r) if r.contains("sentry") && r.contains("by hand")),
         "{outcome:?}"
     );
     assert!(fake.with(|s| s.has_record("Tickets", 801)));

@@ -158,6 +158,7 @@ mod tests {
             status: Some(status),
             code: code.into(),
             message: "Wix's words".into(),
+            said: None,
         }
     }
 

@@ -171,7 +171,7 @@ impl Ledger {
             Some(id),
             None,
             "request.extended",
-            json!({"months": months, "reason": reason, "due_at": ts(due)}),
+            json!({"months": months, "note": reason, "due_at": ts(due)}),
             None,
         )
         .await?;

@@ -16,7 +16,11 @@ pub struct AuditEvent {
     pub request_id: Option<String>,
     pub processor: Option<String>,
     pub event: String,
+    /// Codes, actors and hashes: what the chain covers. Free text is in `note`.
     pub detail: Value,
+    /// The event's free text (kept beside the chain, its hash under `detail.note`), unless
+    /// it was scrubbed.
+    pub note: Option<String>,
 }
 
 impl Ledger {
@@ -64,16 +68,22 @@ impl Ledger {
         .bind(request_id)
         .fetch_all(&self.pool)
         .await?;
+        let notes = super::notes::of_request(&self.pool, request_id).await?;
         rows.iter()
             .map(|r| {
+                let detail: Value = serde_json::from_str(&r.try_get::<String, _>(5)?)
+                    .map_err(|e| LedgerError::Corrupt(e.to_string()))?;
+                let note = detail[super::notes::NOTE]
+                    .as_str()
+                    .and_then(|hash| notes.get(hash).cloned().flatten());
                 Ok(AuditEvent {
                     seq: r.try_get(0)?,
                     at: parse_ts(&r.try_get::<String, _>(1)?)?,
                     request_id: r.try_get(2)?,
                     processor: r.try_get(3)?,
                     event: r.try_get(4)?,
-                    detail: serde_json::from_str(&r.try_get::<String, _>(5)?)
-                        .map_err(|e| LedgerError::Corrupt(e.to_string()))?,
+                    detail,
+                    note,
                 })
             })
             .collect()

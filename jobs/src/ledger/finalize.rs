@@ -121,7 +121,7 @@ impl Ledger {
                 Some(id),
                 None,
                 "finalize.failed",
-                json!({"error": error}),
+                json!({"code": "finalize_failed", "note": error}),
                 None,
             )
             .await?;

@@ -82,8 +82,9 @@ impl Ledger {
             .collect()
     }
 
-    /// Replaces a finished request's identities, changes and task texts in one transaction,
-    /// and records it in the audit chain (which never held them).
+    /// Replaces a finished request's identities, changes and task texts and removes the words
+    /// of its audit notes, in one transaction, and records it in the audit chain (which holds
+    /// only the notes' hashes, so it still verifies).
     pub async fn pseudonymise(
         &self,
         id: &str,
@@ -119,12 +120,13 @@ impl Ledger {
                 .await?;
             }
             super::plans::rewrite_plans(&mut tx, plans).await?;
+            let notes = super::notes::scrub(&mut tx, id, self.now()).await?;
             self.insert_audit(
                 &mut tx,
                 Some(id),
                 None,
                 "request.pseudonymised",
-                json!({"tasks": tasks.len()}),
+                json!({"tasks": tasks.len(), "notes_scrubbed": notes}),
                 Some(&format!("pseudonymised:{id}")),
             )
             .await?;

@@ -7,6 +7,7 @@ mod audit;
 mod chain;
 mod finalize;
 mod finished;
+pub mod notes;
 mod plans;
 mod requests;
 mod rows;
@@ -31,7 +32,7 @@ pub use plans::{PlanText, StoredPlan, request_plan_hash};
 pub use requests::ListFilter;
 pub use rows::ts;
 pub use sweep::{AttentionCleared, Recoverable};
-pub use tasks::{Claim, Claimed, TaskResult};
+pub use tasks::{Claim, Claimed, TaskError, TaskResult};
 
 use crate::clock::Clock;
 use crate::queue::redacted;
@@ -236,7 +237,20 @@ impl Ledger {
         detail: Value,
         dedup_key: Option<&str>,
     ) -> Result<()> {
-        chain::append(conn, self.now(), request_id, processor, event, &detail, dedup_key).await?;
+        // Free text under `note` is kept beside the chain; the chain holds its hash.
+        let mut detail = detail;
+        let note = match detail.get_mut(notes::NOTE).map(serde_json::Value::take) {
+            Some(Value::String(text)) if !text.is_empty() => Some(notes::Note::seal(text)),
+            _ => None,
+        };
+        if let (Some(note), Some(slot)) = (&note, detail.get_mut(notes::NOTE)) {
+            *slot = Value::String(note.hash.clone());
+        }
+        let at = self.now();
+        let appended = chain::append(conn, at, request_id, processor, event, &detail, dedup_key).await?;
+        if let (Some(note), Some(_)) = (note, appended) {
+            note.keep(conn, request_id, at).await?;
+        }
         Ok(())
     }
 }

@@ -415,7 +415,7 @@ impl Ledger {
             Some(id),
             None,
             "request.rejected",
-            json!({"plan": plan, "by": by, "reason": reason}),
+            json!({"plan": plan, "by": by, "note": reason}),
             None,
         )
         .await?;

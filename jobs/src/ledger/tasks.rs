@@ -11,6 +11,60 @@ use super::rows::ts;
 use super::{Event, Ledger, LedgerError, Result};
 use crate::model::{Outcome, TaskStatus};
 
+/// Why an attempt did not succeed, in three parts kept apart: `code` (`permanent:403:Forbidden`,
+/// chained in the audit log), `text` (dsr's own words with what to do next, stored with the
+/// task and shown in `dsr status`, confirmations and bundles: never a vendor's words, a URL's
+/// query or an identity) and `said` (what the vendor's answer said, kept only in the audit
+/// log's scrubbable note).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskError {
+    pub code: String,
+    pub text: String,
+    pub said: Option<String>,
+}
+
+impl TaskError {
+    pub fn new(code: impl Into<String>, text: impl Into<String>) -> TaskError {
+        TaskError {
+            code: code.into(),
+            text: text.into(),
+            said: None,
+        }
+    }
+
+    /// A connector's error, with `text` as dsr says it (its `Display`, perhaps with advice).
+    pub fn from_connector(error: &dsr_connector::ConnectorError, text: String) -> TaskError {
+        TaskError {
+            code: error.code(),
+            text,
+            said: error.said().map(str::to_string),
+        }
+    }
+
+    /// The same error with its text and the vendor's words passed through `scrub`.
+    pub fn scrubbed(self, scrub: impl Fn(&str) -> String) -> TaskError {
+        TaskError {
+            code: self.code,
+            text: scrub(&self.text),
+            said: self.said.as_deref().map(&scrub),
+        }
+    }
+
+    /// The audit note: dsr's text and, on its own line, what the vendor said.
+    fn note(&self) -> String {
+        match &self.said {
+            Some(said) => format!("{}\nthe vendor said: {said}", self.text),
+            None => self.text.clone(),
+        }
+    }
+}
+
+impl std::fmt::Display for TaskError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
 /// What a task attempt ended with.
 #[derive(Debug, Clone)]
 pub enum TaskResult {
@@ -23,17 +77,17 @@ pub enum TaskResult {
         spool: Option<String>,
     },
     Retrying {
-        error: String,
+        error: TaskError,
         next_retry_at: DateTime<Utc>,
     },
     /// The vendor throttled the attempt (a 429, a quota): the task waits as `Retrying` does,
     /// but this attempt is not counted against the retry budget.
     Throttled {
-        error: String,
+        error: TaskError,
         next_retry_at: DateTime<Utc>,
     },
     Failed {
-        error: String,
+        error: TaskError,
     },
     NotApplicable {
         reason: String,
@@ -45,6 +99,59 @@ pub enum TaskResult {
 }
 
 impl TaskResult {
+    /// The same result with every free text (errors, reasons) passed through `scrub`.
+    pub fn scrubbed(self, scrub: impl Fn(&str) -> String) -> TaskResult {
+        match self {
+            TaskResult::Retrying { error, next_retry_at } => TaskResult::Retrying {
+                error: error.scrubbed(scrub),
+                next_retry_at,
+            },
+            TaskResult::Throttled { error, next_retry_at } => TaskResult::Throttled {
+                error: error.scrubbed(scrub),
+                next_retry_at,
+            },
+            TaskResult::Failed { error } => TaskResult::Failed {
+                error: error.scrubbed(scrub),
+            },
+            TaskResult::NotApplicable { reason } => TaskResult::NotApplicable { reason: scrub(&reason) },
+            TaskResult::Succeeded {
+                outcome,
+                found,
+                changed,
+                reason,
+                evidence,
+                spool,
+            } => TaskResult::Succeeded {
+                outcome,
+                found,
+                changed,
+                reason: reason.as_deref().map(&scrub),
+                evidence,
+                spool,
+            },
+            planned @ TaskResult::Planned { .. } => planned,
+        }
+    }
+
+    /// The error, if the attempt ended in one.
+    pub fn error(&self) -> Option<&TaskError> {
+        match self {
+            TaskResult::Retrying { error, .. } | TaskResult::Throttled { error, .. } | TaskResult::Failed { error } => {
+                Some(error)
+            }
+            _ => None,
+        }
+    }
+
+    /// The event's free text: the error's note or the reason.
+    fn note(&self) -> Option<String> {
+        match self {
+            TaskResult::NotApplicable { reason } => Some(reason.clone()),
+            TaskResult::Succeeded { reason, .. } => reason.clone(),
+            other => other.error().map(TaskError::note),
+        }
+    }
+
     fn status(&self) -> TaskStatus {
         match self {
             TaskResult::Planned { .. } => TaskStatus::Planned,
@@ -130,7 +237,8 @@ impl Ledger {
         if let Some(row) = spent {
             let attempt = row.try_get::<i64, _>(0)?;
             let stops = self.abandoned_count(&mut tx, id, processor).await? + 1;
-            let error = abandoned_error(id, processor, stops, max_attempts).to_string();
+            let abandoned = abandoned_error(id, processor, stops, max_attempts);
+            let error = abandoned.to_string();
             sqlx::query("UPDATE tasks SET error = $3 WHERE request_id = $1 AND processor = $2")
                 .bind(id)
                 .bind(processor.as_str())
@@ -143,7 +251,7 @@ impl Ledger {
                 Some(id),
                 Some(processor),
                 "task.failed",
-                json!({"attempt": attempt, "error": error, "abandoned": stops}),
+                json!({"attempt": attempt, "code": abandoned.code(), "note": error, "abandoned": stops}),
                 Some(&format!("finished:{id}:{processor}:{attempt}")),
             )
             .await?;
@@ -303,12 +411,12 @@ impl Ledger {
                 0,
                 0,
                 None,
-                Some(error.clone()),
+                Some(error.text.clone()),
                 "null".into(),
                 None,
                 Some(ts(*next_retry_at)),
             ),
-            TaskResult::Failed { error } => (None, 0, 0, None, Some(error.clone()), "null".into(), None, None),
+            TaskResult::Failed { error } => (None, 0, 0, None, Some(error.text.clone()), "null".into(), None, None),
             TaskResult::NotApplicable { reason } => (None, 0, 0, Some(reason.clone()), None, "null".into(), None, None),
             TaskResult::Planned { found } => (None, *found as i64, 0, None, None, "null".into(), None, None),
         };
@@ -337,9 +445,10 @@ impl Ledger {
         .bind(next_retry.clone())
         .bind(&now)
         .bind(i64::from(throttled));
+        // Codes and counts are chained; the words go in the event's note.
         let mut detail = json!({"attempt": claim.attempt, "outcome": outcome, "found": found,
-               "changed": changed, "reason": reason, "error": error,
-               "next_retry_at": next_retry});
+               "changed": changed, "code": result.error().map(|e| &e.code),
+               "next_retry_at": next_retry, "note": result.note()});
         if throttled {
             detail["throttled"] = json!(true);
         }
@@ -360,7 +469,7 @@ impl Ledger {
     pub async fn settle_unstarted(&self, id: &str, processor: Processor, result: &TaskResult) -> Result<bool> {
         let (reason, error) = match result {
             TaskResult::NotApplicable { reason } => (Some(reason.clone()), None),
-            TaskResult::Failed { error } => (None, Some(error.clone())),
+            TaskResult::Failed { error } => (None, Some(error.text.clone())),
             _ => {
                 return Err(LedgerError::Refused(
                     "only not_applicable or failed settle an unstarted task".into(),
@@ -384,7 +493,7 @@ impl Ledger {
                 request: Some(id),
                 processor: Some(processor),
                 name: &format!("task.{status}"),
-                detail: json!({"reason": reason, "error": error}),
+                detail: json!({"code": result.error().map(|e| &e.code), "note": result.note()}),
                 dedup: None,
             },
         )
@@ -506,7 +615,7 @@ mod tests {
                 "throttled attempts before this one are not counted"
             );
             let throttled = TaskResult::Throttled {
-                error: "429".into(),
+                error: TaskError::new("retry_later:429", "throttled"),
                 next_retry_at: clock.now(),
             };
             assert!(ledger.finish_task("r1", wix, "w", claim, &throttled).await.unwrap());
@@ -527,7 +636,7 @@ mod tests {
             panic!("not taken");
         };
         let failed = TaskResult::Retrying {
-            error: "503".into(),
+            error: TaskError::new("retry_later:503", "unavailable"),
             next_retry_at: clock.now(),
         };
         assert!(ledger.finish_task("r1", wix, "w", claim, &failed).await.unwrap());

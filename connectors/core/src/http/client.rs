@@ -167,9 +167,10 @@ impl VendorClient {
                         RetryHint::Later(after) => ConnectorError::RetryLater {
                             processor: self.processor,
                             status: Some(status.as_u16()),
-                            code,
-                            message,
+                            code: crate::error::safe_code(&code),
+                            message: String::new(),
                             after: after.or(retry_after),
+                            said: (!message.trim().is_empty()).then_some(message),
                         },
                     }
                 }
@@ -412,7 +413,9 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, ConnectorError::Permanent { .. }), "{err}");
         assert_eq!(err.code(), "permanent:403:Forbidden");
-        assert!(err.to_string().contains("no Mail.Read"), "{err}");
+        // The vendor's words are kept beside dsr's text, never in it.
+        assert!(!err.to_string().contains("no Mail.Read"), "{err}");
+        assert_eq!(err.said(), Some("no Mail.Read"), "{err:?}");
         let err = client
             .json::<Ok>("k", |http| http.get(format!("{base}/garbage")))
             .await

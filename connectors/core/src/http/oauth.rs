@@ -136,20 +136,18 @@ impl TokenSource for ClientCredentials {
         let response = request.request_async(&call).await.map_err(|e| match e {
             RequestTokenError::ServerResponse(body) => {
                 let description = body.error_description().cloned().unwrap_or_default();
-                let code = body.error().as_ref().to_string();
+                let code = crate::error::safe_code(body.error().as_ref());
                 match body.error() {
                     BasicErrorResponseType::InvalidClient
                     | BasicErrorResponseType::UnauthorizedClient
                     | BasicErrorResponseType::InvalidGrant => ConnectorError::reauthenticate(
                         processor,
                         &code,
-                        format!("the token endpoint refused the client credentials: {description}"),
-                    ),
-                    _ => ConnectorError::permanent(
-                        processor,
-                        &code,
-                        format!("the token endpoint refused the request: {description}"),
-                    ),
+                        "the token endpoint refused the client credentials",
+                    )
+                    .with_said(description),
+                    _ => ConnectorError::permanent(processor, &code, "the token endpoint refused the request")
+                        .with_said(description),
                 }
             }
             RequestTokenError::Request(TransportError::Refused(e)) => e,
@@ -161,13 +159,13 @@ impl TokenSource for ClientCredentials {
             RequestTokenError::Parse(e, _) => ConnectorError::retry_later(
                 processor,
                 "token_response",
-                format!("the token endpoint answered something that is not a token: {e}"),
-            ),
-            RequestTokenError::Other(e) => ConnectorError::retry_later(
-                processor,
-                "token_response",
-                format!("the token endpoint answered unexpectedly: {e}"),
-            ),
+                "the token endpoint answered something that is not a token",
+            )
+            .with_said(e.to_string()),
+            RequestTokenError::Other(e) => {
+                ConnectorError::retry_later(processor, "token_response", "the token endpoint answered unexpectedly")
+                    .with_said(e)
+            }
         })?;
         let lifetime = response.expires_in().unwrap_or(Duration::from_secs(3600));
         Ok(AccessToken::bearer(response.access_token().secret(), lifetime))
@@ -200,18 +198,15 @@ impl TokenSource for RefreshToken {
             .map_err(|e| match e {
                 RequestTokenError::ServerResponse(body) => ConnectorError::reauthenticate(
                     processor,
-                    body.error().as_ref(),
-                    format!(
-                        "the token endpoint refused the refresh token: {}",
-                        body.error_description().cloned().unwrap_or_default()
-                    ),
-                ),
+                    &crate::error::safe_code(body.error().as_ref()),
+                    "the token endpoint refused the refresh token",
+                )
+                .with_said(body.error_description().cloned().unwrap_or_default()),
                 RequestTokenError::Request(TransportError::Refused(e)) => e,
-                other => ConnectorError::retry_later(
-                    processor,
-                    "token_transport",
-                    format!("could not refresh the access token: {other}"),
-                ),
+                other => {
+                    ConnectorError::retry_later(processor, "token_transport", "could not refresh the access token")
+                        .with_said(other.to_string())
+                }
             })?;
         let lifetime = response.expires_in().unwrap_or(Duration::from_secs(3600));
         Ok(AccessToken::bearer(response.access_token().secret(), lifetime))
@@ -299,15 +294,17 @@ impl TokenEndpoint<'_> {
                 processor: self.processor,
                 status: http,
                 code: "token_transport".into(),
-                message: format!("{}'s token endpoint answered {status}: {message}", self.processor),
+                message: format!("{}'s token endpoint answered {status}", self.processor),
                 after: None,
+                said: Some(message),
             });
         }
         Err(ConnectorError::Reauthenticate {
             processor: self.processor,
             status: http,
-            code,
-            message: format!("{}: {message}", self.refused),
+            code: crate::error::safe_code(&code),
+            message: self.refused.to_string(),
+            said: Some(message),
         })
     }
 }
@@ -415,9 +412,10 @@ mod tests {
         );
         let err = bad.fetch().await.unwrap_err();
         assert!(matches!(err, ConnectorError::Reauthenticate { .. }), "{err}");
-        assert!(err.to_string().contains("AADSTS7000215"), "{err}");
+        assert!(!err.to_string().contains("AADSTS"), "{err}");
+        assert!(err.said().is_some_and(|s| s.contains("AADSTS7000215")), "{err:?}");
         assert!(
-            !err.to_string().contains("wrong"),
+            !format!("{err:?}").contains("wrong"),
             "the secret must not appear in errors"
         );
     }
@@ -461,7 +459,11 @@ mod tests {
         assert_eq!(token.authorization.expose_secret(), "Bearer t");
         let err = ask("bad").await.unwrap_err();
         assert_eq!(err.code(), "reauthenticate:400:invalid_grant");
-        assert!(err.to_string().contains("Invalid JWT Signature"), "{err}");
+        assert!(!err.to_string().contains("Invalid JWT Signature"), "{err}");
+        assert!(
+            err.said().is_some_and(|s| s.contains("Invalid JWT Signature")),
+            "{err:?}"
+        );
         let err = ask("busy").await.unwrap_err();
         assert_eq!(err.code(), "retry_later:503:token_transport");
         assert!(err.is_retryable());

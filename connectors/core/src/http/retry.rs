@@ -18,7 +18,9 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
-/// What a failed response means. `code` and `message` come from the vendor's error body.
+/// What a failed response means. `code` and `message` come from the vendor's error body:
+/// the code is kept as a safe token, the message as the vendor's words (`said`), never as
+/// dsr's own text.
 pub fn classify(
     processor: Processor,
     status: StatusCode,
@@ -27,12 +29,20 @@ pub fn classify(
     message: String,
 ) -> ConnectorError {
     let http = Some(status.as_u16());
+    let code = if code.is_empty() {
+        code
+    } else {
+        crate::error::safe_code(&code)
+    };
+    let said = (!message.trim().is_empty()).then_some(message);
+    let message = String::new();
     match status {
         StatusCode::UNAUTHORIZED => ConnectorError::Reauthenticate {
             processor,
             status: http,
             code,
             message,
+            said,
         },
         s if s == StatusCode::TOO_MANY_REQUESTS || s == StatusCode::REQUEST_TIMEOUT || s.is_server_error() => {
             ConnectorError::RetryLater {
@@ -41,6 +51,7 @@ pub fn classify(
                 code,
                 message,
                 after: retry_after,
+                said,
             }
         }
         _ => ConnectorError::Permanent {
@@ -48,6 +59,7 @@ pub fn classify(
             status: http,
             code,
             message,
+            said,
         },
     }
 }
