@@ -3,7 +3,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::PossibleValuesParser;
 use clap::{Args, Parser, Subcommand};
+use dsr_connector::Processor;
+use dsr_jobs::model::{Lang, RequestKind, RequestStatus};
+use strum::VariantArray;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -26,6 +30,12 @@ pub struct Cli {
 pub enum Command {
     /// Run every right against the built-in fake vendors, under ./dsr-demo/ (never against
     /// the processors in your config).
+    #[cfg(feature = "demo")]
+    Demo,
+    /// Not in this build: the fake vendors are left out of the production build (built
+    /// without the `demo` feature). Kept, hidden, to say so instead of "unrecognized".
+    #[cfg(not(feature = "demo"))]
+    #[command(hide = true)]
     Demo,
     /// Write a commented dsr.toml (at --config, else ./dsr.toml) for the processors named,
     /// and print what to set and grant next.
@@ -47,7 +57,7 @@ pub enum Command {
     Retry {
         id: String,
         /// Only this processor's task.
-        #[arg(long)]
+        #[arg(long, value_parser = one_of::<Processor>())]
         processor: Option<String>,
     },
     /// Show the plans of an erasure, rectification or objection: every item each processor
@@ -111,9 +121,8 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
-    /// The processors to configure, comma-separated: google, microsoft365, superoffice, wix
-    /// (default: all four).
-    #[arg(long, value_delimiter = ',', value_name = "LIST")]
+    /// The processors to configure, comma-separated (default: all four).
+    #[arg(long, value_delimiter = ',', value_name = "LIST", value_parser = one_of::<Processor>())]
     pub processors: Vec<String>,
     /// Replace an existing file.
     #[arg(long)]
@@ -129,7 +138,8 @@ pub struct WorkerArgs {
 
 #[derive(Debug, Args)]
 pub struct RequestArgs {
-    /// access, erasure, rectification, objection or portability.
+    /// What the subject asks for.
+    #[arg(value_parser = one_of::<RequestKind>())]
     pub kind: String,
     /// The subject's e-mail address (repeatable).
     #[arg(long)]
@@ -151,10 +161,10 @@ pub struct RequestArgs {
     #[arg(long = "set", value_name = "FIELD=VALUE")]
     pub set: Vec<String>,
     /// Only these processors (default: every configured one; repeatable).
-    #[arg(long)]
+    #[arg(long, value_parser = one_of::<Processor>())]
     pub processor: Vec<String>,
-    /// Language of the subject's texts: nb or en (default from config).
-    #[arg(long)]
+    /// Language of the subject's texts (default from config).
+    #[arg(long, value_parser = one_of::<Lang>())]
     pub lang: Option<String>,
     /// Find and report what would change; change nothing.
     #[arg(long)]
@@ -176,13 +186,13 @@ pub struct EnqueueArgs {
 #[derive(Debug, Args)]
 pub struct ListArgs {
     /// Only requests with this status.
-    #[arg(long)]
+    #[arg(long, value_parser = one_of::<RequestStatus>())]
     pub status: Option<String>,
     /// Only requests past their deadline that have not ended.
     #[arg(long)]
     pub overdue: bool,
     /// Only requests that need attention: a task still failing or retrying within
-    /// [worker] deadline_warning_days of the deadline.
+    /// [worker] deadline_warning of the deadline.
     #[arg(long)]
     pub attention: bool,
 }
@@ -213,30 +223,43 @@ pub enum BenchCommand {
     },
 }
 
+/// Accepts exactly the names of one of our enums (strum's, the ones stored and typed
+/// everywhere else), so `--help` lists them and clap refuses any other with the list, exit 2.
+/// The value stays the name: the request builder turns it into the enum with `FromStr`, which
+/// now cannot fail for these arguments.
+fn one_of<T>() -> PossibleValuesParser
+where
+    T: VariantArray + Copy + Into<&'static str>,
+{
+    PossibleValuesParser::new(T::VARIANTS.iter().map(|v| -> &'static str { (*v).into() }))
+}
+
 /// A `--size` that is not one.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 enum SizeError {
-    #[error("`{0}` is not a size such as 2GiB")]
-    NotASize(String),
-    #[error("unknown size unit `{0}`: use KiB, MiB or GiB")]
-    Unit(String),
-    #[error("`{0}` is too large")]
+    #[error("`{given}` is not a size such as 2GiB or 200MB: {reason}")]
+    NotASize { given: String, reason: String },
+    #[error("`{0}` is too large: the benchmark writes its data to disk, at most 64GiB")]
     TooLarge(String),
 }
 
+/// The largest `--size`: the benchmark writes that much to the scratch folder (and the
+/// bundle beside it), so a typo such as `8TB` must not fill the disk.
+const MAX_BENCH_SIZE: u64 = 64 << 30;
+
+/// Sizes as bytesize reads them: binary units with an `i` (KiB, MiB, GiB: 1024-based),
+/// decimal without (kB, MB, GB, or k, m, g: 1000-based), fractions allowed (1.5GiB).
 fn parse_size(text: &str) -> Result<u64, SizeError> {
     let text = text.trim();
-    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
-    let n: u64 = number.parse().map_err(|_| SizeError::NotASize(text.to_string()))?;
-    let factor = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "kib" | "k" => 1 << 10,
-        "mib" | "m" => 1 << 20,
-        "gib" | "g" => 1 << 30,
-        other => return Err(SizeError::Unit(other.to_string())),
-    };
-    n.checked_mul(factor)
-        .ok_or_else(|| SizeError::TooLarge(text.to_string()))
+    let size: bytesize::ByteSize = text.parse().map_err(|reason| SizeError::NotASize {
+        given: text.to_string(),
+        reason,
+    })?;
+    // bytesize saturates instead of failing: an overflow is the largest value, refused too.
+    match size.as_u64() {
+        bytes if bytes > MAX_BENCH_SIZE => Err(SizeError::TooLarge(text.to_string())),
+        bytes => Ok(bytes),
+    }
 }
 
 #[cfg(test)]
@@ -247,9 +270,13 @@ mod tests {
     fn sizes_read_with_their_units_and_bad_ones_are_named() {
         assert_eq!(parse_size("2GiB"), Ok(2 << 30));
         assert_eq!(parse_size(" 200MiB "), Ok(200 << 20));
-        assert_eq!(parse_size("8m"), Ok(8 << 20));
+        assert_eq!(parse_size("8mib"), Ok(8 << 20));
+        assert_eq!(parse_size("8m"), Ok(8_000_000), "without the i, decimal");
+        assert_eq!(parse_size("1.5KiB"), Ok(1536));
         assert_eq!(parse_size("512"), Ok(512));
-        assert!(parse_size("2TB").unwrap_err().to_string().contains("`tb`"));
+        assert_eq!(parse_size("64GiB"), Ok(64 << 30));
+        assert!(parse_size("8TB").unwrap_err().to_string().contains("at most 64GiB"));
+        assert!(parse_size("2XB").unwrap_err().to_string().contains("\"XB\""));
         assert!(parse_size("GiB").unwrap_err().to_string().contains("not a size"));
         assert!(
             parse_size("99999999999999GiB")
@@ -307,10 +334,52 @@ mod tests {
                 "superoffice",
             ),
             (vec!["erasure", "--email", "not an address"], "not an address"),
-            (vec!["shred", "--email", "k@example.no"], "shred"),
         ] {
             let err = build(&args).expect_err("refused");
             assert!(err.message().contains(says), "{args:?}: {}", err.message());
+        }
+    }
+
+    /// Kinds, processors, languages and statuses are the enums' names: clap refuses any other
+    /// naming the allowed ones, and `--help` lists them.
+    #[test]
+    fn enum_arguments_take_only_the_enums_names() {
+        let refused = |args: &[&str], allowed: &str| {
+            let err = Cli::try_parse_from(args).expect_err("refused by clap");
+            assert_eq!(err.kind(), clap::error::ErrorKind::InvalidValue, "{args:?}: {err}");
+            assert_eq!(err.exit_code(), 2);
+            let text = err.to_string();
+            assert!(text.contains(allowed), "{args:?} should list `{allowed}`: {text}");
+        };
+        let kinds = "access, erasure, rectification, objection, portability";
+        let processors = "google, microsoft365, superoffice, wix";
+        refused(&["dsr", "run", "shred", "--email", "k@example.no"], kinds);
+        refused(&["dsr", "enqueue", "Access"], kinds);
+        refused(&["dsr", "run", "access", "--processor", "nope"], processors);
+        refused(&["dsr", "retry", "id", "--processor", "dropbox"], processors);
+        refused(&["dsr", "init", "--processors", "google,dropbox"], processors);
+        refused(&["dsr", "run", "access", "--lang", "de"], "nb, en");
+        refused(&["dsr", "list", "--status", "done"], "in_progress");
+        let ok = Cli::try_parse_from([
+            "dsr",
+            "run",
+            "portability",
+            "--processor",
+            "microsoft365",
+            "--lang",
+            "en",
+        ]);
+        assert!(ok.is_ok(), "{ok:?}");
+
+        use clap::CommandFactory;
+        let mut command = Cli::command();
+        let run = command
+            .find_subcommand_mut("run")
+            .expect("run")
+            .render_long_help()
+            .to_string();
+        for listed in [kinds, processors, "nb, en"] {
+            assert!(run.contains(listed), "dsr run --help should list {listed}: {run}");
         }
     }
 }

@@ -1,51 +1,55 @@
-//! `dsr.toml`, strictly typed: an unknown key is an error that names it. `DSR_SECTION__KEY`
-//! variables (a `DSR_` name with `__` in it) override keys (`DSR_QUEUE__URL=redis://…`; lists
-//! as TOML arrays); other `DSR_` names are left alone, so secrets can live in variables such
-//! as `DSR_GRAPH_SECRET`. Secrets are references (`env:NAME`, `file:PATH`), resolved when
-//! used and never printed.
+//! `dsr.toml`, strictly typed: an unknown key is an error that names it, and so is a value
+//! outside its allowed range (each key's range is in its doc comment). Spans of time are
+//! humantime strings (`"500ms"`, `"30s"`, `"2h"`, `"7d"`); the old keys that carried their
+//! unit in their name (`task_lease_secs = 3`) still read, with a warning in
+//! [`Config::deprecations`]. `DSR_SECTION__KEY` variables (a `DSR_` name with `__` in it)
+//! override keys (`DSR_QUEUE__URL=redis://…`, `DSR_WORKER__TASK_LEASE=30s`; lists as TOML
+//! arrays); other `DSR_` names are left alone, so secrets can live in variables such as
+//! `DSR_GRAPH_SECRET`. Secrets are references (`env:NAME`, `file:PATH`), resolved when used
+//! and never printed.
+
+mod values;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use dsr_connector::SecretRef;
+use dsr_jobs::model::Lang;
 use figment::Figment;
 use figment::providers::{Env, Format, Toml};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 
+pub use values::span_text;
+use values::{DAY, HOUR, MINUTE, Renamed, SECOND, Unit, check_count, check_span, days, millis, seconds};
+
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct Config {
-    #[serde(default)]
     pub store: StoreConfig,
-    #[serde(default)]
     pub queue: QueueConfig,
-    #[serde(default)]
     pub worker: WorkerConfig,
-    #[serde(default)]
     pub export: ExportConfig,
-    #[serde(default)]
     pub controller: ControllerConfig,
-    #[serde(default)]
     pub privacy: PrivacyConfig,
-    #[serde(default)]
     pub erasure: ErasureConfig,
-    #[serde(default)]
     pub rectification: ChangeConfig,
-    #[serde(default)]
     pub objection: ChangeConfig,
-    #[serde(default)]
     pub processors: ProcessorsConfig,
     /// Scripted stand-ins for processors, only in test builds.
     #[cfg(feature = "test-connector")]
-    #[serde(default)]
-    pub test_connector: std::collections::BTreeMap<String, dsr_fixtures::scripted::Script>,
+    pub test_connector: std::collections::BTreeMap<dsr_connector::Processor, dsr_fixtures::scripted::Script>,
     /// The `DSR_…__…` variables that overrode keys, by name (never their values).
     #[serde(skip)]
     pub overrides: Vec<String>,
     /// Keys still holding a `dsr init` placeholder, by dotted path.
     #[serde(skip)]
     pub placeholders: Vec<String>,
+    /// One line per old key still in use, naming the key that replaces it and its value
+    /// (`[worker] task_lease_secs is deprecated: write task_lease = "3s"`), for the operator
+    /// to see when dsr starts.
+    #[serde(skip)]
+    pub deprecations: Vec<String>,
 }
 
 /// How `dsr init` marks a value the operator must fill in.
@@ -57,169 +61,167 @@ fn is_override(name: &str) -> bool {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct StoreConfig {
     /// `sqlite://PATH` (default) or `postgres://…` for several machines.
-    #[serde(default = "default_store_url")]
     pub url: String,
 }
 
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
-            url: default_store_url(),
+            url: "sqlite://dsr-data/ledger.db".into(),
         }
     }
 }
 
-fn default_store_url() -> String {
-    "sqlite://dsr-data/ledger.db".into()
-}
-
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct QueueConfig {
     /// `sqlite://PATH` (default, embedded) or `redis://HOST:PORT`.
-    #[serde(default = "default_queue_url")]
     pub url: String,
     /// Queue name and Redis key prefix.
-    #[serde(default = "default_prefix")]
     pub prefix: String,
-    #[serde(default = "default_poll_ms")]
-    pub poll_ms: u64,
-    #[serde(default = "default_heartbeat_secs")]
-    pub heartbeat_secs: u64,
-    #[serde(default = "default_missed_heartbeats")]
+    /// How often an idle worker asks the queue for work. 10ms to 1m; default 500ms.
+    #[serde(deserialize_with = "values::span")]
+    pub poll: Duration,
+    /// The queue's own keep-alive. 1s to 10m; default 10s.
+    #[serde(deserialize_with = "values::span")]
+    pub heartbeat: Duration,
+    /// A worker silent for this many `heartbeat`s is declared dead and its jobs handed on.
+    /// 1 to 100; default 3.
     pub missed_heartbeats: usize,
-    #[serde(default = "default_response_timeout_ms")]
-    pub response_timeout_ms: u64,
+    /// A Redis answer slower than this is an error. 100ms to 5m; default 5s.
+    #[serde(deserialize_with = "values::span")]
+    pub response_timeout: Duration,
+    /// Deprecated: `poll`.
+    poll_ms: Option<u64>,
+    /// Deprecated: `heartbeat`.
+    heartbeat_secs: Option<u64>,
+    /// Deprecated: `response_timeout`.
+    response_timeout_ms: Option<u64>,
 }
 
 impl Default for QueueConfig {
     fn default() -> Self {
         QueueConfig {
-            url: default_queue_url(),
-            prefix: default_prefix(),
-            poll_ms: default_poll_ms(),
-            heartbeat_secs: default_heartbeat_secs(),
-            missed_heartbeats: default_missed_heartbeats(),
-            response_timeout_ms: default_response_timeout_ms(),
+            url: "sqlite://dsr-data/queue.db".into(),
+            prefix: "dsr".into(),
+            poll: millis(500),
+            heartbeat: seconds(10),
+            missed_heartbeats: 3,
+            response_timeout: seconds(5),
+            poll_ms: None,
+            heartbeat_secs: None,
+            response_timeout_ms: None,
         }
     }
 }
 
-fn default_queue_url() -> String {
-    "sqlite://dsr-data/queue.db".into()
-}
-fn default_prefix() -> String {
-    "dsr".into()
-}
-fn default_poll_ms() -> u64 {
-    500
-}
-fn default_heartbeat_secs() -> u64 {
-    10
-}
-fn default_missed_heartbeats() -> usize {
-    3
-}
-fn default_response_timeout_ms() -> u64 {
-    5000
-}
-
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct WorkerConfig {
-    #[serde(default = "default_concurrency")]
+    /// Tasks one worker runs at once. 1 to 256; default 8.
     pub concurrency: usize,
-    #[serde(default = "default_task_lease_secs")]
-    pub task_lease_secs: u64,
-    #[serde(default = "default_max_attempts")]
+    /// How long a task is held without renewal before another worker takes it over.
+    /// 1s to 1d; default 2m.
+    #[serde(deserialize_with = "values::span")]
+    pub task_lease: Duration,
+    /// Attempts per task before it fails (throttling waited out does not count).
+    /// 1 to 100; default 8.
     pub max_attempts: u32,
-    #[serde(default = "default_backoff_base_ms")]
-    pub backoff_base_ms: u64,
-    #[serde(default = "default_backoff_max_secs")]
-    pub backoff_max_secs: u64,
-    #[serde(default = "default_sweep_every_secs")]
-    pub sweep_every_secs: u64,
-    #[serde(default = "default_recover_after_secs")]
-    pub recover_after_secs: u64,
-    #[serde(default = "default_deadline_warning_days")]
-    pub deadline_warning_days: i64,
+    /// The first retry's backoff, doubled per attempt with jitter. 10ms to 1h; default 5s.
+    #[serde(deserialize_with = "values::span")]
+    pub backoff_base: Duration,
+    /// The longest backoff. `backoff_base` to 1d; default 1h.
+    #[serde(deserialize_with = "values::span")]
+    pub backoff_max: Duration,
+    /// How often the sweeps (recovery, deadline watch, retention) run. 1s to 1h; default 30s.
+    #[serde(deserialize_with = "values::span")]
+    pub sweep_every: Duration,
+    /// How long a job may be missing from the queue before a sweep queues its work again.
+    /// 1s to 1d; default 1m.
+    #[serde(deserialize_with = "values::span")]
+    pub recover_after: Duration,
+    /// A task still failing this close to its request's deadline needs attention. Whole
+    /// days, 1d to 30d (the deadline itself is a month); default 7d.
+    #[serde(deserialize_with = "values::span")]
+    pub deadline_warning: Duration,
     /// How often each worker writes its heartbeat to the ledger; it counts as live while
     /// its last one is within three of these (`dsr workers`, `dsr status`, `dsr doctor`).
-    #[serde(default = "default_worker_heartbeat_secs")]
-    pub heartbeat_secs: u64,
+    /// 1s to 10m; default 15s.
+    #[serde(deserialize_with = "values::span")]
+    pub heartbeat: Duration,
     /// How long a worker keeps reconnecting to a queue that went away (or a SQLite queue
     /// locked by another process) before it exits non-zero for its supervisor to restart it.
-    #[serde(default = "default_give_up_after_secs")]
-    pub give_up_after_secs: u64,
+    /// 1s to 1d; default 5m.
+    #[serde(deserialize_with = "values::span")]
+    pub give_up_after: Duration,
     /// How long one task attempt may run before it is stopped and retried by policy.
-    #[serde(default = "default_task_timeout_secs")]
-    pub task_timeout_secs: u64,
+    /// 1s to 1d; default 30m.
+    #[serde(deserialize_with = "values::span")]
+    pub task_timeout: Duration,
+    /// Deprecated: `task_lease`.
+    task_lease_secs: Option<u64>,
+    /// Deprecated: `backoff_base`.
+    backoff_base_ms: Option<u64>,
+    /// Deprecated: `backoff_max`.
+    backoff_max_secs: Option<u64>,
+    /// Deprecated: `sweep_every`.
+    sweep_every_secs: Option<u64>,
+    /// Deprecated: `recover_after`.
+    recover_after_secs: Option<u64>,
+    /// Deprecated: `deadline_warning`.
+    deadline_warning_days: Option<u64>,
+    /// Deprecated: `heartbeat`.
+    heartbeat_secs: Option<u64>,
+    /// Deprecated: `give_up_after`.
+    give_up_after_secs: Option<u64>,
+    /// Deprecated: `task_timeout`.
+    task_timeout_secs: Option<u64>,
 }
 
 impl Default for WorkerConfig {
     fn default() -> Self {
         WorkerConfig {
-            concurrency: default_concurrency(),
-            task_lease_secs: default_task_lease_secs(),
-            max_attempts: default_max_attempts(),
-            backoff_base_ms: default_backoff_base_ms(),
-            backoff_max_secs: default_backoff_max_secs(),
-            sweep_every_secs: default_sweep_every_secs(),
-            recover_after_secs: default_recover_after_secs(),
-            deadline_warning_days: default_deadline_warning_days(),
-            heartbeat_secs: default_worker_heartbeat_secs(),
-            give_up_after_secs: default_give_up_after_secs(),
-            task_timeout_secs: default_task_timeout_secs(),
+            concurrency: 8,
+            task_lease: 2 * MINUTE,
+            max_attempts: 8,
+            backoff_base: seconds(5),
+            backoff_max: HOUR,
+            sweep_every: seconds(30),
+            recover_after: MINUTE,
+            deadline_warning: days(7),
+            heartbeat: seconds(15),
+            give_up_after: 5 * MINUTE,
+            task_timeout: 30 * MINUTE,
+            task_lease_secs: None,
+            backoff_base_ms: None,
+            backoff_max_secs: None,
+            sweep_every_secs: None,
+            recover_after_secs: None,
+            deadline_warning_days: None,
+            heartbeat_secs: None,
+            give_up_after_secs: None,
+            task_timeout_secs: None,
         }
     }
 }
 
-fn default_concurrency() -> usize {
-    8
-}
-fn default_task_lease_secs() -> u64 {
-    120
-}
-fn default_max_attempts() -> u32 {
-    8
-}
-fn default_backoff_base_ms() -> u64 {
-    5000
-}
-fn default_backoff_max_secs() -> u64 {
-    3600
-}
-fn default_sweep_every_secs() -> u64 {
-    30
-}
-fn default_recover_after_secs() -> u64 {
-    60
-}
-fn default_deadline_warning_days() -> i64 {
-    7
-}
-fn default_worker_heartbeat_secs() -> u64 {
-    15
-}
-fn default_give_up_after_secs() -> u64 {
-    300
-}
-fn default_task_timeout_secs() -> u64 {
-    1800
+impl WorkerConfig {
+    /// `deadline_warning` in the whole days the engine counts in (whole by validation).
+    pub fn deadline_warning_days(&self) -> i64 {
+        i64::try_from(self.deadline_warning.as_secs() / DAY.as_secs()).unwrap_or(i64::MAX)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct ExportConfig {
     /// Where spools, bundles and confirmations go when `store` is unset.
-    #[serde(default = "default_export_dir")]
     pub dir: PathBuf,
     /// A shared store instead of `dir`, for several machines: `s3://bucket/prefix`
     /// (S3-compatible), `gs://bucket/prefix`, `az://container/prefix`.
-    #[serde(default)]
     pub store: Option<String>,
     /// The store's options by their object_store names (`aws_region`, `aws_endpoint`,
     /// `aws_access_key_id`, `google_service_account`, `azure_storage_account_name`…);
@@ -227,30 +229,31 @@ pub struct ExportConfig {
     /// credential or SAS; ids and file paths excepted) must be
     /// `env:NAME` or `file:/path` references like every other secret; the rest may be
     /// literal.
-    #[serde(default)]
     pub store_options: std::collections::BTreeMap<String, String>,
     /// The Art. 15(1) texts for bundles (TOML, `[nb]` and `[en]`); the example written from
     /// the privacy notice when unset (docs/processing-info.toml).
-    #[serde(default)]
     pub processing_info: Option<PathBuf>,
     /// Ed25519 key (PKCS#8 PEM) that signs bundle manifests and confirmations:
     /// `file:/path/key.pem` or `env:NAME`. Unsigned when unset.
-    #[serde(default)]
     pub signing_key: Option<SecretRef>,
-    /// Days a finished request's bundle and confirmation stay in the export storage.
-    #[serde(default = "default_retention_days")]
-    pub retention_days: u32,
+    /// How long a finished request's bundle and confirmation stay in the export storage.
+    /// 0s to 3650d; default 30d.
+    #[serde(deserialize_with = "values::span")]
+    pub retention: Duration,
+    /// Deprecated: `retention`.
+    retention_days: Option<u64>,
 }
 
 impl Default for ExportConfig {
     fn default() -> Self {
         ExportConfig {
-            dir: default_export_dir(),
+            dir: PathBuf::from("dsr-data/export"),
             store: None,
             store_options: Default::default(),
             processing_info: None,
             signing_key: None,
-            retention_days: default_retention_days(),
+            retention: days(30),
+            retention_days: None,
         }
     }
 }
@@ -298,76 +301,53 @@ fn looks_secret(name: &str) -> bool {
             .any(|word| SECRET_WORDS.contains(&word) || SECRET_ENDINGS.iter().any(|end| word.ends_with(end)))
 }
 
-fn default_retention_days() -> u32 {
-    30
-}
-
-fn default_pseudonymise_after_days() -> u32 {
-    90
-}
-
-fn default_export_dir() -> PathBuf {
-    PathBuf::from("dsr-data/export")
-}
-
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct ControllerConfig {
-    #[serde(default = "default_controller_name")]
     pub name: String,
-    #[serde(default = "default_time_zone")]
-    pub time_zone: String,
-    #[serde(default = "default_language")]
-    pub default_language: String,
-    #[serde(default = "default_phone_region")]
+    /// The IANA zone deadlines and dates are shown in; default Europe/Oslo.
+    #[serde(deserialize_with = "values::time_zone")]
+    pub time_zone: chrono_tz::Tz,
+    /// The language of subject-facing texts when a request names none: `nb` (default) or `en`.
+    pub default_language: Lang,
     pub default_phone_region: String,
 }
 
 impl Default for ControllerConfig {
     fn default() -> Self {
         ControllerConfig {
-            name: default_controller_name(),
-            time_zone: default_time_zone(),
-            default_language: default_language(),
-            default_phone_region: default_phone_region(),
+            name: "Racom AS".into(),
+            time_zone: chrono_tz::Europe::Oslo,
+            default_language: Lang::Nb,
+            default_phone_region: "NO".into(),
         }
     }
 }
 
-fn default_controller_name() -> String {
-    "Racom AS".into()
-}
-fn default_time_zone() -> String {
-    "Europe/Oslo".into()
-}
-fn default_language() -> String {
-    "nb".into()
-}
-fn default_phone_region() -> String {
-    "NO".into()
-}
-
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct PrivacyConfig {
     /// Key for the hashes that stand in for subjects in logs. A random one per process
     /// when unset (the hashes then do not correlate across processes).
     pub log_key: Option<SecretRef>,
-    /// Days after a request finished when its identities in the ledger are replaced by
-    /// keyed hashes.
-    #[serde(default = "default_pseudonymise_after_days")]
-    pub pseudonymise_after_days: u32,
+    /// How long after a request finished its identities in the ledger are replaced by
+    /// keyed hashes. 0s to 3650d; default 90d.
+    #[serde(deserialize_with = "values::span")]
+    pub pseudonymise_after: Duration,
     /// Key for those hashes (the same subject gets the same hash, so a later request can be
     /// matched to what was done). Falls back to `log_key`; random when both are unset.
     pub pseudonym_key: Option<SecretRef>,
+    /// Deprecated: `pseudonymise_after`.
+    pseudonymise_after_days: Option<u64>,
 }
 
 impl Default for PrivacyConfig {
     fn default() -> Self {
         PrivacyConfig {
             log_key: None,
-            pseudonymise_after_days: default_pseudonymise_after_days(),
+            pseudonymise_after: days(90),
             pseudonym_key: None,
+            pseudonymise_after_days: None,
         }
     }
 }
@@ -385,9 +365,8 @@ pub enum Approval {
 
 /// `[rectification]` and `[objection]`.
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct ChangeConfig {
-    #[serde(default)]
     pub approval: Approval,
 }
 
@@ -401,14 +380,12 @@ pub enum SharedReason {
 
 /// `[erasure]`.
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct ErasureConfig {
-    #[serde(default)]
     pub approval: Approval,
     /// What to do with items that also concern other people, unless a processor's own
     /// `shared` says otherwise. `retain` (the default: an erasure cannot be undone) or
     /// `delete`.
-    #[serde(default)]
     pub shared: dsr_connector::SharedPolicy,
     /// Why retained shared items are kept, as the confirmation says it. A sensible text in
     /// bokmål and English when unset.
@@ -466,7 +443,7 @@ impl Config {
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct ProcessorsConfig {
     pub google: Option<dsr_google::GoogleConfig>,
     pub microsoft365: Option<dsr_microsoft365::Microsoft365Config>,
@@ -510,6 +487,7 @@ impl Config {
         }
         figment = figment.merge(Env::prefixed("DSR_").filter(|k| k.as_str().contains("__")).split("__"));
         let mut config: Config = figment.extract().map_err(|e| ConfigError::Invalid(describe(e)))?;
+        config.adopt_renamed_keys(&figment)?;
         config.overrides = std::env::vars_os()
             .filter_map(|(name, _)| name.into_string().ok())
             .filter(|name| is_override(name))
@@ -570,50 +548,149 @@ impl Config {
         all
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
-        self.zone()?;
-        if !["nb", "en"].contains(&self.controller.default_language.as_str()) {
-            return Err(ConfigError::Invalid(format!(
-                "controller.default_language `{}`: use nb or en",
-                self.controller.default_language
-            )));
+    /// Moves each old unit-suffixed key's value into the key that replaced it, noting a
+    /// deprecation; an old key written beside its replacement is refused.
+    fn adopt_renamed_keys(&mut self, figment: &Figment) -> Result<(), ConfigError> {
+        use Unit::*;
+        let (q, w, e, p) = (&mut self.queue, &mut self.worker, &mut self.export, &mut self.privacy);
+        let renamed = [
+            (
+                Renamed::new("queue", "poll_ms", "poll", Millis),
+                q.poll_ms.take(),
+                &mut q.poll,
+            ),
+            (
+                Renamed::new("queue", "heartbeat_secs", "heartbeat", Secs),
+                q.heartbeat_secs.take(),
+                &mut q.heartbeat,
+            ),
+            (
+                Renamed::new("queue", "response_timeout_ms", "response_timeout", Millis),
+                q.response_timeout_ms.take(),
+                &mut q.response_timeout,
+            ),
+            (
+                Renamed::new("worker", "task_lease_secs", "task_lease", Secs),
+                w.task_lease_secs.take(),
+                &mut w.task_lease,
+            ),
+            (
+                Renamed::new("worker", "backoff_base_ms", "backoff_base", Millis),
+                w.backoff_base_ms.take(),
+                &mut w.backoff_base,
+            ),
+            (
+                Renamed::new("worker", "backoff_max_secs", "backoff_max", Secs),
+                w.backoff_max_secs.take(),
+                &mut w.backoff_max,
+            ),
+            (
+                Renamed::new("worker", "sweep_every_secs", "sweep_every", Secs),
+                w.sweep_every_secs.take(),
+                &mut w.sweep_every,
+            ),
+            (
+                Renamed::new("worker", "recover_after_secs", "recover_after", Secs),
+                w.recover_after_secs.take(),
+                &mut w.recover_after,
+            ),
+            (
+                Renamed::new("worker", "deadline_warning_days", "deadline_warning", Days),
+                w.deadline_warning_days.take(),
+                &mut w.deadline_warning,
+            ),
+            (
+                Renamed::new("worker", "heartbeat_secs", "heartbeat", Secs),
+                w.heartbeat_secs.take(),
+                &mut w.heartbeat,
+            ),
+            (
+                Renamed::new("worker", "give_up_after_secs", "give_up_after", Secs),
+                w.give_up_after_secs.take(),
+                &mut w.give_up_after,
+            ),
+            (
+                Renamed::new("worker", "task_timeout_secs", "task_timeout", Secs),
+                w.task_timeout_secs.take(),
+                &mut w.task_timeout,
+            ),
+            (
+                Renamed::new("export", "retention_days", "retention", Days),
+                e.retention_days.take(),
+                &mut e.retention,
+            ),
+            (
+                Renamed::new("privacy", "pseudonymise_after_days", "pseudonymise_after", Days),
+                p.pseudonymise_after_days.take(),
+                &mut p.pseudonymise_after,
+            ),
+        ];
+        for (rename, old_value, target) in renamed {
+            let new_is_set = figment.contains(&format!("{}.{}", rename.section, rename.new));
+            rename.adopt(old_value, new_is_set, target, &mut self.deprecations)?;
         }
-        dsr_connector::Phone::parse("+4791234567", &self.controller.default_phone_region)
-            .map_err(|e| ConfigError::Invalid(format!("controller.default_phone_region: {e}")))?;
-        if self.worker.max_attempts == 0 {
-            return Err(ConfigError::Invalid("worker.max_attempts must be at least 1".into()));
-        }
-        if self.worker.task_timeout_secs == 0 {
-            return Err(ConfigError::Invalid(
-                "worker.task_timeout_secs must be at least 1 (seconds one task attempt may run)".into(),
-            ));
-        }
-        #[cfg(feature = "test-connector")]
-        for name in self.test_connector.keys() {
-            name.parse::<dsr_connector::Processor>()
-                .map_err(|e| ConfigError::Invalid(format!("test_connector.{name}: {e}")))?;
-        }
+        // The processors' sections read their own old keys; their warnings are printed too.
+        let pr = &self.processors;
+        let processors = [
+            pr.google.as_ref().map(|c| c.deprecations()),
+            pr.microsoft365.as_ref().map(|c| c.deprecations()),
+            pr.superoffice.as_ref().map(|c| c.deprecations()),
+            pr.wix.as_ref().map(|c| c.deprecations()),
+        ];
+        self.deprecations.extend(processors.into_iter().flatten().flatten());
         Ok(())
     }
 
-    pub fn zone(&self) -> Result<chrono_tz::Tz, ConfigError> {
-        self.controller.time_zone.parse().map_err(|_| {
-            ConfigError::Invalid(format!(
-                "controller.time_zone `{}` is not an IANA time zone such as Europe/Oslo",
-                self.controller.time_zone
-            ))
-        })
+    /// Refuses a value outside its key's range (the ranges are in the keys' doc comments)
+    /// rather than quietly clamping it to something the operator did not write.
+    fn validate(&self) -> Result<(), ConfigError> {
+        dsr_connector::Phone::parse("+4791234567", &self.controller.default_phone_region)
+            .map_err(|e| ConfigError::Invalid(format!("controller.default_phone_region: {e}")))?;
+        let (q, w) = (&self.queue, &self.worker);
+        check_span("queue.poll", q.poll, millis(10), MINUTE)?;
+        check_span("queue.heartbeat", q.heartbeat, SECOND, 10 * MINUTE)?;
+        check_count("queue.missed_heartbeats", q.missed_heartbeats, 1, 100)?;
+        check_span("queue.response_timeout", q.response_timeout, millis(100), 5 * MINUTE)?;
+        check_count("worker.concurrency", w.concurrency, 1, 256)?;
+        check_span("worker.task_lease", w.task_lease, SECOND, DAY)?;
+        check_count("worker.max_attempts", w.max_attempts, 1, 100)?;
+        check_span("worker.backoff_base", w.backoff_base, millis(10), HOUR)?;
+        check_span("worker.backoff_max", w.backoff_max, w.backoff_base, DAY)?;
+        check_span("worker.sweep_every", w.sweep_every, SECOND, HOUR)?;
+        check_span("worker.recover_after", w.recover_after, SECOND, DAY)?;
+        check_span("worker.deadline_warning", w.deadline_warning, DAY, days(30))?;
+        if !w.deadline_warning.as_millis().is_multiple_of(DAY.as_millis()) {
+            return Err(ConfigError::Invalid(format!(
+                "worker.deadline_warning = \"{}\" is not a whole number of days: write e.g. \"7d\"",
+                span_text(w.deadline_warning)
+            )));
+        }
+        check_span("worker.heartbeat", w.heartbeat, SECOND, 10 * MINUTE)?;
+        check_span("worker.give_up_after", w.give_up_after, SECOND, DAY)?;
+        check_span("worker.task_timeout", w.task_timeout, SECOND, DAY)?;
+        check_span("export.retention", self.export.retention, Duration::ZERO, days(3650))?;
+        check_span(
+            "privacy.pseudonymise_after",
+            self.privacy.pseudonymise_after,
+            Duration::ZERO,
+            days(3650),
+        )?;
+        Ok(())
+    }
+
+    pub fn zone(&self) -> chrono_tz::Tz {
+        self.controller.time_zone
     }
 
     pub fn queue_settings(&self) -> dsr_jobs::QueueSettings {
         dsr_jobs::QueueSettings {
             url: self.queue.url.clone(),
             prefix: self.queue.prefix.clone(),
-            poll_interval: Duration::from_millis(self.queue.poll_ms.max(10)),
-            heartbeat: Duration::from_secs(self.queue.heartbeat_secs.max(1)),
-            missed_heartbeats: self.queue.missed_heartbeats.max(1),
-            response_timeout: Duration::from_millis(self.queue.response_timeout_ms.max(100)),
-            concurrency: self.worker.concurrency.max(1),
+            poll_interval: self.queue.poll,
+            heartbeat: self.queue.heartbeat,
+            missed_heartbeats: self.queue.missed_heartbeats,
+            response_timeout: self.queue.response_timeout,
+            concurrency: self.worker.concurrency,
         }
     }
 
@@ -701,7 +778,236 @@ mod tests {
         let config = load_str("").unwrap();
         assert!(config.store.url.starts_with("sqlite://"));
         assert!(config.queue.url.starts_with("sqlite://"));
-        assert_eq!(config.zone().unwrap(), chrono_tz::Europe::Oslo);
+        assert_eq!(config.zone(), chrono_tz::Europe::Oslo);
+        assert_eq!(config.controller.default_language, Lang::Nb);
+        assert!(config.deprecations.is_empty());
+        config.validate().expect("the defaults are within their ranges");
+        Config::default()
+            .validate()
+            .expect("so are those of a config built in code");
+    }
+
+    /// Every old unit-suffixed key, its value, and what it must read as.
+    const RENAMED: [(&str, &str, &str, Duration); 14] = [
+        ("queue", "poll_ms = 50", "poll = \"50ms\"", millis(50)),
+        ("queue", "heartbeat_secs = 2", "heartbeat = \"2s\"", seconds(2)),
+        (
+            "queue",
+            "response_timeout_ms = 1500",
+            "response_timeout = \"1500ms\"",
+            millis(1500),
+        ),
+        ("worker", "task_lease_secs = 3", "task_lease = \"3s\"", seconds(3)),
+        (
+            "worker",
+            "backoff_base_ms = 100",
+            "backoff_base = \"100ms\"",
+            millis(100),
+        ),
+        ("worker", "backoff_max_secs = 60", "backoff_max = \"1m\"", MINUTE),
+        ("worker", "sweep_every_secs = 1", "sweep_every = \"1s\"", SECOND),
+        (
+            "worker",
+            "recover_after_secs = 7200",
+            "recover_after = \"2h\"",
+            seconds(7200),
+        ),
+        (
+            "worker",
+            "deadline_warning_days = 5",
+            "deadline_warning = \"5d\"",
+            days(5),
+        ),
+        ("worker", "heartbeat_secs = 4", "heartbeat = \"4s\"", seconds(4)),
+        (
+            "worker",
+            "give_up_after_secs = 90",
+            "give_up_after = \"90s\"",
+            seconds(90),
+        ),
+        (
+            "worker",
+            "task_timeout_secs = 600",
+            "task_timeout = \"10m\"",
+            seconds(600),
+        ),
+        ("export", "retention_days = 0", "retention = \"0s\"", Duration::ZERO),
+        (
+            "privacy",
+            "pseudonymise_after_days = 14",
+            "pseudonymise_after = \"14d\"",
+            days(14),
+        ),
+    ];
+
+    /// The value `RENAMED`'s row `i` lands in.
+    fn renamed_value(config: &Config, i: usize) -> Duration {
+        let (q, w) = (&config.queue, &config.worker);
+        [
+            q.poll,
+            q.heartbeat,
+            q.response_timeout,
+            w.task_lease,
+            w.backoff_base,
+            w.backoff_max,
+            w.sweep_every,
+            w.recover_after,
+            w.deadline_warning,
+            w.heartbeat,
+            w.give_up_after,
+            w.task_timeout,
+            config.export.retention,
+            config.privacy.pseudonymise_after,
+        ][i]
+    }
+
+    fn sectioned(rows: impl Iterator<Item = (&'static str, String)>) -> String {
+        let mut by_section: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+        for (section, line) in rows {
+            by_section.entry(section).or_default().push(line);
+        }
+        by_section
+            .into_iter()
+            .map(|(section, lines)| format!("[{section}]\n{}\n", lines.join("\n")))
+            .collect()
+    }
+
+    #[test]
+    fn every_old_key_reads_as_its_new_key_and_warns_naming_it() {
+        let old = load_str(&sectioned(RENAMED.iter().map(|(s, old, _, _)| (*s, old.to_string())))).unwrap();
+        let new = load_str(&sectioned(RENAMED.iter().map(|(s, _, new, _)| (*s, new.to_string())))).unwrap();
+        assert!(new.deprecations.is_empty(), "{:?}", new.deprecations);
+        assert_eq!(old.deprecations.len(), RENAMED.len(), "{:?}", old.deprecations);
+        for (i, (section, old_line, new_line, want)) in RENAMED.iter().enumerate() {
+            assert_eq!(renamed_value(&old, i), *want, "{old_line}");
+            assert_eq!(renamed_value(&new, i), *want, "{new_line}");
+            let old_key = old_line.split(' ').next().unwrap();
+            let warning = format!("[{section}] {old_key} is deprecated: write {new_line}");
+            assert!(
+                old.deprecations.contains(&warning),
+                "{warning} in {:?}",
+                old.deprecations
+            );
+        }
+    }
+
+    #[test]
+    fn an_old_key_beside_its_new_key_is_refused_naming_both() {
+        for (section, old, new, _) in RENAMED {
+            let err = load_str(&format!("[{section}]\n{old}\n{new}\n"))
+                .unwrap_err()
+                .to_string();
+            let old_key = old.split(' ').next().unwrap();
+            let new_key = new.split(' ').next().unwrap();
+            assert!(err.contains(&format!("{old_key} and {new_key} are both set")), "{err}");
+        }
+    }
+
+    #[test]
+    fn spans_need_a_unit_the_key_is_named() {
+        let err = load_str("[worker]\ntask_lease = \"3 fortnights\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("worker.task_lease") && err.contains("3 fortnights"),
+            "{err}"
+        );
+        let err = load_str("[worker]\ntask_lease = 3\n").unwrap_err().to_string();
+        assert!(err.contains("worker.task_lease") && err.contains("no unit"), "{err}");
+        let config = load_str("[worker]\ntask_lease = \"1m 30s\"\n").unwrap();
+        assert_eq!(config.worker.task_lease, seconds(90));
+    }
+
+    #[test]
+    fn values_out_of_range_are_refused_with_the_range() {
+        for (text, words) in [
+            (
+                "[queue]\npoll = \"1ms\"",
+                "queue.poll = \"1ms\" is out of range: allowed 10ms to 1m",
+            ),
+            ("[queue]\nheartbeat = \"0s\"", "allowed 1s to 10m"),
+            (
+                "[queue]\nmissed_heartbeats = 0",
+                "queue.missed_heartbeats = 0 is out of range: allowed 1 to 100",
+            ),
+            ("[queue]\nresponse_timeout = \"10ms\"", "allowed 100ms to 5m"),
+            (
+                "[worker]\nconcurrency = 0",
+                "worker.concurrency = 0 is out of range: allowed 1 to 256",
+            ),
+            ("[worker]\nconcurrency = 1000", "allowed 1 to 256"),
+            (
+                "[worker]\ntask_lease = \"500ms\"",
+                "worker.task_lease = \"500ms\" is out of range: allowed 1s to 1d",
+            ),
+            (
+                "[worker]\ntask_lease_secs = 0",
+                "worker.task_lease = \"0s\" is out of range",
+            ),
+            (
+                "[worker]\nmax_attempts = 0",
+                "worker.max_attempts = 0 is out of range: allowed 1 to 100",
+            ),
+            (
+                "[worker]\nbackoff_base = \"2m\"\nbackoff_max = \"1m\"",
+                "worker.backoff_max = \"1m\" is out of range: allowed 2m to 1d",
+            ),
+            ("[worker]\nsweep_every = \"2h\"", "allowed 1s to 1h"),
+            (
+                "[worker]\ndeadline_warning = \"31d\"",
+                "worker.deadline_warning = \"31d\" is out of range: allowed 1d to 30d",
+            ),
+            (
+                "[worker]\ndeadline_warning_days = 45",
+                "worker.deadline_warning = \"45d\" is out of range",
+            ),
+            ("[worker]\ndeadline_warning = \"36h\"", "not a whole number of days"),
+            (
+                "[worker]\ntask_timeout = \"0s\"",
+                "worker.task_timeout = \"0s\" is out of range: allowed 1s to 1d",
+            ),
+            (
+                "[export]\nretention = \"3651d\"",
+                "export.retention = \"3651d\" is out of range: allowed 0s to 3650d",
+            ),
+            (
+                "[privacy]\npseudonymise_after_days = 99999999999999",
+                "privacy.pseudonymise_after",
+            ),
+        ] {
+            let err = load_str(&format!("{text}\n")).unwrap_err().to_string();
+            assert!(err.contains(words), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn closed_sets_are_enums_and_name_their_values() {
+        let config = load_str("[controller]\ndefault_language = \"en\"\ntime_zone = \"UTC\"\n").unwrap();
+        assert_eq!(config.controller.default_language, Lang::En);
+        assert_eq!(config.zone(), chrono_tz::UTC);
+        let err = load_str("[controller]\ndefault_language = \"de\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`de`") && err.contains("`nb`") && err.contains("`en`"),
+            "{err}"
+        );
+        assert!(err.contains("controller.default_language"), "{err}");
+        let err = load_str("[controller]\ntime_zone = \"Europe/Olso\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("Europe/Olso") && err.contains("Europe/Oslo"), "{err}");
+        assert!(err.contains("controller.time_zone"), "{err}");
+    }
+
+    #[cfg(feature = "test-connector")]
+    #[test]
+    fn scripted_connectors_are_keyed_by_processor() {
+        let config = load_str("[test_connector.wix]\n[test_connector.google]\n").unwrap();
+        let keys: Vec<_> = config.test_connector.keys().copied().collect();
+        assert_eq!(keys, [dsr_connector::Processor::Google, dsr_connector::Processor::Wix]);
+        let err = load_str("[test_connector.dropbox]\n").unwrap_err().to_string();
+        assert!(err.contains("dropbox") && err.contains("superoffice"), "{err}");
     }
 
     #[test]

@@ -13,7 +13,9 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use crate::cli::{AuditCommand, BenchCommand, Cli, Command};
-use crate::commands::{admin, bench, demo, doctor, init, plans, requests, verify, worker, workers};
+#[cfg(feature = "demo")]
+use crate::commands::demo;
+use crate::commands::{admin, bench, doctor, init, plans, requests, verify, worker, workers};
 use crate::error::CliError;
 
 fn main() -> ExitCode {
@@ -65,10 +67,22 @@ async fn dispatch(cli: &Cli) -> Result<ExitCode, CliError> {
             .unwrap_or_else(|| "dsr.toml".into());
         return init::init(&path, &args.processors, args.force, cli.json);
     }
+    // Said before the config is loaded, so a missing or broken config cannot hide why.
+    #[cfg(not(feature = "demo"))]
+    if let Command::Demo = cli.command {
+        return Err(no_demo());
+    }
     let config = config::Config::load(cli.config.as_deref())?;
+    // On stderr, so `--json` output stays one document.
+    for line in &config.deprecations {
+        eprintln!("warning: {line}");
+    }
     let json = cli.json;
     match &cli.command {
+        #[cfg(feature = "demo")]
         Command::Demo => demo::demo(&config, json).await,
+        #[cfg(not(feature = "demo"))]
+        Command::Demo => Err(no_demo()),
         Command::Init(_) => Err(CliError::BadInput("init runs before the config is loaded".into())),
         Command::Worker(args) => worker::worker(&config, args).await,
         Command::Run(args) => requests::run(&config, args, json).await,
@@ -94,4 +108,14 @@ async fn dispatch(cli: &Cli) -> Result<ExitCode, CliError> {
             what: BenchCommand::Export { size, dir },
         } => bench::export(*size, dir.as_deref()).await,
     }
+}
+
+/// `dsr demo` in a build without the fake vendors.
+#[cfg(not(feature = "demo"))]
+fn no_demo() -> CliError {
+    CliError::BadInput(
+        "`dsr demo` is not in this build: production builds leave out the fake vendors it runs \
+         against. Build with the `demo` feature (on by default: `cargo run --release -- demo`)"
+            .into(),
+    )
 }

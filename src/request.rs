@@ -64,12 +64,10 @@ pub fn build_request(args: &RequestArgs, config: &Config, configured: &[Processo
         )));
     }
 
-    let lang: Lang = args
-        .lang
-        .as_deref()
-        .unwrap_or(&config.controller.default_language)
-        .parse()
-        .map_err(bad_input)?;
+    let lang: Lang = match args.lang.as_deref() {
+        Some(text) => text.parse().map_err(bad_input)?,
+        None => config.controller.default_language,
+    };
 
     let mut processors = Vec::new();
     for name in &args.processor {

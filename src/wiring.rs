@@ -34,13 +34,11 @@ pub fn connectors(config: &Config) -> Result<(Connectors, Vec<Processor>), CliEr
         connectors.insert(Arc::new(connector));
     }
     #[cfg(feature = "test-connector")]
-    for (name, script) in &config.test_connector {
-        if let Ok(p) = name.parse::<Processor>() {
-            connectors.insert(Arc::new(dsr_fixtures::scripted::ScriptedConnector::new(
-                p,
-                script.clone(),
-            )));
-        }
+    for (processor, script) in &config.test_connector {
+        connectors.insert(Arc::new(dsr_fixtures::scripted::ScriptedConnector::new(
+            *processor,
+            script.clone(),
+        )));
     }
     let missing = config
         .enabled_processors()
@@ -82,27 +80,31 @@ pub fn settings(config: &Config) -> Result<Settings, CliError> {
         }
     };
     let w = &config.worker;
+    // The engine counts retention in chrono's durations; the checked ranges (up to ten
+    // years) always fit, so this only fails for a config built in code and never checked.
+    let chrono_span =
+        |key: &str, span: Duration| chrono::Duration::from_std(span).map_err(|e| bad_input(format!("{key}: {e}")));
     Ok(Settings {
-        zone: config.zone().map_err(|e| bad_input(e.to_string()))?,
+        zone: config.zone(),
         export: export_store(config)?,
-        task_lease: Duration::from_secs(w.task_lease_secs.max(1)),
+        task_lease: w.task_lease,
         max_attempts: w.max_attempts,
-        task_timeout: Duration::from_secs(w.task_timeout_secs.max(1)),
-        backoff_base: Duration::from_millis(w.backoff_base_ms),
-        backoff_max: Duration::from_secs(w.backoff_max_secs),
-        sweep_every: Duration::from_secs(w.sweep_every_secs.max(1)),
-        recover_after: Duration::from_secs(w.recover_after_secs),
-        deadline_warning_days: w.deadline_warning_days,
-        heartbeat_every: Duration::from_secs(w.heartbeat_secs.max(1)),
+        task_timeout: w.task_timeout,
+        backoff_base: w.backoff_base,
+        backoff_max: w.backoff_max,
+        sweep_every: w.sweep_every,
+        recover_after: w.recover_after,
+        deadline_warning_days: w.deadline_warning_days(),
+        heartbeat_every: w.heartbeat,
         log_key,
         queue: config.queue_settings(),
         processing_info: processing_info(config)?,
         signer,
-        retention: chrono::Duration::days(i64::from(config.export.retention_days)),
-        pseudonymise_after: chrono::Duration::days(i64::from(config.privacy.pseudonymise_after_days)),
+        retention: chrono_span("export.retention", config.export.retention)?,
+        pseudonymise_after: chrono_span("privacy.pseudonymise_after", config.privacy.pseudonymise_after)?,
         pseudonym_key,
         changes: config.change_rules(),
-        give_up_after: Duration::from_secs(w.give_up_after_secs.max(1)),
+        give_up_after: w.give_up_after,
     })
 }
 

@@ -111,3 +111,37 @@ fn an_unreachable_ledger_exits_3() {
         stderr(&out)
     );
 }
+
+/// Request kinds, processors and languages are the enums' names: clap refuses any other
+/// before anything runs, listing the allowed values, and `--help` lists them too.
+#[test]
+fn kinds_processors_and_languages_are_refused_by_clap_with_the_allowed_values() {
+    let d = Deployment::sqlite(CONNECTORS);
+    let kinds = "[possible values: access, erasure, rectification, objection, portability]";
+    let processors = "[possible values: google, microsoft365, superoffice, wix]";
+    let langs = "[possible values: nb, en]";
+    assert_refused(&d, &["run", "deletion", "--email", SEEDED_EMAIL], kinds);
+    assert_refused(
+        &d,
+        &["run", "access", "--email", SEEDED_EMAIL, "--processor", "nope"],
+        processors,
+    );
+    assert_refused(
+        &d,
+        &["enqueue", "access", "--email", SEEDED_EMAIL, "--lang", "de"],
+        langs,
+    );
+    assert_refused(&d, &["retry", "some-id", "--processor", "nope"], processors);
+
+    for command in ["run", "enqueue"] {
+        let out = d.dsr(&[command, "--help"]);
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        for listed in [kinds, processors, langs] {
+            assert!(
+                help.contains(listed),
+                "dsr {command} --help should list {listed}: {help}"
+            );
+        }
+    }
+}

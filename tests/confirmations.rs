@@ -220,11 +220,11 @@ fn one_changed_byte_or_audit_row_makes_the_verify_commands_fail_and_name_it() {
 fn after_retention_the_bundle_is_gone_and_the_ledger_names_nobody_yet_the_chain_holds() {
     let d = Deployment::sqlite(
         "[test_connector.google]\nrecords_per_email = 2\n[test_connector.wix]\n\
-         [privacy]\npseudonymise_after_days = 0\npseudonym_key = \"file:pseudonym.key\"\n",
+         [privacy]\npseudonymise_after = \"0s\"\npseudonym_key = \"file:pseudonym.key\"\n",
     );
     std::fs::write(d.path().join("pseudonym.key"), "a key for pseudonyms\n").unwrap();
     let text = std::fs::read_to_string(&d.config).unwrap();
-    std::fs::write(&d.config, text.replace("[export]\n", "[export]\nretention_days = 0\n")).unwrap();
+    std::fs::write(&d.config, text.replace("[export]\n", "[export]\nretention = \"0s\"\n")).unwrap();
     let (code, access) = d.dsr_json(&[
         "run",
         "access",
@@ -377,7 +377,7 @@ fn ledger_text(db: &Path) -> String {
 fn a_cancelled_requests_spools_go_with_retention() {
     let d = Deployment::sqlite("[test_connector.google]\n[test_connector.wix]\ndelay_ms = 4000\n");
     let text = std::fs::read_to_string(&d.config).unwrap();
-    std::fs::write(&d.config, text.replace("[export]\n", "[export]\nretention_days = 0\n")).unwrap();
+    std::fs::write(&d.config, text.replace("[export]\n", "[export]\nretention = \"0s\"\n")).unwrap();
     let (code, enqueued) = d.dsr_json(&["enqueue", "access", "--email", util::SEEDED_EMAIL]);
     assert_eq!(code, 0, "{enqueued}");
     let id = enqueued["id"].as_str().unwrap().to_string();

@@ -8,9 +8,14 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 use util::{Deployment, stderr};
 
-/// Every `env:NAME` the README tells operators to write.
+/// Every `env:NAME` the README and the operator's guide tell operators to write.
 fn readme_secret_names() -> BTreeSet<String> {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let root = env!("CARGO_MANIFEST_DIR");
+    let readme = ["README.md", "docs/operator.md"]
+        .iter()
+        .map(|doc| std::fs::read_to_string(format!("{root}/{doc}")).unwrap())
+        .collect::<Vec<_>>()
+        .join("\n");
     readme
         .split("env:")
         .skip(1)
@@ -41,7 +46,13 @@ fn checks(report: &Value) -> Vec<(String, bool, String)> {
 #[test]
 fn the_readmes_secret_variables_do_not_stop_dsr() {
     let names = readme_secret_names();
-    for want in ["DSR_GRAPH_SECRET", "DSR_LOG_KEY", "DSR_WIX_API_KEY", "DSR_SO_APP_TOKEN"] {
+    for want in [
+        "DSR_GRAPH_SECRET",
+        "DSR_LOG_KEY",
+        "DSR_WIX_API_KEY",
+        "DSR_SO_APP_TOKEN",
+        "DSR_SO_SYSTEM_USER_TOKEN",
+    ] {
         assert!(names.contains(want), "the README no longer names {want}: {names:?}");
     }
     let d = Deployment::sqlite("[test_connector.wix]\n");
@@ -49,7 +60,7 @@ fn the_readmes_secret_variables_do_not_stop_dsr() {
     for name in &names {
         cmd.env(name, "a-secret-value");
     }
-    cmd.env("DSR_QUEUE__POLL_MS", "75");
+    cmd.env("DSR_QUEUE__POLL", "75ms");
     let out = cmd.args(["--json", "doctor"]).output().unwrap();
     assert_eq!(
         out.status.code(),
@@ -63,7 +74,7 @@ fn the_readmes_secret_variables_do_not_stop_dsr() {
         .into_iter()
         .find(|(name, _, _)| name == "overrides")
         .expect("doctor lists the overrides it applied");
-    assert!(overrides.2.contains("DSR_QUEUE__POLL_MS"), "{overrides:?}");
+    assert!(overrides.2.contains("DSR_QUEUE__POLL"), "{overrides:?}");
     for name in &names {
         assert!(
             !overrides.2.contains(name.as_str()),

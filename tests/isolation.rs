@@ -155,12 +155,12 @@ fn a_panicking_connector_fails_its_task_and_the_worker_goes_on() {
 #[test]
 fn a_task_that_kills_its_worker_three_times_ends_failed() {
     let d = deployment(
-        "max_attempts = 3\ntask_lease_secs = 1",
+        "max_attempts = 3\ntask_lease = \"1s\"",
         &format!("[test_connector.wix]\nabort_process_on = \"{TROUBLE}\"\n[test_connector.google]\n"),
     );
     let text = std::fs::read_to_string(&d.config).unwrap();
-    // The deployment's own task_lease_secs = 3 comes first: keep only ours.
-    std::fs::write(&d.config, text.replacen("task_lease_secs = 3\n", "", 1)).unwrap();
+    // The deployment's own task_lease = "3s" comes first: keep only ours.
+    std::fs::write(&d.config, text.replacen("task_lease = \"3s\"\n", "", 1)).unwrap();
     let id = enqueue(&d, "erasure", TROUBLE, &["--processor", "wix"]);
     let started = Instant::now();
     let mut deaths = 0;
@@ -208,7 +208,7 @@ fn a_task_that_kills_its_worker_three_times_ends_failed() {
 fn a_task_past_its_time_limit_is_stopped_and_retried_while_the_worker_goes_on() {
     // One job at a time: a task that were not stopped would hold the worker for 30 s.
     let d = deployment(
-        "task_timeout_secs = 1\nconcurrency = 1",
+        "task_timeout = \"1s\"\nconcurrency = 1",
         "[test_connector.wix]\ndelay_ms = 30000\ndelay_attempts = 1\n[test_connector.google]\n",
     );
     let slow = enqueue(&d, "erasure", SEEDED_EMAIL, &["--processor", "wix"]);
@@ -220,7 +220,7 @@ fn a_task_past_its_time_limit_is_stopped_and_retried_while_the_worker_goes_on() 
     let s = wait_ended(&d, &slow, Duration::from_secs(25));
     assert!(
         started.elapsed() < Duration::from_secs(25),
-        "the slow attempt was not stopped at task_timeout_secs"
+        "the slow attempt was not stopped at task_timeout"
     );
     assert_eq!(s["status"], "completed", "{s}");
     let wix = task(&s, "wix");
@@ -232,7 +232,7 @@ fn a_task_past_its_time_limit_is_stopped_and_retried_while_the_worker_goes_on() 
         .unwrap_or_else(|| panic!("no retry on record: {events:?}"));
     assert_eq!(stopped.detail["code"], "retry_later:task_timeout");
     let note = stopped.note.as_deref().unwrap_or_default();
-    assert!(note.contains("task_timeout_secs (1 s)"), "{note}");
+    assert!(note.contains("task_timeout (1 s)"), "{note}");
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! working through 40 erasures against the Microsoft 365 fake while a Redis server of the
 //! test's own is SIGKILLed and restarted empty, or while a PostgreSQL cluster of the test's
 //! own is stopped (immediate mode, as in a crash) and started again under the ledger; and a
-//! worker whose queue never comes back exits non-zero within `[worker] give_up_after_secs`.
+//! worker whose queue never comes back exits non-zero within `[worker] give_up_after`.
 //!
 //! The servers are the test's own, on free loopback ports (never the machine's shared ones),
 //! and are stopped by a guard even when an assertion fails. `redis-server` and PostgreSQL's
@@ -758,7 +758,7 @@ async fn a_worker_whose_queue_never_comes_back_exits_within_give_up_after() {
     let prefix = util::unique("dsrtest:");
     let dir = tempfile::tempdir().expect("tempdir");
     let store = format!("sqlite://{}/ledger.db", dir.path().display());
-    let deployment = Deployment::shared(&store, &redis.url(), &prefix, "give_up_after_secs = 3\n");
+    let deployment = Deployment::shared(&store, &redis.url(), &prefix, "give_up_after = \"3s\"\n");
     let mut workers = Workers::start(&deployment, 1);
     wait_until_polling(&redis, &prefix, &workers, 0.0).await;
 
@@ -775,7 +775,7 @@ async fn a_worker_whose_queue_never_comes_back_exits_within_give_up_after() {
     assert_eq!(status.code(), Some(3), "3: the queue is unreachable\n{log}");
     assert!(
         took >= Duration::from_secs(3),
-        "it tried for give_up_after_secs first ({took:?})\n{log}"
+        "it tried for give_up_after first ({took:?})\n{log}"
     );
     assert!(
         took < Duration::from_secs(15),
@@ -784,7 +784,7 @@ async fn a_worker_whose_queue_never_comes_back_exits_within_give_up_after() {
     for words in [
         &format!("gave up on the queue at {}", redis.url()) as &str,
         &format!("queue {prefix}:jobs"),
-        "give_up_after_secs = 3",
+        "give_up_after = \"3s\"",
         "Check that Redis is running",
     ] {
         assert!(log.contains(words), "the message says `{words}`:\n{log}");

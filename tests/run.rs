@@ -183,7 +183,7 @@ fn attempts_run_out_and_the_task_fails_with_the_last_error() {
     let d = deployment("fail_attempts = 100\n", "");
     let text = std::fs::read_to_string(&d.config)
         .unwrap()
-        .replace("task_lease_secs = 3", "task_lease_secs = 3\nmax_attempts = 2");
+        .replace("task_lease = \"3s\"", "task_lease = \"3s\"\nmax_attempts = 2");
     std::fs::write(&d.config, text).unwrap();
     let (code, status) = run_request(&d, "objection", &[]);
     assert_eq!(code, 1);

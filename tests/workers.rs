@@ -59,7 +59,7 @@ impl Drop for Worker {
 /// A deployment whose workers beat every second, with a Google that takes `delay_ms` a call.
 fn deployment(delay_ms: u64) -> Deployment {
     Deployment::sqlite(&format!(
-        "heartbeat_secs = 1\n[test_connector.google]\ndelay_ms = {delay_ms}\n"
+        "heartbeat = \"1s\"\n[test_connector.google]\ndelay_ms = {delay_ms}\n"
     ))
 }
 

@@ -135,14 +135,14 @@ pub fn panicked(processor: Processor, doing: &str, request_id: &str) -> Connecto
     )
 }
 
-/// The error an attempt stopped at `[worker] task_timeout_secs` stands for
+/// The error an attempt stopped at `[worker] task_timeout` stands for
 /// (`retry_later:task_timeout`): retried by the usual policy.
 pub fn timed_out(processor: Processor, limit: Duration) -> ConnectorError {
     ConnectorError::retry_later(
         processor,
         "task_timeout",
         format!(
-            "the attempt ran past [worker] task_timeout_secs ({} s) and was stopped; it is tried again",
+            "the attempt ran past [worker] task_timeout ({} s) and was stopped; it is tried again",
             limit.as_secs()
         ),
     )
@@ -174,7 +174,7 @@ impl<T> Contained<T> {
             }
             Contained::TimedOut(limit) => {
                 tracing::warn!(request = %request_id, %processor, limit_secs = limit.as_secs(),
-                    "the task attempt ran past [worker] task_timeout_secs and was stopped; it is tried again");
+                    "the task attempt ran past [worker] task_timeout and was stopped; it is tried again");
                 Err(timed_out(processor, limit))
             }
         }

@@ -1,12 +1,10 @@
 //! The request model: what the subject asked, and the life cycle of a request and of each
 //! of its tasks (one request at one processor).
 
-use std::fmt;
-use std::str::FromStr;
-
 use chrono::{DateTime, Utc};
 use dsr_connector::{FieldChange, Identities, Processor, Right};
 use serde::{Deserialize, Serialize};
+use strum::{Display, EnumString, IntoStaticStr, VariantArray};
 
 /// A name that is none of an enum's (`unknown request kind `deletion`: expected one of …`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -17,36 +15,46 @@ pub struct UnknownName {
     pub expected: Vec<&'static str>,
 }
 
-/// Generates `as_str`, `Display` and `FromStr` for a plain enum of snake_case names.
+/// `as_str`, the list of all (`ALL`) and the error for a name that is none of them, over
+/// strum's derives. Each enum derives `Display`, `EnumString`, `IntoStaticStr` and
+/// `VariantArray` with `serialize_all = "snake_case"`, the same names serde uses.
 macro_rules! named_enum {
-    ($ty:ident, $what:literal, { $($variant:ident => $name:literal),+ $(,)? }) => {
+    ($ty:ident, $what:literal) => {
         impl $ty {
-            pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
+            pub const ALL: &'static [$ty] = <$ty as strum::VariantArray>::VARIANTS;
             pub fn as_str(self) -> &'static str {
-                match self { $($ty::$variant => $name),+ }
+                self.into()
             }
-        }
-        impl fmt::Display for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-        impl FromStr for $ty {
-            type Err = UnknownName;
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                $ty::ALL.iter().copied().find(|v| v.as_str() == s).ok_or_else(|| UnknownName {
+            fn unknown(given: &str) -> UnknownName {
+                UnknownName {
                     what: $what,
-                    given: s.to_string(),
+                    given: given.to_string(),
                     expected: $ty::ALL.iter().map(|v| v.as_str()).collect(),
-                })
+                }
             }
         }
     };
 }
 
 /// What the subject asked for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    Display,
+    EnumString,
+    IntoStaticStr,
+    VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case", parse_err_ty = UnknownName, parse_err_fn = RequestKind::unknown)]
 pub enum RequestKind {
     /// Art. 15: a copy of their data.
     Access,
@@ -59,10 +67,7 @@ pub enum RequestKind {
     /// Art. 20: the data they provided, machine-readable.
     Portability,
 }
-named_enum!(RequestKind, "request kind", {
-    Access => "access", Erasure => "erasure", Rectification => "rectification",
-    Objection => "objection", Portability => "portability",
-});
+named_enum!(RequestKind, "request kind");
 
 impl RequestKind {
     /// The connector right that serves this kind (portability is access, filtered).
@@ -87,16 +92,22 @@ impl RequestKind {
 }
 
 /// Language of subject-facing texts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Display, EnumString, IntoStaticStr, VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case", parse_err_ty = UnknownName, parse_err_fn = Lang::unknown)]
 pub enum Lang {
     Nb,
     En,
 }
-named_enum!(Lang, "language", { Nb => "nb", En => "en" });
+named_enum!(Lang, "language");
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Display, EnumString, IntoStaticStr, VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case", parse_err_ty = UnknownName, parse_err_fn = RequestStatus::unknown)]
 pub enum RequestStatus {
     Received,
     InProgress,
@@ -109,11 +120,7 @@ pub enum RequestStatus {
     /// An operator refused its plans (`dsr reject`): nothing was changed.
     Rejected,
 }
-named_enum!(RequestStatus, "request status", {
-    Received => "received", InProgress => "in_progress", AwaitingApproval => "awaiting_approval",
-    Completed => "completed", PartiallyCompleted => "partially_completed", Failed => "failed",
-    Cancelled => "cancelled", Rejected => "rejected",
-});
+named_enum!(RequestStatus, "request status");
 
 impl RequestStatus {
     pub fn is_terminal(self) -> bool {
@@ -145,8 +152,11 @@ impl RequestStatus {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Display, EnumString, IntoStaticStr, VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case", parse_err_ty = UnknownName, parse_err_fn = TaskStatus::unknown)]
 pub enum TaskStatus {
     Pending,
     Running,
@@ -158,11 +168,7 @@ pub enum TaskStatus {
     NotApplicable,
     Cancelled,
 }
-named_enum!(TaskStatus, "task status", {
-    Pending => "pending", Running => "running", Retrying => "retrying", Planned => "planned",
-    Succeeded => "succeeded", Failed => "failed", NotApplicable => "not_applicable",
-    Cancelled => "cancelled",
-});
+named_enum!(TaskStatus, "task status");
 
 impl TaskStatus {
     pub fn is_terminal(self) -> bool {
@@ -191,16 +197,17 @@ impl TaskStatus {
 }
 
 /// How a succeeded task ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Display, EnumString, IntoStaticStr, VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case", parse_err_ty = UnknownName, parse_err_fn = Outcome::unknown)]
 pub enum Outcome {
     Done,
     NothingFound,
     PartlyRetained,
 }
-named_enum!(Outcome, "outcome", {
-    Done => "done", NothingFound => "nothing_found", PartlyRetained => "partly_retained",
-});
+named_enum!(Outcome, "outcome");
 
 /// A request as the operator submitted it, before it is stored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -337,6 +344,60 @@ mod tests {
         for s in RequestStatus::ALL {
             assert_eq!(s.as_str().parse::<RequestStatus>(), Ok(*s));
         }
+    }
+
+    /// The names are stored in the ledger and typed on the command line: strum must produce
+    /// exactly these, the same as serde, and refuse anything else naming the allowed ones.
+    #[test]
+    fn names_are_the_stored_ones_and_agree_with_serde() {
+        fn check<T>(expected: &[&str])
+        where
+            T: Copy
+                + std::fmt::Display
+                + std::str::FromStr<Err = UnknownName>
+                + Serialize
+                + PartialEq
+                + std::fmt::Debug,
+            T: strum::VariantArray + Into<&'static str>,
+        {
+            let names: Vec<&str> = T::VARIANTS.iter().map(|v| (*v).into()).collect();
+            assert_eq!(names, expected);
+            for v in T::VARIANTS {
+                let name: &str = (*v).into();
+                assert_eq!(v.to_string(), name);
+                assert_eq!(serde_json::to_string(v).unwrap(), format!("\"{name}\""));
+                assert_eq!(name.parse::<T>().ok(), Some(*v));
+            }
+            let err = "Nope".parse::<T>().unwrap_err();
+            assert_eq!(err.given, "Nope");
+            assert_eq!(err.expected, expected);
+            assert!(err.to_string().contains(&expected.join(", ")), "{err}");
+        }
+        check::<RequestKind>(&["access", "erasure", "rectification", "objection", "portability"]);
+        check::<Lang>(&["nb", "en"]);
+        check::<RequestStatus>(&[
+            "received",
+            "in_progress",
+            "awaiting_approval",
+            "completed",
+            "partially_completed",
+            "failed",
+            "cancelled",
+            "rejected",
+        ]);
+        check::<TaskStatus>(&[
+            "pending",
+            "running",
+            "retrying",
+            "planned",
+            "succeeded",
+            "failed",
+            "not_applicable",
+            "cancelled",
+        ]);
+        check::<Outcome>(&["done", "nothing_found", "partly_retained"]);
+        assert!("Access".parse::<RequestKind>().is_err(), "names are exact");
+        assert_eq!(RequestKind::ALL, RequestKind::VARIANTS);
     }
 
     #[test]

@@ -63,10 +63,10 @@ pub enum QueueError {
     /// The backend could not be asked for its counts.
     #[error("cannot read the counts of {queue}: {reason}")]
     Stats { queue: String, reason: String },
-    /// A worker could not get its queue back within `[worker] give_up_after_secs`.
+    /// A worker could not get its queue back within `[worker] give_up_after`.
     #[error(
-        "gave up on the queue at {queue} after {down_for:.1?} without it answering ([worker] give_up_after_secs = \
-         {give_up_after_secs}); last error: {last_error}. Check that {what} and reachable from this machine; \
+        "gave up on the queue at {queue} after {down_for:.1?} without it answering ([worker] give_up_after = \
+         \"{give_up_after_secs}s\"); last error: {last_error}. Check that {what} and reachable from this machine; \
          the worker exits so that its supervisor (systemd, Kubernetes) starts it again"
     )]
     GaveUp {

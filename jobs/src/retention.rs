@@ -7,7 +7,7 @@
 //! export directory are removed after a day.
 
 use chrono::{DateTime, Utc};
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
@@ -75,7 +75,7 @@ pub async fn expire_exports(engine: &Engine, now: DateTime<Utc>) -> Result<usize
 /// The keyed hash that stands in for one identity or value.
 pub fn pseudonym(key: &[u8], value: &str) -> String {
     let value = value.trim().to_lowercase();
-    let digest = match <Hmac<Sha256> as Mac>::new_from_slice(key) {
+    let digest = match <Hmac<Sha256> as KeyInit>::new_from_slice(key) {
         Ok(mut mac) => {
             mac.update(value.as_bytes());
             mac.finalize().into_bytes().to_vec()

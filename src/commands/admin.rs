@@ -32,7 +32,7 @@ pub async fn cancel(config: &Config, id: &str, as_json: bool) -> Result<ExitCode
 }
 
 pub async fn extend(config: &Config, id: &str, months: u32, reason: &str, as_json: bool) -> Result<ExitCode, CliError> {
-    let zone = config.zone().map_err(|e| bad_input(e.to_string()))?;
+    let zone = config.zone();
     let ledger = crate::wiring::ledger(config).await?;
     ledger.extend(id, months, reason, zone, Utc::now()).await?;
     print_status(&ledger, id, as_json).await?;

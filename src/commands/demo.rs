@@ -171,7 +171,7 @@ fn demo_config(loaded: &Config, root: &std::path::Path) -> Result<Config, CliErr
         controller: loaded.controller.clone(),
         ..Config::default()
     };
-    config.queue.poll_ms = loaded.queue.poll_ms;
+    config.queue.poll = loaded.queue.poll;
     config.store.url = format!("sqlite://{}/ledger.db", root.display());
     config.queue.url = format!("sqlite://{}/queue.db", root.display());
     config.export.dir = root.join("export");

@@ -250,7 +250,7 @@ fn workers_check(config: &Config, workers: &[Worker], now: DateTime<Utc>) -> Che
             ),
         );
     }
-    let give_up = chrono::Duration::seconds(i64::try_from(config.worker.give_up_after_secs).unwrap_or(i64::MAX));
+    let give_up = chrono::Duration::from_std(config.worker.give_up_after).unwrap_or(chrono::Duration::MAX);
     let (mut stuck, mut quiet, mut fine) = (Vec::new(), Vec::new(), Vec::new());
     for w in &live {
         let polled = w.last_poll_at.unwrap_or(w.started_at);
@@ -264,7 +264,7 @@ fn workers_check(config: &Config, workers: &[Worker], now: DateTime<Utc>) -> Che
             if w.holds.len() == 1 { "" } else { "s" }
         );
         // The last poll is only as fresh as the queue's keep-alive and the worker's beat.
-        let queue_beats = chrono::Duration::seconds(3 * i64::try_from(config.queue.heartbeat_secs).unwrap_or(0));
+        let queue_beats = chrono::Duration::from_std(3 * config.queue.heartbeat).unwrap_or(chrono::Duration::MAX);
         let quiet_after = w.live_window().max(queue_beats) + live_window(w.heartbeat_every) / 3;
         if now - polled > give_up {
             stuck.push(line);

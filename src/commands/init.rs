@@ -71,7 +71,7 @@ fn section(p: Processor) -> Section {
                  tenant = {}\n\
                  client_id = {}\n\
                  client_secret = \"env:DSR_SO_APP_TOKEN\"\n\
-                 system_user_token = {}\n\
+                 system_user_token = \"env:DSR_SO_SYSTEM_USER_TOKEN\"\n\
                  private_key = \"env:DSR_SO_PRIVATE_KEY\"      # PEM or <RSAKeyValue> XML, or file:/etc/dsr/superoffice.pem\n\
                  # refresh_token = \"env:DSR_SO_REFRESH\"     # instead of the system user\n\
                  \n\
@@ -82,10 +82,13 @@ fn section(p: Processor) -> Section {
                  # legal_basis = \"Bokføringsloven § 13: kept five years\"\n",
                 fill("customer id such as Cust12345"),
                 fill("the application's client id from the SuperOffice developer portal"),
-                fill("the system user token shown when the app was approved for the tenant"),
             ),
             secrets: vec![
                 ("DSR_SO_APP_TOKEN", "the application's client secret"),
+                (
+                    "DSR_SO_SYSTEM_USER_TOKEN",
+                    "the system user token shown when the app was approved for the tenant",
+                ),
                 ("DSR_SO_PRIVATE_KEY", "the application's RSA private key"),
             ],
             grant: "SuperOffice: have an administrator approve the application for the tenant (system user) with \
@@ -110,7 +113,8 @@ fn section(p: Processor) -> Section {
 fn preamble() -> String {
     "# dsr configuration, written by `dsr init`. Every key has a default; `dsr doctor` checks it all.\n\
      # Secrets are references (env:NAME or file:PATH), never inline. DSR_SECTION__KEY=value\n\
-     # in the environment overrides a key (DSR_QUEUE__URL=redis://…).\n\
+     # in the environment overrides a key (DSR_QUEUE__URL=redis://…). Spans of time are\n\
+     # written with their unit: \"500ms\", \"30s\", \"5m\", \"2h\", \"7d\".\n\
      \n\
      [store]\n\
      url = \"sqlite://dsr-data/ledger.db\"        # or postgres://user:pass@host/db for several machines\n\
@@ -119,12 +123,12 @@ fn preamble() -> String {
      url = \"sqlite://dsr-data/queue.db\"         # or redis://host:6379\n\
      \n\
      [worker]\n\
-     give_up_after_secs = 300                   # a worker whose queue stays away this long exits non-zero for systemd to restart\n\
-     heartbeat_secs = 15                        # each worker writes a heartbeat to the ledger; live within three (`dsr workers`)\n\
+     give_up_after = \"5m\"                       # a worker whose queue stays away this long exits non-zero for systemd to restart\n\
+     heartbeat = \"15s\"                          # each worker writes a heartbeat to the ledger; live within three (`dsr workers`)\n\
      \n\
      [export]\n\
      dir = \"dsr-data/export\"\n\
-     retention_days = 30\n\
+     retention = \"30d\"                          # bundles and confirmations are deleted this long after the end\n\
      # signing_key = \"file:/etc/dsr/signing-key.pem\"   # openssl genpkey -algorithm ed25519 -out …\n\
      \n\
      [controller]\n\
@@ -136,7 +140,7 @@ fn preamble() -> String {
      [privacy]\n\
      log_key = \"env:DSR_LOG_KEY\"                # keys the hashes that stand in for subjects in logs\n\
      pseudonym_key = \"env:DSR_PSEUDONYM_KEY\"    # keys the pseudonyms of finished requests\n\
-     pseudonymise_after_days = 90\n\
+     pseudonymise_after = \"90d\"                 # then a finished request's identities become keyed hashes\n\
      \n\
      [erasure]\n\
      approval = \"none\"                        # or required: `dsr approve <id> --plan <hash>` before anything changes\n\

@@ -2,6 +2,8 @@
 
 pub mod admin;
 pub mod bench;
+// The fake vendors it starts (dsr-fixtures) are only linked into builds with `demo`.
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod doctor;
 pub mod init;

@@ -178,7 +178,7 @@ pub async fn status(config: &Config, id: &str, as_json: bool) -> Result<ExitCode
                 "  attention     since {}: a task is still failing or retrying within {} days of the deadline; \
                  fix what its error names and `dsr retry {id}`, or `dsr extend {id}` with a reason",
                 workers::rfc3339(since),
-                config.worker.deadline_warning_days
+                config.worker.deadline_warning_days()
             );
         }
         let now = ledger.now();

@@ -55,9 +55,9 @@ impl Deployment {
         let root = dir.path().display().to_string();
         let text = format!(
             "[store]\nurl = \"sqlite://{root}/data/ledger.db\"\n\
-             [queue]\nurl = \"sqlite://{root}/data/queue.db\"\npoll_ms = 50\n\
+             [queue]\nurl = \"sqlite://{root}/data/queue.db\"\npoll = \"50ms\"\n\
              [export]\ndir = \"{root}/data/export\"\n\
-             [worker]\nsweep_every_secs = 1\nrecover_after_secs = 2\nbackoff_base_ms = 100\nbackoff_max_secs = 1\ntask_lease_secs = 3\n\
+             [worker]\nsweep_every = \"1s\"\nrecover_after = \"2s\"\nbackoff_base = \"100ms\"\nbackoff_max = \"1s\"\ntask_lease = \"3s\"\n\
              {extra}\n"
         );
         Self::with_text(dir, &text)
@@ -69,9 +69,9 @@ impl Deployment {
         let root = dir.path().display().to_string();
         let text = format!(
             "[store]\nurl = \"{store_url}\"\n\
-             [queue]\nurl = \"{queue_url}\"\nprefix = \"{prefix}\"\npoll_ms = 50\nheartbeat_secs = 1\nmissed_heartbeats = 2\n\
+             [queue]\nurl = \"{queue_url}\"\nprefix = \"{prefix}\"\npoll = \"50ms\"\nheartbeat = \"1s\"\nmissed_heartbeats = 2\n\
              [export]\ndir = \"{root}/data/export\"\n\
-             [worker]\nsweep_every_secs = 1\nrecover_after_secs = 2\nbackoff_base_ms = 100\nbackoff_max_secs = 1\ntask_lease_secs = 3\n\
+             [worker]\nsweep_every = \"1s\"\nrecover_after = \"2s\"\nbackoff_base = \"100ms\"\nbackoff_max = \"1s\"\ntask_lease = \"3s\"\n\
              {extra}\n"
         );
         Self::with_text(dir, &text)

@@ -1,13 +1,29 @@
 //! The processors the company uses (privacy notice: Google, SuperOffice, Wix, Microsoft).
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde::{Deserialize, Serialize};
+use strum::{Display, EnumString, IntoStaticStr, VariantArray};
 
-/// One SaaS processor that holds personal data on the controller's behalf.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+/// One SaaS processor that holds personal data on the controller's behalf. Its name (in
+/// config, on the command line, in the ledger) is the lowercase variant: `Display`,
+/// `FromStr` and `as_str` come from strum and agree with serde.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    Display,
+    EnumString,
+    IntoStaticStr,
+    VariantArray,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase", parse_err_ty = UnknownProcessor, parse_err_fn = UnknownProcessor::from)]
 pub enum Processor {
     Google,
     Microsoft365,
@@ -16,6 +32,7 @@ pub enum Processor {
 }
 
 impl Processor {
+    /// Every processor, in order (strum's `VARIANTS` as an array, so callers iterate values).
     pub const ALL: [Processor; 4] = [
         Processor::Google,
         Processor::Microsoft365,
@@ -25,12 +42,7 @@ impl Processor {
 
     /// The name used in config, on the command line and in the ledger.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Processor::Google => "google",
-            Processor::Microsoft365 => "microsoft365",
-            Processor::Superoffice => "superoffice",
-            Processor::Wix => "wix",
-        }
+        self.into()
     }
 
     /// The vendor's own name, for people.
@@ -44,23 +56,17 @@ impl Processor {
     }
 }
 
-impl fmt::Display for Processor {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+// A processor added to the enum and forgotten in `ALL` would be skipped by every loop over it.
+const _: () = assert!(Processor::ALL.len() == Processor::VARIANTS.len());
 
+/// A processor name that is none of ours.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("unknown processor `{0}`: expected one of google, microsoft365, superoffice, wix")]
 pub struct UnknownProcessor(pub String);
 
-impl FromStr for Processor {
-    type Err = UnknownProcessor;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Processor::ALL
-            .into_iter()
-            .find(|p| p.as_str() == s)
-            .ok_or_else(|| UnknownProcessor(s.to_string()))
+impl From<&str> for UnknownProcessor {
+    fn from(given: &str) -> Self {
+        UnknownProcessor(given.to_string())
     }
 }
 
@@ -74,7 +80,22 @@ mod tests {
             assert_eq!(p.as_str().parse::<Processor>(), Ok(p));
             assert_eq!(serde_json::to_string(&p).unwrap(), format!("\"{p}\""));
         }
+        assert_eq!(
+            Processor::ALL.as_slice(),
+            Processor::VARIANTS,
+            "ALL lists every variant in order"
+        );
         let err = "dropbox".parse::<Processor>().unwrap_err();
         assert!(err.to_string().contains("dropbox"));
+        let names: Vec<&str> = Processor::ALL.iter().map(|p| p.as_str()).collect();
+        assert!(
+            err.to_string().contains(&names.join(", ")),
+            "the message lists every name: {err}"
+        );
+        assert_eq!(
+            "Google".parse::<Processor>(),
+            Err(UnknownProcessor("Google".into())),
+            "names are exact"
+        );
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! - Google Analytics: the subject's GA4 events from the BigQuery export, since Analytics itself
 //!   exports nothing per user: one parameterised query over the export's `events_*` tables,
-//!   polled until done (for at most `bigquery_wait_secs`; then the task is retried later) and
+//!   polled until done (for at most `bigquery_wait`; then the task is retried later) and
 //!   read page by page
 //!   (https://cloud.google.com/bigquery/docs/reference/rest/v2/jobs/query,
 //!   https://cloud.google.com/bigquery/docs/reference/rest/v2/jobs/getQueryResults).
@@ -22,7 +22,6 @@ use serde_json::{Map, Value, json};
 
 use crate::Google;
 use crate::client::{MAX_ROW_PAGES, PROCESSOR};
-use crate::config::MAX_BIGQUERY_WAIT_SECS;
 use crate::gmail::{CATEGORY as MAIL, MailMeta};
 use crate::people::{Book, person_claims};
 use crate::wire::{Person, QueryResponse, RawMessage, TableCell, TableFieldSchema, TableRow};
@@ -216,9 +215,9 @@ impl Google {
             "grant {} the BigQuery Job User role on project {project} and Data Viewer on dataset {dataset}",
             self.tokens.account().email
         );
-        // The whole wait, the calls' own waits included, is `bigquery_wait_secs` (validated
-        // to at most a day; kept there so the deadline is always representable).
-        let budget = Duration::from_secs(self.config.bigquery_wait_secs.min(MAX_BIGQUERY_WAIT_SECS));
+        // The whole wait, the calls' own waits included, is `bigquery_wait` (at most a day, so
+        // the deadline is always representable).
+        let budget = self.config.bigquery_wait;
         let deadline = Instant::now() + budget;
         let body = json!({
             "query": events_query(&project, &dataset),
@@ -280,7 +279,7 @@ impl Google {
                         status: None,
                         code: "bigquery_timeout".into(),
                         message: format!(
-                            "BigQuery job {job} did not finish within {} s (processors.google.bigquery_wait_secs)",
+                            "BigQuery job {job} did not finish within {} s (processors.google.bigquery_wait)",
                             budget.as_secs()
                         ),
                         after: Some(Duration::from_secs(60)),

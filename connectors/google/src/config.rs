@@ -1,5 +1,8 @@
 //! `[processors.google]` in `dsr.toml`, and what in it cannot work, named by its key.
 
+use std::ops::RangeInclusive;
+use std::time::Duration;
+
 use dsr_connector::{ConfigError, SecretRef};
 use serde::Deserialize;
 
@@ -7,44 +10,149 @@ use crate::client::PROCESSOR;
 
 pub use dsr_connector::DeleteMode;
 
-#[derive(Debug, Clone, Deserialize)]
+/// The section as written. Only [`GoogleConfig`] is handed out, built by `TryFrom`, so a wait
+/// out of its range, or given twice, is refused when the file is read.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawGoogleConfig {
+    #[serde(default = "dsr_connector::section_enabled")]
+    enabled: bool,
+    shared: Option<dsr_connector::SharedPolicy>,
+    service_account_key: SecretRef,
+    #[serde(default = "default_token_url")]
+    token_url: String,
+    #[serde(default = "default_analytics_url")]
+    analytics_url: String,
+    #[serde(default = "default_admin_url")]
+    analytics_admin_url: String,
+    #[serde(default)]
+    ga4_property_ids: Vec<String>,
+    #[serde(default)]
+    use_user_provided_data: bool,
+    #[serde(default = "default_bigquery_url")]
+    bigquery_url: String,
+    bigquery_dataset: Option<String>,
+    /// A duration, `"2m"`.
+    bigquery_wait: Option<String>,
+    /// Deprecated: the same wait in seconds. Wider than any wait, so a negative number is
+    /// answered with the range too.
+    bigquery_wait_secs: Option<i64>,
+    #[serde(default = "default_gmail_url")]
+    gmail_url: String,
+    #[serde(default = "default_people_url")]
+    people_url: String,
+    workspace: Option<WorkspaceConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "RawGoogleConfig")]
 pub struct GoogleConfig {
     /// A section present is enabled unless it says `enabled = false`.
-    #[serde(default = "dsr_connector::section_enabled")]
     pub enabled: bool,
     /// What an erasure does with items that also concern other people here: `retain` or
     /// `delete`; unset, `[erasure] shared` decides (default `retain`).
     pub shared: Option<dsr_connector::SharedPolicy>,
-    /// The service-account JSON key file Google issues (`file:PATH`).
+    /// The service-account JSON key file Google issues (`file:PATH`), the only credential:
+    /// Workspace is reached through the same account's domain-wide delegation.
     pub service_account_key: SecretRef,
-    #[serde(default = "default_token_url")]
     pub token_url: String,
-    #[serde(default = "default_analytics_url")]
     pub analytics_url: String,
-    #[serde(default = "default_admin_url")]
     pub analytics_admin_url: String,
     /// GA4 property ids, numeric, as strings.
-    #[serde(default)]
     pub ga4_property_ids: Vec<String>,
     /// Also delete by the subject's e-mail and phone through the Admin API's
     /// `userProvidedData` (only where the property collects user-provided data).
-    #[serde(default)]
     pub use_user_provided_data: bool,
-    #[serde(default = "default_bigquery_url")]
     pub bigquery_url: String,
     /// `project.dataset` of the GA4 BigQuery export, when there is one.
     pub bigquery_dataset: Option<String>,
-    /// How long an access request waits for the export's query to finish, in seconds; then
-    /// the task is retried later (`retry_later:bigquery_timeout`).
-    #[serde(default = "default_bigquery_wait_secs")]
-    pub bigquery_wait_secs: u64,
-    #[serde(default = "default_gmail_url")]
+    /// How long an access request waits for the export's query to finish, within
+    /// [`BIGQUERY_WAITS`]; then the task is retried later (`retry_later:bigquery_timeout`).
+    pub bigquery_wait: Duration,
     pub gmail_url: String,
-    #[serde(default = "default_people_url")]
     pub people_url: String,
     /// Google Workspace mail and contacts, through domain-wide delegation.
     pub workspace: Option<WorkspaceConfig>,
+    /// Keys written in a form that still works but should change, each with the new form.
+    deprecations: Vec<String>,
+}
+
+/// What `bigquery_wait` may be: at least a second, at most a day (a deadline that far ahead
+/// is always representable).
+pub const BIGQUERY_WAITS: RangeInclusive<Duration> = Duration::from_secs(1)..=Duration::from_secs(86_400);
+
+/// `bigquery_wait` unless the section says otherwise.
+const DEFAULT_BIGQUERY_WAIT: Duration = Duration::from_secs(120);
+
+impl TryFrom<RawGoogleConfig> for GoogleConfig {
+    type Error = ConfigError;
+
+    fn try_from(raw: RawGoogleConfig) -> Result<Self, ConfigError> {
+        let mut deprecations = Vec::new();
+        let bigquery_wait = match (raw.bigquery_wait, raw.bigquery_wait_secs) {
+            (Some(_), Some(_)) => {
+                let reason = "give bigquery_wait or the deprecated bigquery_wait_secs, not both";
+                return Err(ConfigError::new(PROCESSOR, "bigquery_wait", reason));
+            }
+            (Some(text), None) => {
+                let wait = parse_duration(&text).map_err(|e| {
+                    let reason = format!("`{text}` is not a duration ({e}): write it like \"90s\", \"2m\" or \"1h\"");
+                    ConfigError::new(PROCESSOR, "bigquery_wait", reason)
+                })?;
+                bigquery_wait("bigquery_wait", &text, wait)?
+            }
+            (None, Some(secs)) => {
+                let wait = u64::try_from(secs).map(Duration::from_secs).unwrap_or(Duration::ZERO);
+                let wait = bigquery_wait("bigquery_wait_secs", &secs.to_string(), wait)?;
+                deprecations.push(format!(
+                    "processors.google.bigquery_wait_secs is deprecated: write bigquery_wait = \"{}\" instead",
+                    format_duration(wait)
+                ));
+                wait
+            }
+            (None, None) => DEFAULT_BIGQUERY_WAIT,
+        };
+        Ok(GoogleConfig {
+            enabled: raw.enabled,
+            shared: raw.shared,
+            service_account_key: raw.service_account_key,
+            token_url: raw.token_url,
+            analytics_url: raw.analytics_url,
+            analytics_admin_url: raw.analytics_admin_url,
+            ga4_property_ids: raw.ga4_property_ids,
+            use_user_provided_data: raw.use_user_provided_data,
+            bigquery_url: raw.bigquery_url,
+            bigquery_dataset: raw.bigquery_dataset,
+            bigquery_wait,
+            gmail_url: raw.gmail_url,
+            people_url: raw.people_url,
+            workspace: raw.workspace,
+            deprecations,
+        })
+    }
+}
+
+/// `wait` (written `written` under `key`) within [`BIGQUERY_WAITS`], or the error that gives
+/// the range.
+fn bigquery_wait(key: &str, written: &str, wait: Duration) -> Result<Duration, ConfigError> {
+    if BIGQUERY_WAITS.contains(&wait) {
+        return Ok(wait);
+    }
+    let (low, high) = (BIGQUERY_WAITS.start(), BIGQUERY_WAITS.end());
+    let reason = if key == "bigquery_wait_secs" {
+        format!(
+            "{written} is out of range: give a number of seconds from {} to {}",
+            low.as_secs(),
+            high.as_secs()
+        )
+    } else {
+        format!(
+            "`{written}` is out of range: give a duration from {} to {}",
+            format_duration(*low),
+            format_duration(*high)
+        )
+    };
+    Err(ConfigError::new(PROCESSOR, key, reason))
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -62,19 +170,20 @@ impl GoogleConfig {
         vec![("service_account_key", &self.service_account_key)]
     }
 
+    /// Keys written in a form that still works but should change, as lines for the operator.
+    pub fn deprecations(&self) -> Vec<String> {
+        self.deprecations.clone()
+    }
+
     /// What in this section cannot work, naming the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.bigquery_export()?;
-        if !(1..=MAX_BIGQUERY_WAIT_SECS).contains(&self.bigquery_wait_secs) {
-            return Err(ConfigError::new(
-                PROCESSOR,
-                "bigquery_wait_secs",
-                format!(
-                    "`{}` must be a number of seconds from 1 to {MAX_BIGQUERY_WAIT_SECS}",
-                    self.bigquery_wait_secs
-                ),
-            ));
-        }
+        // Checked when the file is read; again here for a section changed since.
+        bigquery_wait(
+            "bigquery_wait",
+            &format_duration(self.bigquery_wait),
+            self.bigquery_wait,
+        )?;
         let numeric = |p: &String| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit());
         match self.ga4_property_ids.iter().find(|p| !numeric(p)) {
             Some(bad) => Err(ConfigError::new(
@@ -136,12 +245,14 @@ pub fn parse_dataset(value: &str) -> Result<(String, String), ConfigError> {
     }
 }
 
-/// The longest `bigquery_wait_secs` accepted: a day.
-pub const MAX_BIGQUERY_WAIT_SECS: u64 = 86_400;
-
-fn default_bigquery_wait_secs() -> u64 {
-    120
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim()).map_err(|e| e.to_string())
 }
+
+fn format_duration(duration: Duration) -> String {
+    humantime::format_duration(duration).to_string()
+}
+
 fn default_token_url() -> String {
     "https://oauth2.googleapis.com/token".into()
 }
@@ -196,19 +307,78 @@ mod tests {
         }
     }
 
+    fn section(extra: &str) -> Result<GoogleConfig, String> {
+        toml::from_str(&format!(
+            "service_account_key = \"file:/nonexistent\"\nbigquery_dataset = \"p.d\"\n{extra}"
+        ))
+        .map_err(|e| e.to_string())
+    }
+
     #[test]
-    fn the_bigquery_wait_is_two_minutes_unless_set_and_at_least_a_second() {
-        let section = |extra: &str| -> GoogleConfig {
-            toml::from_str(&format!(
-                "service_account_key = \"file:/nonexistent\"\nbigquery_dataset = \"p.d\"\n{extra}"
-            ))
-            .unwrap()
-        };
-        assert_eq!(section("").bigquery_wait_secs, 120);
-        assert!(section("bigquery_wait_secs = 1").validate().is_ok());
-        for bad in [0, MAX_BIGQUERY_WAIT_SECS + 1] {
-            let err = section(&format!("bigquery_wait_secs = {bad}")).validate().unwrap_err();
-            assert_eq!(err.key, "bigquery_wait_secs", "{bad}");
+    fn the_bigquery_wait_is_two_minutes_unless_set_and_from_a_second_to_a_day() {
+        let two_minutes = section("").unwrap();
+        assert_eq!(two_minutes.bigquery_wait, Duration::from_secs(120));
+        assert!(two_minutes.deprecations().is_empty());
+        for (written, wait) in [
+            ("1s", 1),
+            ("90s", 90),
+            ("1h 30m", 5400),
+            ("1d", 86_400),
+            ("24h", 86_400),
+        ] {
+            let config = section(&format!("bigquery_wait = \"{written}\"")).unwrap();
+            assert_eq!(config.bigquery_wait, Duration::from_secs(wait), "{written}");
+            assert!(config.validate().is_ok(), "{written}");
+            assert!(config.deprecations().is_empty(), "{written}");
         }
+        for bad in ["0s", "999ms", "25h", "2d"] {
+            let err = section(&format!("bigquery_wait = \"{bad}\"")).unwrap_err();
+            assert!(
+                err.contains(&format!(
+                    "processors.google.bigquery_wait: `{bad}` is out of range: give a duration from 1s to 1day"
+                )),
+                "{err}"
+            );
+        }
+        for bad in ["", "2", "two minutes", "2 fortnights", "-5s"] {
+            let err = section(&format!("bigquery_wait = \"{bad}\"")).unwrap_err();
+            assert!(
+                err.contains("processors.google.bigquery_wait: ") && err.contains("is not a duration"),
+                "{bad}: {err}"
+            );
+        }
+        let mut changed = two_minutes;
+        changed.bigquery_wait = Duration::ZERO;
+        assert_eq!(changed.validate().unwrap_err().key, "bigquery_wait");
+    }
+
+    #[test]
+    fn the_old_seconds_key_still_works_and_names_the_new_one() {
+        let config = section("bigquery_wait_secs = 90").unwrap();
+        assert_eq!(config.bigquery_wait, Duration::from_secs(90));
+        assert_eq!(
+            config.deprecations(),
+            ["processors.google.bigquery_wait_secs is deprecated: write bigquery_wait = \"1m 30s\" instead"]
+        );
+        assert_eq!(
+            section("bigquery_wait_secs = 86400").unwrap().deprecations(),
+            ["processors.google.bigquery_wait_secs is deprecated: write bigquery_wait = \"1day\" instead"]
+        );
+        for bad in [0, 86_401, -1] {
+            let err = section(&format!("bigquery_wait_secs = {bad}")).unwrap_err();
+            assert!(
+                err.contains(&format!(
+                    "processors.google.bigquery_wait_secs: {bad} is out of range: give a number of seconds from 1 to 86400"
+                )),
+                "{err}"
+            );
+        }
+        let err = section("bigquery_wait_secs = 90\nbigquery_wait = \"90s\"").unwrap_err();
+        assert!(
+            err.contains(
+                "processors.google.bigquery_wait: give bigquery_wait or the deprecated bigquery_wait_secs, not both"
+            ),
+            "{err}"
+        );
     }
 }

@@ -64,7 +64,7 @@ async fn access_exports_the_subjects_bigquery_rows_and_nothing_of_a_look_alike()
 async fn a_bigquery_job_that_does_not_finish_within_the_wait_is_retried_later() {
     let fake = GoogleFake::start().await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let google = connector(&fake, dir.path(), "bigquery_wait_secs = 1\n").await;
+    let google = connector(&fake, dir.path(), "bigquery_wait = \"1s\"\n").await;
     fake.with(|s| s.jobs_never_complete = true);
     let mut sink = MemorySink::checked(kari());
     let started = std::time::Instant::now();
@@ -73,7 +73,7 @@ async fn a_bigquery_job_that_does_not_finish_within_the_wait_is_retried_later() 
     assert_eq!(err.code(), "retry_later:bigquery_timeout", "{err}");
     assert!(err.is_retryable(), "{err}");
     assert!(
-        err.to_string().contains("bigquery_wait_secs"),
+        err.to_string().contains("processors.google.bigquery_wait)"),
         "names the key to raise: {err}"
     );
     assert_eq!(err.retry_after(), Some(Duration::from_secs(60)), "{err:?}");

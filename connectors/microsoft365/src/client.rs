@@ -39,6 +39,7 @@ pub struct Graph {
     pub client: VendorClient,
     base: Url,
     guard: OriginGuard,
+    /// `$top` of each list, within `config::PAGE_SIZES` (checked when the config was read).
     pub page_size: u32,
 }
 
@@ -63,7 +64,7 @@ impl Graph {
             guard: OriginGuard::new(PROCESSOR, &base),
             base,
             client,
-            page_size: config.page_size.clamp(1, 1000),
+            page_size: config.page_size,
         })
     }
 

@@ -1,6 +1,8 @@
 //! `[processors.microsoft365]` in `dsr.toml`, checked when the connector is built: a key that
 //! cannot work is a `ConfigError` naming it.
 
+use std::ops::RangeInclusive;
+
 use dsr_connector::{ConfigError, SecretRef};
 use serde::Deserialize;
 use url::Url;
@@ -9,37 +11,100 @@ pub use dsr_connector::DeleteMode;
 
 use crate::client::PROCESSOR;
 
-#[derive(Debug, Clone, Deserialize)]
+/// The section as written. Only [`Microsoft365Config`] is handed out, built by `TryFrom`, so
+/// a number out of its range is refused when the file is read.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct RawMicrosoft365Config {
+    #[serde(default = "dsr_connector::section_enabled")]
+    enabled: bool,
+    #[serde(default)]
+    shared: Option<dsr_connector::SharedPolicy>,
+    tenant_id: String,
+    client_id: String,
+    client_secret: SecretRef,
+    #[serde(default = "default_graph_url")]
+    graph_url: String,
+    #[serde(default = "default_login_url")]
+    login_url: String,
+    #[serde(default = "all_mailboxes")]
+    mailboxes: Vec<String>,
+    #[serde(default)]
+    delete_mode: DeleteMode,
+    /// The numbers are read wider than the fields they fill, so a negative one is answered
+    /// with the range too.
+    #[serde(default = "default_page_size")]
+    page_size: i64,
+    #[serde(default = "default_search_cap")]
+    search_cap: i64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(try_from = "RawMicrosoft365Config")]
 pub struct Microsoft365Config {
     /// A section present is enabled unless it says `enabled = false`.
-    #[serde(default = "dsr_connector::section_enabled")]
     pub enabled: bool,
     /// What an erasure does with items that also concern other people here: `retain` or
     /// `delete`; unset, `[erasure] shared` decides (default `retain`).
-    #[serde(default)]
     pub shared: Option<dsr_connector::SharedPolicy>,
     /// The directory (tenant) id or a verified domain.
     pub tenant_id: String,
     /// The app registration's application (client) id.
     pub client_id: String,
+    /// The app registration's client secret, its only credential dsr uses.
     pub client_secret: SecretRef,
-    #[serde(default = "default_graph_url")]
     pub graph_url: String,
-    #[serde(default = "default_login_url")]
     pub login_url: String,
     /// Mailboxes to search: addresses, or `["*"]` for every user in the tenant.
-    #[serde(default = "all_mailboxes")]
     pub mailboxes: Vec<String>,
-    #[serde(default)]
     pub delete_mode: DeleteMode,
-    /// `$top` for every list (Graph allows 1–1000).
-    #[serde(default = "default_page_size")]
+    /// `$top` for every list, within [`PAGE_SIZES`].
     pub page_size: u32,
-    /// Results one `$search` returns at most (Graph: 1,000); a search that reaches it is
-    /// split by date so nothing is missed.
-    #[serde(default = "default_search_cap")]
+    /// Results one `$search` returns at most, within [`SEARCH_CAPS`]; a search that reaches
+    /// it is split by date so nothing is missed.
     pub search_cap: usize,
+}
+
+/// What `page_size` may be: Graph allows `$top` from 1 to 1000 on messages and contacts.
+pub const PAGE_SIZES: RangeInclusive<u32> = 1..=1000;
+
+/// What `search_cap` may be: Graph's `$search` returns at most 1,000 results, so a larger cap
+/// would never be reached and a search cut short by Graph would pass as complete.
+pub const SEARCH_CAPS: RangeInclusive<usize> = 1..=1000;
+
+impl TryFrom<RawMicrosoft365Config> for Microsoft365Config {
+    type Error = ConfigError;
+
+    fn try_from(raw: RawMicrosoft365Config) -> Result<Self, ConfigError> {
+        Ok(Microsoft365Config {
+            enabled: raw.enabled,
+            shared: raw.shared,
+            tenant_id: raw.tenant_id,
+            client_id: raw.client_id,
+            client_secret: raw.client_secret,
+            graph_url: raw.graph_url,
+            login_url: raw.login_url,
+            mailboxes: raw.mailboxes,
+            delete_mode: raw.delete_mode,
+            page_size: within("page_size", raw.page_size, &PAGE_SIZES)?,
+            search_cap: within("search_cap", raw.search_cap, &SEARCH_CAPS)?,
+        })
+    }
+}
+
+/// `value` of `key` within `range`, or the error that gives the range.
+fn within<T>(key: &str, value: i64, range: &RangeInclusive<T>) -> Result<T, ConfigError>
+where
+    T: TryFrom<i64> + PartialOrd + std::fmt::Display,
+{
+    T::try_from(value).ok().filter(|v| range.contains(v)).ok_or_else(|| {
+        let reason = format!(
+            "{value} is out of range: give a number from {} to {}",
+            range.start(),
+            range.end()
+        );
+        ConfigError::new(PROCESSOR, key, reason)
+    })
 }
 
 fn default_graph_url() -> String {
@@ -51,10 +116,10 @@ fn default_login_url() -> String {
 fn all_mailboxes() -> Vec<String> {
     vec!["*".into()]
 }
-fn default_page_size() -> u32 {
+fn default_page_size() -> i64 {
     100
 }
-fn default_search_cap() -> usize {
+fn default_search_cap() -> i64 {
     1000
 }
 
@@ -76,6 +141,12 @@ impl Microsoft365Config {
     /// The secrets this section names, by key.
     pub fn secrets(&self) -> Vec<(&'static str, &SecretRef)> {
         vec![("client_secret", &self.client_secret)]
+    }
+
+    /// Keys written in a form that still works but should change (none yet for Microsoft 365),
+    /// as lines for the operator.
+    pub fn deprecations(&self) -> Vec<String> {
+        Vec::new()
     }
 
     /// Whether the section can work, before any secret is read or call made.
@@ -100,9 +171,13 @@ impl Microsoft365Config {
                 "is empty: give the app registration's application (client) id",
             ));
         }
-        if self.search_cap == 0 {
-            return Err(ConfigError::new(PROCESSOR, "search_cap", "must be at least 1"));
-        }
+        // Checked when the file is read; again here for a section changed since.
+        within("page_size", i64::from(self.page_size), &PAGE_SIZES)?;
+        within(
+            "search_cap",
+            i64::try_from(self.search_cap).unwrap_or(i64::MAX),
+            &SEARCH_CAPS,
+        )?;
         self.graph_base()?;
         self.token_url()?;
         Ok(())
@@ -153,12 +228,13 @@ mod tests {
             config().token_url().unwrap().as_str(),
             "https://login.microsoftonline.com/racom.onmicrosoft.com/oauth2/v2.0/token"
         );
-        let spoilt: [(&str, Spoil); 5] = [
+        let spoilt: [(&str, Spoil); 6] = [
             ("tenant_id", |c| c.tenant_id = "racom/../common".into()),
             ("client_id", |c| c.client_id = " ".into()),
             ("graph_url", |c| c.graph_url = "graph.microsoft.com/v1.0".into()),
             ("login_url", |c| c.login_url = "ftp://login.example".into()),
             ("search_cap", |c| c.search_cap = 0),
+            ("page_size", |c| c.page_size = 1001),
         ];
         for (key, spoil) in spoilt {
             let mut bad = config();
@@ -167,6 +243,32 @@ mod tests {
             assert_eq!(err.key, key, "{err}");
             assert!(
                 err.to_string().starts_with(&format!("processors.microsoft365.{key}: ")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_number_out_of_range_is_refused_with_the_range() {
+        let base = "tenant_id = \"racom.onmicrosoft.com\"\nclient_id = \"app\"\nclient_secret = \"env:DSR_NOT_SET\"\n";
+        let parse =
+            |extra: &str| toml::from_str::<Microsoft365Config>(&format!("{base}{extra}")).map_err(|e| e.to_string());
+        let defaults = parse("").unwrap();
+        assert_eq!((defaults.page_size, defaults.search_cap), (100, 1000));
+        let edges = parse("page_size = 1000\nsearch_cap = 1\n").unwrap();
+        assert_eq!((edges.page_size, edges.search_cap), (1000, 1));
+        for (key, bad) in [
+            ("page_size", 0),
+            ("page_size", 1001),
+            ("page_size", -5),
+            ("search_cap", 0),
+            ("search_cap", 5000),
+        ] {
+            let err = parse(&format!("{key} = {bad}\n")).unwrap_err();
+            assert!(
+                err.contains(&format!(
+                    "processors.microsoft365.{key}: {bad} is out of range: give a number from 1 to 1000"
+                )),
                 "{err}"
             );
         }

@@ -43,6 +43,7 @@ pub struct Tenant {
     /// The origins next links may go to: the environment's and each web API the tenant state
     /// named (it may name a new one while a walk is under way, hence the lock).
     guard: Mutex<OriginGuard>,
+    /// `$top` of each list, within `config::PAGE_SIZES` (checked when the config was read).
     pub page_size: u32,
 }
 
@@ -98,7 +99,7 @@ impl Tenant {
             environment_url,
             tenant: tenant.to_string(),
             resolved: tokio::sync::Mutex::new(None),
-            page_size: page_size.clamp(1, 1000),
+            page_size,
         }
     }
 

@@ -26,7 +26,7 @@ use dsr_connector::{
 };
 use secrecy::{ExposeSecret, SecretString};
 
-pub use config::{RetainRule, SuperOfficeConfig};
+pub use config::{RetainRule, SuperOfficeAuth, SuperOfficeConfig, SystemUserToken};
 
 use crate::client::{PROCESSOR, Tenant, describe_error};
 
@@ -67,15 +67,18 @@ impl SuperOffice {
             .map_err(|e| ConfigError::new(PROCESSOR, "", format!("no HTTP client: {e}")))?;
         let environment_url = config.environment()?;
         let environment = environment_url.as_str().trim_end_matches('/').to_string();
-        let tokens = match (&config.system_user_token, &config.private_key, &config.refresh_token) {
-            (Some(token), Some(key), _) => {
-                let pem = secret("private_key", key)?;
+        let tokens = match &config.auth {
+            SuperOfficeAuth::SystemUser { token, private_key } => {
+                let pem = secret("private_key", private_key)?;
                 let key = dsr_connector::keys::rsa_private_key(pem.expose_secret())
                     .map_err(|e| ConfigError::new(PROCESSOR, "private_key", e.to_string()))?;
+                let system_user_token = token
+                    .resolve()
+                    .map_err(|e| ConfigError::new(PROCESSOR, "system_user_token", e.to_string()))?;
                 let system_user = auth::SystemUser {
                     environment: environment.clone(),
                     tenant: config.tenant.clone(),
-                    system_user_token: token.clone(),
+                    system_user_token,
                     key,
                     application_token: app_token.clone(),
                     http: http.clone(),
@@ -83,7 +86,7 @@ impl SuperOffice {
                 };
                 TokenCache::new(system_user, Duration::from_secs(600))
             }
-            (_, _, Some(refresh)) => TokenCache::new(
+            SuperOfficeAuth::RefreshToken(refresh) => TokenCache::new(
                 RefreshToken {
                     processor: PROCESSOR,
                     token_url: format!("{environment}/login/common/oauth/tokens"),
@@ -94,7 +97,6 @@ impl SuperOffice {
                 },
                 Duration::from_secs(300),
             ),
-            _ => return Err(ConfigError::new(PROCESSOR, "", "no credentials")),
         };
         let client = VendorClient::new(PROCESSOR, http.clone(), describe_error).with_tokens(Arc::new(tokens));
         let state = VendorClient::new(PROCESSOR, http, describe_error);

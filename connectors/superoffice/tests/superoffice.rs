@@ -302,8 +302,11 @@ async fn a_config_that_cannot_work_names_the_key_to_change() {
         .filter(|l| !l.starts_with("private_key"))
         .map(|l| format!("{l}\n"))
         .collect();
-    let err = refused(no_key);
-    assert_eq!(err.key, "", "no credentials at all is the section's fault: {err}");
+    let err = toml::from_str::<SuperOfficeConfig>(&no_key).unwrap_err().to_string();
+    assert!(
+        err.contains("processors.superoffice.private_key: system_user_token is set but private_key is missing"),
+        "half a system user is refused when the file is read: {err}"
+    );
 }
 
 fn refresh_config(fake: &SuperOfficeFake, dir: &std::path::Path) -> SuperOfficeConfig {
@@ -977,10 +980,17 @@ async fn a_refused_system_user_login_asks_for_the_credentials_to_be_renewed() {
     let good = fake
         .connector_toml(&dir.path().join("so-key"), SYSTEM_USER_KEY_PEM)
         .unwrap();
-    let token = fake.with(|s| s.system_user_token.clone());
-    let line = format!("system_user_token = \"{token}\"");
+    let wrong_token_file = dir.path().join("wrong-token");
+    std::fs::write(&wrong_token_file, "a-token-superoffice-never-issued").unwrap();
+    let line = format!(
+        "system_user_token = \"file:{}\"",
+        dir.path().join("so-key.token").display()
+    );
     assert!(good.contains(&line), "{good}");
-    let wrong_token = good.replace(&line, "system_user_token = \"a-token-superoffice-never-issued\"");
+    let wrong_token = good.replace(
+        &line,
+        &format!("system_user_token = \"file:{}\"", wrong_token_file.display()),
+    );
     // A well-formed RSA key that is not the application's: its signature does not verify.
     let other_key = fake
         .connector_toml(&dir.path().join("other-key"), dsr_fixtures::google::TEST_PRIVATE_KEY)

@@ -22,7 +22,7 @@ use dsr_connector::{
 };
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
-pub use config::WixConfig;
+pub use config::{WixConfig, WixCredentials};
 
 use crate::client::{PROCESSOR, describe_error};
 
@@ -51,32 +51,34 @@ impl Wix {
     }
 }
 
-/// The token source the section's credentials name: the API key if given, else the app's.
+/// The token source the section's credentials name.
 fn tokens(config: &WixConfig) -> Result<TokenCache, ConfigError> {
     let resolve = |key: &str, secret: &SecretRef| {
         secret
             .resolve()
             .map_err(|e| ConfigError::new(PROCESSOR, key, e.to_string()))
     };
-    if let Some(key) = &config.api_key {
-        return Ok(TokenCache::new(
+    match &config.credentials {
+        WixCredentials::ApiKey(key) => Ok(TokenCache::new(
             auth::ApiKey(resolve("api_key", key)?),
             Duration::from_secs(60),
-        ));
+        )),
+        WixCredentials::App {
+            client_id,
+            client_secret,
+            instance_id,
+        } => {
+            let app = auth::AppOAuth {
+                token_url: format!("{}/oauth2/token", config.api()),
+                client_id: client_id.clone(),
+                client_secret: resolve("client_secret", client_secret)?,
+                instance_id: instance_id.clone(),
+                http: dsr_connector::http::TokenClient::new(Duration::from_secs(60))
+                    .map_err(|e| ConfigError::new(PROCESSOR, "", format!("cannot make an HTTP client: {e}")))?,
+            };
+            Ok(TokenCache::new(app, Duration::from_secs(300)))
+        }
     }
-    let (Some(id), Some(secret), Some(instance)) = (&config.client_id, &config.client_secret, &config.instance_id)
-    else {
-        return Err(ConfigError::new(PROCESSOR, "", "no credentials"));
-    };
-    let app = auth::AppOAuth {
-        token_url: format!("{}/oauth2/token", config.api()),
-        client_id: id.clone(),
-        client_secret: resolve("client_secret", secret)?,
-        instance_id: instance.clone(),
-        http: dsr_connector::http::TokenClient::new(Duration::from_secs(60))
-            .map_err(|e| ConfigError::new(PROCESSOR, "", format!("cannot make an HTTP client: {e}")))?,
-    };
-    Ok(TokenCache::new(app, Duration::from_secs(300)))
 }
 
 #[async_trait::async_trait]

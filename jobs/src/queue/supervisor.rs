@@ -31,7 +31,7 @@ use crate::liveness::Liveness;
 /// How a worker rides out its queue going away.
 #[derive(Debug, Clone)]
 pub struct Supervision {
-    /// How long the worker keeps reconnecting before it gives up (`[worker] give_up_after_secs`).
+    /// How long the worker keeps reconnecting before it gives up (`[worker] give_up_after`).
     pub give_up_after: Duration,
     /// Marked on every answer from the backend; read by the heartbeat.
     pub liveness: Liveness,
