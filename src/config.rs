@@ -496,7 +496,17 @@ impl Config {
         if let Ok(tree) = figment.find_value("processors") {
             placeholders(&tree, "processors", &mut config.placeholders);
         }
-        config.validate()?;
+        // A range error names the new key; when the value came from an old one, say so, or
+        // the operator is pointed at a key they never wrote.
+        config
+            .validate()
+            .map_err(|e| match (e, config.deprecations.is_empty()) {
+                (ConfigError::Invalid(why), false) => ConfigError::Invalid(format!(
+                    "{why} (values of old keys are read as their new keys: {})",
+                    config.deprecations.join("; ")
+                )),
+                (e, _) => e,
+            })?;
         Ok(config)
     }
 

@@ -142,6 +142,16 @@ fn an_out_of_range_value_is_refused_with_the_allowed_range() {
         let d = Deployment::sqlite(extra);
         assert_refused(&d.dsr(&["doctor"]), &[words]);
     }
+    // …and the refusal names the old key the operator wrote.
+    let d = Deployment::sqlite(
+        "[privacy]
+pseudonymise_after_days = 4000
+",
+    );
+    assert_refused(
+        &d.dsr(&["doctor"]),
+        &["[privacy] pseudonymise_after_days is deprecated: write pseudonymise_after = \"4000d\""],
+    );
     let d = edited("", "poll = \"50ms\"", "poll = \"5ms\"");
     assert_refused(
         &d.dsr(&["doctor"]),

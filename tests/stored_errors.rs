@@ -28,7 +28,11 @@ const MARKER: &str = "vendor-words-7731";
 const SERVICE_ACCOUNT: &str = "dsr-sa@dsr-project.iam.gserviceaccount.com";
 const KEY_ID: &str = "4f2a9c0e11b7";
 
-/// The subject's address as vendors echo it, lowercase (haystacks are lowercased).
+/// The subject's phone number, as the operator types it.
+const PHONE: &str = "+47 912 34 567";
+
+/// The subject's address and phone number as vendors echo them, lowercase (haystacks are
+/// lowercased).
 fn subject_forms() -> Vec<String> {
     let (local, domain) = SUBJECT.split_once('@').unwrap();
     vec![
@@ -36,6 +40,9 @@ fn subject_forms() -> Vec<String> {
         format!("{local}%40{domain}"),
         format!("{local}%2540{domain}"),
         format!("{}@{domain}", local.replace('.', "")),
+        "4791234567".to_string(),
+        "912 34 567".to_string(),
+        "91234567".to_string(),
     ]
 }
 
@@ -43,8 +50,9 @@ fn subject_forms() -> Vec<String> {
 fn vendor_text() -> String {
     let (local, domain) = SUBJECT.split_once('@').unwrap();
     format!(
-        "{MARKER}: no match for '{SUBJECT}' ({}), {} nor {}@{domain}; request \
-         https://api.vendor.example/v1/search?q={local}%40{domain}&key={KEY_ID} refused for {SERVICE_ACCOUNT} (key {KEY_ID})",
+        "{MARKER}: no match for '{SUBJECT}' ({}), {} nor {}@{domain}, phone {PHONE} (912 34 567, %2B4791234567); \
+         request https://api.vendor.example/v1/search?q={local}%40{domain}&key={KEY_ID} refused for {SERVICE_ACCOUNT} \
+         (key {KEY_ID})",
         SUBJECT.to_uppercase(),
         format_args!("{local}%40{domain}"),
         local.replace('.', ""),
@@ -116,7 +124,17 @@ impl Fakes {
 async fn run(d: &Deployment, kind: &str) -> (Value, String) {
     let mut command = tokio::process::Command::from(d.command());
     let out = command
-        .args(["--json", "run", kind, "--email", SUBJECT, "--timeout", "120s"])
+        .args([
+            "--json",
+            "run",
+            kind,
+            "--email",
+            SUBJECT,
+            "--phone",
+            PHONE,
+            "--timeout",
+            "120s",
+        ])
         .output()
         .await
         .unwrap();

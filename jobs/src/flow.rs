@@ -46,7 +46,9 @@ async fn step_panicked(engine: &Engine, job: &Job, panic: crate::failure::Panic)
         "a step of the flow panicked: a bug in dsr; report it with this log. The sweep tries the step again");
     if let Job::Finalize { request_id } = job {
         let note = "finalize panicked: a bug in dsr; report it with the worker's log. The sweep tries again";
-        if let Err(e) = engine.ledger().note_finalize_failure(request_id, note).await {
+        // Whose lease it was is not known here: it is left to expire rather than taken from
+        // an attempt that may still hold it.
+        if let Err(e) = engine.ledger().note_finalize_failure(request_id, note, None).await {
             tracing::warn!(error = %e, "could not note the panic in the ledger");
         }
     }
@@ -357,12 +359,9 @@ pub async fn finalize(engine: &Engine, request_id: &str) -> Result<(), EngineErr
         return Ok(());
     }
     let keep_lease = {
-        let (engine, id) = (engine.clone(), request_id.to_string());
+        let (engine, id, owner) = (engine.clone(), request_id.to_string(), owner.clone());
         Renewal::spawn(async move {
-            keep_renewing(lease, "finalize", || {
-                engine.ledger().renew_finalize(&id, engine.worker_name(), lease)
-            })
-            .await
+            keep_renewing(lease, "finalize", || engine.ledger().renew_finalize(&id, &owner, lease)).await
         })
     };
     let status = final_status(&tasks);
@@ -371,8 +370,10 @@ pub async fn finalize(engine: &Engine, request_id: &str) -> Result<(), EngineErr
     let written = match written {
         Ok(written) => written,
         Err(e @ EngineError::Storage(_)) => {
-            // Our storage, not the request: say why in the ledger; the sweep tries again.
-            ledger.note_finalize_failure(request_id, &e.to_string()).await?;
+            // Our storage, not the request: say why in the ledger (without the subject's
+            // identifiers a path or a store's message might carry); the sweep tries again.
+            let why = crate::redact::scrub(&e.to_string(), &request.identities);
+            ledger.note_finalize_failure(request_id, &why, Some(&owner)).await?;
             return Err(e);
         }
         Err(e) => return Err(e),

@@ -71,12 +71,177 @@ fn percent_encode(text: &str) -> String {
     out
 }
 
-/// `text` as dsr may keep it: without the subject's identifiers (see [`encodings`]), other
-/// addresses or URL queries.
+/// `text` as dsr may keep it: without the subject's identifiers (her addresses in every form
+/// [`encodings`] lists, her phone numbers however they are spaced, her names and GA ids as
+/// whole words), other addresses or URL queries.
 pub fn scrub(text: &str, ids: &Identities) -> String {
-    let text = replace_forms(text, &encodings(ids));
+    let addresses: Vec<String> = encodings(&Identities {
+        emails: ids.emails.clone(),
+        ..Identities::default()
+    });
+    let text = replace_forms(text, &addresses);
+    let text = replace_phone_runs(&text, &phone_digits(ids));
+    let words: Vec<String> = ids
+        .names
+        .iter()
+        .chain(&ids.ga_client_ids)
+        .chain(&ids.ga_user_ids)
+        .map(|w| w.trim().to_string())
+        .filter(|w| w.chars().count() >= 3)
+        .collect();
+    let text = replace_words(&text, &words);
     let text = replace_addresses(&text);
     strip_queries(&text)
+}
+
+/// The digits the subject's phone numbers are written with: the whole international number,
+/// with `00` for `+`, and the national number after a one-, two- or three-digit country code
+/// (dsr holds E.164 only; trying each length is cheaper than a numbering-plan table, and a run
+/// of digits must equal one of them whole to be replaced).
+fn phone_digits(ids: &Identities) -> Vec<String> {
+    let mut forms = Vec::new();
+    for phone in &ids.phones {
+        let digits: String = phone.as_str().chars().filter(char::is_ascii_digit).collect();
+        for cc in 1..=3 {
+            if let Some(national) = digits.get(cc..).filter(|n| n.len() >= 6) {
+                forms.push(national.to_string());
+            }
+        }
+        forms.push(format!("00{digits}"));
+        forms.push(digits);
+    }
+    forms
+}
+
+/// What may stand between the digits of a phone number as people and vendors write it.
+fn is_phone_separator(c: char) -> bool {
+    matches!(c, ' ' | '.' | '-' | '(' | ')' | '/' | '\u{a0}')
+}
+
+/// Replaces each run of digits and separators (with a leading `+` or `%2B`) whose digits are one of
+/// `numbers` by [`SUBJECT`]: `+47 912 34 567`, `912 34 567`, `(+47) 91234567`.
+fn replace_phone_runs(text: &str, numbers: &[String]) -> String {
+    if numbers.is_empty() {
+        return text.to_string();
+    }
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < chars.len() {
+        // A `+`, or `%2B` as a URL writes it, may lead the number.
+        let plus = match chars[i] {
+            '+' => 1,
+            '%' if starts_with_at(&chars[i..], "%2b") => 3,
+            _ => 0,
+        };
+        let leads = chars.get(i + plus).is_some_and(char::is_ascii_digit);
+        if !leads {
+            out.push(chars[i]);
+            i += 1;
+            continue;
+        }
+        let mut last_digit = i + plus;
+        let mut end = last_digit + 1;
+        while end < chars.len() && (chars[end].is_ascii_digit() || is_phone_separator(chars[end])) {
+            if chars[end].is_ascii_digit() {
+                last_digit = end;
+            }
+            end += 1;
+        }
+        // The digits after the lead: `%2B`'s own 2 is not one of the number's.
+        out.push_str(&replace_in_run(&chars[i..=last_digit], plus, numbers));
+        i = last_digit + 1;
+    }
+    out
+}
+
+/// One run of digits and separators (its first `lead` chars a `+` or `%2B`), with every
+/// stretch of whole digit groups that spells one of `numbers` replaced: a run may hold two
+/// numbers side by side (`+47 912 34 567 (912 34 567)`), so each group is tried as a start.
+fn replace_in_run(run: &[char], lead: usize, numbers: &[String]) -> String {
+    let mut groups: Vec<(usize, usize)> = Vec::new(); // [start, end) of each digit group
+    let mut at = lead;
+    while at < run.len() {
+        if run[at].is_ascii_digit() {
+            let start = at;
+            while at < run.len() && run[at].is_ascii_digit() {
+                at += 1;
+            }
+            groups.push((start, at));
+        } else {
+            at += 1;
+        }
+    }
+    let longest = numbers.iter().map(String::len).max().unwrap_or(0);
+    let mut out = String::new();
+    let mut written = 0; // run[..written] is in `out`
+    let mut g = 0;
+    while g < groups.len() {
+        let mut digits = String::new();
+        let mut matched = None;
+        for (e, &(start, end)) in groups.iter().enumerate().skip(g) {
+            digits.extend(&run[start..end]);
+            if digits.len() > longest {
+                break;
+            }
+            if numbers.contains(&digits) {
+                matched = Some(e);
+            }
+        }
+        match matched {
+            Some(e) => {
+                // The lead (or a `+` just before the group) belongs to the number.
+                let mut from = groups[g].0;
+                if g == 0 {
+                    from = 0;
+                } else if from > 0 && run[from - 1] == '+' {
+                    from -= 1;
+                }
+                out.extend(&run[written..from]);
+                out.push_str(SUBJECT);
+                written = groups[e].1;
+                g = e + 1;
+            }
+            None => g += 1,
+        }
+    }
+    out.extend(&run[written..]);
+    out
+}
+
+/// Replaces each of `words` where it stands as a whole word (not inside a longer one: the name
+/// "Tore" is not in "store"), in any case (Unicode: "ÅSE" is "Åse").
+fn replace_words(text: &str, words: &[String]) -> String {
+    // One lowercase char per char, so positions in the lowered copy are positions in `text`.
+    let fold = |c: char| {
+        let mut lower = c.to_lowercase();
+        match (lower.next(), lower.next()) {
+            (Some(l), None) => l,
+            _ => c,
+        }
+    };
+    let mut chars: Vec<char> = text.chars().collect();
+    let mut words: Vec<Vec<char>> = words.iter().map(|w| w.chars().map(fold).collect()).collect();
+    words.sort_by_key(|w| std::cmp::Reverse(w.len()));
+    for word in words.iter().filter(|w| !w.is_empty()) {
+        let lowered: Vec<char> = chars.iter().copied().map(fold).collect();
+        let mut out: Vec<char> = Vec::with_capacity(chars.len());
+        let mut i = 0;
+        while i < chars.len() {
+            let fits = lowered[i..].starts_with(word)
+                && (i == 0 || !chars[i - 1].is_alphanumeric())
+                && chars.get(i + word.len()).is_none_or(|c| !c.is_alphanumeric());
+            if fits {
+                out.extend(SUBJECT.chars());
+                i += word.len();
+            } else {
+                out.push(chars[i]);
+                i += 1;
+            }
+        }
+        chars = out;
+    }
+    chars.into_iter().collect()
 }
 
 /// Replaces each of `forms` (lowercase) wherever it occurs in `text`, in any ASCII case.
@@ -139,8 +304,10 @@ fn replace_addresses(text: &str) -> String {
     while i < chars.len() {
         let at_len = if chars[i] == '@' {
             1
-        } else if chars[i] == '%' && chars.get(i + 1) == Some(&'4') && chars.get(i + 2) == Some(&'0') {
+        } else if starts_with_at(&chars[i..], "%40") {
             3
+        } else if starts_with_at(&chars[i..], "%2540") {
+            5
         } else {
             0
         };
@@ -172,6 +339,15 @@ fn replace_addresses(text: &str) -> String {
     }
     out.extend(&chars[start_of_pending..]);
     out
+}
+
+/// Whether `chars` begins with `pattern` (ASCII, any case).
+fn starts_with_at(chars: &[char], pattern: &str) -> bool {
+    chars.len() >= pattern.len()
+        && chars
+            .iter()
+            .zip(pattern.chars())
+            .all(|(c, p)| c.eq_ignore_ascii_case(&p))
 }
 
 /// Cuts the query off every `http://` or `https://` URL in `text`.
@@ -259,6 +435,34 @@ mod tests {
         // Not an address: an `@` without a domain, a decorator, a version.
         for text in ["@here", "x@y", "user@localhost", "a @ b.c"] {
             assert_eq!(scrub(text, &ids), text);
+        }
+    }
+
+    #[test]
+    fn phone_numbers_however_spaced_names_as_words_and_double_encoded_addresses() {
+        let mut ids = kari();
+        ids.names.push("Åse Tore".into());
+        ids.phones.push(Phone::parse("+1 212 555 1234", "US").unwrap());
+        for (text, kept) in [
+            ("ring +47 912 34 567 i dag", "ring [subject] i dag"),
+            ("ring 912 34 567.", "ring [subject]."),
+            ("(+47) 91234567", "([subject]"),
+            ("0047-912-34-567", "[subject]"),
+            ("call (212) 555-1234 now", "call ([subject] now"),
+            ("ÅSE TORE wrote", "[subject] wrote"),
+            // Not her number, not her name: a longer run, a word inside another word.
+            ("order 912345678 shipped", "order 912345678 shipped"),
+            (
+                "+47 912 34 567 (912 34 567, 22 33 44 55)",
+                "[subject] ([subject], 22 33 44 55)",
+            ),
+            (
+                "could not store records for åse toresen",
+                "could not store records for åse toresen",
+            ),
+            ("from ola%2540example.org", "from [address]"),
+        ] {
+            assert_eq!(scrub(text, &ids), kept, "{text}");
         }
     }
 

@@ -232,7 +232,11 @@ pub async fn audit_events(config: &Config, id: &str, as_json: bool) -> Result<Ex
                 e.processor.as_deref().map(|p| format!(" {p}")).unwrap_or_default(),
             );
             match (&e.note, e.detail["note"].is_string()) {
-                (Some(note), _) => note.lines().for_each(|line| println!("         {line}")),
+                // A note may quote a vendor: no escape sequence of theirs reaches the terminal.
+                (Some(note), _) => note.lines().for_each(|line| {
+                    let line: String = line.chars().map(|c| if c.is_control() { '?' } else { c }).collect();
+                    println!("         {line}")
+                }),
                 (None, true) => println!("         (note scrubbed)"),
                 (None, false) => {}
             }

@@ -96,8 +96,10 @@ impl Ledger {
     }
 
     /// Records why writing the bundle or confirmation failed; an audit event only when the
-    /// reason changes, so a failure retried every sweep does not flood the log.
-    pub async fn note_finalize_failure(&self, id: &str, error: &str) -> Result<()> {
+    /// reason changes, so a failure retried every sweep does not flood the log. `owner`, the
+    /// attempt that failed, gives its lease up so the next sweep tries at once; a lease
+    /// another attempt took meanwhile is left alone.
+    pub async fn note_finalize_failure(&self, id: &str, error: &str, owner: Option<&str>) -> Result<()> {
         let mut tx = self.pool.begin().await?;
         let changed = sqlx::query(
             "UPDATE requests SET finalize_error = $2, updated_at = $3 WHERE id = $1 AND status = 'in_progress' \
@@ -111,10 +113,15 @@ impl Ledger {
         .rows_affected()
             == 1;
         // Let the next sweep try at once rather than after the lease.
-        sqlx::query("UPDATE requests SET finalize_owner = NULL, finalize_until = NULL WHERE id = $1")
+        if let Some(owner) = owner {
+            sqlx::query(
+                "UPDATE requests SET finalize_owner = NULL, finalize_until = NULL WHERE id = $1 AND finalize_owner = $2",
+            )
             .bind(id)
+            .bind(owner)
             .execute(&mut *tx)
             .await?;
+        }
         if changed {
             self.insert_audit(
                 &mut tx,
