@@ -42,6 +42,14 @@ pub fn sent_by_subject(message: &Message, subject: &Identities) -> bool {
         .is_some_and(|a| subject.owns(IdentityKind::Email, a))
 }
 
+/// Message reads sent at once to one mailbox. Graph allows an app four concurrent requests
+/// per mailbox (https://learn.microsoft.com/en-us/graph/throttling-limits#outlook-service-limits),
+/// which the client's limiter enforces per mailbox: while a message's attachments are read,
+/// one read has just been answered, so at most three reads wait beside the attachment call.
+/// Never more than the limiter's four: a waiting read holds its permit, and a fifth would
+/// leave the attachment call none.
+const READS_IN_FLIGHT: usize = 4;
+
 /// A record for the bundle, under Graph's property names.
 fn record_data(record: &impl Serialize) -> Result<Value, ConnectorError> {
     serde_json::to_value(record).map_err(|e| {
@@ -171,13 +179,24 @@ impl Microsoft365 {
                 })
                 .await?;
             }
-            for found in messages {
-                // The search returned headers only; each message is read whole, exported,
-                // and let go, so a heavy correspondent's mail is never held at once.
-                let url = self
-                    .graph
-                    .url(&["users", &mailbox.key, "messages", &found.message.id], &[])?;
-                let full: Message = match self.graph.get(&mailbox.key, url).await {
+            // The search returned headers only; each message is read whole, exported, and
+            // let go, so a heavy correspondent's mail is never held at once. Up to
+            // READS_IN_FLIGHT reads overlap, answered in the search's order (the bundle is
+            // the same whatever order Graph answers in).
+            let mut reads = futures::stream::iter(messages.into_iter().map(|found| {
+                let mailbox = &mailbox;
+                async move {
+                    let url = self
+                        .graph
+                        .url(&["users", &mailbox.key, "messages", &found.message.id], &[])?;
+                    let read = self.graph.get::<Message>(&mailbox.key, url).await;
+                    Ok::<_, ConnectorError>((found, read))
+                }
+            }))
+            .buffered(READS_IN_FLIGHT);
+            while let Some(next) = reads.next().await {
+                let (found, read) = next?;
+                let full: Message = match read {
                     Ok(m) => m,
                     Err(e) if e.is_not_found() => continue,
                     Err(e) => return Err(needs_permission(e, "Mail.ReadWrite", "read mail")),

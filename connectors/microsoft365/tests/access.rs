@@ -303,3 +303,29 @@ async fn a_missing_secret_or_a_bad_tenant_is_named_when_the_connector_is_built()
     );
     assert_eq!(fake.with(|st| st.issued), 0, "nothing was asked of Graph");
 }
+
+/// Graph allows an app four concurrent requests per mailbox. The fake holds each mailbox call
+/// until four to that mailbox are in flight (or a short while passed): the most it ever saw at
+/// once is four only if the connector really sends four together, and never more.
+#[tokio::test]
+async fn a_mailboxs_messages_are_read_four_at_a_time_never_more_and_in_order() {
+    let s = setup("").await;
+    let (sequential, _) = access_of(&s.connector, KARI).await.unwrap();
+    let fake = GraphFake::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let text = fake.connector_toml(&dir.path().join("graph-secret")).unwrap();
+    let connector = Microsoft365::new(toml::from_str(&format!("{text}page_size = 4\n")).unwrap()).unwrap();
+    fake.hold_mailbox_calls_until(4, Duration::from_millis(150));
+    let (overlapped, summary) = access_of(&connector, KARI).await.unwrap();
+    let seen = fake.max_in_flight();
+    assert_eq!(
+        seen.values().max(),
+        Some(&4),
+        "four calls to one mailbox at once: {seen:?}"
+    );
+    assert!(seen.values().all(|n| *n <= 4), "never more than Graph allows: {seen:?}");
+    // The same records in the same order, whatever order Graph answered in.
+    assert_eq!(summary.found, 33);
+    let ids = |sink: &dsr_connector::MemorySink| sink.records.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&overlapped), ids(&sequential));
+}
