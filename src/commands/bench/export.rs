@@ -16,12 +16,7 @@ use serde_json::json;
 
 use crate::error::{CliError, bad_input};
 
-/// Peak resident memory of this process so far, in KiB (Linux `VmHWM`).
-fn peak_rss_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
+use super::peak_rss_kib;
 
 /// Bytes that compress about as badly as real attachments (xorshift noise).
 fn noise(seed: &mut u64, buf: &mut [u8]) {
