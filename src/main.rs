@@ -106,7 +106,7 @@ async fn dispatch(cli: &Cli) -> Result<ExitCode, CliError> {
         } => verify::audit_events(&config, id, json).await,
         Command::Bench {
             what: BenchCommand::Export { size, dir },
-        } => bench::export(*size, dir.as_deref()).await,
+        } => bench::export::export(*size, dir.as_deref()).await,
     }
 }
 

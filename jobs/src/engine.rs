@@ -230,6 +230,14 @@ impl Engine {
     ) -> Result<(), EngineError> {
         let settings = self.0.settings.queue.clone();
         let name = self.run_name("jobs");
+        if crate::queue::is_redis(&settings.url) {
+            // Every worker on this Redis shares each vendor's budget (issue 23: each keeping
+            // its own, two workers together were throttled by Graph).
+            match crate::queue::limits::RedisLimits::connect(&settings).await {
+                Ok(limits) => dsr_connector::http::share_limits(Some(std::sync::Arc::new(limits))),
+                Err(e) => tracing::warn!(error = %e, "vendor rate limits are kept by this worker alone"),
+            }
+        }
         let supervision = crate::queue::Supervision {
             give_up_after: self.0.settings.give_up_after,
             liveness: self.liveness().clone(),

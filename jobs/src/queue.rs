@@ -18,6 +18,7 @@ use apalis_sqlite::{SqlitePool, SqliteStorage};
 use dsr_connector::Processor;
 use serde::{Deserialize, Serialize};
 
+pub mod limits;
 mod supervisor;
 
 pub use supervisor::Supervision;
@@ -270,7 +271,7 @@ impl Queue {
     }
 }
 
-fn is_redis(url: &str) -> bool {
+pub fn is_redis(url: &str) -> bool {
     url.starts_with("redis://") || url.starts_with("rediss://")
 }
 

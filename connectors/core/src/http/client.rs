@@ -120,7 +120,7 @@ impl VendorClient {
         let mut retries = 0u32;
         loop {
             let _permit = match &self.limiter {
-                Some(limiter) => Some(limiter.acquire(key).await),
+                Some(limiter) => Some(limiter.acquire_in(self.processor.as_str(), key).await),
                 None => None,
             };
             let mut request = build(&self.http);

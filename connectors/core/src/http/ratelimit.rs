@@ -1,68 +1,367 @@
-//! Client-side rate limits per key (a mailbox, a property): a request rate with a burst, and
-//! a cap on requests in flight (Graph allows four concurrent requests per mailbox).
+//! Client-side rate limits per key (a mailbox, a property, a tenant, a site): a request rate
+//! with a burst, and a cap on requests in flight (Graph allows four concurrent requests per
+//! mailbox).
+//!
+//! Each process keeps its own limiter; when several workers share a vendor's budget (the
+//! Redis queue), the worker installs a [`SharedLimits`] backend with [`share_limits`] and
+//! every limiter also takes its rate and its place in flight there, so two workers together
+//! never send more than the vendor allows. A place in flight is a lease the holder renews
+//! while its call runs: a worker that dies gives its places back when the lease runs out.
+//! If the shared backend cannot be reached, the process's own limits still hold (and a
+//! warning says the budget is no longer shared) — a 429 then still waits for Retry-After.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use governor::{DefaultKeyedRateLimiter, Quota};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// `requests` per `per`, at most `concurrent` at once, per key.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
     pub requests: u32,
     pub per: Duration,
     pub concurrent: usize,
 }
 
-pub struct RateLimiter {
-    rate: DefaultKeyedRateLimiter<String>,
-    in_flight: Mutex<HashMap<String, Arc<Semaphore>>>,
-    concurrent: usize,
+impl Limits {
+    /// The time between two requests at the steady rate.
+    pub fn interval(&self) -> Duration {
+        (self.per / self.requests.max(1)).max(Duration::from_micros(1))
+    }
+
+    /// A name for these limits, so limiters with other limits never share a budget.
+    fn signature(&self) -> String {
+        format!("{}per{}ms-{}", self.requests, self.per.as_millis(), self.concurrent)
+    }
 }
 
-/// Holds a place in flight for one request; dropping it frees the place.
+/// A shared backend could not be asked.
+#[derive(Debug, thiserror::Error)]
+#[error("the shared rate limits could not be reached: {0}")]
+pub struct SharedLimitError(pub String);
+
+/// Where limits are held when several processes share a vendor's budget. Keys are the
+/// limiter's own (`{processor}/{limits}/{vendor key}`); a backend that stores them
+/// outside the process must not store the vendor key as it is (it may be a person's
+/// mailbox).
+#[async_trait::async_trait]
+pub trait SharedLimits: Send + Sync {
+    /// Takes one request from `key`'s rate if one is free now; otherwise takes nothing and
+    /// answers how long until one will be.
+    async fn take_rate(&self, key: &str, limits: Limits) -> Result<Option<Duration>, SharedLimitError>;
+
+    /// Takes a place in flight under `key` for `holder` if fewer than `limits.concurrent`
+    /// are held; a place not renewed within `lease` is free again.
+    async fn take_place(
+        &self,
+        key: &str,
+        holder: &str,
+        limits: Limits,
+        lease: Duration,
+    ) -> Result<bool, SharedLimitError>;
+
+    /// Extends `holder`'s place under `key` by `lease` from now.
+    async fn renew_place(&self, key: &str, holder: &str, lease: Duration) -> Result<(), SharedLimitError>;
+
+    /// Gives `holder`'s place under `key` back.
+    async fn release_place(&self, key: &str, holder: &str) -> Result<(), SharedLimitError>;
+}
+
+/// How long a shared place in flight lasts unless renewed: how soon a dead worker's places
+/// are free again. A live call renews its place every third of this.
+pub const PLACE_LEASE: Duration = Duration::from_secs(15);
+
+/// The longest pause between two tries for a shared place in flight.
+const MOST_PLACE_PAUSE: Duration = Duration::from_millis(40);
+
+static SHARED: RwLock<Option<Arc<dyn SharedLimits>>> = RwLock::new(None);
+
+/// Makes every limiter in this process also take its rate and places from `backend` (the
+/// worker does this when its queue is Redis); `None` keeps limits within the process.
+pub fn share_limits(backend: Option<Arc<dyn SharedLimits>>) {
+    let mut shared = SHARED.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+    *shared = backend;
+}
+
+fn installed() -> Option<Arc<dyn SharedLimits>> {
+    SHARED.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+}
+
+pub struct RateLimiter {
+    limits: Limits,
+    rate: DefaultKeyedRateLimiter<String>,
+    in_flight: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// A backend for this limiter alone (tests); otherwise the process's, if any.
+    shared: Option<Arc<dyn SharedLimits>>,
+}
+
+/// Holds a place in flight for one request; dropping it frees the place (in the process
+/// at once, in the shared backend as soon as the runtime gets to it).
 pub struct Permit {
     _permit: Option<OwnedSemaphorePermit>,
+    _shared: Option<SharedPlace>,
+}
+
+/// A place held in a shared backend, renewed while held.
+struct SharedPlace {
+    backend: Arc<dyn SharedLimits>,
+    key: String,
+    holder: String,
+    renewal: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for SharedPlace {
+    fn drop(&mut self) {
+        self.renewal.abort();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let (backend, key, holder) = (
+                self.backend.clone(),
+                std::mem::take(&mut self.key),
+                std::mem::take(&mut self.holder),
+            );
+            runtime.spawn(async move {
+                if let Err(e) = backend.release_place(&key, &holder).await {
+                    // The lease runs out on its own.
+                    tracing::debug!(error = %e, "could not give a shared place in flight back");
+                }
+            });
+        }
+    }
+}
+
+/// A name no other holder in any process has: the process, a counter and the time.
+fn holder_name() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{}-{n}-{nanos}", std::process::id())
+}
+
+/// Says, at most once a minute per process, that limits are no longer shared.
+fn warn_unshared(error: &SharedLimitError) {
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let last = LAST.load(Ordering::Relaxed);
+    if now >= last + 60
+        && LAST
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+    {
+        tracing::warn!(
+            error = %error,
+            "vendor rate limits are held by this worker alone until the shared backend answers again; \
+             several workers may be throttled by the vendor meanwhile"
+        );
+    }
+}
+
+/// A pause of about `base`, spread so that waiting workers do not all ask at once.
+fn spread(base: Duration, salt: u64) -> Duration {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0) as u64;
+    let spread = (nanos ^ salt.wrapping_mul(0x9E37_79B9_7F4A_7C15)) % (base.as_micros() as u64 + 1);
+    base / 2 + Duration::from_micros(spread / 2)
 }
 
 impl RateLimiter {
     pub fn new(limits: Limits) -> RateLimiter {
         let requests = NonZeroU32::new(limits.requests.max(1)).unwrap_or(NonZeroU32::MIN);
-        let period = (limits.per / requests.get()).max(Duration::from_nanos(1));
-        let quota = Quota::with_period(period)
+        let quota = Quota::with_period(limits.interval())
             .unwrap_or_else(|| Quota::per_second(requests))
             .allow_burst(requests);
         RateLimiter {
+            limits: Limits {
+                concurrent: limits.concurrent.max(1),
+                requests: requests.get(),
+                ..limits
+            },
             rate: governor::RateLimiter::keyed(quota),
             in_flight: Mutex::new(HashMap::new()),
-            concurrent: limits.concurrent.max(1),
+            shared: None,
         }
+    }
+
+    /// This limiter takes its budget from `backend` too (instead of the process's).
+    pub fn with_shared(mut self, backend: Arc<dyn SharedLimits>) -> RateLimiter {
+        self.shared = Some(backend);
+        self
+    }
+
+    pub fn limits(&self) -> Limits {
+        self.limits
     }
 
     fn semaphore(&self, key: &str) -> Arc<Semaphore> {
         let mut map = self.in_flight.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         map.entry(key.to_string())
-            .or_insert_with(|| Arc::new(Semaphore::new(self.concurrent)))
+            .or_insert_with(|| Arc::new(Semaphore::new(self.limits.concurrent)))
             .clone()
     }
 
     /// Waits until `key` may send another request.
     pub async fn acquire(&self, key: &str) -> Permit {
+        self.acquire_in("", key).await
+    }
+
+    /// Waits until `key` of `scope` (the processor) may send another request: within this
+    /// process, then in the shared backend if there is one.
+    pub async fn acquire_in(&self, scope: &str, key: &str) -> Permit {
         let semaphore = self.semaphore(key);
         // The semaphores are never closed, so acquiring only waits.
         let permit = semaphore.acquire_owned().await.ok();
         self.rate.until_key_ready(&key.to_string()).await;
-        Permit { _permit: permit }
+        let shared = match self.shared.clone().or_else(installed) {
+            Some(backend) => {
+                let key = format!("{scope}/{}/{key}", self.limits.signature());
+                self.take_shared(backend, key).await
+            }
+            None => None,
+        };
+        Permit {
+            _permit: permit,
+            _shared: shared,
+        }
     }
 
-    /// Whether `key` could send right now without waiting (uses up the rate if so).
+    async fn take_shared(&self, backend: Arc<dyn SharedLimits>, key: String) -> Option<SharedPlace> {
+        let holder = holder_name();
+        let mut pause = Duration::from_millis(2);
+        let mut tries = 0u64;
+        loop {
+            match backend.take_place(&key, &holder, self.limits, PLACE_LEASE).await {
+                Ok(true) => break,
+                Ok(false) => {
+                    tries += 1;
+                    tokio::time::sleep(spread(pause, tries)).await;
+                    pause = (pause * 2).min(MOST_PLACE_PAUSE);
+                }
+                Err(e) => {
+                    warn_unshared(&e);
+                    return None;
+                }
+            }
+        }
+        let renewal = {
+            let (backend, key, holder) = (backend.clone(), key.clone(), holder.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(PLACE_LEASE / 3).await;
+                    if let Err(e) = backend.renew_place(&key, &holder, PLACE_LEASE).await {
+                        tracing::debug!(error = %e, "could not renew a shared place in flight");
+                    }
+                }
+            })
+        };
+        let place = SharedPlace {
+            backend: backend.clone(),
+            key,
+            holder,
+            renewal,
+        };
+        loop {
+            match backend.take_rate(&place.key, self.limits).await {
+                Ok(None) => return Some(place),
+                Ok(Some(wait)) => tokio::time::sleep(wait.min(self.limits.per)).await,
+                Err(e) => {
+                    warn_unshared(&e);
+                    return Some(place);
+                }
+            }
+        }
+    }
+
+    /// Whether `key` could send right now without waiting (uses up the rate if so). Local
+    /// only: for tests of the process's own limits.
     pub fn try_acquire(&self, key: &str) -> Option<Permit> {
         let permit = self.semaphore(key).try_acquire_owned().ok()?;
         self.rate.check_key(&key.to_string()).ok()?;
-        Some(Permit { _permit: Some(permit) })
+        Some(Permit {
+            _permit: Some(permit),
+            _shared: None,
+        })
+    }
+}
+
+/// [`SharedLimits`] held in this process: what the Redis backend does, for tests of the
+/// limiter's use of a backend (two limiters sharing one budget as two workers would).
+#[derive(Default)]
+pub struct MemoryLimits {
+    state: Mutex<MemoryState>,
+}
+
+#[derive(Default)]
+struct MemoryState {
+    /// The theoretical arrival time of the next request (GCRA), per key.
+    tat: HashMap<String, std::time::Instant>,
+    /// Places in flight per key: holder and when the lease ends.
+    places: HashMap<String, HashMap<String, std::time::Instant>>,
+}
+
+impl MemoryLimits {
+    fn state(&self) -> std::sync::MutexGuard<'_, MemoryState> {
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[async_trait::async_trait]
+impl SharedLimits for MemoryLimits {
+    async fn take_rate(&self, key: &str, limits: Limits) -> Result<Option<Duration>, SharedLimitError> {
+        let now = std::time::Instant::now();
+        let mut state = self.state();
+        let interval = limits.interval();
+        let tat = state.tat.get(key).copied().unwrap_or(now).max(now);
+        let next = tat + interval;
+        let allowed_from = next.checked_sub(interval * limits.requests.max(1)).unwrap_or(now);
+        if allowed_from > now {
+            return Ok(Some(allowed_from - now));
+        }
+        state.tat.insert(key.to_string(), next);
+        Ok(None)
+    }
+
+    async fn take_place(
+        &self,
+        key: &str,
+        holder: &str,
+        limits: Limits,
+        lease: Duration,
+    ) -> Result<bool, SharedLimitError> {
+        let now = std::time::Instant::now();
+        let mut state = self.state();
+        let places = state.places.entry(key.to_string()).or_default();
+        places.retain(|_, until| *until > now);
+        if places.contains_key(holder) || places.len() < limits.concurrent {
+            places.insert(holder.to_string(), now + lease);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    async fn renew_place(&self, key: &str, holder: &str, lease: Duration) -> Result<(), SharedLimitError> {
+        let now = std::time::Instant::now();
+        if let Some(until) = self.state().places.get_mut(key).and_then(|p| p.get_mut(holder)) {
+            *until = now + lease;
+        }
+        Ok(())
+    }
+
+    async fn release_place(&self, key: &str, holder: &str) -> Result<(), SharedLimitError> {
+        if let Some(places) = self.state().places.get_mut(key) {
+            places.remove(holder);
+        }
+        Ok(())
     }
 }
 
@@ -100,5 +399,85 @@ mod tests {
         assert!(limiter.try_acquire("m").is_none(), "two in flight at most");
         drop(a);
         assert!(limiter.try_acquire("m").is_some(), "a finished request frees its place");
+    }
+
+    /// Two limiters sharing one backend (two workers on one Redis) hold four places
+    /// together, not four each, and a freed place lets a waiting one through.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_limiters_sharing_a_backend_hold_the_limit_together() {
+        let backend: Arc<dyn SharedLimits> = Arc::new(MemoryLimits::default());
+        let limits = Limits {
+            requests: 10_000,
+            per: Duration::from_secs(1),
+            concurrent: 4,
+        };
+        let one = Arc::new(RateLimiter::new(limits).with_shared(backend.clone()));
+        let two = Arc::new(RateLimiter::new(limits).with_shared(backend.clone()));
+        let mut held = Vec::new();
+        for i in 0..4 {
+            let limiter = if i % 2 == 0 { &one } else { &two };
+            held.push(limiter.acquire_in("microsoft365", "mailbox").await);
+        }
+        let fifth = {
+            let two = two.clone();
+            tokio::spawn(async move { two.acquire_in("microsoft365", "mailbox").await })
+        };
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert!(
+            !fifth.is_finished(),
+            "a fifth call waits while four are in flight across both"
+        );
+        // Another key has its own places.
+        let _other = tokio::time::timeout(Duration::from_secs(5), one.acquire_in("microsoft365", "other"))
+            .await
+            .expect("another mailbox is not held up");
+        held.pop();
+        let fifth = tokio::time::timeout(Duration::from_secs(5), fifth)
+            .await
+            .expect("a freed place lets the waiting call through")
+            .unwrap();
+        drop(fifth);
+    }
+
+    /// A place whose holder stops renewing it (a worker killed) is free once its lease ends.
+    #[tokio::test]
+    async fn a_place_nobody_renews_expires() {
+        let backend = MemoryLimits::default();
+        let limits = Limits {
+            requests: 100,
+            per: Duration::from_secs(1),
+            concurrent: 1,
+        };
+        let lease = Duration::from_millis(50);
+        assert!(backend.take_place("k", "dead", limits, lease).await.unwrap());
+        assert!(
+            !backend.take_place("k", "live", limits, lease).await.unwrap(),
+            "the place is held"
+        );
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        assert!(
+            backend.take_place("k", "live", limits, lease).await.unwrap(),
+            "the dead holder's lease ran out"
+        );
+    }
+
+    /// The shared rate allows the burst, then one request per interval (GCRA).
+    #[tokio::test]
+    async fn the_shared_rate_allows_the_burst_then_waits_one_interval() {
+        let backend = MemoryLimits::default();
+        let limits = Limits {
+            requests: 3,
+            per: Duration::from_secs(30),
+            concurrent: 10,
+        };
+        for _ in 0..3 {
+            assert_eq!(backend.take_rate("k", limits).await.unwrap(), None, "within the burst");
+        }
+        let wait = backend.take_rate("k", limits).await.unwrap().expect("past the burst");
+        assert!(
+            wait > Duration::from_secs(9) && wait <= Duration::from_secs(10),
+            "{wait:?}"
+        );
+        assert_eq!(backend.take_rate("other", limits).await.unwrap(), None);
     }
 }
