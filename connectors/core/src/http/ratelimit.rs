@@ -33,6 +33,18 @@ impl Limits {
         (self.per / self.requests.max(1)).max(Duration::from_micros(1))
     }
 
+    /// These limits with a window `scale` times shorter and a burst `scale` times smaller:
+    /// the same steady rate, met sooner (at least one request per window).
+    pub fn scaled(&self, scale: u32) -> Limits {
+        let scale = scale.max(1);
+        let requests = (self.requests / scale).max(1);
+        Limits {
+            requests,
+            per: self.per.mul_f64(f64::from(requests) / f64::from(self.requests.max(1))),
+            concurrent: self.concurrent,
+        }
+    }
+
     /// A name for these limits, so limiters with other limits never share a budget.
     fn signature(&self) -> String {
         format!("{}per{}ms-{}", self.requests, self.per.as_millis(), self.concurrent)
@@ -76,7 +88,7 @@ pub trait SharedLimits: Send + Sync {
 pub const PLACE_LEASE: Duration = Duration::from_secs(15);
 
 /// The longest pause between two tries for a shared place in flight.
-const MOST_PLACE_PAUSE: Duration = Duration::from_millis(40);
+const MOST_PLACE_PAUSE: Duration = Duration::from_millis(10);
 
 static SHARED: RwLock<Option<Arc<dyn SharedLimits>>> = RwLock::new(None);
 
@@ -175,8 +187,24 @@ fn spread(base: Duration, salt: u64) -> Duration {
     base / 2 + Duration::from_micros(spread / 2)
 }
 
+/// `DSR_LIMIT_SCALE=k`, for the limits benchmark only (`dsr bench limits` sets it for the
+/// workers it starts, and its fakes enforce the same): every limiter's window k times
+/// shorter and burst k times smaller, so a run reaches a vendor's steady rate in a minute
+/// rather than ten. Never more than the documented rate: only the burst shrinks.
+fn bench_scale() -> u32 {
+    static SCALE: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *SCALE.get_or_init(|| {
+        std::env::var("DSR_LIMIT_SCALE")
+            .ok()
+            .and_then(|v| v.parse::<u32>().ok())
+            .filter(|k| *k > 1)
+            .unwrap_or(1)
+    })
+}
+
 impl RateLimiter {
     pub fn new(limits: Limits) -> RateLimiter {
+        let limits = limits.scaled(bench_scale());
         let requests = NonZeroU32::new(limits.requests.max(1)).unwrap_or(NonZeroU32::MIN);
         let quota = Quota::with_period(limits.interval())
             .unwrap_or_else(|| Quota::per_second(requests))
@@ -459,6 +487,22 @@ mod tests {
             backend.take_place("k", "live", limits, lease).await.unwrap(),
             "the dead holder's lease ran out"
         );
+    }
+
+    #[test]
+    fn a_scaled_limit_keeps_the_rate_and_shrinks_the_burst() {
+        let graph = Limits {
+            requests: 10_000,
+            per: Duration::from_secs(600),
+            concurrent: 4,
+        };
+        let scaled = graph.scaled(20);
+        assert_eq!(scaled.requests, 500);
+        assert_eq!(scaled.per, Duration::from_secs(30));
+        assert_eq!(scaled.interval(), graph.interval());
+        assert_eq!(scaled.concurrent, 4);
+        assert_eq!(graph.scaled(1), graph);
+        assert_eq!(graph.scaled(0), graph);
     }
 
     /// The shared rate allows the burst, then one request per interval (GCRA).
