@@ -99,7 +99,7 @@ impl SharedLimits for RedisLimits {
             .take_rate
             .key(self.key("rate", key))
             .arg(limits.interval().as_micros().max(1) as u64)
-            .arg(limits.requests.max(1))
+            .arg(limits.burst())
             .invoke_async(&mut conn)
             .await
             .map_err(failed)?;

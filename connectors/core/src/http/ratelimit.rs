@@ -12,7 +12,7 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -31,6 +31,13 @@ impl Limits {
     /// The time between two requests at the steady rate.
     pub fn interval(&self) -> Duration {
         (self.per / self.requests.max(1)).max(Duration::from_micros(1))
+    }
+
+    /// How many requests dsr sends at once before keeping to the steady rate: the vendor's
+    /// burst less a twentieth, so that calls a little late or early on the way (the vendor
+    /// counts arrivals on its clock) never find the vendor's budget empty.
+    pub fn burst(&self) -> u32 {
+        (self.requests - self.requests / 20).max(1)
     }
 
     /// These limits with a window `scale` times shorter and a burst `scale` times smaller:
@@ -187,28 +194,23 @@ fn spread(base: Duration, salt: u64) -> Duration {
     base / 2 + Duration::from_micros(spread / 2)
 }
 
-/// `DSR_LIMIT_SCALE=k`, for the limits benchmark only (`dsr bench limits` sets it for the
-/// workers it starts, and its fakes enforce the same): every limiter's window k times
-/// shorter and burst k times smaller, so a run reaches a vendor's steady rate in a minute
-/// rather than ten. Never more than the documented rate: only the burst shrinks.
-fn bench_scale() -> u32 {
-    static SCALE: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
-    *SCALE.get_or_init(|| {
-        std::env::var("DSR_LIMIT_SCALE")
-            .ok()
-            .and_then(|v| v.parse::<u32>().ok())
-            .filter(|k| *k > 1)
-            .unwrap_or(1)
-    })
+static LIMIT_SCALE: AtomicU32 = AtomicU32::new(1);
+
+/// For the limits benchmark only (`dsr bench limits`, whose fakes enforce the same): every
+/// limiter made after this has a window `scale` times shorter and a burst `scale` times
+/// smaller, so a run reaches a vendor's steady rate in a minute rather than ten. The rate
+/// itself stays the documented one.
+pub fn scale_limits_for_benchmark(scale: u32) {
+    LIMIT_SCALE.store(scale.max(1), Ordering::Relaxed);
 }
 
 impl RateLimiter {
     pub fn new(limits: Limits) -> RateLimiter {
-        let limits = limits.scaled(bench_scale());
+        let limits = limits.scaled(LIMIT_SCALE.load(Ordering::Relaxed));
         let requests = NonZeroU32::new(limits.requests.max(1)).unwrap_or(NonZeroU32::MIN);
         let quota = Quota::with_period(limits.interval())
             .unwrap_or_else(|| Quota::per_second(requests))
-            .allow_burst(requests);
+            .allow_burst(NonZeroU32::new(limits.burst()).unwrap_or(NonZeroU32::MIN));
         RateLimiter {
             limits: Limits {
                 concurrent: limits.concurrent.max(1),
@@ -351,7 +353,7 @@ impl SharedLimits for MemoryLimits {
         let interval = limits.interval();
         let tat = state.tat.get(key).copied().unwrap_or(now).max(now);
         let next = tat + interval;
-        let allowed_from = next.checked_sub(interval * limits.requests.max(1)).unwrap_or(now);
+        let allowed_from = next.checked_sub(interval * limits.burst()).unwrap_or(now);
         if allowed_from > now {
             return Ok(Some(allowed_from - now));
         }
