@@ -5,7 +5,8 @@
 //! rule item by item (`dsr_connector::check_plan`).
 
 use dsr_connector::{
-    ByteStream, FileMeta, Identities, Processor, Record, RecordSink, SinkError, StoredFile, check_claims,
+    ByteStream, FileMeta, FileSlot, Identities, Processor, Record, RecordSink, SinkError, SlotFile, StoredFile,
+    check_claims,
 };
 
 use crate::spool::SpoolWriter;
@@ -50,6 +51,14 @@ impl RecordSink for CheckedSpool<'_> {
 
     async fn attach(&mut self, file: FileMeta, body: ByteStream<'_>) -> Result<StoredFile, SinkError> {
         self.spool.attach(file, body).await
+    }
+
+    fn reserve(&mut self, file: FileMeta) -> FileSlot {
+        self.spool.reserve(file)
+    }
+
+    async fn keep(&mut self, stored: SlotFile) -> Result<StoredFile, SinkError> {
+        self.spool.keep(stored).await
     }
 }
 
@@ -127,5 +136,68 @@ mod tests {
             [r#"{"email":"KARI.NORDMANN@example.no"}"#],
             "only hers, and no file of theirs"
         );
+    }
+
+    #[tokio::test]
+    async fn files_stored_at_once_go_with_a_refused_record_and_stay_with_a_kept_one() {
+        let store = ExportStore::in_memory();
+        let mut spool = SpoolWriter::create(&store, spool_key("r", Processor::Microsoft365, 1));
+        let kari = Identities {
+            emails: vec![Email::parse("kari.nordmann@example.no").unwrap()],
+            ..Default::default()
+        };
+        let meta = |name: &str| FileMeta {
+            folder: "attachments".into(),
+            name: name.into(),
+            media_type: "text/plain".into(),
+        };
+        let body =
+            |text: &'static str| futures::stream::iter(vec![Ok(bytes::Bytes::from_static(text.as_bytes()))]).boxed();
+        {
+            let mut checked = CheckedSpool::new(&mut spool, &kari, Processor::Microsoft365, "r");
+            let slots = [meta("theirs-1.txt"), meta("theirs-2.txt"), meta("hers.txt")].map(|m| checked.reserve(m));
+            let [t1, t2, hers] = slots;
+            // Stored together, the last reserved first.
+            let (hers, t2, t1) = futures::join!(hers.store(body("hers")), t2.store(body("t2")), t1.store(body("t1")));
+            checked.keep(t1.unwrap()).await.unwrap();
+            checked.keep(t2.unwrap()).await.unwrap();
+            checked
+                .accept(record(
+                    json!({"email": "annkari.nordmann@example.no"}),
+                    vec![MatchClaim::email("/email")],
+                ))
+                .await
+                .unwrap();
+            let kept = checked.keep(hers.unwrap()).await.unwrap();
+            assert_eq!(kept.path, "attachments/0003-hers.txt");
+            checked
+                .accept(record(
+                    json!({"email": "kari.nordmann@example.no", "file": kept.path}),
+                    vec![MatchClaim::email("/email")],
+                ))
+                .await
+                .unwrap();
+        }
+        assert_eq!(spool.dropped(), 1);
+        let committed = spool.commit().await.unwrap();
+        let mut listed = Vec::new();
+        read_spool(&store, &committed, |entry| {
+            if let SpoolEntry::File(f) = entry {
+                listed.push(f.path);
+            }
+            Ok(())
+        })
+        .await
+        .unwrap();
+        assert_eq!(listed, ["attachments/0003-hers.txt"]);
+        let left: Vec<String> = store
+            .list(None)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(k, _)| k.to_string())
+            .collect();
+        assert!(left.iter().all(|k| !k.contains("theirs")), "{left:?}");
+        assert!(left.iter().any(|k| k.ends_with("0003-hers.txt")), "{left:?}");
     }
 }

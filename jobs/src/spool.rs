@@ -3,10 +3,11 @@
 //! ledger accepted, so it never matters which machine ran which task, and a re-delivered
 //! task writes a new attempt file rather than adding to an old one.
 
-use dsr_connector::{ByteStream, FileMeta, Processor, Record, RecordSink, SinkError, StoredFile, safe_file_name};
-use futures::StreamExt;
+use dsr_connector::{
+    ByteStream, FileMeta, FileOut, FileSlot, Processor, Record, RecordSink, SinkError, SlotFile, StoredFile,
+    numbered_path,
+};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 use crate::storage::{ExportStore, Key, ObjectWriter, StorageError, key};
@@ -42,6 +43,8 @@ pub struct SpoolWriter {
     store: ExportStore,
     out: ObjectWriter,
     stored: Vec<Key>,
+    /// Files named (reserved) and not yet handed back with `keep`: gone at commit.
+    unkept: Vec<Key>,
     /// Files stored since the last record, listed only when their record is kept.
     pending: Vec<(Key, StoredFile)>,
     count: u64,
@@ -57,6 +60,7 @@ impl SpoolWriter {
             store: store.clone(),
             out: store.writer(spool),
             stored: Vec::new(),
+            unkept: Vec::new(),
             pending: Vec::new(),
             count: 0,
             provided: 0,
@@ -89,7 +93,8 @@ impl SpoolWriter {
 
     /// Completes the spool; returns its key. Files no record claimed are not kept.
     pub async fn commit(mut self) -> Result<Key, StorageError> {
-        for (key, _) in std::mem::take(&mut self.pending) {
+        let pending = std::mem::take(&mut self.pending).into_iter().map(|(key, _)| key);
+        for key in pending.chain(std::mem::take(&mut self.unkept)) {
             let _ = self.store.delete(&key).await;
             self.stored.retain(|k| k != &key);
         }
@@ -135,43 +140,54 @@ impl RecordSink for SpoolWriter {
         Ok(())
     }
 
-    async fn attach(&mut self, file: FileMeta, mut body: ByteStream<'_>) -> Result<StoredFile, SinkError> {
+    async fn attach(&mut self, file: FileMeta, body: ByteStream<'_>) -> Result<StoredFile, SinkError> {
+        let stored = self.reserve(file).store(body).await?;
+        self.keep(stored).await
+    }
+
+    /// Names the file now, in call order (`{folder}/{n:04}-{name}`), and writes it straight to
+    /// the export storage beside the spool; several may be written at once.
+    fn reserve(&mut self, file: FileMeta) -> FileSlot {
         self.files += 1;
-        let relative = format!(
-            "{}/{:04}-{}",
-            safe_file_name(&file.folder),
-            self.files,
-            safe_file_name(&file.name)
-        );
-        let mut out = self.store.writer(file_key(self.out.key(), &relative));
-        let mut hasher = Sha256::new();
-        let mut bytes = 0u64;
-        while let Some(chunk) = body.next().await {
-            let chunk = match chunk {
-                Ok(chunk) => chunk,
-                Err(e) => {
-                    out.abort().await;
-                    return Err(SinkError(format!("the vendor's file broke off: {e}")));
-                }
-            };
-            hasher.update(&chunk);
-            bytes += chunk.len() as u64;
-            if let Err(e) = out.write(&chunk).await {
-                out.abort().await;
-                return Err(SinkError(e.to_string()));
-            }
-        }
-        let stored_key = out.commit().await.map_err(|e| SinkError(e.to_string()))?;
-        self.stored.push(stored_key.clone());
-        let stored = StoredFile {
-            path: relative,
-            media_type: file.media_type,
-            bytes,
-            sha256: hex::encode(hasher.finalize()),
+        let relative = numbered_path(&file, self.files);
+        let key = file_key(self.out.key(), &relative);
+        // Remembered before a byte is written: a discarded attempt removes it however far
+        // its write got.
+        self.stored.push(key.clone());
+        self.unkept.push(key.clone());
+        FileSlot::new(file, relative, Box::new(SpoolFile(self.store.writer(key))))
+    }
+
+    async fn keep(&mut self, stored: SlotFile) -> Result<StoredFile, SinkError> {
+        let key = file_key(self.out.key(), &stored.file.path);
+        let Some(at) = self.unkept.iter().position(|k| k == &key) else {
+            return Err(SinkError(format!(
+                "{} was not reserved in this spool",
+                stored.file.path
+            )));
         };
+        self.unkept.remove(at);
         // Listed with its record: a file whose record is dropped goes with it.
-        self.pending.push((stored_key, stored.clone()));
-        Ok(stored)
+        self.pending.push((key, stored.file.clone()));
+        Ok(stored.file)
+    }
+}
+
+/// A file beside a spool, written as its bytes arrive.
+struct SpoolFile(ObjectWriter);
+
+#[async_trait::async_trait]
+impl FileOut for SpoolFile {
+    async fn write(&mut self, chunk: &[u8]) -> Result<(), SinkError> {
+        self.0.write(chunk).await.map_err(|e| SinkError(e.to_string()))
+    }
+
+    async fn commit(self: Box<Self>) -> Result<(), SinkError> {
+        self.0.commit().await.map(|_| ()).map_err(|e| SinkError(e.to_string()))
+    }
+
+    async fn abort(self: Box<Self>) {
+        self.0.abort().await;
     }
 }
 
@@ -197,6 +213,8 @@ pub async fn read_spool(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures::StreamExt;
+    use sha2::Digest;
 
     #[tokio::test]
     async fn only_committed_spools_are_visible_and_read_back_whole() {
@@ -300,5 +318,99 @@ mod tests {
         assert_eq!(entries, 0, "neither the record nor its file is listed");
         let left = store.list(None).await.unwrap();
         assert!(left.iter().all(|(k, _)| !k.to_string().contains("theirs")), "{left:?}");
+    }
+
+    /// A body fed chunk by chunk from the test, so stores can be made to finish in any order.
+    fn fed() -> (
+        futures::channel::mpsc::UnboundedSender<std::io::Result<bytes::Bytes>>,
+        ByteStream<'static>,
+    ) {
+        let (tx, rx) = futures::channel::mpsc::unbounded();
+        (tx, rx.boxed())
+    }
+
+    fn meta(name: &str) -> FileMeta {
+        FileMeta {
+            folder: "attachments".into(),
+            name: name.into(),
+            media_type: "text/plain".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn files_stored_at_once_keep_the_names_and_places_they_were_reserved_with() {
+        let store = ExportStore::in_memory();
+        let mut writer = SpoolWriter::create(&store, spool_key("r4", Processor::Microsoft365, 1));
+        let slots = [meta("a.txt"), meta("b.txt"), meta("a.txt")].map(|m| writer.reserve(m));
+        let paths: Vec<_> = slots.iter().map(|s| s.path().unwrap().to_string()).collect();
+        assert_eq!(
+            paths,
+            [
+                "attachments/0001-a.txt",
+                "attachments/0002-b.txt",
+                "attachments/0003-a.txt"
+            ]
+        );
+        let (feeds, bodies): (Vec<_>, Vec<_>) = (0..3).map(|_| fed()).unzip();
+        let stores = futures::future::join_all(slots.into_iter().zip(bodies).map(|(slot, body)| slot.store(body)));
+        // Interleaved chunks, and the last reserved finishes first.
+        let feeding = async move {
+            for round in 0..3 {
+                for (i, feed) in feeds.iter().enumerate().rev() {
+                    feed.unbounded_send(Ok(bytes::Bytes::from(format!("{i}{round}"))))
+                        .unwrap();
+                    tokio::task::yield_now().await;
+                }
+            }
+            for feed in feeds.iter().rev() {
+                feed.close_channel();
+                tokio::task::yield_now().await;
+            }
+        };
+        let (stored, ()) = futures::join!(stores, feeding);
+        let mut kept = Vec::new();
+        for file in stored {
+            kept.push(writer.keep(file.unwrap()).await.unwrap());
+        }
+        let record = |id: &str| Record {
+            category: "mail".into(),
+            id: Some(id.into()),
+            provided_by_subject: false,
+            data: serde_json::json!({}),
+            claims: vec![],
+        };
+        writer.accept(record("m1")).await.unwrap();
+        let committed = writer.commit().await.unwrap();
+        for (i, file) in kept.iter().enumerate() {
+            assert_eq!(file.path, paths[i]);
+            let bytes = store.get(&file_key(&committed, &file.path)).await.unwrap();
+            assert_eq!(String::from_utf8_lossy(&bytes), format!("{i}0{i}1{i}2"));
+            assert_eq!(file.sha256, hex::encode(sha2::Sha256::digest(&bytes)));
+        }
+        let mut seen = Vec::new();
+        read_spool(&store, &committed, |entry| {
+            seen.push(match entry {
+                SpoolEntry::Record(r) => r.id.unwrap(),
+                SpoolEntry::File(f) => f.path,
+            });
+            Ok(())
+        })
+        .await
+        .unwrap();
+        assert_eq!(seen, [&paths[0], &paths[1], &paths[2], "m1"]);
+    }
+
+    #[tokio::test]
+    async fn a_reserved_file_never_kept_is_not_left_behind() {
+        let store = ExportStore::in_memory();
+        let mut writer = SpoolWriter::create(&store, spool_key("r5", Processor::Microsoft365, 1));
+        let slot = writer.reserve(meta("orphan.txt"));
+        let body = futures::stream::iter(vec![Ok(bytes::Bytes::from_static(b"x"))]).boxed();
+        let stored = slot.store(body).await.unwrap();
+        assert!(stored.held.is_none(), "written to the storage, not held");
+        let committed = writer.commit().await.unwrap();
+        let left = store.list(None).await.unwrap();
+        assert_eq!(left.len(), 1, "the spool only: {left:?}");
+        assert_eq!(left[0].0, committed);
     }
 }

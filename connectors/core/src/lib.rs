@@ -24,5 +24,8 @@ pub use plan::{
     check_plan,
 };
 pub use processor::{Processor, UnknownProcessor};
-pub use record::{ByteStream, FileMeta, MemorySink, Record, RecordSink, SinkError, StoredFile, safe_file_name};
+pub use record::{
+    ByteStream, FileMeta, FileOut, FileSlot, MemorySink, Record, RecordSink, SinkError, SlotFile, StoredFile,
+    numbered_path, safe_file_name,
+};
 pub use secret::{SecretError, SecretRef, section_enabled};

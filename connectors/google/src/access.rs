@@ -17,12 +17,13 @@ use dsr_connector::http::{PageGuard, path_segment};
 use dsr_connector::{
     AccessSummary, ConnectorError, DecodeError, FileMeta, Identities, IdentityKind, Record, RecordSink, decode,
 };
+use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::Google;
 use crate::client::{MAX_ROW_PAGES, PROCESSOR};
-use crate::gmail::{CATEGORY as MAIL, MailMeta};
+use crate::gmail::{CATEGORY as MAIL, FoundMail, MailMeta};
 use crate::people::{Book, person_claims};
 use crate::wire::{Person, QueryResponse, RawMessage, TableCell, TableFieldSchema, TableRow};
 
@@ -31,6 +32,13 @@ use crate::wire::{Person, QueryResponse, RawMessage, TableCell, TableFieldSchema
 /// "Note that the maximum message size is 150MB"), sent base64url (4 bytes for each 3) in a
 /// small JSON object; every other Gmail answer keeps core's default limit.
 pub const RAW_MESSAGE_LIMIT: usize = 150 * 1024 * 1024 / 3 * 4 + 1024 * 1024;
+
+/// Raw messages downloaded at once. Gmail sends each whole (no stream), and answers are kept
+/// in the search's order, so up to this many messages (each at most [`RAW_MESSAGE_LIMIT`]) are
+/// held at once: fewer than the per-user limit allows, to keep memory bounded (two: a
+/// download overlaps the next while the worst case stays at two 201 MiB answers, where one
+/// at a time already allowed one; most mail is a few KiB, and the overlap is what counts).
+const DOWNLOADS_IN_FLIGHT: usize = 2;
 
 /// The subject's events over the export's daily tables, and its intraday tables only for
 /// days that have no daily table yet: while both exist for a day they hold the same events,
@@ -160,7 +168,23 @@ impl Google {
     ) -> Result<AccessSummary, ConnectorError> {
         let searched = searched(subject);
         let mut notes = Vec::new();
-        let events = match self.export_events(subject, sink).await? {
+        // Her mail's headers and her contacts are found in every mailbox together, while the
+        // Analytics events stream into the sink: the two need nothing from each other. Only
+        // the events touch the sink meanwhile.
+        let mailboxes: Vec<&str> = self.config.mailboxes().map(String::as_str).collect();
+        let workspace = futures::future::try_join(
+            futures::future::try_join_all(mailboxes.iter().map(|mailbox| async move {
+                let hers = self
+                    .candidate_mail(mailbox, subject)
+                    .await?
+                    .into_iter()
+                    .filter(|m| m.hers);
+                Ok::<_, ConnectorError>((*mailbox, hers.collect::<Vec<_>>()))
+            })),
+            self.find_in_all(&[Book::Contacts, Book::OtherContacts], &mailboxes, subject),
+        );
+        let (events, (mail, books)) = futures::future::try_join(self.export_events(subject, sink), workspace).await?;
+        let events = match events {
             Some(found) => {
                 notes.push(format!(
                     "Google Analytics events from the BigQuery export ({searched})."
@@ -175,13 +199,9 @@ impl Google {
             }
         };
         let mut found = events;
-        for mailbox in self.config.mailboxes() {
-            found += self.export_mail(mailbox, subject, sink).await?;
-        }
-        for book in [Book::Contacts, Book::OtherContacts] {
-            for mailbox in self.config.mailboxes() {
-                found += self.export_book(book, mailbox, subject, sink).await?;
-            }
+        found += self.export_mail(&mail, subject, sink).await?;
+        for (book, mailbox, people) in books {
+            found += export_book(book, &mailbox, people, subject, sink).await?;
         }
         if self.config.workspace.is_some() {
             notes.push(
@@ -340,23 +360,31 @@ impl Google {
         Ok(Some(raw))
     }
 
-    /// Exports each of the subject's messages in `mailbox` as an `.eml` file and a record that
-    /// points at it; returns how many.
+    /// Exports each of the subject's messages (`mail`, by mailbox) as an `.eml` file and a
+    /// record that points at it; returns how many. Up to [`DOWNLOADS_IN_FLIGHT`] downloads
+    /// overlap, taken in the search's order; each message is stored and let go.
     async fn export_mail(
         &self,
-        mailbox: &str,
+        mail: &[(&str, Vec<FoundMail>)],
         subject: &Identities,
         sink: &mut dyn RecordSink,
     ) -> Result<u64, ConnectorError> {
         let mut count = 0;
-        let hers = self
-            .candidate_mail(mailbox, subject)
-            .await?
-            .into_iter()
-            .filter(|m| m.hers);
-        for mail in hers {
-            // One message in memory at a time: fetched, stored, let go.
-            let Some(raw) = self.raw_mail(mailbox, &mail.id).await? else {
+        // Every download is made inside these futures (none runs before it is polled), none in
+        // the loop below: the loop awaits only the sink, so no download waits for a place at
+        // Gmail held by the loop.
+        let mut pending = Vec::new();
+        for (mailbox, found) in mail {
+            for mail in found {
+                pending.push(async move {
+                    let raw = self.raw_mail(mailbox, &mail.id).await?;
+                    Ok::<_, ConnectorError>((*mailbox, mail, raw))
+                });
+            }
+        }
+        let mut downloads = futures::stream::iter(pending).buffered(DOWNLOADS_IN_FLIGHT);
+        while let Some((mailbox, mail, raw)) = downloads.try_next().await? {
+            let Some(raw) = raw else {
                 continue;
             };
             let body = futures::stream::once(async move { Ok(bytes::Bytes::from(raw)) });
@@ -375,7 +403,7 @@ impl Google {
             sink.accept(Record {
                 category: MAIL.into(),
                 claims: mail.meta.claims(subject),
-                id: Some(mail.id),
+                id: Some(mail.id.clone()),
                 provided_by_subject: mail.from_subject,
                 data,
             })
@@ -384,33 +412,33 @@ impl Google {
         }
         Ok(count)
     }
+}
 
-    /// Exports the subject's entries in one address book of `mailbox`; returns how many.
-    async fn export_book(
-        &self,
-        book: Book,
-        mailbox: &str,
-        subject: &Identities,
-        sink: &mut dyn RecordSink,
-    ) -> Result<u64, ConnectorError> {
-        let mut count = 0;
-        for person in self.find_in(book, mailbox, subject).await? {
-            let data = json!(ContactRecord {
-                person: &person,
-                mailbox,
-            });
-            sink.accept(Record {
-                category: book.category().into(),
-                claims: person_claims(&person, subject),
-                id: Some(person.resource_name),
-                provided_by_subject: false,
-                data,
-            })
-            .await?;
-            count += 1;
-        }
-        Ok(count)
+/// Exports the subject's entries found in one address book of `mailbox`; returns how many.
+async fn export_book(
+    book: Book,
+    mailbox: &str,
+    people: Vec<Person>,
+    subject: &Identities,
+    sink: &mut dyn RecordSink,
+) -> Result<u64, ConnectorError> {
+    let mut count = 0;
+    for person in people {
+        let data = json!(ContactRecord {
+            person: &person,
+            mailbox,
+        });
+        sink.accept(Record {
+            category: book.category().into(),
+            claims: person_claims(&person, subject),
+            id: Some(person.resource_name),
+            provided_by_subject: false,
+            data,
+        })
+        .await?;
+        count += 1;
     }
+    Ok(count)
 }
 
 #[cfg(test)]

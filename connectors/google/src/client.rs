@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use dsr_connector::http::{RetryHint, VendorClient, VendorError};
+use dsr_connector::http::{Limits, RetryHint, VendorClient, VendorError};
 use dsr_connector::{ConnectorError, PlanItem, Processor, decode};
 use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -23,6 +23,33 @@ pub(crate) const MAX_PAGES: usize = 1000;
 
 /// BigQuery pages of one visitor's Analytics events, 500 rows each: up to 5 million events.
 pub(crate) const MAX_ROW_PAGES: usize = 10_000;
+
+/// What dsr allows itself per Workspace user in Gmail. Gmail allows 15,000 quota units per
+/// user per minute, and the costliest call dsr makes, `messages.delete`, costs 10
+/// (`messages.list`, `.get` and `.trash` cost 5):
+/// https://developers.google.com/workspace/gmail/api/reference/quota. So at most 1,500 calls a
+/// minute per user, held as 25 a second in bursts of 25. Google answers 429 for "a per-user
+/// concurrent request limit" without giving its number
+/// (https://developers.google.com/workspace/gmail/api/guides/handle-errors): ten in flight is
+/// chosen, conservatively.
+pub const GMAIL_LIMITS: Limits = Limits {
+    requests: 25,
+    per: Duration::from_secs(1),
+    concurrent: 10,
+};
+
+/// What dsr allows itself per Workspace user in the People API. Google publishes its People
+/// quotas only in each project's Cloud console, where reads default to 90 per minute per user
+/// (the console's "Read requests per minute per user"; reported in
+/// https://github.com/MrCaspan/GAS-Gmail-Signature-Templator/pull/1); held as 90 a minute in
+/// bursts of 90. No concurrency limit is documented; two in flight (a user's two address
+/// books, listed together) is chosen, and writes for one user go one at a time anyway, as
+/// deleteContact asks (https://developers.google.com/people/api/rest/v1/people/deleteContact).
+pub const PEOPLE_LIMITS: Limits = Limits {
+    requests: 90,
+    per: Duration::from_secs(60),
+    concurrent: 2,
+};
 
 /// The one call a plan item stands for: its `target`, as `execute` reads it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

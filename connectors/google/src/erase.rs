@@ -151,6 +151,24 @@ fn contact_item(mailbox: &str, person: &Person, subject: &Identities) -> PlanIte
     PlanItem::new(key, CONTACTS, Action::Delete, json!(target), json!(person), claims)
 }
 
+/// The subject's other contacts (found per mailbox), which the API cannot delete: kept, for
+/// the mailboxes' owners to remove by hand.
+fn other_contacts_kept(found: Vec<(Book, String, Vec<Person>)>) -> Option<Retained> {
+    let (mut count, mut mailboxes) = (0, Vec::new());
+    for (_, mailbox, people) in found {
+        if !people.is_empty() {
+            count += people.len() as u64;
+            mailboxes.push(mailbox);
+        }
+    }
+    (count > 0).then(|| Retained {
+        category: Book::OtherContacts.category().into(),
+        count,
+        reason: format!("{OTHER_CONTACTS_KEPT} Mailboxes: {}.", mailboxes.join(", ")),
+        legal_basis: "not retained by choice: Google's API offers no deletion; awaiting manual removal".into(),
+    })
+}
+
 /// "1 other participant", "3 other participants".
 fn participants(n: usize) -> String {
     if n == 1 {
@@ -176,9 +194,20 @@ impl Google {
         let (mut items, mut notes) = self.plan_user_deletion(subject);
         let mut retained = Vec::new();
         if self.config.workspace.is_some() {
+            // Every mailbox's mail and both address books are searched together; the plan
+            // lists them in mailbox order as they were found.
+            let mailboxes: Vec<&str> = self.config.mailboxes().map(String::as_str).collect();
+            let searches = mailboxes
+                .iter()
+                .map(|mailbox| async move { self.candidate_mail(mailbox, subject).await });
+            let (found_mail, books) = futures::future::try_join(
+                futures::future::try_join_all(searches),
+                self.find_in_all(&[Book::Contacts, Book::OtherContacts], &mailboxes, subject),
+            )
+            .await?;
             let mut mail = Vec::new();
-            for mailbox in self.config.mailboxes() {
-                for found in self.candidate_mail(mailbox, subject).await? {
+            for (mailbox, found) in mailboxes.iter().zip(found_mail) {
+                for found in found {
                     mail.push(self.mail_item(mailbox, found, subject));
                 }
             }
@@ -186,12 +215,14 @@ impl Google {
                 notes.push(TRASH_NOTE.to_string());
             }
             items.extend(mail);
-            for mailbox in self.config.mailboxes() {
-                for person in self.find_contacts(mailbox, subject).await? {
-                    items.push(contact_item(mailbox, &person, subject));
+            let (contacts, other): (Vec<_>, Vec<_>) =
+                books.into_iter().partition(|(book, _, _)| *book == Book::Contacts);
+            for (_, mailbox, people) in contacts {
+                for person in people {
+                    items.push(contact_item(&mailbox, &person, subject));
                 }
             }
-            retained.extend(self.other_contacts_kept(subject).await?);
+            retained.extend(other_contacts_kept(other));
         }
         Ok(Plan {
             items,
@@ -199,25 +230,6 @@ impl Google {
             retained,
             ..Default::default()
         })
-    }
-
-    /// The subject's other contacts, which the API cannot delete: found and kept, for the
-    /// mailboxes' owners to remove by hand.
-    async fn other_contacts_kept(&self, subject: &Identities) -> Result<Option<Retained>, ConnectorError> {
-        let (mut count, mut mailboxes) = (0, Vec::new());
-        for mailbox in self.config.mailboxes() {
-            let found = self.find_in(Book::OtherContacts, mailbox, subject).await?;
-            if !found.is_empty() {
-                count += found.len() as u64;
-                mailboxes.push(mailbox.as_str());
-            }
-        }
-        Ok((count > 0).then(|| Retained {
-            category: Book::OtherContacts.category().into(),
-            count,
-            reason: format!("{OTHER_CONTACTS_KEPT} Mailboxes: {}.", mailboxes.join(", ")),
-            legal_basis: "not retained by choice: Google's API offers no deletion; awaiting manual removal".into(),
-        }))
     }
 
     /// One item per message Gmail's search returned, hers or not (the engine's check refuses

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use dsr_connector::http::{PageGuard, VendorClient, path_segment};
 use dsr_connector::{ConnectorError, Email, Identities, IdentityKind, MatchClaim};
+use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
 use crate::Google;
@@ -22,6 +23,10 @@ pub const SCOPE_MODIFY: &str = "https://www.googleapis.com/auth/gmail.modify";
 
 /// The plan and bundle category of a Gmail message.
 pub const CATEGORY: &str = "mail";
+
+/// Message reads sent at once to one mailbox: as many as the client's per-user limiter lets
+/// through ([`crate::client::GMAIL_LIMITS`]), answered in the search's order.
+pub(crate) const READS_IN_FLIGHT: usize = crate::client::GMAIL_LIMITS.concurrent;
 
 /// The headers a message's addresses are in, asked with `format=metadata`.
 const ADDRESS_HEADERS: [&str; 6] = ["From", "Sender", "To", "Cc", "Bcc", "Reply-To"];
@@ -130,6 +135,7 @@ impl Google {
             DeleteMode::Soft => SCOPE_MODIFY,
         };
         self.client_for(&[scope], Some(mailbox))
+            .with_limiter(self.gmail_limits.clone())
     }
 
     /// `…/users/{mailbox}/messages`, or one message's URL with `id`, each one encoded segment.
@@ -245,16 +251,24 @@ impl Google {
         mailbox: &str,
         subject: &Identities,
     ) -> Result<Vec<FoundMail>, ConnectorError> {
-        let client = self.gmail(mailbox);
-        let mut ids = BTreeSet::new();
-        for email in &subject.emails {
-            ids.extend(self.list_ids(&client, mailbox, &search_for(email)).await?);
-        }
-        let mut found = Vec::new();
-        for id in ids {
-            found.extend(self.read_mail(&client, mailbox, &id, subject).await?);
-        }
-        Ok(found)
+        let client = &self.gmail(mailbox);
+        // One search per address, together; each one's pages follow one another.
+        let searches = subject
+            .emails
+            .iter()
+            .map(|email| async move { self.list_ids(client, mailbox, &search_for(email)).await });
+        let ids: BTreeSet<String> = futures::future::try_join_all(searches)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
+        // The headers of up to READS_IN_FLIGHT messages read at once, taken in id order
+        // whatever order Gmail answers in.
+        let reads = futures::stream::iter(ids)
+            .map(|id| async move { self.read_mail(client, mailbox, &id, subject).await })
+            .buffered(READS_IN_FLIGHT);
+        let found: Vec<Option<FoundMail>> = reads.try_collect().await?;
+        Ok(found.into_iter().flatten().collect())
     }
 }
 

@@ -51,6 +51,9 @@ pub struct Google {
     /// Admin API (scope analytics.edit).
     admin: VendorClient,
     bigquery: VendorClient,
+    /// Per Workspace user: [`client::GMAIL_LIMITS`] and [`client::PEOPLE_LIMITS`].
+    gmail_limits: Arc<RateLimiter>,
+    people_limits: Arc<RateLimiter>,
 }
 
 impl Google {
@@ -88,6 +91,8 @@ impl Google {
             deletion,
             admin,
             bigquery,
+            gmail_limits: Arc::new(RateLimiter::new(client::GMAIL_LIMITS)),
+            people_limits: Arc::new(RateLimiter::new(client::PEOPLE_LIMITS)),
         })
     }
 }

@@ -87,6 +87,7 @@ impl Google {
     /// Contacts of `mailbox`, read and changed with the contacts scope.
     pub(crate) fn people(&self, mailbox: &str) -> VendorClient {
         self.client_for(&[SCOPE_CONTACTS], Some(mailbox))
+            .with_limiter(self.people_limits.clone())
     }
 
     /// `people/{id}` with the id one encoded path segment: a contact's resource name is
@@ -120,12 +121,31 @@ impl Google {
                 matching::<ConnectionList>(&self.people(mailbox), mailbox, &url, mask, subject).await
             }
             Book::OtherContacts => {
-                let client = self.client_for(&[SCOPE_OTHER_CONTACTS], Some(mailbox));
+                let client = self
+                    .client_for(&[SCOPE_OTHER_CONTACTS], Some(mailbox))
+                    .with_limiter(self.people_limits.clone());
                 let url = self.people_url("otherContacts");
                 let mask = ("readMask", OTHER_CONTACT_FIELDS);
                 matching::<OtherContactList>(&client, mailbox, &url, mask, subject).await
             }
         }
+    }
+
+    /// The subject's entries in each of `books` of each of `mailboxes`, listed together (each
+    /// list's pages follow one another); in the order asked, books first.
+    pub(crate) async fn find_in_all(
+        &self,
+        books: &[Book],
+        mailboxes: &[&str],
+        subject: &Identities,
+    ) -> Result<Vec<(Book, String, Vec<Person>)>, ConnectorError> {
+        let lists = books.iter().flat_map(|book| {
+            mailboxes.iter().map(move |mailbox| async move {
+                let found = self.find_in(*book, mailbox, subject).await?;
+                Ok::<_, ConnectorError>((*book, mailbox.to_string(), found))
+            })
+        });
+        futures::future::try_join_all(lists).await
     }
 
     /// The subject's contacts in `mailbox`'s address book.

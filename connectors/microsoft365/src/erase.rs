@@ -13,12 +13,15 @@
 use std::collections::BTreeSet;
 
 use dsr_connector::{Action, ConnectorError, DeleteMode, Identities, IdentityKind, ItemOutcome, Plan, PlanItem};
+use futures::StreamExt;
 use serde_json::json;
 
 use crate::Microsoft365;
 use crate::client::needs_permission;
 use crate::reach::Reach;
-use crate::search::{FoundContact, Mailbox, NO_ARCHIVE, contact_claims, message_claims};
+use crate::search::{
+    FoundContact, FoundMessage, MAILBOXES_IN_FLIGHT, Mailbox, NO_ARCHIVE, contact_claims, message_claims,
+};
 use crate::target::{CONTACTS, MESSAGES, Target};
 use crate::wire::{MailFolder, Message};
 
@@ -114,7 +117,41 @@ fn contact_item(found: &FoundContact, subject: &Identities, mode: DeleteMode) ->
     )
 }
 
+/// A mailbox searched for erasure: its messages (hers, and the others the search returned),
+/// then its contacts and Deleted Items folder if the messages could be searched, and notes.
+type Searched = (
+    Mailbox,
+    Result<(Vec<FoundMessage>, Vec<Message>), ConnectorError>,
+    Option<(
+        Result<Vec<FoundContact>, ConnectorError>,
+        Result<Option<String>, ConnectorError>,
+    )>,
+    Vec<String>,
+);
+
 impl Microsoft365 {
+    /// One mailbox's search for erasure: the messages (the first call, which says whether the
+    /// mailbox can be searched), and if it can, the contacts and, in soft mode with messages
+    /// found, the Deleted Items folder, asked together.
+    async fn search_for_erasure(&self, mailbox: Mailbox, subject: &Identities, mode: DeleteMode) -> Searched {
+        let mut notes = Vec::new();
+        let first = self.search_results(&mailbox, subject, &mut notes).await;
+        let rest = match &first {
+            Ok((messages, _)) => {
+                let deleted_items = async {
+                    if mode == DeleteMode::Soft && !messages.is_empty() {
+                        self.deleted_items_folder(&mailbox).await.map(Some)
+                    } else {
+                        Ok(None)
+                    }
+                };
+                Some(futures::join!(self.search_contacts(&mailbox, subject), deleted_items))
+            }
+            Err(_) => None,
+        };
+        (mailbox, first, rest, notes)
+    }
+
     /// The id of the mailbox's Deleted Items folder (well-known name `deleteditems`).
     async fn deleted_items_folder(&self, mailbox: &Mailbox) -> Result<String, ConnectorError> {
         let url = self.graph.url(
@@ -126,25 +163,29 @@ impl Microsoft365 {
     }
 
     /// Every message and contact the searches return, mailbox by mailbox, as delete items.
+    /// Up to MAILBOXES_IN_FLIGHT mailboxes are searched at once; the plan lists them in
+    /// order, whatever order Graph answers in.
     pub async fn plan_erasure(&self, subject: &Identities) -> Result<Plan, ConnectorError> {
         let mode = self.config.delete_mode;
         let mut plan = Plan::default();
         let mut reach = Reach::new(self.config.all_mailboxes());
-        for mailbox in &self.mailboxes().await? {
-            let first = self.search_results(mailbox, subject, &mut plan.notes).await;
-            let Some((messages, others)) = reach.admit(mailbox, first)? else {
+        let searched = futures::stream::iter(self.mailboxes().await?)
+            .map(|mailbox| self.search_for_erasure(mailbox, subject, mode))
+            .buffered(MAILBOXES_IN_FLIGHT);
+        let mut searched = std::pin::pin!(searched);
+        while let Some((mailbox, first, rest, notes)) = searched.next().await {
+            plan.notes.extend(notes);
+            let Some((messages, others)) = reach.admit(&mailbox, first)? else {
                 continue;
             };
-            let contacts = self.search_contacts(mailbox, subject).await?;
-            let deleted_items = if mode == DeleteMode::Soft && !messages.is_empty() {
-                Some(self.deleted_items_folder(mailbox).await?)
-            } else {
-                None
+            let Some((contacts, deleted_items)) = rest else {
+                continue;
             };
+            let (contacts, deleted_items) = (contacts?, deleted_items?);
             // Hers and, with no claim, what the search returned that is not: the engine refuses those.
             for message in messages.iter().map(|m| &m.message).chain(&others) {
                 plan.items
-                    .push(message_item(mailbox, message, subject, mode, deleted_items.as_deref()));
+                    .push(message_item(&mailbox, message, subject, mode, deleted_items.as_deref()));
             }
             plan.items
                 .extend(contacts.iter().map(|c| contact_item(c, subject, mode)));

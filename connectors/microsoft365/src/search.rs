@@ -32,6 +32,13 @@ pub const NO_EMAIL: &str = "Mail and contacts are found by e-mail address, and n
 /// `/users` pages at most 999 users (https://learn.microsoft.com/en-us/graph/api/user-list).
 const USERS_TOP_MAX: u32 = 999;
 
+/// Mailboxes searched at once (for export, erasure). Graph's limits are four concurrent
+/// requests per app per mailbox, and 130,000 requests per 10 seconds per app across the
+/// tenant (https://learn.microsoft.com/en-us/graph/throttling-limits): four mailboxes keep at
+/// most sixteen requests in flight, far below the tenant's rate, and each mailbox in flight
+/// holds only its search's headers.
+pub const MAILBOXES_IN_FLIGHT: usize = 4;
+
 /// Contact folders nested deeper than this are not followed (a guard against a loop).
 const MAX_FOLDER_DEPTH: usize = 16;
 

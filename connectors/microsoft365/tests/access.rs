@@ -329,3 +329,105 @@ async fn a_mailboxs_messages_are_read_four_at_a_time_never_more_and_in_order() {
     let ids = |sink: &dsr_connector::MemorySink| sink.records.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
     assert_eq!(ids(&overlapped), ids(&sequential));
 }
+
+/// `n` more messages to Kari in Ola's mailbox, each with two file attachments of its own.
+fn add_mail_with_attachments(fake: &GraphFake, n: usize) {
+    fake.with(|s| {
+        let template = s
+            .messages
+            .iter()
+            .find(|m| m.json["id"] == "m-ola-2")
+            .expect("the seed's offer")
+            .clone();
+        for i in 0..n {
+            let mut message = template.clone();
+            message.json["id"] = json!(format!("m-vedlegg-{i}"));
+            message.attachments = (0..2)
+                .map(|k| dsr_fixtures::graph::Attachment {
+                    id: format!("a-vedlegg-{i}-{k}"),
+                    name: format!("vedlegg {k}.txt"),
+                    content_type: "text/plain".into(),
+                    bytes: format!("vedlegg {i}.{k} ").repeat(i + k + 1).into_bytes(),
+                })
+                .collect();
+            s.messages.push(message);
+        }
+    });
+}
+
+/// A connector with `page_size = 4` on its own fake with eight more messages with attachments.
+async fn with_attachments() -> (GraphFake, Microsoft365, tempfile::TempDir) {
+    let fake = GraphFake::start().await.unwrap();
+    add_mail_with_attachments(&fake, 8);
+    let dir = tempfile::tempdir().unwrap();
+    let text = fake.connector_toml(&dir.path().join("graph-secret")).unwrap();
+    let connector = Microsoft365::new(toml::from_str(&format!("{text}page_size = 4\n")).unwrap()).unwrap();
+    (fake, connector, dir)
+}
+
+/// Attachment downloads go beside the reads of other messages, within the same four: the
+/// fake holds each call until four to its mailbox are in flight, so a download is seen among
+/// four only if it was sent together with other calls to that mailbox.
+#[tokio::test]
+async fn attachment_downloads_overlap_with_reads_within_a_mailboxs_four() {
+    let (fake, connector, _dir) = with_attachments().await;
+    fake.hold_mailbox_calls_until(4, Duration::from_millis(150));
+    let (sink, _) = access_of(&connector, KARI).await.unwrap();
+    assert_eq!(sink.files.len(), 2 + 16, "every file once");
+    let with_downloads = fake.max_in_flight_with_downloads();
+    assert_eq!(
+        with_downloads.get("u-ola"),
+        Some(&4),
+        "a download among four calls to the mailbox at once: {with_downloads:?}"
+    );
+    let downloads = fake.max_downloads_in_flight();
+    assert!(
+        downloads.get("u-ola").is_some_and(|n| *n >= 2),
+        "downloads overlap one another: {downloads:?}"
+    );
+    let seen = fake.max_in_flight();
+    assert!(seen.values().all(|n| *n <= 4), "never more than Graph allows: {seen:?}");
+}
+
+/// Mailboxes are searched at once: held until four calls to their own mailbox are in flight
+/// (which a lone search never makes), calls to different mailboxes are seen together only if
+/// they were sent together.
+#[tokio::test]
+async fn mailboxes_are_worked_on_at_once() {
+    let s = setup("").await;
+    s.fake.hold_mailbox_calls_until(4, Duration::from_millis(100));
+    let (sink, _) = access_of(&s.connector, KARI).await.unwrap();
+    assert_eq!(sink.ids("mail"), kari_messages());
+    let mailboxes = s.fake.max_mailboxes_in_flight();
+    assert!(mailboxes >= 2, "calls to {mailboxes} mailbox(es) at once");
+    let seen = s.fake.max_in_flight();
+    assert!(seen.values().all(|n| *n <= 4), "never more than Graph allows: {seen:?}");
+}
+
+/// The export is the same — records, their order, file names, sizes and hashes — whether
+/// Graph answers in the order it was asked or in another.
+#[tokio::test]
+async fn the_export_is_the_same_whatever_order_graph_answers_in() {
+    let (fake, connector, _dir) = with_attachments().await;
+    let (in_order, _) = access_of(&connector, KARI).await.unwrap();
+    let asked = fake.calls();
+    fake.answer_out_of_order(Duration::from_millis(60));
+    let (scrambled, summary) = access_of(&connector, KARI).await.unwrap();
+    assert_eq!(summary.found, 33 + 8);
+    assert_eq!(scrambled.files.len(), 18);
+    let ids = |sink: &dsr_connector::MemorySink| sink.records.iter().map(|r| r.id.clone()).collect::<Vec<_>>();
+    assert_eq!(ids(&scrambled), ids(&in_order));
+    assert!(scrambled.records == in_order.records, "the same records");
+    assert_eq!(scrambled.files, in_order.files);
+    assert_eq!(scrambled.refused, in_order.refused);
+    let paths: Vec<&str> = scrambled.files.iter().map(|(_, f)| f.path.as_str()).collect();
+    let numbered: Vec<String> = (1..=18).map(|n| format!("attachments/{n:04}-")).collect();
+    assert!(
+        paths.iter().zip(&numbered).all(|(p, n)| p.starts_with(n.as_str())),
+        "numbered in the order the bundle lists them: {paths:?}"
+    );
+    // Answered out of order indeed: Graph saw the calls in another order than the first time.
+    let second = fake.calls().split_off(asked.len());
+    assert_eq!(second.len(), asked.len(), "the same calls");
+    assert_ne!(second, asked, "in another order");
+}

@@ -276,3 +276,28 @@ async fn what_a_search_ignoring_its_filter_returns_that_is_not_hers_is_refused_a
         assert!(other["jobTitle"] != "Styreleder", "{id} was corrected");
     }
 }
+
+/// Mailboxes are searched for erasure at once (held until four calls to their own mailbox
+/// are in flight, calls to different mailboxes are seen together only if sent together), and
+/// the plan lists the same items in the same order whatever order Graph answers in.
+#[tokio::test]
+async fn erasure_searches_mailboxes_at_once_and_plans_the_same_whatever_order_graph_answers_in() {
+    let s = setup("delete_mode = \"soft\"\n").await;
+    let (ctx, kari) = (ctx(false), subject(KARI));
+    let plan = || s.connector.plan(&ctx, &kari, &Change::Erasure);
+    let in_order = plan().await.unwrap();
+    s.fake.answer_out_of_order(std::time::Duration::from_millis(60));
+    let scrambled = plan().await.unwrap();
+    assert!(in_order.found() >= 33, "{}", in_order.found());
+    assert_eq!(scrambled.found(), in_order.found());
+    assert!(scrambled.items == in_order.items, "the same items in the same order");
+    assert_eq!(scrambled.notes, in_order.notes);
+    s.fake.with(|st| st.scramble = None);
+    s.fake
+        .hold_mailbox_calls_until(4, std::time::Duration::from_millis(100));
+    plan().await.unwrap();
+    let mailboxes = s.fake.max_mailboxes_in_flight();
+    assert!(mailboxes >= 2, "calls to {mailboxes} mailbox(es) at once");
+    let seen = s.fake.max_in_flight();
+    assert!(seen.values().all(|n| *n <= 4), "never more than Graph allows: {seen:?}");
+}

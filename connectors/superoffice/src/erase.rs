@@ -8,10 +8,11 @@
 //! https://docs.superoffice.com/en/api/reference/restful/rest/Person/v1PersonEntity_Sales.html
 
 use dsr_connector::{Action, ConnectorError, Identities, Plan, PlanItem, Retained};
+use futures::{StreamExt, TryStreamExt};
 use serde_json::json;
 
 use crate::SuperOffice;
-use crate::access::{found_under, found_via_claims};
+use crate::access::{PERSONS_IN_FLIGHT, found_under, found_via_claims};
 use crate::config::RetainRule;
 use crate::target::{DELETABLE, Target};
 use crate::wire::ArchiveRow;
@@ -74,11 +75,22 @@ impl SuperOffice {
     /// returned that holds none of her addresses is listed alone (the engine refuses it).
     pub async fn plan_erasure(&self, subject: &Identities) -> Result<Plan, ConnectorError> {
         let mut plan = Plan::default();
-        for person in self.found_persons(subject).await? {
+        // The related archives of up to PERSONS_IN_FLIGHT persons are read at once, all four
+        // of a person together; the plan is built in the search's order from what they hold.
+        let persons = self.found_persons(subject).await?;
+        let mut reads = futures::stream::iter(persons.into_iter().map(|person| async move {
+            let related = match person.found_via(subject) {
+                Some(email) => Some((email, self.related_all(person.entity.person_id).await?)),
+                None => None,
+            };
+            Ok::<_, ConnectorError>((person, related))
+        }))
+        .buffered(PERSONS_IN_FLIGHT);
+        while let Some((person, related)) = reads.try_next().await? {
             let id = person.entity.person_id;
-            if let Some(email) = person.found_via(subject) {
-                for (kind, entity) in DELETABLE {
-                    self.plan_related(&mut plan, id, &email, kind, entity).await?;
+            if let Some((email, archives)) = related {
+                for ((kind, entity), rows) in DELETABLE.into_iter().zip(archives) {
+                    self.plan_related(&mut plan, id, &email, kind, entity, rows);
                 }
             }
             let claims = person.claims(subject);
@@ -94,17 +106,11 @@ impl SuperOffice {
         Ok(plan)
     }
 
-    async fn plan_related(
-        &self,
-        plan: &mut Plan,
-        person: i64,
-        email: &str,
-        kind: &str,
-        entity: &str,
-    ) -> Result<(), ConnectorError> {
+    /// The items for the rows of one related archive of her person (`rows`, as listed).
+    fn plan_related(&self, plan: &mut Plan, person: i64, email: &str, kind: &str, entity: &str, rows: Vec<ArchiveRow>) {
         let category = kind.to_lowercase();
         let rule = self.config.retain.iter().find(|r| r.category == kind);
-        for row in self.related(person, kind).await? {
+        for row in rows {
             // Listed under her person but naming another as its own: not hers (a sale she
             // is a stakeholder in is judged below).
             if kind != "Sales" && names_other_person(&row, person) {
@@ -153,7 +159,6 @@ impl SuperOffice {
             };
             push_unique(&mut plan.items, item);
         }
-        Ok(())
     }
 }
 

@@ -19,7 +19,7 @@ pub mod wire;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dsr_connector::http::{RefreshToken, TokenCache, VendorClient};
+use dsr_connector::http::{Limits, RateLimiter, RefreshToken, TokenCache, VendorClient};
 use dsr_connector::{
     AccessSummary, Capabilities, Change, CheckReport, ConfigError, Connector, ConnectorError, Identities, ItemCall,
     ItemOutcome, Plan, Processor, RecordSink, SecretRef, TaskContext,
@@ -34,6 +34,18 @@ pub struct SuperOffice {
     config: SuperOfficeConfig,
     tenant: Tenant,
 }
+
+/// What dsr allows itself per tenant. SuperOffice documents no rate or concurrency limit for
+/// its web API (not in the REST reference, the Online developer portal's best practices or
+/// its tenant-status pages; `fixtures/samples/superoffice/NOTES.md`), so the limit is chosen
+/// conservatively: four requests in flight per tenant (what Microsoft documents for one
+/// mailbox). In flight is what holds the pace; the rate, 50 a second in bursts of 50, only
+/// stops a runaway loop.
+pub const TENANT_LIMITS: Limits = Limits {
+    requests: 50,
+    per: Duration::from_secs(1),
+    concurrent: 4,
+};
 
 /// The secret `key` names, or the configuration error that says why it cannot be read.
 fn secret(key: &str, secret: &SecretRef) -> Result<SecretString, ConfigError> {
@@ -98,7 +110,9 @@ impl SuperOffice {
                 Duration::from_secs(300),
             ),
         };
-        let client = VendorClient::new(PROCESSOR, http.clone(), describe_error).with_tokens(Arc::new(tokens));
+        let client = VendorClient::new(PROCESSOR, http.clone(), describe_error)
+            .with_tokens(Arc::new(tokens))
+            .with_limiter(Arc::new(RateLimiter::new(TENANT_LIMITS)));
         let state = VendorClient::new(PROCESSOR, http, describe_error);
         let tenant = Tenant::new(client, state, environment_url, &config.tenant, config.page_size);
         Ok(SuperOffice { config, tenant })

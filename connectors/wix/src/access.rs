@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 
 use dsr_connector::http::PageGuard;
 use dsr_connector::{ConnectorError, Identities, IdentityKind, MatchClaim, Record, RecordSink};
+use futures::future::{try_join, try_join_all};
 use serde_json::{Value, json};
 
 use crate::Wix;
@@ -178,7 +179,10 @@ impl Wix {
                     .iter()
                     .map(|p| json!({"info.phones.e164Phone": {"$eq": p.as_str()}})),
             );
-        for filter in filters {
+        // Each filter's pages follow one another; the filters are searched together, and
+        // their answers taken in the filters' order.
+        let searches = filters.map(|filter| async move {
+            let mut matched = Vec::new();
             let mut offset = 0;
             let mut pages = PageGuard::new(PROCESSOR, ENDPOINT, MAX_PAGES);
             loop {
@@ -187,10 +191,7 @@ impl Wix {
                 let count = page.contacts.len() as u64;
                 offset += count;
                 for raw in page.contacts {
-                    let contact: Found<Contact> = found(raw, ENDPOINT)?;
-                    if seen.insert(contact.view.id.clone()) {
-                        out.push(contact);
-                    }
+                    matched.push(found::<Contact>(raw, ENDPOINT)?);
                 }
                 // Offset paging up to the reported total; with no total (too many to count),
                 // until a short page.
@@ -201,8 +202,13 @@ impl Wix {
                 // An empty page ends it too: the offset would not move. The guard caps it.
                 let next = (count > 0 && !done).then(|| offset.to_string());
                 if pages.next(count as usize, next)?.is_none() {
-                    break;
+                    return Ok::<_, ConnectorError>(matched);
                 }
+            }
+        });
+        for contact in try_join_all(searches).await?.into_iter().flatten() {
+            if seen.insert(contact.view.id.clone()) {
+                out.push(contact);
             }
         }
         Ok(out)
@@ -213,9 +219,11 @@ impl Wix {
     pub async fn find_members(&self, subject: &Identities) -> Result<Vec<Found<Member>>, ConnectorError> {
         const ENDPOINT: &str = "/members/v1/members/query";
         let mut out: Vec<Found<Member>> = Vec::new();
-        for email in &subject.emails {
+        let queries = subject.emails.iter().map(|email| async move {
             let body = json!({"fieldsets": ["FULL"], "query": {"filter": {"loginEmail": {"$eq": email.as_str()}}}});
-            let page: MembersPage = self.api.post(ENDPOINT, &body).await?;
+            self.api.post::<MembersPage>(ENDPOINT, &body).await
+        });
+        for page in try_join_all(queries).await? {
             for raw in page.members {
                 let member: Found<Member> = found(raw, ENDPOINT)?;
                 if !out.iter().any(|m| m.view.id == member.view.id) {
@@ -227,7 +235,13 @@ impl Wix {
     }
 
     /// Every page of one submissions query (cursor paging: later pages send only the cursor).
-    async fn query_submissions(&self, filter: Value) -> Result<Vec<Found<Submission>>, ConnectorError> {
+    /// Only the submissions `keep` accepts are kept, page by page: a namespace is read whole but
+    /// never held whole.
+    async fn query_submissions(
+        &self,
+        filter: Value,
+        keep: impl Fn(&Found<Submission>) -> bool,
+    ) -> Result<Vec<Found<Submission>>, ConnectorError> {
         const ENDPOINT: &str = "/form-submission-service/v4/submissions/namespace/query";
         let mut out = Vec::new();
         let mut body = json!({"query": {"filter": filter, "cursorPaging": {"limit": PAGE}}});
@@ -236,7 +250,10 @@ impl Wix {
             let page: SubmissionsPage = self.api.post(ENDPOINT, &body).await?;
             let next = pages.next(page.submissions.len(), page.metadata.next())?;
             for raw in page.submissions {
-                out.push(found(raw, ENDPOINT)?);
+                let submission = found(raw, ENDPOINT)?;
+                if keep(&submission) {
+                    out.push(submission);
+                }
             }
             match next {
                 Some(cursor) => body = json!({"query": {"cursorPaging": {"limit": PAGE, "cursor": cursor}}}),
@@ -254,26 +271,28 @@ impl Wix {
         contact_ids: &[String],
         member_ids: &[String],
     ) -> Result<Vec<Found<Submission>>, ConnectorError> {
-        let mut seen = BTreeSet::new();
-        let mut out = Vec::new();
+        let mut filters = Vec::new();
         for namespace in &self.config.form_namespaces {
             let ns = json!({"$eq": namespace});
-            let mut queries = vec![(json!({"namespace": ns}), true)];
+            filters.push(json!({"namespace": ns}));
             if !contact_ids.is_empty() {
-                queries.push((json!({"namespace": ns, "contactId": {"$in": contact_ids}}), false));
+                filters.push(json!({"namespace": ns, "contactId": {"$in": contact_ids}}));
             }
             if !member_ids.is_empty() {
-                queries.push((
-                    json!({"namespace": ns, "submitter.memberId": {"$in": member_ids}}),
-                    false,
-                ));
+                filters.push(json!({"namespace": ns, "submitter.memberId": {"$in": member_ids}}));
             }
-            for (filter, _) in queries {
-                for submission in self.query_submissions(filter).await? {
-                    if !submission_claims(&submission, subject).is_empty() && seen.insert(submission.view.id.clone()) {
-                        out.push(submission);
-                    }
-                }
+        }
+        // The queries run together, each keeping only what names her; their answers are taken
+        // in the order above.
+        let names_her = |submission: &Found<Submission>| !submission_claims(submission, subject).is_empty();
+        let queries = filters
+            .into_iter()
+            .map(|filter| self.query_submissions(filter, names_her));
+        let mut seen = BTreeSet::new();
+        let mut out = Vec::new();
+        for submission in try_join_all(queries).await?.into_iter().flatten() {
+            if seen.insert(submission.view.id.clone()) {
+                out.push(submission);
             }
         }
         Ok(out)
@@ -287,37 +306,46 @@ impl Wix {
         members: &[Found<Member>],
     ) -> Result<(Vec<Found<Comment>>, Vec<Found<Comment>>), ConnectorError> {
         const ENDPOINT: &str = "/comments/v1/comments/query-cursor";
+        // One query per app and member, all at once; each one's pages follow one another.
+        let pairs = self
+            .config
+            .comment_app_ids
+            .iter()
+            .flat_map(|app| members.iter().map(move |member| (app, member)));
+        let queries = pairs.map(|(app, found_member)| async move {
+            let member = &found_member.view.id;
+            let mut comments = Vec::new();
+            let mut body = json!({"appId": app, "query": {"filter": {"author.memberId": {"$eq": member}}, "cursorPaging": {"limit": PAGE}}});
+            let mut pages = PageGuard::new(PROCESSOR, ENDPOINT, MAX_PAGES);
+            loop {
+                let page: CommentsPage = self.api.post(ENDPOINT, &body).await?;
+                let next = pages.next(page.comments.len(), page.paging_metadata.next())?;
+                for raw in page.comments {
+                    let comment: Found<Comment> = found(raw, ENDPOINT)?;
+                    if !comment.view.deleted() {
+                        comments.push(comment);
+                    }
+                }
+                match next {
+                    Some(cursor) => {
+                        body = json!({"appId": app, "query": {"cursorPaging": {"limit": PAGE, "cursor": cursor}}})
+                    }
+                    None => return Ok::<_, ConnectorError>((found_member, comments)),
+                }
+            }
+        });
         let mut out = Vec::new();
         let mut not_hers: Vec<Found<Comment>> = Vec::new();
-        for app in &self.config.comment_app_ids {
-            for found_member in members {
-                let member = &found_member.view.id;
-                let via = json!({"member": member, "loginEmail": found_member.raw["loginEmail"]});
-                let mut body = json!({"appId": app, "query": {"filter": {"author.memberId": {"$eq": member}}, "cursorPaging": {"limit": PAGE}}});
-                let mut pages = PageGuard::new(PROCESSOR, ENDPOINT, MAX_PAGES);
-                loop {
-                    let page: CommentsPage = self.api.post(ENDPOINT, &body).await?;
-                    let next = pages.next(page.comments.len(), page.paging_metadata.next())?;
-                    for raw in page.comments {
-                        let mut comment: Found<Comment> = found(raw, ENDPOINT)?;
-                        // The author filter may be ignored: only her member's comments count.
-                        let hers = comment.raw["author"]["memberId"].as_str() == Some(member.as_str());
-                        if comment.view.deleted() {
-                            continue;
-                        }
-                        if hers {
-                            comment.raw["found_via"] = via.clone();
-                            out.push(comment);
-                        } else if !not_hers.iter().any(|c| c.view.id == comment.view.id) {
-                            not_hers.push(comment);
-                        }
-                    }
-                    match next {
-                        Some(cursor) => {
-                            body = json!({"appId": app, "query": {"cursorPaging": {"limit": PAGE, "cursor": cursor}}})
-                        }
-                        None => break,
-                    }
+        for (found_member, comments) in try_join_all(queries).await? {
+            let member = &found_member.view.id;
+            let via = json!({"member": member, "loginEmail": found_member.raw["loginEmail"]});
+            for mut comment in comments {
+                // The author filter may be ignored: only her member's comments count.
+                if comment.raw["author"]["memberId"].as_str() == Some(member.as_str()) {
+                    comment.raw["found_via"] = via.clone();
+                    out.push(comment);
+                } else if !not_hers.iter().any(|c| c.view.id == comment.view.id) {
+                    not_hers.push(comment);
                 }
             }
         }
@@ -360,9 +388,9 @@ impl Wix {
         // What the searches returned that is not the subject's is set apart here and shown
         // to the engine with its claims; the engine checks every record and change again.
         let mut others = Vec::new();
-        let (contacts, not_hers): (Vec<_>, Vec<_>) = self
-            .find_contacts(subject)
-            .await?
+        // Contacts and members do not depend on each other: searched together.
+        let (contacts, members) = try_join(self.find_contacts(subject), self.find_members(subject)).await?;
+        let (contacts, not_hers): (Vec<_>, Vec<_>) = contacts
             .into_iter()
             .partition(|c| !contact_claims(c, subject).is_empty());
         others.extend(not_hers.into_iter().map(|c| Other {
@@ -371,11 +399,8 @@ impl Wix {
             id: c.view.id,
             raw: c.raw,
         }));
-        let (members, not_hers): (Vec<_>, Vec<_>) = self
-            .find_members(subject)
-            .await?
-            .into_iter()
-            .partition(|m| !member_claims(m, subject).is_empty());
+        let (members, not_hers): (Vec<_>, Vec<_>) =
+            members.into_iter().partition(|m| !member_claims(m, subject).is_empty());
         others.extend(not_hers.into_iter().map(|m| Other {
             category: "members",
             id: m.view.id,
@@ -389,8 +414,12 @@ impl Wix {
                 contact_ids.push(id);
             }
         }
-        let submissions = self.find_submissions(subject, &contact_ids, &member_ids).await?;
-        let (comments, not_hers) = self.find_comments(&members).await?;
+        // Submissions and comments both need her contacts and members, not each other.
+        let (submissions, (comments, not_hers)) = try_join(
+            self.find_submissions(subject, &contact_ids, &member_ids),
+            self.find_comments(&members),
+        )
+        .await?;
         others.extend(not_hers.into_iter().map(|c| Other {
             category: "comments",
             id: c.view.id,
@@ -424,7 +453,8 @@ impl Wix {
             .await?;
             Ok(())
         };
-        let held = self.holdings(subject).await?;
+        // The marketing status needs nothing else found: asked beside the rest.
+        let (held, subscriptions) = try_join(self.holdings(subject), self.subscriptions(subject)).await?;
         let (contact_ids, member_ids) = held.sender_ids();
         for other in held.others {
             put(other.category, Some(other.id), false, other.raw, other.claims).await?;
@@ -456,7 +486,7 @@ impl Wix {
             .await?;
             count += 1;
         }
-        for subscription in self.subscriptions(subject).await? {
+        for subscription in subscriptions {
             let claims = subject.claims_at(&subscription, IdentityKind::Email, &["/email".into()]);
             put("email_subscriptions", None, true, subscription, claims).await?;
             count += 1;

@@ -1,6 +1,8 @@
 //! Wix's error bodies and JSON calls.
 
-use dsr_connector::http::{VendorClient, VendorError};
+use std::time::Duration;
+
+use dsr_connector::http::{Limits, VendorClient, VendorError};
 use dsr_connector::{ConnectorError, Processor};
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
@@ -46,32 +48,45 @@ pub fn describe_error(status: StatusCode, body: &[u8]) -> VendorError {
     }
 }
 
-/// The site's API: every call carries the site id (a default header) and the current token.
+/// What dsr allows itself per site: Wix allows an app "up to 200 requests per minute, per
+/// instance" (https://dev.wix.com/docs/rest/articles/get-started/rate-limits; an instance is
+/// one site's installation of the app, so per site), held as 200 a minute in bursts of 200.
+/// Wix documents no limit on requests in flight; four is chosen, conservatively (what
+/// Microsoft documents for one mailbox).
+pub const SITE_LIMITS: Limits = Limits {
+    requests: 200,
+    per: Duration::from_secs(60),
+    concurrent: 4,
+};
+
+/// The site's API: every call carries the site id (a default header) and the current token,
+/// and is limited under the site id.
 pub struct Wix {
     pub client: VendorClient,
     pub api: String,
+    pub site: String,
 }
 
 impl Wix {
     pub async fn post<T: DeserializeOwned>(&self, path: &str, body: &Value) -> Result<T, ConnectorError> {
         let url = format!("{}{path}", self.api);
-        self.client.json("site", |http| http.post(&url).json(body)).await
+        self.client.json(&self.site, |http| http.post(&url).json(body)).await
     }
 
     pub async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ConnectorError> {
         let url = format!("{}{path}", self.api);
-        self.client.json("site", |http| http.get(&url)).await
+        self.client.json(&self.site, |http| http.get(&url)).await
     }
 
     pub async fn patch<T: DeserializeOwned>(&self, path: &str, body: &Value) -> Result<T, ConnectorError> {
         let url = format!("{}{path}", self.api);
-        self.client.json("site", |http| http.patch(&url).json(body)).await
+        self.client.json(&self.site, |http| http.patch(&url).json(body)).await
     }
 
     /// Deletes; a 404 means it is gone already (`Ok(false)`).
     pub async fn remove(&self, path: &str) -> Result<bool, ConnectorError> {
         let url = format!("{}{path}", self.api);
-        self.client.remove("site", |http| http.delete(&url)).await
+        self.client.remove(&self.site, |http| http.delete(&url)).await
     }
 }
 

@@ -15,7 +15,7 @@ pub mod wire;
 use std::sync::Arc;
 use std::time::Duration;
 
-use dsr_connector::http::{TokenCache, VendorClient, http_client_with_headers};
+use dsr_connector::http::{RateLimiter, TokenCache, VendorClient, http_client_with_headers};
 use dsr_connector::{
     AccessSummary, Capabilities, Change, CheckReport, ConfigError, Connector, ConnectorError, Identities, ItemCall,
     ItemOutcome, Plan, Processor, RecordSink, SecretRef, TaskContext,
@@ -44,8 +44,11 @@ impl Wix {
             .map_err(|e| ConfigError::new(PROCESSOR, "", format!("cannot make an HTTP client: {e}")))?;
         let tokens = Arc::new(tokens(&config)?);
         let api = client::Wix {
-            client: VendorClient::new(PROCESSOR, http, describe_error).with_tokens(tokens),
+            client: VendorClient::new(PROCESSOR, http, describe_error)
+                .with_tokens(tokens)
+                .with_limiter(Arc::new(RateLimiter::new(client::SITE_LIMITS))),
             api: config.api().to_string(),
+            site: config.site_id.clone(),
         };
         Ok(Wix { config, api })
     }

