@@ -111,8 +111,8 @@ pub enum Command {
         #[command(subcommand)]
         what: AuditCommand,
     },
-    /// Benchmarks: `dsr bench export` writes a large synthetic bundle and prints throughput,
-    /// peak memory and the ratio to `zip -1`.
+    /// Benchmarks (issue 23), each printing its figures as ratios beside their goals: fan-out,
+    /// queue overhead, export, footprint, or all of them (docs/performance.md).
     Bench {
         #[command(subcommand)]
         what: BenchCommand,
@@ -221,6 +221,81 @@ pub enum BenchCommand {
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+    /// One access request over all four fake vendors, each call answered after --latency:
+    /// wall time against the critical path computed from the fakes' call logs (goal <= 1.5).
+    Fanout {
+        #[command(flatten)]
+        fanout: FanoutArgs,
+    },
+    /// Requests per second through dsr on Redis with zero-latency fakes, as a ratio to
+    /// apalis-redis no-op jobs in the same shape on the same Redis (goal >= 0.5).
+    Queue {
+        #[command(flatten)]
+        queue: QueueArgs,
+    },
+    /// A `dsr worker` child process's RSS, idle (goal < 50 MiB) and as the backlog grows
+    /// (goal: flat).
+    Footprint {
+        #[command(flatten)]
+        footprint: FootprintArgs,
+    },
+    /// A backlog on three workers sharing one Redis against a fake Graph that enforces Graph's
+    /// limits, scaled down in time: calls refused (goal 0) and share of the limit used
+    /// (goal >= 90%).
+    Limits {
+        /// How many requests in the backlog.
+        #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        requests: u32,
+        /// The Redis the workers share (keys under a unique prefix, removed afterwards).
+        #[arg(long, value_name = "URL", default_value = "redis://127.0.0.1:6379")]
+        redis: String,
+    },
+    /// Every benchmark, then one table of every figure beside its goal.
+    All {
+        #[command(flatten)]
+        fanout: FanoutArgs,
+        #[command(flatten)]
+        queue: QueueArgs,
+        #[command(flatten)]
+        footprint: FootprintArgs,
+        /// How many requests the limits benchmark's backlog holds.
+        #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+        limits_requests: u32,
+        /// How much data the export benchmark writes (e.g. 2GiB, 200MiB).
+        #[arg(long, default_value = "2GiB", value_parser = parse_size)]
+        export_size: u64,
+        /// Where the export benchmark writes its scratch files (default: the system temp folder).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct FanoutArgs {
+    /// How long every fake takes to answer each call (e.g. 40ms; 0ms leaves no critical path).
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "40ms")]
+    pub latency: Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct QueueArgs {
+    /// How many requests each side runs (few: beyond a burst, the vendors' rate limits that dsr
+    /// keeps — Gmail 25 calls a second per user, Wix 200 a minute per site — set the pace).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub requests: u32,
+    /// The Redis to run on (its keys under a unique prefix, removed afterwards).
+    #[arg(long, value_name = "URL", default_value = "redis://127.0.0.1:6379")]
+    pub redis: String,
+    /// Only these processors (default: all four; repeatable).
+    #[arg(long = "processor", value_parser = one_of::<Processor>())]
+    pub processors: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct FootprintArgs {
+    /// The backlog's sizes, ascending: RSS is read at each (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "100,1000,10000", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub backlog: Vec<u32>,
 }
 
 /// Accepts exactly the names of one of our enums (strum's, the ones stored and typed

@@ -104,9 +104,61 @@ async fn dispatch(cli: &Cli) -> Result<ExitCode, CliError> {
         Command::Audit {
             what: AuditCommand::Events { id },
         } => verify::audit_events(&config, id, json).await,
-        Command::Bench {
-            what: BenchCommand::Export { size, dir },
-        } => bench::export::export(*size, dir.as_deref()).await,
+        Command::Bench { what } => bench_command(&config, what, json).await,
+    }
+}
+
+async fn bench_command(config: &config::Config, what: &BenchCommand, json: bool) -> Result<ExitCode, CliError> {
+    let backlog = |b: &[u32]| b.iter().map(|n| *n as usize).collect::<Vec<_>>();
+    match what {
+        BenchCommand::Export { size, dir } => bench::export::export(*size, dir.as_deref()).await,
+        #[cfg(feature = "demo")]
+        BenchCommand::Fanout { fanout } => bench::fanout::fanout(config, fanout.latency, json).await,
+        #[cfg(feature = "demo")]
+        BenchCommand::Queue { queue } => bench::queue::queue(config, &bench_queue_args(queue), json).await,
+        #[cfg(feature = "demo")]
+        BenchCommand::Footprint { footprint } => {
+            bench::footprint::footprint(config, &backlog(&footprint.backlog), json).await
+        }
+        #[cfg(feature = "demo")]
+        BenchCommand::Limits { requests, redis } => {
+            bench::limits::limits(config, *requests as usize, redis, json).await
+        }
+        #[cfg(not(feature = "demo"))]
+        BenchCommand::Limits { .. } => Err(bench::needs_demo("limits")),
+        #[cfg(not(feature = "demo"))]
+        BenchCommand::Fanout { .. } => Err(bench::needs_demo("fanout")),
+        #[cfg(not(feature = "demo"))]
+        BenchCommand::Queue { .. } => Err(bench::needs_demo("queue")),
+        #[cfg(not(feature = "demo"))]
+        BenchCommand::Footprint { .. } => Err(bench::needs_demo("footprint")),
+        BenchCommand::All {
+            fanout,
+            queue,
+            footprint,
+            limits_requests,
+            export_size,
+            dir,
+        } => {
+            let args = bench::all::AllArgs {
+                latency: fanout.latency,
+                queue: bench_queue_args(queue),
+                limits_requests: *limits_requests as usize,
+                backlog: &backlog(&footprint.backlog),
+                export_size: *export_size,
+                dir: dir.as_deref(),
+            };
+            bench::all::all(config, &args, json).await
+        }
+    }
+}
+
+fn bench_queue_args(args: &cli::QueueArgs) -> bench::QueueBench {
+    bench::QueueBench {
+        requests: args.requests as usize,
+        redis: args.redis.clone(),
+        // clap took only the processors' names.
+        processors: args.processors.iter().filter_map(|p| p.parse().ok()).collect(),
     }
 }
 

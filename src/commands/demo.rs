@@ -34,10 +34,10 @@ pub async fn demo(loaded: &Config, as_json: bool) -> Result<ExitCode, CliError> 
         );
     }
     let mut config = config;
-    config.processors.google = Some(start_google_fake(&root).await?);
-    config.processors.superoffice = Some(start_superoffice_fake(&root).await?);
-    config.processors.wix = Some(start_wix_fake(&root).await?);
-    config.processors.microsoft365 = Some(start_graph_fake(&root).await?);
+    config.processors.google = Some(start_google_fake(&root).await?.1);
+    config.processors.superoffice = Some(start_superoffice_fake(&root).await?.1);
+    config.processors.wix = Some(start_wix_fake(&root).await?.1);
+    config.processors.microsoft365 = Some(start_graph_fake(&root).await?.1);
     if !as_json {
         eprintln!(
             "started fake vendors on loopback: Google Analytics, BigQuery, Gmail and People; SuperOffice; Wix; Microsoft Graph"
@@ -53,14 +53,7 @@ pub async fn demo(loaded: &Config, as_json: bool) -> Result<ExitCode, CliError> 
     if !as_json && !without.is_empty() {
         eprintln!("no connector yet for {}: the demo leaves them out", without.join(", "));
     }
-    let subject = Identities {
-        emails: vec![Email::parse(DEMO_SUBJECT).map_err(|e| bad_input(e.to_string()))?],
-        names: vec!["Kari Nordmann".into()],
-        ga_client_ids: vec![dsr_fixtures::google::GoogleState::seed_value(&["subject", "client_id"])],
-        ga_user_ids: vec![dsr_fixtures::google::GoogleState::seed_value(&["subject", "user_id"])],
-        phones: vec![dsr_connector::Phone::parse("+47 912 34 567", "NO").map_err(|e| bad_input(e.to_string()))?],
-        phone_region: Some(config.controller.default_phone_region.clone()),
-    };
+    let subject = demo_subject(&config)?;
     let mut documents = Vec::new();
     let mut all_completed = true;
     let rename = vec![FieldChange {
@@ -139,6 +132,18 @@ pub async fn demo(loaded: &Config, as_json: bool) -> Result<ExitCode, CliError> 
     })
 }
 
+/// The seeded subject's identities, as the fake vendors hold them.
+pub(crate) fn demo_subject(config: &Config) -> Result<Identities, CliError> {
+    Ok(Identities {
+        emails: vec![Email::parse(DEMO_SUBJECT).map_err(|e| bad_input(e.to_string()))?],
+        names: vec!["Kari Nordmann".into()],
+        ga_client_ids: vec![dsr_fixtures::google::GoogleState::seed_value(&["subject", "client_id"])],
+        ga_user_ids: vec![dsr_fixtures::google::GoogleState::seed_value(&["subject", "user_id"])],
+        phones: vec![dsr_connector::Phone::parse("+47 912 34 567", "NO").map_err(|e| bad_input(e.to_string()))?],
+        phone_region: Some(config.controller.default_phone_region.clone()),
+    })
+}
+
 /// The demo's erasure waits for approval (`[erasure] approval = "required"`): shows its plan
 /// as `dsr plan` would, approves exactly that plan as `dsr approve` would, and carries it out.
 async fn approve_in_demo(
@@ -165,7 +170,7 @@ const DEMO_DIR: &str = "dsr-demo";
 /// The demo's own deployment: the embedded ledger and queue, local exports and a throwaway
 /// signing key under `root`, worker pacing and controller from the loaded config, and no
 /// processor sections (the fakes are added later) and no keys of the operator's.
-fn demo_config(loaded: &Config, root: &std::path::Path) -> Result<Config, CliError> {
+pub(crate) fn demo_config(loaded: &Config, root: &std::path::Path) -> Result<Config, CliError> {
     let mut config = Config {
         worker: loaded.worker.clone(),
         controller: loaded.controller.clone(),
@@ -202,7 +207,7 @@ fn write_demo_config(config: &Config, root: &std::path::Path) -> Result<PathBuf,
 }
 
 /// A TOML basic string.
-fn toml_string(text: &str) -> String {
+pub(crate) fn toml_string(text: &str) -> String {
     let mut out = String::from("\"");
     for c in text.chars() {
         match c {
@@ -281,19 +286,23 @@ fn throwaway_signing_key(root: &std::path::Path) -> Result<SecretRef, CliError> 
 }
 
 /// Starts the fake Graph with its seed data and configures the connector for it.
-async fn start_graph_fake(root: &std::path::Path) -> Result<dsr_microsoft365::Microsoft365Config, CliError> {
+pub(crate) async fn start_graph_fake(
+    root: &std::path::Path,
+) -> Result<(dsr_fixtures::graph::GraphFake, dsr_microsoft365::Microsoft365Config), CliError> {
     let fake = dsr_fixtures::graph::GraphFake::start()
         .await
         .map_err(|e| CliError::Unreachable(format!("cannot start the fake Graph on loopback: {e}")))?;
     let text = fake
         .connector_toml(&root.join("graph-client-secret"))
         .map_err(|e| CliError::Unreachable(format!("cannot write under {}: {e}", root.display())))?;
-    toml_config(&format!("{text}page_size = 5\n"))
+    Ok((fake, toml_config(&format!("{text}page_size = 5\n"))?))
 }
 
 /// Starts the fake Google APIs and configures the connector for them, with the fake's test
 /// service-account key.
-async fn start_google_fake(root: &std::path::Path) -> Result<dsr_google::GoogleConfig, CliError> {
+pub(crate) async fn start_google_fake(
+    root: &std::path::Path,
+) -> Result<(dsr_fixtures::google::GoogleFake, dsr_google::GoogleConfig), CliError> {
     use dsr_fixtures::google::{GoogleFake, TEST_PRIVATE_KEY};
     let fake = GoogleFake::start()
         .await
@@ -302,12 +311,21 @@ async fn start_google_fake(root: &std::path::Path) -> Result<dsr_google::GoogleC
         .connector_toml(&root.join("google-service-account.json"), TEST_PRIVATE_KEY)
         .map_err(|e| CliError::Unreachable(format!("cannot write under {}: {e}", root.display())))?;
     let users: Vec<String> = fake.workspace_users().iter().map(|u| format!("\"{u}\"")).collect();
-    toml_config(&format!("{text}workspace = {{ mailboxes = [{}] }}\n", users.join(", ")))
+    let config = toml_config(&format!("{text}workspace = {{ mailboxes = [{}] }}\n", users.join(", ")))?;
+    Ok((fake, config))
 }
 
 /// Starts the fake SuperOffice and configures the system-user flow for it, keeping sales
 /// for the Bookkeeping Act as the company would.
-async fn start_superoffice_fake(root: &std::path::Path) -> Result<dsr_superoffice::SuperOfficeConfig, CliError> {
+pub(crate) async fn start_superoffice_fake(
+    root: &std::path::Path,
+) -> Result<
+    (
+        dsr_fixtures::superoffice::SuperOfficeFake,
+        dsr_superoffice::SuperOfficeConfig,
+    ),
+    CliError,
+> {
     use dsr_fixtures::superoffice::{SYSTEM_USER_KEY_PEM, SuperOfficeFake};
     let fake = SuperOfficeFake::start()
         .await
@@ -315,20 +333,23 @@ async fn start_superoffice_fake(root: &std::path::Path) -> Result<dsr_superoffic
     let text = fake
         .connector_toml(&root.join("superoffice-system-user.pem"), SYSTEM_USER_KEY_PEM)
         .map_err(|e| CliError::Unreachable(format!("cannot write under {}: {e}", root.display())))?;
-    toml_config(&format!(
+    let config = toml_config(&format!(
         "{text}[[retain]]\ncategory = \"Sales\"\nreason = \"Sales are accounting records\"\nlegal_basis = \"Bokføringsloven § 13: kept five years\"\n"
-    ))
+    ))?;
+    Ok((fake, config))
 }
 
 /// Starts the fake Wix site and configures API-key access to it.
-async fn start_wix_fake(root: &std::path::Path) -> Result<dsr_wix::WixConfig, CliError> {
+pub(crate) async fn start_wix_fake(
+    root: &std::path::Path,
+) -> Result<(dsr_fixtures::wix::WixFake, dsr_wix::WixConfig), CliError> {
     let fake = dsr_fixtures::wix::WixFake::start()
         .await
         .map_err(|e| CliError::Unreachable(format!("cannot start the fake Wix on loopback: {e}")))?;
     let text = fake
         .connector_toml(&root.join("wix-api-key"))
         .map_err(|e| CliError::Unreachable(format!("cannot write under {}: {e}", root.display())))?;
-    toml_config(&text)
+    Ok((fake, toml_config(&text)?))
 }
 
 fn toml_config<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, CliError> {

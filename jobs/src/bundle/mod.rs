@@ -2,10 +2,12 @@
 //! (vendor field names kept) and CSV (UTF-8 with BOM, so spreadsheet programs show æøå), the
 //! attachments byte for byte, an `index.html` that opens offline and explains everything,
 //! and a `manifest.json` with a SHA-256 per file. Assembled by streaming the accepted spools
-//! in a fixed order, so memory stays bounded whatever the size, and written under a temporary
-//! name, then renamed: a reader never sees half a bundle. [`Manifest`] is the manifest's one
+//! in a fixed order, so memory stays bounded whatever the size, on every core (`entries`:
+//! the same bytes whichever thread finishes first), and written under a temporary name, then
+//! renamed: a reader never sees half a bundle. [`Manifest`] is the manifest's one
 //! shape: the writer here serialises it, `verify` reads it back.
 
+mod entries;
 pub mod flatten;
 pub mod index;
 pub mod info;
@@ -13,9 +15,10 @@ pub mod verify;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::Path;
 
 use chrono::{DateTime, SubsecRound, Utc};
-use dsr_connector::{Identities, Processor};
+use dsr_connector::{Identities, Processor, StoredFile};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -26,6 +29,7 @@ use crate::spool::{SpoolEntry, file_key};
 use crate::storage::{ExportStore, Key, StorageError, SyncObjectWriter, key};
 use tokio::runtime::Handle;
 
+use entries::{Ahead, Entry, Threads};
 pub use info::ProcessingInfo;
 
 /// The version of [`Manifest`]'s shape. A reader refuses a version it does not know; a
@@ -145,44 +149,6 @@ pub fn bundle_key(request_id: &str) -> Key {
     key(&format!("dsr-{request_id}.zip"))
 }
 
-/// Writes bytes into the current ZIP entry and keeps their count and hash.
-struct Hashing<'a, W: Write> {
-    inner: &'a mut W,
-    hasher: Sha256,
-    bytes: u64,
-}
-
-impl<'a, W: Write> Hashing<'a, W> {
-    fn new(inner: &'a mut W) -> Self {
-        Hashing {
-            inner,
-            hasher: Sha256::new(),
-            bytes: 0,
-        }
-    }
-
-    fn entry(self, path: String, media_type: &str) -> FileEntry {
-        FileEntry {
-            path,
-            bytes: self.bytes,
-            media_type: media_type.into(),
-            sha256: hex::encode(self.hasher.finalize()),
-        }
-    }
-}
-
-impl<W: Write> Write for Hashing<'_, W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.bytes += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 /// Reads spools and files from the export storage on a blocking thread.
 struct Source {
     store: ExportStore,
@@ -224,90 +190,87 @@ fn already_compressed(media_type: &str) -> bool {
         || t.starts_with("application/vnd.openxmlformats")
 }
 
-fn options(large: bool) -> zip::write::SimpleFileOptions {
+fn options(large: bool, at: zip::DateTime) -> zip::write::SimpleFileOptions {
     zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated)
         .compression_level(Some(1))
         .large_file(large)
+        .last_modified_time(at)
 }
 
-/// One spool's part in the bundle.
-struct SpoolPart<'a> {
-    spool: &'a Key,
-    processor: Processor,
+/// What an entry of the bundle holds (but the index and the manifest).
+pub(super) enum Content {
+    /// A spooled file, as stored.
+    File(Key),
+    /// One category of a spool's records as JSON.
+    Json(Category),
+    /// One category of a spool's records as CSV, in these columns.
+    Csv(Category, BTreeSet<String>),
+}
+
+/// One category of one spool.
+pub(super) struct Category {
+    spool: Key,
+    name: String,
     /// Only records the subject provided (a portability request).
     portability: bool,
-    /// Entries carry ZIP64 sizes.
-    large: bool,
 }
 
-/// Streams one category of a spool into `<processor>/<category>.json` and `.csv`.
-fn write_category(
-    zip: &mut Zip,
-    source: &Source,
-    part: &SpoolPart<'_>,
-    category: &str,
-    columns: &BTreeSet<String>,
-) -> std::io::Result<(FileEntry, FileEntry)> {
-    let SpoolPart {
-        spool,
-        processor,
-        portability,
-        large,
-    } = *part;
-    let wanted =
-        |record: &dsr_connector::Record| record.category == category && (!portability || record.provided_by_subject);
-    let json_path = format!("{processor}/{category}.json");
-    zip.start_file(&json_path, options(large))
-        .map_err(std::io::Error::other)?;
-    let mut out = Hashing::new(zip);
+impl Category {
+    fn wants(&self, record: &dsr_connector::Record) -> bool {
+        record.category == self.name && (!self.portability || record.provided_by_subject)
+    }
+}
+
+/// Streams one category of a spool into `out` as a JSON array of the records' data.
+fn write_json(out: &mut dyn Write, source: &Source, category: &Category) -> std::io::Result<()> {
     out.write_all(b"[\n")?;
     let mut first = true;
-    source.each_entry(spool, |entry| {
+    source.each_entry(&category.spool, |entry| {
         if let SpoolEntry::Record(record) = entry
-            && wanted(&record)
+            && category.wants(&record)
         {
             if !first {
                 out.write_all(b",\n")?;
             }
             first = false;
-            serde_json::to_writer_pretty(&mut out, &record.data).map_err(std::io::Error::other)?;
+            serde_json::to_writer_pretty(&mut *out, &record.data).map_err(std::io::Error::other)?;
         }
         Ok(())
     })?;
-    out.write_all(b"\n]\n")?;
-    let json_entry = out.entry(json_path, "application/json");
+    out.write_all(b"\n]\n")
+}
 
-    let csv_path = format!("{processor}/{category}.csv");
-    zip.start_file(&csv_path, options(large))
-        .map_err(std::io::Error::other)?;
-    let mut out = Hashing::new(zip);
+/// Streams one category of a spool into `out` as CSV in `columns`, with a BOM.
+fn write_csv(
+    out: &mut dyn Write,
+    source: &Source,
+    category: &Category,
+    columns: &BTreeSet<String>,
+) -> std::io::Result<()> {
     out.write_all("\u{feff}".as_bytes())?;
-    {
-        let mut csv = csv::Writer::from_writer(&mut out);
-        // Every cell, column names too, goes through `csv_cell`: no formula runs when the
-        // subject opens the file in a spreadsheet.
-        let mut row = |cells: &mut dyn Iterator<Item = &str>| -> std::io::Result<()> {
-            for cell in cells {
-                csv.write_field(flatten::csv_cell(cell).as_bytes())
-                    .map_err(std::io::Error::other)?;
-            }
-            // Ends the record.
-            csv.write_record(None::<&[u8]>).map_err(std::io::Error::other)
-        };
-        row(&mut columns.iter().map(String::as_str))?;
-        source.each_entry(spool, |entry| {
-            if let SpoolEntry::Record(record) = entry
-                && wanted(&record)
-            {
-                let flat = flatten::flatten(&record.data);
-                row(&mut columns.iter().map(|c| flat.get(c).map(String::as_str).unwrap_or("")))?;
-            }
-            Ok(())
-        })?;
-        csv.flush()?;
-    }
-    Ok((json_entry, out.entry(csv_path, "text/csv; charset=utf-8")))
+    let mut csv = csv::Writer::from_writer(out);
+    // Every cell, column names too, goes through `csv_cell`: no formula runs when the
+    // subject opens the file in a spreadsheet.
+    let mut row = |cells: &mut dyn Iterator<Item = &str>| -> std::io::Result<()> {
+        for cell in cells {
+            csv.write_field(flatten::csv_cell(cell).as_bytes())
+                .map_err(std::io::Error::other)?;
+        }
+        // Ends the record.
+        csv.write_record(None::<&[u8]>).map_err(std::io::Error::other)
+    };
+    row(&mut columns.iter().map(String::as_str))?;
+    source.each_entry(&category.spool, |entry| {
+        if let SpoolEntry::Record(record) = entry
+            && category.wants(&record)
+        {
+            let flat = flatten::flatten(&record.data);
+            row(&mut columns.iter().map(|c| flat.get(c).map(String::as_str).unwrap_or("")))?;
+        }
+        Ok(())
+    })?;
+    csv.flush()
 }
 
 /// A JSON or CSV entry is written before its size is known, so ZIP64 is decided up front:
@@ -321,6 +284,78 @@ fn needs_zip64(spool_bytes: u64) -> bool {
     spool_bytes >= ZIP64_FROM_SPOOL_BYTES
 }
 
+/// One task's spool, read once before anything is written: its categories with their record
+/// counts and CSV columns, and its files.
+struct Scanned {
+    spool: Key,
+    spool_bytes: u64,
+    categories: BTreeMap<String, (u64, BTreeSet<String>)>,
+    files: Vec<StoredFile>,
+}
+
+fn scan(source: &Source, spool: &Key, portability: bool) -> Result<Scanned, StorageError> {
+    let fail = |e: std::io::Error| StorageError {
+        location: spool.to_string(),
+        source: e,
+    };
+    let mut categories: BTreeMap<String, (u64, BTreeSet<String>)> = BTreeMap::new();
+    let mut files = Vec::new();
+    source
+        .each_entry(spool, |entry| {
+            match entry {
+                SpoolEntry::Record(r) if portability && !r.provided_by_subject => {}
+                SpoolEntry::Record(r) => {
+                    let slot = categories.entry(r.category.clone()).or_default();
+                    slot.0 += 1;
+                    slot.1.extend(flatten::flatten(&r.data).into_keys());
+                }
+                // Attachments are what others sent the subject: not part of portability.
+                SpoolEntry::File(_) if portability => {}
+                SpoolEntry::File(f) => files.push(f),
+            }
+            Ok(())
+        })
+        .map_err(fail)?;
+    let spool_bytes = source.handle.block_on(source.store.size(spool))?;
+    Ok(Scanned {
+        spool: spool.clone(),
+        spool_bytes,
+        categories,
+        files,
+    })
+}
+
+/// The options of an attachment's entry.
+fn attachment_options(file: &StoredFile, at: zip::DateTime) -> zip::write::SimpleFileOptions {
+    let opts = options(file.bytes > u64::from(u32::MAX) - 1024, at);
+    if already_compressed(&file.media_type) {
+        // Deflating a PDF, an image or an Office file again costs time and gains nothing.
+        opts.compression_method(zip::CompressionMethod::Stored)
+            .compression_level(None)
+    } else {
+        opts
+    }
+}
+
+/// The time every entry carries: when the bundle was generated, in UTC (a ZIP time has no
+/// zone). Set here rather than left to the zip crate, which would stamp the time of writing
+/// when its `time` feature is on: the same data must give the same bytes.
+fn zip_time(at: DateTime<Utc>) -> zip::DateTime {
+    use chrono::{Datelike, Timelike};
+    let (Ok(year), Ok(month), Ok(day), Ok(hour), Ok(minute), Ok(second)) = (
+        u16::try_from(at.year()),
+        u8::try_from(at.month()),
+        u8::try_from(at.day()),
+        u8::try_from(at.hour()),
+        u8::try_from(at.minute()),
+        u8::try_from(at.second()),
+    ) else {
+        return zip::DateTime::default();
+    };
+    zip::DateTime::from_date_and_time(year, month, day, hour, minute, second).unwrap_or_default()
+}
+
+#[allow(clippy::too_many_arguments)]
 fn write_sync(
     out: SyncObjectWriter,
     source: &Source,
@@ -328,6 +363,8 @@ fn write_sync(
     tasks: &[Task],
     info: &ProcessingInfo,
     signer: Option<&crate::signing::Signer>,
+    generated_at: DateTime<Utc>,
+    threads: Threads<'_>,
 ) -> Result<Written, StorageError> {
     let location = out.location().to_string();
     let fail = |source: std::io::Error| StorageError {
@@ -335,94 +372,110 @@ fn write_sync(
         source,
     };
     let portability = request.kind == RequestKind::Portability;
+    // As precise as the manifest writes it.
+    let generated_at = generated_at.trunc_subsecs(6);
+    let at = zip_time(generated_at);
+    // Every spool is read once first, so that every entry can be made ahead on other threads
+    // while the writer copies the ones before it.
+    let mut scanned = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        scanned.push(match task.spool.as_deref() {
+            Some(spool) => {
+                let spool =
+                    Key::parse(spool).map_err(|e| fail(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
+                Some(scan(source, &spool, portability)?)
+            }
+            None => None,
+        });
+    }
+    // The bundle's entries in order: per processor, each category's JSON and CSV, then its
+    // files.
+    let mut made: Vec<Entry> = Vec::new();
+    for (task, scanned) in tasks.iter().zip(&scanned) {
+        let Some(scanned) = scanned else { continue };
+        let processor = task.processor;
+        let large = needs_zip64(scanned.spool_bytes);
+        for (name, (_, columns)) in &scanned.categories {
+            let category = || Category {
+                spool: scanned.spool.clone(),
+                name: name.clone(),
+                portability,
+            };
+            made.push(Entry {
+                path: format!("{processor}/{name}.json"),
+                media_type: "application/json".into(),
+                options: options(large, at),
+                content: Content::Json(category()),
+            });
+            made.push(Entry {
+                path: format!("{processor}/{name}.csv"),
+                media_type: "text/csv; charset=utf-8".into(),
+                options: options(large, at),
+                content: Content::Csv(category(), columns.clone()),
+            });
+        }
+        made.extend(scanned.files.iter().map(|file| Entry {
+            path: format!("{processor}/{}", file.path),
+            media_type: file.media_type.clone(),
+            options: attachment_options(file, at),
+            content: Content::File(file_key(&scanned.spool, &file.path)),
+        }));
+    }
+    let temporary = source
+        .store
+        .local_dir()
+        .map_or_else(std::env::temp_dir, Path::to_path_buf);
+
     let mut zip = zip::ZipWriter::new_stream(BufWriter::with_capacity(1 << 20, out));
     let mut entries: Vec<FileEntry> = Vec::new();
     let mut processors: Vec<ProcessorSummary> = Vec::new();
-    for task in tasks {
-        let mut summary = ProcessorSummary {
-            processor: task.processor,
-            name: task.processor.display_name().into(),
-            status: task.status,
-            outcome: task.outcome,
-            reason: task.reason.clone(),
-            error: task.error.clone(),
-            notes: task.evidence["notes"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(|n| n.as_str().map(String::from))
-                .collect(),
-            refused_records: task.evidence["refused_records"].as_u64().unwrap_or(0),
-            categories: Vec::new(),
-            attachments: Vec::new(),
-        };
-        if let Some(spool) = task.spool.as_deref() {
-            let spool = Key::parse(spool).map_err(|e| fail(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))?;
-            // First pass: which categories, how many records, which CSV columns.
-            let mut categories: BTreeMap<String, (u64, BTreeSet<String>)> = BTreeMap::new();
-            let mut files = Vec::new();
-            source
-                .each_entry(&spool, |entry| {
-                    match entry {
-                        SpoolEntry::Record(r) if portability && !r.provided_by_subject => {}
-                        SpoolEntry::Record(r) => {
-                            let slot = categories.entry(r.category.clone()).or_default();
-                            slot.0 += 1;
-                            slot.1.extend(flatten::flatten(&r.data).into_keys());
-                        }
-                        // Attachments are what others sent the subject: not part of portability.
-                        SpoolEntry::File(_) if portability => {}
-                        SpoolEntry::File(f) => files.push(f),
-                    }
-                    Ok(())
-                })
-                .map_err(&fail)?;
-            let spool_bytes = source.handle.block_on(source.store.size(&spool))?;
-            for (category, (records, columns)) in &categories {
-                let part = SpoolPart {
-                    spool: &spool,
-                    processor: summary.processor,
-                    portability,
-                    large: needs_zip64(spool_bytes),
-                };
-                let (json_entry, csv_entry) =
-                    write_category(&mut zip, source, &part, category, columns).map_err(&fail)?;
-                summary.categories.push(CategorySummary {
-                    name: category.clone(),
-                    records: *records,
-                    json: json_entry.path.clone(),
-                    csv: csv_entry.path.clone(),
-                });
-                entries.extend([json_entry, csv_entry]);
-            }
-            for file in files {
-                let object = file_key(&spool, &file.path);
-                let path = format!("{}/{}", summary.processor, file.path);
-                let mut opts = options(file.bytes > u64::from(u32::MAX) - 1024);
-                if already_compressed(&file.media_type) {
-                    // Deflating a PDF, an image or an Office file again costs time and gains
-                    // nothing.
-                    opts = opts
-                        .compression_method(zip::CompressionMethod::Stored)
-                        .compression_level(None);
+    std::thread::scope(|scope| -> Result<(), StorageError> {
+        let mut ahead = Ahead::start(scope, source, &temporary, threads, made);
+        let mut next = || ahead.next().and_then(|d| d.copy_into(&mut zip)).map_err(&fail);
+        for (task, scanned) in tasks.iter().zip(&scanned) {
+            let mut summary = ProcessorSummary {
+                processor: task.processor,
+                name: task.processor.display_name().into(),
+                status: task.status,
+                outcome: task.outcome,
+                reason: task.reason.clone(),
+                error: task.error.clone(),
+                notes: task.evidence["notes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|n| n.as_str().map(String::from))
+                    .collect(),
+                refused_records: task.evidence["refused_records"].as_u64().unwrap_or(0),
+                categories: Vec::new(),
+                attachments: Vec::new(),
+            };
+            if let Some(scanned) = scanned {
+                for (category, (records, _)) in &scanned.categories {
+                    let (json, csv) = (next()?, next()?);
+                    summary.categories.push(CategorySummary {
+                        name: category.clone(),
+                        records: *records,
+                        json: json.path.clone(),
+                        csv: csv.path.clone(),
+                    });
+                    entries.extend([json, csv]);
                 }
-                zip.start_file(&path, opts)
-                    .map_err(|e| fail(std::io::Error::other(e)))?;
-                let mut out = Hashing::new(&mut zip);
-                std::io::copy(&mut source.open(&object).map_err(&fail)?, &mut out).map_err(&fail)?;
-                let entry = out.entry(path, &file.media_type);
-                summary.attachments.push(entry.clone());
-                entries.push(entry);
+                for _ in &scanned.files {
+                    let entry = next()?;
+                    summary.attachments.push(entry.clone());
+                    entries.push(entry);
+                }
             }
+            processors.push(summary);
         }
-        processors.push(summary);
-    }
+        Ok(())
+    })?;
 
-    // As precise as the manifest writes it.
-    let generated_at = Utc::now().trunc_subsecs(6);
     let html = index::render(request, &processors, info, generated_at).map_err(|e| fail(std::io::Error::other(e)))?;
     let add = |zip: &mut Zip, path: &str, bytes: &[u8]| -> std::io::Result<()> {
-        zip.start_file(path, options(false)).map_err(std::io::Error::other)?;
+        zip.start_file(path, options(false, at))
+            .map_err(std::io::Error::other)?;
         zip.write_all(bytes)
     };
     add(&mut zip, "index.html", html.as_bytes()).map_err(&fail)?;
@@ -469,6 +522,19 @@ pub async fn write_bundle(
     info: &ProcessingInfo,
     signer: Option<crate::signing::Signer>,
 ) -> Result<Written, EngineError> {
+    write_bundle_at(store, request, tasks, info, signer, Utc::now()).await
+}
+
+/// [`write_bundle`] generated at `generated_at` (the engine's clock): the same data and time
+/// give the same bytes.
+pub async fn write_bundle_at(
+    store: &ExportStore,
+    request: &Request,
+    tasks: &[Task],
+    info: &ProcessingInfo,
+    signer: Option<crate::signing::Signer>,
+    generated_at: DateTime<Utc>,
+) -> Result<Written, EngineError> {
     let handle = Handle::current();
     let out = store.writer(bundle_key(&request.id)).into_sync(handle.clone());
     let source = Source {
@@ -476,113 +542,25 @@ pub async fn write_bundle(
         handle,
     };
     let (request, tasks, info) = (request.clone(), tasks.to_vec(), info.clone());
-    tokio::task::spawn_blocking(move || write_sync(out, &source, &request, &tasks, &info, signer.as_ref()))
-        .await
-        .map_err(|e| EngineError::Stopped {
-            what: "the bundle writer",
-            reason: e.to_string(),
-        })?
-        .map_err(EngineError::Storage)
+    tokio::task::spawn_blocking(move || {
+        write_sync(
+            out,
+            &source,
+            &request,
+            &tasks,
+            &info,
+            signer.as_ref(),
+            generated_at,
+            Threads::per_core(),
+        )
+    })
+    .await
+    .map_err(|e| EngineError::Stopped {
+        what: "the bundle writer",
+        reason: e.to_string(),
+    })?
+    .map_err(EngineError::Storage)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn zip64_is_switched_on_before_an_entry_could_pass_4_gib() {
-        assert!(!needs_zip64(10 << 20));
-        assert!(needs_zip64(512 << 20));
-        // Pretty printing at most multiplies a spool by eight below the threshold.
-        assert!((ZIP64_FROM_SPOOL_BYTES - 1) * 8 < u64::from(u32::MAX));
-    }
-
-    fn unzip(path: &str, name: &str) -> String {
-        use std::io::Read;
-        let mut zip = zip::ZipArchive::new(std::fs::File::open(path).unwrap()).unwrap();
-        let mut text = String::new();
-        zip.by_name(name).unwrap().read_to_string(&mut text).unwrap();
-        text
-    }
-
-    #[tokio::test]
-    async fn csv_cells_a_spreadsheet_would_run_are_quoted_and_the_json_keeps_them() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = ExportStore::local(dir.path()).unwrap();
-        let spool = crate::spool::spool_key("r-csv", Processor::Wix, 1);
-        let hostile = serde_json::json!({
-            "subject": "=HYPERLINK(\"http://evil.example\",\"open\")",
-            "plus": "+1", "minus": "-2+3", "at": "@SUM(1)", "tab": "\tx", "cr": "\rx",
-            "=cmd": "header", "plain": "Kari", "amount": -12,
-        });
-        let record = dsr_connector::Record {
-            category: "comments".into(),
-            id: Some("c-1".into()),
-            provided_by_subject: true,
-            data: hostile.clone(),
-            claims: Vec::new(),
-        };
-        let path = dir.path().join(spool.as_ref());
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        let line = serde_json::to_string(&SpoolEntry::Record(record)).unwrap();
-        std::fs::write(&path, format!("{line}\n")).unwrap();
-        let request = Request::received(
-            "r-csv",
-            RequestKind::Access,
-            Identities::default(),
-            crate::model::Lang::En,
-            Utc::now(),
-        );
-        let task = Task {
-            outcome: Some(Outcome::Done),
-            evidence: serde_json::json!({"notes": []}),
-            spool: Some(spool.to_string()),
-            ..Task::attempted("r-csv", Processor::Wix, TaskStatus::Succeeded)
-        };
-        let written = write_bundle(&store, &request, &[task], &ProcessingInfo::example(), None)
-            .await
-            .unwrap();
-
-        let csv = unzip(&written.location, "wix/comments.csv");
-        let mut reader = csv::Reader::from_reader(csv.trim_start_matches('\u{feff}').as_bytes());
-        let header: Vec<String> = reader.headers().unwrap().iter().map(String::from).collect();
-        let row: Vec<String> = reader
-            .records()
-            .next()
-            .unwrap()
-            .unwrap()
-            .iter()
-            .map(String::from)
-            .collect();
-        let cells: BTreeMap<&str, &str> = header
-            .iter()
-            .map(String::as_str)
-            .zip(row.iter().map(String::as_str))
-            .collect();
-        assert!(cells.contains_key("'=cmd"), "a column name is quoted too: {header:?}");
-        for (column, value) in [
-            ("subject", "'=HYPERLINK(\"http://evil.example\",\"open\")"),
-            ("plus", "'+1"),
-            ("minus", "'-2+3"),
-            ("at", "'@SUM(1)"),
-            ("tab", "'\tx"),
-            ("cr", "'\rx"),
-            ("'=cmd", "header"),
-            ("plain", "Kari"),
-            ("amount", "'-12"),
-        ] {
-            assert_eq!(cells[column], value, "{column}");
-        }
-        let json: serde_json::Value = serde_json::from_str(&unzip(&written.location, "wix/comments.json")).unwrap();
-        assert_eq!(
-            json,
-            serde_json::json!([hostile]),
-            "the JSON keeps every value as it was"
-        );
-        let index = unzip(&written.location, "index.html");
-        assert!(
-            index.contains("with a leading &#x27;"),
-            "the index page explains the quote"
-        );
-    }
-}
+mod tests;

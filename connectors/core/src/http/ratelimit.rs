@@ -40,14 +40,14 @@ impl Limits {
         (self.requests - self.requests / 20).max(1)
     }
 
-    /// These limits with a window `scale` times shorter and a burst `scale` times smaller:
-    /// the same steady rate, met sooner (at least one request per window).
-    pub fn scaled(&self, scale: u32) -> Limits {
-        let scale = scale.max(1);
-        let requests = (self.requests / scale).max(1);
+    /// These limits as a benchmark scales them: the burst `scale.burst` times smaller and
+    /// time `scale.speed` times faster (the window shrinks by both). 1 and 1: unchanged.
+    pub fn scaled(&self, scale: Scale) -> Limits {
+        let (burst, speed) = (scale.burst.max(1), scale.speed.max(1));
+        let requests = (self.requests / burst).max(1);
         Limits {
             requests,
-            per: self.per.mul_f64(f64::from(requests) / f64::from(self.requests.max(1))),
+            per: self.per.mul_f64(f64::from(requests) / f64::from(self.requests.max(1))) / speed,
             concurrent: self.concurrent,
         }
     }
@@ -194,19 +194,38 @@ fn spread(base: Duration, salt: u64) -> Duration {
     base / 2 + Duration::from_micros(spread / 2)
 }
 
-static LIMIT_SCALE: AtomicU32 = AtomicU32::new(1);
+/// How a benchmark scales every limit (see [`Limits::scaled`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scale {
+    pub burst: u32,
+    pub speed: u32,
+}
+
+impl Scale {
+    pub const NONE: Scale = Scale { burst: 1, speed: 1 };
+}
+
+static SCALE_BURST: AtomicU32 = AtomicU32::new(1);
+static SCALE_SPEED: AtomicU32 = AtomicU32::new(1);
 
 /// For the limits benchmark only (`dsr bench limits`, whose fakes enforce the same): every
-/// limiter made after this has a window `scale` times shorter and a burst `scale` times
-/// smaller, so a run reaches a vendor's steady rate in a minute rather than ten. The rate
-/// itself stays the documented one.
-pub fn scale_limits_for_benchmark(scale: u32) {
-    LIMIT_SCALE.store(scale.max(1), Ordering::Relaxed);
+/// limiter made after this keeps `scale`d limits, so a run reaches a vendor's steady rate in
+/// seconds rather than ten minutes, and is over in a minute or two.
+pub fn scale_limits_for_benchmark(scale: Scale) {
+    SCALE_BURST.store(scale.burst.max(1), Ordering::Relaxed);
+    SCALE_SPEED.store(scale.speed.max(1), Ordering::Relaxed);
+}
+
+fn benchmark_scale() -> Scale {
+    Scale {
+        burst: SCALE_BURST.load(Ordering::Relaxed),
+        speed: SCALE_SPEED.load(Ordering::Relaxed),
+    }
 }
 
 impl RateLimiter {
     pub fn new(limits: Limits) -> RateLimiter {
-        let limits = limits.scaled(LIMIT_SCALE.load(Ordering::Relaxed));
+        let limits = limits.scaled(benchmark_scale());
         let requests = NonZeroU32::new(limits.requests.max(1)).unwrap_or(NonZeroU32::MIN);
         let quota = Quota::with_period(limits.interval())
             .unwrap_or_else(|| Quota::per_second(requests))
@@ -492,19 +511,22 @@ mod tests {
     }
 
     #[test]
-    fn a_scaled_limit_keeps_the_rate_and_shrinks_the_burst() {
+    fn a_scaled_limit_has_a_smaller_burst_and_a_faster_clock() {
         let graph = Limits {
             requests: 10_000,
             per: Duration::from_secs(600),
             concurrent: 4,
         };
-        let scaled = graph.scaled(20);
-        assert_eq!(scaled.requests, 500);
-        assert_eq!(scaled.per, Duration::from_secs(30));
-        assert_eq!(scaled.interval(), graph.interval());
-        assert_eq!(scaled.concurrent, 4);
-        assert_eq!(graph.scaled(1), graph);
-        assert_eq!(graph.scaled(0), graph);
+        let smaller = graph.scaled(Scale { burst: 20, speed: 1 });
+        assert_eq!(smaller.requests, 500);
+        assert_eq!(smaller.per, Duration::from_secs(30));
+        assert_eq!(smaller.interval(), graph.interval(), "the same rate");
+        let faster = graph.scaled(Scale { burst: 20, speed: 3 });
+        assert_eq!(faster.requests, 500);
+        assert_eq!(faster.per, Duration::from_secs(10));
+        assert_eq!(faster.concurrent, 4);
+        assert_eq!(graph.scaled(Scale::NONE), graph);
+        assert_eq!(graph.scaled(Scale { burst: 0, speed: 0 }), graph);
     }
 
     /// The shared rate allows the burst, then one request per interval (GCRA).

@@ -1,0 +1,131 @@
+//! `dsr bench` keeps working: each benchmark is run in a tiny variant and its output checked
+//! for the figures it promises. Nothing here is timed — the goals are read by a person from
+//! `dsr bench all`, never asserted by a test.
+
+use std::process::{Command, Output};
+
+fn dsr(dir: &std::path::Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dsr"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("DSR_CONFIG")
+        // Quick polls: the test checks what is printed, not how fast.
+        .env("DSR_QUEUE__POLL", "20ms")
+        .output()
+        .expect("dsr runs")
+}
+
+#[test]
+fn fanout_prints_calls_per_processor_and_a_ratio_to_the_critical_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dsr(dir.path(), &["bench", "fanout", "--latency", "2ms"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+
+    // The summary row: a ratio (a number and `x`) beside the goal.
+    let row = stdout
+        .lines()
+        .find(|l| l.starts_with("fanout") && l.contains("wall / critical path, all 4 together"))
+        .unwrap_or_else(|| panic!("no ratio line for the four together:\n{stdout}"));
+    let ratio: f64 = row
+        .split_whitespace()
+        .find_map(|w| w.strip_suffix('x').and_then(|n| n.parse().ok()))
+        .unwrap_or_else(|| panic!("no ratio in {row:?}"));
+    assert!(ratio > 0.0, "{row}");
+    assert!(row.contains("<= 1.5"), "the goal is printed beside it: {row}");
+    assert!(row.contains("met") || row.contains("MISSED"), "{row}");
+
+    // Every processor made calls that its fake logged, and has a critical path.
+    for processor in ["google", "microsoft365", "superoffice", "wix"] {
+        let line = stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(processor) && l.starts_with("  "))
+            .unwrap_or_else(|| panic!("no line for {processor}:\n{stdout}"));
+        let calls: usize = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no call count in {line:?}"));
+        assert!(calls > 0, "{processor} made no calls: {line}");
+        assert!(line.contains(" x 2 ms"), "{processor}: no critical path: {line}");
+        let alone = format!("wall / critical path, {processor} alone");
+        assert!(stdout.contains(&alone), "no run of {processor} alone:\n{stdout}");
+    }
+    assert!(
+        stdout.contains("critical path: per processor"),
+        "the method is said:\n{stdout}"
+    );
+    assert!(!stdout.contains("kari.nordmann"), "the subject is never printed");
+}
+
+#[test]
+fn the_queue_benchmark_says_when_redis_does_not_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dsr(dir.path(), &["bench", "queue", "--redis", "redis://127.0.0.1:1"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("needs Redis") && stderr.contains("redis://127.0.0.1:1"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn bad_bench_arguments_are_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dsr(dir.path(), &["bench", "footprint", "--backlog", "1000,100"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("ascending"), "{stderr}");
+    let out = dsr(dir.path(), &["bench", "fanout", "--latency", "soon"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--latency"));
+}
+
+#[test]
+fn the_queue_benchmark_prints_a_ratio_and_leaves_no_keys_behind() {
+    let redis = std::env::var("DSRTEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let dir = tempfile::tempdir().unwrap();
+    let out = dsr(
+        dir.path(),
+        &[
+            "bench",
+            "queue",
+            "--requests",
+            "2",
+            "--processor",
+            "wix",
+            "--redis",
+            &redis,
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let row = stdout
+        .lines()
+        .find(|l| l.starts_with("queue") && l.contains("dsr / no-op requests/s, 2 at wix"))
+        .unwrap_or_else(|| panic!("no ratio line:\n{stdout}"));
+    assert!(
+        row.split_whitespace()
+            .any(|w| w.strip_suffix('x').is_some_and(|n| n.parse::<f64>().is_ok())),
+        "{row}"
+    );
+    assert!(row.contains(">= 0.5"), "{row}");
+
+    // It names the prefix it used and removed; nothing under it is left.
+    let removed = stdout
+        .lines()
+        .find(|l| l.starts_with("removed the benchmark's"))
+        .unwrap_or_else(|| panic!("no cleanup line:\n{stdout}"));
+    let prefix = removed
+        .rsplit_once("(prefix ")
+        .and_then(|(_, p)| p.strip_suffix(')'))
+        .unwrap_or_else(|| panic!("no prefix in {removed:?}"));
+    let count: usize = removed.split_whitespace().nth(3).and_then(|n| n.parse().ok()).unwrap();
+    assert!(count > 0, "the jobs were under the prefix: {removed}");
+    let mut conn = redis::Client::open(redis.as_str()).unwrap().get_connection().unwrap();
+    let left: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}*")).query(&mut conn).unwrap();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
