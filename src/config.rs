@@ -82,7 +82,8 @@ pub struct QueueConfig {
     pub url: String,
     /// Queue name and Redis key prefix.
     pub prefix: String,
-    /// How often an idle worker asks the queue for work. 10ms to 1m; default 500ms.
+    /// How often an idle worker asks the queue for work. 10ms to 1m; default 100ms (a
+    /// request makes three hops — fan-out, tasks, finalize — each waiting up to one poll).
     #[serde(deserialize_with = "values::span")]
     pub poll: Duration,
     /// The queue's own keep-alive. 1s to 10m; default 10s.
@@ -107,7 +108,7 @@ impl Default for QueueConfig {
         QueueConfig {
             url: "sqlite://dsr-data/queue.db".into(),
             prefix: "dsr".into(),
-            poll: millis(500),
+            poll: millis(100),
             heartbeat: seconds(10),
             missed_heartbeats: 3,
             response_timeout: seconds(5),

@@ -156,11 +156,14 @@ impl Queue {
             {
                 std::fs::create_dir_all(dir).map_err(|e| unreachable(e.to_string()))?;
             }
-            let pool = SqlitePool::connect(&format!("{url}?mode=rwc"))
-                .await
-                .map_err(|e| unreachable(e.to_string()))?;
-            sqlx::query("PRAGMA busy_timeout = 10000")
-                .execute(&pool)
+            // Every connection of the pool waits up to 10 s for another process's write
+            // (a `PRAGMA` sent through the pool would reach one connection only, and the
+            // others would give up after sqlx's 5 s under load: "database is locked").
+            let options = <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(url)
+                .map_err(|e| unreachable(e.to_string()))?
+                .create_if_missing(true)
+                .busy_timeout(Duration::from_secs(10));
+            let pool = SqlitePool::connect_with(options)
                 .await
                 .map_err(|e| unreachable(e.to_string()))?;
             crate::sqlite_lock::while_locked(std::path::Path::new(path), SqliteStorage::setup(&pool))

@@ -22,7 +22,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use crate::Google;
-use crate::client::{MAX_ROW_PAGES, PROCESSOR};
+use crate::client::{MAILBOXES_IN_FLIGHT, MAX_ROW_PAGES, PROCESSOR};
 use crate::gmail::{CATEGORY as MAIL, FoundMail, MailMeta};
 use crate::people::{Book, person_claims};
 use crate::wire::{Person, QueryResponse, RawMessage, TableCell, TableFieldSchema, TableRow};
@@ -36,8 +36,8 @@ pub const RAW_MESSAGE_LIMIT: usize = 150 * 1024 * 1024 / 3 * 4 + 1024 * 1024;
 /// Raw messages downloaded at once. Gmail sends each whole (no stream), and answers are kept
 /// in the search's order, so up to this many messages (each at most [`RAW_MESSAGE_LIMIT`]) are
 /// held at once: fewer than the per-user limit allows, to keep memory bounded (two: a
-/// download overlaps the next while the worst case stays at two 201 MiB answers, where one
-/// at a time already allowed one; most mail is a few KiB, and the overlap is what counts).
+/// download overlaps the next; with the one being written to the sink, at most three
+/// answers of up to 201 MiB are held; most mail is a few KiB, and the overlap is what counts).
 const DOWNLOADS_IN_FLIGHT: usize = 2;
 
 /// The subject's events over the export's daily tables, and its intraday tables only for
@@ -172,18 +172,27 @@ impl Google {
         // Analytics events stream into the sink: the two need nothing from each other. Only
         // the events touch the sink meanwhile.
         let mailboxes: Vec<&str> = self.config.mailboxes().map(String::as_str).collect();
-        let workspace = futures::future::try_join(
-            futures::future::try_join_all(mailboxes.iter().map(|mailbox| async move {
+        // Made first, then run a few at a time (a closure inside the stream would not be
+        // `Send` for every lifetime, as the connector trait needs).
+        let searches: Vec<_> = mailboxes
+            .iter()
+            .map(|mailbox| async move {
                 let hers = self
                     .candidate_mail(mailbox, subject)
                     .await?
                     .into_iter()
                     .filter(|m| m.hers);
-                Ok::<_, ConnectorError>((*mailbox, hers.collect::<Vec<_>>()))
-            })),
+                Ok::<_, ConnectorError>(hers.collect::<Vec<_>>())
+            })
+            .collect();
+        let workspace = futures::future::try_join(
+            futures::stream::iter(searches)
+                .buffered(MAILBOXES_IN_FLIGHT)
+                .try_collect::<Vec<_>>(),
             self.find_in_all(&[Book::Contacts, Book::OtherContacts], &mailboxes, subject),
         );
         let (events, (mail, books)) = futures::future::try_join(self.export_events(subject, sink), workspace).await?;
+        let mail: Vec<(&str, Vec<FoundMail>)> = mailboxes.iter().copied().zip(mail).collect();
         let events = match events {
             Some(found) => {
                 notes.push(format!(

@@ -21,10 +21,11 @@
 use dsr_connector::{
     Action, ConnectorError, Identities, IdentityKind, ItemOutcome, MatchClaim, Plan, PlanItem, Retained,
 };
+use futures::{StreamExt, TryStreamExt};
 use serde_json::{Value, json};
 
 use crate::Google;
-use crate::client::Call;
+use crate::client::{Call, MAILBOXES_IN_FLIGHT};
 use crate::config::DeleteMode;
 use crate::gmail::{CATEGORY as MAIL, FoundMail};
 use crate::people::{Book, CATEGORY as CONTACTS, person_claims};
@@ -199,9 +200,12 @@ impl Google {
             let mailboxes: Vec<&str> = self.config.mailboxes().map(String::as_str).collect();
             let searches = mailboxes
                 .iter()
-                .map(|mailbox| async move { self.candidate_mail(mailbox, subject).await });
+                .map(|mailbox| async move { self.candidate_mail(mailbox, subject).await })
+                .collect::<Vec<_>>();
             let (found_mail, books) = futures::future::try_join(
-                futures::future::try_join_all(searches),
+                futures::stream::iter(searches)
+                    .buffered(MAILBOXES_IN_FLIGHT)
+                    .try_collect::<Vec<_>>(),
                 self.find_in_all(&[Book::Contacts, Book::OtherContacts], &mailboxes, subject),
             )
             .await?;

@@ -8,6 +8,7 @@
 
 use dsr_connector::http::{PageGuard, VendorClient, path_segment};
 use dsr_connector::{ConnectorError, Identities, IdentityKind, MatchClaim};
+use futures::{StreamExt, TryStreamExt};
 
 use crate::Google;
 use crate::client::{MAX_PAGES, PROCESSOR};
@@ -139,13 +140,19 @@ impl Google {
         mailboxes: &[&str],
         subject: &Identities,
     ) -> Result<Vec<(Book, String, Vec<Person>)>, ConnectorError> {
-        let lists = books.iter().flat_map(|book| {
-            mailboxes.iter().map(move |mailbox| async move {
-                let found = self.find_in(*book, mailbox, subject).await?;
-                Ok::<_, ConnectorError>((*book, mailbox.to_string(), found))
+        let lists: Vec<_> = books
+            .iter()
+            .flat_map(|book| {
+                mailboxes.iter().map(move |mailbox| async move {
+                    let found = self.find_in(*book, mailbox, subject).await?;
+                    Ok::<_, ConnectorError>((*book, mailbox.to_string(), found))
+                })
             })
-        });
-        futures::future::try_join_all(lists).await
+            .collect();
+        futures::stream::iter(lists)
+            .buffered(crate::client::MAILBOXES_IN_FLIGHT * books.len().max(1))
+            .try_collect()
+            .await
     }
 
     /// The subject's contacts in `mailbox`'s address book.

@@ -228,7 +228,9 @@ impl Microsoft365 {
                 media_type: media_type(attachment),
             });
             downloads.push(async move {
-                let response = self.graph.client.send(&key, |http| http.get(url.clone())).await?;
+                // Graph counts the request until its body is sent: the place in flight is
+                // kept until the file is stored, so at most four bodies stream per mailbox.
+                let (response, _place) = self.graph.client.send_held(&key, |http| http.get(url.clone())).await?;
                 let body = response.bytes_stream().map_err(std::io::Error::other).boxed();
                 Ok::<_, ConnectorError>((at, slot.store(body).await?))
             });
@@ -344,10 +346,11 @@ impl Microsoft365 {
     /// (READS_IN_FLIGHT, in the searches' order) and attachment downloads. The loop itself
     /// only names files and writes records into the sink, in the order the searches listed
     /// them, so the bundle is the same whatever order Graph answers in. No future that may
-    /// hold a place at the limiter waits unpolled while another needs one: reads, contacts
-    /// searches and downloads are always polled, a message waits for room among
-    /// MESSAGES_HELD before its first call, and a search held back holds at most one place of
-    /// a mailbox nothing else is reading yet.
+    /// hold a place at the limiter waits unpolled while another needs one: searches, reads,
+    /// contacts searches and downloads are always polled (a search is started only when there
+    /// is room for its mailbox), and a message waits for room among MESSAGES_HELD before its
+    /// first call. A download keeps its place until its file is stored (Graph counts a
+    /// request until its body is sent), so at most four bodies stream per mailbox.
     async fn export(
         &self,
         subject: &Identities,
@@ -356,10 +359,11 @@ impl Microsoft365 {
     ) -> Result<(u64, Reach), ConnectorError> {
         let mut count = 0;
         let mut reach = Reach::new(self.config.all_mailboxes());
-        let searched = futures::stream::iter(self.mailboxes().await?)
-            .map(|mailbox| self.search_mailbox(mailbox, subject))
-            .buffered(MAILBOXES_IN_FLIGHT);
-        let mut searched = std::pin::pin!(searched);
+        // Searches start only while fewer than MAILBOXES_IN_FLIGHT mailboxes are searched or
+        // open, and are always polled: a search started and then left unpolled would hold
+        // its place at the limiter (and, with several workers, in Redis) until it timed out.
+        let mut to_search: std::collections::VecDeque<_> = self.mailboxes().await?.into();
+        let mut searching = FuturesOrdered::new();
         let (found, to_read) = futures::channel::mpsc::unbounded::<Found>();
         let mut found = Some(found);
         let room = Arc::new(Semaphore::new(MESSAGES_HELD));
@@ -380,36 +384,38 @@ impl Microsoft365 {
         let mut downloads: FuturesOrdered<BoxFuture<'_, Result<Done, ConnectorError>>> = FuturesOrdered::new();
         // Mailboxes admitted whose messages are not all read yet.
         let mut open = 0;
-        let (mut searched_all, mut read_all) = (false, false);
+        let mut read_all = false;
         loop {
+            while open + searching.len() < MAILBOXES_IN_FLIGHT
+                && let Some(mailbox) = to_search.pop_front()
+            {
+                searching.push_back(self.search_mailbox(mailbox, subject));
+            }
+            if to_search.is_empty() && searching.is_empty() {
+                // The reads end once they have read what was sent.
+                found = None;
+            }
             tokio::select! {
-                next = searched.next(), if !searched_all && open < MAILBOXES_IN_FLIGHT => match next {
-                    None => {
-                        searched_all = true;
-                        // The reads end once they have read what was sent.
-                        found = None;
+                Some((mailbox, first, found_notes)) = searching.next(), if !searching.is_empty() => {
+                    notes.extend(found_notes);
+                    let Some((messages, others)) = reach.admit(&mailbox, first)? else {
+                        continue;
+                    };
+                    let (contacts, contacts_found) = oneshot::channel();
+                    contacts_searches.push(async move {
+                        // Nobody waits for it only when the export has failed already.
+                        let _ = contacts.send(self.search_contacts(&mailbox, subject).await);
+                    });
+                    // What the search returned that is not hers goes to the engine as the
+                    // search gave it (headers only, never fetched whole): refused, counted.
+                    let items = std::iter::once(Found::Others(others))
+                        .chain(messages.into_iter().map(|m| Found::Message(Box::new(m))))
+                        .chain([Found::End(contacts_found)]);
+                    if let Some(found) = &found {
+                        items.for_each(|item| drop(found.unbounded_send(item)));
                     }
-                    Some((mailbox, first, found_notes)) => {
-                        notes.extend(found_notes);
-                        let Some((messages, others)) = reach.admit(&mailbox, first)? else {
-                            continue;
-                        };
-                        let (contacts, contacts_found) = oneshot::channel();
-                        contacts_searches.push(async move {
-                            // Nobody waits for it only when the export has failed already.
-                            let _ = contacts.send(self.search_contacts(&mailbox, subject).await);
-                        });
-                        // What the search returned that is not hers goes to the engine as the
-                        // search gave it (headers only, never fetched whole): refused, counted.
-                        let items = std::iter::once(Found::Others(others))
-                            .chain(messages.into_iter().map(|m| Found::Message(Box::new(m))))
-                            .chain([Found::End(contacts_found)]);
-                        if let Some(found) = &found {
-                            items.for_each(|item| drop(found.unbounded_send(item)));
-                        }
-                        open += 1;
-                    }
-                },
+                    open += 1;
+                }
                 next = reads.next(), if !read_all => match next {
                     None => read_all = true,
                     Some(read) => downloads.push_back(match read? {

@@ -13,7 +13,7 @@ use serde_json::json;
 
 use crate::SuperOffice;
 use crate::access::{PERSONS_IN_FLIGHT, found_under, found_via_claims};
-use crate::config::RetainRule;
+use crate::config::{RELATED, RetainRule};
 use crate::target::{DELETABLE, Target};
 use crate::wire::ArchiveRow;
 
@@ -89,7 +89,14 @@ impl SuperOffice {
         while let Some((person, related)) = reads.try_next().await? {
             let id = person.entity.person_id;
             if let Some((email, archives)) = related {
-                for ((kind, entity), rows) in DELETABLE.into_iter().zip(archives) {
+                // The archives come in RELATED's order; each kind's entity is looked up by
+                // name, so reordering either list can never delete one kind's ids as another's.
+                for (kind, rows) in RELATED.iter().zip(archives) {
+                    // Every archive read has its entity (a test in target.rs holds the two lists
+                    // together).
+                    let Some((kind, entity)) = DELETABLE.iter().find(|(k, _)| k == kind) else {
+                        continue;
+                    };
                     self.plan_related(&mut plan, id, &email, kind, entity, rows);
                 }
             }

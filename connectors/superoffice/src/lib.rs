@@ -39,11 +39,11 @@ pub struct SuperOffice {
 /// its web API (not in the REST reference, the Online developer portal's best practices or
 /// its tenant-status pages; `fixtures/samples/superoffice/NOTES.md`), so the limit is chosen
 /// conservatively: four requests in flight per tenant (what Microsoft documents for one
-/// mailbox). In flight is what holds the pace; the rate, 50 a second in bursts of 50, only
+/// mailbox). In flight is what holds the pace; the rate, within 3,000 a minute (50 a second), only
 /// stops a runaway loop.
 pub const TENANT_LIMITS: Limits = Limits {
-    requests: 50,
-    per: Duration::from_secs(1),
+    requests: 3_000,
+    per: Duration::from_secs(60),
     concurrent: 4,
 };
 

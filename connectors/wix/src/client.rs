@@ -50,7 +50,7 @@ pub fn describe_error(status: StatusCode, body: &[u8]) -> VendorError {
 
 /// What dsr allows itself per site: Wix allows an app "up to 200 requests per minute, per
 /// instance" (https://dev.wix.com/docs/rest/articles/get-started/rate-limits; an instance is
-/// one site's installation of the app, so per site), held as 200 a minute in bursts of 200.
+/// one site's installation of the app, so per site), held within 200 a minute (a burst of five, then one every 0.32 s).
 /// Wix documents no limit on requests in flight; four is chosen, conservatively (what
 /// Microsoft documents for one mailbox).
 pub const SITE_LIMITS: Limits = Limits {

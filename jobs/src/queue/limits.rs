@@ -20,6 +20,8 @@ use super::QueueSettings;
 /// Takes one request from a GCRA rate if one is free, answering -1; otherwise answers how
 /// many microseconds until one is. KEYS[1]: the rate; ARGV: interval (µs), burst.
 const TAKE_RATE: &str = r#"
+-- Redis before 5 replicates scripts verbatim and refuses a write after TIME without this.
+if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local interval = tonumber(ARGV[1])
@@ -36,6 +38,8 @@ return -1
 /// Takes (or renews) a place for ARGV[1] if fewer than ARGV[2] are held; answers 1 if
 /// taken. KEYS[1]: the places; ARGV[3]: the lease (ms).
 const TAKE_PLACE: &str = r#"
+-- Redis before 5 replicates scripts verbatim and refuses a write after TIME without this.
+if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local lease = tonumber(ARGV[3])
@@ -50,6 +54,8 @@ return 0
 
 /// Extends ARGV[1]'s place, if it still holds one, by ARGV[2] ms from now.
 const RENEW_PLACE: &str = r#"
+-- Redis before 5 replicates scripts verbatim and refuses a write after TIME without this.
+if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local lease = tonumber(ARGV[2])

@@ -11,7 +11,7 @@ use secrecy::ExposeSecret;
 use serde::de::DeserializeOwned;
 
 use super::body::{MAX_JSON_BODY, error_body, read_body};
-use super::ratelimit::RateLimiter;
+use super::ratelimit::{Permit, RateLimiter};
 use super::retry::{classify, parse_retry_after};
 use super::token::TokenCache;
 use crate::{ConnectorError, Processor};
@@ -110,16 +110,29 @@ impl VendorClient {
         self.processor
     }
 
-    /// Sends the request `build` makes (again on each try), rate-limited under `key`.
+    /// Sends the request `build` makes (again on each try), rate-limited under `key`. The
+    /// place in flight is given back when the answer's headers are in: for answers read
+    /// whole at once.
     pub async fn send(
         &self,
         key: &str,
         build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, ConnectorError> {
+        Ok(self.send_held(key, build).await?.0)
+    }
+
+    /// [`send`](Self::send), keeping the place in flight until the returned permit is
+    /// dropped: for a body streamed after this returns (a vendor counts the request until
+    /// its answer is complete).
+    pub async fn send_held(
+        &self,
+        key: &str,
+        build: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<(reqwest::Response, Option<Permit>), ConnectorError> {
         let mut refreshed = false;
         let mut retries = 0u32;
         loop {
-            let _permit = match &self.limiter {
+            let permit = match &self.limiter {
                 Some(limiter) => Some(limiter.acquire_in(self.processor.as_str(), key).await),
                 None => None,
             };
@@ -142,7 +155,7 @@ impl VendorClient {
                 None => None,
             };
             let error = match request.send().await {
-                Ok(response) if response.status().is_success() => return Ok(response),
+                Ok(response) if response.status().is_success() => return Ok((response, permit)),
                 Ok(response) => {
                     let status = response.status();
                     let retry_after = response

@@ -19,8 +19,8 @@ pub use origin::OriginGuard;
 pub use paging::{MAX_EMPTY_PAGES, ODataPage, ODataPager, PageGuard, odata_literal};
 pub use path::{path_segment, push_segments};
 pub use ratelimit::{
-    Limits, MemoryLimits, PLACE_LEASE, RateLimiter, Scale, SharedLimitError, SharedLimits, scale_limits_for_benchmark,
-    share_limits,
+    Limits, MemoryLimits, PLACE_LEASE, Permit, RateLimiter, Scale, SharedLimitError, SharedLimits,
+    scale_limits_for_benchmark, share_limits,
 };
 pub use retry::{classify, parse_retry_after};
 pub use token::{AccessToken, MAX_LIFETIME, TokenCache, TokenSource};

@@ -28,16 +28,21 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// The time between two requests at the steady rate.
-    pub fn interval(&self) -> Duration {
-        (self.per / self.requests.max(1)).max(Duration::from_micros(1))
+    /// How many requests dsr sends at once before keeping to the steady rate: a fortieth of
+    /// the window's requests (at least one).
+    pub fn burst(&self) -> u32 {
+        (self.requests / 40).max(1)
     }
 
-    /// How many requests dsr sends at once before keeping to the steady rate: the vendor's
-    /// burst less a twentieth, so that calls a little late or early on the way (the vendor
-    /// counts arrivals on its clock) never find the vendor's budget empty.
-    pub fn burst(&self) -> u32 {
-        (self.requests - self.requests / 20).max(1)
+    /// The time between two requests at the steady rate, chosen so that any window of `per`
+    /// holds at most `requests` less one burst: the burst, then the rest of the window's
+    /// requests spread over it (GCRA alone would allow a burst *and* a full window's rate,
+    /// nearly twice what a vendor counting "N requests per window" accepts), with one burst
+    /// kept in hand so calls a little late or early on the way never find the vendor's
+    /// count full.
+    pub fn interval(&self) -> Duration {
+        let steady = self.requests.saturating_sub(2 * self.burst()).max(1);
+        (self.per / steady).max(Duration::from_micros(1))
     }
 
     /// These limits as a benchmark scales them: the burst `scale.burst` times smaller and
@@ -420,8 +425,9 @@ mod tests {
 
     #[test]
     fn bursts_and_concurrency_are_limited_per_key() {
+        // 120 an hour: a burst of three, then one every 31 s or so.
         let limiter = RateLimiter::new(Limits {
-            requests: 3,
+            requests: 120,
             per: Duration::from_secs(3600),
             concurrent: 10,
         });
@@ -430,7 +436,7 @@ mod tests {
             .collect();
         assert!(
             limiter.try_acquire("mailbox-a").is_none(),
-            "the fourth request in the hour must wait"
+            "the fourth request at once must wait"
         );
         assert!(
             limiter.try_acquire("mailbox-b").is_some(),
@@ -520,7 +526,8 @@ mod tests {
         let smaller = graph.scaled(Scale { burst: 20, speed: 1 });
         assert_eq!(smaller.requests, 500);
         assert_eq!(smaller.per, Duration::from_secs(30));
-        assert_eq!(smaller.interval(), graph.interval(), "the same rate");
+        let (a, b) = (smaller.interval().as_secs_f64(), graph.interval().as_secs_f64());
+        assert!((a - b).abs() / b < 0.01, "about the same rate: {a} against {b}");
         let faster = graph.scaled(Scale { burst: 20, speed: 3 });
         assert_eq!(faster.requests, 500);
         assert_eq!(faster.per, Duration::from_secs(10));
@@ -529,21 +536,56 @@ mod tests {
         assert_eq!(graph.scaled(Scale { burst: 0, speed: 0 }), graph);
     }
 
+    /// A window's requests less one burst, spread over the window after the burst: what
+    /// any window holds never passes the vendor's count.
+    #[test]
+    fn no_window_holds_more_than_the_vendors_count() {
+        for (requests, secs) in [
+            (10_000, 600),
+            (500, 10),
+            (200, 60),
+            (90, 60),
+            (25, 1),
+            (3, 2),
+            (2, 1),
+            (1, 1),
+        ] {
+            let limits = Limits {
+                requests,
+                per: Duration::from_secs(secs),
+                concurrent: 1,
+            };
+            // GCRA admits at most burst + ceil(window / interval) - 1 in any half-open window.
+            let in_window = limits.burst() as u128 + limits.per.as_micros().div_ceil(limits.interval().as_micros()) - 1;
+            assert!(
+                in_window <= u128::from(requests),
+                "{requests} per {secs} s: {in_window} in a window"
+            );
+            if requests >= 40 {
+                assert!(
+                    in_window as f64 >= 0.95 * f64::from(requests),
+                    "{requests} per {secs} s: only {in_window} used"
+                );
+            }
+        }
+    }
+
     /// The shared rate allows the burst, then one request per interval (GCRA).
     #[tokio::test]
     async fn the_shared_rate_allows_the_burst_then_waits_one_interval() {
         let backend = MemoryLimits::default();
+        // A burst of two, then one every 40 s / 76.
         let limits = Limits {
-            requests: 3,
-            per: Duration::from_secs(30),
+            requests: 80,
+            per: Duration::from_secs(40),
             concurrent: 10,
         };
-        for _ in 0..3 {
+        for _ in 0..2 {
             assert_eq!(backend.take_rate("k", limits).await.unwrap(), None, "within the burst");
         }
         let wait = backend.take_rate("k", limits).await.unwrap().expect("past the burst");
         assert!(
-            wait > Duration::from_secs(9) && wait <= Duration::from_secs(10),
+            wait > Duration::from_millis(480) && wait <= Duration::from_millis(527),
             "{wait:?}"
         );
         assert_eq!(backend.take_rate("other", limits).await.unwrap(), None);
