@@ -32,10 +32,10 @@ async fn places_and_rate_in_redis_are_shared_by_two_connections_and_a_dead_holde
     let keys = RedisKeys::new(&prefix);
     // Two workers: two connections to one Redis under one prefix.
     let (one, two) = (redis_limits(&prefix).await, redis_limits(&prefix).await);
-    // A burst of two, then one every 800 s / 76 (about 10.5 s).
+    // Three in any 30 s.
     let limits = Limits {
-        requests: 80,
-        per: Duration::from_secs(800),
+        requests: 3,
+        per: Duration::from_secs(30),
         concurrent: 4,
     };
     let key = format!("microsoft365/x/{KARI}");
@@ -85,16 +85,13 @@ async fn places_and_rate_in_redis_are_shared_by_two_connections_and_a_dead_holde
     }
     two.renew_place(&other, "live", lease).await.unwrap();
 
-    // The rate: a burst of two across both, then one per interval.
+    // The window: three calls across both, then the next waits for the first to leave.
     assert_eq!(one.take_rate(&key, limits).await.unwrap(), None);
     assert_eq!(two.take_rate(&key, limits).await.unwrap(), None);
-    let wait = one
-        .take_rate(&key, limits)
-        .await
-        .unwrap()
-        .expect("the burst is used up");
+    assert_eq!(one.take_rate(&key, limits).await.unwrap(), None);
+    let wait = two.take_rate(&key, limits).await.unwrap().expect("the window is full");
     assert!(
-        wait > Duration::from_millis(9_500) && wait <= Duration::from_millis(10_527),
+        wait > Duration::from_secs(28) && wait <= Duration::from_secs(30),
         "{wait:?}"
     );
 

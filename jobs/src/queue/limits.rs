@@ -1,6 +1,6 @@
-//! Vendor rate limits shared by every worker on one Redis: each limiter's rate is a GCRA
-//! (one key holding the theoretical arrival time of the next request) and its places in
-//! flight a sorted set of holders scored by when their lease ends, both changed only by
+//! Vendor rate limits shared by every worker on one Redis: each limiter's rate is a sliding
+//! window (a sorted set of the calls taken, scored by when) and its places in flight a
+//! sorted set of holders scored by when their lease ends, both changed only by
 //! Lua scripts, so taking is atomic across workers. Redis's own clock (`TIME`) is the only
 //! clock, so workers' clocks need not agree. A worker that dies stops renewing its places
 //! and they are free once their lease ends ([`dsr_connector::http::PLACE_LEASE`]).
@@ -17,22 +17,26 @@ use sha2::{Digest, Sha256};
 
 use super::QueueSettings;
 
-/// Takes one request from a GCRA rate if one is free, answering -1; otherwise answers how
-/// many microseconds until one is. KEYS[1]: the rate; ARGV: interval (µs), burst.
+/// Takes a call into a sliding window if it holds fewer than ARGV[2] calls younger than
+/// ARGV[1] µs, answering -1; otherwise answers how many µs until its oldest leaves.
+/// KEYS[1]: the window (a sorted set of call ids scored by when they were taken); ARGV[3]:
+/// this call's id.
 const TAKE_RATE: &str = r#"
 -- Redis before 5 replicates scripts verbatim and refuses a write after TIME without this.
 if redis.replicate_commands then redis.replicate_commands() end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local interval = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tat < now then tat = now end
-local next = tat + interval
-local allowed_from = next - burst * interval
-if allowed_from > now then return allowed_from - now end
-redis.call('SET', KEYS[1], string.format('%.0f', next), 'PX', math.ceil((next - now) / 1000) + 1000)
-return -1
+local per = tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - per)
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[2]) then
+  redis.call('ZADD', KEYS[1], now, ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], math.ceil(per / 1000) + 1000)
+  return -1
+end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+local wait = tonumber(oldest[2]) + per - now
+if wait < 100 then wait = 100 end
+return wait
 "#;
 
 /// Takes (or renews) a place for ARGV[1] if fewer than ARGV[2] are held; answers 1 if
@@ -104,8 +108,9 @@ impl SharedLimits for RedisLimits {
         let wait: i64 = self
             .take_rate
             .key(self.key("rate", key))
-            .arg(limits.interval().as_micros().max(1) as u64)
-            .arg(limits.burst())
+            .arg(limits.per.as_micros().max(1) as u64)
+            .arg(limits.window_count())
+            .arg(uuid::Uuid::new_v4().simple().to_string())
             .invoke_async(&mut conn)
             .await
             .map_err(failed)?;

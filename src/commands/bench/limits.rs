@@ -4,10 +4,11 @@
 //! with 429 and Retry-After, as Graph does
 //! (https://learn.microsoft.com/en-us/graph/throttling-limits#outlook-service-limits).
 //!
-//! Scaled down in time ([`SCALE`]): the burst 20 times smaller and the clock three times
-//! faster — 500 requests per 10 s per mailbox, one every 20 ms once the burst is spent — so
-//! the steady rate is reached within seconds instead of ten minutes and 200 requests take
-//! about two minutes; dsr's limiters are scaled the same way ([`dsr_connector::http::scale_limits_for_benchmark`]). The three workers
+//! Scaled down in time ([`SCALE`]): the window's count 20 times smaller and the clock three
+//! times faster — at most 500 requests in any 10 s per mailbox (the fake counts a sliding
+//! window) — so the steady rate is reached within seconds instead of ten minutes and 200
+//! requests take about two minutes; dsr's limiters are scaled the same way
+//! ([`dsr_connector::http::scale_limits_for_benchmark`]). The three workers
 //! run in this process, each with its own connectors and limiters, sharing only Redis, as
 //! three machines would.
 //!

@@ -10,13 +10,11 @@
 //! If the shared backend cannot be reached, the process's own limits still hold (and a
 //! warning says the budget is no longer shared) — a 429 then still waits for Retry-After.
 
-use std::collections::HashMap;
-use std::num::NonZeroU32;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use governor::{DefaultKeyedRateLimiter, Quota};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// `requests` per `per`, at most `concurrent` at once, per key.
@@ -28,25 +26,20 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// How many requests dsr sends at once before keeping to the steady rate: a fortieth of
-    /// the window's requests (at least one).
-    pub fn burst(&self) -> u32 {
-        (self.requests / 40).max(1)
+    /// How many calls dsr lets into any window of `per`: the vendor's count less a fortieth
+    /// (from 40 up), kept in hand so that calls a little late on the way never find the
+    /// vendor's count full. A sliding window, as a vendor counting "N requests per 10
+    /// minutes" counts: the whole count may go at once, and then each call waits for the
+    /// oldest to leave the window (a token bucket would allow a full burst and a full
+    /// window's rate after it, nearly twice the count in the first window).
+    pub fn window_count(&self) -> u32 {
+        let requests = self.requests.max(1);
+        requests - (requests / 40).min(requests - 1)
     }
 
-    /// The time between two requests at the steady rate, chosen so that any window of `per`
-    /// holds at most `requests` less one burst: the burst, then the rest of the window's
-    /// requests spread over it (GCRA alone would allow a burst *and* a full window's rate,
-    /// nearly twice what a vendor counting "N requests per window" accepts), with one burst
-    /// kept in hand so calls a little late or early on the way never find the vendor's
-    /// count full.
-    pub fn interval(&self) -> Duration {
-        let steady = self.requests.saturating_sub(2 * self.burst()).max(1);
-        (self.per / steady).max(Duration::from_micros(1))
-    }
-
-    /// These limits as a benchmark scales them: the burst `scale.burst` times smaller and
-    /// time `scale.speed` times faster (the window shrinks by both). 1 and 1: unchanged.
+    /// These limits as a benchmark scales them: the window's count `scale.burst` times
+    /// smaller and time `scale.speed` times faster (the window shrinks by both). 1 and 1:
+    /// unchanged.
     pub fn scaled(&self, scale: Scale) -> Limits {
         let (burst, speed) = (scale.burst.max(1), scale.speed.max(1));
         let requests = (self.requests / burst).max(1);
@@ -115,9 +108,37 @@ fn installed() -> Option<Arc<dyn SharedLimits>> {
     SHARED.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
 }
 
+/// The calls of one key within the last window, oldest first.
+#[derive(Debug, Default)]
+struct Window(VecDeque<std::time::Instant>);
+
+impl Window {
+    /// Takes a call at `now` if the window has room; otherwise takes nothing and answers
+    /// how long until the oldest call leaves it.
+    fn take(&mut self, now: std::time::Instant, limits: &Limits) -> Option<Duration> {
+        while self
+            .0
+            .front()
+            .is_some_and(|at| now.saturating_duration_since(*at) >= limits.per)
+        {
+            self.0.pop_front();
+        }
+        if self.0.len() < limits.window_count() as usize {
+            self.0.push_back(now);
+            return None;
+        }
+        let oldest = self.0.front().copied().unwrap_or(now);
+        Some(
+            (oldest + limits.per)
+                .saturating_duration_since(now)
+                .max(Duration::from_micros(100)),
+        )
+    }
+}
+
 pub struct RateLimiter {
     limits: Limits,
-    rate: DefaultKeyedRateLimiter<String>,
+    windows: Mutex<HashMap<String, Window>>,
     in_flight: Mutex<HashMap<String, Arc<Semaphore>>>,
     /// A backend for this limiter alone (tests); otherwise the process's, if any.
     shared: Option<Arc<dyn SharedLimits>>,
@@ -231,20 +252,25 @@ fn benchmark_scale() -> Scale {
 impl RateLimiter {
     pub fn new(limits: Limits) -> RateLimiter {
         let limits = limits.scaled(benchmark_scale());
-        let requests = NonZeroU32::new(limits.requests.max(1)).unwrap_or(NonZeroU32::MIN);
-        let quota = Quota::with_period(limits.interval())
-            .unwrap_or_else(|| Quota::per_second(requests))
-            .allow_burst(NonZeroU32::new(limits.burst()).unwrap_or(NonZeroU32::MIN));
         RateLimiter {
             limits: Limits {
                 concurrent: limits.concurrent.max(1),
-                requests: requests.get(),
+                requests: limits.requests.max(1),
                 ..limits
             },
-            rate: governor::RateLimiter::keyed(quota),
+            windows: Mutex::new(HashMap::new()),
             in_flight: Mutex::new(HashMap::new()),
             shared: None,
         }
+    }
+
+    /// Takes a call from `key`'s window in this process, or answers how long to wait.
+    fn take_local(&self, key: &str) -> Option<Duration> {
+        let mut windows = self.windows.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        windows
+            .entry(key.to_string())
+            .or_default()
+            .take(std::time::Instant::now(), &self.limits)
     }
 
     /// This limiter takes its budget from `backend` too (instead of the process's).
@@ -275,7 +301,9 @@ impl RateLimiter {
         let semaphore = self.semaphore(key);
         // The semaphores are never closed, so acquiring only waits.
         let permit = semaphore.acquire_owned().await.ok();
-        self.rate.until_key_ready(&key.to_string()).await;
+        while let Some(wait) = self.take_local(key) {
+            tokio::time::sleep(wait).await;
+        }
         let shared = match self.shared.clone().or_else(installed) {
             Some(backend) => {
                 let key = format!("{scope}/{}/{key}", self.limits.signature());
@@ -340,7 +368,9 @@ impl RateLimiter {
     /// only: for tests of the process's own limits.
     pub fn try_acquire(&self, key: &str) -> Option<Permit> {
         let permit = self.semaphore(key).try_acquire_owned().ok()?;
-        self.rate.check_key(&key.to_string()).ok()?;
+        if self.take_local(key).is_some() {
+            return None;
+        }
         Some(Permit {
             _permit: Some(permit),
             _shared: None,
@@ -357,8 +387,8 @@ pub struct MemoryLimits {
 
 #[derive(Default)]
 struct MemoryState {
-    /// The theoretical arrival time of the next request (GCRA), per key.
-    tat: HashMap<String, std::time::Instant>,
+    /// The calls within the last window, per key.
+    windows: HashMap<String, Window>,
     /// Places in flight per key: holder and when the lease ends.
     places: HashMap<String, HashMap<String, std::time::Instant>>,
 }
@@ -373,16 +403,12 @@ impl MemoryLimits {
 impl SharedLimits for MemoryLimits {
     async fn take_rate(&self, key: &str, limits: Limits) -> Result<Option<Duration>, SharedLimitError> {
         let now = std::time::Instant::now();
-        let mut state = self.state();
-        let interval = limits.interval();
-        let tat = state.tat.get(key).copied().unwrap_or(now).max(now);
-        let next = tat + interval;
-        let allowed_from = next.checked_sub(interval * limits.burst()).unwrap_or(now);
-        if allowed_from > now {
-            return Ok(Some(allowed_from - now));
-        }
-        state.tat.insert(key.to_string(), next);
-        Ok(None)
+        Ok(self
+            .state()
+            .windows
+            .entry(key.to_string())
+            .or_default()
+            .take(now, &limits))
     }
 
     async fn take_place(
@@ -425,18 +451,18 @@ mod tests {
 
     #[test]
     fn bursts_and_concurrency_are_limited_per_key() {
-        // 120 an hour: a burst of three, then one every 31 s or so.
+        // Three an hour: the three at once, then the fourth waits for the first to leave.
         let limiter = RateLimiter::new(Limits {
-            requests: 120,
+            requests: 3,
             per: Duration::from_secs(3600),
             concurrent: 10,
         });
         let held: Vec<_> = (0..3)
-            .map(|_| limiter.try_acquire("mailbox-a").expect("within the burst"))
+            .map(|_| limiter.try_acquire("mailbox-a").expect("within the window's count"))
             .collect();
         assert!(
             limiter.try_acquire("mailbox-a").is_none(),
-            "the fourth request at once must wait"
+            "the fourth request in the hour must wait"
         );
         assert!(
             limiter.try_acquire("mailbox-b").is_some(),
@@ -526,8 +552,11 @@ mod tests {
         let smaller = graph.scaled(Scale { burst: 20, speed: 1 });
         assert_eq!(smaller.requests, 500);
         assert_eq!(smaller.per, Duration::from_secs(30));
-        let (a, b) = (smaller.interval().as_secs_f64(), graph.interval().as_secs_f64());
-        assert!((a - b).abs() / b < 0.01, "about the same rate: {a} against {b}");
+        assert_eq!(
+            smaller.requests as f64 / smaller.per.as_secs_f64(),
+            graph.requests as f64 / graph.per.as_secs_f64(),
+            "the same rate"
+        );
         let faster = graph.scaled(Scale { burst: 20, speed: 3 });
         assert_eq!(faster.requests, 500);
         assert_eq!(faster.per, Duration::from_secs(10));
@@ -536,56 +565,62 @@ mod tests {
         assert_eq!(graph.scaled(Scale { burst: 0, speed: 0 }), graph);
     }
 
-    /// A window's requests less one burst, spread over the window after the burst: what
-    /// any window holds never passes the vendor's count.
+    /// A window never holds more than the vendor's count less what is kept in hand, and
+    /// holds all of that at once; the next call waits for the oldest to leave the window.
     #[test]
-    fn no_window_holds_more_than_the_vendors_count() {
-        for (requests, secs) in [
-            (10_000, 600),
-            (500, 10),
-            (200, 60),
-            (90, 60),
-            (25, 1),
-            (3, 2),
-            (2, 1),
-            (1, 1),
-        ] {
+    fn a_window_takes_its_count_at_once_then_waits_for_the_oldest_to_leave() {
+        for (requests, in_hand) in [(10_000, 250), (500, 12), (200, 5), (39, 0), (3, 0), (1, 0)] {
             let limits = Limits {
                 requests,
-                per: Duration::from_secs(secs),
+                per: Duration::from_secs(60),
                 concurrent: 1,
             };
-            // GCRA admits at most burst + ceil(window / interval) - 1 in any half-open window.
-            let in_window = limits.burst() as u128 + limits.per.as_micros().div_ceil(limits.interval().as_micros()) - 1;
-            assert!(
-                in_window <= u128::from(requests),
-                "{requests} per {secs} s: {in_window} in a window"
-            );
-            if requests >= 40 {
-                assert!(
-                    in_window as f64 >= 0.95 * f64::from(requests),
-                    "{requests} per {secs} s: only {in_window} used"
-                );
-            }
+            assert_eq!(limits.window_count(), requests - in_hand, "{requests}");
         }
-    }
-
-    /// The shared rate allows the burst, then one request per interval (GCRA).
-    #[tokio::test]
-    async fn the_shared_rate_allows_the_burst_then_waits_one_interval() {
-        let backend = MemoryLimits::default();
-        // A burst of two, then one every 40 s / 76.
         let limits = Limits {
             requests: 80,
+            per: Duration::from_secs(40),
+            concurrent: 1,
+        };
+        let mut window = Window::default();
+        let start = std::time::Instant::now();
+        for n in 0..78u64 {
+            assert_eq!(window.take(start + Duration::from_millis(n), &limits), None, "call {n}");
+        }
+        let wait = window
+            .take(start + Duration::from_secs(10), &limits)
+            .expect("the window is full");
+        assert_eq!(wait, Duration::from_secs(30), "until the first call is 40 s old");
+        assert_eq!(
+            window.take(start + Duration::from_secs(40), &limits),
+            None,
+            "the first has left"
+        );
+        assert!(
+            window.take(start + Duration::from_secs(40), &limits).is_some(),
+            "one left, one came"
+        );
+    }
+
+    /// The shared backend counts the same window for every limiter that uses it.
+    #[tokio::test]
+    async fn the_shared_window_is_one_for_every_limiter() {
+        let backend = MemoryLimits::default();
+        let limits = Limits {
+            requests: 2,
             per: Duration::from_secs(40),
             concurrent: 10,
         };
         for _ in 0..2 {
-            assert_eq!(backend.take_rate("k", limits).await.unwrap(), None, "within the burst");
+            assert_eq!(backend.take_rate("k", limits).await.unwrap(), None, "within the count");
         }
-        let wait = backend.take_rate("k", limits).await.unwrap().expect("past the burst");
+        let wait = backend
+            .take_rate("k", limits)
+            .await
+            .unwrap()
+            .expect("the window is full");
         assert!(
-            wait > Duration::from_millis(480) && wait <= Duration::from_millis(527),
+            wait > Duration::from_secs(39) && wait <= Duration::from_secs(40),
             "{wait:?}"
         );
         assert_eq!(backend.take_rate("other", limits).await.unwrap(), None);
