@@ -215,6 +215,15 @@ pub struct MemorySink {
 }
 
 impl MemorySink {
+    /// (category, vendor id) of every accepted record, in the order the sink got them: what
+    /// must not change when a connector's calls overlap.
+    pub fn order(&self) -> Vec<(String, Option<String>)> {
+        self.records
+            .iter()
+            .map(|r| (r.category.clone(), r.id.clone()))
+            .collect()
+    }
+
     /// The vendor ids of the accepted records of one category.
     pub fn ids(&self, category: &str) -> std::collections::BTreeSet<String> {
         self.records

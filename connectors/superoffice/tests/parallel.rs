@@ -5,35 +5,13 @@
 
 use std::time::{Duration, Instant};
 
-use dsr_connector::{Change, Connector, Identities, MemorySink};
-use dsr_fixtures::superoffice::{SYSTEM_USER_KEY_PEM, SuperOfficeFake};
+use dsr_connector::{Change, Connector, MemorySink};
 use dsr_fixtures::testing::first_attempt as ctx;
-use dsr_superoffice::{SuperOffice, SuperOfficeConfig, TENANT_LIMITS};
+use dsr_superoffice::TENANT_LIMITS;
 
-const KARI: &str = "kari.nordmann@example.no";
+mod setup;
 
-async fn connector() -> (SuperOfficeFake, tempfile::TempDir, SuperOffice) {
-    let fake = SuperOfficeFake::start().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let text = fake
-        .connector_toml(&dir.path().join("so-key"), SYSTEM_USER_KEY_PEM)
-        .unwrap();
-    let config: SuperOfficeConfig = toml::from_str(&text).unwrap();
-    let so = SuperOffice::new(config).unwrap();
-    (fake, dir, so)
-}
-
-fn kari() -> Identities {
-    dsr_fixtures::testing::subject(KARI)
-}
-
-/// (category, id) of every record, in the order the sink got them.
-fn records(sink: &MemorySink) -> Vec<(String, Option<String>)> {
-    sink.records
-        .iter()
-        .map(|r| (r.category.clone(), r.id.clone()))
-        .collect()
-}
+use setup::{connector, kari};
 
 /// Where each category comes in a person's records when read one call after another:
 /// consents, newsletters, then the related archives in their order, the person last.
@@ -73,16 +51,16 @@ async fn a_persons_reads_overlap_up_to_the_tenant_limit_never_more_and_keep_thei
     assert!(seen.values().all(|n| *n <= limit), "never more than {limit}: {seen:?}");
 
     // The same records in the same order, whatever order SuperOffice answered in …
-    assert_eq!(records(&held), records(&unheld));
+    assert_eq!(held.order(), unheld.order());
     assert!(
         held.records.len() > 5,
         "her person, its consents and records: {:?}",
-        records(&held)
+        held.order()
     );
     // … and that order is a run in call order's: per person, consents, newsletters, then the
     // archives in their order, the person last.
     let mut last = (None, 0);
-    for (category, id) in records(&held) {
+    for (category, id) in held.order() {
         let at = rank(&category);
         assert!(at != usize::MAX, "an unexpected category {category}");
         if last.0 == id {

@@ -5,36 +5,13 @@
 
 use std::time::{Duration, Instant};
 
-use dsr_connector::{Change, Connector, Identities, MemorySink};
+use dsr_connector::{Change, Connector, MemorySink};
 use dsr_fixtures::testing::first_attempt as ctx;
-use dsr_fixtures::wix::WixFake;
 use dsr_wix::client::SITE_LIMITS;
-use dsr_wix::{Wix, WixConfig};
 
-const KARI: &str = "kari.nordmann@example.no";
+mod setup;
 
-async fn connector() -> (WixFake, tempfile::TempDir, Wix) {
-    let fake = WixFake::start().await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let text = fake.connector_toml(&dir.path().join("wix-key")).unwrap();
-    let config: WixConfig = toml::from_str(&text).unwrap();
-    (fake, dir, Wix::new(config).unwrap())
-}
-
-fn kari() -> Identities {
-    Identities {
-        phones: vec![dsr_connector::Phone::parse("912 34 567", "NO").unwrap()],
-        ..dsr_fixtures::testing::subject(KARI)
-    }
-}
-
-/// (category, id) of every record, in the order the sink got them.
-fn records(sink: &MemorySink) -> Vec<(String, Option<String>)> {
-    sink.records
-        .iter()
-        .map(|r| (r.category.clone(), r.id.clone()))
-        .collect()
-}
+use setup::{connector, kari};
 
 #[tokio::test]
 async fn a_sites_queries_overlap_up_to_the_limit_never_more_and_keep_their_order() {
@@ -59,8 +36,8 @@ async fn a_sites_queries_overlap_up_to_the_limit_never_more_and_keep_their_order
 
     // The same records in the same order, whatever order Wix answered in: contacts, members,
     // submissions, comments and subscriptions, as a run in call order lists them.
-    assert_eq!(records(&held), records(&unheld));
-    let categories: Vec<String> = records(&held).into_iter().map(|(c, _)| c).collect();
+    assert_eq!(held.order(), unheld.order());
+    let categories: Vec<String> = held.order().into_iter().map(|(c, _)| c).collect();
     for kind in [
         "contacts",
         "members",
