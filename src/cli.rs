@@ -212,7 +212,9 @@ pub enum AuditCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
-    /// Write a synthetic export through the bundle writer.
+    /// An access request whose attachments (--size in all) a fake Graph streams, taken by a
+    /// `dsr worker` child: its peak RSS (goal < 100 MiB) and throughput against `zip -1` on
+    /// the same files (goal >= 1.8).
     Export {
         /// How much data (e.g. 2GiB, 200MiB).
         #[arg(long, default_value = "2GiB", value_parser = parse_size)]
@@ -220,6 +222,9 @@ pub enum BenchCommand {
         /// Where to write the scratch files (default: the system temp folder).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Only the bundle writer, from a synthetic spool on local disk (no connector, no queue).
+        #[arg(long)]
+        local: bool,
     },
     /// One access request over all four fake vendors, each call answered after --latency:
     /// wall time against the critical path computed from the fakes' call logs (goal <= 1.5).

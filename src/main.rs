@@ -111,7 +111,15 @@ async fn dispatch(cli: &Cli) -> Result<ExitCode, CliError> {
 async fn bench_command(config: &config::Config, what: &BenchCommand, json: bool) -> Result<ExitCode, CliError> {
     let backlog = |b: &[u32]| b.iter().map(|n| *n as usize).collect::<Vec<_>>();
     match what {
-        BenchCommand::Export { size, dir } => bench::export::export(*size, dir.as_deref()).await,
+        BenchCommand::Export { size, dir, local: true } => bench::export::export(*size, dir.as_deref()).await,
+        #[cfg(feature = "demo")]
+        BenchCommand::Export {
+            size,
+            dir,
+            local: false,
+        } => bench::export_path::export(config, *size, dir.as_deref(), json).await,
+        #[cfg(not(feature = "demo"))]
+        BenchCommand::Export { local: false, .. } => Err(bench::needs_demo("export")),
         #[cfg(feature = "demo")]
         BenchCommand::Fanout { fanout } => bench::fanout::fanout(config, fanout.latency, json).await,
         #[cfg(feature = "demo")]

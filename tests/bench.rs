@@ -129,3 +129,53 @@ fn the_queue_benchmark_prints_a_ratio_and_leaves_no_keys_behind() {
     let left: Vec<String> = redis::cmd("KEYS").arg(format!("{prefix}*")).query(&mut conn).unwrap();
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+#[test]
+fn the_export_benchmark_streams_attachments_through_a_worker_and_cleans_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let out = dsr(
+        dir.path(),
+        &[
+            "bench",
+            "export",
+            "--size",
+            "8MiB",
+            "--dir",
+            scratch.path().to_str().unwrap(),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    // The request went through the worker: the bundle holds the sixteen attachments.
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("attachments"))
+        .unwrap_or_else(|| panic!("no attachments line:\n{stdout}"));
+    assert!(line.contains("8 MiB in 16 files"), "{line}");
+    let bundle: f64 = line
+        .split("(bundle ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no bundle size: {line}"));
+    assert!(
+        bundle >= 8.0,
+        "noise does not compress: the bundle holds every byte: {line}"
+    );
+    let peak = stdout
+        .lines()
+        .find(|l| l.starts_with("export") && l.contains("worker peak RSS") && l.contains("<= 100"))
+        .unwrap_or_else(|| panic!("no peak RSS row:\n{stdout}"));
+    assert!(peak.contains("met") || peak.contains("MISSED"), "{peak}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.contains("throughput vs zip -1 (through the connector)") && l.contains(">= 1.8")),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("kari.nordmann"), "the subject is never printed");
+    let left: Vec<_> = std::fs::read_dir(scratch.path()).unwrap().flatten().collect();
+    assert!(left.is_empty(), "the scratch folder is removed: {left:?}");
+}

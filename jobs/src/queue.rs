@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod limits;
 mod supervisor;
+mod wake;
 
 pub use supervisor::Supervision;
 
@@ -127,17 +128,25 @@ impl QueueStats {
     }
 }
 
+/// The queue: its backend, and the workers of this process to wake when this process queues
+/// a job (see [`wake`]).
 #[derive(Clone)]
-pub enum Queue {
+pub struct Queue {
+    backend: Backend,
+    wake: wake::Wakers,
+}
+
+#[derive(Clone)]
+enum Backend {
     Sqlite(SqliteStorage<Job>),
     Redis(RedisStorage<Job>),
 }
 
 impl std::fmt::Debug for Queue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Queue::Sqlite(_) => "Queue::Sqlite",
-            Queue::Redis(_) => "Queue::Redis",
+        f.write_str(match self.backend {
+            Backend::Sqlite(_) => "Queue::Sqlite",
+            Backend::Redis(_) => "Queue::Redis",
         })
     }
 }
@@ -170,16 +179,23 @@ impl Queue {
                 .await
                 .map_err(|e| unreachable(e.to_string()))?
                 .map_err(|e| unreachable(e.to_string()))?;
-            Ok(Queue::Sqlite(
+            Ok(Queue::new(Backend::Sqlite(
                 SqliteStorage::new(&pool).with_config(sqlite_config(settings)),
-            ))
+            )))
         } else if is_redis(url) {
             let conn = redis_connection(settings).await?;
-            Ok(Queue::Redis(
+            Ok(Queue::new(Backend::Redis(
                 RedisStorage::new(conn).with_config(redis_config(settings)),
-            ))
+            )))
         } else {
             Err(QueueError::Url(url.clone()))
+        }
+    }
+
+    fn new(backend: Backend) -> Queue {
+        Queue {
+            backend,
+            wake: wake::Wakers::default(),
         }
     }
 
@@ -195,12 +211,13 @@ impl Queue {
         let mut tries = 0u32;
         loop {
             tries += 1;
-            let result = match self {
-                Queue::Sqlite(storage) => storage.clone().push(job.clone()).await.map_err(|e| e.to_string()),
-                Queue::Redis(storage) => storage.clone().push(job.clone()).await.map_err(|e| e.to_string()),
+            let result = match &self.backend {
+                Backend::Sqlite(storage) => storage.clone().push(job.clone()).await.map_err(|e| e.to_string()),
+                Backend::Redis(storage) => storage.clone().push(job.clone()).await.map_err(|e| e.to_string()),
             };
             let reason = match result {
                 Ok(()) => {
+                    self.wake.wake();
                     if tries > 1 {
                         tracing::info!(tries, waited = ?started.elapsed(), "the queue took the job again");
                     }
@@ -226,9 +243,9 @@ impl Queue {
     /// How many jobs the backend holds by state, for this queue.
     pub async fn stats(&self) -> Result<QueueStats, QueueError> {
         use apalis::prelude::Metrics;
-        let stats = match self {
-            Queue::Sqlite(storage) => storage.fetch_by_queue().await.map_err(|e| e.to_string()),
-            Queue::Redis(storage) => storage.fetch_by_queue().await.map_err(|e| e.to_string()),
+        let stats = match &self.backend {
+            Backend::Sqlite(storage) => storage.fetch_by_queue().await.map_err(|e| e.to_string()),
+            Backend::Redis(storage) => storage.fetch_by_queue().await.map_err(|e| e.to_string()),
         }
         .map_err(|reason| QueueError::Stats {
             queue: self.describe(),
@@ -251,9 +268,9 @@ impl Queue {
 
     /// The backend and queue, for messages (never a password).
     pub fn describe(&self) -> String {
-        match self {
-            Queue::Sqlite(_) => "the SQLite queue".into(),
-            Queue::Redis(storage) => format!("the Redis queue {}", storage.get_config().queue),
+        match &self.backend {
+            Backend::Sqlite(_) => "the SQLite queue".into(),
+            Backend::Redis(storage) => format!("the Redis queue {}", storage.get_config().queue),
         }
     }
 
@@ -434,5 +451,67 @@ mod tests {
         let ended = tokio::time::timeout(Duration::from_secs(20), worker).await;
         assert!(matches!(ended, Ok(Ok(Ok(())))), "the worker stops when asked");
         assert_eq!(handled.0.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_job_queued_in_the_process_wakes_an_idle_worker_before_its_next_poll() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = QueueSettings {
+            url: format!("sqlite://{}/queue.db", dir.path().display()),
+            prefix: "unit".into(),
+            // Far longer than the test waits: only the wake can bring the job in time (a
+            // heartbeat also makes the worker look again).
+            poll_interval: Duration::from_secs(3600),
+            heartbeat: Duration::from_secs(120),
+            missed_heartbeats: 2,
+            response_timeout: Duration::from_secs(5),
+            concurrency: 2,
+        };
+        let queue = Queue::connect(&settings).await.unwrap();
+        let supervision = Supervision {
+            give_up_after: Duration::from_secs(30),
+            liveness: Liveness::new(),
+        };
+        let handled = Count::default();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let worker = {
+            let (queue, settings, supervision, handled) =
+                (queue.clone(), settings.clone(), supervision.clone(), handled.clone());
+            tokio::spawn(async move {
+                let shutdown = async move {
+                    let _ = stopped.await;
+                };
+                queue
+                    .run_worker("unit-worker", handled, &settings, &supervision, shutdown)
+                    .await
+            })
+        };
+        // Registered, and its first look at the (empty) queue done: now it sleeps.
+        let started = Instant::now();
+        while supervision.liveness.last_poll().is_none() {
+            assert!(started.elapsed() < Duration::from_secs(20), "the worker did not start");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for n in 0..3 {
+            queue
+                .push(Job::FanOut {
+                    request_id: format!("r-{n}"),
+                })
+                .await
+                .unwrap();
+        }
+        let started = Instant::now();
+        while handled.0.load(Ordering::SeqCst) < 3 {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "only {} of 3 jobs were taken: the push did not wake the worker",
+                handled.0.load(Ordering::SeqCst)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        stop.send(()).unwrap();
+        let ended = tokio::time::timeout(Duration::from_secs(20), worker).await;
+        assert!(matches!(ended, Ok(Ok(Ok(())))), "the worker stops when asked");
     }
 }

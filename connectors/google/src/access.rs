@@ -316,8 +316,14 @@ impl Google {
                     });
                 }
                 polls += 1;
-                // Quick looks first, then once a second; never past the budget.
-                let pause = Duration::from_millis(if polls < 3 { 100 } else { 1000 });
+                // getQueryResults itself waits up to `timeoutMs` for the job on BigQuery's
+                // side, so the next two looks go at once; a server that answered early is
+                // then asked after 100 ms, then once a second; never past the budget.
+                let pause = Duration::from_millis(match polls {
+                    1 | 2 => 0,
+                    3 => 100,
+                    _ => 1000,
+                });
                 tokio::time::sleep(pause.min(left)).await;
             }
             let timeout_ms = server_wait_ms(deadline).to_string();

@@ -117,7 +117,7 @@ fn all_mailboxes() -> Vec<String> {
     vec!["*".into()]
 }
 fn default_page_size() -> i64 {
-    100
+    i64::from(Microsoft365Config::DEFAULT_PAGE_SIZE)
 }
 fn default_search_cap() -> i64 {
     1000
@@ -138,6 +138,9 @@ fn web_url(key: &str, value: &str) -> Result<Url, ConfigError> {
 }
 
 impl Microsoft365Config {
+    /// `$top` when the config does not say.
+    pub const DEFAULT_PAGE_SIZE: u32 = 100;
+
     /// The secrets this section names, by key.
     pub fn secrets(&self) -> Vec<(&'static str, &SecretRef)> {
         vec![("client_secret", &self.client_secret)]

@@ -347,7 +347,9 @@ fn add_mail_with_attachments(fake: &GraphFake, n: usize) {
                     id: format!("a-vedlegg-{i}-{k}"),
                     name: format!("vedlegg {k}.txt"),
                     content_type: "text/plain".into(),
-                    bytes: format!("vedlegg {i}.{k} ").repeat(i + k + 1).into_bytes(),
+                    content: dsr_fixtures::graph::Content::Bytes(
+                        format!("vedlegg {i}.{k} ").repeat(i + k + 1).into_bytes(),
+                    ),
                 })
                 .collect();
             s.messages.push(message);

@@ -1,7 +1,7 @@
 //! The bundle's entries made on other threads, so an export uses every core: each category's
 //! JSON and CSV and each attachment is written, hashed and deflated on one of a few threads
-//! into a temporary one-entry ZIP (unlinked as soon as it is created: personal data never
-//! lies about under a name), and the bundle writer copies that entry's compressed bytes
+//! into a temporary one-entry ZIP — in memory up to [`IN_MEMORY`], beyond that in an unnamed
+//! temporary file (personal data never lies about under a name) — and the bundle writer copies that entry's compressed bytes
 //! unchanged into the bundle, in the bundle's order, while the threads make the next ones.
 //!
 //! The bundle's bytes do not depend on which thread finishes first: every entry is fed to its
@@ -11,19 +11,24 @@
 //! deflated entries per thread.
 
 use std::collections::VecDeque;
-use std::fs::File;
 use std::io::{Read, Seek, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
 use sha2::{Digest, Sha256};
+use tempfile::SpooledTempFile;
 
 use super::{Content, FileEntry, Source};
 
 /// Bytes handed to the compressor at a time. Fixed, so the compressed bytes are the same
 /// however the storage splits its reads and the JSON and CSV writers their writes.
 const CHUNK: usize = 256 << 10;
+
+/// A deflated entry up to this size stays in memory; a larger one spills to an unnamed
+/// temporary file. A request's JSON, CSV and small attachments then cost no file of their
+/// own, while memory stays bounded: at most two such entries per thread wait to be copied.
+const IN_MEMORY: usize = 1 << 20;
 
 /// One entry to make.
 pub(super) struct Entry {
@@ -38,7 +43,7 @@ pub(super) struct Entry {
 /// An entry deflated into its temporary ZIP, with its manifest entry.
 pub(super) struct Deflated {
     pub entry: FileEntry,
-    zip: zip::ZipArchive<File>,
+    zip: zip::ZipArchive<SpooledTempFile>,
 }
 
 impl Deflated {
@@ -237,7 +242,9 @@ fn deflate(
     // Left over from an entry that failed half-way, the bytes would start this one.
     chunk.clear();
     // Unbuffered: the compressor writes its output in pieces of tens of KiB already.
-    let mut zip = zip::ZipWriter::new(temporary_file(dir)?);
+    // Unnamed when it spills (O_TMPFILE, or created and unlinked at once), readable by this
+    // user only: personal data never lies about under a name, even after a crash.
+    let mut zip = zip::ZipWriter::new(SpooledTempFile::new_in(IN_MEMORY, dir));
     zip.start_file(entry.path.as_str(), entry.options)
         .map_err(std::io::Error::other)?;
     let mut out = Chunked {
@@ -271,17 +278,4 @@ fn deflate(
         },
         zip,
     })
-}
-
-/// A new file in `dir`, readable by this user only, and unlinked at once (an open file stays
-/// readable on Unix): personal data never lies about under a name, even after a crash.
-fn temporary_file(dir: &Path) -> std::io::Result<File> {
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true).write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let path: PathBuf = dir.join(format!(".dsr-bundle-{:016x}.tmp", rand::random::<u64>()));
-    let file = options.open(&path)?;
-    std::fs::remove_file(&path)?;
-    Ok(file)
 }

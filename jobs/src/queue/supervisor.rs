@@ -25,7 +25,7 @@ use redis::aio::{ConnectionLike, ConnectionManager};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::{Handler, Job, Queue, QueueError, QueueSettings, handle_job, is_redis, redacted, redis_config};
+use super::{Backend, Handler, Job, Queue, QueueError, QueueSettings, handle_job, is_redis, redacted, redis_config};
 use crate::liveness::Liveness;
 
 /// How a worker rides out its queue going away.
@@ -199,18 +199,21 @@ async fn start<H: Handler>(
         }
     };
     let concurrency = settings.concurrency.max(1);
-    let events: Events = match queue {
-        Queue::Sqlite(storage) => Box::pin(
+    // Every `[queue] poll`, and at once when this process queues a job (a fan-out's tasks, a
+    // last task's finalize, a request submitted beside the worker).
+    let polls = queue.wake.poll_strategy(settings.poll_interval);
+    let events: Events = match &queue.backend {
+        Backend::Sqlite(storage) => Box::pin(
             WorkerBuilder::new(name)
                 // A clone starts afresh (registers, polls) on the same pool.
-                .backend(storage.clone().poll_with_interval(settings.poll_interval))
+                .backend(storage.clone().poll_with_strategy(polls))
                 .concurrency(concurrency)
                 .data(handler)
                 .on_event(on_event)
                 .build(handle_job::<H>)
                 .stream(),
         ),
-        Queue::Redis(_) => {
+        Backend::Redis(_) => {
             let conn = Watched {
                 inner: super::redis_connection(settings).await?,
                 liveness: supervision.liveness.clone(),
@@ -219,7 +222,7 @@ async fn start<H: Handler>(
             let storage: RedisStorage<Job, Watched> = RedisStorage::new(conn).with_config(redis_config(settings));
             Box::pin(
                 WorkerBuilder::new(name)
-                    .backend(storage.poll_with_interval(settings.poll_interval))
+                    .backend(storage.poll_with_strategy(polls))
                     .concurrency(concurrency)
                     .data(handler)
                     .on_event(on_event)

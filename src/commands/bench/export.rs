@@ -5,7 +5,7 @@
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use dsr_connector::{Email, Identities, Processor, Record, StoredFile};
@@ -16,7 +16,7 @@ use serde_json::json;
 
 use crate::error::{CliError, bad_input};
 
-use super::{Figure, Goal, peak_rss_kib};
+use super::{Figure, Goal, bench_io, cpu_time, peak_rss_kib};
 
 /// Bytes that compress about as badly as real attachments (xorshift noise).
 fn noise(seed: &mut u64, buf: &mut [u8]) {
@@ -29,18 +29,14 @@ fn noise(seed: &mut u64, buf: &mut [u8]) {
     }
 }
 
-fn io_err(what: &str) -> impl Fn(std::io::Error) -> CliError + '_ {
-    move |e| CliError::Unreachable(format!("benchmark: cannot {what}: {e}"))
-}
-
 /// A spool of about `size` bytes in a local export store at `root`: JSON records (a fifth)
 /// and attachment files (the rest). Written straight to the files behind the store's keys.
 fn write_spool(root: &Path, size: u64) -> Result<String, CliError> {
     let key = spool_key("bench", Processor::Microsoft365, 1);
     let spool = root.join(key.as_ref());
     let files = root.join(format!("{key}.files")).join("attachments");
-    std::fs::create_dir_all(&files).map_err(io_err("create the spool"))?;
-    let mut out = std::io::BufWriter::new(std::fs::File::create(&spool).map_err(io_err("create the spool"))?);
+    std::fs::create_dir_all(&files).map_err(bench_io("create the spool"))?;
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&spool).map_err(bench_io("create the spool"))?);
     let mut seed = 0x9E37_79B9_7F4A_7C15u64;
     let mut written = 0u64;
     let mut n = 0u64;
@@ -63,19 +59,19 @@ fn write_spool(root: &Path, size: u64) -> Result<String, CliError> {
         let line = serde_json::to_vec(&SpoolEntry::Record(record)).map_err(|e| bad_input(e.to_string()))?;
         out.write_all(&line)
             .and_then(|_| out.write_all(b"\n"))
-            .map_err(io_err("write the spool"))?;
+            .map_err(bench_io("write the spool"))?;
         written += line.len() as u64;
         if n.is_multiple_of(4) {
             // A 4 MiB attachment, streamed to disk.
             let name = format!("{n:06}-vedlegg.bin");
             let mut file = std::io::BufWriter::new(
-                std::fs::File::create(files.join(&name)).map_err(io_err("write an attachment"))?,
+                std::fs::File::create(files.join(&name)).map_err(bench_io("write an attachment"))?,
             );
             for _ in 0..4 {
                 noise(&mut seed, &mut chunk);
-                file.write_all(&chunk).map_err(io_err("write an attachment"))?;
+                file.write_all(&chunk).map_err(bench_io("write an attachment"))?;
             }
-            file.flush().map_err(io_err("write an attachment"))?;
+            file.flush().map_err(bench_io("write an attachment"))?;
             let stored = StoredFile {
                 path: format!("attachments/{name}"),
                 // A type the writer deflates, so both sides of the comparison do the same work.
@@ -86,11 +82,11 @@ fn write_spool(root: &Path, size: u64) -> Result<String, CliError> {
             let line = serde_json::to_vec(&SpoolEntry::File(stored)).map_err(|e| bad_input(e.to_string()))?;
             out.write_all(&line)
                 .and_then(|_| out.write_all(b"\n"))
-                .map_err(io_err("write the spool"))?;
+                .map_err(bench_io("write the spool"))?;
             written += 4 << 20;
         }
     }
-    out.flush().map_err(io_err("write the spool"))?;
+    out.flush().map_err(bench_io("write the spool"))?;
     Ok(key.to_string())
 }
 
@@ -98,18 +94,6 @@ fn write_spool(root: &Path, size: u64) -> Result<String, CliError> {
 pub async fn export(size: u64, dir: Option<&Path>) -> Result<ExitCode, CliError> {
     run(size, dir, false).await?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// CPU time this process has used so far (user and system, all threads), from
-/// `/proc/self/stat`; `None` off Linux.
-fn cpu_time() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // The fields after the command name, which is in parentheses and may hold spaces: the
-    // state is the first, utime and stime (clock ticks) the 12th and 13th.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    // USER_HZ, which Linux fixes at 100 for /proc whatever the kernel's own tick rate.
-    Some(Duration::from_millis(ticks * 10))
 }
 
 /// Writes a synthetic spool of `size` bytes, the bundle from it with the real bundle writer,
@@ -121,7 +105,7 @@ pub async fn run(size: u64, dir: Option<&Path>, quiet: bool) -> Result<Vec<Figur
         None => std::env::temp_dir(),
     };
     let work = base.join(format!("dsr-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&work).map_err(io_err("create the work folder"))?;
+    std::fs::create_dir_all(&work).map_err(bench_io("create the work folder"))?;
     let result = measure(size, &work, quiet).await;
     let _ = std::fs::remove_dir_all(&work);
     result
@@ -153,7 +137,7 @@ async fn measure(size: u64, work: &Path, quiet: bool) -> Result<Vec<Figure>, Cli
         spool: Some(spool),
         ..Task::attempted("bench", Processor::Microsoft365, TaskStatus::Succeeded)
     };
-    let cpu_before = cpu_time();
+    let cpu_before = cpu_time("self");
     let started = Instant::now();
     let written = dsr_jobs::bundle::write_bundle_at(
         &store,
@@ -166,7 +150,7 @@ async fn measure(size: u64, work: &Path, quiet: bool) -> Result<Vec<Figure>, Cli
     .await
     .map_err(CliError::from)?;
     let ours = started.elapsed();
-    let busy = cpu_time()
+    let busy = cpu_time("self")
         .zip(cpu_before)
         .map(|(after, before)| after.saturating_sub(before).as_secs_f64() / ours.as_secs_f64());
     let peak = peak_rss_kib();

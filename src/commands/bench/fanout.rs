@@ -49,7 +49,9 @@ impl Fakes {
     pub(crate) async fn start(config: &mut Config, root: &Path) -> Result<Fakes, CliError> {
         let (google, c) = demo::start_google_fake(root).await?;
         config.processors.google = Some(c);
-        let (graph, c) = demo::start_graph_fake(root).await?;
+        let (graph, mut c) = demo::start_graph_fake(root).await?;
+        // The demo pages by five to show paging; measured is the connector as deployed.
+        c.page_size = dsr_microsoft365::Microsoft365Config::DEFAULT_PAGE_SIZE;
         config.processors.microsoft365 = Some(c);
         let (superoffice, c) = demo::start_superoffice_fake(root).await?;
         config.processors.superoffice = Some(c);

@@ -6,16 +6,15 @@
 //! wait in the queue, as in a backlog. Goals: idle < 50 MiB; flat as the queue grows (RSS at
 //! the largest backlog at most 1.10 × RSS at the smallest), since the queue holds ids, not data.
 
-use std::path::Path;
-use std::process::{ExitCode, Stdio};
-use std::time::{Duration, Instant};
+use std::process::ExitCode;
+use std::time::Duration;
 
 use chrono::Utc;
 use dsr_connector::Processor;
 use dsr_jobs::Engine;
 use dsr_jobs::model::{Lang, NewRequest, RequestKind};
 
-use super::{Figure, Goal, status_kib};
+use super::{Figure, Goal, bench_io, status_kib};
 use crate::commands::demo;
 use crate::config::Config;
 use crate::error::{CliError, bad_input};
@@ -28,15 +27,10 @@ const HOLD: Duration = Duration::from_secs(3600);
 /// How long RSS is watched after each step before it is read, so what the worker does with
 /// the new backlog (fetching, fanning out, polling) has happened.
 const SETTLE: Duration = Duration::from_secs(3);
-const WAIT_FOR_WORKER: Duration = Duration::from_secs(120);
 
 pub async fn footprint(loaded: &Config, backlog: &[usize], as_json: bool) -> Result<ExitCode, CliError> {
     let figures = run(loaded, backlog, as_json).await?;
     super::report(&figures, as_json)
-}
-
-fn io_err(what: &str) -> impl Fn(std::io::Error) -> CliError + '_ {
-    move |e| CliError::Unreachable(format!("benchmark: cannot {what}: {e}"))
 }
 
 /// Runs the benchmark with the backlog growing through `steps` (ascending request counts),
@@ -53,29 +47,16 @@ pub async fn run(loaded: &Config, steps: &[usize], quiet: bool) -> Result<Vec<Fi
     let scratch = tempfile::Builder::new()
         .prefix("dsr-bench-footprint-")
         .tempdir()
-        .map_err(io_err("create a scratch folder"))?;
+        .map_err(bench_io("create a scratch folder"))?;
     let root = scratch.path();
     let graph = dsr_fixtures::graph::GraphFake::start()
         .await
         .map_err(|e| CliError::Unreachable(format!("cannot start the fake Graph on loopback: {e}")))?;
     graph.slow_down(HOLD);
-    let config_path = write_config(loaded, root, &graph)?;
+    let config_path = super::graph_deployment(loaded, root, &graph)?;
     let config = Config::load(Some(config_path.as_path()))?;
     let engine = crate::wiring::engine(&config).await?;
-
-    let exe = std::env::current_exe().map_err(io_err("find this program"))?;
-    let log = std::fs::File::create(root.join("worker.log")).map_err(io_err("create the worker's log"))?;
-    let mut child = tokio::process::Command::new(exe)
-        .arg("--config")
-        .arg(&config_path)
-        .arg("worker")
-        .env_remove("DSR_CONFIG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(io_err("start `dsr worker`"))?;
+    let mut child = super::spawn_worker(&config_path, root)?;
     let measured = measure(&engine, &mut child, steps, quiet).await;
     // Its tasks are held for an hour: it could not stop gracefully within the benchmark.
     let _ = child.start_kill();
@@ -83,14 +64,7 @@ pub async fn run(loaded: &Config, steps: &[usize], quiet: bool) -> Result<Vec<Fi
     let (idle, rows) = match measured {
         Ok(m) => m,
         Err(e) => {
-            let said = std::fs::read_to_string(root.join("worker.log")).unwrap_or_default();
-            let tail: Vec<&str> = said.lines().rev().take(5).collect();
-            if !tail.is_empty() {
-                eprintln!("the worker's last words:");
-                for line in tail.iter().rev() {
-                    eprintln!("  {line}");
-                }
-            }
+            super::print_worker_log(root);
             return Err(e);
         }
     };
@@ -128,31 +102,6 @@ pub async fn run(loaded: &Config, steps: &[usize], quiet: bool) -> Result<Vec<Fi
     Ok(figures)
 }
 
-/// The scratch deployment's config: ledger, queue and exports under `root`, the worker's
-/// pacing from the loaded config, and Microsoft 365 pointed at the fake.
-fn write_config(
-    loaded: &Config,
-    root: &Path,
-    graph: &dsr_fixtures::graph::GraphFake,
-) -> Result<std::path::PathBuf, CliError> {
-    let processor = graph
-        .connector_toml(&root.join("graph-client-secret"))
-        .map_err(io_err("write the fake's secret"))?;
-    let path = |name: &str| demo::toml_string(&root.join(name).display().to_string());
-    let text = format!(
-        "[store]\nurl = {}\n\n[queue]\nurl = {}\npoll = \"{}\"\n\n[worker]\nconcurrency = {}\n\n[export]\ndir = {}\n\n\
-         [processors.microsoft365]\n{processor}",
-        demo::toml_string(&format!("sqlite://{}/ledger.db", root.display())),
-        demo::toml_string(&format!("sqlite://{}/queue.db", root.display())),
-        humantime::format_duration(loaded.queue.poll),
-        loaded.worker.concurrency,
-        path("export"),
-    );
-    let file = root.join("dsr.toml");
-    std::fs::write(&file, text).map_err(io_err("write the scratch config"))?;
-    Ok(file)
-}
-
 /// Waits for the worker to poll, reads its idle RSS, then grows the backlog through `steps`
 /// and reads its RSS after each.
 async fn measure(
@@ -161,27 +110,7 @@ async fn measure(
     steps: &[usize],
     quiet: bool,
 ) -> Result<(u64, Vec<(usize, u64)>), CliError> {
-    let pid = child
-        .id()
-        .ok_or_else(|| CliError::Failed(anyhow::anyhow!("`dsr worker` ended as it started")))?;
-    let started = Instant::now();
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(CliError::Failed(anyhow::anyhow!(
-                "`dsr worker` ended at once ({status})"
-            )));
-        }
-        let workers = engine.ledger().workers().await?;
-        if workers.iter().any(|w| w.pid == pid && w.last_poll_at.is_some()) {
-            break;
-        }
-        if started.elapsed() > WAIT_FOR_WORKER {
-            return Err(CliError::Failed(anyhow::anyhow!(
-                "`dsr worker` did not poll its queue within {WAIT_FOR_WORKER:?}"
-            )));
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let pid = super::wait_for_poll(engine, child).await?;
     let idle = settled_rss(child, pid).await?;
     if !quiet {
         println!("footprint: `dsr worker` (pid {pid}) polls its queue; growing the backlog to {steps:?} requests");

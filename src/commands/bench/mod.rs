@@ -11,6 +11,8 @@ pub mod all;
 pub mod critical_path;
 pub mod export;
 #[cfg(feature = "demo")]
+pub mod export_path;
+#[cfg(feature = "demo")]
 pub mod fanout;
 #[cfg(feature = "demo")]
 pub mod footprint;
@@ -31,6 +33,119 @@ pub fn status_kib(pid: &str, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with(field))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// CPU time process `pid` (or `self`) has used so far (user and system, all threads), from
+/// `/proc/<pid>/stat`; `None` off Linux.
+pub fn cpu_time(pid: impl std::fmt::Display) -> Option<std::time::Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name, which is in parentheses and may hold spaces: the
+    // state is the first, utime and stime (clock ticks) the 12th and 13th.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // USER_HZ, which Linux fixes at 100 for /proc whatever the kernel's own tick rate.
+    Some(std::time::Duration::from_millis(ticks * 10))
+}
+
+/// How long a benchmark waits for its `dsr worker` child to ask its queue for work.
+#[cfg(feature = "demo")]
+const WAIT_FOR_WORKER: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Writes a scratch deployment's config at `root/dsr.toml`: ledger, queue and exports under
+/// `root`, the worker's pacing from the loaded config, and Microsoft 365 pointed at `graph`.
+#[cfg(feature = "demo")]
+pub(crate) fn graph_deployment(
+    loaded: &crate::config::Config,
+    root: &std::path::Path,
+    graph: &dsr_fixtures::graph::GraphFake,
+) -> Result<std::path::PathBuf, crate::error::CliError> {
+    use crate::commands::demo::toml_string;
+    let processor = graph
+        .connector_toml(&root.join("graph-client-secret"))
+        .map_err(bench_io("write the fake's secret"))?;
+    let text = format!(
+        "[store]\nurl = {}\n\n[queue]\nurl = {}\npoll = \"{}\"\n\n[worker]\nconcurrency = {}\n\n[export]\ndir = {}\n\n\
+         [processors.microsoft365]\n{processor}",
+        toml_string(&format!("sqlite://{}/ledger.db", root.display())),
+        toml_string(&format!("sqlite://{}/queue.db", root.display())),
+        humantime::format_duration(loaded.queue.poll),
+        loaded.worker.concurrency,
+        toml_string(&root.join("export").display().to_string()),
+    );
+    let file = root.join("dsr.toml");
+    std::fs::write(&file, text).map_err(bench_io("write the scratch config"))?;
+    Ok(file)
+}
+
+/// Starts this program as `dsr worker` on the deployment `config` (its log in
+/// `root/worker.log`); it is killed if dropped.
+#[cfg(feature = "demo")]
+pub(crate) fn spawn_worker(
+    config: &std::path::Path,
+    root: &std::path::Path,
+) -> Result<tokio::process::Child, crate::error::CliError> {
+    let exe = std::env::current_exe().map_err(bench_io("find this program"))?;
+    let log = std::fs::File::create(root.join("worker.log")).map_err(bench_io("create the worker's log"))?;
+    tokio::process::Command::new(exe)
+        .arg("--config")
+        .arg(config)
+        .arg("worker")
+        .env_remove("DSR_CONFIG")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(bench_io("start `dsr worker`"))
+}
+
+/// Waits until the `dsr worker` child has asked its queue for work (as the ledger's worker
+/// registry says); returns its pid.
+#[cfg(feature = "demo")]
+pub(crate) async fn wait_for_poll(
+    engine: &dsr_jobs::Engine,
+    child: &mut tokio::process::Child,
+) -> Result<u32, crate::error::CliError> {
+    use crate::error::CliError;
+    let pid = child
+        .id()
+        .ok_or_else(|| CliError::Failed(anyhow::anyhow!("`dsr worker` ended as it started")))?;
+    let started = std::time::Instant::now();
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(CliError::Failed(anyhow::anyhow!(
+                "`dsr worker` ended at once ({status})"
+            )));
+        }
+        let workers = engine.ledger().workers().await?;
+        if workers.iter().any(|w| w.pid == pid && w.last_poll_at.is_some()) {
+            return Ok(pid);
+        }
+        if started.elapsed() > WAIT_FOR_WORKER {
+            return Err(CliError::Failed(anyhow::anyhow!(
+                "`dsr worker` did not poll its queue within {WAIT_FOR_WORKER:?}"
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Prints the last lines of the `dsr worker` child's log (when a benchmark failed).
+#[cfg(feature = "demo")]
+pub(crate) fn print_worker_log(root: &std::path::Path) {
+    let said = std::fs::read_to_string(root.join("worker.log")).unwrap_or_default();
+    let tail: Vec<&str> = said.lines().rev().take(5).collect();
+    if !tail.is_empty() {
+        eprintln!("the worker's last words:");
+        for line in tail.iter().rev() {
+            eprintln!("  {line}");
+        }
+    }
+}
+
+/// A benchmark's file or process error, saying what it could not do.
+pub(crate) fn bench_io(what: &str) -> impl Fn(std::io::Error) -> crate::error::CliError + '_ {
+    move |e| crate::error::CliError::Unreachable(format!("benchmark: cannot {what}: {e}"))
 }
 
 /// What `dsr bench queue` runs: how many requests, on which Redis, at which processors (none
