@@ -311,12 +311,12 @@ fn a_redelivered_task_adds_no_records_to_the_bundle() {
 }
 
 #[test]
-fn the_export_benchmark_runs_and_reports_memory_and_throughput() {
+fn the_bundle_writer_benchmark_runs_and_reports_memory_and_throughput() {
     let d = Deployment::sqlite("");
-    let out = d.dsr(&["bench", "export", "--size", "8MiB", "--dir"]);
+    let out = d.dsr(&["bench", "export", "--local", "--size", "8MiB", "--dir"]);
     assert_eq!(out.status.code(), Some(2), "--dir needs a value");
     let dir = d.path().display().to_string();
-    let out = d.dsr(&["bench", "export", "--size", "8MiB", "--dir", &dir]);
+    let out = d.dsr(&["bench", "export", "--local", "--size", "8MiB", "--dir", &dir]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = String::from_utf8_lossy(&out.stdout);
     for line in ["export size", "dsr bundle writer", "peak RSS", "zip -1"] {
