@@ -111,12 +111,42 @@ pub enum Command {
         #[command(subcommand)]
         what: AuditCommand,
     },
+    /// The HTTP API for the company's own systems ([server] listen; API tokens from
+    /// `dsr token create`).
+    Serve {
+        /// Also run a worker in this process (the one-machine setup).
+        #[arg(long)]
+        with_worker: bool,
+    },
+    /// API tokens for `dsr serve`: each shown once when created; the ledger keeps its hash.
+    Token {
+        #[command(subcommand)]
+        what: TokenCommand,
+    },
     /// Benchmarks (issue 23), each printing its figures as ratios beside their goals: fan-out,
     /// queue overhead, export, footprint, or all of them (docs/performance.md).
     Bench {
         #[command(subcommand)]
         what: BenchCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print it once.
+    Create {
+        /// What calls with it, e.g. crm, website-form (unique).
+        #[arg(long)]
+        name: String,
+        /// What it may do (repeatable, or comma-separated): requests:read, requests:write,
+        /// requests:approve, audit:read, metrics:read.
+        #[arg(long = "scope", value_delimiter = ',', required = true)]
+        scopes: Vec<String>,
+    },
+    /// Every token: name, scopes, created, last used, revoked.
+    List,
+    /// Revoke a token by name (it stays listed; calls with it are refused from now on).
+    Revoke { name: String },
 }
 
 #[derive(Debug, Args)]

@@ -36,6 +36,7 @@ pub struct Config {
     pub rectification: ChangeConfig,
     pub objection: ChangeConfig,
     pub processors: ProcessorsConfig,
+    pub server: ServerConfig,
     /// Scripted stand-ins for processors, only in test builds.
     #[cfg(feature = "test-connector")]
     pub test_connector: std::collections::BTreeMap<dsr_connector::Processor, dsr_fixtures::scripted::Script>,
@@ -60,6 +61,23 @@ fn is_override(name: &str) -> bool {
     name.strip_prefix("DSR_").is_some_and(|rest| rest.contains("__"))
 }
 
+/// `dsr serve`, the HTTP API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address and port to listen on (default 127.0.0.1:8480; port 0 picks a free one and
+    /// prints it).
+    pub listen: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8480".into(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreConfig {
@@ -82,8 +100,9 @@ pub struct QueueConfig {
     pub url: String,
     /// Queue name and Redis key prefix.
     pub prefix: String,
-    /// How often an idle worker asks the queue for work. 10ms to 1m; default 100ms (a
-    /// request makes three hops — fan-out, tasks, finalize — each waiting up to one poll).
+    /// How often an idle worker asks the queue for work. 10ms to 1m; default 100ms. A job
+    /// queued by the worker's own process (a fan-out's tasks, a finalize) wakes it at once;
+    /// one queued elsewhere (`dsr enqueue`, another machine) waits up to one poll.
     #[serde(deserialize_with = "values::span")]
     pub poll: Duration,
     /// The queue's own keep-alive. 1s to 10m; default 10s.

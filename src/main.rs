@@ -6,6 +6,7 @@ mod config;
 mod error;
 mod output;
 mod request;
+mod server;
 mod wiring;
 
 use std::process::ExitCode;
@@ -15,7 +16,7 @@ use clap::Parser;
 use crate::cli::{AuditCommand, BenchCommand, Cli, Command};
 #[cfg(feature = "demo")]
 use crate::commands::demo;
-use crate::commands::{admin, bench, doctor, init, plans, requests, verify, worker, workers};
+use crate::commands::{admin, bench, doctor, init, plans, requests, token, verify, worker, workers};
 use crate::error::CliError;
 
 fn main() -> ExitCode {
@@ -97,6 +98,8 @@ async fn dispatch(cli: &Cli) -> Result<ExitCode, CliError> {
         Command::Reject { id, reason, by } => plans::reject(&config, id, reason, by.as_deref(), json).await,
         Command::Extend { id, months, reason } => admin::extend(&config, id, *months, reason, json).await,
         Command::Doctor => doctor::doctor(&config, json).await,
+        Command::Serve { with_worker } => server::serve(&config, *with_worker).await,
+        Command::Token { what } => token::token(&config, what, json).await,
         Command::Verify { bundle, allow_unsigned } => verify::verify(&config, bundle, *allow_unsigned, json).await,
         Command::Audit {
             what: AuditCommand::Verify,

@@ -187,9 +187,24 @@ impl Engine {
     /// answer (see `Queue::push`); if it still fails the request is in the ledger all the
     /// same, the error (`QueueError::NotQueued`) names it, and the recovery sweep queues it.
     pub async fn enqueue(&self, new: NewRequest) -> Result<String, EngineError> {
+        self.enqueue_from(new, &crate::ledger::Origin::default())
+            .await
+            .map(|(id, _)| id)
+    }
+
+    /// As [`Engine::enqueue`], from `origin` (an API token): returns the request's id and
+    /// whether it is new — `false` when the origin's idempotency key was used before, and the
+    /// id is the first request's (nothing is stored or queued again).
+    pub async fn enqueue_from(
+        &self,
+        new: NewRequest,
+        origin: &crate::ledger::Origin,
+    ) -> Result<(String, bool), EngineError> {
         let id = uuid::Uuid::new_v4().to_string();
         let due = crate::deadline::due_at(new.received_at, 1, self.0.settings.zone);
-        self.ledger().create_request(&id, &new, due).await?;
+        if let Some(first) = self.ledger().create_request_from(&id, &new, due, origin).await? {
+            return Ok((first, false));
+        }
         tracing::info!(request = %id, kind = %new.kind, subject = %self.subject_tag(&new.identities), "request received");
         if let Err(e) = self.queue().push(Job::FanOut { request_id: id.clone() }).await {
             tracing::warn!(request = %id, error = %e, "request stored but not queued; the recovery sweep queues it");
@@ -199,7 +214,7 @@ impl Engine {
             }
             .into());
         }
-        Ok(id)
+        Ok((id, true))
     }
 
     /// Queues a task job for each processor (after a retry or an approval).

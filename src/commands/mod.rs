@@ -9,6 +9,7 @@ pub mod doctor;
 pub mod init;
 pub mod plans;
 pub mod requests;
+pub mod token;
 pub mod verify;
 pub mod worker;
 pub mod workers;

@@ -66,7 +66,7 @@ pub async fn worker(config: &Config, args: &WorkerArgs) -> Result<ExitCode, CliE
     Ok(ExitCode::SUCCESS)
 }
 
-async fn wait_for_signal() {
+pub(crate) async fn wait_for_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

@@ -13,6 +13,7 @@ mod requests;
 mod rows;
 mod sweep;
 mod tasks;
+pub mod tokens;
 pub mod workers;
 
 use std::path::Path;
@@ -29,7 +30,7 @@ pub use chain::{ChainVerdict, Head};
 pub use finalize::Written;
 pub use finished::TaskText;
 pub use plans::{PlanText, StoredPlan, request_plan_hash};
-pub use requests::ListFilter;
+pub use requests::{Idempotency, ListFilter, Origin};
 pub use rows::ts;
 pub use sweep::{AttentionCleared, Recoverable};
 pub use tasks::{Claim, Claimed, TaskError, TaskResult};

@@ -19,11 +19,71 @@ pub struct ListFilter {
     pub overdue_at: Option<DateTime<Utc>>,
 }
 
+/// Who made a request (an API token's name, for its audit event), and the key that makes a
+/// retried API call return the request the first one made.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    pub actor: Option<String>,
+    pub idempotency: Option<Idempotency>,
+}
+
+/// An `Idempotency-Key`, per token, with the hash of the body it first came with.
+#[derive(Debug, Clone)]
+pub struct Idempotency {
+    pub token_id: String,
+    pub key: String,
+    pub body_sha256: String,
+}
+
 impl Ledger {
     /// Stores a new request with one pending task per processor, and its audit event.
     pub async fn create_request(&self, id: &str, new: &NewRequest, due_at: DateTime<Utc>) -> Result<()> {
+        self.create_request_from(id, new, due_at, &Origin::default())
+            .await
+            .map(|_| ())
+    }
+
+    /// As [`Ledger::create_request`], from `origin`: when its idempotency key was used
+    /// before by the same token, nothing is stored and the first request's id is returned
+    /// (refused if the body differed).
+    pub async fn create_request_from(
+        &self,
+        id: &str,
+        new: &NewRequest,
+        due_at: DateTime<Utc>,
+        origin: &Origin,
+    ) -> Result<Option<String>> {
         let now = ts(self.now());
         let mut tx = self.pool.begin().await?;
+        if let Some(key) = &origin.idempotency {
+            let first = sqlx::query(
+                "SELECT request_id, body_sha256 FROM api_idempotency WHERE token_id = $1 AND idempotency_key = $2",
+            )
+            .bind(&key.token_id)
+            .bind(&key.key)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(row) = first {
+                let (request_id, body): (String, String) = (row.try_get("request_id")?, row.try_get("body_sha256")?);
+                if body != key.body_sha256 {
+                    return Err(LedgerError::Refused(format!(
+                        "Idempotency-Key `{}` was used for another request body; use a new key for a new request",
+                        key.key
+                    )));
+                }
+                return Ok(Some(request_id));
+            }
+            sqlx::query(
+                "INSERT INTO api_idempotency (token_id, idempotency_key, request_id, body_sha256, created_at)                  VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&key.token_id)
+            .bind(&key.key)
+            .bind(id)
+            .bind(&key.body_sha256)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+        }
         sqlx::query(
             "INSERT INTO requests (id, kind, status, identities, changes, lang, dry_run, \
              received_at, due_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -50,17 +110,22 @@ impl Ledger {
                 .await?;
         }
         let processors: Vec<_> = new.processors.iter().map(|p| p.as_str()).collect();
+        let mut detail =
+            json!({"kind": new.kind, "processors": processors, "dry_run": new.dry_run, "due_at": ts(due_at)});
+        if let Some(actor) = &origin.actor {
+            detail["by"] = json!(actor);
+        }
         self.insert_audit(
             &mut tx,
             Some(id),
             None,
             "request.received",
-            json!({"kind": new.kind, "processors": processors, "dry_run": new.dry_run, "due_at": ts(due_at)}),
+            detail,
             Some(&format!("received:{id}")),
         )
         .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(None)
     }
 
     pub async fn request(&self, id: &str) -> Result<Option<Request>> {

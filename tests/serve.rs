@@ -1,0 +1,366 @@
+//! `dsr serve` over real HTTP: API tokens and their scopes, idempotent creation, problem
+//! documents naming the field, the lockout after repeated bad tokens, health and readiness,
+//! a request run end to end by `--with-worker`, and a graceful stop on SIGTERM.
+
+mod util;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use util::{Deployment, SEEDED_EMAIL};
+
+/// A running `dsr serve` on a free port, killed when dropped.
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Server {
+    fn start(d: &Deployment, with_worker: bool) -> Server {
+        let mut command = d.command();
+        command.arg("serve");
+        if with_worker {
+            command.arg("--with-worker");
+        }
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start dsr serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut first = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut first)
+            .expect("read the first line");
+        let base = first
+            .trim()
+            .strip_prefix("dsr serve listening on ")
+            .unwrap_or_else(|| panic!("no address on the first line: {first:?}"))
+            .to_string();
+        Server { child, base }
+    }
+
+    /// Sends SIGTERM and waits for the process to end; its exit code.
+    fn stop(mut self) -> Option<i32> {
+        let pid = self.child.id().to_string();
+        let sent = std::process::Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill -TERM {pid}");
+        let started = Instant::now();
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "dsr serve did not stop on SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A deployment with scripted connectors and `[server] listen` on a free port.
+fn deployment() -> Deployment {
+    serving(Deployment::sqlite("[server]\nlisten = \"127.0.0.1:0\"\n"))
+}
+
+/// `d` with scripted connectors (its `[server] listen` already set).
+fn serving(d: Deployment) -> Deployment {
+    let text = std::fs::read_to_string(&d.config).unwrap();
+    std::fs::write(
+        &d.config,
+        format!("{text}[test_connector.google]\nrecords_per_email = 1\n[test_connector.wix]\n"),
+    )
+    .unwrap();
+    d
+}
+
+fn token(d: &Deployment, name: &str, scopes: &str) -> String {
+    let (code, created) = d.dsr_json(&["token", "create", "--name", name, "--scope", scopes]);
+    assert_eq!(code, 0, "{created}");
+    created["token"]
+        .as_str()
+        .expect("the token is printed once")
+        .to_string()
+}
+
+fn client() -> reqwest::Client {
+    dsr_connector::http::http_client(Duration::from_secs(30)).unwrap()
+}
+
+/// Status, headers and JSON body of a response (a problem document is checked for its shape).
+async fn answer(response: reqwest::Response) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        assert_eq!(
+            headers["content-type"], "application/problem+json",
+            "errors are problem documents: {body}"
+        );
+        assert_eq!(body["status"], status.as_u16(), "{body}");
+        assert!(
+            body["type"].is_string() && body["title"].is_string() && body["detail"].is_string(),
+            "{body}"
+        );
+    }
+    (status, headers, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_scopes_idempotency_and_problems_over_http() {
+    let d = deployment();
+    let writer = token(&d, "crm", "requests:write");
+    let reader = token(&d, "helpdesk", "requests:read");
+    let server = Server::start(&d, false);
+    let http = client();
+    let url = |path: &str| format!("{}{path}", server.base);
+
+    let (status, _, body) = answer(http.get(url("/healthz")).send().await.unwrap()).await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (StatusCode::OK, Some("ok")),
+        "no token needed"
+    );
+    let (status, _, body) = answer(http.get(url("/readyz")).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["checks"],
+        json!({"ledger": "ok", "queue": "ok", "export_storage": "ok"})
+    );
+
+    let (status, _, body) = answer(http.get(url("/v1/requests")).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+
+    // Created once, whatever the retries.
+    let request = json!({"kind": "access", "email": [SEEDED_EMAIL], "lang": "en"});
+    let post = |key: &str, body: &Value, token: &str| {
+        http.post(url("/v1/requests"))
+            .bearer_auth(token)
+            .header("Idempotency-Key", key)
+            .json(body)
+    };
+    let (status, headers, first) = answer(post("form-17", &request, &writer).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let id = first["id"].as_str().unwrap().to_string();
+    assert_eq!(headers["location"], format!("/v1/requests/{id}").as_str());
+    let (status, headers, again) = answer(post("form-17", &request, &writer).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{again}");
+    assert_eq!(again["id"], id.as_str(), "the retried POST returns the first request");
+    assert_eq!(headers["idempotent-replayed"], "true");
+    let (_, listed) = d.dsr_json(&["list"]);
+    assert_eq!(listed["requests"].as_array().unwrap().len(), 1, "one request: {listed}");
+    let other = json!({"kind": "erasure", "email": [SEEDED_EMAIL]});
+    let (status, _, body) = answer(post("form-17", &other, &writer).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::CONFLICT, "the same key with another body: {body}");
+
+    // Each scope only where it reaches.
+    let (status, _, body) = answer(post("form-18", &request, &reader).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(body["detail"].as_str().unwrap().contains("requests:write"), "{body}");
+    let (status, _, _) = answer(http.get(url("/v1/requests")).bearer_auth(&writer).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a write token cannot read");
+    let (status, _, page) = answer(http.get(url("/v1/requests")).bearer_auth(&reader).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(page["requests"][0]["id"], id.as_str());
+    assert_eq!(page["next_cursor"], Value::Null);
+    let (status, _, one) = answer(
+        http.get(url(&format!("/v1/requests/{id}")))
+            .bearer_auth(&reader)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, one["kind"].as_str()),
+        (StatusCode::OK, Some("access")),
+        "{one}"
+    );
+    let (status, _, _) = answer(
+        http.get(url("/v1/requests/no-such-request"))
+            .bearer_auth(&reader)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, _, body) = answer(
+        http.get(url("/v1/requests?status=lost"))
+            .bearer_auth(&reader)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("status")),
+        "{body}"
+    );
+
+    // Bad input names its field, in the API's words.
+    for (body, code, field) in [
+        (json!({"kind": "access"}), StatusCode::UNPROCESSABLE_ENTITY, "email"),
+        (
+            json!({"kind": "forget", "email": [SEEDED_EMAIL]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "kind",
+        ),
+        (
+            json!({"kind": "access", "emails": [SEEDED_EMAIL]}),
+            StatusCode::BAD_REQUEST,
+            "emails",
+        ),
+        (
+            json!({"kind": "access", "email": [SEEDED_EMAIL], "set": {"email": "ny@example.no"}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "set",
+        ),
+        (
+            json!({"kind": "access", "email": [SEEDED_EMAIL], "processors": ["microsoft365"]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "processors",
+        ),
+    ] {
+        let sent = http.post(url("/v1/requests")).bearer_auth(&writer).json(&body);
+        let (status, _, problem) = answer(sent.send().await.unwrap()).await;
+        assert_eq!(
+            (status, problem["field"].as_str()),
+            (code, Some(field)),
+            "{body} → {problem}"
+        );
+        assert!(
+            !problem["detail"].as_str().unwrap().contains("--"),
+            "no CLI flags: {problem}"
+        );
+    }
+
+    // The audit event names the token; the ledger holds no token in clear.
+    let (code, events) = d.dsr_json(&["audit", "events", &id]);
+    assert_eq!(code, 0, "{events}");
+    assert!(events.to_string().contains("token:crm"), "{events}");
+    for file in ["ledger.db", "ledger.db-wal"] {
+        let bytes = std::fs::read(d.data().join(file)).unwrap_or_default();
+        for shown in [&writer, &reader] {
+            let secret = shown.rsplit('_').next().unwrap();
+            assert!(
+                !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                "a token's secret is never stored ({file})"
+            );
+        }
+    }
+
+    // A revoked token is refused from the next call on.
+    let out = d.dsr(&["token", "revoke", "helpdesk"]);
+    assert!(out.status.success(), "{}", util::stderr(&out));
+    let (status, _, _) = answer(http.get(url("/v1/requests")).bearer_auth(&reader).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(server.stop(), Some(0), "a graceful stop on SIGTERM");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_bad_tokens_from_one_address_get_429_with_retry_after() {
+    let d = deployment();
+    let good = token(&d, "monitor", "requests:read");
+    let server = Server::start(&d, false);
+    let http = client();
+    let url = format!("{}/v1/requests", server.base);
+    let forged = format!("{}_{}", &good[..good.rfind('_').unwrap()], "0".repeat(64));
+    for n in 0..5 {
+        let (status, _, _) = answer(http.get(&url).bearer_auth(&forged).send().await.unwrap()).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "bad token {n}");
+    }
+    for presented in [&forged, &good] {
+        let (status, headers, body) = answer(http.get(&url).bearer_auth(presented).send().await.unwrap()).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+        let wait: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+        assert!((1..=300).contains(&wait), "Retry-After {wait}");
+    }
+    let (status, _, _) = answer(http.get(format!("{}/healthz", server.base)).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "health needs no token");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_created_over_http_is_completed_by_the_worker_in_the_process() {
+    created_once_and_completed(&deployment()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_postgres_and_redis_a_request_is_created_once_and_completed() {
+    let db = util::pg_database().await;
+    let prefix = util::unique("dsr-test-serve-");
+    let redis = util::RedisKeys::new(&prefix);
+    let d = serving(Deployment::shared(
+        &db.url,
+        &util::redis_url(),
+        &prefix,
+        "[server]\nlisten = \"127.0.0.1:0\"\n",
+    ));
+    created_once_and_completed(&d).await;
+    redis.delete_all().await;
+    db.drop_db().await;
+}
+
+/// Creates an access request twice with one Idempotency-Key through `dsr serve
+/// --with-worker` on `d`, checks there is one, and follows it to its bundle.
+async fn created_once_and_completed(d: &Deployment) {
+    let writer = token(d, "website", "requests:write,requests:read");
+    let server = Server::start(d, true);
+    let http = client();
+    let body = json!({"kind": "access", "email": [SEEDED_EMAIL], "processors": ["google", "wix"]});
+    let mut ids = Vec::new();
+    for expected in [StatusCode::CREATED, StatusCode::OK] {
+        let sent = http
+            .post(format!("{}/v1/requests", server.base))
+            .bearer_auth(&writer)
+            .header("Idempotency-Key", "7f3c-website-form")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let (status, _, created) = answer(sent).await;
+        assert_eq!(status, expected, "{created}");
+        ids.push(created["id"].as_str().unwrap().to_string());
+    }
+    assert_eq!(ids[0], ids[1], "one request");
+    let (_, _, page) = answer(
+        http.get(format!("{}/v1/requests?kind=access", server.base))
+            .bearer_auth(&writer)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(page["requests"].as_array().map(Vec::len), Some(1), "{page}");
+    let id = ids[0].as_str();
+    let started = Instant::now();
+    let done = loop {
+        let (_, _, now) = answer(
+            http.get(format!("{}/v1/requests/{id}", server.base))
+                .bearer_auth(&writer)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        if now["status"] == "completed" {
+            break now;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "not completed: {now}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(done["bundle"].is_string(), "{done}");
+    assert_eq!(server.stop(), Some(0));
+}
