@@ -364,3 +364,201 @@ async fn created_once_and_completed(d: &Deployment) {
     assert!(done["bundle"].is_string(), "{done}");
     assert_eq!(server.stop(), Some(0));
 }
+
+/// GETs `path` with `token` until `done` holds for the answer (at most a minute).
+async fn wait_until(
+    http: &reqwest::Client,
+    base: &str,
+    path: &str,
+    token: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
+    let started = Instant::now();
+    loop {
+        let (_, _, now) = answer(
+            http.get(format!("{base}{path}"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        if done(&now) {
+            return now;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{path}: {now}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_approves_rejects_audits_and_downloads_over_http() {
+    let d = serving(Deployment::sqlite(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[erasure]\napproval = \"required\"\n",
+    ));
+    let desk = token(&d, "desk", "requests:write,requests:read");
+    let officer = token(&d, "officer", "requests:approve,requests:read,audit:read");
+    let server = Server::start(&d, true);
+    let (http, base) = (client(), server.base.clone());
+    let post =
+        |path: &str, token: &str, body: Value| http.post(format!("{base}{path}")).bearer_auth(token).json(&body).send();
+    let create = |kind: &str| {
+        post(
+            "/v1/requests",
+            &desk,
+            json!({"kind": kind, "email": [SEEDED_EMAIL], "processors": ["google"]}),
+        )
+    };
+
+    // An erasure waits for approval; only the approve scope approves, and only the plan shown.
+    let (status, _, erasure) = answer(create("erasure").await.unwrap()).await;
+    assert_eq!(status, StatusCode::CREATED, "{erasure}");
+    let id = erasure["id"].as_str().unwrap().to_string();
+    wait_until(&http, &base, &format!("/v1/requests/{id}"), &desk, |r| {
+        r["status"] == "awaiting_approval"
+    })
+    .await;
+    let (status, _, plan) = answer(
+        http.get(format!("{base}/v1/requests/{id}/plan"))
+            .bearer_auth(&desk)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, plan["awaiting_approval"].as_bool()),
+        (StatusCode::OK, Some(true)),
+        "{plan}"
+    );
+    let hash = plan["plan"].as_str().unwrap().to_string();
+    let approve = format!("/v1/requests/{id}/approve");
+    let (status, _, _) = answer(post(&approve, &desk, json!({"plan": hash})).await.unwrap()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "requests:write does not approve");
+    let (status, _, body) = answer(post(&approve, &officer, json!({"plan": "0".repeat(64)})).await.unwrap()).await;
+    assert_eq!(status, StatusCode::CONFLICT, "another plan's hash is refused: {body}");
+    let (status, _, body) = answer(post(&approve, &officer, json!({"hash": hash})).await.unwrap()).await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("hash")),
+        "{body}"
+    );
+    let (status, _, body) = answer(post(&approve, &officer, json!({"plan": hash})).await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let done = wait_until(&http, &base, &format!("/v1/requests/{id}"), &desk, |r| {
+        r["status"] == "completed"
+    })
+    .await;
+    assert!(done["confirmation"].is_string(), "{done}");
+
+    // The confirmation downloads as stored; the events name who approved.
+    let response = http
+        .get(format!("{base}/v1/requests/{id}/confirmation"))
+        .bearer_auth(&desk)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let downloaded = response.bytes().await.unwrap();
+    let stored = std::fs::read(done["confirmation"].as_str().unwrap()).unwrap();
+    assert_eq!(downloaded.as_ref(), stored.as_slice(), "the confirmation as stored");
+    let (status, _, _) = answer(
+        http.get(format!("{base}/v1/requests/{id}/events"))
+            .bearer_auth(&desk)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "events need audit:read");
+    let (status, _, events) = answer(
+        http.get(format!("{base}/v1/requests/{id}/events"))
+            .bearer_auth(&officer)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let text = events.to_string();
+    assert!(
+        text.contains("token:desk") && text.contains("token:officer"),
+        "{events}"
+    );
+    let (status, _, chain) = answer(
+        http.get(format!("{base}/v1/audit/verify"))
+            .bearer_auth(&officer)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, chain["ok"].as_bool()), (StatusCode::OK, Some(true)), "{chain}");
+    let (status, _, body) = answer(
+        post(&format!("/v1/requests/{id}/cancel"), &desk, json!({}))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "an ended request cannot be cancelled: {body}"
+    );
+
+    // Another erasure is rejected with a reason.
+    let (_, _, other) = answer(create("erasure").await.unwrap()).await;
+    let other = other["id"].as_str().unwrap().to_string();
+    wait_until(&http, &base, &format!("/v1/requests/{other}"), &desk, |r| {
+        r["status"] == "awaiting_approval"
+    })
+    .await;
+    let (status, _, rejected) = answer(
+        post(
+            &format!("/v1/requests/{other}/reject"),
+            &officer,
+            json!({"reason": "the subject withdrew the request"}),
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, rejected["status"].as_str()),
+        (StatusCode::OK, Some("rejected")),
+        "{rejected}"
+    );
+
+    // An access request's bundle streams byte for byte.
+    let (_, _, access) = answer(create("access").await.unwrap()).await;
+    let access = access["id"].as_str().unwrap().to_string();
+    let done = wait_until(&http, &base, &format!("/v1/requests/{access}"), &desk, |r| {
+        r["status"] == "completed"
+    })
+    .await;
+    let response = http
+        .get(format!("{base}/v1/requests/{access}/bundle"))
+        .bearer_auth(&desk)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "application/zip");
+    let downloaded = response.bytes().await.unwrap();
+    let stored = std::fs::read(done["bundle"].as_str().unwrap()).unwrap();
+    assert_eq!(downloaded.as_ref(), stored.as_slice(), "the bundle as stored");
+    let (status, _, _) = answer(
+        http.get(format!("{base}/v1/requests/{access}/confirmation"))
+            .bearer_auth(&desk)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "an access request has a bundle, not a confirmation"
+    );
+    assert_eq!(server.stop(), Some(0));
+}

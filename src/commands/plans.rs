@@ -134,8 +134,8 @@ pub fn plan_text(request_id: &str, status: RequestStatus, hash: &str, plans: &[S
     out
 }
 
-pub async fn show(config: &Config, id: &str, as_json: bool) -> Result<ExitCode, CliError> {
-    let ledger = crate::wiring::ledger(config).await?;
+/// A request's plans as `dsr plan --json` prints them, with the hash to approve.
+pub async fn plan_doc(ledger: &dsr_jobs::Ledger, id: &str) -> Result<Value, CliError> {
     let request = ledger.get_request(id).await?;
     let plans = if request.status == RequestStatus::AwaitingApproval {
         ledger.plans_awaiting(id).await?
@@ -143,20 +143,31 @@ pub async fn show(config: &Config, id: &str, as_json: bool) -> Result<ExitCode, 
         ledger.plans(id).await?
     };
     let hash = request_plan_hash(&plans);
+    Ok(json!({
+        "request_id": id,
+        "kind": request.kind.as_str(),
+        "status": request.status.as_str(),
+        "dry_run": request.dry_run,
+        "plan": if plans.is_empty() { Value::Null } else { json!(hash) },
+        "awaiting_approval": request.status == RequestStatus::AwaitingApproval,
+        "processors": plans.iter().map(plan_json).collect::<Vec<_>>(),
+    }))
+}
+
+pub async fn show(config: &Config, id: &str, as_json: bool) -> Result<ExitCode, CliError> {
+    let ledger = crate::wiring::ledger(config).await?;
     if as_json {
-        println!(
-            "{}",
-            json!({
-                "request_id": id,
-                "kind": request.kind.as_str(),
-                "status": request.status.as_str(),
-                "dry_run": request.dry_run,
-                "plan": if plans.is_empty() { Value::Null } else { json!(hash) },
-                "awaiting_approval": request.status == RequestStatus::AwaitingApproval,
-                "processors": plans.iter().map(plan_json).collect::<Vec<_>>(),
-            })
-        );
+        println!("{}", plan_doc(&ledger, id).await?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let request = ledger.get_request(id).await?;
+    let plans = if request.status == RequestStatus::AwaitingApproval {
+        ledger.plans_awaiting(id).await?
     } else {
+        ledger.plans(id).await?
+    };
+    let hash = request_plan_hash(&plans);
+    {
         print!("{}", plan_text(id, request.status, &hash, &plans, false));
     }
     Ok(ExitCode::SUCCESS)

@@ -186,10 +186,7 @@ pub async fn audit_verify(config: &Config, as_json: bool) -> Result<ExitCode, Cl
     let ledger = crate::wiring::ledger(config).await?;
     let verdict = ledger.verify_audit_chain().await?;
     if as_json {
-        println!(
-            "{}",
-            json!({"ok": verdict.problem.is_none(), "events": verdict.events, "head": verdict.head, "problem": verdict.problem})
-        );
+        println!("{}", chain_json(&verdict));
     } else {
         match &verdict.problem {
             None => println!(
@@ -206,6 +203,23 @@ pub async fn audit_verify(config: &Config, as_json: bool) -> Result<ExitCode, Cl
     })
 }
 
+/// The audit chain's verdict as `dsr audit verify --json` prints it.
+pub fn chain_json(verdict: &dsr_jobs::ledger::ChainVerdict) -> serde_json::Value {
+    json!({"ok": verdict.problem.is_none(), "events": verdict.events, "head": verdict.head, "problem": verdict.problem})
+}
+
+/// A request's audit events as `dsr audit events --json` prints them.
+pub fn events_json(id: &str, events: &[dsr_jobs::ledger::AuditEvent]) -> serde_json::Value {
+    let events: Vec<_> = events
+        .iter()
+        .map(|e| {
+            json!({"seq": e.seq, "at": e.at.to_rfc3339(), "event": e.event, "processor": e.processor,
+                   "detail": e.detail, "note": e.note})
+        })
+        .collect();
+    json!({"request_id": id, "events": events})
+}
+
 /// Prints a request's audit events with their notes (`dsr audit events <id>`).
 pub async fn audit_events(config: &Config, id: &str, as_json: bool) -> Result<ExitCode, CliError> {
     let ledger = crate::wiring::ledger(config).await?;
@@ -213,14 +227,7 @@ pub async fn audit_events(config: &Config, id: &str, as_json: bool) -> Result<Ex
     ledger.get_request(id).await?;
     let events = ledger.audit_events(id).await?;
     if as_json {
-        let events: Vec<_> = events
-            .iter()
-            .map(|e| {
-                json!({"seq": e.seq, "at": e.at.to_rfc3339(), "event": e.event, "processor": e.processor,
-                       "detail": e.detail, "note": e.note})
-            })
-            .collect();
-        println!("{}", json!({"request_id": id, "events": events}));
+        println!("{}", events_json(id, &events));
     } else {
         for e in &events {
             let code = e.detail["code"].as_str().map(|c| format!(" ({c})")).unwrap_or_default();

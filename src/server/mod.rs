@@ -3,6 +3,7 @@
 //! worker. Every `/v1` route needs an API token with the route's scope; `/healthz` and
 //! `/readyz` do not. Errors are problem documents ([`problem`]).
 
+mod actions;
 mod auth;
 mod problem;
 mod requests;
@@ -91,7 +92,7 @@ fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .nest("/v1", requests::routes())
+        .nest("/v1", requests::routes().merge(actions::routes()))
         .fallback(|| async { problem::Problem::not_found("no such route: see docs/api.md") })
         .with_state(state)
 }
