@@ -37,6 +37,7 @@ pub struct Config {
     pub objection: ChangeConfig,
     pub processors: ProcessorsConfig,
     pub server: ServerConfig,
+    pub log: LogConfig,
     /// Scripted stand-ins for processors, only in test builds.
     #[cfg(feature = "test-connector")]
     pub test_connector: std::collections::BTreeMap<dsr_connector::Processor, dsr_fixtures::scripted::Script>,
@@ -59,6 +60,22 @@ pub const PLACEHOLDER: &str = "<fill in";
 /// The `DSR_` variables that are overrides: only names with `__` in them.
 fn is_override(name: &str) -> bool {
     name.strip_prefix("DSR_").is_some_and(|rest| rest.contains("__"))
+}
+
+/// How dsr logs (to stderr; the level from `DSR_LOG`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` (default) or `json`: one JSON object per line, for a log collector.
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 /// `dsr serve`, the HTTP API.

@@ -22,13 +22,6 @@ use crate::error::CliError;
 fn main() -> ExitCode {
     owner_only();
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("DSR_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -58,6 +51,20 @@ fn owner_only() {
     }
 }
 
+/// Logs to stderr at `DSR_LOG` (default `warn`), as text or one JSON object per line
+/// (`[log] format`); subjects appear only as keyed hashes either way.
+fn init_logging(format: config::LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DSR_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        config::LogFormat::Text => builder.try_init(),
+        config::LogFormat::Json => builder.json().try_init(),
+    };
+}
+
 async fn dispatch(cli: &Cli) -> Result<ExitCode, CliError> {
     // `init` writes the config, so it runs before there is one to load.
     if let Command::Init(args) = &cli.command {
@@ -66,6 +73,7 @@ async fn dispatch(cli: &Cli) -> Result<ExitCode, CliError> {
             .clone()
             .or_else(|| std::env::var_os("DSR_CONFIG").map(std::path::PathBuf::from))
             .unwrap_or_else(|| "dsr.toml".into());
+        init_logging(config::LogFormat::Text);
         return init::init(&path, &args.processors, args.force, cli.json);
     }
     // Said before the config is loaded, so a missing or broken config cannot hide why.
@@ -73,7 +81,14 @@ async fn dispatch(cli: &Cli) -> Result<ExitCode, CliError> {
     if let Command::Demo = cli.command {
         return Err(no_demo());
     }
-    let config = config::Config::load(cli.config.as_deref())?;
+    let config = match config::Config::load(cli.config.as_deref()) {
+        Ok(config) => config,
+        Err(e) => {
+            init_logging(config::LogFormat::Text);
+            return Err(e.into());
+        }
+    };
+    init_logging(config.log.format);
     // On stderr, so `--json` output stays one document.
     for line in &config.deprecations {
         eprintln!("warning: {line}");

@@ -271,7 +271,7 @@ async fn tokens_scopes_idempotency_and_problems_over_http() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn repeated_bad_tokens_from_one_address_get_429_with_retry_after() {
+async fn repeated_bad_tokens_from_one_address_get_429_with_retry_after_but_valid_ones_pass() {
     let d = deployment();
     let good = token(&d, "monitor", "requests:read");
     let server = Server::start(&d, false);
@@ -282,12 +282,15 @@ async fn repeated_bad_tokens_from_one_address_get_429_with_retry_after() {
         let (status, _, _) = answer(http.get(&url).bearer_auth(&forged).send().await.unwrap()).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "bad token {n}");
     }
-    for presented in [&forged, &good] {
-        let (status, headers, body) = answer(http.get(&url).bearer_auth(presented).send().await.unwrap()).await;
+    for attempt in [http.get(&url).bearer_auth(&forged), http.get(&url)] {
+        let (status, headers, body) = answer(attempt.send().await.unwrap()).await;
         assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
         let wait: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
         assert!((1..=300).contains(&wait), "Retry-After {wait}");
     }
+    // Behind a proxy every caller shares one address: a valid token still gets through.
+    let (status, _, _) = answer(http.get(&url).bearer_auth(&good).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "a valid token is never locked out");
     let (status, _, _) = answer(http.get(format!("{}/healthz", server.base)).send().await.unwrap()).await;
     assert_eq!(status, StatusCode::OK, "health needs no token");
 }
@@ -560,5 +563,180 @@ async fn an_operator_approves_rejects_audits_and_downloads_over_http() {
         StatusCode::NOT_FOUND,
         "an access request has a bundle, not a confirmation"
     );
+
+    // Three requests, two pages, newest first, each once.
+    let page = |cursor: Option<String>| {
+        let mut url = format!("{base}/v1/requests?limit=2");
+        if let Some(c) = cursor {
+            url.push_str(&format!("&cursor={c}"));
+        }
+        http.get(url).bearer_auth(&desk).send()
+    };
+    let (_, _, first) = answer(page(None).await.unwrap()).await;
+    let cursor = first["next_cursor"].as_str().expect("a second page").to_string();
+    let (_, _, second) = answer(page(Some(cursor)).await.unwrap()).await;
+    assert_eq!(second["next_cursor"], Value::Null, "{second}");
+    let mut seen: Vec<String> = [&first, &second]
+        .iter()
+        .flat_map(|p| p["requests"].as_array().unwrap().iter())
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(seen[0], access, "newest first");
+    seen.sort();
+    let mut all = vec![id.clone(), other.clone(), access.clone()];
+    all.sort();
+    assert_eq!(seen, all);
+    let (status, _, body) = answer(page(Some("not-a-cursor".into())).await.unwrap()).await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("cursor"))
+    );
     assert_eq!(server.stop(), Some(0));
+}
+
+/// Every sample line of a Prometheus text exposition: `(name, labels, value)`; panics on a
+/// line that is not one, or a sample whose family has no `# TYPE` before it.
+fn prometheus_samples(text: &str) -> Vec<(String, String, f64)> {
+    let mut typed = std::collections::HashSet::new();
+    let mut samples = Vec::new();
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut parts = rest.split_whitespace();
+            let name = parts.next().expect("a family name");
+            let kind = parts.next().expect("a type");
+            assert!(["counter", "gauge", "histogram"].contains(&kind), "{line}");
+            typed.insert(name.to_string());
+            continue;
+        }
+        if line.starts_with("# HELP ") {
+            continue;
+        }
+        let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("not a sample: {line}"));
+        let value: f64 = value.parse().unwrap_or_else(|_| panic!("not a number: {line}"));
+        let (name, labels) = match series.split_once('{') {
+            Some((name, labels)) => (name, labels.strip_suffix('}').unwrap_or_else(|| panic!("{line}"))),
+            None => (series, ""),
+        };
+        for pair in labels.split(',').filter(|p| !p.is_empty()) {
+            let (key, quoted) = pair.split_once('=').unwrap_or_else(|| panic!("label {pair}: {line}"));
+            assert!(key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'), "{line}");
+            assert!(quoted.starts_with('"') && quoted.ends_with('"'), "{line}");
+        }
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s).filter(|f| typed.contains(*f)))
+            .unwrap_or(name);
+        assert!(typed.contains(family), "no # TYPE for {name}");
+        samples.push((name.to_string(), labels.to_string(), value));
+    }
+    samples
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_requests_tasks_and_this_process_s_vendor_calls() {
+    let wix = dsr_fixtures::wix::WixFake::start().await.unwrap();
+    let d = Deployment::sqlite("[server]\nlisten = \"127.0.0.1:0\"\n");
+    let section = wix.connector_toml(&d.path().join("wix-key")).unwrap();
+    let text = std::fs::read_to_string(&d.config).unwrap();
+    std::fs::write(&d.config, format!("{text}[processors.wix]\n{section}")).unwrap();
+    let desk = token(&d, "desk", "requests:write,requests:read");
+    let monitor = token(&d, "prometheus", "metrics:read");
+    let server = Server::start(&d, true);
+    let (http, base) = (client(), server.base.clone());
+    let (status, _, created) = answer(
+        http.post(format!("{base}/v1/requests"))
+            .bearer_auth(&desk)
+            .json(&json!({"kind": "access", "email": [SEEDED_EMAIL]}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap();
+    wait_until(&http, &base, &format!("/v1/requests/{id}"), &desk, |r| {
+        r["status"] == "completed"
+    })
+    .await;
+
+    let (status, _, _) = answer(
+        http.get(format!("{base}/metrics"))
+            .bearer_auth(&desk)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "metrics need metrics:read");
+    let response = http
+        .get(format!("{base}/metrics"))
+        .bearer_auth(&monitor)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let samples = prometheus_samples(&response.text().await.unwrap());
+    let value = |name: &str, labels: &str| {
+        samples
+            .iter()
+            .find(|(n, l, _)| n == name && l == labels)
+            .map(|(_, _, v)| *v)
+            .unwrap_or_else(|| panic!("no {name}{{{labels}}} in {samples:?}"))
+    };
+    assert_eq!(value("dsr_requests", "status=\"completed\",kind=\"access\""), 1.0);
+    assert_eq!(
+        value("dsr_tasks", "processor=\"wix\",status=\"succeeded\",outcome=\"done\""),
+        1.0
+    );
+    assert_eq!(value("dsr_requests_overdue", ""), 0.0);
+    let calls = value("dsr_vendor_calls_total", "processor=\"wix\",class=\"2xx\"");
+    assert!(calls >= 1.0, "the worker in this process called Wix");
+    assert_eq!(
+        value("dsr_vendor_call_seconds_count", "processor=\"wix\""),
+        samples
+            .iter()
+            .filter(|(n, l, _)| n == "dsr_vendor_calls_total" && l.starts_with("processor=\"wix\""))
+            .map(|(_, _, v)| v)
+            .sum::<f64>(),
+        "every call is in the histogram"
+    );
+    assert!(value("dsr_queue_jobs", "state=\"pending\"") >= 0.0);
+    assert_eq!(server.stop(), Some(0));
+}
+
+#[test]
+fn json_logs_are_one_object_per_line_without_the_subject() {
+    let d = serving(Deployment::sqlite("[log]\nformat = \"json\"\n"));
+    let out = d
+        .command()
+        .env("DSR_LOG", "info")
+        .args(["run", "access", "--email", SEEDED_EMAIL, "--timeout", "60s"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", util::stderr(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let logged: Vec<Value> = stderr
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let received = logged
+        .iter()
+        .find(|l| l["fields"]["message"] == "request received")
+        .unwrap_or_else(|| panic!("no `request received` line in {stderr}"));
+    assert!(
+        received["fields"]["subject"].is_string(),
+        "a keyed hash stands in: {received}"
+    );
+    assert!(
+        received["level"].is_string() && received["timestamp"].is_string(),
+        "{received}"
+    );
+    assert!(!stderr.contains(SEEDED_EMAIL), "the subject never reaches the log");
 }

@@ -1,6 +1,7 @@
 //! Who may call: `Authorization: Bearer dsr_…` with an API token from `dsr token create`,
-//! whose scopes each route checks. An address that presents bad tokens again and again is
-//! answered 429 with `Retry-After` until its window passes, whatever it presents meanwhile.
+//! whose scopes each route checks. An address that presents bad (or no) tokens again and again
+//! is answered 429 with `Retry-After` for its failed calls until its window passes; a valid
+//! token is always let through (behind a proxy, every caller shares the proxy's address).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -19,7 +20,7 @@ use super::problem::Problem;
 pub const FAILURES_ALLOWED: u32 = 5;
 /// How long failures count, and how long a refused address waits.
 pub const WINDOW: Duration = Duration::from_secs(300);
-/// Addresses remembered at most (the oldest windows are forgotten first).
+/// Addresses remembered at most: beyond it, the oldest window is forgotten.
 const REMEMBERED: usize = 10_000;
 
 /// Failed authentications per address.
@@ -37,8 +38,13 @@ impl Lockout {
 
     fn failed(&self, ip: IpAddr) {
         let mut failures = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if failures.len() >= REMEMBERED {
+        if failures.len() >= REMEMBERED && !failures.contains_key(&ip) {
             failures.retain(|_, (_, since)| since.elapsed() < WINDOW);
+            if failures.len() >= REMEMBERED
+                && let Some(oldest) = failures.iter().min_by_key(|(_, (_, since))| *since).map(|(ip, _)| *ip)
+            {
+                failures.remove(&oldest);
+            }
         }
         let entry = failures.entry(ip).or_insert((0, Instant::now()));
         if entry.1.elapsed() >= WINDOW {
@@ -78,6 +84,21 @@ impl FromRequestParts<AppState> for Caller {
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip())
             .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        let presented = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        // A valid token is never refused: behind a proxy every caller shares its address,
+        // and one caller's bad tokens must not lock the others out.
+        let token = match presented {
+            Some(presented) => state.engine.ledger().authenticate(presented).await?,
+            None => None,
+        };
+        if let Some(token) = token {
+            return Ok(Caller(token));
+        }
         if let Some(left) = state.lockout.wait(ip) {
             let mut problem = Problem::new(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -90,25 +111,11 @@ impl FromRequestParts<AppState> for Caller {
             problem.retry_after = Some(left.as_secs().max(1));
             return Err(problem);
         }
-        let presented = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
-        let Some(presented) = presented else {
-            return Err(unauthorized("send the API token as `Authorization: Bearer dsr_…`"));
-        };
-        match state.engine.ledger().authenticate(presented).await {
-            Ok(Some(token)) => Ok(Caller(token)),
-            Ok(None) => {
-                state.lockout.failed(ip);
-                Err(unauthorized(
-                    "the token is unknown or revoked: create one with `dsr token create`",
-                ))
-            }
-            Err(e) => Err(e.into()),
-        }
+        state.lockout.failed(ip);
+        Err(unauthorized(match presented {
+            None => "send the API token as `Authorization: Bearer dsr_…`",
+            Some(_) => "the token is unknown or revoked: create one with `dsr token create`",
+        }))
     }
 }
 

@@ -5,6 +5,7 @@
 
 mod actions;
 mod auth;
+mod metrics;
 mod problem;
 mod requests;
 
@@ -92,6 +93,7 @@ fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics::metrics))
         .nest("/v1", requests::routes().merge(actions::routes()))
         .fallback(|| async { problem::Problem::not_found("no such route: see docs/api.md") })
         .with_state(state)

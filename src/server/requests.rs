@@ -241,39 +241,49 @@ async fn list_requests(
     let attention: std::collections::HashMap<String, chrono::DateTime<Utc>> =
         ledger.needing_attention().await?.into_iter().collect();
     requests.retain(|r| kind.is_none_or(|k| r.kind == k) && (!query.needs_attention || attention.contains_key(&r.id)));
-    // Newest first; the cursor is the id the previous page ended with.
+    // Newest first. The cursor is where the previous page ended — its last request's
+    // received time and id — so a request changing status meanwhile moves nothing.
     requests.sort_by(|a, b| b.received_at.cmp(&a.received_at).then_with(|| b.id.cmp(&a.id)));
-    let start = match &query.cursor {
-        None => 0,
-        Some(cursor) => {
-            requests
-                .iter()
-                .position(|r| &r.id == cursor)
-                .ok_or_else(|| invalid("cursor", "the cursor names no request in this list".into()))?
-                + 1
-        }
-    };
-    let mut items = Vec::new();
-    let mut last = None;
-    for r in requests.iter().skip(start) {
-        if items.len() == limit {
-            break;
-        }
+    if let Some(cursor) = &query.cursor {
+        let (at, id) =
+            read_cursor(cursor).ok_or_else(|| invalid("cursor", "the cursor is not one this API gave".into()))?;
+        requests.retain(|r| (r.received_at, r.id.as_str()) < (at, id.as_str()));
+    }
+    let mut items: Vec<(chrono::DateTime<Utc>, String, serde_json::Value)> = Vec::new();
+    let mut next = None;
+    for r in &requests {
         let tasks = ledger.tasks(&r.id).await?;
         if processor.is_some_and(|p| !tasks.iter().any(|t| t.processor == p)) {
             continue;
         }
+        if items.len() == limit {
+            // One more matches: the page ends with the one before it.
+            next = items.last().map(|(at, id, _)| make_cursor(*at, id));
+            break;
+        }
         let mut item = status_json(r, &tasks);
         item["needs_attention"] = json!(attention.contains_key(&r.id));
-        items.push(item);
-        last = Some(r.id.clone());
+        items.push((r.received_at, r.id.clone(), item));
     }
-    let more = last
-        .as_ref()
-        .and_then(|id| requests.iter().position(|r| &r.id == id))
-        .is_some_and(|at| at + 1 < requests.len());
-    let next = if more && items.len() == limit { last } else { None };
+    let items: Vec<_> = items.into_iter().map(|(_, _, item)| item).collect();
     Ok(Json(json!({"requests": items, "next_cursor": next})).into_response())
+}
+
+/// An opaque cursor: the hex of `<received_at as RFC 3339 with nanoseconds>|<id>`.
+fn make_cursor(at: chrono::DateTime<Utc>, id: &str) -> String {
+    hex::encode(format!(
+        "{}|{id}",
+        at.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+    ))
+}
+
+fn read_cursor(cursor: &str) -> Option<(chrono::DateTime<Utc>, String)> {
+    let text = String::from_utf8(hex::decode(cursor).ok()?).ok()?;
+    let (at, id) = text.split_once('|')?;
+    Some((
+        chrono::DateTime::parse_from_rfc3339(at).ok()?.with_timezone(&Utc),
+        id.to_string(),
+    ))
 }
 
 async fn one(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Response {

@@ -5,6 +5,7 @@
 mod admin;
 mod audit;
 mod chain;
+pub mod counts;
 mod finalize;
 mod finished;
 pub mod notes;

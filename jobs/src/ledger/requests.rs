@@ -56,14 +56,29 @@ impl Ledger {
         let now = ts(self.now());
         let mut tx = self.pool.begin().await?;
         if let Some(key) = &origin.idempotency {
-            let first = sqlx::query(
-                "SELECT request_id, body_sha256 FROM api_idempotency WHERE token_id = $1 AND idempotency_key = $2",
+            // The write first: it takes SQLite's write lock under the busy timeout, and a
+            // concurrent POST with the same key waits for this one and then finds its row.
+            let claimed = sqlx::query(
+                "INSERT INTO api_idempotency (token_id, idempotency_key, request_id, body_sha256, created_at) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (token_id, idempotency_key) DO NOTHING",
             )
             .bind(&key.token_id)
             .bind(&key.key)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(row) = first {
+            .bind(id)
+            .bind(&key.body_sha256)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if !claimed {
+                let row = sqlx::query(
+                    "SELECT request_id, body_sha256 FROM api_idempotency WHERE token_id = $1 AND idempotency_key = $2",
+                )
+                .bind(&key.token_id)
+                .bind(&key.key)
+                .fetch_one(&mut *tx)
+                .await?;
                 let (request_id, body): (String, String) = (row.try_get("request_id")?, row.try_get("body_sha256")?);
                 if body != key.body_sha256 {
                     return Err(LedgerError::Refused(format!(
@@ -73,16 +88,6 @@ impl Ledger {
                 }
                 return Ok(Some(request_id));
             }
-            sqlx::query(
-                "INSERT INTO api_idempotency (token_id, idempotency_key, request_id, body_sha256, created_at)                  VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(&key.token_id)
-            .bind(&key.key)
-            .bind(id)
-            .bind(&key.body_sha256)
-            .bind(&now)
-            .execute(&mut *tx)
-            .await?;
         }
         sqlx::query(
             "INSERT INTO requests (id, kind, status, identities, changes, lang, dry_run, \

@@ -14,24 +14,29 @@ use std::time::Duration;
 
 use apalis::prelude::{IntervalStrategy, Strategy};
 use futures::Stream;
-use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
+use futures::channel::mpsc::{Receiver, Sender, channel};
 
 /// The worker runs to wake, one sender each; a run that ended is dropped at the next wake.
 #[derive(Clone, Default)]
-pub(super) struct Wakers(Arc<Mutex<Vec<UnboundedSender<()>>>>);
+pub(super) struct Wakers(Arc<Mutex<Vec<Sender<()>>>>);
 
 impl Wakers {
-    /// Wakes every worker run subscribed (each looks for jobs once more).
+    /// Wakes every worker run subscribed (each looks for jobs once more). A run that has a
+    /// wake waiting already is not sent another: wakes never pile up while it is busy.
     pub(super) fn wake(&self) {
         self.0
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .retain(|run| run.unbounded_send(()).is_ok());
+            .retain_mut(|run| match run.try_send(()) {
+                Ok(()) => true,
+                Err(e) => e.is_full(),
+            });
     }
 
-    /// A new subscription: a stream that yields once per [`Wakers::wake`].
+    /// A new subscription: a stream that yields after a [`Wakers::wake`].
     fn subscribe(&self) -> Wake {
-        let (tx, rx) = unbounded();
+        // Capacity 0: the one sender's own slot, so at most one wake waits.
+        let (tx, rx) = channel(0);
         self.0.lock().unwrap_or_else(PoisonError::into_inner).push(tx);
         Wake(Arc::new(Mutex::new(rx)))
     }
@@ -45,7 +50,7 @@ impl Wakers {
 }
 
 /// One worker run's wake-ups. (apalis wants its poll strategies `Sync`; the receiver is not.)
-struct Wake(Arc<Mutex<UnboundedReceiver<()>>>);
+struct Wake(Arc<Mutex<Receiver<()>>>);
 
 impl Stream for Wake {
     type Item = ();
@@ -68,8 +73,15 @@ mod tests {
         let mut first = wakers.subscribe();
         let second = wakers.subscribe();
         drop(second);
-        wakers.wake();
+        for _ in 0..100 {
+            wakers.wake();
+        }
         assert_eq!(first.next().await, Some(()));
         assert_eq!(wakers.0.lock().unwrap().len(), 1, "the ended run is forgotten");
+        // A hundred wakes while it was busy left one waiting, not a hundred.
+        assert!(
+            futures::FutureExt::now_or_never(first.next()).is_none(),
+            "no second wake was waiting"
+        );
     }
 }

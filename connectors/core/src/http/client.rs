@@ -132,10 +132,12 @@ impl VendorClient {
         let mut refreshed = false;
         let mut retries = 0u32;
         loop {
+            let waiting = std::time::Instant::now();
             let permit = match &self.limiter {
                 Some(limiter) => Some(limiter.acquire_in(self.processor.as_str(), key).await),
                 None => None,
             };
+            super::metrics::waited(self.processor.as_str(), waiting.elapsed());
             let mut request = build(&self.http);
             let token = match &self.tokens {
                 Some(cache) => {
@@ -154,7 +156,14 @@ impl VendorClient {
                 }
                 None => None,
             };
-            let error = match request.send().await {
+            let sent = std::time::Instant::now();
+            let answered = request.send().await;
+            super::metrics::call(
+                self.processor.as_str(),
+                answered.as_ref().ok().map(|r| r.status().as_u16()),
+                sent.elapsed(),
+            );
+            let error = match answered {
                 Ok(response) if response.status().is_success() => return Ok((response, permit)),
                 Ok(response) => {
                     let status = response.status();
@@ -210,6 +219,7 @@ impl VendorClient {
             if retryable_here && retries < self.policy.in_call_retries && wait <= self.policy.max_wait {
                 retries += 1;
                 tracing::debug!(processor = %self.processor, code = %error.code(), ?wait, "retrying in the call");
+                super::metrics::waited(self.processor.as_str(), wait);
                 tokio::time::sleep(wait).await;
                 continue;
             }

@@ -4,6 +4,7 @@
 
 pub mod body;
 pub mod client;
+pub mod metrics;
 pub mod oauth;
 pub mod origin;
 pub mod paging;
