@@ -85,12 +85,18 @@ pub struct ServerConfig {
     /// Address and port to listen on (default 127.0.0.1:8480; port 0 picks a free one and
     /// prints it).
     pub listen: String,
+    /// TLS in the server itself: the certificate chain and the private key, PEM files. Both
+    /// or neither; without them, a TLS-terminating proxy is expected in front.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             listen: "127.0.0.1:8480".into(),
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }

@@ -740,3 +740,76 @@ fn json_logs_are_one_object_per_line_without_the_subject() {
     );
     assert!(!stderr.contains(SEEDED_EMAIL), "the subject never reaches the log");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_certificate_the_server_speaks_tls_itself() {
+    let d = deployment();
+    let (cert, key) = (d.path().join("cert.pem"), d.path().join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .args([
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+            "-addext",
+            "extendedKeyUsage=serverAuth",
+        ])
+        .output()
+        .expect("openssl runs");
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let text = std::fs::read_to_string(&d.config).unwrap();
+    let text = text.replace(
+        "[server]\nlisten = \"127.0.0.1:0\"\n",
+        &format!(
+            "[server]\nlisten = \"127.0.0.1:0\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+            cert.display(),
+            key.display()
+        ),
+    );
+    std::fs::write(&d.config, text).unwrap();
+    let server = Server::start(&d, false);
+    assert!(server.base.starts_with("https://"), "{}", server.base);
+    dsr_connector::http::install_crypto_provider();
+    let trusted = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(&cert).unwrap()).unwrap())
+        .build()
+        .unwrap();
+    let (status, _, body) = answer(trusted.get(format!("{}/healthz", server.base)).send().await.unwrap()).await;
+    assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("ok")));
+    // Plain HTTP to the TLS port gets no answer from the API.
+    let plain = server.base.replace("https://", "http://");
+    assert!(client().get(format!("{plain}/healthz")).send().await.is_err());
+
+    // One of the two alone is refused at start, naming the keys.
+    let text = std::fs::read_to_string(&d.config).unwrap();
+    let only_cert: String = text
+        .lines()
+        .filter(|l| !l.starts_with("tls_key"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(&d.config, only_cert).unwrap();
+    let out = d.dsr(&["serve"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        util::stderr(&out).contains("tls_cert and tls_key go together"),
+        "{}",
+        util::stderr(&out)
+    );
+}

@@ -4,7 +4,7 @@
 //! token is always let through (behind a proxy, every caller shares the proxy's address).
 
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -81,8 +81,8 @@ impl FromRequestParts<AppState> for Caller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, Problem> {
         let ip = parts
             .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip())
+            .get::<ConnectInfo<super::tls::Peer>>()
+            .map(|c| c.0.0.ip())
             .unwrap_or(IpAddr::from([0, 0, 0, 0]));
         let presented = parts
             .headers

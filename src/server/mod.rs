@@ -8,8 +8,8 @@ mod auth;
 mod metrics;
 mod problem;
 mod requests;
+mod tls;
 
-use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -64,23 +64,43 @@ pub async fn serve(config: &Config, with_worker: bool) -> Result<ExitCode, CliEr
         let (engine, shutdown) = (engine.clone(), shutdown.clone());
         tokio::spawn(async move { worker::run_in_process(&engine, true, &shutdown).await })
     });
-    // The first line on stdout: scripts and tests read the address (port 0 picks one).
-    println!("dsr serve listening on http://{address}");
-    eprintln!(
-        "no TLS here: put a TLS-terminating proxy in front of {address} before anything outside this machine calls it{}",
-        if with_worker {
-            "; a worker runs in this process"
-        } else {
-            ""
+    let tls = match (&config.server.tls_cert, &config.server.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
+        (None, None) => None,
+        _ => {
+            return Err(bad_input(
+                "[server] tls_cert and tls_key go together: set both (PEM files) or neither",
+            ));
         }
-    );
-    axum::serve(
-        listener,
-        router(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown.signal())
-    .await
-    .map_err(|e| CliError::Unreachable(format!("the server stopped: {e}")))?;
+    };
+    // The first line on stdout: scripts and tests read the address (port 0 picks one).
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("dsr serve listening on {scheme}://{address}");
+    if tls.is_none() {
+        eprintln!(
+            "no TLS here ([server] tls_cert and tls_key unset): put a TLS-terminating proxy in front of {address} \
+             before anything outside this machine calls it"
+        );
+    }
+    if with_worker {
+        eprintln!("a worker runs in this process");
+    }
+    let app = router(state).into_make_service_with_connect_info::<tls::Peer>();
+    let served = match tls {
+        Some(acceptor) => {
+            let listener = tls::TlsListener::new(listener, acceptor)
+                .map_err(|e| CliError::Unreachable(format!("cannot listen with TLS: {e}")))?;
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown.signal())
+                .await
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown.signal())
+                .await
+        }
+    };
+    served.map_err(|e| CliError::Unreachable(format!("the server stopped: {e}")))?;
     if let Some(worker) = worker {
         worker
             .await
