@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use dsr_jobs::Ledger;
 use dsr_jobs::model::{Request, Task};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::error::CliError;
 
@@ -11,32 +11,94 @@ fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-/// The status document: one request and its tasks.
+/// The status document: one request and its tasks (`dsr status --json`, and the HTTP API's
+/// request). The API's schema is derived from these types, so it is what is sent.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct RequestDoc {
+    pub id: String,
+    /// access, erasure, rectification, objection, portability.
+    pub kind: String,
+    /// received, in_progress, awaiting_approval, completed, partially_completed, failed,
+    /// cancelled, rejected.
+    pub status: String,
+    /// RFC 3339, UTC.
+    pub received_at: String,
+    /// The legal deadline (Art. 12(3)), RFC 3339, UTC.
+    pub due_at: String,
+    /// One task per processor.
+    pub processors: Vec<TaskDoc>,
+    pub dry_run: bool,
+    /// Where the access bundle is (download it from `/v1/requests/{id}/bundle`).
+    pub bundle: Option<String>,
+    /// Where the confirmation is (`/v1/requests/{id}/confirmation`).
+    pub confirmation: Option<String>,
+    pub exports_expired_at: Option<String>,
+    pub pseudonymised_at: Option<String>,
+    pub finalize_error: Option<String>,
+    /// A task still failing close to the deadline (in lists and single reads).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub needs_attention: Option<bool>,
+}
+
+/// One processor's task of a request.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct TaskDoc {
+    pub processor: String,
+    /// pending, running, retrying, planned, succeeded, failed, not_applicable, cancelled.
+    pub status: String,
+    /// done, nothing_found, partly_retained.
+    pub outcome: Option<String>,
+    pub attempts: u32,
+    pub records: Records,
+    pub reason: Option<String>,
+    pub error: Option<String>,
+    pub next_retry_at: Option<String>,
+    /// What the connector told the operator only.
+    pub operator_notes: Vec<String>,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Records {
+    pub found: u64,
+    pub changed: u64,
+}
+
+pub fn request_doc(request: &Request, tasks: &[Task]) -> RequestDoc {
+    RequestDoc {
+        id: request.id.clone(),
+        kind: request.kind.as_str().to_string(),
+        status: request.status.as_str().to_string(),
+        received_at: rfc3339(request.received_at),
+        due_at: rfc3339(request.due_at),
+        processors: tasks
+            .iter()
+            .map(|t| TaskDoc {
+                processor: t.processor.as_str().to_string(),
+                status: t.status.as_str().to_string(),
+                outcome: t.outcome.map(|o| o.as_str().to_string()),
+                attempts: t.attempts,
+                records: Records {
+                    found: t.found,
+                    changed: t.changed,
+                },
+                reason: t.reason.clone(),
+                error: t.error.clone(),
+                next_retry_at: t.next_retry_at.map(rfc3339),
+                operator_notes: operator_notes(t),
+            })
+            .collect(),
+        dry_run: request.dry_run,
+        bundle: request.bundle.clone(),
+        confirmation: request.confirmation.clone(),
+        exports_expired_at: request.exports_expired_at.map(rfc3339),
+        pseudonymised_at: request.pseudonymised_at.map(rfc3339),
+        finalize_error: request.finalize_error.clone(),
+        needs_attention: None,
+    }
+}
+
 pub fn status_json(request: &Request, tasks: &[Task]) -> Value {
-    json!({
-        "id": request.id,
-        "kind": request.kind.as_str(),
-        "status": request.status.as_str(),
-        "received_at": rfc3339(request.received_at),
-        "due_at": rfc3339(request.due_at),
-        "processors": tasks.iter().map(|t| json!({
-            "processor": t.processor.as_str(),
-            "status": t.status.as_str(),
-            "outcome": t.outcome.map(|o| o.as_str()),
-            "attempts": t.attempts,
-            "records": {"found": t.found, "changed": t.changed},
-            "reason": t.reason,
-            "error": t.error,
-            "next_retry_at": t.next_retry_at.map(rfc3339),
-            "operator_notes": operator_notes(t),
-        })).collect::<Vec<_>>(),
-        "dry_run": request.dry_run,
-        "bundle": request.bundle,
-        "confirmation": request.confirmation,
-        "exports_expired_at": request.exports_expired_at.map(rfc3339),
-        "pseudonymised_at": request.pseudonymised_at.map(rfc3339),
-        "finalize_error": request.finalize_error,
-    })
+    serde_json::to_value(request_doc(request, tasks)).unwrap_or(Value::Null)
 }
 
 /// What a connector told the operator only (never the subject): skipped mailboxes and the like.

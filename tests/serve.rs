@@ -813,3 +813,41 @@ async fn with_a_certificate_the_server_speaks_tls_itself() {
         util::stderr(&out)
     );
 }
+
+#[test]
+fn schemathesis_finds_no_server_error_or_schema_violation() {
+    let found = std::process::Command::new("schemathesis").arg("--version").output();
+    assert!(
+        found.is_ok_and(|o| o.status.success()),
+        "schemathesis is not installed: run the suite with scripts/test, which installs it from PyPI"
+    );
+    let d = deployment();
+    let everything = token(
+        &d,
+        "schemathesis",
+        "requests:read,requests:write,requests:approve,audit:read,metrics:read",
+    );
+    let server = Server::start(&d, true);
+    // A request to find, so the routes that take an id reach more than their 404.
+    let created = d.dsr_json(&["enqueue", "access", "--email", SEEDED_EMAIL]);
+    assert_eq!(created.0, 0, "{}", created.1);
+    let out = std::process::Command::new("schemathesis")
+        .args(["run", &format!("{}/openapi.json", server.base)])
+        .args(["--header", &format!("Authorization: Bearer {everything}")])
+        .args([
+            "--checks",
+            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
+        ])
+        // Bounded, and the same cases on every run.
+        .args(["--max-examples", "10", "--seed", "20261207", "--no-color"])
+        .output()
+        .expect("schemathesis runs");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "schemathesis found a problem:\n{said}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("passed"), "{said}");
+    drop(server);
+}

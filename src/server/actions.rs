@@ -2,34 +2,35 @@
 //! extend, approve (with the plan hash) and reject; its plan and audit events; the audit
 //! chain's check; and the bundle and confirmation, streamed from the export storage.
 
-use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
-use axum::routing::{get, post};
 use chrono::Utc;
 use dsr_jobs::ledger::tokens::{ApiToken, Scope};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::auth::Caller;
+use super::openapi::Refusals;
 use super::problem::Problem;
-use crate::output::status_json;
+use crate::output::{RequestDoc, status_json};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/requests/{id}/cancel", post(cancel))
-        .route("/requests/{id}/retry", post(retry))
-        .route("/requests/{id}/extend", post(extend))
-        .route("/requests/{id}/approve", post(approve))
-        .route("/requests/{id}/reject", post(reject))
-        .route("/requests/{id}/plan", get(plan))
-        .route("/requests/{id}/events", get(events))
-        .route("/requests/{id}/bundle", get(bundle))
-        .route("/requests/{id}/confirmation", get(confirmation))
-        .route("/audit/verify", get(audit_verify))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(cancel))
+        .routes(routes!(retry))
+        .routes(routes!(extend))
+        .routes(routes!(approve))
+        .routes(routes!(reject))
+        .routes(routes!(plan))
+        .routes(routes!(events))
+        .routes(routes!(bundle))
+        .routes(routes!(confirmation))
+        .routes(routes!(audit_verify))
 }
 
 /// Who acted, as the audit events record it.
@@ -68,6 +69,15 @@ fn answer(result: Result<Response, Problem>) -> Response {
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
+/// Cancel a request that has not ended (scope requests:write).
+#[utoipa::path(
+    post,
+    path = "/v1/requests/{id}/cancel",
+    tag = "requests",
+    security(("token" = [])),
+    params(("id" = String, Path, description = "The request's id")),
+    responses((status = 200, body = RequestDoc), Refusals)
+)]
 async fn cancel(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Response {
     answer(
         async {
@@ -79,13 +89,23 @@ async fn cancel(State(state): State<AppState>, caller: Caller, Path(id): Path<St
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RetryBody {
+pub struct RetryBody {
     /// Only this processor's task (default: every failed one).
     processor: Option<String>,
 }
 
+/// Queue a request's failed tasks again (scope requests:write).
+#[utoipa::path(
+    post,
+    path = "/v1/requests/{id}/retry",
+    tag = "requests",
+    security(("token" = [])),
+    params(("id" = String, Path, description = "The request's id")),
+    request_body = Option<RetryBody>,
+    responses((status = 200, body = RequestDoc), Refusals)
+)]
 async fn retry(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, bytes: Bytes) -> Response {
     answer(
         async {
@@ -106,13 +126,23 @@ async fn retry(State(state): State<AppState>, caller: Caller, Path(id): Path<Str
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ExtendBody {
+pub struct ExtendBody {
     months: u32,
     reason: String,
 }
 
+/// Extend the deadline by up to two further months, with a reason (Art. 12(3)) (scope requests:write).
+#[utoipa::path(
+    post,
+    path = "/v1/requests/{id}/extend",
+    tag = "requests",
+    security(("token" = [])),
+    params(("id" = String, Path, description = "The request's id")),
+    request_body = ExtendBody,
+    responses((status = 200, body = RequestDoc), Refusals)
+)]
 async fn extend(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, bytes: Bytes) -> Response {
     answer(
         async {
@@ -130,13 +160,23 @@ async fn extend(State(state): State<AppState>, caller: Caller, Path(id): Path<St
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ApproveBody {
+pub struct ApproveBody {
     /// The plan hash `GET …/plan` answered (`dsr plan` prints the same).
     plan: String,
 }
 
+/// Execute exactly the plan with this hash (scope requests:approve).
+#[utoipa::path(
+    post,
+    path = "/v1/requests/{id}/approve",
+    tag = "requests",
+    security(("token" = [])),
+    params(("id" = String, Path, description = "The request's id")),
+    request_body = ApproveBody,
+    responses((status = 200, body = RequestDoc), Refusals)
+)]
 async fn approve(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, bytes: Bytes) -> Response {
     answer(
         async {
@@ -150,12 +190,22 @@ async fn approve(State(state): State<AppState>, caller: Caller, Path(id): Path<S
     )
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RejectBody {
+pub struct RejectBody {
     reason: String,
 }
 
+/// End a request awaiting approval as rejected (scope requests:approve).
+#[utoipa::path(
+    post,
+    path = "/v1/requests/{id}/reject",
+    tag = "requests",
+    security(("token" = [])),
+    params(("id" = String, Path, description = "The request's id")),
+    request_body = RejectBody,
+    responses((status = 200, body = RequestDoc), Refusals)
+)]
 async fn reject(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, bytes: Bytes) -> Response {
     answer(
         async {
@@ -168,6 +218,15 @@ async fn reject(State(state): State<AppState>, caller: Caller, Path(id): Path<St
     )
 }
 
+/// The request's plans and the hash to approve, as `dsr plan --json` (scope requests:read).
+#[utoipa::path(
+    get,
+    path = "/v1/requests/{id}/plan",
+    tag = "requests",
+    security(("token" = [])),
+    params(("id" = String, Path, description = "The request's id")),
+    responses((status = 200, body = Object), Refusals)
+)]
 async fn plan(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Response {
     answer(
         async {
@@ -179,6 +238,15 @@ async fn plan(State(state): State<AppState>, caller: Caller, Path(id): Path<Stri
     )
 }
 
+/// The request's audit events with their notes (scope audit:read).
+#[utoipa::path(
+    get,
+    path = "/v1/requests/{id}/events",
+    tag = "audit",
+    security(("token" = [])),
+    params(("id" = String, Path, description = "The request's id")),
+    responses((status = 200, body = Object), Refusals)
+)]
 async fn events(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Response {
     answer(
         async {
@@ -192,6 +260,14 @@ async fn events(State(state): State<AppState>, caller: Caller, Path(id): Path<St
     )
 }
 
+/// Walk the audit chain (scope audit:read).
+#[utoipa::path(
+    get,
+    path = "/v1/audit/verify",
+    tag = "audit",
+    security(("token" = [])),
+    responses((status = 200, body = Object), Refusals)
+)]
 async fn audit_verify(State(state): State<AppState>, caller: Caller) -> Response {
     answer(
         async {
@@ -203,10 +279,28 @@ async fn audit_verify(State(state): State<AppState>, caller: Caller) -> Response
     )
 }
 
+/// The access bundle, streamed (scope requests:read).
+#[utoipa::path(
+    get,
+    path = "/v1/requests/{id}/bundle",
+    tag = "requests",
+    security(("token" = [])),
+    params(("id" = String, Path, description = "The request's id")),
+    responses((status = 200, body = Vec<u8>, content_type = "application/zip"), Refusals)
+)]
 async fn bundle(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Response {
     answer(download(&state, &caller, &id, Export::Bundle).await)
 }
 
+/// The signed confirmation of a change (scope requests:read).
+#[utoipa::path(
+    get,
+    path = "/v1/requests/{id}/confirmation",
+    tag = "requests",
+    security(("token" = [])),
+    params(("id" = String, Path, description = "The request's id")),
+    responses((status = 200, body = Object, content_type = "application/json"), Refusals)
+)]
 async fn confirmation(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Response {
     answer(download(&state, &caller, &id, Export::Confirmation).await)
 }

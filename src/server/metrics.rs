@@ -15,6 +15,17 @@ use super::AppState;
 use super::auth::Caller;
 use super::problem::Problem;
 
+/// Prometheus text exposition (scope metrics:read).
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    security(("token" = [])),
+    responses(
+        (status = 200, body = String, content_type = "text/plain; version=0.0.4; charset=utf-8"),
+        super::openapi::Refusals,
+    )
+)]
 pub async fn metrics(State(state): State<AppState>, caller: Caller) -> Response {
     match render(&state, &caller).await {
         Ok(text) => {

@@ -6,6 +6,7 @@
 mod actions;
 mod auth;
 mod metrics;
+mod openapi;
 mod problem;
 mod requests;
 mod tls;
@@ -19,7 +20,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Json, Response};
 use axum::routing::get;
 use dsr_jobs::Engine;
-use serde_json::json;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::commands::{Shutdown, worker};
 use crate::config::Config;
@@ -109,22 +112,48 @@ pub async fn serve(config: &Config, with_worker: bool) -> Result<ExitCode, CliEr
     Ok(ExitCode::SUCCESS)
 }
 
+/// Every route, each registered from its `#[utoipa::path]`.
+fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics::metrics))
+        .merge(requests::routes())
+        .merge(actions::routes())
+}
+
 fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics::metrics))
-        .nest("/v1", requests::routes().merge(actions::routes()))
-        .fallback(|| async { problem::Problem::not_found("no such route: see docs/api.md") })
+    let (router, document) = api().split_for_parts();
+    let document = Arc::new(document);
+    router
+        .route(
+            "/openapi.json",
+            get(move || {
+                let document = document.clone();
+                async move { Json(document.as_ref().clone()) }
+            }),
+        )
+        .fallback(|| async { problem::Problem::not_found("no such route: see /openapi.json and docs/api.md") })
         .with_state(state)
 }
 
+/// The OpenAPI document, as `/openapi.json` serves it.
+#[cfg(test)]
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    api().split_for_parts().1
+}
+
 /// The process is up.
-async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({"status": "ok"}))
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = openapi::Health)))]
+async fn healthz() -> Json<openapi::Health> {
+    Json(openapi::Health { status: "ok".into() })
 }
 
 /// The ledger, the queue and the export storage answer.
+#[utoipa::path(get, path = "/readyz", tag = "operations", responses(
+    (status = 200, body = openapi::Readiness, description = "Every part answers."),
+    (status = 503, body = openapi::Readiness, description = "A part does not answer: its error is under checks."),
+))]
 async fn readyz(State(state): State<AppState>) -> Response {
     let ledger = state.engine.ledger().tokens().await.err().map(|e| e.to_string());
     let queue = state.engine.queue().stats().await.err().map(|e| e.to_string());
@@ -136,18 +165,71 @@ async fn readyz(State(state): State<AppState>) -> Response {
             .map(|e| e.to_string()),
         Err(e) => Some(e.message()),
     };
-    let checks = json!({
-        "ledger": ledger.as_deref().unwrap_or("ok"),
-        "queue": queue.as_deref().unwrap_or("ok"),
-        "export_storage": storage.as_deref().unwrap_or("ok"),
-    });
-    if ledger.is_none() && queue.is_none() && storage.is_none() {
-        Json(json!({"status": "ready", "checks": checks})).into_response()
+    let ready = ledger.is_none() && queue.is_none() && storage.is_none();
+    let ok = |e: Option<String>| e.unwrap_or_else(|| "ok".into());
+    let body = openapi::Readiness {
+        status: if ready { "ready" } else { "not ready" }.into(),
+        checks: openapi::Checks {
+            ledger: ok(ledger),
+            queue: ok(queue),
+            export_storage: ok(storage),
+        },
+    };
+    let status = if ready {
+        StatusCode::OK
     } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "not ready", "checks": checks})),
-        )
-            .into_response()
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(body)).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_is_in_the_openapi_document_with_its_security_and_refusals() {
+        let document = serde_json::to_value(openapi_document()).unwrap();
+        let paths = document["paths"].as_object().unwrap();
+        let expected = [
+            ("get", "/healthz"),
+            ("get", "/readyz"),
+            ("get", "/metrics"),
+            ("get", "/v1/requests"),
+            ("post", "/v1/requests"),
+            ("get", "/v1/requests/{id}"),
+            ("post", "/v1/requests/{id}/cancel"),
+            ("post", "/v1/requests/{id}/retry"),
+            ("post", "/v1/requests/{id}/extend"),
+            ("post", "/v1/requests/{id}/approve"),
+            ("post", "/v1/requests/{id}/reject"),
+            ("get", "/v1/requests/{id}/plan"),
+            ("get", "/v1/requests/{id}/events"),
+            ("get", "/v1/requests/{id}/bundle"),
+            ("get", "/v1/requests/{id}/confirmation"),
+            ("get", "/v1/audit/verify"),
+        ];
+        let documented: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
+        assert_eq!(documented, expected.len(), "{:?}", paths.keys().collect::<Vec<_>>());
+        for (method, path) in expected {
+            let operation = &paths[path][method];
+            assert!(operation.is_object(), "{method} {path} is not documented");
+            if path.starts_with("/v1") || path == "/metrics" {
+                assert_eq!(
+                    operation["security"],
+                    serde_json::json!([{"token": []}]),
+                    "{method} {path}"
+                );
+                for status in ["401", "403", "429"] {
+                    let problem = &operation["responses"][status]["content"]["application/problem+json"];
+                    assert!(problem.is_object(), "{method} {path} documents no {status}");
+                }
+            }
+        }
+        let request = &document["components"]["schemas"]["RequestDoc"]["properties"];
+        for field in ["id", "kind", "status", "due_at", "processors", "bundle"] {
+            assert!(request[field].is_object(), "RequestDoc has {field}");
+        }
+        assert!(document["components"]["securitySchemes"]["token"].is_object());
     }
 }

@@ -3,7 +3,6 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 use crate::error::CliError;
 
@@ -117,16 +116,15 @@ fn in_api_words(message: &str) -> (String, Option<String>) {
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        let mut body = json!({
-            "type": format!("https://dsr.example/problems/{}", self.kind),
-            "title": self.status.canonical_reason().unwrap_or("error"),
-            "status": self.status.as_u16(),
-            "detail": self.detail,
-        });
-        if let Some(field) = &self.field {
-            body["field"] = json!(field);
-        }
-        let mut response = (self.status, body.to_string()).into_response();
+        let body = super::openapi::ProblemDoc {
+            kind: format!("https://dsr.example/problems/{}", self.kind),
+            title: self.status.canonical_reason().unwrap_or("error").to_string(),
+            status: self.status.as_u16(),
+            detail: self.detail,
+            field: self.field,
+        };
+        let text = serde_json::to_string(&body).unwrap_or_default();
+        let mut response = (self.status, text).into_response();
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,

@@ -3,13 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
-use axum::routing::get;
 use chrono::Utc;
 use dsr_jobs::ledger::tokens::Scope;
 use dsr_jobs::ledger::{Idempotency, ListFilter, Origin};
@@ -17,23 +15,25 @@ use dsr_jobs::model::{RequestKind, RequestStatus};
 use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::AppState;
 use super::auth::Caller;
+use super::openapi::{Refusals, RequestPage};
 use super::problem::Problem;
 use crate::cli::RequestArgs;
-use crate::output::status_json;
+use crate::output::{RequestDoc, status_json};
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/requests", get(list).post(create))
-        .route("/requests/{id}", get(one))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(list, create)).routes(routes!(one))
 }
 
 /// A new request, as the command line takes it (`dsr enqueue KIND --email … --set …`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct NewRequestBody {
+pub struct NewRequestBody {
+    /// access, erasure, rectification, objection or portability.
     kind: String,
     #[serde(default)]
     email: Vec<String>,
@@ -59,6 +59,21 @@ struct NewRequestBody {
 /// Longest `Idempotency-Key` taken.
 const KEY_MAX: usize = 255;
 
+/// Create a request (scope requests:write). Validated as `dsr enqueue` validates it; an
+/// `Idempotency-Key` makes a retried call return the first request.
+#[utoipa::path(
+    post,
+    path = "/v1/requests",
+    tag = "requests",
+    security(("token" = [])),
+    params(("Idempotency-Key" = Option<String>, Header, description = "1 to 255 printable ASCII characters, kept per token")),
+    request_body = NewRequestBody,
+    responses(
+        (status = 201, body = RequestDoc, description = "Created and queued.", headers(("Location" = String))),
+        (status = 200, body = RequestDoc, description = "The request this Idempotency-Key created before."),
+        Refusals,
+    )
+)]
 async fn create(State(state): State<AppState>, caller: Caller, headers: HeaderMap, body: Bytes) -> Response {
     match create_request(&state, &caller, &headers, &body).await {
         Ok(response) => response,
@@ -163,23 +178,42 @@ async fn create_request(
     Ok(response)
 }
 
-#[derive(Debug, Deserialize)]
+/// Filters and paging of the request list.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// A request status (received, in_progress, awaiting_approval, completed, …).
     status: Option<String>,
+    /// access, erasure, rectification, objection or portability.
     kind: Option<String>,
+    /// Only requests with a task at this processor.
     processor: Option<String>,
+    /// Only requests not ended and past their deadline.
     #[serde(default)]
-    overdue: bool,
+    overdue: Option<bool>,
+    /// Only requests whose tasks still fail close to the deadline.
     #[serde(default)]
-    needs_attention: bool,
+    needs_attention: Option<bool>,
+    /// 1 to 200 (default 50).
+    #[param(minimum = 1, maximum = 200)]
     limit: Option<usize>,
+    /// The `next_cursor` of the page before.
     cursor: Option<String>,
 }
 
 const LIMIT_DEFAULT: usize = 50;
 const LIMIT_MAX: usize = 200;
 
+/// List requests, newest first (scope requests:read).
+#[utoipa::path(
+    get,
+    path = "/v1/requests",
+    tag = "requests",
+    security(("token" = [])),
+    params(ListQuery),
+    responses((status = 200, body = RequestPage), Refusals)
+)]
 async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -235,12 +269,14 @@ async fn list_requests(
     let ledger = state.engine.ledger();
     let filter = ListFilter {
         status,
-        overdue_at: query.overdue.then(Utc::now),
+        overdue_at: query.overdue.unwrap_or(false).then(Utc::now),
     };
     let mut requests = ledger.list(&filter).await?;
     let attention: std::collections::HashMap<String, chrono::DateTime<Utc>> =
         ledger.needing_attention().await?.into_iter().collect();
-    requests.retain(|r| kind.is_none_or(|k| r.kind == k) && (!query.needs_attention || attention.contains_key(&r.id)));
+    requests.retain(|r| {
+        kind.is_none_or(|k| r.kind == k) && (!query.needs_attention.unwrap_or(false) || attention.contains_key(&r.id))
+    });
     // Newest first. The cursor is where the previous page ended — its last request's
     // received time and id — so a request changing status meanwhile moves nothing.
     requests.sort_by(|a, b| b.received_at.cmp(&a.received_at).then_with(|| b.id.cmp(&a.id)));
@@ -286,6 +322,15 @@ fn read_cursor(cursor: &str) -> Option<(chrono::DateTime<Utc>, String)> {
     ))
 }
 
+/// One request with its tasks (scope requests:read).
+#[utoipa::path(
+    get,
+    path = "/v1/requests/{id}",
+    tag = "requests",
+    security(("token" = [])),
+    params(("id" = String, Path, description = "The request's id")),
+    responses((status = 200, body = RequestDoc), Refusals)
+)]
 async fn one(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Response {
     let result = async {
         caller.require(Scope::RequestsRead)?;
