@@ -55,6 +55,10 @@ pub struct TaskDoc {
     pub next_retry_at: Option<String>,
     /// What the connector told the operator only.
     pub operator_notes: Vec<String>,
+    /// What the processor's task recorded as proof (in `GET /v1/requests/{id}` only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub evidence: Option<Value>,
 }
 
 #[derive(Debug, serde::Serialize, utoipa::ToSchema)]
@@ -85,6 +89,7 @@ pub fn request_doc(request: &Request, tasks: &[Task]) -> RequestDoc {
                 error: t.error.clone(),
                 next_retry_at: t.next_retry_at.map(rfc3339),
                 operator_notes: operator_notes(t),
+                evidence: None,
             })
             .collect(),
         dry_run: request.dry_run,

@@ -98,11 +98,19 @@ fn client() -> reqwest::Client {
     dsr_connector::http::http_client(Duration::from_secs(30)).unwrap()
 }
 
-/// Status, headers and JSON body of a response (a problem document is checked for its shape).
-async fn answer(response: reqwest::Response) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+/// Sends `request`; its status, headers and JSON body (`Null` when not JSON), after checking
+/// the answer against the server's own `/openapi.json`: the status is documented for the
+/// operation, so is the content type, and the body validates against its schema. An error is
+/// a problem document.
+async fn answer(request: reqwest::RequestBuilder) -> (StatusCode, reqwest::header::HeaderMap, Value) {
+    let (http, request) = request.build_split();
+    let request = request.expect("a request");
+    let (method, url) = (request.method().as_str().to_lowercase(), request.url().clone());
+    let response = http.execute(request).await.expect("the server answers");
     let status = response.status();
     let headers = response.headers().clone();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
+    let text = response.text().await.unwrap_or_default();
+    let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
     if !status.is_success() {
         assert_eq!(
             headers["content-type"], "application/problem+json",
@@ -114,7 +122,69 @@ async fn answer(response: reqwest::Response) -> (StatusCode, reqwest::header::He
             "{body}"
         );
     }
+    let origin = url.origin().ascii_serialization();
+    let document: Value = http
+        .get(format!("{origin}/openapi.json"))
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .expect("the OpenAPI document")
+        .json()
+        .await
+        .expect("the OpenAPI document is JSON");
+    conforms(&document, &method, url.path(), status, &headers, &body);
     (status, headers, body)
+}
+
+/// Panics unless the answer is one `document` describes for `method` `path`.
+fn conforms(
+    document: &Value,
+    method: &str,
+    path: &str,
+    status: StatusCode,
+    headers: &reqwest::header::HeaderMap,
+    body: &Value,
+) {
+    let template = document["paths"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .find(|template| {
+            let (a, b): (Vec<_>, Vec<_>) = (template.split('/').collect(), path.split('/').collect());
+            a.len() == b.len()
+                && a.iter()
+                    .zip(&b)
+                    .all(|(t, p)| t == p || (t.starts_with('{') && !p.is_empty()))
+        })
+        .unwrap_or_else(|| panic!("{method} {path} is not in the OpenAPI document"));
+    let operation = &document["paths"][template][method];
+    assert!(
+        operation.is_object(),
+        "{method} {template} is not in the OpenAPI document"
+    );
+    let documented = &operation["responses"][status.as_str()];
+    assert!(documented.is_object(), "{method} {template} does not document {status}");
+    let content_type = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let media = documented["content"]
+        .as_object()
+        .and_then(|c| {
+            c.iter()
+                .find(|(documented, _)| content_type.split(';').next() == documented.split(';').next())
+        })
+        .map(|(_, media)| media)
+        .unwrap_or_else(|| panic!("{method} {template} {status}: {content_type} is not documented"));
+    if content_type.contains("json") {
+        let mut schema = media["schema"].clone();
+        schema["components"] = document["components"].clone();
+        let validator = jsonschema::validator_for(&schema).expect("the document's schema compiles");
+        if let Err(error) = validator.validate(body) {
+            panic!("{method} {template} {status}: the body does not match the document: {error}\n{body}");
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -126,20 +196,20 @@ async fn tokens_scopes_idempotency_and_problems_over_http() {
     let http = client();
     let url = |path: &str| format!("{}{path}", server.base);
 
-    let (status, _, body) = answer(http.get(url("/healthz")).send().await.unwrap()).await;
+    let (status, _, body) = answer(http.get(url("/healthz"))).await;
     assert_eq!(
         (status, body["status"].as_str()),
         (StatusCode::OK, Some("ok")),
         "no token needed"
     );
-    let (status, _, body) = answer(http.get(url("/readyz")).send().await.unwrap()).await;
+    let (status, _, body) = answer(http.get(url("/readyz"))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(
         body["checks"],
         json!({"ledger": "ok", "queue": "ok", "export_storage": "ok"})
     );
 
-    let (status, _, body) = answer(http.get(url("/v1/requests")).send().await.unwrap()).await;
+    let (status, _, body) = answer(http.get(url("/v1/requests"))).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
 
     // Created once, whatever the retries.
@@ -150,60 +220,44 @@ async fn tokens_scopes_idempotency_and_problems_over_http() {
             .header("Idempotency-Key", key)
             .json(body)
     };
-    let (status, headers, first) = answer(post("form-17", &request, &writer).send().await.unwrap()).await;
+    let (status, headers, first) = answer(post("form-17", &request, &writer)).await;
     assert_eq!(status, StatusCode::CREATED, "{first}");
     let id = first["id"].as_str().unwrap().to_string();
     assert_eq!(headers["location"], format!("/v1/requests/{id}").as_str());
-    let (status, headers, again) = answer(post("form-17", &request, &writer).send().await.unwrap()).await;
+    let (status, headers, again) = answer(post("form-17", &request, &writer)).await;
     assert_eq!(status, StatusCode::OK, "{again}");
     assert_eq!(again["id"], id.as_str(), "the retried POST returns the first request");
     assert_eq!(headers["idempotent-replayed"], "true");
     let (_, listed) = d.dsr_json(&["list"]);
     assert_eq!(listed["requests"].as_array().unwrap().len(), 1, "one request: {listed}");
     let other = json!({"kind": "erasure", "email": [SEEDED_EMAIL]});
-    let (status, _, body) = answer(post("form-17", &other, &writer).send().await.unwrap()).await;
+    let (status, _, body) = answer(post("form-17", &other, &writer)).await;
     assert_eq!(status, StatusCode::CONFLICT, "the same key with another body: {body}");
 
     // Each scope only where it reaches.
-    let (status, _, body) = answer(post("form-18", &request, &reader).send().await.unwrap()).await;
+    let (status, _, body) = answer(post("form-18", &request, &reader)).await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     assert!(body["detail"].as_str().unwrap().contains("requests:write"), "{body}");
-    let (status, _, _) = answer(http.get(url("/v1/requests")).bearer_auth(&writer).send().await.unwrap()).await;
+    let (status, _, _) = answer(http.get(url("/v1/requests")).bearer_auth(&writer)).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "a write token cannot read");
-    let (status, _, page) = answer(http.get(url("/v1/requests")).bearer_auth(&reader).send().await.unwrap()).await;
+    let (status, _, page) = answer(http.get(url("/v1/requests")).bearer_auth(&reader)).await;
     assert_eq!(status, StatusCode::OK, "{page}");
     assert_eq!(page["requests"][0]["id"], id.as_str());
     assert_eq!(page["next_cursor"], Value::Null);
-    let (status, _, one) = answer(
-        http.get(url(&format!("/v1/requests/{id}")))
-            .bearer_auth(&reader)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, _, one) = answer(http.get(url(&format!("/v1/requests/{id}"))).bearer_auth(&reader)).await;
     assert_eq!(
         (status, one["kind"].as_str()),
         (StatusCode::OK, Some("access")),
         "{one}"
     );
-    let (status, _, _) = answer(
-        http.get(url("/v1/requests/no-such-request"))
-            .bearer_auth(&reader)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    assert!(
+        one["processors"][0].as_object().unwrap().contains_key("evidence"),
+        "evidence in the single read (none yet: nothing ran): {one}"
+    );
+    assert_eq!(one["needs_attention"], false);
+    let (status, _, _) = answer(http.get(url("/v1/requests/no-such-request")).bearer_auth(&reader)).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let (status, _, body) = answer(
-        http.get(url("/v1/requests?status=lost"))
-            .bearer_auth(&reader)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, _, body) = answer(http.get(url("/v1/requests?status=lost")).bearer_auth(&reader)).await;
     assert_eq!(
         (status, body["field"].as_str()),
         (StatusCode::BAD_REQUEST, Some("status")),
@@ -235,7 +289,7 @@ async fn tokens_scopes_idempotency_and_problems_over_http() {
         ),
     ] {
         let sent = http.post(url("/v1/requests")).bearer_auth(&writer).json(&body);
-        let (status, _, problem) = answer(sent.send().await.unwrap()).await;
+        let (status, _, problem) = answer(sent).await;
         assert_eq!(
             (status, problem["field"].as_str()),
             (code, Some(field)),
@@ -265,7 +319,7 @@ async fn tokens_scopes_idempotency_and_problems_over_http() {
     // A revoked token is refused from the next call on.
     let out = d.dsr(&["token", "revoke", "helpdesk"]);
     assert!(out.status.success(), "{}", util::stderr(&out));
-    let (status, _, _) = answer(http.get(url("/v1/requests")).bearer_auth(&reader).send().await.unwrap()).await;
+    let (status, _, _) = answer(http.get(url("/v1/requests")).bearer_auth(&reader)).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert_eq!(server.stop(), Some(0), "a graceful stop on SIGTERM");
 }
@@ -279,19 +333,19 @@ async fn repeated_bad_tokens_from_one_address_get_429_with_retry_after_but_valid
     let url = format!("{}/v1/requests", server.base);
     let forged = format!("{}_{}", &good[..good.rfind('_').unwrap()], "0".repeat(64));
     for n in 0..5 {
-        let (status, _, _) = answer(http.get(&url).bearer_auth(&forged).send().await.unwrap()).await;
+        let (status, _, _) = answer(http.get(&url).bearer_auth(&forged)).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "bad token {n}");
     }
     for attempt in [http.get(&url).bearer_auth(&forged), http.get(&url)] {
-        let (status, headers, body) = answer(attempt.send().await.unwrap()).await;
+        let (status, headers, body) = answer(attempt).await;
         assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
         let wait: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
         assert!((1..=300).contains(&wait), "Retry-After {wait}");
     }
     // Behind a proxy every caller shares one address: a valid token still gets through.
-    let (status, _, _) = answer(http.get(&url).bearer_auth(&good).send().await.unwrap()).await;
+    let (status, _, _) = answer(http.get(&url).bearer_auth(&good)).await;
     assert_eq!(status, StatusCode::OK, "a valid token is never locked out");
-    let (status, _, _) = answer(http.get(format!("{}/healthz", server.base)).send().await.unwrap()).await;
+    let (status, _, _) = answer(http.get(format!("{}/healthz", server.base))).await;
     assert_eq!(status, StatusCode::OK, "health needs no token");
 }
 
@@ -329,10 +383,7 @@ async fn created_once_and_completed(d: &Deployment) {
             .post(format!("{}/v1/requests", server.base))
             .bearer_auth(&writer)
             .header("Idempotency-Key", "7f3c-website-form")
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+            .json(&body);
         let (status, _, created) = answer(sent).await;
         assert_eq!(status, expected, "{created}");
         ids.push(created["id"].as_str().unwrap().to_string());
@@ -340,10 +391,7 @@ async fn created_once_and_completed(d: &Deployment) {
     assert_eq!(ids[0], ids[1], "one request");
     let (_, _, page) = answer(
         http.get(format!("{}/v1/requests?kind=access", server.base))
-            .bearer_auth(&writer)
-            .send()
-            .await
-            .unwrap(),
+            .bearer_auth(&writer),
     )
     .await;
     assert_eq!(page["requests"].as_array().map(Vec::len), Some(1), "{page}");
@@ -352,10 +400,7 @@ async fn created_once_and_completed(d: &Deployment) {
     let done = loop {
         let (_, _, now) = answer(
             http.get(format!("{}/v1/requests/{id}", server.base))
-                .bearer_auth(&writer)
-                .send()
-                .await
-                .unwrap(),
+                .bearer_auth(&writer),
         )
         .await;
         if now["status"] == "completed" {
@@ -378,14 +423,7 @@ async fn wait_until(
 ) -> Value {
     let started = Instant::now();
     loop {
-        let (_, _, now) = answer(
-            http.get(format!("{base}{path}"))
-                .bearer_auth(token)
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await;
+        let (_, _, now) = answer(http.get(format!("{base}{path}")).bearer_auth(token)).await;
         if done(&now) {
             return now;
         }
@@ -403,8 +441,7 @@ async fn an_operator_approves_rejects_audits_and_downloads_over_http() {
     let officer = token(&d, "officer", "requests:approve,requests:read,audit:read");
     let server = Server::start(&d, true);
     let (http, base) = (client(), server.base.clone());
-    let post =
-        |path: &str, token: &str, body: Value| http.post(format!("{base}{path}")).bearer_auth(token).json(&body).send();
+    let post = |path: &str, token: &str, body: Value| http.post(format!("{base}{path}")).bearer_auth(token).json(&body);
     let create = |kind: &str| {
         post(
             "/v1/requests",
@@ -414,21 +451,14 @@ async fn an_operator_approves_rejects_audits_and_downloads_over_http() {
     };
 
     // An erasure waits for approval; only the approve scope approves, and only the plan shown.
-    let (status, _, erasure) = answer(create("erasure").await.unwrap()).await;
+    let (status, _, erasure) = answer(create("erasure")).await;
     assert_eq!(status, StatusCode::CREATED, "{erasure}");
     let id = erasure["id"].as_str().unwrap().to_string();
     wait_until(&http, &base, &format!("/v1/requests/{id}"), &desk, |r| {
         r["status"] == "awaiting_approval"
     })
     .await;
-    let (status, _, plan) = answer(
-        http.get(format!("{base}/v1/requests/{id}/plan"))
-            .bearer_auth(&desk)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, _, plan) = answer(http.get(format!("{base}/v1/requests/{id}/plan")).bearer_auth(&desk)).await;
     assert_eq!(
         (status, plan["awaiting_approval"].as_bool()),
         (StatusCode::OK, Some(true)),
@@ -436,17 +466,17 @@ async fn an_operator_approves_rejects_audits_and_downloads_over_http() {
     );
     let hash = plan["plan"].as_str().unwrap().to_string();
     let approve = format!("/v1/requests/{id}/approve");
-    let (status, _, _) = answer(post(&approve, &desk, json!({"plan": hash})).await.unwrap()).await;
+    let (status, _, _) = answer(post(&approve, &desk, json!({"plan": hash}))).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "requests:write does not approve");
-    let (status, _, body) = answer(post(&approve, &officer, json!({"plan": "0".repeat(64)})).await.unwrap()).await;
+    let (status, _, body) = answer(post(&approve, &officer, json!({"plan": "0".repeat(64)}))).await;
     assert_eq!(status, StatusCode::CONFLICT, "another plan's hash is refused: {body}");
-    let (status, _, body) = answer(post(&approve, &officer, json!({"hash": hash})).await.unwrap()).await;
+    let (status, _, body) = answer(post(&approve, &officer, json!({"hash": hash}))).await;
     assert_eq!(
         (status, body["field"].as_str()),
         (StatusCode::BAD_REQUEST, Some("hash")),
         "{body}"
     );
-    let (status, _, body) = answer(post(&approve, &officer, json!({"plan": hash})).await.unwrap()).await;
+    let (status, _, body) = answer(post(&approve, &officer, json!({"plan": hash}))).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let done = wait_until(&http, &base, &format!("/v1/requests/{id}"), &desk, |r| {
         r["status"] == "completed"
@@ -465,21 +495,11 @@ async fn an_operator_approves_rejects_audits_and_downloads_over_http() {
     let downloaded = response.bytes().await.unwrap();
     let stored = std::fs::read(done["confirmation"].as_str().unwrap()).unwrap();
     assert_eq!(downloaded.as_ref(), stored.as_slice(), "the confirmation as stored");
-    let (status, _, _) = answer(
-        http.get(format!("{base}/v1/requests/{id}/events"))
-            .bearer_auth(&desk)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, _, _) = answer(http.get(format!("{base}/v1/requests/{id}/events")).bearer_auth(&desk)).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "events need audit:read");
     let (status, _, events) = answer(
         http.get(format!("{base}/v1/requests/{id}/events"))
-            .bearer_auth(&officer)
-            .send()
-            .await
-            .unwrap(),
+            .bearer_auth(&officer),
     )
     .await;
     assert_eq!(status, StatusCode::OK);
@@ -488,21 +508,9 @@ async fn an_operator_approves_rejects_audits_and_downloads_over_http() {
         text.contains("token:desk") && text.contains("token:officer"),
         "{events}"
     );
-    let (status, _, chain) = answer(
-        http.get(format!("{base}/v1/audit/verify"))
-            .bearer_auth(&officer)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, _, chain) = answer(http.get(format!("{base}/v1/audit/verify")).bearer_auth(&officer)).await;
     assert_eq!((status, chain["ok"].as_bool()), (StatusCode::OK, Some(true)), "{chain}");
-    let (status, _, body) = answer(
-        post(&format!("/v1/requests/{id}/cancel"), &desk, json!({}))
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, _, body) = answer(post(&format!("/v1/requests/{id}/cancel"), &desk, json!({}))).await;
     assert_eq!(
         status,
         StatusCode::CONFLICT,
@@ -510,21 +518,17 @@ async fn an_operator_approves_rejects_audits_and_downloads_over_http() {
     );
 
     // Another erasure is rejected with a reason.
-    let (_, _, other) = answer(create("erasure").await.unwrap()).await;
+    let (_, _, other) = answer(create("erasure")).await;
     let other = other["id"].as_str().unwrap().to_string();
     wait_until(&http, &base, &format!("/v1/requests/{other}"), &desk, |r| {
         r["status"] == "awaiting_approval"
     })
     .await;
-    let (status, _, rejected) = answer(
-        post(
-            &format!("/v1/requests/{other}/reject"),
-            &officer,
-            json!({"reason": "the subject withdrew the request"}),
-        )
-        .await
-        .unwrap(),
-    )
+    let (status, _, rejected) = answer(post(
+        &format!("/v1/requests/{other}/reject"),
+        &officer,
+        json!({"reason": "the subject withdrew the request"}),
+    ))
     .await;
     assert_eq!(
         (status, rejected["status"].as_str()),
@@ -533,12 +537,17 @@ async fn an_operator_approves_rejects_audits_and_downloads_over_http() {
     );
 
     // An access request's bundle streams byte for byte.
-    let (_, _, access) = answer(create("access").await.unwrap()).await;
+    let (_, _, access) = answer(create("access")).await;
     let access = access["id"].as_str().unwrap().to_string();
     let done = wait_until(&http, &base, &format!("/v1/requests/{access}"), &desk, |r| {
         r["status"] == "completed"
     })
     .await;
+    let (_, _, read) = answer(http.get(format!("{base}/v1/requests/{access}")).bearer_auth(&desk)).await;
+    assert!(
+        read["processors"][0]["evidence"].is_object(),
+        "the task's evidence: {read}"
+    );
     let response = http
         .get(format!("{base}/v1/requests/{access}/bundle"))
         .bearer_auth(&desk)
@@ -552,10 +561,7 @@ async fn an_operator_approves_rejects_audits_and_downloads_over_http() {
     assert_eq!(downloaded.as_ref(), stored.as_slice(), "the bundle as stored");
     let (status, _, _) = answer(
         http.get(format!("{base}/v1/requests/{access}/confirmation"))
-            .bearer_auth(&desk)
-            .send()
-            .await
-            .unwrap(),
+            .bearer_auth(&desk),
     )
     .await;
     assert_eq!(
@@ -570,11 +576,11 @@ async fn an_operator_approves_rejects_audits_and_downloads_over_http() {
         if let Some(c) = cursor {
             url.push_str(&format!("&cursor={c}"));
         }
-        http.get(url).bearer_auth(&desk).send()
+        http.get(url).bearer_auth(&desk)
     };
-    let (_, _, first) = answer(page(None).await.unwrap()).await;
+    let (_, _, first) = answer(page(None)).await;
     let cursor = first["next_cursor"].as_str().expect("a second page").to_string();
-    let (_, _, second) = answer(page(Some(cursor)).await.unwrap()).await;
+    let (_, _, second) = answer(page(Some(cursor))).await;
     assert_eq!(second["next_cursor"], Value::Null, "{second}");
     let mut seen: Vec<String> = [&first, &second]
         .iter()
@@ -586,7 +592,7 @@ async fn an_operator_approves_rejects_audits_and_downloads_over_http() {
     let mut all = vec![id.clone(), other.clone(), access.clone()];
     all.sort();
     assert_eq!(seen, all);
-    let (status, _, body) = answer(page(Some("not-a-cursor".into())).await.unwrap()).await;
+    let (status, _, body) = answer(page(Some("not-a-cursor".into()))).await;
     assert_eq!(
         (status, body["field"].as_str()),
         (StatusCode::BAD_REQUEST, Some("cursor"))
@@ -646,10 +652,7 @@ async fn metrics_count_requests_tasks_and_this_process_s_vendor_calls() {
     let (status, _, created) = answer(
         http.post(format!("{base}/v1/requests"))
             .bearer_auth(&desk)
-            .json(&json!({"kind": "access", "email": [SEEDED_EMAIL]}))
-            .send()
-            .await
-            .unwrap(),
+            .json(&json!({"kind": "access", "email": [SEEDED_EMAIL]})),
     )
     .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
@@ -659,14 +662,7 @@ async fn metrics_count_requests_tasks_and_this_process_s_vendor_calls() {
     })
     .await;
 
-    let (status, _, _) = answer(
-        http.get(format!("{base}/metrics"))
-            .bearer_auth(&desk)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, _, _) = answer(http.get(format!("{base}/metrics")).bearer_auth(&desk)).await;
     assert_eq!(status, StatusCode::FORBIDDEN, "metrics need metrics:read");
     let response = http
         .get(format!("{base}/metrics"))
@@ -791,7 +787,7 @@ async fn with_a_certificate_the_server_speaks_tls_itself() {
         .add_root_certificate(reqwest::Certificate::from_pem(&std::fs::read(&cert).unwrap()).unwrap())
         .build()
         .unwrap();
-    let (status, _, body) = answer(trusted.get(format!("{}/healthz", server.base)).send().await.unwrap()).await;
+    let (status, _, body) = answer(trusted.get(format!("{}/healthz", server.base))).await;
     assert_eq!((status, body["status"].as_str()), (StatusCode::OK, Some("ok")));
     // Plain HTTP to the TLS port gets no answer from the API.
     let plain = server.base.replace("https://", "http://");
@@ -850,4 +846,73 @@ fn schemathesis_finds_no_server_error_or_schema_violation() {
     );
     assert!(said.contains("passed"), "{said}");
     drop(server);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_conformance_check_refuses_what_the_document_does_not_describe() {
+    let d = deployment();
+    let server = Server::start(&d, false);
+    let document: Value = client()
+        .get(format!("{}/openapi.json", server.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let json = |kind: &str| {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("content-type", kind.parse().unwrap());
+        headers
+    };
+    let check = |method: &str, path: &str, status: StatusCode, kind: &str, body: Value| {
+        let (document, method, path) = (document.clone(), method.to_string(), path.to_string());
+        let headers = json(kind);
+        std::panic::catch_unwind(move || conforms(&document, &method, &path, status, &headers, &body)).is_ok()
+    };
+    assert!(check(
+        "get",
+        "/healthz",
+        StatusCode::OK,
+        "application/json",
+        json!({"status": "ok"})
+    ));
+    assert!(
+        !check(
+            "get",
+            "/healthz",
+            StatusCode::OK,
+            "application/json",
+            json!({"state": "ok"})
+        ),
+        "a field missing"
+    );
+    assert!(
+        !check(
+            "get",
+            "/v1/requests/x",
+            StatusCode::OK,
+            "application/json",
+            json!({"id": 1})
+        ),
+        "a wrong type"
+    );
+    assert!(
+        !check(
+            "get",
+            "/healthz",
+            StatusCode::IM_A_TEAPOT,
+            "application/json",
+            json!({})
+        ),
+        "an undocumented status"
+    );
+    assert!(
+        !check("get", "/v1/nowhere", StatusCode::OK, "application/json", json!({})),
+        "an undocumented path"
+    );
+    assert!(
+        !check("get", "/healthz", StatusCode::OK, "text/html", json!({"status": "ok"})),
+        "an undocumented type"
+    );
 }

@@ -339,9 +339,11 @@ async fn one(State(state): State<AppState>, caller: Caller, Path(id): Path<Strin
             return Err(Problem::not_found(format!("no request with id {id}")));
         };
         let tasks = ledger.tasks(&id).await?;
-        let mut doc = status_json(&request, &tasks);
-        let since = ledger.attention_since(&id).await?;
-        doc["needs_attention"] = json!(since.is_some());
+        let mut doc = crate::output::request_doc(&request, &tasks);
+        for (task, stored) in doc.processors.iter_mut().zip(&tasks) {
+            task.evidence = Some(stored.evidence.clone());
+        }
+        doc.needs_attention = Some(ledger.attention_since(&id).await?.is_some());
         Ok::<_, Problem>(Json(doc).into_response())
     }
     .await;
