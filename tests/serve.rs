@@ -827,7 +827,9 @@ fn schemathesis_finds_no_server_error_or_schema_violation() {
     // A request to find, so the routes that take an id reach more than their 404.
     let created = d.dsr_json(&["enqueue", "access", "--email", SEEDED_EMAIL]);
     assert_eq!(created.0, 0, "{}", created.1);
+    // In the scratch folder: Schemathesis keeps a cache where it runs.
     let out = std::process::Command::new("schemathesis")
+        .current_dir(d.path())
         .args(["run", &format!("{}/openapi.json", server.base)])
         .args(["--header", &format!("Authorization: Bearer {everything}")])
         .args([

@@ -231,6 +231,8 @@ async fn plan(State(state): State<AppState>, caller: Caller, Path(id): Path<Stri
     answer(
         async {
             caller.require(Scope::RequestsRead)?;
+            // An unknown id is a 404 (plan_doc answers in the command line's terms).
+            state.engine.ledger().get_request(&id).await?;
             let doc = crate::commands::plans::plan_doc(state.engine.ledger(), &id).await?;
             Ok(Json(doc).into_response())
         }
@@ -286,7 +288,7 @@ async fn audit_verify(State(state): State<AppState>, caller: Caller) -> Response
     tag = "requests",
     security(("token" = [])),
     params(("id" = String, Path, description = "The request's id")),
-    responses((status = 200, body = Vec<u8>, content_type = "application/zip"), Refusals)
+    responses((status = 200, body = super::openapi::ZipFile, content_type = "application/zip"), Refusals)
 )]
 async fn bundle(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Response {
     answer(download(&state, &caller, &id, Export::Bundle).await)
@@ -328,8 +330,21 @@ async fn download(state: &AppState, caller: &Caller, id: &str, what: Export) -> 
     let key = store
         .key_of(&location)
         .ok_or_else(|| gone("it is in an export storage this server is not configured for"))?;
-    let size = store.size(&key).await.map_err(|e| gone(&e.to_string()))?;
-    let reader = store.reader(&key).await.map_err(|e| gone(&e.to_string()))?;
+    // Only a missing file is a 404; anything else is the storage failing, said in the log.
+    let failed = |e: dsr_jobs::storage::StorageError| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            gone("it is no longer in the export storage")
+        } else {
+            tracing::warn!(error = %e, "could not read an export for the API");
+            Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the export storage did not answer; the server's log says why",
+            )
+        }
+    };
+    let size = store.size(&key).await.map_err(failed)?;
+    let reader = store.reader(&key).await.map_err(failed)?;
     let file_name = location.rsplit('/').next().unwrap_or(name).to_string();
     let mut response = Body::from_stream(tokio_util::io::ReaderStream::new(reader)).into_response();
     let headers = response.headers_mut();

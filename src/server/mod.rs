@@ -28,6 +28,9 @@ use crate::commands::{Shutdown, worker};
 use crate::config::Config;
 use crate::error::{CliError, bad_input};
 
+/// How long calls in flight may take to finish once a stop is asked.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
@@ -37,6 +40,15 @@ pub struct AppState {
 }
 
 pub async fn serve(config: &Config, with_worker: bool) -> Result<ExitCode, CliError> {
+    let tls = match (&config.server.tls_cert, &config.server.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
+        (None, None) => None,
+        _ => {
+            return Err(bad_input(
+                "[server] tls_cert and tls_key go together: set both (PEM files) or neither",
+            ));
+        }
+    };
     let engine = crate::wiring::engine(config).await?;
     let listener = tokio::net::TcpListener::bind(&config.server.listen)
         .await
@@ -56,10 +68,21 @@ pub async fn serve(config: &Config, with_worker: bool) -> Result<ExitCode, CliEr
     };
     let shutdown = Shutdown::new();
     {
+        // Listening for SIGTERM from here on, before the address is announced: a stop sent
+        // right after it is a graceful one.
+        #[cfg(unix)]
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .map_err(|e| CliError::Unreachable(format!("cannot listen for SIGTERM: {e}")))?;
         let trigger = shutdown.clone();
         tokio::spawn(async move {
-            worker::wait_for_signal().await;
-            eprintln!("stopping: answering the calls in flight");
+            #[cfg(unix)]
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            #[cfg(not(unix))]
+            let _ = tokio::signal::ctrl_c().await;
+            eprintln!("stopping: answering the calls in flight (at most {SHUTDOWN_GRACE:?})");
             trigger.trigger();
         });
     }
@@ -67,15 +90,6 @@ pub async fn serve(config: &Config, with_worker: bool) -> Result<ExitCode, CliEr
         let (engine, shutdown) = (engine.clone(), shutdown.clone());
         tokio::spawn(async move { worker::run_in_process(&engine, true, &shutdown).await })
     });
-    let tls = match (&config.server.tls_cert, &config.server.tls_key) {
-        (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
-        (None, None) => None,
-        _ => {
-            return Err(bad_input(
-                "[server] tls_cert and tls_key go together: set both (PEM files) or neither",
-            ));
-        }
-    };
     // The first line on stdout: scripts and tests read the address (port 0 picks one).
     let scheme = if tls.is_some() { "https" } else { "http" };
     println!("dsr serve listening on {scheme}://{address}");
@@ -89,21 +103,32 @@ pub async fn serve(config: &Config, with_worker: bool) -> Result<ExitCode, CliEr
         eprintln!("a worker runs in this process");
     }
     let app = router(state).into_make_service_with_connect_info::<tls::Peer>();
-    let served = match tls {
-        Some(acceptor) => {
-            let listener = tls::TlsListener::new(listener, acceptor)
-                .map_err(|e| CliError::Unreachable(format!("cannot listen with TLS: {e}")))?;
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown.signal())
-                .await
+    let serving = async {
+        match tls {
+            Some(acceptor) => {
+                let listener = tls::TlsListener::new(listener, acceptor)
+                    .map_err(|e| CliError::Unreachable(format!("cannot listen with TLS: {e}")))?;
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown.signal())
+                    .await
+            }
+            None => {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown.signal())
+                    .await
+            }
         }
-        None => {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown.signal())
-                .await
-        }
+        .map_err(|e| CliError::Unreachable(format!("the server stopped: {e}")))
     };
-    served.map_err(|e| CliError::Unreachable(format!("the server stopped: {e}")))?;
+    // A client that never finishes its request must not hold the stop up for ever.
+    let grace = async {
+        shutdown.signal().await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        served = serving => served?,
+        _ = grace => tracing::warn!("calls still open {SHUTDOWN_GRACE:?} after the stop was asked were cut off"),
+    }
     if let Some(worker) = worker {
         worker
             .await
@@ -134,6 +159,13 @@ fn router(state: AppState) -> Router {
             }),
         )
         .fallback(|| async { problem::Problem::not_found("no such route: see /openapi.json and docs/api.md") })
+        .method_not_allowed_fallback(|| async {
+            problem::Problem::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "this route does not take that method: see /openapi.json",
+            )
+        })
         .with_state(state)
 }
 
@@ -155,15 +187,33 @@ async fn healthz() -> Json<openapi::Health> {
     (status = 503, body = openapi::Readiness, description = "A part does not answer: its error is under checks."),
 ))]
 async fn readyz(State(state): State<AppState>) -> Response {
-    let ledger = state.engine.ledger().tokens().await.err().map(|e| e.to_string());
-    let queue = state.engine.queue().stats().await.err().map(|e| e.to_string());
+    // Callers see which part fails; what it said goes to the log only (it may name paths,
+    // hosts or buckets).
+    let failed = |part: &'static str, error: String| {
+        tracing::warn!(%part, %error, "not ready");
+        "error: see the server's log".to_string()
+    };
+    let ledger = state
+        .engine
+        .ledger()
+        .tokens()
+        .await
+        .err()
+        .map(|e| failed("ledger", e.to_string()));
+    let queue = state
+        .engine
+        .queue()
+        .stats()
+        .await
+        .err()
+        .map(|e| failed("queue", e.to_string()));
     let storage = match crate::wiring::export_store(&state.config) {
         Ok(store) => store
             .list(Some(&dsr_jobs::storage::key(".dsr-ready")))
             .await
             .err()
-            .map(|e| e.to_string()),
-        Err(e) => Some(e.message()),
+            .map(|e| failed("export storage", e.to_string())),
+        Err(e) => Some(failed("export storage", e.message())),
     };
     let ready = ledger.is_none() && queue.is_none() && storage.is_none();
     let ok = |e: Option<String>| e.unwrap_or_else(|| "ok".into());

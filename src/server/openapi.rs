@@ -80,10 +80,28 @@ pub enum Refusals {
     /// Too many bad tokens from this address (see Retry-After).
     #[response(status = 429, content_type = "application/problem+json")]
     TooMany(ProblemDoc),
+    /// The server failed (its log says why).
+    #[response(status = 500, content_type = "application/problem+json")]
+    Failed(ProblemDoc),
     /// The ledger, queue or export storage does not answer.
     #[response(status = 503, content_type = "application/problem+json")]
     Unavailable(ProblemDoc),
 }
+
+/// A ZIP file's bytes.
+pub struct ZipFile;
+
+impl utoipa::PartialSchema for ZipFile {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{KnownFormat, ObjectBuilder, SchemaFormat, Type};
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Binary)))
+            .into()
+    }
+}
+
+impl ToSchema for ZipFile {}
 
 /// A page of requests, newest first.
 #[derive(Debug, serde::Serialize, ToSchema)]

@@ -66,6 +66,15 @@ impl From<dsr_jobs::LedgerError> for Problem {
         match e {
             dsr_jobs::LedgerError::NotFound(_) => Problem::not_found(e.to_string()),
             dsr_jobs::LedgerError::Refused(m) => Problem::new(StatusCode::CONFLICT, "refused", m),
+            // What the database said stays in the log: it may quote a path or a value.
+            e @ (dsr_jobs::LedgerError::Unreachable { .. } | dsr_jobs::LedgerError::Query(_)) => {
+                tracing::warn!(error = %e, "the ledger failed an API call");
+                Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the ledger did not answer; the server's log says why",
+                )
+            }
             e => CliError::from(e).into(),
         }
     }

@@ -20,6 +20,8 @@ use crate::error::{CliError, bad_input};
 const HANDSHAKE_WITHIN: Duration = Duration::from_secs(10);
 /// Finished handshakes waiting for axum to take them.
 const WAITING: usize = 64;
+/// Handshakes under way at once.
+const HANDSHAKES: usize = 256;
 
 /// The server's certificate chain and key, read from PEM files.
 pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, CliError> {
@@ -66,9 +68,24 @@ impl TlsListener {
     pub fn new(listener: TcpListener, acceptor: TlsAcceptor) -> std::io::Result<TlsListener> {
         let local = listener.local_addr()?;
         let (tx, ready) = mpsc::channel(WAITING);
+        // At most this many handshakes at once: a flood of connections that never speak
+        // holds neither unbounded tasks nor file descriptors.
+        let handshakes = Arc::new(tokio::sync::Semaphore::new(HANDSHAKES));
         tokio::spawn(async move {
             loop {
-                let (stream, peer) = match listener.accept().await {
+                let place = tokio::select! {
+                    // axum stopped taking connections: stop accepting them.
+                    _ = tx.closed() => return,
+                    place = handshakes.clone().acquire_owned() => match place {
+                        Ok(place) => place,
+                        Err(_) => return,
+                    },
+                };
+                let accepted = tokio::select! {
+                    _ = tx.closed() => return,
+                    accepted = listener.accept() => accepted,
+                };
+                let (stream, peer) = match accepted {
                     Ok(accepted) => accepted,
                     Err(e) => {
                         tracing::warn!(error = %e, "could not accept a connection");
@@ -78,6 +95,7 @@ impl TlsListener {
                 };
                 let (acceptor, ready) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {
+                    let _place = place;
                     match tokio::time::timeout(HANDSHAKE_WITHIN, acceptor.accept(stream)).await {
                         Ok(Ok(tls)) => {
                             let _ = ready.send((tls, peer)).await;
@@ -86,9 +104,6 @@ impl TlsListener {
                         Err(_) => tracing::debug!("a TLS handshake did not finish in time"),
                     }
                 });
-                if tx.is_closed() {
-                    return;
-                }
             }
         });
         Ok(TlsListener { ready, local })
