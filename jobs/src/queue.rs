@@ -405,14 +405,24 @@ mod tests {
         }
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_supervised_worker_marks_its_polls_takes_jobs_and_stops_when_asked() {
+    /// A supervised worker on a fresh SQLite queue, counting what it handles; send on the
+    /// returned channel to stop it.
+    struct Running {
+        queue: Queue,
+        supervision: Supervision,
+        handled: Count,
+        stop: tokio::sync::oneshot::Sender<()>,
+        worker: tokio::task::JoinHandle<Result<(), QueueError>>,
+        _dir: tempfile::TempDir,
+    }
+
+    async fn start_worker(poll_interval: Duration, heartbeat: Duration) -> Running {
         let dir = tempfile::tempdir().unwrap();
         let settings = QueueSettings {
             url: format!("sqlite://{}/queue.db", dir.path().display()),
             prefix: "unit".into(),
-            poll_interval: Duration::from_millis(20),
-            heartbeat: Duration::from_secs(1),
+            poll_interval,
+            heartbeat,
             missed_heartbeats: 2,
             response_timeout: Duration::from_secs(5),
             concurrency: 2,
@@ -425,8 +435,7 @@ mod tests {
         let handled = Count::default();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let worker = {
-            let (queue, settings, supervision, handled) =
-                (queue.clone(), settings.clone(), supervision.clone(), handled.clone());
+            let (queue, supervision, handled) = (queue.clone(), supervision.clone(), handled.clone());
             tokio::spawn(async move {
                 let shutdown = async move {
                     let _ = stopped.await;
@@ -436,6 +445,26 @@ mod tests {
                     .await
             })
         };
+        Running {
+            queue,
+            supervision,
+            handled,
+            stop,
+            worker,
+            _dir: dir,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_supervised_worker_marks_its_polls_takes_jobs_and_stops_when_asked() {
+        let Running {
+            queue,
+            supervision,
+            handled,
+            stop,
+            worker,
+            _dir,
+        } = start_worker(Duration::from_millis(20), Duration::from_secs(1)).await;
         queue
             .push(Job::FanOut {
                 request_id: "r-1".into(),
@@ -455,37 +484,16 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_job_queued_in_the_process_wakes_an_idle_worker_before_its_next_poll() {
-        let dir = tempfile::tempdir().unwrap();
-        let settings = QueueSettings {
-            url: format!("sqlite://{}/queue.db", dir.path().display()),
-            prefix: "unit".into(),
-            // Far longer than the test waits: only the wake can bring the job in time (a
-            // heartbeat also makes the worker look again).
-            poll_interval: Duration::from_secs(3600),
-            heartbeat: Duration::from_secs(120),
-            missed_heartbeats: 2,
-            response_timeout: Duration::from_secs(5),
-            concurrency: 2,
-        };
-        let queue = Queue::connect(&settings).await.unwrap();
-        let supervision = Supervision {
-            give_up_after: Duration::from_secs(30),
-            liveness: Liveness::new(),
-        };
-        let handled = Count::default();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let worker = {
-            let (queue, settings, supervision, handled) =
-                (queue.clone(), settings.clone(), supervision.clone(), handled.clone());
-            tokio::spawn(async move {
-                let shutdown = async move {
-                    let _ = stopped.await;
-                };
-                queue
-                    .run_worker("unit-worker", handled, &settings, &supervision, shutdown)
-                    .await
-            })
-        };
+        // Far longer than the test waits: only the wake can bring the job in time (a
+        // heartbeat also makes the worker look again).
+        let Running {
+            queue,
+            supervision,
+            handled,
+            stop,
+            worker,
+            _dir,
+        } = start_worker(Duration::from_secs(3600), Duration::from_secs(120)).await;
         // Registered, and its first look at the (empty) queue done: now it sleeps.
         let started = Instant::now();
         while supervision.liveness.last_poll().is_none() {

@@ -20,11 +20,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use dsr_connector::Processor;
 use dsr_fixtures::graph::{Attachment, Content, GraphFake};
 use dsr_fixtures::synthetic::Synthetic;
-use dsr_jobs::model::{Lang, NewRequest, RequestKind, RequestStatus};
+use dsr_jobs::model::RequestStatus;
 use serde_json::json;
 
 use super::{Figure, Goal, bench_io, cpu_time, status_kib};
@@ -81,15 +80,10 @@ pub async fn run(loaded: &Config, size: u64, dir: Option<&Path>, quiet: bool) ->
         let started = Instant::now();
         let cpu_before = cpu_time(pid);
         let id = engine
-            .enqueue(NewRequest {
-                kind: RequestKind::Access,
-                identities: demo::demo_subject(&config)?,
-                changes: vec![],
-                lang: Lang::En,
-                dry_run: false,
-                processors: vec![Processor::Microsoft365],
-                received_at: Utc::now(),
-            })
+            .enqueue(super::access_request(
+                &demo::demo_subject(&config)?,
+                vec![Processor::Microsoft365],
+            ))
             .await?;
         let status = loop {
             let status = engine.ledger().get_request(&id).await?.status;

@@ -14,14 +14,13 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use dsr_connector::{Identities, Processor};
 use dsr_fixtures::google::GoogleFake;
 use dsr_fixtures::graph::GraphFake;
 use dsr_fixtures::superoffice::SuperOfficeFake;
 use dsr_fixtures::wix::WixFake;
 use dsr_jobs::Engine;
-use dsr_jobs::model::{Lang, NewRequest, RequestKind, RequestStatus};
+use dsr_jobs::model::RequestStatus;
 
 use super::critical_path::{self, DOCUMENTED};
 use super::{Figure, Goal};
@@ -169,15 +168,7 @@ async fn one_request(
     while engine.liveness().last_poll() == since && started.elapsed() < GIVE_UP_AFTER && !running.is_finished() {
         tokio::time::sleep(LOOK_EVERY).await;
     }
-    let new = NewRequest {
-        kind: RequestKind::Access,
-        identities: subject.clone(),
-        changes: vec![],
-        lang: Lang::En,
-        dry_run: false,
-        processors: processors.clone(),
-        received_at: Utc::now(),
-    };
+    let new = super::access_request(subject, processors.clone());
     let started = Instant::now();
     let id = engine.enqueue(new).await?;
     let status = loop {

@@ -9,10 +9,8 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use chrono::Utc;
 use dsr_connector::Processor;
 use dsr_jobs::Engine;
-use dsr_jobs::model::{Lang, NewRequest, RequestKind};
 
 use super::{Figure, Goal, bench_io, status_kib};
 use crate::commands::demo;
@@ -121,15 +119,7 @@ async fn measure(
     for &step in steps {
         while queued < step {
             engine
-                .enqueue(NewRequest {
-                    kind: RequestKind::Access,
-                    identities: subject.clone(),
-                    changes: vec![],
-                    lang: Lang::En,
-                    dry_run: false,
-                    processors: vec![Processor::Microsoft365],
-                    received_at: Utc::now(),
-                })
+                .enqueue(super::access_request(&subject, vec![Processor::Microsoft365]))
                 .await?;
             queued += 1;
         }

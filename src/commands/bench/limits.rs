@@ -23,7 +23,6 @@ use chrono::Utc;
 use dsr_connector::Processor;
 use dsr_connector::http::Scale;
 use dsr_fixtures::enforce::EnforcedLimits;
-use dsr_jobs::model::{Lang, NewRequest, RequestKind};
 
 use super::resp::Redis;
 use super::{Figure, Goal};
@@ -158,15 +157,7 @@ async fn measure(
     for _ in 0..requests {
         ids.push(
             engines[0]
-                .enqueue(NewRequest {
-                    kind: RequestKind::Access,
-                    identities: subject.clone(),
-                    changes: vec![],
-                    lang: Lang::En,
-                    dry_run: false,
-                    processors: vec![Processor::Microsoft365],
-                    received_at: Utc::now(),
-                })
+                .enqueue(super::access_request(&subject, vec![Processor::Microsoft365]))
                 .await?,
         );
     }

@@ -47,6 +47,23 @@ pub fn cpu_time(pid: impl std::fmt::Display) -> Option<std::time::Duration> {
     Some(std::time::Duration::from_millis(ticks * 10))
 }
 
+/// An access request for `subject` at `processors`, received now: what every benchmark sends.
+#[cfg(feature = "demo")]
+pub fn access_request(
+    subject: &dsr_connector::Identities,
+    processors: Vec<dsr_connector::Processor>,
+) -> dsr_jobs::model::NewRequest {
+    dsr_jobs::model::NewRequest {
+        kind: dsr_jobs::model::RequestKind::Access,
+        identities: subject.clone(),
+        changes: vec![],
+        lang: dsr_jobs::model::Lang::En,
+        dry_run: false,
+        processors,
+        received_at: chrono::Utc::now(),
+    }
+}
+
 /// How long a benchmark waits for its `dsr worker` child to ask its queue for work.
 #[cfg(feature = "demo")]
 const WAIT_FOR_WORKER: std::time::Duration = std::time::Duration::from_secs(120);

@@ -27,7 +27,6 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use dsr_connector::Processor;
 use dsr_connector::http::{Scale, scale_limits_for_benchmark};
-use dsr_jobs::model::{Lang, NewRequest, RequestKind};
 use dsr_jobs::queue::{Handler, Job, Queue, QueueSettings, Supervision};
 
 use super::resp::Redis;
@@ -154,15 +153,7 @@ async fn measure(
     let subject = demo::demo_subject(&config)?;
     let mut ids = Vec::with_capacity(requests);
     for _ in 0..requests {
-        let new = NewRequest {
-            kind: RequestKind::Access,
-            identities: subject.clone(),
-            changes: vec![],
-            lang: Lang::En,
-            dry_run: false,
-            processors: processors.clone(),
-            received_at: Utc::now(),
-        };
+        let new = super::access_request(&subject, processors.clone());
         ids.push(engine.enqueue(new).await?);
     }
     let shutdown = Shutdown::new();
