@@ -264,7 +264,7 @@ async fn a_failing_task_reaches_needs_attention_before_the_deadline(d: Deploymen
         ids(&util::dsr_json_async(&d, &["list", "--attention"]).await.1),
         [failing.as_str()]
     );
-    engine.ledger().cancel(&failing).await.unwrap();
+    engine.ledger().cancel(&failing, "test").await.unwrap();
     let report = sweep::escalate(&engine, clock.now()).await.unwrap();
     assert_eq!(report.cleared, [failing.as_str()]);
     let cleared: Vec<_> = events(&engine, &failing)

@@ -138,7 +138,7 @@ async fn a_request_moves_through_its_life_cycle_and_nowhere_else() {
         assert_eq!(r.status, RequestStatus::Completed);
         assert_eq!(r.confirmation.as_deref(), Some("/x/c.json"));
         assert!(
-            matches!(ledger.cancel("r1").await, Err(LedgerError::Refused(_))),
+            matches!(ledger.cancel("r1", "test").await, Err(LedgerError::Refused(_))),
             "an ended request cannot be cancelled"
         );
 
@@ -340,10 +340,13 @@ async fn retrying_tasks_wait_for_their_backoff_and_failed_ones_can_be_retried() 
             .await
             .unwrap();
         assert!(matches!(
-            ledger.retry("r4", Some(Processor::Google)).await,
+            ledger.retry("r4", Some(Processor::Google), "test").await,
             Err(LedgerError::Refused(_))
         ));
-        assert_eq!(ledger.retry("r4", None).await.unwrap(), [Processor::Superoffice]);
+        assert_eq!(
+            ledger.retry("r4", None, "test").await.unwrap(),
+            [Processor::Superoffice]
+        );
         let task = task_of(&ledger, "r4", Processor::Superoffice).await;
         assert_eq!((task.status, task.attempts, task.error), (TaskStatus::Pending, 1, None));
         let again = ledger
@@ -373,26 +376,26 @@ async fn cancel_extend_and_overdue_follow_the_rules() {
         let before = ledger.get_request("r5").await.unwrap().due_at;
         assert!(
             matches!(
-                ledger.extend("r5", 1, " ", zone, Utc::now()).await,
+                ledger.extend("r5", 1, " ", zone, Utc::now(), "test").await,
                 Err(LedgerError::Refused(_))
             ),
             "a reason is required"
         );
         assert!(
             matches!(
-                ledger.extend("r5", 3, "complex", zone, Utc::now()).await,
+                ledger.extend("r5", 3, "complex", zone, Utc::now(), "test").await,
                 Err(LedgerError::Refused(_))
             ),
             "two months at most"
         );
         let after = ledger
-            .extend("r5", 2, "many requests from this subject", zone, Utc::now())
+            .extend("r5", 2, "many requests from this subject", zone, Utc::now(), "test")
             .await
             .unwrap();
         assert!(after > before + ChronoDuration::days(55), "{before} → {after}");
         assert!(
             matches!(
-                ledger.extend("r5", 1, "again", zone, Utc::now()).await,
+                ledger.extend("r5", 1, "again", zone, Utc::now(), "test").await,
                 Err(LedgerError::Refused(_))
             ),
             "no more than two in all"
@@ -401,7 +404,7 @@ async fn cancel_extend_and_overdue_follow_the_rules() {
         create(&ledger, "r6", &[Processor::Google]).await;
         assert!(
             matches!(
-                ledger.extend("r6", 1, "late", zone, late).await,
+                ledger.extend("r6", 1, "late", zone, late, "test").await,
                 Err(LedgerError::Refused(_))
             ),
             "only before the deadline"
@@ -415,7 +418,7 @@ async fn cancel_extend_and_overdue_follow_the_rules() {
             .await
             .unwrap();
         assert_eq!(overdue.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["r5", "r6"]);
-        ledger.cancel("r6").await.unwrap();
+        ledger.cancel("r6", "test").await.unwrap();
         assert_eq!(ledger.get_request("r6").await.unwrap().status, RequestStatus::Cancelled);
         assert_eq!(
             task_of(&ledger, "r6", Processor::Google).await.status,
@@ -608,7 +611,7 @@ async fn a_pseudonymised_request_names_nobody_and_cannot_be_retried() {
         );
         let request = ledger.get_request("p1").await.unwrap();
         assert!(request.identities.emails.is_empty() && request.pseudonymised_at.is_some());
-        match ledger.retry("p1", None).await {
+        match ledger.retry("p1", None, "test").await {
             Err(LedgerError::Refused(message)) => assert!(message.contains("pseudonymised"), "{message}"),
             other => panic!("a retry would run with no identities: {other:?}"),
         }
@@ -709,7 +712,7 @@ async fn a_plan_is_stored_approved_by_its_hash_and_refused_once_made_again() {
         );
 
         // Made again (a retry): the old hash no longer approves anything.
-        let retried = ledger.retry("a1", None).await.unwrap();
+        let retried = ledger.retry("a1", None, "test").await.unwrap();
         assert_eq!(retried.len(), 2);
         assert_eq!(
             ledger.current_plan("a1", Processor::Wix).await.unwrap(),

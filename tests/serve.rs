@@ -316,6 +316,26 @@ async fn tokens_scopes_idempotency_and_problems_over_http() {
         }
     }
 
+    // Cancelled over HTTP: the audit event names the token.
+    let (status, _, cancelled) = answer(
+        http.post(url(&format!("/v1/requests/{id}/cancel")))
+            .bearer_auth(&writer),
+    )
+    .await;
+    assert_eq!(
+        (status, cancelled["status"].as_str()),
+        (StatusCode::OK, Some("cancelled")),
+        "{cancelled}"
+    );
+    let (_, events) = d.dsr_json(&["audit", "events", &id]);
+    let cancel = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["event"] == "request.cancelled")
+        .unwrap_or_else(|| panic!("{events}"));
+    assert_eq!(cancel["detail"]["by"], "token:crm", "{cancel}");
+
     // A revoked token is refused from the next call on.
     let out = d.dsr(&["token", "revoke", "helpdesk"]);
     assert!(out.status.success(), "{}", util::stderr(&out));

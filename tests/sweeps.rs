@@ -72,7 +72,7 @@ async fn the_deadline_watch_flags_due_and_overdue_requests_once() {
     let zone = chrono_tz::Europe::Oslo;
     engine
         .ledger()
-        .extend(&soon, 1, "complex", zone, Utc::now())
+        .extend(&soon, 1, "complex", zone, Utc::now(), "test")
         .await
         .unwrap();
     assert_eq!(

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use chrono::Utc;
 use dsr_connector::Processor;
 
+use crate::commands::plans::default_operator;
 use crate::config::Config;
 use crate::error::{CliError, bad_input};
 use crate::output::print_status;
@@ -14,7 +15,7 @@ pub async fn retry(config: &Config, id: &str, processor: Option<&str>, as_json: 
         .map(|p| p.parse::<Processor>().map_err(|e| bad_input(e.to_string())))
         .transpose()?;
     let engine = crate::wiring::engine(config).await?;
-    let reset = engine.ledger().retry(id, processor).await?;
+    let reset = engine.ledger().retry(id, processor, &default_operator()).await?;
     engine.queue_tasks(id, &reset).await?;
     if !as_json {
         let names: Vec<_> = reset.iter().map(|p| p.as_str()).collect();
@@ -26,7 +27,7 @@ pub async fn retry(config: &Config, id: &str, processor: Option<&str>, as_json: 
 
 pub async fn cancel(config: &Config, id: &str, as_json: bool) -> Result<ExitCode, CliError> {
     let ledger = crate::wiring::ledger(config).await?;
-    ledger.cancel(id).await?;
+    ledger.cancel(id, &default_operator()).await?;
     print_status(&ledger, id, as_json).await?;
     Ok(ExitCode::SUCCESS)
 }
@@ -34,7 +35,9 @@ pub async fn cancel(config: &Config, id: &str, as_json: bool) -> Result<ExitCode
 pub async fn extend(config: &Config, id: &str, months: u32, reason: &str, as_json: bool) -> Result<ExitCode, CliError> {
     let zone = config.zone();
     let ledger = crate::wiring::ledger(config).await?;
-    ledger.extend(id, months, reason, zone, Utc::now()).await?;
+    ledger
+        .extend(id, months, reason, zone, Utc::now(), &default_operator())
+        .await?;
     print_status(&ledger, id, as_json).await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -81,8 +81,8 @@ fn answer(result: Result<Response, Problem>) -> Response {
 async fn cancel(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Response {
     answer(
         async {
-            caller.require(Scope::RequestsWrite)?;
-            state.engine.ledger().cancel(&id).await?;
+            let token = caller.require(Scope::RequestsWrite)?;
+            state.engine.ledger().cancel(&id, &actor(token)).await?;
             status(&state, &id).await
         }
         .await,
@@ -109,7 +109,7 @@ pub struct RetryBody {
 async fn retry(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, bytes: Bytes) -> Response {
     answer(
         async {
-            caller.require(Scope::RequestsWrite)?;
+            let token = caller.require(Scope::RequestsWrite)?;
             let wanted: RetryBody = body(&bytes)?;
             let processor = wanted
                 .processor
@@ -118,7 +118,7 @@ async fn retry(State(state): State<AppState>, caller: Caller, Path(id): Path<Str
                 .map_err(|e| {
                     Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-request", e.to_string()).field("processor")
                 })?;
-            let reset = state.engine.ledger().retry(&id, processor).await?;
+            let reset = state.engine.ledger().retry(&id, processor, &actor(token)).await?;
             state.engine.queue_tasks(&id, &reset).await?;
             status(&state, &id).await
         }
@@ -146,13 +146,13 @@ pub struct ExtendBody {
 async fn extend(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, bytes: Bytes) -> Response {
     answer(
         async {
-            caller.require(Scope::RequestsWrite)?;
+            let token = caller.require(Scope::RequestsWrite)?;
             let wanted: ExtendBody = body(&bytes)?;
             let zone = state.config.zone();
             state
                 .engine
                 .ledger()
-                .extend(&id, wanted.months, &wanted.reason, zone, Utc::now())
+                .extend(&id, wanted.months, &wanted.reason, zone, Utc::now(), &actor(token))
                 .await?;
             status(&state, &id).await
         }

@@ -9,8 +9,9 @@ use super::{Ledger, LedgerError, Result};
 use crate::model::{RequestStatus, TaskStatus};
 
 impl Ledger {
-    /// Cancels a request and every task that has not ended.
-    pub async fn cancel(&self, id: &str) -> Result<()> {
+    /// Cancels a request and every task that has not ended; `by` (an operator, an API
+    /// token) is recorded in the audit event.
+    pub async fn cancel(&self, id: &str, by: &str) -> Result<()> {
         let request = self.get_request(id).await?;
         if request.status.is_terminal() {
             return Err(LedgerError::Refused(format!(
@@ -36,7 +37,7 @@ impl Ledger {
         .bind(&now)
         .execute(&mut *tx)
         .await?;
-        self.insert_audit(&mut tx, Some(id), None, "request.cancelled", json!({}), None)
+        self.insert_audit(&mut tx, Some(id), None, "request.cancelled", json!({"by": by}), None)
             .await?;
         tx.commit().await?;
         Ok(())
@@ -44,7 +45,7 @@ impl Ledger {
 
     /// Sends failed tasks (all, or one processor's) back to pending, and a finished request
     /// back to in_progress so it is finalized again. Returns the tasks reset.
-    pub async fn retry(&self, id: &str, processor: Option<Processor>) -> Result<Vec<Processor>> {
+    pub async fn retry(&self, id: &str, processor: Option<Processor>, by: &str) -> Result<Vec<Processor>> {
         let request = self.get_request(id).await?;
         if request.status == RequestStatus::Cancelled {
             return Err(LedgerError::Refused(format!(
@@ -112,7 +113,7 @@ impl Ledger {
             Some(id),
             None,
             "request.retried",
-            json!({"processors": names}),
+            json!({"processors": names, "by": by}),
             None,
         )
         .await?;
@@ -129,6 +130,7 @@ impl Ledger {
         reason: &str,
         zone: chrono_tz::Tz,
         now: DateTime<Utc>,
+        by: &str,
     ) -> Result<DateTime<Utc>> {
         let request = self.get_request(id).await?;
         if request.status.is_terminal() {
@@ -171,7 +173,7 @@ impl Ledger {
             Some(id),
             None,
             "request.extended",
-            json!({"months": months, "note": reason, "due_at": ts(due)}),
+            json!({"months": months, "note": reason, "due_at": ts(due), "by": by}),
             None,
         )
         .await?;
