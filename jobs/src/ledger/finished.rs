@@ -121,12 +121,18 @@ impl Ledger {
             }
             super::plans::rewrite_plans(&mut tx, plans).await?;
             let notes = super::notes::scrub(&mut tx, id, self.now()).await?;
+            // An API caller's Idempotency-Key is its own text, and may name the subject.
+            let keys = sqlx::query("DELETE FROM api_idempotency WHERE request_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
             self.insert_audit(
                 &mut tx,
                 Some(id),
                 None,
                 "request.pseudonymised",
-                json!({"tasks": tasks.len(), "notes_scrubbed": notes}),
+                json!({"tasks": tasks.len(), "notes_scrubbed": notes, "idempotency_keys_removed": keys}),
                 Some(&format!("pseudonymised:{id}")),
             )
             .await?;

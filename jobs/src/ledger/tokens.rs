@@ -289,6 +289,63 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn an_idempotency_key_goes_when_its_request_is_pseudonymised() {
+        use crate::model::{Lang, NewRequest, RequestKind};
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(&format!("sqlite://{}/ledger.db", dir.path().display()))
+            .await
+            .unwrap();
+        let new = NewRequest {
+            kind: RequestKind::Access,
+            identities: Default::default(),
+            changes: vec![],
+            lang: Lang::En,
+            dry_run: false,
+            processors: vec![],
+            received_at: chrono::Utc::now(),
+        };
+        let origin = super::super::Origin {
+            actor: Some("token:crm".into()),
+            idempotency: Some(super::super::Idempotency {
+                token_id: "t1".into(),
+                key: "kari.nordmann@example.no".into(),
+                body_sha256: "b".into(),
+            }),
+        };
+        let due = chrono::Utc::now();
+        assert_eq!(
+            ledger.create_request_from("r1", &new, due, &origin).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            ledger.create_request_from("r2", &new, due, &origin).await.unwrap(),
+            Some("r1".into()),
+            "the key finds the first request"
+        );
+        let keys = || async {
+            sqlx::query("SELECT COUNT(*) AS n FROM api_idempotency")
+                .fetch_one(&ledger.pool)
+                .await
+                .unwrap()
+                .try_get::<i64, _>("n")
+                .unwrap()
+        };
+        assert_eq!(keys().await, 1);
+        sqlx::query("UPDATE requests SET finished_at = $1 WHERE id = 'r1'")
+            .bind(ts(chrono::Utc::now()))
+            .execute(&ledger.pool)
+            .await
+            .unwrap();
+        assert!(
+            ledger
+                .pseudonymise("r1", &serde_json::json!({}), &serde_json::json!([]), &[], &[])
+                .await
+                .unwrap()
+        );
+        assert_eq!(keys().await, 0, "the caller's key text is gone with the identities");
+    }
+
     #[test]
     fn scopes_read_as_written() {
         for scope in Scope::ALL {
