@@ -416,19 +416,10 @@ async fn created_once_and_completed(d: &Deployment) {
     .await;
     assert_eq!(page["requests"].as_array().map(Vec::len), Some(1), "{page}");
     let id = ids[0].as_str();
-    let started = Instant::now();
-    let done = loop {
-        let (_, _, now) = answer(
-            http.get(format!("{}/v1/requests/{id}", server.base))
-                .bearer_auth(&writer),
-        )
-        .await;
-        if now["status"] == "completed" {
-            break now;
-        }
-        assert!(started.elapsed() < Duration::from_secs(60), "not completed: {now}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let done = wait_until(&http, &server.base, &format!("/v1/requests/{id}"), &writer, |r| {
+        r["status"] == "completed"
+    })
+    .await;
     assert!(done["bundle"].is_string(), "{done}");
     assert_eq!(server.stop(), Some(0));
 }
