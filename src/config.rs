@@ -37,6 +37,8 @@ pub struct Config {
     pub objection: ChangeConfig,
     pub processors: ProcessorsConfig,
     pub server: ServerConfig,
+    /// dsr as an OpenDSR processor under `dsr serve`; absent, the OpenDSR routes are not served.
+    pub opendsr: Option<OpenDsrConfig>,
     pub log: LogConfig,
     /// Scripted stand-ins for processors, only in test builds.
     #[cfg(feature = "test-connector")]
@@ -98,6 +100,75 @@ impl Default for ServerConfig {
             tls_cert: None,
             tls_key: None,
         }
+    }
+}
+
+/// `[opendsr]`: dsr as the processor other systems submit OpenDSR requests to
+/// (docs/opendsr.md). The routes live under `public_url`'s path, `/v1/…`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenDsrConfig {
+    /// How controllers reach the OpenDSR routes, without the `/v1`: `https://opendsr.example.no/opendsr`
+    /// serves `https://opendsr.example.no/opendsr/v1/discovery`. Its host is the OpenDSR domain
+    /// (`X-OpenDSR-Processor-Domain`), which the certificate must be issued for. https only.
+    pub public_url: url::Url,
+    /// The key that signs responses and callbacks: RSA (2048 bits or more) or ECDSA P-256, PEM.
+    pub signing_key: SecretRef,
+    /// The key's X.509 certificate, issued by a certificate authority for the domain, leaf
+    /// first with its intermediates (PEM); discovery publishes it.
+    pub certificate: SecretRef,
+    /// The hosts status callbacks may go to (`controller.example.no`, or `host:port`): a
+    /// request naming any other callback URL is refused, and nothing is ever sent elsewhere.
+    #[serde(default)]
+    pub callback_allow: Vec<String>,
+    /// Authorities trusted for the callback hosts' TLS besides the public web's (a private
+    /// CA), PEM.
+    pub callback_roots: Option<PathBuf>,
+    /// How often the worker looks for status changes and due callbacks. 1s to 10m; default 5s.
+    #[serde(default = "OpenDsrConfig::default_callback_every", deserialize_with = "values::span")]
+    pub callback_every: Duration,
+    /// Attempts per callback before dsr gives up on it (backoff from 10s, doubling, to 1h
+    /// between attempts). 1 to 100; default 20 (about 14 hours).
+    #[serde(default = "OpenDsrConfig::default_callback_attempts")]
+    pub callback_attempts: u32,
+}
+
+impl OpenDsrConfig {
+    fn default_callback_every() -> Duration {
+        Duration::from_secs(5)
+    }
+
+    fn default_callback_attempts() -> u32 {
+        20
+    }
+
+    /// The OpenDSR domain: `public_url`'s host.
+    pub fn domain(&self) -> &str {
+        self.public_url.host_str().unwrap_or_default()
+    }
+
+    /// The base of the versioned routes, `…/v1`, without a trailing slash.
+    pub fn versioned_base(&self) -> String {
+        format!(
+            "{}/{}",
+            self.public_url.as_str().trim_end_matches('/'),
+            dsr_opendsr::protocol::MAJOR_PATH
+        )
+    }
+
+    /// Whether a callback may go to `url`: https, and its host (or host:port) allowed.
+    pub fn callback_allowed(&self, url: &url::Url) -> bool {
+        let Some(host) = url.host_str() else {
+            return false;
+        };
+        let with_port = url.port().map(|port| format!("{host}:{port}"));
+        url.scheme() == "https"
+            && url.username().is_empty()
+            && url.password().is_none()
+            && self
+                .callback_allow
+                .iter()
+                .any(|allowed| allowed.eq_ignore_ascii_case(host) || with_port.as_deref() == Some(allowed.as_str()))
     }
 }
 
@@ -567,6 +638,10 @@ impl Config {
         if let Some(s) = &self.export.signing_key {
             add("export.signing_key".into(), s);
         }
+        if let Some(o) = &self.opendsr {
+            add("opendsr.signing_key".into(), &o.signing_key);
+            add("opendsr.certificate".into(), &o.certificate);
+        }
         for (name, value) in &self.export.store_options {
             if let Ok(s) = SecretRef::try_from(value.clone()) {
                 add(format!("export.store_options.{name}"), &s);
@@ -722,6 +797,29 @@ impl Config {
         check_span("worker.give_up_after", w.give_up_after, SECOND, DAY)?;
         check_span("worker.task_timeout", w.task_timeout, SECOND, DAY)?;
         check_span("export.retention", self.export.retention, Duration::ZERO, days(3650))?;
+        if let Some(o) = &self.opendsr {
+            check_span("opendsr.callback_every", o.callback_every, SECOND, 10 * MINUTE)?;
+            check_count("opendsr.callback_attempts", o.callback_attempts, 1, 100)?;
+            if o.public_url.scheme() != "https" || o.public_url.host_str().is_none() {
+                return Err(ConfigError::Invalid(format!(
+                    "opendsr.public_url = \"{}\": OpenDSR is served over https to a domain its certificate names; \
+                     write e.g. \"https://opendsr.example.no/opendsr\"",
+                    o.public_url
+                )));
+            }
+            if o.public_url.path().trim_matches('/').is_empty() {
+                return Err(ConfigError::Invalid(format!(
+                    "opendsr.public_url = \"{}\" has no path: the OpenDSR routes need one of their own \
+                     (dsr's API is at /v1), e.g. \"{}opendsr\"",
+                    o.public_url, o.public_url
+                )));
+            }
+            if o.public_url.query().is_some() || o.public_url.fragment().is_some() {
+                return Err(ConfigError::Invalid(
+                    "opendsr.public_url takes no query or fragment: it is the base the routes are under".into(),
+                ));
+            }
+        }
         check_span(
             "privacy.pseudonymise_after",
             self.privacy.pseudonymise_after,

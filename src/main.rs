@@ -4,6 +4,7 @@ mod cli;
 mod commands;
 mod config;
 mod error;
+mod opendsr;
 mod output;
 mod request;
 mod server;

@@ -11,8 +11,22 @@ use crate::config::Config;
 use crate::error::CliError;
 
 /// Runs the queue worker (and, unless `sweeps` is false, the scheduler) until `shutdown`.
-pub async fn run_in_process(engine: &Engine, sweeps: bool, shutdown: &Shutdown) -> Result<(), CliError> {
+/// Runs a worker in this process until `shutdown`: jobs, the heartbeat, and with `sweeps` the
+/// scheduled sweeps and (with `opendsr`) the OpenDSR status callbacks.
+pub async fn run_in_process(
+    engine: &Engine,
+    sweeps: bool,
+    opendsr: Option<std::sync::Arc<crate::opendsr::OpenDsr>>,
+    shutdown: &Shutdown,
+) -> Result<(), CliError> {
     let heartbeat = tokio::spawn(dsr_jobs::heartbeat::run(engine.clone(), shutdown.signal()));
+    let callbacks = match opendsr.filter(|_| sweeps) {
+        Some(opendsr) => {
+            let sender = crate::opendsr::callbacks::Sender::new(engine.clone(), opendsr)?;
+            Some(tokio::spawn(sender.run(shutdown.signal())))
+        }
+        None => None,
+    };
     let scheduler = sweeps.then(|| {
         let engine = engine.clone();
         let signal = shutdown.signal();
@@ -29,6 +43,9 @@ pub async fn run_in_process(engine: &Engine, sweeps: bool, shutdown: &Shutdown) 
         && let Ok(Err(e)) = handle.await
     {
         tracing::warn!(error = %e, "scheduler ended with an error");
+    }
+    if let Some(callbacks) = callbacks {
+        let _ = callbacks.await;
     }
     // The heartbeat records the stop before the process exits (`dsr workers`: stopped).
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), heartbeat).await;
@@ -62,7 +79,8 @@ pub async fn worker(config: &Config, args: &WorkerArgs) -> Result<ExitCode, CliE
         eprintln!("stopping: letting running tasks finish");
         trigger.trigger();
     });
-    run_in_process(&engine, !args.no_sweeps, &shutdown).await?;
+    let opendsr = crate::opendsr::OpenDsr::configured(config)?.map(std::sync::Arc::new);
+    run_in_process(&engine, !args.no_sweeps, opendsr, &shutdown).await?;
     Ok(ExitCode::SUCCESS)
 }
 

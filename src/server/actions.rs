@@ -308,7 +308,7 @@ async fn confirmation(State(state): State<AppState>, caller: Caller, Path(id): P
 }
 
 #[derive(Clone, Copy)]
-enum Export {
+pub(super) enum Export {
     Bundle,
     Confirmation,
 }
@@ -316,6 +316,11 @@ enum Export {
 /// Streams a request's bundle or confirmation from the export storage, never held whole.
 async fn download(state: &AppState, caller: &Caller, id: &str, what: Export) -> Result<Response, Problem> {
     caller.require(Scope::RequestsRead)?;
+    stream_export(state, id, what).await
+}
+
+/// Streams request `id`'s bundle or confirmation (the caller's right to it checked before).
+pub(super) async fn stream_export(state: &AppState, id: &str, what: Export) -> Result<Response, Problem> {
     let request = state.engine.ledger().get_request(id).await?;
     let (location, name, media_type) = match what {
         Export::Bundle => (request.bundle, "bundle", "application/zip"),

@@ -7,6 +7,7 @@ mod actions;
 mod auth;
 mod metrics;
 mod openapi;
+mod opendsr;
 mod problem;
 mod requests;
 mod tls;
@@ -37,6 +38,8 @@ pub struct AppState {
     engine: Engine,
     config: Arc<Config>,
     lockout: auth::Lockout,
+    /// `[opendsr]`, read, when configured.
+    opendsr: Option<Arc<crate::opendsr::OpenDsr>>,
 }
 
 pub async fn serve(config: &Config, with_worker: bool) -> Result<ExitCode, CliError> {
@@ -49,6 +52,7 @@ pub async fn serve(config: &Config, with_worker: bool) -> Result<ExitCode, CliEr
             ));
         }
     };
+    let opendsr = crate::opendsr::OpenDsr::configured(config)?.map(Arc::new);
     let engine = crate::wiring::engine(config).await?;
     let listener = tokio::net::TcpListener::bind(&config.server.listen)
         .await
@@ -65,6 +69,7 @@ pub async fn serve(config: &Config, with_worker: bool) -> Result<ExitCode, CliEr
         engine: engine.clone(),
         config: Arc::new(config.clone()),
         lockout: auth::Lockout::default(),
+        opendsr: opendsr.clone(),
     };
     let shutdown = Shutdown::new();
     {
@@ -88,7 +93,8 @@ pub async fn serve(config: &Config, with_worker: bool) -> Result<ExitCode, CliEr
     }
     let worker = with_worker.then(|| {
         let (engine, shutdown) = (engine.clone(), shutdown.clone());
-        tokio::spawn(async move { worker::run_in_process(&engine, true, &shutdown).await })
+        let callbacks = opendsr.clone();
+        tokio::spawn(async move { worker::run_in_process(&engine, true, callbacks, &shutdown).await })
     });
     // The first line on stdout: scripts and tests read the address (port 0 picks one).
     let scheme = if tls.is_some() { "https" } else { "http" };
@@ -148,8 +154,11 @@ fn api() -> OpenApiRouter<AppState> {
 }
 
 fn router(state: AppState) -> Router {
-    let (router, document) = api().split_for_parts();
+    let (mut router, document) = api().split_for_parts();
     let document = Arc::new(document);
+    if let Some(opendsr) = &state.opendsr {
+        router = router.merge(opendsr::routes(opendsr));
+    }
     router
         .route(
             "/openapi.json",

@@ -150,6 +150,7 @@ async fn create_request(
             key,
             body_sha256: hex::encode(Sha256::digest(body)),
         }),
+        opendsr: None,
     };
     let (id, new_request) = match state.engine.enqueue_from(new, &origin).await {
         Ok(created) => created,

@@ -59,7 +59,12 @@ pub enum Status {
 }
 
 impl Status {
-    pub const ALL: [Status; 4] = [Status::Pending, Status::InProgress, Status::Completed, Status::Cancelled];
+    pub const ALL: [Status; 4] = [
+        Status::Pending,
+        Status::InProgress,
+        Status::Completed,
+        Status::Cancelled,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -303,7 +308,10 @@ mod tests {
     fn identifiers_must_be_lowercase_uuid_v4() {
         assert!(is_lowercase_uuid_v4("a7551968-d5d6-44b2-9831-815ac9017798"));
         assert!(!is_lowercase_uuid_v4("A7551968-D5D6-44B2-9831-815AC9017798"));
-        assert!(!is_lowercase_uuid_v4("a7551968-d5d6-14b2-9831-815ac9017798"), "version 1");
+        assert!(
+            !is_lowercase_uuid_v4("a7551968-d5d6-14b2-9831-815ac9017798"),
+            "version 1"
+        );
         assert!(!is_lowercase_uuid_v4("a7551968d5d644b29831815ac9017798"), "no hyphens");
         assert!(!is_lowercase_uuid_v4("not-a-uuid"));
     }

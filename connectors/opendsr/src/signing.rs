@@ -79,7 +79,10 @@ impl std::fmt::Debug for SigningIdentity {
 }
 
 /// The schemes a signature may use: SHA-256 over the body, with either key type.
-const SCHEMES: [SignatureScheme; 2] = [SignatureScheme::ECDSA_NISTP256_SHA256, SignatureScheme::RSA_PKCS1_SHA256];
+const SCHEMES: [SignatureScheme; 2] = [
+    SignatureScheme::ECDSA_NISTP256_SHA256,
+    SignatureScheme::RSA_PKCS1_SHA256,
+];
 
 impl SigningIdentity {
     /// Reads the key and the chain and checks they belong together.
@@ -113,6 +116,12 @@ impl SigningIdentity {
         &self.chain
     }
 
+    /// Whether the certificate may be published for `domain`: issued by an authority, not
+    /// self-signed (§4.1), and for that domain (which authority, the controller checks).
+    pub fn check_domain(&self, domain: &str) -> Result<(), CertificateError> {
+        issued_for(self.leaf(), domain).map(|_| ())
+    }
+
     /// The chain as configured, for discovery's `processor_certificate` to serve.
     pub fn chain_pem(&self) -> &str {
         &self.chain_pem
@@ -137,8 +146,10 @@ pub fn verify(certificate: &CertificateDer<'_>, body: &[u8], signature: &str) ->
     let compact: String = signature.split_whitespace().collect();
     let signature = B64.decode(compact).map_err(|_| SignatureError::NotBase64)?;
     let certificate = EndEntityCert::try_from(certificate).map_err(SignatureError::Certificate)?;
-    let algorithms: [&dyn rustls::pki_types::SignatureVerificationAlgorithm; 2] =
-        [webpki::ring::ECDSA_P256_SHA256, webpki::ring::RSA_PKCS1_2048_8192_SHA256];
+    let algorithms: [&dyn rustls::pki_types::SignatureVerificationAlgorithm; 2] = [
+        webpki::ring::ECDSA_P256_SHA256,
+        webpki::ring::RSA_PKCS1_2048_8192_SHA256,
+    ];
     algorithms
         .into_iter()
         .any(|algorithm| certificate.verify_signature(algorithm, body, &signature).is_ok())
@@ -219,10 +230,7 @@ impl Trust {
     /// Checks `chain` (leaf first) for `domain` at `now`.
     pub fn check(&self, chain: &[CertificateDer<'_>], domain: &str, now: UnixTime) -> Result<(), CertificateError> {
         let (leaf, intermediates) = chain.split_first().ok_or(CertificateError::Empty)?;
-        let certificate = EndEntityCert::try_from(leaf).map_err(CertificateError::Unreadable)?;
-        if certificate.issuer() == certificate.subject() {
-            return Err(CertificateError::SelfSigned);
-        }
+        let certificate = issued_for(leaf, domain)?;
         certificate
             .verify_for_usage(
                 webpki::ALL_VERIFICATION_ALGS,
@@ -234,13 +242,6 @@ impl Trust {
                 None,
             )
             .map_err(CertificateError::Untrusted)?;
-        let name = ServerName::try_from(domain).map_err(|_| CertificateError::BadDomain(domain.to_string()))?;
-        certificate
-            .verify_is_valid_for_subject_name(&name)
-            .map_err(|error| CertificateError::WrongDomain {
-                domain: domain.to_string(),
-                error,
-            })?;
         if let Some(expected) = &self.pin {
             let actual = Pin::of(leaf)?;
             if &actual != expected {
@@ -252,6 +253,22 @@ impl Trust {
         }
         Ok(())
     }
+}
+
+/// `leaf`, read, when it is not self-signed and is issued for `domain`.
+fn issued_for<'a>(leaf: &'a CertificateDer<'a>, domain: &str) -> Result<EndEntityCert<'a>, CertificateError> {
+    let certificate = EndEntityCert::try_from(leaf).map_err(CertificateError::Unreadable)?;
+    if certificate.issuer() == certificate.subject() {
+        return Err(CertificateError::SelfSigned);
+    }
+    let name = ServerName::try_from(domain).map_err(|_| CertificateError::BadDomain(domain.to_string()))?;
+    certificate
+        .verify_is_valid_for_subject_name(&name)
+        .map_err(|error| CertificateError::WrongDomain {
+            domain: domain.to_string(),
+            error,
+        })?;
+    Ok(certificate)
 }
 
 #[cfg(test)]
@@ -281,7 +298,10 @@ mod tests {
             // openssl checks the same signature: it is the usual SHA-256 signature, not ours.
             std::fs::write(dir.path().join("body"), body).unwrap();
             std::fs::write(dir.path().join("sig"), B64.decode(&signature).unwrap()).unwrap();
-            openssl(dir.path(), &["x509", "-in", "leaf.pem", "-pubkey", "-noout", "-out", "pub.pem"]);
+            openssl(
+                dir.path(),
+                &["x509", "-in", "leaf.pem", "-pubkey", "-noout", "-out", "pub.pem"],
+            );
             openssl(
                 dir.path(),
                 &["dgst", "-sha256", "-verify", "pub.pem", "-signature", "sig", "body"],
@@ -325,11 +345,11 @@ mod tests {
             trust.pinned(other).check(&chain, "localhost", now()),
             Err(CertificateError::PinMismatch { .. })
         ));
-        let later = UnixTime::since_unix_epoch(std::time::Duration::from_secs(
-            now().as_secs() + 3 * 24 * 3600,
-        ));
+        let later = UnixTime::since_unix_epoch(std::time::Duration::from_secs(now().as_secs() + 3 * 24 * 3600));
         assert!(matches!(
-            Trust::from_roots_pem(&pki.ca_pem).unwrap().check(&chain, "localhost", later),
+            Trust::from_roots_pem(&pki.ca_pem)
+                .unwrap()
+                .check(&chain, "localhost", later),
             Err(CertificateError::Untrusted(_))
         ));
     }

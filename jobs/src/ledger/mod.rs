@@ -9,6 +9,7 @@ pub mod counts;
 mod finalize;
 mod finished;
 pub mod notes;
+pub mod opendsr;
 mod plans;
 mod requests;
 mod rows;

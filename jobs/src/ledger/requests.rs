@@ -25,6 +25,8 @@ pub struct ListFilter {
 pub struct Origin {
     pub actor: Option<String>,
     pub idempotency: Option<Idempotency>,
+    /// Came through OpenDSR: the controller's id for it, stored in the same transaction.
+    pub opendsr: Option<super::opendsr::OpenDsrOrigin>,
 }
 
 /// An `Idempotency-Key`, per token, with the hash of the body it first came with.
@@ -88,6 +90,11 @@ impl Ledger {
                 }
                 return Ok(Some(request_id));
             }
+        }
+        if let Some(opendsr) = &origin.opendsr
+            && let Some(first) = self.claim_opendsr(&mut tx, id, opendsr).await?
+        {
+            return Ok(Some(first));
         }
         sqlx::query(
             "INSERT INTO requests (id, kind, status, identities, changes, lang, dry_run, \

@@ -21,15 +21,18 @@ pub enum Scope {
     RequestsApprove,
     AuditRead,
     MetricsRead,
+    /// Submit, read and cancel requests through the OpenDSR routes (as a controller).
+    OpendsrSubmit,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 5] = [
+    pub const ALL: [Scope; 6] = [
         Scope::RequestsRead,
         Scope::RequestsWrite,
         Scope::RequestsApprove,
         Scope::AuditRead,
         Scope::MetricsRead,
+        Scope::OpendsrSubmit,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -39,6 +42,7 @@ impl Scope {
             Scope::RequestsApprove => "requests:approve",
             Scope::AuditRead => "audit:read",
             Scope::MetricsRead => "metrics:read",
+            Scope::OpendsrSubmit => "opendsr:submit",
         }
     }
 }
@@ -312,6 +316,7 @@ mod tests {
                 key: "kari.nordmann@example.no".into(),
                 body_sha256: "b".into(),
             }),
+            opendsr: None,
         };
         let due = chrono::Utc::now();
         assert_eq!(
