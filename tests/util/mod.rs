@@ -7,6 +7,8 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+pub mod server;
+
 pub const SEEDED_EMAIL: &str = "kari.nordmann@example.no";
 
 pub fn dsr_bin() -> &'static str {
