@@ -57,7 +57,7 @@ pub enum Command {
     Retry {
         id: String,
         /// Only this processor's task.
-        #[arg(long, value_parser = one_of::<Processor>())]
+        #[arg(long, value_parser = processor_name)]
         processor: Option<String>,
     },
     /// Show the plans of an erasure, rectification or objection: every item each processor
@@ -152,7 +152,7 @@ pub enum TokenCommand {
 #[derive(Debug, Args)]
 pub struct InitArgs {
     /// The processors to configure, comma-separated (default: all four).
-    #[arg(long, value_delimiter = ',', value_name = "LIST", value_parser = one_of::<Processor>())]
+    #[arg(long, value_delimiter = ',', value_name = "LIST", value_parser = one_of_builtin())]
     pub processors: Vec<String>,
     /// Replace an existing file.
     #[arg(long)]
@@ -191,7 +191,7 @@ pub struct RequestArgs {
     #[arg(long = "set", value_name = "FIELD=VALUE")]
     pub set: Vec<String>,
     /// Only these processors (default: every configured one; repeatable).
-    #[arg(long, value_parser = one_of::<Processor>())]
+    #[arg(long, value_parser = processor_name)]
     pub processor: Vec<String>,
     /// Language of the subject's texts (default from config).
     #[arg(long, value_parser = one_of::<Lang>())]
@@ -322,7 +322,7 @@ pub struct QueueArgs {
     #[arg(long, value_name = "URL", default_value = "redis://127.0.0.1:6379")]
     pub redis: String,
     /// Only these processors (default: all four; repeatable).
-    #[arg(long = "processor", value_parser = one_of::<Processor>())]
+    #[arg(long = "processor", value_parser = one_of_builtin())]
     pub processors: Vec<String>,
 }
 
@@ -337,6 +337,16 @@ pub struct FootprintArgs {
 /// everywhere else), so `--help` lists them and clap refuses any other with the list, exit 2.
 /// The value stays the name: the request builder turns it into the enum with `FromStr`, which
 /// now cannot fail for these arguments.
+/// A processor's name: one of the four, or `opendsr.<name>`.
+fn processor_name(given: &str) -> Result<String, dsr_connector::UnknownProcessor> {
+    given.parse::<Processor>().map(|p| p.as_str().to_string())
+}
+
+/// The four processors with a connector of their own (what `dsr init` can write).
+fn one_of_builtin() -> PossibleValuesParser {
+    PossibleValuesParser::new(Processor::ALL.map(Processor::as_str))
+}
+
 fn one_of<T>() -> PossibleValuesParser
 where
     T: VariantArray + Copy + Into<&'static str>,

@@ -82,7 +82,13 @@ pub fn classify(retries: Retries, now: DateTime<Utc>, claim: Claim, error: Conne
                 next_retry_at: later(now, wait),
             }
         }
-        ConnectorError::RetryLater { .. } | ConnectorError::Sink(_) => {
+        // A processor still at work is looked at again when it said, spending no attempt
+        // until the deadline warning (then it counts, so a request stuck there ends).
+        ConnectorError::Waiting { after, .. } if now < retries.free_throttling_until => TaskResult::Throttled {
+            error: said(format!("{error} (not counted against [worker] max_attempts)")),
+            next_retry_at: later(now, *after),
+        },
+        ConnectorError::RetryLater { .. } | ConnectorError::Waiting { .. } | ConnectorError::Sink(_) => {
             retry_later(retries, now, claim, said(error.to_string()), error.retry_after())
         }
     }
@@ -385,6 +391,25 @@ mod tests {
             TaskResult::Failed { error } => assert!(error.text.starts_with("gave up after 3 attempts"), "{error}"),
             other => panic!("{other:?}"),
         }
+        // A processor still fulfilling the request (OpenDSR) is looked at again when dsr
+        // said, spending no attempt; past the deadline warning it counts and ends.
+        let waiting = || ConnectorError::Waiting {
+            processor,
+            status: "in_progress".into(),
+            after: Duration::from_secs(600),
+        };
+        match classify(retries(now), now, claim(30), waiting()) {
+            TaskResult::Throttled { next_retry_at, error } => {
+                assert!(next_retry_at >= now + chrono::Duration::seconds(600));
+                assert_eq!(error.code, "waiting:in_progress");
+                assert!(error.text.contains("still fulfilling"), "{error}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            classify(retries(now), late, claim(3), waiting()),
+            TaskResult::Failed { .. }
+        ));
         // A quota the vendor's body names (Google's 403) is throttling too.
         let quota = ConnectorError::RetryLater {
             processor,

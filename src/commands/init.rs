@@ -106,6 +106,21 @@ fn section(p: Processor) -> Section {
             grant: "Wix: create the API key with the permissions Contacts, Members, Wix Forms, Comments and \
                     Email Marketing for the site",
         },
+        Processor::OpenDsr(name) => Section {
+            toml: format!(
+                "[processors.opendsr.{name}]\n\
+                 url = {}\n\
+                 certificate_pin = {}\n\
+                 auth_header = \"Authorization\"\n\
+                 auth_value = \"env:DSR_OPENDSR_TOKEN\"      # the header's whole value, e.g. Bearer …\n",
+                fill("the processor's OpenDSR base URL with its major version, e.g. https://opendsr.example.com/v1"),
+                fill("sha256/… of the processor's signing certificate's key (docs/opendsr.md)"),
+                name = name.name(),
+            ),
+            secrets: vec![("DSR_OPENDSR_TOKEN", "the credential the processor issued for its OpenDSR API")],
+            grant: "OpenDSR: ask the processor for API credentials, its OpenDSR base URL, and the pin of its \
+                    signing certificate",
+        },
     }
 }
 

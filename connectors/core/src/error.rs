@@ -31,6 +31,14 @@ pub enum ConnectorError {
         said: Option<String>,
         after: Option<Duration>,
     },
+    /// The processor took the request and fulfils it in its own time (an OpenDSR processor
+    /// reports `pending` or `in_progress`): not a failure; dsr looks again after `after`.
+    #[error("{processor} is still fulfilling the request (its status: {status}); dsr looks again in {}s", .after.as_secs())]
+    Waiting {
+        processor: Processor,
+        status: String,
+        after: Duration,
+    },
     /// Credentials were refused even after a fresh token: an operator must fix them.
     #[error("{processor} refused our credentials ({}){}", code_text(*.status, .code), after_colon(.message))]
     Reauthenticate {
@@ -212,6 +220,7 @@ impl ConnectorError {
                 format!("reauthenticate:{}", code_text(*status, code))
             }
             ConnectorError::Permanent { status, code, .. } => format!("permanent:{}", code_text(*status, code)),
+            ConnectorError::Waiting { status, .. } => format!("waiting:{}", safe_code(status)),
             ConnectorError::NotSupported { .. } => "not_supported".to_string(),
             ConnectorError::Config(_) => "config".to_string(),
             ConnectorError::Sink(_) => "sink".to_string(),
@@ -264,7 +273,10 @@ impl ConnectorError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            ConnectorError::RetryLater { .. } | ConnectorError::Reauthenticate { .. } | ConnectorError::Sink(_)
+            ConnectorError::RetryLater { .. }
+                | ConnectorError::Waiting { .. }
+                | ConnectorError::Reauthenticate { .. }
+                | ConnectorError::Sink(_)
         )
     }
 
@@ -323,6 +335,7 @@ impl ConnectorError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             ConnectorError::RetryLater { after, .. } => *after,
+            ConnectorError::Waiting { after, .. } => Some(*after),
             _ => None,
         }
     }

@@ -78,6 +78,7 @@ impl Fakes {
             Processor::Microsoft365 => self.graph.calls(),
             Processor::Superoffice => self.superoffice.calls(),
             Processor::Wix => self.wix.calls(),
+            Processor::OpenDsr(_) => Vec::new(),
         }
     }
 }
