@@ -563,6 +563,19 @@ pub struct ProcessorsConfig {
     pub microsoft365: Option<dsr_microsoft365::Microsoft365Config>,
     pub superoffice: Option<dsr_superoffice::SuperOfficeConfig>,
     pub wix: Option<dsr_wix::WixConfig>,
+    /// Processors reached over OpenDSR, by name (`[processors.opendsr.<name>]`).
+    pub opendsr: std::collections::BTreeMap<String, dsr_opendsr::ProcessorConfig>,
+}
+
+impl ProcessorsConfig {
+    /// The enabled OpenDSR processors with their sections (names checked at load).
+    pub fn opendsr_enabled(&self) -> Vec<(dsr_connector::Processor, &dsr_opendsr::ProcessorConfig)> {
+        self.opendsr
+            .iter()
+            .filter(|(_, c)| c.enabled)
+            .filter_map(|(name, c)| dsr_connector::Processor::opendsr(name).ok().map(|p| (p, c)))
+            .collect()
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -672,6 +685,9 @@ impl Config {
         }
         if let Some(c) = p.wix.as_ref().filter(|c| c.enabled) {
             all.push((Wix, owned(c.secrets())));
+        }
+        for (processor, c) in p.opendsr_enabled() {
+            all.push((processor, owned(c.secrets())));
         }
         all
     }
@@ -797,6 +813,14 @@ impl Config {
         check_span("worker.give_up_after", w.give_up_after, SECOND, DAY)?;
         check_span("worker.task_timeout", w.task_timeout, SECOND, DAY)?;
         check_span("export.retention", self.export.retention, Duration::ZERO, days(3650))?;
+        for (name, c) in &self.processors.opendsr {
+            dsr_connector::Processor::opendsr(name).map_err(|_| {
+                ConfigError::Invalid(format!(
+                    "[processors.opendsr.{name}]: a name is 1 to 40 of a-z, 0-9, _ and -"
+                ))
+            })?;
+            check_span(&format!("processors.opendsr.{name}.poll"), c.poll, SECOND, DAY)?;
+        }
         if let Some(o) = &self.opendsr {
             check_span("opendsr.callback_every", o.callback_every, SECOND, 10 * MINUTE)?;
             check_count("opendsr.callback_attempts", o.callback_attempts, 1, 100)?;
@@ -858,6 +882,7 @@ impl Config {
         .into_iter()
         .filter(|(_, on)| *on)
         .map(|(p, _)| p)
+        .chain(p.opendsr_enabled().into_iter().map(|(p, _)| p))
         .collect()
     }
 }

@@ -33,6 +33,10 @@ pub fn connectors(config: &Config) -> Result<(Connectors, Vec<Processor>), CliEr
         let connector = dsr_microsoft365::Microsoft365::new(m365.clone())?;
         connectors.insert(Arc::new(connector));
     }
+    for (processor, section) in config.processors.opendsr_enabled() {
+        let connector = dsr_opendsr::OpenDsrConnector::new(processor, section.clone())?;
+        connectors.insert(Arc::new(connector));
+    }
     #[cfg(feature = "test-connector")]
     for (processor, script) in &config.test_connector {
         connectors.insert(Arc::new(dsr_fixtures::scripted::ScriptedConnector::new(

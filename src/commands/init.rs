@@ -117,7 +117,10 @@ fn section(p: Processor) -> Section {
                 fill("sha256/… of the processor's signing certificate's key (docs/opendsr.md)"),
                 name = name.name(),
             ),
-            secrets: vec![("DSR_OPENDSR_TOKEN", "the credential the processor issued for its OpenDSR API")],
+            secrets: vec![(
+                "DSR_OPENDSR_TOKEN",
+                "the credential the processor issued for its OpenDSR API",
+            )],
             grant: "OpenDSR: ask the processor for API credentials, its OpenDSR base URL, and the pin of its \
                     signing certificate",
         },

@@ -9,6 +9,7 @@ mod metrics;
 mod openapi;
 mod opendsr;
 mod problem;
+mod processor_callbacks;
 mod requests;
 mod tls;
 
@@ -40,6 +41,8 @@ pub struct AppState {
     lockout: auth::Lockout,
     /// `[opendsr]`, read, when configured.
     opendsr: Option<Arc<crate::opendsr::OpenDsr>>,
+    /// The OpenDSR processors whose callbacks this server takes, by name.
+    opendsr_processors: Arc<std::collections::BTreeMap<String, Arc<dsr_opendsr::OpenDsrConnector>>>,
 }
 
 pub async fn serve(config: &Config, with_worker: bool) -> Result<ExitCode, CliError> {
@@ -70,6 +73,7 @@ pub async fn serve(config: &Config, with_worker: bool) -> Result<ExitCode, CliEr
         config: Arc::new(config.clone()),
         lockout: auth::Lockout::default(),
         opendsr: opendsr.clone(),
+        opendsr_processors: Arc::new(opendsr_processors(config)?),
     };
     let shutdown = Shutdown::new();
     {
@@ -143,6 +147,22 @@ pub async fn serve(config: &Config, with_worker: bool) -> Result<ExitCode, CliEr
     Ok(ExitCode::SUCCESS)
 }
 
+/// A connector per enabled `[processors.opendsr.<name>]`, to authenticate its callbacks.
+fn opendsr_processors(
+    config: &Config,
+) -> Result<std::collections::BTreeMap<String, Arc<dsr_opendsr::OpenDsrConnector>>, CliError> {
+    let mut processors = std::collections::BTreeMap::new();
+    for (processor, section) in config.processors.opendsr_enabled() {
+        let connector = dsr_opendsr::OpenDsrConnector::new(processor, section.clone())?;
+        let name = match processor {
+            dsr_connector::Processor::OpenDsr(name) => name.name().to_string(),
+            other => other.as_str().to_string(),
+        };
+        processors.insert(name, Arc::new(connector));
+    }
+    Ok(processors)
+}
+
 /// Every route, each registered from its `#[utoipa::path]`.
 fn api() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
@@ -158,6 +178,9 @@ fn router(state: AppState) -> Router {
     let document = Arc::new(document);
     if let Some(opendsr) = &state.opendsr {
         router = router.merge(opendsr::routes(opendsr));
+    }
+    if !state.opendsr_processors.is_empty() {
+        router = router.merge(processor_callbacks::routes());
     }
     router
         .route(

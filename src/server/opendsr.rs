@@ -55,13 +55,13 @@ pub fn routes(opendsr: &OpenDsr) -> Router<AppState> {
 }
 
 /// A refusal as the specification's error object.
-struct Refusal {
-    status: StatusCode,
+pub(super) struct Refusal {
+    pub(super) status: StatusCode,
     details: Vec<ErrorDetail>,
 }
 
 impl Refusal {
-    fn new(status: StatusCode, domain: &str, reason: &str, message: impl Into<String>) -> Refusal {
+    pub(super) fn new(status: StatusCode, domain: &str, reason: &str, message: impl Into<String>) -> Refusal {
         Refusal {
             status,
             details: vec![ErrorDetail::new(domain, reason, message)],

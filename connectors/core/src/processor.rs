@@ -170,7 +170,11 @@ mod tests {
             "names are exact"
         );
         let acme = "opendsr.acme-cdp".parse::<Processor>().unwrap();
-        assert_eq!(acme, Processor::opendsr("acme-cdp").unwrap(), "interned: equal and Copy");
+        assert_eq!(
+            acme,
+            Processor::opendsr("acme-cdp").unwrap(),
+            "interned: equal and Copy"
+        );
         assert_eq!(acme.as_str(), "opendsr.acme-cdp");
         assert_eq!(acme.display_name(), "acme-cdp");
         assert_eq!(serde_json::to_string(&acme).unwrap(), "\"opendsr.acme-cdp\"");

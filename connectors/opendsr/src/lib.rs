@@ -4,7 +4,13 @@
 //! speak OpenDSR (dsr as the controller). `docs/opendsr.md` names the version followed and
 //! where dsr reads the specification one way rather than another.
 
+pub mod client;
+pub mod config;
+pub mod connector;
 pub mod protocol;
 pub mod signing;
 
+pub use client::CallbackRefusal;
+pub use config::ProcessorConfig;
+pub use connector::OpenDsrConnector;
 pub use signing::{CertificateError, Pin, SignatureError, SigningIdentity, Trust};

@@ -315,3 +315,51 @@ impl Ledger {
         rows.iter().map(callback_row).collect()
     }
 }
+
+/// dsr as an OpenDSR controller: what the callbacks of processors touch.
+impl Ledger {
+    /// The requests whose task at `processor` is still open (waiting, running, planned).
+    pub async fn open_tasks_at(&self, processor: dsr_connector::Processor) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT request_id FROM tasks WHERE processor = $1 \
+             AND status IN ('pending', 'running', 'retrying', 'planned') ORDER BY request_id",
+        )
+        .bind(processor.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|row| Ok(row.try_get("request_id")?)).collect()
+    }
+
+    /// Records a processor's verified status callback as evidence, and makes a waiting
+    /// task due now; true when the task was waiting.
+    pub async fn processor_callback(
+        &self,
+        request_id: &str,
+        processor: dsr_connector::Processor,
+        detail: serde_json::Value,
+    ) -> Result<bool> {
+        let now = ts(self.now());
+        let mut tx = self.pool.begin().await?;
+        let woken = sqlx::query(
+            "UPDATE tasks SET next_retry_at = $3 WHERE request_id = $1 AND processor = $2 AND status = 'retrying'",
+        )
+        .bind(request_id)
+        .bind(processor.as_str())
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        self.insert_audit(
+            &mut tx,
+            Some(request_id),
+            Some(processor),
+            "opendsr.processor_callback",
+            detail,
+            None,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(woken)
+    }
+}

@@ -1,0 +1,329 @@
+//! The connector for a processor that speaks OpenDSR: an access request or an erasure is
+//! handed to the processor as an OpenDSR request (its id derived from dsr's request and the
+//! processor, so a retried attempt finds the one it made rather than making another), and
+//! the task waits ([`ConnectorError::Waiting`]) until the processor reports it completed —
+//! polled every `poll`, or at once when a verified callback arrives (`dsr serve`). An
+//! access request's results are fetched into the bundle when the processor offers them on
+//! its own origin; the processor's receipt and final status are the evidence.
+
+use chrono::Utc;
+use dsr_connector::plan::{Action, Change, ItemOutcome, Plan, PlanItem};
+use dsr_connector::{
+    AccessSummary, Capabilities, CheckReport, ConfigError, Connector, ConnectorError, Identities, ItemCall, MatchClaim,
+    Processor, Record, RecordSink, Right, Support, TaskContext,
+};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::client::Client;
+use crate::config::ProcessorConfig;
+use crate::protocol::{API_VERSION, Identity, RequestType, Status, StatusDoc, SubjectRequest, time_text};
+
+/// The category of what an OpenDSR processor holds: its answer, as it gave it.
+const RESULTS: &str = "opendsr_results";
+const REQUEST: &str = "opendsr_request";
+
+pub struct OpenDsrConnector {
+    processor: Processor,
+    config: ProcessorConfig,
+    client: Client,
+}
+
+impl OpenDsrConnector {
+    /// The connector for `[processors.opendsr.<name>]` (`processor` is `opendsr.<name>`).
+    pub fn new(processor: Processor, config: ProcessorConfig) -> Result<OpenDsrConnector, ConfigError> {
+        let client = Client::new(processor, &config)?;
+        Ok(OpenDsrConnector {
+            processor,
+            config,
+            client,
+        })
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The `subject_request_id` dsr uses at this processor for request `request_id`: a
+    /// lowercase UUID v4 (§1.1) made from both, the same on every attempt.
+    pub fn subject_request_id(&self, request_id: &str) -> String {
+        subject_request_id(self.processor, request_id)
+    }
+
+    fn waiting(&self, status: Status) -> ConnectorError {
+        ConnectorError::Waiting {
+            processor: self.processor,
+            status: status.as_str().into(),
+            after: self.config.poll,
+        }
+    }
+
+    fn cancelled(&self, id: &str) -> ConnectorError {
+        ConnectorError::permanent(
+            self.processor,
+            "cancelled_by_processor",
+            format!("the processor reports request {id} cancelled: ask it why, then `dsr retry` sends a new one"),
+        )
+    }
+
+    /// The OpenDSR request for `subject` (its e-mail addresses, raw).
+    fn request_body(&self, id: &str, kind: RequestType, subject: &Identities) -> Vec<u8> {
+        let request = SubjectRequest {
+            regulation: "gdpr".into(),
+            subject_request_id: id.to_string(),
+            subject_request_type: kind,
+            subject_identities: subject
+                .emails
+                .iter()
+                .map(|email| Identity {
+                    identity_type: "email".into(),
+                    identity_value: email.as_str().to_string(),
+                    identity_format: "raw".into(),
+                })
+                .collect(),
+            submitted_time: time_text(Utc::now()),
+            api_version: Some(API_VERSION.into()),
+            status_callback_urls: self.client.callback_url().map(str::to_string).into_iter().collect(),
+            extensions: None,
+        };
+        serde_json::to_vec(&request).unwrap_or_default()
+    }
+
+    /// The request at the processor: its status, submitting it first when it has none.
+    async fn submitted(&self, id: &str, kind: RequestType, subject: &Identities) -> Result<StatusDoc, ConnectorError> {
+        if let Some(status) = self.client.status(id).await? {
+            return Ok(status);
+        }
+        let created = self.client.submit(self.request_body(id, kind, subject), id).await?;
+        tracing::info!(processor = %self.processor, subject_request_id = %id, "OpenDSR request submitted");
+        Ok(StatusDoc {
+            controller_id: created.controller_id,
+            expected_completion_time: created.expected_completion_time,
+            subject_request_id: created.subject_request_id,
+            request_status: Status::Pending,
+            api_version: None,
+            results_url: None,
+            results_count: None,
+        })
+    }
+
+    fn no_email(&self) -> String {
+        format!(
+            "{} takes requests by e-mail address over OpenDSR, and this request has none",
+            self.processor.display_name()
+        )
+    }
+}
+
+/// See [`OpenDsrConnector::subject_request_id`].
+pub fn subject_request_id(processor: Processor, request_id: &str) -> String {
+    let digest = Sha256::digest(format!("dsr opendsr {processor} {request_id}").as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .hyphenated()
+        .to_string()
+}
+
+/// The receipt an erasure's item keeps: what the processor said, never the subject.
+fn receipt(status: &StatusDoc) -> serde_json::Value {
+    json!({
+        "subject_request_id": status.subject_request_id,
+        "request_status": status.request_status,
+        "controller_id": status.controller_id,
+        "expected_completion_time": status.expected_completion_time,
+    })
+}
+
+#[async_trait::async_trait]
+impl Connector for OpenDsrConnector {
+    fn processor(&self) -> Processor {
+        self.processor
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        let outside = || Support::NotApplicable("OpenDSR carries access, portability and erasure requests only".into());
+        Capabilities {
+            access: Support::Supported,
+            erasure: Support::Supported,
+            rectification: outside(),
+            objection: outside(),
+        }
+    }
+
+    async fn check(&self) -> Result<CheckReport, ConnectorError> {
+        let discovery = self.client.discovery().await?;
+        self.client.certificate().await?;
+        let mut details = vec![
+            format!("discovery answers: OpenDSR {}", discovery.api_version),
+            format!(
+                "its certificate is issued for {}, trusted, and carries the pinned key",
+                self.client.domain()
+            ),
+        ];
+        let email_raw = discovery
+            .supported_identities
+            .iter()
+            .any(|i| i.identity_type == "email" && i.identity_format == "raw");
+        if !email_raw {
+            details.push("it does not list e-mail addresses in raw format, the only identity dsr sends".into());
+        }
+        for wanted in [RequestType::Access, RequestType::Erasure] {
+            if !discovery.supported_subject_request_types.contains(&wanted) {
+                details.push(format!("it does not take {} requests", wanted.as_str()));
+            }
+        }
+        if self.client.callback_url().is_none() {
+            details.push(format!(
+                "no callback_url: dsr polls every {}s instead of hearing of changes",
+                self.config.poll.as_secs()
+            ));
+        }
+        Ok(CheckReport {
+            ok: email_raw && details.len() <= 3,
+            details,
+        })
+    }
+
+    async fn access(
+        &self,
+        ctx: &TaskContext,
+        subject: &Identities,
+        sink: &mut dyn RecordSink,
+    ) -> Result<AccessSummary, ConnectorError> {
+        if subject.emails.is_empty() {
+            return Ok(AccessSummary {
+                notes: vec![self.no_email()],
+                ..AccessSummary::default()
+            });
+        }
+        let id = self.subject_request_id(&ctx.request_id);
+        let status = self.submitted(&id, RequestType::Access, subject).await?;
+        match status.request_status {
+            Status::Pending | Status::InProgress => return Err(self.waiting(status.request_status)),
+            Status::Cancelled => return Err(self.cancelled(&id)),
+            Status::Completed => {}
+        }
+        let requested_for: Vec<&str> = subject.emails.iter().map(|e| e.as_str()).collect();
+        let mut summary = AccessSummary::default();
+        let results = match &status.results_url {
+            Some(url) => self.client.results(url).await?,
+            None => None,
+        };
+        match (results, &status.results_url) {
+            (Some((media, body)), _) => {
+                let data = match media.starts_with("application/json") {
+                    true => serde_json::from_slice(&body).unwrap_or_else(|_| json!(String::from_utf8_lossy(&body))),
+                    false => json!(String::from_utf8_lossy(&body)),
+                };
+                sink.accept(Record {
+                    category: RESULTS.into(),
+                    id: Some(id.clone()),
+                    provided_by_subject: false,
+                    data: json!({"requested_for": requested_for, "results": data}),
+                    claims: vec![MatchClaim::email("/requested_for/0")],
+                })
+                .await?;
+                summary.found = status.results_count.unwrap_or(1);
+            }
+            (None, Some(_)) => summary.notes.push(format!(
+                "{} offers the results at an address outside its OpenDSR service; dsr did not fetch them",
+                self.processor.display_name()
+            )),
+            (None, None) => summary.notes.push(format!(
+                "{} fulfilled the request and offered no results",
+                self.processor.display_name()
+            )),
+        }
+        summary.operator_notes.push(format!(
+            "OpenDSR request {id}: completed at the processor (results_count {:?})",
+            status.results_count
+        ));
+        Ok(summary)
+    }
+
+    async fn plan(&self, ctx: &TaskContext, subject: &Identities, change: &Change) -> Result<Plan, ConnectorError> {
+        if *change != Change::Erasure {
+            return Err(self.unsupported(change.right()));
+        }
+        let mut plan = Plan::default();
+        if subject.emails.is_empty() {
+            plan.notes.push(self.no_email());
+            return Ok(plan);
+        }
+        let id = self.subject_request_id(&ctx.request_id);
+        let requested_for: Vec<&str> = subject.emails.iter().map(|e| e.as_str()).collect();
+        let mut item = PlanItem::new(
+            format!("{REQUEST} {id}"),
+            REQUEST,
+            Action::Delete,
+            json!({"subject_request_id": id}),
+            json!({"requested_for": requested_for}),
+            vec![MatchClaim::email("/requested_for/0")],
+        )
+        .request();
+        // Planning again is the verification: the erasure is done when the processor says so.
+        match self.client.status(&id).await? {
+            None => {}
+            Some(status) => match status.request_status {
+                Status::Pending | Status::InProgress => return Err(self.waiting(status.request_status)),
+                Status::Cancelled => return Err(self.cancelled(&id)),
+                Status::Completed => {
+                    item = item.reason(format!(
+                        "the processor reports the erasure completed (OpenDSR request {id})"
+                    ));
+                }
+            },
+        }
+        plan.items.push(item);
+        Ok(plan)
+    }
+
+    async fn execute(&self, call: ItemCall<'_>) -> Result<ItemOutcome, ConnectorError> {
+        if *call.change != Change::Erasure || call.item.category != REQUEST {
+            return Err(ConnectorError::foreign_item(
+                self.processor,
+                call.item,
+                "not an OpenDSR erasure request",
+            ));
+        }
+        let id = self.subject_request_id(&call.ctx.request_id);
+        if call.item.target["subject_request_id"] != id.as_str() {
+            return Err(ConnectorError::foreign_item(
+                self.processor,
+                call.item,
+                "made for another request",
+            ));
+        }
+        let status = self.submitted(&id, RequestType::Erasure, call.subject).await?;
+        Ok(ItemOutcome::Done(receipt(&status)))
+    }
+
+    fn unsupported(&self, right: Right) -> ConnectorError {
+        ConnectorError::NotSupported {
+            processor: self.processor,
+            reason: match right {
+                Right::Access | Right::Erasure => "the processor was asked for something it cannot do".into(),
+                Right::Rectification | Right::Objection => {
+                    "OpenDSR carries access, portability and erasure requests only".into()
+                }
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_subject_request_id_is_a_lowercase_uuid_v4_the_same_for_every_attempt() {
+        let acme = Processor::opendsr("acme").unwrap();
+        let id = subject_request_id(acme, "r-1");
+        assert!(crate::protocol::is_lowercase_uuid_v4(&id), "{id}");
+        assert_eq!(id, subject_request_id(acme, "r-1"));
+        assert_ne!(id, subject_request_id(acme, "r-2"));
+        assert_ne!(id, subject_request_id(Processor::opendsr("other").unwrap(), "r-1"));
+    }
+}
