@@ -76,12 +76,13 @@ struct Processor {
     d: Deployment,
     pki: TestPki,
     client: OpenDsrClient,
+    _dir: tempfile::TempDir,
 }
 
 fn processor() -> Processor {
     let port = free_port();
-    let pki_dir = tempfile::tempdir().expect("tempdir").keep();
-    let pki = TestPki::make(&pki_dir, false);
+    let pki_dir = tempfile::tempdir().expect("tempdir");
+    let pki = TestPki::make(pki_dir.path(), false);
     let dir = pki.dir.display();
     let d = Deployment::sqlite(&format!(
         "[server]\nlisten = \"127.0.0.1:{port}\"\ntls_cert = \"{dir}/leaf.pem\"\ntls_key = \"{dir}/leaf.key\"\n\
@@ -94,7 +95,12 @@ fn processor() -> Processor {
         base: format!("https://localhost:{port}/opendsr/v1"),
         ca: pki.dir.join("ca.pem"),
     };
-    Processor { d, pki, client }
+    Processor {
+        d,
+        pki,
+        client,
+        _dir: pki_dir,
+    }
 }
 
 fn token(d: &Deployment, name: &str, scopes: &str) -> String {

@@ -44,14 +44,15 @@ fn section(name: &str, fake: &FakeOpenDsr, pin: &Pin, pki: &TestPki, serve_port:
 
 struct Setup {
     d: Deployment,
-    pki: TestPki,
     fake: FakeOpenDsr,
     serve_port: u16,
+    /// Holds the CA and leaves until the test ends.
+    _pki: tempfile::TempDir,
 }
 
 /// The test CA and leaf, the fake processor `acme` with that leaf, and a deployment with
 /// `acme` configured (pinned to the leaf) and `extra` appended.
-async fn setup(pki: TestPki, extra: impl Fn(&TestPki, u16) -> String) -> Setup {
+async fn setup((dir, pki): (tempfile::TempDir, TestPki), extra: impl Fn(&TestPki, u16) -> String) -> Setup {
     std::fs::write(pki.dir.join("acme-token"), TOKEN).unwrap();
     let fake = FakeOpenDsr::start(options(&pki.cert_pem, &pki.key_pem)).await.unwrap();
     let serve_port = free_port();
@@ -62,14 +63,16 @@ async fn setup(pki: TestPki, extra: impl Fn(&TestPki, u16) -> String) -> Setup {
     ));
     Setup {
         d,
-        pki,
         fake,
         serve_port,
+        _pki: dir,
     }
 }
 
-fn test_pki() -> TestPki {
-    TestPki::make(&tempfile::tempdir().expect("tempdir").keep(), false)
+fn test_pki() -> (tempfile::TempDir, TestPki) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pki = TestPki::make(dir.path(), false);
+    (dir, pki)
 }
 
 fn leaf_pin(pki: &TestPki) -> Pin {
@@ -226,7 +229,7 @@ async fn an_erasure_waits_for_the_processor_and_forged_or_unpinned_callbacks_are
     // A second processor whose discovery publishes a certificate from the same CA but not
     // the pinned key (a processor that is not who the config says).
     let pki = test_pki();
-    let (other_key, other_cert) = pki.another_leaf("other");
+    let (other_key, other_cert) = pki.1.another_leaf("other");
     let impostor = FakeOpenDsr::start(options(&other_cert, &other_key)).await.unwrap();
     let s = setup(pki, |pki, serve_port| {
         section("impostor", &impostor, &leaf_pin(pki), pki, serve_port)
