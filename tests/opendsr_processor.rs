@@ -311,5 +311,10 @@ async fn an_erasure_waits_for_the_processor_and_forged_or_unpinned_callbacks_are
     // The impostor's task failed: its answers are signed by a certificate not pinned.
     let impostor = util::task(&done, "opendsr.impostor");
     assert_eq!(impostor["status"], "failed", "{done}");
-    assert!(impostor["error"].to_string().contains("certificate"), "{impostor}");
+    assert!(impostor["error"].to_string().contains("pinned"), "{impostor}");
+    let failed = events(&s.d, &id)
+        .into_iter()
+        .find(|e| e["event"] == "task.failed" && e["processor"] == "opendsr.impostor")
+        .expect("the impostor's task failed on record");
+    assert_eq!(failed["detail"]["code"], "permanent:certificate_untrusted", "{failed}");
 }

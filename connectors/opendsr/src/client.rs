@@ -38,6 +38,16 @@ pub enum CallbackRefusal {
     Invalid(String),
 }
 
+/// What is wrong with a signed answer or callback.
+enum Fault {
+    /// The domain header is missing or names another domain.
+    Domain(String),
+    /// The processor's certificate cannot be had or trusted.
+    Certificate(ConnectorError),
+    /// The signature is missing or does not hold.
+    Signature(String),
+}
+
 pub struct Client {
     processor: Processor,
     base: url::Url,
@@ -133,8 +143,12 @@ impl Client {
         }
     }
 
-    fn permanent(&self, code: &str, message: impl Into<String>) -> ConnectorError {
-        ConnectorError::permanent(self.processor, code, message)
+    fn untrusted(&self, message: impl Into<String>) -> ConnectorError {
+        ConnectorError::permanent(self.processor, "certificate_untrusted", message)
+    }
+
+    fn unexpected(&self, message: impl Into<String>) -> ConnectorError {
+        ConnectorError::permanent(self.processor, "unexpected_response", message)
     }
 
     /// Sends `call`; a transport failure is temporary.
@@ -193,16 +207,13 @@ impl Client {
         }
         let discovery = self.discovery().await?;
         let at = url::Url::parse(&discovery.processor_certificate)
-            .map_err(|_| self.permanent("certificate_url", "discovery's processor_certificate is not a URL"))?;
+            .map_err(|_| self.untrusted("discovery's processor_certificate is not a URL"))?;
         // §6.3: the certificate's domain is the processor's own.
         if at.host_str() != self.base.host_str() || !acceptable(&at) {
-            return Err(self.permanent(
-                "certificate_url",
-                format!(
-                    "discovery names a certificate on another host than {} (§6.3: the domains must match)",
-                    self.domain
-                ),
-            ));
+            return Err(self.untrusted(format!(
+                "discovery names a certificate on another host than {} (§6.3: the domains must match)",
+                self.domain
+            )));
         }
         let answer = self.send(self.http.get(at)).await?;
         if !answer.status().is_success() {
@@ -212,13 +223,11 @@ impl Client {
             .text()
             .await
             .map_err(|e| ConnectorError::retry_later(self.processor, "transport", format!("the certificate: {e}")))?;
-        let chain = signing::read_chain(&pem).map_err(|e| self.permanent("certificate_unreadable", e.to_string()))?;
-        self.trust.check(&chain, &self.domain, UnixTime::now()).map_err(|e| {
-            self.permanent(
-                "certificate_untrusted",
-                format!("the certificate discovery publishes: {e}"),
-            )
-        })?;
+        let chain = signing::read_chain(&pem)
+            .map_err(|e| self.untrusted(format!("the certificate discovery publishes: {e}")))?;
+        self.trust
+            .check(&chain, &self.domain, UnixTime::now())
+            .map_err(|e| self.untrusted(format!("the certificate discovery publishes: {e}")))?;
         if let Ok(mut cached) = self.certificate.lock() {
             *cached = Some((chain.clone(), Instant::now()));
         }
@@ -235,13 +244,13 @@ impl Client {
     }
 
     fn decode<T: DeserializeOwned>(&self, body: &[u8], endpoint: &str) -> Result<T, ConnectorError> {
-        let value: serde_json::Value = serde_json::from_slice(body)
-            .map_err(|_| self.permanent("unexpected_response", format!("{endpoint} did not answer JSON")))?;
+        let value: serde_json::Value =
+            serde_json::from_slice(body).map_err(|_| self.unexpected(format!("{endpoint} did not answer JSON")))?;
         dsr_connector::decode(value).map_err(|e| ConnectorError::unexpected_shape(self.processor, endpoint, &e))
     }
 
     /// Checks the domain and signature headers of an answer or callback over its raw body.
-    async fn check_signature(&self, headers: &HeaderMap, body: &[u8]) -> Result<(), ConnectorError> {
+    async fn check_signature(&self, headers: &HeaderMap, body: &[u8]) -> Result<(), Fault> {
         let header = |names: [&str; 2]| {
             names
                 .iter()
@@ -251,19 +260,15 @@ impl Client {
         };
         let domain = header([protocol::DOMAIN_HEADER, protocol::LEGACY_DOMAIN_HEADER]);
         if !domain.as_deref().is_some_and(|d| d.eq_ignore_ascii_case(&self.domain)) {
-            return Err(self.permanent(
-                "wrong_domain",
-                format!(
-                    "the answer is not signed for {} (its domain header says otherwise)",
-                    self.domain
-                ),
-            ));
+            return Err(Fault::Domain(format!(
+                "not signed for {}: its X-OpenDSR-Processor-Domain is missing or names another domain",
+                self.domain
+            )));
         }
         let signature = header([protocol::SIGNATURE_HEADER, protocol::LEGACY_SIGNATURE_HEADER])
-            .ok_or_else(|| self.permanent("unsigned", "the answer carries no signature header"))?;
-        let chain = self.certificate().await?;
-        signing::verify(&chain[0], body, &signature)
-            .map_err(|e| self.permanent("bad_signature", format!("the answer's signature: {e}")))
+            .ok_or_else(|| Fault::Signature("it carries no X-OpenDSR-Signature".into()))?;
+        let chain = self.certificate().await.map_err(Fault::Certificate)?;
+        signing::verify(&chain[0], body, &signature).map_err(|e| Fault::Signature(format!("its signature: {e}")))
     }
 
     /// A signed answer: the body when it is `expected`, checked; else the error it is.
@@ -277,8 +282,15 @@ impl Client {
             .bytes()
             .await
             .map_err(|e| ConnectorError::retry_later(self.processor, "transport", format!("{what}: {e}")))?;
-        self.check_signature(&headers, &body).await?;
-        Ok(Signed { status, body })
+        match self.check_signature(&headers, &body).await {
+            Ok(()) => Ok(Signed { status, body }),
+            Err(Fault::Certificate(e)) => Err(e),
+            Err(Fault::Domain(why) | Fault::Signature(why)) => Err(ConnectorError::permanent(
+                self.processor,
+                "bad_signature",
+                format!("{what}'s answer is {why}; dsr does not read an answer it cannot authenticate"),
+            )),
+        }
     }
 
     /// The status of `id`, or none when the processor has no such request (404).
@@ -292,7 +304,7 @@ impl Client {
         let signed = self.signed(answer, &[200], "the status call").await?;
         let doc: StatusDoc = self.decode(&signed.body, "GET /requests/{id}")?;
         if doc.subject_request_id != id {
-            return Err(self.permanent("unexpected_response", "the status answer is about another request"));
+            return Err(self.unexpected("the status answer is about another request"));
         }
         Ok(Some(doc))
     }
@@ -308,7 +320,7 @@ impl Client {
         let signed = self.signed(answer, &[201], "the request").await?;
         let created: Created = self.decode(&signed.body, "POST /requests")?;
         if created.subject_request_id != id {
-            return Err(self.permanent("unexpected_response", "the receipt is about another request"));
+            return Err(self.unexpected("the receipt is about another request"));
         }
         Ok(created)
     }
@@ -345,10 +357,9 @@ impl Client {
     pub async fn callback(&self, headers: &HeaderMap, body: &[u8]) -> Result<Callback, CallbackRefusal> {
         match self.check_signature(headers, body).await {
             Ok(()) => {}
-            Err(e) if e.code().contains("bad_signature") || e.code().contains("unsigned") => {
-                return Err(CallbackRefusal::Invalid(e.to_string()));
-            }
-            Err(e) => return Err(CallbackRefusal::Unauthorized(e.to_string())),
+            Err(Fault::Signature(why)) => return Err(CallbackRefusal::Invalid(format!("the callback: {why}"))),
+            Err(Fault::Domain(why)) => return Err(CallbackRefusal::Unauthorized(format!("the callback is {why}"))),
+            Err(Fault::Certificate(e)) => return Err(CallbackRefusal::Unauthorized(e.to_string())),
         }
         let callback: Callback = serde_json::from_slice(body)
             .map_err(|e| CallbackRefusal::Invalid(format!("the body is not a status callback: {e}")))?;
@@ -358,5 +369,90 @@ impl Client {
             ));
         }
         Ok(callback)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::Router;
+    use axum::http::HeaderValue;
+    use axum::response::IntoResponse;
+    use axum::routing::get;
+    use dsr_fixtures::pki::TestPki;
+
+    /// A processor that publishes the pinned certificate but signs its answers with
+    /// another key, or for another domain.
+    async fn forger(pki: &TestPki, domain: &'static str) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let origin = format!("http://{}", listener.local_addr().unwrap());
+        let cert = pki.cert_pem.clone();
+        let other = crate::SigningIdentity::from_pem(&pki.self_signed_key_pem, &pki.self_signed_pem).unwrap();
+        let discovery = serde_json::json!({
+            "api_version": "2.0",
+            "supported_identities": [{"identity_type": "email", "identity_format": "raw"}],
+            "supported_subject_request_types": ["access", "erasure"],
+            "processor_certificate": format!("{origin}/v1/cert.pem"),
+        });
+        let status = |id: String| async move {
+            let body = serde_json::to_vec(&serde_json::json!({
+                "controller_id": "c", "expected_completion_time": "2027-01-01T00:00:00Z",
+                "subject_request_id": id, "request_status": "completed",
+            }))
+            .unwrap();
+            (body, id)
+        };
+        let router = Router::new()
+            .route("/v1/discovery", get(move || async move { axum::Json(discovery) }))
+            .route("/v1/cert.pem", get(move || async move { cert }))
+            .route(
+                "/v1/requests/{id}",
+                get(move |axum::extract::Path(id): axum::extract::Path<String>| {
+                    let other = other.clone();
+                    async move {
+                        let (body, _) = status(id).await;
+                        let mut response = body.clone().into_response();
+                        let headers = response.headers_mut();
+                        headers.insert(
+                            "x-opendsr-signature",
+                            HeaderValue::try_from(other.sign(&body).unwrap()).unwrap(),
+                        );
+                        headers.insert("x-opendsr-processor-domain", HeaderValue::from_static(domain));
+                        response
+                    }
+                }),
+            );
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        format!("{origin}/v1")
+    }
+
+    #[tokio::test]
+    async fn an_answer_not_signed_by_the_pinned_certificate_or_for_another_domain_is_not_read() {
+        for domain in ["127.0.0.1", "elsewhere.example"] {
+            let dir = tempfile::tempdir().unwrap();
+            let pki = TestPki::make(dir.path(), false);
+            let url = forger(&pki, domain).await;
+            let processor = Processor::opendsr("forger").unwrap();
+            let client = Client::new(processor, &crate::connector::tests::config(dir.path(), &pki, url)).unwrap();
+            let id = "a7551968-d5d6-44b2-9831-815ac9017798";
+            let err = client.status(id).await.unwrap_err();
+            assert_eq!(err.code(), "permanent:bad_signature", "{domain}: {err}");
+        }
+    }
+
+    #[test]
+    fn http_is_refused_except_on_the_loopback_interface() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = TestPki::make(dir.path(), false);
+        let processor = Processor::opendsr("acme").unwrap();
+        for (url, ok) in [
+            ("https://opendsr.example.com/v1", true),
+            ("http://127.0.0.1:9/v1", true),
+            ("http://opendsr.example.com/v1", false),
+            ("ftp://opendsr.example.com/v1", false),
+        ] {
+            let config = crate::connector::tests::config(dir.path(), &pki, url.into());
+            assert_eq!(Client::new(processor, &config).is_ok(), ok, "{url}");
+        }
     }
 }

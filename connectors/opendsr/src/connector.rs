@@ -314,8 +314,62 @@ impl Connector for OpenDsrConnector {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+    use dsr_connector::{Email, MemorySink, SecretRef};
+    use dsr_fixtures::opendsr::{FakeOpenDsr, OpenDsrOptions, Status as FakeStatus};
+    use dsr_fixtures::pki::TestPki;
+
+    /// A section for a processor at `url` with the test CA's leaf pinned.
+    pub(crate) fn config(dir: &std::path::Path, pki: &TestPki, url: String) -> ProcessorConfig {
+        std::fs::write(dir.join("token"), "Bearer t0ken").unwrap();
+        let leaf = crate::signing::read_chain(&pki.cert_pem).unwrap();
+        ProcessorConfig {
+            enabled: true,
+            url,
+            certificate_pin: crate::Pin::of(&leaf[0]).unwrap().to_string(),
+            auth_header: "Authorization".into(),
+            auth_value: Some(SecretRef::File(dir.join("token"))),
+            trust_roots: Some(dir.join("ca.pem")),
+            poll: std::time::Duration::from_secs(1),
+            callback_url: None,
+        }
+    }
+
+    fn subject() -> Identities {
+        let mut subject = Identities::default();
+        subject.add_email(Email::parse("kari.nordmann@example.no").unwrap());
+        subject
+    }
+
+    #[tokio::test]
+    async fn a_request_waits_while_the_processor_works_and_fails_when_it_cancels() {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = TestPki::make(dir.path(), false);
+        let mut options = OpenDsrOptions::new(pki.cert_pem.clone(), pki.key_pem.clone());
+        options.domain = "127.0.0.1".into();
+        options.auth_header = Some(("Authorization".into(), "Bearer t0ken".into()));
+        let fake = FakeOpenDsr::start(options).await.unwrap();
+        let acme = Processor::opendsr("acme").unwrap();
+        let connector = OpenDsrConnector::new(acme, config(dir.path(), &pki, fake.api_url())).unwrap();
+        let ctx = TaskContext::new("r-1", 1, false);
+        let mut sink = MemorySink::default();
+        let err = connector.access(&ctx, &subject(), &mut sink).await.unwrap_err();
+        assert_eq!(err.code(), "waiting:pending");
+        assert_eq!(err.retry_after(), Some(std::time::Duration::from_secs(1)));
+        let id = connector.subject_request_id("r-1");
+        fake.set_status(&id, FakeStatus::InProgress).await;
+        let err = connector.access(&ctx, &subject(), &mut sink).await.unwrap_err();
+        assert_eq!(err.code(), "waiting:in_progress");
+        fake.set_status(&id, FakeStatus::Cancelled).await;
+        let err = connector.access(&ctx, &subject(), &mut sink).await.unwrap_err();
+        assert_eq!(err.code(), "permanent:cancelled_by_processor");
+        assert_eq!(fake.requests().len(), 1, "one request, looked at three times");
+        assert!(sink.records.is_empty());
+        // Rectification is outside OpenDSR.
+        let refused = connector.plan(&ctx, &subject(), &Change::Objection).await.unwrap_err();
+        assert_eq!(refused.code(), "not_supported");
+    }
 
     #[test]
     fn the_subject_request_id_is_a_lowercase_uuid_v4_the_same_for_every_attempt() {
