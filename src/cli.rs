@@ -139,7 +139,7 @@ pub enum TokenCommand {
         #[arg(long)]
         name: String,
         /// What it may do (repeatable, or comma-separated): requests:read, requests:write,
-        /// requests:approve, audit:read, metrics:read.
+        /// requests:approve, audit:read, metrics:read, opendsr:submit.
         #[arg(long = "scope", value_delimiter = ',', required = true)]
         scopes: Vec<String>,
     },
