@@ -117,8 +117,9 @@ pub struct OpenDsrConfig {
     /// The key's X.509 certificate, issued by a certificate authority for the domain, leaf
     /// first with its intermediates (PEM); discovery publishes it.
     pub certificate: SecretRef,
-    /// The hosts status callbacks may go to (`controller.example.no`, or `host:port`): a
-    /// request naming any other callback URL is refused, and nothing is ever sent elsewhere.
+    /// The hosts status callbacks may go to: `controller.example.no` (any port) or
+    /// `controller.example.no:8443` (that port only). A request naming any other callback URL
+    /// is refused, and nothing is ever sent elsewhere.
     #[serde(default)]
     pub callback_allow: Vec<String>,
     /// Authorities trusted for the callback hosts' TLS besides the public web's (a private

@@ -71,9 +71,8 @@ pub fn build_request(args: &RequestArgs, config: &Config, configured: &[Processo
 
     let mut processors = Vec::new();
     for name in &args.processor {
-        let p: Processor = name
-            .parse()
-            .map_err(|e: dsr_connector::UnknownProcessor| bad_input(e.to_string()))?;
+        // Looked up, not added: the API's create passes names from outside.
+        let p = Processor::known(name).map_err(|e| bad_input(e.to_string()))?;
         if !configured.contains(&p) {
             return Err(bad_input(format!(
                 "processor {p} is not configured: enable [processors.{p}] in the config"

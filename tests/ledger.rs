@@ -816,3 +816,133 @@ async fn an_item_outcome_is_recorded_once_and_a_rejection_ends_the_request() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn opendsr_callbacks_are_queued_once_per_change_superseded_taken_once_and_requests_claimed_once() {
+    use dsr_jobs::ledger::Origin;
+    use dsr_jobs::ledger::opendsr::OpenDsrOrigin;
+    on_both(|url| async move {
+        let ledger = Ledger::open(&url).await.unwrap();
+        let new = util::request_for(util::SEEDED_EMAIL, RequestKind::Access, &[Processor::Wix], Utc::now());
+        let due = Utc::now() + ChronoDuration::days(30);
+        let origin = |token: &str, body: &str| Origin {
+            actor: Some("token:cdp".into()),
+            idempotency: None,
+            opendsr: Some(OpenDsrOrigin {
+                subject_request_id: "a7551968-d5d6-44b2-9831-815ac9017798".into(),
+                token_id: token.into(),
+                controller_id: "cdp".into(),
+                request_type: "access".into(),
+                regulation: "gdpr".into(),
+                callback_urls: vec!["https://cdp.example.no/a".into(), "https://cdp.example.no/b".into()],
+                body_sha256: body.into(),
+                status: "pending".into(),
+            }),
+        };
+        assert_eq!(
+            ledger
+                .create_request_from("r1", &new, due, &origin("t1", "b1"))
+                .await
+                .unwrap(),
+            None
+        );
+        // The same body from the same token is the first request; anything else is refused.
+        assert_eq!(
+            ledger
+                .create_request_from("r2", &new, due, &origin("t1", "b1"))
+                .await
+                .unwrap(),
+            Some("r1".into())
+        );
+        for (token, body) in [("t1", "other"), ("t2", "b1")] {
+            let refused = ledger.create_request_from("r3", &new, due, &origin(token, body)).await;
+            assert!(matches!(refused, Err(LedgerError::Refused(_))), "{refused:?}");
+        }
+        assert!(
+            ledger.request("r2").await.unwrap().is_none(),
+            "nothing stored for a replay"
+        );
+
+        let unsettled = ledger.opendsr_unsettled().await.unwrap();
+        assert_eq!(unsettled.len(), 1);
+        let (stored, status) = &unsettled[0];
+        assert_eq!(*status, RequestStatus::Received);
+        assert!(ledger.opendsr_status_changed(stored, "in_progress").await.unwrap());
+        assert!(
+            !ledger.opendsr_status_changed(stored, "in_progress").await.unwrap(),
+            "a second process sees the change made"
+        );
+        let due_now = ledger.opendsr_due_callbacks(Utc::now(), 10).await.unwrap();
+        assert_eq!(due_now.len(), 2, "one per URL");
+
+        // Taken once: a second taker of the same row gets nothing.
+        let lease = Utc::now() + ChronoDuration::seconds(20);
+        assert!(ledger.opendsr_take_callback(&due_now[0], lease).await.unwrap());
+        assert!(!ledger.opendsr_take_callback(&due_now[0], lease).await.unwrap());
+        assert!(
+            ledger
+                .opendsr_callback_done("r1", &due_now[0], lease, Ok(()))
+                .await
+                .unwrap()
+        );
+        // A result reported under a lease that is not the row's is not recorded.
+        let stale = lease - ChronoDuration::seconds(5);
+        assert!(ledger.opendsr_take_callback(&due_now[1], lease).await.unwrap());
+        let retry = Utc::now() + ChronoDuration::seconds(10);
+        assert!(
+            !ledger
+                .opendsr_callback_done("r1", &due_now[1], stale, Err(("answered 503".into(), Some(retry))))
+                .await
+                .unwrap()
+        );
+        assert!(
+            ledger
+                .opendsr_callback_done("r1", &due_now[1], lease, Err(("answered 503".into(), Some(retry))))
+                .await
+                .unwrap()
+        );
+
+        // The next status supersedes the one not yet delivered.
+        let (stored, _) = ledger.opendsr_unsettled().await.unwrap().remove(0);
+        assert!(ledger.opendsr_status_changed(&stored, "completed").await.unwrap());
+        let all = ledger
+            .opendsr_callbacks("a7551968-d5d6-44b2-9831-815ac9017798")
+            .await
+            .unwrap();
+        let state = |url: &str, status: &str| {
+            all.iter()
+                .find(|c| c.url.ends_with(url) && c.request_status == status)
+                .map(|c| (c.sent_at.is_some(), c.given_up_at.is_some(), c.last_error.clone()))
+                .unwrap()
+        };
+        assert_eq!(state("/a", "in_progress"), (true, false, None));
+        assert_eq!(
+            state("/b", "in_progress"),
+            (false, true, Some("superseded by a later status".into()))
+        );
+        assert_eq!(state("/a", "completed"), (false, false, None));
+        assert_eq!(state("/b", "completed"), (false, false, None));
+        assert!(
+            ledger.opendsr_unsettled().await.unwrap().is_empty(),
+            "completed is final"
+        );
+        let events: Vec<String> = ledger
+            .audit_events("r1")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.event)
+            .collect();
+        assert_eq!(
+            events.iter().filter(|e| *e == "opendsr.status").count(),
+            2,
+            "{events:?}"
+        );
+        assert_eq!(
+            events.iter().filter(|e| *e == "opendsr.callback_sent").count(),
+            1,
+            "{events:?}"
+        );
+    })
+    .await;
+}

@@ -124,6 +124,15 @@ fn events(d: &Deployment, id: &str) -> Vec<Value> {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_access_request_is_submitted_once_waits_and_a_signed_callback_completes_it() {
     let s = setup(test_pki(), |_, _| String::new()).await;
+    // doctor reaches the processor and trusts its pinned certificate.
+    let (code, doctor) = s.d.dsr_json(&["doctor"]);
+    let check = doctor["checks"]
+        .as_array()
+        .and_then(|checks| checks.iter().find(|c| c["check"] == "processor opendsr.acme"))
+        .unwrap_or_else(|| panic!("no check for opendsr.acme: {doctor}"));
+    assert_eq!(check["ok"], true, "{check}");
+    assert!(check["detail"].to_string().contains("pinned key"), "{check}");
+    assert_eq!(code, 0, "{doctor}");
     let _server = Server::start(&s.d, true);
     let id = enqueue(&s.d, "access");
     let sent = submitted(&s.fake, 0).await;

@@ -26,6 +26,9 @@ pub struct Retries {
     /// request's deadline warning (`due_at - deadline_warning_days`); after that it counts
     /// like any failure, so a vendor that throttles forever still ends the task.
     pub free_throttling_until: DateTime<Utc>,
+    /// A processor still fulfilling the request (OpenDSR) is waited for without spending an
+    /// attempt until the request's deadline itself.
+    pub free_waiting_until: DateTime<Utc>,
 }
 
 impl Retries {
@@ -39,6 +42,7 @@ impl Retries {
                 .due_at
                 .checked_sub_signed(chrono::Duration::days(settings.deadline_warning_days))
                 .unwrap_or(request.due_at),
+            free_waiting_until: request.due_at,
         }
     }
 }
@@ -83,8 +87,8 @@ pub fn classify(retries: Retries, now: DateTime<Utc>, claim: Claim, error: Conne
             }
         }
         // A processor still at work is looked at again when it said, spending no attempt
-        // until the deadline warning (then it counts, so a request stuck there ends).
-        ConnectorError::Waiting { after, .. } if now < retries.free_throttling_until => TaskResult::Throttled {
+        // until the deadline (then it counts, so a request stuck there ends).
+        ConnectorError::Waiting { after, .. } if now < retries.free_waiting_until => TaskResult::Throttled {
             error: said(format!("{error} (not counted against [worker] max_attempts)")),
             next_retry_at: later(now, *after),
         },
@@ -293,6 +297,7 @@ mod tests {
             base: Duration::from_secs(1),
             max: Duration::from_secs(60),
             free_throttling_until: now + chrono::Duration::days(20),
+            free_waiting_until: now + chrono::Duration::days(27),
         }
     }
 
@@ -392,7 +397,8 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // A processor still fulfilling the request (OpenDSR) is looked at again when dsr
-        // said, spending no attempt; past the deadline warning it counts and ends.
+        // said, spending no attempt, past the deadline warning too; past the deadline it
+        // counts and ends.
         let waiting = || ConnectorError::Waiting {
             processor,
             status: "in_progress".into(),
@@ -408,6 +414,11 @@ mod tests {
         }
         assert!(matches!(
             classify(retries(now), late, claim(3), waiting()),
+            TaskResult::Throttled { .. }
+        ));
+        let overdue = now + chrono::Duration::days(31);
+        assert!(matches!(
+            classify(retries(now), overdue, claim(3), waiting()),
             TaskResult::Failed { .. }
         ));
         // A quota the vendor's body names (Google's 403) is throttling too.

@@ -152,7 +152,8 @@ pub async fn processor_task(engine: &Engine, request_id: &str, processor: Proces
             .await
         })
     };
-    let ctx = TaskContext::new(request_id, claim.attempt, request.dry_run);
+    let generation = ledger.task_retries(request_id, processor).await?;
+    let ctx = TaskContext::new(request_id, claim.attempt, request.dry_run).with_generation(generation);
     let ids = &request.identities;
     // The connector's work runs contained: a panic fails this task only, and work past
     // `task_timeout` is stopped and retried by policy.

@@ -130,6 +130,20 @@ pub async fn doctor(config: &Config, as_json: bool) -> Result<ExitCode, CliError
         )),
     }
     checks.push(export_check(config).await);
+    if let Some(section) = &config.opendsr {
+        match crate::opendsr::OpenDsr::from_config(section) {
+            Ok(opendsr) => checks.push(check(
+                "opendsr",
+                true,
+                format!(
+                    "dsr serve takes OpenDSR requests at {}, signing with a certificate for {}",
+                    opendsr.config.versioned_base(),
+                    opendsr.domain()
+                ),
+            )),
+            Err(e) => checks.push(check("opendsr", false, e.message())),
+        }
+    }
     match crate::wiring::processing_info(config) {
         Ok(info) => {
             let missing = info.missing();
@@ -158,7 +172,8 @@ pub async fn doctor(config: &Config, as_json: bool) -> Result<ExitCode, CliError
             Default::default()
         }
     };
-    for p in Processor::ALL {
+    let opendsr = config.processors.opendsr_enabled().into_iter().map(|(p, _)| p);
+    for p in Processor::ALL.into_iter().chain(opendsr) {
         let name = format!("processor {p}");
         if missing.contains(&p) {
             checks.push(check(

@@ -82,14 +82,22 @@ impl Sender {
             }
         }
         for callback in ledger.opendsr_due_callbacks(Utc::now(), PER_ROUND).await? {
+            let Some(request) = ledger.opendsr_request(&callback.subject_request_id).await? else {
+                continue;
+            };
+            // Everything read before the callback is taken: its lease covers the call alone.
+            let prepared = self
+                .prepare(&request.request_id, &request.controller_id, &callback)
+                .await;
             let lease = Utc::now() + chrono::Duration::from_std(2 * CALL_TIMEOUT).unwrap_or_default();
             if !ledger.opendsr_take_callback(&callback, lease).await? {
                 continue;
             }
-            let Some(request) = ledger.opendsr_request(&callback.subject_request_id).await? else {
-                continue;
+            let sent = match prepared {
+                Ok((url, body)) => self.send(url, body).await,
+                Err(failure) => Err(failure),
             };
-            let outcome = match self.send(&request.request_id, &request.controller_id, &callback).await {
+            let outcome = match sent {
                 Ok(()) => Ok(()),
                 Err(Failure::Never(why)) => Err((why, None)),
                 Err(Failure::Again(why)) => Err((why, self.retry_at(callback.attempts + 1))),
@@ -103,9 +111,12 @@ impl Sender {
                     "OpenDSR callback not taken"
                 );
             }
-            ledger
-                .opendsr_callback_done(&request.request_id, &callback, outcome)
-                .await?;
+            if !ledger
+                .opendsr_callback_done(&request.request_id, &callback, lease, outcome)
+                .await?
+            {
+                tracing::warn!(request = %request.request_id, "an OpenDSR callback outlived its lease; another worker has it");
+            }
         }
         Ok(())
     }
@@ -120,7 +131,13 @@ impl Sender {
         })
     }
 
-    async fn send(&self, request_id: &str, controller_id: &str, callback: &OpenDsrCallback) -> Result<(), Failure> {
+    /// The callback's URL (checked against the allow-list) and its signed body.
+    async fn prepare(
+        &self,
+        request_id: &str,
+        controller_id: &str,
+        callback: &OpenDsrCallback,
+    ) -> Result<(url::Url, Signed), Failure> {
         let url =
             url::Url::parse(&callback.url).map_err(|_| Failure::Never("the callback URL does not parse".into()))?;
         if !self.opendsr.config.callback_allowed(&url) {
@@ -154,15 +171,19 @@ impl Sender {
             .identity
             .sign(&body)
             .map_err(|e| Failure::Never(format!("cannot sign the callback: {e}")))?;
+        Ok((url, Signed { body, signature }))
+    }
+
+    async fn send(&self, url: url::Url, signed: Signed) -> Result<(), Failure> {
         let mut call = self
             .http
             .post(url)
             .header(reqwest::header::CONTENT_TYPE, "application/json");
-        for (name, value) in self.opendsr.signature_headers(&signature) {
+        for (name, value) in self.opendsr.signature_headers(&signed.signature) {
             call = call.header(name, value);
         }
         let answer = call
-            .body(body)
+            .body(signed.body)
             .send()
             .await
             .map_err(|e| Failure::Again(format!("the callback URL could not be reached: {}", e.without_url())))?;
@@ -172,6 +193,12 @@ impl Sender {
             Err(Failure::Again(format!("the callback URL answered {}", answer.status())))
         }
     }
+}
+
+/// A callback's body and its signature.
+struct Signed {
+    body: Vec<u8>,
+    signature: String,
 }
 
 /// Why a callback was not taken: worth trying again, or never.

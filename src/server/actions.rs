@@ -113,7 +113,7 @@ async fn retry(State(state): State<AppState>, caller: Caller, Path(id): Path<Str
             let wanted: RetryBody = body(&bytes)?;
             let processor = wanted
                 .processor
-                .map(|p| p.parse::<dsr_connector::Processor>())
+                .map(|p| dsr_connector::Processor::known(&p))
                 .transpose()
                 .map_err(|e| {
                     Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-request", e.to_string()).field("processor")

@@ -34,6 +34,9 @@ use crate::opendsr::{OpenDsr, status_of};
 
 /// How far ahead of this server's clock a `submitted_time` may be (clocks differ).
 const CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(5);
+/// The oldest `submitted_time` taken: a request older than its deadline (a month, at most
+/// 31 days) cannot be answered on time, and a typo must not create one overdue.
+const OLDEST: chrono::Duration = chrono::Duration::days(31);
 
 /// The routes under `[opendsr] public_url`'s path.
 pub fn routes(opendsr: &OpenDsr) -> Router<AppState> {
@@ -223,6 +226,15 @@ fn read_request(body: &[u8], opendsr: &OpenDsr, now: DateTime<Utc>) -> Result<Su
         }
         Some(at) if at > now + CLOCK_SKEW => {
             errors.push(invalid("InvalidField", "submitted_time is in the future.".into()));
+            None
+        }
+        Some(at) if at < now - OLDEST => {
+            errors.push(invalid(
+                "InvalidField",
+                "submitted_time is more than a month ago: the GDPR's month for this request has run out; \
+                 ask this processor's operator to take it by hand."
+                    .into(),
+            ));
             None
         }
         Some(at) => Some(at.min(now)),
@@ -546,7 +558,7 @@ mod tests {
             "regulation": "gdpr",
             "subject_request_id": "a7551968-d5d6-44b2-9831-815ac9017798",
             "subject_request_type": "erasure",
-            "submitted_time": "2018-10-02T15:00:00Z",
+            "submitted_time": time_text(Utc::now() - chrono::Duration::days(2)),
             "subject_identities": [
                 {"identity_type": "email", "identity_value": "Kari.Nordmann@example.no", "identity_format": "raw"},
                 {"identity_type": "android_id", "identity_value": "ab12", "identity_format": "sha256"}
@@ -566,7 +578,7 @@ mod tests {
             read.callback_urls,
             vec!["https://controller.example.no/opendsr/callbacks"]
         );
-        assert_eq!(time_text(read.submitted), "2018-10-02T15:00:00Z");
+        assert!(read.submitted < Utc::now() - chrono::Duration::days(1));
     }
 
     #[test]
@@ -622,6 +634,9 @@ mod tests {
         let mut future = sample();
         future["submitted_time"] = time_text(Utc::now() + chrono::Duration::hours(1)).into();
         assert!(reasons(future)[0].1.contains("in the future"));
+        let mut ancient = sample();
+        ancient["submitted_time"] = "2018-10-02T15:00:00Z".into();
+        assert!(reasons(ancient)[0].1.contains("more than a month ago"));
 
         let mut v1 = sample();
         v1["api_version"] = "1.0".into();

@@ -15,6 +15,7 @@ use axum::routing::post;
 use dsr_opendsr::CallbackRefusal;
 use dsr_opendsr::connector::subject_request_id;
 use serde_json::json;
+use sha2::Digest;
 
 use super::AppState;
 use super::opendsr::Refusal;
@@ -27,7 +28,13 @@ async fn receive(State(state): State<AppState>, Path(name): Path<String>, header
     match accept(&state, &name, &headers, &body).await {
         Ok(()) => StatusCode::ACCEPTED.into_response(),
         Err(refusal) => {
-            tracing::warn!(processor = %name, status = %refusal.status, "OpenDSR callback refused");
+            // The name is from the path: logged only when it is a configured one.
+            let processor = if state.opendsr_processors.contains_key(&name) {
+                name.as_str()
+            } else {
+                "(not configured)"
+            };
+            tracing::warn!(%processor, status = %refusal.status, "OpenDSR callback refused");
             refusal.into_response()
         }
     }
@@ -51,7 +58,8 @@ async fn accept(state: &AppState, name: &str, headers: &HeaderMap, body: &[u8]) 
     let open = ledger.open_tasks_at(processor).await?;
     let request_id = open
         .into_iter()
-        .find(|id| subject_request_id(processor, id) == callback.subject_request_id)
+        .find(|(id, generation)| subject_request_id(processor, id, *generation) == callback.subject_request_id)
+        .map(|(id, _)| id)
         .ok_or_else(|| {
             Refusal::new(
                 StatusCode::NOT_FOUND,
@@ -67,8 +75,12 @@ async fn accept(state: &AppState, name: &str, headers: &HeaderMap, body: &[u8]) 
         "results_url": callback.results_url,
         "results_count": callback.results_count,
     });
-    let woken = ledger.processor_callback(&request_id, processor, detail).await?;
-    if woken && callback.request_status.is_final() {
+    let body_sha256 = hex::encode(sha2::Sha256::digest(body));
+    let final_status = callback.request_status.is_final();
+    let woken = ledger
+        .processor_callback(&request_id, processor, detail, &body_sha256, final_status)
+        .await?;
+    if woken {
         // The sweep would queue it too; this is sooner.
         if let Err(e) = state.engine.queue_tasks(&request_id, &[processor]).await {
             tracing::warn!(request = %request_id, %processor, error = %e, "could not queue the task after a callback; the sweep will");

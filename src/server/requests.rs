@@ -260,7 +260,7 @@ async fn list_requests(
     let processor = query
         .processor
         .as_deref()
-        .map(str::parse::<dsr_connector::Processor>)
+        .map(dsr_connector::Processor::known)
         .transpose()
         .map_err(|e| invalid("processor", e.to_string()))?;
     let limit = query.limit.unwrap_or(LIMIT_DEFAULT);

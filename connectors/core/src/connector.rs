@@ -146,6 +146,9 @@ pub struct TaskContext {
     pub attempt: u32,
     /// Plan only: change nothing (the plan is the preview).
     pub dry_run: bool,
+    /// How many times an operator sent this task back (`dsr retry`): a connector whose
+    /// vendor keeps requests of its own (OpenDSR) makes a new one for each.
+    pub generation: u32,
 }
 
 impl TaskContext {
@@ -154,7 +157,13 @@ impl TaskContext {
             request_id: request_id.into(),
             attempt,
             dry_run,
+            generation: 0,
         }
+    }
+
+    pub fn with_generation(mut self, generation: u32) -> TaskContext {
+        self.generation = generation;
+        self
     }
 }
 

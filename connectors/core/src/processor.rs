@@ -56,6 +56,20 @@ impl Processor {
     pub fn opendsr(name: &str) -> Result<Processor, UnknownProcessor> {
         OpenDsrName::new(name).map(Processor::OpenDsr)
     }
+
+    /// The processor `text` names if it is one of the four or an OpenDSR processor this
+    /// process knows already (configured, or read from the ledger), adding no name: for
+    /// names from outside (an HTTP query or body), which must not grow the table.
+    pub fn known(text: &str) -> Result<Processor, UnknownProcessor> {
+        if let Some(found) = Processor::ALL.into_iter().find(|p| p.as_str() == text) {
+            return Ok(found);
+        }
+        let names = OPENDSR_NAMES.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        names
+            .get(text)
+            .map(|known| Processor::OpenDsr(OpenDsrName(known)))
+            .ok_or_else(|| UnknownProcessor(text.to_string()))
+    }
 }
 
 /// The name of an OpenDSR processor: 1 to 40 of `a-z 0-9 _ -`. Names are interned (a
@@ -182,5 +196,10 @@ mod tests {
         for bad in ["opendsr.", "opendsr.Acme", "opendsr.a/b", "opendsr.a b"] {
             assert!(bad.parse::<Processor>().is_err(), "{bad}");
         }
+        // Names from outside are looked up, never added.
+        assert_eq!(Processor::known("opendsr.acme-cdp"), Ok(acme));
+        assert_eq!(Processor::known("wix"), Ok(Processor::Wix));
+        assert!(Processor::known("opendsr.never-configured").is_err());
+        assert!(Processor::known("opendsr.never-configured").is_err(), "still not added");
     }
 }

@@ -19,6 +19,11 @@ use crate::signing::{self, Pin, Trust};
 
 /// How long a certificate fetched from discovery is trusted before it is fetched again.
 const CERTIFICATE_TTL: Duration = Duration::from_secs(3600);
+/// How long a failed fetch or check stands before discovery is asked again (so unauthenticated
+/// callbacks cannot make dsr fetch on every call).
+const FAILURE_TTL: Duration = Duration::from_secs(30);
+/// The largest results document dsr reads from a processor.
+const RESULTS_MAX: usize = 64 << 20;
 
 /// The processor's answer to a call, its signature checked.
 pub struct Signed {
@@ -56,7 +61,7 @@ pub struct Client {
     auth: Option<(http::HeaderName, SecretString)>,
     callback_url: Option<String>,
     http: reqwest::Client,
-    certificate: Mutex<Option<(Vec<CertificateDer<'static>>, Instant)>>,
+    certificate: Mutex<Option<(Result<Vec<CertificateDer<'static>>, String>, Instant)>>,
 }
 
 /// https, or http on the loopback interface.
@@ -96,6 +101,12 @@ impl Client {
                 let name = http::HeaderName::from_bytes(config.auth_header.as_bytes())
                     .map_err(|_| bad("auth_header", format!("`{}` is not a header name", config.auth_header)))?;
                 let value = secret.resolve().map_err(|e| bad("auth_value", e.to_string()))?;
+                if http::HeaderValue::from_str(value.expose_secret()).is_err() {
+                    return Err(bad(
+                        "auth_value",
+                        "is not a valid header value (control characters or non-ASCII)".into(),
+                    ));
+                }
                 Some((name, value))
             }
         };
@@ -197,14 +208,33 @@ impl Client {
         }
     }
 
-    /// The processor's certificate chain, from its discovery, trusted (cached an hour).
+    /// The processor's certificate chain, from its discovery, trusted (cached an hour; a
+    /// failure is remembered for half a minute).
     pub async fn certificate(&self) -> Result<Vec<CertificateDer<'static>>, ConnectorError> {
         if let Ok(cached) = self.certificate.lock()
-            && let Some((chain, at)) = cached.as_ref()
-            && at.elapsed() < CERTIFICATE_TTL
+            && let Some((found, at)) = cached.as_ref()
         {
-            return Ok(chain.clone());
+            match found {
+                Ok(chain) if at.elapsed() < CERTIFICATE_TTL => return Ok(chain.clone()),
+                Err(why) if at.elapsed() < FAILURE_TTL => return Err(self.untrusted(why.clone())),
+                _ => {}
+            }
         }
+        let fetched = self.fetch_certificate().await;
+        if let Ok(mut cached) = self.certificate.lock() {
+            match &fetched {
+                Ok(chain) => *cached = Some((Ok(chain.clone()), Instant::now())),
+                // Remembered only when the processor answered; a transport failure is not its say.
+                Err(e) if e.code() == "permanent:certificate_untrusted" => {
+                    *cached = Some((Err(e.to_string()), Instant::now()))
+                }
+                Err(_) => {}
+            }
+        }
+        fetched
+    }
+
+    async fn fetch_certificate(&self) -> Result<Vec<CertificateDer<'static>>, ConnectorError> {
         let discovery = self.discovery().await?;
         let at = url::Url::parse(&discovery.processor_certificate)
             .map_err(|_| self.untrusted("discovery's processor_certificate is not a URL"))?;
@@ -228,9 +258,6 @@ impl Client {
         self.trust
             .check(&chain, &self.domain, UnixTime::now())
             .map_err(|e| self.untrusted(format!("the certificate discovery publishes: {e}")))?;
-        if let Ok(mut cached) = self.certificate.lock() {
-            *cached = Some((chain.clone(), Instant::now()));
-        }
         Ok(chain)
     }
 
@@ -344,11 +371,26 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("application/octet-stream")
             .to_string();
-        let body = answer
-            .bytes()
+        let mut answer = answer;
+        let mut body = bytes::BytesMut::new();
+        while let Some(chunk) = answer
+            .chunk()
             .await
-            .map_err(|e| ConnectorError::retry_later(self.processor, "transport", format!("the results: {e}")))?;
-        Ok(Some((media, body)))
+            .map_err(|e| ConnectorError::retry_later(self.processor, "transport", format!("the results: {e}")))?
+        {
+            if body.len() + chunk.len() > RESULTS_MAX {
+                return Err(ConnectorError::permanent(
+                    self.processor,
+                    "response_too_large",
+                    format!(
+                        "the results at the processor's results_url are larger than dsr reads ({} MiB)",
+                        RESULTS_MAX >> 20
+                    ),
+                ));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Some((media, body.freeze())))
     }
 
     /// A status callback, authenticated as §8.8 and the security guidelines say: the domain

@@ -25,7 +25,8 @@ pub struct ProcessorConfig {
     #[serde(default = "ProcessorConfig::default_auth_header")]
     pub auth_header: String,
     pub auth_value: Option<SecretRef>,
-    /// Authorities for the processor's certificate besides the public web's (PEM).
+    /// Authorities trusted for the processor's certificate instead of the public web's (a
+    /// private CA, PEM). Unset: the public web's (Mozilla's list).
     pub trust_roots: Option<PathBuf>,
     /// How long dsr waits before it looks again at a request the processor is still
     /// fulfilling (a callback makes it look at once). 1s to 1d; default 1h.

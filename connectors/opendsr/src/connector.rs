@@ -44,10 +44,11 @@ impl OpenDsrConnector {
         &self.client
     }
 
-    /// The `subject_request_id` dsr uses at this processor for request `request_id`: a
-    /// lowercase UUID v4 (§1.1) made from both, the same on every attempt.
-    pub fn subject_request_id(&self, request_id: &str) -> String {
-        subject_request_id(self.processor, request_id)
+    /// The `subject_request_id` dsr uses at this processor for the task of `ctx`: a
+    /// lowercase UUID v4 (§1.1) made from the request, the processor and the task's
+    /// generation, the same on every attempt until an operator sends the task back.
+    pub fn subject_request_id(&self, ctx: &TaskContext) -> String {
+        subject_request_id(self.processor, &ctx.request_id, ctx.generation)
     }
 
     fn waiting(&self, status: Status) -> ConnectorError {
@@ -116,8 +117,8 @@ impl OpenDsrConnector {
 }
 
 /// See [`OpenDsrConnector::subject_request_id`].
-pub fn subject_request_id(processor: Processor, request_id: &str) -> String {
-    let digest = Sha256::digest(format!("dsr opendsr {processor} {request_id}").as_bytes());
+pub fn subject_request_id(processor: Processor, request_id: &str, generation: u32) -> String {
+    let digest = Sha256::digest(format!("dsr opendsr {processor} {request_id} {generation}").as_bytes());
     let mut bytes = [0u8; 16];
     bytes.copy_from_slice(&digest[..16]);
     uuid::Builder::from_random_bytes(bytes)
@@ -166,11 +167,13 @@ impl Connector for OpenDsrConnector {
             .supported_identities
             .iter()
             .any(|i| i.identity_type == "email" && i.identity_format == "raw");
+        let mut ok = email_raw;
         if !email_raw {
             details.push("it does not list e-mail addresses in raw format, the only identity dsr sends".into());
         }
         for wanted in [RequestType::Access, RequestType::Erasure] {
             if !discovery.supported_subject_request_types.contains(&wanted) {
+                ok = false;
                 details.push(format!("it does not take {} requests", wanted.as_str()));
             }
         }
@@ -180,10 +183,7 @@ impl Connector for OpenDsrConnector {
                 self.config.poll.as_secs()
             ));
         }
-        Ok(CheckReport {
-            ok: email_raw && details.len() <= 3,
-            details,
-        })
+        Ok(CheckReport { ok, details })
     }
 
     async fn access(
@@ -198,7 +198,7 @@ impl Connector for OpenDsrConnector {
                 ..AccessSummary::default()
             });
         }
-        let id = self.subject_request_id(&ctx.request_id);
+        let id = self.subject_request_id(ctx);
         let status = self.submitted(&id, RequestType::Access, subject).await?;
         match status.request_status {
             Status::Pending | Status::InProgress => return Err(self.waiting(status.request_status)),
@@ -252,31 +252,32 @@ impl Connector for OpenDsrConnector {
             plan.notes.push(self.no_email());
             return Ok(plan);
         }
-        let id = self.subject_request_id(&ctx.request_id);
-        let requested_for: Vec<&str> = subject.emails.iter().map(|e| e.as_str()).collect();
-        let mut item = PlanItem::new(
-            format!("{REQUEST} {id}"),
-            REQUEST,
-            Action::Delete,
-            json!({"subject_request_id": id}),
-            json!({"requested_for": requested_for}),
-            vec![MatchClaim::email("/requested_for/0")],
-        )
-        .request();
-        // Planning again is the verification: the erasure is done when the processor says so.
+        let id = self.subject_request_id(ctx);
+        // Planning again is the verification: the erasure is done when the processor says
+        // so. Before that the item is due; once executed, a processor that does not know the
+        // request yet leaves it due (the engine looks again later, executing nothing twice).
         match self.client.status(&id).await? {
             None => {}
             Some(status) => match status.request_status {
                 Status::Pending | Status::InProgress => return Err(self.waiting(status.request_status)),
                 Status::Cancelled => return Err(self.cancelled(&id)),
                 Status::Completed => {
-                    item = item.reason(format!(
+                    plan.operator_notes.push(format!(
                         "the processor reports the erasure completed (OpenDSR request {id})"
                     ));
+                    return Ok(plan);
                 }
             },
         }
-        plan.items.push(item);
+        let requested_for: Vec<&str> = subject.emails.iter().map(|e| e.as_str()).collect();
+        plan.items.push(PlanItem::new(
+            format!("{REQUEST} {id}"),
+            REQUEST,
+            Action::Delete,
+            json!({"subject_request_id": id}),
+            json!({"requested_for": requested_for}),
+            vec![MatchClaim::email("/requested_for/0")],
+        ));
         Ok(plan)
     }
 
@@ -288,7 +289,7 @@ impl Connector for OpenDsrConnector {
                 "not an OpenDSR erasure request",
             ));
         }
-        let id = self.subject_request_id(&call.ctx.request_id);
+        let id = self.subject_request_id(call.ctx);
         if call.item.target["subject_request_id"] != id.as_str() {
             return Err(ConnectorError::foreign_item(
                 self.processor,
@@ -357,7 +358,7 @@ pub(crate) mod tests {
         let err = connector.access(&ctx, &subject(), &mut sink).await.unwrap_err();
         assert_eq!(err.code(), "waiting:pending");
         assert_eq!(err.retry_after(), Some(std::time::Duration::from_secs(1)));
-        let id = connector.subject_request_id("r-1");
+        let id = connector.subject_request_id(&ctx);
         fake.set_status(&id, FakeStatus::InProgress).await;
         let err = connector.access(&ctx, &subject(), &mut sink).await.unwrap_err();
         assert_eq!(err.code(), "waiting:in_progress");
@@ -374,10 +375,11 @@ pub(crate) mod tests {
     #[test]
     fn the_subject_request_id_is_a_lowercase_uuid_v4_the_same_for_every_attempt() {
         let acme = Processor::opendsr("acme").unwrap();
-        let id = subject_request_id(acme, "r-1");
+        let id = subject_request_id(acme, "r-1", 0);
         assert!(crate::protocol::is_lowercase_uuid_v4(&id), "{id}");
-        assert_eq!(id, subject_request_id(acme, "r-1"));
-        assert_ne!(id, subject_request_id(acme, "r-2"));
-        assert_ne!(id, subject_request_id(Processor::opendsr("other").unwrap(), "r-1"));
+        assert_eq!(id, subject_request_id(acme, "r-1", 0));
+        assert_ne!(id, subject_request_id(acme, "r-2", 0));
+        assert_ne!(id, subject_request_id(acme, "r-1", 1), "a retried task asks anew");
+        assert_ne!(id, subject_request_id(Processor::opendsr("other").unwrap(), "r-1", 0));
     }
 }

@@ -33,3 +33,7 @@ CREATE TABLE opendsr_callbacks (
     PRIMARY KEY (subject_request_id, url, request_status)
 );
 CREATE INDEX opendsr_callbacks_due ON opendsr_callbacks (next_attempt_at) WHERE sent_at IS NULL AND given_up_at IS NULL;
+
+-- How many times an operator sent a task back (`dsr retry`): an OpenDSR processor gets a new
+-- request (a new subject_request_id) for each, since the earlier one ended there.
+ALTER TABLE tasks ADD COLUMN retries INTEGER NOT NULL DEFAULT 0;

@@ -79,7 +79,8 @@ impl Ledger {
         let mut tx = self.pool.begin().await?;
         for p in &failed {
             let reset = sqlx::query(
-                "UPDATE tasks SET status = 'pending', attempt_base = attempts, error = NULL, next_retry_at = NULL, \
+                "UPDATE tasks SET status = 'pending', attempt_base = attempts, retries = retries + 1, error = NULL, \
+                 next_retry_at = NULL, \
                  updated_at = $3 WHERE request_id = $1 AND processor = $2 AND status IN ('failed', 'planned')",
             )
             .bind(id)

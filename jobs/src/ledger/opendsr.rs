@@ -155,7 +155,8 @@ impl Ledger {
         let columns: Vec<String> = REQUEST_COLUMNS.split(", ").map(|c| format!("o.{c}")).collect();
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {}, r.status AS request_status FROM opendsr_requests o JOIN requests r ON r.id = o.request_id \
-             WHERE o.status_notified NOT IN ('completed', 'cancelled') ORDER BY o.received_at",
+             WHERE o.status_notified NOT IN ('completed', 'cancelled') AND o.callback_urls <> '[]' \
+             ORDER BY o.received_at",
             columns.join(", ")
         )))
         .fetch_all(&self.pool)
@@ -184,6 +185,15 @@ impl Ledger {
         if !moved {
             return Ok(false);
         }
+        // A status not yet delivered is superseded: a late retry must not follow the news.
+        sqlx::query(
+            "UPDATE opendsr_callbacks SET given_up_at = $2, last_error = 'superseded by a later status' \
+             WHERE subject_request_id = $1 AND sent_at IS NULL AND given_up_at IS NULL",
+        )
+        .bind(&request.subject_request_id)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?;
         for url in &request.callback_urls {
             sqlx::query(
                 "INSERT INTO opendsr_callbacks (subject_request_id, url, request_status, created_at, next_attempt_at) \
@@ -243,26 +253,30 @@ impl Ledger {
         Ok(taken == 1)
     }
 
-    /// Records the outcome of an attempt: taken (`Ok`), to be tried again at `retry_at`, or
-    /// given up (`retry_at` none) with `error`, dsr's own text (never the receiver's body).
+    /// Records the outcome of an attempt taken with `lease_until`: taken (`Ok`), to be tried
+    /// again at `retry_at`, or given up (`retry_at` none) with `error`, dsr's own text (never
+    /// the receiver's body). False, and nothing recorded, when the lease ran out and another
+    /// process took the callback meanwhile.
     pub async fn opendsr_callback_done(
         &self,
         request_id: &str,
         callback: &OpenDsrCallback,
+        lease_until: DateTime<Utc>,
         outcome: std::result::Result<(), (String, Option<DateTime<Utc>>)>,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let now = self.now();
         let keyed = |sql: &'static str| {
             sqlx::query(sql)
                 .bind(callback.subject_request_id.clone())
                 .bind(callback.url.clone())
                 .bind(callback.request_status.clone())
+                .bind(ts(lease_until))
         };
         let (query, error, event) = match &outcome {
             Ok(()) => (
                 keyed(
-                    "UPDATE opendsr_callbacks SET sent_at = $4, last_error = NULL \
-                       WHERE subject_request_id = $1 AND url = $2 AND request_status = $3",
+                    "UPDATE opendsr_callbacks SET sent_at = $5, last_error = NULL \
+                       WHERE subject_request_id = $1 AND url = $2 AND request_status = $3 AND next_attempt_at = $4",
                 )
                 .bind(ts(now)),
                 None,
@@ -270,8 +284,8 @@ impl Ledger {
             ),
             Err((error, Some(at))) => (
                 keyed(
-                    "UPDATE opendsr_callbacks SET last_error = $4, next_attempt_at = $5 \
-                       WHERE subject_request_id = $1 AND url = $2 AND request_status = $3",
+                    "UPDATE opendsr_callbacks SET last_error = $5, next_attempt_at = $6 \
+                       WHERE subject_request_id = $1 AND url = $2 AND request_status = $3 AND next_attempt_at = $4",
                 )
                 .bind(error.clone())
                 .bind(ts(*at)),
@@ -280,8 +294,8 @@ impl Ledger {
             ),
             Err((error, None)) => (
                 keyed(
-                    "UPDATE opendsr_callbacks SET last_error = $4, given_up_at = $5 \
-                       WHERE subject_request_id = $1 AND url = $2 AND request_status = $3",
+                    "UPDATE opendsr_callbacks SET last_error = $5, given_up_at = $6 \
+                       WHERE subject_request_id = $1 AND url = $2 AND request_status = $3 AND next_attempt_at = $4",
                 )
                 .bind(error.clone())
                 .bind(ts(now)),
@@ -290,7 +304,9 @@ impl Ledger {
             ),
         };
         let mut tx = self.pool.begin().await?;
-        query.execute(&mut *tx).await?;
+        if query.execute(&mut *tx).await?.rows_affected() == 0 {
+            return Ok(false);
+        }
         if let Some(event) = event {
             let mut detail = json!({"subject_request_id": callback.subject_request_id, "url": callback.url,
                                     "status": callback.request_status, "attempts": callback.attempts + 1});
@@ -301,7 +317,7 @@ impl Ledger {
                 .await?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 
     /// Every callback of `subject_request_id`, oldest first (`dsr status`, tests).
@@ -318,45 +334,69 @@ impl Ledger {
 
 /// dsr as an OpenDSR controller: what the callbacks of processors touch.
 impl Ledger {
-    /// The requests whose task at `processor` is still open (waiting, running, planned).
-    pub async fn open_tasks_at(&self, processor: dsr_connector::Processor) -> Result<Vec<String>> {
+    /// The requests with a task at `processor` that a callback may concern (waiting, running,
+    /// planned, or failed: evidence is kept even after a task gave up), each with the number
+    /// of times an operator sent the task back.
+    pub async fn open_tasks_at(&self, processor: dsr_connector::Processor) -> Result<Vec<(String, u32)>> {
         let rows = sqlx::query(
-            "SELECT request_id FROM tasks WHERE processor = $1 \
-             AND status IN ('pending', 'running', 'retrying', 'planned') ORDER BY request_id",
+            "SELECT request_id, retries FROM tasks WHERE processor = $1 \
+             AND status IN ('pending', 'running', 'retrying', 'planned', 'failed') ORDER BY request_id",
         )
         .bind(processor.as_str())
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(|row| Ok(row.try_get("request_id")?)).collect()
+        rows.iter()
+            .map(|row| {
+                let retries: i64 = row.try_get("retries")?;
+                Ok((row.try_get("request_id")?, u32::try_from(retries).unwrap_or(0)))
+            })
+            .collect()
     }
 
-    /// Records a processor's verified status callback as evidence, and makes a waiting
-    /// task due now; true when the task was waiting.
+    /// How many times an operator sent the task back (`dsr retry`).
+    pub async fn task_retries(&self, request_id: &str, processor: dsr_connector::Processor) -> Result<u32> {
+        let row = sqlx::query("SELECT retries FROM tasks WHERE request_id = $1 AND processor = $2")
+            .bind(request_id)
+            .bind(processor.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        let retries: i64 = match row {
+            Some(row) => row.try_get("retries")?,
+            None => 0,
+        };
+        Ok(u32::try_from(retries).unwrap_or(0))
+    }
+
+    /// Records a processor's verified status callback as evidence (once per body: a replay
+    /// adds nothing), and with `wake` makes a waiting task due now; true when it was waiting.
     pub async fn processor_callback(
         &self,
         request_id: &str,
         processor: dsr_connector::Processor,
         detail: serde_json::Value,
+        body_sha256: &str,
+        wake: bool,
     ) -> Result<bool> {
         let now = ts(self.now());
         let mut tx = self.pool.begin().await?;
-        let woken = sqlx::query(
-            "UPDATE tasks SET next_retry_at = $3 WHERE request_id = $1 AND processor = $2 AND status = 'retrying'",
-        )
-        .bind(request_id)
-        .bind(processor.as_str())
-        .bind(&now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
+        let woken = wake
+            && sqlx::query(
+                "UPDATE tasks SET next_retry_at = $3 WHERE request_id = $1 AND processor = $2 AND status = 'retrying'",
+            )
+            .bind(request_id)
+            .bind(processor.as_str())
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                == 1;
         self.insert_audit(
             &mut tx,
             Some(request_id),
             Some(processor),
             "opendsr.processor_callback",
             detail,
-            None,
+            Some(&format!("opendsr-callback:{body_sha256}")),
         )
         .await?;
         tx.commit().await?;
