@@ -61,8 +61,11 @@ pub struct Client {
     auth: Option<(http::HeaderName, SecretString)>,
     callback_url: Option<String>,
     http: reqwest::Client,
-    certificate: Mutex<Option<(Result<Vec<CertificateDer<'static>>, String>, Instant)>>,
+    certificate: Mutex<Option<Fetched>>,
 }
+
+/// The last certificate fetch: the trusted chain or why not, and when.
+type Fetched = (Result<Vec<CertificateDer<'static>>, String>, Instant);
 
 /// https, or http on the loopback interface.
 fn acceptable(url: &url::Url) -> bool {
