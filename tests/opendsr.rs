@@ -59,6 +59,20 @@ impl OpenDsrClient {
         serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("client {args:?} printed no JSON: {e}"))
     }
 
+    /// Creates a request for the seeded subject with `extra` arguments that must be refused
+    /// with 400 in the specification's error shape; the first error's reason.
+    fn refused(&self, token: &str, extra: &[&str]) -> String {
+        let mut args = vec!["create", "--type", "access", "--email", util::SEEDED_EMAIL];
+        args.extend_from_slice(extra);
+        let result = self.run(Some(token), &args);
+        assert_eq!(result["status"], 400, "{extra:?}: {result}");
+        assert_eq!(result["error_shape_ok"], true, "{extra:?}: {result}");
+        result["body"]["error"]["errors"][0]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
     /// Creates a request that must be accepted; its subject_request_id.
     fn created(&self, token: &str, args: &[&str]) -> String {
         let mut all = vec!["create"];
@@ -270,39 +284,17 @@ async fn a_client_written_from_the_spec_creates_reads_cancels_and_verifies_signe
     assert_eq!(legacy_created["status"], 201, "{legacy_created}");
 
     // Refusals, in the specification's error shape; nobody sees another caller's request.
-    let not_allowed = client.run(
-        Some(&partner),
-        &[
-            "create",
-            "--type",
-            "access",
-            "--email",
-            util::SEEDED_EMAIL,
-            "--callback",
-            "https://127.0.0.1:9/cb",
-        ],
-    );
-    assert_eq!(not_allowed["status"], 400, "{not_allowed}");
-    assert_eq!(not_allowed["error_shape_ok"], true, "{not_allowed}");
     assert_eq!(
-        not_allowed["body"]["error"]["errors"][0]["reason"],
+        client.refused(&partner, &["--callback", "https://127.0.0.1:9/cb"]),
         "CallbackNotAllowed"
     );
-    let missing = client.run(
-        Some(&partner),
-        &[
-            "create",
-            "--type",
-            "access",
-            "--email",
-            util::SEEDED_EMAIL,
-            "--omit",
-            "regulation",
-        ],
+    assert_eq!(client.refused(&partner, &["--omit", "regulation"]), "MissingField");
+    assert_eq!(
+        client.refused(&partner, &["--set", "regulation=\"ccpa\""]),
+        "UnsupportedRegulation"
     );
-    assert_eq!(missing["status"], 400, "{missing}");
-    assert_eq!(missing["error_shape_ok"], true, "{missing}");
-    let replayed_id = client.run(
+    // The access request's id again, with another body (erasure here).
+    let reused = client.run(
         Some(&partner),
         &[
             "create",
@@ -314,7 +306,8 @@ async fn a_client_written_from_the_spec_creates_reads_cancels_and_verifies_signe
             &access,
         ],
     );
-    assert_eq!(replayed_id["status"], 400, "an id used for another body: {replayed_id}");
+    assert_eq!(reused["status"], 400, "an id used for another body: {reused}");
+    assert_eq!(reused["body"]["error"]["errors"][0]["reason"], "DuplicateRequestId");
     assert_eq!(client.run(Some(&other), &["status", &access])["status"], 404);
     assert_eq!(client.run(Some(&other), &["cancel", &access])["status"], 404);
     assert_eq!(client.run(Some(&reader), &["status", &access])["status"], 403);

@@ -446,26 +446,41 @@ async fn create_request(state: &AppState, caller: Result<Caller, Problem>, body:
     Ok(opendsr.signed(StatusCode::CREATED, &doc))
 }
 
-/// The caller's own OpenDSR request `id`; another token's is not found.
-async fn own(state: &AppState, token: &ApiToken, id: &str) -> Result<OpenDsrRequest, Refusal> {
-    match state.engine.ledger().opendsr_request(id).await? {
-        Some(request) if request.token_id == token.id => Ok(request),
-        _ => Err(Refusal::not_found()),
-    }
+/// The caller's own OpenDSR request `id` (another token's is not found), with what it
+/// became in dsr.
+struct Own<'a> {
+    opendsr: &'a Arc<OpenDsr>,
+    token: ApiToken,
+    stored: OpenDsrRequest,
+    request: dsr_jobs::model::Request,
+}
+
+async fn own<'a>(state: &'a AppState, caller: Result<Caller, Problem>, id: &str) -> Result<Own<'a>, Refusal> {
+    let opendsr = service(state)?;
+    let token = token(caller)?;
+    let stored = match state.engine.ledger().opendsr_request(id).await? {
+        Some(stored) if stored.token_id == token.id => stored,
+        _ => return Err(Refusal::not_found()),
+    };
+    let request = state.engine.ledger().get_request(&stored.request_id).await?;
+    Ok(Own {
+        opendsr,
+        token,
+        stored,
+        request,
+    })
 }
 
 /// A request's status (§8.1), signed.
 async fn status(State(state): State<AppState>, caller: Result<Caller, Problem>, Path(id): Path<String>) -> Response {
     answer(
         async {
-            let opendsr = service(&state)?;
-            let token = token(caller)?;
-            let stored = own(&state, &token, &id).await?;
-            let ledger = state.engine.ledger();
-            let request = ledger.get_request(&stored.request_id).await?;
-            let tasks = ledger.tasks(&stored.request_id).await?;
-            let doc = opendsr.status_doc(&stored.controller_id, &id, &request, &tasks);
-            Ok(opendsr.signed(StatusCode::OK, &doc))
+            let own = own(&state, caller, &id).await?;
+            let tasks = state.engine.ledger().tasks(&own.stored.request_id).await?;
+            let doc = own
+                .opendsr
+                .status_doc(&own.stored.controller_id, &id, &own.request, &tasks);
+            Ok(own.opendsr.signed(StatusCode::OK, &doc))
         }
         .await,
     )
@@ -476,14 +491,17 @@ async fn status(State(state): State<AppState>, caller: Result<Caller, Problem>, 
 async fn cancel(State(state): State<AppState>, caller: Result<Caller, Problem>, Path(id): Path<String>) -> Response {
     answer(
         async {
-            let opendsr = service(&state)?;
-            let token = token(caller)?;
-            let stored = own(&state, &token, &id).await?;
-            let ledger = state.engine.ledger();
-            let request = ledger.get_request(&stored.request_id).await?;
+            let Own {
+                opendsr,
+                token,
+                stored,
+                request,
+            } = own(&state, caller, &id).await?;
             match status_of(request.status) {
                 Status::Pending => {
-                    ledger
+                    state
+                        .engine
+                        .ledger()
                         .cancel(&stored.request_id, &format!("token:{}", token.name))
                         .await?
                 }
@@ -514,13 +532,10 @@ async fn cancel(State(state): State<AppState>, caller: Result<Caller, Problem>, 
 async fn results(State(state): State<AppState>, caller: Result<Caller, Problem>, Path(id): Path<String>) -> Response {
     answer(
         async {
-            let opendsr = service(&state)?;
-            let token = token(caller)?;
-            let stored = own(&state, &token, &id).await?;
-            let ledger = state.engine.ledger();
-            let request = ledger.get_request(&stored.request_id).await?;
-            let tasks = ledger.tasks(&stored.request_id).await?;
-            if opendsr.results(&id, &request, &tasks).0.is_none() {
+            let own = own(&state, caller, &id).await?;
+            let stored = &own.stored;
+            let tasks = state.engine.ledger().tasks(&stored.request_id).await?;
+            if own.opendsr.results(&id, &own.request, &tasks).0.is_none() {
                 return Err(Refusal::new(
                     StatusCode::NOT_FOUND,
                     "Request",
