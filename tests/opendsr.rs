@@ -73,6 +73,14 @@ impl OpenDsrClient {
             .to_string()
     }
 
+    /// Creates a request of `kind` for the seeded subject, with `callback`; its id.
+    fn created_with_callback(&self, token: &str, kind: &str, callback: &str) -> String {
+        self.created(
+            token,
+            &["--type", kind, "--email", util::SEEDED_EMAIL, "--callback", callback],
+        )
+    }
+
     /// Creates a request that must be accepted; its subject_request_id.
     fn created(&self, token: &str, args: &[&str]) -> String {
         let mut all = vec!["create"];
@@ -229,28 +237,8 @@ async fn a_client_written_from_the_spec_creates_reads_cancels_and_verifies_signe
     // Two requests with a callback each; the second cancelled while pending (no worker yet).
     let callback_port = free_port();
     let callback = format!("https://localhost:{callback_port}/opendsr/callbacks");
-    let access = client.created(
-        &partner,
-        &[
-            "--type",
-            "access",
-            "--email",
-            util::SEEDED_EMAIL,
-            "--callback",
-            &callback,
-        ],
-    );
-    let erasure = client.created(
-        &partner,
-        &[
-            "--type",
-            "erasure",
-            "--email",
-            util::SEEDED_EMAIL,
-            "--callback",
-            &callback,
-        ],
-    );
+    let access = client.created_with_callback(&partner, "access", &callback);
+    let erasure = client.created_with_callback(&partner, "erasure", &callback);
     let status = client.run(Some(&partner), &["status", &access]);
     assert_eq!(status["status"], 200, "{status}");
     assert_eq!(status["response"]["request_status"], "pending", "{status}");
@@ -400,17 +388,7 @@ async fn a_callback_to_a_host_taken_off_the_allow_list_is_never_sent() {
     let auditor = token(&p.d, "auditor", "audit:read");
     // Accepted while localhost was allowed; nothing listens there.
     let callback = format!("https://localhost:{}/opendsr/callbacks", free_port());
-    let id = p.client.created(
-        &partner,
-        &[
-            "--type",
-            "access",
-            "--email",
-            util::SEEDED_EMAIL,
-            "--callback",
-            &callback,
-        ],
-    );
+    let id = p.client.created_with_callback(&partner, "access", &callback);
     // The worker runs with localhost no longer on the list.
     let strict = p.d.path().join("strict.toml");
     let text = std::fs::read_to_string(&p.d.config).unwrap();
