@@ -153,6 +153,12 @@ async fn an_access_request_is_submitted_once_waits_and_a_signed_callback_complet
         vec![format!("http://127.0.0.1:{}/opendsr/callbacks/acme", s.serve_port)]
     );
     assert!(dsr_opendsr::protocol::is_lowercase_uuid_v4(&sent.subject_request_id));
+    // submitted_time is when the subject asked (the request's receipt), not when dsr sent it.
+    let body: Value = serde_json::from_str(&sent.body).unwrap();
+    let received = status(&s.d, &id)["received_at"].as_str().unwrap().to_string();
+    let asked = chrono::DateTime::parse_from_rfc3339(body["submitted_time"].as_str().unwrap()).unwrap();
+    let received = chrono::DateTime::parse_from_rfc3339(&received).unwrap();
+    assert!((asked - received).num_seconds().abs() <= 1, "{asked} vs {received}");
 
     // The task waits for the processor, looking again every second without submitting again.
     let waiting = wait_status(&s.d, &id, "waiting", |st| {
@@ -231,6 +237,10 @@ async fn an_access_request_is_submitted_once_waits_and_a_signed_callback_complet
     let mut text = String::new();
     std::io::Read::read_to_string(&mut archive.by_name(&results).unwrap(), &mut text).unwrap();
     assert!(text.contains(&sent.subject_request_id), "{text}");
+
+    // A portability request goes as one.
+    enqueue(&s.d, "portability");
+    assert_eq!(submitted(&s.fake, 1).await.subject_request_type, "portability");
 }
 
 #[tokio::test(flavor = "multi_thread")]

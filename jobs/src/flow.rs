@@ -153,7 +153,12 @@ pub async fn processor_task(engine: &Engine, request_id: &str, processor: Proces
         })
     };
     let generation = ledger.task_retries(request_id, processor).await?;
-    let ctx = TaskContext::new(request_id, claim.attempt, request.dry_run).with_generation(generation);
+    let ctx = TaskContext::new(request_id, claim.attempt, request.dry_run)
+        .with_generation(generation)
+        .asked(
+            request.received_at,
+            request.kind == crate::model::RequestKind::Portability,
+        );
     let ids = &request.identities;
     // The connector's work runs contained: a panic fails this task only, and work past
     // `task_timeout` is stopped and retried by policy.

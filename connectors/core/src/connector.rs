@@ -149,6 +149,11 @@ pub struct TaskContext {
     /// How many times an operator sent this task back (`dsr retry`): a connector whose
     /// vendor keeps requests of its own (OpenDSR) makes a new one for each.
     pub generation: u32,
+    /// When the subject asked (the request's receipt), where known.
+    pub asked_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// An access request that is a portability request (Art. 20): for a vendor that tells the
+    /// two apart (OpenDSR).
+    pub portability: bool,
 }
 
 impl TaskContext {
@@ -158,7 +163,16 @@ impl TaskContext {
             attempt,
             dry_run,
             generation: 0,
+            asked_at: None,
+            portability: false,
         }
+    }
+
+    /// When the subject asked, and whether it is a portability request.
+    pub fn asked(mut self, at: chrono::DateTime<chrono::Utc>, portability: bool) -> TaskContext {
+        self.asked_at = Some(at);
+        self.portability = portability;
+        self
     }
 
     pub fn with_generation(mut self, generation: u32) -> TaskContext {

@@ -67,8 +67,14 @@ impl OpenDsrConnector {
         )
     }
 
-    /// The OpenDSR request for `subject` (its e-mail addresses, raw).
-    fn request_body(&self, id: &str, kind: RequestType, subject: &Identities) -> Vec<u8> {
+    /// The OpenDSR request for `subject` (its e-mail addresses, raw), asked at `asked_at`.
+    fn request_body(
+        &self,
+        id: &str,
+        kind: RequestType,
+        subject: &Identities,
+        asked_at: Option<chrono::DateTime<Utc>>,
+    ) -> Vec<u8> {
         let request = SubjectRequest {
             regulation: "gdpr".into(),
             subject_request_id: id.to_string(),
@@ -82,7 +88,8 @@ impl OpenDsrConnector {
                     identity_format: "raw".into(),
                 })
                 .collect(),
-            submitted_time: time_text(Utc::now()),
+            // §7.1.1: when the subject asked, not when dsr passes it on.
+            submitted_time: time_text(asked_at.unwrap_or_else(Utc::now)),
             api_version: Some(API_VERSION.into()),
             status_callback_urls: self.client.callback_url().map(str::to_string).into_iter().collect(),
             extensions: None,
@@ -91,11 +98,18 @@ impl OpenDsrConnector {
     }
 
     /// The request at the processor: its status, submitting it first when it has none.
-    async fn submitted(&self, id: &str, kind: RequestType, subject: &Identities) -> Result<StatusDoc, ConnectorError> {
+    async fn submitted(
+        &self,
+        ctx: &TaskContext,
+        id: &str,
+        kind: RequestType,
+        subject: &Identities,
+    ) -> Result<StatusDoc, ConnectorError> {
         if let Some(status) = self.client.status(id).await? {
             return Ok(status);
         }
-        let created = self.client.submit(self.request_body(id, kind, subject), id).await?;
+        let body = self.request_body(id, kind, subject, ctx.asked_at);
+        let created = self.client.submit(body, id).await?;
         tracing::info!(processor = %self.processor, subject_request_id = %id, "OpenDSR request submitted");
         Ok(StatusDoc {
             controller_id: created.controller_id,
@@ -199,7 +213,11 @@ impl Connector for OpenDsrConnector {
             });
         }
         let id = self.subject_request_id(ctx);
-        let status = self.submitted(&id, RequestType::Access, subject).await?;
+        let kind = match ctx.portability {
+            true => RequestType::Portability,
+            false => RequestType::Access,
+        };
+        let status = self.submitted(ctx, &id, kind, subject).await?;
         match status.request_status {
             Status::Pending | Status::InProgress => return Err(self.waiting(status.request_status)),
             Status::Cancelled => return Err(self.cancelled(&id)),
@@ -297,7 +315,9 @@ impl Connector for OpenDsrConnector {
                 "made for another request",
             ));
         }
-        let status = self.submitted(&id, RequestType::Erasure, call.subject).await?;
+        let status = self
+            .submitted(call.ctx, &id, RequestType::Erasure, call.subject)
+            .await?;
         Ok(ItemOutcome::Done(receipt(&status)))
     }
 
