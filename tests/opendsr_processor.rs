@@ -239,8 +239,29 @@ async fn an_access_request_is_submitted_once_waits_and_a_signed_callback_complet
     assert!(text.contains(&sent.subject_request_id), "{text}");
 
     // A portability request goes as one.
-    enqueue(&s.d, "portability");
-    assert_eq!(submitted(&s.fake, 1).await.subject_request_type, "portability");
+    let portability = enqueue(&s.d, "portability");
+    let sent = submitted(&s.fake, 1).await;
+    assert_eq!(sent.subject_request_type, "portability");
+
+    // Cancelled in dsr while pending at the processor: cancelled there too (§9).
+    let out = s.d.dsr(&["cancel", &portability]);
+    assert_eq!(out.status.code(), Some(0), "{}", util::stderr(&out));
+    assert!(
+        util::stderr(&out).contains("cancelled at the processor"),
+        "{}",
+        util::stderr(&out)
+    );
+    assert_eq!(
+        s.fake.request(&sent.subject_request_id).unwrap().status,
+        Status::Cancelled
+    );
+    let withdrawn = events(&s.d, &portability);
+    assert!(
+        withdrawn
+            .iter()
+            .any(|e| e["event"] == "task.withdrawn" && e["processor"] == "opendsr.acme"),
+        "{withdrawn:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -9,6 +9,7 @@
 
 pub mod backoff;
 pub mod bundle;
+pub mod cancel;
 pub mod change;
 pub mod clock;
 pub mod confirmation;

@@ -25,9 +25,18 @@ pub async fn retry(config: &Config, id: &str, processor: Option<&str>, as_json: 
     Ok(ExitCode::SUCCESS)
 }
 
+/// Cancels a request, and withdraws what processors hold to carry out later (a request
+/// submitted to an OpenDSR processor); says what was withdrawn and what could not be.
 pub async fn cancel(config: &Config, id: &str, as_json: bool) -> Result<ExitCode, CliError> {
     let ledger = crate::wiring::ledger(config).await?;
-    ledger.cancel(id, &default_operator()).await?;
+    let (connectors, _) = crate::wiring::connectors(config)?;
+    let withdrawals = dsr_jobs::cancel::cancel(&ledger, &connectors, id, &default_operator()).await?;
+    for w in &withdrawals {
+        match &w.outcome {
+            Ok(done) => eprintln!("{}: {done}", w.processor),
+            Err(why) => eprintln!("warning: {}: not withdrawn: {why}", w.processor),
+        }
+    }
     print_status(&ledger, id, as_json).await?;
     Ok(ExitCode::SUCCESS)
 }

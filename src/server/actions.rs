@@ -82,7 +82,9 @@ async fn cancel(State(state): State<AppState>, caller: Caller, Path(id): Path<St
     answer(
         async {
             let token = caller.require(Scope::RequestsWrite)?;
-            state.engine.ledger().cancel(&id, &actor(token)).await?;
+            // What processors hold is withdrawn too; each outcome is in the audit events.
+            let engine = &state.engine;
+            dsr_jobs::cancel::cancel(engine.ledger(), engine.connectors(), &id, &actor(token)).await?;
             status(&state, &id).await
         }
         .await,

@@ -499,11 +499,9 @@ async fn cancel(State(state): State<AppState>, caller: Result<Caller, Problem>, 
             } = own(&state, caller, &id).await?;
             match status_of(request.status) {
                 Status::Pending => {
-                    state
-                        .engine
-                        .ledger()
-                        .cancel(&stored.request_id, &format!("token:{}", token.name))
-                        .await?
+                    let engine = &state.engine;
+                    let by = format!("token:{}", token.name);
+                    dsr_jobs::cancel::cancel(engine.ledger(), engine.connectors(), &stored.request_id, &by).await?;
                 }
                 Status::Cancelled => {}
                 other => {

@@ -258,6 +258,14 @@ pub trait Connector: Send + Sync {
     /// what is recorded as done).
     async fn execute(&self, call: ItemCall<'_>) -> Result<ItemOutcome, ConnectorError>;
 
+    /// Withdraws what this task handed the vendor to carry out later, now that its request
+    /// is cancelled (an OpenDSR processor is told to cancel its request). Most vendors hold
+    /// nothing of the kind: `Ok(None)`, the default. `Some(text)` says what was withdrawn.
+    async fn withdraw(&self, ctx: &TaskContext) -> Result<Option<String>, ConnectorError> {
+        let _ = ctx;
+        Ok(None)
+    }
+
     /// The error for a right this connector does not serve, with the reason its
     /// capabilities give.
     fn unsupported(&self, right: Right) -> ConnectorError {

@@ -355,6 +355,18 @@ impl Client {
         Ok(created)
     }
 
+    /// Cancels `id` (§9); the processor's signed acknowledgement.
+    pub async fn cancel(&self, id: &str) -> Result<crate::protocol::CancelDoc, ConnectorError> {
+        let call = self.http.delete(self.url(&format!("requests/{id}")));
+        let answer = self.send(self.with_auth(call)).await?;
+        let signed = self.signed(answer, &[202], "the cancellation").await?;
+        let doc: crate::protocol::CancelDoc = self.decode(&signed.body, "DELETE /requests/{id}")?;
+        if doc.subject_request_id != id {
+            return Err(self.unexpected("the cancellation answer is about another request"));
+        }
+        Ok(doc)
+    }
+
     /// The results behind `results_url`, when it is on the processor's own origin (the
     /// credentials are sent nowhere else); their media type and bytes.
     pub async fn results(&self, results_url: &str) -> Result<Option<(String, bytes::Bytes)>, ConnectorError> {

@@ -321,6 +321,32 @@ impl Connector for OpenDsrConnector {
         Ok(ItemOutcome::Done(receipt(&status)))
     }
 
+    /// A cancelled request is cancelled at the processor too, while it is pending there
+    /// (§9 allows no more); one it has started or fulfilled is for an operator to take up.
+    async fn withdraw(&self, ctx: &TaskContext) -> Result<Option<String>, ConnectorError> {
+        let id = self.subject_request_id(ctx);
+        let Some(status) = self.client.status(&id).await? else {
+            return Ok(None);
+        };
+        match status.request_status {
+            Status::Pending => {
+                self.client.cancel(&id).await?;
+                Ok(Some(format!("OpenDSR request {id} cancelled at the processor")))
+            }
+            Status::Cancelled => Ok(Some(format!(
+                "OpenDSR request {id} was cancelled at the processor already"
+            ))),
+            other => Err(ConnectorError::permanent(
+                self.processor,
+                "not_cancellable",
+                format!(
+                    "the processor reports OpenDSR request {id} {other}, and OpenDSR cancels only pending requests \
+                     (§9): ask the processor to stop it"
+                ),
+            )),
+        }
+    }
+
     fn unsupported(&self, right: Right) -> ConnectorError {
         ConnectorError::NotSupported {
             processor: self.processor,
@@ -382,10 +408,26 @@ pub(crate) mod tests {
         fake.set_status(&id, FakeStatus::InProgress).await;
         let err = connector.access(&ctx, &subject(), &mut sink).await.unwrap_err();
         assert_eq!(err.code(), "waiting:in_progress");
+        // In progress there: a cancellation in dsr cannot be passed on (§9), and says so.
+        let refused = connector.withdraw(&ctx).await.unwrap_err();
+        assert_eq!(refused.code(), "permanent:not_cancellable");
         fake.set_status(&id, FakeStatus::Cancelled).await;
         let err = connector.access(&ctx, &subject(), &mut sink).await.unwrap_err();
         assert_eq!(err.code(), "permanent:cancelled_by_processor");
-        assert_eq!(fake.requests().len(), 1, "one request, looked at three times");
+        // A pending one is cancelled there; one the processor never had needs nothing.
+        let next = ctx.clone().with_generation(1);
+        let err = connector.access(&next, &subject(), &mut sink).await.unwrap_err();
+        assert_eq!(err.code(), "waiting:pending", "a retried task asks anew");
+        let withdrawn = connector.withdraw(&next).await.unwrap().unwrap();
+        assert!(withdrawn.contains("cancelled at the processor"), "{withdrawn}");
+        let id = connector.subject_request_id(&next);
+        assert_eq!(fake.request(&id).unwrap().status, FakeStatus::Cancelled);
+        assert_eq!(connector.withdraw(&ctx.clone().with_generation(2)).await.unwrap(), None);
+        assert_eq!(
+            fake.requests().len(),
+            2,
+            "one per generation, each looked at again and again"
+        );
         assert!(sink.records.is_empty());
         // Rectification is outside OpenDSR.
         let refused = connector.plan(&ctx, &subject(), &Change::Objection).await.unwrap_err();

@@ -43,6 +43,24 @@ impl Ledger {
         Ok(())
     }
 
+    /// Records what a cancellation withdrew at `processor` (`Ok`), or why it could not.
+    pub async fn record_withdrawal(
+        &self,
+        id: &str,
+        processor: Processor,
+        outcome: std::result::Result<&str, &str>,
+    ) -> Result<()> {
+        let (event, detail) = match outcome {
+            Ok(done) => ("task.withdrawn", json!({"done": done})),
+            Err(why) => ("task.withdraw_failed", json!({"error": why})),
+        };
+        let mut tx = self.pool.begin().await?;
+        self.insert_audit(&mut tx, Some(id), Some(processor), event, detail, None)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Sends failed tasks (all, or one processor's) back to pending, and a finished request
     /// back to in_progress so it is finalized again. Returns the tasks reset.
     pub async fn retry(&self, id: &str, processor: Option<Processor>, by: &str) -> Result<Vec<Processor>> {
