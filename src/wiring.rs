@@ -52,6 +52,20 @@ pub fn connectors(config: &Config) -> Result<(Connectors, Vec<Processor>), CliEr
     Ok((connectors, missing))
 }
 
+/// The connectors that can hold work to withdraw when a request is cancelled (OpenDSR
+/// processors'), each built on its own: one that cannot be built is left out (and the
+/// cancellation says so), and never stops the others or the cancellation.
+pub fn withdrawing_connectors(config: &Config) -> Connectors {
+    let mut connectors = Connectors::default();
+    for (processor, section) in config.processors.opendsr_enabled() {
+        match dsr_opendsr::OpenDsrConnector::new(processor, section.clone()) {
+            Ok(connector) => connectors.insert(Arc::new(connector)),
+            Err(e) => eprintln!("warning: {e}"),
+        }
+    }
+    connectors
+}
+
 pub fn settings(config: &Config) -> Result<Settings, CliError> {
     let log_key = match &config.privacy.log_key {
         Some(secret) => secret

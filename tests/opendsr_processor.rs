@@ -358,3 +358,32 @@ async fn an_erasure_waits_for_the_processor_and_forged_or_unpinned_callbacks_are
         .expect("the impostor's task failed on record");
     assert_eq!(failed["detail"]["code"], "permanent:certificate_untrusted", "{failed}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancellation_stands_when_a_processor_cannot_be_asked_and_says_so() {
+    let pki = test_pki();
+    let token_file = pki.1.dir.join("acme-token");
+    let s = setup(pki, |_, _| String::new()).await;
+    let _server = Server::start(&s.d, true);
+    let id = enqueue(&s.d, "access");
+    let sent = submitted(&s.fake, 0).await;
+    // The section can no longer be built here (its credential is gone).
+    std::fs::remove_file(&token_file).unwrap();
+    let out = s.d.dsr(&["cancel", &id]);
+    assert_eq!(out.status.code(), Some(0), "{}", util::stderr(&out));
+    assert_eq!(status(&s.d, &id)["status"], "cancelled");
+    let all = events(&s.d, &id);
+    let failed = all
+        .iter()
+        .find(|e| e["event"] == "task.withdraw_failed" && e["processor"] == "opendsr.acme")
+        .unwrap_or_else(|| panic!("not on record: {all:?}"));
+    assert!(
+        failed["detail"]["error"].to_string().contains("ask the processor"),
+        "{failed}"
+    );
+    assert_eq!(
+        s.fake.request(&sent.subject_request_id).unwrap().status,
+        Status::Pending,
+        "the processor was not asked"
+    );
+}

@@ -2,7 +2,9 @@
 //! (a request submitted to an OpenDSR processor) is withdrawn there, each withdrawal an audit
 //! event. An erasure cancelled because it was for the wrong person must not go on elsewhere.
 
-use dsr_connector::{Processor, TaskContext};
+use std::time::Duration;
+
+use dsr_connector::{Connector, Processor, TaskContext};
 
 use crate::engine::Connectors;
 use crate::ledger::{Ledger, LedgerError};
@@ -14,6 +16,9 @@ pub struct Withdrawal {
     /// What was withdrawn, or why it could not be (dsr's text: an operator must act).
     pub outcome: Result<String, String>,
 }
+
+/// Tries per withdrawal when the processor cannot be reached or fails for now.
+const TRIES: u32 = 3;
 
 /// Cancels request `id` (recording `by`), then withdraws at each processor whose task was
 /// still open. The cancellation stands whatever the processors answer.
@@ -33,24 +38,49 @@ pub async fn cancel(
     ledger.cancel(id, by).await?;
     let mut withdrawals = Vec::new();
     for processor in open {
-        let Some(connector) = connectors.get(processor) else {
-            continue;
+        let withdrawal = match connectors.get(processor) {
+            Some(connector) => withdraw(ledger, connector.as_ref(), id).await?,
+            // Only an OpenDSR processor holds anything to withdraw; say when it could not be asked.
+            None if matches!(processor, Processor::OpenDsr(_)) => {
+                let why = "no connector for it could be made from the config here: ask the processor to cancel it";
+                ledger.record_withdrawal(id, processor, Err(why)).await?;
+                Some(Withdrawal {
+                    processor,
+                    outcome: Err(why.into()),
+                })
+            }
+            None => None,
         };
-        let generation = ledger.task_retries(id, processor).await?;
-        let ctx = TaskContext::new(id, 0, false).with_generation(generation);
-        let outcome = match connector.withdraw(&ctx).await {
-            Ok(None) => continue,
-            Ok(Some(done)) => Ok(done),
-            Err(e) => Err(e.to_string()),
-        };
-        ledger
-            .record_withdrawal(
-                id,
-                processor,
-                outcome.as_ref().map(String::as_str).map_err(String::as_str),
-            )
-            .await?;
-        withdrawals.push(Withdrawal { processor, outcome });
+        withdrawals.extend(withdrawal);
     }
     Ok(withdrawals)
+}
+
+/// Withdraws what `connector`'s task of request `id` handed its vendor, trying again a
+/// little when the vendor cannot be reached; the outcome is recorded (none when there was
+/// nothing to withdraw).
+pub async fn withdraw(ledger: &Ledger, connector: &dyn Connector, id: &str) -> Result<Option<Withdrawal>, LedgerError> {
+    let processor = connector.processor();
+    let generation = ledger.task_retries(id, processor).await?;
+    let ctx = TaskContext::new(id, 0, false).with_generation(generation);
+    let mut tries = 0;
+    let outcome = loop {
+        tries += 1;
+        match connector.withdraw(&ctx).await {
+            Ok(None) => return Ok(None),
+            Ok(Some(done)) => break Ok(done),
+            Err(e) if e.is_retryable() && tries < TRIES => {
+                tokio::time::sleep(Duration::from_secs(u64::from(tries))).await;
+            }
+            Err(e) => break Err(e.to_string()),
+        }
+    };
+    ledger
+        .record_withdrawal(
+            id,
+            processor,
+            outcome.as_ref().map(String::as_str).map_err(String::as_str),
+        )
+        .await?;
+    Ok(Some(Withdrawal { processor, outcome }))
 }

@@ -244,6 +244,13 @@ pub async fn processor_task(engine: &Engine, request_id: &str, processor: Proces
         .finish_task(request_id, processor, &owner, claim, &result)
         .await?;
     if !recorded {
+        // Cancelled while this attempt ran: what it may just have handed the processor (an
+        // OpenDSR request submitted as the cancellation was withdrawing) is withdrawn now.
+        if ledger.get_request(request_id).await?.status == crate::model::RequestStatus::Cancelled {
+            tracing::info!(request = %request_id, %processor, "the request was cancelled while its task ran; withdrawing");
+            crate::cancel::withdraw(ledger, connector.as_ref(), request_id).await?;
+            return Ok(());
+        }
         tracing::warn!(request = %request_id, %processor, attempt = claim.attempt, "another worker took this task over; result discarded");
         return Ok(());
     }

@@ -29,7 +29,7 @@ pub async fn retry(config: &Config, id: &str, processor: Option<&str>, as_json: 
 /// submitted to an OpenDSR processor); says what was withdrawn and what could not be.
 pub async fn cancel(config: &Config, id: &str, as_json: bool) -> Result<ExitCode, CliError> {
     let ledger = crate::wiring::ledger(config).await?;
-    let (connectors, _) = crate::wiring::connectors(config)?;
+    let connectors = crate::wiring::withdrawing_connectors(config);
     let withdrawals = dsr_jobs::cancel::cancel(&ledger, &connectors, id, &default_operator()).await?;
     for w in &withdrawals {
         match &w.outcome {

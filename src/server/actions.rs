@@ -82,9 +82,20 @@ async fn cancel(State(state): State<AppState>, caller: Caller, Path(id): Path<St
     answer(
         async {
             let token = caller.require(Scope::RequestsWrite)?;
-            // What processors hold is withdrawn too; each outcome is in the audit events.
-            let engine = &state.engine;
-            dsr_jobs::cancel::cancel(engine.ledger(), engine.connectors(), &id, &actor(token)).await?;
+            // What processors hold is withdrawn too (each outcome an audit event), on a task
+            // of its own: a caller that hangs up does not stop it half-way.
+            let (engine, by, request) = (state.engine.clone(), actor(token), id.clone());
+            tokio::spawn(
+                async move { dsr_jobs::cancel::cancel(engine.ledger(), engine.connectors(), &request, &by).await },
+            )
+            .await
+            .map_err(|e| {
+                Problem::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    format!("the cancellation failed: {e}"),
+                )
+            })??;
             status(&state, &id).await
         }
         .await,

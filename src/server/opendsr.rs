@@ -34,9 +34,9 @@ use crate::opendsr::{OpenDsr, status_of};
 
 /// How far ahead of this server's clock a `submitted_time` may be (clocks differ).
 const CLOCK_SKEW: chrono::Duration = chrono::Duration::minutes(5);
-/// The oldest `submitted_time` taken: a request older than its deadline (a month, at most
-/// 31 days) cannot be answered on time, and a typo must not create one overdue.
-const OLDEST: chrono::Duration = chrono::Duration::days(31);
+/// The oldest `submitted_time` taken: three months, the longest a request may run with an
+/// extension (Art. 12(3)); a typo must not create one long overdue.
+const OLDEST: chrono::Duration = chrono::Duration::days(92);
 
 /// The routes under `[opendsr] public_url`'s path.
 pub fn routes(opendsr: &OpenDsr) -> Router<AppState> {
@@ -231,8 +231,8 @@ fn read_request(body: &[u8], opendsr: &OpenDsr, now: DateTime<Utc>) -> Result<Su
         Some(at) if at < now - OLDEST => {
             errors.push(invalid(
                 "InvalidField",
-                "submitted_time is more than a month ago: the GDPR's month for this request has run out; \
-                 ask this processor's operator to take it by hand."
+                "submitted_time is more than three months ago, longer than the GDPR allows a request to run \
+                 even extended; ask this processor's operator to take it by hand."
                     .into(),
             ));
             None
@@ -499,9 +499,21 @@ async fn cancel(State(state): State<AppState>, caller: Result<Caller, Problem>, 
             } = own(&state, caller, &id).await?;
             match status_of(request.status) {
                 Status::Pending => {
-                    let engine = &state.engine;
-                    let by = format!("token:{}", token.name);
-                    dsr_jobs::cancel::cancel(engine.ledger(), engine.connectors(), &stored.request_id, &by).await?;
+                    // On a task of its own: a caller that hangs up does not stop it half-way.
+                    let (engine, by) = (state.engine.clone(), format!("token:{}", token.name));
+                    let request = stored.request_id.clone();
+                    tokio::spawn(async move {
+                        dsr_jobs::cancel::cancel(engine.ledger(), engine.connectors(), &request, &by).await
+                    })
+                    .await
+                    .map_err(|e| {
+                        Refusal::new(
+                            StatusCode::INTERNAL_SERVER_ERROR,
+                            "Server",
+                            "Internal",
+                            format!("the cancellation failed: {e}"),
+                        )
+                    })??;
                 }
                 Status::Cancelled => {}
                 other => {
@@ -649,7 +661,7 @@ mod tests {
         assert!(reasons(future)[0].1.contains("in the future"));
         let mut ancient = sample();
         ancient["submitted_time"] = "2018-10-02T15:00:00Z".into();
-        assert!(reasons(ancient)[0].1.contains("more than a month ago"));
+        assert!(reasons(ancient)[0].1.contains("more than three months ago"));
 
         let mut v1 = sample();
         v1["api_version"] = "1.0".into();

@@ -58,7 +58,10 @@ async fn accept(state: &AppState, name: &str, headers: &HeaderMap, body: &[u8]) 
     let open = ledger.open_tasks_at(processor).await?;
     let request_id = open
         .into_iter()
-        .find(|(id, generation)| subject_request_id(processor, id, *generation) == callback.subject_request_id)
+        .find(|(id, retries)| {
+            (0..=*retries)
+                .any(|generation| subject_request_id(processor, id, generation) == callback.subject_request_id)
+        })
         .map(|(id, _)| id)
         .ok_or_else(|| {
             Refusal::new(

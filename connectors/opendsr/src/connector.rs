@@ -97,21 +97,54 @@ impl OpenDsrConnector {
         serde_json::to_vec(&request).unwrap_or_default()
     }
 
+    /// The request this task has at the processor, and its status there (none when it has
+    /// none yet). A task an operator sent back (`dsr retry`) carries on with the newest
+    /// request made for it unless the processor cancelled that one; then, or when there is
+    /// none, it is the task's current generation's.
+    async fn current(&self, ctx: &TaskContext) -> Result<(String, Option<StatusDoc>), ConnectorError> {
+        let newest = self.subject_request_id(ctx);
+        for generation in (0..=ctx.generation).rev() {
+            let id = subject_request_id(self.processor, &ctx.request_id, generation);
+            match self.client.status(&id).await? {
+                None => continue,
+                Some(status) if status.request_status == Status::Cancelled && generation < ctx.generation => {
+                    return Ok((newest, None));
+                }
+                Some(status) => return Ok((id, Some(status))),
+            }
+        }
+        Ok((newest, None))
+    }
+
     /// The request at the processor: its status, submitting it first when it has none.
     async fn submitted(
         &self,
         ctx: &TaskContext,
-        id: &str,
         kind: RequestType,
         subject: &Identities,
-    ) -> Result<StatusDoc, ConnectorError> {
-        if let Some(status) = self.client.status(id).await? {
-            return Ok(status);
+    ) -> Result<(String, StatusDoc), ConnectorError> {
+        let (id, status) = self.current(ctx).await?;
+        if let Some(status) = status {
+            return Ok((id, status));
         }
-        let body = self.request_body(id, kind, subject, ctx.asked_at);
-        let created = self.client.submit(body, id).await?;
+        // Portability goes as access to a processor that does not take it (discovery).
+        let kind = match kind {
+            RequestType::Portability
+                if !self
+                    .client
+                    .discovery()
+                    .await?
+                    .supported_subject_request_types
+                    .contains(&RequestType::Portability) =>
+            {
+                RequestType::Access
+            }
+            kind => kind,
+        };
+        let body = self.request_body(&id, kind, subject, ctx.asked_at);
+        let created = self.client.submit(body, &id).await?;
         tracing::info!(processor = %self.processor, subject_request_id = %id, "OpenDSR request submitted");
-        Ok(StatusDoc {
+        let status = StatusDoc {
             controller_id: created.controller_id,
             expected_completion_time: created.expected_completion_time,
             subject_request_id: created.subject_request_id,
@@ -119,7 +152,8 @@ impl OpenDsrConnector {
             api_version: None,
             results_url: None,
             results_count: None,
-        })
+        };
+        Ok((id, status))
     }
 
     fn no_email(&self) -> String {
@@ -212,12 +246,11 @@ impl Connector for OpenDsrConnector {
                 ..AccessSummary::default()
             });
         }
-        let id = self.subject_request_id(ctx);
         let kind = match ctx.portability {
             true => RequestType::Portability,
             false => RequestType::Access,
         };
-        let status = self.submitted(ctx, &id, kind, subject).await?;
+        let (id, status) = self.submitted(ctx, kind, subject).await?;
         match status.request_status {
             Status::Pending | Status::InProgress => return Err(self.waiting(status.request_status)),
             Status::Cancelled => return Err(self.cancelled(&id)),
@@ -270,11 +303,11 @@ impl Connector for OpenDsrConnector {
             plan.notes.push(self.no_email());
             return Ok(plan);
         }
-        let id = self.subject_request_id(ctx);
         // Planning again is the verification: the erasure is done when the processor says
         // so. Before that the item is due; once executed, a processor that does not know the
         // request yet leaves it due (the engine looks again later, executing nothing twice).
-        match self.client.status(&id).await? {
+        let (id, status) = self.current(ctx).await?;
+        match status {
             None => {}
             Some(status) => match status.request_status {
                 Status::Pending | Status::InProgress => return Err(self.waiting(status.request_status)),
@@ -315,17 +348,15 @@ impl Connector for OpenDsrConnector {
                 "made for another request",
             ));
         }
-        let status = self
-            .submitted(call.ctx, &id, RequestType::Erasure, call.subject)
-            .await?;
+        let (_, status) = self.submitted(call.ctx, RequestType::Erasure, call.subject).await?;
         Ok(ItemOutcome::Done(receipt(&status)))
     }
 
     /// A cancelled request is cancelled at the processor too, while it is pending there
     /// (§9 allows no more); one it has started or fulfilled is for an operator to take up.
     async fn withdraw(&self, ctx: &TaskContext) -> Result<Option<String>, ConnectorError> {
-        let id = self.subject_request_id(ctx);
-        let Some(status) = self.client.status(&id).await? else {
+        let (id, status) = self.current(ctx).await?;
+        let Some(status) = status else {
             return Ok(None);
         };
         match status.request_status {
@@ -423,11 +454,20 @@ pub(crate) mod tests {
         let id = connector.subject_request_id(&next);
         assert_eq!(fake.request(&id).unwrap().status, FakeStatus::Cancelled);
         assert_eq!(connector.withdraw(&ctx.clone().with_generation(2)).await.unwrap(), None);
-        assert_eq!(
-            fake.requests().len(),
-            2,
-            "one per generation, each looked at again and again"
-        );
+        // Sent back by an operator while the processor still works on it: resumed, not sent
+        // again (a request that failed at dsr's end still stands at the processor).
+        let other = TaskContext::new("r-2", 1, false);
+        connector.access(&other, &subject(), &mut sink).await.unwrap_err();
+        let first = connector.subject_request_id(&other);
+        fake.set_status(&first, FakeStatus::InProgress).await;
+        let before = fake.requests().len();
+        let err = connector
+            .access(&other.clone().with_generation(1), &subject(), &mut sink)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), "waiting:in_progress");
+        assert_eq!(fake.requests().len(), before, "nothing new submitted");
+        assert_eq!(fake.requests().len(), 3, "r-1 twice (one per generation), r-2 once");
         assert!(sink.records.is_empty());
         // Rectification is outside OpenDSR.
         let refused = connector.plan(&ctx, &subject(), &Change::Objection).await.unwrap_err();

@@ -239,7 +239,7 @@ impl Ledger {
         event: &str,
         detail: Value,
         dedup_key: Option<&str>,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         // Free text under `note` is kept beside the chain; the chain holds its hash.
         let mut detail = detail;
         let note = match detail.get_mut(notes::NOTE).map(serde_json::Value::take) {
@@ -251,10 +251,12 @@ impl Ledger {
         }
         let at = self.now();
         let appended = chain::append(conn, at, request_id, processor, event, &detail, dedup_key).await?;
+        let added = appended.is_some();
         if let (Some(note), Some(_)) = (note, appended) {
             note.keep(conn, request_id, at).await?;
         }
-        Ok(())
+        // False when `dedup_key` was recorded before (nothing appended).
+        Ok(added)
     }
 }
 

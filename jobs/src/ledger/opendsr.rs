@@ -368,7 +368,8 @@ impl Ledger {
     }
 
     /// Records a processor's verified status callback as evidence (once per body: a replay
-    /// adds nothing), and with `wake` makes a waiting task due now; true when it was waiting.
+    /// adds nothing and wakes nothing), and with `wake` makes a waiting task due now; true
+    /// when it was waiting.
     pub async fn processor_callback(
         &self,
         request_id: &str,
@@ -379,7 +380,18 @@ impl Ledger {
     ) -> Result<bool> {
         let now = ts(self.now());
         let mut tx = self.pool.begin().await?;
-        let woken = wake
+        let first = self
+            .insert_audit(
+                &mut tx,
+                Some(request_id),
+                Some(processor),
+                "opendsr.processor_callback",
+                detail,
+                Some(&format!("opendsr-callback:{body_sha256}")),
+            )
+            .await?;
+        let woken = first
+            && wake
             && sqlx::query(
                 "UPDATE tasks SET next_retry_at = $3 WHERE request_id = $1 AND processor = $2 AND status = 'retrying'",
             )
@@ -390,15 +402,6 @@ impl Ledger {
             .await?
             .rows_affected()
                 == 1;
-        self.insert_audit(
-            &mut tx,
-            Some(request_id),
-            Some(processor),
-            "opendsr.processor_callback",
-            detail,
-            Some(&format!("opendsr-callback:{body_sha256}")),
-        )
-        .await?;
         tx.commit().await?;
         Ok(woken)
     }

@@ -336,6 +336,7 @@ impl Ledger {
             Some(&format!("abandoned:{id}:{processor}:{attempt}")),
         )
         .await
+        .map(|_| ())
     }
 
     /// How often a worker stopped while holding this task, as the audit log holds it.
