@@ -33,9 +33,8 @@ pub fn connectors(config: &Config) -> Result<(Connectors, Vec<Processor>), CliEr
         let connector = dsr_microsoft365::Microsoft365::new(m365.clone())?;
         connectors.insert(Arc::new(connector));
     }
-    for (processor, section) in config.processors.opendsr_enabled() {
-        let connector = dsr_opendsr::OpenDsrConnector::new(processor, section.clone())?;
-        connectors.insert(Arc::new(connector));
+    for (_, connector) in opendsr_connectors(config) {
+        connectors.insert(connector?);
     }
     #[cfg(feature = "test-connector")]
     for (processor, script) in &config.test_connector {
@@ -52,14 +51,32 @@ pub fn connectors(config: &Config) -> Result<(Connectors, Vec<Processor>), CliEr
     Ok((connectors, missing))
 }
 
+/// A connector for each enabled `[processors.opendsr.<name>]`, each built on its own.
+pub fn opendsr_connectors(
+    config: &Config,
+) -> Vec<(
+    Processor,
+    Result<Arc<dsr_opendsr::OpenDsrConnector>, dsr_connector::ConfigError>,
+)> {
+    config
+        .processors
+        .opendsr_enabled()
+        .into_iter()
+        .map(|(processor, section)| {
+            let built = dsr_opendsr::OpenDsrConnector::new(processor, section.clone()).map(Arc::new);
+            (processor, built)
+        })
+        .collect()
+}
+
 /// The connectors that can hold work to withdraw when a request is cancelled (OpenDSR
-/// processors'), each built on its own: one that cannot be built is left out (and the
-/// cancellation says so), and never stops the others or the cancellation.
+/// processors'): one that cannot be built is left out (and the cancellation says so), and
+/// never stops the others or the cancellation.
 pub fn withdrawing_connectors(config: &Config) -> Connectors {
     let mut connectors = Connectors::default();
-    for (processor, section) in config.processors.opendsr_enabled() {
-        match dsr_opendsr::OpenDsrConnector::new(processor, section.clone()) {
-            Ok(connector) => connectors.insert(Arc::new(connector)),
+    for (_, built) in opendsr_connectors(config) {
+        match built {
+            Ok(connector) => connectors.insert(connector),
             Err(e) => eprintln!("warning: {e}"),
         }
     }

@@ -14,15 +14,11 @@ use std::time::{Duration, Instant};
 use dsr_fixtures::pki::TestPki;
 use serde_json::Value;
 use util::Deployment;
-use util::server::Server;
+use util::free_port;
+use util::server::{Server, token};
 
 fn client_script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/opendsr/client.py")
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-    listener.local_addr().expect("its address").port()
 }
 
 /// The client, pointed at `base`, trusting the test CA.
@@ -123,12 +119,6 @@ fn processor() -> Processor {
         client,
         _dir: pki_dir,
     }
-}
-
-fn token(d: &Deployment, name: &str, scopes: &str) -> String {
-    let (code, created) = d.dsr_json(&["token", "create", "--name", name, "--scope", scopes]);
-    assert_eq!(code, 0, "{created}");
-    created["token"].as_str().expect("the token").to_string()
 }
 
 /// A process killed when dropped.

@@ -13,15 +13,11 @@ use dsr_fixtures::opendsr::{CallbackSigning, FakeOpenDsr, OpenDsrOptions, Status
 use dsr_fixtures::pki::TestPki;
 use dsr_opendsr::{Pin, SigningIdentity};
 use serde_json::{Value, json};
+use util::free_port;
 use util::server::Server;
 use util::{Deployment, SEEDED_EMAIL};
 
 const TOKEN: &str = "Bearer acme-t0ken";
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
-    listener.local_addr().expect("its address").port()
-}
 
 fn options(cert: &str, key: &str) -> OpenDsrOptions {
     let mut options = OpenDsrOptions::new(cert, key);

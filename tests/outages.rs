@@ -23,7 +23,7 @@ use dsr_fixtures::graph::{GraphFake, GraphState, folder_id};
 use dsr_jobs::model::{RequestKind, RequestStatus};
 use dsr_jobs::{Engine, ListFilter};
 use serde_json::json;
-use util::Deployment;
+use util::{Deployment, free_port};
 
 const REQUESTS: usize = 40;
 
@@ -33,13 +33,6 @@ fn missing(what: &str) {
         panic!("{what} (CI is set, so this is a failure: .ci/run installs it)");
     }
     eprintln!("skipped: {what}");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
 }
 
 fn on_path(program: &str) -> bool {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use util::server::Server;
+use util::server::{Server, token};
 use util::{Deployment, SEEDED_EMAIL};
 
 /// A deployment with scripted connectors and `[server] listen` on a free port.
@@ -25,15 +25,6 @@ fn serving(d: Deployment) -> Deployment {
     )
     .unwrap();
     d
-}
-
-fn token(d: &Deployment, name: &str, scopes: &str) -> String {
-    let (code, created) = d.dsr_json(&["token", "create", "--name", name, "--scope", scopes]);
-    assert_eq!(code, 0, "{created}");
-    created["token"]
-        .as_str()
-        .expect("the token is printed once")
-        .to_string()
 }
 
 fn client() -> reqwest::Client {

@@ -33,12 +33,7 @@ pub struct Sender {
 
 impl Sender {
     pub fn new(engine: Engine, opendsr: Arc<OpenDsr>) -> Result<Sender, CliError> {
-        dsr_connector::http::install_crypto_provider();
-        let mut builder = reqwest::Client::builder()
-            .timeout(CALL_TIMEOUT)
-            .connect_timeout(CALL_TIMEOUT)
-            .user_agent(concat!("dsr/", env!("CARGO_PKG_VERSION")))
-            .referer(false)
+        let mut builder = dsr_connector::http::builder(CALL_TIMEOUT)
             .https_only(true)
             .redirect(reqwest::redirect::Policy::none());
         if let Some(path) = &opendsr.config.callback_roots {

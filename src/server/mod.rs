@@ -152,13 +152,8 @@ fn opendsr_processors(
     config: &Config,
 ) -> Result<std::collections::BTreeMap<String, Arc<dsr_opendsr::OpenDsrConnector>>, CliError> {
     let mut processors = std::collections::BTreeMap::new();
-    for (processor, section) in config.processors.opendsr_enabled() {
-        let connector = dsr_opendsr::OpenDsrConnector::new(processor, section.clone())?;
-        let name = match processor {
-            dsr_connector::Processor::OpenDsr(name) => name.name().to_string(),
-            other => other.as_str().to_string(),
-        };
-        processors.insert(name, Arc::new(connector));
+    for (processor, built) in crate::wiring::opendsr_connectors(config) {
+        processors.insert(processor.display_name().to_string(), built?);
     }
     Ok(processors)
 }

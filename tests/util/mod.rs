@@ -23,6 +23,14 @@ pub fn postgres_server() -> String {
     std::env::var("DSRTEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres:postgres@127.0.0.1:5432".into())
 }
 
+/// A loopback port free now (for a server whose address must be known before it starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}{}", uuid_like())
 }

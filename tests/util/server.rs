@@ -62,3 +62,13 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// Creates an API token `name` with `scopes` (comma-separated); the token, printed once.
+pub fn token(d: &Deployment, name: &str, scopes: &str) -> String {
+    let (code, created) = d.dsr_json(&["token", "create", "--name", name, "--scope", scopes]);
+    assert_eq!(code, 0, "{created}");
+    created["token"]
+        .as_str()
+        .expect("the token is printed once")
+        .to_string()
+}

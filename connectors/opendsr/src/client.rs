@@ -25,12 +25,6 @@ const FAILURE_TTL: Duration = Duration::from_secs(30);
 /// The largest results document dsr reads from a processor.
 const RESULTS_MAX: usize = 64 << 20;
 
-/// The processor's answer to a call, its signature checked.
-pub struct Signed {
-    pub status: http::StatusCode,
-    pub body: bytes::Bytes,
-}
-
 /// Why a callback was refused, with the status §8.8 and the security guidelines give it.
 #[derive(Debug, thiserror::Error)]
 pub enum CallbackRefusal {
@@ -301,8 +295,14 @@ impl Client {
         signing::verify(&chain[0], body, &signature).map_err(|e| Fault::Signature(format!("its signature: {e}")))
     }
 
-    /// A signed answer: the body when it is `expected`, checked; else the error it is.
-    async fn signed(&self, answer: reqwest::Response, expected: &[u16], what: &str) -> Result<Signed, ConnectorError> {
+    /// A signed answer: its body when its status is `expected`, the signature checked; else
+    /// the error it is.
+    async fn signed(
+        &self,
+        answer: reqwest::Response,
+        expected: &[u16],
+        what: &str,
+    ) -> Result<bytes::Bytes, ConnectorError> {
         let status = answer.status();
         if !expected.contains(&status.as_u16()) {
             return Err(self.refused(answer, what).await);
@@ -313,7 +313,7 @@ impl Client {
             .await
             .map_err(|e| ConnectorError::retry_later(self.processor, "transport", format!("{what}: {e}")))?;
         match self.check_signature(&headers, &body).await {
-            Ok(()) => Ok(Signed { status, body }),
+            Ok(()) => Ok(body),
             Err(Fault::Certificate(e)) => Err(e),
             Err(Fault::Domain(why) | Fault::Signature(why)) => Err(ConnectorError::permanent(
                 self.processor,
@@ -332,7 +332,7 @@ impl Client {
             return Ok(None);
         }
         let signed = self.signed(answer, &[200], "the status call").await?;
-        let doc: StatusDoc = self.decode(&signed.body, "GET /requests/{id}")?;
+        let doc: StatusDoc = self.decode(&signed, "GET /requests/{id}")?;
         if doc.subject_request_id != id {
             return Err(self.unexpected("the status answer is about another request"));
         }
@@ -348,7 +348,7 @@ impl Client {
             .body(body);
         let answer = self.send(self.with_auth(call)).await?;
         let signed = self.signed(answer, &[201], "the request").await?;
-        let created: Created = self.decode(&signed.body, "POST /requests")?;
+        let created: Created = self.decode(&signed, "POST /requests")?;
         if created.subject_request_id != id {
             return Err(self.unexpected("the receipt is about another request"));
         }
@@ -360,7 +360,7 @@ impl Client {
         let call = self.http.delete(self.url(&format!("requests/{id}")));
         let answer = self.send(self.with_auth(call)).await?;
         let signed = self.signed(answer, &[202], "the cancellation").await?;
-        let doc: crate::protocol::CancelDoc = self.decode(&signed.body, "DELETE /requests/{id}")?;
+        let doc: crate::protocol::CancelDoc = self.decode(&signed, "DELETE /requests/{id}")?;
         if doc.subject_request_id != id {
             return Err(self.unexpected("the cancellation answer is about another request"));
         }

@@ -112,10 +112,6 @@ impl SigningIdentity {
         &self.chain[0]
     }
 
-    pub fn chain(&self) -> &[CertificateDer<'static>] {
-        &self.chain
-    }
-
     /// Whether the certificate may be published for `domain`: issued by an authority, not
     /// self-signed (§4.1), and for that domain (which authority, the controller checks).
     pub fn check_domain(&self, domain: &str) -> Result<(), CertificateError> {

@@ -106,7 +106,9 @@ impl TokenClient {
     }
 }
 
-fn builder(timeout: std::time::Duration) -> reqwest::ClientBuilder {
+/// dsr's HTTP client settings (the crypto provider installed, the time limits, dsr's
+/// user agent, no `Referer`), for a client that sets its own redirect and TLS rules.
+pub fn builder(timeout: std::time::Duration) -> reqwest::ClientBuilder {
     install_crypto_provider();
     reqwest::Client::builder()
         .timeout(timeout)
