@@ -85,6 +85,11 @@ pub enum Command {
     },
     /// Cancel a request that has not ended.
     Cancel { id: String },
+    /// E-mail the subject a fresh link to their finished request (earlier links stop
+    /// working). Needs [smtp] and [subject] public_url.
+    Resend { id: String },
+    /// Show the links e-mailed for a request: sent, opened, codes, downloads, refusals.
+    Delivery { id: String },
     /// Extend a request's deadline by up to two further months (Art. 12(3)), with a reason.
     Extend {
         id: String,
@@ -200,6 +205,12 @@ pub struct RequestArgs {
     /// Find and report what would change; change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// How the subject's identity was checked, e.g. "ID card at the counter" or "reply from
+    /// the address on file". Required for access, portability and erasure unless
+    /// [subject] operator_verification = "optional"; kept with the request, its hash in the
+    /// audit chain.
+    #[arg(long = "verified-by", value_name = "HOW")]
+    pub verified_by: Option<String>,
     /// Give up waiting after this long (e.g. 90s, 10m).
     #[arg(long, value_parser = humantime::parse_duration, default_value = "10m")]
     pub timeout: Duration,
@@ -426,8 +437,11 @@ mod tests {
             "kari@example.no",
             "--phone",
             "912 34 567",
+            "--verified-by",
+            " ID card at the counter ",
         ])
         .unwrap();
+        assert_eq!(ok.verified_by.as_deref(), Some("ID card at the counter"), "trimmed");
         assert_eq!(ok.identities.emails.len(), 1, "the same address once");
         assert_eq!(
             ok.identities.phones[0].as_str(),
@@ -451,8 +465,21 @@ mod tests {
             ),
             (vec!["erasure", "--name", "Kari"], "a --name alone"),
             (
-                vec!["erasure", "--email", "k@example.no", "--processor", "superoffice"],
+                vec![
+                    "erasure",
+                    "--email",
+                    "k@example.no",
+                    "--processor",
+                    "superoffice",
+                    "--verified-by",
+                    "x",
+                ],
                 "superoffice",
+            ),
+            (vec!["access", "--email", "k@example.no"], "--verified-by"),
+            (
+                vec!["erasure", "--email", "k@example.no", "--verified-by", ""],
+                "may not be empty",
             ),
             (vec!["erasure", "--email", "not an address"], "not an address"),
         ] {

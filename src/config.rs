@@ -8,6 +8,7 @@
 //! `DSR_GRAPH_SECRET`. Secrets are references (`env:NAME`, `file:PATH`), resolved when used
 //! and never printed.
 
+mod subject;
 mod values;
 
 use std::path::{Path, PathBuf};
@@ -20,6 +21,7 @@ use figment::providers::{Env, Format, Toml};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 
+pub use subject::{DeadlineFrom, DeliveryConfig, OperatorVerification, SmtpConfig, SmtpSecurity, SubjectConfig};
 pub use values::span_text;
 use values::{DAY, HOUR, MINUTE, Renamed, SECOND, Unit, check_count, check_span, days, millis, seconds};
 
@@ -39,6 +41,13 @@ pub struct Config {
     pub server: ServerConfig,
     /// dsr as an OpenDSR processor under `dsr serve`; absent, the OpenDSR routes are not served.
     pub opendsr: Option<OpenDsrConfig>,
+    /// The subject's request form and proof of identity (docs/subject.md).
+    pub subject: SubjectConfig,
+    /// The mail server codes and links go through; absent, the form is not served and
+    /// nothing is mailed.
+    pub smtp: Option<SmtpConfig>,
+    /// E-mailed links to finished requests.
+    pub delivery: DeliveryConfig,
     pub log: LogConfig,
     /// Scripted stand-ins for processors, only in test builds.
     #[cfg(feature = "test-connector")]
@@ -845,6 +854,7 @@ impl Config {
                 ));
             }
         }
+        subject::validate(&self.subject, self.smtp.as_ref(), &self.delivery)?;
         check_span(
             "privacy.pseudonymise_after",
             self.privacy.pseudonymise_after,

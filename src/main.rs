@@ -8,6 +8,7 @@ mod opendsr;
 mod output;
 mod request;
 mod server;
+mod subject;
 mod wiring;
 
 use std::process::ExitCode;
@@ -17,7 +18,7 @@ use clap::Parser;
 use crate::cli::{AuditCommand, BenchCommand, Cli, Command};
 #[cfg(feature = "demo")]
 use crate::commands::demo;
-use crate::commands::{admin, bench, doctor, init, plans, requests, token, verify, worker, workers};
+use crate::commands::{admin, bench, delivery, doctor, init, plans, requests, token, verify, worker, workers};
 use crate::error::CliError;
 
 fn main() -> ExitCode {
@@ -109,6 +110,8 @@ async fn dispatch(cli: &Cli) -> Result<ExitCode, CliError> {
         Command::Workers => workers::workers(&config, json).await,
         Command::Retry { id, processor } => admin::retry(&config, id, processor.as_deref(), json).await,
         Command::Cancel { id } => admin::cancel(&config, id, json).await,
+        Command::Resend { id } => delivery::resend(&config, id, json).await,
+        Command::Delivery { id } => delivery::show(&config, id, json).await,
         Command::Plan { id } => plans::show(&config, id, json).await,
         Command::Approve { id, plan, by } => plans::approve(&config, id, plan, by.as_deref(), json).await,
         Command::Reject { id, reason, by } => plans::reject(&config, id, reason, by.as_deref(), json).await,

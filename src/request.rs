@@ -5,7 +5,7 @@ use dsr_connector::{Email, FieldChange, Identities, Phone, Processor, RectifyFie
 use dsr_jobs::model::{Lang, NewRequest, RequestKind};
 
 use crate::cli::RequestArgs;
-use crate::config::Config;
+use crate::config::{Config, OperatorVerification};
 use crate::error::{CliError, bad_input};
 
 pub fn build_request(args: &RequestArgs, config: &Config, configured: &[Processor]) -> Result<NewRequest, CliError> {
@@ -64,6 +64,31 @@ pub fn build_request(args: &RequestArgs, config: &Config, configured: &[Processo
         )));
     }
 
+    let verified_by = match args.verified_by.as_deref().map(str::trim) {
+        Some("") => {
+            return Err(bad_input(
+                "--verified-by may not be empty: say how the subject's identity was checked",
+            ));
+        }
+        Some(text) if text.chars().count() > 500 => {
+            return Err(bad_input(
+                "--verified-by is at most 500 characters: say briefly how identity was checked",
+            ));
+        }
+        Some(text) => Some(text.to_string()),
+        None => None,
+    };
+    if verified_by.is_none()
+        && needs_verification(kind)
+        && config.subject.operator_verification == OperatorVerification::Required
+    {
+        return Err(bad_input(format!(
+            "say how the subject's identity was checked before a {kind} (Art. 12(6)): \
+             --verified-by \"ID card at the counter\" (in the API, \"verified_by\"); \
+             or set [subject] operator_verification = \"optional\""
+        )));
+    }
+
     let lang: Lang = match args.lang.as_deref() {
         Some(text) => text.parse().map_err(bad_input)?,
         None => config.controller.default_language,
@@ -99,7 +124,18 @@ pub fn build_request(args: &RequestArgs, config: &Config, configured: &[Processo
         dry_run: args.dry_run,
         processors,
         received_at: Utc::now(),
+        verified_by,
+        verified_at: None,
     })
+}
+
+/// Kinds that hand data over or remove it: handing it to, or erasing it for, the wrong person
+/// cannot be undone.
+pub fn needs_verification(kind: RequestKind) -> bool {
+    matches!(
+        kind,
+        RequestKind::Access | RequestKind::Portability | RequestKind::Erasure
+    )
 }
 
 fn parse_changes(sets: &[String], region: &str) -> Result<Vec<FieldChange>, CliError> {

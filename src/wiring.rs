@@ -140,6 +140,7 @@ pub fn settings(config: &Config) -> Result<Settings, CliError> {
         pseudonym_key,
         changes: config.change_rules(),
         give_up_after: w.give_up_after,
+        deliver: crate::subject::delivers(config),
     })
 }
 

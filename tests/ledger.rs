@@ -67,7 +67,14 @@ async fn a_request_moves_through_its_life_cycle_and_nowhere_else() {
 
         assert!(
             !ledger
-                .complete_request("r1", RequestStatus::Completed, &confirmation("/x/c.json"), false, "w1")
+                .complete_request(
+                    "r1",
+                    RequestStatus::Completed,
+                    &confirmation("/x/c.json"),
+                    false,
+                    "w1",
+                    false
+                )
                 .await
                 .unwrap(),
             "a received request cannot complete before it is in progress"
@@ -117,19 +124,40 @@ async fn a_request_moves_through_its_life_cycle_and_nowhere_else() {
         assert!(!ledger.claim_finalize("r1", "w2", LEASE).await.unwrap());
         assert!(
             !ledger
-                .complete_request("r1", RequestStatus::Completed, &confirmation("/x/w2.json"), false, "w2")
+                .complete_request(
+                    "r1",
+                    RequestStatus::Completed,
+                    &confirmation("/x/w2.json"),
+                    false,
+                    "w2",
+                    false
+                )
                 .await
                 .unwrap()
         );
         assert!(
             ledger
-                .complete_request("r1", RequestStatus::Completed, &confirmation("/x/c.json"), false, "w1")
+                .complete_request(
+                    "r1",
+                    RequestStatus::Completed,
+                    &confirmation("/x/c.json"),
+                    false,
+                    "w1",
+                    false
+                )
                 .await
                 .unwrap()
         );
         assert!(
             !ledger
-                .complete_request("r1", RequestStatus::Failed, &confirmation("/x/other.json"), false, "w1")
+                .complete_request(
+                    "r1",
+                    RequestStatus::Failed,
+                    &confirmation("/x/other.json"),
+                    false,
+                    "w1",
+                    false
+                )
                 .await
                 .unwrap(),
             "finalize records once"
@@ -590,7 +618,14 @@ async fn a_pseudonymised_request_names_nobody_and_cannot_be_retried() {
         );
         assert!(
             ledger
-                .complete_request("p1", RequestStatus::Failed, &confirmation("/x/p1.json"), false, "w1")
+                .complete_request(
+                    "p1",
+                    RequestStatus::Failed,
+                    &confirmation("/x/p1.json"),
+                    false,
+                    "w1",
+                    false
+                )
                 .await
                 .unwrap()
         );
@@ -838,6 +873,7 @@ async fn opendsr_callbacks_are_queued_once_per_change_superseded_taken_once_and_
                 body_sha256: body.into(),
                 status: "pending".into(),
             }),
+            submission: None,
         };
         assert_eq!(
             ledger

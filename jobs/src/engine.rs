@@ -80,6 +80,8 @@ pub struct Settings {
     /// How long a worker keeps reconnecting to a queue that went away before it exits with
     /// an error (so that systemd or Kubernetes restarts it).
     pub give_up_after: Duration,
+    /// Queue a completed request for its e-mail to the subject (`[delivery]` with `[smtp]`).
+    pub deliver: bool,
 }
 
 impl std::fmt::Debug for Settings {

@@ -393,7 +393,14 @@ pub async fn finalize(engine: &Engine, request_id: &str) -> Result<(), EngineErr
     };
     let signer = engine.settings().signer.as_ref();
     if ledger
-        .complete_request(request_id, status, &written, signer.is_some(), &owner)
+        .complete_request(
+            request_id,
+            status,
+            &written,
+            signer.is_some(),
+            &owner,
+            engine.settings().deliver,
+        )
         .await?
     {
         tracing::info!(request = %request_id, %status, "request finished");

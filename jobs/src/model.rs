@@ -220,6 +220,11 @@ pub struct NewRequest {
     /// The processors to reach; the configured ones unless narrowed.
     pub processors: Vec<Processor>,
     pub received_at: DateTime<Utc>,
+    /// How the subject's identity was checked (`--verified-by`, the API's field, or the
+    /// form's proof of the address).
+    pub verified_by: Option<String>,
+    /// When the subject proved the address (requests from the form).
+    pub verified_at: Option<DateTime<Utc>>,
 }
 
 /// A stored request.

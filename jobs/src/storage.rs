@@ -254,6 +254,22 @@ impl ExportStore {
         ))
     }
 
+    /// Streams bytes `range` of an object (an HTTP `Range` request).
+    pub async fn range_reader(
+        &self,
+        key: &Key,
+        range: std::ops::Range<u64>,
+    ) -> Result<impl tokio::io::AsyncRead + Send + Unpin + use<>, StorageError> {
+        let options = object_store::GetOptions {
+            range: Some(object_store::GetRange::Bounded(range)),
+            ..Default::default()
+        };
+        let got = self.store.get_opts(key, options).await.map_err(self.fail(key))?;
+        Ok(tokio_util::io::StreamReader::new(
+            got.into_stream().map_err(std::io::Error::from),
+        ))
+    }
+
     /// Reads an object from a blocking thread. A local store's file is read directly (the
     /// object_store stream hands out 8 KiB chunks, each a trip through the runtime); a
     /// remote object streams through `handle`.

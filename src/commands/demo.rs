@@ -76,6 +76,9 @@ pub async fn demo(loaded: &Config, as_json: bool) -> Result<ExitCode, CliError> 
             dry_run,
             processors: connectors.processors(),
             received_at: Utc::now(),
+            // As an operator would record it (`dsr run … --verified-by`).
+            verified_by: crate::request::needs_verification(kind).then(|| "demo: the subject is a fixture".to_string()),
+            verified_at: None,
         };
         let (id, mut status) = super::requests::process_here(&engine, new, Duration::from_secs(120), as_json).await?;
         if status == dsr_jobs::model::RequestStatus::AwaitingApproval {

@@ -130,6 +130,31 @@ pub async fn doctor(config: &Config, as_json: bool) -> Result<ExitCode, CliError
         )),
     }
     checks.push(export_check(config).await);
+    if let Some(smtp) = &config.smtp {
+        let answered = match crate::subject::mail::Mailer::new(smtp) {
+            Ok(mailer) => mailer.check().await,
+            Err(e) => Err(e),
+        };
+        let what = if crate::subject::delivers(config) {
+            "the request form's codes and the delivery links"
+        } else if config.subject.public_url.is_some() {
+            "the request form's codes ([delivery] enabled = false: nothing delivered)"
+        } else {
+            "nothing yet: set [subject] public_url for the form and the delivery links"
+        };
+        checks.push(match answered {
+            Ok(()) => check(
+                "smtp",
+                true,
+                format!("{}:{} answers; it carries {what}", smtp.host, smtp.port()),
+            ),
+            Err(e) => check(
+                "smtp",
+                false,
+                format!("{e}: check [smtp] host, port, security and credentials"),
+            ),
+        });
+    }
     if let Some(section) = &config.opendsr {
         match crate::opendsr::OpenDsr::from_config(section) {
             Ok(opendsr) => checks.push(check(

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod bench;
+pub mod delivery;
 // The fake vendors it starts (dsr-fixtures) are only linked into builds with `demo`.
 #[cfg(feature = "demo")]
 pub mod demo;

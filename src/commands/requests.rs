@@ -78,7 +78,7 @@ pub async fn work_on(engine: &Engine, id: &str, timeout: Duration, quiet: bool) 
     let worker = {
         let engine = engine.clone();
         let shutdown = shutdown.clone();
-        tokio::spawn(async move { super::worker::run_in_process(&engine, true, None, &shutdown).await })
+        tokio::spawn(async move { super::worker::run_in_process(&engine, true, None, None, &shutdown).await })
     };
     let waited = wait_for(engine.ledger(), id, timeout, quiet).await;
     shutdown.trigger();

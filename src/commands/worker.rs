@@ -12,11 +12,13 @@ use crate::error::CliError;
 
 /// Runs the queue worker (and, unless `sweeps` is false, the scheduler) until `shutdown`.
 /// Runs a worker in this process until `shutdown`: jobs, the heartbeat, and with `sweeps` the
-/// scheduled sweeps and (with `opendsr`) the OpenDSR status callbacks.
+/// scheduled sweeps, (with `opendsr`) the OpenDSR status callbacks and (with `deliverer`)
+/// the e-mails that deliver finished requests to their subjects.
 pub async fn run_in_process(
     engine: &Engine,
     sweeps: bool,
     opendsr: Option<std::sync::Arc<crate::opendsr::OpenDsr>>,
+    deliverer: Option<crate::subject::delivery::Deliverer>,
     shutdown: &Shutdown,
 ) -> Result<(), CliError> {
     let heartbeat = tokio::spawn(dsr_jobs::heartbeat::run(engine.clone(), shutdown.signal()));
@@ -27,6 +29,9 @@ pub async fn run_in_process(
         }
         None => None,
     };
+    let deliveries = deliverer
+        .filter(|_| sweeps)
+        .map(|deliverer| tokio::spawn(deliverer.run(shutdown.signal())));
     let scheduler = sweeps.then(|| {
         let engine = engine.clone();
         let signal = shutdown.signal();
@@ -46,6 +51,9 @@ pub async fn run_in_process(
     }
     if let Some(callbacks) = callbacks {
         let _ = callbacks.await;
+    }
+    if let Some(deliveries) = deliveries {
+        let _ = deliveries.await;
     }
     // The heartbeat records the stop before the process exits (`dsr workers`: stopped).
     let _ = tokio::time::timeout(std::time::Duration::from_secs(5), heartbeat).await;
@@ -80,7 +88,8 @@ pub async fn worker(config: &Config, args: &WorkerArgs) -> Result<ExitCode, CliE
         trigger.trigger();
     });
     let opendsr = crate::opendsr::OpenDsr::configured(config)?.map(std::sync::Arc::new);
-    run_in_process(&engine, !args.no_sweeps, opendsr, &shutdown).await?;
+    let deliverer = crate::subject::delivery::Deliverer::configured(&engine, config)?;
+    run_in_process(&engine, !args.no_sweeps, opendsr, deliverer, &shutdown).await?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -11,6 +11,7 @@ mod opendsr;
 mod problem;
 mod processor_callbacks;
 mod requests;
+mod subject;
 mod tls;
 
 use std::process::ExitCode;
@@ -43,6 +44,8 @@ pub struct AppState {
     opendsr: Option<Arc<crate::opendsr::OpenDsr>>,
     /// The OpenDSR processors whose callbacks this server takes, by name.
     opendsr_processors: Arc<std::collections::BTreeMap<String, Arc<dsr_opendsr::OpenDsrConnector>>>,
+    /// The subject's pages, when `[smtp]` and `[subject] public_url` are set.
+    subject: Option<Arc<subject::SubjectSide>>,
 }
 
 pub async fn serve(config: &Config, with_worker: bool) -> Result<ExitCode, CliError> {
@@ -74,6 +77,7 @@ pub async fn serve(config: &Config, with_worker: bool) -> Result<ExitCode, CliEr
         lockout: auth::Lockout::default(),
         opendsr: opendsr.clone(),
         opendsr_processors: Arc::new(opendsr_processors(config)?),
+        subject: subject::SubjectSide::configured(config)?,
     };
     let shutdown = Shutdown::new();
     {
@@ -95,10 +99,15 @@ pub async fn serve(config: &Config, with_worker: bool) -> Result<ExitCode, CliEr
             trigger.trigger();
         });
     }
+    if state.subject.is_some() {
+        tokio::spawn(subject::purge(engine.clone(), shutdown.signal()));
+        eprintln!("the subject's request form is at /privacy/request");
+    }
     let worker = with_worker.then(|| {
         let (engine, shutdown) = (engine.clone(), shutdown.clone());
         let callbacks = opendsr.clone();
-        tokio::spawn(async move { worker::run_in_process(&engine, true, callbacks, &shutdown).await })
+        let deliverer = crate::subject::delivery::Deliverer::configured(&engine, config);
+        tokio::spawn(async move { worker::run_in_process(&engine, true, callbacks, deliverer?, &shutdown).await })
     });
     // The first line on stdout: scripts and tests read the address (port 0 picks one).
     let scheme = if tls.is_some() { "https" } else { "http" };
@@ -176,6 +185,9 @@ fn router(state: AppState) -> Router {
     }
     if !state.opendsr_processors.is_empty() {
         router = router.merge(processor_callbacks::routes());
+    }
+    if state.subject.is_some() {
+        router = router.merge(subject::routes());
     }
     router
         .route(

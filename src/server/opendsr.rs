@@ -392,6 +392,8 @@ async fn create_request(state: &AppState, caller: Result<Caller, Problem>, body:
         processor: vec![],
         lang: None,
         dry_run: false,
+        // OpenDSR leaves verifying the subject to the controller that sends the request.
+        verified_by: Some(format!("by the OpenDSR controller `{}`", token.name)),
         timeout: std::time::Duration::ZERO,
     };
     let configured = state.engine.connectors().processors();
@@ -412,6 +414,7 @@ async fn create_request(state: &AppState, caller: Result<Caller, Problem>, body:
             body_sha256: hex::encode(Sha256::digest(body)),
             status: Status::Pending.as_str().into(),
         }),
+        submission: None,
     };
     let id = match state.engine.enqueue_from(new, &origin).await {
         Ok((id, _)) => id,

@@ -54,6 +54,9 @@ pub struct NewRequestBody {
     lang: Option<String>,
     #[serde(default)]
     dry_run: bool,
+    /// How the subject's identity was checked ("ID card at the counter"); required for
+    /// access, portability and erasure unless `[subject] operator_verification = "optional"`.
+    verified_by: Option<String>,
 }
 
 /// Longest `Idempotency-Key` taken.
@@ -139,6 +142,7 @@ async fn create_request(
         processor: parsed.processors,
         lang: parsed.lang,
         dry_run: parsed.dry_run,
+        verified_by: parsed.verified_by,
         timeout: std::time::Duration::ZERO,
     };
     let configured = state.engine.connectors().processors();
@@ -151,6 +155,7 @@ async fn create_request(
             body_sha256: hex::encode(Sha256::digest(body)),
         }),
         opendsr: None,
+        submission: None,
     };
     let (id, new_request) = match state.engine.enqueue_from(new, &origin).await {
         Ok(created) => created,

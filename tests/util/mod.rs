@@ -89,6 +89,13 @@ impl Deployment {
 
     fn with_text(dir: tempfile::TempDir, text: &str) -> Deployment {
         let config = dir.path().join("dsr.toml");
+        // Test requests are for fixtures, not people: nobody's identity to check (tests/subject.rs
+        // covers the default, which requires --verified-by).
+        let text = if text.contains("[subject]") {
+            text.to_string()
+        } else {
+            format!("{text}\n[subject]\noperator_verification = \"optional\"\n")
+        };
         std::fs::write(&config, text).expect("write config");
         Deployment { dir, config }
     }
@@ -295,6 +302,8 @@ pub fn request_for(
         dry_run: false,
         processors: processors.to_vec(),
         received_at,
+        verified_by: None,
+        verified_at: None,
     }
 }
 
@@ -330,6 +339,7 @@ pub fn fast_settings(queue_url: &str, prefix: &str, export_dir: &Path) -> dsr_jo
         pseudonym_key: b"test-pseudonyms".to_vec(),
         changes: Default::default(),
         give_up_after: Duration::from_secs(300),
+        deliver: false,
     }
 }
 

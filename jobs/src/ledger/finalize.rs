@@ -20,6 +20,7 @@ impl Ledger {
     /// Ends an in-progress request whose tasks are all terminal, once; records where its
     /// bundle or confirmation is and its hash, which the audit chain then covers. Returns
     /// false when the request was already ended or `owner` does not hold the finalize lease.
+    /// With `deliver`, a completed request is queued for its e-mail to the subject.
     pub async fn complete_request(
         &self,
         id: &str,
@@ -27,6 +28,7 @@ impl Ledger {
         written: &Written,
         signed: bool,
         owner: &str,
+        deliver: bool,
     ) -> Result<bool> {
         let now = ts(self.now());
         let (bundle, bundle_sha256, confirmation, confirmation_sha256) = match written {
@@ -47,18 +49,35 @@ impl Ledger {
         .bind(bundle_sha256)
         .bind(confirmation_sha256)
         .bind(owner);
-        self.transition(
-            update,
-            Event {
-                request: Some(id),
-                processor: None,
-                name: &format!("request.{status}"),
-                detail: json!({"bundle": bundle, "manifest_sha256": bundle_sha256, "confirmation": confirmation,
-                       "confirmation_sha256": confirmation_sha256, "signed": signed}),
-                dedup: Some(format!("finished:{id}")),
-            },
-        )
-        .await
+        let event = Event {
+            request: Some(id),
+            processor: None,
+            name: &format!("request.{status}"),
+            detail: json!({"bundle": bundle, "manifest_sha256": bundle_sha256, "confirmation": confirmation,
+                   "confirmation_sha256": confirmation_sha256, "signed": signed}),
+            dedup: Some(format!("finished:{id}")),
+        };
+        if !deliver || status != RequestStatus::Completed {
+            return self.transition(update, event).await;
+        }
+        // The e-mail to the subject is queued with the result, so a crash between the two
+        // cannot lose it (the worker's delivery loop sends it).
+        let mut tx = self.pool.begin().await?;
+        let moved = update.execute(&mut *tx).await?.rows_affected() == 1;
+        if moved {
+            self.insert_audit(
+                &mut tx,
+                event.request,
+                None,
+                event.name,
+                event.detail,
+                event.dedup.as_deref(),
+            )
+            .await?;
+            self.queue_delivery(&mut tx, id, &now).await?;
+        }
+        tx.commit().await?;
+        Ok(moved)
     }
 
     /// Takes the right to write a request's bundle or confirmation, for `lease`; false when

@@ -13,6 +13,7 @@ pub mod opendsr;
 mod plans;
 mod requests;
 mod rows;
+pub mod subject;
 mod sweep;
 mod tasks;
 pub mod tokens;

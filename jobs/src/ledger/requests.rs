@@ -27,6 +27,8 @@ pub struct Origin {
     pub idempotency: Option<Idempotency>,
     /// Came through OpenDSR: the controller's id for it, stored in the same transaction.
     pub opendsr: Option<super::opendsr::OpenDsrOrigin>,
+    /// Came from the subject's form: the submission it verifies, in the same transaction.
+    pub submission: Option<super::subject::SubmissionOrigin>,
 }
 
 /// An `Idempotency-Key`, per token, with the hash of the body it first came with.
@@ -96,9 +98,15 @@ impl Ledger {
         {
             return Ok(Some(first));
         }
+        if let Some(submission) = &origin.submission
+            && let Some(first) = self.claim_submission(&mut tx, id, submission).await?
+        {
+            return Ok(Some(first));
+        }
         sqlx::query(
             "INSERT INTO requests (id, kind, status, identities, changes, lang, dry_run, \
-             received_at, due_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             received_at, due_at, updated_at, verified_by, verified_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(id)
         .bind(new.kind.as_str())
@@ -110,6 +118,8 @@ impl Ledger {
         .bind(ts(new.received_at))
         .bind(ts(due_at))
         .bind(&now)
+        .bind(new.verified_by.as_deref())
+        .bind(new.verified_at.map(ts))
         .execute(&mut *tx)
         .await?;
         for p in &new.processors {
@@ -126,6 +136,13 @@ impl Ledger {
             json!({"kind": new.kind, "processors": processors, "dry_run": new.dry_run, "due_at": ts(due_at)});
         if let Some(actor) = &origin.actor {
             detail["by"] = json!(actor);
+        }
+        // How identity was checked: the text beside the chain, its hash in it.
+        if let Some(verified_by) = &new.verified_by {
+            detail[super::notes::NOTE] = json!(format!("identity verified: {verified_by}"));
+        }
+        if let Some(at) = new.verified_at {
+            detail["verified_at"] = json!(ts(at));
         }
         self.insert_audit(
             &mut tx,

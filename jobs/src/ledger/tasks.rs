@@ -538,6 +538,8 @@ mod tests {
             dry_run: false,
             processors: vec![Processor::Wix],
             received_at: clock.now(),
+            verified_by: None,
+            verified_at: None,
         };
         ledger
             .create_request(id, &new, clock.now() + chrono::Duration::days(30))

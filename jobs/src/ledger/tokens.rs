@@ -308,6 +308,8 @@ mod tests {
             dry_run: false,
             processors: vec![],
             received_at: chrono::Utc::now(),
+            verified_by: None,
+            verified_at: None,
         };
         let origin = super::super::Origin {
             actor: Some("token:crm".into()),
@@ -317,6 +319,7 @@ mod tests {
                 body_sha256: "b".into(),
             }),
             opendsr: None,
+            submission: None,
         };
         let due = chrono::Utc::now();
         assert_eq!(

@@ -160,7 +160,7 @@ async fn one_request(
     let running = {
         let engine = engine.clone();
         let shutdown = shutdown.clone();
-        tokio::spawn(async move { worker::run_in_process(&engine, false, None, &shutdown).await })
+        tokio::spawn(async move { worker::run_in_process(&engine, false, None, None, &shutdown).await })
     };
     // The clock starts with a worker that has asked the queue at least once: what is measured
     // is the request, not the worker starting.

@@ -170,7 +170,7 @@ async fn measure(
         .iter()
         .map(|engine| {
             let (engine, shutdown) = (engine.clone(), shutdown.clone());
-            tokio::spawn(async move { worker::run_in_process(&engine, false, None, &shutdown).await })
+            tokio::spawn(async move { worker::run_in_process(&engine, false, None, None, &shutdown).await })
         })
         .collect();
     let mut ended = 0;

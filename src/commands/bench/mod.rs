@@ -61,6 +61,8 @@ pub fn access_request(
         dry_run: false,
         processors,
         received_at: chrono::Utc::now(),
+        verified_by: None,
+        verified_at: None,
     }
 }
 

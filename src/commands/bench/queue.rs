@@ -161,7 +161,7 @@ async fn measure(
     let running = {
         let engine = engine.clone();
         let shutdown = shutdown.clone();
-        tokio::spawn(async move { worker::run_in_process(&engine, false, None, &shutdown).await })
+        tokio::spawn(async move { worker::run_in_process(&engine, false, None, None, &shutdown).await })
     };
     let mut ended = 0;
     while ended < ids.len() && started.elapsed() < GIVE_UP_AFTER && !running.is_finished() {

@@ -1,0 +1,551 @@
+//! The delivery link: `/privacy/download/{token}` says what the file is and until when the
+//! link works; downloading needs a fresh one-time code sent to the same address (so a link a
+//! mail filter opened or someone forwarded hands nothing over). The code, once right, gives a
+//! short-lived cookie for this link alone; the file streams from the export storage, with
+//! `Range` for resuming. Every code, wrong try, refusal and download is an audit event.
+
+use axum::body::Body;
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use dsr_jobs::confirmation::confirmation_keys;
+use dsr_jobs::ledger::subject::{Delivery, LinkRefusal};
+use dsr_jobs::model::{Lang, Request};
+use minijinja::context;
+
+use super::form::{CodeBody, LangQuery};
+use super::{SubjectSide, language};
+use crate::server::AppState;
+use crate::subject::{secrets, texts};
+
+/// The cookie that carries a download grant, scoped to its link's path.
+const GRANT_COOKIE: &str = "dsr_download";
+/// How long a right code lets the link download.
+const GRANT_MINUTES: i64 = 30;
+
+struct Open {
+    delivery: Delivery,
+    request: Request,
+    lang: Lang,
+}
+
+/// The link's delivery and request when it still opens; else the page that says why.
+async fn open_link(
+    state: &AppState,
+    side: &SubjectSide,
+    token: &str,
+    asked: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<Open, Response> {
+    let ledger = state.engine.ledger();
+    let fallback = language(asked, headers, &state.config);
+    let delivery = if secrets::looks_like_token(token) {
+        ledger
+            .delivery_by_token(&secrets::sha256(token))
+            .await
+            .map_err(|e| unavailable(state, side, fallback, &e.to_string()))?
+    } else {
+        None
+    };
+    let nb = fallback == Lang::Nb;
+    let controller = &state.config.controller.name;
+    let Some(delivery) = delivery else {
+        return Err(side.pages.message(
+            StatusCode::NOT_FOUND,
+            fallback,
+            controller,
+            if nb { "Ukjent lenke" } else { "Unknown link" },
+            &[if nb {
+                "Denne lenken finnes ikke. Kontroller at hele lenken fra e-posten er med.".to_string()
+            } else {
+                "This link does not exist. Check that the whole link from the e-mail is there.".to_string()
+            }],
+            context! {},
+        ));
+    };
+    let request = ledger
+        .get_request(&delivery.request_id)
+        .await
+        .map_err(|e| unavailable(state, side, fallback, &e.to_string()))?;
+    let lang = match asked.and_then(|l| l.parse::<Lang>().ok()) {
+        Some(lang) => lang,
+        None => request.lang,
+    };
+    let nb = lang == Lang::Nb;
+    let refusal = delivery.refusal(ledger.now()).or_else(|| {
+        // The export was deleted at the end of its retention: the link has nothing to give.
+        request.exports_expired_at.map(|_| LinkRefusal::Expired)
+    });
+    if let Some(why) = refusal {
+        if let Err(e) = ledger.delivery_refused(&delivery, why).await {
+            tracing::warn!(error = %e, "could not record a refused delivery link");
+        }
+        let (status, heading, text) = match why {
+            LinkRefusal::Expired => (
+                StatusCode::GONE,
+                if nb {
+                    "Lenken er utløpt"
+                } else {
+                    "The link has expired"
+                },
+                if nb {
+                    "Lenken virket til og med en bestemt dato, og den er passert. Kontakt oss for en ny lenke."
+                } else {
+                    "The link worked until a set date, which has passed. Contact us for a new link."
+                },
+            ),
+            LinkRefusal::UsedUp => (
+                StatusCode::GONE,
+                if nb {
+                    "Lenken er brukt opp"
+                } else {
+                    "The link is used up"
+                },
+                if nb {
+                    "Filen er lastet ned så mange ganger som lenken tillater. Kontakt oss for en ny lenke."
+                } else {
+                    "The file was downloaded as many times as the link allows. Contact us for a new link."
+                },
+            ),
+            LinkRefusal::Replaced => (
+                StatusCode::GONE,
+                if nb {
+                    "Lenken er erstattet"
+                } else {
+                    "The link was replaced"
+                },
+                if nb {
+                    "Vi har sendt deg en nyere lenke; bruk den i den siste e-posten fra oss."
+                } else {
+                    "We sent you a newer link; use the one in our latest e-mail."
+                },
+            ),
+            LinkRefusal::Locked => (
+                StatusCode::FORBIDDEN,
+                if nb { "Lenken er sperret" } else { "The link is locked" },
+                if nb {
+                    "Koden ble skrevet feil for mange ganger. Kontakt oss for en ny lenke."
+                } else {
+                    "The code was entered wrongly too many times. Contact us for a new link."
+                },
+            ),
+        };
+        return Err(side
+            .pages
+            .message(status, lang, controller, heading, &[text.to_string()], context! {}));
+    }
+    Ok(Open {
+        delivery,
+        request,
+        lang,
+    })
+}
+
+fn unavailable(state: &AppState, side: &SubjectSide, lang: Lang, error: &str) -> Response {
+    tracing::warn!(%error, "a download page could not be served");
+    let nb = lang == Lang::Nb;
+    side.pages.message(
+        StatusCode::SERVICE_UNAVAILABLE,
+        lang,
+        &state.config.controller.name,
+        if nb {
+            "Noe gikk galt hos oss"
+        } else {
+            "Something went wrong on our side"
+        },
+        &[if nb {
+            "Prøv igjen om noen minutter."
+        } else {
+            "Please try again in a few minutes."
+        }
+        .to_string()],
+        context! {},
+    )
+}
+
+fn grant_of(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == GRANT_COOKIE)
+        .map(|(_, value)| value.to_string())
+        .filter(|v| secrets::looks_like_token(v))
+}
+
+fn unlocked(open: &Open, headers: &HeaderMap, now: chrono::DateTime<chrono::Utc>) -> bool {
+    grant_of(headers).is_some_and(|grant| {
+        open.delivery.grant_sha256.as_deref() == Some(secrets::sha256(&grant).as_str())
+            && open.delivery.grant_expires_at.is_some_and(|t| t > now)
+    })
+}
+
+/// The file the link hands over: the bundle, or the confirmation's page.
+fn export_of(request: &Request) -> Option<(String, &'static str, bool)> {
+    if let Some(bundle) = &request.bundle {
+        return Some((bundle.clone(), "application/zip", true));
+    }
+    request.confirmation.as_ref()?;
+    Some((
+        confirmation_keys(&request.id).html.to_string(),
+        "text/html; charset=utf-8",
+        false,
+    ))
+}
+
+async fn render_page(
+    state: &AppState,
+    side: &SubjectSide,
+    token: &str,
+    open: &Open,
+    headers: &HeaderMap,
+    code_sent: bool,
+    error: Option<String>,
+) -> Response {
+    let nb = open.lang == Lang::Nb;
+    let now = state.engine.ledger().now();
+    let Some((location, _, bundle)) = export_of(&open.request) else {
+        return unavailable(
+            state,
+            side,
+            open.lang,
+            "the request has neither a bundle nor a confirmation",
+        );
+    };
+    let size = match crate::wiring::export_store(&state.config) {
+        Ok(store) => match store
+            .key_of(&location)
+            .or_else(|| Some(dsr_jobs::storage::key(&location)))
+        {
+            Some(key) => store.size(&key).await.ok(),
+            None => None,
+        },
+        Err(_) => None,
+    };
+    let file_name = location.rsplit('/').next().unwrap_or_default().to_string();
+    let base = format!("/privacy/download/{token}");
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    side.pages.render(
+        status,
+        "download.html",
+        open.lang,
+        &state.config.controller.name,
+        context! {
+            heading => if bundle {
+                if nb { "Dataene dine" } else { "Your data" }
+            } else if nb { "Bekreftelsen din" } else { "Your confirmation" },
+            bundle => bundle,
+            file_name => file_name,
+            size => size.map(|b| bytesize::ByteSize(b).to_string()),
+            expires => open.delivery.expires_at.with_timezone(&state.config.zone()).format("%Y-%m-%d %H:%M %Z").to_string(),
+            expires_iso => dsr_jobs::ledger::ts(open.delivery.expires_at),
+            left => open.delivery.max_downloads.saturating_sub(open.delivery.downloads),
+            unlocked => unlocked(open, headers, now),
+            code_sent => code_sent,
+            error => error,
+            file_href => format!("{base}/file"),
+            code_action => format!("{base}/code"),
+            unlock_action => format!("{base}/unlock"),
+        },
+    )
+}
+
+/// `GET /privacy/download/{token}`.
+pub async fn page(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    Query(q): Query<LangQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(side) = state.subject.as_deref() else {
+        return super::guarded(StatusCode::NOT_FOUND.into_response());
+    };
+    match open_link(&state, side, &token, q_lang(&q), &headers).await {
+        Ok(open) => render_page(&state, side, &token, &open, &headers, false, None).await,
+        Err(page) => page,
+    }
+}
+
+fn q_lang(q: &LangQuery) -> Option<&str> {
+    q.lang()
+}
+
+/// `POST /privacy/download/{token}/code`: a fresh code to the request's address.
+pub async fn send_code(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    Form(body): Form<LangQuery>,
+) -> Response {
+    let Some(side) = state.subject.as_deref() else {
+        return super::guarded(StatusCode::NOT_FOUND.into_response());
+    };
+    let asked = body.lang().map(String::from);
+    let open = match open_link(&state, side, &token, asked.as_deref(), &headers).await {
+        Ok(open) => open,
+        Err(page) => return page,
+    };
+    let Some(to) = open.request.identities.emails.first().map(|e| e.as_str().to_string()) else {
+        return unavailable(&state, side, open.lang, "the request has no e-mail address");
+    };
+    let code = secrets::code();
+    let ttl = state.config.delivery.code_ttl;
+    let expires =
+        state.engine.ledger().now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::minutes(15));
+    if let Err(e) = state
+        .engine
+        .ledger()
+        .delivery_code_sent(&open.delivery, &secrets::code_sha256(&open.delivery.id, &code), expires)
+        .await
+    {
+        return unavailable(&state, side, open.lang, &e.to_string());
+    }
+    let mail = texts::download_code(&to, open.lang, &state.config.controller.name, &code, ttl.as_secs() / 60);
+    if let Err(e) = side.mailer.send(mail).await {
+        return unavailable(&state, side, open.lang, &e.to_string());
+    }
+    render_page(&state, side, &token, &open, &headers, true, None).await
+}
+
+/// `POST /privacy/download/{token}/unlock`: the code; right, a grant cookie for this link.
+pub async fn unlock(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    Form(body): Form<CodeBody>,
+) -> Response {
+    let Some(side) = state.subject.as_deref() else {
+        return super::guarded(StatusCode::NOT_FOUND.into_response());
+    };
+    let open = match open_link(&state, side, &token, body.lang(), &headers).await {
+        Ok(open) => open,
+        Err(page) => return page,
+    };
+    let ledger = state.engine.ledger();
+    let nb = open.lang == Lang::Nb;
+    let now = ledger.now();
+    let entered = secrets::code_sha256(&open.delivery.id, body.code());
+    let current = open.delivery.code_expires_at.is_some_and(|t| t > now);
+    let right = current && open.delivery.code_sha256.as_deref() == Some(entered.as_str());
+    if right {
+        let grant = secrets::token();
+        match ledger
+            .delivery_unlocked(
+                &open.delivery,
+                &entered,
+                &secrets::sha256(&grant),
+                now + chrono::Duration::minutes(GRANT_MINUTES),
+            )
+            .await
+        {
+            Ok(true) => {
+                let secure = state
+                    .config
+                    .subject
+                    .public_url
+                    .as_ref()
+                    .is_some_and(|u| u.scheme() == "https");
+                let cookie = format!(
+                    "{GRANT_COOKIE}={grant}; Path=/privacy/download/{token}; Max-Age={}; HttpOnly; SameSite=Strict{}",
+                    GRANT_MINUTES * 60,
+                    if secure { "; Secure" } else { "" }
+                );
+                let mut response =
+                    Redirect::to(&format!("/privacy/download/{token}?lang={}", open.lang.as_str())).into_response();
+                if let Ok(value) = HeaderValue::try_from(cookie) {
+                    response.headers_mut().insert(header::SET_COOKIE, value);
+                }
+                return super::guarded(response);
+            }
+            Ok(false) => {}
+            Err(e) => return unavailable(&state, side, open.lang, &e.to_string()),
+        }
+    }
+    let max = state.config.subject.max_tries;
+    match ledger.delivery_wrong_code(&open.delivery, max).await {
+        Ok(true) => match open_link(&state, side, &token, body.lang(), &headers).await {
+            Ok(open) => render_page(&state, side, &token, &open, &headers, false, None).await,
+            Err(page) => page,
+        },
+        Ok(false) => {
+            let left = max.saturating_sub(open.delivery.code_tries + 1);
+            let error = match (current, nb) {
+                (false, true) => "Koden er utløpt eller ikke sendt ennå. Be om en ny kode.".to_string(),
+                (false, false) => "The code has expired or was not sent yet. Ask for a new code.".to_string(),
+                (true, true) => format!("Koden stemmer ikke. Du har {left} forsøk igjen."),
+                (true, false) => format!("The code is not right. You have {left} tries left."),
+            };
+            render_page(&state, side, &token, &open, &headers, current, Some(error)).await
+        }
+        Err(e) => unavailable(&state, side, open.lang, &e.to_string()),
+    }
+}
+
+/// One `bytes=` range, as RFC 9110 §14.1.2 writes it (several ranges are served whole).
+fn parse_range(value: &str, size: u64) -> Option<Result<std::ops::Range<u64>, ()>> {
+    let spec = value.trim().strip_prefix("bytes=")?;
+    if spec.contains(',') {
+        return None;
+    }
+    let (start, end) = spec.split_once('-')?;
+    let range = match (start.trim(), end.trim()) {
+        ("", suffix) => {
+            let n: u64 = suffix.parse().ok()?;
+            size.saturating_sub(n)..size
+        }
+        (start, "") => start.parse().ok()?..size,
+        (start, end) => {
+            let (s, e): (u64, u64) = (start.parse().ok()?, end.parse().ok()?);
+            if e < s {
+                return None;
+            }
+            s..(e + 1).min(size)
+        }
+    };
+    if range.start >= size || range.is_empty() {
+        return Some(Err(()));
+    }
+    Some(Ok(range))
+}
+
+/// `GET /privacy/download/{token}/file`: the file, with the grant.
+pub async fn file(State(state): State<AppState>, Path(token): Path<String>, headers: HeaderMap) -> Response {
+    let Some(side) = state.subject.as_deref() else {
+        return super::guarded(StatusCode::NOT_FOUND.into_response());
+    };
+    let open = match open_link(&state, side, &token, None, &headers).await {
+        Ok(open) => open,
+        Err(page) => return page,
+    };
+    let nb = open.lang == Lang::Nb;
+    let ledger = state.engine.ledger();
+    let Some((location, media_type, _)) = export_of(&open.request) else {
+        return unavailable(
+            &state,
+            side,
+            open.lang,
+            "the request has neither a bundle nor a confirmation",
+        );
+    };
+    let store = match crate::wiring::export_store(&state.config) {
+        Ok(store) => store,
+        Err(e) => return unavailable(&state, side, open.lang, &e.message()),
+    };
+    let key = store
+        .key_of(&location)
+        .unwrap_or_else(|| dsr_jobs::storage::key(&location));
+    let size = match store.size(&key).await {
+        Ok(size) => size,
+        Err(e) => return unavailable(&state, side, open.lang, &e.to_string()),
+    };
+    let range = headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_range(v, size));
+    let range = match range {
+        Some(Err(())) => {
+            let mut response = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
+            if let Ok(value) = HeaderValue::try_from(format!("bytes */{size}")) {
+                response.headers_mut().insert(header::CONTENT_RANGE, value);
+            }
+            return super::guarded(response);
+        }
+        Some(Ok(range)) => Some(range),
+        None => None,
+    };
+    let grant = grant_of(&headers).map(|g| secrets::sha256(&g)).unwrap_or_default();
+    let range_text = range.as_ref().map(|r| format!("bytes={}-{}", r.start, r.end - 1));
+    // A download starts at the first byte; a range further on resumes one already counted.
+    let allowed = match &range {
+        Some(r) if r.start > 0 => {
+            ledger
+                .delivery_resumed(&open.delivery, &grant, range_text.as_deref().unwrap_or_default())
+                .await
+        }
+        _ => {
+            ledger
+                .delivery_download(&open.delivery, &grant, range_text.as_deref())
+                .await
+        }
+    };
+    match allowed {
+        Ok(true) => {}
+        Ok(false) => {
+            return side.pages.message(
+                StatusCode::FORBIDDEN,
+                open.lang,
+                &state.config.controller.name,
+                if nb {
+                    "Koden trengs først"
+                } else {
+                    "The code is needed first"
+                },
+                &[if nb {
+                    "For å laste ned må du først få en engangskode på e-post og skrive den inn.".to_string()
+                } else {
+                    "To download, first get a one-time code by e-mail and enter it.".to_string()
+                }],
+                context! { link => context! { href => format!("/privacy/download/{token}"),
+                label => if nb { "Til nedlastingssiden" } else { "To the download page" } } },
+            );
+        }
+        Err(e) => return unavailable(&state, side, open.lang, &e.to_string()),
+    }
+    let (status, body, length) = match &range {
+        Some(r) => match store.range_reader(&key, r.clone()).await {
+            Ok(reader) => (
+                StatusCode::PARTIAL_CONTENT,
+                Body::from_stream(tokio_util::io::ReaderStream::new(reader)),
+                r.end - r.start,
+            ),
+            Err(e) => return unavailable(&state, side, open.lang, &e.to_string()),
+        },
+        None => match store.reader(&key).await {
+            Ok(reader) => (
+                StatusCode::OK,
+                Body::from_stream(tokio_util::io::ReaderStream::new(reader)),
+                size,
+            ),
+            Err(e) => return unavailable(&state, side, open.lang, &e.to_string()),
+        },
+    };
+    tracing::info!(request = %open.request.id, delivery = %open.delivery.id, "a subject downloads their request's result");
+    let mut response = (status, body).into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(media_type));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if let Some(r) = &range
+        && let Ok(value) = HeaderValue::try_from(format!("bytes {}-{}/{size}", r.start, r.end - 1))
+    {
+        h.insert(header::CONTENT_RANGE, value);
+    }
+    let name = location.rsplit('/').next().unwrap_or("dsr-export").replace('"', "");
+    if let Ok(value) = HeaderValue::try_from(format!("attachment; filename=\"{name}\"")) {
+        h.insert(header::CONTENT_DISPOSITION, value);
+    }
+    super::guarded(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_range;
+
+    #[test]
+    fn ranges_are_read_as_rfc_9110_writes_them() {
+        assert_eq!(parse_range("bytes=0-99", 1000), Some(Ok(0..100)));
+        assert_eq!(parse_range("bytes=900-", 1000), Some(Ok(900..1000)));
+        assert_eq!(parse_range("bytes=-100", 1000), Some(Ok(900..1000)));
+        assert_eq!(parse_range("bytes=990-2000", 1000), Some(Ok(990..1000)));
+        assert_eq!(parse_range("bytes=1000-", 1000), Some(Err(())));
+        assert_eq!(parse_range("bytes=5-1", 1000), None);
+        assert_eq!(parse_range("bytes=0-1,5-9", 1000), None);
+        assert_eq!(parse_range("items=0-1", 1000), None);
+    }
+}

@@ -1,0 +1,154 @@
+//! The subject's pages under `/privacy/` (docs/subject.md): the request form, the proof that
+//! the address is theirs (a link or a code by e-mail), and the download of a finished
+//! request behind an expiring link and a fresh one-time code. Server-rendered, bokmål and
+//! English, no script at all, no third-party resource; served when `[smtp]` and `[subject]
+//! public_url` are set.
+
+mod download;
+mod form;
+mod pages;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use dsr_jobs::model::Lang;
+
+use super::AppState;
+use crate::config::Config;
+use crate::error::CliError;
+use crate::subject::mail::Mailer;
+
+/// What the subject's pages share.
+pub struct SubjectSide {
+    mailer: Mailer,
+    pages: pages::Pages,
+    /// Form submissions per client address in the last hour.
+    clients: Mutex<HashMap<IpAddr, Vec<Instant>>>,
+}
+
+impl SubjectSide {
+    /// The subject's side when `[smtp]` and `[subject] public_url` are set.
+    pub fn configured(config: &Config) -> Result<Option<Arc<SubjectSide>>, CliError> {
+        let (Some(smtp), Some(_)) = (&config.smtp, &config.subject.public_url) else {
+            return Ok(None);
+        };
+        let mailer = Mailer::new(smtp).map_err(|e| crate::error::bad_input(e.to_string()))?;
+        Ok(Some(Arc::new(SubjectSide {
+            mailer,
+            pages: pages::Pages::new().map_err(|e| CliError::Failed(anyhow::anyhow!("the subject's pages: {e}")))?,
+            clients: Mutex::new(HashMap::new()),
+        })))
+    }
+
+    /// Counts a submission from `ip`; false when it is over `per_hour`.
+    fn client_allowed(&self, ip: IpAddr, per_hour: u32) -> bool {
+        let Ok(mut clients) = self.clients.lock() else {
+            return false;
+        };
+        let now = Instant::now();
+        let hour = Duration::from_secs(3600);
+        clients.retain(|_, times| {
+            times.retain(|t| now.duration_since(*t) < hour);
+            !times.is_empty()
+        });
+        let times = clients.entry(ip).or_default();
+        if times.len() >= per_hour as usize {
+            return false;
+        }
+        times.push(now);
+        true
+    }
+}
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/privacy/style.css", get(style))
+        .route("/privacy/request", get(form::show).post(form::submit))
+        .route("/privacy/request/{id}", get(form::waiting).post(form::enter_code))
+        .route("/privacy/confirm/{token}", get(form::confirm_page).post(form::confirm))
+        .route("/privacy/download/{token}", get(download::page))
+        .route(
+            "/privacy/download/{token}/code",
+            axum::routing::post(download::send_code),
+        )
+        .route(
+            "/privacy/download/{token}/unlock",
+            axum::routing::post(download::unlock),
+        )
+        .route("/privacy/download/{token}/file", get(download::file))
+}
+
+/// Deletes unverified submissions older than a day, every ten minutes, until `stop`.
+pub async fn purge(engine: dsr_jobs::Engine, stop: impl std::future::Future<Output = ()>) {
+    tokio::pin!(stop);
+    let mut tick = tokio::time::interval(Duration::from_secs(600));
+    loop {
+        tokio::select! {
+            _ = &mut stop => return,
+            _ = tick.tick() => {}
+        }
+        let before = engine.ledger().now() - chrono::Duration::days(1);
+        match engine.ledger().purge_submissions(before).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(deleted = n, "unverified request form submissions deleted after a day"),
+            Err(e) => tracing::warn!(error = %e, "could not delete old request form submissions"),
+        }
+    }
+}
+
+async fn style() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        include_str!("templates/style.css"),
+    )
+        .into_response()
+}
+
+/// The page's language: `?lang=`, the form's `lang`, else the browser's first choice of
+/// bokmål or English, else the controller's default.
+fn language(asked: Option<&str>, headers: &HeaderMap, config: &Config) -> Lang {
+    if let Some(lang) = asked.and_then(|l| l.parse::<Lang>().ok()) {
+        return lang;
+    }
+    let accepted = headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    for tag in accepted.split(',') {
+        let tag = tag.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        match tag.split('-').next().unwrap_or_default() {
+            "nb" | "no" | "nn" => return Lang::Nb,
+            "en" => return Lang::En,
+            _ => {}
+        }
+    }
+    config.controller.default_language
+}
+
+/// The headers every subject page carries: no script may run, nothing may frame it, and
+/// the token in its address goes nowhere (no referrer, no cache).
+pub(super) fn guarded(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    for (name, value) in [
+        (
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ),
+        (header::X_FRAME_OPTIONS, "DENY"),
+        (header::REFERRER_POLICY, "no-referrer"),
+        (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        (header::CACHE_CONTROL, "no-store"),
+    ] {
+        headers.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}

@@ -1,0 +1,200 @@
+//! Delivering a finished request to its subject: a link by e-mail, valid for `[delivery]
+//! link_ttl` and `max_downloads`, only its hash kept. The worker sends what the ledger's
+//! outbox holds (completed requests are put there in the transaction that completes them),
+//! retrying a mail server that does not answer; `dsr resend` sends a fresh link at once.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use dsr_jobs::Engine;
+use dsr_jobs::confirmation::{ConfirmationDocument, confirmation_keys};
+use dsr_jobs::ledger::subject::Delivery;
+use dsr_jobs::model::RequestStatus;
+
+use super::mail::{MailError, Mailer};
+use super::{secrets, texts};
+use crate::config::Config;
+use crate::error::CliError;
+
+/// How often the worker looks for requests to deliver.
+const EVERY: Duration = Duration::from_secs(2);
+/// The first retry's wait, doubled per attempt up to an hour; given up after [`ATTEMPTS`].
+const FIRST_WAIT: Duration = Duration::from_secs(30);
+const LONGEST_WAIT: Duration = Duration::from_secs(3600);
+const ATTEMPTS: u32 = 24;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    #[error("request {id} cannot be delivered: {why}")]
+    NotDeliverable { id: String, why: String },
+    #[error(transparent)]
+    Mail(#[from] MailError),
+    #[error(transparent)]
+    Ledger(#[from] dsr_jobs::ledger::LedgerError),
+    #[error("the export storage: {0}")]
+    Storage(String),
+}
+
+#[derive(Clone)]
+pub struct Deliverer {
+    engine: Engine,
+    config: Arc<Config>,
+    mailer: Mailer,
+}
+
+impl Deliverer {
+    /// A deliverer when `[delivery]`, `[smtp]` and `[subject] public_url` are all set.
+    pub fn configured(engine: &Engine, config: &Config) -> Result<Option<Deliverer>, CliError> {
+        if !super::delivers(config) {
+            return Ok(None);
+        }
+        let Some(smtp) = &config.smtp else {
+            return Ok(None);
+        };
+        let mailer = Mailer::new(smtp).map_err(|e| crate::error::bad_input(e.to_string()))?;
+        Ok(Some(Deliverer {
+            engine: engine.clone(),
+            config: Arc::new(config.clone()),
+            mailer,
+        }))
+    }
+
+    /// Sends what the outbox holds every few seconds until `stop`.
+    pub async fn run(self, stop: impl Future<Output = ()>) {
+        tokio::pin!(stop);
+        let mut tick = tokio::time::interval(EVERY);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = &mut stop => return,
+                _ = tick.tick() => {}
+            }
+            if let Err(e) = self.round().await {
+                tracing::warn!(error = %e, "delivery round failed; trying again");
+            }
+        }
+    }
+
+    async fn round(&self) -> Result<(), DeliveryError> {
+        let ledger = self.engine.ledger();
+        let now = ledger.now();
+        for due in ledger.deliveries_due(now, 50).await? {
+            let lease = now + chrono::Duration::seconds(120);
+            if !ledger.take_delivery(&due.request_id, lease).await? {
+                continue;
+            }
+            match self.send_link(&due.request_id, None, due.attempts).await {
+                Ok(_) => tracing::info!(request = %due.request_id, "delivery e-mail sent"),
+                Err(e) => tracing::warn!(request = %due.request_id, error = %e, "delivery e-mail not sent"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes a new link for request `id` (earlier ones stop working), mails it, and records
+    /// the send; a failure is recorded and the outbox retries it (`attempts` made before).
+    /// `by` names an operator.
+    pub async fn send_link(&self, id: &str, by: Option<&str>, attempts: u32) -> Result<Delivery, DeliveryError> {
+        let ledger = self.engine.ledger();
+        let request = ledger.get_request(id).await?;
+        let not = |why: &str| DeliveryError::NotDeliverable {
+            id: id.to_string(),
+            why: why.to_string(),
+        };
+        if request.status != RequestStatus::Completed {
+            return Err(not(&format!("it is {}, not completed", request.status)));
+        }
+        if request.exports_expired_at.is_some() {
+            return Err(not(
+                "its export was deleted at the end of its retention ([export] retention)",
+            ));
+        }
+        let Some(to) = request.identities.emails.first().map(|e| e.as_str().to_string()) else {
+            return Err(not("it has no e-mail address to send to"));
+        };
+        let store = crate::wiring::export_store(&self.config).map_err(|e| DeliveryError::Storage(e.message()))?;
+        let token = secrets::token();
+        let now = Utc::now();
+        let ttl = chrono::Duration::from_std(self.config.delivery.link_ttl).unwrap_or(chrono::Duration::days(7));
+        let delivery = Delivery {
+            id: secrets::id(),
+            request_id: id.to_string(),
+            created_at: now,
+            expires_at: now + ttl,
+            max_downloads: self.config.delivery.max_downloads,
+            downloads: 0,
+            revoked_at: None,
+            code_sha256: None,
+            code_expires_at: None,
+            code_tries: 0,
+            locked_at: None,
+            grant_sha256: None,
+            grant_expires_at: None,
+        };
+        let link = super::public_link(&self.config, &format!("/privacy/download/{token}"))
+            .ok_or_else(|| not("[subject] public_url is not set"))?;
+        let expires = delivery
+            .expires_at
+            .with_timezone(&self.config.zone())
+            .format("%Y-%m-%d %H:%M %Z")
+            .to_string();
+        let controller = &self.config.controller.name;
+        let mail = if let Some(location) = &request.bundle {
+            let size = match store.key_of(location) {
+                Some(key) => store.size(&key).await.ok(),
+                None => None,
+            };
+            let facts = texts::LinkFacts {
+                link: &link,
+                expires: &expires,
+                max_downloads: delivery.max_downloads,
+                size,
+            };
+            texts::bundle_ready(&to, request.lang, controller, request.kind, &facts)
+        } else if request.confirmation.is_some() {
+            let bytes = store
+                .get(&confirmation_keys(id).json)
+                .await
+                .map_err(|e| DeliveryError::Storage(e.to_string()))?;
+            let doc = ConfirmationDocument::from_slice(&bytes).map_err(|e| DeliveryError::Storage(e.to_string()))?;
+            let facts = texts::LinkFacts {
+                link: &link,
+                expires: &expires,
+                max_downloads: delivery.max_downloads,
+                size: None,
+            };
+            texts::change_done(&to, request.lang, controller, &doc, &facts)
+        } else {
+            return Err(not("it has neither a bundle nor a confirmation"));
+        };
+        ledger
+            .create_delivery(
+                &delivery.id,
+                id,
+                &secrets::sha256(&token),
+                delivery.expires_at,
+                delivery.max_downloads,
+            )
+            .await?;
+        match self.mailer.send(mail).await {
+            Ok(()) => {
+                ledger.delivery_sent(&delivery, by).await?;
+                Ok(delivery)
+            }
+            Err(e) => {
+                let next = (attempts + 1 < ATTEMPTS).then(|| {
+                    let wait = FIRST_WAIT
+                        .saturating_mul(2u32.saturating_pow(attempts.min(16)))
+                        .min(LONGEST_WAIT);
+                    ledger.now() + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::hours(1))
+                });
+                ledger
+                    .delivery_send_failed(&delivery.id, id, &e.to_string(), next)
+                    .await?;
+                Err(e.into())
+            }
+        }
+    }
+}

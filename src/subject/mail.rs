@@ -1,0 +1,120 @@
+//! E-mail to subjects through `[smtp]` (lettre; STARTTLS or implicit TLS over rustls). Errors
+//! never quote the recipient: a mail server's refusal often repeats the address.
+
+use lettre::message::header::ContentType;
+use lettre::message::{Mailbox, Message};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use secrecy::ExposeSecret;
+
+use crate::config::{SmtpConfig, SmtpSecurity};
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    #[error("[smtp] cannot be used: {0}")]
+    Config(String),
+    #[error("the address is not one mail can go to")]
+    Address,
+    #[error("the mail server {host} did not take the message: {reason}")]
+    Send { host: String, reason: String },
+}
+
+/// One message: plain text, UTF-8.
+pub struct Mail {
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+}
+
+#[derive(Clone)]
+pub struct Mailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+    host: String,
+}
+
+impl Mailer {
+    pub fn new(config: &SmtpConfig) -> Result<Mailer, MailError> {
+        let fail = |e: lettre::transport::smtp::Error| MailError::Config(format!("{}: {e}", config.host));
+        let builder = match config.security {
+            SmtpSecurity::Starttls => {
+                AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&config.host).map_err(fail)?
+            }
+            SmtpSecurity::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&config.host).map_err(fail)?,
+            SmtpSecurity::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host),
+        };
+        let mut builder = builder.port(config.port()).timeout(Some(config.timeout));
+        if let (Some(user), Some(password)) = (&config.username, &config.password) {
+            let password = password
+                .resolve()
+                .map_err(|e| MailError::Config(format!("smtp.password: {e}")))?;
+            builder = builder.credentials(Credentials::new(user.clone(), password.expose_secret().to_string()));
+        }
+        let from = config
+            .from
+            .parse::<Mailbox>()
+            .map_err(|e| MailError::Config(format!("smtp.from: {e}")))?;
+        Ok(Mailer {
+            transport: builder.build(),
+            from,
+            host: config.host.clone(),
+        })
+    }
+
+    pub async fn send(&self, mail: Mail) -> Result<(), MailError> {
+        let to: Mailbox = mail.to.parse().map_err(|_| MailError::Address)?;
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(mail.subject)
+            .header(ContentType::TEXT_PLAIN)
+            .body(mail.text)
+            .map_err(|e| MailError::Config(format!("the message cannot be built: {e}")))?;
+        self.transport
+            .send(message)
+            .await
+            .map(|_| ())
+            .map_err(|e| MailError::Send {
+                host: self.host.clone(),
+                reason: without(&e.to_string(), &mail.to),
+            })
+    }
+
+    /// Whether the server answers (`dsr doctor`).
+    pub async fn check(&self) -> Result<(), MailError> {
+        match self.transport.test_connection().await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(MailError::Send {
+                host: self.host.clone(),
+                reason: "it did not answer NOOP".into(),
+            }),
+            Err(e) => Err(MailError::Send {
+                host: self.host.clone(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+}
+
+/// `text` with every form of `address` blanked out.
+fn without(text: &str, address: &str) -> String {
+    let mut out = text.to_string();
+    for form in [address.to_string(), address.to_lowercase()] {
+        if !form.is_empty() {
+            out = out.replace(&form, "[the subject's address]");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_refusal_never_repeats_the_address() {
+        let said = super::without(
+            "550 5.1.1 <Kari@Example.no>: unknown; kari@example.no",
+            "Kari@Example.no",
+        );
+        assert!(!said.to_lowercase().contains("kari@example.no"), "{said}");
+    }
+}

@@ -1,0 +1,744 @@
+//! The subject's side over real HTTP and real SMTP (Python's aiosmtpd on loopback, started
+//! here): a form submission creates nothing until the address is proven; five wrong codes
+//! lock it; the finished bundle is mailed as a link whose download needs a fresh code, then
+//! passes `dsr verify`; expired, used-up and replaced links are refused with a page that says
+//! so; operators must say how they checked identity; and no address, token or code reaches
+//! the log.
+
+mod util;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use reqwest::header::{COOKIE, LOCATION, RANGE, SET_COOKIE};
+use serde_json::Value;
+use util::{Deployment, SEEDED_EMAIL, free_port};
+
+/// Python's aiosmtpd, writing each message it takes to a folder; killed when dropped.
+struct Sink {
+    child: Child,
+    port: u16,
+    dir: PathBuf,
+}
+
+impl Sink {
+    fn start(dir: &Path) -> Sink {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/subject/smtp_sink.py");
+        let mut child = Command::new("python3")
+            .arg(&script)
+            .arg(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the SMTP sink (python3 with aiosmtpd: scripts/test installs it)");
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+        let port = line
+            .trim()
+            .strip_prefix("listening ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("the SMTP sink said {line:?}"));
+        Sink {
+            child,
+            port,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    /// The `n`th message (1-based): recipients and text body, waiting up to a minute for it.
+    fn message(&self, n: usize) -> (String, String, String) {
+        let started = Instant::now();
+        let path = self.dir.join(format!("{n:04}.eml"));
+        while !path.exists() {
+            assert!(started.elapsed() < Duration::from_secs(90), "no message {n} arrived");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        let rcpt = std::fs::read_to_string(self.dir.join(format!("{n:04}.rcpt"))).unwrap();
+        let parsed = mail_parser::MessageParser::default()
+            .parse(&bytes)
+            .expect("a MIME message");
+        let subject = parsed.subject().unwrap_or_default().to_string();
+        let body = parsed.body_text(0).unwrap_or_default().to_string();
+        (rcpt, subject, body)
+    }
+
+    fn count(&self) -> usize {
+        std::fs::read_dir(&self.dir)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "eml"))
+            .count()
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `dsr serve --with-worker` with the form and delivery on, its log (DSR_LOG=debug) in a file.
+struct Site {
+    d: Deployment,
+    sink: Sink,
+    base: String,
+    log: PathBuf,
+    server: Child,
+}
+
+impl Drop for Site {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+}
+
+fn site(extra: &str) -> Site {
+    let port = free_port();
+    let mail_dir = tempfile::tempdir().unwrap().keep();
+    let sink = Sink::start(&mail_dir);
+    let d = Deployment::sqlite(&format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\n\
+         [subject]\npublic_url = \"http://127.0.0.1:{port}\"\n{extra}\n\
+         [smtp]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\nfrom = \"Personvern <personvern@example.no>\"\n\
+         [test_connector.google]\nrecords_per_email = 2\n[test_connector.wix]\n",
+        sink.port
+    ));
+    let log = d.path().join("serve.log");
+    let mut server = d
+        .command()
+        .args(["serve", "--with-worker"])
+        .env("DSR_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("start dsr serve");
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(server.stdout.take().unwrap()), &mut first).unwrap();
+    assert!(first.starts_with("dsr serve listening on"), "{first}");
+    Site {
+        d,
+        sink,
+        base: format!("http://127.0.0.1:{port}"),
+        log,
+        server,
+    }
+}
+
+fn client() -> reqwest::Client {
+    dsr_connector::http::builder(Duration::from_secs(60))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// The first run of six digits after `after` in `text`.
+fn code_in(text: &str, after: &str) -> String {
+    let from = text.find(after).unwrap_or_else(|| panic!("no `{after}` in {text}")) + after.len();
+    text[from..]
+        .split(|c: char| !c.is_ascii_digit())
+        .find(|w| w.len() == 6)
+        .unwrap_or_else(|| panic!("no code in {text}"))
+        .to_string()
+}
+
+/// The link under `path` in `text`, and its token.
+fn link_in(text: &str, path: &str) -> (String, String) {
+    let start = text.find("http://").unwrap_or_else(|| panic!("no link in {text}"));
+    let link: String = text[start..].chars().take_while(|c| !c.is_whitespace()).collect();
+    let token = link
+        .split(path)
+        .nth(1)
+        .unwrap_or_else(|| panic!("{link} is not under {path}"))
+        .to_string();
+    (link, token)
+}
+
+async fn submit(site: &Site, form: &[(&str, &str)]) -> reqwest::Response {
+    client()
+        .post(format!("{}/privacy/request", site.base))
+        .form(form)
+        .send()
+        .await
+        .unwrap()
+}
+
+fn requests(d: &Deployment) -> Vec<Value> {
+    let (code, list) = d.dsr_json(&["list"]);
+    assert_eq!(code, 0, "{list}");
+    list.as_array()
+        .cloned()
+        .unwrap_or_else(|| list["requests"].as_array().cloned().unwrap_or_default())
+}
+
+async fn wait_completed(d: &Deployment, id: &str) {
+    let started = Instant::now();
+    loop {
+        let (_, status) = d.dsr_json(&["status", id]);
+        if status["status"] == "completed" {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "{status}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Runs SQL on the SQLite ledger (Python's sqlite3), for states a test cannot wait for.
+fn ledger_sql(d: &Deployment, sql: &str) {
+    let db = d.data().join("ledger.db");
+    let status = Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2]); c.commit()",
+        ])
+        .arg(&db)
+        .arg(sql)
+        .status()
+        .unwrap();
+    assert!(status.success(), "{sql}");
+}
+
+#[tokio::test]
+async fn a_form_request_waits_for_proof_then_its_bundle_is_mailed_and_downloads_only_with_a_fresh_code() {
+    let site = site("verify_ttl = \"30m\"");
+    let http = client();
+
+    // The form page: both languages, no script anywhere, a strict policy.
+    let page = http
+        .get(format!("{}/privacy/request?lang=nb", site.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let csp = page.headers()["content-security-policy"].to_str().unwrap().to_string();
+    assert!(
+        csp.contains("default-src 'none'") && !csp.contains("script-src"),
+        "{csp}"
+    );
+    assert_eq!(page.headers()["referrer-policy"], "no-referrer");
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("Dine personopplysninger") && !html.contains("<script"),
+        "{html}"
+    );
+
+    // A bad address is refused on the page, naming the field.
+    let refused = submit(&site, &[("kind", "access"), ("email", "kari@@example"), ("lang", "en")]).await;
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    assert!(refused.text().await.unwrap().contains("href=\"#email\""));
+
+    // Submitted: a code and a link by e-mail, and nothing in the ledger.
+    let sent = submit(
+        &site,
+        &[
+            ("kind", "access"),
+            ("email", SEEDED_EMAIL),
+            ("phone", "+47 912 34 567"),
+            ("lang", "en"),
+            ("website", ""),
+        ],
+    )
+    .await;
+    assert_eq!(sent.status(), StatusCode::SEE_OTHER);
+    let waiting = format!("{}{}", site.base, sent.headers()[LOCATION].to_str().unwrap());
+    let (rcpt, subject, body) = site.sink.message(1);
+    assert_eq!(rcpt.trim(), SEEDED_EMAIL);
+    assert!(subject.contains("Confirm your request"), "{subject}");
+    let form_code = code_in(&body, "enter the code ");
+    let (_, confirm_token) = link_in(&body, "/privacy/confirm/");
+    assert!(
+        requests(&site.d).is_empty(),
+        "a submission is not a request until it is verified"
+    );
+    let page = http.get(&waiting).send().await.unwrap().text().await.unwrap();
+    assert!(page.contains("awaiting_verification"), "{page}");
+
+    // A wrong code is counted; the link shows a button (a mail filter following it confirms nothing).
+    let wrong = http
+        .post(&waiting)
+        .form(&[("code", "000000"), ("lang", "en")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), StatusCode::BAD_REQUEST);
+    assert!(wrong.text().await.unwrap().contains("4 tries left"));
+    let confirm = format!("{}/privacy/confirm/{confirm_token}", site.base);
+    let button = http.get(&confirm).send().await.unwrap().text().await.unwrap();
+    assert!(button.contains("<form method=\"post\""), "{button}");
+    assert!(requests(&site.d).is_empty(), "opening the link confirms nothing");
+
+    // The code confirms it: one request, its deadline from the submission, verified_by recorded.
+    let right = http
+        .post(&waiting)
+        .form(&[("code", form_code.as_str()), ("lang", "en")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(right.status(), StatusCode::SEE_OTHER);
+    let done = http.get(&waiting).send().await.unwrap().text().await.unwrap();
+    assert!(done.contains("Your request is confirmed"), "{done}");
+    let listed = requests(&site.d);
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let id = listed[0]["id"].as_str().unwrap().to_string();
+    assert!(done.contains(&id));
+    // The link afterwards creates nothing more.
+    let again = http.post(&confirm).form(&[("lang", "en")]).send().await.unwrap();
+    assert!(again.status().is_success() || again.status() == StatusCode::SEE_OTHER);
+    assert_eq!(requests(&site.d).len(), 1);
+    let (_, events) = site.d.dsr_json(&["audit", "events", &id]);
+    let received = &events["events"][0];
+    assert_eq!(received["event"], "request.received");
+    assert!(
+        received["note"]
+            .as_str()
+            .unwrap()
+            .contains("proved the address by the e-mailed code"),
+        "{received}"
+    );
+    assert!(received["detail"]["verified_at"].is_string(), "{received}");
+
+    // The phone typed on the form is not proven: an access request does not search for it.
+    let (_, status) = site.d.dsr_json(&["status", &id]);
+    assert!(!status.to_string().contains("4791234567"), "{status}");
+
+    // Done: the link arrives by e-mail.
+    wait_completed(&site.d, &id).await;
+    let (rcpt, subject, body) = site.sink.message(2);
+    assert_eq!(rcpt.trim(), SEEDED_EMAIL);
+    assert!(subject.contains("access"), "{subject}");
+    let (link, token) = link_in(&body, "/privacy/download/");
+    assert!(body.contains("index.html"), "{body}");
+
+    // The file needs the code first; the page says what the file is and until when.
+    let file = format!("{link}/file");
+    assert_eq!(http.get(&file).send().await.unwrap().status(), StatusCode::FORBIDDEN);
+    let page = http.get(&link).send().await.unwrap().text().await.unwrap();
+    assert!(
+        page.contains("The link works until") && page.contains("Downloads left") && page.contains(".zip"),
+        "{page}"
+    );
+    let asked = http
+        .post(format!("{link}/code"))
+        .form(&[("lang", "en")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(asked.status(), StatusCode::OK);
+    let (_, subject, body) = site.sink.message(3);
+    assert!(subject.contains("Your code"), "{subject}");
+    let code = code_in(&body, "is ");
+    let wrong = http
+        .post(format!("{link}/unlock"))
+        .form(&[("code", "111111")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), StatusCode::BAD_REQUEST);
+    let unlocked = http
+        .post(format!("{link}/unlock"))
+        .form(&[("code", code.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unlocked.status(), StatusCode::SEE_OTHER);
+    let cookie = unlocked.headers()[SET_COOKIE].to_str().unwrap().to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    assert!(cookie.contains(&format!("Path=/privacy/download/{token}")), "{cookie}");
+    let grant = cookie.split(';').next().unwrap().to_string();
+
+    // Downloaded in two ranges (a resumed download), counted once; the ZIP passes `dsr verify`.
+    let first = http
+        .get(&file)
+        .header(COOKIE, &grant)
+        .header(RANGE, "bytes=0-99")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), StatusCode::PARTIAL_CONTENT);
+    let total: u64 = first.headers()["content-range"]
+        .to_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut zip = first.bytes().await.unwrap().to_vec();
+    assert_eq!(zip.len(), 100);
+    let rest = http
+        .get(&file)
+        .header(COOKIE, &grant)
+        .header(RANGE, "bytes=100-")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rest.status(), StatusCode::PARTIAL_CONTENT);
+    zip.extend_from_slice(&rest.bytes().await.unwrap());
+    assert_eq!(zip.len() as u64, total);
+    let saved = site.d.path().join("downloaded.zip");
+    std::fs::write(&saved, &zip).unwrap();
+    let out = site.d.dsr(&["verify", "--allow-unsigned", saved.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", util::stderr(&out));
+
+    let (exit, delivery) = site.d.dsr_json(&["delivery", &id]);
+    assert_eq!(exit, 0, "{delivery}");
+    assert_eq!(delivery["links"][0]["downloads"], 1, "{delivery}");
+    let names: Vec<_> = delivery["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap().to_string())
+        .collect();
+    for expected in [
+        "delivery.sent",
+        "delivery.code_sent",
+        "delivery.code_failed",
+        "delivery.unlocked",
+        "delivery.downloaded",
+        "delivery.resumed",
+    ] {
+        assert!(names.iter().any(|n| n == expected), "{expected} missing from {names:?}");
+    }
+
+    // `dsr resend`: a fresh link; the old one says it was replaced.
+    let out = site.d.dsr(&["resend", &id]);
+    assert_eq!(out.status.code(), Some(0), "{}", util::stderr(&out));
+    let (_, _, body) = site.sink.message(4);
+    let (new_link, _) = link_in(&body, "/privacy/download/");
+    assert_ne!(new_link, link);
+    let old = http.get(&link).send().await.unwrap();
+    assert_eq!(old.status(), StatusCode::GONE);
+    assert!(old.text().await.unwrap().contains("replaced"));
+    assert_eq!(http.get(&new_link).send().await.unwrap().status(), StatusCode::OK);
+
+    // Expired, then used up: refused with a page that says which.
+    ledger_sql(
+        &site.d,
+        "UPDATE deliveries SET expires_at = '2020-01-01T00:00:00.000000Z' WHERE revoked_at IS NULL",
+    );
+    let expired = http.get(&new_link).send().await.unwrap();
+    assert_eq!(expired.status(), StatusCode::GONE);
+    assert!(expired.text().await.unwrap().contains("expired"));
+    ledger_sql(
+        &site.d,
+        "UPDATE deliveries SET expires_at = '2999-01-01T00:00:00.000000Z', downloads = max_downloads WHERE revoked_at IS NULL",
+    );
+    let used = http.get(&new_link).send().await.unwrap();
+    assert_eq!(used.status(), StatusCode::GONE);
+    assert!(used.text().await.unwrap().contains("used up"));
+
+    // Nothing that identifies the subject or opens their data reached the log.
+    let log = std::fs::read_to_string(&site.log).unwrap();
+    assert!(
+        log.contains("request form confirmed"),
+        "the log is being written: {log}"
+    );
+    for secret in [
+        SEEDED_EMAIL,
+        &confirm_token,
+        &token,
+        &form_code,
+        &code,
+        grant.split('=').nth(1).unwrap(),
+    ] {
+        assert!(!log.contains(secret), "`{secret}` is in the log");
+    }
+    assert!(
+        !log.to_lowercase().contains("kari"),
+        "the subject's name or address is in the log"
+    );
+}
+
+#[tokio::test]
+async fn five_wrong_codes_lock_a_submission_and_a_bot_filling_the_trap_gets_nothing() {
+    let site = site("max_tries = 5");
+    let http = client();
+    let sent = submit(&site, &[("kind", "erasure"), ("email", SEEDED_EMAIL), ("lang", "en")]).await;
+    assert_eq!(sent.status(), StatusCode::SEE_OTHER);
+    let waiting = format!("{}{}", site.base, sent.headers()[LOCATION].to_str().unwrap());
+    let (_, _, body) = site.sink.message(1);
+    let code = code_in(&body, "enter the code ");
+    let (_, token) = link_in(&body, "/privacy/confirm/");
+    for n in 1..=5 {
+        let wrong = http
+            .post(&waiting)
+            .form(&[("code", "999999"), ("lang", "en")])
+            .send()
+            .await
+            .unwrap();
+        let expected = if n < 5 {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::FORBIDDEN
+        };
+        assert_eq!(wrong.status(), expected, "try {n}");
+    }
+    // Locked: neither the right code nor the link opens it, and nothing was created.
+    let late = http
+        .post(&waiting)
+        .form(&[("code", code.as_str()), ("lang", "en")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(late.status(), StatusCode::FORBIDDEN);
+    assert!(late.text().await.unwrap().contains("locked"));
+    let link = http
+        .post(format!("{}/privacy/confirm/{token}", site.base))
+        .form(&[("lang", "en")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(link.status(), StatusCode::FORBIDDEN);
+    assert!(requests(&site.d).is_empty());
+    let log = std::fs::read_to_string(&site.log).unwrap();
+    assert!(!log.contains(SEEDED_EMAIL) && !log.contains(&code));
+
+    // The honeypot: the same page a person sees, and no mail, no submission.
+    let before = site.sink.count();
+    let bot = submit(
+        &site,
+        &[
+            ("kind", "access"),
+            ("email", "bot@example.no"),
+            ("lang", "en"),
+            ("website", "http://spam.example"),
+        ],
+    )
+    .await;
+    assert_eq!(bot.status(), StatusCode::OK);
+    assert!(bot.text().await.unwrap().contains("Check your e-mail"));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(site.sink.count(), before, "a bot's submission sends no mail");
+
+    // The per-address limit: the fourth submission within the hour is refused.
+    for n in 0..4 {
+        let r = submit(
+            &site,
+            &[("kind", "objection"), ("email", "ola@example.no"), ("lang", "en")],
+        )
+        .await;
+        let expected = if n < 3 {
+            StatusCode::SEE_OTHER
+        } else {
+            StatusCode::TOO_MANY_REQUESTS
+        };
+        assert_eq!(r.status(), expected, "submission {n}");
+    }
+}
+
+#[test]
+fn operators_say_how_they_checked_identity_before_access_portability_or_erasure() {
+    let d = Deployment::sqlite(
+        "[subject]\noperator_verification = \"required\"\n[test_connector.google]\nrecords_per_email = 1\n",
+    );
+    let out = d.dsr(&["enqueue", "access", "--email", SEEDED_EMAIL]);
+    assert_eq!(out.status.code(), Some(2), "{}", util::stderr(&out));
+    assert!(util::stderr(&out).contains("--verified-by"), "{}", util::stderr(&out));
+    let out = d.dsr(&["enqueue", "erasure", "--email", SEEDED_EMAIL, "--verified-by", " "]);
+    assert_eq!(out.status.code(), Some(2));
+    // An objection only stops marketing: no check needed.
+    let out = d.dsr(&["enqueue", "objection", "--email", SEEDED_EMAIL]);
+    assert_eq!(out.status.code(), Some(0), "{}", util::stderr(&out));
+    let (code, created) = d.dsr_json(&[
+        "enqueue",
+        "access",
+        "--email",
+        SEEDED_EMAIL,
+        "--verified-by",
+        "ID card at the counter",
+    ]);
+    assert_eq!(code, 0, "{created}");
+    let id = created["id"].as_str().unwrap();
+    let (_, events) = d.dsr_json(&["audit", "events", id]);
+    let received = &events["events"][0];
+    assert_eq!(
+        received["note"], "identity verified: ID card at the counter",
+        "{received}"
+    );
+    // The chain holds the text's hash, not the text.
+    assert!(!received["detail"].to_string().contains("ID card"), "{received}");
+    let out = d.dsr(&["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(0), "{}", util::stderr(&out));
+}
+
+/// chromedriver (Debian's chromium-driver) on a free port, and one headless Chromium session,
+/// JavaScript off unless `script`; both end when dropped.
+struct Browser {
+    driver: Child,
+    client: Option<fantoccini::Client>,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+impl Browser {
+    async fn start(script: bool) -> Browser {
+        let port = free_port();
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver (Debian's chromium-driver: scripts/test installs it)");
+        let profile = tempfile::tempdir().unwrap();
+        // The flags keep Chromium off the network it does not need (this machine has none).
+        let mut options = serde_json::json!({
+            "binary": "/usr/bin/chromium",
+            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                     "--window-size=1000,1300", format!("--user-data-dir={}", profile.path().display())],
+        });
+        if !script {
+            options["prefs"] = serde_json::json!({"profile.managed_default_content_settings.javascript": 2});
+        }
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert("goog:chromeOptions".into(), options);
+        let started = Instant::now();
+        let client = loop {
+            let connected = fantoccini::ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+                .capabilities(capabilities.clone())
+                .connect(&format!("http://127.0.0.1:{port}"))
+                .await;
+            match connected {
+                Ok(client) => break client,
+                Err(e) => {
+                    assert!(started.elapsed() < Duration::from_secs(30), "no WebDriver session: {e}");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
+        };
+        Browser {
+            driver,
+            client: Some(client),
+            _profile: profile,
+        }
+    }
+
+    fn c(&self) -> &fantoccini::Client {
+        self.client.as_ref().unwrap()
+    }
+
+    async fn goto(&self, url: &str) {
+        self.c().goto(url).await.unwrap_or_else(|e| panic!("{url}: {e}"));
+    }
+
+    async fn text(&self) -> String {
+        self.c().source().await.unwrap()
+    }
+
+    async fn find(&self, css: &str) -> fantoccini::elements::Element {
+        self.c()
+            .find(fantoccini::Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no `{css}` on the page: {e}"))
+    }
+
+    /// Keeps a screenshot of the page as a CI artefact (target/ci-artefacts/NAME.png).
+    async fn shot(&self, name: &str) {
+        let png = self.c().screenshot().await.unwrap();
+        assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/ci-artefacts");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+
+    async fn close(mut self) {
+        if let Some(client) = self.client.take() {
+            let _ = client.close().await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_form_the_code_page_and_the_download_page_work_in_chromium_without_javascript() {
+    let site = site("");
+    let browser = Browser::start(false).await;
+
+    // JavaScript is really off in this browser: a page's script does not run.
+    browser
+        .goto("data:text/html,<title>off</title><script>document.title='on'</script>")
+        .await;
+    assert_eq!(browser.c().title().await.unwrap(), "off");
+
+    // The form: sent empty, it comes back with the errors listed and linked to their fields.
+    browser.goto(&format!("{}/privacy/request?lang=en", site.base)).await;
+    browser.shot("subject-form").await;
+    browser.find("button[type=submit]").await.click().await.unwrap();
+    assert!(
+        browser
+            .find(".errors")
+            .await
+            .text()
+            .await
+            .unwrap()
+            .contains("Choose what you would like")
+    );
+    browser.shot("subject-form-errors").await;
+
+    // Filled in from the keyboard: the kind, the address, Enter.
+    browser.find("#kind-access").await.click().await.unwrap();
+    let email = browser.find("#email").await;
+    email.clear().await.unwrap();
+    let enter: char = fantoccini::key::Key::Enter.into();
+    email.send_keys(&format!("{SEEDED_EMAIL}{enter}")).await.unwrap();
+    let url = browser.c().current_url().await.unwrap();
+    assert!(url.path().starts_with("/privacy/request/"), "{url}");
+    assert!(browser.text().await.contains("awaiting_verification"));
+    browser.shot("subject-code").await;
+    assert!(requests(&site.d).is_empty());
+
+    // The code from the e-mail confirms it.
+    let (_, _, body) = site.sink.message(1);
+    let code = code_in(&body, "enter the code ");
+    browser.find("#code").await.send_keys(&code).await.unwrap();
+    browser.find("button[type=submit]").await.click().await.unwrap();
+    assert!(browser.text().await.contains("Your request is confirmed"));
+    browser.shot("subject-confirmed").await;
+    let id = requests(&site.d)[0]["id"].as_str().unwrap().to_string();
+
+    // The link to the bundle: the page, a code asked for, entered, and the download offered.
+    wait_completed(&site.d, &id).await;
+    let (_, _, body) = site.sink.message(2);
+    let (link, _) = link_in(&body, "/privacy/download/");
+    browser.goto(&format!("{link}?lang=en")).await;
+    let page = browser.text().await;
+    assert!(page.contains("How to open it") && page.contains("index.html"), "{page}");
+    browser.shot("subject-download").await;
+    browser.find("form button[type=submit]").await.click().await.unwrap();
+    let (_, _, body) = site.sink.message(3);
+    let code = code_in(&body, "is ");
+    browser.find("#code").await.send_keys(&code).await.unwrap();
+    browser.find("button[type=submit]").await.click().await.unwrap();
+    let download = browser.find("a.button").await;
+    let href = download.attr("href").await.unwrap().expect("a download link");
+    browser.shot("subject-download-unlocked").await;
+
+    // The browser's cookie (HttpOnly: WebDriver sees it, page scripts would not) fetches the ZIP.
+    let cookies = browser.c().get_all_cookies().await.unwrap();
+    let grant = cookies
+        .iter()
+        .find(|c| c.name() == "dsr_download")
+        .expect("the download cookie");
+    assert_eq!(grant.http_only(), Some(true));
+    let zip = client()
+        .get(format!("{}{href}", site.base))
+        .header(COOKIE, format!("dsr_download={}", grant.value()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(zip.status(), StatusCode::OK);
+    assert_eq!(zip.headers()["content-type"], "application/zip");
+    assert!(zip.bytes().await.unwrap().starts_with(b"PK"));
+    browser.close().await;
+}
