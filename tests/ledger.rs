@@ -982,3 +982,148 @@ async fn opendsr_callbacks_are_queued_once_per_change_superseded_taken_once_and_
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_completed_request_is_queued_for_its_email_and_its_links_count_codes_and_downloads() {
+    on_both(|url| async move {
+        let ledger = Ledger::open(&url).await.unwrap();
+        create(&ledger, "d1", &[Processor::Wix]).await;
+        ledger.start_request("d1").await.unwrap();
+        let claim = ledger
+            .claim_task("d1", Processor::Wix, "w1", LEASE)
+            .await
+            .unwrap()
+            .unwrap();
+        ledger
+            .finish_task("d1", Processor::Wix, "w1", claim, &done(1))
+            .await
+            .unwrap();
+        assert!(ledger.claim_finalize("d1", "w1", LEASE).await.unwrap());
+        let written = confirmation("/x/d1.json");
+        assert!(
+            ledger
+                .complete_request("d1", RequestStatus::Completed, &written, false, "w1", true)
+                .await
+                .unwrap()
+        );
+
+        // Queued with the result; one worker takes it at a time.
+        let now = ledger.now();
+        let due = ledger.deliveries_due(now, 10).await.unwrap();
+        assert_eq!(due.iter().map(|d| d.request_id.as_str()).collect::<Vec<_>>(), ["d1"]);
+        assert!(
+            ledger
+                .take_delivery("d1", now + ChronoDuration::minutes(2))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !ledger
+                .take_delivery("d1", now + ChronoDuration::minutes(2))
+                .await
+                .unwrap()
+        );
+
+        // The first mail fails: its link is withdrawn, the outbox waits, then retries.
+        ledger
+            .create_delivery("l1", "d1", "t1", now + ChronoDuration::days(7), 2)
+            .await
+            .unwrap();
+        let later = now + ChronoDuration::seconds(30);
+        ledger
+            .delivery_send_failed(Some("l1"), "d1", "smtp down", Some(later))
+            .await
+            .unwrap();
+        assert!(ledger.delivery_by_token("t1").await.unwrap().is_none());
+        assert!(ledger.deliveries_due(now, 10).await.unwrap().is_empty());
+        let due = ledger.deliveries_due(later, 10).await.unwrap();
+        assert_eq!(due[0].attempts, 1);
+
+        // Sent; a second link (a resend) replaces the first only once it is sent.
+        ledger
+            .create_delivery("l2", "d1", "t2", now + ChronoDuration::days(7), 2)
+            .await
+            .unwrap();
+        let l2 = ledger.delivery_by_token("t2").await.unwrap().unwrap();
+        ledger.delivery_sent(&l2, None).await.unwrap();
+        assert!(ledger.deliveries_due(later, 10).await.unwrap().is_empty());
+        ledger
+            .create_delivery("l3", "d1", "t3", now + ChronoDuration::days(7), 2)
+            .await
+            .unwrap();
+        assert!(
+            ledger
+                .delivery_by_token("t2")
+                .await
+                .unwrap()
+                .unwrap()
+                .revoked_at
+                .is_none()
+        );
+        ledger
+            .delivery_send_failed(Some("l3"), "d1", "smtp down", Some(later))
+            .await
+            .unwrap();
+        assert!(
+            ledger
+                .delivery_by_token("t2")
+                .await
+                .unwrap()
+                .unwrap()
+                .revoked_at
+                .is_none(),
+            "a failed resend leaves the old link"
+        );
+        assert_eq!(
+            ledger.deliveries_due(later, 10).await.unwrap().len(),
+            1,
+            "and the worker tries again"
+        );
+
+        // Codes: one a minute at most; a wrong one counted; the right one gives one download.
+        let gap = ChronoDuration::seconds(60);
+        let expires = now + ChronoDuration::minutes(15);
+        assert!(ledger.delivery_code_sent(&l2, "c1", expires, 10, gap).await.unwrap());
+        assert!(
+            !ledger.delivery_code_sent(&l2, "c2", expires, 10, gap).await.unwrap(),
+            "too soon"
+        );
+        assert!(!ledger.delivery_wrong_code(&l2, 5).await.unwrap());
+        let l2 = ledger.delivery_by_token("t2").await.unwrap().unwrap();
+        assert_eq!((l2.codes_sent, l2.code_tries), (1, 1));
+        assert!(
+            !ledger.delivery_unlocked(&l2, "c2", "g1", expires).await.unwrap(),
+            "not the code sent"
+        );
+        assert!(ledger.delivery_unlocked(&l2, "c1", "g1", expires).await.unwrap());
+        assert!(!ledger.delivery_download(&l2, "g-other", None).await.unwrap());
+        assert!(ledger.delivery_download(&l2, "g1", None).await.unwrap());
+        assert!(
+            !ledger.delivery_download(&l2, "g1", None).await.unwrap(),
+            "one download per code"
+        );
+        let l2 = ledger.delivery_by_token("t2").await.unwrap().unwrap();
+        assert!(ledger.delivery_resumed(&l2, "g1", "bytes=100-").await.unwrap());
+        assert_eq!(l2.downloads, 1);
+        let events: Vec<_> = ledger
+            .audit_events("d1")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.event)
+            .collect();
+        for e in [
+            "delivery.send_failed",
+            "delivery.sent",
+            "delivery.code_sent",
+            "delivery.code_failed",
+            "delivery.unlocked",
+            "delivery.downloaded",
+            "delivery.resumed",
+        ] {
+            assert!(events.iter().any(|x| x == e), "{e} missing from {events:?}");
+        }
+        assert!(ledger.verify_audit_chain().await.unwrap().problem.is_none());
+    })
+    .await;
+}

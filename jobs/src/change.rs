@@ -138,7 +138,7 @@ pub async fn run(
     if request.dry_run {
         return Ok(Step::Result(succeeded(&stored, None, change == Change::Erasure)));
     }
-    let needs_approval = engine.settings().changes.needs_approval(request.kind);
+    let needs_approval = engine.settings().changes.needs_approval(request.kind) || request.approval_required;
     if needs_approval && stored.approved_at.is_none() {
         return Ok(Step::Result(TaskResult::Planned {
             found: stored.plan.found(),

@@ -254,6 +254,9 @@ pub struct Request {
     pub pseudonymised_at: Option<DateTime<Utc>>,
     /// Why the bundle or confirmation could not be written yet (retried every sweep).
     pub finalize_error: Option<String>,
+    /// Its plans wait for an operator's approval whatever the company's rules say (it
+    /// searches for an identifier nobody proved).
+    pub approval_required: bool,
 }
 
 /// One request at one processor, as the ledger holds it.
@@ -304,6 +307,7 @@ impl Request {
             exports_expired_at: None,
             pseudonymised_at: None,
             finalize_error: None,
+            approval_required: false,
         }
     }
 }

@@ -168,7 +168,23 @@ fn preamble() -> String {
      approval = \"none\"\n\
      \n\
      [objection]\n\
-     approval = \"none\"\n"
+     approval = \"none\"\n\
+     \n\
+     [subject]\n\
+     operator_verification = \"required\"      # `--verified-by \"ID card at the counter\"` for access, portability, erasure\n\
+     deadline_from = \"submission\"             # the request form: the month counts from the form (or verification)\n\
+     # public_url = \"https://personvern.example.no\"   # with [smtp]: the form at /privacy/request and e-mailed links\n\
+     \n\
+     # [smtp]                                   # e-mail to subjects: codes, and links to their finished requests\n\
+     # host = \"smtp.example.no\"\n\
+     # security = \"starttls\"                  # or tls (port 465)\n\
+     # username = \"dsr@example.no\"\n\
+     # password = \"env:DSR_SMTP_PASSWORD\"\n\
+     # from = \"Personvern <personvern@example.no>\"\n\
+     \n\
+     [delivery]\n\
+     link_ttl = \"7d\"                          # a link to a finished request works this long\n\
+     max_downloads = 5\n"
         .to_string()
 }
 

@@ -33,6 +33,9 @@ pub struct SubjectConfig {
     /// Form submissions per e-mail address per hour, and per client address per hour.
     pub per_address_per_hour: u32,
     pub per_client_per_hour: u32,
+    /// Behind a proxy every client has the proxy's address: the header the proxy writes the
+    /// client's into (`X-Forwarded-For`; its last entry is read). Unset, the peer's address.
+    pub client_address_header: Option<String>,
 }
 
 impl Default for SubjectConfig {
@@ -45,6 +48,7 @@ impl Default for SubjectConfig {
             operator_verification: OperatorVerification::Required,
             per_address_per_hour: 3,
             per_client_per_hour: 20,
+            client_address_header: None,
         }
     }
 }

@@ -79,10 +79,13 @@ impl Deliverer {
 
     async fn round(&self) -> Result<(), DeliveryError> {
         let ledger = self.engine.ledger();
-        let now = ledger.now();
-        for due in ledger.deliveries_due(now, 50).await? {
-            let lease = now + chrono::Duration::seconds(120);
-            if !ledger.take_delivery(&due.request_id, lease).await? {
+        for due in ledger.deliveries_due(ledger.now(), 50).await? {
+            // Leased from now, for longer than the mail server may take: no other worker
+            // sends the same e-mail meanwhile.
+            if !ledger
+                .take_delivery(&due.request_id, ledger.now() + self.lease())
+                .await?
+            {
                 continue;
             }
             match self.send_link(&due.request_id, None, due.attempts).await {
@@ -93,20 +96,63 @@ impl Deliverer {
         Ok(())
     }
 
-    /// Makes a new link for request `id` (earlier ones stop working), mails it, and records
-    /// the send; a failure is recorded and the outbox retries it (`attempts` made before).
-    /// `by` names an operator.
+    fn lease(&self) -> chrono::Duration {
+        let smtp = self
+            .config
+            .smtp
+            .as_ref()
+            .map(|s| s.timeout)
+            .unwrap_or(Duration::from_secs(30));
+        chrono::Duration::from_std(smtp * 2 + Duration::from_secs(60)).unwrap_or(chrono::Duration::minutes(10))
+    }
+
+    /// When to try again after `attempts` failures, or `None` to give up.
+    fn next_try(&self, attempts: u32) -> Option<chrono::DateTime<Utc>> {
+        (attempts + 1 < ATTEMPTS).then(|| {
+            let wait = FIRST_WAIT
+                .saturating_mul(2u32.saturating_pow(attempts.min(16)))
+                .min(LONGEST_WAIT);
+            self.engine.ledger().now() + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::hours(1))
+        })
+    }
+
+    /// Makes a new link for request `id` (earlier ones stop working once it is sent), mails
+    /// it, and records the send. A failure is recorded in the outbox: retried with backoff,
+    /// or given up at once when the request cannot be delivered at all. `attempts` made
+    /// before; `by` names an operator.
     pub async fn send_link(&self, id: &str, by: Option<&str>, attempts: u32) -> Result<Delivery, DeliveryError> {
         let ledger = self.engine.ledger();
-        let request = ledger.get_request(id).await?;
-        let not = |why: &str| DeliveryError::NotDeliverable {
-            id: id.to_string(),
-            why: why.to_string(),
+        let result = self.try_send(id, by).await;
+        if let Err((delivery, e)) = &result {
+            let next = match e {
+                DeliveryError::NotDeliverable { .. } => None,
+                _ => self.next_try(attempts),
+            };
+            ledger
+                .delivery_send_failed(delivery.as_deref(), id, &e.to_string(), next)
+                .await?;
+        }
+        result.map_err(|(_, e)| e)
+    }
+
+    /// One try: the link made and mailed; on failure, the link made (if it was) and why.
+    async fn try_send(&self, id: &str, by: Option<&str>) -> Result<Delivery, (Option<String>, DeliveryError)> {
+        let early = |e: DeliveryError| (None, e);
+        let ledger = self.engine.ledger();
+        let request = ledger.get_request(id).await.map_err(|e| early(e.into()))?;
+        let not = |why: &str| {
+            early(DeliveryError::NotDeliverable {
+                id: id.to_string(),
+                why: why.to_string(),
+            })
         };
         if request.status != RequestStatus::Completed {
             return Err(not(&format!("it is {}, not completed", request.status)));
         }
-        if request.exports_expired_at.is_some() {
+        if request.dry_run {
+            return Err(not("it was a preview (--dry-run): nothing changed"));
+        }
+        if request.exports_expired_at.is_some() || request.pseudonymised_at.is_some() {
             return Err(not(
                 "its export was deleted at the end of its retention ([export] retention)",
             ));
@@ -114,7 +160,8 @@ impl Deliverer {
         let Some(to) = request.identities.emails.first().map(|e| e.as_str().to_string()) else {
             return Err(not("it has no e-mail address to send to"));
         };
-        let store = crate::wiring::export_store(&self.config).map_err(|e| DeliveryError::Storage(e.message()))?;
+        let store =
+            crate::wiring::export_store(&self.config).map_err(|e| early(DeliveryError::Storage(e.message())))?;
         let token = secrets::token();
         let now = Utc::now();
         let ttl = chrono::Duration::from_std(self.config.delivery.link_ttl).unwrap_or(chrono::Duration::days(7));
@@ -129,9 +176,12 @@ impl Deliverer {
             code_sha256: None,
             code_expires_at: None,
             code_tries: 0,
+            codes_sent: 0,
+            code_sent_at: None,
             locked_at: None,
             grant_sha256: None,
             grant_expires_at: None,
+            grant_used: false,
         };
         let link = super::public_link(&self.config, &format!("/privacy/download/{token}"))
             .ok_or_else(|| not("[subject] public_url is not set"))?;
@@ -157,8 +207,9 @@ impl Deliverer {
             let bytes = store
                 .get(&confirmation_keys(id).json)
                 .await
-                .map_err(|e| DeliveryError::Storage(e.to_string()))?;
-            let doc = ConfirmationDocument::from_slice(&bytes).map_err(|e| DeliveryError::Storage(e.to_string()))?;
+                .map_err(|e| early(DeliveryError::Storage(e.to_string())))?;
+            let doc =
+                ConfirmationDocument::from_slice(&bytes).map_err(|e| early(DeliveryError::Storage(e.to_string())))?;
             let facts = texts::LinkFacts {
                 link: &link,
                 expires: &expires,
@@ -177,24 +228,14 @@ impl Deliverer {
                 delivery.expires_at,
                 delivery.max_downloads,
             )
-            .await?;
-        match self.mailer.send(mail).await {
-            Ok(()) => {
-                ledger.delivery_sent(&delivery, by).await?;
-                Ok(delivery)
-            }
-            Err(e) => {
-                let next = (attempts + 1 < ATTEMPTS).then(|| {
-                    let wait = FIRST_WAIT
-                        .saturating_mul(2u32.saturating_pow(attempts.min(16)))
-                        .min(LONGEST_WAIT);
-                    ledger.now() + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::hours(1))
-                });
-                ledger
-                    .delivery_send_failed(&delivery.id, id, &e.to_string(), next)
-                    .await?;
-                Err(e.into())
-            }
-        }
+            .await
+            .map_err(|e| early(e.into()))?;
+        let made = || Some(delivery.id.clone());
+        self.mailer.send(mail).await.map_err(|e| (made(), e.into()))?;
+        ledger
+            .delivery_sent(&delivery, by)
+            .await
+            .map_err(|e| (made(), e.into()))?;
+        Ok(delivery)
     }
 }

@@ -1,7 +1,7 @@
 //! The e-mails' words, in bokmål and English (the request's language).
 
 use dsr_jobs::confirmation::ConfirmationDocument;
-use dsr_jobs::model::{Lang, RequestKind};
+use dsr_jobs::model::{Lang, Outcome, RequestKind};
 
 use super::mail::Mail;
 
@@ -134,7 +134,16 @@ pub fn change_done(to: &str, lang: Lang, controller: &str, doc: &ConfirmationDoc
     let nb = nb(lang);
     let mut lines = String::new();
     for report in &doc.processors {
-        let outcome = report.outcome.map(|o| o.as_str()).unwrap_or(report.status.as_str());
+        let outcome = match (report.outcome, nb) {
+            (Some(Outcome::Done), true) => "utført",
+            (Some(Outcome::Done), false) => "done",
+            (Some(Outcome::NothingFound), true) => "ingenting funnet",
+            (Some(Outcome::NothingFound), false) => "nothing found",
+            (Some(Outcome::PartlyRetained), true) => "utført, noe beholdt",
+            (Some(Outcome::PartlyRetained), false) => "done, some kept",
+            (None, true) => "ikke utført (vi følger det opp)",
+            (None, false) => "not done (we are following it up)",
+        };
         let done = if nb {
             format!(
                 "- {}: {outcome}, {} funnet, {} endret\n",

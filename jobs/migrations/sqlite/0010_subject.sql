@@ -4,6 +4,9 @@
 ALTER TABLE requests ADD COLUMN verified_by TEXT;
 -- When the subject proved they own the address (requests from the form).
 ALTER TABLE requests ADD COLUMN verified_at TEXT;
+-- The request's plans wait for an operator's approval whatever [erasure] approval says: it
+-- searches for something nobody proved (a phone number typed on the form).
+ALTER TABLE requests ADD COLUMN approval_required INTEGER NOT NULL DEFAULT 0;
 
 -- Requests typed into the form, before the subject follows the link or enters the code. They
 -- hold nothing but what was typed; unverified ones are deleted after a day, and a verified one
@@ -42,10 +45,15 @@ CREATE TABLE deliveries (
     code_sha256 TEXT,
     code_expires_at TEXT,
     code_tries INTEGER NOT NULL DEFAULT 0,
+    -- codes sent for this link, and when the last one was (a link cannot flood the inbox)
+    codes_sent INTEGER NOT NULL DEFAULT 0,
+    code_sent_at TEXT,
     locked_at TEXT,
     -- a code entered right: downloads go with this grant (a cookie), until it expires
     grant_sha256 TEXT,
-    grant_expires_at TEXT
+    grant_expires_at TEXT,
+    -- the grant started its one download (later ranges may resume it; a new one needs a new code)
+    grant_used INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX deliveries_request ON deliveries (request_id);
 

@@ -95,7 +95,9 @@ impl Ledger {
     ) -> Result<bool> {
         let mut tx = self.pool.begin().await?;
         let updated = sqlx::query(
-            "UPDATE requests SET identities = $2, changes = $3, pseudonymised_at = $4 \
+            // How identity was checked is free text too ("passport no. …"): its words go.
+            "UPDATE requests SET identities = $2, changes = $3, pseudonymised_at = $4, \
+             verified_by = CASE WHEN verified_by IS NULL THEN NULL ELSE '[pseudonymised]' END \
              WHERE id = $1 AND pseudonymised_at IS NULL AND finished_at IS NOT NULL",
         )
         .bind(id)
@@ -120,6 +122,12 @@ impl Ledger {
                 .await?;
             }
             super::plans::rewrite_plans(&mut tx, plans).await?;
+            // A link to the subject no longer has an address to send codes to.
+            sqlx::query("UPDATE deliveries SET revoked_at = $2 WHERE request_id = $1 AND revoked_at IS NULL")
+                .bind(id)
+                .bind(ts(self.now()))
+                .execute(&mut *tx)
+                .await?;
             let notes = super::notes::scrub(&mut tx, id, self.now()).await?;
             // An API caller's Idempotency-Key is its own text, and may name the subject.
             let keys = sqlx::query("DELETE FROM api_idempotency WHERE request_id = $1")

@@ -105,8 +105,8 @@ impl Ledger {
         }
         sqlx::query(
             "INSERT INTO requests (id, kind, status, identities, changes, lang, dry_run, \
-             received_at, due_at, updated_at, verified_by, verified_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+             received_at, due_at, updated_at, verified_by, verified_at, approval_required) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(id)
         .bind(new.kind.as_str())
@@ -120,6 +120,7 @@ impl Ledger {
         .bind(&now)
         .bind(new.verified_by.as_deref())
         .bind(new.verified_at.map(ts))
+        .bind(origin.submission.as_ref().is_some_and(|s| s.approval_required) as i64)
         .execute(&mut *tx)
         .await?;
         for p in &new.processors {
@@ -143,6 +144,14 @@ impl Ledger {
         }
         if let Some(at) = new.verified_at {
             detail["verified_at"] = json!(ts(at));
+        }
+        if let Some(submission) = &origin.submission {
+            // The form's own audit events (`subject.code_sent`, …) name this submission.
+            detail["submission"] = json!(submission.id);
+            detail["submitted_at"] = json!(ts(submission.submitted_at));
+            if submission.approval_required {
+                detail["approval_required"] = json!("unproven identifier");
+            }
         }
         self.insert_audit(
             &mut tx,

@@ -12,7 +12,7 @@ use crate::model::{Lang, Outcome, Request, RequestKind, RequestStatus, Task, Tas
 
 pub(super) const REQUEST_COLUMNS: &str = "id, kind, status, identities, changes, lang, dry_run, received_at, \
      due_at, extended_months, extension_reason, bundle, confirmation, finished_at, bundle_sha256, \
-     confirmation_sha256, exports_expired_at, pseudonymised_at, finalize_error";
+     confirmation_sha256, exports_expired_at, pseudonymised_at, finalize_error, approval_required";
 pub(super) const TASK_COLUMNS: &str = "request_id, processor, status, attempts, outcome, found, changed, \
      reason, error, evidence, spool, next_retry_at";
 
@@ -68,6 +68,7 @@ pub(super) fn request_from_row(r: &AnyRow) -> Result<Request> {
         exports_expired_at: parse_opt_ts(r.try_get("exports_expired_at")?)?,
         pseudonymised_at: parse_opt_ts(r.try_get("pseudonymised_at")?)?,
         finalize_error: r.try_get("finalize_error")?,
+        approval_required: r.try_get::<i64, _>("approval_required")? != 0,
     })
 }
 

@@ -42,6 +42,11 @@ pub struct NewSubmission {
 #[derive(Debug, Clone)]
 pub struct SubmissionOrigin {
     pub id: String,
+    /// When the form was sent (the request's audit event records it beside `verified_at`).
+    pub submitted_at: DateTime<Utc>,
+    /// The request searches for something not proven (a typed phone number): its plans wait
+    /// for an operator, who sees each item before anything changes.
+    pub approval_required: bool,
 }
 
 /// An e-mailed link.
@@ -57,9 +62,13 @@ pub struct Delivery {
     pub code_sha256: Option<String>,
     pub code_expires_at: Option<DateTime<Utc>>,
     pub code_tries: u32,
+    pub codes_sent: u32,
+    pub code_sent_at: Option<DateTime<Utc>>,
     pub locked_at: Option<DateTime<Utc>>,
     pub grant_sha256: Option<String>,
     pub grant_expires_at: Option<DateTime<Utc>>,
+    /// The grant started its download.
+    pub grant_used: bool,
 }
 
 /// Why a link does not open.
@@ -85,13 +94,19 @@ impl LinkRefusal {
 impl Delivery {
     /// Whether the link still opens at `now`, and why not.
     pub fn refusal(&self, now: DateTime<Utc>) -> Option<LinkRefusal> {
+        self.refusal_to(now, false)
+    }
+
+    /// As [`Delivery::refusal`]; `resuming` a download already counted, a link whose last
+    /// download that was is not used up for it.
+    pub fn refusal_to(&self, now: DateTime<Utc>, resuming: bool) -> Option<LinkRefusal> {
         if self.revoked_at.is_some() {
             Some(LinkRefusal::Replaced)
         } else if self.locked_at.is_some() {
             Some(LinkRefusal::Locked)
         } else if self.expires_at <= now {
             Some(LinkRefusal::Expired)
-        } else if self.downloads >= self.max_downloads {
+        } else if self.downloads >= self.max_downloads && !resuming {
             Some(LinkRefusal::UsedUp)
         } else {
             None
@@ -109,7 +124,8 @@ pub struct Outboxed {
 const SUBMISSION_COLUMNS: &str =
     "id, kind, typed, code_sha256, tries, submitted_at, expires_at, verified_at, locked_at, request_id";
 const DELIVERY_COLUMNS: &str = "id, request_id, created_at, expires_at, max_downloads, downloads, revoked_at, \
-     code_sha256, code_expires_at, code_tries, locked_at, grant_sha256, grant_expires_at";
+     code_sha256, code_expires_at, code_tries, codes_sent, code_sent_at, locked_at, grant_sha256, grant_expires_at, \
+     grant_used";
 
 fn submission_row(row: &sqlx::any::AnyRow) -> Result<Submission> {
     let typed: Option<String> = row.try_get("typed")?;
@@ -141,9 +157,12 @@ fn delivery_row(row: &sqlx::any::AnyRow) -> Result<Delivery> {
         code_sha256: row.try_get("code_sha256")?,
         code_expires_at: parse_opt_ts(row.try_get("code_expires_at")?)?,
         code_tries: count(row, "code_tries")?,
+        codes_sent: count(row, "codes_sent")?,
+        code_sent_at: parse_opt_ts(row.try_get("code_sent_at")?)?,
         locked_at: parse_opt_ts(row.try_get("locked_at")?)?,
         grant_sha256: row.try_get("grant_sha256")?,
         grant_expires_at: parse_opt_ts(row.try_get("grant_expires_at")?)?,
+        grant_used: count(row, "grant_used")? != 0,
     })
 }
 
@@ -153,13 +172,17 @@ fn count(row: &sqlx::any::AnyRow, column: &str) -> Result<u32> {
 }
 
 impl Ledger {
-    /// Stores a submission and the audit event for the code sent for it.
-    pub async fn create_submission(&self, new: &NewSubmission) -> Result<()> {
+    /// Stores a submission and the audit event for the code sent for it, unless the address
+    /// made `per_hour` submissions in the last hour (false then; counted and stored at once,
+    /// so concurrent posts cannot pass the limit together).
+    pub async fn create_submission(&self, new: &NewSubmission, per_hour: u32) -> Result<bool> {
         let now = ts(self.now());
+        let hour_ago = ts(self.now() - chrono::Duration::hours(1));
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
+        let stored = sqlx::query(
             "INSERT INTO subject_submissions (id, kind, typed, link_sha256, code_sha256, address_tag, \
-             submitted_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             submitted_at, expires_at) SELECT $1, $2, $3, $4, $5, $6, $7, $8 \
+             WHERE (SELECT COUNT(*) FROM subject_submissions WHERE address_tag = $6 AND submitted_at >= $9) < $10",
         )
         .bind(&new.id)
         .bind(&new.kind)
@@ -169,8 +192,15 @@ impl Ledger {
         .bind(&new.address_tag)
         .bind(&now)
         .bind(ts(new.expires_at))
+        .bind(&hour_ago)
+        .bind(i64::from(per_hour))
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected()
+            == 1;
+        if !stored {
+            return Ok(false);
+        }
         self.insert_audit(
             &mut tx,
             None,
@@ -181,27 +211,28 @@ impl Ledger {
         )
         .await?;
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 
-    /// Forgets a submission whose e-mail could not be sent (nothing was promised).
+    /// Forgets a submission whose e-mail could not be sent (nothing was promised); the
+    /// audit log says the code announced did not go out.
     pub async fn drop_submission(&self, id: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
         sqlx::query("DELETE FROM subject_submissions WHERE id = $1 AND verified_at IS NULL")
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        self.insert_audit(
+            &mut tx,
+            None,
+            None,
+            "subject.code_not_sent",
+            json!({"submission": id}),
+            None,
+        )
+        .await?;
+        tx.commit().await?;
         Ok(())
-    }
-
-    /// Submissions from the address with this tag since `since` (the per-address limit).
-    pub async fn submissions_from(&self, address_tag: &str, since: DateTime<Utc>) -> Result<u32> {
-        let row =
-            sqlx::query("SELECT COUNT(*) AS n FROM subject_submissions WHERE address_tag = $1 AND submitted_at >= $2")
-                .bind(address_tag)
-                .bind(ts(since))
-                .fetch_one(&self.pool)
-                .await?;
-        count(&row, "n")
     }
 
     pub async fn submission(&self, id: &str) -> Result<Option<Submission>> {
@@ -370,7 +401,7 @@ impl Ledger {
             == 1)
     }
 
-    /// Records a link about to be mailed; links sent before for the request stop working.
+    /// Records a link about to be mailed (links sent before stop working once it is sent).
     pub async fn create_delivery(
         &self,
         id: &str,
@@ -381,11 +412,6 @@ impl Ledger {
     ) -> Result<()> {
         let now = ts(self.now());
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE deliveries SET revoked_at = $2 WHERE request_id = $1 AND revoked_at IS NULL")
-            .bind(request_id)
-            .bind(&now)
-            .execute(&mut *tx)
-            .await?;
         sqlx::query(
             "INSERT INTO deliveries (id, request_id, token_sha256, created_at, expires_at, max_downloads) \
              VALUES ($1, $2, $3, $4, $5, $6)",
@@ -402,10 +428,17 @@ impl Ledger {
         Ok(())
     }
 
-    /// The link's e-mail went out: the outbox entry is done and the send is an audit event.
+    /// The link's e-mail went out: links sent before stop working, the outbox entry is done,
+    /// and the send is an audit event.
     pub async fn delivery_sent(&self, delivery: &Delivery, by: Option<&str>) -> Result<()> {
         let now = ts(self.now());
         let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE deliveries SET revoked_at = $3 WHERE request_id = $1 AND id <> $2 AND revoked_at IS NULL")
+            .bind(&delivery.request_id)
+            .bind(&delivery.id)
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query(
             "UPDATE delivery_outbox SET sent_at = $2, lease_until = NULL, last_error = NULL WHERE request_id = $1",
         )
@@ -424,30 +457,36 @@ impl Ledger {
         Ok(())
     }
 
-    /// The e-mail could not be sent: the link is withdrawn, the outbox entry waits until
-    /// `next` (or is given up), and the failure is an audit event.
+    /// The e-mail could not be sent: its link (if one was made) is withdrawn, the outbox
+    /// entry waits until `next` (or is given up), and the failure is an audit event.
     pub async fn delivery_send_failed(
         &self,
-        delivery_id: &str,
+        delivery_id: Option<&str>,
         request_id: &str,
         error: &str,
         next: Option<DateTime<Utc>>,
     ) -> Result<()> {
         let now = ts(self.now());
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM deliveries WHERE id = $1")
-            .bind(delivery_id)
-            .execute(&mut *tx)
-            .await?;
+        if let Some(delivery_id) = delivery_id {
+            sqlx::query("DELETE FROM deliveries WHERE id = $1")
+                .bind(delivery_id)
+                .execute(&mut *tx)
+                .await?;
+        }
         sqlx::query(
-            "UPDATE delivery_outbox SET attempts = attempts + 1, lease_until = NULL, last_error = $2, \
-             next_attempt_at = COALESCE($3, next_attempt_at), given_up_at = CASE WHEN $3 IS NULL THEN $4 ELSE NULL END \
-             WHERE request_id = $1",
+            // A row that was sent (a `dsr resend` that failed) or never queued is queued
+            // again: the worker retries it.
+            "INSERT INTO delivery_outbox (request_id, created_at, attempts, next_attempt_at, last_error, given_up_at) \
+             VALUES ($1, $4, 1, $3, $2, $5) ON CONFLICT (request_id) DO UPDATE SET \
+             attempts = delivery_outbox.attempts + 1, lease_until = NULL, sent_at = NULL, last_error = $2, \
+             next_attempt_at = $3, given_up_at = $5",
         )
         .bind(request_id)
         .bind(error)
-        .bind(next.map(ts))
+        .bind(ts(next.unwrap_or(self.now())))
         .bind(&now)
+        .bind(next.is_none().then(|| now.clone()))
         .execute(&mut *tx)
         .await?;
         let event = if next.is_some() {
@@ -458,21 +497,6 @@ impl Ledger {
         self.insert_audit(&mut tx, Some(request_id), None, event, json!({"error": error}), None)
             .await?;
         tx.commit().await?;
-        Ok(())
-    }
-
-    /// Puts a request (back) in the outbox, due now: `dsr resend` when no worker mails.
-    pub async fn requeue_delivery(&self, request_id: &str) -> Result<()> {
-        let now = ts(self.now());
-        sqlx::query(
-            "INSERT INTO delivery_outbox (request_id, created_at, next_attempt_at) VALUES ($1, $2, $2) \
-             ON CONFLICT (request_id) DO UPDATE SET sent_at = NULL, given_up_at = NULL, attempts = 0, \
-             next_attempt_at = $2, lease_until = NULL",
-        )
-        .bind(request_id)
-        .bind(&now)
-        .execute(&self.pool)
-        .await?;
         Ok(())
     }
 
@@ -495,31 +519,45 @@ impl Ledger {
         rows.iter().map(delivery_row).collect()
     }
 
-    /// Records the code sent when the link was opened (replacing an earlier one).
+    /// Records the code about to be sent for the link (replacing an earlier one), unless
+    /// `max` were sent already or the last one went out less than `gap` ago: false then.
     pub async fn delivery_code_sent(
         &self,
         delivery: &Delivery,
         code_sha256: &str,
         expires_at: DateTime<Utc>,
-    ) -> Result<()> {
+        max: u32,
+        gap: chrono::Duration,
+    ) -> Result<bool> {
+        let now = self.now();
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE deliveries SET code_sha256 = $2, code_expires_at = $3 WHERE id = $1")
-            .bind(&delivery.id)
-            .bind(code_sha256)
-            .bind(ts(expires_at))
-            .execute(&mut *tx)
-            .await?;
-        self.insert_audit(
-            &mut tx,
-            Some(&delivery.request_id),
-            None,
-            "delivery.code_sent",
-            json!({"delivery": delivery.id, "expires_at": ts(expires_at)}),
-            None,
+        let recorded = sqlx::query(
+            "UPDATE deliveries SET code_sha256 = $2, code_expires_at = $3, codes_sent = codes_sent + 1, \
+             code_sent_at = $4 WHERE id = $1 AND codes_sent < $5 AND (code_sent_at IS NULL OR code_sent_at < $6)",
         )
-        .await?;
+        .bind(&delivery.id)
+        .bind(code_sha256)
+        .bind(ts(expires_at))
+        .bind(ts(now))
+        .bind(i64::from(max))
+        .bind(ts(now - gap))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if recorded {
+            self.insert_audit(
+                &mut tx,
+                Some(&delivery.request_id),
+                None,
+                "delivery.code_sent",
+                json!({"delivery": delivery.id, "expires_at": ts(expires_at)}),
+                None,
+            )
+            .await?;
+        }
         tx.commit().await?;
-        Ok(())
+        Ok(recorded)
     }
 
     /// A wrong (or expired) code: counted, and the link locked at `max`. Returns whether it
@@ -572,7 +610,8 @@ impl Ledger {
         let mut tx = self.pool.begin().await?;
         let taken = sqlx::query(
             "UPDATE deliveries SET code_sha256 = NULL, code_expires_at = NULL, code_tries = 0, \
-             grant_sha256 = $3, grant_expires_at = $4 WHERE id = $1 AND code_sha256 = $2 AND locked_at IS NULL",
+             grant_sha256 = $3, grant_expires_at = $4, grant_used = 0 \
+             WHERE id = $1 AND code_sha256 = $2 AND locked_at IS NULL",
         )
         .bind(&delivery.id)
         .bind(code_sha256)
@@ -598,7 +637,8 @@ impl Ledger {
     }
 
     /// Counts one download made with the grant; false when the link no longer allows one
-    /// (expired, used up, replaced, locked) or the grant is wrong or expired.
+    /// (expired, used up, replaced, locked), the grant is wrong or expired, or it started its
+    /// one download already (another needs another code).
     pub async fn delivery_download(
         &self,
         delivery: &Delivery,
@@ -608,8 +648,8 @@ impl Ledger {
         let now = ts(self.now());
         let mut tx = self.pool.begin().await?;
         let counted = sqlx::query(
-            "UPDATE deliveries SET downloads = downloads + 1 WHERE id = $1 AND grant_sha256 = $2 \
-             AND grant_expires_at > $3 AND expires_at > $3 AND downloads < max_downloads \
+            "UPDATE deliveries SET downloads = downloads + 1, grant_used = 1 WHERE id = $1 AND grant_sha256 = $2 \
+             AND grant_used = 0 AND grant_expires_at > $3 AND expires_at > $3 AND downloads < max_downloads \
              AND revoked_at IS NULL AND locked_at IS NULL",
         )
         .bind(&delivery.id)
@@ -620,7 +660,11 @@ impl Ledger {
         .rows_affected()
             == 1;
         if counted {
-            let mut detail = json!({"delivery": delivery.id, "download": delivery.downloads + 1});
+            let row = sqlx::query("SELECT downloads FROM deliveries WHERE id = $1")
+                .bind(&delivery.id)
+                .fetch_one(&mut *tx)
+                .await?;
+            let mut detail = json!({"delivery": delivery.id, "download": count(&row, "downloads")?});
             if let Some(range) = range {
                 detail["range"] = json!(range);
             }
@@ -638,8 +682,8 @@ impl Ledger {
         Ok(counted)
     }
 
-    /// A continuation of a download already counted (a `Range` past the first byte): allowed
-    /// while the grant and the link hold, not counted again, and still an audit event.
+    /// A continuation of the grant's download, already counted (a `Range` past the first
+    /// byte): allowed while the grant and the link hold, not counted again, an audit event.
     pub async fn delivery_resumed(&self, delivery: &Delivery, grant_sha256: &str, range: &str) -> Result<bool> {
         let now = self.now();
         let valid = delivery.grant_sha256.as_deref() == Some(grant_sha256)
@@ -647,7 +691,7 @@ impl Ledger {
             && delivery.revoked_at.is_none()
             && delivery.locked_at.is_none()
             && delivery.expires_at > now
-            && delivery.downloads > 0;
+            && delivery.grant_used;
         if valid {
             self.audit(
                 Some(&delivery.request_id),
@@ -658,6 +702,17 @@ impl Ledger {
             .await?;
         }
         Ok(valid)
+    }
+
+    /// A link opened (its page shown): an audit event.
+    pub async fn delivery_opened(&self, delivery: &Delivery) -> Result<()> {
+        self.audit(
+            Some(&delivery.request_id),
+            None,
+            "delivery.opened",
+            json!({"delivery": delivery.id}),
+        )
+        .await
     }
 
     /// A link that did not open, and why: an audit event.

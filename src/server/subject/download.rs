@@ -1,12 +1,13 @@
 //! The delivery link: `/privacy/download/{token}` says what the file is and until when the
 //! link works; downloading needs a fresh one-time code sent to the same address (so a link a
-//! mail filter opened or someone forwarded hands nothing over). The code, once right, gives a
-//! short-lived cookie for this link alone; the file streams from the export storage, with
-//! `Range` for resuming. Every code, wrong try, refusal and download is an audit event.
+//! mail filter opened or someone forwarded hands nothing over). The right code gives a
+//! short-lived cookie for this link alone, good for one download (and resuming it with
+//! `Range`); the file streams from the export storage. Every open, code, wrong try, refusal
+//! and download is an audit event.
 
 use axum::body::Body;
 use axum::extract::{Form, Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use dsr_jobs::confirmation::confirmation_keys;
 use dsr_jobs::ledger::subject::{Delivery, LinkRefusal};
@@ -14,7 +15,7 @@ use dsr_jobs::model::{Lang, Request};
 use minijinja::context;
 
 use super::form::{CodeBody, LangQuery};
-use super::{SubjectSide, language};
+use super::{SubjectSide, language, pick};
 use crate::server::AppState;
 use crate::subject::{secrets, texts};
 
@@ -22,6 +23,10 @@ use crate::subject::{secrets, texts};
 const GRANT_COOKIE: &str = "dsr_download";
 /// How long a right code lets the link download.
 const GRANT_MINUTES: i64 = 30;
+/// Codes a link may have sent, and the least time between two (the subject's inbox is not
+/// for whoever holds a forwarded link to fill).
+const CODES_PER_LINK: u32 = 10;
+const SECONDS_BETWEEN_CODES: i64 = 60;
 
 struct Open {
     delivery: Delivery,
@@ -29,13 +34,19 @@ struct Open {
     lang: Lang,
 }
 
-/// The link's delivery and request when it still opens; else the page that says why.
+fn not_offered() -> Response {
+    super::guarded(StatusCode::NOT_FOUND.into_response())
+}
+
+/// The link's delivery and request when it still opens (`resuming` a download already
+/// counted: even if that used the link up); else the page that says why.
 async fn open_link(
     state: &AppState,
     side: &SubjectSide,
     token: &str,
     asked: Option<&str>,
     headers: &HeaderMap,
+    resuming: bool,
 ) -> Result<Open, Response> {
     let ledger = state.engine.ledger();
     let fallback = language(asked, headers, &state.config);
@@ -43,124 +54,77 @@ async fn open_link(
         ledger
             .delivery_by_token(&secrets::sha256(token))
             .await
-            .map_err(|e| unavailable(state, side, fallback, &e.to_string()))?
+            .map_err(|e| side.trouble(state, fallback, &e.to_string()))?
     } else {
         None
     };
-    let nb = fallback == Lang::Nb;
-    let controller = &state.config.controller.name;
     let Some(delivery) = delivery else {
-        return Err(side.pages.message(
+        return Err(side.say(
+            state,
             StatusCode::NOT_FOUND,
             fallback,
-            controller,
-            if nb { "Ukjent lenke" } else { "Unknown link" },
-            &[if nb {
-                "Denne lenken finnes ikke. Kontroller at hele lenken fra e-posten er med.".to_string()
-            } else {
-                "This link does not exist. Check that the whole link from the e-mail is there.".to_string()
-            }],
+            ("Ukjent lenke", "Unknown link"),
+            (
+                "Denne lenken finnes ikke. Kontroller at hele lenken fra e-posten er med.",
+                "This link does not exist. Check that the whole link from the e-mail is there.",
+            ),
             context! {},
         ));
     };
     let request = ledger
         .get_request(&delivery.request_id)
         .await
-        .map_err(|e| unavailable(state, side, fallback, &e.to_string()))?;
-    let lang = match asked.and_then(|l| l.parse::<Lang>().ok()) {
-        Some(lang) => lang,
-        None => request.lang,
-    };
-    let nb = lang == Lang::Nb;
-    let refusal = delivery.refusal(ledger.now()).or_else(|| {
+        .map_err(|e| side.trouble(state, fallback, &e.to_string()))?;
+    let lang = asked.and_then(|l| l.parse::<Lang>().ok()).unwrap_or(request.lang);
+    let refusal = delivery.refusal_to(ledger.now(), resuming).or_else(|| {
         // The export was deleted at the end of its retention: the link has nothing to give.
-        request.exports_expired_at.map(|_| LinkRefusal::Expired)
+        (request.exports_expired_at.is_some() || request.pseudonymised_at.is_some()).then_some(LinkRefusal::Expired)
     });
-    if let Some(why) = refusal {
-        if let Err(e) = ledger.delivery_refused(&delivery, why).await {
-            tracing::warn!(error = %e, "could not record a refused delivery link");
-        }
-        let (status, heading, text) = match why {
-            LinkRefusal::Expired => (
-                StatusCode::GONE,
-                if nb {
-                    "Lenken er utløpt"
-                } else {
-                    "The link has expired"
-                },
-                if nb {
-                    "Lenken virket til og med en bestemt dato, og den er passert. Kontakt oss for en ny lenke."
-                } else {
-                    "The link worked until a set date, which has passed. Contact us for a new link."
-                },
-            ),
-            LinkRefusal::UsedUp => (
-                StatusCode::GONE,
-                if nb {
-                    "Lenken er brukt opp"
-                } else {
-                    "The link is used up"
-                },
-                if nb {
-                    "Filen er lastet ned så mange ganger som lenken tillater. Kontakt oss for en ny lenke."
-                } else {
-                    "The file was downloaded as many times as the link allows. Contact us for a new link."
-                },
-            ),
-            LinkRefusal::Replaced => (
-                StatusCode::GONE,
-                if nb {
-                    "Lenken er erstattet"
-                } else {
-                    "The link was replaced"
-                },
-                if nb {
-                    "Vi har sendt deg en nyere lenke; bruk den i den siste e-posten fra oss."
-                } else {
-                    "We sent you a newer link; use the one in our latest e-mail."
-                },
-            ),
-            LinkRefusal::Locked => (
-                StatusCode::FORBIDDEN,
-                if nb { "Lenken er sperret" } else { "The link is locked" },
-                if nb {
-                    "Koden ble skrevet feil for mange ganger. Kontakt oss for en ny lenke."
-                } else {
-                    "The code was entered wrongly too many times. Contact us for a new link."
-                },
-            ),
-        };
-        return Err(side
-            .pages
-            .message(status, lang, controller, heading, &[text.to_string()], context! {}));
+    let Some(why) = refusal else {
+        return Ok(Open {
+            delivery,
+            request,
+            lang,
+        });
+    };
+    if let Err(e) = ledger.delivery_refused(&delivery, why).await {
+        tracing::warn!(error = %e, "could not record a refused delivery link");
     }
-    Ok(Open {
-        delivery,
-        request,
-        lang,
-    })
-}
-
-fn unavailable(state: &AppState, side: &SubjectSide, lang: Lang, error: &str) -> Response {
-    tracing::warn!(%error, "a download page could not be served");
-    let nb = lang == Lang::Nb;
-    side.pages.message(
-        StatusCode::SERVICE_UNAVAILABLE,
-        lang,
-        &state.config.controller.name,
-        if nb {
-            "Noe gikk galt hos oss"
-        } else {
-            "Something went wrong on our side"
-        },
-        &[if nb {
-            "Prøv igjen om noen minutter."
-        } else {
-            "Please try again in a few minutes."
-        }
-        .to_string()],
-        context! {},
-    )
+    let (status, heading, text) = match why {
+        LinkRefusal::Expired => (
+            StatusCode::GONE,
+            ("Lenken er utløpt", "The link has expired"),
+            (
+                "Lenken virket til en bestemt dato, og den er passert. Kontakt oss for en ny lenke.",
+                "The link worked until a set date, which has passed. Contact us for a new link.",
+            ),
+        ),
+        LinkRefusal::UsedUp => (
+            StatusCode::GONE,
+            ("Lenken er brukt opp", "The link is used up"),
+            (
+                "Filen er lastet ned så mange ganger som lenken tillater. Kontakt oss for en ny lenke.",
+                "The file was downloaded as many times as the link allows. Contact us for a new link.",
+            ),
+        ),
+        LinkRefusal::Replaced => (
+            StatusCode::GONE,
+            ("Lenken er erstattet", "The link was replaced"),
+            (
+                "Vi har sendt deg en nyere lenke; bruk den i den siste e-posten fra oss.",
+                "We sent you a newer link; use the one in our latest e-mail.",
+            ),
+        ),
+        LinkRefusal::Locked => (
+            StatusCode::FORBIDDEN,
+            ("Lenken er sperret", "The link is locked"),
+            (
+                "Koden ble skrevet feil for mange ganger. Kontakt oss for en ny lenke.",
+                "The code was entered wrongly too many times. Contact us for a new link.",
+            ),
+        ),
+    };
+    Err(side.say(state, status, lang, heading, text, context! {}))
 }
 
 fn grant_of(headers: &HeaderMap) -> Option<String> {
@@ -175,10 +139,12 @@ fn grant_of(headers: &HeaderMap) -> Option<String> {
         .filter(|v| secrets::looks_like_token(v))
 }
 
+/// The cookie holds this link's grant, unexpired and not yet used for its download.
 fn unlocked(open: &Open, headers: &HeaderMap, now: chrono::DateTime<chrono::Utc>) -> bool {
     grant_of(headers).is_some_and(|grant| {
         open.delivery.grant_sha256.as_deref() == Some(secrets::sha256(&grant).as_str())
             && open.delivery.grant_expires_at.is_some_and(|t| t > now)
+            && !open.delivery.grant_used
     })
 }
 
@@ -204,24 +170,18 @@ async fn render_page(
     code_sent: bool,
     error: Option<String>,
 ) -> Response {
-    let nb = open.lang == Lang::Nb;
+    let lang = open.lang;
     let now = state.engine.ledger().now();
     let Some((location, _, bundle)) = export_of(&open.request) else {
-        return unavailable(
-            state,
-            side,
-            open.lang,
-            "the request has neither a bundle nor a confirmation",
-        );
+        return side.trouble(state, lang, "the request has neither a bundle nor a confirmation");
     };
     let size = match crate::wiring::export_store(&state.config) {
-        Ok(store) => match store
-            .key_of(&location)
-            .or_else(|| Some(dsr_jobs::storage::key(&location)))
-        {
-            Some(key) => store.size(&key).await.ok(),
-            None => None,
-        },
+        Ok(store) => {
+            let key = store
+                .key_of(&location)
+                .unwrap_or_else(|| dsr_jobs::storage::key(&location));
+            store.size(&key).await.ok()
+        }
         Err(_) => None,
     };
     let file_name = location.rsplit('/').next().unwrap_or_default().to_string();
@@ -234,12 +194,14 @@ async fn render_page(
     side.pages.render(
         status,
         "download.html",
-        open.lang,
+        lang,
         &state.config.controller.name,
         context! {
             heading => if bundle {
-                if nb { "Dataene dine" } else { "Your data" }
-            } else if nb { "Bekreftelsen din" } else { "Your confirmation" },
+                pick(lang, "Dataene dine", "Your data")
+            } else {
+                pick(lang, "Bekreftelsen din", "Your confirmation")
+            },
             bundle => bundle,
             file_name => file_name,
             size => size.map(|b| bytesize::ByteSize(b).to_string()),
@@ -249,6 +211,7 @@ async fn render_page(
             unlocked => unlocked(open, headers, now),
             code_sent => code_sent,
             error => error,
+            here => base.clone(),
             file_href => format!("{base}/file"),
             code_action => format!("{base}/code"),
             unlock_action => format!("{base}/unlock"),
@@ -264,16 +227,17 @@ pub async fn page(
     headers: HeaderMap,
 ) -> Response {
     let Some(side) = state.subject.as_deref() else {
-        return super::guarded(StatusCode::NOT_FOUND.into_response());
+        return not_offered();
     };
-    match open_link(&state, side, &token, q_lang(&q), &headers).await {
-        Ok(open) => render_page(&state, side, &token, &open, &headers, false, None).await,
+    match open_link(&state, side, &token, q.lang(), &headers, false).await {
+        Ok(open) => {
+            if let Err(e) = state.engine.ledger().delivery_opened(&open.delivery).await {
+                return side.trouble(&state, open.lang, &e.to_string());
+            }
+            render_page(&state, side, &token, &open, &headers, false, None).await
+        }
         Err(page) => page,
     }
-}
-
-fn q_lang(q: &LangQuery) -> Option<&str> {
-    q.lang()
 }
 
 /// `POST /privacy/download/{token}/code`: a fresh code to the request's address.
@@ -284,31 +248,52 @@ pub async fn send_code(
     Form(body): Form<LangQuery>,
 ) -> Response {
     let Some(side) = state.subject.as_deref() else {
-        return super::guarded(StatusCode::NOT_FOUND.into_response());
+        return not_offered();
     };
-    let asked = body.lang().map(String::from);
-    let open = match open_link(&state, side, &token, asked.as_deref(), &headers).await {
+    let open = match open_link(&state, side, &token, body.lang(), &headers, false).await {
         Ok(open) => open,
         Err(page) => return page,
     };
+    let lang = open.lang;
     let Some(to) = open.request.identities.emails.first().map(|e| e.as_str().to_string()) else {
-        return unavailable(&state, side, open.lang, "the request has no e-mail address");
+        return side.trouble(&state, lang, "the request has no e-mail address");
     };
     let code = secrets::code();
     let ttl = state.config.delivery.code_ttl;
-    let expires =
-        state.engine.ledger().now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::minutes(15));
-    if let Err(e) = state
-        .engine
-        .ledger()
-        .delivery_code_sent(&open.delivery, &secrets::code_sha256(&open.delivery.id, &code), expires)
-        .await
-    {
-        return unavailable(&state, side, open.lang, &e.to_string());
+    let ledger = state.engine.ledger();
+    let expires = ledger.now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::minutes(15));
+    let recorded = ledger
+        .delivery_code_sent(
+            &open.delivery,
+            &secrets::code_sha256(&open.delivery.id, &code),
+            expires,
+            CODES_PER_LINK,
+            chrono::Duration::seconds(SECONDS_BETWEEN_CODES),
+        )
+        .await;
+    match recorded {
+        Ok(true) => {}
+        Ok(false) => {
+            let error = if open.delivery.codes_sent >= CODES_PER_LINK {
+                pick(
+                    lang,
+                    "Det er sendt så mange koder for denne lenken som den tillater. Kontakt oss for en ny lenke.",
+                    "As many codes were sent for this link as it allows. Contact us for a new link.",
+                )
+            } else {
+                pick(
+                    lang,
+                    "Vi sendte en kode for under ett minutt siden; se etter den i e-posten din.",
+                    "We sent a code less than a minute ago; look for it in your e-mail.",
+                )
+            };
+            return render_page(&state, side, &token, &open, &headers, true, Some(error.to_string())).await;
+        }
+        Err(e) => return side.trouble(&state, lang, &e.to_string()),
     }
-    let mail = texts::download_code(&to, open.lang, &state.config.controller.name, &code, ttl.as_secs() / 60);
+    let mail = texts::download_code(&to, lang, &state.config.controller.name, &code, ttl.as_secs() / 60);
     if let Err(e) = side.mailer.send(mail).await {
-        return unavailable(&state, side, open.lang, &e.to_string());
+        return side.trouble(&state, lang, &e.to_string());
     }
     render_page(&state, side, &token, &open, &headers, true, None).await
 }
@@ -321,27 +306,22 @@ pub async fn unlock(
     Form(body): Form<CodeBody>,
 ) -> Response {
     let Some(side) = state.subject.as_deref() else {
-        return super::guarded(StatusCode::NOT_FOUND.into_response());
+        return not_offered();
     };
-    let open = match open_link(&state, side, &token, body.lang(), &headers).await {
+    let open = match open_link(&state, side, &token, body.lang(), &headers, false).await {
         Ok(open) => open,
         Err(page) => return page,
     };
     let ledger = state.engine.ledger();
-    let nb = open.lang == Lang::Nb;
+    let lang = open.lang;
     let now = ledger.now();
     let entered = secrets::code_sha256(&open.delivery.id, body.code());
     let current = open.delivery.code_expires_at.is_some_and(|t| t > now);
-    let right = current && open.delivery.code_sha256.as_deref() == Some(entered.as_str());
-    if right {
+    if current && open.delivery.code_sha256.as_deref() == Some(entered.as_str()) {
         let grant = secrets::token();
-        match ledger
-            .delivery_unlocked(
-                &open.delivery,
-                &entered,
-                &secrets::sha256(&grant),
-                now + chrono::Duration::minutes(GRANT_MINUTES),
-            )
+        let until = now + chrono::Duration::minutes(GRANT_MINUTES);
+        return match ledger
+            .delivery_unlocked(&open.delivery, &entered, &secrets::sha256(&grant), until)
             .await
         {
             Ok(true) => {
@@ -357,33 +337,46 @@ pub async fn unlock(
                     if secure { "; Secure" } else { "" }
                 );
                 let mut response =
-                    Redirect::to(&format!("/privacy/download/{token}?lang={}", open.lang.as_str())).into_response();
+                    Redirect::to(&format!("/privacy/download/{token}?lang={}", lang.as_str())).into_response();
                 if let Ok(value) = HeaderValue::try_from(cookie) {
                     response.headers_mut().insert(header::SET_COOKIE, value);
                 }
-                return super::guarded(response);
+                super::guarded(response)
             }
-            Ok(false) => {}
-            Err(e) => return unavailable(&state, side, open.lang, &e.to_string()),
-        }
+            // The same code sent twice (a double click): the first one unlocked; not a wrong try.
+            Ok(false) => super::guarded(
+                Redirect::to(&format!("/privacy/download/{token}?lang={}", lang.as_str())).into_response(),
+            ),
+            Err(e) => side.trouble(&state, lang, &e.to_string()),
+        };
     }
     let max = state.config.subject.max_tries;
     match ledger.delivery_wrong_code(&open.delivery, max).await {
-        Ok(true) => match open_link(&state, side, &token, body.lang(), &headers).await {
+        // Locked now: the page says so.
+        Ok(true) => match open_link(&state, side, &token, body.lang(), &headers, false).await {
             Ok(open) => render_page(&state, side, &token, &open, &headers, false, None).await,
             Err(page) => page,
         },
         Ok(false) => {
-            let left = max.saturating_sub(open.delivery.code_tries + 1);
-            let error = match (current, nb) {
-                (false, true) => "Koden er utløpt eller ikke sendt ennå. Be om en ny kode.".to_string(),
-                (false, false) => "The code has expired or was not sent yet. Ask for a new code.".to_string(),
-                (true, true) => format!("Koden stemmer ikke. Du har {left} forsøk igjen."),
-                (true, false) => format!("The code is not right. You have {left} tries left."),
+            let left = max.saturating_sub(open.delivery.code_tries + 1).to_string();
+            let error = if current {
+                pick(
+                    lang,
+                    "Koden stemmer ikke. Du har {left} forsøk igjen.",
+                    "The code is not right. You have {left} tries left.",
+                )
+                .replace("{left}", &left)
+            } else {
+                pick(
+                    lang,
+                    "Koden er utløpt eller ikke sendt ennå. Be om en ny kode.",
+                    "The code has expired or was not sent yet. Ask for a new code.",
+                )
+                .to_string()
             };
             render_page(&state, side, &token, &open, &headers, current, Some(error)).await
         }
-        Err(e) => unavailable(&state, side, open.lang, &e.to_string()),
+        Err(e) => side.trouble(&state, lang, &e.to_string()),
     }
 }
 
@@ -414,41 +407,54 @@ fn parse_range(value: &str, size: u64) -> Option<Result<std::ops::Range<u64>, ()
     Some(Ok(range))
 }
 
-/// `GET /privacy/download/{token}/file`: the file, with the grant.
-pub async fn file(State(state): State<AppState>, Path(token): Path<String>, headers: HeaderMap) -> Response {
+/// Whether a `Range` header asks for bytes after the first (resuming a download).
+fn resumes(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().strip_prefix("bytes="))
+        .and_then(|spec| spec.split('-').next())
+        .and_then(|start| start.trim().parse::<u64>().ok())
+        .is_some_and(|start| start > 0)
+}
+
+/// `GET /privacy/download/{token}/file`: the file, with the grant. A `HEAD` says its size
+/// and counts nothing.
+pub async fn file(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+) -> Response {
     let Some(side) = state.subject.as_deref() else {
-        return super::guarded(StatusCode::NOT_FOUND.into_response());
+        return not_offered();
     };
-    let open = match open_link(&state, side, &token, None, &headers).await {
+    let resuming = resumes(&headers);
+    let open = match open_link(&state, side, &token, None, &headers, resuming).await {
         Ok(open) => open,
         Err(page) => return page,
     };
-    let nb = open.lang == Lang::Nb;
+    let lang = open.lang;
     let ledger = state.engine.ledger();
     let Some((location, media_type, _)) = export_of(&open.request) else {
-        return unavailable(
-            &state,
-            side,
-            open.lang,
-            "the request has neither a bundle nor a confirmation",
-        );
+        return side.trouble(&state, lang, "the request has neither a bundle nor a confirmation");
     };
     let store = match crate::wiring::export_store(&state.config) {
         Ok(store) => store,
-        Err(e) => return unavailable(&state, side, open.lang, &e.message()),
+        Err(e) => return side.trouble(&state, lang, &e.message()),
     };
     let key = store
         .key_of(&location)
         .unwrap_or_else(|| dsr_jobs::storage::key(&location));
     let size = match store.size(&key).await {
         Ok(size) => size,
-        Err(e) => return unavailable(&state, side, open.lang, &e.to_string()),
+        Err(e) => return side.trouble(&state, lang, &e.to_string()),
     };
-    let range = headers
+    let range = match headers
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| parse_range(v, size));
-    let range = match range {
+        .and_then(|v| parse_range(v, size))
+    {
         Some(Err(())) => {
             let mut response = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
             if let Ok(value) = HeaderValue::try_from(format!("bytes */{size}")) {
@@ -460,63 +466,61 @@ pub async fn file(State(state): State<AppState>, Path(token): Path<String>, head
         None => None,
     };
     let grant = grant_of(&headers).map(|g| secrets::sha256(&g)).unwrap_or_default();
-    let range_text = range.as_ref().map(|r| format!("bytes={}-{}", r.start, r.end - 1));
-    // A download starts at the first byte; a range further on resumes one already counted.
-    let allowed = match &range {
-        Some(r) if r.start > 0 => {
+    let needs_code = || {
+        side.say(
+            &state,
+            StatusCode::FORBIDDEN,
+            lang,
+            ("En ny kode trengs", "A new code is needed"),
+            (
+                "For å laste ned må du først få en engangskode på e-post og skrive den inn. Hver kode gir én nedlasting.",
+                "To download, first get a one-time code by e-mail and enter it. Each code allows one download.",
+            ),
+            context! { link => context! { href => format!("/privacy/download/{token}"),
+                label => pick(lang, "Til nedlastingssiden", "To the download page") } },
+        )
+    };
+    let now = ledger.now();
+    let granted = open.delivery.grant_sha256.as_deref() == Some(grant.as_str())
+        && open.delivery.grant_expires_at.is_some_and(|t| t > now);
+    if !granted || (resuming && !open.delivery.grant_used) || (!resuming && open.delivery.grant_used) {
+        return needs_code();
+    }
+    let mut response = if method == Method::HEAD {
+        StatusCode::OK.into_response()
+    } else {
+        // The reader first: a storage that fails costs the subject no download.
+        type Reader = std::pin::Pin<Box<dyn tokio::io::AsyncRead + Send>>;
+        let (status, reader): (StatusCode, Result<Reader, _>) = match &range {
+            Some(r) => (
+                StatusCode::PARTIAL_CONTENT,
+                store.range_reader(&key, r.clone()).await.map(|r| Box::pin(r) as Reader),
+            ),
+            None => (StatusCode::OK, store.reader(&key).await.map(|r| Box::pin(r) as Reader)),
+        };
+        let reader = match reader {
+            Ok(reader) => reader,
+            Err(e) => return side.trouble(&state, lang, &e.to_string()),
+        };
+        let range_text = range.as_ref().map(|r| format!("bytes={}-{}", r.start, r.end - 1));
+        let allowed = if resuming {
             ledger
                 .delivery_resumed(&open.delivery, &grant, range_text.as_deref().unwrap_or_default())
                 .await
-        }
-        _ => {
+        } else {
             ledger
                 .delivery_download(&open.delivery, &grant, range_text.as_deref())
                 .await
+        };
+        match allowed {
+            Ok(true) => {}
+            Ok(false) => return needs_code(),
+            Err(e) => return side.trouble(&state, lang, &e.to_string()),
         }
+        tracing::info!(request = %open.request.id, delivery = %open.delivery.id, "a subject downloads their request's result");
+        (status, Body::from_stream(tokio_util::io::ReaderStream::new(reader))).into_response()
     };
-    match allowed {
-        Ok(true) => {}
-        Ok(false) => {
-            return side.pages.message(
-                StatusCode::FORBIDDEN,
-                open.lang,
-                &state.config.controller.name,
-                if nb {
-                    "Koden trengs først"
-                } else {
-                    "The code is needed first"
-                },
-                &[if nb {
-                    "For å laste ned må du først få en engangskode på e-post og skrive den inn.".to_string()
-                } else {
-                    "To download, first get a one-time code by e-mail and enter it.".to_string()
-                }],
-                context! { link => context! { href => format!("/privacy/download/{token}"),
-                label => if nb { "Til nedlastingssiden" } else { "To the download page" } } },
-            );
-        }
-        Err(e) => return unavailable(&state, side, open.lang, &e.to_string()),
-    }
-    let (status, body, length) = match &range {
-        Some(r) => match store.range_reader(&key, r.clone()).await {
-            Ok(reader) => (
-                StatusCode::PARTIAL_CONTENT,
-                Body::from_stream(tokio_util::io::ReaderStream::new(reader)),
-                r.end - r.start,
-            ),
-            Err(e) => return unavailable(&state, side, open.lang, &e.to_string()),
-        },
-        None => match store.reader(&key).await {
-            Ok(reader) => (
-                StatusCode::OK,
-                Body::from_stream(tokio_util::io::ReaderStream::new(reader)),
-                size,
-            ),
-            Err(e) => return unavailable(&state, side, open.lang, &e.to_string()),
-        },
-    };
-    tracing::info!(request = %open.request.id, delivery = %open.delivery.id, "a subject downloads their request's result");
-    let mut response = (status, body).into_response();
+    let length = range.as_ref().map(|r| r.end - r.start).unwrap_or(size);
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(media_type));
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(length));

@@ -15,7 +15,7 @@ use minijinja::context;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{SubjectSide, language};
+use super::{SubjectSide, language, pick};
 use crate::cli::RequestArgs;
 use crate::config::DeadlineFrom;
 use crate::server::AppState;
@@ -224,44 +224,32 @@ pub async fn submit(
     };
     let config = &state.config;
     let lang = language(body.lang.as_deref(), &headers, config);
-    let nb = lang == Lang::Nb;
-    let controller = &config.controller.name;
+    let say = |nb: &str, en: &str| pick(lang, nb, en).to_string();
+    let region = &config.controller.default_phone_region;
     let mut errors: Vec<(&str, String)> = Vec::new();
     let kind = body.kind.parse::<RequestKind>().ok();
     if kind.is_none() {
-        errors.push((
-            "kind-access",
-            if nb {
-                "Velg hva du ønsker."
-            } else {
-                "Choose what you would like."
-            }
-            .into(),
-        ));
+        errors.push(("kind-access", say("Velg hva du ønsker.", "Choose what you would like.")));
     }
     let email = Email::parse(body.email.trim()).ok();
     if email.is_none() {
         errors.push((
             "email",
-            if nb {
-                "Skriv e-postadressen din, som navn@eksempel.no."
-            } else {
-                "Write your e-mail address, like name@example.com."
-            }
-            .into(),
+            say(
+                "Skriv e-postadressen din, som navn@eksempel.no.",
+                "Write your e-mail address, like name@example.com.",
+            ),
         ));
     }
+    let unreadable_phone = || {
+        say(
+            "Telefonnummeret kan ikke leses; skriv det med landskode, som +47 912 34 567, eller la feltet stå tomt.",
+            "The phone number cannot be read; write it with its country code, like +47 912 34 567, or leave it empty.",
+        )
+    };
     let phone = body.phone.trim();
-    if !phone.is_empty() && Phone::parse(phone, &config.controller.default_phone_region).is_err() {
-        errors.push((
-            "phone",
-            if nb {
-                "Telefonnummeret kan ikke leses; skriv det med landskode, som +47 912 34 567, eller la feltet stå tomt."
-            } else {
-                "The phone number cannot be read; write it with its country code, like +47 912 34 567, or leave it empty."
-            }
-            .into(),
-        ));
+    if !phone.is_empty() && Phone::parse(phone, region).is_err() {
+        errors.push(("phone", unreadable_phone()));
     }
     let set: Vec<String> = FIELDS
         .iter()
@@ -270,16 +258,20 @@ pub async fn submit(
             (!value.is_empty()).then(|| format!("{name}={value}"))
         })
         .collect();
-    if kind == Some(RequestKind::Rectification) && set.is_empty() {
-        errors.push((
-            "set-given_name",
-            if nb {
-                "Ved retting: fyll inn minst én av de riktige opplysningene."
-            } else {
-                "For a correction: fill in at least one of the right details."
-            }
-            .into(),
-        ));
+    if kind == Some(RequestKind::Rectification) {
+        if set.is_empty() {
+            errors.push((
+                "set-given_name",
+                say(
+                    "Ved retting: fyll inn minst én av de riktige opplysningene.",
+                    "For a correction: fill in at least one of the right details.",
+                ),
+            ));
+        }
+        let new_phone = body.rest.get("set_phone").map(|p| p.trim()).unwrap_or_default();
+        if !new_phone.is_empty() && Phone::parse(new_phone, region).is_err() {
+            errors.push(("set-phone", unreadable_phone()));
+        }
     }
     let (Some(kind), Some(email), true) = (kind, email, errors.is_empty()) else {
         return form_page(&state, side, lang, &body, &errors, StatusCode::BAD_REQUEST);
@@ -292,59 +284,46 @@ pub async fn submit(
     });
     // Checked now as it will be at verification, so a refusal is seen while the form is open.
     let configured = state.engine.connectors().processors();
-    if let Err(e) = crate::request::build_request(&request_args(kind, &typed, Some("form".into())), config, &configured)
-    {
-        tracing::info!(error = %e.message(), "a request form submission was refused");
-        let text = if nb {
-            "Forespørselen kan ikke tas imot slik den er fylt ut; kontroller feltene og prøv igjen."
-        } else {
-            "The request cannot be taken as filled in; check the fields and try again."
-        };
-        return form_page(
-            &state,
-            side,
-            lang,
-            &body,
-            &[("email", text.into())],
-            StatusCode::BAD_REQUEST,
+    if crate::request::build_request(&request_args(kind, &typed, Some("form".into())), config, &configured).is_err() {
+        // Its message may quote what was typed: the log gets the kind only.
+        tracing::info!(%kind, "a request form submission was refused by the request's checks");
+        let text = say(
+            "Forespørselen kan ikke tas imot slik den er fylt ut; kontroller feltene og prøv igjen.",
+            "The request cannot be taken as filled in; check the fields and try again.",
         );
+        return form_page(&state, side, lang, &body, &[("email", text)], StatusCode::BAD_REQUEST);
     }
-    let slow_down = |status| {
-        side.pages.message(
-            status,
+    let slow_down = || {
+        side.say(
+            &state,
+            StatusCode::TOO_MANY_REQUESTS,
             lang,
-            controller,
-            if nb { "For mange forespørsler" } else { "Too many requests" },
-            &[if nb {
-                "Det er sendt mange forespørsler herfra eller til denne adressen den siste timen. Prøv igjen om en time, \
-                 eller kontakt oss direkte."
-            } else {
+            ("For mange forespørsler", "Too many requests"),
+            (
+                "Det er sendt mange forespørsler herfra eller til denne adressen den siste timen. Prøv igjen om en \
+                 time, eller kontakt oss direkte.",
                 "Many requests were sent from here or to this address in the last hour. Try again in an hour, or \
-                 contact us directly."
-            }
-            .to_string()],
+                 contact us directly.",
+            ),
             context! {},
         )
     };
     if !body.website.is_empty() {
         // A bot filled the hidden field: it sees what a person would, and nothing is stored or sent.
         tracing::info!("a request form submission with the honeypot filled was ignored");
-        return check_mail_page(&state, side, lang, None);
+        return check_mail_page(&state, side, lang, None, None);
     }
-    if !side.client_allowed(peer.0.ip(), config.subject.per_client_per_hour) {
-        return slow_down(StatusCode::TOO_MANY_REQUESTS);
+    if !side.client_allowed(
+        super::client_ip(&peer, &headers, config),
+        config.subject.per_client_per_hour,
+    ) {
+        return slow_down();
     }
     let ledger = state.engine.ledger();
     let address_tag = state.engine.subject_tag(&dsr_connector::Identities {
         emails: vec![email.clone()],
         ..Default::default()
     });
-    let hour_ago = ledger.now() - chrono::Duration::hours(1);
-    match ledger.submissions_from(&address_tag, hour_ago).await {
-        Ok(n) if n >= config.subject.per_address_per_hour => return slow_down(StatusCode::TOO_MANY_REQUESTS),
-        Ok(_) => {}
-        Err(e) => return failed(&state, side, lang, &e.to_string()),
-    }
     let id = secrets::id();
     let token = secrets::token();
     let code = secrets::code();
@@ -358,29 +337,36 @@ pub async fn submit(
         address_tag,
         expires_at: ledger.now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::minutes(30)),
     };
-    if let Err(e) = ledger.create_submission(&new).await {
-        return failed(&state, side, lang, &e.to_string());
+    match ledger
+        .create_submission(&new, config.subject.per_address_per_hour)
+        .await
+    {
+        Ok(true) => {}
+        Ok(false) => return slow_down(),
+        Err(e) => return side.trouble(&state, lang, &e.to_string()),
     }
     let link = crate::subject::public_link(config, &format!("/privacy/confirm/{token}")).unwrap_or_default();
-    let mail = texts::verify(email.as_str(), lang, controller, kind, &link, &code, ttl.as_secs() / 60);
+    let mail = texts::verify(
+        email.as_str(),
+        lang,
+        &config.controller.name,
+        kind,
+        &link,
+        &code,
+        ttl.as_secs() / 60,
+    );
     if let Err(e) = side.mailer.send(mail).await {
         tracing::warn!(error = %e, "the request form's code could not be e-mailed");
         let _ = ledger.drop_submission(&id).await;
-        return side.pages.message(
+        return side.say(
+            &state,
             StatusCode::SERVICE_UNAVAILABLE,
             lang,
-            controller,
-            if nb {
-                "E-posten kunne ikke sendes"
-            } else {
-                "The e-mail could not be sent"
-            },
-            &[if nb {
-                "Vi fikk ikke sendt koden akkurat nå, og ingenting er lagret. Prøv igjen om noen minutter."
-            } else {
-                "We could not send the code just now, and nothing was stored. Please try again in a few minutes."
-            }
-            .to_string()],
+            ("E-posten kunne ikke sendes", "The e-mail could not be sent"),
+            (
+                "Vi fikk ikke sendt koden akkurat nå, og ingenting er lagret. Prøv igjen om noen minutter.",
+                "We could not send the code just now, and nothing was stored. Please try again in a few minutes.",
+            ),
             context! {},
         );
     }
@@ -388,48 +374,45 @@ pub async fn submit(
     super::guarded(Redirect::to(&format!("/privacy/request/{id}?lang={}", lang.as_str())).into_response())
 }
 
-fn failed(state: &AppState, side: &SubjectSide, lang: Lang, error: &str) -> Response {
-    tracing::warn!(%error, "a subject page could not reach the ledger");
-    let nb = lang == Lang::Nb;
-    side.pages.message(
-        StatusCode::SERVICE_UNAVAILABLE,
-        lang,
-        &state.config.controller.name,
-        if nb {
-            "Noe gikk galt hos oss"
-        } else {
-            "Something went wrong on our side"
-        },
-        &[if nb {
-            "Prøv igjen om noen minutter."
-        } else {
-            "Please try again in a few minutes."
-        }
-        .to_string()],
-        context! {},
-    )
-}
-
-/// The page that asks for the code (`id` None: the honeypot's page, which goes nowhere).
-fn check_mail_page(state: &AppState, side: &SubjectSide, lang: Lang, id: Option<&str>) -> Response {
-    let nb = lang == Lang::Nb;
+/// The page that asks for the code (`id` None: the honeypot's page, which goes nowhere),
+/// with `error` above the field.
+fn check_mail_page(
+    state: &AppState,
+    side: &SubjectSide,
+    lang: Lang,
+    id: Option<&str>,
+    error: Option<String>,
+) -> Response {
     let minutes = state.config.subject.verify_ttl.as_secs() / 60;
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
     side.pages.render(
-        StatusCode::OK,
+        status,
         "code.html",
         lang,
         &state.config.controller.name,
         context! {
-            heading => if nb { "Sjekk e-posten din" } else { "Check your e-mail" },
-            paragraphs => [if nb {
-                format!("Vi har sendt en lenke og en kode til adressen du oppga. Åpne lenken, eller skriv inn koden her. De virker i {minutes} minutter.")
-            } else {
-                format!("We have sent a link and a code to the address you gave. Open the link, or enter the code here. They work for {minutes} minutes.")
-            }, if nb {
-                "Forespørselen venter på bekreftelse (awaiting_verification): ingenting er satt i gang ennå.".to_string()
-            } else {
-                "The request is awaiting verification (awaiting_verification): nothing has started yet.".to_string()
-            }],
+            heading => pick(lang, "Sjekk e-posten din", "Check your e-mail"),
+            paragraphs => [
+                pick(
+                    lang,
+                    "Vi har sendt en lenke og en kode til adressen du oppga. Åpne lenken, eller skriv inn koden her. \
+                     De virker i {minutes} minutter.",
+                    "We have sent a link and a code to the address you gave. Open the link, or enter the code here. \
+                     They work for {minutes} minutes.",
+                )
+                .replace("{minutes}", &minutes.to_string()),
+                pick(
+                    lang,
+                    "Forespørselen venter på bekreftelse (awaiting_verification): ingenting er satt i gang ennå.",
+                    "The request is awaiting verification (awaiting_verification): nothing has started yet.",
+                )
+                .to_string(),
+            ],
+            error => error,
             action => id.map(|id| format!("/privacy/request/{id}")).unwrap_or_else(|| "/privacy/request".into()),
         },
     )
@@ -451,34 +434,29 @@ pub async fn waiting(
 
 /// The page for submission `id` as it stands, with `error` above the code field.
 async fn standing(state: &AppState, side: &SubjectSide, lang: Lang, id: &str, error: Option<String>) -> Response {
-    let nb = lang == Lang::Nb;
-    let controller = &state.config.controller.name;
     let submission = if secrets::looks_like_id(id) {
         match state.engine.ledger().submission(id).await {
             Ok(s) => s,
-            Err(e) => return failed(state, side, lang, &e.to_string()),
+            Err(e) => return side.trouble(state, lang, &e.to_string()),
         }
     } else {
         None
     };
-    let say = |status, heading: &str, text: String| {
-        side.pages
-            .message(status, lang, controller, heading, &[text], context! {})
+    let again = || {
+        context! { link => context! { href => format!("/privacy/request?lang={}", lang.as_str()),
+        label => pick(lang, "Fyll ut skjemaet på nytt", "Fill in the form again") } }
     };
-    let again = context! { link => context! { href => format!("/privacy/request?lang={}", lang.as_str()),
-    label => if nb { "Fyll ut skjemaet på nytt" } else { "Fill in the form again" } } };
     let Some(submission) = submission else {
-        return side.pages.message(
+        return side.say(
+            state,
             StatusCode::NOT_FOUND,
             lang,
-            controller,
-            if nb { "Ukjent forespørsel" } else { "Unknown request" },
-            &[if nb {
-                "Vi finner ikke denne forespørselen. Ubekreftede forespørsler slettes etter ett døgn.".to_string()
-            } else {
-                "We cannot find this request. Unconfirmed requests are deleted after a day.".to_string()
-            }],
-            again,
+            ("Ukjent forespørsel", "Unknown request"),
+            (
+                "Vi finner ikke denne forespørselen. Ubekreftede forespørsler slettes etter ett døgn.",
+                "We cannot find this request. Unconfirmed requests are deleted after a day.",
+            ),
+            again(),
         );
     };
     if let Some(request_id) = &submission.request_id {
@@ -490,74 +468,52 @@ async fn standing(state: &AppState, side: &SubjectSide, lang: Lang, id: &str, er
                 .to_string(),
             _ => String::new(),
         };
-        return say(
+        let text = pick(
+            lang,
+            "Takk. Forespørselen er registrert med referanse {id}, og vi svarer senest {due}. Svaret kommer på e-post.",
+            "Thank you. Your request is registered with reference {id}, and we answer by {due} at the latest. \
+             The answer comes by e-mail.",
+        )
+        .replace("{id}", request_id)
+        .replace("{due}", &due);
+        return side.pages.message(
             StatusCode::OK,
-            if nb {
-                "Forespørselen er bekreftet"
-            } else {
-                "Your request is confirmed"
-            },
-            if nb {
-                format!(
-                    "Takk. Forespørselen er registrert med referanse {request_id}, og vi svarer senest {due}. Svaret kommer på e-post."
-                )
-            } else {
-                format!(
-                    "Thank you. Your request is registered with reference {request_id}, and we answer by {due} at the latest. The answer comes by e-mail."
-                )
-            },
+            lang,
+            &state.config.controller.name,
+            pick(lang, "Forespørselen er bekreftet", "Your request is confirmed"),
+            &[text],
+            context! {},
         );
     }
     if submission.locked_at.is_some() {
-        return side.pages.message(
+        return side.say(
+            state,
             StatusCode::FORBIDDEN,
             lang,
-            controller,
-            if nb { "Forespørselen er sperret" } else { "The request is locked" },
-            &[if nb {
-                "Koden ble skrevet feil for mange ganger, så forespørselen er sperret og slettet. Fyll ut skjemaet på nytt for å få en ny kode.".to_string()
-            } else {
-                "The code was entered wrongly too many times, so the request is locked and deleted. Fill in the form again for a new code.".to_string()
-            }],
-            again,
+            ("Forespørselen er sperret", "The request is locked"),
+            (
+                "Koden ble skrevet feil for mange ganger, så forespørselen er sperret og slettet. Fyll ut skjemaet \
+                 på nytt for å få en ny kode.",
+                "The code was entered wrongly too many times, so the request is locked and deleted. Fill in the form \
+                 again for a new code.",
+            ),
+            again(),
         );
     }
     if submission.expires_at <= state.engine.ledger().now() {
-        return side.pages.message(
+        return side.say(
+            state,
             StatusCode::GONE,
             lang,
-            controller,
-            if nb { "Koden er utløpt" } else { "The code has expired" },
-            &[if nb {
-                "Lenken og koden virker bare en kort stund. Fyll ut skjemaet på nytt for å få nye.".to_string()
-            } else {
-                "The link and the code only work for a short while. Fill in the form again for new ones.".to_string()
-            }],
-            again,
+            ("Koden er utløpt", "The code has expired"),
+            (
+                "Lenken og koden virker bare en kort stund. Fyll ut skjemaet på nytt for å få nye.",
+                "The link and the code only work for a short while. Fill in the form again for new ones.",
+            ),
+            again(),
         );
     }
-    let mut page = check_mail_page(state, side, lang, Some(id));
-    if let Some(error) = error {
-        // The same page with the error above the field.
-        let minutes = state.config.subject.verify_ttl.as_secs() / 60;
-        page = side.pages.render(
-            StatusCode::BAD_REQUEST,
-            "code.html",
-            lang,
-            controller,
-            context! {
-                heading => if nb { "Sjekk e-posten din" } else { "Check your e-mail" },
-                paragraphs => [if nb {
-                    format!("Vi har sendt en lenke og en kode til adressen du oppga. De virker i {minutes} minutter.")
-                } else {
-                    format!("We have sent a link and a code to the address you gave. They work for {minutes} minutes.")
-                }],
-                error => error,
-                action => format!("/privacy/request/{id}"),
-            },
-        );
-    }
-    page
+    check_mail_page(state, side, lang, Some(id), error)
 }
 
 /// `POST /privacy/request/{id}`: the code.
@@ -571,12 +527,11 @@ pub async fn enter_code(
         return unavailable();
     };
     let lang = language(body.lang.as_deref(), &headers, &state.config);
-    let nb = lang == Lang::Nb;
     let ledger = state.engine.ledger();
     let submission = match secrets::looks_like_id(&id).then_some(()) {
         Some(()) => match ledger.submission(&id).await {
             Ok(s) => s,
-            Err(e) => return failed(&state, side, lang, &e.to_string()),
+            Err(e) => return side.trouble(&state, lang, &e.to_string()),
         },
         None => None,
     };
@@ -588,15 +543,16 @@ pub async fn enter_code(
         return match ledger.submission_wrong_code(&id, max).await {
             Ok((_, true)) => standing(&state, side, lang, &id, None).await,
             Ok((tries, false)) => {
-                let left = max.saturating_sub(tries);
-                let error = if nb {
-                    format!("Koden stemmer ikke. Du har {left} forsøk igjen.")
-                } else {
-                    format!("The code is not right. You have {left} tries left.")
-                };
+                let left = max.saturating_sub(tries).to_string();
+                let error = pick(
+                    lang,
+                    "Koden stemmer ikke. Du har {left} forsøk igjen.",
+                    "The code is not right. You have {left} tries left.",
+                )
+                .replace("{left}", &left);
                 standing(&state, side, lang, &id, Some(error)).await
             }
-            Err(e) => failed(&state, side, lang, &e.to_string()),
+            Err(e) => side.trouble(&state, lang, &e.to_string()),
         };
     }
     verified(&state, side, lang, submission, "code").await
@@ -618,28 +574,22 @@ pub async fn confirm_page(
         return unavailable();
     };
     let lang = language(q.lang.as_deref(), &headers, &state.config);
-    let nb = lang == Lang::Nb;
     match by_link(&state, &token).await {
-        Ok(Some(s)) if open(&s, state.engine.ledger().now()) => side.pages.message(
+        Ok(Some(s)) if open(&s, state.engine.ledger().now()) => side.say(
+            &state,
             StatusCode::OK,
             lang,
-            &state.config.controller.name,
-            if nb {
-                "Bekreft forespørselen"
-            } else {
-                "Confirm your request"
-            },
-            &[if nb {
-                "Trykk på knappen for å bekrefte at e-postadressen er din og sende forespørselen.".to_string()
-            } else {
-                "Press the button to confirm that the e-mail address is yours and send the request.".to_string()
-            }],
+            ("Bekreft forespørselen", "Confirm your request"),
+            (
+                "Trykk på knappen for å bekrefte at e-postadressen er din og sende forespørselen.",
+                "Press the button to confirm that the e-mail address is yours and send the request.",
+            ),
             context! { button => context! { action => format!("/privacy/confirm/{token}"),
-            label => if nb { "Bekreft forespørselen" } else { "Confirm my request" } } },
+            label => pick(lang, "Bekreft forespørselen", "Confirm my request") } },
         ),
         Ok(Some(s)) => standing(&state, side, lang, &s.id, None).await,
         Ok(None) => standing(&state, side, lang, "", None).await,
-        Err(e) => failed(&state, side, lang, &e.to_string()),
+        Err(e) => side.trouble(&state, lang, &e.to_string()),
     }
 }
 
@@ -659,7 +609,7 @@ pub async fn confirm(
         Ok(Some(s)) if open(&s, state.engine.ledger().now()) => verified(&state, side, lang, s, "link").await,
         Ok(Some(s)) => standing(&state, side, lang, &s.id, None).await,
         Ok(None) => standing(&state, side, lang, "", None).await,
-        Err(e) => failed(&state, side, lang, &e.to_string()),
+        Err(e) => side.trouble(&state, lang, &e.to_string()),
     }
 }
 
@@ -675,15 +625,24 @@ async fn verified(state: &AppState, side: &SubjectSide, lang: Lang, submission: 
     let (Ok(kind), Some(typed)) = (submission.kind.parse::<RequestKind>(), &submission.typed) else {
         return standing(state, side, lang, &submission.id, None).await;
     };
-    let verified_by = format!("the subject proved the address by the e-mailed {how} (request form)");
+    let args = request_args(kind, typed, None);
+    // A typed phone number is searched for only in an erasure or objection, and then the
+    // plans wait for an operator: the confirmation would otherwise hand whoever typed the
+    // number what it matched.
+    let unproven_phone = !args.phone.is_empty();
+    let mut verified_by = format!("the subject proved the address by the e-mailed {how} (request form)");
+    if unproven_phone {
+        verified_by.push_str("; the phone number typed is not proven: the plans wait for an operator's approval");
+    }
     let configured = state.engine.connectors().processors();
-    let mut new = match crate::request::build_request(
-        &request_args(kind, typed, Some(verified_by)),
-        &state.config,
-        &configured,
-    ) {
+    let args = RequestArgs {
+        verified_by: Some(verified_by),
+        ..args
+    };
+    let mut new = match crate::request::build_request(&args, &state.config, &configured) {
         Ok(new) => new,
-        Err(e) => return failed(state, side, lang, &e.message()),
+        // Checked when the form was sent; what it says may quote what was typed.
+        Err(_) => return side.trouble(state, lang, "a verified submission failed the request's checks"),
     };
     let now = state.engine.ledger().now();
     new.verified_at = Some(now);
@@ -695,6 +654,8 @@ async fn verified(state: &AppState, side: &SubjectSide, lang: Lang, submission: 
         actor: Some("subject:form".into()),
         submission: Some(SubmissionOrigin {
             id: submission.id.clone(),
+            submitted_at: submission.submitted_at,
+            approval_required: unproven_phone,
         }),
         ..Default::default()
     };
@@ -703,7 +664,7 @@ async fn verified(state: &AppState, side: &SubjectSide, lang: Lang, submission: 
         // Stored, not yet queued: the recovery sweep queues it.
         Err(dsr_jobs::EngineError::Queue(queue)) if queue.stored_request().is_some() => {}
         Err(dsr_jobs::EngineError::Ledger(LedgerError::Refused(_))) => {}
-        Err(e) => return failed(state, side, lang, &e.to_string()),
+        Err(e) => return side.trouble(state, lang, &e.to_string()),
     }
     super::guarded(Redirect::to(&format!("/privacy/request/{}?lang={}", submission.id, lang.as_str())).into_response())
 }

@@ -82,6 +82,10 @@ pub fn routes() -> Router<AppState> {
             axum::routing::post(download::unlock),
         )
         .route("/privacy/download/{token}/file", get(download::file))
+        // Every answer under /privacy, the extractors' refusals included, carries the headers.
+        .layer(axum::middleware::map_response(|response: Response| async move {
+            guarded(response)
+        }))
 }
 
 /// Deletes unverified submissions older than a day, every ten minutes, until `stop`.
@@ -111,6 +115,62 @@ async fn style() -> Response {
         include_str!("templates/style.css"),
     )
         .into_response()
+}
+
+/// The client's address: the peer's, or behind a proxy (`[subject] client_address_header`)
+/// the last address that header lists (the one the proxy itself added).
+pub(super) fn client_ip(peer: &super::tls::Peer, headers: &HeaderMap, config: &Config) -> IpAddr {
+    config
+        .subject
+        .client_address_header
+        .as_deref()
+        .and_then(|name| headers.get(name))
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(peer.0.ip())
+}
+
+/// The words for `lang`: bokmål or English.
+pub(super) fn pick<'a>(lang: Lang, nb: &'a str, en: &'a str) -> &'a str {
+    if lang == Lang::Nb { nb } else { en }
+}
+
+impl SubjectSide {
+    /// A page that says one thing (`heading`, `text`, each as bokmål and English), perhaps
+    /// with a button or a link (`extra`).
+    pub(super) fn say(
+        &self,
+        state: &AppState,
+        status: axum::http::StatusCode,
+        lang: Lang,
+        heading: (&str, &str),
+        text: (&str, &str),
+        extra: minijinja::Value,
+    ) -> Response {
+        self.pages.message(
+            status,
+            lang,
+            &state.config.controller.name,
+            pick(lang, heading.0, heading.1),
+            &[pick(lang, text.0, text.1).to_string()],
+            extra,
+        )
+    }
+
+    /// Our side failed (the ledger, the storage, the mail server): the log says why, the
+    /// subject is asked to try again.
+    pub(super) fn trouble(&self, state: &AppState, lang: Lang, error: &str) -> Response {
+        tracing::warn!(%error, "a subject page could not be served");
+        self.say(
+            state,
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            lang,
+            ("Noe gikk galt hos oss", "Something went wrong on our side"),
+            ("Prøv igjen om noen minutter.", "Please try again in a few minutes."),
+            minijinja::context! {},
+        )
+    }
 }
 
 /// The page's language: `?lang=`, the form's `lang`, else the browser's first choice of
