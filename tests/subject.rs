@@ -108,6 +108,20 @@ fn site(extra: &str) -> Site {
          [test_connector.google]\nrecords_per_email = 2\n[test_connector.wix]\n",
         sink.port
     ));
+    // Bundles and confirmations are signed, so `dsr verify` checks the signature too.
+    let key = d.path().join("signing-key.pem");
+    let made = Command::new("openssl")
+        .args(["genpkey", "-algorithm", "ed25519", "-out"])
+        .arg(&key)
+        .status()
+        .expect("openssl");
+    assert!(made.success());
+    let text = std::fs::read_to_string(&d.config).unwrap().replacen(
+        "[export]\n",
+        &format!("[export]\nsigning_key = \"file:{}\"\n", key.display()),
+        1,
+    );
+    std::fs::write(&d.config, text).unwrap();
     let log = d.path().join("serve.log");
     let mut server = d
         .command()
@@ -397,25 +411,42 @@ async fn a_form_request_waits_for_proof_then_its_bundle_is_mailed_and_downloads_
         .unwrap()
         .parse()
         .unwrap();
+    let etag = first.headers()["etag"].to_str().unwrap().to_string();
     let mut zip = first.bytes().await.unwrap().to_vec();
     assert_eq!(zip.len(), 100);
+    // A browser resumes with If-Range naming the file it has the start of.
     let rest = http
         .get(&file)
         .header(COOKIE, &grant)
         .header(RANGE, "bytes=100-")
+        .header("if-range", &etag)
         .send()
         .await
         .unwrap();
     assert_eq!(rest.status(), StatusCode::PARTIAL_CONTENT);
     zip.extend_from_slice(&rest.bytes().await.unwrap());
     assert_eq!(zip.len() as u64, total);
-    // One code, one download: the same cookie cannot start another.
-    let again = http.get(&file).header(COOKIE, &grant).send().await.unwrap();
-    assert_eq!(again.status(), StatusCode::FORBIDDEN);
-    assert!(again.text().await.unwrap().contains("A new code is needed"));
+    // One code, one download: the same cookie cannot start another, nor pass a whole file
+    // off as a resumption with a range it cannot serve or an If-Range for another file.
+    for range in [
+        None,
+        Some(("bytes=5-1", None)),
+        Some(("bytes=100-", Some("\"another\""))),
+    ] {
+        let mut get = http.get(&file).header(COOKIE, &grant);
+        if let Some((range, if_range)) = range {
+            get = get.header(RANGE, range);
+            if let Some(if_range) = if_range {
+                get = get.header("if-range", if_range);
+            }
+        }
+        let again = get.send().await.unwrap();
+        assert_eq!(again.status(), StatusCode::FORBIDDEN, "{range:?}");
+        assert!(again.text().await.unwrap().contains("A new code is needed"));
+    }
     let saved = site.d.path().join("downloaded.zip");
     std::fs::write(&saved, &zip).unwrap();
-    let out = site.d.dsr(&["verify", "--allow-unsigned", saved.to_str().unwrap()]);
+    let out = site.d.dsr(&["verify", saved.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", util::stderr(&out));
 
     let (exit, delivery) = site.d.dsr_json(&["delivery", &id]);

@@ -399,7 +399,8 @@ pub async fn finalize(engine: &Engine, request_id: &str) -> Result<(), EngineErr
             &written,
             signer.is_some(),
             &owner,
-            engine.settings().deliver,
+            // A preview changed nothing: there is nothing to tell the subject.
+            engine.settings().deliver && !request.dry_run,
         )
         .await?
     {

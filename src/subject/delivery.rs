@@ -35,6 +35,8 @@ pub enum DeliveryError {
     Ledger(#[from] dsr_jobs::ledger::LedgerError),
     #[error("the export storage: {0}")]
     Storage(String),
+    #[error("the e-mail was sent but the ledger could not record it: {0}")]
+    SentNotRecorded(String),
 }
 
 #[derive(Clone)]
@@ -125,7 +127,12 @@ impl Deliverer {
         let result = self.try_send(id, by).await;
         if let Err((delivery, e)) = &result {
             let next = match e {
+                // An operator's `dsr resend` of a request that cannot be delivered (yet)
+                // leaves the outbox alone: the request may still finish and be mailed.
+                DeliveryError::NotDeliverable { .. } if by.is_some() => return result.map_err(|(_, e)| e),
                 DeliveryError::NotDeliverable { .. } => None,
+                // The mail went out: nothing to withdraw or send again (see `try_send`).
+                DeliveryError::SentNotRecorded(_) => return result.map_err(|(_, e)| e),
                 _ => self.next_try(attempts),
             };
             ledger
@@ -230,12 +237,24 @@ impl Deliverer {
             )
             .await
             .map_err(|e| early(e.into()))?;
-        let made = || Some(delivery.id.clone());
-        self.mailer.send(mail).await.map_err(|e| (made(), e.into()))?;
-        ledger
-            .delivery_sent(&delivery, by)
+        self.mailer
+            .send(mail)
             .await
-            .map_err(|e| (made(), e.into()))?;
-        Ok(delivery)
+            .map_err(|e| (Some(delivery.id.clone()), e.into()))?;
+        // The subject has the link now: it is never withdrawn. Recording the send is tried
+        // again if the ledger is busy; if it still fails, the lease runs out and the worker
+        // sends a fresh link (a second e-mail rather than none).
+        let mut tries = 0;
+        loop {
+            match ledger.delivery_sent(&delivery, by).await {
+                Ok(()) => return Ok(delivery),
+                Err(e) if tries >= 2 => return Err((None, DeliveryError::SentNotRecorded(e.to_string()))),
+                Err(e) => {
+                    tracing::warn!(error = %e, "the e-mail went out but the ledger did not record it; trying again");
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+        }
     }
 }

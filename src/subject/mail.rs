@@ -31,6 +31,8 @@ pub struct Mailer {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
     host: String,
+    /// The whole delivery of one message, not only the connect (lettre's own timeout).
+    limit: std::time::Duration,
 }
 
 impl Mailer {
@@ -58,6 +60,7 @@ impl Mailer {
             transport: builder.build(),
             from,
             host: config.host.clone(),
+            limit: config.timeout,
         })
     }
 
@@ -70,14 +73,17 @@ impl Mailer {
             .header(ContentType::TEXT_PLAIN)
             .body(mail.text)
             .map_err(|e| MailError::Config(format!("the message cannot be built: {e}")))?;
-        self.transport
-            .send(message)
-            .await
-            .map(|_| ())
-            .map_err(|e| MailError::Send {
+        // A server that accepts the connection and then stalls must not hold a worker.
+        match tokio::time::timeout(self.limit, self.transport.send(message)).await {
+            Ok(sent) => sent.map(|_| ()).map_err(|e| MailError::Send {
                 host: self.host.clone(),
                 reason: without(&e.to_string(), &mail.to),
-            })
+            }),
+            Err(_) => Err(MailError::Send {
+                host: self.host.clone(),
+                reason: format!("no answer within {:?} ([smtp] timeout)", self.limit),
+            }),
+        }
     }
 
     /// Whether the server answers (`dsr doctor`).

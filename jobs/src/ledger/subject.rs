@@ -179,6 +179,14 @@ impl Ledger {
         let now = ts(self.now());
         let hour_ago = ts(self.now() - chrono::Duration::hours(1));
         let mut tx = self.pool.begin().await?;
+        if self.postgres {
+            // READ COMMITTED would let two posts count the same rows: one address at a time.
+            // (SQLite takes its one writer lock at the INSERT, before it counts.)
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))::text AS locked")
+                .bind(&new.address_tag)
+                .fetch_one(&mut *tx)
+                .await?;
+        }
         let stored = sqlx::query(
             "INSERT INTO subject_submissions (id, kind, typed, link_sha256, code_sha256, address_tag, \
              submitted_at, expires_at) SELECT $1, $2, $3, $4, $5, $6, $7, $8 \
@@ -354,8 +362,10 @@ impl Ledger {
 
     pub(super) async fn queue_delivery(&self, tx: &mut sqlx::AnyConnection, request_id: &str, now: &str) -> Result<()> {
         sqlx::query(
+            // A row an early `dsr resend` left (given up: not finished then) starts afresh.
             "INSERT INTO delivery_outbox (request_id, created_at, next_attempt_at) VALUES ($1, $2, $2) \
-             ON CONFLICT (request_id) DO NOTHING",
+             ON CONFLICT (request_id) DO UPDATE SET sent_at = NULL, given_up_at = NULL, attempts = 0, \
+             next_attempt_at = $2, lease_until = NULL",
         )
         .bind(request_id)
         .bind(now)

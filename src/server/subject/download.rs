@@ -23,10 +23,13 @@ use crate::subject::{secrets, texts};
 const GRANT_COOKIE: &str = "dsr_download";
 /// How long a right code lets the link download.
 const GRANT_MINUTES: i64 = 30;
-/// Codes a link may have sent, and the least time between two (the subject's inbox is not
-/// for whoever holds a forwarded link to fill).
-const CODES_PER_LINK: u32 = 10;
+/// The least time between two codes for a link (the subject's inbox is not for whoever
+/// holds a forwarded link to fill); a link may have twice as many codes as downloads sent.
 const SECONDS_BETWEEN_CODES: i64 = 60;
+
+fn codes_per_link(delivery: &Delivery) -> u32 {
+    delivery.max_downloads.saturating_mul(2).max(4)
+}
 
 struct Open {
     delivery: Delivery,
@@ -76,10 +79,13 @@ async fn open_link(
         .await
         .map_err(|e| side.trouble(state, fallback, &e.to_string()))?;
     let lang = asked.and_then(|l| l.parse::<Lang>().ok()).unwrap_or(request.lang);
-    let refusal = delivery.refusal_to(ledger.now(), resuming).or_else(|| {
-        // The export was deleted at the end of its retention: the link has nothing to give.
-        (request.exports_expired_at.is_some() || request.pseudonymised_at.is_some()).then_some(LinkRefusal::Expired)
-    });
+    // The export deleted at the end of its retention: the link has nothing left to give.
+    let gone = request.exports_expired_at.is_some() || request.pseudonymised_at.is_some();
+    let refusal = if gone {
+        Some(LinkRefusal::Expired)
+    } else {
+        delivery.refusal_to(ledger.now(), resuming)
+    };
     let Some(why) = refusal else {
         return Ok(Open {
             delivery,
@@ -267,14 +273,14 @@ pub async fn send_code(
             &open.delivery,
             &secrets::code_sha256(&open.delivery.id, &code),
             expires,
-            CODES_PER_LINK,
+            codes_per_link(&open.delivery),
             chrono::Duration::seconds(SECONDS_BETWEEN_CODES),
         )
         .await;
     match recorded {
         Ok(true) => {}
         Ok(false) => {
-            let error = if open.delivery.codes_sent >= CODES_PER_LINK {
+            let error = if open.delivery.codes_sent >= codes_per_link(&open.delivery) {
                 pick(
                     lang,
                     "Det er sendt så mange koder for denne lenken som den tillater. Kontakt oss for en ny lenke.",
@@ -407,15 +413,18 @@ fn parse_range(value: &str, size: u64) -> Option<Result<std::ops::Range<u64>, ()
     Some(Ok(range))
 }
 
-/// Whether a `Range` header asks for bytes after the first (resuming a download).
-fn resumes(headers: &HeaderMap) -> bool {
+/// The range a request asks for, if it is one this file can serve and, with `If-Range`, the
+/// file is still the one named (else the whole file, as RFC 9110 §13.1.5 says).
+fn asked_range(headers: &HeaderMap, size: u64, etag: &str) -> Option<Result<std::ops::Range<u64>, ()>> {
+    if let Some(condition) = headers.get(header::IF_RANGE).and_then(|v| v.to_str().ok())
+        && condition.trim() != etag
+    {
+        return None;
+    }
     headers
         .get(header::RANGE)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().strip_prefix("bytes="))
-        .and_then(|spec| spec.split('-').next())
-        .and_then(|start| start.trim().parse::<u64>().ok())
-        .is_some_and(|start| start > 0)
+        .and_then(|v| parse_range(v, size))
 }
 
 /// `GET /privacy/download/{token}/file`: the file, with the grant. A `HEAD` says its size
@@ -429,8 +438,9 @@ pub async fn file(
     let Some(side) = state.subject.as_deref() else {
         return not_offered();
     };
-    let resuming = resumes(&headers);
-    let open = match open_link(&state, side, &token, None, &headers, resuming).await {
+    // Whether this resumes a download is known only with the file's size: the link is
+    // looked at as if it were, and held to the rule below once the range is read.
+    let open = match open_link(&state, side, &token, None, &headers, true).await {
         Ok(open) => open,
         Err(page) => return page,
     };
@@ -450,11 +460,16 @@ pub async fn file(
         Ok(size) => size,
         Err(e) => return side.trouble(&state, lang, &e.to_string()),
     };
-    let range = match headers
-        .get(header::RANGE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| parse_range(v, size))
-    {
+    // The file's identity for a browser that resumes (`If-Range`): the hash the ledger holds.
+    let etag = format!(
+        "\"{}\"",
+        open.request
+            .bundle_sha256
+            .as_deref()
+            .or(open.request.confirmation_sha256.as_deref())
+            .unwrap_or(&open.delivery.id)
+    );
+    let range = match asked_range(&headers, size, &etag) {
         Some(Err(())) => {
             let mut response = StatusCode::RANGE_NOT_SATISFIABLE.into_response();
             if let Ok(value) = HeaderValue::try_from(format!("bytes */{size}")) {
@@ -465,6 +480,14 @@ pub async fn file(
         Some(Ok(range)) => Some(range),
         None => None,
     };
+    let resuming = range.as_ref().is_some_and(|r| r.start > 0);
+    // A new download on a link it used up is refused as the page would be.
+    if !resuming && open.delivery.refusal(ledger.now()).is_some() {
+        return match open_link(&state, side, &token, None, &headers, false).await {
+            Ok(open) => render_page(&state, side, &token, &open, &headers, false, None).await,
+            Err(page) => page,
+        };
+    }
     let grant = grant_of(&headers).map(|g| secrets::sha256(&g)).unwrap_or_default();
     let needs_code = || {
         side.say(
@@ -525,6 +548,9 @@ pub async fn file(
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(media_type));
     h.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if let Ok(value) = HeaderValue::try_from(etag.as_str()) {
+        h.insert(header::ETAG, value);
+    }
     if let Some(r) = &range
         && let Ok(value) = HeaderValue::try_from(format!("bytes {}-{}/{size}", r.start, r.end - 1))
     {
@@ -551,5 +577,28 @@ mod tests {
         assert_eq!(parse_range("bytes=5-1", 1000), None);
         assert_eq!(parse_range("bytes=0-1,5-9", 1000), None);
         assert_eq!(parse_range("items=0-1", 1000), None);
+    }
+
+    #[test]
+    fn a_range_is_served_only_while_if_range_names_the_same_file() {
+        use axum::http::{HeaderMap, HeaderValue, header};
+        let mut headers = HeaderMap::new();
+        headers.insert(header::RANGE, HeaderValue::from_static("bytes=100-"));
+        assert_eq!(super::asked_range(&headers, 1000, "\"abc\""), Some(Ok(100..1000)));
+        headers.insert(header::IF_RANGE, HeaderValue::from_static("\"abc\""));
+        assert_eq!(super::asked_range(&headers, 1000, "\"abc\""), Some(Ok(100..1000)));
+        headers.insert(header::IF_RANGE, HeaderValue::from_static("\"old\""));
+        assert_eq!(
+            super::asked_range(&headers, 1000, "\"abc\""),
+            None,
+            "another file: the whole of this one"
+        );
+        headers.remove(header::IF_RANGE);
+        headers.insert(header::RANGE, HeaderValue::from_static("bytes=5-1"));
+        assert_eq!(
+            super::asked_range(&headers, 1000, "\"abc\""),
+            None,
+            "unreadable: the whole file, a new download"
+        );
     }
 }

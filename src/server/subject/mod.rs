@@ -120,14 +120,23 @@ async fn style() -> Response {
 /// The client's address: the peer's, or behind a proxy (`[subject] client_address_header`)
 /// the last address that header lists (the one the proxy itself added).
 pub(super) fn client_ip(peer: &super::tls::Peer, headers: &HeaderMap, config: &Config) -> IpAddr {
+    // The last line of the header, and its last entry: what the proxy itself appended (a
+    // client can forge earlier ones). `1.2.3.4`, `1.2.3.4:5678`, `[2001:db8::1]:443`.
+    let read = |entry: &str| {
+        let entry = entry.trim();
+        entry
+            .parse::<IpAddr>()
+            .ok()
+            .or_else(|| entry.parse::<std::net::SocketAddr>().ok().map(|a| a.ip()))
+    };
     config
         .subject
         .client_address_header
         .as_deref()
-        .and_then(|name| headers.get(name))
+        .and_then(|name| headers.get_all(name).iter().next_back())
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.rsplit(',').next())
-        .and_then(|v| v.trim().parse().ok())
+        .and_then(read)
         .unwrap_or(peer.0.ip())
 }
 
@@ -211,4 +220,37 @@ pub(super) fn guarded(mut response: Response) -> Response {
         headers.insert(name, HeaderValue::from_static(value));
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::{HeaderMap, HeaderValue};
+
+    use super::*;
+
+    #[test]
+    fn behind_a_proxy_the_client_is_the_last_address_the_proxy_added() {
+        let peer = crate::server::tls::Peer("10.0.0.1:40000".parse().unwrap());
+        let mut config = Config::default();
+        let mut headers = HeaderMap::new();
+        headers.append("x-forwarded-for", HeaderValue::from_static("6.6.6.6"));
+        headers.append("x-forwarded-for", HeaderValue::from_static("6.6.6.7, 192.0.2.10:5678"));
+        assert_eq!(
+            client_ip(&peer, &headers, &config),
+            peer.0.ip(),
+            "not configured: the peer"
+        );
+        config.subject.client_address_header = Some("X-Forwarded-For".into());
+        assert_eq!(
+            client_ip(&peer, &headers, &config),
+            "192.0.2.10".parse::<IpAddr>().unwrap()
+        );
+        headers.append("x-forwarded-for", HeaderValue::from_static("[2001:db8::1]:443"));
+        assert_eq!(
+            client_ip(&peer, &headers, &config),
+            "2001:db8::1".parse::<IpAddr>().unwrap()
+        );
+        headers.append("x-forwarded-for", HeaderValue::from_static("garbage"));
+        assert_eq!(client_ip(&peer, &headers, &config), peer.0.ip(), "unreadable: the peer");
+    }
 }
