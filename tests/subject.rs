@@ -24,11 +24,13 @@ struct Sink {
 }
 
 impl Sink {
-    fn start(dir: &Path) -> Sink {
+    /// A sink writing to `dir`; `tls`: nothing, or `starttls`/`tls` with a certificate and key.
+    fn start(dir: &Path, tls: &[&Path]) -> Sink {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/subject/smtp_sink.py");
         let mut child = Command::new("python3")
             .arg(&script)
             .arg(dir)
+            .args(tls)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -98,13 +100,18 @@ impl Drop for Site {
 }
 
 fn site(extra: &str) -> Site {
-    let port = free_port();
     let mail = tempfile::tempdir().unwrap();
-    let sink = Sink::start(mail.path());
+    let sink = Sink::start(mail.path(), &[]);
+    site_with(extra, mail, sink, "host = \"127.0.0.1\"\nsecurity = \"none\"\n")
+}
+
+/// A site mailing through `sink`, with `smtp` (host and security) in its `[smtp]`.
+fn site_with(extra: &str, mail: tempfile::TempDir, sink: Sink, smtp: &str) -> Site {
+    let port = free_port();
     let d = Deployment::sqlite(&format!(
         "[server]\nlisten = \"127.0.0.1:{port}\"\n\
          [subject]\npublic_url = \"http://127.0.0.1:{port}\"\n{extra}\n\
-         [smtp]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\nfrom = \"Personvern <personvern@example.no>\"\n\
+         [smtp]\n{smtp}port = {}\nfrom = \"Personvern <personvern@example.no>\"\ntimeout = \"10s\"\n\
          [test_connector.google]\nrecords_per_email = 2\n[test_connector.wix]\n",
         sink.port
     ));
@@ -1039,5 +1046,44 @@ async fn unverified_submissions_are_deleted_after_a_day_and_expired_ones_forget_
             n < 3,
             "submission {n}"
         );
+    }
+}
+
+#[tokio::test]
+async fn mail_goes_over_starttls_or_implicit_tls_to_a_server_whose_certificate_checks() {
+    let pki_dir = tempfile::tempdir().unwrap();
+    let pki = dsr_fixtures::pki::TestPki::make(pki_dir.path(), false);
+    let (cert, key, ca) = (
+        pki_dir.path().join("leaf.pem"),
+        pki_dir.path().join("leaf.key"),
+        pki_dir.path().join("ca.pem"),
+    );
+    std::fs::write(&cert, &pki.cert_pem).unwrap();
+    std::fs::write(&key, &pki.key_pem).unwrap();
+    std::fs::write(&ca, &pki.ca_pem).unwrap();
+    for mode in ["starttls", "tls"] {
+        // Trusted through ca_file: the code arrives.
+        let mail = tempfile::tempdir().unwrap();
+        let sink = Sink::start(mail.path(), &[Path::new(mode), &cert, &key]);
+        let smtp = format!(
+            "host = \"localhost\"\nsecurity = \"{mode}\"\nca_file = \"{}\"\n",
+            ca.display()
+        );
+        let site = site_with("", mail, sink, &smtp);
+        let sent = submit(&site, &[("kind", "access"), ("email", SEEDED_EMAIL), ("lang", "en")]).await;
+        assert_eq!(sent.status(), StatusCode::SEE_OTHER, "{mode}");
+        let (rcpt, subject, _) = site.sink.message(1);
+        assert_eq!(rcpt.trim(), SEEDED_EMAIL, "{mode}");
+        assert!(subject.contains("Confirm your request"), "{mode}: {subject}");
+
+        // Without the CA the certificate does not check: nothing is sent, nothing stored.
+        let mail = tempfile::tempdir().unwrap();
+        let sink = Sink::start(mail.path(), &[Path::new(mode), &cert, &key]);
+        let smtp = format!("host = \"localhost\"\nsecurity = \"{mode}\"\n");
+        let site = site_with("", mail, sink, &smtp);
+        let refused = submit(&site, &[("kind", "access"), ("email", SEEDED_EMAIL), ("lang", "en")]).await;
+        assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE, "{mode}");
+        assert!(refused.text().await.unwrap().contains("nothing was stored"));
+        assert_eq!(site.sink.count(), 0);
     }
 }

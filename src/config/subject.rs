@@ -82,6 +82,9 @@ pub struct SmtpConfig {
     pub password: Option<SecretRef>,
     /// The sender: `Personvern <personvern@example.no>`.
     pub from: String,
+    /// Authorities trusted for the mail server's certificate besides the public web's (a
+    /// private CA), one PEM certificate.
+    pub ca_file: Option<std::path::PathBuf>,
     /// How long one delivery to the server may take. 1s to 5m; default 30s.
     #[serde(default = "SmtpConfig::default_timeout", deserialize_with = "values::span")]
     pub timeout: Duration,

@@ -4,6 +4,7 @@
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, Message};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use secrecy::ExposeSecret;
 
@@ -38,12 +39,28 @@ pub struct Mailer {
 impl Mailer {
     pub fn new(config: &SmtpConfig) -> Result<Mailer, MailError> {
         let fail = |e: lettre::transport::smtp::Error| MailError::Config(format!("{}: {e}", config.host));
-        let builder = match config.security {
-            SmtpSecurity::Starttls => {
-                AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&config.host).map_err(fail)?
+        // The public web's authorities, and `ca_file`'s; the certificate must name `host`.
+        let tls = || -> Result<TlsParameters, MailError> {
+            let mut builder = TlsParameters::builder(config.host.clone());
+            if let Some(path) = &config.ca_file {
+                let pem = std::fs::read(path)
+                    .map_err(|e| MailError::Config(format!("smtp.ca_file: cannot read {}: {e}", path.display())))?;
+                let ca = Certificate::from_pem(&pem).map_err(|e| {
+                    MailError::Config(format!(
+                        "smtp.ca_file: {} is not a PEM certificate: {e}",
+                        path.display()
+                    ))
+                })?;
+                builder = builder.add_root_certificate(ca);
             }
-            SmtpSecurity::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&config.host).map_err(fail)?,
-            SmtpSecurity::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host),
+            builder.build_rustls().map_err(fail)
+        };
+        let builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host);
+        let builder = match config.security {
+            SmtpSecurity::Starttls => builder.tls(Tls::Required(tls()?)),
+            SmtpSecurity::Tls => builder.tls(Tls::Wrapper(tls()?)),
+            // Only to a loopback host (the config refuses anything else).
+            SmtpSecurity::None => builder,
         };
         let mut builder = builder.port(config.port()).timeout(Some(config.timeout));
         if let (Some(user), Some(password)) = (&config.username, &config.password) {
