@@ -718,6 +718,36 @@ impl Browser {
         std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
     }
 
+    /// The accessibility problems axe-core (tests/browser, installed by scripts/test) finds
+    /// on the page that are serious or critical, as "rule: help (where)". Needs JavaScript.
+    async fn serious_accessibility_problems(&self) -> Vec<String> {
+        let axe = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/node_modules/axe-core/axe.min.js");
+        let axe = std::fs::read_to_string(&axe).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (scripts/test installs it: npm ci --prefix tests/browser)",
+                axe.display()
+            )
+        });
+        self.c()
+            .execute(&format!("{axe}\nreturn typeof axe;"), vec![])
+            .await
+            .expect("axe-core injected");
+        let found = self
+            .c()
+            .execute_async(
+                "const done = arguments[arguments.length - 1];
+                 axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'best-practice']}})
+                   .then(r => done(r.violations
+                     .filter(v => v.impact === 'serious' || v.impact === 'critical')
+                     .map(v => v.id + ': ' + v.help + ' (' + v.nodes.map(n => n.target.join(' ')).join(', ') + ')')))
+                   .catch(e => done(['axe failed: ' + e]));",
+                vec![],
+            )
+            .await
+            .expect("axe ran");
+        serde_json::from_value(found).expect("a list of problems")
+    }
+
     async fn close(mut self) {
         if let Some(client) = self.client.take() {
             let _ = client.close().await;
@@ -759,6 +789,7 @@ async fn the_form_the_code_page_and_the_download_page_work_in_chromium_without_j
     email.send_keys(&format!("{SEEDED_EMAIL}{enter}")).await.unwrap();
     let url = browser.c().current_url().await.unwrap();
     assert!(url.path().starts_with("/privacy/request/"), "{url}");
+    let code_page = url.to_string();
     assert!(browser.text().await.contains("awaiting_verification"));
     browser.shot("subject-code").await;
     assert!(requests(&site.d).is_empty());
@@ -807,12 +838,25 @@ async fn the_form_the_code_page_and_the_download_page_work_in_chromium_without_j
     assert!(zip.bytes().await.unwrap().starts_with(b"PK"));
     browser.close().await;
 
-    // With JavaScript on, the same pages behave the same (there is no script to run).
+    // With JavaScript on, the same pages behave the same (there is no script to run), and
+    // axe-core finds nothing serious on any of them (WCAG 2.1 A and AA, best practice).
     let browser = Browser::start(true).await;
     browser
         .goto("data:text/html,<title>off</title><script>document.title='on'</script>")
         .await;
     assert_eq!(browser.c().title().await.unwrap(), "on");
+    // The checker finds what it should: an image without a text alternative.
+    browser
+        .goto("data:text/html,<html lang=en><title>t</title><main><img src=x.png></main></html>")
+        .await;
+    let problems = browser.serious_accessibility_problems().await;
+    assert!(problems.iter().any(|p| p.starts_with("image-alt")), "{problems:?}");
+    let form = format!("{}/privacy/request?lang=en", site.base);
+    for page in [form.as_str(), code_page.as_str(), link.as_str()] {
+        browser.goto(page).await;
+        let problems = browser.serious_accessibility_problems().await;
+        assert!(problems.is_empty(), "{page}: {problems:#?}");
+    }
     browser.goto(&format!("{}/privacy/request?lang=nb", site.base)).await;
     browser.find("button[type=submit]").await.click().await.unwrap();
     assert!(
@@ -825,6 +869,8 @@ async fn the_form_the_code_page_and_the_download_page_work_in_chromium_without_j
             .contains("Velg hva du ønsker")
     );
     browser.shot("subject-form-errors-nb-javascript").await;
+    let problems = browser.serious_accessibility_problems().await;
+    assert!(problems.is_empty(), "the form with its errors: {problems:#?}");
     browser.close().await;
 }
 
