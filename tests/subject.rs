@@ -702,6 +702,19 @@ impl Browser {
         self.c().source().await.unwrap()
     }
 
+    /// Waits (up to 20 s) for the page a click or a key led to: its source contains `what`.
+    async fn wait_for(&self, what: &str) -> String {
+        let started = Instant::now();
+        loop {
+            let page = self.text().await;
+            if page.contains(what) {
+                return page;
+            }
+            assert!(started.elapsed() < Duration::from_secs(20), "no `{what}` in {page}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     async fn find(&self, css: &str) -> fantoccini::elements::Element {
         self.c()
             .find(fantoccini::Locator::Css(css))
@@ -770,6 +783,7 @@ async fn the_form_the_code_page_and_the_download_page_work_in_chromium_without_j
     browser.goto(&format!("{}/privacy/request?lang=en", site.base)).await;
     browser.shot("subject-form").await;
     browser.find("button[type=submit]").await.click().await.unwrap();
+    browser.wait_for("Choose what you would like").await;
     assert!(
         browser
             .find(".errors")
@@ -787,10 +801,10 @@ async fn the_form_the_code_page_and_the_download_page_work_in_chromium_without_j
     email.clear().await.unwrap();
     let enter: char = fantoccini::key::Key::Enter.into();
     email.send_keys(&format!("{SEEDED_EMAIL}{enter}")).await.unwrap();
+    browser.wait_for("awaiting_verification").await;
     let url = browser.c().current_url().await.unwrap();
     assert!(url.path().starts_with("/privacy/request/"), "{url}");
     let code_page = url.to_string();
-    assert!(browser.text().await.contains("awaiting_verification"));
     browser.shot("subject-code").await;
     assert!(requests(&site.d).is_empty());
 
@@ -799,7 +813,7 @@ async fn the_form_the_code_page_and_the_download_page_work_in_chromium_without_j
     let code = code_in(&body, "enter the code ");
     browser.find("#code").await.send_keys(&code).await.unwrap();
     browser.find("button[type=submit]").await.click().await.unwrap();
-    assert!(browser.text().await.contains("Your request is confirmed"));
+    browser.wait_for("Your request is confirmed").await;
     browser.shot("subject-confirmed").await;
     let id = requests(&site.d)[0]["id"].as_str().unwrap().to_string();
 
@@ -812,10 +826,12 @@ async fn the_form_the_code_page_and_the_download_page_work_in_chromium_without_j
     assert!(page.contains("How to open it") && page.contains("index.html"), "{page}");
     browser.shot("subject-download").await;
     browser.find("form button[type=submit]").await.click().await.unwrap();
+    browser.wait_for("We have sent a one-time code").await;
     let (_, _, body) = site.sink.message(3);
     let code = code_in(&body, "is ");
     browser.find("#code").await.send_keys(&code).await.unwrap();
     browser.find("button[type=submit]").await.click().await.unwrap();
+    browser.wait_for("class=\"button\"").await;
     let download = browser.find("a.button").await;
     let href = download.attr("href").await.unwrap().expect("a download link");
     browser.shot("subject-download-unlocked").await;
@@ -859,15 +875,7 @@ async fn the_form_the_code_page_and_the_download_page_work_in_chromium_without_j
     }
     browser.goto(&format!("{}/privacy/request?lang=nb", site.base)).await;
     browser.find("button[type=submit]").await.click().await.unwrap();
-    assert!(
-        browser
-            .find(".errors")
-            .await
-            .text()
-            .await
-            .unwrap()
-            .contains("Velg hva du ønsker")
-    );
+    browser.wait_for("Velg hva du ønsker").await;
     browser.shot("subject-form-errors-nb-javascript").await;
     let problems = browser.serious_accessibility_problems().await;
     assert!(problems.is_empty(), "the form with its errors: {problems:#?}");

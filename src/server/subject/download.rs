@@ -15,7 +15,7 @@ use dsr_jobs::model::{Lang, Request};
 use minijinja::context;
 
 use super::form::{CodeBody, LangQuery};
-use super::{SubjectSide, language, pick};
+use super::{Side, SubjectSide, language, pick};
 use crate::server::AppState;
 use crate::subject::{secrets, texts};
 
@@ -35,10 +35,6 @@ struct Open {
     delivery: Delivery,
     request: Request,
     lang: Lang,
-}
-
-fn not_offered() -> Response {
-    super::guarded(StatusCode::NOT_FOUND.into_response())
 }
 
 /// The link's delivery and request when it still opens (`resuming` a download already
@@ -228,19 +224,17 @@ async fn render_page(
 /// `GET /privacy/download/{token}`.
 pub async fn page(
     State(state): State<AppState>,
+    side: Side,
     Path(token): Path<String>,
     Query(q): Query<LangQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(side) = state.subject.as_deref() else {
-        return not_offered();
-    };
-    match open_link(&state, side, &token, q.lang(), &headers, false).await {
+    match open_link(&state, &side, &token, q.lang(), &headers, false).await {
         Ok(open) => {
             if let Err(e) = state.engine.ledger().delivery_opened(&open.delivery).await {
                 return side.trouble(&state, open.lang, &e.to_string());
             }
-            render_page(&state, side, &token, &open, &headers, false, None).await
+            render_page(&state, &side, &token, &open, &headers, false, None).await
         }
         Err(page) => page,
     }
@@ -249,14 +243,12 @@ pub async fn page(
 /// `POST /privacy/download/{token}/code`: a fresh code to the request's address.
 pub async fn send_code(
     State(state): State<AppState>,
+    side: Side,
     Path(token): Path<String>,
     headers: HeaderMap,
     Form(body): Form<LangQuery>,
 ) -> Response {
-    let Some(side) = state.subject.as_deref() else {
-        return not_offered();
-    };
-    let open = match open_link(&state, side, &token, body.lang(), &headers, false).await {
+    let open = match open_link(&state, &side, &token, body.lang(), &headers, false).await {
         Ok(open) => open,
         Err(page) => return page,
     };
@@ -293,7 +285,7 @@ pub async fn send_code(
                     "We sent a code less than a minute ago; look for it in your e-mail.",
                 )
             };
-            return render_page(&state, side, &token, &open, &headers, true, Some(error.to_string())).await;
+            return render_page(&state, &side, &token, &open, &headers, true, Some(error.to_string())).await;
         }
         Err(e) => return side.trouble(&state, lang, &e.to_string()),
     }
@@ -301,20 +293,18 @@ pub async fn send_code(
     if let Err(e) = side.mailer.send(mail).await {
         return side.trouble(&state, lang, &e.to_string());
     }
-    render_page(&state, side, &token, &open, &headers, true, None).await
+    render_page(&state, &side, &token, &open, &headers, true, None).await
 }
 
 /// `POST /privacy/download/{token}/unlock`: the code; right, a grant cookie for this link.
 pub async fn unlock(
     State(state): State<AppState>,
+    side: Side,
     Path(token): Path<String>,
     headers: HeaderMap,
     Form(body): Form<CodeBody>,
 ) -> Response {
-    let Some(side) = state.subject.as_deref() else {
-        return not_offered();
-    };
-    let open = match open_link(&state, side, &token, body.lang(), &headers, false).await {
+    let open = match open_link(&state, &side, &token, body.lang(), &headers, false).await {
         Ok(open) => open,
         Err(page) => return page,
     };
@@ -359,8 +349,8 @@ pub async fn unlock(
     let max = state.config.subject.max_tries;
     match ledger.delivery_wrong_code(&open.delivery, max).await {
         // Locked now: the page says so.
-        Ok(true) => match open_link(&state, side, &token, body.lang(), &headers, false).await {
-            Ok(open) => render_page(&state, side, &token, &open, &headers, false, None).await,
+        Ok(true) => match open_link(&state, &side, &token, body.lang(), &headers, false).await {
+            Ok(open) => render_page(&state, &side, &token, &open, &headers, false, None).await,
             Err(page) => page,
         },
         Ok(false) => {
@@ -380,7 +370,7 @@ pub async fn unlock(
                 )
                 .to_string()
             };
-            render_page(&state, side, &token, &open, &headers, current, Some(error)).await
+            render_page(&state, &side, &token, &open, &headers, current, Some(error)).await
         }
         Err(e) => side.trouble(&state, lang, &e.to_string()),
     }
@@ -431,16 +421,14 @@ fn asked_range(headers: &HeaderMap, size: u64, etag: &str) -> Option<Result<std:
 /// and counts nothing.
 pub async fn file(
     State(state): State<AppState>,
+    side: Side,
     Path(token): Path<String>,
     method: Method,
     headers: HeaderMap,
 ) -> Response {
-    let Some(side) = state.subject.as_deref() else {
-        return not_offered();
-    };
     // Whether this resumes a download is known only with the file's size: the link is
     // looked at as if it were, and held to the rule below once the range is read.
-    let open = match open_link(&state, side, &token, None, &headers, true).await {
+    let open = match open_link(&state, &side, &token, None, &headers, true).await {
         Ok(open) => open,
         Err(page) => return page,
     };
@@ -483,8 +471,8 @@ pub async fn file(
     let resuming = range.as_ref().is_some_and(|r| r.start > 0);
     // A new download on a link it used up is refused as the page would be.
     if !resuming && open.delivery.refusal(ledger.now()).is_some() {
-        return match open_link(&state, side, &token, None, &headers, false).await {
-            Ok(open) => render_page(&state, side, &token, &open, &headers, false, None).await,
+        return match open_link(&state, &side, &token, None, &headers, false).await {
+            Ok(open) => render_page(&state, &side, &token, &open, &headers, false, None).await,
             Err(page) => page,
         };
     }

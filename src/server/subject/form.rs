@@ -15,7 +15,7 @@ use minijinja::context;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{SubjectSide, language, pick};
+use super::{Side, SubjectSide, language, pick};
 use crate::cli::RequestArgs;
 use crate::config::DeadlineFrom;
 use crate::server::AppState;
@@ -79,10 +79,6 @@ const FIELDS: [(&str, &str, &str, &str); 6] = [
     ("address", "Adresse", "Address", "street-address"),
 ];
 
-fn side(state: &AppState) -> Option<&SubjectSide> {
-    state.subject.as_deref()
-}
-
 fn kinds(lang: Lang) -> Vec<minijinja::Value> {
     let nb = lang == Lang::Nb;
     let kind = |value: &str, label_nb: &str, label_en: &str, hint_nb: &str, hint_en: &str| {
@@ -136,17 +132,15 @@ fn fields(lang: Lang) -> Vec<minijinja::Value> {
         .collect()
 }
 
-fn unavailable() -> Response {
-    super::guarded((StatusCode::NOT_FOUND, "the request form is not offered here").into_response())
-}
-
 /// `GET /privacy/request`.
-pub async fn show(State(state): State<AppState>, Query(q): Query<LangQuery>, headers: HeaderMap) -> Response {
-    let Some(side) = side(&state) else {
-        return unavailable();
-    };
+pub async fn show(
+    State(state): State<AppState>,
+    side: Side,
+    Query(q): Query<LangQuery>,
+    headers: HeaderMap,
+) -> Response {
     let lang = language(q.lang.as_deref(), &headers, &state.config);
-    form_page(&state, side, lang, &FormBody::default(), &[], StatusCode::OK)
+    form_page(&state, &side, lang, &FormBody::default(), &[], StatusCode::OK)
 }
 
 fn form_page(
@@ -215,13 +209,11 @@ fn request_args(kind: RequestKind, typed: &serde_json::Value, verified_by: Optio
 /// `POST /privacy/request`.
 pub async fn submit(
     State(state): State<AppState>,
+    side: Side,
     ConnectInfo(peer): ConnectInfo<Peer>,
     headers: HeaderMap,
     Form(body): Form<FormBody>,
 ) -> Response {
-    let Some(side) = side(&state) else {
-        return unavailable();
-    };
     let config = &state.config;
     let lang = language(body.lang.as_deref(), &headers, config);
     let say = |nb: &str, en: &str| pick(lang, nb, en).to_string();
@@ -274,7 +266,7 @@ pub async fn submit(
         }
     }
     let (Some(kind), Some(email), true) = (kind, email, errors.is_empty()) else {
-        return form_page(&state, side, lang, &body, &errors, StatusCode::BAD_REQUEST);
+        return form_page(&state, &side, lang, &body, &errors, StatusCode::BAD_REQUEST);
     };
     let typed = json!({
         "email": email.as_str(),
@@ -291,7 +283,7 @@ pub async fn submit(
             "Forespørselen kan ikke tas imot slik den er fylt ut; kontroller feltene og prøv igjen.",
             "The request cannot be taken as filled in; check the fields and try again.",
         );
-        return form_page(&state, side, lang, &body, &[("email", text)], StatusCode::BAD_REQUEST);
+        return form_page(&state, &side, lang, &body, &[("email", text)], StatusCode::BAD_REQUEST);
     }
     let slow_down = || {
         side.say(
@@ -311,7 +303,7 @@ pub async fn submit(
     if !body.website.is_empty() {
         // A bot filled the hidden field: it sees what a person would, and nothing is stored or sent.
         tracing::info!("a request form submission with the honeypot filled was ignored");
-        return check_mail_page(&state, side, lang, None, None);
+        return check_mail_page(&state, &side, lang, None, None);
     }
     if !side.client_allowed(
         super::client_ip(&peer, &headers, config),
@@ -421,15 +413,13 @@ fn check_mail_page(
 /// `GET /privacy/request/{id}`: where the submission stands.
 pub async fn waiting(
     State(state): State<AppState>,
+    side: Side,
     Path(id): Path<String>,
     Query(q): Query<LangQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(side) = side(&state) else {
-        return unavailable();
-    };
     let lang = language(q.lang.as_deref(), &headers, &state.config);
-    standing(&state, side, lang, &id, None).await
+    standing(&state, &side, lang, &id, None).await
 }
 
 /// The page for submission `id` as it stands, with `error` above the code field.
@@ -519,13 +509,11 @@ async fn standing(state: &AppState, side: &SubjectSide, lang: Lang, id: &str, er
 /// `POST /privacy/request/{id}`: the code.
 pub async fn enter_code(
     State(state): State<AppState>,
+    side: Side,
     Path(id): Path<String>,
     headers: HeaderMap,
     Form(body): Form<CodeBody>,
 ) -> Response {
-    let Some(side) = side(&state) else {
-        return unavailable();
-    };
     let lang = language(body.lang.as_deref(), &headers, &state.config);
     let ledger = state.engine.ledger();
     let submission = match secrets::looks_like_id(&id).then_some(()) {
@@ -536,12 +524,12 @@ pub async fn enter_code(
         None => None,
     };
     let Some(submission) = submission.filter(|s| open(s, ledger.now())) else {
-        return standing(&state, side, lang, &id, None).await;
+        return standing(&state, &side, lang, &id, None).await;
     };
     if secrets::code_sha256(&id, &body.code) != submission.code_sha256 {
         let max = state.config.subject.max_tries;
         return match ledger.submission_wrong_code(&id, max).await {
-            Ok((_, true)) => standing(&state, side, lang, &id, None).await,
+            Ok((_, true)) => standing(&state, &side, lang, &id, None).await,
             Ok((tries, false)) => {
                 let left = max.saturating_sub(tries).to_string();
                 let error = pick(
@@ -550,12 +538,12 @@ pub async fn enter_code(
                     "The code is not right. You have {left} tries left.",
                 )
                 .replace("{left}", &left);
-                standing(&state, side, lang, &id, Some(error)).await
+                standing(&state, &side, lang, &id, Some(error)).await
             }
             Err(e) => side.trouble(&state, lang, &e.to_string()),
         };
     }
-    verified(&state, side, lang, submission, "code").await
+    verified(&state, &side, lang, submission, "code").await
 }
 
 fn open(submission: &Submission, now: chrono::DateTime<chrono::Utc>) -> bool {
@@ -566,13 +554,11 @@ fn open(submission: &Submission, now: chrono::DateTime<chrono::Utc>) -> bool {
 /// confirms nothing.
 pub async fn confirm_page(
     State(state): State<AppState>,
+    side: Side,
     Path(token): Path<String>,
     Query(q): Query<LangQuery>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(side) = side(&state) else {
-        return unavailable();
-    };
     let lang = language(q.lang.as_deref(), &headers, &state.config);
     match by_link(&state, &token).await {
         Ok(Some(s)) if open(&s, state.engine.ledger().now()) => side.say(
@@ -587,8 +573,8 @@ pub async fn confirm_page(
             context! { button => context! { action => format!("/privacy/confirm/{token}"),
             label => pick(lang, "Bekreft forespørselen", "Confirm my request") } },
         ),
-        Ok(Some(s)) => standing(&state, side, lang, &s.id, None).await,
-        Ok(None) => standing(&state, side, lang, "", None).await,
+        Ok(Some(s)) => standing(&state, &side, lang, &s.id, None).await,
+        Ok(None) => standing(&state, &side, lang, "", None).await,
         Err(e) => side.trouble(&state, lang, &e.to_string()),
     }
 }
@@ -596,19 +582,17 @@ pub async fn confirm_page(
 /// `POST /privacy/confirm/{token}`.
 pub async fn confirm(
     State(state): State<AppState>,
+    side: Side,
     Path(token): Path<String>,
     headers: HeaderMap,
     Form(body): Form<LangQuery>,
 ) -> Response {
-    let Some(side) = side(&state) else {
-        return unavailable();
-    };
     let asked = body.lang.clone();
     let lang = language(asked.as_deref(), &headers, &state.config);
     match by_link(&state, &token).await {
-        Ok(Some(s)) if open(&s, state.engine.ledger().now()) => verified(&state, side, lang, s, "link").await,
-        Ok(Some(s)) => standing(&state, side, lang, &s.id, None).await,
-        Ok(None) => standing(&state, side, lang, "", None).await,
+        Ok(Some(s)) if open(&s, state.engine.ledger().now()) => verified(&state, &side, lang, s, "link").await,
+        Ok(Some(s)) => standing(&state, &side, lang, &s.id, None).await,
+        Ok(None) => standing(&state, &side, lang, "", None).await,
         Err(e) => side.trouble(&state, lang, &e.to_string()),
     }
 }

@@ -66,6 +66,33 @@ impl SubjectSide {
     }
 }
 
+/// The subject's side, for a handler: its routes are only served when it is configured, so
+/// the refusal is for a request that raced a reconfiguration.
+pub(super) struct Side(Arc<SubjectSide>);
+
+impl std::ops::Deref for Side {
+    type Target = SubjectSide;
+    fn deref(&self) -> &SubjectSide {
+        &self.0
+    }
+}
+
+impl axum::extract::FromRequestParts<AppState> for Side {
+    type Rejection = Response;
+
+    async fn from_request_parts(_: &mut axum::http::request::Parts, state: &AppState) -> Result<Side, Response> {
+        state.subject.clone().map(Side).ok_or_else(|| {
+            guarded(
+                (
+                    axum::http::StatusCode::NOT_FOUND,
+                    "the subject's pages are not offered here",
+                )
+                    .into_response(),
+            )
+        })
+    }
+}
+
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/privacy/style.css", get(style))
