@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::builder::PossibleValuesParser;
 use clap::{Args, Parser, Subcommand};
 use dsr_connector::Processor;
-use dsr_jobs::model::{Lang, RequestKind, RequestStatus};
+use dsr_jobs::model::{Lang, RequestKind, RequestStatus, Role};
 use strum::VariantArray;
 
 #[derive(Debug, Parser)]
@@ -128,6 +128,11 @@ pub enum Command {
         #[command(subcommand)]
         what: TokenCommand,
     },
+    /// The dashboard's operator accounts (`dsr serve`'s /dashboard).
+    User {
+        #[command(subcommand)]
+        what: UserCommand,
+    },
     /// Benchmarks (issue 23), each printing its figures as ratios beside their goals: fan-out,
     /// queue overhead, export, footprint, or all of them (docs/performance.md).
     Bench {
@@ -152,6 +157,25 @@ pub enum TokenCommand {
     List,
     /// Revoke a token by name (it stays listed; calls with it are refused from now on).
     Revoke { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add an account; its password is asked for (or read from stdin with --password-stdin).
+    Add {
+        name: String,
+        /// viewer (reads), operator (also retries, cancels, extends), approver (also approves
+        /// and rejects plans).
+        #[arg(long, value_parser = one_of::<Role>())]
+        role: String,
+        /// Read the password from the first line of stdin (scripts), not a prompt.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Every account: name, role, created, disabled.
+    List,
+    /// Disable an account and sign it out everywhere.
+    Disable { name: String },
 }
 
 #[derive(Debug, Args)]

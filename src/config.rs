@@ -21,7 +21,9 @@ use figment::providers::{Env, Format, Toml};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 
-pub use subject::{DeadlineFrom, DeliveryConfig, OperatorVerification, SmtpConfig, SmtpSecurity, SubjectConfig};
+pub use subject::{
+    DashboardConfig, DeadlineFrom, DeliveryConfig, OperatorVerification, SmtpConfig, SmtpSecurity, SubjectConfig,
+};
 pub use values::span_text;
 use values::{DAY, HOUR, MINUTE, Renamed, SECOND, Unit, check_count, check_span, days, millis, seconds};
 
@@ -48,6 +50,8 @@ pub struct Config {
     pub smtp: Option<SmtpConfig>,
     /// E-mailed links to finished requests.
     pub delivery: DeliveryConfig,
+    /// The operators' web pages.
+    pub dashboard: DashboardConfig,
     pub log: LogConfig,
     /// Scripted stand-ins for processors, only in test builds.
     #[cfg(feature = "test-connector")]
@@ -855,6 +859,7 @@ impl Config {
             }
         }
         subject::validate(&self.subject, self.smtp.as_ref(), &self.delivery)?;
+        subject::validate_dashboard(&self.dashboard)?;
         check_span(
             "privacy.pseudonymise_after",
             self.privacy.pseudonymise_after,

@@ -18,7 +18,7 @@ use clap::Parser;
 use crate::cli::{AuditCommand, BenchCommand, Cli, Command};
 #[cfg(feature = "demo")]
 use crate::commands::demo;
-use crate::commands::{admin, bench, delivery, doctor, init, plans, requests, token, verify, worker, workers};
+use crate::commands::{admin, bench, delivery, doctor, init, plans, requests, token, users, verify, worker, workers};
 use crate::error::CliError;
 
 fn main() -> ExitCode {
@@ -119,6 +119,7 @@ async fn dispatch(cli: &Cli) -> Result<ExitCode, CliError> {
         Command::Doctor => doctor::doctor(&config, json).await,
         Command::Serve { with_worker } => server::serve(&config, *with_worker).await,
         Command::Token { what } => token::token(&config, what, json).await,
+        Command::User { what } => users::user(&config, what, json).await,
         Command::Verify { bundle, allow_unsigned } => verify::verify(&config, bundle, *allow_unsigned, json).await,
         Command::Audit {
             what: AuditCommand::Verify,

@@ -103,6 +103,32 @@ pub enum Lang {
 }
 named_enum!(Lang, "language");
 
+/// What a dashboard account may do: viewers read, operators also act on requests (retry,
+/// cancel, extend), approvers also approve and reject plans.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    Display,
+    EnumString,
+    IntoStaticStr,
+    VariantArray,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case", parse_err_ty = UnknownName, parse_err_fn = Role::unknown)]
+pub enum Role {
+    Viewer,
+    Operator,
+    Approver,
+}
+named_enum!(Role, "role");
+
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Display, EnumString, IntoStaticStr, VariantArray,
 )]

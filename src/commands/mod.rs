@@ -11,6 +11,7 @@ pub mod init;
 pub mod plans;
 pub mod requests;
 pub mod token;
+pub mod users;
 pub mod verify;
 pub mod worker;
 pub mod workers;

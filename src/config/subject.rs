@@ -200,3 +200,37 @@ fn is_loopback(host: &str) -> bool {
     let host = host.trim_start_matches('[').trim_end_matches(']');
     host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
+
+/// `[dashboard]`: the operators' pages under `dsr serve`'s `/dashboard`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DashboardConfig {
+    /// Serve the dashboard. Default true (nobody signs in until `dsr user add`).
+    pub enabled: bool,
+    /// A session unused this long is signed out. 1m to 12h; default 30m.
+    #[serde(deserialize_with = "values::span")]
+    pub idle: Duration,
+    /// A session ends this long after sign-in whatever its use. 1h to 7d; default 12h.
+    #[serde(deserialize_with = "values::span")]
+    pub absolute: Duration,
+    /// Mark the session cookie `Secure` (sent over https only). Default true; false only for
+    /// a dashboard reached over plain http on this machine.
+    pub secure_cookie: bool,
+}
+
+impl Default for DashboardConfig {
+    fn default() -> Self {
+        DashboardConfig {
+            enabled: true,
+            idle: 30 * MINUTE,
+            absolute: 12 * HOUR,
+            secure_cookie: true,
+        }
+    }
+}
+
+pub(super) fn validate_dashboard(dashboard: &DashboardConfig) -> Result<(), ConfigError> {
+    check_span("dashboard.idle", dashboard.idle, MINUTE, 12 * HOUR)?;
+    check_span("dashboard.absolute", dashboard.absolute, HOUR, days(7))?;
+    Ok(())
+}

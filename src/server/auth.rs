@@ -29,14 +29,14 @@ pub struct Lockout(Arc<Mutex<HashMap<IpAddr, (u32, Instant)>>>);
 
 impl Lockout {
     /// How long `ip` must still wait, if it is locked out.
-    fn wait(&self, ip: IpAddr) -> Option<Duration> {
+    pub(super) fn wait(&self, ip: IpAddr) -> Option<Duration> {
         let failures = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         let (count, since) = failures.get(&ip)?;
         let left = WINDOW.checked_sub(since.elapsed())?;
         (*count >= FAILURES_ALLOWED).then_some(left)
     }
 
-    fn failed(&self, ip: IpAddr) {
+    pub(super) fn failed(&self, ip: IpAddr) {
         let mut failures = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         if failures.len() >= REMEMBERED && !failures.contains_key(&ip) {
             failures.retain(|_, (_, since)| since.elapsed() < WINDOW);

@@ -5,6 +5,7 @@
 
 mod actions;
 mod auth;
+mod dashboard;
 mod metrics;
 mod openapi;
 mod opendsr;
@@ -46,6 +47,8 @@ pub struct AppState {
     opendsr_processors: Arc<std::collections::BTreeMap<String, Arc<dsr_opendsr::OpenDsrConnector>>>,
     /// The subject's pages, when `[smtp]` and `[subject] public_url` are set.
     subject: Option<Arc<subject::SubjectSide>>,
+    /// The operators' dashboard, unless `[dashboard] enabled = false`.
+    dashboard: Option<Arc<dashboard::Dashboard>>,
 }
 
 pub async fn serve(config: &Config, with_worker: bool) -> Result<ExitCode, CliError> {
@@ -78,6 +81,11 @@ pub async fn serve(config: &Config, with_worker: bool) -> Result<ExitCode, CliEr
         opendsr: opendsr.clone(),
         opendsr_processors: Arc::new(opendsr_processors(config)?),
         subject: subject::SubjectSide::configured(config)?,
+        dashboard: if config.dashboard.enabled {
+            Some(dashboard::Dashboard::new()?)
+        } else {
+            None
+        },
     };
     let shutdown = Shutdown::new();
     {
@@ -188,6 +196,9 @@ fn router(state: AppState) -> Router {
     }
     if state.subject.is_some() {
         router = router.merge(subject::routes());
+    }
+    if state.dashboard.is_some() {
+        router = router.merge(dashboard::routes());
     }
     router
         .route(

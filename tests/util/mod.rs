@@ -7,6 +7,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
+pub mod browser;
 pub mod server;
 
 pub const SEEDED_EMAIL: &str = "kari.nordmann@example.no";
@@ -440,4 +441,35 @@ pub fn all_jobs(id: &str) -> Vec<dsr_jobs::Job> {
     }
     jobs.push(dsr_jobs::Job::Finalize { request_id: id.into() });
     jobs
+}
+
+/// The first column of the first row `sql` finds in the SQLite ledger, as text.
+pub fn ledger_value(d: &Deployment, sql: &str) -> String {
+    let db = d.data().join("ledger.db");
+    let out = Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(sys.argv[2]).fetchone()[0])",
+        ])
+        .arg(&db)
+        .arg(sql)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{sql}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Runs SQL on the SQLite ledger (Python's sqlite3), for states a test cannot wait for.
+pub fn ledger_sql(d: &Deployment, sql: &str) {
+    let db = d.data().join("ledger.db");
+    let status = Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute(sys.argv[2]); c.commit()",
+        ])
+        .arg(&db)
+        .arg(sql)
+        .status()
+        .unwrap();
+    assert!(status.success(), "{sql}");
 }

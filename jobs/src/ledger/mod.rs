@@ -10,6 +10,7 @@ mod finalize;
 mod finished;
 pub mod notes;
 pub mod opendsr;
+pub mod operators;
 mod plans;
 mod requests;
 mod rows;

@@ -227,6 +227,22 @@ impl Ledger {
         rows.iter().map(request_from_row).collect()
     }
 
+    /// Requests not ended whose deadline is before `at`, soonest first (the dashboard's
+    /// deadline list).
+    pub async fn open_due_before(&self, at: DateTime<Utc>, limit: u32) -> Result<Vec<Request>> {
+        let sql = format!(
+            "SELECT {REQUEST_COLUMNS} FROM requests WHERE due_at < $1 AND status NOT IN {} \
+             ORDER BY due_at, id LIMIT $2",
+            RequestStatus::TERMINAL_SQL
+        );
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(ts(at))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(request_from_row).collect()
+    }
+
     /// Open requests flagged as needing attention (a task still failing or retrying near
     /// the deadline), with when each was flagged, oldest flag first.
     pub async fn needing_attention(&self) -> Result<Vec<(String, DateTime<Utc>)>> {

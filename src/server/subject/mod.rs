@@ -232,7 +232,7 @@ fn language(asked: Option<&str>, headers: &HeaderMap, config: &Config) -> Lang {
 
 /// The headers every subject page carries: no script may run, nothing may frame it, and
 /// the token in its address goes nowhere (no referrer, no cache).
-pub(super) fn guarded(mut response: Response) -> Response {
+pub(in crate::server) fn guarded(mut response: Response) -> Response {
     let headers = response.headers_mut();
     for (name, value) in [
         (

@@ -1,0 +1,227 @@
+//! Signing in and out, the session cookie, and the CSRF token every form carries.
+
+use axum::extract::{ConnectInfo, Form, FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use dsr_jobs::ledger::operators::Operator;
+use minijinja::context;
+use serde::Deserialize;
+
+use crate::server::AppState;
+use crate::server::tls::Peer;
+use crate::subject::secrets;
+
+/// The cookie that carries a session's token, for the dashboard's paths only.
+const SESSION_COOKIE: &str = "dsr_session";
+/// How long an account waits after five wrong passwords in a row.
+const LOCKED_MINUTES: i64 = 15;
+
+/// A signed-in operator, for a handler; without a live session a page sends the browser to
+/// the sign-in page.
+pub struct SignedIn {
+    pub operator: Operator,
+    pub csrf: String,
+    token_sha256: String,
+}
+
+impl SignedIn {
+    /// Whether `given` is this session's CSRF token (compared in constant time).
+    pub fn csrf_matches(&self, given: &str) -> bool {
+        let (a, b) = (self.csrf.as_bytes(), given.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+}
+
+fn cookie_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.to_string())
+        .filter(|v| secrets::looks_like_token(v))
+}
+
+impl FromRequestParts<AppState> for SignedIn {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<SignedIn, Response> {
+        let to_sign_in = || Redirect::to("/dashboard/sign-in").into_response();
+        let Some(token) = cookie_token(&parts.headers) else {
+            return Err(to_sign_in());
+        };
+        let token_sha256 = secrets::sha256(&token);
+        let d = &state.config.dashboard;
+        let span = |s: std::time::Duration| chrono::Duration::from_std(s).unwrap_or(chrono::Duration::minutes(30));
+        match state
+            .engine
+            .ledger()
+            .session(&token_sha256, span(d.idle), span(d.absolute))
+            .await
+        {
+            Ok(Some(session)) => Ok(SignedIn {
+                operator: session.operator,
+                csrf: session.csrf,
+                token_sha256,
+            }),
+            Ok(None) => Err(to_sign_in()),
+            Err(e) => {
+                tracing::warn!(error = %e, "the dashboard could not read a session");
+                Err((StatusCode::SERVICE_UNAVAILABLE, "the ledger did not answer; try again").into_response())
+            }
+        }
+    }
+}
+
+/// `GET /dashboard/sign-in`.
+pub async fn sign_in_page(State(state): State<AppState>) -> Response {
+    let Some(dashboard) = state.dashboard.clone() else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    dashboard.render(&state, StatusCode::OK, "signin.html", None, context! {})
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct SignInBody {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// A fixed Argon2id hash to check a password against when the account does not exist, so
+/// that a wrong name takes as long as a wrong password.
+const NOBODY: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$2mJ9m8cCHtJ6XqZbJUg1qKqv2cTg9vqJZb2m9X1yJ0Q";
+
+/// `POST /dashboard/sign-in`.
+pub async fn sign_in(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    Form(body): Form<SignInBody>,
+) -> Response {
+    let Some(dashboard) = state.dashboard.clone() else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let refuse = |status: StatusCode, error: &str| {
+        dashboard.render(
+            &state,
+            status,
+            "signin.html",
+            None,
+            context! { error => error, name => body.name },
+        )
+    };
+    let ip = peer.0.ip();
+    if state.lockout.wait(ip).is_some() {
+        return refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many wrong sign-ins from this address: wait a few minutes and try again.",
+        );
+    }
+    let ledger = state.engine.ledger();
+    let operator = match ledger.operator(body.name.trim()).await {
+        Ok(operator) => operator,
+        Err(e) => {
+            tracing::warn!(error = %e, "the dashboard could not read an account");
+            return refuse(StatusCode::SERVICE_UNAVAILABLE, "The ledger did not answer; try again.");
+        }
+    };
+    let now = ledger.now();
+    if let Some(o) = &operator
+        && o.locked_until.is_some_and(|t| t > now)
+    {
+        return refuse(
+            StatusCode::TOO_MANY_REQUESTS,
+            "This account had five wrong passwords in a row: wait a quarter of an hour, or ask someone to \
+             check it with `dsr user list`.",
+        );
+    }
+    // Argon2 is slow on purpose: off the async threads.
+    let hash = operator
+        .as_ref()
+        .map(|o| o.password_hash.clone())
+        .unwrap_or_else(|| NOBODY.to_string());
+    let password = body.password.clone();
+    let matches = tokio::task::spawn_blocking(move || crate::commands::users::password_matches(&password, &hash))
+        .await
+        .unwrap_or(false);
+    let usable = operator.as_ref().is_some_and(|o| o.disabled_at.is_none());
+    if !(matches && usable) {
+        state.lockout.failed(ip);
+        if let Err(e) = ledger
+            .signin_failed(body.name.trim(), now + chrono::Duration::minutes(LOCKED_MINUTES))
+            .await
+        {
+            tracing::warn!(error = %e, "could not record a failed sign-in");
+        }
+        return refuse(StatusCode::UNAUTHORIZED, "The account or the password is wrong.");
+    }
+    let Some(operator) = operator else {
+        return refuse(StatusCode::UNAUTHORIZED, "The account or the password is wrong.");
+    };
+    let token = secrets::token();
+    let csrf = secrets::token();
+    if let Err(e) = ledger.signed_in(&operator.name, &secrets::sha256(&token), &csrf).await {
+        tracing::warn!(error = %e, "could not record a sign-in");
+        return refuse(StatusCode::SERVICE_UNAVAILABLE, "The ledger did not answer; try again.");
+    }
+    tracing::info!(operator = %operator.name, "signed in to the dashboard");
+    let secure = if state.config.dashboard.secure_cookie {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cookie = format!("{SESSION_COOKIE}={token}; Path=/dashboard; HttpOnly; SameSite=Strict{secure}");
+    let mut response = Redirect::to("/dashboard").into_response();
+    if let Ok(value) = HeaderValue::try_from(cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct CsrfBody {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// `POST /dashboard/sign-out`.
+pub async fn sign_out(State(state): State<AppState>, who: SignedIn, Form(body): Form<CsrfBody>) -> Response {
+    if !who.csrf_matches(&body.csrf) {
+        return (
+            StatusCode::FORBIDDEN,
+            "this form is stale: reload the page and try again",
+        )
+            .into_response();
+    }
+    if let Err(e) = state
+        .engine
+        .ledger()
+        .signed_out(&who.token_sha256, &who.operator.name)
+        .await
+    {
+        tracing::warn!(error = %e, "could not record a sign-out");
+    }
+    let mut response = Redirect::to("/dashboard/sign-in").into_response();
+    let expired = format!("{SESSION_COOKIE}=; Path=/dashboard; Max-Age=0; HttpOnly; SameSite=Strict");
+    if let Ok(value) = HeaderValue::try_from(expired) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_stand_in_hash_is_a_real_argon2id_hash_that_no_password_matches() {
+        use argon2::password_hash::PasswordHash;
+        let parsed = PasswordHash::new(super::NOBODY).expect("a PHC string");
+        assert_eq!(parsed.algorithm.as_str(), "argon2id");
+        assert!(!crate::commands::users::password_matches("", super::NOBODY));
+        assert!(!crate::commands::users::password_matches("password", super::NOBODY));
+    }
+}

@@ -1,0 +1,257 @@
+//! The operators' dashboard (issue 27, its first part): accounts made by `dsr user add`
+//! (Argon2id), sign-in and sign-out over real HTTP with the session cookie and CSRF token,
+//! wrong passwords locking an account, disabled accounts and idle sessions signed out, the
+//! strict headers, and the overview in headless Chromium — signed in from the keyboard, a
+//! late request shown with its days late in words, screenshots, and axe-core's check.
+
+mod util;
+
+use std::io::Write;
+use std::process::Stdio;
+
+use reqwest::StatusCode;
+use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
+use util::browser::Browser;
+use util::server::Server;
+use util::{Deployment, SEEDED_EMAIL};
+
+const PASSWORD: &str = "correct horse battery staple";
+
+fn deployment() -> Deployment {
+    Deployment::sqlite(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[dashboard]\nsecure_cookie = false\nidle = \"5m\"\n\
+         [test_connector.google]\nrecords_per_email = 1\n",
+    )
+}
+
+/// `dsr user add NAME --role ROLE --password-stdin` with `password`; its exit code and stderr.
+fn add_user(d: &Deployment, name: &str, role: &str, password: &str) -> (i32, String) {
+    let mut child = d
+        .command()
+        .args(["user", "add", name, "--role", role, "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn client() -> reqwest::Client {
+    dsr_connector::http::builder(std::time::Duration::from_secs(30))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Signs in; the session cookie ("dsr_session=…").
+async fn sign_in(base: &str, name: &str, password: &str) -> Result<String, (StatusCode, String)> {
+    let answer = client()
+        .post(format!("{base}/dashboard/sign-in"))
+        .form(&[("name", name), ("password", password)])
+        .send()
+        .await
+        .unwrap();
+    if answer.status() != StatusCode::SEE_OTHER {
+        return Err((answer.status(), answer.text().await.unwrap()));
+    }
+    let cookie = answer.headers()[SET_COOKIE].to_str().unwrap().to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict") && cookie.contains("Path=/dashboard"),
+        "{cookie}"
+    );
+    Ok(cookie.split(';').next().unwrap().to_string())
+}
+
+#[tokio::test]
+async fn accounts_sign_in_with_their_password_and_sessions_end_when_they_should() {
+    let d = deployment();
+    let (code, said) = add_user(&d, "kari", "approver", "short");
+    assert_eq!(code, 2, "{said}");
+    assert!(said.contains("at least 12 characters"), "{said}");
+    assert_eq!(add_user(&d, "kari", "approver", PASSWORD).0, 0);
+    let (code, said) = add_user(&d, "kari", "viewer", PASSWORD);
+    assert_eq!(code, 2, "a name is taken once: {said}");
+    assert_eq!(add_user(&d, "ola", "viewer", PASSWORD).0, 0);
+    let (_, list) = d.dsr_json(&["user", "list"]);
+    assert_eq!(list[0]["name"], "kari");
+    assert_eq!(list[0]["role"], "approver");
+    assert!(!list.to_string().contains("argon2"), "hashes are never shown: {list}");
+    let stored = util::ledger_value(&d, "SELECT password_hash FROM operators WHERE name = 'kari'");
+    assert!(
+        stored.starts_with("$argon2id$") && !stored.contains(PASSWORD),
+        "{stored}"
+    );
+
+    let server = Server::start(&d, false);
+    let base = &server.base;
+    let http = client();
+    // Signed out: every page sends the browser to the sign-in page.
+    let page = http.get(format!("{base}/dashboard")).send().await.unwrap();
+    assert_eq!(page.status(), StatusCode::SEE_OTHER);
+    assert_eq!(page.headers()[LOCATION], "/dashboard/sign-in");
+
+    let (status, page) = sign_in(base, "kari", "wrong password!").await.unwrap_err();
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(page.contains("The account or the password is wrong"));
+    let (status, _) = sign_in(base, "nobody", PASSWORD).await.unwrap_err();
+    assert_eq!(
+        status,
+        StatusCode::UNAUTHORIZED,
+        "an unknown account is told apart from nothing"
+    );
+
+    let session = sign_in(base, "kari", PASSWORD).await.unwrap();
+    let page = http
+        .get(format!("{base}/dashboard"))
+        .header(COOKIE, &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let h = page.headers().clone();
+    let csp = h["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("default-src 'none'") && !csp.contains("script-src"),
+        "{csp}"
+    );
+    assert_eq!(h["x-frame-options"], "DENY");
+    assert_eq!(h["referrer-policy"], "no-referrer");
+    let html = page.text().await.unwrap();
+    assert!(html.contains("Overview") && html.contains("kari (approver)"), "{html}");
+    let csrf = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the sign-out form carries the CSRF token")
+        .to_string();
+
+    // Signing out needs the session's CSRF token.
+    let forged = http
+        .post(format!("{base}/dashboard/sign-out"))
+        .header(COOKIE, &session)
+        .form(&[("csrf", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let out = http
+        .post(format!("{base}/dashboard/sign-out"))
+        .header(COOKIE, &session)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), StatusCode::SEE_OTHER);
+    let after = http
+        .get(format!("{base}/dashboard"))
+        .header(COOKIE, &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        after.status(),
+        StatusCode::SEE_OTHER,
+        "a signed-out session opens nothing"
+    );
+
+    // An idle session ends; so do a disabled account's.
+    let idle = sign_in(base, "kari", PASSWORD).await.unwrap();
+    util::ledger_sql(
+        &d,
+        "UPDATE operator_sessions SET last_seen_at = '2020-01-01T00:00:00.000000Z'",
+    );
+    let page = http
+        .get(format!("{base}/dashboard"))
+        .header(COOKIE, &idle)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::SEE_OTHER);
+    let viewer = sign_in(base, "ola", PASSWORD).await.unwrap();
+    let (code, _) = d.dsr_json(&["user", "disable", "ola"]);
+    assert_eq!(code, 0);
+    let page = http
+        .get(format!("{base}/dashboard"))
+        .header(COOKIE, &viewer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        sign_in(base, "ola", PASSWORD).await.unwrap_err().0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Five wrong passwords in a row: the account waits, even for the right one.
+    let d2 = deployment();
+    assert_eq!(add_user(&d2, "per", "operator", PASSWORD).0, 0);
+    let server2 = Server::start(&d2, false);
+    for _ in 0..5 {
+        let _ = sign_in(&server2.base, "per", "not the password").await.unwrap_err();
+    }
+    let (status, page) = sign_in(&server2.base, "per", PASSWORD).await.unwrap_err();
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{page}");
+
+    // Every sign-in, failure and sign-out is in the audit chain, naming the account.
+    let events = util::ledger_value(
+        &d,
+        "SELECT group_concat(event || ':' || detail, ' ') FROM audit_log WHERE event LIKE 'operator.%'",
+    );
+    for expected in [
+        "operator.added",
+        "operator.signin_failed",
+        "operator.signed_in",
+        "operator.signed_out",
+        "operator.disabled",
+    ] {
+        assert!(events.contains(expected), "{expected} missing: {events}");
+    }
+    assert!(events.contains("\"operator\":\"kari\""), "{events}");
+    assert!(!events.contains(PASSWORD));
+    let out = d.dsr(&["audit", "verify"]);
+    assert_eq!(out.status.code(), Some(0), "{}", util::stderr(&out));
+}
+
+#[tokio::test]
+async fn the_overview_shows_a_late_request_in_words_to_an_operator_signed_in_from_the_keyboard() {
+    let d = deployment();
+    assert_eq!(add_user(&d, "kari", "approver", PASSWORD).0, 0);
+    let (code, created) = d.dsr_json(&["enqueue", "access", "--email", SEEDED_EMAIL]);
+    assert_eq!(code, 0, "{created}");
+    let late = created["id"].as_str().unwrap().to_string();
+    // Due four days ago (no worker runs here, so it stays open).
+    let due = (chrono::Utc::now() - chrono::Duration::days(4)).format("%Y-%m-%dT%H:%M:%S.000000Z");
+    util::ledger_sql(&d, &format!("UPDATE requests SET due_at = '{due}' WHERE id = '{late}'"));
+    let server = Server::start(&d, false);
+
+    let browser = Browser::start(false).await;
+    browser.goto(&format!("{}/dashboard", server.base)).await;
+    browser.wait_for("Sign in").await;
+    browser.shot("dashboard-sign-in").await;
+    let enter: char = fantoccini::key::Key::Enter.into();
+    let tab: char = fantoccini::key::Key::Tab.into();
+    let name = browser.find("#name").await;
+    name.send_keys(&format!("kari{tab}{PASSWORD}{enter}")).await.unwrap();
+    let page = browser.wait_for("Deadlines").await;
+    assert!(page.contains(&late), "{page}");
+    assert!(page.contains("4 days late"), "{page}");
+    browser.shot("dashboard-overview").await;
+    browser.close().await;
+
+    let browser = Browser::start(true).await;
+    browser.goto(&format!("{}/dashboard/sign-in", server.base)).await;
+    let problems = browser.serious_accessibility_problems().await;
+    assert!(problems.is_empty(), "sign-in: {problems:#?}");
+    let name = browser.find("#name").await;
+    name.send_keys(&format!("kari{tab}{PASSWORD}{enter}")).await.unwrap();
+    browser.wait_for("Deadlines").await;
+    let problems = browser.serious_accessibility_problems().await;
+    assert!(problems.is_empty(), "overview: {problems:#?}");
+    browser.close().await;
+}
