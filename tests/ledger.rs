@@ -1127,3 +1127,71 @@ async fn a_completed_request_is_queued_for_its_email_and_its_links_count_codes_a
     })
     .await;
 }
+
+#[tokio::test]
+async fn operator_accounts_lock_after_five_wrong_passwords_and_sessions_end_idle_or_disabled() {
+    on_both(|url| async move {
+        let ledger = Ledger::open(&url).await.unwrap();
+        ledger
+            .add_operator("kari", dsr_jobs::model::Role::Approver, "$argon2id$hash", "os:test")
+            .await
+            .unwrap();
+        assert!(matches!(
+            ledger
+                .add_operator("kari", dsr_jobs::model::Role::Viewer, "x", "os:test")
+                .await,
+            Err(LedgerError::Refused(_))
+        ));
+        let until = ledger.now() + ChronoDuration::minutes(15);
+        for n in 1..=5 {
+            ledger.signin_failed("kari", until).await.unwrap();
+            let kari = ledger.operator("kari").await.unwrap().unwrap();
+            assert_eq!(kari.locked_until.is_some(), n == 5, "after {n} wrong passwords");
+        }
+        // An unknown name is recorded without it.
+        ledger.signin_failed("nobody", until).await.unwrap();
+        // Signing in clears the lock and starts a session that idles out.
+        ledger.signed_in("kari", "token-hash", "csrf").await.unwrap();
+        assert!(ledger.operator("kari").await.unwrap().unwrap().locked_until.is_none());
+        let minutes = ChronoDuration::minutes;
+        let session = ledger
+            .session("token-hash", minutes(30), minutes(600))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (session.operator.name.as_str(), session.csrf.as_str()),
+            ("kari", "csrf")
+        );
+        assert!(
+            ledger
+                .session("other", minutes(30), minutes(600))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            ledger
+                .session("token-hash", ChronoDuration::zero(), minutes(600))
+                .await
+                .unwrap()
+                .is_none(),
+            "idle"
+        );
+        ledger.signed_in("kari", "second", "csrf2").await.unwrap();
+        ledger.disable_operator("kari", "os:test").await.unwrap();
+        assert!(
+            ledger
+                .session("second", minutes(30), minutes(600))
+                .await
+                .unwrap()
+                .is_none(),
+            "disabled"
+        );
+        // Added, six failures, two sign-ins, disabled: each an event in an intact chain.
+        let verdict = ledger.verify_audit_chain().await.unwrap();
+        assert!(verdict.problem.is_none());
+        assert_eq!(verdict.events, 10);
+    })
+    .await;
+}
