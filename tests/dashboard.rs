@@ -188,7 +188,8 @@ async fn accounts_sign_in_with_their_password_and_sessions_end_when_they_should(
         StatusCode::UNAUTHORIZED
     );
 
-    // Five wrong passwords in a row: the account waits, even for the right one.
+    // Five wrong passwords in a row: the account waits, even for the right one, and the
+    // answer is the same as for a wrong password (nothing tells a guesser the name exists).
     let d2 = deployment();
     assert_eq!(add_user(&d2, "per", "operator", PASSWORD).0, 0);
     let server2 = Server::start(&d2, false);
@@ -196,7 +197,19 @@ async fn accounts_sign_in_with_their_password_and_sessions_end_when_they_should(
         let _ = sign_in(&server2.base, "per", "not the password").await.unwrap_err();
     }
     let (status, page) = sign_in(&server2.base, "per", PASSWORD).await.unwrap_err();
-    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{page}");
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{page}");
+    assert!(page.contains("The account or the password is wrong"));
+    let (_, list) = d2.dsr_json(&["user", "list"]);
+    assert!(list[0]["locked_until"].is_string(), "{list}");
+    // A sign-in posted from another site is refused before any password is checked.
+    let forged = client()
+        .post(format!("{}/dashboard/sign-in", server2.base))
+        .header("origin", "https://evil.example")
+        .form(&[("name", "per"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
 
     // Every sign-in, failure and sign-out is in the audit chain, naming the account.
     let events = util::ledger_value(
@@ -225,10 +238,72 @@ async fn the_overview_shows_a_late_request_in_words_to_an_operator_signed_in_fro
     let (code, created) = d.dsr_json(&["enqueue", "access", "--email", SEEDED_EMAIL]);
     assert_eq!(code, 0, "{created}");
     let late = created["id"].as_str().unwrap().to_string();
+    // Text from outside shows as text: a reason with markup in it.
+    let out = d.dsr(&[
+        "extend",
+        &late,
+        "--months",
+        "1",
+        "--reason",
+        "<script>alert(1)</script> complex",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", util::stderr(&out));
     // Due four days ago (no worker runs here, so it stays open).
     let due = (chrono::Utc::now() - chrono::Duration::days(4)).format("%Y-%m-%dT%H:%M:%S.000000Z");
     util::ledger_sql(&d, &format!("UPDATE requests SET due_at = '{due}' WHERE id = '{late}'"));
     let server = Server::start(&d, false);
+
+    // The list (filtered to overdue) names the request, never its subject; its page does.
+    let session = sign_in(&server.base, "kari", PASSWORD).await.unwrap();
+    let http = client();
+    let list = http
+        .get(format!("{}/dashboard/requests?overdue=1&kind=access", server.base))
+        .header(COOKIE, &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(list.contains(&late) && !list.contains(SEEDED_EMAIL), "{list}");
+    let none = http
+        .get(format!("{}/dashboard/requests?kind=erasure", server.base))
+        .header(COOKIE, &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!none.contains(&late) && none.contains("No request matches"), "{none}");
+    let found = http
+        .get(format!("{}/dashboard/requests?q={late}", server.base))
+        .header(COOKIE, &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(found.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        found.headers()[LOCATION].to_str().unwrap(),
+        format!("/dashboard/requests/{late}")
+    );
+    let page = http
+        .get(format!("{}/dashboard/requests/{late}", server.base))
+        .header(COOKIE, &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(SEEDED_EMAIL) && page.contains("request.received") && page.contains("request.extended"),
+        "{page}"
+    );
+    assert!(
+        page.contains("&lt;script&gt;alert(1)&lt;") && !page.contains("<script>"),
+        "{page}"
+    );
 
     let browser = Browser::start(false).await;
     browser.goto(&format!("{}/dashboard", server.base)).await;
@@ -242,6 +317,23 @@ async fn the_overview_shows_a_late_request_in_words_to_an_operator_signed_in_fro
     assert!(page.contains(&late), "{page}");
     assert!(page.contains("4 days late"), "{page}");
     browser.shot("dashboard-overview").await;
+    // From the deadline to the request's page, then the list.
+    browser
+        .find(&format!("a[href='/dashboard/requests/{late}']"))
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser.wait_for("Timeline").await;
+    browser.shot("dashboard-request").await;
+    browser
+        .find("nav a[href='/dashboard/requests']")
+        .await
+        .click()
+        .await
+        .unwrap();
+    browser.wait_for("Received from").await;
+    browser.shot("dashboard-requests").await;
     browser.close().await;
 
     let browser = Browser::start(true).await;
@@ -253,5 +345,13 @@ async fn the_overview_shows_a_late_request_in_words_to_an_operator_signed_in_fro
     browser.wait_for("Deadlines").await;
     let problems = browser.serious_accessibility_problems().await;
     assert!(problems.is_empty(), "overview: {problems:#?}");
+    for page in [
+        format!("{}/dashboard/requests", server.base),
+        format!("{}/dashboard/requests/{late}", server.base),
+    ] {
+        browser.goto(&page).await;
+        let problems = browser.serious_accessibility_problems().await;
+        assert!(problems.is_empty(), "{page}: {problems:#?}");
+    }
     browser.close().await;
 }

@@ -1144,14 +1144,17 @@ async fn operator_accounts_lock_after_five_wrong_passwords_and_sessions_end_idle
         ));
         let until = ledger.now() + ChronoDuration::minutes(15);
         for n in 1..=5 {
-            ledger.signin_failed("kari", until).await.unwrap();
+            assert!(ledger.signin_claim("kari").await.unwrap(), "attempt {n} is claimed");
+            ledger.signin_failed("kari", true, until).await.unwrap();
             let kari = ledger.operator("kari").await.unwrap().unwrap();
             assert_eq!(kari.locked_until.is_some(), n == 5, "after {n} wrong passwords");
         }
-        // An unknown name is recorded without it.
-        ledger.signin_failed("nobody", until).await.unwrap();
+        // Locked: no attempt is claimed (so none is checked), and an unknown name is none.
+        assert!(!ledger.signin_claim("kari").await.unwrap());
+        assert!(!ledger.signin_claim("nobody").await.unwrap());
+        ledger.signin_failed("nobody", false, until).await.unwrap();
         // Signing in clears the lock and starts a session that idles out.
-        ledger.signed_in("kari", "token-hash", "csrf").await.unwrap();
+        ledger.signed_in("kari", "token-hash", "csrf", None).await.unwrap();
         assert!(ledger.operator("kari").await.unwrap().unwrap().locked_until.is_none());
         let minutes = ChronoDuration::minutes;
         let session = ledger
@@ -1178,7 +1181,18 @@ async fn operator_accounts_lock_after_five_wrong_passwords_and_sessions_end_idle
                 .is_none(),
             "idle"
         );
-        ledger.signed_in("kari", "second", "csrf2").await.unwrap();
+        ledger
+            .signed_in("kari", "second", "csrf2", Some("token-hash"))
+            .await
+            .unwrap();
+        assert!(
+            ledger
+                .session("token-hash", minutes(30), minutes(600))
+                .await
+                .unwrap()
+                .is_none(),
+            "replaced"
+        );
         ledger.disable_operator("kari", "os:test").await.unwrap();
         assert!(
             ledger

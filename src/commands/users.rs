@@ -45,12 +45,14 @@ pub async fn user(config: &Config, what: &UserCommand, as_json: bool) -> Result<
         }
         UserCommand::List => {
             let operators = ledger.operators().await?;
+            let now = ledger.now();
             if as_json {
                 let list: Vec<_> = operators
                     .iter()
                     .map(|o| {
                         json!({"name": o.name, "role": o.role, "created_at": dsr_jobs::ledger::ts(o.created_at),
-                               "disabled_at": o.disabled_at.map(dsr_jobs::ledger::ts)})
+                               "disabled_at": o.disabled_at.map(dsr_jobs::ledger::ts),
+                               "locked_until": o.locked_until.filter(|t| *t > now).map(dsr_jobs::ledger::ts)})
                     })
                     .collect();
                 println!("{}", json!(list));
@@ -58,7 +60,14 @@ pub async fn user(config: &Config, what: &UserCommand, as_json: bool) -> Result<
                 println!("no accounts: add one with `dsr user add NAME --role approver`");
             } else {
                 for o in &operators {
-                    let state = if o.disabled_at.is_some() { "disabled" } else { "enabled" };
+                    let state = match (o.disabled_at, o.locked_until.filter(|t| *t > now)) {
+                        (Some(_), _) => "disabled".to_string(),
+                        (None, Some(until)) => format!(
+                            "locked until {} (five wrong passwords)",
+                            until.with_timezone(&config.zone()).format("%H:%M")
+                        ),
+                        (None, None) => "enabled".to_string(),
+                    };
                     println!("{:<24} {:<9} {state}", o.name, o.role.as_str());
                 }
             }

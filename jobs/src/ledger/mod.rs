@@ -34,7 +34,7 @@ pub use chain::{ChainVerdict, Head};
 pub use finalize::Written;
 pub use finished::TaskText;
 pub use plans::{PlanText, StoredPlan, request_plan_hash};
-pub use requests::{Idempotency, ListFilter, Origin};
+pub use requests::{Idempotency, ListFilter, Origin, RequestQuery};
 pub use rows::ts;
 pub use sweep::{AttentionCleared, Recoverable};
 pub use tasks::{Claim, Claimed, TaskError, TaskResult};

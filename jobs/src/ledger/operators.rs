@@ -127,27 +127,50 @@ impl Ledger {
         row.as_ref().map(operator_row).transpose()
     }
 
-    /// A wrong password for `name` (which may not exist: the event says so without the
-    /// name, which could be a mistyped password). At the fifth in a row the account waits
-    /// until `lock_until`.
-    pub async fn signin_failed(&self, name: &str, lock_until: DateTime<Utc>) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        let known = sqlx::query(
-            "UPDATE operators SET locked_until = CASE WHEN failed_signins + 1 >= $2 THEN $3 ELSE locked_until END, \
-             failed_signins = CASE WHEN failed_signins + 1 >= $2 THEN 0 ELSE failed_signins + 1 END \
-             WHERE name = $1",
+    /// Claims one sign-in attempt for `name` before its password is checked: false when the
+    /// account is unknown or waits after five wrong passwords (the caller then answers as
+    /// for a wrong password). Claimed and counted in one statement, so guesses sent at once
+    /// cannot all pass the lock.
+    pub async fn signin_claim(&self, name: &str) -> Result<bool> {
+        let now = ts(self.now());
+        Ok(sqlx::query(
+            "UPDATE operators SET failed_signins = failed_signins + 1 \
+             WHERE name = $1 AND disabled_at IS NULL AND (locked_until IS NULL OR locked_until <= $2)",
         )
         .bind(name)
-        .bind(SIGNIN_FAILURES_ALLOWED)
-        .bind(ts(lock_until))
-        .execute(&mut *tx)
+        .bind(&now)
+        .execute(&self.pool)
         .await?
         .rows_affected()
-            == 1;
-        let detail = if known {
-            json!({"operator": name})
-        } else {
-            json!({"operator": null})
+            == 1)
+    }
+
+    /// A refused sign-in for `name` (the claim counted it): at the fifth in a row the
+    /// account waits until `lock_until`. `claimed` false: the account was unknown, locked or
+    /// disabled (the event says which it was, for the operators, never for the caller).
+    pub async fn signin_failed(&self, name: &str, claimed: bool, lock_until: DateTime<Utc>) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        if claimed {
+            sqlx::query(
+                "UPDATE operators SET locked_until = CASE WHEN failed_signins >= $2 THEN $3 ELSE locked_until END, \
+                 failed_signins = CASE WHEN failed_signins >= $2 THEN 0 ELSE failed_signins END WHERE name = $1",
+            )
+            .bind(name)
+            .bind(SIGNIN_FAILURES_ALLOWED)
+            .bind(ts(lock_until))
+            .execute(&mut *tx)
+            .await?;
+        }
+        let known = sqlx::query("SELECT name FROM operators WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+        let detail = match (known, claimed) {
+            (true, true) => json!({"operator": name, "why": "wrong password"}),
+            (true, false) => json!({"operator": name, "why": "locked or disabled"}),
+            // A mistyped password in the name field must not land in the log.
+            (false, _) => json!({"operator": null, "why": "unknown account"}),
         };
         self.insert_audit(&mut tx, None, None, "operator.signin_failed", detail, None)
             .await?;
@@ -155,10 +178,18 @@ impl Ledger {
         Ok(())
     }
 
-    /// The right password: a new session (the cookie's token hash, its CSRF token).
-    pub async fn signed_in(&self, name: &str, token_sha256: &str, csrf: &str) -> Result<()> {
+    /// The right password: a new session (the cookie's token hash, its CSRF token); the
+    /// session the browser held before, if any, ends.
+    pub async fn signed_in(&self, name: &str, token_sha256: &str, csrf: &str, replaces: Option<&str>) -> Result<()> {
         let now = ts(self.now());
         let mut tx = self.pool.begin().await?;
+        if let Some(old) = replaces {
+            sqlx::query("UPDATE operator_sessions SET ended_at = $2 WHERE token_sha256 = $1 AND ended_at IS NULL")
+                .bind(old)
+                .bind(&now)
+                .execute(&mut *tx)
+                .await?;
+        }
         sqlx::query("UPDATE operators SET failed_signins = 0, locked_until = NULL WHERE name = $1")
             .bind(name)
             .execute(&mut *tx)

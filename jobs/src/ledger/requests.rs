@@ -31,6 +31,23 @@ pub struct Origin {
     pub submission: Option<super::subject::SubmissionOrigin>,
 }
 
+/// The dashboard's request list: filters, newest first, a page at a time.
+#[derive(Debug, Clone, Default)]
+pub struct RequestQuery {
+    pub status: Option<RequestStatus>,
+    pub kind: Option<crate::model::RequestKind>,
+    pub processor: Option<Processor>,
+    /// Not ended and past its deadline at this instant.
+    pub overdue_at: Option<DateTime<Utc>>,
+    /// Flagged as needing attention and not ended.
+    pub attention: bool,
+    pub received_from: Option<DateTime<Utc>>,
+    pub received_before: Option<DateTime<Utc>>,
+    /// The page after this request (its received_at and id): the cursor.
+    pub after: Option<(DateTime<Utc>, String)>,
+    pub limit: u32,
+}
+
 /// An `Idempotency-Key`, per token, with the hash of the body it first came with.
 #[derive(Debug, Clone)]
 pub struct Idempotency {
@@ -222,6 +239,65 @@ impl Ledger {
         }
         if let Some(at) = filter.overdue_at {
             query = query.bind(ts(at));
+        }
+        let rows = query.fetch_all(&self.pool).await?;
+        rows.iter().map(request_from_row).collect()
+    }
+
+    /// A page of requests for the dashboard, newest first.
+    pub async fn query_requests(&self, q: &RequestQuery) -> Result<Vec<Request>> {
+        let mut sql = format!("SELECT {REQUEST_COLUMNS} FROM requests WHERE 1 = 1");
+        let mut binds: Vec<String> = Vec::new();
+        let param = |value: String, binds: &mut Vec<String>| {
+            binds.push(value);
+            format!("${}", binds.len())
+        };
+        if let Some(status) = q.status {
+            let p = param(status.as_str().into(), &mut binds);
+            sql.push_str(&format!(" AND status = {p}"));
+        }
+        if let Some(kind) = q.kind {
+            let p = param(kind.as_str().into(), &mut binds);
+            sql.push_str(&format!(" AND kind = {p}"));
+        }
+        if let Some(processor) = q.processor {
+            let p = param(processor.as_str().into(), &mut binds);
+            sql.push_str(&format!(
+                " AND id IN (SELECT request_id FROM tasks WHERE processor = {p})"
+            ));
+        }
+        if let Some(at) = q.overdue_at {
+            let p = param(ts(at), &mut binds);
+            sql.push_str(&format!(
+                " AND due_at < {p} AND status NOT IN {}",
+                RequestStatus::TERMINAL_SQL
+            ));
+        }
+        if q.attention {
+            sql.push_str(&format!(
+                " AND attention_since IS NOT NULL AND status NOT IN {}",
+                RequestStatus::TERMINAL_SQL
+            ));
+        }
+        if let Some(from) = q.received_from {
+            let p = param(ts(from), &mut binds);
+            sql.push_str(&format!(" AND received_at >= {p}"));
+        }
+        if let Some(before) = q.received_before {
+            let p = param(ts(before), &mut binds);
+            sql.push_str(&format!(" AND received_at < {p}"));
+        }
+        if let Some((at, id)) = &q.after {
+            let (a, b) = (param(ts(*at), &mut binds), param(id.clone(), &mut binds));
+            sql.push_str(&format!(" AND (received_at < {a} OR (received_at = {a} AND id < {b}))"));
+        }
+        sql.push_str(&format!(
+            " ORDER BY received_at DESC, id DESC LIMIT {}",
+            q.limit.clamp(1, 500)
+        ));
+        let mut query = sqlx::query(AssertSqlSafe(sql));
+        for value in binds {
+            query = query.bind(value);
         }
         let rows = query.fetch_all(&self.pool).await?;
         rows.iter().map(request_from_row).collect()

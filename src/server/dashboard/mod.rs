@@ -6,6 +6,7 @@
 //! session's CSRF token.
 
 mod overview;
+mod requests;
 mod session;
 
 use std::sync::Arc;
@@ -21,9 +22,12 @@ use crate::error::CliError;
 
 pub use session::SignedIn;
 
-/// The dashboard's templates.
+/// The dashboard's templates, and the gate on password checks.
 pub struct Dashboard {
     env: Environment<'static>,
+    /// Argon2 takes 19 MiB and tens of milliseconds a check: at most this many at once, so a
+    /// flood of sign-ins queues instead of exhausting memory.
+    checks: tokio::sync::Semaphore,
 }
 
 impl Dashboard {
@@ -34,11 +38,26 @@ impl Dashboard {
             ("base.html", include_str!("templates/base.html")),
             ("signin.html", include_str!("templates/signin.html")),
             ("overview.html", include_str!("templates/overview.html")),
+            ("requests.html", include_str!("templates/requests.html")),
+            ("request.html", include_str!("templates/request.html")),
         ] {
             env.add_template(name, text)
                 .map_err(|e| CliError::Failed(anyhow::anyhow!("the dashboard's {name}: {e}")))?;
         }
-        Ok(Arc::new(Dashboard { env }))
+        Ok(Arc::new(Dashboard {
+            env,
+            checks: tokio::sync::Semaphore::new(2),
+        }))
+    }
+
+    /// Whether `password` is `hash`'s, checked off the async threads, a few at a time.
+    pub async fn check_password(&self, password: String, hash: String) -> bool {
+        let Ok(_permit) = self.checks.acquire().await else {
+            return false;
+        };
+        tokio::task::spawn_blocking(move || crate::commands::users::password_matches(&password, &hash))
+            .await
+            .unwrap_or(false)
     }
 
     /// Renders `name`; `who` is the signed-in operator (for the header and its sign-out form).
@@ -77,6 +96,8 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/dashboard", get(overview::page))
         .route("/dashboard/style.css", get(style))
+        .route("/dashboard/requests", get(requests::list))
+        .route("/dashboard/requests/{id}", get(requests::show))
         .route("/dashboard/sign-in", get(session::sign_in_page).post(session::sign_in))
         .route("/dashboard/sign-out", post(session::sign_out))
         // Every answer under /dashboard carries the strict headers (no script, no framing,
@@ -88,10 +109,7 @@ pub fn routes() -> Router<AppState> {
 
 async fn style() -> Response {
     (
-        [
-            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
-            (header::CACHE_CONTROL, "public, max-age=3600"),
-        ],
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
         include_str!("templates/style.css"),
     )
         .into_response()

@@ -65,7 +65,7 @@ async fn gather(state: &AppState) -> Result<minijinja::Value, dsr_jobs::ledger::
 
     let today = now.with_timezone(&zone).date_naive();
     let deadlines: Vec<_> = ledger
-        .open_due_before(now + chrono::Duration::days(warning_days + 1), DEADLINES_SHOWN)
+        .open_due_before(now + chrono::Duration::days(warning_days), DEADLINES_SHOWN)
         .await?
         .into_iter()
         .map(|r| {
@@ -87,6 +87,7 @@ async fn gather(state: &AppState) -> Result<minijinja::Value, dsr_jobs::ledger::
         })
         .await?
         .into_iter()
+        .take(DEADLINES_SHOWN as usize)
         .map(|r| context! { id => r.id, kind => r.kind.as_str(), due => date(r.due_at) })
         .collect();
     let attention: Vec<_> = ledger

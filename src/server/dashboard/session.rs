@@ -1,6 +1,6 @@
 //! Signing in and out, the session cookie, and the CSRF token every form carries.
 
-use axum::extract::{ConnectInfo, Form, FromRequestParts, State};
+use axum::extract::{Form, FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
@@ -9,12 +9,11 @@ use minijinja::context;
 use serde::Deserialize;
 
 use crate::server::AppState;
-use crate::server::tls::Peer;
 use crate::subject::secrets;
 
 /// The cookie that carries a session's token, for the dashboard's paths only.
 const SESSION_COOKIE: &str = "dsr_session";
-/// How long an account waits after five wrong passwords in a row.
+/// How long an account waits after five wrong passwords in a row (since its last sign-in).
 const LOCKED_MINUTES: i64 = 15;
 
 /// A signed-in operator, for a handler; without a live session a page sends the browser to
@@ -97,12 +96,32 @@ pub struct SignInBody {
 const NOBODY: &str =
     "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$2mJ9m8cCHtJ6XqZbJUg1qKqv2cTg9vqJZb2m9X1yJ0Q";
 
+/// Whether a post comes from the dashboard's own pages: a browser says where a form was sent
+/// from (`Sec-Fetch-Site`, else `Origin`); a post from another site is refused, so no page
+/// elsewhere can sign an operator in as someone else or act in their name. Clients that say
+/// neither (scripts) are not browsers carrying someone's cookie.
+pub fn same_origin(headers: &HeaderMap) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        return site == "same-origin" || site == "none";
+    }
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    url::Url::parse(origin).is_ok_and(|o| {
+        let authority = match o.port() {
+            Some(port) => format!("{}:{port}", o.host_str().unwrap_or_default()),
+            None => o.host_str().unwrap_or_default().to_string(),
+        };
+        !host.is_empty() && authority.eq_ignore_ascii_case(host)
+    })
+}
+
 /// `POST /dashboard/sign-in`.
-pub async fn sign_in(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<Peer>,
-    Form(body): Form<SignInBody>,
-) -> Response {
+pub async fn sign_in(State(state): State<AppState>, headers: HeaderMap, Form(body): Form<SignInBody>) -> Response {
     let Some(dashboard) = state.dashboard.clone() else {
         return StatusCode::NOT_FOUND.into_response();
     };
@@ -115,72 +134,69 @@ pub async fn sign_in(
             context! { error => error, name => body.name },
         )
     };
-    let ip = peer.0.ip();
-    if state.lockout.wait(ip).is_some() {
-        return refuse(
-            StatusCode::TOO_MANY_REQUESTS,
-            "Too many wrong sign-ins from this address: wait a few minutes and try again.",
-        );
+    if !same_origin(&headers) {
+        return refuse(StatusCode::FORBIDDEN, "Sign in from this dashboard's own page.");
     }
     let ledger = state.engine.ledger();
-    let operator = match ledger.operator(body.name.trim()).await {
-        Ok(operator) => operator,
+    let name = body.name.trim();
+    // Counted before the slow check: guesses sent at once cannot all pass the lock. An
+    // unknown, locked or disabled account is checked against a stand-in hash and refused in
+    // the same words and about the same time as a wrong password.
+    let claimed = match ledger.signin_claim(name).await {
+        Ok(claimed) => claimed,
         Err(e) => {
             tracing::warn!(error = %e, "the dashboard could not read an account");
             return refuse(StatusCode::SERVICE_UNAVAILABLE, "The ledger did not answer; try again.");
         }
     };
-    let now = ledger.now();
-    if let Some(o) = &operator
-        && o.locked_until.is_some_and(|t| t > now)
-    {
-        return refuse(
-            StatusCode::TOO_MANY_REQUESTS,
-            "This account had five wrong passwords in a row: wait a quarter of an hour, or ask someone to \
-             check it with `dsr user list`.",
-        );
-    }
-    // Argon2 is slow on purpose: off the async threads.
+    let operator = if claimed {
+        ledger.operator(name).await.ok().flatten()
+    } else {
+        None
+    };
     let hash = operator
         .as_ref()
         .map(|o| o.password_hash.clone())
         .unwrap_or_else(|| NOBODY.to_string());
-    let password = body.password.clone();
-    let matches = tokio::task::spawn_blocking(move || crate::commands::users::password_matches(&password, &hash))
-        .await
-        .unwrap_or(false);
-    let usable = operator.as_ref().is_some_and(|o| o.disabled_at.is_none());
-    if !(matches && usable) {
-        state.lockout.failed(ip);
+    let matches = dashboard.check_password(body.password.clone(), hash).await;
+    let now = ledger.now();
+    let (true, Some(operator)) = (matches, operator) else {
         if let Err(e) = ledger
-            .signin_failed(body.name.trim(), now + chrono::Duration::minutes(LOCKED_MINUTES))
+            .signin_failed(name, claimed, now + chrono::Duration::minutes(LOCKED_MINUTES))
             .await
         {
             tracing::warn!(error = %e, "could not record a failed sign-in");
         }
         return refuse(StatusCode::UNAUTHORIZED, "The account or the password is wrong.");
-    }
-    let Some(operator) = operator else {
-        return refuse(StatusCode::UNAUTHORIZED, "The account or the password is wrong.");
     };
     let token = secrets::token();
     let csrf = secrets::token();
-    if let Err(e) = ledger.signed_in(&operator.name, &secrets::sha256(&token), &csrf).await {
+    let replaces = cookie_token(&headers).map(|old| secrets::sha256(&old));
+    if let Err(e) = ledger
+        .signed_in(&operator.name, &secrets::sha256(&token), &csrf, replaces.as_deref())
+        .await
+    {
         tracing::warn!(error = %e, "could not record a sign-in");
         return refuse(StatusCode::SERVICE_UNAVAILABLE, "The ledger did not answer; try again.");
     }
     tracing::info!(operator = %operator.name, "signed in to the dashboard");
-    let secure = if state.config.dashboard.secure_cookie {
-        "; Secure"
-    } else {
-        ""
-    };
-    let cookie = format!("{SESSION_COOKIE}={token}; Path=/dashboard; HttpOnly; SameSite=Strict{secure}");
+    let cookie = format!(
+        "{SESSION_COOKIE}={token}; Path=/dashboard; HttpOnly; SameSite=Strict{}",
+        secure(&state)
+    );
     let mut response = Redirect::to("/dashboard").into_response();
     if let Ok(value) = HeaderValue::try_from(cookie) {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
     response
+}
+
+fn secure(state: &AppState) -> &'static str {
+    if state.config.dashboard.secure_cookie {
+        "; Secure"
+    } else {
+        ""
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -190,8 +206,13 @@ pub struct CsrfBody {
 }
 
 /// `POST /dashboard/sign-out`.
-pub async fn sign_out(State(state): State<AppState>, who: SignedIn, Form(body): Form<CsrfBody>) -> Response {
-    if !who.csrf_matches(&body.csrf) {
+pub async fn sign_out(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    who: SignedIn,
+    Form(body): Form<CsrfBody>,
+) -> Response {
+    if !who.csrf_matches(&body.csrf) || !same_origin(&headers) {
         return (
             StatusCode::FORBIDDEN,
             "this form is stale: reload the page and try again",
@@ -207,7 +228,10 @@ pub async fn sign_out(State(state): State<AppState>, who: SignedIn, Form(body): 
         tracing::warn!(error = %e, "could not record a sign-out");
     }
     let mut response = Redirect::to("/dashboard/sign-in").into_response();
-    let expired = format!("{SESSION_COOKIE}=; Path=/dashboard; Max-Age=0; HttpOnly; SameSite=Strict");
+    let expired = format!(
+        "{SESSION_COOKIE}=; Path=/dashboard; Max-Age=0; HttpOnly; SameSite=Strict{}",
+        secure(&state)
+    );
     if let Ok(value) = HeaderValue::try_from(expired) {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }

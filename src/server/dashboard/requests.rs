@@ -1,0 +1,263 @@
+//! `GET /dashboard/requests` (filters, newest first, a page at a time, search by id) and
+//! `GET /dashboard/requests/{id}` (the request, each processor's part, and its timeline from
+//! the audit log). A subject's address is shown on the request's own page only, never in the
+//! list or a URL.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use dsr_connector::Processor;
+use dsr_jobs::ledger::RequestQuery;
+use dsr_jobs::model::{RequestKind, RequestStatus};
+use minijinja::context;
+use serde::Deserialize;
+
+use super::SignedIn;
+use crate::server::AppState;
+
+/// Requests per page.
+const PAGE: u32 = 50;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct Filters {
+    #[serde(default)]
+    q: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    kind: String,
+    #[serde(default)]
+    processor: String,
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+    #[serde(default)]
+    overdue: String,
+    #[serde(default)]
+    attention: String,
+    /// The cursor: `<received_at>|<id>` of the last request on the page before.
+    #[serde(default)]
+    after: String,
+}
+
+fn date_start(text: &str, zone: chrono_tz::Tz) -> Option<chrono::DateTime<chrono::Utc>> {
+    let day = chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").ok()?;
+    day.and_hms_opt(0, 0, 0)?
+        .and_local_timezone(zone)
+        .earliest()
+        .map(|t| t.with_timezone(&chrono::Utc))
+}
+
+fn unavailable(e: impl std::fmt::Display) -> Response {
+    tracing::warn!(error = %e, "a dashboard page could not read the ledger");
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        "the ledger did not answer; reload in a moment",
+    )
+        .into_response()
+}
+
+pub async fn list(State(state): State<AppState>, who: SignedIn, Query(f): Query<Filters>) -> Response {
+    let Some(dashboard) = state.dashboard.clone() else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let ledger = state.engine.ledger();
+    let zone = state.config.zone();
+    // A request id typed into the search goes to its page.
+    let q = f.q.trim();
+    if !q.is_empty() {
+        return match ledger.request(q).await {
+            Ok(Some(r)) => Redirect::to(&format!("/dashboard/requests/{}", r.id)).into_response(),
+            Ok(None) => render(
+                &state,
+                &dashboard,
+                &who,
+                &f,
+                vec![],
+                None,
+                Some(format!("No request has the id {q}.")),
+            ),
+            Err(e) => unavailable(e),
+        };
+    }
+    let mut errors = Vec::new();
+    let mut parsed = |name: &str, text: &str, ok: bool| {
+        if !text.is_empty() && !ok {
+            errors.push(format!("{name} `{text}` is not one this list knows."));
+        }
+    };
+    let status = f.status.parse::<RequestStatus>().ok();
+    parsed("status", &f.status, status.is_some());
+    let kind = f.kind.parse::<RequestKind>().ok();
+    parsed("kind", &f.kind, kind.is_some());
+    let processor = Processor::known(&f.processor).ok();
+    parsed("processor", &f.processor, processor.is_some());
+    let received_from = date_start(&f.from, zone);
+    parsed("date", &f.from, received_from.is_some());
+    let received_before = date_start(&f.to, zone).map(|t| t + chrono::Duration::days(1));
+    parsed("date", &f.to, received_before.is_some());
+    let after = f.after.split_once('|').and_then(|(at, id)| {
+        let at = chrono::DateTime::parse_from_rfc3339(at)
+            .ok()?
+            .with_timezone(&chrono::Utc);
+        Some((at, id.to_string()))
+    });
+    if !errors.is_empty() {
+        return render(&state, &dashboard, &who, &f, vec![], None, Some(errors.join(" ")));
+    }
+    let now = ledger.now();
+    let query = RequestQuery {
+        status,
+        kind,
+        processor,
+        overdue_at: (!f.overdue.is_empty()).then_some(now),
+        attention: !f.attention.is_empty(),
+        received_from,
+        received_before,
+        after,
+        limit: PAGE + 1,
+    };
+    let mut found = match ledger.query_requests(&query).await {
+        Ok(found) => found,
+        Err(e) => return unavailable(e),
+    };
+    let more = found.len() > PAGE as usize;
+    found.truncate(PAGE as usize);
+    let next = more.then(|| found.last()).flatten().map(|last| {
+        let cursor = format!("{}|{}", dsr_jobs::ledger::ts(last.received_at), last.id);
+        let mut params = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in [
+            ("status", &f.status),
+            ("kind", &f.kind),
+            ("processor", &f.processor),
+            ("from", &f.from),
+            ("to", &f.to),
+            ("overdue", &f.overdue),
+            ("attention", &f.attention),
+        ] {
+            if !v.is_empty() {
+                params.append_pair(k, v);
+            }
+        }
+        params.append_pair("after", &cursor);
+        format!("/dashboard/requests?{}", params.finish())
+    });
+    let date = |t: chrono::DateTime<chrono::Utc>| t.with_timezone(&zone).format("%Y-%m-%d %H:%M").to_string();
+    let rows = found
+        .into_iter()
+        .map(|r| {
+            context! {
+                id => r.id, kind => r.kind.as_str(), status => r.status.as_str(),
+                received => date(r.received_at), due => date(r.due_at),
+                late => r.due_at < now && !r.status.is_terminal(),
+            }
+        })
+        .collect();
+    render(&state, &dashboard, &who, &f, rows, next, None)
+}
+
+fn render(
+    state: &AppState,
+    dashboard: &super::Dashboard,
+    who: &SignedIn,
+    f: &Filters,
+    rows: Vec<minijinja::Value>,
+    next: Option<String>,
+    error: Option<String>,
+) -> Response {
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let processors: Vec<String> = state
+        .engine
+        .connectors()
+        .processors()
+        .iter()
+        .map(|p| p.as_str().to_string())
+        .collect();
+    dashboard.render(
+        state,
+        status,
+        "requests.html",
+        Some(who),
+        context! {
+            here => "requests", rows => rows, next => next, error => error,
+            statuses => RequestStatus::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+            kinds => RequestKind::ALL.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
+            processors => processors,
+            f => context! {
+                q => f.q, status => f.status, kind => f.kind, processor => f.processor, from => f.from,
+                to => f.to, overdue => !f.overdue.is_empty(), attention => !f.attention.is_empty(),
+            },
+        },
+    )
+}
+
+pub async fn show(State(state): State<AppState>, who: SignedIn, Path(id): Path<String>) -> Response {
+    let Some(dashboard) = state.dashboard.clone() else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let ledger = state.engine.ledger();
+    let request = match ledger.request(&id).await {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            return dashboard.render(
+                &state,
+                StatusCode::NOT_FOUND,
+                "requests.html",
+                Some(&who),
+                context! { here => "requests", error => format!("No request has the id {id}.") },
+            );
+        }
+        Err(e) => return unavailable(e),
+    };
+    let (tasks, events) = match (ledger.tasks(&id).await, ledger.audit_events(&id).await) {
+        (Ok(t), Ok(e)) => (t, e),
+        (Err(e), _) | (_, Err(e)) => return unavailable(e),
+    };
+    let zone = state.config.zone();
+    let time = |t: chrono::DateTime<chrono::Utc>| t.with_timezone(&zone).format("%Y-%m-%d %H:%M:%S").to_string();
+    let now = ledger.now();
+    let tasks: Vec<_> = tasks
+        .iter()
+        .map(|t| {
+            context! {
+                processor => t.processor.display_name(), status => t.status.as_str(),
+                outcome => t.outcome.map(|o| o.as_str()).unwrap_or("—"), found => t.found, changed => t.changed,
+                attempts => t.attempts, error => t.error.clone().unwrap_or_default(),
+                next_retry => t.next_retry_at.map(time).unwrap_or_default(),
+            }
+        })
+        .collect();
+    let events: Vec<_> = events
+        .iter()
+        .map(|e| {
+            let text = |key: &str| e.detail.get(key).and_then(|v| v.as_str()).map(String::from);
+            context! {
+                at => time(e.at), at_iso => dsr_jobs::ledger::ts(e.at), event => e.event,
+                processor => e.processor, code => text("code").or_else(|| text("error")),
+                by => text("by"), note => e.note,
+            }
+        })
+        .collect();
+    let r = &request;
+    dashboard.render(
+        &state,
+        StatusCode::OK,
+        "request.html",
+        Some(&who),
+        context! {
+            here => "requests", tasks => tasks, events => events,
+            r => context! {
+                id => r.id, kind => r.kind.as_str(), status => r.status.as_str(), dry_run => r.dry_run,
+                emails => r.identities.emails.iter().map(|e| e.as_str().to_string()).collect::<Vec<_>>(),
+                received => time(r.received_at), due => time(r.due_at),
+                late => r.due_at < now && !r.status.is_terminal(),
+                bundle => r.bundle, confirmation => r.confirmation,
+            },
+        },
+    )
+}
