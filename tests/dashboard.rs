@@ -355,3 +355,132 @@ async fn the_overview_shows_a_late_request_in_words_to_an_operator_signed_in_fro
     }
     browser.close().await;
 }
+
+/// The value of the hidden field `name` in `page`.
+fn hidden(page: &str, name: &str) -> String {
+    page.split(&format!("name=\"{name}\" value=\""))
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap_or_else(|| panic!("no {name} in {page}"))
+        .to_string()
+}
+
+async fn wait_status(d: &Deployment, id: &str, want: &str) {
+    let started = std::time::Instant::now();
+    loop {
+        let (_, status) = d.dsr_json(&["status", id]);
+        if status["status"] == want {
+            return;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(90),
+            "waiting for {want}: {status}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_approver_approves_a_plan_an_operator_retries_a_failed_task_and_a_viewer_cannot_act() {
+    let d = Deployment::sqlite(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[dashboard]\nsecure_cookie = false\n[erasure]\napproval = \"required\"\n\
+         [test_connector.google]\nrecords_per_email = 2\n\
+         [test_connector.wix]\nfail_attempts = 1000\nfailure = \"permanent\"\n",
+    );
+    for (name, role) in [("kari", "approver"), ("per", "operator"), ("ola", "viewer")] {
+        assert_eq!(add_user(&d, name, role, PASSWORD).0, 0);
+    }
+    let (_, erasure) = d.dsr_json(&["enqueue", "erasure", "--email", SEEDED_EMAIL, "--processor", "google"]);
+    let erasure = erasure["id"].as_str().unwrap().to_string();
+    let (_, access) = d.dsr_json(&["enqueue", "access", "--email", SEEDED_EMAIL, "--processor", "wix"]);
+    let access = access["id"].as_str().unwrap().to_string();
+    let server = Server::start(&d, true);
+    let base = &server.base;
+    let http = client();
+    wait_status(&d, &erasure, "awaiting_approval").await;
+    wait_status(&d, &access, "failed").await;
+    let page_of = |session: String, id: String| {
+        let http = http.clone();
+        let url = format!("{base}/dashboard/requests/{id}");
+        async move {
+            http.get(url)
+                .header(COOKIE, session)
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap()
+        }
+    };
+
+    // A viewer sees the plan but no action, and a forged post is refused and recorded.
+    let viewer = sign_in(base, "ola", PASSWORD).await.unwrap();
+    let page = page_of(viewer.clone(), erasure.clone()).await;
+    assert!(
+        page.contains("waiting for approval") && !page.contains("Approve this plan"),
+        "{page}"
+    );
+    assert!(page.contains("Your account can read but not act"));
+    let refused = http
+        .post(format!("{base}/dashboard/requests/{erasure}/approve"))
+        .header(COOKIE, &viewer)
+        .form(&[("csrf", hidden(&page, "csrf").as_str()), ("plan", "anything")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    // An operator may retry but not approve.
+    let operator = sign_in(base, "per", PASSWORD).await.unwrap();
+    let page = page_of(operator.clone(), erasure.clone()).await;
+    assert!(
+        !page.contains("Approve this plan") && page.contains("Cancel the request"),
+        "{page}"
+    );
+
+    // The approver approves exactly the plan shown, and the erasure runs.
+    let approver = sign_in(base, "kari", PASSWORD).await.unwrap();
+    let page = page_of(approver.clone(), erasure.clone()).await;
+    let plan = hidden(&page, "plan");
+    let approved = http
+        .post(format!("{base}/dashboard/requests/{erasure}/approve"))
+        .header(COOKIE, &approver)
+        .form(&[("csrf", hidden(&page, "csrf").as_str()), ("plan", plan.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        approved.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        approved.text().await.unwrap()
+    );
+    wait_status(&d, &erasure, "completed").await;
+
+    // The operator retries the failed task: it is queued again, in the operator's name.
+    let page = page_of(operator.clone(), access.clone()).await;
+    assert!(page.contains("Retry the failed tasks"), "{page}");
+    let retried = http
+        .post(format!("{base}/dashboard/requests/{access}/retry"))
+        .header(COOKIE, &operator)
+        .form(&[("csrf", hidden(&page, "csrf").as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        retried.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        retried.text().await.unwrap()
+    );
+
+    let (_, events) = d.dsr_json(&["audit", "events", &erasure]);
+    let text = events.to_string();
+    assert!(
+        text.contains("dashboard:kari"),
+        "the approval names the approver: {text}"
+    );
+    assert!(text.contains("operator.refused") && text.contains("\"ola\""), "{text}");
+    let (_, events) = d.dsr_json(&["audit", "events", &access]);
+    assert!(events.to_string().contains("dashboard:per"), "{events}");
+}

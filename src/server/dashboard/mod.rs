@@ -5,6 +5,7 @@
 //! ended after `[dashboard] idle` unused or `absolute` after sign-in. Every form carries the
 //! session's CSRF token.
 
+mod actions;
 mod overview;
 mod requests;
 mod session;
@@ -98,6 +99,7 @@ pub fn routes() -> Router<AppState> {
         .route("/dashboard/style.css", get(style))
         .route("/dashboard/requests", get(requests::list))
         .route("/dashboard/requests/{id}", get(requests::show))
+        .route("/dashboard/requests/{id}/{action}", post(actions::act))
         .route("/dashboard/sign-in", get(session::sign_in_page).post(session::sign_in))
         .route("/dashboard/sign-out", post(session::sign_out))
         // Every answer under /dashboard carries the strict headers (no script, no framing,

@@ -196,7 +196,18 @@ fn render(
     )
 }
 
-pub async fn show(State(state): State<AppState>, who: SignedIn, Path(id): Path<String>) -> Response {
+#[derive(Debug, Default, Deserialize)]
+pub struct Done {
+    #[serde(default)]
+    done: String,
+}
+
+pub async fn show(
+    State(state): State<AppState>,
+    who: SignedIn,
+    Path(id): Path<String>,
+    Query(done): Query<Done>,
+) -> Response {
     let Some(dashboard) = state.dashboard.clone() else {
         return StatusCode::NOT_FOUND.into_response();
     };
@@ -243,6 +254,24 @@ pub async fn show(State(state): State<AppState>, who: SignedIn, Path(id): Path<S
             }
         })
         .collect();
+    let plan = match crate::commands::plans::plan_doc(ledger, &id).await {
+        Ok(plan) => plan,
+        Err(e) => return unavailable(e.message()),
+    };
+    let role = who.operator.role;
+    let open = !request.status.is_terminal();
+    let failed = ledger
+        .tasks(&id)
+        .await
+        .map(|t| t.iter().any(|t| t.status == dsr_jobs::model::TaskStatus::Failed))
+        .unwrap_or(false);
+    let acts = context! {
+        approve => role >= dsr_jobs::model::Role::Approver && request.status == RequestStatus::AwaitingApproval,
+        retry => role >= dsr_jobs::model::Role::Operator && failed,
+        cancel => role >= dsr_jobs::model::Role::Operator && open,
+        extend => role >= dsr_jobs::model::Role::Operator && open && request.extended_months < 2,
+        viewer => role == dsr_jobs::model::Role::Viewer,
+    };
     let r = &request;
     dashboard.render(
         &state,
@@ -250,7 +279,9 @@ pub async fn show(State(state): State<AppState>, who: SignedIn, Path(id): Path<S
         "request.html",
         Some(&who),
         context! {
-            here => "requests", tasks => tasks, events => events,
+            here => "requests", tasks => tasks, events => events, acts => acts,
+            plan => minijinja::Value::from_serialize(&plan),
+            done => (!done.done.is_empty()).then_some(done.done),
             r => context! {
                 id => r.id, kind => r.kind.as_str(), status => r.status.as_str(), dry_run => r.dry_run,
                 emails => r.identities.emails.iter().map(|e| e.as_str().to_string()).collect::<Vec<_>>(),
