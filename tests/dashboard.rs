@@ -49,6 +49,19 @@ fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// The page at `url` as `session` sees it.
+async fn page(session: &str, url: &str) -> String {
+    client()
+        .get(url)
+        .header(COOKIE, session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// Signs in; the session cookie ("dsr_session=…").
 async fn sign_in(base: &str, name: &str, password: &str) -> Result<String, (StatusCode, String)> {
     let answer = client()
@@ -256,25 +269,13 @@ async fn the_overview_shows_a_late_request_in_words_to_an_operator_signed_in_fro
     // The list (filtered to overdue) names the request, never its subject; its page does.
     let session = sign_in(&server.base, "kari", PASSWORD).await.unwrap();
     let http = client();
-    let list = http
-        .get(format!("{}/dashboard/requests?overdue=1&kind=access", server.base))
-        .header(COOKIE, &session)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let list = page(
+        &session,
+        &format!("{}/dashboard/requests?overdue=1&kind=access", server.base),
+    )
+    .await;
     assert!(list.contains(&late) && !list.contains(SEEDED_EMAIL), "{list}");
-    let none = http
-        .get(format!("{}/dashboard/requests?kind=erasure", server.base))
-        .header(COOKIE, &session)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let none = page(&session, &format!("{}/dashboard/requests?kind=erasure", server.base)).await;
     assert!(!none.contains(&late) && none.contains("No request matches"), "{none}");
     let found = http
         .get(format!("{}/dashboard/requests?q={late}", server.base))
@@ -287,15 +288,7 @@ async fn the_overview_shows_a_late_request_in_words_to_an_operator_signed_in_fro
         found.headers()[LOCATION].to_str().unwrap(),
         format!("/dashboard/requests/{late}")
     );
-    let page = http
-        .get(format!("{}/dashboard/requests/{late}", server.base))
-        .header(COOKIE, &session)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = page(&session, &format!("{}/dashboard/requests/{late}", server.base)).await;
     assert!(
         page.contains(SEEDED_EMAIL) && page.contains("request.received") && page.contains("request.extended"),
         "{page}"

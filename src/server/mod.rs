@@ -5,6 +5,7 @@
 
 mod actions;
 mod auth;
+mod cookies;
 mod dashboard;
 mod metrics;
 mod openapi;

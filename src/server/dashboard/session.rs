@@ -33,15 +33,7 @@ impl SignedIn {
 }
 
 fn cookie_token(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == SESSION_COOKIE)
-        .map(|(_, value)| value.to_string())
-        .filter(|v| secrets::looks_like_token(v))
+    crate::server::cookies::token(headers, SESSION_COOKIE)
 }
 
 impl FromRequestParts<AppState> for SignedIn {

@@ -130,15 +130,7 @@ async fn open_link(
 }
 
 fn grant_of(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == GRANT_COOKIE)
-        .map(|(_, value)| value.to_string())
-        .filter(|v| secrets::looks_like_token(v))
+    crate::server::cookies::token(headers, GRANT_COOKIE)
 }
 
 /// The cookie holds this link's grant, unexpired and not yet used for its download.
