@@ -50,7 +50,7 @@ fn client() -> reqwest::Client {
 }
 
 /// The page at `url` as `session` sees it.
-async fn page(session: &str, url: &str) -> String {
+async fn signed_in_page(session: &str, url: &str) -> String {
     client()
         .get(url)
         .header(COOKIE, session)
@@ -269,13 +269,13 @@ async fn the_overview_shows_a_late_request_in_words_to_an_operator_signed_in_fro
     // The list (filtered to overdue) names the request, never its subject; its page does.
     let session = sign_in(&server.base, "kari", PASSWORD).await.unwrap();
     let http = client();
-    let list = page(
+    let list = signed_in_page(
         &session,
         &format!("{}/dashboard/requests?overdue=1&kind=access", server.base),
     )
     .await;
     assert!(list.contains(&late) && !list.contains(SEEDED_EMAIL), "{list}");
-    let none = page(&session, &format!("{}/dashboard/requests?kind=erasure", server.base)).await;
+    let none = signed_in_page(&session, &format!("{}/dashboard/requests?kind=erasure", server.base)).await;
     assert!(!none.contains(&late) && none.contains("No request matches"), "{none}");
     let found = http
         .get(format!("{}/dashboard/requests?q={late}", server.base))
@@ -288,7 +288,7 @@ async fn the_overview_shows_a_late_request_in_words_to_an_operator_signed_in_fro
         found.headers()[LOCATION].to_str().unwrap(),
         format!("/dashboard/requests/{late}")
     );
-    let page = page(&session, &format!("{}/dashboard/requests/{late}", server.base)).await;
+    let page = signed_in_page(&session, &format!("{}/dashboard/requests/{late}", server.base)).await;
     assert!(
         page.contains(SEEDED_EMAIL) && page.contains("request.received") && page.contains("request.extended"),
         "{page}"
@@ -476,4 +476,14 @@ async fn an_approver_approves_a_plan_an_operator_retries_a_failed_task_and_a_vie
     assert!(text.contains("operator.refused") && text.contains("\"ola\""), "{text}");
     let (_, events) = d.dsr_json(&["audit", "events", &access]);
     assert!(events.to_string().contains("dashboard:per"), "{events}");
+
+    // The audit page verifies the chain on demand, and names the first broken event.
+    let whole = signed_in_page(&viewer, &format!("{base}/dashboard/audit?verify=1")).await;
+    assert!(whole.contains("The chain is whole"), "{whole}");
+    util::ledger_sql(&d, "UPDATE audit_log SET detail = '{\"forged\":true}' WHERE seq = 2");
+    let broken = signed_in_page(&viewer, &format!("{base}/dashboard/audit?verify=1")).await;
+    assert!(
+        broken.contains("The chain is broken") && broken.contains("#2"),
+        "{broken}"
+    );
 }

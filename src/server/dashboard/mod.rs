@@ -6,6 +6,7 @@
 //! session's CSRF token.
 
 mod actions;
+mod audit;
 mod overview;
 mod requests;
 mod session;
@@ -41,6 +42,7 @@ impl Dashboard {
             ("overview.html", include_str!("templates/overview.html")),
             ("requests.html", include_str!("templates/requests.html")),
             ("request.html", include_str!("templates/request.html")),
+            ("audit.html", include_str!("templates/audit.html")),
         ] {
             env.add_template(name, text)
                 .map_err(|e| CliError::Failed(anyhow::anyhow!("the dashboard's {name}: {e}")))?;
@@ -97,6 +99,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/dashboard", get(overview::page))
         .route("/dashboard/style.css", get(style))
+        .route("/dashboard/audit", get(audit::page))
         .route("/dashboard/requests", get(requests::list))
         .route("/dashboard/requests/{id}", get(requests::show))
         .route("/dashboard/requests/{id}/{action}", post(actions::act))

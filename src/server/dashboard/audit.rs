@@ -1,0 +1,44 @@
+//! `GET /dashboard/audit`: the audit chain verified on demand (`?verify=1`), whole or with its
+//! first broken event named — what `dsr audit verify` says.
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use minijinja::context;
+use serde::Deserialize;
+
+use super::SignedIn;
+use crate::server::AppState;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct Ask {
+    #[serde(default)]
+    verify: String,
+}
+
+pub async fn page(State(state): State<AppState>, who: SignedIn, Query(ask): Query<Ask>) -> Response {
+    let Some(dashboard) = state.dashboard.clone() else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let verdict = if ask.verify.is_empty() {
+        None
+    } else {
+        match state.engine.ledger().verify_audit_chain().await {
+            Ok(v) => Some(context! {
+                ok => v.problem.is_none(), events => v.events, seq => v.head.seq, hash => v.head.hash,
+                problem => v.problem,
+            }),
+            Err(e) => {
+                tracing::warn!(error = %e, "the dashboard could not verify the audit chain");
+                return (StatusCode::SERVICE_UNAVAILABLE, "the ledger did not answer; try again").into_response();
+            }
+        }
+    };
+    dashboard.render(
+        &state,
+        StatusCode::OK,
+        "audit.html",
+        Some(&who),
+        context! { here => "audit", verdict => verdict },
+    )
+}
