@@ -235,6 +235,10 @@ pub struct RequestArgs {
     /// audit chain.
     #[arg(long = "verified-by", value_name = "HOW")]
     pub verified_by: Option<String>,
+    /// Who enters the request (default: the OS user); recorded in its audit event, and with
+    /// [erasure] four_eyes they cannot approve its plan.
+    #[arg(long, value_name = "NAME")]
+    pub by: Option<String>,
     /// Give up waiting after this long (e.g. 90s, 10m).
     #[arg(long, value_parser = humantime::parse_duration, default_value = "10m")]
     pub timeout: Duration,

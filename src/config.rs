@@ -518,6 +518,9 @@ pub struct ErasureConfig {
     /// Why retained shared items are kept, as the confirmation says it. A sensible text in
     /// bokmål and English when unset.
     pub shared_reason: Option<SharedReason>,
+    /// Nobody approves a plan of a request they entered themselves (the dashboard, `dsr
+    /// approve` and the API alike): another approver must. Off by default.
+    pub four_eyes: bool,
 }
 
 impl Config {

@@ -766,11 +766,11 @@ async fn a_plan_is_stored_approved_by_its_hash_and_refused_once_made_again() {
             .unwrap();
         let fresh = ledger.await_approval("a1").await.unwrap().unwrap();
         assert_ne!(fresh, hash, "the same findings planned again are another plan");
-        match ledger.approve("a1", &hash, "kari.operator").await {
+        match ledger.approve("a1", &hash, "kari.operator", false).await {
             Err(LedgerError::Refused(m)) => assert!(m.contains("made again") && m.contains(&fresh), "{m}"),
             other => panic!("a stale plan hash was accepted: {other:?}"),
         }
-        let approved = ledger.approve("a1", &fresh, "per.operator").await.unwrap();
+        let approved = ledger.approve("a1", &fresh, "per.operator", false).await.unwrap();
         assert_eq!(approved.len(), 2);
         assert_eq!(
             ledger.get_request("a1").await.unwrap().status,
@@ -789,7 +789,7 @@ async fn a_plan_is_stored_approved_by_its_hash_and_refused_once_made_again() {
             "each plan's hash is in the chain"
         );
         assert!(
-            matches!(ledger.approve("a1", &fresh, "x").await, Err(LedgerError::Refused(_))),
+            matches!(ledger.approve("a1", &fresh, "x", false).await, Err(LedgerError::Refused(_))),
             "once"
         );
         assert_eq!(ledger.verify_audit_chain().await.unwrap().problem, None);

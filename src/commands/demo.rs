@@ -80,7 +80,7 @@ pub async fn demo(loaded: &Config, as_json: bool) -> Result<ExitCode, CliError> 
             verified_by: crate::request::needs_verification(kind).then(|| "demo: the subject is a fixture".to_string()),
             verified_at: None,
         };
-        let (id, mut status) = super::requests::process_here(&engine, new, Duration::from_secs(120), as_json).await?;
+        let (id, mut status) = super::requests::process_here(&engine, new, "dsr demo", Duration::from_secs(120), as_json).await?;
         if status == dsr_jobs::model::RequestStatus::AwaitingApproval {
             status = approve_in_demo(&engine, &id, as_json).await?;
         }
@@ -162,7 +162,7 @@ async fn approve_in_demo(
         print!("{}", super::plans::plan_text(id, request.status, &hash, &plans, true));
         println!("\napproving plan {hash} as `dsr approve {id} --plan {hash} --by \"dsr demo\"` would");
     }
-    let approved = ledger.approve(id, &hash, "dsr demo").await?;
+    let approved = ledger.approve(id, &hash, "dsr demo", false).await?;
     engine.queue_tasks(id, &approved).await?;
     super::requests::work_on(engine, id, Duration::from_secs(120), as_json).await
 }

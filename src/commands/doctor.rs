@@ -14,10 +14,12 @@ use super::workers::when;
 use crate::config::Config;
 use crate::error::CliError;
 
-struct Check {
-    name: String,
-    ok: bool,
-    detail: String,
+/// One thing checked: its name (`processor google`, `ledger`, …), whether it is fine, and
+/// what was found or what to fix.
+pub struct Check {
+    pub name: String,
+    pub ok: bool,
+    pub detail: String,
 }
 
 fn check(name: impl Into<String>, ok: bool, detail: impl Into<String>) -> Check {
@@ -29,6 +31,26 @@ fn check(name: impl Into<String>, ok: bool, detail: impl Into<String>) -> Check 
 }
 
 pub async fn doctor(config: &Config, as_json: bool) -> Result<ExitCode, CliError> {
+    let checks = checks(config).await;
+    let ok = checks.iter().all(|c| c.ok);
+    if as_json {
+        let items: Vec<_> = checks
+            .iter()
+            .map(|c| json!({"check": c.name, "ok": c.ok, "detail": c.detail}))
+            .collect();
+        println!("{}", json!({"ok": ok, "checks": items}));
+    } else {
+        let width = checks.iter().map(|c| c.name.chars().count()).max().unwrap_or(0);
+        for c in &checks {
+            println!("{} {:<width$} {}", if c.ok { "ok  " } else { "FAIL" }, c.name, c.detail);
+        }
+    }
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Everything `dsr doctor` checks, in its order (the dashboard's processors page runs the
+/// same on demand).
+pub async fn checks(config: &Config) -> Vec<Check> {
     let mut checks = vec![check(
         "config",
         true,
@@ -245,20 +267,7 @@ pub async fn doctor(config: &Config, as_json: bool) -> Result<ExitCode, CliError
             "no processor is configured: requests have nowhere to go",
         ));
     }
-    let ok = checks.iter().all(|c| c.ok);
-    if as_json {
-        let items: Vec<_> = checks
-            .iter()
-            .map(|c| json!({"check": c.name, "ok": c.ok, "detail": c.detail}))
-            .collect();
-        println!("{}", json!({"ok": ok, "checks": items}));
-    } else {
-        let width = checks.iter().map(|c| c.name.chars().count()).max().unwrap_or(0);
-        for c in &checks {
-            println!("{} {:<width$} {}", if c.ok { "ok  " } else { "FAIL" }, c.name, c.detail);
-        }
-    }
-    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    checks
 }
 
 /// The live workers, each with when it last polled and what it holds: a warning when none is

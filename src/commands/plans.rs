@@ -182,7 +182,7 @@ pub async fn approve(
 ) -> Result<ExitCode, CliError> {
     let by = by.map(str::to_string).unwrap_or_else(default_operator);
     let engine = crate::wiring::engine(config).await?;
-    let approved = engine.ledger().approve(id, plan, &by).await?;
+    let approved = engine.ledger().approve(id, plan, &by, config.erasure.four_eyes).await?;
     engine.queue_tasks(id, &approved).await?;
     if !as_json {
         let names: Vec<_> = approved.iter().map(|p| p.as_str()).collect();

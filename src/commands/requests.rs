@@ -60,15 +60,25 @@ fn exit_for(status: RequestStatus) -> ExitCode {
 pub async fn process_here(
     engine: &Engine,
     new: dsr_jobs::model::NewRequest,
+    by: &str,
     timeout: Duration,
     quiet: bool,
 ) -> Result<(String, RequestStatus), CliError> {
-    let id = engine.enqueue(new).await?;
+    let (id, _) = engine.enqueue_from(new, &entered_by(by)).await?;
     if !quiet {
         eprintln!("enqueued {id}; processing in this process");
     }
     let status = work_on(engine, &id, timeout, quiet).await?;
     Ok((id, status))
+}
+
+/// A request entered on the command line by `by` (an operator's name, recorded in its audit
+/// event as who entered it: four-eyes approval compares it with the approver).
+fn entered_by(by: &str) -> dsr_jobs::ledger::Origin {
+    dsr_jobs::ledger::Origin {
+        actor: Some(by.trim().to_string()),
+        ..Default::default()
+    }
 }
 
 /// Runs a worker in this process until request `id` ends, stops for approval, or `timeout`
@@ -93,7 +103,8 @@ pub async fn work_on(engine: &Engine, id: &str, timeout: Duration, quiet: bool) 
 pub async fn run(config: &Config, args: &RequestArgs, as_json: bool) -> Result<ExitCode, CliError> {
     let new = validate(config, args)?;
     let engine = crate::wiring::engine(config).await?;
-    let (id, status) = process_here(&engine, new, args.timeout, as_json).await?;
+    let by = args.by.clone().unwrap_or_else(super::plans::default_operator);
+    let (id, status) = process_here(&engine, new, &by, args.timeout, as_json).await?;
     print_status(engine.ledger(), &id, as_json).await?;
     Ok(exit_for(status))
 }
@@ -101,8 +112,9 @@ pub async fn run(config: &Config, args: &RequestArgs, as_json: bool) -> Result<E
 pub async fn enqueue(config: &Config, args: &EnqueueArgs, as_json: bool) -> Result<ExitCode, CliError> {
     let new = validate(config, &args.request)?;
     let engine = crate::wiring::engine(config).await?;
-    let id = match engine.enqueue(new).await {
-        Ok(id) => id,
+    let by = args.request.by.clone().unwrap_or_else(super::plans::default_operator);
+    let id = match engine.enqueue_from(new, &entered_by(&by)).await {
+        Ok((id, _)) => id,
         Err(e) => {
             // Stored but not queued (the queue did not answer for a while): the id still goes
             // to stdout, so that whoever submitted it can follow it, and the exit code says 3.

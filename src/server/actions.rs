@@ -195,7 +195,11 @@ async fn approve(State(state): State<AppState>, caller: Caller, Path(id): Path<S
         async {
             let token = caller.require(Scope::RequestsApprove)?;
             let wanted: ApproveBody = body(&bytes)?;
-            let approved = state.engine.ledger().approve(&id, &wanted.plan, &actor(token)).await?;
+            let approved = state
+                .engine
+                .ledger()
+                .approve(&id, &wanted.plan, &actor(token), state.config.erasure.four_eyes)
+                .await?;
             state.engine.queue_tasks(&id, &approved).await?;
             status(&state, &id).await
         }

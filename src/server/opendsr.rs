@@ -394,6 +394,7 @@ async fn create_request(state: &AppState, caller: Result<Caller, Problem>, body:
         dry_run: false,
         // OpenDSR leaves verifying the subject to the controller that sends the request.
         verified_by: Some(format!("by the OpenDSR controller `{}`", token.name)),
+        by: None,
         timeout: std::time::Duration::ZERO,
     };
     let configured = state.engine.connectors().processors();

@@ -143,6 +143,7 @@ async fn create_request(
         lang: parsed.lang,
         dry_run: parsed.dry_run,
         verified_by: parsed.verified_by,
+        by: None,
         timeout: std::time::Duration::ZERO,
     };
     let configured = state.engine.connectors().processors();

@@ -33,7 +33,7 @@ pub use audit::AuditEvent;
 pub use chain::{ChainVerdict, Head};
 pub use finalize::Written;
 pub use finished::TaskText;
-pub use plans::{PlanText, StoredPlan, request_plan_hash};
+pub use plans::{PlanText, StoredPlan, request_plan_hash, same_person};
 pub use requests::{Idempotency, ListFilter, Origin, RequestQuery};
 pub use rows::ts;
 pub use sweep::{AttentionCleared, Recoverable};

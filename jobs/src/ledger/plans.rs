@@ -32,6 +32,18 @@ pub fn request_plan_hash(plans: &[StoredPlan]) -> String {
     hex::encode(Sha256::digest(lines.join("\n").as_bytes()))
 }
 
+/// Whether two actors are one person for four-eyes approval: an operator's name on the
+/// command line (`--by`, else the OS user) and their dashboard account (`dashboard:NAME`)
+/// are one person when the names match (letter case aside); an API token (`token:NAME`) is
+/// only itself.
+pub fn same_person(a: &str, b: &str) -> bool {
+    let person = |actor: &str| {
+        let actor = actor.trim();
+        actor.strip_prefix("dashboard:").unwrap_or(actor).trim().to_lowercase()
+    };
+    person(a) == person(b)
+}
+
 fn corrupt(e: serde_json::Error) -> LedgerError {
     LedgerError::Corrupt(format!("a stored plan: {e}"))
 }
@@ -287,15 +299,36 @@ impl Ledger {
             .collect())
     }
 
+    /// Who entered request `id` (its `request.received` event's `by`: an operator's name, a
+    /// dashboard account as `dashboard:NAME`, an API token as `token:NAME`), if recorded.
+    pub async fn entered_by(&self, id: &str) -> Result<Option<String>> {
+        Ok(self
+            .audit_events(id)
+            .await?
+            .iter()
+            .find(|e| e.event == "request.received")
+            .and_then(|e| e.detail.get("by").and_then(|b| b.as_str()).map(String::from)))
+    }
+
     /// Approves exactly the plans whose request hash is `hash`: their tasks go back to
     /// pending (to be executed, not planned again) and the request to in_progress. Refused
-    /// when the request is not awaiting approval or its plans were made again since.
-    pub async fn approve(&self, id: &str, hash: &str, by: &str) -> Result<Vec<Processor>> {
+    /// when the request is not awaiting approval or its plans were made again since, and,
+    /// with `four_eyes`, when `by` is who entered the request ([`same_person`]).
+    pub async fn approve(&self, id: &str, hash: &str, by: &str, four_eyes: bool) -> Result<Vec<Processor>> {
         let request = self.get_request(id).await?;
         if request.status != RequestStatus::AwaitingApproval {
             return Err(LedgerError::Refused(format!(
                 "request {id} is {}, not awaiting approval; nothing to approve",
                 request.status
+            )));
+        }
+        if four_eyes
+            && let Some(entered) = self.entered_by(id).await?
+            && same_person(&entered, by)
+        {
+            return Err(LedgerError::Refused(format!(
+                "{by} entered request {id}, and with [erasure] four_eyes nobody approves a request \
+                 they entered: another approver must approve it"
             )));
         }
         let plans = self.plans_awaiting(id).await?;
@@ -486,4 +519,18 @@ pub(super) async fn rewrite_plans(conn: &mut sqlx::AnyConnection, plans: &[PlanT
             .await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod four_eyes_tests {
+    use super::same_person;
+
+    #[test]
+    fn an_operator_is_one_person_on_the_command_line_and_the_dashboard_and_a_token_is_itself() {
+        assert!(same_person("kari", "dashboard:kari"));
+        assert!(same_person("dashboard:Kari", " kari "));
+        assert!(!same_person("kari", "dashboard:ola"));
+        assert!(!same_person("token:kari", "dashboard:kari"), "a token is not its namesake");
+        assert!(same_person("token:crm", "token:crm"));
+    }
 }

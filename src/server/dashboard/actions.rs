@@ -45,15 +45,21 @@ pub async fn act(
     Path((id, action)): Path<(String, String)>,
     Form(body): Form<ActionBody>,
 ) -> Response {
-    let refused = |status: StatusCode, why: String| (status, why).into_response();
+    let Some(dashboard) = state.dashboard.clone() else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let refused = |status: StatusCode, title: &str, why: String| {
+        dashboard.refusal(&state, status, Some(&who), title, &why, Some(&id))
+    };
     if !who.csrf_matches(&body.csrf) || !same_origin(&headers) {
         return refused(
             StatusCode::FORBIDDEN,
-            "this form is stale or came from elsewhere: reload the request's page and try again".into(),
+            "Not done: the form was stale",
+            "This form is stale or came from elsewhere: reload the request's page and try again.".into(),
         );
     }
     let Some(role) = needs(&action) else {
-        return refused(StatusCode::NOT_FOUND, format!("no action `{action}`"));
+        return refused(StatusCode::NOT_FOUND, "No such action", format!("There is no action `{action}`."));
     };
     if who.operator.role < role {
         let ledger = state.engine.ledger();
@@ -67,8 +73,9 @@ pub async fn act(
             .await;
         return refused(
             StatusCode::FORBIDDEN,
+            "Not allowed",
             format!(
-                "{} is a {}: to {action} a request takes an {} account",
+                "{} is a {}: to {action} a request takes an {} account.",
                 who.operator.name,
                 who.operator.role,
                 if role == Role::Approver {
@@ -117,7 +124,7 @@ pub async fn act(
             }
             "approve" => {
                 let approved = ledger
-                    .approve(&id, body.plan.trim(), &by)
+                    .approve(&id, body.plan.trim(), &by, state.config.erasure.four_eyes)
                     .await
                     .map_err(|e| e.to_string())?;
                 engine.queue_tasks(&id, &approved).await.map_err(|e| e.to_string())
@@ -140,6 +147,10 @@ pub async fn act(
             tracing::info!(request = %id, %action, operator = %who.operator.name, "dashboard action");
             Redirect::to(&format!("/dashboard/requests/{id}?done={action}")).into_response()
         }
-        Err(why) => refused(StatusCode::CONFLICT, format!("the request was not changed: {why}")),
+        Err(why) => refused(
+            StatusCode::CONFLICT,
+            "The request was not changed",
+            format!("The request was not changed: {why}"),
+        ),
     }
 }

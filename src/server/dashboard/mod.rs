@@ -8,6 +8,7 @@
 mod actions;
 mod audit;
 mod overview;
+mod processors;
 mod requests;
 mod session;
 
@@ -43,6 +44,8 @@ impl Dashboard {
             ("requests.html", include_str!("templates/requests.html")),
             ("request.html", include_str!("templates/request.html")),
             ("audit.html", include_str!("templates/audit.html")),
+            ("refused.html", include_str!("templates/refused.html")),
+            ("processors.html", include_str!("templates/processors.html")),
         ] {
             env.add_template(name, text)
                 .map_err(|e| CliError::Failed(anyhow::anyhow!("the dashboard's {name}: {e}")))?;
@@ -61,6 +64,29 @@ impl Dashboard {
         tokio::task::spawn_blocking(move || crate::commands::users::password_matches(&password, &hash))
             .await
             .unwrap_or(false)
+    }
+
+    /// A page saying why something was not done (`title`, then `message`), with a link back
+    /// to request `request` when there is one.
+    pub fn refusal(
+        &self,
+        state: &AppState,
+        status: axum::http::StatusCode,
+        who: Option<&SignedIn>,
+        title: &str,
+        message: &str,
+        request: Option<&str>,
+    ) -> Response {
+        self.render(
+            state,
+            status,
+            "refused.html",
+            who,
+            context! {
+                here => "requests", title => title, message => message,
+                back => request.map(|id| format!("/dashboard/requests/{id}")), back_label => request,
+            },
+        )
     }
 
     /// Renders `name`; `who` is the signed-in operator (for the header and its sign-out form).
@@ -100,9 +126,10 @@ pub fn routes() -> Router<AppState> {
         .route("/dashboard", get(overview::page))
         .route("/dashboard/style.css", get(style))
         .route("/dashboard/audit", get(audit::page))
+        .route("/dashboard/processors", get(processors::page).post(processors::check))
         .route("/dashboard/requests", get(requests::list))
         .route("/dashboard/requests/{id}", get(requests::show))
-        .route("/dashboard/requests/{id}/{action}", post(actions::act))
+        .route("/dashboard/requests/{id}/{action}", get(requests::file).post(actions::act))
         .route("/dashboard/sign-in", get(session::sign_in_page).post(session::sign_in))
         .route("/dashboard/sign-out", post(session::sign_out))
         // Every answer under /dashboard carries the strict headers (no script, no framing,

@@ -247,10 +247,17 @@ pub async fn show(
         .iter()
         .map(|e| {
             let text = |key: &str| e.detail.get(key).and_then(|v| v.as_str()).map(String::from);
+            let number = |key: &str| e.detail.get(key).and_then(|v| v.as_i64());
             context! {
                 at => time(e.at), at_iso => dsr_jobs::ledger::ts(e.at), event => e.event,
+                label => event_label(&e.event),
                 processor => e.processor, code => text("code").or_else(|| text("error")),
-                by => text("by"), note => e.note,
+                by => text("by"), note => e.note, attempt => number("attempt"),
+                found => number("found"), changed => number("changed"),
+                next_retry => text("next_retry_at")
+                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+                    .map(|t| time(t.with_timezone(&chrono::Utc))),
+                reason => text("reason"), file => text("file"),
             }
         })
         .collect();
@@ -259,6 +266,15 @@ pub async fn show(
         Err(e) => return unavailable(e.message()),
     };
     let role = who.operator.role;
+    let entered_by = match ledger.entered_by(&id).await {
+        Ok(by) => by,
+        Err(e) => return unavailable(e),
+    };
+    // With four-eyes, whoever entered the request sees why they cannot approve it.
+    let own = state.config.erasure.four_eyes
+        && entered_by
+            .as_deref()
+            .is_some_and(|by| dsr_jobs::ledger::same_person(by, &format!("dashboard:{}", who.operator.name)));
     let open = !request.status.is_terminal();
     let failed = ledger
         .tasks(&id)
@@ -266,7 +282,8 @@ pub async fn show(
         .map(|t| t.iter().any(|t| t.status == dsr_jobs::model::TaskStatus::Failed))
         .unwrap_or(false);
     let acts = context! {
-        approve => role >= dsr_jobs::model::Role::Approver && request.status == RequestStatus::AwaitingApproval,
+        approve => role >= dsr_jobs::model::Role::Approver && request.status == RequestStatus::AwaitingApproval && !own,
+        four_eyes => own && role >= dsr_jobs::model::Role::Approver && request.status == RequestStatus::AwaitingApproval,
         retry => role >= dsr_jobs::model::Role::Operator && failed,
         cancel => role >= dsr_jobs::model::Role::Operator && open,
         extend => role >= dsr_jobs::model::Role::Operator && open && request.extended_months < 2,
@@ -287,8 +304,115 @@ pub async fn show(
                 emails => r.identities.emails.iter().map(|e| e.as_str().to_string()).collect::<Vec<_>>(),
                 received => time(r.received_at), due => time(r.due_at),
                 late => r.due_at < now && !r.status.is_terminal(),
-                bundle => r.bundle, confirmation => r.confirmation,
+                bundle => r.bundle.is_some() && r.exports_expired_at.is_none(),
+                confirmation => r.confirmation.is_some() && r.exports_expired_at.is_none(),
+                exports_expired => r.exports_expired_at.map(time), entered_by => entered_by,
             },
         },
     )
+}
+
+/// `GET /dashboard/requests/{id}/bundle|confirmation`: the request's ZIP bundle or signed
+/// confirmation, streamed from the export storage as the API hands them over; each download
+/// an audit event naming the account.
+pub async fn file(State(state): State<AppState>, who: SignedIn, Path((id, file)): Path<(String, String)>) -> Response {
+    let Some(dashboard) = state.dashboard.clone() else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let what = match file.as_str() {
+        "bundle" => crate::server::actions::Export::Bundle,
+        "confirmation" => crate::server::actions::Export::Confirmation,
+        _ => {
+            return dashboard.refusal(
+                &state,
+                StatusCode::NOT_FOUND,
+                Some(&who),
+                "No such file",
+                &format!("A request has a bundle or a confirmation, not `{file}`."),
+                Some(&id),
+            );
+        }
+    };
+    match crate::server::actions::stream_export(&state, &id, what).await {
+        Ok(response) => {
+            let recorded = state
+                .engine
+                .ledger()
+                .audit(
+                    Some(&id),
+                    None,
+                    "operator.downloaded",
+                    serde_json::json!({"by": format!("dashboard:{}", who.operator.name), "file": file}),
+                )
+                .await;
+            if let Err(e) = recorded {
+                // Unrecorded, not handed over: every download of a subject's data is in the log.
+                tracing::warn!(error = %e, "could not record a dashboard download");
+                return unavailable(e);
+            }
+            response
+        }
+        Err(problem) => dashboard.refusal(
+            &state,
+            problem.status,
+            Some(&who),
+            &format!("No {file} to download"),
+            &problem.detail,
+            Some(&id),
+        ),
+    }
+}
+
+/// What an audit event means, in words for the timeline (its code stays beside it).
+fn event_label(event: &str) -> String {
+    let known = match event {
+        "request.received" => "Received",
+        "request.in_progress" => "Work started",
+        "request.awaiting_approval" => "Plan waits for approval",
+        "request.approved" => "Plan approved",
+        "request.rejected" => "Plan rejected",
+        "request.retried" => "Failed tasks retried",
+        "request.extended" => "Deadline extended",
+        "request.cancelled" => "Cancelled",
+        "request.completed" => "Finalised: completed",
+        "request.failed" => "Finalised: failed",
+        "request.partially_completed" => "Finalised: partly done",
+        "request.needs_attention" => "Needs attention",
+        "request.attention_cleared" => "Attention cleared",
+        "request.pseudonymised" => "Pseudonymised",
+        "plan.made" => "Plan made",
+        "task.started" => "Task attempt started",
+        "task.succeeded" => "Task done",
+        "task.planned" => "Task planned, waits for approval",
+        "task.cancelled" => "Task cancelled",
+        "task.retrying" => "Task attempt failed, will retry",
+        "task.failed" => "Task failed",
+        "task.not_applicable" => "Task not applicable",
+        "task.abandoned" => "Task abandoned",
+        "task.withdrawn" => "Withdrawn at the processor",
+        "task.withdraw_failed" => "Withdrawal failed",
+        "delivery.sent" => "Delivered by e-mail",
+        "delivery.opened" => "Link opened",
+        "delivery.code_sent" => "Download code sent",
+        "delivery.code_failed" => "Wrong download code",
+        "delivery.downloaded" => "Downloaded",
+        "delivery.resumed" => "Download resumed",
+        "delivery.refused" => "Download refused",
+        "delivery.locked" => "Link locked",
+        "delivery.unlocked" => "Link unlocked",
+        "delivery.send_failed" => "Delivery failed, will retry",
+        "delivery.given_up" => "Delivery given up",
+        "exports.expired" => "Exports deleted (retention)",
+        "operator.refused" => "Action refused",
+        "operator.downloaded" => "Downloaded by an operator",
+        "opendsr.status" => "Status sent to the controller",
+        "opendsr.callback_sent" => "Callback sent",
+        "opendsr.callback_given_up" => "Callback given up",
+        _ => "",
+    };
+    if known.is_empty() {
+        event.replace(['.', '_'], " ")
+    } else {
+        known.to_string()
+    }
 }

@@ -202,6 +202,7 @@ fn request_args(kind: RequestKind, typed: &serde_json::Value, verified_by: Optio
         lang: Some(text("lang")),
         dry_run: false,
         verified_by,
+        by: None,
         timeout: std::time::Duration::ZERO,
     }
 }
