@@ -244,109 +244,200 @@ async fn accounts_sign_in_with_their_password_and_sessions_end_when_they_should(
     assert_eq!(out.status.code(), Some(0), "{}", util::stderr(&out));
 }
 
+/// One `dsr serve` (with its worker) and one Chromium for every page: an approver who
+/// entered a late erasure finds it on the overview (days late in words), reads its timeline
+/// and plan (a vendor's `<script>` shown as text), cannot approve it (four-eyes) but extends
+/// it; retries a failed task, rejects one plan and cancels another — each from the keyboard
+/// alone; a second approver approves the first plan and sees it run to its confirmation; the
+/// processors page runs the doctor's checks; the audit page verifies the chain; a viewer is
+/// refused an action with a page. Every page screenshotted and checked by axe-core.
 #[tokio::test]
-async fn the_overview_shows_a_late_request_in_words_to_an_operator_signed_in_from_the_keyboard() {
-    let d = deployment();
-    assert_eq!(add_user(&d, "kari", "approver", PASSWORD).0, 0);
-    let (code, created) = d.dsr_json(&["enqueue", "access", "--email", SEEDED_EMAIL]);
-    assert_eq!(code, 0, "{created}");
-    let late = created["id"].as_str().unwrap().to_string();
-    // Text from outside shows as text: a reason with markup in it.
-    let out = d.dsr(&[
-        "extend",
-        &late,
-        "--months",
-        "1",
-        "--reason",
-        "<script>alert(1)</script> complex",
-    ]);
-    assert_eq!(out.status.code(), Some(0), "{}", util::stderr(&out));
-    // Due four days ago (no worker runs here, so it stays open).
+async fn operators_handle_requests_from_the_keyboard_in_chromium_with_four_eyes_and_roles() {
+    let d = Deployment::sqlite(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[dashboard]\nsecure_cookie = false\n\
+         [erasure]\napproval = \"required\"\nfour_eyes = true\n\
+         [test_connector.google]\nrecords_per_email = 2\nshared = 1\n\
+         shared_note = \"<script>alert('vendor')</script> and 1 other participant\"\n\
+         [test_connector.wix]\nfail_attempts = 1000\nfailure = \"permanent\"\n",
+    );
+    for (name, role) in [("kari", "approver"), ("anne", "approver"), ("per", "operator"), ("ola", "viewer")] {
+        assert_eq!(add_user(&d, name, role, PASSWORD).0, 0);
+    }
+    let enqueue = |args: &[&str]| {
+        let (code, created) = d.dsr_json(args);
+        assert_eq!(code, 0, "{created}");
+        created["id"].as_str().unwrap().to_string()
+    };
+    let late = enqueue(&["enqueue", "erasure", "--email", SEEDED_EMAIL, "--processor", "google", "--by", "kari"]);
+    let to_reject = enqueue(&["enqueue", "erasure", "--email", SEEDED_EMAIL, "--processor", "google", "--by", "per"]);
+    let to_cancel = enqueue(&["enqueue", "erasure", "--email", SEEDED_EMAIL, "--processor", "google", "--by", "per"]);
+    let failing = enqueue(&["enqueue", "access", "--email", SEEDED_EMAIL, "--processor", "wix", "--by", "per"]);
+    // Due four days ago.
     let due = (chrono::Utc::now() - chrono::Duration::days(4)).format("%Y-%m-%dT%H:%M:%S.000000Z");
     util::ledger_sql(&d, &format!("UPDATE requests SET due_at = '{due}' WHERE id = '{late}'"));
-    let server = Server::start(&d, false);
+    let server = Server::start(&d, true);
+    let base = &server.base;
+    for id in [&late, &to_reject, &to_cancel] {
+        wait_status(&d, id, "awaiting_approval").await;
+    }
+    wait_status(&d, &failing, "failed").await;
 
-    // The list (filtered to overdue) names the request, never its subject; its page does.
-    let session = sign_in(&server.base, "kari", PASSWORD).await.unwrap();
-    let http = client();
-    let list = signed_in_page(
-        &session,
-        &format!("{}/dashboard/requests?overdue=1&kind=access", server.base),
-    )
-    .await;
-    assert!(list.contains(&late) && !list.contains(SEEDED_EMAIL), "{list}");
-    let none = signed_in_page(&session, &format!("{}/dashboard/requests?kind=erasure", server.base)).await;
-    assert!(!none.contains(&late) && none.contains("No request matches"), "{none}");
-    let found = http
-        .get(format!("{}/dashboard/requests?q={late}", server.base))
-        .header(COOKIE, &session)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(found.status(), StatusCode::SEE_OTHER);
-    assert_eq!(
-        found.headers()[LOCATION].to_str().unwrap(),
-        format!("/dashboard/requests/{late}")
-    );
-    let page = signed_in_page(&session, &format!("{}/dashboard/requests/{late}", server.base)).await;
-    assert!(
-        page.contains(SEEDED_EMAIL) && page.contains("request.received") && page.contains("request.extended"),
-        "{page}"
-    );
-    assert!(
-        page.contains("&lt;script&gt;alert(1)&lt;") && !page.contains("<script>"),
-        "{page}"
-    );
+    // The list (filtered) names requests, never their subject.
+    let session = sign_in(base, "per", PASSWORD).await.unwrap();
+    let list = signed_in_page(&session, &format!("{base}/dashboard/requests?overdue=1&kind=erasure")).await;
+    assert!(list.contains(&late) && !list.contains(&to_reject), "{list}");
+    assert!(!list.contains(SEEDED_EMAIL), "{list}");
+    let none = signed_in_page(&session, &format!("{base}/dashboard/requests?kind=rectification")).await;
+    assert!(none.contains("No request matches"), "{none}");
 
-    let browser = Browser::start(false).await;
-    browser.goto(&format!("{}/dashboard", server.base)).await;
-    browser.wait_for("Sign in").await;
-    browser.shot("dashboard-sign-in").await;
     let enter: char = fantoccini::key::Key::Enter.into();
     let tab: char = fantoccini::key::Key::Tab.into();
-    let name = browser.find("#name").await;
-    name.send_keys(&format!("kari{tab}{PASSWORD}{enter}")).await.unwrap();
+    let browser = Browser::start(true).await;
+    let accessible = |page: &'static str| {
+        let browser = &browser;
+        async move {
+            let problems = browser.serious_accessibility_problems().await;
+            assert!(problems.is_empty(), "{page}: {problems:#?}");
+            browser.shot(&format!("dashboard-{page}")).await;
+        }
+    };
+    let sign_in_as = |name: &'static str| {
+        let browser = &browser;
+        async move {
+            browser.goto(&format!("{base}/dashboard")).await;
+            browser.wait_for("Sign in").await;
+            browser.tab_to("#name").await;
+            browser.keys(&format!("{name}{tab}{PASSWORD}{enter}")).await;
+            browser.wait_for(&format!("{name} (")).await;
+        }
+    };
+    let sign_out = || {
+        let browser = &browser;
+        async move {
+            browser.tab_to(".signout button").await;
+            browser.keys(&enter.to_string()).await;
+            browser.wait_for("Password").await;
+        }
+    };
+    // Presses the button or fills the field `css` from the keyboard (Enter sends the form),
+    // and waits for the page to say it was done.
+    let act = |css: &'static str, typed: &'static str, done: &'static str| {
+        let browser = &browser;
+        async move {
+            browser.tab_to(css).await;
+            browser.keys(&format!("{typed}{enter}")).await;
+            browser.wait_for(done).await
+        }
+    };
+
+    browser.goto(&format!("{base}/dashboard")).await;
+    browser.wait_for("Sign in").await;
+    accessible("sign-in").await;
+    sign_in_as("kari").await;
     let page = browser.wait_for("Deadlines").await;
-    assert!(page.contains(&late), "{page}");
-    assert!(page.contains("4 days late"), "{page}");
-    browser.shot("dashboard-overview").await;
-    // From the deadline to the request's page, then the list.
-    browser
-        .find(&format!("a[href='/dashboard/requests/{late}']"))
-        .await
-        .click()
+    assert!(page.contains(&late) && page.contains("4 days late"), "{page}");
+    accessible("overview").await;
+
+    // From the deadline to the request's page, by the keyboard.
+    browser.tab_to(&format!("a[href='/dashboard/requests/{late}']")).await;
+    browser.keys(&enter.to_string()).await;
+    let page = browser.wait_for("Timeline").await;
+    let text = browser.find("main").await.text().await.unwrap();
+    assert!(
+        text.contains("<script>alert('vendor')</script> and 1 other participant"),
+        "the vendor's words are shown as text: {text}"
+    );
+    let scripts = browser
+        .c()
+        .execute("return document.querySelectorAll('script').length;", vec![])
         .await
         .unwrap();
-    browser.wait_for("Timeline").await;
-    browser.shot("dashboard-request").await;
-    browser
-        .find("nav a[href='/dashboard/requests']")
-        .await
-        .click()
-        .await
-        .unwrap();
+    assert_eq!(scripts, serde_json::json!(0), "no script element on a page");
+    assert!(text.contains(SEEDED_EMAIL), "the subject's address on the request's page");
+    assert!(
+        text.contains("Plan waits for approval") && text.contains("Received") && text.contains("by kari"),
+        "{text}"
+    );
+    assert!(
+        text.contains("You entered this request") && !page.contains("Approve this plan"),
+        "four-eyes: {text}"
+    );
+    assert!(!page.contains("Extend the deadline"), "too late to extend (Art. 12(3))");
+    accessible("request").await;
+
+    browser.tab_to("nav a[href='/dashboard/requests']").await;
+    browser.keys(&enter.to_string()).await;
     browser.wait_for("Received from").await;
-    browser.shot("dashboard-requests").await;
+    accessible("requests").await;
+
+    browser.goto(&format!("{base}/dashboard/requests/{failing}")).await;
+    let page = browser.wait_for("Retry the failed tasks").await;
+    assert!(page.contains("permanent") || page.contains("failed"), "{page}");
+    act("form[action$='/retry'] button", "", "Done: retry").await;
+    browser.goto(&format!("{base}/dashboard/requests/{to_reject}")).await;
+    act("#reject-reason", "Matched the wrong person's records", "Done: reject").await;
+    browser.goto(&format!("{base}/dashboard/requests/{to_cancel}")).await;
+    let page = act("#extend-reason", "Two systems to search by hand", "Done: extend").await;
+    assert!(page.contains("Deadline extended") && page.contains("Two systems to search by hand"));
+    act("form[action$='/cancel'] button", "", "Done: cancel").await;
+    sign_out().await;
+
+    // Another approver approves the late plan, and it runs to its confirmation.
+    sign_in_as("anne").await;
+    browser.goto(&format!("{base}/dashboard/requests/{late}")).await;
+    browser.wait_for("Approve this plan").await;
+    act("form[action$='/approve'] button", "", "Done: approve").await;
+    wait_status(&d, &late, "completed").await;
+    browser.goto(&format!("{base}/dashboard/requests/{late}")).await;
+    let page = browser.wait_for("Finalised: completed").await;
+    assert!(page.contains("Download the signed confirmation"), "{page}");
+    browser.shot("dashboard-approved").await;
+
+    browser.goto(&format!("{base}/dashboard/processors")).await;
+    browser.wait_for("Run the checks now").await;
+    act("form[action='/dashboard/processors'] button", "", "processor google").await;
+    let text = browser.find("main").await.text().await.unwrap();
+    assert!(text.contains("processor google\nok") || text.contains("processor google ok"), "{text}");
+    accessible("processors").await;
+
+    browser.goto(&format!("{base}/dashboard/audit")).await;
+    act("form[action='/dashboard/audit'] button", "", "The chain is whole").await;
+    accessible("audit").await;
+    sign_out().await;
+
+    // A viewer reads but cannot act: no form, and a post it makes anyway is refused with a page.
+    sign_in_as("ola").await;
+    browser.goto(&format!("{base}/dashboard/requests/{failing}")).await;
+    let page = browser.wait_for("Your account can read but not act").await;
+    assert!(!page.contains("Retry the failed tasks"), "{page}");
+    browser
+        .c()
+        .execute(
+            "const f = document.createElement('form'); f.method = 'post'; f.action = arguments[0];
+             const c = document.createElement('input'); c.name = 'csrf';
+             c.value = document.querySelector('input[name=csrf]').value; f.appendChild(c);
+             document.body.appendChild(f); f.submit(); return true;",
+            vec![serde_json::json!(format!("/dashboard/requests/{failing}/retry"))],
+        )
+        .await
+        .unwrap();
+    let page = browser.wait_for("Not allowed").await;
+    assert!(page.contains("ola is a viewer"), "{page}");
+    accessible("refused").await;
     browser.close().await;
 
-    let browser = Browser::start(true).await;
-    browser.goto(&format!("{}/dashboard/sign-in", server.base)).await;
-    let problems = browser.serious_accessibility_problems().await;
-    assert!(problems.is_empty(), "sign-in: {problems:#?}");
-    let name = browser.find("#name").await;
-    name.send_keys(&format!("kari{tab}{PASSWORD}{enter}")).await.unwrap();
-    browser.wait_for("Deadlines").await;
-    let problems = browser.serious_accessibility_problems().await;
-    assert!(problems.is_empty(), "overview: {problems:#?}");
-    for page in [
-        format!("{}/dashboard/requests", server.base),
-        format!("{}/dashboard/requests/{late}", server.base),
-    ] {
-        browser.goto(&page).await;
-        let problems = browser.serious_accessibility_problems().await;
-        assert!(problems.is_empty(), "{page}: {problems:#?}");
-    }
-    browser.close().await;
+    let events = |id: &str| d.dsr_json(&["audit", "events", id]).1.to_string();
+    let late_events = events(&late);
+    assert!(late_events.contains("request.approved") && late_events.contains("dashboard:anne"), "{late_events}");
+    let failing_events = events(&failing);
+    assert!(failing_events.contains("request.retried"), "{failing_events}");
+    assert!(failing_events.contains("operator.refused") && failing_events.contains("\"ola\""), "{failing_events}");
+    assert!(events(&to_reject).contains("request.rejected"));
+    let cancelled = events(&to_cancel);
+    assert!(cancelled.contains("request.extended") && cancelled.contains("dashboard:kari"), "{cancelled}");
+    assert!(cancelled.contains("request.cancelled"), "{cancelled}");
+    let (_, status) = d.dsr_json(&["status", &to_cancel]);
+    assert_eq!(status["status"], "cancelled", "{status}");
 }
 
 /// The value of the hidden field `name` in `page`.

@@ -91,6 +91,38 @@ impl Browser {
         }
     }
 
+    /// Types `text` on the keyboard into whatever has the focus (special keys as
+    /// `fantoccini::key::Key` characters).
+    pub async fn keys(&self, text: &str) {
+        use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+        let mut actions = KeyActions::new("keyboard".into());
+        for value in text.chars() {
+            actions = actions.then(KeyAction::Down { value }).then(KeyAction::Up { value });
+        }
+        self.c().perform_actions(actions).await.expect("keys typed");
+    }
+
+    /// Presses Tab, from wherever the focus is, until the element `css` has it: proof that
+    /// the keyboard alone reaches it (at most 100 presses; needs JavaScript for the check).
+    pub async fn tab_to(&self, css: &str) {
+        let tab: char = fantoccini::key::Key::Tab.into();
+        for _ in 0..100 {
+            let here = self
+                .c()
+                .execute(
+                    "return !!document.activeElement && document.activeElement.matches(arguments[0]);",
+                    vec![serde_json::json!(css)],
+                )
+                .await
+                .expect("the focus read");
+            if here == serde_json::json!(true) {
+                return;
+            }
+            self.keys(&tab.to_string()).await;
+        }
+        panic!("the keyboard does not reach `{css}`: {}", self.text().await);
+    }
+
     pub async fn find(&self, css: &str) -> fantoccini::elements::Element {
         self.c()
             .find(fantoccini::Locator::Css(css))

@@ -286,7 +286,8 @@ pub async fn show(
         four_eyes => own && role >= dsr_jobs::model::Role::Approver && request.status == RequestStatus::AwaitingApproval,
         retry => role >= dsr_jobs::model::Role::Operator && failed,
         cancel => role >= dsr_jobs::model::Role::Operator && open,
-        extend => role >= dsr_jobs::model::Role::Operator && open && request.extended_months < 2,
+        // Art. 12(3): an extension is told to the subject within the month, not after it.
+        extend => role >= dsr_jobs::model::Role::Operator && open && request.extended_months < 2 && request.due_at > now,
         viewer => role == dsr_jobs::model::Role::Viewer,
     };
     let r = &request;
