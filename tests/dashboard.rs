@@ -260,7 +260,12 @@ async fn operators_handle_requests_from_the_keyboard_in_chromium_with_four_eyes_
          shared_note = \"<script>alert('vendor')</script> and 1 other participant\"\n\
          [test_connector.wix]\nfail_attempts = 1000\nfailure = \"permanent\"\n",
     );
-    for (name, role) in [("kari", "approver"), ("anne", "approver"), ("per", "operator"), ("ola", "viewer")] {
+    for (name, role) in [
+        ("kari", "approver"),
+        ("anne", "approver"),
+        ("per", "operator"),
+        ("ola", "viewer"),
+    ] {
         assert_eq!(add_user(&d, name, role, PASSWORD).0, 0);
     }
     let enqueue = |args: &[&str]| {
@@ -268,10 +273,46 @@ async fn operators_handle_requests_from_the_keyboard_in_chromium_with_four_eyes_
         assert_eq!(code, 0, "{created}");
         created["id"].as_str().unwrap().to_string()
     };
-    let late = enqueue(&["enqueue", "erasure", "--email", SEEDED_EMAIL, "--processor", "google", "--by", "kari"]);
-    let to_reject = enqueue(&["enqueue", "erasure", "--email", SEEDED_EMAIL, "--processor", "google", "--by", "per"]);
-    let to_cancel = enqueue(&["enqueue", "erasure", "--email", SEEDED_EMAIL, "--processor", "google", "--by", "per"]);
-    let failing = enqueue(&["enqueue", "access", "--email", SEEDED_EMAIL, "--processor", "wix", "--by", "per"]);
+    let late = enqueue(&[
+        "enqueue",
+        "erasure",
+        "--email",
+        SEEDED_EMAIL,
+        "--processor",
+        "google",
+        "--by",
+        "kari",
+    ]);
+    let to_reject = enqueue(&[
+        "enqueue",
+        "erasure",
+        "--email",
+        SEEDED_EMAIL,
+        "--processor",
+        "google",
+        "--by",
+        "per",
+    ]);
+    let to_cancel = enqueue(&[
+        "enqueue",
+        "erasure",
+        "--email",
+        SEEDED_EMAIL,
+        "--processor",
+        "google",
+        "--by",
+        "per",
+    ]);
+    let failing = enqueue(&[
+        "enqueue",
+        "access",
+        "--email",
+        SEEDED_EMAIL,
+        "--processor",
+        "wix",
+        "--by",
+        "per",
+    ]);
     // Due four days ago.
     let due = (chrono::Utc::now() - chrono::Duration::days(4)).format("%Y-%m-%dT%H:%M:%S.000000Z");
     util::ledger_sql(&d, &format!("UPDATE requests SET due_at = '{due}' WHERE id = '{late}'"));
@@ -353,7 +394,10 @@ async fn operators_handle_requests_from_the_keyboard_in_chromium_with_four_eyes_
         .await
         .unwrap();
     assert_eq!(scripts, serde_json::json!(0), "no script element on a page");
-    assert!(text.contains(SEEDED_EMAIL), "the subject's address on the request's page");
+    assert!(
+        text.contains(SEEDED_EMAIL),
+        "the subject's address on the request's page"
+    );
     assert!(
         text.contains("Plan waits for approval") && text.contains("Received") && text.contains("by kari"),
         "{text}"
@@ -397,7 +441,10 @@ async fn operators_handle_requests_from_the_keyboard_in_chromium_with_four_eyes_
     browser.wait_for("Run the checks now").await;
     act("form[action='/dashboard/processors'] button", "", "processor google").await;
     let text = browser.find("main").await.text().await.unwrap();
-    assert!(text.contains("processor google\nok") || text.contains("processor google ok"), "{text}");
+    assert!(
+        text.contains("processor google\nok") || text.contains("processor google ok"),
+        "{text}"
+    );
     accessible("processors").await;
 
     browser.goto(&format!("{base}/dashboard/audit")).await;
@@ -428,13 +475,22 @@ async fn operators_handle_requests_from_the_keyboard_in_chromium_with_four_eyes_
 
     let events = |id: &str| d.dsr_json(&["audit", "events", id]).1.to_string();
     let late_events = events(&late);
-    assert!(late_events.contains("request.approved") && late_events.contains("dashboard:anne"), "{late_events}");
+    assert!(
+        late_events.contains("request.approved") && late_events.contains("dashboard:anne"),
+        "{late_events}"
+    );
     let failing_events = events(&failing);
     assert!(failing_events.contains("request.retried"), "{failing_events}");
-    assert!(failing_events.contains("operator.refused") && failing_events.contains("\"ola\""), "{failing_events}");
+    assert!(
+        failing_events.contains("operator.refused") && failing_events.contains("\"ola\""),
+        "{failing_events}"
+    );
     assert!(events(&to_reject).contains("request.rejected"));
     let cancelled = events(&to_cancel);
-    assert!(cancelled.contains("request.extended") && cancelled.contains("dashboard:kari"), "{cancelled}");
+    assert!(
+        cancelled.contains("request.extended") && cancelled.contains("dashboard:kari"),
+        "{cancelled}"
+    );
     assert!(cancelled.contains("request.cancelled"), "{cancelled}");
     let (_, status) = d.dsr_json(&["status", &to_cancel]);
     assert_eq!(status["status"], "cancelled", "{status}");
@@ -467,15 +523,32 @@ async fn wait_status(d: &Deployment, id: &str, want: &str) {
 #[tokio::test]
 async fn an_approver_approves_a_plan_an_operator_retries_a_failed_task_and_a_viewer_cannot_act() {
     let d = Deployment::sqlite(
-        "[server]\nlisten = \"127.0.0.1:0\"\n[dashboard]\nsecure_cookie = false\n[erasure]\napproval = \"required\"\n\
+        "[server]\nlisten = \"127.0.0.1:0\"\n[dashboard]\nsecure_cookie = false\n\
+         [erasure]\napproval = \"required\"\nfour_eyes = true\n\
          [test_connector.google]\nrecords_per_email = 2\n\
          [test_connector.wix]\nfail_attempts = 1000\nfailure = \"permanent\"\n",
     );
-    for (name, role) in [("kari", "approver"), ("per", "operator"), ("ola", "viewer")] {
+    for (name, role) in [
+        ("kari", "approver"),
+        ("anne", "approver"),
+        ("per", "operator"),
+        ("ola", "viewer"),
+    ] {
         assert_eq!(add_user(&d, name, role, PASSWORD).0, 0);
     }
-    let (_, erasure) = d.dsr_json(&["enqueue", "erasure", "--email", SEEDED_EMAIL, "--processor", "google"]);
+    let (_, erasure) = d.dsr_json(&[
+        "enqueue",
+        "erasure",
+        "--email",
+        SEEDED_EMAIL,
+        "--processor",
+        "google",
+        "--by",
+        "kari",
+    ]);
     let erasure = erasure["id"].as_str().unwrap().to_string();
+    let (_, exported) = d.dsr_json(&["enqueue", "access", "--email", SEEDED_EMAIL, "--processor", "google"]);
+    let exported = exported["id"].as_str().unwrap().to_string();
     let (_, access) = d.dsr_json(&["enqueue", "access", "--email", SEEDED_EMAIL, "--processor", "wix"]);
     let access = access["id"].as_str().unwrap().to_string();
     let server = Server::start(&d, true);
@@ -483,6 +556,7 @@ async fn an_approver_approves_a_plan_an_operator_retries_a_failed_task_and_a_vie
     let http = client();
     wait_status(&d, &erasure, "awaiting_approval").await;
     wait_status(&d, &access, "failed").await;
+    wait_status(&d, &exported, "completed").await;
     let page_of = |session: String, id: String| {
         let http = http.clone();
         let url = format!("{base}/dashboard/requests/{id}");
@@ -514,6 +588,11 @@ async fn an_approver_approves_a_plan_an_operator_retries_a_failed_task_and_a_vie
         .await
         .unwrap();
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let said = refused.text().await.unwrap();
+    assert!(
+        said.contains("<h1>Not allowed</h1>") && said.contains("ola is a viewer"),
+        "a refusal is a page: {said}"
+    );
     // An operator may retry but not approve.
     let operator = sign_in(base, "per", PASSWORD).await.unwrap();
     let page = page_of(operator.clone(), erasure.clone()).await;
@@ -522,10 +601,37 @@ async fn an_approver_approves_a_plan_an_operator_retries_a_failed_task_and_a_vie
         "{page}"
     );
 
-    // The approver approves exactly the plan shown, and the erasure runs.
-    let approver = sign_in(base, "kari", PASSWORD).await.unwrap();
+    // Four-eyes: kari entered the erasure, so kari cannot approve it — not on the page, not
+    // by a forged post, not on the command line.
+    let entered = sign_in(base, "kari", PASSWORD).await.unwrap();
+    let page = page_of(entered.clone(), erasure.clone()).await;
+    assert!(
+        page.contains("You entered this request") && !page.contains("Approve this plan"),
+        "{page}"
+    );
+    let (_, plan_doc) = d.dsr_json(&["plan", &erasure]);
+    let plan = plan_doc["plan"].as_str().unwrap().to_string();
+    let own = http
+        .post(format!("{base}/dashboard/requests/{erasure}/approve"))
+        .header(COOKIE, &entered)
+        .form(&[("csrf", hidden(&page, "csrf").as_str()), ("plan", plan.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own.status(), StatusCode::CONFLICT);
+    assert!(own.text().await.unwrap().contains("four_eyes"));
+    let out = d.dsr(&["approve", &erasure, "--plan", &plan, "--by", "kari"]);
+    assert_eq!(out.status.code(), Some(2), "{}", util::stderr(&out));
+    assert!(
+        util::stderr(&out).contains("another approver"),
+        "{}",
+        util::stderr(&out)
+    );
+
+    // Another approver approves exactly the plan shown, and the erasure runs.
+    let approver = sign_in(base, "anne", PASSWORD).await.unwrap();
     let page = page_of(approver.clone(), erasure.clone()).await;
-    let plan = hidden(&page, "plan");
+    assert_eq!(hidden(&page, "plan"), plan);
     let approved = http
         .post(format!("{base}/dashboard/requests/{erasure}/approve"))
         .header(COOKIE, &approver)
@@ -540,6 +646,42 @@ async fn an_approver_approves_a_plan_an_operator_retries_a_failed_task_and_a_vie
         approved.text().await.unwrap()
     );
     wait_status(&d, &erasure, "completed").await;
+
+    // The request's page links its confirmation and bundle; each download is recorded.
+    let page = page_of(viewer.clone(), erasure.clone()).await;
+    assert!(
+        page.contains(&format!("/dashboard/requests/{erasure}/confirmation")),
+        "{page}"
+    );
+    let confirmation = http
+        .get(format!("{base}/dashboard/requests/{erasure}/confirmation"))
+        .header(COOKIE, &viewer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(confirmation.status(), StatusCode::OK);
+    let confirmation: serde_json::Value = confirmation.json().await.unwrap();
+    assert_eq!(confirmation["request_id"], erasure.as_str(), "{confirmation}");
+    let bundle = http
+        .get(format!("{base}/dashboard/requests/{exported}/bundle"))
+        .header(COOKIE, &viewer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bundle.status(), StatusCode::OK);
+    assert!(bundle.bytes().await.unwrap().starts_with(b"PK\x03\x04"), "a ZIP");
+    let none = http
+        .get(format!("{base}/dashboard/requests/{erasure}/bundle"))
+        .header(COOKIE, &viewer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(none.status(), StatusCode::NOT_FOUND, "an erasure has no bundle");
+    let (_, events) = d.dsr_json(&["audit", "events", &exported]);
+    assert!(
+        events.to_string().contains("operator.downloaded") && events.to_string().contains("dashboard:ola"),
+        "{events}"
+    );
 
     // The operator retries the failed task: it is queued again, in the operator's name.
     let page = page_of(operator.clone(), access.clone()).await;
@@ -561,7 +703,7 @@ async fn an_approver_approves_a_plan_an_operator_retries_a_failed_task_and_a_vie
     let (_, events) = d.dsr_json(&["audit", "events", &erasure]);
     let text = events.to_string();
     assert!(
-        text.contains("dashboard:kari"),
+        text.contains("\"by\":\"dashboard:anne\""),
         "the approval names the approver: {text}"
     );
     assert!(text.contains("operator.refused") && text.contains("\"ola\""), "{text}");

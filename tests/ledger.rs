@@ -789,7 +789,10 @@ async fn a_plan_is_stored_approved_by_its_hash_and_refused_once_made_again() {
             "each plan's hash is in the chain"
         );
         assert!(
-            matches!(ledger.approve("a1", &fresh, "x", false).await, Err(LedgerError::Refused(_))),
+            matches!(
+                ledger.approve("a1", &fresh, "x", false).await,
+                Err(LedgerError::Refused(_))
+            ),
             "once"
         );
         assert_eq!(ledger.verify_audit_chain().await.unwrap().problem, None);

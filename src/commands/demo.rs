@@ -80,7 +80,8 @@ pub async fn demo(loaded: &Config, as_json: bool) -> Result<ExitCode, CliError> 
             verified_by: crate::request::needs_verification(kind).then(|| "demo: the subject is a fixture".to_string()),
             verified_at: None,
         };
-        let (id, mut status) = super::requests::process_here(&engine, new, "dsr demo", Duration::from_secs(120), as_json).await?;
+        let (id, mut status) =
+            super::requests::process_here(&engine, new, "dsr demo", Duration::from_secs(120), as_json).await?;
         if status == dsr_jobs::model::RequestStatus::AwaitingApproval {
             status = approve_in_demo(&engine, &id, as_json).await?;
         }

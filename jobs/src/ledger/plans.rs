@@ -530,7 +530,10 @@ mod four_eyes_tests {
         assert!(same_person("kari", "dashboard:kari"));
         assert!(same_person("dashboard:Kari", " kari "));
         assert!(!same_person("kari", "dashboard:ola"));
-        assert!(!same_person("token:kari", "dashboard:kari"), "a token is not its namesake");
+        assert!(
+            !same_person("token:kari", "dashboard:kari"),
+            "a token is not its namesake"
+        );
         assert!(same_person("token:crm", "token:crm"));
     }
 }

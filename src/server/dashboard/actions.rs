@@ -59,7 +59,11 @@ pub async fn act(
         );
     }
     let Some(role) = needs(&action) else {
-        return refused(StatusCode::NOT_FOUND, "No such action", format!("There is no action `{action}`."));
+        return refused(
+            StatusCode::NOT_FOUND,
+            "No such action",
+            format!("There is no action `{action}`."),
+        );
     };
     if who.operator.role < role {
         let ledger = state.engine.ledger();

@@ -129,7 +129,10 @@ pub fn routes() -> Router<AppState> {
         .route("/dashboard/processors", get(processors::page).post(processors::check))
         .route("/dashboard/requests", get(requests::list))
         .route("/dashboard/requests/{id}", get(requests::show))
-        .route("/dashboard/requests/{id}/{action}", get(requests::file).post(actions::act))
+        .route(
+            "/dashboard/requests/{id}/{action}",
+            get(requests::file).post(actions::act),
+        )
         .route("/dashboard/sign-in", get(session::sign_in_page).post(session::sign_in))
         .route("/dashboard/sign-out", post(session::sign_out))
         // Every answer under /dashboard carries the strict headers (no script, no framing,
