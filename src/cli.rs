@@ -71,7 +71,7 @@ pub enum Command {
         #[arg(long)]
         plan: String,
         /// Who approves (default: the OS user).
-        #[arg(long)]
+        #[arg(long, value_parser = person_name)]
         by: Option<String>,
     },
     /// End a request awaiting approval as rejected: its waiting plans are not executed.
@@ -80,7 +80,7 @@ pub enum Command {
         #[arg(long)]
         reason: String,
         /// Who rejects (default: the OS user).
-        #[arg(long)]
+        #[arg(long, value_parser = person_name)]
         by: Option<String>,
     },
     /// Cancel a request that has not ended.
@@ -237,7 +237,7 @@ pub struct RequestArgs {
     pub verified_by: Option<String>,
     /// Who enters the request (default: the OS user); recorded in its audit event, and with
     /// [erasure] four_eyes they cannot approve its plan.
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", value_parser = person_name)]
     pub by: Option<String>,
     /// Give up waiting after this long (e.g. 90s, 10m).
     #[arg(long, value_parser = humantime::parse_duration, default_value = "10m")]
@@ -378,6 +378,15 @@ pub struct FootprintArgs {
 /// The value stays the name: the request builder turns it into the enum with `FromStr`, which
 /// now cannot fail for these arguments.
 /// A processor's name: one of the four, or `opendsr.<name>`.
+/// Who acts (`--by`): a name, trimmed, not empty, without control characters.
+fn person_name(given: &str) -> Result<String, String> {
+    let name = given.trim();
+    if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+        return Err("a name of 1 to 64 characters (a dashboard account's, with [erasure] four_eyes)".into());
+    }
+    Ok(name.to_string())
+}
+
 fn processor_name(given: &str) -> Result<String, dsr_connector::UnknownProcessor> {
     given.parse::<Processor>().map(|p| p.as_str().to_string())
 }

@@ -377,6 +377,16 @@ async fn operators_handle_requests_from_the_keyboard_in_chromium_with_four_eyes_
     sign_in_as("kari").await;
     let page = browser.wait_for("Deadlines").await;
     assert!(page.contains(&late) && page.contains("4 days late"), "{page}");
+    let last_failed = browser
+        .find("section[aria-labelledby='processors-h']")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        last_failed.contains("Wix") && last_failed.contains(&failing) && !last_failed.contains("Google"),
+        "the processor whose last call failed, and only it: {last_failed}"
+    );
     accessible("overview").await;
 
     // From the deadline to the request's page, by the keyboard.
@@ -399,7 +409,8 @@ async fn operators_handle_requests_from_the_keyboard_in_chromium_with_four_eyes_
         "the subject's address on the request's page"
     );
     assert!(
-        text.contains("Plan waits for approval") && text.contains("Received") && text.contains("by kari"),
+        text.contains("Plan waits for approval request.awaiting_approval")
+            && text.contains("Received request.received · by kari"),
         "{text}"
     );
     assert!(
@@ -415,8 +426,13 @@ async fn operators_handle_requests_from_the_keyboard_in_chromium_with_four_eyes_
     accessible("requests").await;
 
     browser.goto(&format!("{base}/dashboard/requests/{failing}")).await;
-    let page = browser.wait_for("Retry the failed tasks").await;
-    assert!(page.contains("permanent") || page.contains("failed"), "{page}");
+    browser.wait_for("Retry the failed tasks").await;
+    // Each task attempt in the timeline: what happened, which attempt, its error code.
+    let text = browser.find("ol.timeline").await.text().await.unwrap();
+    assert!(
+        text.contains("Task failed task.failed · wix · attempt 1 · error permanent:scripted"),
+        "{text}"
+    );
     act("form[action$='/retry'] button", "", "Done: retry").await;
     browser.goto(&format!("{base}/dashboard/requests/{to_reject}")).await;
     act("#reject-reason", "Matched the wrong person's records", "Done: reject").await;
@@ -482,7 +498,7 @@ async fn operators_handle_requests_from_the_keyboard_in_chromium_with_four_eyes_
     let failing_events = events(&failing);
     assert!(failing_events.contains("request.retried"), "{failing_events}");
     assert!(
-        failing_events.contains("operator.refused") && failing_events.contains("\"ola\""),
+        failing_events.contains("operator.refused") && failing_events.contains("dashboard:ola"),
         "{failing_events}"
     );
     assert!(events(&to_reject).contains("request.rejected"));
@@ -547,9 +563,27 @@ async fn an_approver_approves_a_plan_an_operator_retries_a_failed_task_and_a_vie
         "kari",
     ]);
     let erasure = erasure["id"].as_str().unwrap().to_string();
-    let (_, exported) = d.dsr_json(&["enqueue", "access", "--email", SEEDED_EMAIL, "--processor", "google"]);
+    let (_, exported) = d.dsr_json(&[
+        "enqueue",
+        "access",
+        "--email",
+        SEEDED_EMAIL,
+        "--processor",
+        "google",
+        "--by",
+        "per",
+    ]);
     let exported = exported["id"].as_str().unwrap().to_string();
-    let (_, access) = d.dsr_json(&["enqueue", "access", "--email", SEEDED_EMAIL, "--processor", "wix"]);
+    let (_, access) = d.dsr_json(&[
+        "enqueue",
+        "access",
+        "--email",
+        SEEDED_EMAIL,
+        "--processor",
+        "wix",
+        "--by",
+        "per",
+    ]);
     let access = access["id"].as_str().unwrap().to_string();
     let server = Server::start(&d, true);
     let base = &server.base;
@@ -618,8 +652,31 @@ async fn an_approver_approves_a_plan_an_operator_retries_a_failed_task_and_a_vie
         .send()
         .await
         .unwrap();
-    assert_eq!(own.status(), StatusCode::CONFLICT);
-    assert!(own.text().await.unwrap().contains("four_eyes"));
+    assert_eq!(own.status(), StatusCode::FORBIDDEN);
+    assert!(own.text().await.unwrap().contains("Not allowed: four-eyes"));
+    // An operator's forged approval is refused too (approvers only).
+    let page = page_of(operator.clone(), erasure.clone()).await;
+    let forged = http
+        .post(format!("{base}/dashboard/requests/{erasure}/approve"))
+        .header(COOKIE, &operator)
+        .form(&[("csrf", hidden(&page, "csrf").as_str()), ("plan", plan.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    // On the command line, with four-eyes, names are accounts: an unknown one is refused,
+    // and the account that entered the request cannot approve it there either.
+    let out = d.dsr(&["approve", &erasure, "--plan", &plan, "--by", "nobody"]);
+    assert_eq!(out.status.code(), Some(2), "{}", util::stderr(&out));
+    assert!(util::stderr(&out).contains("is no account"), "{}", util::stderr(&out));
+    let out = d.dsr(&["approve", &erasure, "--plan", &plan, "--by", "per"]);
+    assert!(
+        util::stderr(&out).contains("takes an approver account"),
+        "{}",
+        util::stderr(&out)
+    );
+    let out = d.dsr(&["enqueue", "access", "--email", SEEDED_EMAIL, "--by", "someone-else"]);
+    assert_eq!(out.status.code(), Some(2), "{}", util::stderr(&out));
     let out = d.dsr(&["approve", &erasure, "--plan", &plan, "--by", "kari"]);
     assert_eq!(out.status.code(), Some(2), "{}", util::stderr(&out));
     assert!(
@@ -647,15 +704,32 @@ async fn an_approver_approves_a_plan_an_operator_retries_a_failed_task_and_a_vie
     );
     wait_status(&d, &erasure, "completed").await;
 
-    // The request's page links its confirmation and bundle; each download is recorded.
+    // The request's page links its confirmation and bundle for operators, not viewers; each
+    // download is recorded.
     let page = page_of(viewer.clone(), erasure.clone()).await;
+    assert!(
+        !page.contains(&format!("/dashboard/requests/{erasure}/confirmation")),
+        "{page}"
+    );
+    let refused = http
+        .get(format!("{base}/dashboard/requests/{exported}/bundle"))
+        .header(COOKIE, &viewer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        refused.status(),
+        StatusCode::FORBIDDEN,
+        "a viewer does not download a subject's data"
+    );
+    let page = page_of(operator.clone(), erasure.clone()).await;
     assert!(
         page.contains(&format!("/dashboard/requests/{erasure}/confirmation")),
         "{page}"
     );
     let confirmation = http
         .get(format!("{base}/dashboard/requests/{erasure}/confirmation"))
-        .header(COOKIE, &viewer)
+        .header(COOKIE, &operator)
         .send()
         .await
         .unwrap();
@@ -664,7 +738,7 @@ async fn an_approver_approves_a_plan_an_operator_retries_a_failed_task_and_a_vie
     assert_eq!(confirmation["request_id"], erasure.as_str(), "{confirmation}");
     let bundle = http
         .get(format!("{base}/dashboard/requests/{exported}/bundle"))
-        .header(COOKIE, &viewer)
+        .header(COOKIE, &operator)
         .send()
         .await
         .unwrap();
@@ -672,16 +746,75 @@ async fn an_approver_approves_a_plan_an_operator_retries_a_failed_task_and_a_vie
     assert!(bundle.bytes().await.unwrap().starts_with(b"PK\x03\x04"), "a ZIP");
     let none = http
         .get(format!("{base}/dashboard/requests/{erasure}/bundle"))
-        .header(COOKIE, &viewer)
+        .header(COOKIE, &operator)
         .send()
         .await
         .unwrap();
     assert_eq!(none.status(), StatusCode::NOT_FOUND, "an erasure has no bundle");
-    let (_, events) = d.dsr_json(&["audit", "events", &exported]);
-    assert!(
-        events.to_string().contains("operator.downloaded") && events.to_string().contains("dashboard:ola"),
-        "{events}"
+    let downloads = |id: &str| {
+        let (_, events) = d.dsr_json(&["audit", "events", id]);
+        events["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["event"] == "export.downloaded")
+            .map(|e| {
+                format!(
+                    "{}:{}",
+                    e["detail"]["by"].as_str().unwrap(),
+                    e["detail"]["file"].as_str().unwrap()
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(downloads(&exported), ["dashboard:per:bundle"]);
+    assert_eq!(
+        downloads(&erasure),
+        ["dashboard:per:confirmation"],
+        "the missing bundle recorded nothing"
     );
+
+    // Through the API, four-eyes holds for the token that entered the request.
+    let desk = util::server::token(&d, "desk", "requests:write,requests:read,requests:approve");
+    let created: serde_json::Value = http
+        .post(format!("{base}/v1/requests"))
+        .bearer_auth(&desk)
+        .json(&serde_json::json!({"kind": "erasure", "email": [SEEDED_EMAIL], "processors": ["google"]}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let by_token = created["id"].as_str().unwrap().to_string();
+    wait_status(&d, &by_token, "awaiting_approval").await;
+    let (_, plan_doc) = d.dsr_json(&["plan", &by_token]);
+    let own = http
+        .post(format!("{base}/v1/requests/{by_token}/approve"))
+        .bearer_auth(&desk)
+        .json(&serde_json::json!({"plan": plan_doc["plan"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own.status(), StatusCode::CONFLICT);
+    assert!(own.text().await.unwrap().contains("four_eyes"));
+
+    // A viewer cannot run the processors' checks; the refusal is recorded.
+    let page = signed_in_page(&viewer, &format!("{base}/dashboard/processors")).await;
+    assert!(!page.contains("Run the checks now"), "{page}");
+    let refused = http
+        .post(format!("{base}/dashboard/processors"))
+        .header(COOKIE, &viewer)
+        .form(&[("csrf", hidden(&page, "csrf").as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let refusals = util::ledger_value(
+        &d,
+        "SELECT COUNT(*) FROM audit_log WHERE event = 'operator.refused' AND detail LIKE '%\"checks\"%'",
+    );
+    assert_eq!(refusals, "1");
 
     // The operator retries the failed task: it is queued again, in the operator's name.
     let page = page_of(operator.clone(), access.clone()).await;
@@ -706,7 +839,10 @@ async fn an_approver_approves_a_plan_an_operator_retries_a_failed_task_and_a_vie
         text.contains("\"by\":\"dashboard:anne\""),
         "the approval names the approver: {text}"
     );
-    assert!(text.contains("operator.refused") && text.contains("\"ola\""), "{text}");
+    assert!(
+        text.contains("operator.refused") && text.contains("dashboard:ola") && text.contains("four_eyes"),
+        "the viewer's and the enterer's refusals are recorded: {text}"
+    );
     let (_, events) = d.dsr_json(&["audit", "events", &access]);
     assert!(events.to_string().contains("dashboard:per"), "{events}");
 

@@ -1212,3 +1212,67 @@ async fn operator_accounts_lock_after_five_wrong_passwords_and_sessions_end_idle
     })
     .await;
 }
+
+#[tokio::test]
+async fn each_processors_last_call_is_its_latest_finished_attempt() {
+    on_both(|url| async move {
+        let ledger = Ledger::open(&url).await.unwrap();
+        create(&ledger, "l1", &[Processor::Google, Processor::Wix]).await;
+        ledger.start_request("l1").await.unwrap();
+        assert!(ledger.last_calls().await.unwrap().is_empty(), "nothing tried yet");
+        let claim = ledger
+            .claim_task("l1", Processor::Google, "w", LEASE)
+            .await
+            .unwrap()
+            .unwrap();
+        ledger
+            .finish_task("l1", Processor::Google, "w", claim, &done(1))
+            .await
+            .unwrap();
+        let claim = ledger
+            .claim_task("l1", Processor::Wix, "w", LEASE)
+            .await
+            .unwrap()
+            .unwrap();
+        let throttled = TaskResult::Retrying {
+            error: TaskError::new("retry_later:429", "throttled"),
+            next_retry_at: Utc::now() + ChronoDuration::hours(1),
+        };
+        ledger
+            .finish_task("l1", Processor::Wix, "w", claim, &throttled)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        // A later request's Google task fails: that is Google's last call now.
+        create(&ledger, "l2", &[Processor::Google]).await;
+        ledger.start_request("l2").await.unwrap();
+        let claim = ledger
+            .claim_task("l2", Processor::Google, "w", LEASE)
+            .await
+            .unwrap()
+            .unwrap();
+        let failed = TaskResult::Failed {
+            error: TaskError::new("permanent:403", "forbidden"),
+        };
+        ledger
+            .finish_task("l2", Processor::Google, "w", claim, &failed)
+            .await
+            .unwrap();
+        let last: Vec<_> = ledger
+            .last_calls()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.processor.clone(), c.request_id.clone(), c.status.clone(), c.failed()))
+            .collect();
+        assert_eq!(
+            last,
+            [
+                ("google".to_string(), "l2".to_string(), "failed".to_string(), true),
+                ("wix".to_string(), "l1".to_string(), "retrying".to_string(), true),
+            ]
+        );
+        ledger.close().await;
+    })
+    .await;
+}

@@ -31,7 +31,7 @@ fn check(name: impl Into<String>, ok: bool, detail: impl Into<String>) -> Check 
 }
 
 pub async fn doctor(config: &Config, as_json: bool) -> Result<ExitCode, CliError> {
-    let checks = checks(config).await;
+    let checks = checks(config, None).await;
     let ok = checks.iter().all(|c| c.ok);
     if as_json {
         let items: Vec<_> = checks
@@ -49,8 +49,8 @@ pub async fn doctor(config: &Config, as_json: bool) -> Result<ExitCode, CliError
 }
 
 /// Everything `dsr doctor` checks, in its order (the dashboard's processors page runs the
-/// same on demand).
-pub async fn checks(config: &Config) -> Vec<Check> {
+/// same on demand, with the server's `running` ledger rather than opening another).
+pub async fn checks(config: &Config, running: Option<&dsr_jobs::Ledger>) -> Vec<Check> {
     let mut checks = vec![check(
         "config",
         true,
@@ -96,7 +96,11 @@ pub async fn checks(config: &Config) -> Vec<Check> {
         ));
     }
     checks.extend(signing_check(config));
-    match dsr_jobs::Ledger::open(&config.store.url).await {
+    let opened = match running {
+        Some(ledger) => Ok(ledger.clone()),
+        None => dsr_jobs::Ledger::open(&config.store.url).await,
+    };
+    match opened {
         Ok(ledger) => {
             checks.push(check(
                 "ledger",
@@ -127,7 +131,9 @@ pub async fn checks(config: &Config) -> Vec<Check> {
                 Ok(workers) => checks.push(workers_check(config, &workers, ledger.now())),
                 Err(e) => checks.push(check("workers", false, e.to_string())),
             }
-            ledger.close().await;
+            if running.is_none() {
+                ledger.close().await;
+            }
         }
         Err(e) => checks.push(check(
             "ledger",
@@ -242,7 +248,8 @@ pub async fn checks(config: &Config) -> Vec<Check> {
             match connector.check().await {
                 Ok(report) if report.ok => checks.push(check(name, true, report.details.join("; "))),
                 Ok(report) => checks.push(check(name, false, report.details.join("; "))),
-                // The operator's own terminal: the vendor's words help here, and are not kept.
+                // The operator's terminal, or the dashboard's page to a signed-in operator: the
+                // vendor's words help there, and are not kept.
                 Err(e) => checks.push(check(
                     name,
                     false,
@@ -400,7 +407,8 @@ async fn export_check(config: &Config) -> Check {
         Ok(store) => store,
         Err(e) => return check("export storage", false, e.message()),
     };
-    let probe = dsr_jobs::storage::key(".dsr-doctor-probe");
+    // Its own name each run: two checks at once do not delete each other's probe.
+    let probe = dsr_jobs::storage::key(&format!(".dsr-doctor-probe-{}", crate::subject::secrets::token()));
     let result = async {
         store.put(&probe, b"probe".to_vec()).await?;
         let back = store.get(&probe).await?;

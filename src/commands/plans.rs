@@ -19,6 +19,32 @@ pub fn default_operator() -> String {
         .unwrap_or_else(|| "unknown".into())
 }
 
+/// With `[erasure] four_eyes`, whoever enters or approves on the command line is named by a
+/// dashboard account (`dsr user add`) that is enabled and has at least `role`: four-eyes
+/// compares people, and an account is a person where `$USER` may be a shared login.
+pub async fn four_eyes_account(
+    config: &Config,
+    ledger: &dsr_jobs::Ledger,
+    name: &str,
+    role: dsr_jobs::model::Role,
+) -> Result<(), CliError> {
+    if !config.erasure.four_eyes {
+        return Ok(());
+    }
+    let explain = "with [erasure] four_eyes = true, --by names a dashboard account (dsr user list; dsr user add)";
+    match ledger.operator(name).await? {
+        None => Err(crate::error::bad_input(format!("`{name}` is no account: {explain}"))),
+        Some(account) if account.disabled_at.is_some() => Err(crate::error::bad_input(format!(
+            "the account `{name}` is disabled: {explain}"
+        ))),
+        Some(account) if account.role < role => Err(crate::error::bad_input(format!(
+            "the account `{name}` is a {}; this takes an {role} account ({explain})",
+            account.role
+        ))),
+        Some(_) => Ok(()),
+    }
+}
+
 fn plan_json(p: &StoredPlan) -> Value {
     json!({
         "processor": p.processor.as_str(),
@@ -182,6 +208,7 @@ pub async fn approve(
 ) -> Result<ExitCode, CliError> {
     let by = by.map(str::to_string).unwrap_or_else(default_operator);
     let engine = crate::wiring::engine(config).await?;
+    four_eyes_account(config, engine.ledger(), &by, dsr_jobs::model::Role::Approver).await?;
     let approved = engine.ledger().approve(id, plan, &by, config.erasure.four_eyes).await?;
     engine.queue_tasks(id, &approved).await?;
     if !as_json {

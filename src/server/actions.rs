@@ -4,7 +4,7 @@
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Json, Response};
 use chrono::Utc;
 use dsr_jobs::ledger::tokens::{ApiToken, Scope};
@@ -307,8 +307,8 @@ async fn audit_verify(State(state): State<AppState>, caller: Caller) -> Response
     params(("id" = String, Path, description = "The request's id")),
     responses((status = 200, body = super::openapi::ZipFile, content_type = "application/zip"), Refusals)
 )]
-async fn bundle(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Response {
-    answer(download(&state, &caller, &id, Export::Bundle).await)
+async fn bundle(State(state): State<AppState>, method: Method, caller: Caller, Path(id): Path<String>) -> Response {
+    answer(download(&state, &method, &caller, &id, Export::Bundle).await)
 }
 
 /// The signed confirmation of a change (scope requests:read).
@@ -320,8 +320,13 @@ async fn bundle(State(state): State<AppState>, caller: Caller, Path(id): Path<St
     params(("id" = String, Path, description = "The request's id")),
     responses((status = 200, body = Object, content_type = "application/json"), Refusals)
 )]
-async fn confirmation(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Response {
-    answer(download(&state, &caller, &id, Export::Confirmation).await)
+async fn confirmation(
+    State(state): State<AppState>,
+    method: Method,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Response {
+    answer(download(&state, &method, &caller, &id, Export::Confirmation).await)
 }
 
 #[derive(Clone, Copy)]
@@ -331,13 +336,27 @@ pub(super) enum Export {
 }
 
 /// Streams a request's bundle or confirmation from the export storage, never held whole.
-async fn download(state: &AppState, caller: &Caller, id: &str, what: Export) -> Result<Response, Problem> {
-    caller.require(Scope::RequestsRead)?;
-    stream_export(state, id, what).await
+async fn download(
+    state: &AppState,
+    method: &Method,
+    caller: &Caller,
+    id: &str,
+    what: Export,
+) -> Result<Response, Problem> {
+    let token = caller.require(Scope::RequestsRead)?;
+    let by = (method != Method::HEAD).then(|| actor(token));
+    stream_export(state, id, what, by.as_deref()).await
 }
 
 /// Streams request `id`'s bundle or confirmation (the caller's right to it checked before).
-pub(super) async fn stream_export(state: &AppState, id: &str, what: Export) -> Result<Response, Problem> {
+/// A download handed to `by` is first an audit event (`export.downloaded`, naming who): one
+/// that cannot be recorded is not handed over. `None` (a `HEAD`) records nothing.
+pub(super) async fn stream_export(
+    state: &AppState,
+    id: &str,
+    what: Export,
+    by: Option<&str>,
+) -> Result<Response, Problem> {
     let request = state.engine.ledger().get_request(id).await?;
     let (location, name, media_type) = match what {
         Export::Bundle => (request.bundle, "bundle", "application/zip"),
@@ -367,6 +386,22 @@ pub(super) async fn stream_export(state: &AppState, id: &str, what: Export) -> R
     };
     let size = store.size(&key).await.map_err(failed)?;
     let reader = store.reader(&key).await.map_err(failed)?;
+    if let Some(by) = by {
+        let detail = serde_json::json!({"by": by, "file": name});
+        if let Err(e) = state
+            .engine
+            .ledger()
+            .audit(Some(id), None, "export.downloaded", detail)
+            .await
+        {
+            tracing::warn!(error = %e, "could not record a download; not handed over");
+            return Err(Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "the download could not be recorded in the ledger, so it was not handed over; try again",
+            ));
+        }
+    }
     let file_name = location.rsplit('/').next().unwrap_or(name).to_string();
     let mut response = Body::from_stream(tokio_util::io::ReaderStream::new(reader)).into_response();
     let headers = response.headers_mut();

@@ -543,7 +543,12 @@ async fn cancel(State(state): State<AppState>, caller: Result<Caller, Problem>, 
 
 /// A completed access or portability request's bundle (the status document's
 /// `results_url`), for the controller that submitted it.
-async fn results(State(state): State<AppState>, caller: Result<Caller, Problem>, Path(id): Path<String>) -> Response {
+async fn results(
+    State(state): State<AppState>,
+    method: axum::http::Method,
+    caller: Result<Caller, Problem>,
+    Path(id): Path<String>,
+) -> Response {
     answer(
         async {
             let own = own(&state, caller, &id).await?;
@@ -557,7 +562,8 @@ async fn results(State(state): State<AppState>, caller: Result<Caller, Problem>,
                     "this request has no results: only a completed access or portability request has, until its retention ends",
                 ));
             }
-            Ok(stream_export(&state, &stored.request_id, Export::Bundle).await?)
+            let by = (method != axum::http::Method::HEAD).then(|| format!("token:{}", own.token.name));
+            Ok(stream_export(&state, &stored.request_id, Export::Bundle, by.as_deref()).await?)
         }
         .await,
     )

@@ -4,9 +4,27 @@
 use chrono::{DateTime, Utc};
 use sqlx::{AssertSqlSafe, Row};
 
-use super::rows::{parse_opt_ts, ts};
+use super::rows::{parse_opt_ts, parse_ts, ts};
 use super::{Ledger, Result};
 use crate::model::RequestStatus;
+
+/// A processor's most recently finished task attempt (the dashboard's "last calls").
+#[derive(Debug, Clone, PartialEq)]
+pub struct LastCall {
+    pub processor: String,
+    pub request_id: String,
+    /// The task's status after it: succeeded, failed, retrying, planned, not_applicable.
+    pub status: String,
+    /// The error it ended with, when it failed or will be retried.
+    pub error: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+impl LastCall {
+    pub fn failed(&self) -> bool {
+        matches!(self.status.as_str(), "failed" | "retrying")
+    }
+}
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Counts {
@@ -76,5 +94,30 @@ impl Ledger {
             .try_get("at")?;
         counts.last_sweep_at = parse_opt_ts(last)?;
         Ok(counts)
+    }
+
+    /// Each processor's most recently finished task attempt (tasks in flight or never tried
+    /// left out), by processor.
+    pub async fn last_calls(&self) -> Result<Vec<LastCall>> {
+        let rows = sqlx::query(
+            "SELECT processor, request_id, status, error, updated_at FROM ( \
+               SELECT processor, request_id, status, error, updated_at, ROW_NUMBER() OVER \
+                 (PARTITION BY processor ORDER BY updated_at DESC, request_id) AS n \
+               FROM tasks WHERE attempts > 0 AND status NOT IN ('pending', 'running', 'cancelled') \
+             ) latest WHERE n = 1 ORDER BY processor",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(LastCall {
+                    processor: r.try_get("processor")?,
+                    request_id: r.try_get("request_id")?,
+                    status: r.try_get("status")?,
+                    error: r.try_get("error")?,
+                    at: parse_ts(&r.try_get::<String, _>("updated_at")?)?,
+                })
+            })
+            .collect()
     }
 }

@@ -38,6 +38,18 @@ fn needs(action: &str) -> Option<Role> {
     }
 }
 
+/// Why an action was not done: bad input (400), a refusal of the rules (403, recorded), or a
+/// transition the ledger refused (409).
+enum NotDone {
+    Input(String),
+    Refused(String),
+    Ledger(String),
+}
+
+fn ledger_said(e: impl std::fmt::Display) -> NotDone {
+    NotDone::Ledger(e.to_string())
+}
+
 pub async fn act(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -65,16 +77,21 @@ pub async fn act(
             format!("There is no action `{action}`."),
         );
     };
+    let by = format!("dashboard:{}", who.operator.name);
+    let engine = state.engine.clone();
+    let ledger = engine.ledger();
+    // A refusal of the rules is an audit event naming the account and why.
+    let record_refusal = |why: &'static str| {
+        let detail = serde_json::json!({"by": by, "action": action, "role": who.operator.role, "why": why});
+        let request = id.as_str();
+        async move {
+            if let Err(e) = ledger.audit(Some(request), None, "operator.refused", detail).await {
+                tracing::warn!(error = %e, "could not record a refused action");
+            }
+        }
+    };
     if who.operator.role < role {
-        let ledger = state.engine.ledger();
-        let _ = ledger
-            .audit(
-                Some(&id),
-                None,
-                "operator.refused",
-                serde_json::json!({"operator": who.operator.name, "action": action, "role": who.operator.role}),
-            )
-            .await;
+        record_refusal("role").await;
         return refused(
             StatusCode::FORBIDDEN,
             "Not allowed",
@@ -90,14 +107,40 @@ pub async fn act(
             ),
         );
     }
-    let by = format!("dashboard:{}", who.operator.name);
-    let engine = state.engine.clone();
-    let ledger = engine.ledger();
-    let done: Result<(), String> = async {
+    if action == "approve" && state.config.erasure.four_eyes {
+        let entered = match ledger.entered_by(&id).await {
+            Ok(entered) => entered,
+            Err(e) => {
+                return refused(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The ledger did not answer",
+                    e.to_string(),
+                );
+            }
+        };
+        if entered.is_some_and(|entered| dsr_jobs::ledger::same_person(&entered, &by)) {
+            record_refusal("four_eyes").await;
+            return refused(
+                StatusCode::FORBIDDEN,
+                "Not allowed: four-eyes",
+                format!(
+                    "{} entered this request, and with [erasure] four_eyes nobody approves a request they entered: another approver must.",
+                    who.operator.name
+                ),
+            );
+        }
+    }
+    // What the ledger did, and whether the queue took the work it made (when it did not,
+    // the recovery sweep queues it within minutes: the action still stands).
+    let done: Result<Option<String>, NotDone> = async {
+        let queued = |e: dsr_jobs::EngineError| {
+            tracing::warn!(request = %id, error = %e, "a dashboard action's work is not queued yet");
+            Some("the queue did not answer, so the work waits for the recovery sweep (within minutes)".to_string())
+        };
         match action.as_str() {
             "retry" => {
-                let reset = ledger.retry(&id, None, &by).await.map_err(|e| e.to_string())?;
-                engine.queue_tasks(&id, &reset).await.map_err(|e| e.to_string())
+                let reset = ledger.retry(&id, None, &by).await.map_err(ledger_said)?;
+                Ok(engine.queue_tasks(&id, &reset).await.err().and_then(queued))
             }
             "cancel" => {
                 let (engine, by, request) = (engine.clone(), by.clone(), id.clone());
@@ -105,53 +148,62 @@ pub async fn act(
                 tokio::spawn(async move {
                     dsr_jobs::cancel::cancel(engine.ledger(), engine.connectors(), &request, &by)
                         .await
-                        .map(|_| ())
-                        .map_err(|e| e.to_string())
+                        .map(|_| None)
+                        .map_err(ledger_said)
                 })
                 .await
-                .map_err(|e| e.to_string())?
+                .map_err(ledger_said)?
             }
             "extend" => {
                 let months: u32 = body
                     .months
                     .trim()
                     .parse()
-                    .map_err(|_| "say by how many months (1 or 2)".to_string())?;
+                    .map_err(|_| NotDone::Input("Say by how many months: 1 or 2.".into()))?;
                 if body.reason.trim().is_empty() {
-                    return Err("an extension needs a reason (Art. 12(3)): the subject is told it".into());
+                    return Err(NotDone::Input(
+                        "An extension needs a reason (Art. 12(3)): the subject is told it.".into(),
+                    ));
                 }
                 ledger
                     .extend(&id, months, body.reason.trim(), state.config.zone(), Utc::now(), &by)
                     .await
-                    .map(|_| ())
-                    .map_err(|e| e.to_string())
+                    .map(|_| None)
+                    .map_err(ledger_said)
             }
             "approve" => {
                 let approved = ledger
                     .approve(&id, body.plan.trim(), &by, state.config.erasure.four_eyes)
                     .await
-                    .map_err(|e| e.to_string())?;
-                engine.queue_tasks(&id, &approved).await.map_err(|e| e.to_string())
+                    .map_err(ledger_said)?;
+                Ok(engine.queue_tasks(&id, &approved).await.err().and_then(queued))
             }
             "reject" => {
                 if body.reason.trim().is_empty() {
-                    return Err("a rejection needs a reason".into());
+                    return Err(NotDone::Input("A rejection needs a reason.".into()));
                 }
                 ledger
                     .reject(&id, body.reason.trim(), &by)
                     .await
-                    .map_err(|e| e.to_string())
+                    .map(|_| None)
+                    .map_err(ledger_said)
             }
-            _ => Err(format!("no action `{action}`")),
+            _ => Err(NotDone::Refused(format!("There is no action `{action}`."))),
         }
     }
     .await;
     match done {
-        Ok(()) => {
+        Ok(warning) => {
             tracing::info!(request = %id, %action, operator = %who.operator.name, "dashboard action");
-            Redirect::to(&format!("/dashboard/requests/{id}?done={action}")).into_response()
+            let mut to = format!("/dashboard/requests/{id}?done={action}");
+            if warning.is_some() {
+                to.push_str("&queued=later");
+            }
+            Redirect::to(&to).into_response()
         }
-        Err(why) => refused(
+        Err(NotDone::Input(why)) => refused(StatusCode::BAD_REQUEST, "Not done: something is missing", why),
+        Err(NotDone::Refused(why)) => refused(StatusCode::FORBIDDEN, "Not allowed", why),
+        Err(NotDone::Ledger(why)) => refused(
             StatusCode::CONFLICT,
             "The request was not changed",
             format!("The request was not changed: {why}"),

@@ -31,6 +31,8 @@ pub struct Dashboard {
     /// Argon2 takes 19 MiB and tens of milliseconds a check: at most this many at once, so a
     /// flood of sign-ins queues instead of exhausting memory.
     checks: tokio::sync::Semaphore,
+    /// The doctor's checks call every vendor: one run at a time.
+    doctor: tokio::sync::Semaphore,
 }
 
 impl Dashboard {
@@ -53,6 +55,7 @@ impl Dashboard {
         Ok(Arc::new(Dashboard {
             env,
             checks: tokio::sync::Semaphore::new(2),
+            doctor: tokio::sync::Semaphore::new(1),
         }))
     }
 
@@ -87,6 +90,11 @@ impl Dashboard {
                 back => request.map(|id| format!("/dashboard/requests/{id}")), back_label => request,
             },
         )
+    }
+
+    /// The right to run the doctor's checks now, unless a run is under way.
+    pub fn doctor_slot(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        self.doctor.try_acquire().ok()
     }
 
     /// Renders `name`; `who` is the signed-in operator (for the header and its sign-out form).

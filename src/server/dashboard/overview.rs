@@ -113,6 +113,24 @@ async fn gather(state: &AppState) -> Result<minijinja::Value, dsr_jobs::ledger::
             *failing.entry(processor.clone()).or_default() += n;
         }
     }
+    // Processors whose most recent call failed (or waits to be tried again), with the error.
+    let last_failed: Vec<_> = ledger
+        .last_calls()
+        .await?
+        .into_iter()
+        .filter(|c| c.failed())
+        .map(|c| {
+            let name = c
+                .processor
+                .parse::<dsr_connector::Processor>()
+                .map(|p| p.display_name().to_string())
+                .unwrap_or_else(|_| c.processor.clone());
+            context! {
+                processor => name, request => c.request_id, status => c.status, at => time(c.at),
+                error => c.error.unwrap_or_default(),
+            }
+        })
+        .collect();
     let failing: Vec<_> = failing
         .iter()
         .map(|(processor, n)| context! { processor => processor, n => n })
@@ -120,6 +138,7 @@ async fn gather(state: &AppState) -> Result<minijinja::Value, dsr_jobs::ledger::
     Ok(context! {
         here => "overview", counts => counts, deadlines => deadlines, warning_days => warning_days,
         approval => approval, attention => attention, workers => workers, failing => failing,
+        last_failed => last_failed,
     })
 }
 

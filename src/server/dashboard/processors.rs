@@ -15,6 +15,9 @@ use super::SignedIn;
 use super::session::same_origin;
 use crate::server::AppState;
 
+/// How long a run of the checks may take before the page gives up on it.
+const CHECKS_TAKE_AT_MOST: std::time::Duration = std::time::Duration::from_secs(120);
+
 #[derive(Debug, Default, Deserialize)]
 pub struct CheckBody {
     #[serde(default)]
@@ -46,7 +49,12 @@ pub async fn check(
             None,
         );
     }
+    let ledger = state.engine.ledger();
     if who.operator.role < Role::Operator {
+        let detail = serde_json::json!({"by": format!("dashboard:{}", who.operator.name), "action": "checks", "role": who.operator.role});
+        if let Err(e) = ledger.audit(None, None, "operator.refused", detail).await {
+            tracing::warn!(error = %e, "could not record a refused action");
+        }
         return dashboard.refusal(
             &state,
             StatusCode::FORBIDDEN,
@@ -59,9 +67,35 @@ pub async fn check(
             None,
         );
     }
+    let Some(_running) = dashboard.doctor_slot() else {
+        return dashboard.refusal(
+            &state,
+            StatusCode::CONFLICT,
+            Some(&who),
+            "The checks are running",
+            "The checks are already running (started here or by another operator): reload the processors page in a minute.",
+            None,
+        );
+    };
+    let detail = serde_json::json!({"by": format!("dashboard:{}", who.operator.name)});
+    if let Err(e) = ledger.audit(None, None, "operator.ran_checks", detail).await {
+        tracing::warn!(error = %e, "could not record a run of the checks");
+    }
     tracing::info!(operator = %who.operator.name, "the dashboard runs the doctor's checks");
-    let checks = crate::commands::doctor::checks(&state.config).await;
-    show(&state, &who, Some(checks)).await
+    match tokio::time::timeout(CHECKS_TAKE_AT_MOST, crate::commands::doctor::checks(&state.config, Some(ledger))).await {
+        Ok(checks) => show(&state, &who, Some(checks)).await,
+        Err(_) => dashboard.refusal(
+            &state,
+            StatusCode::GATEWAY_TIMEOUT,
+            Some(&who),
+            "The checks took too long",
+            &format!(
+                "The checks did not finish within {} seconds: a processor or the storage is not answering. Run `dsr doctor` on the server to see which.",
+                CHECKS_TAKE_AT_MOST.as_secs()
+            ),
+            None,
+        ),
+    }
 }
 
 async fn show(state: &AppState, who: &SignedIn, checks: Option<Vec<crate::commands::doctor::Check>>) -> Response {

@@ -4,11 +4,11 @@
 //! list or a URL.
 
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use dsr_connector::Processor;
 use dsr_jobs::ledger::RequestQuery;
-use dsr_jobs::model::{RequestKind, RequestStatus};
+use dsr_jobs::model::{RequestKind, RequestStatus, Role};
 use minijinja::context;
 use serde::Deserialize;
 
@@ -49,13 +49,20 @@ fn date_start(text: &str, zone: chrono_tz::Tz) -> Option<chrono::DateTime<chrono
         .map(|t| t.with_timezone(&chrono::Utc))
 }
 
-fn unavailable(e: impl std::fmt::Display) -> Response {
+/// The page said when the ledger does not answer (the error goes to the log).
+fn unavailable(state: &AppState, who: &SignedIn, e: impl std::fmt::Display) -> Response {
     tracing::warn!(error = %e, "a dashboard page could not read the ledger");
-    (
-        StatusCode::SERVICE_UNAVAILABLE,
-        "the ledger did not answer; reload in a moment",
-    )
-        .into_response()
+    match &state.dashboard {
+        Some(dashboard) => dashboard.refusal(
+            state,
+            StatusCode::SERVICE_UNAVAILABLE,
+            Some(who),
+            "The ledger did not answer",
+            "The ledger did not answer; reload in a moment. The server's log says why.",
+            None,
+        ),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 pub async fn list(State(state): State<AppState>, who: SignedIn, Query(f): Query<Filters>) -> Response {
@@ -78,7 +85,7 @@ pub async fn list(State(state): State<AppState>, who: SignedIn, Query(f): Query<
                 None,
                 Some(format!("No request has the id {q}.")),
             ),
-            Err(e) => unavailable(e),
+            Err(e) => unavailable(&state, &who, e),
         };
     }
     let mut errors = Vec::new();
@@ -120,7 +127,7 @@ pub async fn list(State(state): State<AppState>, who: SignedIn, Query(f): Query<
     };
     let mut found = match ledger.query_requests(&query).await {
         Ok(found) => found,
-        Err(e) => return unavailable(e),
+        Err(e) => return unavailable(&state, &who, e),
     };
     let more = found.len() > PAGE as usize;
     found.truncate(PAGE as usize);
@@ -200,6 +207,9 @@ fn render(
 pub struct Done {
     #[serde(default)]
     done: String,
+    /// "later": the action stands, but the queue did not take its work yet.
+    #[serde(default)]
+    queued: String,
 }
 
 pub async fn show(
@@ -223,11 +233,11 @@ pub async fn show(
                 context! { here => "requests", error => format!("No request has the id {id}.") },
             );
         }
-        Err(e) => return unavailable(e),
+        Err(e) => return unavailable(&state, &who, e),
     };
     let (tasks, events) = match (ledger.tasks(&id).await, ledger.audit_events(&id).await) {
         (Ok(t), Ok(e)) => (t, e),
-        (Err(e), _) | (_, Err(e)) => return unavailable(e),
+        (Err(e), _) | (_, Err(e)) => return unavailable(&state, &who, e),
     };
     let zone = state.config.zone();
     let time = |t: chrono::DateTime<chrono::Utc>| t.with_timezone(&zone).format("%Y-%m-%d %H:%M:%S").to_string();
@@ -252,7 +262,7 @@ pub async fn show(
                 at => time(e.at), at_iso => dsr_jobs::ledger::ts(e.at), event => e.event,
                 label => event_label(&e.event),
                 processor => e.processor, code => text("code").or_else(|| text("error")),
-                by => text("by"), note => e.note, attempt => number("attempt"),
+                by => text("by").or_else(|| text("operator")), note => e.note, attempt => number("attempt"),
                 found => number("found"), changed => number("changed"),
                 next_retry => text("next_retry_at")
                     .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
@@ -262,13 +272,24 @@ pub async fn show(
         })
         .collect();
     let plan = match crate::commands::plans::plan_doc(ledger, &id).await {
-        Ok(plan) => plan,
-        Err(e) => return unavailable(e.message()),
+        Ok(mut plan) => {
+            // Values as words for the page (escaped there like any text), not JSON.
+            for processor in plan["processors"].as_array_mut().into_iter().flatten() {
+                for item in processor["items"].as_array_mut().into_iter().flatten() {
+                    for (from, to) in [("before", "before_text"), ("after", "after_text")] {
+                        let text = item.get(from).filter(|v| !v.is_null()).map(value_text);
+                        item[to] = serde_json::json!(text);
+                    }
+                }
+            }
+            plan
+        }
+        Err(e) => return unavailable(&state, &who, e.message()),
     };
     let role = who.operator.role;
     let entered_by = match ledger.entered_by(&id).await {
         Ok(by) => by,
-        Err(e) => return unavailable(e),
+        Err(e) => return unavailable(&state, &who, e),
     };
     // With four-eyes, whoever entered the request sees why they cannot approve it.
     let own = state.config.erasure.four_eyes
@@ -284,6 +305,7 @@ pub async fn show(
     let acts = context! {
         approve => role >= dsr_jobs::model::Role::Approver && request.status == RequestStatus::AwaitingApproval && !own,
         four_eyes => own && role >= dsr_jobs::model::Role::Approver && request.status == RequestStatus::AwaitingApproval,
+        reject => role >= dsr_jobs::model::Role::Approver && request.status == RequestStatus::AwaitingApproval,
         retry => role >= dsr_jobs::model::Role::Operator && failed,
         cancel => role >= dsr_jobs::model::Role::Operator && open,
         // Art. 12(3): an extension is told to the subject within the month, not after it.
@@ -300,6 +322,8 @@ pub async fn show(
             here => "requests", tasks => tasks, events => events, acts => acts,
             plan => minijinja::Value::from_serialize(&plan),
             done => (!done.done.is_empty()).then_some(done.done),
+            queued_later => done.queued == "later",
+            can_download => role >= dsr_jobs::model::Role::Operator,
             r => context! {
                 id => r.id, kind => r.kind.as_str(), status => r.status.as_str(), dry_run => r.dry_run,
                 emails => r.identities.emails.iter().map(|e| e.as_str().to_string()).collect::<Vec<_>>(),
@@ -314,53 +338,46 @@ pub async fn show(
 }
 
 /// `GET /dashboard/requests/{id}/bundle|confirmation`: the request's ZIP bundle or signed
-/// confirmation, streamed from the export storage as the API hands them over; each download
-/// an audit event naming the account.
-pub async fn file(State(state): State<AppState>, who: SignedIn, Path((id, file)): Path<(String, String)>) -> Response {
+/// confirmation, streamed from the export storage as the API hands them over, for operators
+/// and approvers (a viewer reads the request, not the subject's data); each download an audit
+/// event naming the account before it is handed over.
+pub async fn file(
+    State(state): State<AppState>,
+    method: Method,
+    who: SignedIn,
+    Path((id, file)): Path<(String, String)>,
+) -> Response {
     let Some(dashboard) = state.dashboard.clone() else {
         return StatusCode::NOT_FOUND.into_response();
+    };
+    let refused = |status: StatusCode, title: &str, message: String| {
+        dashboard.refusal(&state, status, Some(&who), title, &message, Some(&id))
     };
     let what = match file.as_str() {
         "bundle" => crate::server::actions::Export::Bundle,
         "confirmation" => crate::server::actions::Export::Confirmation,
         _ => {
-            return dashboard.refusal(
-                &state,
+            return refused(
                 StatusCode::NOT_FOUND,
-                Some(&who),
                 "No such file",
-                &format!("A request has a bundle or a confirmation, not `{file}`."),
-                Some(&id),
+                format!("A request has a bundle or a confirmation, not `{file}`."),
             );
         }
     };
-    match crate::server::actions::stream_export(&state, &id, what).await {
-        Ok(response) => {
-            let recorded = state
-                .engine
-                .ledger()
-                .audit(
-                    Some(&id),
-                    None,
-                    "operator.downloaded",
-                    serde_json::json!({"by": format!("dashboard:{}", who.operator.name), "file": file}),
-                )
-                .await;
-            if let Err(e) = recorded {
-                // Unrecorded, not handed over: every download of a subject's data is in the log.
-                tracing::warn!(error = %e, "could not record a dashboard download");
-                return unavailable(e);
-            }
-            response
-        }
-        Err(problem) => dashboard.refusal(
-            &state,
-            problem.status,
-            Some(&who),
-            &format!("No {file} to download"),
-            &problem.detail,
-            Some(&id),
-        ),
+    if who.operator.role < Role::Operator {
+        return refused(
+            StatusCode::FORBIDDEN,
+            "Not allowed",
+            format!(
+                "{} is a viewer: downloading a subject's {file} takes an operator or approver account.",
+                who.operator.name
+            ),
+        );
+    }
+    let by = (method != Method::HEAD).then(|| format!("dashboard:{}", who.operator.name));
+    match crate::server::actions::stream_export(&state, &id, what, by.as_deref()).await {
+        Ok(response) => response,
+        Err(problem) => refused(problem.status, &format!("No {file} to download"), problem.detail),
     }
 }
 
@@ -405,7 +422,7 @@ fn event_label(event: &str) -> String {
         "delivery.given_up" => "Delivery given up",
         "exports.expired" => "Exports deleted (retention)",
         "operator.refused" => "Action refused",
-        "operator.downloaded" => "Downloaded by an operator",
+        "export.downloaded" => "Downloaded by an operator",
         "opendsr.status" => "Status sent to the controller",
         "opendsr.callback_sent" => "Callback sent",
         "opendsr.callback_given_up" => "Callback given up",
@@ -415,5 +432,47 @@ fn event_label(event: &str) -> String {
         event.replace(['.', '_'], " ")
     } else {
         known.to_string()
+    }
+}
+
+/// A vendor's value as a person reads it: `given_name: Kari, email: kari@example.no`.
+fn value_text(value: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Null => "—".into(),
+        Value::Array(items) => items.iter().map(value_text).collect::<Vec<_>>().join(", "),
+        Value::Object(fields) => fields
+            .iter()
+            .map(|(k, v)| format!("{k}: {}", value_text(v)))
+            .collect::<Vec<_>>()
+            .join(", "),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn values_read_as_words_not_json() {
+        let v = serde_json::json!({"given_name": "O'Brien", "emails": ["a@x.no", "b@x.no"], "n": 2, "gone": null});
+        assert_eq!(
+            super::value_text(&v),
+            "emails: a@x.no, b@x.no, gone: —, given_name: O'Brien, n: 2"
+        );
+    }
+
+    #[test]
+    fn every_event_the_ledger_writes_about_a_request_has_words() {
+        for event in [
+            "request.received",
+            "task.retrying",
+            "delivery.downloaded",
+            "exports.expired",
+            "request.pseudonymised",
+        ] {
+            assert!(!super::event_label(event).contains('.'), "{event}");
+        }
+        assert_eq!(super::event_label("something.new_here"), "something new here");
     }
 }
