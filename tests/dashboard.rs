@@ -145,21 +145,14 @@ async fn accounts_sign_in_with_their_password_and_sessions_end_when_they_should(
         .to_string();
 
     // Signing out needs the session's CSRF token.
-    let forged = http
-        .post(format!("{base}/dashboard/sign-out"))
-        .header(COOKIE, &session)
-        .form(&[("csrf", "forged")])
-        .send()
-        .await
-        .unwrap();
+    let forged = post_form(&session, &format!("{base}/dashboard/sign-out"), &[("csrf", "forged")]).await;
     assert_eq!(forged.status(), StatusCode::FORBIDDEN);
-    let out = http
-        .post(format!("{base}/dashboard/sign-out"))
-        .header(COOKIE, &session)
-        .form(&[("csrf", csrf.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let out = post_form(
+        &session,
+        &format!("{base}/dashboard/sign-out"),
+        &[("csrf", csrf.as_str())],
+    )
+    .await;
     assert_eq!(out.status(), StatusCode::SEE_OTHER);
     let after = http
         .get(format!("{base}/dashboard"))
@@ -268,51 +261,10 @@ async fn operators_handle_requests_from_the_keyboard_in_chromium_with_four_eyes_
     ] {
         assert_eq!(add_user(&d, name, role, PASSWORD).0, 0);
     }
-    let enqueue = |args: &[&str]| {
-        let (code, created) = d.dsr_json(args);
-        assert_eq!(code, 0, "{created}");
-        created["id"].as_str().unwrap().to_string()
-    };
-    let late = enqueue(&[
-        "enqueue",
-        "erasure",
-        "--email",
-        SEEDED_EMAIL,
-        "--processor",
-        "google",
-        "--by",
-        "kari",
-    ]);
-    let to_reject = enqueue(&[
-        "enqueue",
-        "erasure",
-        "--email",
-        SEEDED_EMAIL,
-        "--processor",
-        "google",
-        "--by",
-        "per",
-    ]);
-    let to_cancel = enqueue(&[
-        "enqueue",
-        "erasure",
-        "--email",
-        SEEDED_EMAIL,
-        "--processor",
-        "google",
-        "--by",
-        "per",
-    ]);
-    let failing = enqueue(&[
-        "enqueue",
-        "access",
-        "--email",
-        SEEDED_EMAIL,
-        "--processor",
-        "wix",
-        "--by",
-        "per",
-    ]);
+    let late = enter(&d, "erasure", "google", "kari");
+    let to_reject = enter(&d, "erasure", "google", "per");
+    let to_cancel = enter(&d, "erasure", "google", "per");
+    let failing = enter(&d, "access", "wix", "per");
     // Due four days ago.
     let due = (chrono::Utc::now() - chrono::Duration::days(4)).format("%Y-%m-%dT%H:%M:%S.000000Z");
     util::ledger_sql(&d, &format!("UPDATE requests SET due_at = '{due}' WHERE id = '{late}'"));
@@ -451,6 +403,10 @@ async fn operators_handle_requests_from_the_keyboard_in_chromium_with_four_eyes_
     browser.goto(&format!("{base}/dashboard/requests/{late}")).await;
     let page = browser.wait_for("Finalised: completed").await;
     assert!(page.contains("Download the signed confirmation"), "{page}");
+    assert!(
+        page.contains("<summary>Evidence</summary>"),
+        "the processor's evidence: {page}"
+    );
     browser.shot("dashboard-approved").await;
 
     browser.goto(&format!("{base}/dashboard/processors")).await;
@@ -512,6 +468,33 @@ async fn operators_handle_requests_from_the_keyboard_in_chromium_with_four_eyes_
     assert_eq!(status["status"], "cancelled", "{status}");
 }
 
+/// `dsr enqueue KIND --email … --processor PROCESSOR --by BY`: the request's id.
+fn enter(d: &Deployment, kind: &str, processor: &str, by: &str) -> String {
+    let (code, created) = d.dsr_json(&[
+        "enqueue",
+        kind,
+        "--email",
+        SEEDED_EMAIL,
+        "--processor",
+        processor,
+        "--by",
+        by,
+    ]);
+    assert_eq!(code, 0, "{created}");
+    created["id"].as_str().unwrap().to_string()
+}
+
+/// Posts `form` to `url` with the session cookie `session`.
+async fn post_form(session: &str, url: &str, form: &[(&str, &str)]) -> reqwest::Response {
+    client()
+        .post(url)
+        .header(COOKIE, session)
+        .form(form)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// The value of the hidden field `name` in `page`.
 fn hidden(page: &str, name: &str) -> String {
     page.split(&format!("name=\"{name}\" value=\""))
@@ -552,39 +535,9 @@ async fn an_approver_approves_a_plan_an_operator_retries_a_failed_task_and_a_vie
     ] {
         assert_eq!(add_user(&d, name, role, PASSWORD).0, 0);
     }
-    let (_, erasure) = d.dsr_json(&[
-        "enqueue",
-        "erasure",
-        "--email",
-        SEEDED_EMAIL,
-        "--processor",
-        "google",
-        "--by",
-        "kari",
-    ]);
-    let erasure = erasure["id"].as_str().unwrap().to_string();
-    let (_, exported) = d.dsr_json(&[
-        "enqueue",
-        "access",
-        "--email",
-        SEEDED_EMAIL,
-        "--processor",
-        "google",
-        "--by",
-        "per",
-    ]);
-    let exported = exported["id"].as_str().unwrap().to_string();
-    let (_, access) = d.dsr_json(&[
-        "enqueue",
-        "access",
-        "--email",
-        SEEDED_EMAIL,
-        "--processor",
-        "wix",
-        "--by",
-        "per",
-    ]);
-    let access = access["id"].as_str().unwrap().to_string();
+    let erasure = enter(&d, "erasure", "google", "kari");
+    let exported = enter(&d, "access", "google", "per");
+    let access = enter(&d, "access", "wix", "per");
     let server = Server::start(&d, true);
     let base = &server.base;
     let http = client();
@@ -614,13 +567,12 @@ async fn an_approver_approves_a_plan_an_operator_retries_a_failed_task_and_a_vie
         "{page}"
     );
     assert!(page.contains("Your account can read but not act"));
-    let refused = http
-        .post(format!("{base}/dashboard/requests/{erasure}/approve"))
-        .header(COOKIE, &viewer)
-        .form(&[("csrf", hidden(&page, "csrf").as_str()), ("plan", "anything")])
-        .send()
-        .await
-        .unwrap();
+    let refused = post_form(
+        &viewer,
+        &format!("{base}/dashboard/requests/{erasure}/approve"),
+        &[("csrf", hidden(&page, "csrf").as_str()), ("plan", "anything")],
+    )
+    .await;
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
     let said = refused.text().await.unwrap();
     assert!(
@@ -645,24 +597,22 @@ async fn an_approver_approves_a_plan_an_operator_retries_a_failed_task_and_a_vie
     );
     let (_, plan_doc) = d.dsr_json(&["plan", &erasure]);
     let plan = plan_doc["plan"].as_str().unwrap().to_string();
-    let own = http
-        .post(format!("{base}/dashboard/requests/{erasure}/approve"))
-        .header(COOKIE, &entered)
-        .form(&[("csrf", hidden(&page, "csrf").as_str()), ("plan", plan.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let own = post_form(
+        &entered,
+        &format!("{base}/dashboard/requests/{erasure}/approve"),
+        &[("csrf", hidden(&page, "csrf").as_str()), ("plan", plan.as_str())],
+    )
+    .await;
     assert_eq!(own.status(), StatusCode::FORBIDDEN);
     assert!(own.text().await.unwrap().contains("Not allowed: four-eyes"));
     // An operator's forged approval is refused too (approvers only).
     let page = page_of(operator.clone(), erasure.clone()).await;
-    let forged = http
-        .post(format!("{base}/dashboard/requests/{erasure}/approve"))
-        .header(COOKIE, &operator)
-        .form(&[("csrf", hidden(&page, "csrf").as_str()), ("plan", plan.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let forged = post_form(
+        &operator,
+        &format!("{base}/dashboard/requests/{erasure}/approve"),
+        &[("csrf", hidden(&page, "csrf").as_str()), ("plan", plan.as_str())],
+    )
+    .await;
     assert_eq!(forged.status(), StatusCode::FORBIDDEN);
     // On the command line, with four-eyes, names are accounts: an unknown one is refused,
     // and the account that entered the request cannot approve it there either.
@@ -689,13 +639,12 @@ async fn an_approver_approves_a_plan_an_operator_retries_a_failed_task_and_a_vie
     let approver = sign_in(base, "anne", PASSWORD).await.unwrap();
     let page = page_of(approver.clone(), erasure.clone()).await;
     assert_eq!(hidden(&page, "plan"), plan);
-    let approved = http
-        .post(format!("{base}/dashboard/requests/{erasure}/approve"))
-        .header(COOKIE, &approver)
-        .form(&[("csrf", hidden(&page, "csrf").as_str()), ("plan", plan.as_str())])
-        .send()
-        .await
-        .unwrap();
+    let approved = post_form(
+        &approver,
+        &format!("{base}/dashboard/requests/{erasure}/approve"),
+        &[("csrf", hidden(&page, "csrf").as_str()), ("plan", plan.as_str())],
+    )
+    .await;
     assert_eq!(
         approved.status(),
         StatusCode::SEE_OTHER,
@@ -802,13 +751,12 @@ async fn an_approver_approves_a_plan_an_operator_retries_a_failed_task_and_a_vie
     // A viewer cannot run the processors' checks; the refusal is recorded.
     let page = signed_in_page(&viewer, &format!("{base}/dashboard/processors")).await;
     assert!(!page.contains("Run the checks now"), "{page}");
-    let refused = http
-        .post(format!("{base}/dashboard/processors"))
-        .header(COOKIE, &viewer)
-        .form(&[("csrf", hidden(&page, "csrf").as_str())])
-        .send()
-        .await
-        .unwrap();
+    let refused = post_form(
+        &viewer,
+        &format!("{base}/dashboard/processors"),
+        &[("csrf", hidden(&page, "csrf").as_str())],
+    )
+    .await;
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
     let refusals = util::ledger_value(
         &d,
@@ -819,13 +767,12 @@ async fn an_approver_approves_a_plan_an_operator_retries_a_failed_task_and_a_vie
     // The operator retries the failed task: it is queued again, in the operator's name.
     let page = page_of(operator.clone(), access.clone()).await;
     assert!(page.contains("Retry the failed tasks"), "{page}");
-    let retried = http
-        .post(format!("{base}/dashboard/requests/{access}/retry"))
-        .header(COOKIE, &operator)
-        .form(&[("csrf", hidden(&page, "csrf").as_str())])
-        .send()
-        .await
-        .unwrap();
+    let retried = post_form(
+        &operator,
+        &format!("{base}/dashboard/requests/{access}/retry"),
+        &[("csrf", hidden(&page, "csrf").as_str())],
+    )
+    .await;
     assert_eq!(
         retried.status(),
         StatusCode::SEE_OTHER,

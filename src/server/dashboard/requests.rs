@@ -249,6 +249,7 @@ pub async fn show(
                 processor => t.processor.display_name(), status => t.status.as_str(),
                 outcome => t.outcome.map(|o| o.as_str()).unwrap_or("—"), found => t.found, changed => t.changed,
                 attempts => t.attempts, error => t.error.clone().unwrap_or_default(),
+                notes => t.reason.clone().unwrap_or_default(), evidence => evidence_text(&t.evidence),
                 next_retry => t.next_retry_at.map(time).unwrap_or_default(),
             }
         })
@@ -435,6 +436,28 @@ fn event_label(event: &str) -> String {
     }
 }
 
+/// How much of a task's evidence the page shows (`dsr status --json` has all of it).
+const EVIDENCE_SHOWN: usize = 16 * 1024;
+
+/// A task's evidence (the vendors' ids and answers it kept as proof) as indented JSON, cut
+/// at [`EVIDENCE_SHOWN`] bytes; empty when there is none.
+fn evidence_text(evidence: &serde_json::Value) -> String {
+    if evidence.is_null() || evidence.as_object().is_some_and(|o| o.is_empty()) {
+        return String::new();
+    }
+    let mut text = serde_json::to_string_pretty(evidence).unwrap_or_default();
+    if text.len() > EVIDENCE_SHOWN {
+        let cut = (0..=EVIDENCE_SHOWN)
+            .rev()
+            .find(|&i| text.is_char_boundary(i))
+            .unwrap_or(0);
+        let more = text.len() - cut;
+        text.truncate(cut);
+        text.push_str(&format!("\n… {more} bytes more: `dsr status --json` shows all of it"));
+    }
+    text
+}
+
 /// A vendor's value as a person reads it: `given_name: Kari, email: kari@example.no`.
 fn value_text(value: &serde_json::Value) -> String {
     use serde_json::Value;
@@ -454,11 +477,27 @@ fn value_text(value: &serde_json::Value) -> String {
 #[cfg(test)]
 mod tests {
     #[test]
+    fn evidence_is_shown_indented_and_cut_when_long() {
+        assert_eq!(super::evidence_text(&serde_json::json!({})), "");
+        assert_eq!(
+            super::evidence_text(&serde_json::json!({"ids": ["a"]})),
+            "{\n  \"ids\": [\n    \"a\"\n  ]\n}"
+        );
+        let long = serde_json::json!({"ids": vec!["ø".repeat(40); 1000]});
+        let shown = super::evidence_text(&long);
+        assert!(
+            shown.len() < super::EVIDENCE_SHOWN + 100 && shown.ends_with("shows all of it"),
+            "{}",
+            shown.len()
+        );
+    }
+
+    #[test]
     fn values_read_as_words_not_json() {
         let v = serde_json::json!({"given_name": "O'Brien", "emails": ["a@x.no", "b@x.no"], "n": 2, "gone": null});
         assert_eq!(
             super::value_text(&v),
-            "emails: a@x.no, b@x.no, gone: —, given_name: O'Brien, n: 2"
+            "emails: a@x.no, b@x.no, given_name: O'Brien, gone: —, n: 2"
         );
     }
 
