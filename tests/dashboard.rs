@@ -407,6 +407,10 @@ async fn operators_handle_requests_from_the_keyboard_in_chromium_with_four_eyes_
         page.contains("<summary>Evidence</summary>"),
         "the processor's evidence: {page}"
     );
+    assert!(
+        page.contains("No action applies to this request now: it has ended"),
+        "{page}"
+    );
     browser.shot("dashboard-approved").await;
 
     browser.goto(&format!("{base}/dashboard/processors")).await;

@@ -303,15 +303,21 @@ pub async fn show(
         .await
         .map(|t| t.iter().any(|t| t.status == dsr_jobs::model::TaskStatus::Failed))
         .unwrap_or(false);
+    let can = |r: dsr_jobs::model::Role| role >= r;
+    let awaiting = request.status == RequestStatus::AwaitingApproval;
+    let (approve, four_eyes, reject) = (
+        can(Role::Approver) && awaiting && !own,
+        can(Role::Approver) && awaiting && own,
+        can(Role::Approver) && awaiting,
+    );
+    let retry = can(Role::Operator) && failed;
+    let cancel = can(Role::Operator) && open;
+    // Art. 12(3): an extension is told to the subject within the month, not after it.
+    let extend = can(Role::Operator) && open && request.extended_months < 2 && request.due_at > now;
+    let viewer = role == Role::Viewer;
     let acts = context! {
-        approve => role >= dsr_jobs::model::Role::Approver && request.status == RequestStatus::AwaitingApproval && !own,
-        four_eyes => own && role >= dsr_jobs::model::Role::Approver && request.status == RequestStatus::AwaitingApproval,
-        reject => role >= dsr_jobs::model::Role::Approver && request.status == RequestStatus::AwaitingApproval,
-        retry => role >= dsr_jobs::model::Role::Operator && failed,
-        cancel => role >= dsr_jobs::model::Role::Operator && open,
-        // Art. 12(3): an extension is told to the subject within the month, not after it.
-        extend => role >= dsr_jobs::model::Role::Operator && open && request.extended_months < 2 && request.due_at > now,
-        viewer => role == dsr_jobs::model::Role::Viewer,
+        approve, four_eyes, reject, retry, cancel, extend, viewer,
+        none => !(viewer || approve || four_eyes || reject || retry || cancel || extend),
     };
     let r = &request;
     dashboard.render(
