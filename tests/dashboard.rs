@@ -416,6 +416,8 @@ async fn operators_handle_requests_from_the_keyboard_in_chromium_with_four_eyes_
     browser.goto(&format!("{base}/dashboard/processors")).await;
     browser.wait_for("Run the checks now").await;
     act("form[action='/dashboard/processors'] button", "", "processor google").await;
+    let runs = util::ledger_value(&d, "SELECT COUNT(*) FROM audit_log WHERE event = 'operator.ran_checks'");
+    assert_eq!(runs, "1", "each run of the checks is recorded");
     let text = browser.find("main").await.text().await.unwrap();
     assert!(
         text.contains("processor google\nok") || text.contains("processor google ok"),
@@ -631,6 +633,11 @@ async fn an_approver_approves_a_plan_an_operator_retries_a_failed_task_and_a_vie
     );
     let out = d.dsr(&["enqueue", "access", "--email", SEEDED_EMAIL, "--by", "someone-else"]);
     assert_eq!(out.status.code(), Some(2), "{}", util::stderr(&out));
+    assert!(
+        util::stderr(&out).contains("`someone-else` is no account"),
+        "{}",
+        util::stderr(&out)
+    );
     let out = d.dsr(&["approve", &erasure, "--plan", &plan, "--by", "kari"]);
     assert_eq!(out.status.code(), Some(2), "{}", util::stderr(&out));
     assert!(
@@ -751,6 +758,42 @@ async fn an_approver_approves_a_plan_an_operator_retries_a_failed_task_and_a_vie
         .unwrap();
     assert_eq!(own.status(), StatusCode::CONFLICT);
     assert!(own.text().await.unwrap().contains("four_eyes"));
+    let (_, events) = d.dsr_json(&["audit", "events", &by_token]);
+    assert!(
+        events.to_string().contains("\"why\":\"four_eyes\"") && events.to_string().contains("token:desk"),
+        "the API's four-eyes refusal is recorded: {events}"
+    );
+    // The API's downloads are recorded as the dashboard's are; a HEAD is not a download.
+    let head = http
+        .head(format!("{base}/v1/requests/{exported}/bundle"))
+        .bearer_auth(&desk)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
+    let got = http
+        .get(format!("{base}/v1/requests/{exported}/bundle"))
+        .bearer_auth(&desk)
+        .send()
+        .await
+        .unwrap();
+    assert!(got.bytes().await.unwrap().starts_with(b"PK\x03\x04"));
+    assert_eq!(downloads(&exported), ["dashboard:per:bundle", "token:desk:bundle"]);
+
+    // Something missing is said as such (400), and nothing changes.
+    let page = page_of(operator.clone(), access.clone()).await;
+    let missing = post_form(
+        &operator,
+        &format!("{base}/dashboard/requests/{access}/extend"),
+        &[
+            ("csrf", hidden(&page, "csrf").as_str()),
+            ("months", "1"),
+            ("reason", " "),
+        ],
+    )
+    .await;
+    assert_eq!(missing.status(), StatusCode::BAD_REQUEST);
+    assert!(missing.text().await.unwrap().contains("An extension needs a reason"));
 
     // A viewer cannot run the processors' checks; the refusal is recorded.
     let page = signed_in_page(&viewer, &format!("{base}/dashboard/processors")).await;

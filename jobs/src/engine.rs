@@ -232,6 +232,19 @@ impl Engine {
         Ok(())
     }
 
+    /// [`Engine::queue_tasks`] after a transition the ledger already committed (an approval, a
+    /// retry): when the queue does not answer, the tasks stay pending in the ledger and the
+    /// recovery sweep queues them; `false` says so (logged), the action still stands.
+    pub async fn queue_tasks_or_sweep(&self, request_id: &str, processors: &[Processor]) -> bool {
+        match self.queue_tasks(request_id, processors).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(request = %request_id, error = %e, "tasks not queued yet; the recovery sweep queues them");
+                false
+            }
+        }
+    }
+
     /// A name for one apalis worker run: the backend keeps a registry of worker names, and a
     /// second run in this process must not collide with the first.
     pub fn run_name(&self, role: &str) -> String {

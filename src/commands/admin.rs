@@ -16,7 +16,12 @@ pub async fn retry(config: &Config, id: &str, processor: Option<&str>, as_json: 
         .transpose()?;
     let engine = crate::wiring::engine(config).await?;
     let reset = engine.ledger().retry(id, processor, &default_operator()).await?;
-    engine.queue_tasks(id, &reset).await?;
+    let queued = engine.queue_tasks_or_sweep(id, &reset).await;
+    if !queued {
+        eprintln!(
+            "warning: the queue did not answer: the tasks are reset in the ledger and the recovery sweep queues them"
+        );
+    }
     if !as_json {
         let names: Vec<_> = reset.iter().map(|p| p.as_str()).collect();
         eprintln!("queued again: {}; a running worker picks them up", names.join(", "));

@@ -411,8 +411,11 @@ async fn export_check(config: &Config) -> Check {
     let probe = dsr_jobs::storage::key(&format!(".dsr-doctor-probe-{}", crate::subject::secrets::token()));
     let result = async {
         store.put(&probe, b"probe".to_vec()).await?;
-        let back = store.get(&probe).await?;
-        store.delete(&probe).await?;
+        let back = store.get(&probe).await;
+        // Removed whatever the read said, so no probe is left behind.
+        let removed = store.delete(&probe).await;
+        let back = back?;
+        removed?;
         Ok::<_, dsr_jobs::storage::StorageError>(back)
     }
     .await;

@@ -22,18 +22,27 @@ pub fn default_operator() -> String {
 /// With `[erasure] four_eyes`, whoever enters or approves on the command line is named by a
 /// dashboard account (`dsr user add`) that is enabled and has at least `role`: four-eyes
 /// compares people, and an account is a person where `$USER` may be a shared login.
+/// `given` says whether the name came from `--by` (else it is the OS user's).
 pub async fn four_eyes_account(
     config: &Config,
     ledger: &dsr_jobs::Ledger,
     name: &str,
+    given: bool,
     role: dsr_jobs::model::Role,
 ) -> Result<(), CliError> {
     if !config.erasure.four_eyes {
         return Ok(());
     }
-    let explain = "with [erasure] four_eyes = true, --by names a dashboard account (dsr user list; dsr user add)";
+    let explain = "with [erasure] four_eyes = true, --by names a dashboard account, spelt as `dsr user list` shows it (dsr user add makes one)";
+    let whose = if given {
+        ""
+    } else {
+        " (the OS user: --by was not given)"
+    };
     match ledger.operator(name).await? {
-        None => Err(crate::error::bad_input(format!("`{name}` is no account: {explain}"))),
+        None => Err(crate::error::bad_input(format!(
+            "`{name}`{whose} is no account: {explain}"
+        ))),
         Some(account) if account.disabled_at.is_some() => Err(crate::error::bad_input(format!(
             "the account `{name}` is disabled: {explain}"
         ))),
@@ -206,11 +215,14 @@ pub async fn approve(
     by: Option<&str>,
     as_json: bool,
 ) -> Result<ExitCode, CliError> {
+    let given = by.is_some();
     let by = by.map(str::to_string).unwrap_or_else(default_operator);
     let engine = crate::wiring::engine(config).await?;
-    four_eyes_account(config, engine.ledger(), &by, dsr_jobs::model::Role::Approver).await?;
+    four_eyes_account(config, engine.ledger(), &by, given, dsr_jobs::model::Role::Approver).await?;
     let approved = engine.ledger().approve(id, plan, &by, config.erasure.four_eyes).await?;
-    engine.queue_tasks(id, &approved).await?;
+    if !engine.queue_tasks_or_sweep(id, &approved).await {
+        eprintln!("warning: the queue did not answer: the approval stands and the recovery sweep queues the work");
+    }
     if !as_json {
         let names: Vec<_> = approved.iter().map(|p| p.as_str()).collect();
         eprintln!(
@@ -229,8 +241,10 @@ pub async fn reject(
     by: Option<&str>,
     as_json: bool,
 ) -> Result<ExitCode, CliError> {
+    let given = by.is_some();
     let by = by.map(str::to_string).unwrap_or_else(default_operator);
     let ledger = crate::wiring::ledger(config).await?;
+    four_eyes_account(config, &ledger, &by, given, dsr_jobs::model::Role::Approver).await?;
     ledger.reject(id, reason, &by).await?;
     if !as_json {
         eprintln!("rejected by {by}: the plans waiting for approval will not be executed");

@@ -104,7 +104,14 @@ pub async fn run(config: &Config, args: &RequestArgs, as_json: bool) -> Result<E
     let new = validate(config, args)?;
     let engine = crate::wiring::engine(config).await?;
     let by = args.by.clone().unwrap_or_else(super::plans::default_operator);
-    super::plans::four_eyes_account(config, engine.ledger(), &by, dsr_jobs::model::Role::Operator).await?;
+    super::plans::four_eyes_account(
+        config,
+        engine.ledger(),
+        &by,
+        args.by.is_some(),
+        dsr_jobs::model::Role::Operator,
+    )
+    .await?;
     let (id, status) = process_here(&engine, new, &by, args.timeout, as_json).await?;
     print_status(engine.ledger(), &id, as_json).await?;
     Ok(exit_for(status))
@@ -114,7 +121,8 @@ pub async fn enqueue(config: &Config, args: &EnqueueArgs, as_json: bool) -> Resu
     let new = validate(config, &args.request)?;
     let engine = crate::wiring::engine(config).await?;
     let by = args.request.by.clone().unwrap_or_else(super::plans::default_operator);
-    super::plans::four_eyes_account(config, engine.ledger(), &by, dsr_jobs::model::Role::Operator).await?;
+    let given = args.request.by.is_some();
+    super::plans::four_eyes_account(config, engine.ledger(), &by, given, dsr_jobs::model::Role::Operator).await?;
     let id = match engine.enqueue_from(new, &entered_by(&by)).await {
         Ok((id, _)) => id,
         Err(e) => {

@@ -132,7 +132,7 @@ async fn retry(State(state): State<AppState>, caller: Caller, Path(id): Path<Str
                     Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-request", e.to_string()).field("processor")
                 })?;
             let reset = state.engine.ledger().retry(&id, processor, &actor(token)).await?;
-            state.engine.queue_tasks(&id, &reset).await?;
+            state.engine.queue_tasks_or_sweep(&id, &reset).await;
             status(&state, &id).await
         }
         .await,
@@ -200,7 +200,7 @@ async fn approve(State(state): State<AppState>, caller: Caller, Path(id): Path<S
                 .ledger()
                 .approve(&id, &wanted.plan, &actor(token), state.config.erasure.four_eyes)
                 .await?;
-            state.engine.queue_tasks(&id, &approved).await?;
+            state.engine.queue_tasks_or_sweep(&id, &approved).await;
             status(&state, &id).await
         }
         .await,

@@ -326,6 +326,9 @@ impl Ledger {
             && let Some(entered) = self.entered_by(id).await?
             && same_person(&entered, by)
         {
+            // Refused, and on record: who tried to approve their own request.
+            let detail = json!({"by": by, "action": "approve", "why": "four_eyes"});
+            self.audit(Some(id), None, "operator.refused", detail).await?;
             return Err(LedgerError::Refused(format!(
                 "{by} entered request {id}, and with [erasure] four_eyes nobody approves a request \
                  they entered: another approver must approve it"

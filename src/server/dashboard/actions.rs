@@ -7,6 +7,7 @@ use axum::extract::{Form, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Utc;
+use dsr_jobs::LedgerError;
 use dsr_jobs::model::Role;
 use serde::Deserialize;
 
@@ -38,16 +39,26 @@ fn needs(action: &str) -> Option<Role> {
     }
 }
 
-/// Why an action was not done: bad input (400), a refusal of the rules (403, recorded), or a
-/// transition the ledger refused (409).
+/// Why an action was not done: bad input (400), a refusal of the rules (403, recorded), no
+/// such request (404), a transition the ledger refused (409), or the ledger not answering
+/// (503; its words go to the log, not the page).
 enum NotDone {
     Input(String),
     Refused(String),
+    Missing(String),
     Ledger(String),
+    Unavailable,
 }
 
-fn ledger_said(e: impl std::fmt::Display) -> NotDone {
-    NotDone::Ledger(e.to_string())
+fn ledger_said(e: LedgerError) -> NotDone {
+    match e {
+        LedgerError::Refused(why) => NotDone::Ledger(why),
+        LedgerError::NotFound(id) => NotDone::Missing(format!("No request has the id {id}.")),
+        other => {
+            tracing::warn!(error = %other, "a dashboard action could not reach the ledger");
+            NotDone::Unavailable
+        }
+    }
 }
 
 pub async fn act(
@@ -111,10 +122,11 @@ pub async fn act(
         let entered = match ledger.entered_by(&id).await {
             Ok(entered) => entered,
             Err(e) => {
+                tracing::warn!(error = %e, "the dashboard could not read who entered a request");
                 return refused(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "The ledger did not answer",
-                    e.to_string(),
+                    "The ledger did not answer; try again in a moment. The server's log says why.".into(),
                 );
             }
         };
@@ -133,14 +145,11 @@ pub async fn act(
     // What the ledger did, and whether the queue took the work it made (when it did not,
     // the recovery sweep queues it within minutes: the action still stands).
     let done: Result<Option<String>, NotDone> = async {
-        let queued = |e: dsr_jobs::EngineError| {
-            tracing::warn!(request = %id, error = %e, "a dashboard action's work is not queued yet");
-            Some("the queue did not answer, so the work waits for the recovery sweep (within minutes)".to_string())
-        };
+        let later = |queued: bool| (!queued).then(|| "the queue did not answer".to_string());
         match action.as_str() {
             "retry" => {
                 let reset = ledger.retry(&id, None, &by).await.map_err(ledger_said)?;
-                Ok(engine.queue_tasks(&id, &reset).await.err().and_then(queued))
+                Ok(later(engine.queue_tasks_or_sweep(&id, &reset).await))
             }
             "cancel" => {
                 let (engine, by, request) = (engine.clone(), by.clone(), id.clone());
@@ -152,7 +161,10 @@ pub async fn act(
                         .map_err(ledger_said)
                 })
                 .await
-                .map_err(ledger_said)?
+                .map_err(|e| {
+                    tracing::warn!(error = %e, "a cancellation's task stopped");
+                    NotDone::Unavailable
+                })?
             }
             "extend" => {
                 let months: u32 = body
@@ -176,7 +188,7 @@ pub async fn act(
                     .approve(&id, body.plan.trim(), &by, state.config.erasure.four_eyes)
                     .await
                     .map_err(ledger_said)?;
-                Ok(engine.queue_tasks(&id, &approved).await.err().and_then(queued))
+                Ok(later(engine.queue_tasks_or_sweep(&id, &approved).await))
             }
             "reject" => {
                 if body.reason.trim().is_empty() {
@@ -203,6 +215,12 @@ pub async fn act(
         }
         Err(NotDone::Input(why)) => refused(StatusCode::BAD_REQUEST, "Not done: something is missing", why),
         Err(NotDone::Refused(why)) => refused(StatusCode::FORBIDDEN, "Not allowed", why),
+        Err(NotDone::Missing(why)) => refused(StatusCode::NOT_FOUND, "No such request", why),
+        Err(NotDone::Unavailable) => refused(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The ledger did not answer",
+            "The ledger did not answer, so nothing was done; try again in a moment. The server's log says why.".into(),
+        ),
         Err(NotDone::Ledger(why)) => refused(
             StatusCode::CONFLICT,
             "The request was not changed",

@@ -372,6 +372,15 @@ pub async fn file(
         }
     };
     if who.operator.role < Role::Operator {
+        let detail = serde_json::json!({"by": format!("dashboard:{}", who.operator.name), "action": file, "role": who.operator.role, "why": "role"});
+        if let Err(e) = state
+            .engine
+            .ledger()
+            .audit(Some(&id), None, "operator.refused", detail)
+            .await
+        {
+            tracing::warn!(error = %e, "could not record a refused download");
+        }
         return refused(
             StatusCode::FORBIDDEN,
             "Not allowed",
@@ -429,7 +438,7 @@ fn event_label(event: &str) -> String {
         "delivery.given_up" => "Delivery given up",
         "exports.expired" => "Exports deleted (retention)",
         "operator.refused" => "Action refused",
-        "export.downloaded" => "Downloaded by an operator",
+        "export.downloaded" => "Downloaded (bundle or confirmation)",
         "opendsr.status" => "Status sent to the controller",
         "opendsr.callback_sent" => "Callback sent",
         "opendsr.callback_given_up" => "Callback given up",
