@@ -246,21 +246,7 @@ async fn accounts_sign_in_with_their_password_and_sessions_end_when_they_should(
 /// refused an action with a page. Every page screenshotted and checked by axe-core.
 #[tokio::test]
 async fn operators_handle_requests_from_the_keyboard_in_chromium_with_four_eyes_and_roles() {
-    let d = Deployment::sqlite(
-        "[server]\nlisten = \"127.0.0.1:0\"\n[dashboard]\nsecure_cookie = false\n\
-         [erasure]\napproval = \"required\"\nfour_eyes = true\n\
-         [test_connector.google]\nrecords_per_email = 2\nshared = 1\n\
-         shared_note = \"<script>alert('vendor')</script> and 1 other participant\"\n\
-         [test_connector.wix]\nfail_attempts = 1000\nfailure = \"permanent\"\n",
-    );
-    for (name, role) in [
-        ("kari", "approver"),
-        ("anne", "approver"),
-        ("per", "operator"),
-        ("ola", "viewer"),
-    ] {
-        assert_eq!(add_user(&d, name, role, PASSWORD).0, 0);
-    }
+    let d = team("shared = 1\nshared_note = \"<script>alert('vendor')</script> and 1 other participant\"\n");
     let late = enter(&d, "erasure", "google", "kari");
     let to_reject = enter(&d, "erasure", "google", "per");
     let to_cancel = enter(&d, "erasure", "google", "per");
@@ -474,6 +460,27 @@ async fn operators_handle_requests_from_the_keyboard_in_chromium_with_four_eyes_
     assert_eq!(status["status"], "cancelled", "{status}");
 }
 
+/// A deployment whose erasures wait for approval with four-eyes, whose Google finds two
+/// records (`google` adds to its script) and whose Wix fails every time, with four
+/// accounts: kari and anne (approvers), per (operator), ola (viewer).
+fn team(google: &str) -> Deployment {
+    let d = Deployment::sqlite(&format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[dashboard]\nsecure_cookie = false\n\
+         [erasure]\napproval = \"required\"\nfour_eyes = true\n\
+         [test_connector.google]\nrecords_per_email = 2\n{google}\
+         [test_connector.wix]\nfail_attempts = 1000\nfailure = \"permanent\"\n"
+    ));
+    for (name, role) in [
+        ("kari", "approver"),
+        ("anne", "approver"),
+        ("per", "operator"),
+        ("ola", "viewer"),
+    ] {
+        assert_eq!(add_user(&d, name, role, PASSWORD).0, 0);
+    }
+    d
+}
+
 /// `dsr enqueue KIND --email … --processor PROCESSOR --by BY`: the request's id.
 fn enter(d: &Deployment, kind: &str, processor: &str, by: &str) -> String {
     let (code, created) = d.dsr_json(&[
@@ -527,20 +534,7 @@ async fn wait_status(d: &Deployment, id: &str, want: &str) {
 
 #[tokio::test]
 async fn an_approver_approves_a_plan_an_operator_retries_a_failed_task_and_a_viewer_cannot_act() {
-    let d = Deployment::sqlite(
-        "[server]\nlisten = \"127.0.0.1:0\"\n[dashboard]\nsecure_cookie = false\n\
-         [erasure]\napproval = \"required\"\nfour_eyes = true\n\
-         [test_connector.google]\nrecords_per_email = 2\n\
-         [test_connector.wix]\nfail_attempts = 1000\nfailure = \"permanent\"\n",
-    );
-    for (name, role) in [
-        ("kari", "approver"),
-        ("anne", "approver"),
-        ("per", "operator"),
-        ("ola", "viewer"),
-    ] {
-        assert_eq!(add_user(&d, name, role, PASSWORD).0, 0);
-    }
+    let d = team("");
     let erasure = enter(&d, "erasure", "google", "kari");
     let exported = enter(&d, "access", "google", "per");
     let access = enter(&d, "access", "wix", "per");
