@@ -210,10 +210,14 @@ pub struct Done {
     /// "later": the action stands, but the queue did not take its work yet.
     #[serde(default)]
     queued: String,
+    /// The status a polling page showed (htmx).
+    #[serde(default)]
+    since: String,
 }
 
 pub async fn show(
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
     who: SignedIn,
     Path(id): Path<String>,
     Query(done): Query<Done>,
@@ -235,6 +239,11 @@ pub async fn show(
         }
         Err(e) => return unavailable(&state, &who, e),
     };
+    // htmx polling a running request's page (`since` is the status it showed): once the
+    // status moved on, the whole page is loaded again — its actions and plan change with it.
+    if headers.contains_key("hx-request") && !done.since.is_empty() && done.since != request.status.as_str() {
+        return (StatusCode::OK, [("hx-refresh", "true")]).into_response();
+    }
     let (tasks, events) = match (ledger.tasks(&id).await, ledger.audit_events(&id).await) {
         (Ok(t), Ok(e)) => (t, e),
         (Err(e), _) | (_, Err(e)) => return unavailable(&state, &who, e),
@@ -339,6 +348,8 @@ pub async fn show(
                 bundle => r.bundle.is_some() && r.exports_expired_at.is_none(),
                 confirmation => r.confirmation.is_some() && r.exports_expired_at.is_none(),
                 exports_expired => r.exports_expired_at.map(time), entered_by => entered_by,
+                // Worked on without anyone acting: the page refreshes itself (htmx).
+                live => matches!(r.status, RequestStatus::Received | RequestStatus::InProgress),
             },
         },
     )
