@@ -397,16 +397,32 @@ async fn operators_handle_requests_from_the_keyboard_in_chromium_with_four_eyes_
     // Executing takes Google two seconds here: the page after approving shows the request
     // running, and follows it by itself (htmx) until it is done — no reload from the test.
     let page = act("form[action$='/approve'] button", "", "Done: approve").await;
-    assert!(page.contains("id=\"poller\"") && page.contains("in_progress"), "{page}");
+    assert!(
+        page.contains("id=\"poller\" hx-get") && page.contains("in_progress"),
+        "{page}"
+    );
+    // The same document (no reload: the mark survives) takes in the timeline and the status.
+    let mark = "window.__dsr_test_mark = 'same page'; return true;";
+    browser.c().execute(mark, vec![]).await.unwrap();
     let page = browser.wait_for("Finalised: completed").await;
+    assert!(page.contains("The request is now completed."), "{page}");
+    assert!(page.contains("<div id=\"poller\"></div>"), "polling stopped: {page}");
+    let same = browser
+        .c()
+        .execute("return window.__dsr_test_mark || null;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(same, serde_json::json!("same page"), "updated in place, not reloaded");
+    // The notice's link (from the keyboard) loads the page with what applies now.
+    browser.tab_to("#notice a").await;
+    browser.keys(&enter.to_string()).await;
+    let page = browser
+        .wait_for("No action applies to this request now: it has ended")
+        .await;
     assert!(page.contains("Download the signed confirmation"), "{page}");
     assert!(
         page.contains("<summary>Evidence</summary>"),
         "the processor's evidence: {page}"
-    );
-    assert!(
-        page.contains("No action applies to this request now: it has ended"),
-        "{page}"
     );
     browser.shot("dashboard-approved").await;
 
@@ -739,26 +755,50 @@ async fn an_approver_approves_a_plan_an_operator_retries_a_failed_task_and_a_vie
         "the missing bundle recorded nothing"
     );
 
-    // A page polling a request (htmx) is told to load again once the status it showed moved
-    // on; an ended request's page does not poll.
-    let poll = |since: &str| {
+    // A page polling a request (htmx): nothing new since the event it shows, nothing to swap
+    // (204); otherwise the regions to swap, and a notice when the status it was loaded with
+    // ended; an ended request's page does not poll. Polling does not keep the session alive.
+    let seq = util::ledger_value(
+        &d,
+        &format!("SELECT MAX(seq) FROM audit_log WHERE request_id = '{access}'"),
+    );
+    let poll = |query: String, session: String| {
         client()
-            .get(format!("{base}/dashboard/requests/{access}?since={since}"))
-            .header(COOKIE, &operator)
+            .get(format!("{base}/dashboard/requests/{access}?{query}"))
+            .header(COOKIE, session)
             .header("hx-request", "true")
             .send()
     };
-    let moved = poll("in_progress").await.unwrap();
+    let seen = |who: &str| {
+        util::ledger_value(
+            &d,
+            &format!("SELECT MAX(last_seen_at) FROM operator_sessions WHERE operator = '{who}' AND ended_at IS NULL"),
+        )
+    };
+    let before = seen("per");
+    let quiet = poll(format!("since=failed&acts=retry&seq={seq}"), operator.clone())
+        .await
+        .unwrap();
+    assert_eq!(quiet.status(), StatusCode::NO_CONTENT);
+    assert_eq!(seen("per"), before, "a poll is not someone using the dashboard");
+    let moved = poll("since=in_progress&acts=cancel,extend&seq=1".into(), operator.clone())
+        .await
+        .unwrap();
+    assert_eq!(moved.status(), StatusCode::OK);
+    let page = moved.text().await.unwrap();
+    assert!(page.contains("The request is now failed."), "{page}");
+    assert!(page.contains("<div id=\"poller\"></div>"), "{page}");
+    let health = client().get(format!("{base}/healthz")).send().await.unwrap();
     assert_eq!(
-        moved.headers().get("hx-refresh").map(|v| v.to_str().unwrap()),
-        Some("true")
+        health.headers()["x-content-type-options"],
+        "nosniff",
+        "every answer, not only pages"
     );
-    let same = poll("failed").await.unwrap();
-    assert!(same.headers().get("hx-refresh").is_none());
-    let page = same.text().await.unwrap();
-    assert!(
-        page.contains("id=\"timeline\"") && !page.contains("id=\"poller\""),
-        "{page}"
+    let expired = poll("seq=1".into(), "dsr_session=not-a-session".into()).await.unwrap();
+    assert_eq!(
+        expired.headers().get("hx-redirect").map(|v| v.to_str().unwrap()),
+        Some("/dashboard/sign-in"),
+        "a poll whose session ended sends the page to the sign-in page"
     );
 
     // Through the API, four-eyes holds for the token that entered the request.

@@ -217,6 +217,15 @@ fn router(state: AppState) -> Router {
                 "this route does not take that method: see /openapi.json",
             )
         })
+        // No answer is taken for another type than it says (the dashboard allows scripts
+        // from this origin: none of its other answers may pass for one).
+        .layer(axum::middleware::map_response(|mut response: Response| async move {
+            response
+                .headers_mut()
+                .entry(axum::http::header::X_CONTENT_TYPE_OPTIONS)
+                .or_insert(axum::http::HeaderValue::from_static("nosniff"));
+            response
+        }))
         .with_state(state)
 }
 

@@ -60,6 +60,17 @@ impl Ledger {
         chain::verify(&self.pool).await
     }
 
+    /// The number of request `request_id`'s latest audit event (0 when it has none): it
+    /// changes whenever anything about the request does, so a page polling it knows whether
+    /// to look again.
+    pub async fn last_event_seq(&self, request_id: &str) -> Result<i64> {
+        let row = sqlx::query("SELECT COALESCE(MAX(seq), 0) AS seq FROM audit_log WHERE request_id = $1")
+            .bind(request_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get("seq")?)
+    }
+
     pub async fn audit_events(&self, request_id: &str) -> Result<Vec<AuditEvent>> {
         let rows = sqlx::query(
             "SELECT seq, at, request_id, processor, event, detail FROM audit_log \

@@ -225,6 +225,18 @@ impl Ledger {
         idle: chrono::Duration,
         absolute: chrono::Duration,
     ) -> Result<Option<Session>> {
+        self.session_seen(token_sha256, idle, absolute, true).await
+    }
+
+    /// [`Ledger::session`], keeping it alive only when `touch`: a page polling by itself is
+    /// not someone using the dashboard, and must not hold off the idle sign-out.
+    pub async fn session_seen(
+        &self,
+        token_sha256: &str,
+        idle: chrono::Duration,
+        absolute: chrono::Duration,
+        touch: bool,
+    ) -> Result<Option<Session>> {
         let now = self.now();
         let row = sqlx::query(
             "SELECT operator, csrf FROM operator_sessions WHERE token_sha256 = $1 AND ended_at IS NULL \
@@ -243,11 +255,13 @@ impl Ledger {
         let Some(operator) = self.operator(&name).await?.filter(|o| o.disabled_at.is_none()) else {
             return Ok(None);
         };
-        sqlx::query("UPDATE operator_sessions SET last_seen_at = $2 WHERE token_sha256 = $1")
-            .bind(token_sha256)
-            .bind(ts(now))
-            .execute(&self.pool)
-            .await?;
+        if touch {
+            sqlx::query("UPDATE operator_sessions SET last_seen_at = $2 WHERE token_sha256 = $1")
+                .bind(token_sha256)
+                .bind(ts(now))
+                .execute(&self.pool)
+                .await?;
+        }
         Ok(Some(Session { operator, csrf }))
     }
 

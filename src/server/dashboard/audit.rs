@@ -23,6 +23,17 @@ pub async fn page(State(state): State<AppState>, who: SignedIn, Query(ask): Quer
     let verdict = if ask.verify.is_empty() {
         None
     } else {
+        // The walk reads every event: one at a time, with the doctor's checks.
+        let Some(_walking) = dashboard.heavy_slot() else {
+            return dashboard.refusal(
+                &state,
+                StatusCode::CONFLICT,
+                Some(&who),
+                "A check is running",
+                "A check is already running (the audit chain's or the processors', started here or by another operator): try again in a minute.",
+                None,
+            );
+        };
         match state.engine.ledger().verify_audit_chain().await {
             Ok(v) => Some(context! {
                 ok => v.problem.is_none(), events => v.events, seq => v.head.seq, hash => v.head.hash,
@@ -30,7 +41,14 @@ pub async fn page(State(state): State<AppState>, who: SignedIn, Query(ask): Quer
             }),
             Err(e) => {
                 tracing::warn!(error = %e, "the dashboard could not verify the audit chain");
-                return (StatusCode::SERVICE_UNAVAILABLE, "the ledger did not answer; try again").into_response();
+                return dashboard.refusal(
+                    &state,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Some(&who),
+                    "The ledger did not answer",
+                    "The ledger did not answer; try again in a moment. The server's log says why.",
+                    None,
+                );
             }
         }
     };

@@ -1,5 +1,6 @@
-//! The operators' dashboard under `/dashboard` (docs/dashboard.md): server-rendered pages,
-//! no script, the same strict headers as the subject's pages. Operators sign in with an
+//! The operators' dashboard under `/dashboard` (docs/dashboard.md): server-rendered pages
+//! that work without script; one vendored script (htmx) lets a running request's page follow
+//! it. The subject's pages' strict headers, with `script-src 'self'` added. Operators sign in with an
 //! account `dsr user add` made (Argon2id); a session is a random token in an `HttpOnly`,
 //! `SameSite=Strict` (and, unless configured off, `Secure`) cookie, its hash in the ledger,
 //! ended after `[dashboard] idle` unused or `absolute` after sign-in. Every form carries the
@@ -31,8 +32,9 @@ pub struct Dashboard {
     /// Argon2 takes 19 MiB and tens of milliseconds a check: at most this many at once, so a
     /// flood of sign-ins queues instead of exhausting memory.
     checks: tokio::sync::Semaphore,
-    /// The doctor's checks call every vendor: one run at a time.
-    doctor: tokio::sync::Semaphore,
+    /// The heavy checks — the doctor's (calls to every vendor), the audit chain's walk —
+    /// one at a time.
+    heavy: tokio::sync::Semaphore,
 }
 
 impl Dashboard {
@@ -55,7 +57,7 @@ impl Dashboard {
         Ok(Arc::new(Dashboard {
             env,
             checks: tokio::sync::Semaphore::new(2),
-            doctor: tokio::sync::Semaphore::new(1),
+            heavy: tokio::sync::Semaphore::new(1),
         }))
     }
 
@@ -92,9 +94,10 @@ impl Dashboard {
         )
     }
 
-    /// The right to run the doctor's checks now, unless a run is under way.
-    pub fn doctor_slot(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
-        self.doctor.try_acquire().ok()
+    /// The right to run a heavy check now (the doctor's, the audit chain's), unless one is
+    /// under way.
+    pub fn heavy_slot(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        self.heavy.try_acquire().ok()
     }
 
     /// Renders `name`; `who` is the signed-in operator (for the header and its sign-out form).

@@ -67,13 +67,13 @@ pub async fn check(
             None,
         );
     }
-    let Some(_running) = dashboard.doctor_slot() else {
+    let Some(_running) = dashboard.heavy_slot() else {
         return dashboard.refusal(
             &state,
             StatusCode::CONFLICT,
             Some(&who),
             "The checks are running",
-            "The checks are already running (started here or by another operator): reload the processors page in a minute.",
+            "A check is already running (these checks or the audit chain's, started here or by another operator): try again in a minute.",
             None,
         );
     };

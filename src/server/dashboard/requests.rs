@@ -210,9 +210,17 @@ pub struct Done {
     /// "later": the action stands, but the queue did not take its work yet.
     #[serde(default)]
     queued: String,
-    /// The status a polling page showed (htmx).
+    /// A polling page (htmx): the status and the actions it was loaded with, and the last
+    /// event it shows.
     #[serde(default)]
     since: String,
+    #[serde(default)]
+    acts: String,
+    #[serde(default)]
+    seq: String,
+    /// "0": do not follow the request by itself.
+    #[serde(default)]
+    follow: String,
 }
 
 pub async fn show(
@@ -239,10 +247,15 @@ pub async fn show(
         }
         Err(e) => return unavailable(&state, &who, e),
     };
-    // htmx polling a running request's page (`since` is the status it showed): once the
-    // status moved on, the whole page is loaded again — its actions and plan change with it.
-    if headers.contains_key("hx-request") && !done.since.is_empty() && done.since != request.status.as_str() {
-        return (StatusCode::OK, [("hx-refresh", "true")]).into_response();
+    // htmx polling a running request's page: nothing new since the event it showed, nothing
+    // to swap (204: htmx leaves the page alone, an open Evidence box stays open).
+    let polled = headers.contains_key("hx-request");
+    let seq = match ledger.last_event_seq(&id).await {
+        Ok(seq) => seq,
+        Err(e) => return unavailable(&state, &who, e),
+    };
+    if polled && done.seq.parse::<i64>().is_ok_and(|shown| shown == seq) {
+        return StatusCode::NO_CONTENT.into_response();
     }
     let (tasks, events) = match (ledger.tasks(&id).await, ledger.audit_events(&id).await) {
         (Ok(t), Ok(e)) => (t, e),
@@ -324,6 +337,32 @@ pub async fn show(
     // Art. 12(3): an extension is told to the subject within the month, not after it.
     let extend = can(Role::Operator) && open && request.extended_months < 2 && request.due_at > now;
     let viewer = role == Role::Viewer;
+    // What the page offers, in short: a polling page whose offer changed says to reload.
+    let offer: String = [
+        ("approve", approve),
+        ("reject", reject),
+        ("retry", retry),
+        ("cancel", cancel),
+        ("extend", extend),
+    ]
+    .iter()
+    .filter(|(_, on)| *on)
+    .map(|(name, _)| *name)
+    .collect::<Vec<_>>()
+    .join(",");
+    let (since, offered) = if polled {
+        (done.since.clone(), done.acts.clone())
+    } else {
+        (request.status.as_str().to_string(), offer.clone())
+    };
+    let live = matches!(request.status, RequestStatus::Received | RequestStatus::InProgress);
+    let notice = if since != request.status.as_str() && !live {
+        Some(format!("The request is now {}.", request.status.as_str()))
+    } else if offered != offer {
+        Some("What can be done with this request has changed.".to_string())
+    } else {
+        None
+    };
     let acts = context! {
         approve, four_eyes, reject, retry, cancel, extend, viewer,
         none => !(viewer || approve || four_eyes || reject || retry || cancel || extend),
@@ -339,6 +378,10 @@ pub async fn show(
             plan => minijinja::Value::from_serialize(&plan),
             done => (!done.done.is_empty()).then_some(done.done),
             queued_later => done.queued == "later",
+            follow => context! {
+                on => done.follow != "0", seq => seq, since => since, acts => offered,
+                notice => notice.filter(|_| polled),
+            },
             can_download => role >= dsr_jobs::model::Role::Operator,
             r => context! {
                 id => r.id, kind => r.kind.as_str(), status => r.status.as_str(), dry_run => r.dry_run,
@@ -349,7 +392,7 @@ pub async fn show(
                 confirmation => r.confirmation.is_some() && r.exports_expired_at.is_none(),
                 exports_expired => r.exports_expired_at.map(time), entered_by => entered_by,
                 // Worked on without anyone acting: the page refreshes itself (htmx).
-                live => matches!(r.status, RequestStatus::Received | RequestStatus::InProgress),
+                live => live,
             },
         },
     )

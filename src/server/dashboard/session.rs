@@ -40,7 +40,16 @@ impl FromRequestParts<AppState> for SignedIn {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<SignedIn, Response> {
-        let to_sign_in = || Redirect::to("/dashboard/sign-in").into_response();
+        // A page polling by itself (htmx) is sent to the sign-in page whole, and does not
+        // count as someone using the dashboard.
+        let polled = parts.headers.contains_key("hx-request");
+        let to_sign_in = || {
+            if polled {
+                (StatusCode::OK, [("hx-redirect", "/dashboard/sign-in")]).into_response()
+            } else {
+                Redirect::to("/dashboard/sign-in").into_response()
+            }
+        };
         let Some(token) = cookie_token(&parts.headers) else {
             return Err(to_sign_in());
         };
@@ -50,7 +59,7 @@ impl FromRequestParts<AppState> for SignedIn {
         match state
             .engine
             .ledger()
-            .session(&token_sha256, span(d.idle), span(d.absolute))
+            .session_seen(&token_sha256, span(d.idle), span(d.absolute), !polled)
             .await
         {
             Ok(Some(session)) => Ok(SignedIn {
