@@ -406,7 +406,20 @@ async fn operators_handle_requests_from_the_keyboard_in_chromium_with_four_eyes_
     browser.c().execute(mark, vec![]).await.unwrap();
     let page = browser.wait_for("Finalised: completed").await;
     assert!(page.contains("The request is now completed."), "{page}");
-    assert!(page.contains("<div id=\"poller\"></div>"), "polling stopped: {page}");
+    // Polling stops: no element asks for news any more.
+    let started = std::time::Instant::now();
+    loop {
+        let polling = browser
+            .c()
+            .execute("return document.querySelectorAll('[hx-get]').length;", vec![])
+            .await
+            .unwrap();
+        if polling == serde_json::json!(0) {
+            break;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(10), "still polling");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     let same = browser
         .c()
         .execute("return window.__dsr_test_mark || null;", vec![])
@@ -767,6 +780,7 @@ async fn an_approver_approves_a_plan_an_operator_retries_a_failed_task_and_a_vie
             .get(format!("{base}/dashboard/requests/{access}?{query}"))
             .header(COOKIE, session)
             .header("hx-request", "true")
+            .header("hx-trigger", "poller")
             .send()
     };
     let seen = |who: &str| {
@@ -776,7 +790,7 @@ async fn an_approver_approves_a_plan_an_operator_retries_a_failed_task_and_a_vie
         )
     };
     let before = seen("per");
-    let quiet = poll(format!("since=failed&acts=retry&seq={seq}"), operator.clone())
+    let quiet = poll(format!("since=failed&acts=retry&seq={seq}&late=0"), operator.clone())
         .await
         .unwrap();
     assert_eq!(quiet.status(), StatusCode::NO_CONTENT);
@@ -787,7 +801,22 @@ async fn an_approver_approves_a_plan_an_operator_retries_a_failed_task_and_a_vie
     assert_eq!(moved.status(), StatusCode::OK);
     let page = moved.text().await.unwrap();
     assert!(page.contains("The request is now failed."), "{page}");
-    assert!(page.contains("<div id=\"poller\"></div>"), "{page}");
+    assert!(!page.contains("hx-get"), "no poller on an ended request's page: {page}");
+    // The actions on offer changed (as when a task fails while others run): said so.
+    let offer = poll("since=failed&acts=cancel&seq=1&late=0".into(), operator.clone())
+        .await
+        .unwrap();
+    let page = offer.text().await.unwrap();
+    assert!(
+        page.contains("What can be done with this request has changed."),
+        "{page}"
+    );
+    // A page from before polls carried the last event is loaded again once.
+    let old = poll("since=in_progress".into(), operator.clone()).await.unwrap();
+    assert_eq!(
+        old.headers().get("hx-refresh").map(|v| v.to_str().unwrap()),
+        Some("true")
+    );
     let health = client().get(format!("{base}/healthz")).send().await.unwrap();
     assert_eq!(
         health.headers()["x-content-type-options"],

@@ -24,7 +24,7 @@ pub async fn page(State(state): State<AppState>, who: SignedIn, Query(ask): Quer
         None
     } else {
         // The walk reads every event: one at a time, with the doctor's checks.
-        let Some(_walking) = dashboard.heavy_slot() else {
+        let Some(_walking) = dashboard.heavy_slot().await else {
             return dashboard.refusal(
                 &state,
                 StatusCode::CONFLICT,
@@ -34,7 +34,21 @@ pub async fn page(State(state): State<AppState>, who: SignedIn, Query(ask): Quer
                 None,
             );
         };
-        match state.engine.ledger().verify_audit_chain().await {
+        let walked = tokio::time::timeout(
+            std::time::Duration::from_secs(300),
+            state.engine.ledger().verify_audit_chain(),
+        );
+        let Ok(walked) = walked.await else {
+            return dashboard.refusal(
+                &state,
+                StatusCode::GATEWAY_TIMEOUT,
+                Some(&who),
+                "The walk took too long",
+                "Walking the audit chain took more than five minutes here: run `dsr audit verify` on the server.",
+                None,
+            );
+        };
+        match walked {
             Ok(v) => Some(context! {
                 ok => v.problem.is_none(), events => v.events, seq => v.head.seq, hash => v.head.hash,
                 problem => v.problem,

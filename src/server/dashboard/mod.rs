@@ -94,10 +94,13 @@ impl Dashboard {
         )
     }
 
-    /// The right to run a heavy check now (the doctor's, the audit chain's), unless one is
-    /// under way.
-    pub fn heavy_slot(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
-        self.heavy.try_acquire().ok()
+    /// The right to run a heavy check (the doctor's, the audit chain's), waiting up to ten
+    /// seconds for one under way to end.
+    pub async fn heavy_slot(&self) -> Option<tokio::sync::SemaphorePermit<'_>> {
+        tokio::time::timeout(std::time::Duration::from_secs(10), self.heavy.acquire())
+            .await
+            .ok()
+            .and_then(Result::ok)
     }
 
     /// Renders `name`; `who` is the signed-in operator (for the header and its sign-out form).

@@ -67,7 +67,7 @@ pub async fn check(
             None,
         );
     }
-    let Some(_running) = dashboard.heavy_slot() else {
+    let Some(_running) = dashboard.heavy_slot().await else {
         return dashboard.refusal(
             &state,
             StatusCode::CONFLICT,

@@ -12,7 +12,7 @@ use dsr_jobs::model::{RequestKind, RequestStatus, Role};
 use minijinja::context;
 use serde::Deserialize;
 
-use super::SignedIn;
+use super::{SignedIn, session};
 use crate::server::AppState;
 
 /// Requests per page.
@@ -218,6 +218,9 @@ pub struct Done {
     acts: String,
     #[serde(default)]
     seq: String,
+    /// "1" when the polling page showed the request late.
+    #[serde(default)]
+    late: String,
     /// "0": do not follow the request by itself.
     #[serde(default)]
     follow: String,
@@ -234,6 +237,12 @@ pub async fn show(
         return StatusCode::NOT_FOUND.into_response();
     };
     let ledger = state.engine.ledger();
+    // The last event first: whatever is read after it is at least as new, so a page is never
+    // told "nothing new" about a change it does not show.
+    let seq = match ledger.last_event_seq(&id).await {
+        Ok(seq) => seq,
+        Err(e) => return unavailable(&state, &who, e),
+    };
     let request = match ledger.request(&id).await {
         Ok(Some(r)) => r,
         Ok(None) => {
@@ -247,15 +256,19 @@ pub async fn show(
         }
         Err(e) => return unavailable(&state, &who, e),
     };
-    // htmx polling a running request's page: nothing new since the event it showed, nothing
-    // to swap (204: htmx leaves the page alone, an open Evidence box stays open).
-    let polled = headers.contains_key("hx-request");
-    let seq = match ledger.last_event_seq(&id).await {
-        Ok(seq) => seq,
-        Err(e) => return unavailable(&state, &who, e),
-    };
-    if polled && done.seq.parse::<i64>().is_ok_and(|shown| shown == seq) {
-        return StatusCode::NO_CONTENT.into_response();
+    let now = ledger.now();
+    let late = request.due_at < now && !request.status.is_terminal();
+    let polled = session::is_poll(&headers);
+    if polled {
+        // A page from before polls carried the last event: load it again, once.
+        if done.seq.is_empty() {
+            return (StatusCode::OK, [("hx-refresh", "true")]).into_response();
+        }
+        // Nothing new since the event it shows, and not late since (the deadline passing is
+        // no event): nothing to swap (204 — htmx leaves the page alone).
+        if done.seq.parse::<i64>().is_ok_and(|shown| shown == seq) && done.late == (late as u8).to_string() {
+            return StatusCode::NO_CONTENT.into_response();
+        }
     }
     let (tasks, events) = match (ledger.tasks(&id).await, ledger.audit_events(&id).await) {
         (Ok(t), Ok(e)) => (t, e),
@@ -263,7 +276,6 @@ pub async fn show(
     };
     let zone = state.config.zone();
     let time = |t: chrono::DateTime<chrono::Utc>| t.with_timezone(&zone).format("%Y-%m-%d %H:%M:%S").to_string();
-    let now = ledger.now();
     let tasks: Vec<_> = tasks
         .iter()
         .map(|t| {
@@ -357,7 +369,7 @@ pub async fn show(
     };
     let live = matches!(request.status, RequestStatus::Received | RequestStatus::InProgress);
     let notice = if since != request.status.as_str() && !live {
-        Some(format!("The request is now {}.", request.status.as_str()))
+        Some(format!("The request is now {}.", status_words(request.status)))
     } else if offered != offer {
         Some("What can be done with this request has changed.".to_string())
     } else {
@@ -379,7 +391,7 @@ pub async fn show(
             done => (!done.done.is_empty()).then_some(done.done),
             queued_later => done.queued == "later",
             follow => context! {
-                on => done.follow != "0", seq => seq, since => since, acts => offered,
+                on => done.follow != "0", seq => seq, since => since, acts => offered, late => late as u8,
                 notice => notice.filter(|_| polled),
             },
             can_download => role >= dsr_jobs::model::Role::Operator,
@@ -387,7 +399,7 @@ pub async fn show(
                 id => r.id, kind => r.kind.as_str(), status => r.status.as_str(), dry_run => r.dry_run,
                 emails => r.identities.emails.iter().map(|e| e.as_str().to_string()).collect::<Vec<_>>(),
                 received => time(r.received_at), due => time(r.due_at),
-                late => r.due_at < now && !r.status.is_terminal(),
+                late => late,
                 bundle => r.bundle.is_some() && r.exports_expired_at.is_none(),
                 confirmation => r.confirmation.is_some() && r.exports_expired_at.is_none(),
                 exports_expired => r.exports_expired_at.map(time), entered_by => entered_by,
@@ -525,6 +537,20 @@ fn evidence_text(evidence: &serde_json::Value) -> String {
         text.push_str(&format!("\n… {more} bytes more: `dsr status --json` shows all of it"));
     }
     text
+}
+
+/// A request's status in words, for a sentence.
+fn status_words(status: RequestStatus) -> &'static str {
+    match status {
+        RequestStatus::Received => "received",
+        RequestStatus::InProgress => "in progress",
+        RequestStatus::AwaitingApproval => "waiting for approval",
+        RequestStatus::Completed => "completed",
+        RequestStatus::PartiallyCompleted => "partly completed",
+        RequestStatus::Failed => "failed",
+        RequestStatus::Cancelled => "cancelled",
+        RequestStatus::Rejected => "rejected",
+    }
 }
 
 /// A vendor's value as a person reads it: `given_name: Kari, email: kari@example.no`.

@@ -32,6 +32,12 @@ impl SignedIn {
     }
 }
 
+/// Whether a request is a request page's poller asking for news (htmx sends the id of the
+/// element that triggered it): not a person using the dashboard.
+pub fn is_poll(headers: &HeaderMap) -> bool {
+    headers.contains_key("hx-request") && headers.get("hx-trigger").is_some_and(|t| t == "poller")
+}
+
 fn cookie_token(headers: &HeaderMap) -> Option<String> {
     crate::server::cookies::token(headers, SESSION_COOKIE)
 }
@@ -42,7 +48,7 @@ impl FromRequestParts<AppState> for SignedIn {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<SignedIn, Response> {
         // A page polling by itself (htmx) is sent to the sign-in page whole, and does not
         // count as someone using the dashboard.
-        let polled = parts.headers.contains_key("hx-request");
+        let polled = parts.method == axum::http::Method::GET && is_poll(&parts.headers);
         let to_sign_in = || {
             if polled {
                 (StatusCode::OK, [("hx-redirect", "/dashboard/sign-in")]).into_response()
