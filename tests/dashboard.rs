@@ -51,15 +51,7 @@ fn client() -> reqwest::Client {
 
 /// The page at `url` as `session` sees it.
 async fn signed_in_page(session: &str, url: &str) -> String {
-    client()
-        .get(url)
-        .header(COOKIE, session)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    get_as(session, url).await.text().await.unwrap()
 }
 
 /// Signs in; the session cookie ("dsr_session=…").
@@ -120,12 +112,7 @@ async fn accounts_sign_in_with_their_password_and_sessions_end_when_they_should(
     );
 
     let session = sign_in(base, "kari", PASSWORD).await.unwrap();
-    let page = http
-        .get(format!("{base}/dashboard"))
-        .header(COOKIE, &session)
-        .send()
-        .await
-        .unwrap();
+    let page = get_as(&session, &format!("{base}/dashboard")).await;
     assert_eq!(page.status(), StatusCode::OK);
     let h = page.headers().clone();
     let csp = h["content-security-policy"].to_str().unwrap();
@@ -154,12 +141,7 @@ async fn accounts_sign_in_with_their_password_and_sessions_end_when_they_should(
     )
     .await;
     assert_eq!(out.status(), StatusCode::SEE_OTHER);
-    let after = http
-        .get(format!("{base}/dashboard"))
-        .header(COOKIE, &session)
-        .send()
-        .await
-        .unwrap();
+    let after = get_as(&session, &format!("{base}/dashboard")).await;
     assert_eq!(
         after.status(),
         StatusCode::SEE_OTHER,
@@ -172,22 +154,12 @@ async fn accounts_sign_in_with_their_password_and_sessions_end_when_they_should(
         &d,
         "UPDATE operator_sessions SET last_seen_at = '2020-01-01T00:00:00.000000Z'",
     );
-    let page = http
-        .get(format!("{base}/dashboard"))
-        .header(COOKIE, &idle)
-        .send()
-        .await
-        .unwrap();
+    let page = get_as(&idle, &format!("{base}/dashboard")).await;
     assert_eq!(page.status(), StatusCode::SEE_OTHER);
     let viewer = sign_in(base, "ola", PASSWORD).await.unwrap();
     let (code, _) = d.dsr_json(&["user", "disable", "ola"]);
     assert_eq!(code, 0);
-    let page = http
-        .get(format!("{base}/dashboard"))
-        .header(COOKIE, &viewer)
-        .send()
-        .await
-        .unwrap();
+    let page = get_as(&viewer, &format!("{base}/dashboard")).await;
     assert_eq!(page.status(), StatusCode::SEE_OTHER);
     assert_eq!(
         sign_in(base, "ola", PASSWORD).await.unwrap_err().0,
@@ -537,6 +509,11 @@ fn enter(d: &Deployment, kind: &str, processor: &str, by: &str) -> String {
     created["id"].as_str().unwrap().to_string()
 }
 
+/// Gets `url` with the session cookie `session`.
+async fn get_as(session: &str, url: &str) -> reqwest::Response {
+    client().get(url).header(COOKIE, session).send().await.unwrap()
+}
+
 /// Posts `form` to `url` with the session cookie `session`.
 async fn post_form(session: &str, url: &str, form: &[(&str, &str)]) -> reqwest::Response {
     client()
@@ -585,18 +562,8 @@ async fn an_approver_approves_a_plan_an_operator_retries_a_failed_task_and_a_vie
     wait_status(&d, &access, "failed").await;
     wait_status(&d, &exported, "completed").await;
     let page_of = |session: String, id: String| {
-        let http = http.clone();
         let url = format!("{base}/dashboard/requests/{id}");
-        async move {
-            http.get(url)
-                .header(COOKIE, session)
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap()
-        }
+        async move { signed_in_page(&session, &url).await }
     };
 
     // A viewer sees the plan but no action, and a forged post is refused and recorded.
@@ -705,12 +672,7 @@ async fn an_approver_approves_a_plan_an_operator_retries_a_failed_task_and_a_vie
         !page.contains(&format!("/dashboard/requests/{erasure}/confirmation")),
         "{page}"
     );
-    let refused = http
-        .get(format!("{base}/dashboard/requests/{exported}/bundle"))
-        .header(COOKIE, &viewer)
-        .send()
-        .await
-        .unwrap();
+    let refused = get_as(&viewer, &format!("{base}/dashboard/requests/{exported}/bundle")).await;
     assert_eq!(
         refused.status(),
         StatusCode::FORBIDDEN,
@@ -721,29 +683,14 @@ async fn an_approver_approves_a_plan_an_operator_retries_a_failed_task_and_a_vie
         page.contains(&format!("/dashboard/requests/{erasure}/confirmation")),
         "{page}"
     );
-    let confirmation = http
-        .get(format!("{base}/dashboard/requests/{erasure}/confirmation"))
-        .header(COOKIE, &operator)
-        .send()
-        .await
-        .unwrap();
+    let confirmation = get_as(&operator, &format!("{base}/dashboard/requests/{erasure}/confirmation")).await;
     assert_eq!(confirmation.status(), StatusCode::OK);
     let confirmation: serde_json::Value = confirmation.json().await.unwrap();
     assert_eq!(confirmation["request_id"], erasure.as_str(), "{confirmation}");
-    let bundle = http
-        .get(format!("{base}/dashboard/requests/{exported}/bundle"))
-        .header(COOKIE, &operator)
-        .send()
-        .await
-        .unwrap();
+    let bundle = get_as(&operator, &format!("{base}/dashboard/requests/{exported}/bundle")).await;
     assert_eq!(bundle.status(), StatusCode::OK);
     assert!(bundle.bytes().await.unwrap().starts_with(b"PK\x03\x04"), "a ZIP");
-    let none = http
-        .get(format!("{base}/dashboard/requests/{erasure}/bundle"))
-        .header(COOKIE, &operator)
-        .send()
-        .await
-        .unwrap();
+    let none = get_as(&operator, &format!("{base}/dashboard/requests/{erasure}/bundle")).await;
     assert_eq!(none.status(), StatusCode::NOT_FOUND, "an erasure has no bundle");
     let downloads = |id: &str| {
         let (_, events) = d.dsr_json(&["audit", "events", id]);

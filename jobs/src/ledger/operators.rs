@@ -41,6 +41,17 @@ fn operator_row(row: &sqlx::any::AnyRow) -> Result<Operator> {
     })
 }
 
+/// Ends the session whose token hashes to `token_sha256` (signed out, or replaced by a new
+/// sign-in in the same browser), if it has not ended.
+async fn end_session(tx: &mut sqlx::Transaction<'_, sqlx::Any>, token_sha256: &str, now: &str) -> Result<()> {
+    sqlx::query("UPDATE operator_sessions SET ended_at = $2 WHERE token_sha256 = $1 AND ended_at IS NULL")
+        .bind(token_sha256)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 const OPERATOR_COLUMNS: &str = "name, role, password_hash, created_at, disabled_at, locked_until";
 
 impl Ledger {
@@ -184,11 +195,7 @@ impl Ledger {
         let now = ts(self.now());
         let mut tx = self.pool.begin().await?;
         if let Some(old) = replaces {
-            sqlx::query("UPDATE operator_sessions SET ended_at = $2 WHERE token_sha256 = $1 AND ended_at IS NULL")
-                .bind(old)
-                .bind(&now)
-                .execute(&mut *tx)
-                .await?;
+            end_session(&mut tx, old, &now).await?;
         }
         sqlx::query("UPDATE operators SET failed_signins = 0, locked_until = NULL WHERE name = $1")
             .bind(name)
@@ -269,11 +276,7 @@ impl Ledger {
     pub async fn signed_out(&self, token_sha256: &str, name: &str) -> Result<()> {
         let now = ts(self.now());
         let mut tx = self.pool.begin().await?;
-        sqlx::query("UPDATE operator_sessions SET ended_at = $2 WHERE token_sha256 = $1 AND ended_at IS NULL")
-            .bind(token_sha256)
-            .bind(&now)
-            .execute(&mut *tx)
-            .await?;
+        end_session(&mut tx, token_sha256, &now).await?;
         self.insert_audit(
             &mut tx,
             None,

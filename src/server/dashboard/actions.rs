@@ -88,21 +88,11 @@ pub async fn act(
             format!("There is no action `{action}`."),
         );
     };
-    let by = format!("dashboard:{}", who.operator.name);
+    let by = who.actor();
     let engine = state.engine.clone();
     let ledger = engine.ledger();
-    // A refusal of the rules is an audit event naming the account and why.
-    let record_refusal = |why: &'static str| {
-        let detail = serde_json::json!({"by": by, "action": action, "role": who.operator.role, "why": why});
-        let request = id.as_str();
-        async move {
-            if let Err(e) = ledger.audit(Some(request), None, "operator.refused", detail).await {
-                tracing::warn!(error = %e, "could not record a refused action");
-            }
-        }
-    };
     if who.operator.role < role {
-        record_refusal("role").await;
+        who.record_refusal(ledger, Some(&id), &action, "role").await;
         return refused(
             StatusCode::FORBIDDEN,
             "Not allowed",
@@ -130,8 +120,8 @@ pub async fn act(
                 );
             }
         };
-        if entered.is_some_and(|entered| dsr_jobs::ledger::same_person(&entered, &by)) {
-            record_refusal("four_eyes").await;
+        if who.entered(entered.as_deref()) {
+            who.record_refusal(ledger, Some(&id), &action, "four_eyes").await;
             return refused(
                 StatusCode::FORBIDDEN,
                 "Not allowed: four-eyes",

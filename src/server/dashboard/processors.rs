@@ -51,10 +51,7 @@ pub async fn check(
     }
     let ledger = state.engine.ledger();
     if who.operator.role < Role::Operator {
-        let detail = serde_json::json!({"by": format!("dashboard:{}", who.operator.name), "action": "checks", "role": who.operator.role});
-        if let Err(e) = ledger.audit(None, None, "operator.refused", detail).await {
-            tracing::warn!(error = %e, "could not record a refused action");
-        }
+        who.record_refusal(ledger, None, "checks", "role").await;
         return dashboard.refusal(
             &state,
             StatusCode::FORBIDDEN,
@@ -77,7 +74,7 @@ pub async fn check(
             None,
         );
     };
-    let detail = serde_json::json!({"by": format!("dashboard:{}", who.operator.name)});
+    let detail = serde_json::json!({"by": who.actor()});
     if let Err(e) = ledger.audit(None, None, "operator.ran_checks", detail).await {
         tracing::warn!(error = %e, "could not record a run of the checks");
     }

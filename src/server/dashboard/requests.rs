@@ -276,6 +276,7 @@ pub async fn show(
     };
     let zone = state.config.zone();
     let time = |t: chrono::DateTime<chrono::Utc>| t.with_timezone(&zone).format("%Y-%m-%d %H:%M:%S").to_string();
+    let failed = tasks.iter().any(|t| t.status == dsr_jobs::model::TaskStatus::Failed);
     let tasks: Vec<_> = tasks
         .iter()
         .map(|t| {
@@ -327,16 +328,8 @@ pub async fn show(
         Err(e) => return unavailable(&state, &who, e),
     };
     // With four-eyes, whoever entered the request sees why they cannot approve it.
-    let own = state.config.erasure.four_eyes
-        && entered_by
-            .as_deref()
-            .is_some_and(|by| dsr_jobs::ledger::same_person(by, &format!("dashboard:{}", who.operator.name)));
+    let own = state.config.erasure.four_eyes && who.entered(entered_by.as_deref());
     let open = !request.status.is_terminal();
-    let failed = ledger
-        .tasks(&id)
-        .await
-        .map(|t| t.iter().any(|t| t.status == dsr_jobs::model::TaskStatus::Failed))
-        .unwrap_or(false);
     let can = |r: dsr_jobs::model::Role| role >= r;
     let awaiting = request.status == RequestStatus::AwaitingApproval;
     let (approve, four_eyes, reject) = (
@@ -438,15 +431,8 @@ pub async fn file(
         }
     };
     if who.operator.role < Role::Operator {
-        let detail = serde_json::json!({"by": format!("dashboard:{}", who.operator.name), "action": file, "role": who.operator.role, "why": "role"});
-        if let Err(e) = state
-            .engine
-            .ledger()
-            .audit(Some(&id), None, "operator.refused", detail)
-            .await
-        {
-            tracing::warn!(error = %e, "could not record a refused download");
-        }
+        who.record_refusal(state.engine.ledger(), Some(&id), &file, "role")
+            .await;
         return refused(
             StatusCode::FORBIDDEN,
             "Not allowed",
@@ -456,7 +442,7 @@ pub async fn file(
             ),
         );
     }
-    let by = (method != Method::HEAD).then(|| format!("dashboard:{}", who.operator.name));
+    let by = (method != Method::HEAD).then(|| who.actor());
     match crate::server::actions::stream_export(&state, &id, what, by.as_deref()).await {
         Ok(response) => response,
         Err(problem) => refused(problem.status, &format!("No {file} to download"), problem.detail),

@@ -25,6 +25,26 @@ pub struct SignedIn {
 }
 
 impl SignedIn {
+    /// Who acts, as the audit chain names a dashboard account: `dashboard:NAME`.
+    pub fn actor(&self) -> String {
+        format!("dashboard:{}", self.operator.name)
+    }
+
+    /// Whether this account is who `entered_by` (a request's enterer) names.
+    pub fn entered(&self, entered_by: Option<&str>) -> bool {
+        entered_by.is_some_and(|by| dsr_jobs::ledger::same_person(by, &self.actor()))
+    }
+
+    /// Records that this account was refused `action` (on request `request`, if one) and
+    /// `why` ("role", "four_eyes"): an audit event, `operator.refused`. A ledger that does not
+    /// answer costs the record, not the refusal.
+    pub async fn record_refusal(&self, ledger: &dsr_jobs::Ledger, request: Option<&str>, action: &str, why: &str) {
+        let detail = serde_json::json!({"by": self.actor(), "action": action, "role": self.operator.role, "why": why});
+        if let Err(e) = ledger.audit(request, None, "operator.refused", detail).await {
+            tracing::warn!(error = %e, "could not record a refused action");
+        }
+    }
+
     /// Whether `given` is this session's CSRF token (compared in constant time).
     pub fn csrf_matches(&self, given: &str) -> bool {
         let (a, b) = (self.csrf.as_bytes(), given.as_bytes());
