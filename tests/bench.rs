@@ -113,6 +113,26 @@ fn the_queue_benchmark_prints_a_ratio_and_leaves_no_keys_behind() {
         "{row}"
     );
     assert!(row.contains(">= 0.5"), "{row}");
+    // The connectors alone, measured beside both: dsr's ceiling and what its plumbing costs.
+    for figure in [
+        "connectors alone / no-op requests/s, 2 at wix",
+        "dsr / connectors alone requests/s, 2 at wix",
+    ] {
+        let row = stdout
+            .lines()
+            .find(|l| l.starts_with("queue") && l.contains(figure))
+            .unwrap_or_else(|| panic!("no {figure:?} line:\n{stdout}"));
+        let ratio: f64 = row
+            .split_whitespace()
+            .find_map(|w| w.strip_suffix('x').and_then(|n| n.parse().ok()))
+            .unwrap_or_else(|| panic!("no ratio in {row}"));
+        assert!(ratio > 0.0 && ratio.is_finite(), "{row}");
+    }
+    let alone = stdout
+        .lines()
+        .find(|l| l.starts_with("the connectors alone, no queue"))
+        .unwrap_or_else(|| panic!("no line for the connectors alone:\n{stdout}"));
+    assert!(alone.ends_with("requests/s"), "{alone}");
 
     // It names the prefix it used and removed; nothing under it is left.
     let removed = stdout

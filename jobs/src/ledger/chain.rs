@@ -57,11 +57,9 @@ pub(super) async fn append(
     detail: &serde_json::Value,
     dedup_key: Option<&str>,
 ) -> Result<Option<Head>> {
-    // Locks the head until the transaction ends: one appender at a time, in every process.
-    sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1")
-        .execute(&mut *conn)
-        .await?;
-    let prev: String = sqlx::query("SELECT hash FROM audit_head WHERE id = 1")
+    // Locks the head until the transaction ends (one appender at a time, in every process)
+    // and reads it, in one statement.
+    let prev: String = sqlx::query("UPDATE audit_head SET seq = seq WHERE id = 1 RETURNING hash")
         .fetch_one(&mut *conn)
         .await?
         .try_get(0)?;

@@ -8,6 +8,12 @@
 //! heartbeat; the no-op side has a handler that only queues the next jobs). Printed: requests
 //! per second of each and their ratio, dsr / no-op. Goal ≥ 0.5.
 //!
+//! Between them, the same accesses by the same connectors alone, as many at once as the
+//! worker runs jobs, into memory: no queue, ledger, spool or bundle. Their rate against the
+//! no-op jobs' is the most any implementation that makes these calls could reach (the calls
+//! and both ends of them share the machine's cores), and dsr's rate against theirs is what
+//! dsr's own plumbing costs.
+//!
 //! The vendors' rate limits are lifted for the run (their windows made a thousand times
 //! shorter, [`RATES_LIFTED`]; concurrency limits stay): beyond a burst of a few requests,
 //! Gmail's, People's and Wix's per-minute budgets would set the pace, and that is what the
@@ -71,34 +77,36 @@ pub async fn run(loaded: &Config, bench: &QueueBench, quiet: bool) -> Result<Vec
         Ok(_) => {}
         Err(e) => eprintln!("warning: could not remove the Redis keys under {prefix}: {e}"),
     }
-    let (raw, ours, processors) = measured?;
+    let Sides {
+        raw,
+        alone,
+        ours,
+        processors,
+    } = measured?;
     let rate = |d: Duration| requests as f64 / d.as_secs_f64().max(f64::EPSILON);
     let ratio = rate(ours) / rate(raw);
     if !quiet {
-        println!(
-            "{:<34} {:>9.2} s {:>9.1} requests/s",
-            "apalis-redis, no-op jobs",
-            raw.as_secs_f64(),
-            rate(raw)
-        );
-        println!(
-            "{:<34} {:>9.2} s {:>9.1} requests/s",
-            "dsr, zero-latency fakes",
-            ours.as_secs_f64(),
-            rate(ours)
-        );
+        for (side, took) in [
+            ("apalis-redis, no-op jobs", raw),
+            ("the connectors alone, no queue", alone),
+            ("dsr, zero-latency fakes", ours),
+        ] {
+            println!(
+                "{side:<34} {:>9.2} s {:>9.1} requests/s",
+                took.as_secs_f64(),
+                rate(took)
+            );
+        }
     }
+    let at = if processors.len() == Processor::ALL.len() {
+        "all 4".to_string()
+    } else {
+        processors.iter().map(|p| p.as_str()).collect::<Vec<_>>().join("+")
+    };
     Ok(vec![
         Figure::new(
             BENCH,
-            format!(
-                "dsr / no-op requests/s, {requests} at {}",
-                if processors.len() == Processor::ALL.len() {
-                    "all 4".to_string()
-                } else {
-                    processors.iter().map(|p| p.as_str()).collect::<Vec<_>>().join("+")
-                }
-            ),
+            format!("dsr / no-op requests/s, {requests} at {at}"),
             Some(ratio),
             "x",
             Goal::AtLeast(GOAL),
@@ -108,17 +116,97 @@ pub async fn run(loaded: &Config, bench: &QueueBench, quiet: bool) -> Result<Vec
             rate(ours),
             rate(raw)
         )),
+        // What no implementation making these calls can beat: the connectors' own rate
+        // against the no-op jobs'. Below the goal, the goal is out of reach for any queue.
+        Figure::new(
+            BENCH,
+            format!("connectors alone / no-op requests/s, {requests} at {at}"),
+            Some(rate(alone) / rate(raw)),
+            "x",
+            Goal::None,
+        )
+        .note(format!(
+            "the connectors' calls alone {:.1}/s: dsr's ceiling",
+            rate(alone)
+        )),
+        // What dsr's queue, ledger, spool and bundle cost on top of the calls they carry.
+        Figure::new(
+            BENCH,
+            format!("dsr / connectors alone requests/s, {requests} at {at}"),
+            Some(rate(ours) / rate(alone)),
+            "x",
+            Goal::None,
+        )
+        .note("what the queue, ledger, spool and bundle leave of the connectors' rate"),
     ])
 }
 
-/// The no-op side, then dsr's: how long each took from its worker's start to its last
-/// request's end.
-async fn measure(
-    loaded: &Config,
-    bench: &QueueBench,
-    prefix: &str,
-    quiet: bool,
-) -> Result<(Duration, Duration, Vec<Processor>), CliError> {
+/// The same accesses as dsr's side makes — every request at every processor, by the same
+/// connectors, `concurrency` at once, as a worker takes jobs — each into memory: no queue,
+/// ledger, spool or bundle. The vendor calls and their decoding alone.
+async fn connectors_alone(
+    connectors: &dsr_jobs::Connectors,
+    subject: &dsr_connector::Identities,
+    requests: usize,
+    processors: &[Processor],
+    concurrency: usize,
+) -> Result<Duration, CliError> {
+    let places = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+    let mut running = tokio::task::JoinSet::new();
+    let started = Instant::now();
+    for n in 0..requests {
+        for &processor in processors {
+            let connector = connectors
+                .get(processor)
+                .cloned()
+                .ok_or_else(|| CliError::Failed(anyhow::anyhow!("benchmark: {processor} is not configured")))?;
+            let (subject, places) = (subject.clone(), places.clone());
+            running.spawn(async move {
+                let _place = places.acquire_owned().await;
+                let ctx = dsr_connector::TaskContext::new(format!("alone-{n}"), 1, false).asked(Utc::now(), false);
+                let mut sink = dsr_connector::MemorySink::checked(subject.clone());
+                connector
+                    .access(&ctx, &subject, &mut sink)
+                    .await
+                    .map(|_| sink.records.len())
+                    .map_err(|e| (processor, e))
+            });
+        }
+    }
+    let mut found = 0;
+    while let Some(ended) = running.join_next().await {
+        match ended {
+            Ok(Ok(records)) => found += records,
+            Ok(Err((processor, e))) => {
+                running.abort_all();
+                return Err(CliError::Failed(anyhow::anyhow!(
+                    "benchmark: the connectors alone: {processor} failed: {e}"
+                )));
+            }
+            Err(e) => return Err(CliError::Failed(anyhow::anyhow!("benchmark: an access stopped: {e}"))),
+        }
+    }
+    if found == 0 {
+        return Err(CliError::Failed(anyhow::anyhow!(
+            "benchmark: the connectors alone found no records: the fakes are not answering as the demo expects"
+        )));
+    }
+    Ok(started.elapsed())
+}
+
+/// How long each side took for the same requests.
+struct Sides {
+    /// apalis-redis with no-op jobs of the same shape.
+    raw: Duration,
+    /// The connectors' calls alone, without queue, ledger, spool or bundle.
+    alone: Duration,
+    /// dsr, from its worker's start to its last request's end.
+    ours: Duration,
+    processors: Vec<Processor>,
+}
+
+/// The no-op side, the connectors alone, then dsr's.
+async fn measure(loaded: &Config, bench: &QueueBench, prefix: &str, quiet: bool) -> Result<Sides, CliError> {
     let (requests, redis) = (bench.requests, bench.redis.as_str());
     let scratch = tempfile::Builder::new()
         .prefix("dsr-bench-queue-")
@@ -147,10 +235,11 @@ async fn measure(
 
     config.queue.prefix = format!("{prefix}:noop");
     let raw = no_op(&config.queue_settings(), requests, &processors).await?;
+    let subject = demo::demo_subject(&config)?;
+    let alone = connectors_alone(&connectors, &subject, requests, &processors, config.worker.concurrency).await?;
 
     config.queue.prefix = format!("{prefix}:dsr");
     let engine = crate::wiring::engine(&config).await?;
-    let subject = demo::demo_subject(&config)?;
     let mut ids = Vec::with_capacity(requests);
     for _ in 0..requests {
         let new = super::access_request(&subject, processors.clone());
@@ -179,7 +268,12 @@ async fn measure(
             "only {ended} of {requests} requests ended within {GIVE_UP_AFTER:?}"
         )));
     }
-    Ok((raw, ours, processors))
+    Ok(Sides {
+        raw,
+        alone,
+        ours,
+        processors,
+    })
 }
 
 /// Queues `requests` fan-out jobs, then runs a worker whose handler does nothing but queue
