@@ -114,20 +114,25 @@ fn the_queue_benchmark_prints_a_ratio_and_leaves_no_keys_behind() {
     );
     assert!(row.contains(">= 0.5"), "{row}");
     // The connectors alone, measured beside both: dsr's ceiling and what its plumbing costs.
-    for figure in [
-        "connectors alone / no-op requests/s, 2 at wix",
-        "dsr / connectors alone requests/s, 2 at wix",
-    ] {
+    // The three ratios are of the same three rates: dsr / no-op = (alone / no-op) × (dsr /
+    // alone), within the rounding of their two decimals.
+    let ratio_of = |figure: &str| -> f64 {
         let row = stdout
             .lines()
             .find(|l| l.starts_with("queue") && l.contains(figure))
             .unwrap_or_else(|| panic!("no {figure:?} line:\n{stdout}"));
-        let ratio: f64 = row
-            .split_whitespace()
+        row.split_whitespace()
             .find_map(|w| w.strip_suffix('x').and_then(|n| n.parse().ok()))
-            .unwrap_or_else(|| panic!("no ratio in {row}"));
-        assert!(ratio > 0.0 && ratio.is_finite(), "{row}");
-    }
+            .unwrap_or_else(|| panic!("no ratio in {row}"))
+    };
+    let whole = ratio_of("dsr / no-op requests/s, 2 at wix");
+    let ceiling = ratio_of("connectors alone / no-op, 2 at wix");
+    let plumbing = ratio_of("dsr / connectors alone, 2 at wix");
+    assert!(ceiling > 0.0 && plumbing >= 0.0, "{stdout}");
+    assert!(
+        (ceiling * plumbing - whole).abs() <= 0.005 * (ceiling + plumbing + 1.0) + 1e-9,
+        "{ceiling} × {plumbing} should be {whole}:\n{stdout}"
+    );
     let alone = stdout
         .lines()
         .find(|l| l.starts_with("the connectors alone, no queue"))

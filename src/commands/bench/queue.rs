@@ -22,7 +22,7 @@
 //! Each side has its own key prefix under `dsr-bench-<pid>-<time>`, and every key under it is
 //! deleted afterwards (also after a failure). If Redis does not answer, nothing runs: exit 2.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::pin::Pin;
 use std::process::ExitCode;
@@ -120,7 +120,7 @@ pub async fn run(loaded: &Config, bench: &QueueBench, quiet: bool) -> Result<Vec
         // against the no-op jobs'. Below the goal, the goal is out of reach for any queue.
         Figure::new(
             BENCH,
-            format!("connectors alone / no-op requests/s, {requests} at {at}"),
+            format!("connectors alone / no-op, {requests} at {at}"),
             Some(rate(alone) / rate(raw)),
             "x",
             Goal::None,
@@ -132,7 +132,7 @@ pub async fn run(loaded: &Config, bench: &QueueBench, quiet: bool) -> Result<Vec
         // What dsr's queue, ledger, spool and bundle cost on top of the calls they carry.
         Figure::new(
             BENCH,
-            format!("dsr / connectors alone requests/s, {requests} at {at}"),
+            format!("dsr / connectors alone, {requests} at {at}"),
             Some(rate(ours) / rate(alone)),
             "x",
             Goal::None,
@@ -143,14 +143,40 @@ pub async fn run(loaded: &Config, bench: &QueueBench, quiet: bool) -> Result<Vec
 
 /// The same accesses as dsr's side makes — every request at every processor, by the same
 /// connectors, `concurrency` at once, as a worker takes jobs — each into memory: no queue,
-/// ledger, spool or bundle. The vendor calls and their decoding alone.
+/// ledger, spool or bundle. The vendor calls, their decoding and the identity check alone,
+/// with the vendors' limits held in Redis as a worker on Redis holds them (each call takes
+/// its place and rate there). Returns how long they took and how many records each
+/// processor found per request (the same for every request, or the benchmark stops).
 async fn connectors_alone(
+    connectors: &dsr_jobs::Connectors,
+    settings: &QueueSettings,
+    subject: &dsr_connector::Identities,
+    requests: usize,
+    processors: &[Processor],
+    concurrency: usize,
+) -> Result<(Duration, BTreeMap<Processor, usize>), CliError> {
+    let limits = dsr_jobs::queue::limits::RedisLimits::connect(settings).await?;
+    dsr_connector::http::share_limits(Some(Arc::new(limits)));
+    let took = tokio::time::timeout(
+        GIVE_UP_AFTER,
+        run_alone(connectors, subject, requests, processors, concurrency),
+    )
+    .await;
+    dsr_connector::http::share_limits(None);
+    took.map_err(|_| {
+        CliError::Failed(anyhow::anyhow!(
+            "benchmark: the connectors alone did not finish {requests} requests within {GIVE_UP_AFTER:?}"
+        ))
+    })?
+}
+
+async fn run_alone(
     connectors: &dsr_jobs::Connectors,
     subject: &dsr_connector::Identities,
     requests: usize,
     processors: &[Processor],
     concurrency: usize,
-) -> Result<Duration, CliError> {
+) -> Result<(Duration, BTreeMap<Processor, usize>), CliError> {
     let places = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
     let mut running = tokio::task::JoinSet::new();
     let started = Instant::now();
@@ -165,33 +191,32 @@ async fn connectors_alone(
                 let _place = places.acquire_owned().await;
                 let ctx = dsr_connector::TaskContext::new(format!("alone-{n}"), 1, false).asked(Utc::now(), false);
                 let mut sink = dsr_connector::MemorySink::checked(subject.clone());
-                connector
-                    .access(&ctx, &subject, &mut sink)
-                    .await
-                    .map(|_| sink.records.len())
-                    .map_err(|e| (processor, e))
+                let accessed = connector.access(&ctx, &subject, &mut sink).await;
+                (processor, accessed.map(|_| sink.records.len()))
             });
         }
     }
-    let mut found = 0;
+    let mut found: BTreeMap<Processor, usize> = BTreeMap::new();
     while let Some(ended) = running.join_next().await {
-        match ended {
-            Ok(Ok(records)) => found += records,
-            Ok(Err((processor, e))) => {
-                running.abort_all();
-                return Err(CliError::Failed(anyhow::anyhow!(
-                    "benchmark: the connectors alone: {processor} failed: {e}"
-                )));
-            }
-            Err(e) => return Err(CliError::Failed(anyhow::anyhow!("benchmark: an access stopped: {e}"))),
+        let (processor, records) = ended.map_err(|e| {
+            CliError::Failed(anyhow::anyhow!(
+                "benchmark: an access by the connectors alone stopped: {e}"
+            ))
+        })?;
+        let records = records.map_err(|e| {
+            CliError::Failed(anyhow::anyhow!(
+                "benchmark: the connectors alone: {processor} failed: {e}"
+            ))
+        })?;
+        if *found.entry(processor).or_insert(records) != records {
+            return Err(CliError::Failed(anyhow::anyhow!(
+                "benchmark: {processor} found {records} records for one request and {} for another: the fake \
+                 does not answer every request alike",
+                found[&processor]
+            )));
         }
     }
-    if found == 0 {
-        return Err(CliError::Failed(anyhow::anyhow!(
-            "benchmark: the connectors alone found no records: the fakes are not answering as the demo expects"
-        )));
-    }
-    Ok(started.elapsed())
+    Ok((started.elapsed(), found))
 }
 
 /// How long each side took for the same requests.
@@ -236,7 +261,16 @@ async fn measure(loaded: &Config, bench: &QueueBench, prefix: &str, quiet: bool)
     config.queue.prefix = format!("{prefix}:noop");
     let raw = no_op(&config.queue_settings(), requests, &processors).await?;
     let subject = demo::demo_subject(&config)?;
-    let alone = connectors_alone(&connectors, &subject, requests, &processors, config.worker.concurrency).await?;
+    config.queue.prefix = format!("{prefix}:alone");
+    let (alone, found_alone) = connectors_alone(
+        &connectors,
+        &config.queue_settings(),
+        &subject,
+        requests,
+        &processors,
+        config.worker.concurrency,
+    )
+    .await?;
 
     config.queue.prefix = format!("{prefix}:dsr");
     let engine = crate::wiring::engine(&config).await?;
@@ -266,6 +300,26 @@ async fn measure(loaded: &Config, bench: &QueueBench, prefix: &str, quiet: bool)
     if ended < ids.len() {
         return Err(CliError::Failed(anyhow::anyhow!(
             "only {ended} of {requests} requests ended within {GIVE_UP_AFTER:?}"
+        )));
+    }
+    // Both sides did the same work: each of dsr's tasks found what the connectors alone did.
+    for id in &ids {
+        for task in engine.ledger().tasks(id).await? {
+            let alone = found_alone.get(&task.processor).copied().unwrap_or_default();
+            if task.found != alone as u64 {
+                return Err(CliError::Failed(anyhow::anyhow!(
+                    "benchmark: dsr's task at {} found {} records ({:?}) and the connectors alone {alone}: the \
+                     two sides did not do the same work",
+                    task.processor,
+                    task.found,
+                    task.status
+                )));
+            }
+        }
+    }
+    if found_alone.values().all(|n| *n == 0) {
+        return Err(CliError::Failed(anyhow::anyhow!(
+            "benchmark: no processor found a record of the demo's subject: the fakes are not seeded as the demo expects"
         )));
     }
     Ok(Sides {
